@@ -1,0 +1,178 @@
+import type { LedgerCrypto, NodeSigner } from '../ports.ts';
+import { canonicalJson } from './canonical.ts';
+import { canonicalBody, GENESIS_HASH, type StoredEvent } from './envelope.ts';
+
+/** Fills in `hash` for an event whose other fields are final. */
+export function sealEvent(crypto: LedgerCrypto, e: Omit<StoredEvent, 'hash'>): StoredEvent {
+  return { ...e, hash: crypto.sha256Hex(canonicalBody(e)) };
+}
+
+/**
+ * A signed statement by `signer` that node `node`'s chain had `hash` at `seq`. The chain's own node
+ * signs its checkpoints; other nodes counter-sign (witness) the checkpoints they receive, so a history
+ * rewritten later cannot match what others saw.
+ */
+export interface Checkpoint {
+  tenant: string;
+  node: string;
+  seq: number;
+  hash: string;
+  hlc: string;
+  signer: string;
+  signature: string;
+}
+
+export function checkpointMessage(c: Pick<Checkpoint, 'tenant' | 'node' | 'seq' | 'hash' | 'hlc'>): string {
+  return canonicalJson({ hash: c.hash, hlc: c.hlc, node: c.node, seq: c.seq, tenant: c.tenant });
+}
+
+export function signCheckpoint(
+  signer: NodeSigner,
+  head: Pick<StoredEvent, 'tenant' | 'node' | 'seq' | 'hash' | 'hlc'>,
+): Checkpoint {
+  const fields = { tenant: head.tenant, node: head.node, seq: head.seq, hash: head.hash, hlc: head.hlc };
+  return { ...fields, signer: signer.node, signature: signer.sign(checkpointMessage(fields)) };
+}
+
+/** What is wrong with one checkpoint on its own (signature, signer), or null. */
+export function checkpointSignatureProblem(
+  crypto: LedgerCrypto,
+  publicKeys: ReadonlyMap<string, string>,
+  c: Checkpoint,
+): string | null {
+  const key = publicKeys.get(c.signer);
+  if (!key) return `checkpoint signed by ${c.signer}, which is not a registered node of tenant ${c.tenant}`;
+  let valid = false;
+  try {
+    valid = crypto.verifySignature(key, checkpointMessage(c), c.signature);
+  } catch {
+    valid = false;
+  }
+  return valid ? null : `checkpoint signature by ${c.signer} is not valid`;
+}
+
+export interface ChainFault {
+  tenant: string;
+  node: string;
+  /** The first position in the chain where the stored history is wrong. */
+  seq: number;
+  problem: string;
+}
+
+export interface ChainReport {
+  tenant: string;
+  node: string;
+  eventsChecked: number;
+  checkpointsChecked: number;
+  lastSeq: number;
+  /** Highest seq covered by a valid checkpoint signed by the chain's own node. */
+  sealedSeq: number;
+  fault: ChainFault | null;
+}
+
+/**
+ * Streams one node's chain, in seq order as read from a store, and finds the first bad event:
+ * a gap, a duplicate, a changed byte (hash mismatch), a broken link, a clock going backwards, an event
+ * from another chain, or a checkpoint that does not match or whose signature fails.
+ *
+ * Only the first fault is kept: everything after a fault is suspect and would only add noise.
+ */
+export class ChainVerifier {
+  private expectedSeq = 1;
+  private prevHash = GENESIS_HASH;
+  private prevHlc = '';
+  private eventsChecked = 0;
+  private checkpointsChecked = 0;
+  private sealedSeq = 0;
+  private fault: ChainFault | null = null;
+  private readonly checkpointsBySeq = new Map<number, Checkpoint[]>();
+
+  constructor(
+    private readonly crypto: LedgerCrypto,
+    readonly tenant: string,
+    readonly node: string,
+    private readonly publicKeys: ReadonlyMap<string, string>,
+    checkpoints: readonly Checkpoint[],
+  ) {
+    for (const c of checkpoints) {
+      const list = this.checkpointsBySeq.get(c.seq) ?? [];
+      list.push(c);
+      this.checkpointsBySeq.set(c.seq, list);
+    }
+  }
+
+  /** Returns false once a fault has been found (the caller may stop reading). */
+  push(e: StoredEvent): boolean {
+    if (this.fault) return false;
+    if (e.seq !== this.expectedSeq) {
+      if (e.seq > this.expectedSeq) {
+        return this.fail(
+          this.expectedSeq,
+          `event missing: seq ${this.expectedSeq} is absent (the next present is ${e.seq})`,
+        );
+      }
+      return this.fail(e.seq, `seq ${e.seq} appears more than once or out of order`);
+    }
+    if (e.tenant !== this.tenant || e.node !== this.node) {
+      return this.fail(e.seq, `event belongs to tenant ${e.tenant} node ${e.node}, not to this chain`);
+    }
+    const recomputed = this.crypto.sha256Hex(canonicalBody(e));
+    if (recomputed !== e.hash) {
+      return this.fail(e.seq, 'content does not match its hash (the event was changed after it was written)');
+    }
+    if (e.prevHash !== this.prevHash) {
+      return this.fail(
+        e.seq,
+        `prevHash does not match the hash of seq ${e.seq - 1} (the chain was broken or spliced)`,
+      );
+    }
+    if (e.hlc <= this.prevHlc) {
+      return this.fail(e.seq, `hybrid clock ${e.hlc} is not after the previous event's ${this.prevHlc}`);
+    }
+    const checkpoints = this.checkpointsBySeq.get(e.seq);
+    if (checkpoints) {
+      for (const c of checkpoints) {
+        this.checkpointsChecked++;
+        if (c.hash !== e.hash || c.hlc !== e.hlc) {
+          return this.fail(e.seq, `checkpoint by ${c.signer} does not match the event at this seq`);
+        }
+        const problem = checkpointSignatureProblem(this.crypto, this.publicKeys, c);
+        if (problem) return this.fail(e.seq, problem);
+        if (c.signer === this.node) this.sealedSeq = e.seq;
+      }
+    }
+    this.eventsChecked++;
+    this.expectedSeq = e.seq + 1;
+    this.prevHash = e.hash;
+    this.prevHlc = e.hlc;
+    return true;
+  }
+
+  finish(): ChainReport {
+    if (!this.fault) {
+      const lastSeq = this.expectedSeq - 1;
+      const beyond = [...this.checkpointsBySeq.keys()].filter((s) => s > lastSeq).sort((a, b) => a - b);
+      const first = beyond[0];
+      if (first !== undefined) {
+        this.fail(
+          first,
+          `a checkpoint covers seq ${first} but the chain ends at seq ${lastSeq} (events were removed)`,
+        );
+      }
+    }
+    return {
+      tenant: this.tenant,
+      node: this.node,
+      eventsChecked: this.eventsChecked,
+      checkpointsChecked: this.checkpointsChecked,
+      lastSeq: this.expectedSeq - 1,
+      sealedSeq: this.sealedSeq,
+      fault: this.fault,
+    };
+  }
+
+  private fail(seq: number, problem: string): false {
+    this.fault = { tenant: this.tenant, node: this.node, seq, problem };
+    return false;
+  }
+}

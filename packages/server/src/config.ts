@@ -1,0 +1,103 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+/**
+ * Configuration: one JSON file (holdfast.config.json in the working directory, or --config /
+ * HOLDFAST_CONFIG) overlaid by environment variables. A bad value stops start-up with an error that
+ * names the key, where it came from and what is allowed.
+ */
+export const configSchema = z.strictObject({
+  dataDir: z.string().min(1),
+  store: z.enum(['sqlite', 'postgres']),
+  databaseUrl: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// connection URL')
+    .optional(),
+  host: z.string().min(1),
+  port: z.number().int().min(0).max(65535),
+  checkpointEvery: z.number().int().min(1).max(1_000_000),
+  checkpointIntervalSeconds: z.number().int().min(1).max(86_400),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+});
+export type HoldfastConfig = z.infer<typeof configSchema>;
+
+export const CONFIG_DEFAULTS: HoldfastConfig = {
+  dataDir: './data',
+  store: 'sqlite',
+  host: '127.0.0.1',
+  port: 8080,
+  checkpointEvery: 100,
+  checkpointIntervalSeconds: 10,
+  logLevel: 'info',
+};
+
+/** Environment variable for each key. */
+export const ENV_KEYS: Record<keyof HoldfastConfig, string> = {
+  dataDir: 'HOLDFAST_DATA_DIR',
+  store: 'HOLDFAST_STORE',
+  databaseUrl: 'HOLDFAST_DATABASE_URL',
+  host: 'HOLDFAST_HOST',
+  port: 'HOLDFAST_PORT',
+  checkpointEvery: 'HOLDFAST_CHECKPOINT_EVERY',
+  checkpointIntervalSeconds: 'HOLDFAST_CHECKPOINT_INTERVAL_SECONDS',
+  logLevel: 'HOLDFAST_LOG_LEVEL',
+};
+
+const NUMERIC_KEYS = new Set<keyof HoldfastConfig>(['port', 'checkpointEvery', 'checkpointIntervalSeconds']);
+
+export class ConfigError extends Error {}
+
+export function loadConfig(
+  options: { file?: string; env?: NodeJS.ProcessEnv; overrides?: Partial<HoldfastConfig> } = {},
+): HoldfastConfig {
+  const env = options.env ?? process.env;
+  const sources = new Map<string, string>();
+  let fromFile: Record<string, unknown> = {};
+  const explicitFile = options.file ?? env.HOLDFAST_CONFIG;
+  const file = resolve(explicitFile ?? 'holdfast.config.json');
+  if (existsSync(file)) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (error) {
+      throw new ConfigError(`config file ${file} is not valid JSON: ${(error as Error).message}`);
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new ConfigError(`config file ${file} must hold a JSON object`);
+    }
+    fromFile = parsed as Record<string, unknown>;
+    for (const key of Object.keys(fromFile)) sources.set(key, `in ${file}`);
+  } else if (explicitFile) {
+    throw new ConfigError(`config file ${file} does not exist`);
+  }
+
+  const fromEnv: Record<string, unknown> = {};
+  for (const [key, envName] of Object.entries(ENV_KEYS) as [keyof HoldfastConfig, string][]) {
+    const raw = env[envName];
+    if (raw === undefined || raw === '') continue;
+    sources.set(key, `from ${envName}`);
+    fromEnv[key] = NUMERIC_KEYS.has(key) && /^-?\d+$/.test(raw.trim()) ? Number(raw.trim()) : raw;
+  }
+  const merged = { ...CONFIG_DEFAULTS, ...fromFile, ...fromEnv, ...options.overrides };
+  for (const key of Object.keys(options.overrides ?? {})) sources.set(key, 'from the command line');
+  const result = configSchema.safeParse(merged);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => {
+      const key = issue.path.map(String).join('.');
+      const where = sources.get(key) ?? '';
+      const shown = key in merged ? ` (got ${JSON.stringify((merged as Record<string, unknown>)[key])})` : '';
+      if (issue.code === 'unrecognized_keys') {
+        return `config: unknown key(s) ${issue.keys.join(', ')}${sources.size ? '' : ''}; allowed keys: ${Object.keys(CONFIG_DEFAULTS).concat('databaseUrl').join(', ')}`;
+      }
+      return `config key "${key}"${where ? ` ${where}` : ''}: ${issue.message}${shown}`;
+    });
+    throw new ConfigError(lines.join('\n'));
+  }
+  if (result.data.store === 'postgres' && !result.data.databaseUrl) {
+    throw new ConfigError(
+      `config key "databaseUrl" (${ENV_KEYS.databaseUrl}) is required when store is "postgres"`,
+    );
+  }
+  return { ...result.data, dataDir: resolve(result.data.dataDir) };
+}

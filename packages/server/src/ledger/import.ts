@@ -1,0 +1,382 @@
+import {
+  checkpointSignatureProblem,
+  compareLedgerOrder,
+  GENESIS_HASH,
+  ImportRefusedError,
+  sealEvent,
+  toStored,
+  ValidationError,
+  zodIssuesToFieldIssues,
+  type Checkpoint,
+  type FieldIssue,
+  type StoredEvent,
+} from '@holdfast/core';
+import type { z } from 'zod';
+import { loadNodeKeys } from '../projections/node-keys.ts';
+import type { ProjectedEvent } from '../projections/projection.ts';
+import type { Tx } from '../store/store.ts';
+import { insertEvents, type Ledger } from './ledger.ts';
+import { checkpointLineSchema, eventLineSchema, type NumberedLine, type ParsedLine } from './ndjson.ts';
+
+export interface ImportResult {
+  /** Events stored by this batch. */
+  inserted: number;
+  /** Events already held (same hash): importing the same events again changes nothing. */
+  alreadyHeld: number;
+  checkpointsAdded: number;
+}
+
+/** Stop collecting after this many problems: the first ones say what is wrong. */
+const MAX_ISSUES = 50;
+
+interface ImportedEvent {
+  lineNo: number;
+  event: ProjectedEvent;
+}
+
+/**
+ * Imports one batch of another node's events into `tenant`, atomically: every line is parsed and
+ * checked against its schema, every hash recomputed, every checkpoint signature checked against the
+ * tenant's registered node keys, and every new event must link into its chain and be covered by a
+ * signed checkpoint of its own node (directly, or through the hash links below one). Only then is
+ * anything stored, in one transaction with the projections. Any problem refuses the whole batch
+ * with errors naming the line and field.
+ */
+export async function importBatch(
+  ledger: Ledger,
+  tenant: string,
+  lines: readonly NumberedLine[],
+): Promise<ImportResult> {
+  const parsed = parseLines(ledger, tenant, lines);
+  return ledger
+    .withWriteLock(() =>
+      ledger.store.transaction(async (trx) => {
+        const plan = await planImport(ledger, trx, tenant, parsed);
+        const subjects = new Set(
+          plan.newEvents.map((e) => e.event.subject).filter((s): s is string => s !== null),
+        );
+        const latestBefore = await ledger.projections.latestPerSubject(trx, tenant, subjects);
+        const events = plan.newEvents
+          .map((e) => e.event)
+          .sort((a, b) => a.node.localeCompare(b.node) || a.seq - b.seq);
+        await insertEvents(trx, events);
+        if (plan.newCheckpoints.length > 0) {
+          await trx
+            .insertInto('checkpoints')
+            .values(plan.newCheckpoints)
+            .onConflict((oc) => oc.doNothing())
+            .execute();
+        }
+        await ledger.projections.applyImported(trx, tenant, events, latestBefore);
+        for (const e of events) ledger.hlc.observe(e.hlc);
+        return {
+          inserted: events.length,
+          alreadyHeld: plan.alreadyHeld,
+          checkpointsAdded: plan.newCheckpoints.length,
+        };
+      }),
+    )
+    .then((result) => {
+      if (result.inserted > 0) ledger.onCommitted([]);
+      return result;
+    });
+}
+
+function refuse(issues: FieldIssue[]): never {
+  throw new ImportRefusedError(issues.slice(0, MAX_ISSUES));
+}
+
+/** Step 1: every line on its own: JSON, envelope schema, tenant, event type and payload schema, hash. */
+function parseLines(
+  ledger: Ledger,
+  tenant: string,
+  lines: readonly NumberedLine[],
+): { events: ImportedEvent[]; checkpoints: (Checkpoint & { lineNo: number })[] } {
+  const issues: FieldIssue[] = [];
+  const events: ImportedEvent[] = [];
+  const checkpoints: (Checkpoint & { lineNo: number })[] = [];
+  for (const { lineNo, text } of lines) {
+    if (issues.length >= MAX_ISSUES) break;
+    const at = `line ${lineNo}`;
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      issues.push({ path: at, message: 'not valid JSON' });
+      continue;
+    }
+    const kind = typeof value === 'object' && value !== null ? (value as { kind?: unknown }).kind : undefined;
+    let line: ParsedLine;
+    if (kind === 'event') {
+      const r = eventLineSchema.safeParse(value);
+      if (!r.success) {
+        issues.push(...prefixed(at, r.error));
+        continue;
+      }
+      const { kind: _kind, ...event } = r.data;
+      line = { lineNo, kind: 'event', event };
+    } else if (kind === 'checkpoint') {
+      const r = checkpointLineSchema.safeParse(value);
+      if (!r.success) {
+        issues.push(...prefixed(at, r.error));
+        continue;
+      }
+      const { kind: _kind, ...checkpoint } = r.data;
+      line = { lineNo, kind: 'checkpoint', checkpoint };
+    } else {
+      issues.push({ path: `${at}: kind`, message: 'must be "event" or "checkpoint"' });
+      continue;
+    }
+    const lineTenant = line.kind === 'event' ? line.event.tenant : line.checkpoint.tenant;
+    if (lineTenant !== tenant) {
+      issues.push({
+        path: `${at}: tenant`,
+        message: `belongs to tenant ${lineTenant}, but this import is for tenant ${tenant}`,
+      });
+      continue;
+    }
+    if (line.kind === 'checkpoint') {
+      checkpoints.push({ ...line.checkpoint, lineNo });
+      continue;
+    }
+    const e = line.event;
+    if (!ledger.registry.has(e.type, e.v)) {
+      issues.push({
+        path: `${at}: type`,
+        message: `event type ${e.type} version ${e.v} is not registered on this node`,
+      });
+      continue;
+    }
+    let subject: string | null;
+    try {
+      const payload = ledger.registry.parsePayload(e.type, e.v, e.payload);
+      subject = ledger.registry.subjectOf(e.type, e.v, payload);
+    } catch (error) {
+      if (error instanceof ValidationError) {
+        issues.push(...error.issues.map((i) => ({ path: `${at}: ${i.path}`, message: i.message })));
+        continue;
+      }
+      throw error;
+    }
+    // The hash covers the payload exactly as the origin wrote it, so it is recomputed from that.
+    let stored: StoredEvent;
+    try {
+      stored = toStored(e);
+    } catch {
+      issues.push({
+        path: `${at}: payload`,
+        message: 'cannot be canonicalised (lone surrogate or non-finite number)',
+      });
+      continue;
+    }
+    const { hash: claimedHash, ...unsealed } = stored;
+    if (sealEvent(ledger.crypto, unsealed).hash !== claimedHash) {
+      issues.push({ path: `${at}: hash`, message: 'does not match the event content' });
+      continue;
+    }
+    events.push({ lineNo, event: { ...stored, payload: e.payload, subject } });
+  }
+  if (issues.length > 0) refuse(issues);
+  return { events, checkpoints };
+}
+
+function prefixed(at: string, error: z.ZodError): FieldIssue[] {
+  return zodIssuesToFieldIssues(error, '').map((i) => ({
+    path: i.path ? `${at}: ${i.path}` : at,
+    message: i.message,
+  }));
+}
+
+interface ImportPlan {
+  newEvents: ImportedEvent[];
+  newCheckpoints: Checkpoint[];
+  alreadyHeld: number;
+}
+
+/** Step 2: against the store: keys, signatures, duplicates and forks, chain links, checkpoint coverage. */
+async function planImport(
+  ledger: Ledger,
+  trx: Tx,
+  tenant: string,
+  parsed: { events: ImportedEvent[]; checkpoints: (Checkpoint & { lineNo: number })[] },
+): Promise<ImportPlan> {
+  const issues: FieldIssue[] = [];
+  const keys = await loadNodeKeys(trx, tenant);
+
+  // Checkpoint signatures first: a checkpoint is what makes events trustworthy.
+  const validCheckpoints: (Checkpoint & { lineNo: number })[] = [];
+  for (const c of parsed.checkpoints) {
+    const problem = checkpointSignatureProblem(ledger.crypto, keys, c);
+    if (problem) issues.push({ path: `line ${c.lineNo}: signature`, message: problem });
+    else validCheckpoints.push(c);
+  }
+  for (const { lineNo, event } of parsed.events) {
+    if (!keys.has(event.node)) {
+      issues.push({
+        path: `line ${lineNo}: node`,
+        message: `${event.node} is not a registered node of tenant ${tenant}`,
+      });
+    }
+  }
+  if (issues.length > 0) refuse(issues);
+
+  const byNode = new Map<string, ImportedEvent[]>();
+  for (const ie of parsed.events) {
+    const list = byNode.get(ie.event.node) ?? [];
+    list.push(ie);
+    byNode.set(ie.event.node, list);
+  }
+
+  const newEvents: ImportedEvent[] = [];
+  let alreadyHeld = 0;
+  for (const [node, list] of byNode) {
+    list.sort((a, b) => a.event.seq - b.event.seq);
+    const minSeq = list[0]!.event.seq;
+    const maxSeq = list[list.length - 1]!.event.seq;
+    const storedRows = await trx
+      .selectFrom('ledger_events')
+      .select(['seq', 'hash', 'prev_hash', 'hlc'])
+      .where('tenant', '=', tenant)
+      .where('node', '=', node)
+      .where('seq', '>=', minSeq - 1)
+      .where('seq', '<=', maxSeq + 1)
+      .execute();
+    const stored = new Map(
+      storedRows.map((r) => [Number(r.seq), { hash: r.hash, prevHash: r.prev_hash, hlc: r.hlc }]),
+    );
+    const storedCheckpoints = await trx
+      .selectFrom('checkpoints')
+      .select(['seq', 'hash'])
+      .where('tenant', '=', tenant)
+      .where('node', '=', node)
+      .where('signer', '=', node)
+      .where('seq', '>=', minSeq)
+      .where('seq', '<=', maxSeq)
+      .execute();
+    // Hashes vouched for by the chain's own node, from this batch or already stored.
+    const sealed = new Map<number, string>(storedCheckpoints.map((c) => [Number(c.seq), c.hash]));
+    for (const c of validCheckpoints) if (c.node === node && c.signer === node) sealed.set(c.seq, c.hash);
+
+    const incoming = new Map<number, ImportedEvent>();
+    for (const ie of list) {
+      const at = `line ${ie.lineNo}`;
+      const seen = incoming.get(ie.event.seq);
+      if (seen) {
+        if (seen.event.hash !== ie.event.hash) {
+          issues.push({
+            path: `${at}: seq`,
+            message: `two different events claim node ${node} seq ${ie.event.seq} (a fork)`,
+          });
+        }
+        continue;
+      }
+      const held = stored.get(ie.event.seq);
+      if (held) {
+        if (held.hash !== ie.event.hash) {
+          issues.push({
+            path: `${at}: hash`,
+            message: `differs from the event already held at node ${node} seq ${ie.event.seq} (a fork or a rewritten history)`,
+          });
+        } else {
+          alreadyHeld++;
+        }
+        continue;
+      }
+      incoming.set(ie.event.seq, ie);
+    }
+
+    // Links: every new event must agree with its neighbours, whether they are new or already held.
+    const hashAt = (seq: number): string | undefined =>
+      incoming.get(seq)?.event.hash ?? stored.get(seq)?.hash;
+    const hlcAt = (seq: number): string | undefined => incoming.get(seq)?.event.hlc ?? stored.get(seq)?.hlc;
+    for (const [seq, ie] of incoming) {
+      const at = `line ${ie.lineNo}`;
+      const e = ie.event;
+      const prev = seq === 1 ? GENESIS_HASH : hashAt(seq - 1);
+      if (prev !== undefined && e.prevHash !== prev) {
+        issues.push({
+          path: `${at}: prevHash`,
+          message: `does not match the hash of node ${node} seq ${seq - 1}`,
+        });
+      }
+      const prevHlc = hlcAt(seq - 1);
+      if (prevHlc !== undefined && e.hlc <= prevHlc) {
+        issues.push({
+          path: `${at}: hlc`,
+          message: `is not after the hybrid clock of node ${node} seq ${seq - 1}`,
+        });
+      }
+      const nextStored = stored.get(seq + 1);
+      if (nextStored && nextStored.prevHash !== e.hash) {
+        issues.push({
+          path: `${at}: hash`,
+          message: `does not match the prevHash of the held event node ${node} seq ${seq + 1}`,
+        });
+      }
+      const seal = sealed.get(seq);
+      if (seal !== undefined && seal !== e.hash) {
+        issues.push({
+          path: `${at}: hash`,
+          message: `does not match node ${node}'s signed checkpoint at seq ${seq}`,
+        });
+      }
+    }
+
+    // Coverage: walk down from the top. An event is authentic if its own node signed its hash, or
+    // the next event (authentic, new or held) names it as prevHash.
+    const seqs = [...incoming.keys()].sort((a, b) => b - a);
+    let authenticBelow: number | null = null; // seq of the lowest authentic event in the current run
+    for (const seq of seqs) {
+      const ie = incoming.get(seq)!;
+      const linkedFromAbove =
+        (authenticBelow === seq + 1 && incoming.get(seq + 1)?.event.prevHash === ie.event.hash) ||
+        stored.get(seq + 1)?.prevHash === ie.event.hash;
+      const signed = sealed.get(seq) === ie.event.hash;
+      if (signed || linkedFromAbove) {
+        authenticBelow = seq;
+        newEvents.push(ie);
+      } else {
+        authenticBelow = null;
+        issues.push({
+          path: `line ${ie.lineNo}`,
+          message: `node ${node} seq ${seq} is not covered by a checkpoint signed by ${node}; send the checkpoint with the batch`,
+        });
+      }
+    }
+  }
+  if (issues.length > 0) refuse(issues);
+
+  // Keep every valid checkpoint (own or witness) whose event is held or arrives now and matches it.
+  const arriving = new Map(newEvents.map((ie) => [`${ie.event.node}#${ie.event.seq}`, ie.event.hash]));
+  const newCheckpoints: Checkpoint[] = [];
+  for (const c of validCheckpoints) {
+    const { lineNo, ...checkpoint } = c;
+    let hash = arriving.get(`${c.node}#${c.seq}`);
+    if (hash === undefined) {
+      const held = await trx
+        .selectFrom('ledger_events')
+        .select('hash')
+        .where('tenant', '=', tenant)
+        .where('node', '=', c.node)
+        .where('seq', '=', c.seq)
+        .executeTakeFirst();
+      hash = held?.hash;
+    }
+    if (hash === undefined) {
+      issues.push({
+        path: `line ${lineNo}: seq`,
+        message: `checkpoint for node ${c.node} seq ${c.seq}, an event neither held nor in this batch`,
+      });
+    } else if (hash !== c.hash) {
+      issues.push({
+        path: `line ${lineNo}: hash`,
+        message: `checkpoint does not match node ${c.node} seq ${c.seq}`,
+      });
+    } else {
+      newCheckpoints.push(checkpoint);
+    }
+  }
+  if (issues.length > 0) refuse(issues);
+  newEvents.sort((a, b) => compareLedgerOrder(a.event, b.event));
+  return { newEvents, newCheckpoints, alreadyHeld };
+}

@@ -1,0 +1,423 @@
+import {
+  assertInvariant,
+  canonicalJson,
+  GENESIS_HASH,
+  HybridLogicalClock,
+  sealEvent,
+  signCheckpoint,
+  type Checkpoint,
+  type Clock,
+  type EventRegistry,
+  type IdGenerator,
+  type LedgerCrypto,
+  type NodeSigner,
+  type StoredEvent,
+} from '@holdfast/core';
+import { sql } from 'kysely';
+import type { ProjectionEngine } from '../projections/engine.ts';
+import { toProjected, type ProjectedEvent } from '../projections/projection.ts';
+import type { Store, Tx } from '../store/store.ts';
+import { rowToStored, storedToRow } from './rows.ts';
+
+/** What a caller asks to record; the ledger assigns id, seq, hlc and the hashes. */
+export interface EventDraft {
+  tenant: string;
+  type: string;
+  /** Schema version; the newest registered version when omitted. */
+  v?: number;
+  actor: string;
+  payload: Record<string, unknown>;
+}
+
+export interface LedgerOptions {
+  /** Sign a checkpoint after this many events of the node's own chain. */
+  checkpointEvery: number;
+  /** At most this many events go into one group commit. */
+  maxGroupEvents: number;
+}
+
+export const DEFAULT_LEDGER_OPTIONS: LedgerOptions = { checkpointEvery: 100, maxGroupEvents: 1000 };
+
+interface ChainHead {
+  seq: number;
+  hash: string;
+  hlc: string;
+  checkpointedSeq: number;
+}
+
+interface PreparedDraft {
+  tenant: string;
+  type: string;
+  v: number;
+  actor: string;
+  payloadJson: string;
+  payload: Record<string, unknown>;
+  subject: string | null;
+}
+
+interface PendingAppend {
+  drafts: PreparedDraft[];
+  resolve: (events: StoredEvent[]) => void;
+  reject: (error: unknown) => void;
+}
+
+/** SQLite allows 32,766 bound parameters per statement; 12 columns a row stays well inside it. */
+const INSERT_CHUNK = 500;
+
+/**
+ * The node's ledger: its own hash chain per tenant, group-committed appends, checkpoints, reads.
+ *
+ * Every write (append, checkpoint, import) runs under one lock, so heads and the hybrid clock
+ * change in one order; concurrent appends wait for the running commit and then share the next one
+ * (group commit). A caller's promise resolves only after the transaction holding its events has
+ * committed durably.
+ */
+export class Ledger {
+  private readonly heads = new Map<string, ChainHead>();
+  private readonly queue: PendingAppend[] = [];
+  private writeLock: Promise<void> = Promise.resolve();
+  private draining = false;
+  readonly hlc: HybridLogicalClock;
+  /** Called after each commit with the events it made durable (metrics, live updates). */
+  onCommitted: (events: readonly StoredEvent[]) => void = () => undefined;
+
+  private constructor(
+    readonly store: Store,
+    readonly registry: EventRegistry,
+    readonly crypto: LedgerCrypto,
+    readonly signer: NodeSigner,
+    readonly projections: ProjectionEngine,
+    private readonly ids: IdGenerator,
+    clock: Clock,
+    lastHlc: string | undefined,
+    readonly options: LedgerOptions,
+  ) {
+    this.hlc = new HybridLogicalClock(clock, lastHlc);
+  }
+
+  static async open(deps: {
+    store: Store;
+    registry: EventRegistry;
+    crypto: LedgerCrypto;
+    signer: NodeSigner;
+    projections: ProjectionEngine;
+    ids: IdGenerator;
+    clock: Clock;
+    options?: Partial<LedgerOptions>;
+  }): Promise<Ledger> {
+    // The clock resumes after the newest event this store holds from any node, so a restarted node
+    // (or one whose wall clock went back) never issues a timestamp that sorts before what it has seen.
+    const row = await deps.store.db
+      .selectFrom('ledger_events')
+      .select((eb) => eb.fn.max('hlc').as('hlc'))
+      .executeTakeFirst();
+    return new Ledger(
+      deps.store,
+      deps.registry,
+      deps.crypto,
+      deps.signer,
+      deps.projections,
+      deps.ids,
+      deps.clock,
+      row?.hlc ?? undefined,
+      { ...DEFAULT_LEDGER_OPTIONS, ...deps.options },
+    );
+  }
+
+  get node(): string {
+    return this.signer.node;
+  }
+
+  /**
+   * Appends events to this node's chain. Payloads are checked before anything is queued, so a bad
+   * draft fails alone. Resolves with the sealed events once they are durably committed.
+   */
+  append(drafts: readonly EventDraft[]): Promise<StoredEvent[]> {
+    if (drafts.length === 0) return Promise.resolve([]);
+    let prepared: PreparedDraft[];
+    try {
+      prepared = drafts.map((d) => this.prepare(d));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return new Promise((resolve, reject) => {
+      this.queue.push({ drafts: prepared, resolve, reject });
+      if (!this.draining) {
+        this.draining = true;
+        void this.withWriteLock(() => this.drain());
+      }
+    });
+  }
+
+  /** Runs `fn` when no other write is running. Import and checkpoint use it too. */
+  withWriteLock<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.writeLock.then(fn);
+    this.writeLock = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private prepare(d: EventDraft): PreparedDraft {
+    const v = d.v ?? this.registry.latestVersion(d.type);
+    const payload = this.registry.parsePayload(d.type, v, d.payload);
+    return {
+      tenant: d.tenant,
+      type: d.type,
+      v,
+      actor: d.actor,
+      payload,
+      payloadJson: canonicalJson(payload),
+      subject: this.registry.subjectOf(d.type, v, payload),
+    };
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const group: PendingAppend[] = [];
+        let count = 0;
+        while (
+          this.queue.length > 0 &&
+          (group.length === 0 || count + this.queue[0]!.drafts.length <= this.options.maxGroupEvents)
+        ) {
+          const next = this.queue.shift()!;
+          group.push(next);
+          count += next.drafts.length;
+        }
+        await this.commitGroupOrSingly(group);
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  /** One transaction for the group; if it fails, each append is retried alone so one bad append fails alone. */
+  private async commitGroupOrSingly(group: PendingAppend[]): Promise<void> {
+    try {
+      const results = await this.commitGroup(group.map((g) => g.drafts));
+      group.forEach((g, i) => g.resolve(results[i]!));
+    } catch (error) {
+      if (group.length === 1) {
+        group[0]!.reject(error);
+        return;
+      }
+      for (const g of group) {
+        try {
+          g.resolve((await this.commitGroup([g.drafts]))[0]!);
+        } catch (singleError) {
+          g.reject(singleError);
+        }
+      }
+    }
+  }
+
+  private async commitGroup(groups: PreparedDraft[][]): Promise<StoredEvent[][]> {
+    const workingHeads = new Map<string, ChainHead>();
+    const results: StoredEvent[][] = [];
+    const all: StoredEvent[] = [];
+    const checkpoints: Checkpoint[] = [];
+    await this.store.transaction(async (trx) => {
+      const projected: ProjectedEvent[] = [];
+      for (const drafts of groups) {
+        const sealedOfAppend: StoredEvent[] = [];
+        for (const d of drafts) {
+          const head = workingHeads.get(d.tenant) ?? { ...(await this.loadHead(trx, d.tenant)) };
+          const sealed = sealEvent(this.crypto, {
+            id: this.ids.next(),
+            tenant: d.tenant,
+            node: this.node,
+            seq: head.seq + 1,
+            hlc: this.hlc.tick(),
+            type: d.type,
+            v: d.v,
+            actor: d.actor,
+            payloadJson: d.payloadJson,
+            prevHash: head.hash,
+          });
+          workingHeads.set(d.tenant, { ...head, seq: sealed.seq, hash: sealed.hash, hlc: sealed.hlc });
+          sealedOfAppend.push(sealed);
+          projected.push({ ...sealed, payload: d.payload, subject: d.subject });
+        }
+        results.push(sealedOfAppend);
+        all.push(...sealedOfAppend);
+      }
+      await insertEvents(trx, projected);
+      await this.projections.applyAppended(trx, projected);
+      for (const [tenant, head] of workingHeads) {
+        if (head.seq - head.checkpointedSeq >= this.options.checkpointEvery) {
+          const c = signCheckpoint(this.signer, {
+            tenant,
+            node: this.node,
+            seq: head.seq,
+            hash: head.hash,
+            hlc: head.hlc,
+          });
+          checkpoints.push(c);
+          head.checkpointedSeq = head.seq;
+        }
+      }
+      if (checkpoints.length > 0) await trx.insertInto('checkpoints').values(checkpoints).execute();
+    });
+    for (const [tenant, head] of workingHeads) this.heads.set(tenant, head);
+    this.onCommitted(all);
+    return results;
+  }
+
+  private async loadHead(trx: Tx, tenant: string): Promise<ChainHead> {
+    const cached = this.heads.get(tenant);
+    if (cached) return cached;
+    const last = await trx
+      .selectFrom('ledger_events')
+      .select(['seq', 'hash', 'hlc'])
+      .where('tenant', '=', tenant)
+      .where('node', '=', this.node)
+      .orderBy('seq', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    const cp = await trx
+      .selectFrom('checkpoints')
+      .select((eb) => eb.fn.max('seq').as('seq'))
+      .where('tenant', '=', tenant)
+      .where('node', '=', this.node)
+      .where('signer', '=', this.node)
+      .executeTakeFirst();
+    const head: ChainHead = last
+      ? { seq: Number(last.seq), hash: last.hash, hlc: last.hlc, checkpointedSeq: Number(cp?.seq ?? 0) }
+      : { seq: 0, hash: GENESIS_HASH, hlc: '', checkpointedSeq: 0 };
+    this.heads.set(tenant, head);
+    return head;
+  }
+
+  /**
+   * Signs the head of this node's chain for `tenant` if events were added since the last
+   * checkpoint (the "every T seconds" half of the checkpoint rule, and before an export).
+   */
+  checkpointNow(tenant: string): Promise<Checkpoint | null> {
+    return this.withWriteLock(async () => {
+      return this.store.transaction(async (trx) => {
+        const head = await this.loadHead(trx, tenant);
+        if (head.seq === 0 || head.checkpointedSeq >= head.seq) return null;
+        const c = signCheckpoint(this.signer, {
+          tenant,
+          node: this.node,
+          seq: head.seq,
+          hash: head.hash,
+          hlc: head.hlc,
+        });
+        await trx
+          .insertInto('checkpoints')
+          .values(c)
+          .onConflict((oc) => oc.doNothing())
+          .execute();
+        this.heads.set(tenant, { ...head, checkpointedSeq: head.seq });
+        return c;
+      });
+    });
+  }
+
+  /** Forgets cached chain heads; used after a rebuild or when the store changed underneath. */
+  resetCache(): void {
+    this.heads.clear();
+  }
+
+  async head(tenant: string): Promise<{ seq: number; hash: string; checkpointedSeq: number }> {
+    return this.withWriteLock(() => this.store.transaction((trx) => this.loadHead(trx, tenant)));
+  }
+
+  /** One node's events with seq in [fromSeq, toSeq], in seq order. */
+  async readChain(
+    tenant: string,
+    node: string,
+    fromSeq: number,
+    toSeq: number = Number.MAX_SAFE_INTEGER,
+  ): Promise<StoredEvent[]> {
+    const rows = await this.store.db
+      .selectFrom('ledger_events')
+      .selectAll()
+      .where('tenant', '=', tenant)
+      .where('node', '=', node)
+      .where('seq', '>=', fromSeq)
+      .where('seq', '<=', toSeq)
+      .orderBy('seq')
+      .execute();
+    return rows.map(rowToStored);
+  }
+
+  /** A tenant's events in ledger order (hlc, node, seq), after the given position. */
+  async readTenant(
+    tenant: string,
+    after: { hlc: string; node: string; seq: number } | null,
+    limit: number,
+  ): Promise<StoredEvent[]> {
+    let q = this.store.db.selectFrom('ledger_events').selectAll().where('tenant', '=', tenant);
+    if (after) q = q.where(sql<boolean>`(hlc, node, seq) > (${after.hlc}, ${after.node}, ${after.seq})`);
+    const rows = await q.orderBy('hlc').orderBy('node').orderBy('seq').limit(limit).execute();
+    return rows.map(rowToStored);
+  }
+
+  /** Highest stored seq of every node's chain for a tenant. */
+  async chainHeads(tenant: string): Promise<Map<string, number>> {
+    const rows = await this.store.db
+      .selectFrom('ledger_events')
+      .select(['node', (eb) => eb.fn.max('seq').as('seq')])
+      .where('tenant', '=', tenant)
+      .groupBy('node')
+      .execute();
+    return new Map(rows.map((r) => [r.node, Number(r.seq)]));
+  }
+
+  async checkpoints(
+    tenant: string,
+    node: string,
+    fromSeq = 0,
+    toSeq = Number.MAX_SAFE_INTEGER,
+  ): Promise<Checkpoint[]> {
+    const rows = await this.store.db
+      .selectFrom('checkpoints')
+      .selectAll()
+      .where('tenant', '=', tenant)
+      .where('node', '=', node)
+      .where('seq', '>=', fromSeq)
+      .where('seq', '<=', toSeq)
+      .orderBy('seq')
+      .orderBy('signer')
+      .execute();
+    return rows.map((r) => ({ ...r, seq: Number(r.seq) }));
+  }
+
+  /** Registers this node's own key as the first event of its chain for `tenant`, if not yet done. */
+  async registerSelf(tenant: string, role: 'hub' | 'site' | 'single'): Promise<void> {
+    const head = await this.head(tenant);
+    if (head.seq > 0) return;
+    await this.append([
+      {
+        tenant,
+        type: 'node.registered',
+        actor: `node:${this.node}`,
+        payload: { node: this.node, publicKey: this.signer.publicKey, role },
+      },
+    ]);
+    await this.checkpointNow(tenant);
+  }
+
+  toProjected(e: StoredEvent): ProjectedEvent {
+    const payload = JSON.parse(e.payloadJson) as Record<string, unknown>;
+    return toProjected(e, this.registry.subjectOf(e.type, e.v, payload));
+  }
+}
+
+export async function insertEvents(trx: Tx, events: readonly ProjectedEvent[]): Promise<void> {
+  assertInvariant(
+    events.every((e) => e.hash.length === 64),
+    'every inserted event is sealed',
+  );
+  for (let i = 0; i < events.length; i += INSERT_CHUNK) {
+    const chunk = events.slice(i, i + INSERT_CHUNK);
+    await trx
+      .insertInto('ledger_events')
+      .values(chunk.map((e) => storedToRow(e, e.subject)))
+      .execute();
+  }
+}

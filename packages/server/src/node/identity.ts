@@ -1,0 +1,65 @@
+import { existsSync, readFileSync, statSync, writeFileSync, mkdirSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { Ed25519Signer } from './crypto.ts';
+
+/**
+ * A node's identity on disk: `node.json` (who it is) and `node.key` (its Ed25519 private key, file
+ * mode 0600). The private key never enters the database, so a copy of the store cannot sign.
+ */
+export const nodeFileSchema = z.strictObject({
+  node: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/),
+  tenant: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/),
+  role: z.enum(['hub', 'site', 'single']),
+  publicKey: z.string(),
+  createdAt: z.string(),
+});
+export type NodeFile = z.infer<typeof nodeFileSchema>;
+
+export interface NodeIdentity extends NodeFile {
+  signer: Ed25519Signer;
+}
+
+export const NODE_FILE = 'node.json';
+export const KEY_FILE = 'node.key';
+
+export function identityExists(dataDir: string): boolean {
+  return existsSync(join(dataDir, NODE_FILE));
+}
+
+export function createIdentity(
+  dataDir: string,
+  fields: { node: string; tenant: string; role: NodeFile['role']; createdAt: string },
+): NodeIdentity {
+  if (identityExists(dataDir))
+    throw new Error(`${join(dataDir, NODE_FILE)} exists already: this data directory is initialised`);
+  mkdirSync(dataDir, { recursive: true });
+  const { signer, privateKeyPem } = Ed25519Signer.generate(fields.node);
+  const keyPath = join(dataDir, KEY_FILE);
+  writeFileSync(keyPath, privateKeyPem, { mode: 0o600, flag: 'wx' });
+  chmodSync(keyPath, 0o600); // the umask may have narrowed it further; never wider
+  const file: NodeFile = { ...fields, publicKey: signer.publicKey };
+  writeFileSync(join(dataDir, NODE_FILE), JSON.stringify(file, null, 2) + '\n', { flag: 'wx' });
+  return { ...file, signer };
+}
+
+export function loadIdentity(dataDir: string): NodeIdentity {
+  const nodePath = join(dataDir, NODE_FILE);
+  if (!existsSync(nodePath)) {
+    throw new Error(
+      `no node in ${dataDir}: run \`holdfast init\` first (or \`npm start\`, which does it for you)`,
+    );
+  }
+  const parsed = nodeFileSchema.safeParse(JSON.parse(readFileSync(nodePath, 'utf8')));
+  if (!parsed.success)
+    throw new Error(`${nodePath} is not a valid node file: ${parsed.error.issues[0]?.message ?? ''}`);
+  const keyPath = join(dataDir, KEY_FILE);
+  const mode = statSync(keyPath).mode & 0o777;
+  if ((mode & 0o077) !== 0) {
+    throw new Error(`${keyPath} is readable by others (mode ${mode.toString(8)}): run chmod 600 ${keyPath}`);
+  }
+  const signer = Ed25519Signer.fromPem(parsed.data.node, readFileSync(keyPath, 'utf8'));
+  if (signer.publicKey !== parsed.data.publicKey)
+    throw new Error(`${keyPath} does not match the public key in ${nodePath}`);
+  return { ...parsed.data, signer };
+}

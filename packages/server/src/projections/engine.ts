@@ -1,0 +1,165 @@
+import { compareLedgerOrder, type StoredEvent } from '@holdfast/core';
+import { sql } from 'kysely';
+import type { Store, Tx } from '../store/store.ts';
+import { rowToStored } from '../ledger/rows.ts';
+import { toProjected, type ProjectedEvent, type Projection } from './projection.ts';
+
+export type ProgressFn = (done: number, total: number) => void;
+
+const REBUILD_PAGE = 5000;
+
+/**
+ * Keeps projections in step with the ledger: in the same transaction as each append or import, and
+ * from scratch on `rebuild` or when a projection's version changed.
+ */
+export class ProjectionEngine {
+  constructor(
+    private readonly store: Store,
+    readonly projections: readonly Projection[],
+    private readonly now: () => string,
+  ) {
+    const names = new Set<string>();
+    for (const p of projections) {
+      if (names.has(p.name)) throw new Error(`projection ${p.name} is registered twice`);
+      names.add(p.name);
+    }
+  }
+
+  /** Creates missing projections and rebuilds those whose version changed. Returns the rebuilt names. */
+  async ensureUpToDate(onProgress?: ProgressFn): Promise<string[]> {
+    const state = new Map(
+      (await this.store.db.selectFrom('projection_state').select(['name', 'version']).execute()).map((r) => [
+        r.name,
+        Number(r.version),
+      ]),
+    );
+    const stale = this.projections.filter((p) => state.get(p.name) !== p.version);
+    if (stale.length > 0) await this.rebuild(stale, onProgress);
+    return stale.map((p) => p.name);
+  }
+
+  /** Local appends: always newer than anything already applied on this node, so applied in order. */
+  async applyAppended(trx: Tx, events: readonly ProjectedEvent[]): Promise<void> {
+    for (const e of events) for (const p of this.projections) await p.apply(trx, e);
+  }
+
+  /**
+   * Events imported from other nodes, already inserted into the ledger in `trx`. A subject whose
+   * stored events include one later in ledger order than an imported event is refolded from the
+   * ledger in order; the rest are applied in ledger order.
+   */
+  async applyImported(
+    trx: Tx,
+    tenant: string,
+    events: readonly ProjectedEvent[],
+    latestBefore: ReadonlyMap<string, { hlc: string; node: string; seq: number }>,
+  ): Promise<void> {
+    const sorted = [...events].sort(compareLedgerOrder);
+    const refold = new Set<string>();
+    for (const e of sorted) {
+      if (e.subject === null) continue;
+      const latest = latestBefore.get(e.subject);
+      if (latest && compareLedgerOrder(e, latest) < 0) refold.add(e.subject);
+    }
+    for (const e of sorted) {
+      if (e.subject !== null && refold.has(e.subject)) continue;
+      for (const p of this.projections) await p.apply(trx, e);
+    }
+    for (const subject of refold) await this.refoldSubject(trx, tenant, subject);
+  }
+
+  /** The latest stored event (in ledger order) of each subject, read before an import inserts. */
+  async latestPerSubject(
+    trx: Tx,
+    tenant: string,
+    subjects: Iterable<string>,
+  ): Promise<Map<string, { hlc: string; node: string; seq: number }>> {
+    const result = new Map<string, { hlc: string; node: string; seq: number }>();
+    for (const subject of subjects) {
+      const row = await trx
+        .selectFrom('ledger_events')
+        .select(['hlc', 'node', 'seq'])
+        .where('tenant', '=', tenant)
+        .where('subject', '=', subject)
+        .orderBy('hlc', 'desc')
+        .orderBy('node', 'desc')
+        .orderBy('seq', 'desc')
+        .limit(1)
+        .executeTakeFirst();
+      if (row) result.set(subject, { hlc: row.hlc, node: row.node, seq: Number(row.seq) });
+    }
+    return result;
+  }
+
+  private async refoldSubject(trx: Tx, tenant: string, subject: string): Promise<void> {
+    for (const p of this.projections) await p.resetSubject(trx, tenant, subject);
+    const rows = await trx
+      .selectFrom('ledger_events')
+      .selectAll()
+      .where('tenant', '=', tenant)
+      .where('subject', '=', subject)
+      .orderBy('hlc')
+      .orderBy('node')
+      .orderBy('seq')
+      .execute();
+    for (const row of rows) {
+      const e = toProjected(rowToStored(row), row.subject);
+      for (const p of this.projections) await p.apply(trx, e);
+    }
+  }
+
+  /** Drops and re-creates the given projections (all by default) and folds the whole ledger into them. */
+  async rebuild(which: readonly Projection[] = this.projections, onProgress?: ProgressFn): Promise<number> {
+    const db = this.store.db;
+    await this.store.transaction(async (trx) => {
+      for (const p of which) {
+        for (const table of p.tables) await sql`drop table if exists ${sql.table(table)}`.execute(trx);
+        await p.create(trx, this.store.dialect);
+        await trx.deleteFrom('projection_state').where('name', '=', p.name).execute();
+      }
+    });
+    const totalRow = await db
+      .selectFrom('ledger_events')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
+    const total = Number(totalRow.n);
+    let done = 0;
+    let after: (StoredEvent & { tenantKey: string }) | null = null;
+    onProgress?.(0, total);
+    for (;;) {
+      let q = db.selectFrom('ledger_events').selectAll();
+      if (after) {
+        const a: { tenantKey: string; hlc: string; node: string; seq: number } = after;
+        q = q.where(sql<boolean>`(tenant, hlc, node, seq) > (${a.tenantKey}, ${a.hlc}, ${a.node}, ${a.seq})`);
+      }
+      const rows = await q
+        .orderBy('tenant')
+        .orderBy('hlc')
+        .orderBy('node')
+        .orderBy('seq')
+        .limit(REBUILD_PAGE)
+        .execute();
+      if (rows.length === 0) break;
+      await this.store.transaction(async (trx) => {
+        for (const row of rows) {
+          const e = toProjected(rowToStored(row), row.subject);
+          for (const p of which) await p.apply(trx, e);
+        }
+      });
+      done += rows.length;
+      const last = rows[rows.length - 1]!;
+      after = { ...rowToStored(last), tenantKey: last.tenant };
+      onProgress?.(done, total);
+    }
+    await this.store.transaction(async (trx) => {
+      for (const p of which) {
+        await trx.deleteFrom('projection_state').where('name', '=', p.name).execute();
+        await trx
+          .insertInto('projection_state')
+          .values({ name: p.name, version: p.version, rebuilt_at: this.now() })
+          .execute();
+      }
+    });
+    return done;
+  }
+}

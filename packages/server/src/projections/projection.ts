@@ -1,0 +1,33 @@
+import type { StoredEvent } from '@holdfast/core';
+import type { StoreDialect, Tx } from '../store/store.ts';
+
+/** An event as projections see it: the stored envelope plus its parsed payload and subject. */
+export interface ProjectedEvent extends StoredEvent {
+  payload: Record<string, unknown>;
+  subject: string | null;
+}
+
+/**
+ * A read model folded from the ledger. Projections are applied in the same transaction as the
+ * append or import that produced their events, in ledger order (hlc, node, seq).
+ *
+ * Events with a subject may arrive out of ledger order from other nodes; the engine then calls
+ * `resetSubject` and refolds that subject's events in order, so a projection's rows for one subject
+ * must depend only on that subject's events. Events without a subject are folded in arrival order,
+ * so what a projection derives from them must not depend on order (counts, sets).
+ *
+ * Raise `version` whenever `create` or `apply` changes: the node rebuilds the projection at start.
+ */
+export interface Projection {
+  readonly name: string;
+  readonly version: number;
+  /** Tables this projection owns; dropped and re-created on rebuild. */
+  readonly tables: readonly string[];
+  create(trx: Tx, dialect: StoreDialect): Promise<void>;
+  apply(trx: Tx, event: ProjectedEvent): Promise<void>;
+  resetSubject(trx: Tx, tenant: string, subject: string): Promise<void>;
+}
+
+export function toProjected(e: StoredEvent, subject: string | null): ProjectedEvent {
+  return { ...e, payload: JSON.parse(e.payloadJson) as Record<string, unknown>, subject };
+}

@@ -1,0 +1,99 @@
+import { sql } from 'kysely';
+import type { Db, Store, StoreDialect } from './store.ts';
+
+interface Migration {
+  version: number;
+  name: string;
+  up(db: Db, dialect: StoreDialect): Promise<void>;
+}
+
+/**
+ * Forward-only, versioned migrations. A released migration is never edited: a change is a new
+ * migration with the next version. Each runs in its own transaction with its version row.
+ */
+const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'ledger, checkpoints, projection state',
+    async up(db, dialect) {
+      const pos =
+        dialect === 'sqlite'
+          ? sql`integer primary key autoincrement`
+          : sql`bigint generated always as identity primary key`;
+      await sql`create table ledger_events (
+        pos ${pos},
+        tenant text not null,
+        node text not null,
+        seq bigint not null,
+        id text not null,
+        hlc text not null,
+        type text not null,
+        v integer not null,
+        actor text not null,
+        payload text not null,
+        prev_hash text not null,
+        hash text not null,
+        subject text
+      )`.execute(db);
+      await sql`create unique index ledger_events_chain on ledger_events (tenant, node, seq)`.execute(db);
+      await sql`create unique index ledger_events_id on ledger_events (tenant, id)`.execute(db);
+      await sql`create index ledger_events_order on ledger_events (tenant, hlc, node, seq)`.execute(db);
+      await sql`create index ledger_events_subject on ledger_events (tenant, subject, hlc, node, seq)`.execute(
+        db,
+      );
+      await sql`create table checkpoints (
+        tenant text not null,
+        node text not null,
+        seq bigint not null,
+        hash text not null,
+        hlc text not null,
+        signer text not null,
+        signature text not null,
+        primary key (tenant, node, seq, signer)
+      )`.execute(db);
+      await sql`create table projection_state (
+        name text primary key,
+        version integer not null,
+        rebuilt_at text not null
+      )`.execute(db);
+    },
+  },
+];
+
+export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
+
+export async function runMigrations(store: Store): Promise<void> {
+  // One pinned connection, so that PostgreSQL's session-level advisory lock is taken and released on
+  // the same session: two processes starting at once on one database must not both migrate.
+  await store.db.connection().execute(async (db) => {
+    await sql`create table if not exists schema_migrations (
+      version integer primary key,
+      name text not null,
+      applied_at text not null
+    )`.execute(db);
+    if (store.dialect === 'postgres') await sql`select pg_advisory_lock(727274)`.execute(db);
+    try {
+      const applied = new Set(
+        (await db.selectFrom('schema_migrations').select('version').execute()).map((r) => Number(r.version)),
+      );
+      const newest = Math.max(0, ...applied);
+      if (newest > LATEST_SCHEMA_VERSION) {
+        throw new Error(
+          `the store has schema version ${newest} but this Holdfast knows only up to ${LATEST_SCHEMA_VERSION}: upgrade Holdfast`,
+        );
+      }
+      for (const m of MIGRATIONS) {
+        if (applied.has(m.version)) continue;
+        await db.transaction().execute(async (trx) => {
+          await m.up(trx, store.dialect);
+          await trx
+            .insertInto('schema_migrations')
+            .values({ version: m.version, name: m.name, applied_at: new Date().toISOString() })
+            .execute();
+        });
+      }
+    } finally {
+      if (store.dialect === 'postgres') await sql`select pg_advisory_unlock(727274)`.execute(db);
+    }
+  });
+}

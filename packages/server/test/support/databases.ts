@@ -1,0 +1,72 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { inject } from 'vitest';
+import type { StoreOptions } from '../../src/store/store.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    pgAdminUrl: string;
+  }
+}
+
+/** Creates an empty PostgreSQL database on the test server; returns its URL. */
+export async function createPgDatabase(
+  adminUrl: string = inject('pgAdminUrl'),
+): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `hf_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`create database ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const c = new pg.Client({ connectionString: adminUrl });
+      await c.connect();
+      try {
+        await c.query(`drop database if exists ${name} with (force)`);
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}
+
+export type StoreKind = 'sqlite' | 'postgres';
+export const STORE_KINDS: StoreKind[] = ['sqlite', 'postgres'];
+
+/** A fresh, empty store location of the given kind, plus a data directory for node files. */
+export async function freshStore(kind: StoreKind): Promise<{
+  dataDir: string;
+  storeOptions: StoreOptions;
+  config: { store: StoreKind; databaseUrl?: string; dataDir: string; checkpointEvery: number };
+  cleanup(): Promise<void>;
+}> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'holdfast-test-'));
+  if (kind === 'sqlite') {
+    return {
+      dataDir,
+      storeOptions: { dialect: 'sqlite', file: join(dataDir, 'holdfast.sqlite') },
+      config: { store: 'sqlite', dataDir, checkpointEvery: 100 },
+      cleanup: async () => rmSync(dataDir, { recursive: true, force: true }),
+    };
+  }
+  const database = await createPgDatabase();
+  return {
+    dataDir,
+    storeOptions: { dialect: 'postgres', connectionString: database.url },
+    config: { store: 'postgres', databaseUrl: database.url, dataDir, checkpointEvery: 100 },
+    cleanup: async () => {
+      await database.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
