@@ -1,4 +1,6 @@
 import fc from 'fast-check';
+import type { Selectable } from 'kysely';
+import type { LedgerEventsTable } from '../../src/store/schema.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyStore } from '../../src/ledger/verify.ts';
 import { ledgerCrypto } from '../../src/node/crypto.ts';
@@ -164,11 +166,11 @@ async function applyTamper(store: Store, chain: FixtureChain, donor: FixtureChai
     );
     for (let s = top; s > after; s--) await setSeq(s, s + 1);
   };
-  const insertCopy = async (row: Record<string, unknown>, seq: number) => {
+  const insertCopy = async (row: Selectable<LedgerEventsTable>, seq: number) => {
     const { pos: _pos, ...rest } = row;
     await store.db
       .insertInto('ledger_events')
-      .values({ ...(rest as never), tenant, node, seq, id: `spliced-${seq}-${String(row.id)}` })
+      .values({ ...rest, tenant, node, seq, id: `spliced-${seq}-${row.id}` })
       .execute();
   };
   switch (t.kind) {
