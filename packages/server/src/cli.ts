@@ -1,0 +1,321 @@
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import pc from 'picocolors';
+import { DomainError } from '@holdfast/core';
+import { ConfigError, loadConfig, type HoldfastConfig } from './config.ts';
+import { exportBatches } from './ledger/export.ts';
+import { importBatch } from './ledger/import.ts';
+import type { NumberedLine } from './ledger/ndjson.ts';
+import { verifyStore } from './ledger/verify.ts';
+import { ledgerCrypto } from './node/crypto.ts';
+import { identityExists, initNode, openNode, type HoldfastNode } from './node/node.ts';
+import { loadNodeKeys } from './projections/node-keys.ts';
+import { createProgress } from './cli/progress.ts';
+import { serve } from './serve.ts';
+
+/**
+ * `holdfast`: the operator's command line. Every command takes --config and --data-dir; every
+ * value can also come from the config file or HOLDFAST_* environment variables.
+ */
+const program = new Command('holdfast')
+  .description('Holdfast: urgent-care case management that keeps working when its hub is lost')
+  .option(
+    '-c, --config <file>',
+    'config file (default: ./holdfast.config.json if present, or HOLDFAST_CONFIG)',
+  )
+  .option('-d, --data-dir <dir>', 'data directory: node identity, key and SQLite store (default ./data)')
+  .showHelpAfterError();
+
+function config(): HoldfastConfig {
+  const opts = program.opts<{ config?: string; dataDir?: string }>();
+  return loadConfig({ file: opts.config, overrides: opts.dataDir ? { dataDir: opts.dataDir } : {} });
+}
+
+const DEFAULT_TENANT = 'northshire-iuc';
+const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+function identifier(what: string) {
+  return (value: string): string => {
+    if (!ID_PATTERN.test(value))
+      throw new InvalidArgumentError(
+        `${what} must be 1-128 letters, digits or . _ : - (starting with a letter or digit)`,
+      );
+    return value;
+  };
+}
+
+async function withNode<T>(fn: (node: HoldfastNode, cfg: HoldfastConfig) => Promise<T>): Promise<T> {
+  const cfg = config();
+  const progress = createProgress('rebuilding projections');
+  const node = await openNode(cfg, { onRebuildProgress: (d, t) => progress.update(d, t) });
+  progress.stop();
+  try {
+    return await fn(node, cfg);
+  } finally {
+    await node.close();
+  }
+}
+
+program
+  .command('init')
+  .description(
+    'create this node: its Ed25519 key pair (private key file mode 0600), its store, and its first event',
+  )
+  .option('--tenant <id>', 'the provider this node belongs to', identifier('--tenant'), DEFAULT_TENANT)
+  .option('--node <id>', "this node's id, unique within the provider", identifier('--node'), 'node-1')
+  .addOption(
+    new Option('--role <role>', 'hub, site, or single (one node doing both)')
+      .choices(['hub', 'site', 'single'])
+      .default('single'),
+  )
+  .action(async (opts: { tenant: string; node: string; role: 'hub' | 'site' | 'single' }) => {
+    const cfg = config();
+    const node = await initNode(cfg, opts);
+    await node.close();
+    console.log(
+      `initialised node ${pc.bold(opts.node)} (${opts.role}) for tenant ${pc.bold(opts.tenant)} in ${cfg.dataDir} on ${cfg.store}`,
+    );
+    console.log(`public key: ${node.identity.publicKey}`);
+  });
+
+program
+  .command('serve')
+  .description('run the node: HTTP API with /health and /metrics')
+  .option('--port <port>', 'port to listen on (overrides config)', (v) => parsePort(v))
+  .option('--host <host>', 'address to listen on (overrides config)')
+  .action(async (opts: { port?: number; host?: string }) => {
+    const cfg = {
+      ...config(),
+      ...(opts.port !== undefined ? { port: opts.port } : {}),
+      ...(opts.host ? { host: opts.host } : {}),
+    };
+    await serve(cfg);
+  });
+
+program
+  .command('start')
+  .description(
+    'initialise a single node with the demo provider on first run, then serve (what `npm start` runs)',
+  )
+  .option('--port <port>', 'port to listen on (overrides config)', (v) => parsePort(v))
+  .action(async (opts: { port?: number }) => {
+    const cfg = { ...config(), ...(opts.port !== undefined ? { port: opts.port } : {}) };
+    if (!identityExists(cfg.dataDir)) {
+      const node = await initNode(cfg, { tenant: DEFAULT_TENANT, node: 'node-1', role: 'single' });
+      await node.close();
+      console.log(`first start: created node node-1 for ${DEFAULT_TENANT} in ${cfg.dataDir}`);
+    }
+    await serve(cfg);
+  });
+
+program
+  .command('verify')
+  .description(
+    're-hash every chain, check every checkpoint signature, and name the first bad event of each chain',
+  )
+  .option('--tenant <id>', 'only this tenant', identifier('--tenant'))
+  .option('--json', 'print the report as JSON')
+  .action(async (opts: { tenant?: string; json?: boolean }) => {
+    await withNode(async (node) => {
+      const progress = createProgress('verifying');
+      const report = await verifyStore(node.store, ledgerCrypto, {
+        tenant: opts.tenant,
+        onProgress: (d, t) => progress.update(d, t),
+      });
+      progress.stop();
+      if (opts.json) {
+        console.log(JSON.stringify(report, null, 2));
+      } else {
+        for (const c of report.chains) {
+          const status = c.fault ? pc.red(`BAD at seq ${c.fault.seq}: ${c.fault.problem}`) : pc.green('ok');
+          const tail =
+            !c.fault && c.sealedSeq < c.lastSeq
+              ? ` (seq ${c.sealedSeq + 1}-${c.lastSeq} not yet sealed by a checkpoint)`
+              : '';
+          console.log(
+            `${c.tenant} / ${c.node}: ${c.eventsChecked} events, ${c.checkpointsChecked} checkpoint signatures: ${status}${tail}`,
+          );
+        }
+        console.log(
+          report.ok
+            ? pc.green(
+                `verified: ${report.eventsChecked} events, ${report.checkpointsChecked} checkpoint signatures, no faults`,
+              )
+            : pc.red(`FAILED: ${report.faults.length} chain(s) with a bad event`),
+        );
+      }
+      process.exitCode = report.ok ? 0 : 1;
+    });
+  });
+
+program
+  .command('rebuild')
+  .description('drop every projection and fold the whole ledger into them again')
+  .action(async () => {
+    await withNode(async (node) => {
+      const progress = createProgress('rebuilding');
+      const n = await node.projections.rebuild(undefined, (d, t) => progress.update(d, t));
+      progress.stop();
+      console.log(`rebuilt ${node.projections.projections.length} projections from ${n} events`);
+    });
+  });
+
+const ledger = program.command('ledger').description('move ledger events between nodes as NDJSON');
+
+ledger
+  .command('export')
+  .description("write a tenant's events as NDJSON batches, each ending at a signed checkpoint")
+  .option('--tenant <id>', "tenant to export (default: this node's)", identifier('--tenant'))
+  .option('--node <ids...>', "only these nodes' chains")
+  .option('--after <node=seq...>', 'only events after these seqs, e.g. --after site-a=1200')
+  .option('--batch-size <n>', 'events per batch (approximate)', (v) => positiveInt('--batch-size', v), 1000)
+  .option('-o, --out <file>', 'output file (default: standard output)')
+  .action(
+    async (opts: { tenant?: string; node?: string[]; after?: string[]; batchSize: number; out?: string }) => {
+      await withNode(async (node) => {
+        const tenant = opts.tenant ?? node.identity.tenant;
+        const afterSeq = new Map<string, number>();
+        for (const a of opts.after ?? []) {
+          const m = /^([^=]+)=(\d+)$/.exec(a);
+          if (!m) throw new InvalidArgumentError(`--after must look like node=seq, got ${JSON.stringify(a)}`);
+          afterSeq.set(m[1]!, Number(m[2]));
+        }
+        const out = opts.out ? createWriteStream(opts.out, { flags: 'wx' }) : process.stdout;
+        let events = 0;
+        for await (const batch of exportBatches(node.ledger, tenant, {
+          nodes: opts.node,
+          afterSeq,
+          maxEvents: opts.batchSize,
+        })) {
+          const text = batch.join('\n') + '\n';
+          if (!out.write(text)) await new Promise<void>((r) => out.once('drain', () => r()));
+          events += batch.filter((l) => l.startsWith('{"kind":"event"')).length;
+        }
+        if (opts.out)
+          await new Promise<void>((resolve, reject) =>
+            (out as ReturnType<typeof createWriteStream>).end((e?: Error | null) =>
+              e ? reject(e) : resolve(),
+            ),
+          );
+        process.stderr.write(`exported ${events} events of tenant ${tenant}\n`);
+      });
+    },
+  );
+
+ledger
+  .command('import')
+  .description(
+    "import another node's events from NDJSON (a file, or - for standard input); each batch is checked and stored atomically",
+  )
+  .argument('<file>', 'NDJSON file written by `holdfast ledger export`, or - for standard input')
+  .option('--tenant <id>', "tenant to import into (default: this node's)", identifier('--tenant'))
+  .option(
+    '--batch-size <n>',
+    'lines per atomic batch (approximate: batches end at a checkpoint)',
+    (v) => positiveInt('--batch-size', v),
+    1000,
+  )
+  .action(async (file: string, opts: { tenant?: string; batchSize: number }) => {
+    if (file !== '-' && !existsSync(file)) throw new InvalidArgumentError(`${file} does not exist`);
+    await withNode(async (node) => {
+      const tenant = opts.tenant ?? node.identity.tenant;
+      const input = file === '-' ? process.stdin : createReadStream(file);
+      const lines = createInterface({ input, crlfDelay: Infinity });
+      let batch: NumberedLine[] = [];
+      let lineNo = 0;
+      let previousKind = '';
+      const totals = { inserted: 0, alreadyHeld: 0, checkpointsAdded: 0, batches: 0 };
+      const flush = async () => {
+        if (batch.length === 0) return;
+        const r = await importBatch(node.ledger, tenant, batch);
+        totals.inserted += r.inserted;
+        totals.alreadyHeld += r.alreadyHeld;
+        totals.checkpointsAdded += r.checkpointsAdded;
+        totals.batches++;
+        process.stderr.write(
+          `batch ${totals.batches} (to line ${lineNo}): ${r.inserted} new, ${r.alreadyHeld} already held\n`,
+        );
+        batch = [];
+      };
+      for await (const text of lines) {
+        lineNo++;
+        if (text.trim() === '') continue;
+        const kind = text.startsWith('{"kind":"checkpoint"') ? 'checkpoint' : 'event';
+        // Batches close where an exported batch ends: after its checkpoints, before the next events.
+        if (batch.length >= opts.batchSize && previousKind === 'checkpoint' && kind === 'event')
+          await flush();
+        batch.push({ lineNo, text });
+        previousKind = kind;
+      }
+      await flush();
+      console.log(
+        `imported ${totals.inserted} new events (${totals.alreadyHeld} already held, ${totals.checkpointsAdded} checkpoints) in ${totals.batches} batches`,
+      );
+    });
+  });
+
+const nodes = program.command('nodes').description("the registry of the tenant's node keys");
+
+nodes
+  .command('list')
+  .description('list registered nodes and their public keys')
+  .option('--tenant <id>', "tenant (default: this node's)", identifier('--tenant'))
+  .action(async (opts: { tenant?: string }) => {
+    await withNode(async (node) => {
+      const keys = await loadNodeKeys(node.store.db, opts.tenant ?? node.identity.tenant);
+      for (const [id, key] of keys) console.log(`${id}\t${key}`);
+    });
+  });
+
+nodes
+  .command('register')
+  .description("vouch for another node's public key, so its events can be imported")
+  .requiredOption('--node <id>', "the other node's id", identifier('--node'))
+  .requiredOption('--public-key <key>', 'its public key, as printed by its `holdfast init`')
+  .addOption(new Option('--role <role>', 'its role').choices(['hub', 'site', 'single']).default('site'))
+  .action(async (opts: { node: string; publicKey: string; role: 'hub' | 'site' | 'single' }) => {
+    await withNode(async (node) => {
+      await node.ledger.append([
+        {
+          tenant: node.identity.tenant,
+          type: 'node.registered',
+          actor: `node:${node.identity.node}`,
+          payload: { node: opts.node, publicKey: opts.publicKey, role: opts.role },
+        },
+      ]);
+      await node.ledger.checkpointNow(node.identity.tenant);
+      console.log(`registered node ${opts.node} for tenant ${node.identity.tenant}`);
+    });
+  });
+
+function parsePort(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n > 65535)
+    throw new InvalidArgumentError('--port must be a whole number from 0 to 65535');
+  return n;
+}
+
+function positiveInt(flag: string, value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1)
+    throw new InvalidArgumentError(`${flag} must be a whole number of at least 1`);
+  return Number(value);
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof ConfigError) {
+    console.error(pc.red(error.message));
+    process.exit(2);
+  }
+  if (error instanceof DomainError || error instanceof InvalidArgumentError) {
+    console.error(pc.red(`holdfast: ${error.message}`));
+    process.exit(error instanceof InvalidArgumentError ? 2 : 1);
+  }
+  if (error instanceof Error) {
+    console.error(pc.red(`holdfast: ${error.message}`));
+    process.exit(1);
+  }
+  throw error;
+}

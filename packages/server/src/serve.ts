@@ -1,0 +1,43 @@
+import type { HoldfastConfig } from './config.ts';
+import { buildHttpServer } from './http/server.ts';
+import { createLogger } from './http/logger.ts';
+import { openNode } from './node/node.ts';
+
+/** Runs a node until SIGINT/SIGTERM: HTTP, periodic checkpoints, clean shutdown. */
+export async function serve(config: HoldfastConfig): Promise<void> {
+  const logger = createLogger(config.logLevel);
+  const node = await openNode(config, {
+    onRebuildProgress: (done, total) => logger.info({ done, total }, 'rebuilding projections'),
+  });
+  const app = await buildHttpServer(node, logger);
+  const tenant = node.identity.tenant;
+  // The "every T seconds" half of the checkpoint rule: a quiet node still seals what it wrote.
+  const checkpointTimer = setInterval(() => {
+    node.ledger
+      .checkpointNow(tenant)
+      .catch((error: unknown) => logger.error({ err: error }, 'checkpoint failed'));
+  }, config.checkpointIntervalSeconds * 1000);
+  checkpointTimer.unref();
+
+  const address = await app.listen({ port: config.port, host: config.host });
+  const shownHost = config.host === '0.0.0.0' || config.host === '127.0.0.1' ? 'localhost' : config.host;
+  const url = address.replace(/\/\/[^:/]+/, `//${shownHost}`);
+  console.log(
+    `Holdfast node ${node.identity.node} (${node.identity.role}, tenant ${tenant}, ${node.store.dialect} store) listening on ${url}`,
+  );
+  console.log(`  health: ${url}/health   metrics: ${url}/metrics`);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    clearInterval(checkpointTimer);
+    await app.close();
+    await node.ledger.checkpointNow(tenant).catch(() => null);
+    await node.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}

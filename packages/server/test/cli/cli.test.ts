@@ -1,0 +1,207 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import BetterSqlite3 from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createPgDatabase } from '../support/databases.ts';
+import { freePort } from '../support/postgres.ts';
+
+const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
+const dirs: string[] = [];
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'holdfast-cli-'));
+  dirs.push(dir);
+  return dir;
+}
+
+function holdfast(args: string[], options: { env?: Record<string, string>; input?: string } = {}) {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, CI: '1', NO_COLOR: '1', ...options.env },
+    input: options.input,
+    timeout: 60_000,
+  });
+  return {
+    code: result.status,
+    stdout: result.stdout,
+    stderr: result.stderr,
+    all: result.stdout + result.stderr,
+  };
+}
+
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+describe('holdfast CLI', () => {
+  const COMMANDS = [
+    [],
+    ['init'],
+    ['serve'],
+    ['start'],
+    ['verify'],
+    ['rebuild'],
+    ['ledger'],
+    ['ledger', 'export'],
+    ['ledger', 'import'],
+    ['nodes'],
+    ['nodes', 'list'],
+    ['nodes', 'register'],
+  ];
+
+  it('has --help on every command, and every command is in this list', () => {
+    for (const command of COMMANDS) {
+      const r = holdfast([...command, '--help']);
+      expect(r.code, command.join(' ')).toBe(0);
+      expect(r.stdout).toContain('Usage: holdfast');
+    }
+    const listed = (section: string[]) =>
+      [
+        ...holdfast([...section, '--help'])
+          .stdout.split('Commands:')[1]!
+          .matchAll(/^ {2}(\w[\w-]*)/gm),
+      ]
+        .map((m) => m[1])
+        .filter((c) => c !== 'help');
+    const top = listed([]);
+    const known = COMMANDS.filter((c) => c.length > 0).map((c) => c.join(' '));
+    for (const c of top) expect(known).toContain(c);
+    for (const c of listed(['ledger'])) expect(known).toContain(`ledger ${c}`);
+    for (const c of listed(['nodes'])) expect(known).toContain(`nodes ${c}`);
+  });
+
+  it('init creates the key file with mode 0600 and a verifying ledger; init twice is refused', () => {
+    const dir = tempDir();
+    const init = holdfast(['-d', dir, 'init', '--tenant', 'prov-a', '--node', 'site-1', '--role', 'site']);
+    expect(init.code, init.all).toBe(0);
+    expect(init.stdout).toMatch(/public key: [A-Za-z0-9_-]{50,}/);
+    expect(statSync(join(dir, 'node.key')).mode & 0o777).toBe(0o600);
+    const verify = holdfast(['-d', dir, 'verify']);
+    expect(verify.code, verify.all).toBe(0);
+    expect(verify.stdout).toContain('verified: 1 events');
+    const again = holdfast(['-d', dir, 'init']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('exists already');
+  });
+
+  it('a bad config value names the key and what is allowed', () => {
+    const dir = tempDir();
+    const env = holdfast(['-d', dir, 'verify'], { env: { HOLDFAST_STORE: 'mysql' } });
+    expect(env.code).toBe(2);
+    expect(env.stderr).toMatch(/config key "store" from HOLDFAST_STORE: .*"sqlite"\|"postgres".*got "mysql"/);
+    const file = join(dir, 'holdfast.config.json');
+    writeFileSync(file, JSON.stringify({ port: 99999, colour: 'blue' }));
+    const fromFile = holdfast(['-c', file, 'verify']);
+    expect(fromFile.code).toBe(2);
+    expect(fromFile.stderr).toContain('unknown key(s) colour');
+    writeFileSync(file, JSON.stringify({ port: 99999 }));
+    expect(holdfast(['-c', file, 'verify']).stderr).toMatch(
+      /config key "port" in .*holdfast.config.json: .*65535/,
+    );
+    const pgWithoutUrl = holdfast(['-d', dir, 'verify'], { env: { HOLDFAST_STORE: 'postgres' } });
+    expect(pgWithoutUrl.stderr).toContain('config key "databaseUrl" (HOLDFAST_DATABASE_URL) is required');
+  });
+
+  it('exports from one node and imports into a PostgreSQL node twice; the second import changes nothing', async () => {
+    const a = tempDir();
+    expect(holdfast(['-d', a, 'init', '--node', 'site-a', '--role', 'site']).code).toBe(0);
+    const aKey = /public key: (\S+)/.exec(
+      holdfast(['-d', a, 'nodes', 'list']).stdout.replace(/^site-a\t/m, 'public key: '),
+    )![1]!;
+    const exportFile = join(tempDir(), 'a.ndjson');
+    const exported = holdfast(['-d', a, 'ledger', 'export', '-o', exportFile]);
+    expect(exported.code, exported.all).toBe(0);
+
+    const database = await createPgDatabase();
+    const hubDir = tempDir();
+    const env = { HOLDFAST_STORE: 'postgres', HOLDFAST_DATABASE_URL: database.url };
+    try {
+      expect(holdfast(['-d', hubDir, 'init', '--node', 'hub', '--role', 'hub'], { env }).code).toBe(0);
+      const refused = holdfast(['-d', hubDir, 'ledger', 'import', exportFile], { env });
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain('site-a is not a registered node of tenant northshire-iuc');
+      expect(
+        holdfast(['-d', hubDir, 'nodes', 'register', '--node', 'site-a', '--public-key', aKey], { env }).code,
+      ).toBe(0);
+      const first = holdfast(['-d', hubDir, 'ledger', 'import', exportFile], { env });
+      expect(first.code, first.all).toBe(0);
+      expect(first.stdout).toContain('imported 1 new events');
+      const second = holdfast(['-d', hubDir, 'ledger', 'import', exportFile], { env });
+      expect(second.stdout).toContain('imported 0 new events (1 already held');
+      const verify = holdfast(['-d', hubDir, 'verify'], { env });
+      expect(verify.code, verify.all).toBe(0);
+      expect(verify.stdout).toContain('northshire-iuc / site-a: 1 events');
+      const bad = join(tempDir(), 'bad.ndjson');
+      writeFileSync(bad, '{"kind":"event"}\nnot json\n');
+      const badImport = holdfast(['-d', hubDir, 'ledger', 'import', bad], { env });
+      expect(badImport.code).toBe(1);
+      expect(badImport.stderr).toMatch(/line 1: id: .*line 2: not valid JSON/s);
+      expect(holdfast(['-d', hubDir, 'rebuild'], { env }).stdout).toMatch(
+        /rebuilt \d+ projections from 3 events/,
+      );
+    } finally {
+      await database.drop();
+    }
+  });
+
+  it('verify exits 1 and names the first bad event when the store was edited', () => {
+    const dir = tempDir();
+    holdfast(['-d', dir, 'init']);
+    holdfast([
+      '-d',
+      dir,
+      'nodes',
+      'register',
+      '--node',
+      'site-z',
+      '--public-key',
+      'MCowBQYDK2VwAyEAUSSnbNilI2xRW7SrQ-6lsqfQDk44WrVZTex8PzZUncU',
+    ]);
+    const db = new BetterSqlite3(join(dir, 'holdfast.sqlite'));
+    db.prepare("update ledger_events set payload = replace(payload, 'site-z', 'site-y') where seq = 2").run();
+    db.close();
+    const verify = holdfast(['-d', dir, 'verify']);
+    expect(verify.code).toBe(1);
+    expect(verify.stdout).toContain(
+      'northshire-iuc / node-1: 1 events, 1 checkpoint signatures: BAD at seq 2: content does not match its hash',
+    );
+  });
+
+  it('start initialises on first run and serves /health and /metrics', async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', CLI, '-d', dir, 'start', '--port', String(port)],
+      { env: { ...process.env, CI: '1' } },
+    );
+    try {
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const deadline = Date.now() + 30_000;
+      while (!out.includes('listening on') && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(out).toContain(`listening on http://localhost:${port}`);
+      expect(out).toContain('first start: created node node-1');
+      const health = (await (await fetch(`http://127.0.0.1:${port}/health`)).json()) as Record<
+        string,
+        unknown
+      >;
+      expect(health).toMatchObject({
+        status: 'ok',
+        node: 'node-1',
+        store: 'sqlite',
+        ledger: { seq: 1, sealedSeq: 1 },
+      });
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      expect(metrics).toMatch(/^holdfast_ledger_head_seq 1$/m);
+      expect(metrics).toContain('holdfast_http_request_duration_seconds_bucket');
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+  });
+});
