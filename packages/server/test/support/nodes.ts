@@ -6,7 +6,12 @@ import { testItemsProjection, testRegistry } from './ledger-fixture.ts';
 
 export interface TestNode extends HoldfastNode {
   clock: FixedClock;
+  /** The config the node was opened with, to reopen it. */
+  config: { store: StoreKind; databaseUrl?: string; dataDir: string; checkpointEvery: number };
+  /** Closes the node and removes its store. */
   destroy(): Promise<void>;
+  /** Removes the store of a node the test closed itself. */
+  removeStore(): Promise<void>;
 }
 
 /** A real node (identity files, store, ledger, projections) with a fixed clock tests move by hand. */
@@ -17,18 +22,21 @@ export async function startTestNode(
 ): Promise<TestNode> {
   const fresh = await freshStore(kind);
   const clock = new FixedClock(options.startMs ?? 1_764_000_000_000);
+  const config = { ...fresh.config, checkpointEvery: options.checkpointEvery ?? 5 };
   const node = await initNode(
-    { ...fresh.config, checkpointEvery: options.checkpointEvery ?? 5 },
+    config,
     { node: fields.node, tenant: fields.tenant, role: fields.role ?? 'site' },
     { clock, registry: testRegistry(), projections: [testItemsProjection] },
   );
   return {
     ...node,
     clock,
+    config,
     async destroy() {
       await node.close();
       await fresh.cleanup();
     },
+    removeStore: () => fresh.cleanup(),
   };
 }
 

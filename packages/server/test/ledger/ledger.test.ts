@@ -1,0 +1,135 @@
+import { ValidationError } from '@holdfast/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyStore } from '../../src/ledger/verify.ts';
+import { ledgerCrypto } from '../../src/node/crypto.ts';
+import { openNode } from '../../src/node/node.ts';
+import type { Projection } from '../../src/projections/projection.ts';
+import { STORE_KINDS } from '../support/databases.ts';
+import { snapshotTestTables, testItemsProjection, testRegistry } from '../support/ledger-fixture.ts';
+import { ledgerRows, startTestNode, type TestNode } from '../support/nodes.ts';
+
+const T = 'northshire';
+
+describe.each(STORE_KINDS)('ledger on %s', (kind) => {
+  let node: TestNode;
+  beforeAll(async () => {
+    node = await startTestNode(kind, { node: 'site-1', tenant: T }, { checkpointEvery: 10 });
+  });
+  afterAll(async () => node?.destroy());
+
+  it('refuses a payload failing its schema, naming the field, and stores nothing', async () => {
+    const before = await ledgerRows(node, T);
+    const error = await node.ledger
+      .append([
+        { tenant: T, type: 'test.item.noted', actor: 'user:u', payload: { item: 'a', text: 'fine' } },
+        {
+          tenant: T,
+          type: 'test.item.noted',
+          actor: 'user:u',
+          payload: { item: 'a', text: 'x'.repeat(201) },
+        },
+      ])
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ValidationError);
+    expect((error as ValidationError).issues[0]!.path).toBe('payload.text');
+    await expect(
+      node.ledger.append([{ tenant: T, type: 'test.unknown', actor: 'user:u', payload: {} }]),
+    ).rejects.toThrow(/not registered/);
+    expect(await ledgerRows(node, T)).toEqual(before);
+  });
+
+  it('group-commits concurrent appends into one gap-free chain with checkpoints every K events', async () => {
+    const start = (await node.ledger.head(T)).seq;
+    const appends = Array.from({ length: 200 }, (_, i) =>
+      node.ledger.append([
+        {
+          tenant: T,
+          type: 'test.item.noted',
+          actor: 'user:u',
+          payload: { item: `c${i % 9}`, text: `n${i}` },
+        },
+      ]),
+    );
+    const results = (await Promise.all(appends)).flat();
+    const seqs = results.map((e) => e.seq).sort((a, b) => a - b);
+    expect(seqs).toEqual(Array.from({ length: 200 }, (_, i) => start + 1 + i));
+    // Each caller got its own event back.
+    expect(new Set(results.map((e) => e.id)).size).toBe(200);
+    const checkpoints = await node.ledger.checkpoints(T, 'site-1');
+    const head = await node.ledger.head(T);
+    // After every commit the unsealed tail is shorter than K.
+    expect(head.seq - head.checkpointedSeq).toBeLessThan(10);
+    expect(checkpoints.length).toBeGreaterThanOrEqual(2);
+    const report = await verifyStore(node.store, ledgerCrypto, { tenant: T });
+    expect(report.faults).toEqual([]);
+    expect(report.eventsChecked).toBe(head.seq);
+  });
+
+  it('reads by node and seq range, and by tenant in ledger order', async () => {
+    const chain = await node.ledger.readChain(T, 'site-1', 5, 9);
+    expect(chain.map((e) => e.seq)).toEqual([5, 6, 7, 8, 9]);
+    const all = [];
+    let after: { hlc: string; node: string; seq: number } | null = null;
+    for (;;) {
+      const page = await node.ledger.readTenant(T, after, 37);
+      if (page.length === 0) break;
+      all.push(...page);
+      after = page[page.length - 1]!;
+    }
+    expect(all.length).toBe((await node.ledger.head(T)).seq);
+    for (let i = 1; i < all.length; i++) expect(all[i]!.hlc > all[i - 1]!.hlc).toBe(true);
+  });
+
+  it('signs a checkpoint on demand only when the head moved', async () => {
+    await node.ledger.append([{ tenant: T, type: 'test.tick', actor: 'user:u', payload: { n: 1 } }]);
+    const c = await node.ledger.checkpointNow(T);
+    expect(c?.seq).toBe((await node.ledger.head(T)).seq);
+    expect(await node.ledger.checkpointNow(T)).toBeNull();
+  });
+
+  it('rebuilds a projection at start when its version changed, and only then', async () => {
+    const own = await startTestNode(kind, { node: 'site-2', tenant: T });
+    for (let i = 0; i < 12; i++) {
+      await own.ledger.append([
+        {
+          tenant: T,
+          type: 'test.item.noted',
+          actor: 'user:u',
+          payload: { item: `c${i % 3}`, text: `n${i}` },
+        },
+      ]);
+    }
+    const expected = await snapshotTestTables(own.store.db);
+    const total = (await ledgerRows(own, T)).length;
+    await own.close();
+    let applied = 0;
+    const counting = (version: number): Projection => ({
+      ...testItemsProjection,
+      version,
+      async apply(trx, e) {
+        applied++;
+        await testItemsProjection.apply(trx, e);
+      },
+    });
+    const reopen = async (version: number) => {
+      applied = 0;
+      const again = await openNode(own.config, {
+        registry: testRegistry(),
+        projections: [counting(version)],
+        clock: own.clock,
+      });
+      const snapshot = await snapshotTestTables(again.store.db);
+      await again.close();
+      return { applied, snapshot };
+    };
+    try {
+      expect((await reopen(1)).applied).toBe(0);
+      const rebuilt = await reopen(2);
+      expect(rebuilt.applied).toBe(total);
+      expect(rebuilt.snapshot).toEqual(expected);
+      expect((await reopen(2)).applied).toBe(0);
+    } finally {
+      await own.removeStore();
+    }
+  });
+});
