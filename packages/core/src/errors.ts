@@ -57,3 +57,43 @@ export class InvariantViolation extends Error {
 export function assertInvariant(condition: unknown, message: string): asserts condition {
   if (!condition) throw new InvariantViolation(message);
 }
+
+/** No valid session, or the session has not passed its second factor. */
+export class UnauthenticatedError extends DomainError {
+  readonly code = 'unauthenticated';
+  constructor(message = 'sign in first') {
+    super(message);
+  }
+}
+
+/** Signed in, but the role does not carry the permission the action needs. */
+export class ForbiddenError extends DomainError {
+  readonly code = 'forbidden';
+  constructor(message = 'your role does not allow this') {
+    super(message);
+  }
+}
+
+/** Nothing with that id in your provider (deliberately the same for another provider's ids). */
+export class NotFoundError extends DomainError {
+  readonly code = 'not_found';
+  constructor(what: string) {
+    super(`${what} not found`);
+  }
+}
+
+export class ConflictError extends DomainError {
+  readonly code = 'conflict';
+}
+
+/** Too many attempts; `retryAfterSeconds` says when to try again. */
+export class TooManyRequestsError extends DomainError {
+  readonly code = 'too_many_requests';
+  override readonly retryable = true;
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}

@@ -13,6 +13,12 @@ import { identityExists, initNode, openNode, type HoldfastNode } from './node/no
 import { loadNodeKeys } from './projections/node-keys.ts';
 import { createProgress } from './cli/progress.ts';
 import { serve } from './serve.ts';
+import { randomBytes } from 'node:crypto';
+import { userInfo } from 'node:os';
+import { ROLES, type Role } from '@holdfast/core';
+import { AccountsService } from './accounts/service.ts';
+import { SessionStore } from './auth/sessions.ts';
+import { DEMO_PROVIDER_NAME, DEMO_TENANT, seedDemoProvider, type DemoAccounts } from './demo.ts';
 
 /**
  * `holdfast`: the operator's command line. Every command takes --config and --data-dir; every
@@ -32,7 +38,7 @@ function config(): HoldfastConfig {
   return loadConfig({ file: opts.config, overrides: opts.dataDir ? { dataDir: opts.dataDir } : {} });
 }
 
-const DEFAULT_TENANT = 'northshire-iuc';
+const DEFAULT_TENANT = DEMO_TENANT;
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
 function identifier(what: string) {
@@ -101,12 +107,29 @@ program
   .option('--port <port>', 'port to listen on (overrides config)', (v) => parsePort(v))
   .action(async (opts: { port?: number }) => {
     const cfg = { ...config(), ...(opts.port !== undefined ? { port: opts.port } : {}) };
+    let demo: DemoAccounts | null = null;
     if (!identityExists(cfg.dataDir)) {
-      const node = await initNode(cfg, { tenant: DEFAULT_TENANT, node: 'node-1', role: 'single' });
+      const node = await initNode(cfg, { tenant: DEMO_TENANT, node: 'node-1', role: 'single' });
+      demo = await seedDemoProvider(node);
       await node.close();
-      console.log(`first start: created node node-1 for ${DEFAULT_TENANT} in ${cfg.dataDir}`);
+      console.log(
+        `first start: created node node-1 and the demo provider ${DEMO_PROVIDER_NAME} in ${cfg.dataDir}`,
+      );
     }
-    await serve(cfg);
+    await serve(cfg, (url) => {
+      if (!demo) {
+        console.log('Sign in with an account of this provider (create one with `npx holdfast users add`).');
+        return;
+      }
+      console.log(
+        `\nDemo provider ${DEMO_PROVIDER_NAME}: one user per role, all with the password ${pc.bold(demo.password)}`,
+      );
+      for (const u of demo.users) console.log(`  ${u.username.padEnd(28)} ${u.role}`);
+      console.log(`Sign in at ${url}/api/v1/auth/sign-in; each user enrols a second factor at first sign-in`);
+      console.log(
+        '(an authenticator app, or a passkey for the provider admin). This password is shown only now.',
+      );
+    });
   });
 
 program
@@ -288,6 +311,91 @@ nodes
       console.log(`registered node ${opts.node} for tenant ${node.identity.tenant}`);
     });
   });
+
+const users = program.command('users').description("this provider's staff accounts");
+
+async function withAccounts<T>(
+  fn: (accounts: AccountsService, node: HoldfastNode, actor: string) => Promise<T>,
+): Promise<T> {
+  return withNode((node) =>
+    fn(
+      new AccountsService(node.store, node.ledger, new SessionStore(node.store, node.clock)),
+      node,
+      `cli:${userInfo().username}@${node.identity.node}`,
+    ),
+  );
+}
+
+async function userByName(accounts: AccountsService, tenant: string, username: string) {
+  const user = await accounts.findForSignIn(username);
+  if (!user || user.tenant !== tenant)
+    throw new InvalidArgumentError(`no user ${username} in provider ${tenant}`);
+  return user;
+}
+
+users
+  .command('add')
+  .description(
+    'create a user with a one-time initial password (printed once); they enrol a second factor at first sign-in',
+  )
+  .requiredOption('--username <name>', 'sign-in name, e.g. j.smith@northshire')
+  .requiredOption('--name <display>', 'name shown to colleagues')
+  .requiredOption('--roles <roles>', `comma-separated: ${ROLES.join(', ')}`, (v) => parseRoles(v))
+  .option('--sites <ids>', 'comma-separated site ids (default: every site of the provider)')
+  .action(async (opts: { username: string; name: string; roles: Role[]; sites?: string }) => {
+    await withAccounts(async (accounts, node, actor) => {
+      const tenant = node.identity.tenant;
+      const siteIds = opts.sites
+        ? opts.sites.split(',').map((s) => s.trim())
+        : (await accounts.sites(tenant)).map((s) => s.siteId);
+      const password = `${randomBytes(12).toString('base64url')}`;
+      const user = await accounts.create(
+        tenant,
+        { username: opts.username, displayName: opts.name, roles: opts.roles, siteIds, password },
+        actor,
+      );
+      console.log(`created ${user.username} (${user.roles.join(', ')}) in ${tenant}`);
+      console.log(`initial password, shown once: ${password}`);
+    });
+  });
+
+users
+  .command('disable')
+  .description('disable a user; their sessions end at once')
+  .requiredOption('--username <name>', 'the user')
+  .requiredOption('--reason <text>', 'why (recorded in the ledger)')
+  .action(async (opts: { username: string; reason: string }) => {
+    await withAccounts(async (accounts, node, actor) => {
+      const user = await userByName(accounts, node.identity.tenant, opts.username);
+      await accounts.disable({ tenant: node.identity.tenant, actor }, user.userId, opts.reason);
+      console.log(`disabled ${user.username}`);
+    });
+  });
+
+users
+  .command('reset-mfa')
+  .description("remove a user's second factors so they enrol again at next sign-in (needs a reason; audited)")
+  .requiredOption('--username <name>', 'the user')
+  .requiredOption('--reason <text>', 'why (recorded in the ledger)')
+  .action(async (opts: { username: string; reason: string }) => {
+    if (opts.reason.trim().length < 3)
+      throw new InvalidArgumentError('--reason must say why (at least 3 characters)');
+    await withAccounts(async (accounts, node, actor) => {
+      const user = await userByName(accounts, node.identity.tenant, opts.username);
+      await accounts.resetMfa({ tenant: node.identity.tenant, actor }, user.userId, opts.reason.trim());
+      console.log(
+        `second factors of ${user.username} removed; their sessions ended; they enrol again at next sign-in`,
+      );
+    });
+  });
+
+function parseRoles(value: string): Role[] {
+  const roles = value.split(',').map((r) => r.trim().replace(/-/g, '_'));
+  const bad = roles.filter((r) => !(ROLES as readonly string[]).includes(r));
+  if (bad.length > 0 || roles.length === 0)
+    throw new InvalidArgumentError(`unknown role(s) ${bad.join(', ')}; allowed: ${ROLES.join(', ')}`);
+  return roles as Role[];
+}
 
 function parsePort(value: string): number {
   const n = Number(value);

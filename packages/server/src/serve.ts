@@ -1,15 +1,19 @@
 import type { HoldfastConfig } from './config.ts';
-import { buildHttpServer } from './http/server.ts';
+import { buildHoldfastApp } from './http/holdfast-app.ts';
 import { createLogger } from './http/logger.ts';
 import { openNode } from './node/node.ts';
 
 /** Runs a node until SIGINT/SIGTERM: HTTP, periodic checkpoints, clean shutdown. */
-export async function serve(config: HoldfastConfig): Promise<void> {
+export async function serve(config: HoldfastConfig, onListening?: (url: string) => void): Promise<void> {
   const logger = createLogger(config.logLevel);
   const node = await openNode(config, {
     onRebuildProgress: (done, total) => logger.info({ done, total }, 'rebuilding projections'),
   });
-  const app = await buildHttpServer(node, logger);
+  const origin = `http://localhost:${config.port}`;
+  const { app } = await buildHoldfastApp(node, {
+    logger,
+    passkeys: { rpId: 'localhost', rpName: 'Holdfast', origins: [origin, `http://127.0.0.1:${config.port}`] },
+  });
   const tenant = node.identity.tenant;
   // The "every T seconds" half of the checkpoint rule: a quiet node still seals what it wrote.
   const checkpointTimer = setInterval(() => {
@@ -26,6 +30,7 @@ export async function serve(config: HoldfastConfig): Promise<void> {
     `Holdfast node ${node.identity.node} (${node.identity.role}, tenant ${tenant}, ${node.store.dialect} store) listening on ${url}`,
   );
   console.log(`  health: ${url}/health   metrics: ${url}/metrics`);
+  onListening?.(url);
 
   let stopping = false;
   const stop = async (signal: string) => {

@@ -1,5 +1,15 @@
 import { join } from 'node:path';
-import { createEventRegistry, type Clock, type EventRegistry, type IdGenerator } from '@holdfast/core';
+import {
+  ACCOUNT_EVENT_TYPES,
+  createEventRegistry,
+  PATIENT_EVENT_TYPES,
+  type Clock,
+  type EventRegistry,
+  type IdGenerator,
+} from '@holdfast/core';
+import { accountsProjection } from '../accounts/projection.ts';
+import { auditProjection } from '../audit/projection.ts';
+import { patientsProjection } from '../patients/projection.ts';
 import type { HoldfastConfig } from '../config.ts';
 import { Ledger, type LedgerOptions } from '../ledger/ledger.ts';
 import { ProjectionEngine, type ProgressFn } from '../projections/engine.ts';
@@ -37,7 +47,17 @@ export interface OpenNodeOptions {
   onRebuildProgress?: ProgressFn;
 }
 
-export const BUILTIN_PROJECTIONS: readonly Projection[] = [nodeKeysProjection];
+export const BUILTIN_PROJECTIONS: readonly Projection[] = [
+  nodeKeysProjection,
+  accountsProjection,
+  auditProjection,
+  patientsProjection,
+];
+
+/** Every event type the server's modules define. */
+export function createServerRegistry(): EventRegistry {
+  return createEventRegistry().register(...ACCOUNT_EVENT_TYPES, ...PATIENT_EVENT_TYPES);
+}
 
 export function storeOptionsFor(
   config: Pick<HoldfastConfig, 'store' | 'databaseUrl' | 'dataDir'>,
@@ -73,7 +93,7 @@ export async function openNode(
   const clock = options.clock ?? systemClock;
   const store = await Store.open(storeOptionsFor(config));
   try {
-    const registry = options.registry ?? createEventRegistry();
+    const registry = options.registry ?? createServerRegistry();
     const projections = new ProjectionEngine(
       store,
       [...BUILTIN_PROJECTIONS, ...(options.projections ?? [])],

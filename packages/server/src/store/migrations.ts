@@ -58,6 +58,34 @@ const MIGRATIONS: Migration[] = [
       )`.execute(db);
     },
   },
+  {
+    version: 2,
+    name: 'node-local sessions and used TOTP steps',
+    async up(db) {
+      // Sessions are local to the node that signed the user in; they are not facts for the ledger.
+      await sql`create table sessions (
+        id text primary key,
+        token_hash text not null unique,
+        tenant text not null,
+        user_id text not null,
+        stage text not null,
+        csrf_token text not null,
+        created_at bigint not null,
+        last_seen_at bigint not null,
+        absolute_expires_at bigint not null,
+        revoked_at bigint,
+        address text not null,
+        pending_totp_secret text,
+        webauthn_challenge text,
+        reauthenticated_at bigint
+      )`.execute(db);
+      await sql`create index sessions_user on sessions (tenant, user_id)`.execute(db);
+      // Each TOTP code is accepted once: a used (user, step) is remembered for the window.
+      await sql`create table totp_used (tenant text not null, user_id text not null, step bigint not null, primary key (tenant, user_id, step))`.execute(
+        db,
+      );
+    },
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

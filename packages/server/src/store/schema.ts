@@ -45,7 +45,32 @@ export interface ProjectionStateTable {
   rebuilt_at: string;
 }
 
+export interface SessionsTable {
+  id: string;
+  token_hash: string;
+  tenant: string;
+  user_id: string;
+  stage: 'password' | 'full';
+  csrf_token: string;
+  created_at: number;
+  last_seen_at: number;
+  absolute_expires_at: number;
+  revoked_at: number | null;
+  address: string;
+  pending_totp_secret: string | null;
+  webauthn_challenge: string | null;
+  reauthenticated_at: number | null;
+}
+
+export interface TotpUsedTable {
+  tenant: string;
+  user_id: string;
+  step: number;
+}
+
 export interface CoreDatabase {
+  sessions: SessionsTable;
+  totp_used: TotpUsedTable;
   ledger_events: LedgerEventsTable;
   checkpoints: CheckpointsTable;
   schema_migrations: SchemaMigrationsTable;

@@ -5,6 +5,7 @@ import { Kysely, PostgresDialect, SqliteDialect, sql, type Transaction } from 'k
 import pg from 'pg';
 import type { CoreDatabase } from './schema.ts';
 import { runMigrations } from './migrations.ts';
+import { APP_ROLE, checkRls, ensureAppRole, secureTenantTables } from './rls.ts';
 
 export type StoreDialect = 'sqlite' | 'postgres';
 
@@ -25,11 +26,22 @@ export type Tx = Transaction<CoreDatabase>;
  * PostgreSQL keeps its defaults (fsync on, synchronous_commit on).
  */
 export class Store {
+  /**
+   * Tenant-scoped access for request handling. On PostgreSQL a separate pool whose sessions run as
+   * the unprivileged `holdfast_app` role under row-level security; on SQLite the same database.
+   * Reach it only through `withTenant`.
+   */
+  private readonly appDb: Db;
+
   private constructor(
     readonly dialect: StoreDialect,
+    /** System access (migrations, ledger writes, verify, rebuild): spans tenants. */
     readonly db: Db,
     private readonly sqlite: BetterSqlite3.Database | null,
-  ) {}
+    appDb?: Db,
+  ) {
+    this.appDb = appDb ?? db;
+  }
 
   static async open(options: StoreOptions): Promise<Store> {
     let store: Store;
@@ -50,10 +62,64 @@ export class Store {
       // Without a listener an idle client's error (the server restarting) would crash the process.
       pool.on('error', () => undefined);
       const db = new Kysely<CoreDatabase>({ dialect: new PostgresDialect({ pool }) });
-      store = new Store('postgres', db, null);
+      const appPool = new pg.Pool({
+        connectionString: options.connectionString,
+        max: options.maxConnections ?? 10,
+        // Every session of this pool switches to the unprivileged role before its first query.
+        options: `-c role=${APP_ROLE}`,
+      });
+      appPool.on('error', () => undefined);
+      const appDb = new Kysely<CoreDatabase>({ dialect: new PostgresDialect({ pool: appPool }) });
+      store = new Store('postgres', db, null, appDb);
     }
-    await runMigrations(store);
+    try {
+      await runMigrations(store);
+      if (store.dialect === 'postgres') await store.secureTables();
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
     return store;
+  }
+
+  /** PostgreSQL: the application role, RLS and grants on every tenant table (after migrations and projection rebuilds). */
+  async secureTables(): Promise<void> {
+    if (this.dialect !== 'postgres') return;
+    await this.db.connection().execute(async (conn) => {
+      await sql`select pg_advisory_lock(727275)`.execute(conn);
+      try {
+        await ensureAppRole(conn);
+        await secureTenantTables(conn);
+      } finally {
+        await sql`select pg_advisory_unlock(727275)`.execute(conn);
+      }
+    });
+  }
+
+  /**
+   * Start-up check: request handling must run as a role that owns no tenant table and cannot bypass
+   * row-level security, over tables with RLS forced. Throws with every problem found.
+   */
+  async checkTenantIsolation(): Promise<void> {
+    if (this.dialect !== 'postgres') return;
+    const problems = await checkRls(this.appDb);
+    if (problems.length > 0) {
+      throw new Error(
+        `refusing to run: tenant isolation is not enforced by the database:\n  ${problems.map((p) => p.problem).join('\n  ')}`,
+      );
+    }
+  }
+
+  /**
+   * Runs `fn` in one transaction scoped to `tenant`: on PostgreSQL as `holdfast_app` with
+   * `holdfast.tenant` set for the transaction, so row-level security admits that tenant's rows only.
+   */
+  withTenant<T>(tenant: string, fn: (trx: Tx) => Promise<T>): Promise<T> {
+    return this.appDb.transaction().execute(async (trx) => {
+      if (this.dialect === 'postgres')
+        await sql`select set_config('holdfast.tenant', ${tenant}, true)`.execute(trx);
+      return fn(trx);
+    });
   }
 
   /** Runs `fn` in one transaction; its writes are durable when this resolves. */
@@ -72,6 +138,7 @@ export class Store {
 
   async close(): Promise<void> {
     await this.db.destroy();
+    if (this.appDb !== this.db) await this.appDb.destroy();
   }
 }
 

@@ -71,6 +71,7 @@ describe('holdfast CLI', () => {
     for (const c of top) expect(known).toContain(c);
     for (const c of listed(['ledger'])) expect(known).toContain(`ledger ${c}`);
     for (const c of listed(['nodes'])) expect(known).toContain(`nodes ${c}`);
+    for (const c of listed(['users'])) expect(known).toContain(`users ${c}`);
   });
 
   it('init creates the key file with mode 0600 and a verifying ledger; init twice is refused', () => {
@@ -185,7 +186,9 @@ describe('holdfast CLI', () => {
       while (!out.includes('listening on') && Date.now() < deadline)
         await new Promise((r) => setTimeout(r, 100));
       expect(out).toContain(`listening on http://localhost:${port}`);
-      expect(out).toContain('first start: created node node-1');
+      expect(out).toContain('first start: created node node-1 and the demo provider Northshire IUC');
+      expect(out).toMatch(/health-adviser@northshire +health_adviser/);
+      expect(out).toMatch(/all with the password demo-\S+/);
       const health = (await (await fetch(`http://127.0.0.1:${port}/health`)).json()) as Record<
         string,
         unknown

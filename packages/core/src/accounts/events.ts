@@ -1,0 +1,173 @@
+import { z } from 'zod';
+import { defineEventType } from '../ledger/registry.ts';
+import { PERMISSIONS, ROLES } from './roles.ts';
+
+/**
+ * Account events. Users, sites and their credentials live in the ledger, so every node of a provider
+ * can sign its staff in with the hub gone. Sessions are node-local and not in the ledger.
+ */
+const id = z.string().uuid();
+const username = z
+  .string()
+  .min(3)
+  .max(64)
+  .regex(/^[a-z0-9][a-z0-9._@-]*$/, 'lower-case letters, digits and . _ @ - only');
+const displayName = z.string().trim().min(1).max(100);
+const roles = z.array(z.enum(ROLES)).min(1).max(ROLES.length);
+const siteIds = z.array(id).max(50);
+/** An argon2id PHC string. */
+const passwordHash = z.string().startsWith('$argon2id$').max(300);
+
+export const tenantCreated = defineEventType({
+  type: 'tenant.created',
+  v: 1,
+  schema: z.strictObject({ name: z.string().trim().min(1).max(200), odsCode: z.string().max(10).optional() }),
+  subjectOf: () => 'tenant',
+});
+
+export const siteCreated = defineEventType({
+  type: 'site.created',
+  v: 1,
+  schema: z.strictObject({
+    siteId: id,
+    name: z.string().trim().min(1).max(200),
+    odsCode: z.string().max(10).optional(),
+  }),
+  subjectOf: (p) => `site:${p.siteId}`,
+});
+
+export const userCreated = defineEventType({
+  type: 'user.created',
+  v: 1,
+  schema: z.strictObject({ userId: id, username, displayName, roles, siteIds, passwordHash }),
+  subjectOf: (p) => `user:${p.userId}`,
+});
+
+export const userRolesChanged = defineEventType({
+  type: 'user.roles_changed',
+  v: 1,
+  schema: z.strictObject({ userId: id, roles, siteIds }),
+  subjectOf: (p) => `user:${p.userId}`,
+});
+
+export const userPasswordSet = defineEventType({
+  type: 'user.password_set',
+  v: 1,
+  schema: z.strictObject({ userId: id, passwordHash }),
+  subjectOf: (p) => `user:${p.userId}`,
+});
+
+export const userDisabled = defineEventType({
+  type: 'user.disabled',
+  v: 1,
+  schema: z.strictObject({ userId: id, reason: z.string().trim().min(3).max(500) }),
+  subjectOf: (p) => `user:${p.userId}`,
+});
+
+export const userEnabled = defineEventType({
+  type: 'user.enabled',
+  v: 1,
+  schema: z.strictObject({ userId: id }),
+  subjectOf: (p) => `user:${p.userId}`,
+});
+
+export const userTotpEnrolled = defineEventType({
+  type: 'user.totp_enrolled',
+  v: 1,
+  schema: z.strictObject({
+    userId: id,
+    secret: z.string().regex(/^[A-Z2-7]{32,64}$/),
+    recoveryCodeHashes: z.array(z.string().regex(/^[0-9a-f]{64}$/)).length(10),
+  }),
+  subjectOf: (p) => `user:${p.userId}`,
+});
+
+export const userRecoveryCodeUsed = defineEventType({
+  type: 'user.recovery_code_used',
+  v: 1,
+  schema: z.strictObject({ userId: id, codeHash: z.string().regex(/^[0-9a-f]{64}$/) }),
+  subjectOf: (p) => `user:${p.userId}`,
+});
+
+export const userPasskeyRegistered = defineEventType({
+  type: 'user.passkey_registered',
+  v: 1,
+  schema: z.strictObject({
+    userId: id,
+    credentialId: z.string().regex(/^[A-Za-z0-9_-]{16,1400}$/),
+    publicKey: z.string().regex(/^[A-Za-z0-9_-]{16,2000}$/),
+    counter: z.number().int().min(0),
+    transports: z.array(z.string().max(20)).max(10),
+    label: z.string().max(100),
+  }),
+  subjectOf: (p) => `user:${p.userId}`,
+});
+
+export const userMfaReset = defineEventType({
+  type: 'user.mfa_reset',
+  v: 1,
+  schema: z.strictObject({ userId: id, reason: z.string().trim().min(3).max(500) }),
+  subjectOf: (p) => `user:${p.userId}`,
+});
+
+/** Every sign-in attempt, successful or not. No password or code is ever recorded. */
+export const auditSignIn = defineEventType({
+  type: 'audit.sign_in',
+  v: 1,
+  schema: z.strictObject({
+    /** Only when the user name matched an account; never the typed name of a failed attempt. */
+    userId: id.optional(),
+    step: z.enum(['password', 'totp', 'recovery_code', 'passkey', 'sign_out']),
+    outcome: z.enum(['success', 'failure', 'throttled', 'locked']),
+    address: z.string().max(64),
+  }),
+  subjectOf: (p) => (p.userId ? `audit-user:${p.userId}` : null),
+});
+
+/** A request refused for want of a permission. */
+export const auditDenied = defineEventType({
+  type: 'audit.denied',
+  v: 1,
+  schema: z.strictObject({
+    userId: id,
+    roles,
+    siteIds,
+    permission: z.enum(PERMISSIONS),
+    route: z.string().max(200),
+  }),
+});
+
+/** A read or write of patient data: who, in which role and site, what, and why. */
+export const auditAccess = defineEventType({
+  type: 'audit.access',
+  v: 1,
+  schema: z.strictObject({
+    userId: id,
+    roles,
+    siteIds,
+    action: z.enum(['read', 'write', 'search']),
+    resourceType: z.enum(['patient']),
+    resourceId: id.optional(),
+    /** Stated reason: required for break-glass access. */
+    reason: z.string().max(500).optional(),
+    breakGlass: z.boolean(),
+    fields: z.array(z.string().max(60)).max(50),
+  }),
+});
+
+export const ACCOUNT_EVENT_TYPES = [
+  tenantCreated,
+  siteCreated,
+  userCreated,
+  userRolesChanged,
+  userPasswordSet,
+  userDisabled,
+  userEnabled,
+  userTotpEnrolled,
+  userRecoveryCodeUsed,
+  userPasskeyRegistered,
+  userMfaReset,
+  auditSignIn,
+  auditDenied,
+  auditAccess,
+];

@@ -1,0 +1,89 @@
+/**
+ * Roles and the permission table. Every HTTP route declares one permission from this table; the
+ * service layer checks it on every command and query. Field-level rules say which parts of a record
+ * each role sees.
+ */
+export const ROLES = [
+  'health_adviser',
+  'clinician',
+  'prescriber',
+  'dispatcher',
+  'receptionist',
+  'shift_manager',
+  'provider_admin',
+  'auditor',
+] as const;
+export type Role = (typeof ROLES)[number];
+
+export const ROLE_LABELS: Record<Role, string> = {
+  health_adviser: 'Health adviser',
+  clinician: 'Clinician',
+  prescriber: 'Prescriber',
+  dispatcher: 'Dispatcher',
+  receptionist: 'Receptionist',
+  shift_manager: 'Shift manager',
+  provider_admin: 'Provider admin',
+  auditor: 'Auditor',
+};
+
+export const PERMISSIONS = [
+  /** Own session: who am I, sign out, change own second factor. */
+  'session.self',
+  'patients.read',
+  'patients.search',
+  'patients.write',
+  /** Field level: clinical notes on a patient record. */
+  'patients.clinical_notes.read',
+  /** Field level: how to get into the patient's home (key safe codes, entry arrangements). */
+  'patients.access_instructions.read',
+  /** Open a record outside one's normal scope, with a stated reason that is flagged for review. */
+  'patients.break_glass',
+  'users.manage',
+  'sites.manage',
+  'sessions.manage',
+  'audit.read',
+] as const;
+export type Permission = (typeof PERMISSIONS)[number];
+
+const CARE: Permission[] = ['session.self', 'patients.read', 'patients.search'];
+
+export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
+  health_adviser: [...CARE, 'patients.write'],
+  clinician: [
+    ...CARE,
+    'patients.write',
+    'patients.clinical_notes.read',
+    'patients.access_instructions.read',
+    'patients.break_glass',
+  ],
+  prescriber: [
+    ...CARE,
+    'patients.write',
+    'patients.clinical_notes.read',
+    'patients.access_instructions.read',
+    'patients.break_glass',
+  ],
+  dispatcher: [...CARE, 'patients.access_instructions.read'],
+  receptionist: [...CARE, 'patients.write'],
+  shift_manager: [...CARE, 'patients.clinical_notes.read', 'patients.break_glass'],
+  // Administrators manage people, not patients: they see no patient data.
+  provider_admin: ['session.self', 'users.manage', 'sites.manage', 'sessions.manage'],
+  auditor: ['session.self', 'audit.read'],
+};
+
+export function permissionsOf(roles: readonly Role[]): Set<Permission> {
+  const out = new Set<Permission>();
+  for (const r of roles) for (const p of ROLE_PERMISSIONS[r]) out.add(p);
+  return out;
+}
+
+export function hasPermission(roles: readonly Role[], permission: Permission): boolean {
+  return roles.some((r) => ROLE_PERMISSIONS[r].includes(permission));
+}
+
+/** Roles whose second factor must be a passkey (phishing-resistant), not only TOTP. */
+export const PASSKEY_REQUIRED_ROLES: readonly Role[] = ['provider_admin'];
+
+export function requiresPasskey(roles: readonly Role[]): boolean {
+  return roles.some((r) => PASSKEY_REQUIRED_ROLES.includes(r));
+}

@@ -1,0 +1,167 @@
+import { ROLES } from '@holdfast/core';
+import { z } from 'zod';
+import type { UserRecord } from './projection.ts';
+import { actorOf } from '../http/context.ts';
+import type { AppDeps } from '../http/app.ts';
+import { authedRoute, type RouteSpec } from '../http/routes.ts';
+import { NotFoundError } from '@holdfast/core';
+
+/** What an administrator sees of a user: never a password hash, TOTP secret or recovery code. */
+export function publicUser(u: UserRecord) {
+  return {
+    userId: u.userId,
+    username: u.username,
+    displayName: u.displayName,
+    roles: u.roles,
+    siteIds: u.siteIds,
+    disabled: u.disabled,
+    secondFactors: {
+      totp: u.totpSecret !== null,
+      passkeys: u.passkeys,
+      recoveryCodesLeft: u.recoveryCodeHashes.length,
+    },
+  };
+}
+
+const userIdParams = z.strictObject({ userId: z.string().uuid('must be a user id') });
+const roles = z.array(z.enum(ROLES)).min(1, 'give at least one role').max(ROLES.length);
+const siteIds = z.array(z.string().uuid('must be a site id')).max(50);
+const reason = z.string().trim().min(3, 'say why (at least 3 characters)').max(500);
+
+/** Provider administration: users, roles, sites and sessions of the administrator's own provider only. */
+export function accountRoutes(deps: AppDeps): RouteSpec[] {
+  return [
+    authedRoute({
+      method: 'GET',
+      url: '/api/v1/admin/users',
+      summary: "Your provider's users",
+      access: { permission: 'users.manage' },
+      async handler({ ctx }) {
+        return { users: (await deps.accounts.list(ctx.tenant)).map(publicUser) };
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/admin/users',
+      summary: 'Create a user with an initial password; they enrol a second factor at first sign-in',
+      access: { permission: 'users.manage' },
+      body: z.strictObject({
+        username: z
+          .string()
+          .trim()
+          .toLowerCase()
+          .min(3)
+          .max(64)
+          .regex(/^[a-z0-9][a-z0-9._@-]*$/, 'use lower-case letters, digits and . _ @ - only'),
+        displayName: z.string().trim().min(1).max(100),
+        roles,
+        siteIds,
+        password: z.string().max(1024),
+      }),
+      async handler({ ctx, body, reply }) {
+        const user = await deps.accounts.create(ctx.tenant, body, actorOf(ctx));
+        return reply.code(201).send({ user: publicUser(user) });
+      },
+    }),
+    authedRoute({
+      method: 'PUT',
+      url: '/api/v1/admin/users/:userId/roles',
+      summary: "Set a user's roles and sites (applies to their next request)",
+      access: { permission: 'users.manage' },
+      params: userIdParams,
+      body: z.strictObject({ roles, siteIds }),
+      async handler({ ctx, params, body }) {
+        return {
+          user: publicUser(await deps.accounts.changeRoles(ctx, params.userId, body.roles, body.siteIds)),
+        };
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/admin/users/:userId/disable',
+      summary: 'Disable a user and end their sessions at once',
+      access: { permission: 'users.manage' },
+      params: userIdParams,
+      body: z.strictObject({ reason }),
+      async handler({ ctx, params, body, reply }) {
+        await deps.accounts.disable({ tenant: ctx.tenant, actor: actorOf(ctx) }, params.userId, body.reason);
+        return reply.code(204).send();
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/admin/users/:userId/enable',
+      summary: 'Enable a disabled user',
+      access: { permission: 'users.manage' },
+      params: userIdParams,
+      async handler({ ctx, params, reply }) {
+        await deps.accounts.enable({ tenant: ctx.tenant, actor: actorOf(ctx) }, params.userId);
+        return reply.code(204).send();
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/admin/users/:userId/reset-mfa',
+      summary: "Remove a user's second factors (they enrol again); needs a reason, audited",
+      access: { permission: 'users.manage' },
+      params: userIdParams,
+      body: z.strictObject({ reason }),
+      async handler({ ctx, params, body, reply }) {
+        await deps.accounts.resetMfa({ tenant: ctx.tenant, actor: actorOf(ctx) }, params.userId, body.reason);
+        return reply.code(204).send();
+      },
+    }),
+    authedRoute({
+      method: 'GET',
+      url: '/api/v1/admin/sites',
+      summary: "Your provider's sites",
+      access: { permission: 'sites.manage' },
+      async handler({ ctx }) {
+        return { sites: await deps.accounts.sites(ctx.tenant) };
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/admin/sites',
+      summary: 'Add a site',
+      access: { permission: 'sites.manage' },
+      body: z.strictObject({ name: z.string().trim().min(1).max(200) }),
+      async handler({ ctx, body, reply }) {
+        const siteId = await deps.accounts.createSite(ctx.tenant, body.name, actorOf(ctx));
+        return reply.code(201).send({ site: { siteId, name: body.name } });
+      },
+    }),
+    authedRoute({
+      method: 'GET',
+      url: '/api/v1/admin/sessions',
+      summary: "Live sessions of your provider's users",
+      access: { permission: 'sessions.manage' },
+      async handler({ ctx }) {
+        const sessions = await deps.sessions.listLive(ctx.tenant);
+        return {
+          sessions: sessions.map((s) => ({
+            sessionId: s.id,
+            userId: s.user_id,
+            stage: s.stage,
+            startedAt: new Date(s.created_at).toISOString(),
+            lastSeenAt: new Date(s.last_seen_at).toISOString(),
+            address: s.address,
+          })),
+        };
+      },
+    }),
+    authedRoute({
+      method: 'DELETE',
+      url: '/api/v1/admin/sessions/:sessionId',
+      summary: 'End a session at once',
+      access: { permission: 'sessions.manage' },
+      params: z.strictObject({ sessionId: z.string().uuid('must be a session id') }),
+      async handler({ ctx, params, reply }) {
+        const live = await deps.sessions.listLive(ctx.tenant);
+        if (!live.some((s) => s.id === params.sessionId)) throw new NotFoundError('session');
+        await deps.sessions.revoke(params.sessionId);
+        return reply.code(204).send();
+      },
+    }),
+  ];
+}

@@ -1,0 +1,260 @@
+import { randomUUID } from 'node:crypto';
+import { ConflictError, NotFoundError, passwordProblem, ValidationError, type Role } from '@holdfast/core';
+import { hashPassword } from '../auth/passwords.ts';
+import type { SessionStore } from '../auth/sessions.ts';
+import { actorOf, type RequestContext } from '../http/context.ts';
+import type { Ledger } from '../ledger/ledger.ts';
+import type { Store } from '../store/store.ts';
+import { accountsDb, toUserRecord, type UserRecord } from './projection.ts';
+
+export interface NewUser {
+  username: string;
+  displayName: string;
+  roles: Role[];
+  siteIds: string[];
+  password: string;
+}
+
+/**
+ * Provider organisation and staff accounts. Every method is scoped to the caller's tenant; a
+ * provider admin can manage only their own provider's users and sites.
+ *
+ * `tenantFilter` exists for one test: with it off, queries omit their tenant condition, and on
+ * PostgreSQL row-level security alone must keep providers apart.
+ */
+export class AccountsService {
+  constructor(
+    private readonly store: Store,
+    private readonly ledger: Ledger,
+    private readonly sessions: SessionStore,
+    readonly options: { tenantFilter: boolean } = { tenantFilter: true },
+  ) {}
+
+  /** Sign-in lookup by user name, before any tenant is known (system access). */
+  async findForSignIn(username: string): Promise<UserRecord | null> {
+    const folded = username.trim().toLowerCase();
+    if (folded.length === 0 || folded.length > 64) return null;
+    const row = await accountsDb(this.store.db)
+      .selectFrom('users')
+      .selectAll()
+      .where('username', '=', folded)
+      .executeTakeFirst();
+    if (!row) return null;
+    return toUserRecord(row, await this.passkeyCount(row.tenant, row.user_id));
+  }
+
+  /** A user of the caller's tenant; the session's user is re-read on every request. */
+  async get(tenant: string, userId: string): Promise<UserRecord | null> {
+    return this.store.withTenant(tenant, async (trx) => {
+      let q = accountsDb(trx).selectFrom('users').selectAll().where('user_id', '=', userId);
+      if (this.options.tenantFilter) q = q.where('tenant', '=', tenant);
+      const row = await q.executeTakeFirst();
+      if (!row) return null;
+      const keys = await accountsDb(trx)
+        .selectFrom('passkeys')
+        .select('credential_id')
+        .where('user_id', '=', userId)
+        .where('tenant', '=', tenant)
+        .execute();
+      return toUserRecord(row, keys.length);
+    });
+  }
+
+  async list(tenant: string): Promise<UserRecord[]> {
+    return this.store.withTenant(tenant, async (trx) => {
+      let q = accountsDb(trx).selectFrom('users').selectAll().orderBy('username');
+      if (this.options.tenantFilter) q = q.where('tenant', '=', tenant);
+      const rows = await q.execute();
+      let pk = accountsDb(trx).selectFrom('passkeys').select(['user_id']);
+      if (this.options.tenantFilter) pk = pk.where('tenant', '=', tenant);
+      const keys = await pk.execute();
+      return rows.map((r) => toUserRecord(r, keys.filter((k) => k.user_id === r.user_id).length));
+    });
+  }
+
+  async sites(tenant: string): Promise<{ siteId: string; name: string }[]> {
+    return this.store.withTenant(tenant, async (trx) => {
+      let q = accountsDb(trx).selectFrom('sites').select(['site_id', 'name']).orderBy('name');
+      if (this.options.tenantFilter) q = q.where('tenant', '=', tenant);
+      return (await q.execute()).map((r) => ({ siteId: r.site_id, name: r.name }));
+    });
+  }
+
+  async createTenant(tenant: string, name: string, actor: string): Promise<void> {
+    await this.ledger.append([{ tenant, type: 'tenant.created', actor, payload: { name } }]);
+  }
+
+  async createSite(tenant: string, name: string, actor: string): Promise<string> {
+    const siteId = randomUUID();
+    await this.ledger.append([{ tenant, type: 'site.created', actor, payload: { siteId, name } }]);
+    return siteId;
+  }
+
+  /** Creates a user with an initial password; they enrol a second factor at first sign-in. */
+  async create(tenant: string, fields: NewUser, actor: string): Promise<UserRecord> {
+    const username = fields.username.trim().toLowerCase();
+    const problem = passwordProblem(fields.password, { username, displayName: fields.displayName });
+    if (problem) throw new ValidationError([problem]);
+    const known = new Set((await this.sites(tenant)).map((s) => s.siteId));
+    const unknown = fields.siteIds.findIndex((s) => !known.has(s));
+    if (unknown >= 0)
+      throw new ValidationError([{ path: `siteIds.${unknown}`, message: 'is not a site of your provider' }]);
+    if (await this.findForSignIn(username)) throw new ConflictError(`the user name ${username} is taken`);
+    const userId = randomUUID();
+    await this.ledger.append([
+      {
+        tenant,
+        type: 'user.created',
+        actor,
+        payload: {
+          userId,
+          username,
+          displayName: fields.displayName,
+          roles: fields.roles,
+          siteIds: fields.siteIds,
+          passwordHash: await hashPassword(fields.password),
+        },
+      },
+    ]);
+    return (await this.get(tenant, userId))!;
+  }
+
+  private async mustGet(ctx: Pick<RequestContext, 'tenant'>, userId: string): Promise<UserRecord> {
+    const user = await this.get(ctx.tenant, userId);
+    if (!user) throw new NotFoundError('user');
+    return user;
+  }
+
+  async changeRoles(
+    ctx: RequestContext,
+    userId: string,
+    roles: Role[],
+    siteIds: string[],
+  ): Promise<UserRecord> {
+    await this.mustGet(ctx, userId);
+    const known = new Set((await this.sites(ctx.tenant)).map((s) => s.siteId));
+    const unknown = siteIds.findIndex((s) => !known.has(s));
+    if (unknown >= 0)
+      throw new ValidationError([{ path: `siteIds.${unknown}`, message: 'is not a site of your provider' }]);
+    await this.ledger.append([
+      {
+        tenant: ctx.tenant,
+        type: 'user.roles_changed',
+        actor: actorOf(ctx),
+        payload: { userId, roles, siteIds },
+      },
+    ]);
+    return (await this.get(ctx.tenant, userId))!;
+  }
+
+  async disable(ctx: { tenant: string; actor: string }, userId: string, reason: string): Promise<void> {
+    await this.mustGet(ctx, userId);
+    await this.ledger.append([
+      { tenant: ctx.tenant, type: 'user.disabled', actor: ctx.actor, payload: { userId, reason } },
+    ]);
+    await this.sessions.revokeAllFor(ctx.tenant, userId);
+  }
+
+  async enable(ctx: { tenant: string; actor: string }, userId: string): Promise<void> {
+    await this.mustGet(ctx, userId);
+    await this.ledger.append([
+      { tenant: ctx.tenant, type: 'user.enabled', actor: ctx.actor, payload: { userId } },
+    ]);
+  }
+
+  /** Removes every second factor; the user enrols again at next sign-in. Ends their sessions. */
+  async resetMfa(ctx: { tenant: string; actor: string }, userId: string, reason: string): Promise<void> {
+    await this.mustGet(ctx, userId);
+    await this.ledger.append([
+      { tenant: ctx.tenant, type: 'user.mfa_reset', actor: ctx.actor, payload: { userId, reason } },
+    ]);
+    await this.sessions.revokeAllFor(ctx.tenant, userId);
+  }
+
+  async setPassword(
+    ctx: { tenant: string; actor: string },
+    user: UserRecord,
+    password: string,
+  ): Promise<void> {
+    const problem = passwordProblem(password, { username: user.username, displayName: user.displayName });
+    if (problem) throw new ValidationError([problem]);
+    await this.ledger.append([
+      {
+        tenant: ctx.tenant,
+        type: 'user.password_set',
+        actor: ctx.actor,
+        payload: { userId: user.userId, passwordHash: await hashPassword(password) },
+      },
+    ]);
+  }
+
+  async enrolTotp(user: UserRecord, secret: string, recoveryCodeHashes: string[]): Promise<void> {
+    await this.ledger.append([
+      {
+        tenant: user.tenant,
+        type: 'user.totp_enrolled',
+        actor: `user:${user.userId}`,
+        payload: { userId: user.userId, secret, recoveryCodeHashes },
+      },
+    ]);
+  }
+
+  async useRecoveryCode(user: UserRecord, codeHash: string): Promise<void> {
+    await this.ledger.append([
+      {
+        tenant: user.tenant,
+        type: 'user.recovery_code_used',
+        actor: `user:${user.userId}`,
+        payload: { userId: user.userId, codeHash },
+      },
+    ]);
+  }
+
+  async registerPasskey(
+    user: UserRecord,
+    passkey: {
+      credentialId: string;
+      publicKey: string;
+      counter: number;
+      transports: string[];
+      label: string;
+    },
+  ): Promise<void> {
+    await this.ledger.append([
+      {
+        tenant: user.tenant,
+        type: 'user.passkey_registered',
+        actor: `user:${user.userId}`,
+        payload: { userId: user.userId, ...passkey },
+      },
+    ]);
+  }
+
+  async passkeys(
+    tenant: string,
+    userId: string,
+  ): Promise<{ credentialId: string; publicKey: string; counter: number; transports: string[] }[]> {
+    const rows = await accountsDb(this.store.db)
+      .selectFrom('passkeys')
+      .selectAll()
+      .where('tenant', '=', tenant)
+      .where('user_id', '=', userId)
+      .execute();
+    return rows.map((r) => ({
+      credentialId: r.credential_id,
+      publicKey: r.public_key,
+      counter: Number(r.counter),
+      transports: JSON.parse(r.transports) as string[],
+    }));
+  }
+
+  private async passkeyCount(tenant: string, userId: string): Promise<number> {
+    const rows = await accountsDb(this.store.db)
+      .selectFrom('passkeys')
+      .select('credential_id')
+      .where('tenant', '=', tenant)
+      .where('user_id', '=', userId)
+      .execute();
+    return rows.length;
+  }
+}

@@ -1,0 +1,129 @@
+import { sql } from 'kysely';
+import type { Projection } from '../projections/projection.ts';
+import type { Db, Tx } from '../store/store.ts';
+
+/** The audit trail as a queryable table, folded from audit.* events (the ledger stays the record). */
+export interface AuditLogTable {
+  tenant: string;
+  hlc: string;
+  node: string;
+  seq: number;
+  type: string;
+  user_id: string | null;
+  roles: string;
+  site_ids: string;
+  action: string;
+  resource_type: string | null;
+  resource_id: string | null;
+  outcome: string | null;
+  reason: string | null;
+  break_glass: number;
+  detail: string;
+}
+
+export type AuditTables = { audit_log: AuditLogTable };
+
+export function auditDb(db: Db | Tx) {
+  return db.withTables<AuditTables>();
+}
+
+/** Audit events have no subject: each row depends only on its own event, so arrival order does not matter. */
+export const auditProjection: Projection = {
+  name: 'audit_log',
+  version: 1,
+  tables: ['audit_log'],
+  async create(trx) {
+    await sql`create table audit_log (
+      tenant text not null,
+      hlc text not null,
+      node text not null,
+      seq bigint not null,
+      type text not null,
+      user_id text,
+      roles text not null,
+      site_ids text not null,
+      action text not null,
+      resource_type text,
+      resource_id text,
+      outcome text,
+      reason text,
+      break_glass integer not null,
+      detail text not null,
+      primary key (tenant, node, seq)
+    )`.execute(trx);
+    await sql`create index audit_log_time on audit_log (tenant, hlc)`.execute(trx);
+    await sql`create index audit_log_user on audit_log (tenant, user_id, hlc)`.execute(trx);
+    await sql`create index audit_log_resource on audit_log (tenant, resource_id, hlc)`.execute(trx);
+  },
+  async apply(trx, e) {
+    if (!e.type.startsWith('audit.')) return;
+    const p = e.payload as Record<string, unknown>;
+    const base = { tenant: e.tenant, hlc: e.hlc, node: e.node, seq: e.seq, type: e.type };
+    let row: AuditLogTable;
+    switch (e.type) {
+      case 'audit.sign_in':
+        row = {
+          ...base,
+          user_id: (p.userId as string | undefined) ?? null,
+          roles: '[]',
+          site_ids: '[]',
+          action: `sign_in.${String(p.step)}`,
+          resource_type: null,
+          resource_id: null,
+          outcome: String(p.outcome),
+          reason: null,
+          break_glass: 0,
+          detail: JSON.stringify({ address: p.address }),
+        };
+        break;
+      case 'audit.denied':
+        row = {
+          ...base,
+          user_id: String(p.userId),
+          roles: JSON.stringify(p.roles),
+          site_ids: JSON.stringify(p.siteIds),
+          action: 'denied',
+          resource_type: null,
+          resource_id: null,
+          outcome: 'denied',
+          reason: null,
+          break_glass: 0,
+          detail: JSON.stringify({ permission: p.permission, route: p.route }),
+        };
+        break;
+      case 'audit.access':
+        row = {
+          ...base,
+          user_id: String(p.userId),
+          roles: JSON.stringify(p.roles),
+          site_ids: JSON.stringify(p.siteIds),
+          action: String(p.action),
+          resource_type: String(p.resourceType),
+          resource_id: (p.resourceId as string | undefined) ?? null,
+          outcome: 'success',
+          reason: (p.reason as string | undefined) ?? null,
+          break_glass: p.breakGlass ? 1 : 0,
+          detail: JSON.stringify({ fields: p.fields }),
+        };
+        break;
+      default:
+        return;
+    }
+    await auditDb(trx)
+      .insertInto('audit_log')
+      .values(row)
+      .onConflict((oc) => oc.doNothing())
+      .execute();
+  },
+  async resetSubject(trx, tenant, subject) {
+    // Sign-in events carry a subject only so that per-user history can be refolded; rows are keyed
+    // by event, so refolding deletes and re-inserts the same rows.
+    if (!subject.startsWith('audit-user:')) return;
+    await auditDb(trx)
+      .deleteFrom('audit_log')
+      .where('tenant', '=', tenant)
+      .where('user_id', '=', subject.slice(11))
+      .where('type', '=', 'audit.sign_in')
+      .execute();
+  },
+};

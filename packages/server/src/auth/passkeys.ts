@@ -1,0 +1,243 @@
+import { ForbiddenError, UnauthenticatedError, ValidationError } from '@holdfast/core';
+import {
+  generateAuthenticationOptions,
+  generateRegistrationOptions,
+  verifyAuthenticationResponse,
+  verifyRegistrationResponse,
+  type AuthenticationResponseJSON,
+  type RegistrationResponseJSON,
+} from '@simplewebauthn/server';
+import { z } from 'zod';
+import { authedRoute, type RouteSpec } from '../http/routes.ts';
+import { completeSignIn, REAUTH_WINDOW_MS, type AuthDeps } from './routes.ts';
+
+/**
+ * WebAuthn passkeys: phishing-resistant second factor, required for provider admins. The relying
+ * party id must be a host name (`localhost` in development, never an IP address).
+ */
+export interface PasskeyConfig {
+  rpId: string;
+  rpName: string;
+  /** Origins the browser may report, e.g. http://localhost:8080. */
+  origins: string[];
+}
+
+/** The browser's credential as JSON: checked in depth by the WebAuthn library, here only its shape. */
+const credentialJson = z.looseObject({
+  id: z.string().min(1).max(1400),
+  rawId: z.string().min(1).max(1400),
+  type: z.literal('public-key'),
+  response: z.looseObject({ clientDataJSON: z.string().max(10_000) }),
+});
+
+function toBytes(b64url: string): Uint8Array<ArrayBuffer> {
+  const buffer = Buffer.from(b64url, 'base64url');
+  const out = new Uint8Array(new ArrayBuffer(buffer.length));
+  out.set(buffer);
+  return out;
+}
+
+export function passkeyRoutes(deps: AuthDeps, config: PasskeyConfig): RouteSpec[] {
+  const registrationOptions = async (user: {
+    userId: string;
+    username: string;
+    displayName: string;
+    tenant: string;
+  }) => {
+    const existing = await deps.accounts.passkeys(user.tenant, user.userId);
+    return generateRegistrationOptions({
+      rpName: config.rpName,
+      rpID: config.rpId,
+      userName: user.username,
+      userDisplayName: user.displayName,
+      userID: new TextEncoder().encode(user.userId),
+      attestationType: 'none',
+      excludeCredentials: existing.map((k) => ({ id: k.credentialId, transports: k.transports })),
+      authenticatorSelection: { residentKey: 'preferred', userVerification: 'required' },
+    });
+  };
+
+  const verifyRegistration = async (response: unknown, challenge: string | null) => {
+    if (!challenge)
+      throw new ValidationError([{ path: 'body', message: 'ask for registration options first' }]);
+    try {
+      const result = await verifyRegistrationResponse({
+        response: response as RegistrationResponseJSON,
+        expectedChallenge: challenge,
+        expectedOrigin: config.origins,
+        expectedRPID: config.rpId,
+        requireUserVerification: true,
+      });
+      if (!result.verified) throw new Error('not verified');
+      return result.registrationInfo.credential;
+    } catch {
+      throw new ValidationError([
+        { path: 'body', message: 'the passkey could not be verified: try again from this site' },
+      ]);
+    }
+  };
+
+  return [
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/auth/passkey/register/options',
+      summary: 'First sign-in: options to create a passkey (only while no second factor is enrolled)',
+      access: { secondFactor: true },
+      async handler({ user, session }) {
+        if (user.totpSecret || user.passkeys > 0)
+          throw new ForbiddenError('a second factor is enrolled already: use it to sign in');
+        const options = await registrationOptions(user);
+        await deps.sessions.update(session.id, { webauthn_challenge: options.challenge });
+        return options;
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/auth/passkey/register/verify',
+      summary: 'First sign-in: stores the new passkey and completes the sign-in',
+      access: { secondFactor: true },
+      body: z.strictObject({
+        response: credentialJson,
+        label: z.string().trim().max(100).default('passkey'),
+      }),
+      async handler({ user, session, body, reply, ctx }) {
+        if (user.totpSecret || user.passkeys > 0)
+          throw new ForbiddenError('a second factor is enrolled already: use it to sign in');
+        const credential = await verifyRegistration(body.response, session.webauthn_challenge);
+        await deps.accounts.registerPasskey(user, {
+          credentialId: credential.id,
+          publicKey: Buffer.from(credential.publicKey).toString('base64url'),
+          counter: credential.counter,
+          transports: credential.transports ?? [],
+          label: body.label,
+        });
+        await deps.auditor.signIn({
+          tenant: user.tenant,
+          userId: user.userId,
+          step: 'passkey',
+          outcome: 'success',
+          address: ctx.address,
+        });
+        return completeSignIn(deps, session, user, reply);
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/auth/passkey/options',
+      summary: 'Second factor: a challenge for one of your passkeys',
+      access: { secondFactor: true },
+      async handler({ user, session }) {
+        const keys = await deps.accounts.passkeys(user.tenant, user.userId);
+        if (keys.length === 0) throw new ForbiddenError('you have no passkey: enrol one first');
+        const options = await generateAuthenticationOptions({
+          rpID: config.rpId,
+          allowCredentials: keys.map((k) => ({ id: k.credentialId, transports: k.transports })),
+          userVerification: 'required',
+        });
+        await deps.sessions.update(session.id, { webauthn_challenge: options.challenge });
+        return options;
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/auth/passkey/verify',
+      summary: 'Second factor: the signed challenge; completes the sign-in',
+      access: { secondFactor: true },
+      body: z.strictObject({ response: credentialJson }),
+      async handler({ user, session, body, reply, ctx }) {
+        const challenge = session.webauthn_challenge;
+        if (!challenge)
+          throw new ValidationError([{ path: 'body', message: 'ask for passkey options first' }]);
+        // A challenge is good for one attempt.
+        await deps.sessions.update(session.id, { webauthn_challenge: null });
+        const key = (await deps.accounts.passkeys(user.tenant, user.userId)).find(
+          (k) => k.credentialId === body.response.id,
+        );
+        let verified = false;
+        if (key) {
+          try {
+            const result = await verifyAuthenticationResponse({
+              response: body.response as unknown as AuthenticationResponseJSON,
+              expectedChallenge: challenge,
+              expectedOrigin: config.origins,
+              expectedRPID: config.rpId,
+              credential: {
+                id: key.credentialId,
+                publicKey: toBytes(key.publicKey),
+                counter: key.counter,
+                transports: key.transports as never,
+              },
+              requireUserVerification: true,
+            });
+            verified = result.verified;
+          } catch {
+            verified = false;
+          }
+        }
+        if (!verified) {
+          await deps.auditor.signIn({
+            tenant: user.tenant,
+            userId: user.userId,
+            step: 'passkey',
+            outcome: 'failure',
+            address: ctx.address,
+          });
+          throw new UnauthenticatedError('the passkey could not be verified');
+        }
+        await deps.auditor.signIn({
+          tenant: user.tenant,
+          userId: user.userId,
+          step: 'passkey',
+          outcome: 'success',
+          address: ctx.address,
+        });
+        return completeSignIn(deps, session, user, reply);
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/me/passkeys/options',
+      summary: 'Add another passkey (needs re-authentication in the last 5 minutes)',
+      access: { permission: 'session.self' },
+      async handler({ user, session }) {
+        if (
+          session.reauthenticated_at === null ||
+          deps.clock.nowMs() - session.reauthenticated_at > REAUTH_WINDOW_MS
+        ) {
+          throw new ForbiddenError('re-authenticate first (POST /api/v1/auth/reauthenticate)');
+        }
+        const options = await registrationOptions(user);
+        await deps.sessions.update(session.id, { webauthn_challenge: options.challenge });
+        return options;
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/me/passkeys',
+      summary: 'Stores an added passkey',
+      access: { permission: 'session.self' },
+      body: z.strictObject({
+        response: credentialJson,
+        label: z.string().trim().max(100).default('passkey'),
+      }),
+      async handler({ user, session, body, reply }) {
+        if (
+          session.reauthenticated_at === null ||
+          deps.clock.nowMs() - session.reauthenticated_at > REAUTH_WINDOW_MS
+        ) {
+          throw new ForbiddenError('re-authenticate first (POST /api/v1/auth/reauthenticate)');
+        }
+        const credential = await verifyRegistration(body.response, session.webauthn_challenge);
+        await deps.sessions.update(session.id, { webauthn_challenge: null });
+        await deps.accounts.registerPasskey(user, {
+          credentialId: credential.id,
+          publicKey: Buffer.from(credential.publicKey).toString('base64url'),
+          counter: credential.counter,
+          transports: credential.transports ?? [],
+          label: body.label,
+        });
+        return reply.code(201).send({ credentialId: credential.id });
+      },
+    }),
+  ];
+}

@@ -1,0 +1,48 @@
+import { randomBytes } from 'node:crypto';
+import { hash, verify } from '@node-rs/argon2';
+
+/** Algorithm.Argon2id of @node-rs/argon2 (a const enum, which isolated modules cannot import). */
+const ARGON2ID = 2;
+
+/**
+ * argon2id with OWASP's minimum: 19 MiB memory, 2 iterations, 1 lane. Parameters are stored in the
+ * PHC string, so they can be raised later without invalidating existing hashes.
+ */
+export const ARGON2_PARAMS = {
+  algorithm: ARGON2ID,
+  memoryCost: 19_456,
+  timeCost: 2,
+  parallelism: 1,
+} as const;
+
+export function hashPassword(password: string): Promise<string> {
+  return hash(password.normalize('NFC'), ARGON2_PARAMS);
+}
+
+/**
+ * A hash of a random password, verified against when the user name is unknown, so that an unknown
+ * user costs the same time as a wrong password.
+ */
+let dummyHash: Promise<string> | null = null;
+function dummy(): Promise<string> {
+  dummyHash ??= hash(randomBytes(24).toString('base64url'), ARGON2_PARAMS);
+  return dummyHash;
+}
+
+/** Verifies `password` against `phc`, or against a dummy hash when there is no account. */
+export async function verifyPassword(phc: string | null, password: string): Promise<boolean> {
+  if (phc === null) {
+    await verify(await dummy(), password.normalize('NFC'));
+    return false;
+  }
+  try {
+    return await verify(phc, password.normalize('NFC'));
+  } catch {
+    return false;
+  }
+}
+
+/** Warm the dummy hash at start so the first unknown-user attempt is not faster than the rest. */
+export async function warmPasswordHashing(): Promise<void> {
+  await dummy();
+}

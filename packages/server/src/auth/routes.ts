@@ -1,0 +1,373 @@
+import {
+  requiresPasskey,
+  TooManyRequestsError,
+  UnauthenticatedError,
+  ValidationError,
+  ForbiddenError,
+} from '@holdfast/core';
+import QRCode from 'qrcode';
+import { z } from 'zod';
+import type { UserRecord } from '../accounts/projection.ts';
+import { clearSessionCookie, setSessionCookie, type AppDeps } from '../http/app.ts';
+import { authedRoute, publicRoute, type RouteSpec } from '../http/routes.ts';
+import { verifyPassword } from './passwords.ts';
+import type { Session } from './sessions.ts';
+import type { SignInThrottle } from './throttle.ts';
+import { hashRecoveryCode, matchTotp, newRecoveryCodes, newTotpSecret, totpUri } from './totp.ts';
+
+export interface AuthDeps extends AppDeps {
+  throttle: SignInThrottle;
+  issuer: string;
+}
+
+/** What the client must do after the password step. */
+export type NextStep = 'enrol_totp' | 'totp' | 'enrol_passkey' | 'passkey' | 'done';
+
+export function nextStepFor(user: UserRecord): NextStep {
+  if (requiresPasskey(user.roles)) return user.passkeys > 0 ? 'passkey' : 'enrol_passkey';
+  if (user.totpSecret) return 'totp';
+  return 'enrol_totp';
+}
+
+/** Sign-in failure: the same status, body and (by the dummy hash) time for every cause. */
+const FAILED = 'the user name or password is wrong';
+/** Re-authentication counts for this long before an MFA change. */
+export const REAUTH_WINDOW_MS = 5 * 60_000;
+
+const signInBody = z.strictObject({
+  username: z.string().min(1).max(200),
+  password: z.string().min(1).max(1024),
+});
+const codeBody = z.union([
+  z.strictObject({
+    code: z.string().regex(/^\d{6}$/, 'must be the 6-digit code from your authenticator app'),
+  }),
+  z.strictObject({ recoveryCode: z.string().min(6).max(40) }),
+]);
+
+/** Replaces the session by a fresh token at full stage: a new token at every completed sign-in. */
+export async function completeSignIn(
+  deps: AuthDeps,
+  session: Session,
+  user: UserRecord,
+  reply: Parameters<typeof setSessionCookie>[0],
+): Promise<{ csrfToken: string }> {
+  await deps.sessions.revoke(session.id);
+  const { token, session: full } = await deps.sessions.create({
+    tenant: user.tenant,
+    userId: user.userId,
+    stage: 'full',
+    address: session.address,
+    reauthenticated: true,
+  });
+  setSessionCookie(reply, token, deps);
+  return { csrfToken: full.csrf_token };
+}
+
+export function authRoutes(deps: AuthDeps): RouteSpec[] {
+  return [
+    publicRoute({
+      method: 'POST',
+      url: '/api/v1/auth/sign-in',
+      summary: 'Password step: starts a session that can only complete the second factor',
+      access: { public: true },
+      body: signInBody,
+      async handler({ body, request, reply }) {
+        const address = request.ip.slice(0, 64);
+        const key = body.username.trim().toLowerCase();
+        // Throttle before hashing: a spray must not cost us an argon2 run per attempt.
+        const verdict = deps.throttle.check(`pw:${key}`, address);
+        const user = await deps.accounts.findForSignIn(key);
+        if (!verdict.allowed) {
+          if (user)
+            await deps.auditor.signIn({
+              tenant: user.tenant,
+              userId: user.userId,
+              step: 'password',
+              outcome: verdict.reason,
+              address,
+            });
+          throw new TooManyRequestsError(
+            'too many failed sign-ins: wait and try again',
+            verdict.retryAfterSeconds,
+          );
+        }
+        const ok = await verifyPassword(user?.passwordHash ?? null, body.password);
+        if (!user || !ok || user.disabled) {
+          deps.throttle.recordFailure(`pw:${key}`, address);
+          if (user)
+            await deps.auditor.signIn({
+              tenant: user.tenant,
+              userId: user.userId,
+              step: 'password',
+              outcome: 'failure',
+              address,
+            });
+          throw new UnauthenticatedError(FAILED);
+        }
+        deps.throttle.recordSuccess(`pw:${key}`);
+        await deps.auditor.signIn({
+          tenant: user.tenant,
+          userId: user.userId,
+          step: 'password',
+          outcome: 'success',
+          address,
+        });
+        // A new token at every sign-in: a token planted before sign-in (fixation) is never upgraded.
+        const { token, session } = await deps.sessions.create({
+          tenant: user.tenant,
+          userId: user.userId,
+          stage: 'password',
+          address,
+        });
+        setSessionCookie(reply, token, deps);
+        return { next: nextStepFor(user), csrfToken: session.csrf_token };
+      },
+    }),
+
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/auth/totp/enrol',
+      summary: 'First sign-in: a new TOTP secret, shown once, as text, otpauth URI and QR code',
+      access: { secondFactor: true },
+      async handler({ session, user }) {
+        if (user.totpSecret)
+          throw new ForbiddenError('an authenticator app is enrolled already: enter its code');
+        if (requiresPasskey(user.roles))
+          throw new ForbiddenError('your role must use a passkey as its second factor');
+        const secret = newTotpSecret();
+        await deps.sessions.update(session.id, { pending_totp_secret: secret });
+        const uri = totpUri(secret, user.username, deps.issuer);
+        return { secret, otpauthUri: uri, qrSvg: await QRCode.toString(uri, { type: 'svg', margin: 1 }) };
+      },
+    }),
+
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/auth/totp/confirm',
+      summary: 'Confirms enrolment with a first code; returns ten single-use recovery codes, shown once',
+      access: { secondFactor: true },
+      body: z.strictObject({
+        code: z.string().regex(/^\d{6}$/, 'must be the 6-digit code from your authenticator app'),
+      }),
+      async handler({ body, session, user, reply, ctx }) {
+        const secret = session.pending_totp_secret;
+        if (!secret)
+          throw new ValidationError([
+            { path: 'code', message: 'start enrolment first (POST /api/v1/auth/totp/enrol)' },
+          ]);
+        const step = matchTotp(secret, body.code, deps.clock.nowMs());
+        if (step === null || !(await deps.sessions.useTotpStep(user.tenant, user.userId, step))) {
+          await deps.auditor.signIn({
+            tenant: user.tenant,
+            userId: user.userId,
+            step: 'totp',
+            outcome: 'failure',
+            address: ctx.address,
+          });
+          throw new ValidationError([
+            {
+              path: 'code',
+              message: 'does not match: check the clock on your device and enter the current code',
+            },
+          ]);
+        }
+        const codes = newRecoveryCodes();
+        await deps.accounts.enrolTotp(user, secret, codes.map(hashRecoveryCode));
+        await deps.auditor.signIn({
+          tenant: user.tenant,
+          userId: user.userId,
+          step: 'totp',
+          outcome: 'success',
+          address: ctx.address,
+        });
+        return { recoveryCodes: codes, ...(await completeSignIn(deps, session, user, reply)) };
+      },
+    }),
+
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/auth/totp/verify',
+      summary: 'Second factor: a TOTP code (each accepted once) or a single-use recovery code',
+      access: { secondFactor: true },
+      body: codeBody,
+      async handler({ body, session, user, reply, ctx }) {
+        if (!user.totpSecret) throw new ForbiddenError('no authenticator app is enrolled: enrol one first');
+        if (requiresPasskey(user.roles))
+          throw new ForbiddenError(
+            'your role signs in with a passkey; if you have none, ask another administrator to reset your second factor',
+          );
+        const key = `mfa:${user.tenant}:${user.userId}`;
+        const verdict = deps.throttle.check(key, ctx.address);
+        if (!verdict.allowed) {
+          await deps.auditor.signIn({
+            tenant: user.tenant,
+            userId: user.userId,
+            step: 'totp',
+            outcome: verdict.reason,
+            address: ctx.address,
+          });
+          throw new TooManyRequestsError(
+            'too many wrong codes: wait and try again',
+            verdict.retryAfterSeconds,
+          );
+        }
+        let ok = false;
+        let step: 'totp' | 'recovery_code' = 'totp';
+        if ('code' in body) {
+          const matched = matchTotp(user.totpSecret, body.code, deps.clock.nowMs());
+          ok = matched !== null && (await deps.sessions.useTotpStep(user.tenant, user.userId, matched));
+        } else {
+          step = 'recovery_code';
+          const hash = hashRecoveryCode(body.recoveryCode);
+          ok = user.recoveryCodeHashes.includes(hash);
+          if (ok) await deps.accounts.useRecoveryCode(user, hash);
+        }
+        if (!ok) {
+          deps.throttle.recordFailure(key, ctx.address);
+          await deps.auditor.signIn({
+            tenant: user.tenant,
+            userId: user.userId,
+            step,
+            outcome: 'failure',
+            address: ctx.address,
+          });
+          throw new UnauthenticatedError('the code is wrong or was used already');
+        }
+        deps.throttle.recordSuccess(key);
+        await deps.auditor.signIn({
+          tenant: user.tenant,
+          userId: user.userId,
+          step,
+          outcome: 'success',
+          address: ctx.address,
+        });
+        return completeSignIn(deps, session, user, reply);
+      },
+    }),
+
+    authedRoute({
+      method: 'GET',
+      url: '/api/v1/auth/session',
+      summary: 'The signed-in user, their roles and sites, and the CSRF token',
+      access: { permission: 'session.self' },
+      async handler({ user, session }) {
+        return {
+          user: {
+            userId: user.userId,
+            username: user.username,
+            displayName: user.displayName,
+            roles: user.roles,
+            siteIds: user.siteIds,
+          },
+          csrfToken: session.csrf_token,
+          idleExpiresAt: new Date(session.last_seen_at + deps.sessions.policy.idleTimeoutMs).toISOString(),
+          absoluteExpiresAt: new Date(session.absolute_expires_at).toISOString(),
+        };
+      },
+    }),
+
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/auth/sign-out',
+      summary: 'Ends this session',
+      access: { permission: 'session.self' },
+      async handler({ session, ctx, reply }) {
+        await deps.sessions.revoke(session.id);
+        await deps.auditor.signIn({
+          tenant: ctx.tenant,
+          userId: ctx.userId,
+          step: 'sign_out',
+          outcome: 'success',
+          address: ctx.address,
+        });
+        clearSessionCookie(reply, deps);
+        return reply.code(204).send();
+      },
+    }),
+
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/auth/reauthenticate',
+      summary: 'Password and a current code again, before changing a second factor',
+      access: { permission: 'session.self' },
+      body: z.strictObject({
+        password: z.string().min(1).max(1024),
+        code: z
+          .string()
+          .regex(/^\d{6}$/)
+          .optional(),
+      }),
+      async handler({ body, session, user, ctx }) {
+        const key = `reauth:${user.tenant}:${user.userId}`;
+        const verdict = deps.throttle.check(key, ctx.address);
+        if (!verdict.allowed)
+          throw new TooManyRequestsError('too many attempts: wait and try again', verdict.retryAfterSeconds);
+        const passwordOk = await verifyPassword(user.passwordHash, body.password);
+        const step =
+          user.totpSecret && body.code ? matchTotp(user.totpSecret, body.code, deps.clock.nowMs()) : null;
+        const codeOk =
+          !user.totpSecret ||
+          (step !== null && (await deps.sessions.useTotpStep(user.tenant, user.userId, step)));
+        if (!passwordOk || !codeOk) {
+          deps.throttle.recordFailure(key, ctx.address);
+          throw new UnauthenticatedError('the password or code is wrong');
+        }
+        deps.throttle.recordSuccess(key);
+        await deps.sessions.update(session.id, { reauthenticated_at: deps.clock.nowMs() });
+        return { reauthenticatedUntil: new Date(deps.clock.nowMs() + REAUTH_WINDOW_MS).toISOString() };
+      },
+    }),
+
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/me/totp/replace',
+      summary: 'Replace your authenticator app (needs re-authentication in the last 5 minutes)',
+      access: { permission: 'session.self' },
+      async handler({ session, user }) {
+        if (
+          session.reauthenticated_at === null ||
+          deps.clock.nowMs() - session.reauthenticated_at > REAUTH_WINDOW_MS
+        ) {
+          throw new ForbiddenError('re-authenticate first (POST /api/v1/auth/reauthenticate)');
+        }
+        if (requiresPasskey(user.roles))
+          throw new ForbiddenError('your role must use a passkey as its second factor');
+        const secret = newTotpSecret();
+        await deps.sessions.update(session.id, { pending_totp_secret: secret });
+        const uri = totpUri(secret, user.username, deps.issuer);
+        return {
+          secret,
+          otpauthUri: uri,
+          qrSvg: await QRCode.toString(uri, { type: 'svg', margin: 1 }),
+          confirmWith: 'POST /api/v1/me/totp/confirm',
+        };
+      },
+    }),
+
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/me/totp/confirm',
+      summary: 'Confirms a replacement authenticator app with its first code',
+      access: { permission: 'session.self' },
+      body: z.strictObject({
+        code: z.string().regex(/^\d{6}$/, 'must be the 6-digit code from your authenticator app'),
+      }),
+      async handler({ body, session, user }) {
+        const secret = session.pending_totp_secret;
+        if (!secret)
+          throw new ValidationError([{ path: 'code', message: 'start with POST /api/v1/me/totp/replace' }]);
+        const step = matchTotp(secret, body.code, deps.clock.nowMs());
+        if (step === null || !(await deps.sessions.useTotpStep(user.tenant, user.userId, step))) {
+          throw new ValidationError([
+            { path: 'code', message: 'does not match: enter the current code from the new app' },
+          ]);
+        }
+        const codes = newRecoveryCodes();
+        await deps.accounts.enrolTotp(user, secret, codes.map(hashRecoveryCode));
+        await deps.sessions.update(session.id, { pending_totp_secret: null });
+        return { recoveryCodes: codes };
+      },
+    }),
+  ];
+}

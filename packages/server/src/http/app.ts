@@ -1,0 +1,286 @@
+import cookie from '@fastify/cookie';
+import {
+  ForbiddenError,
+  hasPermission,
+  UnauthenticatedError,
+  ValidationError,
+  zodIssuesToFieldIssues,
+  type Clock,
+} from '@holdfast/core';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import type { AccountsService } from '../accounts/service.ts';
+import type { Auditor } from '../audit/auditor.ts';
+import type { SessionStore, Session } from '../auth/sessions.ts';
+import type { UserRecord } from '../accounts/projection.ts';
+import type { HoldfastNode } from '../node/node.ts';
+import type { RequestContext } from './context.ts';
+import { errorHandler, sendProblem, toProblem } from './errors.ts';
+import type { RouteSpec } from './routes.ts';
+
+export const SESSION_COOKIE = 'hf_session';
+export const CSRF_HEADER = 'x-csrf-token';
+/** Request bodies larger than this are refused with 413. */
+export const BODY_LIMIT = 1024 * 1024;
+/** JSON nested deeper than this is refused before it is parsed. */
+export const MAX_JSON_DEPTH = 32;
+
+export interface AppDeps {
+  node: HoldfastNode;
+  accounts: AccountsService;
+  sessions: SessionStore;
+  auditor: Auditor;
+  clock: Clock;
+  logger: Logger;
+  /** Set cookies with the Secure attribute (browsers accept it on http://localhost too). */
+  secureCookies: boolean;
+}
+
+/** Every route registered with `registerRoutes`, in order: the permission test walks this list. */
+export interface RouteRegistry {
+  routes: RouteSpec[];
+}
+
+/**
+ * The Fastify instance with the cross-cutting parts every route gets: JSON limits, security headers,
+ * one error mapper, and a registry of routes each declaring who may call it.
+ */
+export async function createApp(deps: AppDeps): Promise<{ app: FastifyInstance; registry: RouteRegistry }> {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: BODY_LIMIT,
+    // Query strings are parsed but never logged; bound how many parameters one request may carry.
+    routerOptions: { maxParamLength: 200 },
+  });
+  await app.register(cookie);
+
+  const defaultJson = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser(
+    'application/json',
+    { parseAs: 'string', bodyLimit: BODY_LIMIT },
+    (request, body, done) => {
+      const text = body as string;
+      if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) {
+        done(
+          new ValidationError([
+            { path: 'body', message: `is nested more than ${MAX_JSON_DEPTH} levels deep` },
+          ]),
+          undefined,
+        );
+        return;
+      }
+      // The default parser (secure-json-parse, refusing __proto__ and constructor keys) answers
+      // through its callback; its return value carries nothing.
+      void defaultJson(request, text, (error, value) => {
+        if (error)
+          done(
+            new ValidationError([
+              {
+                path: 'body',
+                message: /proto|constructor/i.test(error.message)
+                  ? 'contains a forbidden key (__proto__ or constructor)'
+                  : 'is not valid JSON',
+              },
+            ]),
+            undefined,
+          );
+        else done(null, value);
+      });
+    },
+  );
+
+  app.addHook('onSend', async (request, reply, payload) => {
+    reply.header(
+      'content-security-policy',
+      "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    );
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('x-frame-options', 'DENY');
+    reply.header('referrer-policy', 'no-referrer');
+    reply.header('cross-origin-opener-policy', 'same-origin');
+    if (request.protocol === 'https')
+      reply.header('strict-transport-security', 'max-age=63072000; includeSubDomains');
+    if (request.url.startsWith('/api/')) reply.header('cache-control', 'no-store');
+    return payload;
+  });
+
+  app.setErrorHandler((error, request, reply) => errorHandler(error, request, reply));
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, {
+      type: 'urn:holdfast:problem:no_such_route',
+      title: 'No such route',
+      status: 404,
+      code: 'no_such_route',
+      detail: `${request.method} is not served at this path`,
+    }),
+  );
+
+  return { app, registry: { routes: [] } };
+}
+
+/** Counts nesting without parsing, so a hostile body cannot exhaust the stack. */
+export function jsonDepthExceeds(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++;
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 123 || c === 91) {
+      if (++depth > max) return true;
+    } else if (c === 125 || c === 93) depth--;
+  }
+  return false;
+}
+
+function clientAddress(request: FastifyRequest): string {
+  return request.ip.slice(0, 64);
+}
+
+const STATE_CHANGING = new Set(['POST', 'PATCH', 'PUT', 'DELETE']);
+
+/**
+ * Registers routes. Each request to an authenticated route: session from the cookie (never a
+ * tenant from the request), idle and absolute timeouts, the user re-read (so disabling or changing
+ * roles applies at once), CSRF token on state-changing methods, the route's permission (a denial
+ * is audited), then params, query and body checked by their schemas.
+ */
+export function registerRoutes(
+  app: FastifyInstance,
+  deps: AppDeps,
+  registry: RouteRegistry,
+  routes: readonly RouteSpec[],
+): void {
+  for (const spec of routes) {
+    if (
+      !spec.access ||
+      !('public' in spec.access || 'secondFactor' in spec.access || 'permission' in spec.access)
+    ) {
+      throw new Error(`route ${spec.method} ${spec.url} declares no access rule`);
+    }
+    registry.routes.push(spec);
+    app.route({
+      method: spec.method,
+      url: spec.url,
+      handler: async (request, reply) => {
+        const params = parsePart(spec.params, request.params, 'params');
+        const query = parsePart(spec.query, request.query, 'query');
+        if ('public' in spec.access) {
+          const body = parsePart(spec.body, request.body, 'body');
+          const result = await spec.handler({ body, query, params, request, reply });
+          return reply.sent ? reply : result;
+        }
+        const auth = await authenticate(deps, request, spec);
+        const body = parsePart(spec.body, request.body, 'body');
+        const result = await spec.handler({ ...auth, body, query, params, request, reply });
+        return reply.sent ? reply : result;
+      },
+    });
+  }
+}
+
+function parsePart(
+  schema: z.ZodType | undefined,
+  value: unknown,
+  part: 'params' | 'query' | 'body',
+): unknown {
+  if (!schema) {
+    if (
+      part === 'body' &&
+      value !== undefined &&
+      value !== null &&
+      !(typeof value === 'object' && Object.keys(value).length === 0)
+    ) {
+      throw new ValidationError([{ path: 'body', message: 'this route takes no body' }]);
+    }
+    return undefined;
+  }
+  const result = schema.safeParse(value ?? (part === 'body' ? undefined : {}));
+  if (!result.success) throw new ValidationError(zodIssuesToFieldIssues(result.error, part));
+  return result.data;
+}
+
+async function authenticate(
+  deps: AppDeps,
+  request: FastifyRequest,
+  spec: RouteSpec,
+): Promise<{ ctx: RequestContext; session: Session; user: UserRecord }> {
+  const token = request.cookies[SESSION_COOKIE];
+  const session = token ? await deps.sessions.find(token) : null;
+  if (!session) throw new UnauthenticatedError('your session is missing or has ended: sign in again');
+  const user = await deps.accounts.get(session.tenant, session.user_id);
+  if (!user || user.disabled) {
+    await deps.sessions.revoke(session.id);
+    throw new UnauthenticatedError('your session is missing or has ended: sign in again');
+  }
+  if (STATE_CHANGING.has(request.method)) {
+    const sent = request.headers[CSRF_HEADER];
+    if (typeof sent !== 'string' || !constantTimeEqual(sent, session.csrf_token)) {
+      throw new ForbiddenError(
+        `missing or wrong ${CSRF_HEADER} header: send the token from the sign-in response`,
+      );
+    }
+  }
+  const ctx: RequestContext = {
+    tenant: session.tenant,
+    userId: user.userId,
+    username: user.username,
+    roles: user.roles,
+    siteIds: user.siteIds,
+    sessionId: session.id,
+    address: clientAddress(request),
+  };
+  if ('secondFactor' in spec.access) {
+    if (session.stage !== 'password')
+      throw new ForbiddenError('the second factor has been completed for this session already');
+    return { ctx, session, user };
+  }
+  if (session.stage !== 'full') throw new UnauthenticatedError('complete the second factor first');
+  if ('permission' in spec.access && !hasPermission(user.roles, spec.access.permission)) {
+    await deps.auditor.denied(ctx, spec.access.permission, `${spec.method} ${spec.url}`);
+    throw new ForbiddenError();
+  }
+  return { ctx, session, user };
+}
+
+function constantTimeEqual(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
+}
+
+export function setSessionCookie(
+  reply: FastifyReply,
+  token: string,
+  deps: Pick<AppDeps, 'secureCookies' | 'sessions'>,
+): void {
+  reply.setCookie(SESSION_COOKIE, token, {
+    httpOnly: true,
+    secure: deps.secureCookies,
+    sameSite: 'strict',
+    path: '/',
+    maxAge: Math.floor(deps.sessions.policy.absoluteTimeoutMs / 1000),
+  });
+}
+
+export function clearSessionCookie(reply: FastifyReply, deps: Pick<AppDeps, 'secureCookies'>): void {
+  reply.clearCookie(SESSION_COOKIE, {
+    httpOnly: true,
+    secure: deps.secureCookies,
+    sameSite: 'strict',
+    path: '/',
+  });
+}
+
+export { toProblem };

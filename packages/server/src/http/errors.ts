@@ -1,0 +1,111 @@
+import {
+  ConflictError,
+  DomainError,
+  ForbiddenError,
+  ImportRefusedError,
+  NotFoundError,
+  TooManyRequestsError,
+  UnauthenticatedError,
+  UnknownEventTypeError,
+  ValidationError,
+  type FieldIssue,
+} from '@holdfast/core';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+
+/**
+ * The one place errors become HTTP: RFC 9457 problem+json with a stable code, a plain-words title,
+ * and for bad input the field paths. Unknown errors are logged (without the request body) and answer
+ * a generic 500: no stack trace or patient data ever leaves the server.
+ */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail?: string;
+  code: string;
+  errors?: FieldIssue[];
+}
+
+function problem(
+  status: number,
+  code: string,
+  title: string,
+  detail?: string,
+  errors?: FieldIssue[],
+): Problem {
+  return {
+    type: `urn:holdfast:problem:${code}`,
+    title,
+    status,
+    code,
+    ...(detail ? { detail } : {}),
+    ...(errors ? { errors } : {}),
+  };
+}
+
+export function toProblem(error: unknown): Problem {
+  if (error instanceof ValidationError)
+    return problem(400, error.code, 'Some of what was sent is not valid', error.message, error.issues);
+  if (error instanceof ImportRefusedError)
+    return problem(400, error.code, 'The import was refused', error.message, error.issues);
+  if (error instanceof UnknownEventTypeError)
+    return problem(400, error.code, 'Unknown event type', error.message);
+  if (error instanceof UnauthenticatedError) return problem(401, error.code, 'Sign in first', error.message);
+  if (error instanceof ForbiddenError)
+    return problem(403, error.code, 'Not allowed for your role', error.message);
+  if (error instanceof NotFoundError) return problem(404, error.code, 'Not found', error.message);
+  if (error instanceof ConflictError) return problem(409, error.code, 'Conflict', error.message);
+  if (error instanceof TooManyRequestsError)
+    return problem(429, error.code, 'Too many attempts', error.message);
+  if (error instanceof DomainError) return problem(400, error.code, error.message);
+  const fe = error as Partial<FastifyError>;
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    switch (fe.code) {
+      case 'FST_ERR_CTP_BODY_TOO_LARGE':
+        return problem(413, 'body_too_large', 'The request body is too large', 'send at most 1 MiB');
+      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+        return problem(415, 'unsupported_media_type', 'Send JSON', 'use Content-Type: application/json');
+      case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+        return problem(400, 'validation_failed', 'The request body is empty', 'send a JSON object', [
+          { path: 'body', message: 'is empty' },
+        ]);
+      case undefined:
+      default:
+        return problem(
+          fe.statusCode,
+          'bad_request',
+          'The request could not be read',
+          safeMessage(fe.message),
+          [{ path: 'body', message: safeMessage(fe.message) }],
+        );
+    }
+  }
+  return problem(
+    500,
+    'internal_error',
+    'Something went wrong on our side',
+    'the error was logged; try again, and tell the service desk if it keeps happening',
+  );
+}
+
+/** Framework messages can quote input; keep only known-safe descriptions. */
+function safeMessage(message: string | undefined): string {
+  if (!message) return 'malformed request';
+  if (/JSON/i.test(message)) return 'is not valid JSON';
+  if (/prototype|constructor/i.test(message)) return 'contains a forbidden key (__proto__ or constructor)';
+  return 'malformed request';
+}
+
+export function sendProblem(reply: FastifyReply, p: Problem, retryAfterSeconds?: number): FastifyReply {
+  if (retryAfterSeconds !== undefined) reply.header('retry-after', String(retryAfterSeconds));
+  return reply.code(p.status).type('application/problem+json').send(p);
+}
+
+export function errorHandler(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const p = toProblem(error);
+  if (p.status >= 500) {
+    // The error's message and stack go to the log only; never the request body.
+    request.log.error({ err: error, route: request.routeOptions.url }, 'unhandled error');
+  }
+  return sendProblem(reply, p, error instanceof TooManyRequestsError ? error.retryAfterSeconds : undefined);
+}

@@ -1,0 +1,168 @@
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { accountRoutes } from '../accounts/routes.ts';
+import { AccountsService } from '../accounts/service.ts';
+import { Auditor } from '../audit/auditor.ts';
+import { auditRoutes } from '../audit/routes.ts';
+import { authRoutes } from '../auth/routes.ts';
+import { passkeyRoutes, type PasskeyConfig } from '../auth/passkeys.ts';
+import { DEFAULT_SESSION_POLICY, SessionStore, type SessionPolicy } from '../auth/sessions.ts';
+import { DEFAULT_THROTTLE, SignInThrottle, type ThrottleOptions } from '../auth/throttle.ts';
+import { warmPasswordHashing } from '../auth/passwords.ts';
+import type { HoldfastNode } from '../node/node.ts';
+import { patientRoutes } from '../patients/routes.ts';
+import { PatientService } from '../patients/service.ts';
+import { createApp, registerRoutes, type AppDeps, type RouteRegistry } from './app.ts';
+import { publicRoute } from './routes.ts';
+
+export interface HoldfastAppOptions {
+  logger: Logger;
+  secureCookies?: boolean;
+  sessionPolicy?: SessionPolicy;
+  throttle?: ThrottleOptions;
+  passkeys?: PasskeyConfig;
+  /** Test switch: services omit their tenant condition, so only PostgreSQL RLS keeps tenants apart. */
+  tenantFilter?: boolean;
+}
+
+export interface HoldfastApp {
+  app: FastifyInstance;
+  registry: RouteRegistry;
+  deps: AppDeps;
+  accounts: AccountsService;
+  patients: PatientService;
+}
+
+/** The whole HTTP application of one node: every module's routes over its services. */
+export async function buildHoldfastApp(
+  node: HoldfastNode,
+  options: HoldfastAppOptions,
+): Promise<HoldfastApp> {
+  await node.store.checkTenantIsolation();
+  const filter = { tenantFilter: options.tenantFilter ?? true };
+  const sessions = new SessionStore(node.store, node.clock, options.sessionPolicy ?? DEFAULT_SESSION_POLICY);
+  const unprotected = await sessions.sessionsWithoutSecondFactor();
+  if (unprotected.length > 0) {
+    throw new Error(
+      `refusing to run: ${unprotected.length} signed-in session(s) belong to users without a second factor; end them (they are revoked by resetting the user's MFA) and investigate how they were created`,
+    );
+  }
+  const accounts = new AccountsService(node.store, node.ledger, sessions, filter);
+  const auditor = new Auditor(node.ledger);
+  const patients = new PatientService(node.store, node.ledger, auditor, accounts, filter);
+  const throttle = new SignInThrottle(node.clock, options.throttle ?? DEFAULT_THROTTLE);
+  const deps: AppDeps = {
+    node,
+    accounts,
+    sessions,
+    auditor,
+    clock: node.clock,
+    logger: options.logger,
+    secureCookies: options.secureCookies ?? true,
+  };
+  const { app, registry } = await createApp(deps);
+  await warmPasswordHashing();
+
+  const metrics = createMetrics(node, app);
+  const passkeyConfig = options.passkeys ?? {
+    rpId: 'localhost',
+    rpName: 'Holdfast',
+    origins: ['http://localhost:8080'],
+  };
+  registerRoutes(app, deps, registry, [
+    publicRoute({
+      method: 'GET',
+      url: '/health',
+      summary: 'Liveness and the ledger head, for load balancers and operators',
+      access: { public: true },
+      async handler({ reply }) {
+        try {
+          await node.store.ping();
+          const head = await node.ledger.head(node.identity.tenant);
+          return {
+            status: 'ok',
+            node: node.identity.node,
+            role: node.identity.role,
+            tenant: node.identity.tenant,
+            store: node.store.dialect,
+            ledger: { seq: head.seq, sealedSeq: head.checkpointedSeq },
+          };
+        } catch {
+          return reply
+            .code(503)
+            .send({ status: 'unavailable', node: node.identity.node, problem: 'the store does not answer' });
+        }
+      },
+    }),
+    publicRoute({
+      method: 'GET',
+      url: '/metrics',
+      summary: 'Prometheus metrics',
+      access: { public: true },
+      async handler({ reply }) {
+        reply.header('content-type', metrics.contentType);
+        return metrics.metrics();
+      },
+    }),
+    ...authRoutes({ ...deps, throttle, issuer: 'Holdfast' }),
+    ...passkeyRoutes({ ...deps, throttle, issuer: 'Holdfast' }, passkeyConfig),
+    ...accountRoutes(deps),
+    ...auditRoutes(node.store, filter),
+    ...patientRoutes(patients),
+  ]);
+  return { app, registry, deps, accounts, patients };
+}
+
+function createMetrics(node: HoldfastNode, app: FastifyInstance): Registry {
+  const metrics = new Registry();
+  collectDefaultMetrics({ register: metrics });
+  const committed = new Counter({
+    name: 'holdfast_ledger_events_committed_total',
+    help: 'Events made durable by this node (appended locally)',
+    registers: [metrics],
+  });
+  const requestDuration = new Histogram({
+    name: 'holdfast_http_request_duration_seconds',
+    help: 'HTTP request duration by route and status',
+    labelNames: ['method', 'route', 'status'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [metrics],
+  });
+  const tenant = node.identity.tenant;
+  new Gauge({
+    name: 'holdfast_ledger_head_seq',
+    help: "Highest seq of this node's own chain",
+    registers: [metrics],
+    async collect() {
+      this.set((await node.ledger.head(tenant)).seq);
+    },
+  });
+  new Gauge({
+    name: 'holdfast_ledger_unsealed_events',
+    help: 'Events of this node not yet covered by a signed checkpoint',
+    registers: [metrics],
+    async collect() {
+      const head = await node.ledger.head(tenant);
+      this.set(head.seq - head.checkpointedSeq);
+    },
+  });
+  const previous = node.ledger.onCommitted;
+  node.ledger.onCommitted = (events) => {
+    previous(events);
+    committed.inc(events.length);
+  };
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    requestDuration.observe(
+      { method: request.method, route, status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+    // The route pattern, never the URL: nothing a client put in a path or query reaches the log.
+    request.log.info(
+      { method: request.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+      'request',
+    );
+  });
+  return metrics;
+}

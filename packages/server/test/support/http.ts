@@ -1,0 +1,168 @@
+import { FixedClock, ROLES, type Role } from '@holdfast/core';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { AccountsService } from '../../src/accounts/service.ts';
+import { SessionStore } from '../../src/auth/sessions.ts';
+import { totpCode } from '../../src/auth/totp.ts';
+import { buildHoldfastApp, type HoldfastApp } from '../../src/http/holdfast-app.ts';
+import { createLogger } from '../../src/http/logger.ts';
+import { initNode, type HoldfastNode } from '../../src/node/node.ts';
+import { freshStore, type StoreKind } from './databases.ts';
+
+export const PASSWORD = 'correct horse battery staple';
+
+export interface Provider {
+  tenant: string;
+  sites: string[];
+  /** One user per role: username by role. */
+  users: Record<Role, { username: string; userId: string }>;
+}
+
+export interface TestApp extends HoldfastApp {
+  node: HoldfastNode;
+  clock: FixedClock;
+  providers: Provider[];
+  close(): Promise<void>;
+}
+
+/**
+ * A real node with the real HTTP application (requests through Fastify's inject: the full stack
+ * without a socket), and providers seeded with one user per role.
+ */
+export async function startTestApp(
+  kind: StoreKind,
+  options: {
+    providers?: string[];
+    tenantFilter?: boolean;
+    idleTimeoutMs?: number;
+    absoluteTimeoutMs?: number;
+    lockoutMs?: number;
+  } = {},
+): Promise<TestApp> {
+  const fresh = await freshStore(kind);
+  const clock = new FixedClock(Date.UTC(2026, 10, 29, 9, 0, 0));
+  const tenants = options.providers ?? ['northshire', 'southshire'];
+  const node = await initNode(
+    { ...fresh.config, checkpointEvery: 100 },
+    { node: 'node-1', tenant: tenants[0]!, role: 'single' },
+    { clock },
+  );
+  const accounts = new AccountsService(node.store, node.ledger, new SessionStore(node.store, clock));
+  const providers: Provider[] = [];
+  for (const tenant of tenants) {
+    await accounts.createTenant(tenant, `${tenant} provider`, 'system:test');
+    const sites = [
+      await accounts.createSite(tenant, `${tenant} site A`, 'system:test'),
+      await accounts.createSite(tenant, `${tenant} site B`, 'system:test'),
+    ];
+    const users = {} as Provider['users'];
+    for (const role of ROLES) {
+      const username = `${role}@${tenant}`;
+      const user = await accounts.create(
+        tenant,
+        {
+          username,
+          displayName: `${role} of ${tenant}`,
+          roles: [role],
+          siteIds: [sites[0]!],
+          password: PASSWORD,
+        },
+        'system:test',
+      );
+      users[role] = { username, userId: user.userId };
+    }
+    providers.push({ tenant, sites, users });
+  }
+  const built = await buildHoldfastApp(node, {
+    logger: createLogger('silent'),
+    tenantFilter: options.tenantFilter,
+    sessionPolicy: {
+      idleTimeoutMs: options.idleTimeoutMs ?? 30 * 60_000,
+      absoluteTimeoutMs: options.absoluteTimeoutMs ?? 12 * 3600_000,
+    },
+    throttle: { maxFailures: 5, lockoutMs: options.lockoutMs ?? 15 * 60_000, perAddressPerMinute: 10_000 },
+    passkeys: { rpId: 'localhost', rpName: 'Holdfast test', origins: ['http://localhost:8080'] },
+  });
+  await built.app.ready();
+  return {
+    ...built,
+    node,
+    clock,
+    providers,
+    async close() {
+      await built.app.close();
+      await node.close();
+      await fresh.cleanup();
+    },
+  };
+}
+
+/** A browser-like client: keeps the session cookie and the CSRF token. */
+export class Client {
+  cookie: string | null = null;
+  csrf: string | null = null;
+  totpSecret: string | null = null;
+
+  constructor(
+    readonly app: FastifyInstance,
+    readonly clock: FixedClock,
+    readonly address = '127.0.0.1',
+  ) {}
+
+  async request(
+    method: string,
+    url: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<LightMyRequestResponse> {
+    const res = await this.app.inject({
+      method: method as 'GET',
+      url,
+      remoteAddress: this.address,
+      headers: {
+        ...(this.cookie ? { cookie: this.cookie } : {}),
+        ...(this.csrf && method !== 'GET' ? { 'x-csrf-token': this.csrf } : {}),
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...headers,
+      },
+      ...(body !== undefined ? { payload: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+    });
+    const setCookie = res.headers['set-cookie'];
+    for (const c of Array.isArray(setCookie) ? setCookie : setCookie ? [setCookie] : []) {
+      const m = /^hf_session=([^;]*)/.exec(c);
+      if (m) this.cookie = m[1] ? `hf_session=${m[1]}` : null;
+    }
+    const json = safeJson(res.body);
+    if (json && typeof json === 'object' && 'csrfToken' in json && typeof json.csrfToken === 'string')
+      this.csrf = json.csrfToken;
+    return res;
+  }
+
+  /** Password step, then TOTP (enrolling at first sign-in). Returns the final response. */
+  async signIn(username: string, password = PASSWORD): Promise<LightMyRequestResponse> {
+    const first = await this.request('POST', '/api/v1/auth/sign-in', { username, password });
+    if (first.statusCode !== 200) return first;
+    const next = (first.json() as { next: string }).next;
+    if (next === 'enrol_totp') {
+      const enrol = await this.request('POST', '/api/v1/auth/totp/enrol');
+      this.totpSecret = (enrol.json() as { secret: string }).secret;
+      return this.request('POST', '/api/v1/auth/totp/confirm', {
+        code: totpCode(this.totpSecret, this.clock.nowMs()),
+      });
+    }
+    if (next === 'totp' && this.totpSecret) {
+      this.clock.advance(30_000); // a fresh step: each code is accepted once
+      return this.request('POST', '/api/v1/auth/totp/verify', {
+        code: totpCode(this.totpSecret, this.clock.nowMs()),
+      });
+    }
+    return first;
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
