@@ -1,3 +1,4 @@
+import * as nodeCrypto from 'node:crypto';
 import {
   createHash,
   createPrivateKey,
@@ -9,11 +10,20 @@ import {
 } from 'node:crypto';
 import type { LedgerCrypto, NodeSigner } from '@holdfast/core';
 
+/**
+ * One-shot `crypto.hash()` (Node >= 20.12) hashes a string without building a Hash object: about
+ * twice as fast as createHash() for event-sized inputs, and every append and every verified event
+ * hashes once. Same bytes (a string is hashed as UTF-8), same digest; createHash() where it is absent.
+ */
+const oneShotHash: typeof nodeCrypto.hash | undefined =
+  typeof nodeCrypto.hash === 'function' ? nodeCrypto.hash : undefined;
+
 /** node:crypto behind the core's LedgerCrypto port. Public keys are SPKI DER in base64url. */
 export class NodeLedgerCrypto implements LedgerCrypto {
   private readonly keys = new Map<string, KeyObject>();
 
   sha256Hex(text: string): string {
+    if (oneShotHash) return oneShotHash('sha256', text, 'hex');
     return createHash('sha256').update(text, 'utf8').digest('hex');
   }
 

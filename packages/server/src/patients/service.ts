@@ -96,9 +96,12 @@ export class PatientService {
     const inScope = ctx.siteIds.includes(row.home_site_id);
     let breakGlass = false;
     if (!inScope) {
-      if (!hasPermission(ctx.roles, 'patients.break_glass'))
-        throw new ForbiddenError('this patient is outside your sites');
-      if (!breakGlassReason || breakGlassReason.trim().length < 10) {
+      const allowed = hasPermission(ctx.roles, 'patients.break_glass');
+      const reasoned = !!breakGlassReason && breakGlassReason.trim().length >= 10;
+      if (!allowed || !reasoned) {
+        // A refused attempt to open a record outside one's scope is itself worth an auditor's eye.
+        await this.auditor.denied(ctx, 'patients.break_glass', 'GET /api/v1/patients/:patientId');
+        if (!allowed) throw new ForbiddenError('this patient is outside your sites');
         throw new ForbiddenError(
           'this patient is outside your sites: state a reason (at least 10 characters) in the X-Break-Glass-Reason header; the access is flagged for review',
         );

@@ -118,6 +118,8 @@ export class ProjectionEngine {
         await trx.deleteFrom('projection_state').where('name', '=', p.name).execute();
       }
     });
+    // New tables get row-level security and grants like every other tenant table.
+    await this.store.secureTables();
     const totalRow = await db
       .selectFrom('ledger_events')
       .select((eb) => eb.fn.countAll<number>().as('n'))

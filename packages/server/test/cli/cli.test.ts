@@ -50,6 +50,10 @@ describe('holdfast CLI', () => {
     ['nodes'],
     ['nodes', 'list'],
     ['nodes', 'register'],
+    ['users'],
+    ['users', 'add'],
+    ['users', 'disable'],
+    ['users', 'reset-mfa'],
   ];
 
   it('has --help on every command, and every command is in this list', () => {
@@ -177,7 +181,7 @@ describe('holdfast CLI', () => {
     const child = spawn(
       process.execPath,
       ['--import', 'tsx', CLI, '-d', dir, 'start', '--port', String(port)],
-      { env: { ...process.env, CI: '1' } },
+      { env: { ...process.env, CI: '1', NO_COLOR: '1' } },
     );
     try {
       let out = '';
@@ -197,14 +201,101 @@ describe('holdfast CLI', () => {
         status: 'ok',
         node: 'node-1',
         store: 'sqlite',
-        ledger: { seq: 1, sealedSeq: 1 },
+        // The node's registration, the demo provider, its two sites and one user per role.
+        ledger: { seq: 12 },
       });
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      expect(metrics).toMatch(/^holdfast_ledger_head_seq 1$/m);
+      expect(metrics).toMatch(/^holdfast_ledger_head_seq 12$/m);
       expect(metrics).toContain('holdfast_http_request_duration_seconds_bucket');
     } finally {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
     }
+  });
+});
+
+describe('holdfast users', () => {
+  it('adds a user with a one-time password, disables them, and resets MFA only with a reason (audited)', async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    // `start` seeds the demo provider; stop it once it listens, then manage users offline.
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', CLI, '-d', dir, 'start', '--port', String(port)],
+      { env: { ...process.env, CI: '1', NO_COLOR: '1' } },
+    );
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const deadline = Date.now() + 30_000;
+    while (!out.includes('shown only now') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+
+    const add = holdfast([
+      '-d',
+      dir,
+      'users',
+      'add',
+      '--username',
+      'j.smith@northshire',
+      '--name',
+      'Jo Smith',
+      '--roles',
+      'clinician,prescriber',
+    ]);
+    expect(add.code, add.all).toBe(0);
+    expect(add.stdout).toMatch(/initial password, shown once: \S{16}/);
+    const badRole = holdfast([
+      '-d',
+      dir,
+      'users',
+      'add',
+      '--username',
+      'x@northshire',
+      '--name',
+      'X',
+      '--roles',
+      'wizard',
+    ]);
+    expect(badRole.code).not.toBe(0);
+    expect(badRole.stderr).toContain('unknown role(s) wizard');
+    const noReason = holdfast(['-d', dir, 'users', 'reset-mfa', '--username', 'j.smith@northshire']);
+    expect(noReason.code).not.toBe(0);
+    expect(noReason.stderr).toContain("required option '--reason <text>' not specified");
+    const reset = holdfast([
+      '-d',
+      dir,
+      'users',
+      'reset-mfa',
+      '--username',
+      'j.smith@northshire',
+      '--reason',
+      'lost phone, identity checked by phone call',
+    ]);
+    expect(reset.code, reset.all).toBe(0);
+    const disable = holdfast([
+      '-d',
+      dir,
+      'users',
+      'disable',
+      '--username',
+      'j.smith@northshire',
+      '--reason',
+      'left the service',
+    ]);
+    expect(disable.code, disable.all).toBe(0);
+    // Both actions are events in the ledger, with the reason and who did it; the ledger verifies.
+    const db = new BetterSqlite3(join(dir, 'holdfast.sqlite'), { readonly: true });
+    const events = db
+      .prepare(
+        "select type, actor, payload from ledger_events where type in ('user.mfa_reset', 'user.disabled')",
+      )
+      .all() as { type: string; actor: string; payload: string }[];
+    db.close();
+    expect(events.map((e) => e.type).sort()).toEqual(['user.disabled', 'user.mfa_reset']);
+    expect(events.find((e) => e.type === 'user.mfa_reset')!.payload).toContain('lost phone');
+    expect(events.every((e) => e.actor.startsWith('cli:'))).toBe(true);
+    expect(holdfast(['-d', dir, 'verify']).code).toBe(0);
   });
 });
