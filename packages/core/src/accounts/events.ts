@@ -103,6 +103,18 @@ export const userPasskeyRegistered = defineEventType({
   subjectOf: (p) => `user:${p.userId}`,
 });
 
+/** A passkey's signature counter after a sign-in; a counter that goes backwards reveals a clone. */
+export const userPasskeyUsed = defineEventType({
+  type: 'user.passkey_used',
+  v: 1,
+  schema: z.strictObject({
+    userId: id,
+    credentialId: z.string().regex(/^[A-Za-z0-9_-]{16,1400}$/),
+    counter: z.number().int().min(0),
+  }),
+  subjectOf: (p) => `user:${p.userId}`,
+});
+
 export const userMfaReset = defineEventType({
   type: 'user.mfa_reset',
   v: 1,
@@ -166,6 +178,7 @@ export const ACCOUNT_EVENT_TYPES = [
   userTotpEnrolled,
   userRecoveryCodeUsed,
   userPasskeyRegistered,
+  userPasskeyUsed,
   userMfaReset,
   auditSignIn,
   auditDenied,

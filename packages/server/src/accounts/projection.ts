@@ -83,7 +83,7 @@ export function toUserRecord(row: UsersTable, passkeys: number): UserRecord {
 
 export const accountsProjection: Projection = {
   name: 'accounts',
-  version: 1,
+  version: 2,
   tables: ['tenants', 'sites', 'users', 'passkeys'],
   async create(trx) {
     await sql`create table tenants (tenant text primary key, name text not null)`.execute(trx);
@@ -201,6 +201,15 @@ export const accountsProjection: Projection = {
             label: String(p.label),
           })
           .onConflict((oc) => oc.doNothing())
+          .execute();
+        return;
+      case 'user.passkey_used':
+        await db
+          .updateTable('passkeys')
+          .set({ counter: Number(p.counter) })
+          .where('tenant', '=', e.tenant)
+          .where('credential_id', '=', String(p.credentialId))
+          .where('counter', '<', Number(p.counter))
           .execute();
         return;
       case 'user.mfa_reset':

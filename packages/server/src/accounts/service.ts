@@ -230,6 +230,17 @@ export class AccountsService {
     ]);
   }
 
+  async recordPasskeyCounter(user: UserRecord, credentialId: string, counter: number): Promise<void> {
+    await this.ledger.append([
+      {
+        tenant: user.tenant,
+        type: 'user.passkey_used',
+        actor: `user:${user.userId}`,
+        payload: { userId: user.userId, credentialId, counter },
+      },
+    ]);
+  }
+
   async passkeys(
     tenant: string,
     userId: string,

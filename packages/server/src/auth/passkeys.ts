@@ -1,4 +1,4 @@
-import { ForbiddenError, UnauthenticatedError, ValidationError } from '@holdfast/core';
+import { ForbiddenError, TooManyRequestsError, UnauthenticatedError, ValidationError } from '@holdfast/core';
 import {
   generateAuthenticationOptions,
   generateRegistrationOptions,
@@ -6,8 +6,10 @@ import {
   verifyRegistrationResponse,
   type AuthenticationResponseJSON,
   type RegistrationResponseJSON,
+  type WebAuthnCredential,
 } from '@simplewebauthn/server';
 import { z } from 'zod';
+import { accountsDb, type UserRecord } from '../accounts/projection.ts';
 import { authedRoute, type RouteSpec } from '../http/routes.ts';
 import { completeSignIn, REAUTH_WINDOW_MS, type AuthDeps } from './routes.ts';
 
@@ -57,9 +59,10 @@ export function passkeyRoutes(deps: AuthDeps, config: PasskeyConfig): RouteSpec[
     });
   };
 
-  const verifyRegistration = async (response: unknown, challenge: string | null) => {
+  const verifyRegistration = async (response: unknown, challenge: string | null, tenant: string) => {
     if (!challenge)
       throw new ValidationError([{ path: 'body', message: 'ask for registration options first' }]);
+    let credential: WebAuthnCredential;
     try {
       const result = await verifyRegistrationResponse({
         response: response as RegistrationResponseJSON,
@@ -69,15 +72,112 @@ export function passkeyRoutes(deps: AuthDeps, config: PasskeyConfig): RouteSpec[
         requireUserVerification: true,
       });
       if (!result.verified) throw new Error('not verified');
-      return result.registrationInfo.credential;
+      credential = result.registrationInfo.credential;
     } catch {
       throw new ValidationError([
         { path: 'body', message: 'the passkey could not be verified: try again from this site' },
       ]);
     }
+    // Credential ids are unique per tenant (the projection keeps the first and drops a repeat):
+    // accepting a repeat would complete a sign-in with no passkey stored for this user.
+    const taken = await deps.node.store.withTenant(tenant, (trx) =>
+      accountsDb(trx)
+        .selectFrom('passkeys')
+        .select('user_id')
+        .where('tenant', '=', tenant)
+        .where('credential_id', '=', credential.id)
+        .executeTakeFirst(),
+    );
+    if (taken) throw new ValidationError([{ path: 'body', message: 'this passkey is registered already' }]);
+    return credential;
+  };
+
+  /** Options for an assertion by one of the user's passkeys; the challenge is kept in the session. */
+  const assertionOptions = async (user: { tenant: string; userId: string }, sessionId: string) => {
+    const keys = await deps.accounts.passkeys(user.tenant, user.userId);
+    if (keys.length === 0) throw new ForbiddenError('you have no passkey: enrol one first');
+    const options = await generateAuthenticationOptions({
+      rpID: config.rpId,
+      allowCredentials: keys.map((k) => ({ id: k.credentialId, transports: k.transports })),
+      userVerification: 'required',
+    });
+    await deps.sessions.update(sessionId, { webauthn_challenge: options.challenge });
+    return options;
+  };
+
+  /** Checks an assertion against the session's challenge, which is good for one attempt only. */
+  const verifyAssertion = async (
+    user: UserRecord,
+    sessionId: string,
+    challenge: string | null,
+    response: z.infer<typeof credentialJson>,
+  ): Promise<boolean> => {
+    if (!challenge) throw new ValidationError([{ path: 'body', message: 'ask for passkey options first' }]);
+    await deps.sessions.update(sessionId, { webauthn_challenge: null });
+    const key = (await deps.accounts.passkeys(user.tenant, user.userId)).find(
+      (k) => k.credentialId === response.id,
+    );
+    if (!key) return false;
+    try {
+      const result = await verifyAuthenticationResponse({
+        response: response as unknown as AuthenticationResponseJSON,
+        expectedChallenge: challenge,
+        expectedOrigin: config.origins,
+        expectedRPID: config.rpId,
+        credential: {
+          id: key.credentialId,
+          publicKey: toBytes(key.publicKey),
+          counter: key.counter,
+          transports: key.transports as never,
+        },
+        requireUserVerification: true,
+      });
+      if (!result.verified) return false;
+      // Authenticators that count signatures must count upwards; storing the count lets the next
+      // verification refuse a clone that is behind.
+      if (result.authenticationInfo.newCounter > key.counter) {
+        await deps.accounts.recordPasskeyCounter(
+          user,
+          key.credentialId,
+          result.authenticationInfo.newCounter,
+        );
+      }
+      return true;
+    } catch {
+      return false;
+    }
   };
 
   return [
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/me/reauthenticate/passkey/options',
+      summary: 'Re-authenticate with a passkey before changing a second factor: the challenge',
+      access: { permission: 'session.self' },
+      async handler({ user, session }) {
+        return assertionOptions(user, session.id);
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/me/reauthenticate/passkey/verify',
+      summary: 'Re-authenticate with a passkey: the signed challenge (counts for 5 minutes)',
+      access: { permission: 'session.self' },
+      body: z.strictObject({ response: credentialJson }),
+      async handler({ user, session, body, ctx }) {
+        const key = `reauth:${user.tenant}:${user.userId}`;
+        const verdict = deps.throttle.check(key, ctx.address);
+        if (!verdict.allowed)
+          throw new TooManyRequestsError('too many attempts: wait and try again', verdict.retryAfterSeconds);
+        if (!(await verifyAssertion(user, session.id, session.webauthn_challenge, body.response))) {
+          deps.throttle.recordFailure(key, ctx.address);
+          throw new UnauthenticatedError('the passkey could not be verified');
+        }
+        deps.throttle.recordSuccess(key);
+        await deps.sessions.update(session.id, { reauthenticated_at: deps.clock.nowMs() });
+        return { reauthenticatedUntil: new Date(deps.clock.nowMs() + REAUTH_WINDOW_MS).toISOString() };
+      },
+    }),
     authedRoute({
       method: 'POST',
       url: '/api/v1/auth/passkey/register/options',
@@ -103,7 +203,21 @@ export function passkeyRoutes(deps: AuthDeps, config: PasskeyConfig): RouteSpec[
       async handler({ user, session, body, reply, ctx }) {
         if (user.totpSecret || user.passkeys > 0)
           throw new ForbiddenError('a second factor is enrolled already: use it to sign in');
-        const credential = await verifyRegistration(body.response, session.webauthn_challenge);
+        let credential: WebAuthnCredential;
+        try {
+          credential = await verifyRegistration(body.response, session.webauthn_challenge, user.tenant);
+        } catch (error) {
+          // A failed first-sign-in passkey is a failed sign-in at the passkey step: audited like one.
+          if (session.webauthn_challenge)
+            await deps.auditor.signIn({
+              tenant: user.tenant,
+              userId: user.userId,
+              step: 'passkey',
+              outcome: 'failure',
+              address: ctx.address,
+            });
+          throw error;
+        }
         await deps.accounts.registerPasskey(user, {
           credentialId: credential.id,
           publicKey: Buffer.from(credential.publicKey).toString('base64url'),
@@ -127,15 +241,7 @@ export function passkeyRoutes(deps: AuthDeps, config: PasskeyConfig): RouteSpec[
       summary: 'Second factor: a challenge for one of your passkeys',
       access: { secondFactor: true },
       async handler({ user, session }) {
-        const keys = await deps.accounts.passkeys(user.tenant, user.userId);
-        if (keys.length === 0) throw new ForbiddenError('you have no passkey: enrol one first');
-        const options = await generateAuthenticationOptions({
-          rpID: config.rpId,
-          allowCredentials: keys.map((k) => ({ id: k.credentialId, transports: k.transports })),
-          userVerification: 'required',
-        });
-        await deps.sessions.update(session.id, { webauthn_challenge: options.challenge });
-        return options;
+        return assertionOptions(user, session.id);
       },
     }),
     authedRoute({
@@ -145,35 +251,7 @@ export function passkeyRoutes(deps: AuthDeps, config: PasskeyConfig): RouteSpec[
       access: { secondFactor: true },
       body: z.strictObject({ response: credentialJson }),
       async handler({ user, session, body, reply, ctx }) {
-        const challenge = session.webauthn_challenge;
-        if (!challenge)
-          throw new ValidationError([{ path: 'body', message: 'ask for passkey options first' }]);
-        // A challenge is good for one attempt.
-        await deps.sessions.update(session.id, { webauthn_challenge: null });
-        const key = (await deps.accounts.passkeys(user.tenant, user.userId)).find(
-          (k) => k.credentialId === body.response.id,
-        );
-        let verified = false;
-        if (key) {
-          try {
-            const result = await verifyAuthenticationResponse({
-              response: body.response as unknown as AuthenticationResponseJSON,
-              expectedChallenge: challenge,
-              expectedOrigin: config.origins,
-              expectedRPID: config.rpId,
-              credential: {
-                id: key.credentialId,
-                publicKey: toBytes(key.publicKey),
-                counter: key.counter,
-                transports: key.transports as never,
-              },
-              requireUserVerification: true,
-            });
-            verified = result.verified;
-          } catch {
-            verified = false;
-          }
-        }
+        const verified = await verifyAssertion(user, session.id, session.webauthn_challenge, body.response);
         if (!verified) {
           await deps.auditor.signIn({
             tenant: user.tenant,
@@ -227,7 +305,7 @@ export function passkeyRoutes(deps: AuthDeps, config: PasskeyConfig): RouteSpec[
         ) {
           throw new ForbiddenError('re-authenticate first (POST /api/v1/auth/reauthenticate)');
         }
-        const credential = await verifyRegistration(body.response, session.webauthn_challenge);
+        const credential = await verifyRegistration(body.response, session.webauthn_challenge, user.tenant);
         await deps.sessions.update(session.id, { webauthn_challenge: null });
         await deps.accounts.registerPasskey(user, {
           credentialId: credential.id,

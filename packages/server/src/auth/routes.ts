@@ -25,6 +25,8 @@ export type NextStep = 'enrol_totp' | 'totp' | 'enrol_passkey' | 'passkey' | 'do
 
 export function nextStepFor(user: UserRecord): NextStep {
   if (requiresPasskey(user.roles)) return user.passkeys > 0 ? 'passkey' : 'enrol_passkey';
+  // A passkey is the stronger factor: once a user has one, a password alone cannot swap it for an app.
+  if (user.passkeys > 0) return 'passkey';
   if (user.totpSecret) return 'totp';
   return 'enrol_totp';
 }
@@ -131,8 +133,8 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
       summary: 'First sign-in: a new TOTP secret, shown once, as text, otpauth URI and QR code',
       access: { secondFactor: true },
       async handler({ session, user }) {
-        if (user.totpSecret)
-          throw new ForbiddenError('an authenticator app is enrolled already: enter its code');
+        if (user.totpSecret || user.passkeys > 0)
+          throw new ForbiddenError('a second factor is enrolled already: use it to sign in');
         if (requiresPasskey(user.roles))
           throw new ForbiddenError('your role must use a passkey as its second factor');
         const secret = newTotpSecret();
@@ -151,6 +153,9 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
         code: z.string().regex(/^\d{6}$/, 'must be the 6-digit code from your authenticator app'),
       }),
       async handler({ body, session, user, reply, ctx }) {
+        // A factor enrolled since the secret was issued (another tab, another node) wins.
+        if (user.totpSecret || user.passkeys > 0)
+          throw new ForbiddenError('a second factor is enrolled already: use it to sign in');
         const secret = session.pending_totp_secret;
         if (!secret)
           throw new ValidationError([
@@ -299,16 +304,20 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
           .optional(),
       }),
       async handler({ body, session, user, ctx }) {
+        // Re-authentication is two factors again. Without an authenticator app the second one is
+        // the passkey: use the passkey re-authentication routes instead.
+        if (!user.totpSecret) {
+          throw new ForbiddenError(
+            'you sign in with a passkey: re-authenticate with it (POST /api/v1/me/reauthenticate/passkey/options, then /verify)',
+          );
+        }
         const key = `reauth:${user.tenant}:${user.userId}`;
         const verdict = deps.throttle.check(key, ctx.address);
         if (!verdict.allowed)
           throw new TooManyRequestsError('too many attempts: wait and try again', verdict.retryAfterSeconds);
         const passwordOk = await verifyPassword(user.passwordHash, body.password);
-        const step =
-          user.totpSecret && body.code ? matchTotp(user.totpSecret, body.code, deps.clock.nowMs()) : null;
-        const codeOk =
-          !user.totpSecret ||
-          (step !== null && (await deps.sessions.useTotpStep(user.tenant, user.userId, step)));
+        const step = body.code ? matchTotp(user.totpSecret, body.code, deps.clock.nowMs()) : null;
+        const codeOk = step !== null && (await deps.sessions.useTotpStep(user.tenant, user.userId, step));
         if (!passwordOk || !codeOk) {
           deps.throttle.recordFailure(key, ctx.address);
           throw new UnauthenticatedError('the password or code is wrong');

@@ -6,6 +6,7 @@ import {
   ValidationError,
   zodIssuesToFieldIssues,
   type Clock,
+  type FieldIssue,
 } from '@holdfast/core';
 import Fastify, {
   LogController,
@@ -15,7 +16,7 @@ import Fastify, {
   type FastifyRequest,
 } from 'fastify';
 import type { Logger } from 'pino';
-import type { z } from 'zod';
+import { z } from 'zod';
 import type { AccountsService } from '../accounts/service.ts';
 import type { Auditor } from '../audit/auditor.ts';
 import type { SessionStore, Session } from '../auth/sessions.ts';
@@ -31,6 +32,8 @@ export const CSRF_HEADER = 'x-csrf-token';
 export const BODY_LIMIT = 1024 * 1024;
 /** JSON nested deeper than this is refused before it is parsed. */
 export const MAX_JSON_DEPTH = 32;
+/** Query strings with more parameters than this are refused (no route takes more than a handful). */
+export const MAX_QUERY_PARAMS = 50;
 
 export interface AppDeps {
   node: HoldfastNode;
@@ -57,10 +60,18 @@ export async function createApp(deps: AppDeps): Promise<{ app: FastifyInstance; 
     loggerInstance: deps.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,
-    // Query strings are parsed but never logged; bound how many parameters one request may carry.
+    // Query strings are parsed but never logged; how many parameters one request may carry is
+    // bounded in registerRoutes (MAX_QUERY_PARAMS).
     routerOptions: { maxParamLength: 200 },
+    // A path Fastify cannot decode, or an over-long path parameter, answers problem+json like the rest
+    // (Fastify's own answer is plain JSON that quotes the path back).
+    frameworkErrors: (error, _request, reply) => {
+      void sendProblem(reply, toProblem(error));
+    },
   });
   await app.register(cookie);
+  // JSON only: text/plain is the one body type a cross-site page can send without a CORS preflight.
+  app.removeContentTypeParser('text/plain');
 
   const defaultJson = app.getDefaultJsonParser('error', 'error');
   app.addContentTypeParser(
@@ -92,7 +103,22 @@ export async function createApp(deps: AppDeps): Promise<{ app: FastifyInstance; 
             ]),
             undefined,
           );
-        else done(null, value);
+        else {
+          // JSON.parse keeps the last of repeated member names; another reader of the same text
+          // may keep the first, so a body with repeats is ambiguous and refused (RFC 7493 §2.3).
+          const repeated = repeatedMemberPath(text);
+          if (repeated)
+            done(
+              new ValidationError([
+                {
+                  path: ['body', ...repeated].join('.'),
+                  message: 'appears more than once in the same object',
+                },
+              ]),
+              undefined,
+            );
+          else done(null, value);
+        }
       });
     },
   );
@@ -143,6 +169,48 @@ export function jsonDepthExceeds(text: string, max: number): boolean {
   return false;
 }
 
+/**
+ * The path of the first member name repeated within one JSON object, or null. Runs on text that
+ * parsed as JSON (so strings and nesting are well-formed); names are compared after unescaping.
+ */
+export function repeatedMemberPath(text: string): string[] | null {
+  // One frame per open object (`keys`) or array (`keys` null); `at` is the member or index being read.
+  const stack: { keys: Set<string> | null; at: string; index: number }[] = [];
+  let expectName = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 34) {
+      const start = i;
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 92) i++;
+        else if (d === 34) break;
+      }
+      const top = stack[stack.length - 1];
+      if (expectName && top?.keys) {
+        const name = JSON.parse(text.slice(start, i + 1)) as string;
+        if (top.keys.has(name)) return [...stack.slice(0, -1).map((f) => f.at), name];
+        top.keys.add(name);
+        top.at = name;
+        expectName = false;
+      }
+    } else if (c === 123) {
+      stack.push({ keys: new Set(), at: '', index: 0 });
+      expectName = true;
+    } else if (c === 91) {
+      stack.push({ keys: null, at: '0', index: 0 });
+      expectName = false;
+    } else if (c === 125 || c === 93) {
+      stack.pop();
+    } else if (c === 44) {
+      const top = stack[stack.length - 1];
+      if (top?.keys) expectName = true;
+      else if (top) top.at = String(++top.index);
+    }
+  }
+  return null;
+}
+
 function clientAddress(request: FastifyRequest): string {
   return request.ip.slice(0, 64);
 }
@@ -173,6 +241,10 @@ export function registerRoutes(
       method: spec.method,
       url: spec.url,
       handler: async (request, reply) => {
+        if (Object.keys(request.query as object).length > MAX_QUERY_PARAMS)
+          throw new ValidationError([
+            { path: 'query', message: `has more than ${MAX_QUERY_PARAMS} parameters` },
+          ]);
         const params = parsePart(spec.params, request.params, 'params');
         const query = parsePart(spec.query, request.query, 'query');
         if ('public' in spec.access) {
@@ -205,9 +277,56 @@ function parsePart(
     }
     return undefined;
   }
+  const badText = unstorableTextPath(value);
+  if (badText)
+    throw new ValidationError([
+      {
+        path: [part, ...badText].join('.'),
+        message: 'contains a character that cannot be stored (NUL or an unpaired surrogate)',
+      },
+    ]);
   const result = schema.safeParse(value ?? (part === 'body' ? undefined : {}));
-  if (!result.success) throw new ValidationError(zodIssuesToFieldIssues(result.error, part));
+  if (!result.success) throw new ValidationError(fieldIssues(result.error, part));
   return result.data;
+}
+
+/**
+ * Text no store can keep as sent: NUL (PostgreSQL text refuses it; SQLite keeps it) and unpaired
+ * UTF-16 surrogates (canonical JSON refuses them, so the ledger cannot hash them). Refused up front,
+ * the same on both stores, instead of failing deep inside a write.
+ */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const unstorable = (text: string) => text.includes('\u0000') || LONE_SURROGATE.test(text);
+
+function unstorableTextPath(value: unknown): string[] | null {
+  if (typeof value === 'string') return unstorable(value) ? [] : null;
+  if (value === null || typeof value !== 'object') return null;
+  for (const [key, item] of Object.entries(value)) {
+    if (unstorable(key)) return [key];
+    const inner = unstorableTextPath(item);
+    if (inner) return [key, ...inner];
+  }
+  return null;
+}
+
+/**
+ * Field issues that name the field at fault: a failed union reports the issues of the alternative
+ * that came closest (fewest issues) rather than one "invalid input" for the whole body, and each
+ * unknown member is reported at its own path.
+ */
+function fieldIssues(error: z.ZodError, part: 'params' | 'query' | 'body'): FieldIssue[] {
+  const focus = (issues: readonly z.core.$ZodIssue[], prefix: PropertyKey[]): z.core.$ZodIssue[] =>
+    issues.flatMap((issue) => {
+      const path = [...prefix, ...issue.path];
+      if (issue.code === 'invalid_union' && issue.errors.length > 0) {
+        const closest = issue.errors.reduce((a, b) => (b.length < a.length ? b : a));
+        return focus(closest, path);
+      }
+      if (issue.code === 'unrecognized_keys')
+        return issue.keys.map((key) => ({ ...issue, path: [...path, key], message: 'is not a known field' }));
+      return [{ ...issue, path }];
+    });
+  return zodIssuesToFieldIssues(new z.ZodError(focus(error.issues, [])), part);
 }
 
 async function authenticate(

@@ -65,6 +65,15 @@ export function toProblem(error: unknown): Problem {
         return problem(413, 'body_too_large', 'The request body is too large', 'send at most 1 MiB');
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
         return problem(415, 'unsupported_media_type', 'Send JSON', 'use Content-Type: application/json');
+      case 'FST_ERR_BAD_URL':
+        return problem(
+          400,
+          'bad_url',
+          'The address could not be read',
+          'the path is not valid percent-encoded UTF-8',
+        );
+      case 'FST_ERR_MAX_PARAM_LENGTH':
+        return problem(414, 'uri_too_long', 'The address is too long', 'a part of the path is too long');
       case 'FST_ERR_CTP_EMPTY_JSON_BODY':
         return problem(400, 'validation_failed', 'The request body is empty', 'send a JSON object', [
           { path: 'body', message: 'is empty' },

@@ -36,6 +36,8 @@ export async function startTestApp(
     idleTimeoutMs?: number;
     absoluteTimeoutMs?: number;
     lockoutMs?: number;
+    /** Capture the node's structured logs (info level) here instead of discarding them. */
+    logLines?: string[];
   } = {},
 ): Promise<TestApp> {
   const fresh = await freshStore(kind);
@@ -73,7 +75,7 @@ export async function startTestApp(
     providers.push({ tenant, sites, users });
   }
   const built = await buildHoldfastApp(node, {
-    logger: createLogger('silent'),
+    logger: options.logLines ? createLogger('info', { write: (line: string) => void options.logLines!.push(line) }) : createLogger('silent'),
     tenantFilter: options.tenantFilter,
     sessionPolicy: {
       idleTimeoutMs: options.idleTimeoutMs ?? 30 * 60_000,
