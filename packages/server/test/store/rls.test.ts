@@ -1,0 +1,88 @@
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initNode, type HoldfastNode } from '../../src/node/node.ts';
+import { freshStore } from '../support/databases.ts';
+
+/**
+ * PostgreSQL row-level security as the last line of defence: the application role sees only the
+ * tenant of its transaction, and the start-up check refuses a setup that would not enforce it.
+ */
+describe('row-level security on postgres', () => {
+  let node: HoldfastNode;
+  let cleanup: () => Promise<void>;
+  beforeAll(async () => {
+    const fresh = await freshStore('postgres');
+    cleanup = fresh.cleanup;
+    node = await initNode(fresh.config, { node: 'hub', tenant: 'north', role: 'hub' });
+    await node.ledger.append([
+      { tenant: 'south', type: 'tenant.created', actor: 'system:test', payload: { name: 'South' } },
+    ]);
+    await node.ledger.append([
+      { tenant: 'north', type: 'tenant.created', actor: 'system:test', payload: { name: 'North' } },
+    ]);
+  });
+  afterAll(async () => {
+    await node?.close();
+    await cleanup?.();
+  });
+
+  it('forces RLS on every table with a tenant column, and the check passes', async () => {
+    await expect(node.store.checkTenantIsolation()).resolves.toBeUndefined();
+    const tables = await sql<{ relname: string; forced: boolean }>`
+      select c.relname, c.relforcerowsecurity as forced from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = current_schema() and c.relkind = 'r'
+        and exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'tenant')`.execute(
+      node.store.db,
+    );
+    expect(tables.rows.map((r) => r.relname)).toEqual(
+      expect.arrayContaining([
+        'ledger_events',
+        'checkpoints',
+        'users',
+        'patients',
+        'audit_log',
+        'sessions',
+        'node_keys',
+      ]),
+    );
+    expect(tables.rows.every((r) => r.forced)).toBe(true);
+  });
+
+  it('admits only the transaction tenant to the application role, even with no tenant condition in the query', async () => {
+    const seen = await node.store.withTenant('north', (trx) =>
+      trx.selectFrom('ledger_events').select('tenant').distinct().execute(),
+    );
+    expect(seen.map((r) => r.tenant)).toEqual(['north']);
+    const names = await node.store.withTenant('south', (trx) =>
+      trx
+        .withTables<{ tenants: { tenant: string; name: string } }>()
+        .selectFrom('tenants')
+        .select('name')
+        .execute(),
+    );
+    expect(names.map((r) => r.name)).toEqual(['South']);
+    await expect(
+      node.store.withTenant('north', (trx) =>
+        trx
+          .insertInto('checkpoints')
+          .values({ tenant: 'south', node: 'x', seq: 1, hash: 'h', hlc: 'h', signer: 'x', signature: 's' })
+          .execute(),
+      ),
+    ).rejects.toThrow(/row-level security/);
+  });
+
+  it('refuses to run when a tenant table has RLS off, or the application role owns a table', async () => {
+    await sql`alter table patients no force row level security`.execute(node.store.db);
+    await expect(node.store.checkTenantIsolation()).rejects.toThrow(
+      /table patients has a tenant column but row-level security is not forced/,
+    );
+    await sql`alter table patients force row level security`.execute(node.store.db);
+    await expect(node.store.checkTenantIsolation()).resolves.toBeUndefined();
+    await sql`alter table sites owner to holdfast_app`.execute(node.store.db);
+    await expect(node.store.checkTenantIsolation()).rejects.toThrow(
+      /the application role holdfast_app owns table sites/,
+    );
+    await sql`alter table sites owner to current_user`.execute(node.store.db);
+    await expect(node.store.checkTenantIsolation()).resolves.toBeUndefined();
+  });
+});
