@@ -32,20 +32,49 @@ describe('hardening', () => {
     const marker = 'Zebedee-Quillfeather';
     const created = await adviser.request('POST', '/api/v1/patients', {
       homeSiteId: t.providers[0]!.sites[0],
-      record: { givenName: marker, familyName: marker, dateOfBirth: '1961-07-04', sex: 'male', nhsNumber: '9990000018', specialNotes: [], accessInstructions: `door code ${marker}` },
+      record: {
+        givenName: marker,
+        familyName: marker,
+        dateOfBirth: '1961-07-04',
+        sex: 'male',
+        nhsNumber: '9990000018',
+        specialNotes: [],
+        accessInstructions: `door code ${marker}`,
+      },
     });
     expect(created.statusCode).toBe(201);
     const id = (created.json() as { patientId: string }).patientId;
     await adviser.request('GET', `/api/v1/patients/${id}`);
-    await adviser.request('POST', '/api/v1/patients/search', { familyName: marker, dateOfBirth: '1961-07-04' });
+    await adviser.request('POST', '/api/v1/patients/search', {
+      familyName: marker,
+      dateOfBirth: '1961-07-04',
+    });
     // Bad input carrying patient data: the error names the field, never echoes the value.
-    const bad = await adviser.request('POST', '/api/v1/patients', { homeSiteId: t.providers[0]!.sites[0], record: { givenName: marker, familyName: marker, dateOfBirth: '1961-02-30', sex: 'male', nhsNumber: '9990000019', specialNotes: [] } });
+    const bad = await adviser.request('POST', '/api/v1/patients', {
+      homeSiteId: t.providers[0]!.sites[0],
+      record: {
+        givenName: marker,
+        familyName: marker,
+        dateOfBirth: '1961-02-30',
+        sex: 'male',
+        nhsNumber: '9990000019',
+        specialNotes: [],
+      },
+    });
     expect(bad.statusCode).toBe(400);
     expect(bad.body).not.toContain(marker);
     expect(bad.body).not.toContain('9990000019');
-    expect(bad.json()).toMatchObject({ errors: expect.arrayContaining([expect.objectContaining({ path: 'body.record.nhsNumber' }), expect.objectContaining({ path: 'body.record.dateOfBirth' })]) });
+    expect(bad.json()).toMatchObject({
+      errors: expect.arrayContaining([
+        expect.objectContaining({ path: 'body.record.nhsNumber' }),
+        expect.objectContaining({ path: 'body.record.dateOfBirth' }),
+      ]),
+    });
     // A failed sign-in names no user.
-    await new Client(t.app, t.clock).request('POST', '/api/v1/auth/sign-in', { username: marker.toLowerCase(), password: 'wrong wrong wrong' });
+    await new Client(t.app, t.clock).request('POST', '/api/v1/auth/sign-in', {
+      username: marker.toLowerCase(),
+      password: 'wrong wrong wrong',
+    });
     expect(logs.length).toBeGreaterThan(5);
     const all = logs.join('\n');
     expect(all).not.toContain(marker);

@@ -75,7 +75,9 @@ export async function startTestApp(
     providers.push({ tenant, sites, users });
   }
   const built = await buildHoldfastApp(node, {
-    logger: options.logLines ? createLogger('info', { write: (line: string) => void options.logLines!.push(line) }) : createLogger('silent'),
+    logger: options.logLines
+      ? createLogger('info', { write: (line: string) => void options.logLines!.push(line) })
+      : createLogger('silent'),
     tenantFilter: options.tenantFilter,
     sessionPolicy: {
       idleTimeoutMs: options.idleTimeoutMs ?? 30 * 60_000,
