@@ -14,6 +14,7 @@ import type { HoldfastNode } from '../node/node.ts';
 import { patientRoutes } from '../patients/routes.ts';
 import { PatientService } from '../patients/service.ts';
 import { createApp, registerRoutes, type AppDeps, type RouteRegistry } from './app.ts';
+import { openApiDocument, docsPage } from './openapi.ts';
 import { publicRoute } from './routes.ts';
 
 export interface HoldfastAppOptions {
@@ -103,6 +104,24 @@ export async function buildHoldfastApp(
       async handler({ reply }) {
         reply.header('content-type', metrics.contentType);
         return metrics.metrics();
+      },
+    }),
+    publicRoute({
+      method: 'GET',
+      url: '/openapi.json',
+      summary: 'This API described in OpenAPI 3.1',
+      access: { public: true },
+      async handler() {
+        return openApiDocument(registry.routes, { title: 'Holdfast API', version: '1' });
+      },
+    }),
+    publicRoute({
+      method: 'GET',
+      url: '/docs',
+      summary: 'This API as a readable page',
+      access: { public: true },
+      async handler({ reply }) {
+        return reply.type('text/html; charset=utf-8').send(docsPage(registry.routes));
       },
     }),
     ...authRoutes({ ...deps, throttle, issuer: 'Holdfast' }),
