@@ -8,7 +8,8 @@ export default defineConfig({
     include: ['packages/*/test/**/*.test.ts', 'packages/*/src/**/*.test.ts'],
     globalSetup: ['packages/server/test/support/global-setup.ts'],
     pool: 'forks',
-    testTimeout: 120_000,
+    // Generous: property and crash tests run minutes on a loaded 2-core CI machine.
+    testTimeout: 600_000,
     hookTimeout: 120_000,
     reporters: ['default', ['json', { outputFile: '.test-results/vitest.json' }]],
   },

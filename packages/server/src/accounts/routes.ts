@@ -4,7 +4,18 @@ import type { UserRecord } from './projection.ts';
 import { actorOf } from '../http/context.ts';
 import type { AppDeps } from '../http/app.ts';
 import { authedRoute, type RouteSpec } from '../http/routes.ts';
-import { NotFoundError } from '@holdfast/core';
+import { NotFoundError, ValidationError } from '@holdfast/core';
+
+/** Service checks name fields of the input; on the API those fields live in the body. */
+async function inBody<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (error instanceof ValidationError)
+      throw new ValidationError(error.issues.map((i) => ({ ...i, path: `body.${i.path}` })));
+    throw error;
+  }
+}
 
 /** What an administrator sees of a user: never a password hash, TOTP secret or recovery code. */
 export function publicUser(u: UserRecord) {
@@ -59,7 +70,7 @@ export function accountRoutes(deps: AppDeps): RouteSpec[] {
         password: z.string().max(1024),
       }),
       async handler({ ctx, body, reply }) {
-        const user = await deps.accounts.create(ctx.tenant, body, actorOf(ctx));
+        const user = await inBody(() => deps.accounts.create(ctx.tenant, body, actorOf(ctx)));
         return reply.code(201).send({ user: publicUser(user) });
       },
     }),
@@ -72,7 +83,9 @@ export function accountRoutes(deps: AppDeps): RouteSpec[] {
       body: z.strictObject({ roles, siteIds }),
       async handler({ ctx, params, body }) {
         return {
-          user: publicUser(await deps.accounts.changeRoles(ctx, params.userId, body.roles, body.siteIds)),
+          user: publicUser(
+            await inBody(() => deps.accounts.changeRoles(ctx, params.userId, body.roles, body.siteIds)),
+          ),
         };
       },
     }),

@@ -580,7 +580,7 @@ async function runConfiguration(kind: StoreKind, tenantFilter: boolean): Promise
   }
 }
 
-describe('tenant isolation', () => {
+describe('tenant isolation', { timeout: 900_000 }, () => {
   it("SQLite, tenant filter on: random requests never answer with another provider's data", async () => {
     await runConfiguration('sqlite', true);
   });

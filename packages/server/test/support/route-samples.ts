@@ -1,0 +1,476 @@
+import { hasPermission, ROLES, type Role } from '@holdfast/core';
+import type {
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+} from '@simplewebauthn/server';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { totpCode } from '../../src/auth/totp.ts';
+import type { RouteSpec } from '../../src/http/routes.ts';
+import { Client, PASSWORD, type Provider, type TestApp } from './http.ts';
+import { SoftAuthenticator } from './webauthn.ts';
+
+/**
+ * Shared by the permission and bad-input tests: one valid-looking request for every route, and a
+ * "world" of signed-in clients (one per role), a patient, and a user for the admin routes to act on.
+ * A route without a sample here fails both tests: a new route must say how it is called.
+ */
+
+export function routeKey(route: { method: string; url: string }): string {
+  return `${route.method} ${route.url}`;
+}
+
+/** A valid-looking request: path parameters, query and JSON body. */
+export interface SampleRequest {
+  params?: Record<string, string>;
+  query?: Record<string, string>;
+  body?: unknown;
+}
+
+export interface Caller {
+  role: Role;
+  client: Client;
+}
+
+export interface RouteSample {
+  /** Builds the request; may prepare state (a session to end, a re-authentication) first. */
+  build(w: World, caller: Caller): Promise<SampleRequest> | SampleRequest;
+  /** The call ends the caller's session: it is made with a session of its own. */
+  endsSession?: boolean;
+  /**
+   * A refusal by the route's own rules rather than its permission (403), which a permitted role can
+   * meet with an otherwise valid request.
+   */
+  ownRefusal?: (role: Role) => RegExp | undefined;
+  /**
+   * What a permitted caller gets when the sample cannot succeed (a second factor that verifies
+   * against nothing): past the permission check, so never 401 or 403. Otherwise 2xx is expected.
+   */
+  allowedStatus?: number;
+  /** The bad-input test calls as this role (default: the first role holding the permission). */
+  badInputCaller?: Role;
+}
+
+export interface World {
+  t: TestApp;
+  provider: Provider;
+  site: string;
+  /** A full session per role of the provider, reused across requests. */
+  clients: Record<Role, Client>;
+  /** A session past the password step only (for the second-factor routes). */
+  pending: Client;
+  /** A patient of `site`, registered by the health adviser. */
+  patientId: string;
+  patientNhsNumber: string;
+  /** A user of the provider that the admin-route samples change (roles, disable, MFA reset). */
+  targetUserId: string;
+  /** Ids belonging to the other provider (for cross-tenant probes). */
+  other: { patientId: string; userId: string };
+  /** A new full session of the role's user (who has a second factor), as a client. */
+  freshClient(role: Role): Promise<Client>;
+  next(): number;
+}
+
+const ADDRESS = '127.0.0.1';
+
+/** A well-formed NHS number (ISB 0149 Modulus 11) derived from n. */
+export function nhsNumberFor(n: number): string {
+  for (let k = n; ; k++) {
+    const first9 = String(400_000_000 + (k % 500_000_000)).padStart(9, '0');
+    const sum = [...first9].reduce((acc, d, i) => acc + Number(d) * (10 - i), 0);
+    const check = 11 - (sum % 11);
+    if (check === 10) continue;
+    return `${first9}${check === 11 ? 0 : check}`;
+  }
+}
+
+/** The passkey of a client whose user signs in with one (the provider admin). */
+const authenticators = new WeakMap<Client, SoftAuthenticator>();
+
+/**
+ * A second full session for a user who has already signed in for real with their second factor
+ * (see `setUpWorld`), made directly in the session store as `completeSignIn` makes it: used where a
+ * request ends its session (sign-out), to keep the tests fast.
+ */
+async function clientWithSession(t: TestApp, tenant: string, userId: string): Promise<Client> {
+  const { token, session } = await t.deps.sessions.create({
+    tenant,
+    userId,
+    stage: 'full',
+    address: ADDRESS,
+    reauthenticated: true,
+  });
+  const client = new Client(t.app, t.clock, ADDRESS);
+  client.cookie = `hf_session=${token}`;
+  client.csrf = session.csrf_token;
+  return client;
+}
+
+async function mustOk(res: LightMyRequestResponse, what: string): Promise<LightMyRequestResponse> {
+  if (res.statusCode >= 300) throw new Error(`${what}: ${res.statusCode} ${res.body}`);
+  return res;
+}
+
+/**
+ * First sign-in of a user whose role needs a passkey: password, then a new passkey made by a
+ * software authenticator (test/support/webauthn.ts) through the real registration ceremony.
+ */
+async function signInWithNewPasskey(client: Client, username: string): Promise<void> {
+  await mustOk(
+    await client.request('POST', '/api/v1/auth/sign-in', { username, password: PASSWORD }),
+    username,
+  );
+  const options = await mustOk(
+    await client.request('POST', '/api/v1/auth/passkey/register/options'),
+    username,
+  );
+  const authenticator = new SoftAuthenticator();
+  const response = authenticator.register(options.json() as PublicKeyCredentialCreationOptionsJSON);
+  await mustOk(
+    await client.request('POST', '/api/v1/auth/passkey/register/verify', { response, label: 'test key' }),
+    username,
+  );
+  authenticators.set(client, authenticator);
+}
+
+/**
+ * Signs every role in once, through the real flows: password and TOTP enrolment for most roles, password
+ * and a passkey (software authenticator) for the provider admin. The start-up invariant (no full session
+ * without a second factor) is checked at the end.
+ */
+export async function setUpWorld(t: TestApp): Promise<World> {
+  const provider = t.providers[0]!;
+  const site = provider.sites[0]!;
+  const clients = {} as Record<Role, Client>;
+  for (const role of ROLES) {
+    const client = new Client(t.app, t.clock, ADDRESS);
+    if (role === 'provider_admin') await signInWithNewPasskey(client, provider.users[role].username);
+    else await mustOk(await client.signIn(provider.users[role].username), `sign in ${role}`);
+    clients[role] = client;
+  }
+
+  // The password step only, through the real route.
+  const pending = new Client(t.app, t.clock, ADDRESS);
+  await mustOk(
+    await pending.request('POST', '/api/v1/auth/sign-in', {
+      username: provider.users.clinician.username,
+      password: PASSWORD,
+    }),
+    'password step',
+  );
+
+  const target = await t.accounts.create(
+    provider.tenant,
+    {
+      username: `target@${provider.tenant}`,
+      displayName: 'Target of admin routes',
+      roles: ['receptionist'],
+      siteIds: [site],
+      password: PASSWORD,
+    },
+    'system:test',
+  );
+
+  const patientNhsNumber = nhsNumberFor(1);
+  const created = await mustOk(
+    await clients.health_adviser.request('POST', '/api/v1/patients', {
+      homeSiteId: site,
+      record: {
+        nhsNumber: patientNhsNumber,
+        givenName: 'Ann',
+        familyName: 'Example',
+        dateOfBirth: '1950-02-01',
+        sex: 'female',
+        specialNotes: [],
+      },
+    }),
+    'register patient',
+  );
+
+  const otherProvider = t.providers[1]!;
+  const otherAdviser = new Client(t.app, t.clock, ADDRESS);
+  await mustOk(await otherAdviser.signIn(otherProvider.users.health_adviser.username), 'sign in other');
+  const otherPatient = await mustOk(
+    await otherAdviser.request('POST', '/api/v1/patients', {
+      homeSiteId: otherProvider.sites[0],
+      record: {
+        givenName: 'Other',
+        familyName: 'Provider',
+        dateOfBirth: '1960-03-04',
+        sex: 'male',
+        specialNotes: [],
+      },
+    }),
+    'register other patient',
+  );
+
+  const unprotected = await t.deps.sessions.sessionsWithoutSecondFactor();
+  if (unprotected.length > 0) throw new Error('a full session exists for a user without a second factor');
+
+  let counter = 0;
+  return {
+    t,
+    provider,
+    site,
+    clients,
+    pending,
+    patientId: (created.json() as { patientId: string }).patientId,
+    patientNhsNumber,
+    targetUserId: target.userId,
+    other: {
+      patientId: (otherPatient.json() as { patientId: string }).patientId,
+      userId: otherProvider.users.receptionist.userId,
+    },
+    freshClient: (role) => clientWithSession(t, provider.tenant, provider.users[role].userId),
+    next: () => ++counter,
+  };
+}
+
+/** The first role (in ROLES order) allowed to call a permission route. */
+export function firstPermittedRole(spec: RouteSpec): Role {
+  if (!('permission' in spec.access)) throw new Error(`${routeKey(spec)} has no permission`);
+  const permission = spec.access.permission;
+  const role = ROLES.find((r) => hasPermission([r], permission));
+  if (!role) throw new Error(`no role holds ${permission}`);
+  return role;
+}
+
+/** Fills `:name` path parameters (URL-encoded) and appends the query. */
+export function urlFor(spec: Pick<RouteSpec, 'url'>, req: SampleRequest, rawParams = false): string {
+  const path = spec.url.replace(/:(\w+)/g, (_, name: string) => {
+    const value = req.params?.[name];
+    if (value === undefined) throw new Error(`no sample value for :${name} in ${spec.url}`);
+    return rawParams ? value : encodeURIComponent(value);
+  });
+  const query = req.query ? new URLSearchParams(req.query).toString() : '';
+  return query ? `${path}?${query}` : path;
+}
+
+/** Sends a sample request (body as JSON when present). */
+export function send(
+  client: Client,
+  spec: RouteSpec,
+  req: SampleRequest,
+  extra: { rawBody?: string; headers?: Record<string, string>; url?: string } = {},
+): Promise<LightMyRequestResponse> {
+  const body = extra.rawBody ?? (req.body === undefined ? undefined : JSON.stringify(req.body));
+  return client.request(spec.method, extra.url ?? urlFor(spec, req), body, extra.headers);
+}
+
+/** A TOTP code for the client's user at a fresh time step (each step is accepted once). */
+function freshCode(w: World, client: Client): string | undefined {
+  if (!client.totpSecret) return undefined;
+  w.t.clock.advance(30_000);
+  return totpCode(client.totpSecret, w.t.clock.nowMs());
+}
+
+const reauthenticatedAt = new WeakMap<Client, number>();
+
+/** A passkey assertion over a fresh re-authentication challenge, or null without a passkey. */
+async function passkeyReauthentication(client: Client): Promise<unknown> {
+  const authenticator = authenticators.get(client);
+  if (!authenticator) return null;
+  const options = await client.request('POST', '/api/v1/me/reauthenticate/passkey/options');
+  if (options.statusCode !== 200) return null;
+  return authenticator.assert(options.json() as PublicKeyCredentialRequestOptionsJSON);
+}
+
+/**
+ * Two factors again, as the MFA-changing routes require: password and a current TOTP code, or a
+ * passkey for users who have one instead (at most every 4 minutes of the test clock).
+ */
+async function reauthenticate(w: World, client: Client): Promise<void> {
+  const last = reauthenticatedAt.get(client);
+  if (last !== undefined && w.t.clock.nowMs() - last < 4 * 60_000) return;
+  const assertion = await passkeyReauthentication(client);
+  const res = assertion
+    ? await client.request('POST', '/api/v1/me/reauthenticate/passkey/verify', { response: assertion })
+    : await client.request('POST', '/api/v1/auth/reauthenticate', {
+        password: PASSWORD,
+        code: freshCode(w, client) ?? '000000',
+      });
+  if (res.statusCode === 200) reauthenticatedAt.set(client, w.t.clock.nowMs());
+}
+
+/** The shape of a browser's WebAuthn credential JSON; it verifies against nothing. */
+function fakeCredential() {
+  return {
+    id: 'dGVzdC1jcmVkZW50aWFs',
+    rawId: 'dGVzdC1jcmVkZW50aWFs',
+    type: 'public-key',
+    response: { clientDataJSON: 'eyJ0eXBlIjoid2ViYXV0aG4uY3JlYXRlIn0' },
+  };
+}
+
+function patientBody(w: World) {
+  return {
+    homeSiteId: w.site,
+    record: {
+      nhsNumber: nhsNumberFor(1000 + w.next()),
+      givenName: 'Bea',
+      familyName: 'Sample',
+      dateOfBirth: '1944-07-15',
+      sex: 'female',
+      phone: '01632 960000',
+      specialNotes: [{ kind: 'care_plan', text: 'Care plan held by the GP' }],
+      clinicalNotes: 'Type 2 diabetes',
+      accessInstructions: 'Key safe by the back door',
+    },
+  };
+}
+
+export const ROUTE_SAMPLES: Record<string, RouteSample> = {
+  'GET /health': { build: () => ({}) },
+  'GET /metrics': { build: () => ({}) },
+  'GET /openapi.json': { build: () => ({}) },
+  'GET /docs': { build: () => ({}) },
+  'POST /api/v1/auth/sign-in': {
+    build: (w) => ({ body: { username: w.provider.users.receptionist.username, password: PASSWORD } }),
+  },
+  'POST /api/v1/auth/totp/enrol': { build: () => ({}) },
+  'POST /api/v1/auth/totp/confirm': { build: () => ({ body: { code: '123456' } }) },
+  'POST /api/v1/auth/totp/verify': { build: () => ({ body: { code: '123456' } }) },
+  'POST /api/v1/auth/passkey/register/options': { build: () => ({}) },
+  'POST /api/v1/auth/passkey/register/verify': {
+    build: () => ({ body: { response: fakeCredential(), label: 'work laptop' } }),
+  },
+  'POST /api/v1/auth/passkey/options': { build: () => ({}) },
+  'POST /api/v1/auth/passkey/verify': { build: () => ({ body: { response: fakeCredential() } }) },
+  'GET /api/v1/auth/session': { build: () => ({}) },
+  'POST /api/v1/auth/sign-out': { build: () => ({}), endsSession: true },
+  'POST /api/v1/auth/reauthenticate': {
+    build: (w, { client }) => {
+      const code = freshCode(w, client);
+      return { body: { password: PASSWORD, ...(code ? { code } : {}) } };
+    },
+    // Users without an authenticator app re-authenticate with their passkey instead.
+    ownRefusal: (role) => (role === 'provider_admin' ? /passkey/ : undefined),
+    // Wrong passwords sent by the bad-input test count towards this user's re-authentication
+    // lock-out: keep them away from the user the MFA-changing routes re-authenticate.
+    badInputCaller: 'dispatcher',
+  },
+  'POST /api/v1/me/reauthenticate/passkey/options': {
+    build: () => ({}),
+    ownRefusal: (role) => (role === 'provider_admin' ? undefined : /no passkey/),
+  },
+  'POST /api/v1/me/reauthenticate/passkey/verify': {
+    build: async (_w, { client }) => ({
+      body: { response: (await passkeyReauthentication(client)) ?? fakeCredential() },
+    }),
+    // Without a passkey there is no challenge to answer: "ask for passkey options first".
+    allowedStatus: 400,
+  },
+  'POST /api/v1/me/totp/replace': {
+    build: async (w, { client }) => {
+      await reauthenticate(w, client);
+      return {};
+    },
+    ownRefusal: (role) => (role === 'provider_admin' ? /passkey/ : undefined),
+  },
+  'POST /api/v1/me/totp/confirm': { build: () => ({ body: { code: '123456' } }), allowedStatus: 400 },
+  'POST /api/v1/me/passkeys/options': {
+    build: async (w, { client }) => {
+      await reauthenticate(w, client);
+      return {};
+    },
+  },
+  'POST /api/v1/me/passkeys': {
+    build: async (w, { client }) => {
+      await reauthenticate(w, client);
+      return { body: { response: fakeCredential(), label: 'spare key' } };
+    },
+    allowedStatus: 400,
+  },
+  'GET /api/v1/admin/users': { build: () => ({}) },
+  'POST /api/v1/admin/users': {
+    build: (w) => ({
+      body: {
+        username: `new-${w.next()}@${w.provider.tenant}`,
+        displayName: 'New Starter',
+        roles: ['receptionist'],
+        siteIds: [w.site],
+        password: PASSWORD,
+      },
+    }),
+  },
+  'PUT /api/v1/admin/users/:userId/roles': {
+    build: (w) => ({
+      params: { userId: w.targetUserId },
+      body: { roles: ['receptionist'], siteIds: [w.site] },
+    }),
+  },
+  'POST /api/v1/admin/users/:userId/disable': {
+    build: (w) => ({ params: { userId: w.targetUserId }, body: { reason: 'left the service' } }),
+  },
+  'POST /api/v1/admin/users/:userId/enable': {
+    build: (w) => ({ params: { userId: w.targetUserId } }),
+  },
+  'POST /api/v1/admin/users/:userId/reset-mfa': {
+    build: (w) => ({ params: { userId: w.targetUserId }, body: { reason: 'lost their phone' } }),
+  },
+  'GET /api/v1/admin/sites': { build: () => ({}) },
+  'POST /api/v1/admin/sites': { build: (w) => ({ body: { name: `Overflow site ${w.next()}` } }) },
+  'GET /api/v1/admin/sessions': { build: () => ({}) },
+  'DELETE /api/v1/admin/sessions/:sessionId': {
+    // A session of its own to end: a live session of a user with a second factor.
+    build: async (w) => {
+      const { session } = await w.t.deps.sessions.create({
+        tenant: w.provider.tenant,
+        userId: w.provider.users.receptionist.userId,
+        stage: 'full',
+        address: ADDRESS,
+      });
+      return { params: { sessionId: session.id } };
+    },
+  },
+  'GET /api/v1/audit': { build: (w) => ({ query: { limit: '5', patientId: w.patientId } }) },
+  'POST /api/v1/patients': { build: (w) => ({ body: patientBody(w) }) },
+  'GET /api/v1/patients/:patientId': { build: (w) => ({ params: { patientId: w.patientId } }) },
+  'POST /api/v1/patients/search': { build: (w) => ({ body: { nhsNumber: w.patientNhsNumber } }) },
+};
+
+/**
+ * Fastify's own list of routes, read from `printRoutes` (the tree it routes by), so a route added
+ * with `app.route` directly, outside `registerRoutes`, shows up here and not in the registry.
+ */
+export function fastifyRoutes(app: FastifyInstance): { method: string; url: string }[] {
+  const out: { method: string; url: string }[] = [];
+  const prefixes: string[] = [];
+  for (const line of app.printRoutes({ commonPrefix: false }).split('\n')) {
+    if (line.trim() === '') continue;
+    const m = /^((?:│ {3}| {4})*)(?:├── |└── )(\S+)(?: \(([^)]*)\))?$/.exec(line);
+    if (!m) throw new Error(`cannot read Fastify's route line: ${JSON.stringify(line)}`);
+    const depth = m[1]!.length / 4;
+    const path = (depth > 0 ? prefixes[depth - 1]! : '') + m[2]!;
+    prefixes[depth] = path;
+    prefixes.length = depth + 1;
+    for (const method of m[3] ? m[3].split(', ') : []) out.push({ method, url: path });
+  }
+  return out;
+}
+
+/** ledger_events position now: events appended later have a greater `pos`. */
+export async function ledgerPosition(t: TestApp): Promise<number> {
+  const row = await t.node.store.db
+    .selectFrom('ledger_events')
+    .select((eb) => eb.fn.max('pos').as('pos'))
+    .executeTakeFirst();
+  return Number(row?.pos ?? 0);
+}
+
+/** Events appended after a position, oldest first. */
+export async function eventsAfter(
+  t: TestApp,
+  pos: number,
+): Promise<{ tenant: string; type: string; payload: Record<string, unknown> }[]> {
+  const rows = await t.node.store.db
+    .selectFrom('ledger_events')
+    .select(['tenant', 'type', 'payload'])
+    .where('pos', '>', pos)
+    .orderBy('pos')
+    .execute();
+  return rows.map((r) => ({
+    tenant: r.tenant,
+    type: r.type,
+    payload: JSON.parse(r.payload) as Record<string, unknown>,
+  }));
+}
