@@ -166,14 +166,13 @@ export function passkeyRoutes(deps: AuthDeps, config: PasskeyConfig): RouteSpec[
       body: z.strictObject({ response: credentialJson }),
       async handler({ user, session, body, ctx }) {
         const key = `reauth:${user.tenant}:${user.userId}`;
-        const verdict = deps.throttle.check(key, ctx.address);
+        const verdict = deps.throttle.begin(key, ctx.address);
         if (!verdict.allowed)
           throw new TooManyRequestsError('too many attempts: wait and try again', verdict.retryAfterSeconds);
         if (!(await verifyAssertion(user, session.id, session.webauthn_challenge, body.response))) {
-          deps.throttle.recordFailure(key, ctx.address);
           throw new UnauthenticatedError('the passkey could not be verified');
         }
-        deps.throttle.recordSuccess(key);
+        deps.throttle.succeeded(key, ctx.address);
         await deps.sessions.update(session.id, { reauthenticated_at: deps.clock.nowMs() });
         return { reauthenticatedUntil: new Date(deps.clock.nowMs() + REAUTH_WINDOW_MS).toISOString() };
       },

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { TooManyRequestsError } from '@holdfast/core';
 import { hash, verify } from '@node-rs/argon2';
 
 /** Algorithm.Argon2id of @node-rs/argon2 (a const enum, which isolated modules cannot import). */
@@ -29,8 +31,39 @@ function dummy(): Promise<string> {
   return dummyHash;
 }
 
+/**
+ * At most this many password checks run at once (each takes 19 MiB and a core for tens of ms), and
+ * at most QUEUE_LIMIT wait: a flood of sign-ins then queues or is refused at once instead of
+ * starving the event loop that serves everyone already signed in.
+ */
+const CONCURRENT_HASHES = Math.max(1, Math.min(4, availableParallelism() - 1));
+const QUEUE_LIMIT = 32;
+let running = 0;
+const waiting: (() => void)[] = [];
+
+async function withHashSlot<T>(fn: () => Promise<T>): Promise<T> {
+  if (running >= CONCURRENT_HASHES) {
+    if (waiting.length >= QUEUE_LIMIT)
+      throw new TooManyRequestsError('too many sign-ins at once: try again in a moment', 1);
+    await new Promise<void>((resolve) => waiting.push(resolve));
+  } else {
+    running++;
+  }
+  try {
+    return await fn();
+  } finally {
+    const next = waiting.shift();
+    if (next) next();
+    else running--;
+  }
+}
+
 /** Verifies `password` against `phc`, or against a dummy hash when there is no account. */
-export async function verifyPassword(phc: string | null, password: string): Promise<boolean> {
+export function verifyPassword(phc: string | null, password: string): Promise<boolean> {
+  return withHashSlot(() => verifyUnlimited(phc, password));
+}
+
+async function verifyUnlimited(phc: string | null, password: string): Promise<boolean> {
   if (phc === null) {
     await verify(await dummy(), password.normalize('NFC'));
     return false;

@@ -77,10 +77,13 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
       async handler({ body, request, reply }) {
         const address = request.ip.slice(0, 64);
         const key = body.username.trim().toLowerCase();
-        // Throttle before hashing: a spray must not cost us an argon2 run per attempt.
-        const verdict = deps.throttle.check(`pw:${key}`, address);
-        const user = await deps.accounts.findForSignIn(key);
+        // Throttle before hashing (and before looking the name up): a spray must not cost us an
+        // argon2 run, or a store read, per attempt.
+        const verdict = deps.throttle.begin(`pw:${key}`, address);
         if (!verdict.allowed) {
+          // The first refusal of a lock window is audited; the rest are counted, so a spray cannot
+          // fill the ledger with one event per attempt.
+          const user = verdict.firstRefusal ? await deps.accounts.findForSignIn(key) : null;
           if (user)
             await deps.auditor.signIn({
               tenant: user.tenant,
@@ -94,9 +97,9 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
             verdict.retryAfterSeconds,
           );
         }
+        const user = await deps.accounts.findForSignIn(key);
         const ok = await verifyPassword(user?.passwordHash ?? null, body.password);
         if (!user || !ok || user.disabled) {
-          deps.throttle.recordFailure(`pw:${key}`, address);
           if (user)
             await deps.auditor.signIn({
               tenant: user.tenant,
@@ -107,7 +110,7 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
             });
           throw new UnauthenticatedError(FAILED);
         }
-        deps.throttle.recordSuccess(`pw:${key}`);
+        deps.throttle.succeeded(`pw:${key}`, address);
         await deps.auditor.signIn({
           tenant: user.tenant,
           userId: user.userId,
@@ -203,15 +206,16 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
             'your role signs in with a passkey; if you have none, ask another administrator to reset your second factor',
           );
         const key = `mfa:${user.tenant}:${user.userId}`;
-        const verdict = deps.throttle.check(key, ctx.address);
+        const verdict = deps.throttle.begin(key, ctx.address);
         if (!verdict.allowed) {
-          await deps.auditor.signIn({
-            tenant: user.tenant,
-            userId: user.userId,
-            step: 'totp',
-            outcome: verdict.reason,
-            address: ctx.address,
-          });
+          if (verdict.firstRefusal)
+            await deps.auditor.signIn({
+              tenant: user.tenant,
+              userId: user.userId,
+              step: 'totp',
+              outcome: verdict.reason,
+              address: ctx.address,
+            });
           throw new TooManyRequestsError(
             'too many wrong codes: wait and try again',
             verdict.retryAfterSeconds,
@@ -229,7 +233,6 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
           if (ok) await deps.accounts.useRecoveryCode(user, hash);
         }
         if (!ok) {
-          deps.throttle.recordFailure(key, ctx.address);
           await deps.auditor.signIn({
             tenant: user.tenant,
             userId: user.userId,
@@ -239,7 +242,7 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
           });
           throw new UnauthenticatedError('the code is wrong or was used already');
         }
-        deps.throttle.recordSuccess(key);
+        deps.throttle.succeeded(key, ctx.address);
         await deps.auditor.signIn({
           tenant: user.tenant,
           userId: user.userId,
@@ -312,17 +315,16 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
           );
         }
         const key = `reauth:${user.tenant}:${user.userId}`;
-        const verdict = deps.throttle.check(key, ctx.address);
+        const verdict = deps.throttle.begin(key, ctx.address);
         if (!verdict.allowed)
           throw new TooManyRequestsError('too many attempts: wait and try again', verdict.retryAfterSeconds);
         const passwordOk = await verifyPassword(user.passwordHash, body.password);
         const step = body.code ? matchTotp(user.totpSecret, body.code, deps.clock.nowMs()) : null;
         const codeOk = step !== null && (await deps.sessions.useTotpStep(user.tenant, user.userId, step));
         if (!passwordOk || !codeOk) {
-          deps.throttle.recordFailure(key, ctx.address);
           throw new UnauthenticatedError('the password or code is wrong');
         }
-        deps.throttle.recordSuccess(key);
+        deps.throttle.succeeded(key, ctx.address);
         await deps.sessions.update(session.id, { reauthenticated_at: deps.clock.nowMs() });
         return { reauthenticatedUntil: new Date(deps.clock.nowMs() + REAUTH_WINDOW_MS).toISOString() };
       },

@@ -241,6 +241,31 @@ describe.each(STORE_KINDS)('authentication on %s', (kind) => {
     expect(after.statusCode).toBe(200);
   });
 
+  it('counts attempts still being hashed: a burst cannot get more than 5 guesses at one name', async () => {
+    t.clock.advance(20 * 60_000);
+    const c = client();
+    const burst = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        c.request('POST', '/api/v1/auth/sign-in', {
+          username: 'prescriber@southshire',
+          password: `guess ${i}`,
+        }),
+      ),
+    );
+    const statuses = burst.map((r) => r.statusCode);
+    expect(statuses.filter((s) => s === 401)).toHaveLength(5);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(15);
+    // Only the first refusal of the lock window is audited; the rest are counted.
+    const refusals = (await t.node.ledger.readTenant('southshire', null, 100_000)).filter(
+      (e) =>
+        e.type === 'audit.sign_in' &&
+        e.payloadJson.includes('"outcome":"locked"') &&
+        e.actor === `user:${t.providers[1]!.users.prescriber.userId}`,
+    );
+    expect(refusals).toHaveLength(1);
+    t.clock.advance(20 * 60_000);
+  });
+
   it('answers an unknown user exactly like a wrong password: status, body and time', async () => {
     const c = client();
     const measure = async (username: string) => {
