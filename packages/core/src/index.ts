@@ -11,3 +11,6 @@ export * from './accounts/password-policy.ts';
 export * from './accounts/events.ts';
 export * from './patients/nhs-number.ts';
 export * from './patients/events.ts';
+export * from './cases/lifecycle.ts';
+export * from './cases/facts.ts';
+export * from './clinical/news2.ts';

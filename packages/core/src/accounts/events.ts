@@ -158,7 +158,7 @@ export const auditAccess = defineEventType({
     roles,
     siteIds,
     action: z.enum(['read', 'write', 'search']),
-    resourceType: z.enum(['patient']),
+    resourceType: z.enum(['patient', 'case']),
     resourceId: id.optional(),
     /** Stated reason: required for break-glass access. */
     reason: z.string().max(500).optional(),

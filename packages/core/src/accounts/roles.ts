@@ -38,6 +38,16 @@ export const PERMISSIONS = [
   'patients.access_instructions.read',
   /** Open a record outside one's normal scope, with a stated reason that is flagged for review. */
   'patients.break_glass',
+  /** Take calls: open a case, identify the patient, run triage, act on the disposition. */
+  'cases.handle',
+  'cases.read',
+  /** The clinical assessment queue: see it, claim, release, transfer, call back. */
+  'queue.work',
+  'queue.read',
+  /** Record consultations and their outcomes. */
+  'consultations.write',
+  /** National reporting (IUC ADC) and dashboards. */
+  'reports.read',
   'users.manage',
   'sites.manage',
   'sessions.manage',
@@ -45,30 +55,35 @@ export const PERMISSIONS = [
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
-const CARE: Permission[] = ['session.self', 'patients.read', 'patients.search'];
+const CARE: Permission[] = ['session.self', 'patients.read', 'patients.search', 'cases.read'];
+const CLINICAL: Permission[] = [
+  ...CARE,
+  'patients.write',
+  'patients.clinical_notes.read',
+  'patients.access_instructions.read',
+  'patients.break_glass',
+  'cases.handle',
+  'queue.read',
+  'queue.work',
+  'consultations.write',
+];
 
 export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
-  health_adviser: [...CARE, 'patients.write'],
-  clinician: [
-    ...CARE,
-    'patients.write',
-    'patients.clinical_notes.read',
-    'patients.access_instructions.read',
-    'patients.break_glass',
-  ],
-  prescriber: [
-    ...CARE,
-    'patients.write',
-    'patients.clinical_notes.read',
-    'patients.access_instructions.read',
-    'patients.break_glass',
-  ],
-  dispatcher: [...CARE, 'patients.access_instructions.read'],
+  health_adviser: [...CARE, 'patients.write', 'cases.handle', 'queue.read'],
+  clinician: CLINICAL,
+  prescriber: CLINICAL,
+  dispatcher: [...CARE, 'patients.access_instructions.read', 'queue.read'],
   receptionist: [...CARE, 'patients.write'],
-  shift_manager: [...CARE, 'patients.clinical_notes.read', 'patients.break_glass'],
+  shift_manager: [
+    ...CARE,
+    'patients.clinical_notes.read',
+    'patients.break_glass',
+    'queue.read',
+    'reports.read',
+  ],
   // Administrators manage people, not patients: they see no patient data.
   provider_admin: ['session.self', 'users.manage', 'sites.manage', 'sessions.manage'],
-  auditor: ['session.self', 'audit.read'],
+  auditor: ['session.self', 'audit.read', 'reports.read'],
 };
 
 export function permissionsOf(roles: readonly Role[]): Set<Permission> {

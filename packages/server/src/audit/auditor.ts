@@ -43,7 +43,7 @@ export class Auditor {
     ctx: RequestContext,
     fields: {
       action: 'read' | 'write' | 'search';
-      resourceType: 'patient';
+      resourceType: 'patient' | 'case';
       resourceId?: string;
       reason?: string;
       breakGlass: boolean;

@@ -57,6 +57,22 @@ export function toProblem(error: unknown): Problem {
   if (error instanceof ConflictError) return problem(409, error.code, 'Conflict', error.message);
   if (error instanceof TooManyRequestsError)
     return problem(429, error.code, 'Too many attempts', error.message);
+  // Case and triage rules: a command the case's state does not allow is a conflict with that state;
+  // an answer the question does not offer is bad input naming the answer.
+  if (error instanceof DomainError && error.constructor.name === 'CaseTransitionError') {
+    const heldBy = (error as DomainError & { heldBy?: string | null }).heldBy;
+    return {
+      ...problem(409, error.code, 'Not possible in the case’s current state', error.message),
+      ...(heldBy ? { heldBy } : {}),
+    };
+  }
+  if (error instanceof DomainError && error.constructor.name === 'TriageOutOfOrderError')
+    return problem(409, error.code, 'Triage step out of order', error.message);
+  if (error instanceof DomainError && error.constructor.name === 'TriageAnswerRejectedError') {
+    return problem(400, error.code, 'Some of what was sent is not valid', error.message, [
+      { path: 'body.value', message: error.message },
+    ]);
+  }
   if (error instanceof DomainError) return problem(400, error.code, error.message);
   const fe = error as Partial<FastifyError>;
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {

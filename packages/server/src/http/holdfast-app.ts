@@ -12,6 +12,12 @@ import { DEFAULT_THROTTLE, SignInThrottle, type ThrottleOptions } from '../auth/
 import { warmPasswordHashing } from '../auth/passwords.ts';
 import type { HoldfastNode } from '../node/node.ts';
 import { patientRoutes } from '../patients/routes.ts';
+import { caseRoutes, triageAndQueueRoutes } from '../cases/routes.ts';
+import { QueueService } from '../cases/queue.ts';
+import { TriageService } from '../cases/triage.ts';
+import { requireProtocolPack, SAMPLE_PACK_DIR } from '../triage/packs.ts';
+import { CaseService } from '../cases/service.ts';
+import { CaseViews } from '../cases/views.ts';
 import { PatientService } from '../patients/service.ts';
 import { createApp, registerRoutes, type AppDeps, type RouteRegistry } from './app.ts';
 import { openApiDocument, docsPage } from './openapi.ts';
@@ -23,6 +29,8 @@ export interface HoldfastAppOptions {
   sessionPolicy?: SessionPolicy;
   throttle?: ThrottleOptions;
   passkeys?: PasskeyConfig;
+  /** Directory of the triage protocol pack (default: the shipped sample pack). */
+  protocolsDir?: string;
   /** Test switch: services omit their tenant condition, so only PostgreSQL RLS keeps tenants apart. */
   tenantFilter?: boolean;
 }
@@ -33,6 +41,7 @@ export interface HoldfastApp {
   deps: AppDeps;
   accounts: AccountsService;
   patients: PatientService;
+  cases: CaseService;
 }
 
 /** The whole HTTP application of one node: every module's routes over its services. */
@@ -52,6 +61,10 @@ export async function buildHoldfastApp(
   const accounts = new AccountsService(node.store, node.ledger, sessions, filter);
   const auditor = new Auditor(node.ledger);
   const patients = new PatientService(node.store, node.ledger, auditor, accounts, filter);
+  const cases = new CaseService(node.store, node.ledger, auditor, node.clock, accounts);
+  const caseViews = new CaseViews(cases, patients, accounts, auditor);
+  const triage = new TriageService(cases, await requireProtocolPack(options.protocolsDir ?? SAMPLE_PACK_DIR));
+  const queue = new QueueService(node.store, auditor, node.clock);
   const throttle = new SignInThrottle(node.clock, options.throttle ?? DEFAULT_THROTTLE);
   const deps: AppDeps = {
     node,
@@ -129,8 +142,10 @@ export async function buildHoldfastApp(
     ...accountRoutes(deps),
     ...auditRoutes(node.store, filter),
     ...patientRoutes(patients),
+    ...caseRoutes(cases, caseViews),
+    ...triageAndQueueRoutes(triage, queue, node.store, node.ledger),
   ]);
-  return { app, registry, deps, accounts, patients };
+  return { app, registry, deps, accounts, patients, cases };
 }
 
 function createMetrics(node: HoldfastNode, app: FastifyInstance): Registry {

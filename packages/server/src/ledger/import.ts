@@ -77,7 +77,7 @@ export async function importBatch(
       }),
     )
     .then((result) => {
-      if (result.inserted > 0) ledger.onCommitted([]);
+      if (result.inserted > 0) ledger.notifyCommitted([tenant]);
       return result;
     });
 }

@@ -55,8 +55,16 @@ interface PreparedDraft {
   subject: string | null;
 }
 
+/**
+ * A check run inside the commit transaction just before an append's events are inserted, after
+ * everything committed before it in the same group (compare-and-set: "this case is still at the
+ * version I decided on"). If it throws, that append fails with its error and nothing of it is stored.
+ */
+export type AppendGuard = (trx: Tx) => Promise<void>;
+
 interface PendingAppend {
   drafts: PreparedDraft[];
+  guard?: AppendGuard;
   resolve: (events: StoredEvent[]) => void;
   reject: (error: unknown) => void;
 }
@@ -78,8 +86,22 @@ export class Ledger {
   private writeLock: Promise<void> = Promise.resolve();
   private draining = false;
   readonly hlc: HybridLogicalClock;
-  /** Called after each commit with the events it made durable (metrics, live updates). */
+  /** Called after each commit with the events it made durable (metrics). */
   onCommitted: (events: readonly StoredEvent[]) => void = () => undefined;
+  private readonly commitListeners = new Set<(tenants: ReadonlySet<string>) => void>();
+
+  /** Live updates: `fn` hears which tenants got new events after every commit (local or imported). */
+  subscribe(fn: (tenants: ReadonlySet<string>) => void): () => void {
+    this.commitListeners.add(fn);
+    return () => this.commitListeners.delete(fn);
+  }
+
+  /** Tells subscribers that these tenants have new durable events. */
+  notifyCommitted(tenants: Iterable<string>): void {
+    const set = new Set(tenants);
+    if (set.size === 0) return;
+    for (const fn of this.commitListeners) fn(set);
+  }
 
   private constructor(
     readonly store: Store,
@@ -132,7 +154,7 @@ export class Ledger {
    * Appends events to this node's chain. Payloads are checked before anything is queued, so a bad
    * draft fails alone. Resolves with the sealed events once they are durably committed.
    */
-  append(drafts: readonly EventDraft[]): Promise<StoredEvent[]> {
+  append(drafts: readonly EventDraft[], options: { guard?: AppendGuard } = {}): Promise<StoredEvent[]> {
     if (drafts.length === 0) return Promise.resolve([]);
     let prepared: PreparedDraft[];
     try {
@@ -141,7 +163,7 @@ export class Ledger {
       return Promise.reject(error);
     }
     return new Promise((resolve, reject) => {
-      this.queue.push({ drafts: prepared, resolve, reject });
+      this.queue.push({ drafts: prepared, resolve, reject, guard: options.guard });
       if (!this.draining) {
         this.draining = true;
         void this.withWriteLock(() => this.drain());
@@ -196,7 +218,7 @@ export class Ledger {
   /** One transaction for the group; if it fails, each append is retried alone so one bad append fails alone. */
   private async commitGroupOrSingly(group: PendingAppend[]): Promise<void> {
     try {
-      const results = await this.commitGroup(group.map((g) => g.drafts));
+      const results = await this.commitGroup(group);
       group.forEach((g, i) => g.resolve(results[i]!));
     } catch (error) {
       if (group.length === 1) {
@@ -205,7 +227,7 @@ export class Ledger {
       }
       for (const g of group) {
         try {
-          g.resolve((await this.commitGroup([g.drafts]))[0]!);
+          g.resolve((await this.commitGroup([g]))[0]!);
         } catch (singleError) {
           g.reject(singleError);
         }
@@ -213,14 +235,27 @@ export class Ledger {
     }
   }
 
-  private async commitGroup(groups: PreparedDraft[][]): Promise<StoredEvent[][]> {
+  private async commitGroup(
+    groups: readonly Pick<PendingAppend, 'drafts' | 'guard'>[],
+  ): Promise<StoredEvent[][]> {
     const workingHeads = new Map<string, ChainHead>();
     const results: StoredEvent[][] = [];
     const all: StoredEvent[] = [];
     const checkpoints: Checkpoint[] = [];
     await this.store.transaction(async (trx) => {
-      const projected: ProjectedEvent[] = [];
-      for (const drafts of groups) {
+      // Unguarded appends are inserted and projected together; a guard first sees everything before it.
+      let projected: ProjectedEvent[] = [];
+      const flush = async () => {
+        if (projected.length === 0) return;
+        await insertEvents(trx, projected);
+        await this.projections.applyAppended(trx, projected);
+        projected = [];
+      };
+      for (const { drafts, guard } of groups) {
+        if (guard) {
+          await flush();
+          await guard(trx);
+        }
         const sealedOfAppend: StoredEvent[] = [];
         for (const d of drafts) {
           const head = workingHeads.get(d.tenant) ?? { ...(await this.loadHead(trx, d.tenant)) };
@@ -243,8 +278,7 @@ export class Ledger {
         results.push(sealedOfAppend);
         all.push(...sealedOfAppend);
       }
-      await insertEvents(trx, projected);
-      await this.projections.applyAppended(trx, projected);
+      await flush();
       for (const [tenant, head] of workingHeads) {
         if (head.seq - head.checkpointedSeq >= this.options.checkpointEvery) {
           const c = signCheckpoint(this.signer, {
@@ -262,6 +296,7 @@ export class Ledger {
     });
     for (const [tenant, head] of workingHeads) this.heads.set(tenant, head);
     this.onCommitted(all);
+    this.notifyCommitted(workingHeads.keys());
     return results;
   }
 

@@ -1,6 +1,8 @@
 import { join } from 'node:path';
 import {
   ACCOUNT_EVENT_TYPES,
+  CASE_FACT_EVENT_TYPES,
+  CASE_LIFECYCLE_EVENT_TYPES,
   createEventRegistry,
   PATIENT_EVENT_TYPES,
   type Clock,
@@ -10,6 +12,7 @@ import {
 import { accountsProjection } from '../accounts/projection.ts';
 import { auditProjection } from '../audit/projection.ts';
 import { patientsProjection } from '../patients/projection.ts';
+import { casesProjection } from '../cases/projection.ts';
 import type { HoldfastConfig } from '../config.ts';
 import { Ledger, type LedgerOptions } from '../ledger/ledger.ts';
 import { ProjectionEngine, type ProgressFn } from '../projections/engine.ts';
@@ -52,11 +55,17 @@ export const BUILTIN_PROJECTIONS: readonly Projection[] = [
   accountsProjection,
   auditProjection,
   patientsProjection,
+  casesProjection,
 ];
 
 /** Every event type the server's modules define. */
 export function createServerRegistry(): EventRegistry {
-  return createEventRegistry().register(...ACCOUNT_EVENT_TYPES, ...PATIENT_EVENT_TYPES);
+  return createEventRegistry().register(
+    ...ACCOUNT_EVENT_TYPES,
+    ...PATIENT_EVENT_TYPES,
+    ...CASE_FACT_EVENT_TYPES,
+    ...CASE_LIFECYCLE_EVENT_TYPES,
+  );
 }
 
 export function storeOptionsFor(

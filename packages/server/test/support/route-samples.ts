@@ -8,6 +8,45 @@ import { totpCode } from '../../src/auth/totp.ts';
 import type { RouteSpec } from '../../src/http/routes.ts';
 import { Client, PASSWORD, type Provider, type TestApp } from './http.ts';
 import { SoftAuthenticator } from './webauthn.ts';
+import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
+import { caseAt } from './cases.ts';
+
+let packPromise: ReturnType<typeof requireProtocolPack> | null = null;
+const samplePack = () => (packPromise ??= requireProtocolPack(SAMPLE_PACK_DIR));
+
+/** A case of the world's site, triaged by the health adviser to a place in the CAS queue. */
+async function queuedCase(w: World): Promise<string> {
+  return (
+    await caseAt(w.clients.health_adviser, (await samplePack()).protocols, w.site, 'speak_to_primary_care')
+  ).caseId;
+}
+
+/** A queued case that `client` has claimed (when its role may claim; otherwise just queued). */
+async function claimedCase(w: World, client: Client, consulting = false): Promise<string> {
+  const caseId = await queuedCase(w);
+  await client.request('POST', `/api/v1/cases/${caseId}/claim`);
+  if (consulting) await client.request('POST', `/api/v1/cases/${caseId}/consultation`);
+  return caseId;
+}
+
+/** A new call, opened by the health adviser, not yet triaged. */
+async function openCall(w: World): Promise<string> {
+  const r = await w.clients.health_adviser.request('POST', '/api/v1/calls', callBody(w));
+  return (r.json() as { caseId: string }).caseId;
+}
+
+function callBody(w: World) {
+  return {
+    siteId: w.site,
+    caller: { name: 'Sam Caller', relationship: 'self', callbackNumber: '07700 900123' },
+    location: 'At home',
+    presentingComplaint: 'Feeling unwell',
+  };
+}
+
+async function firstPathway(): Promise<string> {
+  return [...(await samplePack()).protocols.keys()][0]!;
+}
 
 /**
  * Shared by the permission and bad-input tests: one valid-looking request for every route, and a
@@ -426,6 +465,88 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
   'POST /api/v1/patients': { build: (w) => ({ body: patientBody(w) }) },
   'GET /api/v1/patients/:patientId': { build: (w) => ({ params: { patientId: w.patientId } }) },
   'POST /api/v1/patients/search': { build: (w) => ({ body: { nhsNumber: w.patientNhsNumber } }) },
+  'POST /api/v1/calls': { build: (w) => ({ body: callBody(w) }) },
+  'GET /api/v1/cases/:caseId': { build: async (w) => ({ params: { caseId: await openCall(w) } }) },
+  'POST /api/v1/cases/:caseId/patient': {
+    build: async (w) => ({ params: { caseId: await openCall(w) }, body: { patientId: w.patientId } }),
+  },
+  'POST /api/v1/cases/:caseId/claim': { build: async (w) => ({ params: { caseId: await queuedCase(w) } }) },
+  'POST /api/v1/cases/:caseId/release': {
+    build: async (w, { client }) => ({ params: { caseId: await claimedCase(w, client) } }),
+  },
+  'POST /api/v1/cases/:caseId/transfer': {
+    build: async (w, { client, role }) => ({
+      params: { caseId: await claimedCase(w, client) },
+      body: {
+        toClinicianId:
+          role === 'clinician' ? w.provider.users.prescriber.userId : w.provider.users.clinician.userId,
+      },
+    }),
+  },
+  'POST /api/v1/cases/:caseId/callback-attempts': {
+    build: async (w, { client }) => ({
+      params: { caseId: await claimedCase(w, client) },
+      body: { outcome: 'no_answer' },
+    }),
+  },
+  'POST /api/v1/cases/:caseId/consultation': {
+    build: async (w, { client }) => ({ params: { caseId: await claimedCase(w, client) } }),
+  },
+  'POST /api/v1/cases/:caseId/consultation/record': {
+    build: async (w, { client }) => ({
+      params: { caseId: await claimedCase(w, client, true) },
+      body: { history: 'Cough for three days', observations: { respirationRate: 18, spo2: 97, pulse: 80 } },
+    }),
+  },
+  'POST /api/v1/cases/:caseId/outcome': {
+    build: async (w, { client }) => ({
+      params: { caseId: await claimedCase(w, client, true) },
+      body: { outcome: 'advice_and_close' },
+    }),
+  },
+  'POST /api/v1/cases/:caseId/close': {
+    build: async (w, { client }) => ({ params: { caseId: await claimedCase(w, client, true) } }),
+    // Closing a case mid-consultation is refused by the case's rules (record an outcome instead).
+    allowedStatus: 409,
+  },
+  'GET /api/v1/triage/pathways': { build: () => ({}) },
+  'POST /api/v1/cases/:caseId/triage': {
+    build: async (w) => ({
+      params: { caseId: await openCall(w) },
+      body: { pathwayId: await firstPathway() },
+    }),
+  },
+  'GET /api/v1/cases/:caseId/triage': { build: async (w) => ({ params: { caseId: await openCall(w) } }) },
+  'POST /api/v1/cases/:caseId/triage/answers': {
+    build: async (w) => {
+      const caseId = await openCall(w);
+      const started = await w.clients.health_adviser.request('POST', `/api/v1/cases/${caseId}/triage`, {
+        pathwayId: await firstPathway(),
+      });
+      const node = (started.json() as { node: { id: string; options: { id: string }[] } }).node;
+      return {
+        params: { caseId },
+        body: { nodeId: node.id, value: node.options[node.options.length - 1]!.id },
+      };
+    },
+  },
+  'POST /api/v1/cases/:caseId/triage/changes': {
+    build: async (w) => {
+      const caseId = await openCall(w);
+      const started = await w.clients.health_adviser.request('POST', `/api/v1/cases/${caseId}/triage`, {
+        pathwayId: await firstPathway(),
+      });
+      const node = (started.json() as { node: { id: string; options: { id: string }[] } }).node;
+      const last = node.options[node.options.length - 1]!.id;
+      await w.clients.health_adviser.request('POST', `/api/v1/cases/${caseId}/triage/answers`, {
+        nodeId: node.id,
+        value: last,
+      });
+      return { params: { caseId }, body: { nodeId: node.id, value: last } };
+    },
+  },
+  'GET /api/v1/queue': { build: () => ({ query: { mine: 'false' } }) },
+  'GET /api/v1/queue/stream': { build: () => ({ query: { follow: 'false' } }) },
 };
 
 /**

@@ -1,0 +1,131 @@
+import { z } from 'zod';
+import { news2ObservationsSchema } from '../clinical/news2.ts';
+import { defineEventType } from '../ledger/registry.ts';
+
+/**
+ * Case facts outside the lifecycle state machine: what the call was, who the patient is, the
+ * triage answers, the consultation record. Facts merge by union across nodes; they never conflict.
+ */
+const id = z.string().uuid();
+const text = (max: number) => z.string().trim().max(max);
+const subject = (p: { caseId: string }) => `case:${p.caseId}`;
+
+export const callerSchema = z.strictObject({
+  name: text(100).min(1),
+  relationship: z.enum(['self', 'parent', 'carer', 'relative', 'friend', 'professional', 'other']),
+  callbackNumber: z
+    .string()
+    .trim()
+    .regex(/^\+?[0-9 ()-]{6,20}$/, 'must be a telephone number, e.g. 07700 900123'),
+});
+
+export const caseOpened = defineEventType({
+  type: 'case.opened',
+  v: 1,
+  schema: z.strictObject({
+    caseId: id,
+    siteId: id,
+    /** When the call reached the service (IUC ADC: calls received), ISO 8601 UTC. */
+    receivedAt: z.iso.datetime(),
+    caller: callerSchema,
+    /** Set when the patient is identified; may stay unset (unidentified patient). */
+    patientId: id.optional(),
+    /** Where the patient is now (may differ from home). */
+    location: text(300).min(1),
+    presentingComplaint: text(300).min(1),
+  }),
+  subjectOf: subject,
+});
+
+export const patientIdentified = defineEventType({
+  type: 'case.patient_identified',
+  v: 1,
+  schema: z.strictObject({ caseId: id, patientId: id }),
+  subjectOf: subject,
+});
+
+/** The protocol the adviser runs for this call (life-threatening questions come first in every one). */
+export const triagePathwaySelected = defineEventType({
+  type: 'case.triage_pathway_selected',
+  v: 1,
+  schema: z.strictObject({
+    caseId: id,
+    pathwayId: z.string().min(1).max(100),
+    pathwayVersion: z.string().min(1).max(40),
+  }),
+  subjectOf: subject,
+});
+
+/** One triage answer; `supersedes` marks a changed answer (the history keeps the old one). */
+export const triageAnswered = defineEventType({
+  type: 'case.triage_answered',
+  v: 1,
+  schema: z.strictObject({
+    caseId: id,
+    pathwayId: z.string().min(1).max(100),
+    pathwayVersion: z.string().min(1).max(40),
+    nodeId: z.string().min(1).max(100),
+    value: z.union([z.string().max(100), z.array(z.string().max(100)).max(50), z.number()]),
+    supersedes: z.boolean(),
+  }),
+  subjectOf: subject,
+});
+
+/** The disposition details the queue and reports need (the lifecycle event carries only its kind). */
+export const dispositionDetails = defineEventType({
+  type: 'case.disposition_details',
+  v: 1,
+  schema: z.strictObject({
+    caseId: id,
+    pathwayId: z.string().max(100),
+    dxCode: z.string().max(32),
+    label: text(300),
+    skillSet: z.string().max(40),
+    timeframeMinutes: z.number().int().min(0),
+    ambulanceCategory: z.number().int().min(1).max(4).optional(),
+    careAdvice: z.array(text(1000)).max(30),
+    /** Sample protocols say so wherever they are shown. */
+    sample: z.boolean(),
+  }),
+  subjectOf: subject,
+});
+
+export const consultationRecorded = defineEventType({
+  type: 'case.consultation_recorded',
+  v: 1,
+  schema: z.strictObject({
+    caseId: id,
+    clinicianId: id,
+    history: text(10_000).optional(),
+    examination: text(10_000).optional(),
+    observations: news2ObservationsSchema.optional(),
+    news2: z
+      .strictObject({
+        total: z.number().int().min(0).max(20),
+        band: z.string().max(20),
+        complete: z.boolean(),
+      })
+      .optional(),
+    assessment: text(10_000).optional(),
+    plan: text(10_000).optional(),
+    safetyNetting: text(5000).optional(),
+  }),
+  subjectOf: subject,
+});
+
+export const adviceGiven = defineEventType({
+  type: 'case.advice_given',
+  v: 1,
+  schema: z.strictObject({ caseId: id, advice: z.array(text(1000)).max(30) }),
+  subjectOf: subject,
+});
+
+export const CASE_FACT_EVENT_TYPES = [
+  caseOpened,
+  patientIdentified,
+  triagePathwaySelected,
+  triageAnswered,
+  dispositionDetails,
+  consultationRecorded,
+  adviceGiven,
+];

@@ -1,0 +1,103 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { RequestContext } from '../http/context.ts';
+import type { Ledger } from '../ledger/ledger.ts';
+import type { Store } from '../store/store.ts';
+
+const HEARTBEAT_MS = 15_000;
+const PAGE = 500;
+
+/**
+ * Server-sent events of case changes for one provider. Each message's id is the event's position in
+ * this node's ledger, so a client that reconnects with Last-Event-ID gets exactly what it missed.
+ * Messages carry the case id and the event type only; the client re-reads what it shows.
+ */
+export async function streamCaseEvents(
+  store: Store,
+  ledger: Ledger,
+  ctx: RequestContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  follow: boolean,
+): Promise<void> {
+  const header = request.headers['last-event-id'];
+  let after = typeof header === 'string' && /^\d{1,15}$/.test(header) ? Number(header) : null;
+  if (after === null) {
+    // A new stream starts now: only what happens from here on.
+    const row = await store.withTenant(ctx.tenant, (trx) =>
+      trx
+        .selectFrom('ledger_events')
+        .select((eb) => eb.fn.max('pos').as('pos'))
+        .executeTakeFirst(),
+    );
+    after = Number(row?.pos ?? 0);
+  }
+  reply.hijack();
+  const raw = reply.raw;
+  raw.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-store',
+    connection: 'keep-alive',
+    'x-content-type-options': 'nosniff',
+    'x-accel-buffering': 'no',
+  });
+  raw.write(`retry: 2000\n: connected\n\n`);
+  let sending = false;
+  let again = false;
+  let closed = false;
+  const send = async (): Promise<void> => {
+    if (sending) {
+      again = true;
+      return;
+    }
+    sending = true;
+    try {
+      do {
+        again = false;
+        for (;;) {
+          const since: number = after ?? 0;
+          const rows = await store.withTenant(ctx.tenant, (trx) =>
+            trx
+              .selectFrom('ledger_events')
+              .select(['pos', 'type', 'subject'])
+              .where('tenant', '=', ctx.tenant)
+              .where('pos', '>', since)
+              .where('type', 'like', 'case.%')
+              .orderBy('pos')
+              .limit(PAGE)
+              .execute(),
+          );
+          if (closed) return;
+          for (const r of rows) {
+            raw.write(
+              `id: ${Number(r.pos)}\nevent: case\ndata: ${JSON.stringify({ caseId: r.subject?.slice(5) ?? null, type: r.type })}\n\n`,
+            );
+            after = Number(r.pos);
+          }
+          if (rows.length < PAGE) {
+            // Keep the position moving past non-case events so a resume starts from here.
+            break;
+          }
+        }
+      } while (again && !closed);
+    } finally {
+      sending = false;
+    }
+  };
+  if (!follow) {
+    // Without follow=true: what is new since Last-Event-ID, then the response ends (for polling clients).
+    await send();
+    raw.end();
+    return;
+  }
+  const unsubscribe = ledger.subscribe((tenants) => {
+    if (tenants.has(ctx.tenant)) void send().catch(() => undefined);
+  });
+  const heartbeat = setInterval(() => raw.write(': heartbeat\n\n'), HEARTBEAT_MS);
+  heartbeat.unref();
+  request.raw.on('close', () => {
+    closed = true;
+    clearInterval(heartbeat);
+    unsubscribe();
+  });
+  await send();
+}

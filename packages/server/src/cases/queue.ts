@@ -1,0 +1,94 @@
+import { hasPermission, type CaseState, type Clock } from '@holdfast/core';
+import { orderQueue, queueTiming, formatLondonDateTime } from '@holdfast/core/queue/priority';
+import type { Auditor } from '../audit/auditor.ts';
+import type { RequestContext } from '../http/context.ts';
+import type { Store } from '../store/store.ts';
+import { casesDb, type CasesTable } from './projection.ts';
+import { SAMPLE_LABEL } from './views.ts';
+
+export interface QueueFilters {
+  siteId?: string;
+  skillSet?: string;
+  mine?: boolean;
+}
+
+/** Lower is more urgent: escalated cases first among equal deadlines, then by skill set need. */
+function clinicalPriority(row: CasesTable): number {
+  if (Number(row.escalated) === 1) return 0;
+  if (row.news2_band === 'high') return 1;
+  if (row.news2_band === 'medium' || row.news2_band === 'low_medium') return 2;
+  return 3;
+}
+
+/**
+ * The CAS queue: cases waiting for a clinician or held by one, ordered by deadline then clinical
+ * priority, each on time, at risk (less than a fifth of its window left) or breached.
+ */
+export class QueueService {
+  constructor(
+    private readonly store: Store,
+    private readonly auditor: Auditor,
+    private readonly clock: Clock,
+  ) {}
+
+  async list(ctx: RequestContext, filters: QueueFilters) {
+    const rows = await this.store.withTenant(ctx.tenant, async (trx) => {
+      let q = casesDb(trx)
+        .selectFrom('cases')
+        .selectAll()
+        .where('tenant', '=', ctx.tenant)
+        .where('status', 'in', ['queued', 'claimed', 'in_consultation']);
+      if (filters.siteId) q = q.where('site_id', '=', filters.siteId);
+      if (filters.skillSet) q = q.where('skill_set', '=', filters.skillSet);
+      if (filters.mine) q = q.where('claimed_by', '=', ctx.userId);
+      return q.limit(5000).execute();
+    });
+    const now = this.clock.nowMs();
+    const byId = new Map(rows.map((row) => [row.case_id, row]));
+    const entries = rows.map((row) => ({
+      caseId: row.case_id,
+      callReceivedAtMs: Number(row.received_at),
+      timeframeMinutes: Math.max(1, Number(row.timeframe_minutes ?? 1)),
+      priority: clinicalPriority(row),
+    }));
+    const ordered = orderQueue(entries).map((entry) => ({ ...entry, row: byId.get(entry.caseId)! }));
+    await this.auditor.access(ctx, {
+      action: 'search',
+      resourceType: 'case',
+      breakGlass: false,
+      fields: ['queue'],
+    });
+    const canSeeCaller = hasPermission(ctx.roles, 'cases.read');
+    return {
+      now: new Date(now).toISOString(),
+      cases: ordered.map(({ row, ...entry }) => {
+        const timing = queueTiming(entry, now);
+        const state = JSON.parse(row.state) as CaseState;
+        const caller = JSON.parse(row.caller) as { name: string; callbackNumber: string };
+        return {
+          caseId: row.case_id,
+          siteId: row.site_id,
+          status: state.status,
+          claimedBy: state.claimantId,
+          escalated: state.escalated,
+          failedCallbackAttempts: state.failedCallbackAttempts,
+          presentingComplaint: row.complaint,
+          ...(canSeeCaller ? { callerName: caller.name, callbackNumber: caller.callbackNumber } : {}),
+          disposition: {
+            dxCode: row.dx_code,
+            label: row.disposition_label,
+            skillSet: row.skill_set,
+            timeframeMinutes: entry.timeframeMinutes,
+            ...(Number(row.sample) === 1 ? { notice: SAMPLE_LABEL } : {}),
+          },
+          receivedAt: new Date(entry.callReceivedAtMs).toISOString(),
+          deadline: new Date(timing.deadlineMs).toISOString(),
+          deadlineLondon: formatLondonDateTime(timing.deadlineMs),
+          remainingSeconds: Math.round(timing.remainingMs / 1000),
+          timing: timing.status,
+          news2: row.news2_total === null ? null : { total: Number(row.news2_total), band: row.news2_band },
+        };
+      }),
+    };
+  }
+}

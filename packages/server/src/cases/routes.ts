@@ -1,0 +1,291 @@
+import {
+  callerSchema,
+  CALLBACK_OUTCOMES,
+  CONSULTATION_OUTCOMES,
+  news2ObservationsSchema,
+} from '@holdfast/core';
+import { z } from 'zod';
+import { authedRoute, type RouteSpec } from '../http/routes.ts';
+import type { CaseService } from './service.ts';
+import type { CaseViews } from './views.ts';
+import type { Ledger } from '../ledger/ledger.ts';
+import type { Store } from '../store/store.ts';
+import { streamCaseEvents } from './live.ts';
+import type { QueueService } from './queue.ts';
+import type { TriageService } from './triage.ts';
+
+const caseParams = z.strictObject({ caseId: z.string().uuid('must be a case id') });
+const note = (max: number) => z.string().trim().max(max, `must be at most ${max} characters`);
+
+/** Calls, cases and the clinician's side of a case (claim, call-backs, consultation, outcome). */
+export function caseRoutes(cases: CaseService, views: CaseViews): RouteSpec[] {
+  return [
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/calls',
+      summary: 'A call arrives: open a case with the caller, where the patient is now and what is wrong',
+      access: { permission: 'cases.handle' },
+      body: z.strictObject({
+        siteId: z.string().uuid('must be a site id'),
+        receivedAt: z.iso
+          .datetime({ message: 'must be an ISO 8601 UTC time, e.g. 2026-11-29T03:04:05Z' })
+          .optional(),
+        answered: z.boolean().default(true),
+        caller: callerSchema,
+        patientId: z.string().uuid('must be a patient id').optional(),
+        location: note(300).min(1, 'say where the patient is now'),
+        presentingComplaint: note(300).min(1, 'say what the problem is'),
+      }),
+      async handler({ ctx, body, reply }) {
+        const caseId = await cases.open(ctx, body);
+        return reply.code(201).send({ caseId });
+      },
+    }),
+    authedRoute({
+      method: 'GET',
+      url: '/api/v1/cases/:caseId',
+      summary: 'A case: caller, patient, triage so far, disposition, queue state, consultation',
+      access: { permission: 'cases.read' },
+      params: caseParams,
+      async handler({ ctx, params }) {
+        return views.detail(ctx, params.caseId);
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/cases/:caseId/patient',
+      summary: 'Identify the patient of a case',
+      access: { permission: 'cases.handle' },
+      params: caseParams,
+      body: z.strictObject({ patientId: z.string().uuid('must be a patient id') }),
+      async handler({ ctx, params, body, reply }) {
+        await views.identify(ctx, params.caseId, body.patientId);
+        return reply.code(204).send();
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/cases/:caseId/claim',
+      summary: 'Claim a queued case (exclusive: if someone has it, you are told who)',
+      access: { permission: 'queue.work' },
+      params: caseParams,
+      async handler({ ctx, params }) {
+        await cases.command(ctx, params.caseId, { type: 'claim', clinicianId: ctx.userId });
+        return views.detail(ctx, params.caseId);
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/cases/:caseId/release',
+      summary: 'Put a claimed case back in the queue',
+      access: { permission: 'queue.work' },
+      params: caseParams,
+      async handler({ ctx, params, reply }) {
+        await cases.command(ctx, params.caseId, { type: 'release', clinicianId: ctx.userId });
+        return reply.code(204).send();
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/cases/:caseId/transfer',
+      summary: 'Hand a claimed case to another clinician',
+      access: { permission: 'queue.work' },
+      params: caseParams,
+      body: z.strictObject({ toClinicianId: z.string().uuid('must be a user id') }),
+      async handler({ ctx, params, body, reply }) {
+        await views.requireClinician(ctx, body.toClinicianId);
+        await cases.command(ctx, params.caseId, {
+          type: 'transfer',
+          clinicianId: ctx.userId,
+          toClinicianId: body.toClinicianId,
+        });
+        return reply.code(204).send();
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/cases/:caseId/callback-attempts',
+      summary:
+        'Record a call-back attempt; after two failed attempts the case is escalated for a welfare check',
+      access: { permission: 'queue.work' },
+      params: caseParams,
+      body: z.strictObject({ outcome: z.enum(CALLBACK_OUTCOMES) }),
+      async handler({ ctx, params, body }) {
+        const events = await cases.command(ctx, params.caseId, {
+          type: 'record_callback_attempt',
+          clinicianId: ctx.userId,
+          outcome: body.outcome,
+        });
+        const escalated = events.some((e) => e.type === 'case.escalated');
+        return {
+          escalated,
+          ...(escalated
+            ? {
+                prompt:
+                  'Two call-backs have failed: arrange a welfare check (call the next of kin, GP or police as your procedure says).',
+              }
+            : {}),
+        };
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/cases/:caseId/consultation',
+      summary: 'Start the consultation on a case you hold',
+      access: { permission: 'consultations.write' },
+      params: caseParams,
+      async handler({ ctx, params, reply }) {
+        await cases.command(ctx, params.caseId, { type: 'start_consultation', clinicianId: ctx.userId });
+        return reply.code(204).send();
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/cases/:caseId/consultation/record',
+      summary:
+        'Record history, examination, observations (NEWS2 is computed), assessment, plan and safety-netting',
+      access: { permission: 'consultations.write' },
+      params: caseParams,
+      body: z.strictObject({
+        history: note(10_000).optional(),
+        examination: note(10_000).optional(),
+        observations: news2ObservationsSchema.optional(),
+        assessment: note(10_000).optional(),
+        plan: note(10_000).optional(),
+        safetyNetting: note(5000).optional(),
+      }),
+      async handler({ ctx, params, body }) {
+        return views.recordConsultation(ctx, params.caseId, body);
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/cases/:caseId/outcome',
+      summary:
+        'The consultation outcome: advice and close, re-triage, upgrade to ambulance, refer, or book/visit/prescribe (recorded for later)',
+      access: { permission: 'consultations.write' },
+      params: caseParams,
+      body: z.strictObject({
+        outcome: z.enum(CONSULTATION_OUTCOMES),
+        ambulanceCategory: z.union([z.literal(1), z.literal(2), z.literal(3), z.literal(4)]).optional(),
+      }),
+      async handler({ ctx, params, body }) {
+        await cases.command(ctx, params.caseId, {
+          type: 'record_outcome',
+          clinicianId: ctx.userId,
+          outcome: body.outcome,
+          ...(body.ambulanceCategory ? { ambulanceCategory: body.ambulanceCategory } : {}),
+        });
+        return views.detail(ctx, params.caseId);
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/cases/:caseId/close',
+      summary: 'Close a case',
+      access: { permission: 'consultations.write' },
+      params: caseParams,
+      async handler({ ctx, params, reply }) {
+        await cases.command(ctx, params.caseId, { type: 'close' });
+        return reply.code(204).send();
+      },
+    }),
+  ];
+}
+
+const triageAnswerBody = z.strictObject({
+  nodeId: z.string().min(1).max(100),
+  value: z.union([z.string().max(64), z.array(z.string().max(64)).max(50), z.number().finite()]),
+});
+
+/** Triage on a case, the CAS queue, and its live stream. */
+export function triageAndQueueRoutes(
+  triage: TriageService,
+  queue: QueueService,
+  store: Store,
+  ledger: Ledger,
+): RouteSpec[] {
+  return [
+    authedRoute({
+      method: 'GET',
+      url: '/api/v1/triage/pathways',
+      summary: 'Pathways of the loaded protocol pack; sample content says it is not clinically validated',
+      access: { permission: 'cases.handle' },
+      async handler() {
+        return { pathways: triage.pathways() };
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/cases/:caseId/triage',
+      summary: 'Start triage on a pathway: life-threatening questions first, then the pathway',
+      access: { permission: 'cases.handle' },
+      params: caseParams,
+      body: z.strictObject({ pathwayId: z.string().min(1).max(100) }),
+      async handler({ ctx, params, body }) {
+        return triage.start(ctx, params.caseId, body.pathwayId);
+      },
+    }),
+    authedRoute({
+      method: 'GET',
+      url: '/api/v1/cases/:caseId/triage',
+      summary: 'Where triage stands: the question being asked (or the disposition) and the path so far',
+      access: { permission: 'cases.read' },
+      params: caseParams,
+      async handler({ ctx, params }) {
+        return (await triage.current(ctx, params.caseId)) ?? { status: 'not_started' };
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/cases/:caseId/triage/answers',
+      summary: 'Answer the question being asked; a reached disposition is acted on at once',
+      access: { permission: 'cases.handle' },
+      params: caseParams,
+      body: triageAnswerBody,
+      async handler({ ctx, params, body }) {
+        return triage.answer(ctx, params.caseId, body.nodeId, body.value, false);
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/cases/:caseId/triage/changes',
+      summary: 'Change an earlier answer: triage walks on from there; the history keeps the old answer',
+      access: { permission: 'cases.handle' },
+      params: caseParams,
+      body: triageAnswerBody,
+      async handler({ ctx, params, body }) {
+        return triage.answer(ctx, params.caseId, body.nodeId, body.value, true);
+      },
+    }),
+    authedRoute({
+      method: 'GET',
+      url: '/api/v1/queue',
+      summary: 'The CAS queue by deadline then clinical priority, each case on time, at risk or breached',
+      access: { permission: 'queue.read' },
+      query: z.strictObject({
+        siteId: z.string().uuid('must be a site id').optional(),
+        skillSet: z.string().max(40).optional(),
+        mine: z.enum(['true', 'false']).optional(),
+      }),
+      async handler({ ctx, query }) {
+        return queue.list(ctx, {
+          siteId: query.siteId,
+          skillSet: query.skillSet,
+          mine: query.mine === 'true',
+        });
+      },
+    }),
+    authedRoute({
+      method: 'GET',
+      url: '/api/v1/queue/stream',
+      summary:
+        'Case changes as server-sent events (follow=true keeps the stream open); reconnect with Last-Event-ID to resume',
+      access: { permission: 'queue.read' },
+      query: z.strictObject({ follow: z.enum(['true', 'false']).default('false') }),
+      async handler({ ctx, request, reply, query }) {
+        await streamCaseEvents(store, ledger, ctx, request, reply, query.follow === 'true');
+      },
+    }),
+  ];
+}

@@ -1,0 +1,222 @@
+import { randomUUID } from 'node:crypto';
+import {
+  ConflictError,
+  decide,
+  evolve,
+  NotFoundError,
+  ValidationError,
+  type CaseCommand,
+  type CaseEvent,
+  type CaseState,
+  type Clock,
+} from '@holdfast/core';
+import type { z } from 'zod';
+import type { callerSchema } from '@holdfast/core';
+import type { Auditor } from '../audit/auditor.ts';
+import { actorOf, type RequestContext } from '../http/context.ts';
+import type { EventDraft, Ledger } from '../ledger/ledger.ts';
+import type { Store, Tx } from '../store/store.ts';
+import { casesDb, type CasesTable } from './projection.ts';
+import type { AccountsService } from '../accounts/service.ts';
+import { patientsDb } from '../patients/projection.ts';
+
+export interface OpenCaseInput {
+  siteId: string;
+  receivedAt?: string;
+  answered: boolean;
+  caller: z.infer<typeof callerSchema>;
+  patientId?: string;
+  location: string;
+  presentingComplaint: string;
+}
+
+/** Thrown by a command's compare-and-set when the case moved on between reading and writing. */
+class StaleCase extends Error {}
+
+/**
+ * Cases: every command is decided by the core state machine against the case's current state,
+ * and appended with a compare-and-set on the case's version, so two clinicians claiming one case at
+ * the same moment cannot both win: the second is re-decided against the new state and told who has it.
+ */
+export class CaseService {
+  constructor(
+    private readonly store: Store,
+    private readonly ledger: Ledger,
+    private readonly auditor: Auditor,
+    private readonly clock: Clock,
+    private readonly accounts: AccountsService,
+  ) {}
+
+  async open(ctx: RequestContext, input: OpenCaseInput): Promise<string> {
+    if (!(await this.accounts.sites(ctx.tenant)).some((s) => s.siteId === input.siteId)) {
+      throw new ValidationError([{ path: 'body.siteId', message: 'is not a site of your provider' }]);
+    }
+    if (input.patientId && !(await this.patientExists(ctx.tenant, input.patientId))) {
+      throw new ValidationError([{ path: 'body.patientId', message: 'is not a patient of your provider' }]);
+    }
+    const caseId = randomUUID();
+    const receivedAt = input.receivedAt ?? new Date(this.clock.nowMs()).toISOString();
+    const drafts: EventDraft[] = [
+      {
+        tenant: ctx.tenant,
+        type: 'case.opened',
+        actor: actorOf(ctx),
+        payload: {
+          caseId,
+          siteId: input.siteId,
+          receivedAt,
+          caller: input.caller,
+          ...(input.patientId ? { patientId: input.patientId } : {}),
+          location: input.location,
+          presentingComplaint: input.presentingComplaint,
+        },
+      },
+      {
+        tenant: ctx.tenant,
+        type: input.answered ? 'case.call_answered' : 'case.call_abandoned',
+        actor: actorOf(ctx),
+        payload: { caseId },
+      },
+    ];
+    await this.ledger.append(drafts);
+    await this.auditor.access(ctx, {
+      action: 'write',
+      resourceType: 'case',
+      resourceId: caseId,
+      breakGlass: false,
+      fields: ['caller', 'location', 'presentingComplaint'],
+    });
+    return caseId;
+  }
+
+  /** The case row, or NotFound (also for another provider's id). */
+  async get(ctx: Pick<RequestContext, 'tenant'>, caseId: string, trx?: Tx): Promise<CasesTable> {
+    const read = (t: Tx) =>
+      casesDb(t)
+        .selectFrom('cases')
+        .selectAll()
+        .where('tenant', '=', ctx.tenant)
+        .where('case_id', '=', caseId)
+        .executeTakeFirst();
+    const row = trx ? await read(trx) : await this.store.withTenant(ctx.tenant, read);
+    if (!row) throw new NotFoundError('case');
+    return row;
+  }
+
+  /**
+   * Decides `command` against the case and appends the resulting events (plus any `extra` facts)
+   * only if the case is still at the version decided on. One retry against fresh state.
+   */
+  async command(
+    ctx: RequestContext,
+    caseId: string,
+    command: CaseCommand | CaseCommand[],
+    extra: (row: CasesTable, events: CaseEvent[]) => EventDraft[] = () => [],
+  ): Promise<CaseEvent[]> {
+    const commands = Array.isArray(command) ? command : [command];
+    for (let attempt = 0; ; attempt++) {
+      const row = await this.get(ctx, caseId);
+      // Several commands (a disposition and the action it calls for) are decided in turn, each
+      // against the state the previous one leads to, and stored together or not at all.
+      let state = JSON.parse(row.state) as CaseState;
+      const events: CaseEvent[] = [];
+      for (const c of commands) {
+        const produced = decide(state, c);
+        for (const e of produced) state = evolve(state, e);
+        events.push(...produced);
+      }
+      const drafts: EventDraft[] = [
+        ...extra(row, events).filter(
+          (d) => d.type.startsWith('case.') && !isLifecycle(d.type) && d.tenant === ctx.tenant,
+        ),
+        ...events.map((e) => ({
+          tenant: ctx.tenant,
+          type: e.type,
+          actor: actorOf(ctx),
+          payload: e.payload as Record<string, unknown>,
+        })),
+      ];
+      try {
+        await this.ledger.append(drafts, {
+          guard: (trx) => this.expectVersion(trx, ctx.tenant, caseId, Number(row.version)),
+        });
+        return events;
+      } catch (error) {
+        if (error instanceof StaleCase && attempt === 0) continue;
+        if (error instanceof StaleCase)
+          throw new ConflictError('the case changed while you were acting on it: reload and try again');
+        throw error;
+      }
+    }
+  }
+
+  /**
+   * Appends facts (no state change) to a case that exists; with `expectedVersion`, only if the case
+   * has not moved on since it was read (a triage answer decided against a stale walk is refused).
+   */
+  async appendFacts(
+    ctx: RequestContext,
+    caseId: string,
+    drafts: EventDraft[],
+    expectedVersion?: number,
+  ): Promise<void> {
+    await this.get(ctx, caseId);
+    try {
+      await this.ledger.append(
+        drafts,
+        expectedVersion === undefined
+          ? {}
+          : { guard: (trx) => this.expectVersion(trx, ctx.tenant, caseId, expectedVersion) },
+      );
+    } catch (error) {
+      if (error instanceof StaleCase)
+        throw new ConflictError('the case changed while you were acting on it: reload and try again');
+      throw error;
+    }
+  }
+
+  private async patientExists(tenant: string, patientId: string): Promise<boolean> {
+    const row = await this.store.withTenant(tenant, (trx) =>
+      patientsDb(trx)
+        .selectFrom('patients')
+        .select('patient_id')
+        .where('tenant', '=', tenant)
+        .where('patient_id', '=', patientId)
+        .executeTakeFirst(),
+    );
+    return row !== undefined;
+  }
+
+  private async expectVersion(trx: Tx, tenant: string, caseId: string, version: number): Promise<void> {
+    const row = await casesDb(trx)
+      .selectFrom('cases')
+      .select('version')
+      .where('tenant', '=', tenant)
+      .where('case_id', '=', caseId)
+      .executeTakeFirst();
+    if (!row || Number(row.version) !== version) throw new StaleCase();
+  }
+}
+
+const LIFECYCLE_TYPES = new Set([
+  'case.call_answered',
+  'case.call_abandoned',
+  'case.triage_started',
+  'case.disposition_reached',
+  'case.ambulance_requested',
+  'case.referred',
+  'case.queued_for_clinician',
+  'case.claimed',
+  'case.released',
+  'case.transferred',
+  'case.callback_attempted',
+  'case.escalated',
+  'case.consultation_started',
+  'case.outcome_recorded',
+  'case.follow_up_arranged',
+  'case.closed',
+]);
+
+function isLifecycle(type: string): boolean {
+  return LIFECYCLE_TYPES.has(type);
+}

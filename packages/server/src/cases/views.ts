@@ -1,0 +1,144 @@
+import {
+  ForbiddenError,
+  hasPermission,
+  NotFoundError,
+  scoreNews2,
+  ValidationError,
+  type CaseState,
+  type News2Observations,
+} from '@holdfast/core';
+import type { AccountsService } from '../accounts/service.ts';
+import type { Auditor } from '../audit/auditor.ts';
+import { actorOf, type RequestContext } from '../http/context.ts';
+import type { PatientService } from '../patients/service.ts';
+import { type CasesTable, type TriageAnswerRecord } from './projection.ts';
+import type { CaseService } from './service.ts';
+
+/** Shown with every disposition that came from the shipped sample protocols. */
+export const SAMPLE_LABEL = 'Sample content for demonstration — not clinically validated';
+
+export interface ConsultationInput {
+  history?: string;
+  examination?: string;
+  observations?: News2Observations;
+  assessment?: string;
+  plan?: string;
+  safetyNetting?: string;
+}
+
+/** Reads of cases (audited, as they carry patient data) and the case facts that need checks. */
+export class CaseViews {
+  constructor(
+    private readonly cases: CaseService,
+    private readonly patients: PatientService,
+    private readonly accounts: AccountsService,
+    private readonly auditor: Auditor,
+  ) {}
+
+  async detail(ctx: RequestContext, caseId: string) {
+    const row = await this.cases.get(ctx, caseId);
+    await this.auditor.access(ctx, {
+      action: 'read',
+      resourceType: 'case',
+      resourceId: caseId,
+      breakGlass: false,
+      fields: ['caller', 'patient', 'triage', 'disposition', 'consultation'],
+    });
+    return caseView(row);
+  }
+
+  async identify(ctx: RequestContext, caseId: string, patientId: string): Promise<void> {
+    // Reading the record is what identifies the patient: audited by the patient service.
+    await this.patients.read(ctx, patientId).catch((error: unknown) => {
+      if (error instanceof NotFoundError)
+        throw new ValidationError([{ path: 'body.patientId', message: 'is not a patient of your provider' }]);
+      throw error;
+    });
+    await this.cases.appendFacts(ctx, caseId, [
+      {
+        tenant: ctx.tenant,
+        type: 'case.patient_identified',
+        actor: actorOf(ctx),
+        payload: { caseId, patientId },
+      },
+    ]);
+  }
+
+  async requireClinician(ctx: RequestContext, userId: string): Promise<void> {
+    const user = await this.accounts.get(ctx.tenant, userId);
+    if (!user || user.disabled || !hasPermission(user.roles, 'queue.work')) {
+      throw new ValidationError([
+        { path: 'body.toClinicianId', message: 'is not an active clinician of your provider' },
+      ]);
+    }
+  }
+
+  /** Consultation notes by the clinician holding the case, with NEWS2 computed from the observations. */
+  async recordConsultation(ctx: RequestContext, caseId: string, input: ConsultationInput) {
+    const row = await this.cases.get(ctx, caseId);
+    const state = JSON.parse(row.state) as CaseState;
+    if (state.status !== 'in_consultation') throw new ForbiddenError('start the consultation first');
+    if (state.claimantId !== ctx.userId) throw new ForbiddenError('another clinician holds this case');
+    const news2 = input.observations ? scoreNews2(input.observations) : null;
+    await this.cases.appendFacts(ctx, caseId, [
+      {
+        tenant: ctx.tenant,
+        type: 'case.consultation_recorded',
+        actor: actorOf(ctx),
+        payload: {
+          caseId,
+          clinicianId: ctx.userId,
+          ...stripUndefined(input),
+          ...(news2 ? { news2: { total: news2.total, band: news2.band, complete: news2.complete } } : {}),
+        },
+      },
+    ]);
+    return { news2 };
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+export function caseView(row: CasesTable) {
+  const state = JSON.parse(row.state) as CaseState;
+  return {
+    caseId: row.case_id,
+    siteId: row.site_id,
+    status: state.status,
+    receivedAt: new Date(Number(row.received_at)).toISOString(),
+    caller: JSON.parse(row.caller) as unknown,
+    patientId: row.patient_id,
+    location: row.location,
+    presentingComplaint: row.complaint,
+    triage: row.pathway_id
+      ? {
+          pathwayId: row.pathway_id,
+          pathwayVersion: row.pathway_version,
+          answers: JSON.parse(row.answers) as TriageAnswerRecord[],
+        }
+      : null,
+    disposition: row.disposition_kind
+      ? {
+          kind: row.disposition_kind,
+          dxCode: row.dx_code,
+          label: row.disposition_label,
+          skillSet: row.skill_set,
+          timeframeMinutes: row.timeframe_minutes === null ? null : Number(row.timeframe_minutes),
+          ambulanceCategory: row.ambulance_category === null ? null : Number(row.ambulance_category),
+          careAdvice: JSON.parse(row.care_advice) as string[],
+          ...(Number(row.sample) === 1
+            ? { sample: true, label: row.disposition_label, notice: SAMPLE_LABEL }
+            : {}),
+        }
+      : null,
+    deadline: row.deadline_at === null ? null : new Date(Number(row.deadline_at)).toISOString(),
+    claimedBy: state.claimantId,
+    escalated: state.escalated,
+    callbackAttempts: state.callbackAttempts,
+    failedCallbackAttempts: state.failedCallbackAttempts,
+    news2: row.news2_total === null ? null : { total: Number(row.news2_total), band: row.news2_band },
+    outcomes: state.outcomes,
+  };
+}

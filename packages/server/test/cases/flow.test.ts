@@ -1,0 +1,195 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyStore } from '../../src/ledger/verify.ts';
+import { ledgerCrypto } from '../../src/node/crypto.ts';
+import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
+import { caseAt } from '../support/cases.ts';
+import { STORE_KINDS } from '../support/databases.ts';
+import { Client, startTestApp, type TestApp } from '../support/http.ts';
+
+/**
+ * End to end through HTTP: call → identify → triage → disposition → queue → claim → two failed
+ * call-backs → escalation → consultation with NEWS2 → outcome → closed; the ledger verifies.
+ * And two clinicians claiming one case at the same moment: exactly one wins, every time.
+ */
+const CLAIM_TRIALS = Number(process.env.HOLDFAST_CLAIM_TRIALS ?? 200);
+
+describe.each(STORE_KINDS)('a case from call to close on %s', (kind) => {
+  let t: TestApp;
+  let adviser: Client;
+  let clinician: Client;
+  let prescriber: Client;
+  let protocols: Awaited<ReturnType<typeof requireProtocolPack>>['protocols'];
+  let site: string;
+
+  beforeAll(async () => {
+    t = await startTestApp(kind, { providers: ['northshire'] });
+    protocols = (await requireProtocolPack(SAMPLE_PACK_DIR)).protocols;
+    site = t.providers[0]!.sites[0]!;
+    adviser = new Client(t.app, t.clock);
+    clinician = new Client(t.app, t.clock);
+    prescriber = new Client(t.app, t.clock);
+    for (const [c, u] of [
+      [adviser, 'health_adviser@northshire'],
+      [clinician, 'clinician@northshire'],
+      [prescriber, 'prescriber@northshire'],
+    ] as const) {
+      const r = await c.signIn(u);
+      if (r.statusCode !== 200) throw new Error(`${u}: ${r.body}`);
+    }
+  });
+  afterAll(async () => t?.close());
+
+  it('runs the whole journey and the ledger verifies afterwards', async () => {
+    const patient = await adviser.request('POST', '/api/v1/patients', {
+      homeSiteId: site,
+      record: {
+        givenName: 'Ada',
+        familyName: 'Flowtest',
+        dateOfBirth: '1950-05-05',
+        sex: 'female',
+        nhsNumber: '9990000018',
+        specialNotes: [{ kind: 'end_of_life', text: 'On an end-of-life care plan' }],
+      },
+    });
+    const patientId = (patient.json() as { patientId: string }).patientId;
+    const { caseId, last } = await caseAt(adviser, protocols, site, 'speak_to_primary_care');
+    expect(last.status).toBe('disposition');
+    if (last.status === 'disposition') expect(last.content.label).toMatch(/not clinically validated/);
+    expect((await adviser.request('POST', `/api/v1/cases/${caseId}/patient`, { patientId })).statusCode).toBe(
+      204,
+    );
+
+    const queue = await clinician.request('GET', '/api/v1/queue');
+    expect(queue.statusCode, queue.body).toBe(200);
+    const entry = (
+      queue.json() as { cases: { caseId: string; timing: string; disposition: { notice?: string } }[] }
+    ).cases.find((c) => c.caseId === caseId);
+    expect(entry).toMatchObject({
+      timing: 'on_time',
+      disposition: { notice: expect.stringMatching(/not clinically validated/) },
+    });
+
+    expect((await clinician.request('POST', `/api/v1/cases/${caseId}/claim`)).statusCode).toBe(200);
+    const taken = await prescriber.request('POST', `/api/v1/cases/${caseId}/claim`);
+    expect(taken.statusCode).toBe(409);
+    expect(taken.json()).toMatchObject({ heldBy: t.providers[0]!.users.clinician.userId });
+
+    const first = await clinician.request('POST', `/api/v1/cases/${caseId}/callback-attempts`, {
+      outcome: 'no_answer',
+    });
+    expect(first.json()).toMatchObject({ escalated: false });
+    const second = await clinician.request('POST', `/api/v1/cases/${caseId}/callback-attempts`, {
+      outcome: 'voicemail',
+    });
+    expect(second.json()).toMatchObject({ escalated: true, prompt: expect.stringMatching(/welfare check/) });
+
+    expect((await clinician.request('POST', `/api/v1/cases/${caseId}/consultation`)).statusCode).toBe(204);
+    const recorded = await clinician.request('POST', `/api/v1/cases/${caseId}/consultation/record`, {
+      history: 'Breathless since this morning',
+      observations: {
+        respirationRate: 22,
+        spo2: 95,
+        airOrOxygen: 'air',
+        systolicBp: 105,
+        pulse: 112,
+        consciousness: 'alert',
+        temperature: 38.4,
+      },
+      assessment: 'Possible chest infection',
+      plan: 'Antibiotics via the on-call prescriber',
+      safetyNetting: 'Call 999 if breathing gets worse',
+    });
+    expect(recorded.statusCode, recorded.body).toBe(200);
+    // RR 22 → 2, SpO2 95 → 1, air → 0, BP 105 → 1, pulse 112 → 2, alert → 0, 38.4 → 1: total 7, high.
+    expect(recorded.json()).toMatchObject({ news2: { total: 7, band: 'high', complete: true } });
+    const outcome = await clinician.request('POST', `/api/v1/cases/${caseId}/outcome`, {
+      outcome: 'advice_and_close',
+    });
+    expect(outcome.statusCode, outcome.body).toBe(200);
+    expect(outcome.json()).toMatchObject({
+      status: 'closed',
+      escalated: true,
+      news2: { total: 7, band: 'high' },
+    });
+    // An outcome on a closed case is refused, and nothing is stored.
+    const again = await clinician.request('POST', `/api/v1/cases/${caseId}/outcome`, { outcome: 'refer' });
+    expect(again.statusCode).toBe(409);
+
+    const left = (await clinician.request('GET', '/api/v1/queue')).json() as { cases: { caseId: string }[] };
+    expect(left.cases.some((c) => c.caseId === caseId)).toBe(false);
+    expect((await verifyStore(t.node.store, ledgerCrypto)).faults).toEqual([]);
+  });
+
+  it('acts on each disposition kind: ambulance request, referral, self-care advice and close', async () => {
+    const ambulance = await caseAt(adviser, protocols, site, 'ambulance');
+    expect((await adviser.request('GET', `/api/v1/cases/${ambulance.caseId}`)).json()).toMatchObject({
+      status: 'ambulance_requested',
+      disposition: { kind: 'ambulance', ambulanceCategory: expect.any(Number) },
+    });
+    const ed = await caseAt(adviser, protocols, site, 'ed_utc');
+    expect((await adviser.request('GET', `/api/v1/cases/${ed.caseId}`)).json()).toMatchObject({
+      status: 'referral_pending',
+    });
+    const self = await caseAt(adviser, protocols, site, 'self_care');
+    expect((await adviser.request('GET', `/api/v1/cases/${self.caseId}`)).json()).toMatchObject({
+      status: 'closed',
+      disposition: { kind: 'self_care' },
+    });
+  });
+
+  it('refuses an answer the question does not offer and a step out of order, storing nothing', async () => {
+    const opened = await adviser.request('POST', '/api/v1/calls', {
+      siteId: site,
+      caller: { name: 'Pat', relationship: 'self', callbackNumber: '07700 900124' },
+      location: 'Home',
+      presentingComplaint: 'Headache',
+    });
+    const caseId = (opened.json() as { caseId: string }).caseId;
+    const pathwayId = [...protocols.keys()][0]!;
+    const started = (
+      await adviser.request('POST', `/api/v1/cases/${caseId}/triage`, { pathwayId })
+    ).json() as { node: { id: string } };
+    const before = (await adviser.request('GET', `/api/v1/cases/${caseId}`)).json() as {
+      triage: { answers: unknown[] };
+    };
+    const unoffered = await adviser.request('POST', `/api/v1/cases/${caseId}/triage/answers`, {
+      nodeId: started.node.id,
+      value: 'no-such-option',
+    });
+    expect(unoffered.statusCode).toBe(400);
+    expect(unoffered.json()).toMatchObject({ errors: [{ path: 'body.value' }] });
+    const outOfOrder = await adviser.request('POST', `/api/v1/cases/${caseId}/triage/answers`, {
+      nodeId: 'not-the-current-question',
+      value: 'yes',
+    });
+    expect(outOfOrder.statusCode).toBe(409);
+    const after = (await adviser.request('GET', `/api/v1/cases/${caseId}`)).json() as {
+      triage: { answers: unknown[] };
+    };
+    expect(after.triage.answers).toEqual(before.triage.answers);
+  });
+
+  it(`two clinicians claiming one case at the same moment: exactly one wins (${CLAIM_TRIALS} trials)`, async () => {
+    for (let trial = 0; trial < CLAIM_TRIALS; trial++) {
+      const { caseId } = await caseAt(adviser, protocols, site, 'speak_to_primary_care', {
+        pathwayId: trial === 0 ? undefined : undefined,
+      });
+      const [a, b] = await Promise.all([
+        clinician.request('POST', `/api/v1/cases/${caseId}/claim`),
+        prescriber.request('POST', `/api/v1/cases/${caseId}/claim`),
+      ]);
+      const statuses = [a.statusCode, b.statusCode].sort();
+      expect(statuses, `trial ${trial}`).toEqual([200, 409]);
+      const loser = a.statusCode === 409 ? a : b;
+      const winnerId =
+        a.statusCode === 200
+          ? t.providers[0]!.users.clinician.userId
+          : t.providers[0]!.users.prescriber.userId;
+      expect(loser.json()).toMatchObject({ heldBy: winnerId });
+      const claims = (await t.node.ledger.readTenant('northshire', null, 1_000_000)).filter(
+        (e) => e.type === 'case.claimed' && e.payloadJson.includes(caseId),
+      );
+      expect(claims).toHaveLength(1);
+    }
+  });
+});
