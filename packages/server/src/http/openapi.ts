@@ -59,10 +59,21 @@ export function openApiDocument(
 
 function toJson(schema: z.ZodType): unknown {
   try {
-    return z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' });
+    return withoutUuidPatterns(z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }));
   } catch {
     return {};
   }
+}
+
+/** `format: uuid` says it; zod's long uuid pattern (with the nil and max UUIDs) only adds noise. */
+function withoutUuidPatterns(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutUuidPatterns);
+  if (value === null || typeof value !== 'object') return value;
+  const entries = Object.entries(value as Record<string, unknown>);
+  const isUuid = entries.some(([k, v]) => k === 'format' && v === 'uuid');
+  return Object.fromEntries(
+    entries.filter(([k]) => !(isUuid && k === 'pattern')).map(([k, v]) => [k, withoutUuidPatterns(v)]),
+  );
 }
 
 /** A plain HTML page of the routes: no scripts, so it works under the strict CSP. */
