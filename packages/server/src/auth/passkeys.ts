@@ -92,6 +92,19 @@ export function passkeyRoutes(deps: AuthDeps, config: PasskeyConfig): RouteSpec[
     return credential;
   };
 
+  const storePasskey = (user: UserRecord, credential: WebAuthnCredential, label: string) =>
+    deps.accounts.registerPasskey(user, {
+      credentialId: credential.id,
+      publicKey: Buffer.from(credential.publicKey).toString('base64url'),
+      counter: credential.counter,
+      transports: credential.transports ?? [],
+      label,
+    });
+
+  /** Every success and failure at the passkey step is an audit event. */
+  const auditPasskey = (user: UserRecord, address: string, outcome: 'success' | 'failure') =>
+    deps.auditor.signIn({ tenant: user.tenant, userId: user.userId, step: 'passkey', outcome, address });
+
   /** Options for an assertion by one of the user's passkeys; the challenge is kept in the session. */
   const assertionOptions = async (user: { tenant: string; userId: string }, sessionId: string) => {
     const keys = await deps.accounts.passkeys(user.tenant, user.userId);
@@ -207,30 +220,11 @@ export function passkeyRoutes(deps: AuthDeps, config: PasskeyConfig): RouteSpec[
           credential = await verifyRegistration(body.response, session.webauthn_challenge, user.tenant);
         } catch (error) {
           // A failed first-sign-in passkey is a failed sign-in at the passkey step: audited like one.
-          if (session.webauthn_challenge)
-            await deps.auditor.signIn({
-              tenant: user.tenant,
-              userId: user.userId,
-              step: 'passkey',
-              outcome: 'failure',
-              address: ctx.address,
-            });
+          if (session.webauthn_challenge) await auditPasskey(user, ctx.address, 'failure');
           throw error;
         }
-        await deps.accounts.registerPasskey(user, {
-          credentialId: credential.id,
-          publicKey: Buffer.from(credential.publicKey).toString('base64url'),
-          counter: credential.counter,
-          transports: credential.transports ?? [],
-          label: body.label,
-        });
-        await deps.auditor.signIn({
-          tenant: user.tenant,
-          userId: user.userId,
-          step: 'passkey',
-          outcome: 'success',
-          address: ctx.address,
-        });
+        await storePasskey(user, credential, body.label);
+        await auditPasskey(user, ctx.address, 'success');
         return completeSignIn(deps, session, user, reply);
       },
     }),
@@ -252,22 +246,10 @@ export function passkeyRoutes(deps: AuthDeps, config: PasskeyConfig): RouteSpec[
       async handler({ user, session, body, reply, ctx }) {
         const verified = await verifyAssertion(user, session.id, session.webauthn_challenge, body.response);
         if (!verified) {
-          await deps.auditor.signIn({
-            tenant: user.tenant,
-            userId: user.userId,
-            step: 'passkey',
-            outcome: 'failure',
-            address: ctx.address,
-          });
+          await auditPasskey(user, ctx.address, 'failure');
           throw new UnauthenticatedError('the passkey could not be verified');
         }
-        await deps.auditor.signIn({
-          tenant: user.tenant,
-          userId: user.userId,
-          step: 'passkey',
-          outcome: 'success',
-          address: ctx.address,
-        });
+        await auditPasskey(user, ctx.address, 'success');
         return completeSignIn(deps, session, user, reply);
       },
     }),
@@ -306,13 +288,7 @@ export function passkeyRoutes(deps: AuthDeps, config: PasskeyConfig): RouteSpec[
         }
         const credential = await verifyRegistration(body.response, session.webauthn_challenge, user.tenant);
         await deps.sessions.update(session.id, { webauthn_challenge: null });
-        await deps.accounts.registerPasskey(user, {
-          credentialId: credential.id,
-          publicKey: Buffer.from(credential.publicKey).toString('base64url'),
-          counter: credential.counter,
-          transports: credential.transports ?? [],
-          label: body.label,
-        });
+        await storePasskey(user, credential, body.label);
         return reply.code(201).send({ credentialId: credential.id });
       },
     }),
