@@ -13,6 +13,7 @@ import { warmPasswordHashing } from '../auth/passwords.ts';
 import type { HoldfastNode } from '../node/node.ts';
 import { patientRoutes } from '../patients/routes.ts';
 import { caseRoutes, triageAndQueueRoutes } from '../cases/routes.ts';
+import { reportRoutes } from '../reports/iuc-adc.ts';
 import { QueueService } from '../cases/queue.ts';
 import { TriageService } from '../cases/triage.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR } from '../triage/packs.ts';
@@ -144,6 +145,7 @@ export async function buildHoldfastApp(
     ...patientRoutes(patients),
     ...caseRoutes(cases, caseViews),
     ...triageAndQueueRoutes(triage, queue, node.store, node.ledger),
+    ...reportRoutes(node.store, { ...filter, clock: node.clock }),
   ]);
   return { app, registry, deps, accounts, patients, cases };
 }

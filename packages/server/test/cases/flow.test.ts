@@ -18,6 +18,7 @@ describe.each(STORE_KINDS)('a case from call to close on %s', (kind) => {
   let adviser: Client;
   let clinician: Client;
   let prescriber: Client;
+  let auditor: Client;
   let protocols: Awaited<ReturnType<typeof requireProtocolPack>>['protocols'];
   let site: string;
 
@@ -28,7 +29,9 @@ describe.each(STORE_KINDS)('a case from call to close on %s', (kind) => {
     adviser = new Client(t.app, t.clock);
     clinician = new Client(t.app, t.clock);
     prescriber = new Client(t.app, t.clock);
+    auditor = new Client(t.app, t.clock);
     for (const [c, u] of [
+      [auditor, 'auditor@northshire'],
       [adviser, 'health_adviser@northshire'],
       [clinician, 'clinician@northshire'],
       [prescriber, 'prescriber@northshire'],
@@ -118,6 +121,29 @@ describe.each(STORE_KINDS)('a case from call to close on %s', (kind) => {
     const left = (await clinician.request('GET', '/api/v1/queue')).json() as { cases: { caseId: string }[] };
     expect(left.cases.some((c) => c.caseId === caseId)).toBe(false);
     expect((await verifyStore(t.node.store, ledgerCrypto)).faults).toEqual([]);
+
+    // National reporting for the month: exactly this one call, answered, triaged, assessed by a
+    // clinician, with one "speak to primary care" disposition (not bookable until booking exists).
+    const report = await auditor.request('GET', '/api/v1/reports/iuc-adc?period=2026-11');
+    expect(report.statusCode, report.body).toBe(200);
+    const items = Object.fromEntries(
+      (report.json() as { items: { item: string; value: number }[] }).items.map((i) => [i.item, i.value]),
+    );
+    expect(items).toEqual({
+      A01: 1,
+      A03: 1,
+      B02: 0,
+      C01: 1,
+      D01: 1,
+      E01: 1,
+      E02: 0,
+      E04: 0,
+      E07: 0,
+      E08: 0,
+      E10: 0,
+      E11: 1,
+      E16: 0,
+    });
   });
 
   it('acts on each disposition kind: ambulance request, referral, self-care advice and close', async () => {
