@@ -547,6 +547,7 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
   },
   'GET /api/v1/queue': { build: () => ({ query: { mine: 'false' } }) },
   'GET /api/v1/queue/stream': { build: () => ({ query: { follow: 'false' } }) },
+  'GET /api/v1/reports/iuc-adc': { build: () => ({ query: { period: '2026-11' } }) },
 };
 
 /**
