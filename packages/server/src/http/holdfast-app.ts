@@ -61,7 +61,10 @@ export async function buildHoldfastApp(
   }
   const accounts = new AccountsService(node.store, node.ledger, sessions, filter);
   const auditor = new Auditor(node.ledger);
-  const patients = new PatientService(node.store, node.ledger, auditor, accounts, filter);
+  const patients = new PatientService(node.store, node.ledger, auditor, accounts, {
+    ...filter,
+    clock: node.clock,
+  });
   const cases = new CaseService(node.store, node.ledger, auditor, node.clock, accounts);
   const caseViews = new CaseViews(cases, patients, accounts, auditor);
   const triage = new TriageService(cases, await requireProtocolPack(options.protocolsDir ?? SAMPLE_PACK_DIR));

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { PatientRecord } from '@holdfast/core';
+import { foldText, normalisePostcode, type PatientRecord } from '@holdfast/core';
 import type { Projection } from '../projections/projection.ts';
 import type { Db, Tx } from '../store/store.ts';
 
@@ -8,8 +8,12 @@ export interface PatientsTable {
   patient_id: string;
   home_site_id: string;
   nhs_number: string | null;
+  /** `foldText` of the family name (accents, case, apostrophes and invisible characters folded). */
   family_name_folded: string;
+  given_name_folded: string;
   date_of_birth: string;
+  /** Every known postcode, compact (`normalisePostcode`), space-separated; main address first. */
+  postcodes: string;
   /** The whole record as JSON: field-level rules decide per role what leaves the service. */
   record: string;
 }
@@ -20,19 +24,19 @@ export function patientsDb(db: Db | Tx) {
   return db.withTables<PatientTables>();
 }
 
-/** Case- and accent-insensitive form for name search. */
-export function foldName(name: string): string {
-  return name
-    .normalize('NFKD')
-    .replace(/\p{M}/gu, '')
-    .replace(/[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/g, '')
-    .toLowerCase()
-    .trim();
+/** Every postcode of a record (main address first), compact. */
+export function postcodesOf(record: Pick<PatientRecord, 'postcode' | 'otherAddresses'>): string[] {
+  const all = [record.postcode, ...(record.otherAddresses ?? []).map((a) => a.postcode)]
+    .filter((p): p is string => p !== undefined)
+    .map(normalisePostcode)
+    .filter((p) => p !== '');
+  return [...new Set(all)];
 }
 
 export const patientsProjection: Projection = {
   name: 'patients',
-  version: 1,
+  // 2: folded given name and postcodes; search by date of birth (fuzzy name matching in the service).
+  version: 2,
   tables: ['patients'],
   async create(trx) {
     await sql`create table patients (
@@ -41,17 +45,18 @@ export const patientsProjection: Projection = {
       home_site_id text not null,
       nhs_number text,
       family_name_folded text not null,
+      given_name_folded text not null,
       date_of_birth text not null,
+      postcodes text not null,
       record text not null,
       primary key (tenant, patient_id)
     )`.execute(trx);
     await sql`create index patients_nhs on patients (tenant, nhs_number)`.execute(trx);
-    await sql`create index patients_name on patients (tenant, family_name_folded, date_of_birth)`.execute(
-      trx,
-    );
+    await sql`create index patients_dob on patients (tenant, date_of_birth)`.execute(trx);
   },
   async apply(trx, e) {
     if (e.type !== 'patient.registered') return;
+    // v1 records are v2 records without the optional fields.
     const p = e.payload as { patientId: string; homeSiteId: string; record: PatientRecord };
     await patientsDb(trx)
       .insertInto('patients')
@@ -60,8 +65,10 @@ export const patientsProjection: Projection = {
         patient_id: p.patientId,
         home_site_id: p.homeSiteId,
         nhs_number: p.record.nhsNumber ?? null,
-        family_name_folded: foldName(p.record.familyName),
+        family_name_folded: foldText(p.record.familyName),
+        given_name_folded: foldText(p.record.givenName),
         date_of_birth: p.record.dateOfBirth,
+        postcodes: postcodesOf(p.record).join(' '),
         record: JSON.stringify(p.record),
       })
       .execute();

@@ -1,17 +1,27 @@
 import { randomUUID } from 'node:crypto';
 import {
+  ConflictError,
   ForbiddenError,
   hasPermission,
+  matchPatient,
   NotFoundError,
+  parseHlc,
   ValidationError,
+  type Clock,
+  type FieldIssue,
+  type PatientMatch,
   type PatientRecord,
+  type Permission,
+  type SpecialNoteKind,
 } from '@holdfast/core';
 import type { Auditor } from '../audit/auditor.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
-import type { Ledger } from '../ledger/ledger.ts';
-import type { Store } from '../store/store.ts';
+import type { EventDraft, Ledger } from '../ledger/ledger.ts';
+import type { Store, Tx } from '../store/store.ts';
 import type { AccountsService } from '../accounts/service.ts';
-import { foldName, patientsDb } from './projection.ts';
+import { casesDb } from '../cases/projection.ts';
+import { ndjsonLines, patientFromFhirLine } from './fhir.ts';
+import { patientsDb, type PatientsTable } from './projection.ts';
 
 /** Fields only some roles may see (field-level rules over the permission table). */
 const PROTECTED_FIELDS = {
@@ -19,13 +29,47 @@ const PROTECTED_FIELDS = {
   accessInstructions: 'patients.access_instructions.read',
 } as const;
 
+/**
+ * Special notes whose text only some roles see. Everyone who may read the record sees that such a
+ * note exists (it changes what they do next: pass the call to a clinician); the text goes to the
+ * roles that act on it: clinical staff and those sending someone to the home.
+ */
+const RESTRICTED_NOTE_KINDS: Partial<Record<SpecialNoteKind, readonly Permission[]>> = {
+  safeguarding: ['patients.clinical_notes.read', 'patients.access_instructions.read'],
+};
+
+/** Repeat callers (same patient, 3 or more cases received within 96 hours, the current one included). */
+export const REPEAT_CALLER_WINDOW_MS = 96 * 3600_000;
+export const REPEAT_CALLER_THRESHOLD = 3;
+
+/** Fuzzy search reads at most this many records sharing a date of birth, and returns the best few. */
+const SEARCH_SCAN_LIMIT = 5_000;
+const SEARCH_RESULT_LIMIT = 20;
+
+/** SQLite binds at most 32,766 parameters per statement: NHS numbers are looked up in chunks. */
+const LOOKUP_CHUNK = 500;
+
+export type SpecialNoteView =
+  { kind: SpecialNoteKind; text: string } | { kind: SpecialNoteKind; withheld: true };
+
+export type PatientRecordView = Omit<Partial<PatientRecord>, 'specialNotes'> & {
+  specialNotes: SpecialNoteView[];
+};
+
+export interface RepeatCallerStatus {
+  /** Cases of this patient received in the 96 hours up to now (both ends included). */
+  cases96h: number;
+  flagged: boolean;
+}
+
 export interface PatientView {
   patientId: string;
   homeSiteId: string;
-  record: Partial<PatientRecord>;
-  /** Fields withheld from this role. */
+  record: PatientRecordView;
+  /** Fields withheld from this role (`specialNotes[2].text` for a restricted note's text). */
   withheld: string[];
   breakGlass: boolean;
+  repeatCaller: RepeatCallerStatus;
 }
 
 export interface PatientSummary {
@@ -34,7 +78,24 @@ export interface PatientSummary {
   familyName: string;
   dateOfBirth: string;
   nhsNumber: string | null;
+  postcode: string | null;
   homeSiteId: string;
+  /** 100 for an NHS number match; otherwise the name, date of birth and postcode match score. */
+  score: number;
+  match: Omit<PatientMatch, 'score'> | { nhsNumber: 'exact' };
+}
+
+export type PatientSearch =
+  { nhsNumber: string } | { familyName: string; givenName?: string; dateOfBirth: string; postcode?: string };
+
+export type ImportLineReport =
+  { line: number; ok: true; patientId: string } | { line: number; ok: false; errors: FieldIssue[] };
+
+export interface ImportReport {
+  imported: number;
+  failed: number;
+  /** Every non-blank line, in order. */
+  lines: ImportLineReport[];
 }
 
 /**
@@ -48,13 +109,25 @@ export class PatientService {
     private readonly ledger: Ledger,
     private readonly auditor: Auditor,
     private readonly accounts: AccountsService,
-    readonly options: { tenantFilter: boolean } = { tenantFilter: true },
+    /**
+     * `clock` is "now" for the repeat-caller window; without it, the wall time of the ledger's
+     * hybrid logical clock (the node's clock, never behind an event this node has seen).
+     */
+    readonly options: { tenantFilter: boolean; clock?: Clock } = { tenantFilter: true },
   ) {}
 
-  async register(ctx: RequestContext, homeSiteId: string, record: PatientRecord): Promise<string> {
+  private nowMs(): number {
+    return this.options.clock ? this.options.clock.nowMs() : parseHlc(this.ledger.hlc.tick()).wallMs;
+  }
+
+  private async requireSite(ctx: RequestContext, homeSiteId: string): Promise<void> {
     const sites = await this.accounts.sites(ctx.tenant);
     if (!sites.some((s) => s.siteId === homeSiteId))
       throw new ValidationError([{ path: 'body.homeSiteId', message: 'is not a site of your provider' }]);
+  }
+
+  async register(ctx: RequestContext, homeSiteId: string, record: PatientRecord): Promise<string> {
+    await this.requireSite(ctx, homeSiteId);
     const patientId = randomUUID();
     await this.ledger.append([
       {
@@ -83,8 +156,9 @@ export class PatientService {
   }
 
   /**
-   * One patient's record, filtered for the caller's role. Outside the caller's sites it needs a
-   * stated reason and the break-glass permission, and the access is flagged for review.
+   * One patient's record, filtered for the caller's role, special notes first, with the
+   * repeat-caller status. Outside the caller's sites it needs a stated reason and the break-glass
+   * permission, and the access is flagged for review.
    */
   async read(ctx: RequestContext, patientId: string, breakGlassReason?: string): Promise<PatientView> {
     const row = await this.store.withTenant(ctx.tenant, async (trx) => {
@@ -110,7 +184,8 @@ export class PatientService {
     }
     const full = JSON.parse(row.record) as PatientRecord;
     const withheld: string[] = [];
-    const record: Partial<PatientRecord> = { ...full };
+    const { specialNotes, ...rest } = full;
+    const record: Omit<Partial<PatientRecord>, 'specialNotes'> = { ...rest };
     for (const [field, permission] of Object.entries(PROTECTED_FIELDS) as [
       keyof typeof PROTECTED_FIELDS,
       (typeof PROTECTED_FIELDS)[keyof typeof PROTECTED_FIELDS],
@@ -120,49 +195,242 @@ export class PatientService {
         delete record[field];
       }
     }
-    // Special notes come first in every view: they change what a call handler does next.
-    const ordered = { specialNotes: record.specialNotes ?? [], ...record };
+    const notes: SpecialNoteView[] = specialNotes.map((note, i) => {
+      const needs = RESTRICTED_NOTE_KINDS[note.kind];
+      if (needs && !needs.some((p) => hasPermission(ctx.roles, p))) {
+        withheld.push(`specialNotes[${i}].text`);
+        return { kind: note.kind, withheld: true };
+      }
+      return note;
+    });
+    // Special notes and how to get into the home come first in every view: they change what a call
+    // handler or a crew does next.
+    const { accessInstructions, ...others } = record;
+    const ordered: PatientRecordView = {
+      specialNotes: notes,
+      ...(accessInstructions !== undefined ? { accessInstructions } : {}),
+      ...others,
+    };
+    const repeatCaller = await this.repeatCaller(ctx, patientId, this.nowMs());
     await this.auditor.access(ctx, {
       action: 'read',
       resourceType: 'patient',
       resourceId: patientId,
       reason: breakGlass ? breakGlassReason!.trim() : undefined,
       breakGlass,
-      fields: Object.keys(ordered),
+      fields: [...Object.keys(ordered), 'repeatCaller'],
     });
-    return { patientId, homeSiteId: row.home_site_id, record: ordered, withheld, breakGlass };
+    return {
+      patientId,
+      homeSiteId: row.home_site_id,
+      record: ordered,
+      withheld,
+      breakGlass,
+      repeatCaller,
+    };
   }
 
-  async search(
-    ctx: RequestContext,
-    query: { nhsNumber?: string; familyName?: string; dateOfBirth?: string },
-  ): Promise<PatientSummary[]> {
-    const rows = await this.store.withTenant(ctx.tenant, async (trx) => {
-      let q = patientsDb(trx).selectFrom('patients').selectAll().limit(50);
+  /**
+   * How many cases of this patient were received in the 96 hours up to `atMs` (both ends included),
+   * and whether that makes a repeat caller (3 or more, the current case included). Not audited by
+   * itself: callers audit the view it is part of.
+   */
+  async repeatCaller(ctx: RequestContext, patientId: string, atMs: number): Promise<RepeatCallerStatus> {
+    const row = await this.store.withTenant(ctx.tenant, async (trx) => {
+      let q = casesDb(trx)
+        .selectFrom('cases')
+        .select((eb) => eb.fn.countAll<number | string>().as('n'))
+        .where('patient_id', '=', patientId)
+        .where('received_at', '>=', atMs - REPEAT_CALLER_WINDOW_MS)
+        .where('received_at', '<=', atMs);
       if (this.options.tenantFilter) q = q.where('tenant', '=', ctx.tenant);
-      if (query.nhsNumber) q = q.where('nhs_number', '=', query.nhsNumber);
-      else
-        q = q
-          .where('family_name_folded', '=', foldName(query.familyName ?? ''))
-          .where('date_of_birth', '=', query.dateOfBirth ?? '');
-      return q.execute();
+      return q.executeTakeFirst();
     });
+    const cases96h = Number(row?.n ?? 0);
+    return { cases96h, flagged: cases96h >= REPEAT_CALLER_THRESHOLD };
+  }
+
+  /**
+   * By NHS number (exact), or by family name and date of birth with an optional given name and
+   * postcode: the date of birth must match, names tolerate typing errors, accents, spacing and
+   * Unicode forms, and the candidates come back ranked, best first. Audited like a read.
+   */
+  async search(ctx: RequestContext, query: PatientSearch): Promise<PatientSummary[]> {
+    let results: PatientSummary[];
+    if ('nhsNumber' in query) {
+      const rows = await this.store.withTenant(ctx.tenant, async (trx) => {
+        let q = patientsDb(trx)
+          .selectFrom('patients')
+          .selectAll()
+          .where('nhs_number', '=', query.nhsNumber)
+          .orderBy('patient_id')
+          .limit(SEARCH_RESULT_LIMIT);
+        if (this.options.tenantFilter) q = q.where('tenant', '=', ctx.tenant);
+        return q.execute();
+      });
+      results = rows.map((r) => summary(r, 100, { nhsNumber: 'exact' }));
+    } else {
+      const rows = await this.store.withTenant(ctx.tenant, async (trx) => {
+        let q = patientsDb(trx)
+          .selectFrom('patients')
+          .selectAll()
+          .where('date_of_birth', '=', query.dateOfBirth)
+          .orderBy('patient_id')
+          .limit(SEARCH_SCAN_LIMIT);
+        if (this.options.tenantFilter) q = q.where('tenant', '=', ctx.tenant);
+        return q.execute();
+      });
+      const scored: PatientSummary[] = [];
+      for (const r of rows) {
+        const rec = JSON.parse(r.record) as PatientRecord;
+        const m = matchPatient(query, {
+          familyName: rec.familyName,
+          givenName: rec.givenName,
+          dateOfBirth: r.date_of_birth,
+          postcodes: r.postcodes === '' ? [] : r.postcodes.split(' '),
+        });
+        if (!m) continue;
+        const { score, ...match } = m;
+        scored.push(summary(r, score, match));
+      }
+      results = scored
+        .sort(
+          (a, b) =>
+            b.score - a.score ||
+            a.familyName.localeCompare(b.familyName) ||
+            a.givenName.localeCompare(b.givenName) ||
+            a.patientId.localeCompare(b.patientId),
+        )
+        .slice(0, SEARCH_RESULT_LIMIT);
+    }
     await this.auditor.access(ctx, {
       action: 'search',
       resourceType: 'patient',
       breakGlass: false,
-      fields: ['givenName', 'familyName', 'dateOfBirth', 'nhsNumber'],
+      fields: ['givenName', 'familyName', 'dateOfBirth', 'nhsNumber', 'postcode'],
     });
-    return rows.map((r) => {
-      const rec = JSON.parse(r.record) as PatientRecord;
-      return {
-        patientId: r.patient_id,
-        givenName: rec.givenName,
-        familyName: rec.familyName,
-        dateOfBirth: rec.dateOfBirth,
-        nhsNumber: r.nhs_number,
-        homeSiteId: r.home_site_id,
-      };
-    });
+    return results;
   }
+
+  /**
+   * Initial load of a provider's patient index from FHIR R4 Patient resources, one per NDJSON line.
+   *
+   * Not all-or-nothing: every line is checked on its own, the valid ones are stored (in one ledger
+   * append, so together or not at all) and every line is reported: `{ line, ok, patientId }` or
+   * `{ line, ok: false, errors: [{ path, message }] }`. A provider's extract has some bad records;
+   * the report lets them be fixed and sent again. Sending the same file again stores nothing twice:
+   * a line whose NHS number is already in the index (or earlier in the file) is reported instead.
+   * Messages name the element and never repeat its value. One audit event covers the import.
+   */
+  async importFhirPatients(ctx: RequestContext, homeSiteId: string, ndjson: string): Promise<ImportReport> {
+    await this.requireSite(ctx, homeSiteId);
+    const lines: (ImportLineReport | { line: number; ok: true; record: PatientRecord; nhsPath: string })[] =
+      [];
+    const firstLineOf = new Map<string, number>();
+    for (const { line, text } of ndjsonLines(ndjson)) {
+      const r = patientFromFhirLine(text);
+      if (!r.ok) {
+        lines.push({ line, ok: false, errors: r.errors });
+        continue;
+      }
+      const nhs = r.record.nhsNumber!;
+      const earlier = firstLineOf.get(nhs);
+      if (earlier !== undefined) {
+        lines.push({
+          line,
+          ok: false,
+          errors: [{ path: r.nhsNumberPath, message: `repeats the NHS number of line ${earlier}` }],
+        });
+        continue;
+      }
+      firstLineOf.set(nhs, line);
+      lines.push({ line, ok: true, record: r.record, nhsPath: r.nhsNumberPath });
+    }
+
+    const known = await this.store.withTenant(ctx.tenant, (trx) =>
+      this.knownNhsNumbers(trx, ctx.tenant, [...firstLineOf.keys()]),
+    );
+    const duplicate = 'a patient with this NHS number is already in the index (not imported again)';
+    const report: ImportLineReport[] = [];
+    const drafts: EventDraft[] = [];
+    const fields = new Set<string>();
+    for (const l of lines) {
+      if (!('record' in l)) {
+        report.push(l);
+        continue;
+      }
+      if (known.has(l.record.nhsNumber!)) {
+        report.push({ line: l.line, ok: false, errors: [{ path: l.nhsPath, message: duplicate }] });
+        continue;
+      }
+      const patientId = randomUUID();
+      drafts.push({
+        tenant: ctx.tenant,
+        type: 'patient.registered',
+        actor: actorOf(ctx),
+        payload: { patientId, homeSiteId, record: l.record },
+      });
+      for (const f of Object.keys(l.record)) fields.add(f);
+      report.push({ line: l.line, ok: true, patientId });
+    }
+    const audit: EventDraft = {
+      tenant: ctx.tenant,
+      type: 'audit.access',
+      actor: actorOf(ctx),
+      payload: {
+        userId: ctx.userId,
+        roles: ctx.roles,
+        siteIds: ctx.siteIds,
+        action: 'write',
+        resourceType: 'patient',
+        breakGlass: false,
+        fields: [...fields].sort(),
+      },
+    };
+    const numbers = drafts.map((d) => (d.payload as { record: PatientRecord }).record.nhsNumber!);
+    await this.ledger.append([...drafts, audit], {
+      // Checked again inside the commit: another import or registration may have added one of these
+      // numbers since the check above. Then nothing of this import is stored.
+      guard: async (trx) => {
+        if ((await this.knownNhsNumbers(trx, ctx.tenant, numbers)).size > 0)
+          throw new ConflictError(
+            'another import or registration added some of these NHS numbers meanwhile: nothing was stored, send the file again',
+          );
+      },
+    });
+    const imported = report.filter((l) => l.ok).length;
+    return { imported, failed: report.length - imported, lines: report };
+  }
+
+  private async knownNhsNumbers(trx: Tx, tenant: string, numbers: readonly string[]): Promise<Set<string>> {
+    const found = new Set<string>();
+    for (let i = 0; i < numbers.length; i += LOOKUP_CHUNK) {
+      const chunk = numbers.slice(i, i + LOOKUP_CHUNK);
+      // The guard runs in a system transaction (no row-level security): the tenant condition is
+      // always applied here.
+      const rows = await patientsDb(trx)
+        .selectFrom('patients')
+        .select('nhs_number')
+        .where('tenant', '=', tenant)
+        .where('nhs_number', 'in', chunk)
+        .execute();
+      for (const r of rows) if (r.nhs_number) found.add(r.nhs_number);
+    }
+    return found;
+  }
+}
+
+function summary(r: PatientsTable, score: number, match: PatientSummary['match']): PatientSummary {
+  const rec = JSON.parse(r.record) as PatientRecord;
+  return {
+    patientId: r.patient_id,
+    givenName: rec.givenName,
+    familyName: rec.familyName,
+    dateOfBirth: rec.dateOfBirth,
+    nhsNumber: r.nhs_number,
+    postcode: rec.postcode ?? null,
+    homeSiteId: r.home_site_id,
+    score,
+    match,
+  };
 }

@@ -357,6 +357,25 @@ function patientBody(w: World) {
   };
 }
 
+/** One FHIR R4 Patient resource as an NDJSON line, with a fresh NHS number (for the import route). */
+function fhirPatientNdjson(w: World): string {
+  return JSON.stringify({
+    resourceType: 'Patient',
+    identifier: [{ system: 'https://fhir.nhs.uk/Id/nhs-number', value: nhsNumberFor(500_000 + w.next()) }],
+    name: [{ use: 'official', family: 'Sample', given: ['Cai'] }],
+    gender: 'male',
+    birthDate: '1952-05-06',
+    address: [{ use: 'home', line: ['1 Sample Street'], city: 'Leeds', postalCode: 'LS1 4AP' }],
+    telecom: [{ system: 'phone', value: '0113 496 0000', use: 'home' }],
+    generalPractitioner: [
+      {
+        type: 'Organization',
+        identifier: { system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: 'B86001' },
+      },
+    ],
+  });
+}
+
 export const ROUTE_SAMPLES: Record<string, RouteSample> = {
   'GET /health': { build: () => ({}) },
   'GET /metrics': { build: () => ({}) },
@@ -465,6 +484,9 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
   'POST /api/v1/patients': { build: (w) => ({ body: patientBody(w) }) },
   'GET /api/v1/patients/:patientId': { build: (w) => ({ params: { patientId: w.patientId } }) },
   'POST /api/v1/patients/search': { build: (w) => ({ body: { nhsNumber: w.patientNhsNumber } }) },
+  'POST /api/v1/patients/import': {
+    build: (w) => ({ body: { homeSiteId: w.site, ndjson: fhirPatientNdjson(w) } }),
+  },
   'POST /api/v1/calls': { build: (w) => ({ body: callBody(w) }) },
   'GET /api/v1/cases/:caseId': { build: async (w) => ({ params: { caseId: await openCall(w) } }) },
   'POST /api/v1/cases/:caseId/patient': {
