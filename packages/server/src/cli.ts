@@ -19,6 +19,8 @@ import { ROLES, type Role } from '@holdfast/core';
 import { AccountsService } from './accounts/service.ts';
 import { SessionStore } from './auth/sessions.ts';
 import { DEMO_PROVIDER_NAME, DEMO_TENANT, seedDemoProvider, type DemoAccounts } from './demo.ts';
+import { formatSummary, parseDuration, runSimulation } from './simulate/simulator.ts';
+import { join } from 'node:path';
 
 /**
  * `holdfast`: the operator's command line. Every command takes --config and --data-dir; every
@@ -389,6 +391,97 @@ users
     });
   });
 
+program
+  .command('simulate')
+  .description(
+    "drive a node's real HTTP API with simulated calls, triage and clinician work (a live queue for demos)",
+  )
+  .option('--url <url>', 'the node to drive (default: http://localhost:<config port>)')
+  .option(
+    '--calls-per-hour <n>',
+    'mean rate of calls (they arrive at random)',
+    (v) => positiveNumber('--calls-per-hour', v),
+    120,
+  )
+  .addOption(
+    new Option('--duration <time>', 'how long to run, e.g. 90s, 30m, 2h (at most 24h)')
+      .argParser((v) => duration(v))
+      .default(3_600_000, '1h'),
+  )
+  .option('--until-count <n>', 'stop after this many calls', (v) => positiveInt('--until-count', v))
+  .option(
+    '--seed <n>',
+    'seed of the random choices; the same seed gives the same calls (default: random, printed)',
+    (v) => seedValue(v),
+  )
+  .option('--adviser-username <name>', 'the health adviser who takes the calls', 'health-adviser@northshire')
+  .option('--clinician-username <name>', 'the clinician who works the queue', 'clinician@northshire')
+  .option(
+    '--password <password>',
+    "both users' password (default: HOLDFAST_DEMO_PASSWORD, as printed by `npm start`)",
+  )
+  .option('--clinician-password <password>', "the clinician's password, when it differs")
+  .option(
+    '--backlog <n>',
+    'cases the clinician leaves waiting (default: about 5 minutes of arrivals, 3 to 20)',
+    (v) => wholeNumber('--backlog', v),
+  )
+  .option('--allow-remote', 'allow a --url that is not a loopback address (the calls it makes are fake)')
+  .action(
+    async (opts: {
+      url?: string;
+      callsPerHour: number;
+      duration: number;
+      untilCount?: number;
+      seed?: number;
+      adviserUsername: string;
+      clinicianUsername: string;
+      password?: string;
+      clinicianPassword?: string;
+      backlog?: number;
+      allowRemote?: boolean;
+    }) => {
+      const cfg = config();
+      const password = opts.password ?? process.env.HOLDFAST_DEMO_PASSWORD;
+      if (!password)
+        throw new InvalidArgumentError(
+          'give the password with --password or HOLDFAST_DEMO_PASSWORD (the demo password is printed by the first `npm start`)',
+        );
+      let url: URL;
+      try {
+        url = new URL(opts.url ?? `http://localhost:${cfg.port}`);
+      } catch {
+        throw new InvalidArgumentError(`--url must be a URL such as http://localhost:8080, got ${opts.url}`);
+      }
+      const seed = opts.seed ?? randomBytes(4).readUInt32BE(0);
+      const controller = new AbortController();
+      const interrupt = () => {
+        process.stderr.write('stopping: finishing the calls in hand (Ctrl-C again to quit at once)\n');
+        controller.abort();
+        process.once('SIGINT', () => process.exit(130));
+      };
+      process.once('SIGINT', interrupt);
+      process.once('SIGTERM', () => controller.abort());
+      const summary = await runSimulation({
+        url: url.href,
+        adviser: { username: opts.adviserUsername, password },
+        clinician: { username: opts.clinicianUsername, password: opts.clinicianPassword ?? password },
+        stateFile: join(cfg.dataDir, 'simulator.json'),
+        callsPerHour: opts.callsPerHour,
+        durationMs: opts.duration,
+        untilCount: opts.untilCount,
+        seed,
+        backlog: opts.backlog,
+        allowRemote: opts.allowRemote,
+        signal: controller.signal,
+        progress: (line) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`),
+      });
+      process.off('SIGINT', interrupt);
+      console.log(formatSummary(summary));
+      process.exitCode = summary.stoppedBy === 'errors' || summary.calls.triaged === 0 ? 1 : 0;
+    },
+  );
+
 function parseRoles(value: string): Role[] {
   const roles = value.split(',').map((r) => r.trim().replace(/-/g, '_'));
   const bad = roles.filter((r) => !(ROLES as readonly string[]).includes(r));
@@ -408,6 +501,32 @@ function positiveInt(flag: string, value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1)
     throw new InvalidArgumentError(`${flag} must be a whole number of at least 1`);
   return Number(value);
+}
+
+function positiveNumber(flag: string, value: string): number {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value) || !(n > 0) || n > 1_000_000)
+    throw new InvalidArgumentError(`${flag} must be a number more than 0 and at most 1000000`);
+  return n;
+}
+
+function wholeNumber(flag: string, value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`${flag} must be a whole number`);
+  return Number(value);
+}
+
+function seedValue(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) > 0xffffffff)
+    throw new InvalidArgumentError('--seed must be a whole number from 0 to 4294967295');
+  return Number(value);
+}
+
+function duration(value: string): number {
+  try {
+    return parseDuration(value);
+  } catch (error) {
+    throw new InvalidArgumentError(`--duration: ${(error as Error).message}`);
+  }
 }
 
 try {

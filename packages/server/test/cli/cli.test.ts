@@ -54,6 +54,7 @@ describe('holdfast CLI', () => {
     ['users', 'add'],
     ['users', 'disable'],
     ['users', 'reset-mfa'],
+    ['simulate'],
   ];
 
   it('has --help on every command, and every command is in this list', () => {
