@@ -107,7 +107,12 @@ program
     'initialise a single node with the demo provider on first run, then serve (what `npm start` runs)',
   )
   .option('--port <port>', 'port to listen on (overrides config)', (v) => parsePort(v))
-  .action(async (opts: { port?: number }) => {
+  .option(
+    '--simulate <calls-per-hour>',
+    'also run the call simulator in the background against this node, so the demo has a live queue (needs the demo password: first start, or HOLDFAST_DEMO_PASSWORD)',
+    (v) => positiveInt('--simulate', v),
+  )
+  .action(async (opts: { port?: number; simulate?: number }) => {
     const cfg = { ...config(), ...(opts.port !== undefined ? { port: opts.port } : {}) };
     let demo: DemoAccounts | null = null;
     if (!identityExists(cfg.dataDir)) {
@@ -132,6 +137,30 @@ program
         '(an authenticator app, or a passkey for the provider admin). This password is shown only now.',
       );
     });
+    if (opts.simulate) {
+      const password = demo?.password ?? process.env.HOLDFAST_DEMO_PASSWORD;
+      if (!password) {
+        console.error(
+          '--simulate needs the demo password: it is known at the first start, or set HOLDFAST_DEMO_PASSWORD',
+        );
+        return;
+      }
+      const url = `http://127.0.0.1:${cfg.port}`;
+      console.log(
+        `simulator: ${opts.simulate} calls an hour against ${url} (as health-adviser@northshire and clinician@northshire)`,
+      );
+      // In the background: the node keeps serving whatever the simulator does; its errors are logged, not fatal.
+      void runSimulation({
+        url,
+        adviser: { username: 'health-adviser@northshire', password },
+        clinician: { username: 'clinician@northshire', password },
+        stateFile: join(cfg.dataDir, 'simulator.json'),
+        callsPerHour: opts.simulate,
+        durationMs: 24 * 3600_000,
+        seed: Date.now() % 2_147_483_647,
+        progress: () => undefined,
+      }).catch((error: unknown) => console.error(`simulator stopped: ${(error as Error).message}`));
+    }
   });
 
 program

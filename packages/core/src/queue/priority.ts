@@ -19,12 +19,20 @@ export const AT_RISK_FRACTION = { numerator: 1, denominator: 5 } as const;
 
 export type TimingStatus = 'on_time' | 'at_risk' | 'breached';
 
-const instant = (name: string) =>
+const makeInstant = (name: string) =>
   z
     .number({ error: `${name} must be epoch milliseconds` })
     .int(`${name} must be whole epoch milliseconds`)
     .min(0, `${name} must not be before 1970`)
     .max(8.64e15, `${name} is out of range`);
+
+/** One schema per field name, built once: the queue checks several instants per case per listing. */
+const instantSchemas = new Map<string, ReturnType<typeof makeInstant>>();
+const instant = (name: string) => {
+  let schema = instantSchemas.get(name);
+  if (!schema) instantSchemas.set(name, (schema = makeInstant(name)));
+  return schema;
+};
 
 const timeframeMinutes = z
   .number({ error: 'timeframe must be a number of minutes' })
