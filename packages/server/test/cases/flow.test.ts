@@ -195,6 +195,21 @@ describe.each(STORE_KINDS)('a case from call to close on %s', (kind) => {
     expect(after.triage.answers).toEqual(before.triage.answers);
   });
 
+  it('refuses an oversize note with a clear 4xx naming the field, and stores nothing', async () => {
+    const { caseId } = await caseAt(adviser, protocols, site, 'speak_to_primary_care');
+    expect((await clinician.request('POST', `/api/v1/cases/${caseId}/claim`)).statusCode).toBe(200);
+    expect((await clinician.request('POST', `/api/v1/cases/${caseId}/consultation`)).statusCode).toBe(204);
+    const before = (await t.node.ledger.readTenant('northshire', null, 1_000_000)).length;
+    const r = await clinician.request('POST', `/api/v1/cases/${caseId}/consultation/record`, {
+      history: 'x'.repeat(10_001),
+    });
+    expect(r.statusCode).toBe(400);
+    expect(r.json()).toMatchObject({
+      errors: [{ path: 'body.history', message: expect.stringMatching(/at most 10000 characters/) }],
+    });
+    expect((await t.node.ledger.readTenant('northshire', null, 1_000_000)).length).toBe(before);
+  });
+
   it(`two clinicians claiming one case at the same moment: exactly one wins (${CLAIM_TRIALS} trials)`, async () => {
     for (let trial = 0; trial < CLAIM_TRIALS; trial++) {
       const { caseId } = await caseAt(adviser, protocols, site, 'speak_to_primary_care', {
