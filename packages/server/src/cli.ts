@@ -2,7 +2,7 @@ import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import pc from 'picocolors';
-import { DomainError } from '@holdfast/core';
+import { DomainError, ImportRefusedError, ValidationError } from '@holdfast/core';
 import { ConfigError, loadConfig, type HoldfastConfig } from './config.ts';
 import { exportBatches } from './ledger/export.ts';
 import { importBatch } from './ledger/import.ts';
@@ -567,6 +567,9 @@ try {
   }
   if (error instanceof DomainError || error instanceof InvalidArgumentError) {
     console.error(pc.red(`holdfast: ${error.message}`));
+    // A summary alone does not say what to fix: list every field problem (at most 50).
+    const issues = error instanceof ValidationError || error instanceof ImportRefusedError ? error.issues : [];
+    for (const issue of issues.slice(0, 50)) console.error(`  ${issue.path}: ${issue.message}`);
     process.exit(error instanceof InvalidArgumentError ? 2 : 1);
   }
   if (error instanceof Error) {

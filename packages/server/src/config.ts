@@ -19,6 +19,8 @@ export const configSchema = z.strictObject({
   checkpointEvery: z.number().int().min(1).max(1_000_000),
   checkpointIntervalSeconds: z.number().int().min(1).max(86_400),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  /** A triage protocol pack directory (licensed content); the shipped sample pack when absent. */
+  protocolsDir: z.string().min(1).optional(),
 });
 export type HoldfastConfig = z.infer<typeof configSchema>;
 
@@ -42,6 +44,7 @@ export const ENV_KEYS: Record<keyof HoldfastConfig, string> = {
   checkpointEvery: 'HOLDFAST_CHECKPOINT_EVERY',
   checkpointIntervalSeconds: 'HOLDFAST_CHECKPOINT_INTERVAL_SECONDS',
   logLevel: 'HOLDFAST_LOG_LEVEL',
+  protocolsDir: 'HOLDFAST_PROTOCOLS_DIR',
 };
 
 const NUMERIC_KEYS = new Set<keyof HoldfastConfig>(['port', 'checkpointEvery', 'checkpointIntervalSeconds']);
@@ -88,7 +91,7 @@ export function loadConfig(
       const where = sources.get(key) ?? '';
       const shown = key in merged ? ` (got ${JSON.stringify((merged as Record<string, unknown>)[key])})` : '';
       if (issue.code === 'unrecognized_keys') {
-        return `config: unknown key(s) ${issue.keys.join(', ')}${sources.size ? '' : ''}; allowed keys: ${Object.keys(CONFIG_DEFAULTS).concat('databaseUrl').join(', ')}`;
+        return `config: unknown key(s) ${issue.keys.join(', ')}${sources.size ? '' : ''}; allowed keys: ${Object.keys(CONFIG_DEFAULTS).concat('databaseUrl', 'protocolsDir').join(', ')}`;
       }
       return `config key "${key}"${where ? ` ${where}` : ''}: ${issue.message}${shown}`;
     });
@@ -99,5 +102,9 @@ export function loadConfig(
       `config key "databaseUrl" (${ENV_KEYS.databaseUrl}) is required when store is "postgres"`,
     );
   }
-  return { ...result.data, dataDir: resolve(result.data.dataDir) };
+  return {
+    ...result.data,
+    dataDir: resolve(result.data.dataDir),
+    ...(result.data.protocolsDir ? { protocolsDir: resolve(result.data.protocolsDir) } : {}),
+  };
 }

@@ -12,6 +12,7 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
   const origin = `http://localhost:${config.port}`;
   const { app } = await buildHoldfastApp(node, {
     logger,
+    ...(config.protocolsDir ? { protocolsDir: config.protocolsDir } : {}),
     passkeys: { rpId: 'localhost', rpName: 'Holdfast', origins: [origin, `http://127.0.0.1:${config.port}`] },
   });
   const tenant = node.identity.tenant;

@@ -300,3 +300,19 @@ describe('holdfast users', () => {
     expect(holdfast(['-d', dir, 'verify']).code).toBe(0);
   });
 });
+
+describe('holdfast serve with a protocol pack directory', () => {
+  it('refuses to start on a broken pack, naming the file and field', async () => {
+    const dir = tempDir();
+    expect(holdfast(['-d', dir, 'init']).code).toBe(0);
+    const pack = tempDir();
+    writeFileSync(join(pack, 'pack.json'), JSON.stringify({ kind: 'pack', id: 'broken' }));
+    const port = await freePort();
+    const r = holdfast(['-d', dir, 'serve', '--port', String(port)], {
+      env: { HOLDFAST_PROTOCOLS_DIR: pack },
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/protocol pack .* refused/);
+    expect(r.stderr).toContain('pack.json');
+  });
+});
