@@ -568,7 +568,8 @@ try {
   if (error instanceof DomainError || error instanceof InvalidArgumentError) {
     console.error(pc.red(`holdfast: ${error.message}`));
     // A summary alone does not say what to fix: list every field problem (at most 50).
-    const issues = error instanceof ValidationError || error instanceof ImportRefusedError ? error.issues : [];
+    const issues =
+      error instanceof ValidationError || error instanceof ImportRefusedError ? error.issues : [];
     for (const issue of issues.slice(0, 50)) console.error(`  ${issue.path}: ${issue.message}`);
     process.exit(error instanceof InvalidArgumentError ? 2 : 1);
   }
