@@ -89,6 +89,56 @@ export async function verifyStore(
         .execute()
     ).map((c) => ({ ...c, seq: Number(c.seq) }));
     const verifier = new ChainVerifier(crypto, tenant, node, keys, checkpoints);
+    const sqlite = store.sqliteHandle();
+    if (sqlite) {
+      // SQLite is in this process: read pages as plain arrays from one prepared statement, which
+      // costs a fraction of building row objects through the query builder.
+      const statement = sqlite
+        .prepare(
+          'select seq, id, hlc, type, v, actor, payload, prev_hash, hash from ledger_events where tenant = ? and node = ? and seq > ? order by seq limit ?',
+        )
+        .raw(true);
+      let afterSeq = 0;
+      for (;;) {
+        const rows = statement.all(tenant, node, afterSeq, PAGE) as [
+          number,
+          string,
+          string,
+          string,
+          number,
+          string,
+          string,
+          string,
+          string,
+        ][];
+        let going = true;
+        for (const r of rows) {
+          const event = {
+            id: r[1],
+            tenant,
+            node,
+            seq: r[0],
+            hlc: r[2],
+            type: r[3],
+            v: r[4],
+            actor: r[5],
+            payloadJson: r[6],
+            prevHash: r[7],
+            hash: r[8],
+          };
+          if (!verifier.push(event)) {
+            going = false;
+            break;
+          }
+        }
+        done += rows.length;
+        options.onProgress?.(done, total);
+        if (!going || rows.length < PAGE) break;
+        afterSeq = rows[rows.length - 1]![0];
+      }
+      reports.push(verifier.finish());
+      continue;
+    }
     let page: Promise<ChainRow[]> | null = readChainPage(db, tenant, node, 0);
     try {
       while (page) {
