@@ -33,20 +33,19 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { Agent } from 'node:http';
-import type { AddressInfo } from 'node:net';
+
 import { loadavg } from 'node:os';
-import { join } from 'node:path';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import pino from 'pino';
+
 import { walk } from '@holdfast/core/triage/engine';
 import type { TriageAnswer } from '@holdfast/core/triage/engine';
 import { simulateAnswers } from '@holdfast/core/triage/simulation';
 import { AccountsService } from '../packages/server/src/accounts/service.ts';
 import { SessionStore } from '../packages/server/src/auth/sessions.ts';
 import { CONFIG_DEFAULTS } from '../packages/server/src/config.ts';
-import { buildHoldfastApp } from '../packages/server/src/http/holdfast-app.ts';
-import { createLogger } from '../packages/server/src/http/logger.ts';
+
 import { initNode } from '../packages/server/src/node/node.ts';
 import {
   ApiSession,
@@ -67,6 +66,9 @@ import {
   startBenchPostgres,
   tempDir,
   type BenchPostgres,
+  serveBenchNode,
+  type ServerCommand,
+  type ServerPhaseStats,
 } from './support.ts';
 
 const ROLE_ENV = 'HOLDFAST_BENCH_FLOW_ROLE';
@@ -103,19 +105,10 @@ interface ServerConfig {
   users: number;
 }
 
-interface ServerPhaseStats {
-  eldP50Ms: number;
-  eldP99Ms: number;
-  eldMaxMs: number;
-  cpuMs: number;
-  wallMs: number;
-}
-
 type ServerMessage =
   | { type: 'ready'; port: number; siteId: string }
   | { type: 'phase'; stats: ServerPhaseStats }
   | { type: 'stopped' };
-type ServerCommand = { type: 'phase-start' } | { type: 'phase-end' } | { type: 'stop' };
 
 const adviserName = (i: number): string => `adviser-${i}@${TENANT}`;
 const clinicianName = (i: number): string => `clinician-${i}@${TENANT}`;
@@ -148,53 +141,7 @@ async function runServer(config: ServerConfig): Promise<void> {
         'system:bench',
       );
   }
-  // As `holdfast start` runs it: request logs at info (here to a file), default throttle and
-  // session policy, checkpoints every 100 events and every 10 s.
-  const logger = createLogger(
-    'info',
-    pino.destination({ dest: join(config.dataDir, 'server.log'), sync: false }),
-  );
-  const { app } = await buildHoldfastApp(node, { logger });
-  const checkpoints = setInterval(() => {
-    node.ledger.checkpointNow(TENANT).catch((error: unknown) => note(`checkpoint failed: ${String(error)}`));
-  }, CONFIG_DEFAULTS.checkpointIntervalSeconds * 1000);
-  checkpoints.unref();
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const port = (app.server.address() as AddressInfo).port;
-
-  const eld = monitorEventLoopDelay({ resolution: 1 });
-  eld.enable();
-  let cpu = process.cpuUsage();
-  let wall = performance.now();
-  process.on('message', (m: ServerCommand) => {
-    if (m.type === 'phase-start') {
-      eld.reset();
-      cpu = process.cpuUsage();
-      wall = performance.now();
-    } else if (m.type === 'phase-end') {
-      const used = process.cpuUsage(cpu);
-      toParent({
-        type: 'phase',
-        stats: {
-          eldP50Ms: eld.percentile(50) / 1e6,
-          eldP99Ms: eld.percentile(99) / 1e6,
-          eldMaxMs: eld.max / 1e6,
-          cpuMs: (used.user + used.system) / 1000,
-          wallMs: performance.now() - wall,
-        },
-      });
-    } else {
-      clearInterval(checkpoints);
-      void (async () => {
-        await app.close();
-        await node.ledger.checkpointNow(TENANT).catch(() => null);
-        await node.close();
-        logger.flush();
-        toParent({ type: 'stopped' });
-        process.disconnect();
-      })();
-    }
-  });
+  const port = await serveBenchNode(node, TENANT, config.dataDir);
   toParent({ type: 'ready', port, siteId });
 }
 

@@ -27,19 +27,18 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Agent, request as httpRequest } from 'node:http';
-import type { AddressInfo } from 'node:net';
+
 import { loadavg } from 'node:os';
-import { join } from 'node:path';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import pino from 'pino';
+
 import { AccountsService } from '../packages/server/src/accounts/service.ts';
 import { DEFAULT_THROTTLE } from '../packages/server/src/auth/throttle.ts';
 import { SessionStore } from '../packages/server/src/auth/sessions.ts';
 import { totpCode } from '../packages/server/src/auth/totp.ts';
 import { CONFIG_DEFAULTS } from '../packages/server/src/config.ts';
-import { buildHoldfastApp } from '../packages/server/src/http/holdfast-app.ts';
-import { createLogger } from '../packages/server/src/http/logger.ts';
+
 import { initNode } from '../packages/server/src/node/node.ts';
 import {
   describeMachine,
@@ -51,6 +50,9 @@ import {
   parseBenchArgs,
   round,
   tempDir,
+  serveBenchNode,
+  type ServerCommand,
+  type ServerPhaseStats,
 } from './support.ts';
 
 const ROLE_ENV = 'HOLDFAST_BENCH_LOGIN_ROLE';
@@ -97,19 +99,8 @@ const LEGIT_SOCKETS = 16;
 // ---------------------------------------------------------------------------------------------
 // Messages between the processes.
 
-interface ServerPhaseStats {
-  /** Event-loop delay of the server's main thread (perf_hooks, 1 ms resolution), in ms. */
-  eldP50Ms: number;
-  eldP99Ms: number;
-  eldMaxMs: number;
-  /** CPU time of the whole server process (main thread, argon2 threads, libuv) over the phase. */
-  cpuMs: number;
-  wallMs: number;
-}
-
 type ServerMessage =
   { type: 'ready'; port: number } | { type: 'phase'; stats: ServerPhaseStats } | { type: 'stopped' };
-type ServerCommand = { type: 'phase-start' } | { type: 'phase-end' } | { type: 'stop' };
 
 interface SprayConfig {
   port: number;
@@ -274,50 +265,7 @@ async function runServer(dataDir: string): Promise<void> {
     },
     'system:bench',
   );
-  // As `holdfast start` runs it: request logs at info (here to a file, not a terminal), the default
-  // throttle and session policy, periodic checkpoints.
-  const logger = createLogger('info', pino.destination({ dest: join(dataDir, 'server.log'), sync: false }));
-  const { app } = await buildHoldfastApp(node, { logger });
-  const checkpoints = setInterval(() => {
-    node.ledger.checkpointNow(TENANT).catch((error: unknown) => note(`checkpoint failed: ${String(error)}`));
-  }, CONFIG_DEFAULTS.checkpointIntervalSeconds * 1000);
-  checkpoints.unref();
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const port = (app.server.address() as AddressInfo).port;
-
-  const eld = monitorEventLoopDelay({ resolution: 1 });
-  eld.enable();
-  let cpu = process.cpuUsage();
-  let wall = performance.now();
-  process.on('message', (m: ServerCommand) => {
-    if (m.type === 'phase-start') {
-      eld.reset();
-      cpu = process.cpuUsage();
-      wall = performance.now();
-    } else if (m.type === 'phase-end') {
-      const used = process.cpuUsage(cpu);
-      toParent({
-        type: 'phase',
-        stats: {
-          eldP50Ms: eld.percentile(50) / 1e6,
-          eldP99Ms: eld.percentile(99) / 1e6,
-          eldMaxMs: eld.max / 1e6,
-          cpuMs: (used.user + used.system) / 1000,
-          wallMs: performance.now() - wall,
-        },
-      });
-    } else {
-      clearInterval(checkpoints);
-      void (async () => {
-        await app.close();
-        await node.ledger.checkpointNow(TENANT).catch(() => null);
-        await node.close();
-        logger.flush();
-        toParent({ type: 'stopped' });
-        process.disconnect();
-      })();
-    }
-  });
+  const port = await serveBenchNode(node, TENANT, dataDir);
   toParent({ type: 'ready', port });
 }
 

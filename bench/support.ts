@@ -9,7 +9,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import type { AddressInfo } from 'node:net';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import pino from 'pino';
+import { CONFIG_DEFAULTS } from '../packages/server/src/config.ts';
+import { buildHoldfastApp } from '../packages/server/src/http/holdfast-app.ts';
+import { createLogger } from '../packages/server/src/http/logger.ts';
+import type { HoldfastNode } from '../packages/server/src/node/node.ts';
 import pg from 'pg';
 import { startTestPostgres } from '../packages/server/test/support/postgres.ts';
 
@@ -178,4 +184,72 @@ export function onExit(cleanup: () => void): void {
       process.exit(130);
     });
   }
+}
+
+/** What the server child of a bench reports about one measured phase. */
+export interface ServerPhaseStats {
+  /** Event-loop delay of the server's main thread (perf_hooks, 1 ms resolution), in ms. */
+  eldP50Ms: number;
+  eldP99Ms: number;
+  eldMaxMs: number;
+  /** CPU time of the whole server process (main thread, worker threads, libuv) over the phase. */
+  cpuMs: number;
+  wallMs: number;
+}
+
+/** What the bench parent tells its server child. */
+export type ServerCommand = { type: 'phase-start' } | { type: 'phase-end' } | { type: 'stop' };
+
+/**
+ * Serves `node` as `holdfast start` would (the real app, request logs at info to
+ * `<dataDir>/server.log`, default throttle and session policy, checkpoints every T seconds) on a free
+ * loopback port, and answers the parent's phase and stop commands with `phase` and `stopped`
+ * messages. Returns the port; the caller sends its own `ready` message.
+ */
+export async function serveBenchNode(node: HoldfastNode, tenant: string, dataDir: string): Promise<number> {
+  const toParent = (m: { type: 'phase'; stats: ServerPhaseStats } | { type: 'stopped' }): void =>
+    void process.send?.(m);
+  const logger = createLogger('info', pino.destination({ dest: join(dataDir, 'server.log'), sync: false }));
+  const { app } = await buildHoldfastApp(node, { logger });
+  const checkpoints = setInterval(() => {
+    node.ledger.checkpointNow(tenant).catch((error: unknown) => note(`checkpoint failed: ${String(error)}`));
+  }, CONFIG_DEFAULTS.checkpointIntervalSeconds * 1000);
+  checkpoints.unref();
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const port = (app.server.address() as AddressInfo).port;
+
+  const eld = monitorEventLoopDelay({ resolution: 1 });
+  eld.enable();
+  let cpu = process.cpuUsage();
+  let wall = performance.now();
+  process.on('message', (m: ServerCommand) => {
+    if (m.type === 'phase-start') {
+      eld.reset();
+      cpu = process.cpuUsage();
+      wall = performance.now();
+    } else if (m.type === 'phase-end') {
+      const used = process.cpuUsage(cpu);
+      toParent({
+        type: 'phase',
+        stats: {
+          eldP50Ms: eld.percentile(50) / 1e6,
+          eldP99Ms: eld.percentile(99) / 1e6,
+          eldMaxMs: eld.max / 1e6,
+          cpuMs: (used.user + used.system) / 1000,
+          wallMs: performance.now() - wall,
+        },
+      });
+    } else {
+      clearInterval(checkpoints);
+      void (async () => {
+        await app.close();
+        await node.ledger.checkpointNow(tenant).catch(() => null);
+        await node.close();
+        logger.flush();
+        toParent({ type: 'stopped' });
+        process.disconnect();
+      })();
+    }
+  });
+  return port;
 }

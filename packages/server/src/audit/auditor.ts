@@ -1,7 +1,7 @@
 import type { Permission } from '@holdfast/core';
 import type { RequestContext } from '../http/context.ts';
 import { actorOf } from '../http/context.ts';
-import type { Ledger } from '../ledger/ledger.ts';
+import type { EventDraft, Ledger } from '../ledger/ledger.ts';
 
 /**
  * Writes audit events into the ledger. Callers await them: access to patient data is recorded
@@ -39,26 +39,31 @@ export class Auditor {
     ]);
   }
 
-  async access(
-    ctx: RequestContext,
-    fields: {
-      action: 'read' | 'write' | 'search';
-      resourceType: 'patient' | 'case';
-      resourceId?: string;
-      reason?: string;
-      breakGlass: boolean;
-      fields: string[];
-    },
-  ): Promise<void> {
-    await this.ledger.append([
-      {
-        tenant: ctx.tenant,
-        type: 'audit.access',
-        actor: actorOf(ctx),
-        payload: stripUndefined({ userId: ctx.userId, roles: ctx.roles, siteIds: ctx.siteIds, ...fields }),
-      },
-    ]);
+  async access(ctx: RequestContext, fields: AccessFields): Promise<void> {
+    await this.ledger.append([accessEvent(ctx, fields)]);
   }
+}
+
+export interface AccessFields {
+  action: 'read' | 'write' | 'search';
+  resourceType: 'patient' | 'case';
+  resourceId?: string;
+  reason?: string;
+  breakGlass: boolean;
+  fields: string[];
+}
+
+/**
+ * The `audit.access` event of one access, for a caller that appends it in the same commit as the
+ * write it records (so the record and its audit stand or fall together).
+ */
+export function accessEvent(ctx: RequestContext, fields: AccessFields): EventDraft {
+  return {
+    tenant: ctx.tenant,
+    type: 'audit.access',
+    actor: actorOf(ctx),
+    payload: stripUndefined({ userId: ctx.userId, roles: ctx.roles, siteIds: ctx.siteIds, ...fields }),
+  };
 }
 
 function stripUndefined<T extends Record<string, unknown>>(o: T): T {

@@ -11,7 +11,7 @@ import {
 import { z } from 'zod';
 import { accountsDb, type UserRecord } from '../accounts/projection.ts';
 import { authedRoute, type RouteSpec } from '../http/routes.ts';
-import { completeSignIn, REAUTH_WINDOW_MS, type AuthDeps } from './routes.ts';
+import { completeSignIn, REAUTH_WINDOW_MS, requireRecentReauthentication, type AuthDeps } from './routes.ts';
 
 /**
  * WebAuthn passkeys: phishing-resistant second factor, required for provider admins. The relying
@@ -259,12 +259,7 @@ export function passkeyRoutes(deps: AuthDeps, config: PasskeyConfig): RouteSpec[
       summary: 'Add another passkey (needs re-authentication in the last 5 minutes)',
       access: { permission: 'session.self' },
       async handler({ user, session }) {
-        if (
-          session.reauthenticated_at === null ||
-          deps.clock.nowMs() - session.reauthenticated_at > REAUTH_WINDOW_MS
-        ) {
-          throw new ForbiddenError('re-authenticate first (POST /api/v1/auth/reauthenticate)');
-        }
+        requireRecentReauthentication(session, deps.clock.nowMs());
         const options = await registrationOptions(user);
         await deps.sessions.update(session.id, { webauthn_challenge: options.challenge });
         return options;
@@ -280,12 +275,7 @@ export function passkeyRoutes(deps: AuthDeps, config: PasskeyConfig): RouteSpec[
         label: z.string().trim().max(100).default('passkey'),
       }),
       async handler({ user, session, body, reply }) {
-        if (
-          session.reauthenticated_at === null ||
-          deps.clock.nowMs() - session.reauthenticated_at > REAUTH_WINDOW_MS
-        ) {
-          throw new ForbiddenError('re-authenticate first (POST /api/v1/auth/reauthenticate)');
-        }
+        requireRecentReauthentication(session, deps.clock.nowMs());
         const credential = await verifyRegistration(body.response, session.webauthn_challenge, user.tenant);
         await deps.sessions.update(session.id, { webauthn_challenge: null });
         await storePasskey(user, credential, body.label);

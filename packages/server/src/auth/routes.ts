@@ -36,6 +36,13 @@ const FAILED = 'the user name or password is wrong';
 /** Re-authentication counts for this long before an MFA change. */
 export const REAUTH_WINDOW_MS = 5 * 60_000;
 
+/** Changing a second factor needs a re-authentication in the last REAUTH_WINDOW_MS. */
+export function requireRecentReauthentication(session: Session, nowMs: number): void {
+  if (session.reauthenticated_at === null || nowMs - session.reauthenticated_at > REAUTH_WINDOW_MS) {
+    throw new ForbiddenError('re-authenticate first (POST /api/v1/auth/reauthenticate)');
+  }
+}
+
 const signInBody = z.strictObject({
   username: z.string().min(1).max(200),
   password: z.string().min(1).max(1024),
@@ -336,12 +343,7 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
       summary: 'Replace your authenticator app (needs re-authentication in the last 5 minutes)',
       access: { permission: 'session.self' },
       async handler({ session, user }) {
-        if (
-          session.reauthenticated_at === null ||
-          deps.clock.nowMs() - session.reauthenticated_at > REAUTH_WINDOW_MS
-        ) {
-          throw new ForbiddenError('re-authenticate first (POST /api/v1/auth/reauthenticate)');
-        }
+        requireRecentReauthentication(session, deps.clock.nowMs());
         if (requiresPasskey(user.roles))
           throw new ForbiddenError('your role must use a passkey as its second factor');
         const secret = newTotpSecret();

@@ -14,7 +14,7 @@ import {
   type Permission,
   type SpecialNoteKind,
 } from '@holdfast/core';
-import type { Auditor } from '../audit/auditor.ts';
+import { accessEvent, type Auditor } from '../audit/auditor.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
 import type { EventDraft, Ledger } from '../ledger/ledger.ts';
 import type { Store, Tx } from '../store/store.ts';
@@ -136,21 +136,13 @@ export class PatientService {
         actor: actorOf(ctx),
         payload: { patientId, homeSiteId, record },
       },
-      {
-        tenant: ctx.tenant,
-        type: 'audit.access',
-        actor: actorOf(ctx),
-        payload: {
-          userId: ctx.userId,
-          roles: ctx.roles,
-          siteIds: ctx.siteIds,
-          action: 'write',
-          resourceType: 'patient',
-          resourceId: patientId,
-          breakGlass: false,
-          fields: Object.keys(record),
-        },
-      },
+      accessEvent(ctx, {
+        action: 'write',
+        resourceType: 'patient',
+        resourceId: patientId,
+        breakGlass: false,
+        fields: Object.keys(record),
+      }),
     ]);
     return patientId;
   }
@@ -373,20 +365,12 @@ export class PatientService {
       for (const f of Object.keys(l.record)) fields.add(f);
       report.push({ line: l.line, ok: true, patientId });
     }
-    const audit: EventDraft = {
-      tenant: ctx.tenant,
-      type: 'audit.access',
-      actor: actorOf(ctx),
-      payload: {
-        userId: ctx.userId,
-        roles: ctx.roles,
-        siteIds: ctx.siteIds,
-        action: 'write',
-        resourceType: 'patient',
-        breakGlass: false,
-        fields: [...fields].sort(),
-      },
-    };
+    const audit = accessEvent(ctx, {
+      action: 'write',
+      resourceType: 'patient',
+      breakGlass: false,
+      fields: [...fields].sort(),
+    });
     const numbers = drafts.map((d) => (d.payload as { record: PatientRecord }).record.nhsNumber!);
     await this.ledger.append([...drafts, audit], {
       // Checked again inside the commit: another import or registration may have added one of these
