@@ -86,6 +86,49 @@ const MIGRATIONS: Migration[] = [
       );
     },
   },
+  {
+    version: 3,
+    name: 'node-local sync state: enrolment tokens, request nonces, peer status',
+    async up(db) {
+      // Like sessions, none of these are facts for the ledger: they belong to the node that holds them
+      // (a token is spent on the hub that issued it; a nonce is remembered by the node that saw it).
+      // Enrolment tokens are stored as their SHA-256 only, so a copy of the store enrols nobody.
+      await sql`create table enrolment_tokens (
+        id text primary key,
+        tenant text not null,
+        token_hash text not null unique,
+        role text not null,
+        created_by text not null,
+        created_at bigint not null,
+        expires_at bigint not null,
+        used_at bigint,
+        used_by_node text
+      )`.execute(db);
+      // Signed sync requests carry a nonce; each (node, nonce) is accepted once while its timestamp
+      // could still pass the clock-skew check, then forgotten.
+      await sql`create table sync_nonces (
+        tenant text not null,
+        node text not null,
+        nonce text not null,
+        expires_at bigint not null,
+        primary key (tenant, node, nonce)
+      )`.execute(db);
+      await sql`create index sync_nonces_expiry on sync_nonces (expires_at)`.execute(db);
+      // What this node knows of each peer: the hub it calls (outbound) or the sites that call it (inbound).
+      await sql`create table sync_peer_state (
+        tenant text not null,
+        peer text not null,
+        direction text not null,
+        url text,
+        connected integer not null default 0,
+        since bigint,
+        last_attempt_at bigint,
+        last_success_at bigint,
+        last_error text,
+        primary key (tenant, peer)
+      )`.execute(db);
+    },
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
