@@ -240,6 +240,7 @@ export function registerRoutes(
     app.route({
       method: spec.method,
       url: spec.url,
+      ...(spec.bodyLimit !== undefined ? { bodyLimit: spec.bodyLimit } : {}),
       handler: async (request, reply) => {
         if (Object.keys(request.query as object).length > MAX_QUERY_PARAMS)
           throw new ValidationError([

@@ -37,6 +37,8 @@ interface BaseRoute<B extends Schema, Q extends Schema, P extends Schema> {
   body?: B;
   query?: Q;
   params?: P;
+  /** A larger request body limit than the app's (bytes, after decompression): node-to-node sync only. */
+  bodyLimit?: number;
 }
 
 export type PublicRouteSpec<B extends Schema, Q extends Schema, P extends Schema> = BaseRoute<B, Q, P> & {
@@ -58,6 +60,7 @@ export interface RouteSpec {
   body?: z.ZodType;
   query?: z.ZodType;
   params?: z.ZodType;
+  bodyLimit?: number;
   handler(
     input: AuthedInput<unknown, unknown, unknown> | RouteInput<unknown, unknown, unknown>,
   ): Promise<unknown>;

@@ -13,6 +13,17 @@ export const nodeFileSchema = z.strictObject({
   role: z.enum(['hub', 'site', 'single']),
   publicKey: z.string(),
   createdAt: z.string(),
+  /**
+   * A site's hub: where it syncs, and the hub's key as pinned at enrolment. Absent on a hub and on a
+   * single node (they have no peer to call).
+   */
+  hub: z
+    .strictObject({
+      url: z.string().url(),
+      node: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/),
+      publicKey: z.string(),
+    })
+    .optional(),
 });
 export type NodeFile = z.infer<typeof nodeFileSchema>;
 
@@ -29,12 +40,16 @@ export function identityExists(dataDir: string): boolean {
 
 export function createIdentity(
   dataDir: string,
-  fields: { node: string; tenant: string; role: NodeFile['role']; createdAt: string },
+  fields: { node: string; tenant: string; role: NodeFile['role']; createdAt: string; hub?: NodeFile['hub'] },
+  /** A key pair made beforehand (a site enrols its public key with the hub before it knows its tenant). */
+  keyPair?: { signer: Ed25519Signer; privateKeyPem: string },
 ): NodeIdentity {
   if (identityExists(dataDir))
     throw new Error(`${join(dataDir, NODE_FILE)} exists already: this data directory is initialised`);
   mkdirSync(dataDir, { recursive: true });
-  const { signer, privateKeyPem } = Ed25519Signer.generate(fields.node);
+  const { signer, privateKeyPem } = keyPair ?? Ed25519Signer.generate(fields.node);
+  if (signer.node !== fields.node)
+    throw new Error(`the key pair was made for node ${signer.node}, not ${fields.node}`);
   const keyPath = join(dataDir, KEY_FILE);
   writeFileSync(keyPath, privateKeyPem, { mode: 0o600, flag: 'wx' });
   chmodSync(keyPath, 0o600); // the umask may have narrowed it further; never wider

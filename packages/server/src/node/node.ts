@@ -84,11 +84,15 @@ export function storeOptionsFor(
  */
 export async function initNode(
   config: Pick<HoldfastConfig, 'store' | 'databaseUrl' | 'dataDir' | 'checkpointEvery'>,
-  fields: { node: string; tenant: string; role: NodeFile['role'] },
-  options: OpenNodeOptions = {},
+  fields: { node: string; tenant: string; role: NodeFile['role']; hub?: NodeFile['hub'] },
+  options: OpenNodeOptions & { keyPair?: Parameters<typeof createIdentity>[2] } = {},
 ): Promise<HoldfastNode> {
   const clock = options.clock ?? systemClock;
-  createIdentity(config.dataDir, { ...fields, createdAt: new Date(clock.nowMs()).toISOString() });
+  createIdentity(
+    config.dataDir,
+    { ...fields, createdAt: new Date(clock.nowMs()).toISOString() },
+    options.keyPair,
+  );
   const node = await openNode(config, options);
   await node.ledger.registerSelf(fields.tenant, fields.role);
   return node;
