@@ -24,6 +24,7 @@ function check(name, command, args) {
 
 check('type-check core', 'npx', ['tsc', '-p', 'packages/core']);
 check('type-check server', 'npx', ['tsc', '-p', 'packages/server']);
+check('type-check web', 'npx', ['tsc', '-p', 'packages/web']);
 check('type-check bench', 'npx', ['tsc', '-p', 'tsconfig.json']);
 check('lint', 'npx', ['eslint', '.']);
 check('format', 'npx', ['prettier', '--check', '.', '--log-level', 'warn']);

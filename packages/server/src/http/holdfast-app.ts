@@ -23,6 +23,7 @@ import { PatientService } from '../patients/service.ts';
 import { createApp, registerRoutes, type AppDeps, type RouteRegistry } from './app.ts';
 import { openApiDocument, docsPage } from './openapi.ts';
 import { publicRoute } from './routes.ts';
+import { registerWebStatic } from './web-static.ts';
 
 export interface HoldfastAppOptions {
   logger: Logger;
@@ -34,6 +35,8 @@ export interface HoldfastAppOptions {
   protocolsDir?: string;
   /** Test switch: services omit their tenant condition, so only PostgreSQL RLS keeps tenants apart. */
   tenantFilter?: boolean;
+  /** Directory of the built browser app (default packages/web/dist); false serves no web app. */
+  webDist?: string | false;
 }
 
 export interface HoldfastApp {
@@ -150,6 +153,8 @@ export async function buildHoldfastApp(
     ...triageAndQueueRoutes(triage, queue, node.store, node.ledger),
     ...reportRoutes(node.store, { ...filter, clock: node.clock }),
   ]);
+  // The browser app on the same port: GETs that no API route answers (see web-static.ts).
+  if (options.webDist !== false) registerWebStatic(app, options.webDist);
   return { app, registry, deps, accounts, patients, cases };
 }
 

@@ -1,0 +1,88 @@
+import { readFile, stat } from 'node:fs/promises';
+import { dirname, extname, join, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+
+/** packages/web/dist, where `npm run build -w packages/web` (vite build) writes the browser app. */
+export const DEFAULT_WEB_DIST = resolve(dirname(fileURLToPath(import.meta.url)), '../../../web/dist');
+
+/** Paths the API owns: never answered by the browser app, so an unknown API path stays a 404 problem. */
+const SERVER_PATHS = /^\/(api|health|metrics|openapi\.json|docs)(\/|$)/;
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json; charset=utf-8',
+  '.woff2': 'font/woff2',
+  '.txt': 'text/plain; charset=utf-8',
+  '.map': 'application/json; charset=utf-8',
+};
+
+/**
+ * Serves the browser app from one directory on the API's own port, so one process and one origin
+ * give the whole product (and the session cookie, SameSite=Strict, and the CSRF header just work).
+ * - /assets/* are content-hashed by the build: cached for a year as immutable.
+ * - any other GET that is not an API path is a client route: index.html, revalidated every time
+ *   (no-cache), so a new build is picked up at the next load.
+ * The security headers (CSP included) come from the app's onSend hook like every other response.
+ */
+export function registerWebStatic(app: FastifyInstance, distDir: string = DEFAULT_WEB_DIST): void {
+  const root = resolve(distDir);
+
+  const sendFile = async (reply: FastifyReply, file: string, cache: string) => {
+    const body = await readFile(file);
+    return reply
+      .type(TYPES[extname(file)] ?? 'application/octet-stream')
+      .header('cache-control', cache)
+      .send(body);
+  };
+
+  app.route({
+    method: 'GET',
+    url: '/*',
+    handler: async (request, reply) => {
+      const pathname = decodeSafely(request.url.split('?')[0] ?? '/');
+      if (pathname === null || SERVER_PATHS.test(pathname)) return reply.callNotFound();
+      // A file of the build (hashed asset, favicon): only inside dist, never above it.
+      if (extname(pathname) !== '') {
+        const file = resolve(root, `.${pathname}`);
+        if (!file.startsWith(root + sep) || !(await isFile(file))) return reply.callNotFound();
+        const immutable = pathname.startsWith('/assets/');
+        return sendFile(reply, file, immutable ? 'public, max-age=31536000, immutable' : 'no-cache');
+      }
+      const index = join(root, 'index.html');
+      if (!(await isFile(index))) {
+        return reply
+          .code(503)
+          .type('text/plain; charset=utf-8')
+          .header('cache-control', 'no-store')
+          .send(
+            'The web app is not built yet. Run `npm run build -w packages/web` (npm start does this for you), then reload.\n',
+          );
+      }
+      return sendFile(reply, index, 'no-cache');
+    },
+  });
+}
+
+function decodeSafely(path: string): string | null {
+  try {
+    const decoded = decodeURIComponent(path);
+    return decoded.includes('\0') ? null : decoded;
+  } catch {
+    return null;
+  }
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,74 @@
+import { ROLE_LABELS, type Permission } from '@holdfast/core';
+import { AppShell, Button, Group, Text, VisuallyHidden } from '@mantine/core';
+import type { ReactNode } from 'react';
+import { Link, usePath } from '../lib/router.tsx';
+import { useSession, useUser } from '../lib/session.tsx';
+import { ContinuityStatus } from './ContinuityStatus.tsx';
+import { SessionTimeoutWarning } from './SessionTimeout.tsx';
+
+interface NavItem {
+  to: string;
+  label: string;
+  permission: Permission;
+  also?: Permission;
+}
+
+/** Each role sees the screens its permissions allow; the server checks again on every request. */
+const NAV: NavItem[] = [
+  { to: '/calls/new', label: 'New call', permission: 'cases.handle' },
+  { to: '/queue', label: 'CAS queue', permission: 'queue.read' },
+  { to: '/dashboard', label: 'Dashboard', permission: 'reports.read', also: 'queue.read' },
+  { to: '/admin/users', label: 'Users', permission: 'users.manage' },
+  { to: '/admin/sites', label: 'Sites', permission: 'sites.manage' },
+  { to: '/audit', label: 'Audit trail', permission: 'audit.read' },
+  { to: '/account', label: 'My account', permission: 'session.self' },
+];
+
+export function Layout({ children }: { children: ReactNode }) {
+  const session = useSession();
+  const user = useUser();
+  const { pathname } = usePath();
+  const items = NAV.filter((n) => session.can(n.permission) && (!n.also || session.can(n.also)));
+  return (
+    <AppShell header={{ height: 'auto' }} footer={{ height: 'auto' }} padding="md">
+      <a href="#main" className="skip-link">
+        Skip to main content
+      </a>
+      <AppShell.Header className="app-header">
+        <Group justify="space-between" px="md" py="xs" wrap="wrap" gap="xs">
+          <Group gap="lg" wrap="wrap">
+            <Text fw={700} size="lg" component="span">
+              Holdfast
+            </Text>
+            <nav aria-label="Main">
+              <Group gap={4} component="ul" className="nav-list" wrap="wrap">
+                {items.map((item) => {
+                  const current = pathname === item.to || pathname.startsWith(`${item.to}/`);
+                  return (
+                    <li key={item.to}>
+                      <Link to={item.to} className="nav-link" aria-current={current ? 'page' : undefined}>
+                        {item.label}
+                      </Link>
+                    </li>
+                  );
+                })}
+              </Group>
+            </nav>
+          </Group>
+          <Group gap="sm">
+            <Text size="sm" component="span">
+              <VisuallyHidden>Signed in as </VisuallyHidden>
+              {user.displayName} ({user.roles.map((r) => ROLE_LABELS[r]).join(', ')})
+            </Text>
+            <Button size="compact-sm" variant="default" onClick={() => void session.signOut()}>
+              Sign out
+            </Button>
+          </Group>
+        </Group>
+        <ContinuityStatus />
+      </AppShell.Header>
+      <AppShell.Main id="main">{children}</AppShell.Main>
+      <SessionTimeoutWarning />
+    </AppShell>
+  );
+}

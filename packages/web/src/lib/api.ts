@@ -1,0 +1,134 @@
+/**
+ * The one way the browser talks to the API: JSON in and out, the session cookie sent by the browser,
+ * the CSRF token (from the sign-in or session response) on every state-changing request, and
+ * problem+json answers turned into an ApiError whose field messages forms show next to their fields.
+ */
+
+/** Header the server checks on POST/PUT/PATCH/DELETE (packages/server/src/http/app.ts CSRF_HEADER). */
+export const CSRF_HEADER = 'x-csrf-token';
+
+let csrfToken: string | null = null;
+let lastActivityMs = Date.now();
+const activityListeners = new Set<() => void>();
+const unauthenticatedListeners = new Set<() => void>();
+
+export function setCsrfToken(token: string | null): void {
+  csrfToken = token;
+}
+
+/** When the last request reached the server (each one keeps the session from idling out). */
+export function lastServerActivity(): number {
+  return lastActivityMs;
+}
+
+export function onServerActivity(listener: () => void): () => void {
+  activityListeners.add(listener);
+  return () => activityListeners.delete(listener);
+}
+
+/** Called when an authenticated request is answered 401: the session ended (timeout, signed out elsewhere). */
+export function onSessionEnded(listener: () => void): () => void {
+  unauthenticatedListeners.add(listener);
+  return () => unauthenticatedListeners.delete(listener);
+}
+
+export interface FieldIssue {
+  path: string;
+  message: string;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    readonly title: string,
+    readonly detail: string | undefined,
+    readonly issues: FieldIssue[],
+    readonly body: Record<string, unknown>,
+  ) {
+    super(detail ?? title);
+  }
+
+  /**
+   * Field messages keyed by the field's path in the request body, without the `body.` prefix
+   * (`caller.name`, `observations.pulse`): what a form needs to answer next to each field.
+   */
+  fieldErrors(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const issue of this.issues) {
+      const key = issue.path.replace(/^(body|query|params)\.?/, '');
+      if (!(key in out)) out[key] = issue.message;
+    }
+    return out;
+  }
+
+  /** The message in plain words for the top of a form when no field is named. */
+  plain(): string {
+    if (this.status === 0) return 'The server could not be reached. Check the connection and try again.';
+    return this.detail ? `${this.title}: ${this.detail}` : this.title;
+  }
+}
+
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export async function api<T>(method: Method, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json, application/problem+json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (method !== 'GET' && csrfToken) headers[CSRF_HEADER] = csrfToken;
+  let response: Response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      credentials: 'same-origin',
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+  } catch {
+    throw new ApiError(0, 'unreachable', 'The server could not be reached', undefined, [], {});
+  }
+  lastActivityMs = Date.now();
+  for (const listener of activityListeners) listener();
+  if (response.status === 204) return undefined as T;
+  const text = await response.text();
+  let parsed: unknown = undefined;
+  if (text) {
+    try {
+      parsed = JSON.parse(text) as unknown;
+    } catch {
+      parsed = text;
+    }
+  }
+  if (!response.ok) {
+    const problem = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as Record<string, unknown>;
+    const error = new ApiError(
+      response.status,
+      typeof problem.code === 'string' ? problem.code : `http_${response.status}`,
+      typeof problem.title === 'string' ? problem.title : `The request failed (${response.status})`,
+      typeof problem.detail === 'string' ? problem.detail : undefined,
+      Array.isArray(problem.errors) ? (problem.errors as FieldIssue[]) : [],
+      problem,
+    );
+    if (response.status === 401 && !path.startsWith('/api/v1/auth/')) {
+      for (const listener of unauthenticatedListeners) listener();
+    }
+    throw error;
+  }
+  return parsed as T;
+}
+
+/** A GET that answers null when the route does not exist on this server (optional features). */
+export async function apiOptional<T>(path: string): Promise<T | null> {
+  try {
+    return await api<T>('GET', path);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404 && error.code === 'no_such_route') return null;
+    throw error;
+  }
+}
+
+/** Does the server serve this route? (HEAD-free: the OpenAPI document lists what exists.) */
+export async function routeExists(method: string, url: string): Promise<boolean> {
+  const doc = await api<{ paths?: Record<string, Record<string, unknown>> }>('GET', '/openapi.json');
+  const openApiPath = url.replace(/:([A-Za-z]+)/g, '{$1}');
+  return Boolean(doc.paths?.[openApiPath]?.[method.toLowerCase()]);
+}

@@ -1,0 +1,128 @@
+import { hasPermission, type Permission, type Role } from '@holdfast/core';
+import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
+import { api, ApiError, onSessionEnded, setCsrfToken } from './api.ts';
+
+export interface SessionUser {
+  userId: string;
+  username: string;
+  displayName: string;
+  roles: Role[];
+  siteIds: string[];
+}
+
+interface SessionResponse {
+  user: SessionUser;
+  csrfToken: string;
+  idleExpiresAt: string;
+  absoluteExpiresAt: string;
+}
+
+export interface SessionState {
+  /** undefined while the first check runs; null when signed out. */
+  user: SessionUser | null | undefined;
+  /** Idle timeout of the server's session policy, learned from the session response. */
+  idleTimeoutMs: number;
+  /** Why the last session ended, when it ended by itself (shown on the sign-in screen). */
+  endedReason: string | null;
+  refresh(): Promise<void>;
+  signedIn(csrfToken: string): Promise<void>;
+  signOut(): Promise<void>;
+  can(permission: Permission): boolean;
+}
+
+const SessionContext = createContext<SessionState | null>(null);
+
+/** Default of the server's session policy (30 minutes idle) until a session response says otherwise. */
+const DEFAULT_IDLE_MS = 30 * 60_000;
+
+export function SessionProvider({ children }: { children: ReactNode }) {
+  const [user, setUser] = useState<SessionUser | null | undefined>(undefined);
+  const [idleTimeoutMs, setIdleTimeoutMs] = useState(DEFAULT_IDLE_MS);
+  const [endedReason, setEndedReason] = useState<string | null>(null);
+
+  const refresh = useCallback(async () => {
+    try {
+      const requestedAt = Date.now();
+      const s = await api<SessionResponse>('GET', '/api/v1/auth/session');
+      setCsrfToken(s.csrfToken);
+      const idle = Date.parse(s.idleExpiresAt) - requestedAt;
+      // The server's clock may differ from ours: round to whole minutes, which is what policies use.
+      if (idle > 60_000) setIdleTimeoutMs(Math.round(idle / 60_000) * 60_000);
+      setUser(s.user);
+    } catch (error) {
+      if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
+        setCsrfToken(null);
+        setUser(null);
+      } else throw error;
+    }
+  }, []);
+
+  useEffect(() => {
+    refresh().catch(() => setUser(null));
+    return onSessionEnded(() => {
+      setCsrfToken(null);
+      setUser((previous) => {
+        if (previous) setEndedReason('Your session ended. Sign in again to carry on.');
+        return null;
+      });
+    });
+  }, [refresh]);
+
+  const signedIn = useCallback(
+    async (csrfToken: string) => {
+      setCsrfToken(csrfToken);
+      setEndedReason(null);
+      await refresh();
+    },
+    [refresh],
+  );
+
+  const signOut = useCallback(async () => {
+    try {
+      await api('POST', '/api/v1/auth/sign-out');
+    } catch {
+      // Signed out already (or the server is away): the screen signs out either way.
+    }
+    setCsrfToken(null);
+    setEndedReason('You have signed out.');
+    setUser(null);
+  }, []);
+
+  const value = useMemo<SessionState>(
+    () => ({
+      user,
+      idleTimeoutMs,
+      endedReason,
+      refresh,
+      signedIn,
+      signOut,
+      can: (permission) => !!user && hasPermission(user.roles, permission),
+    }),
+    [user, idleTimeoutMs, endedReason, refresh, signedIn, signOut],
+  );
+  return <SessionContext.Provider value={value}>{children}</SessionContext.Provider>;
+}
+
+export function useSession(): SessionState {
+  const s = useContext(SessionContext);
+  if (!s) throw new Error('useSession outside SessionProvider');
+  return s;
+}
+
+export function useUser(): SessionUser {
+  const { user } = useSession();
+  if (!user) throw new Error('useUser needs a signed-in user');
+  return user;
+}
+
+/** Where each role starts after signing in. */
+export function homeFor(user: SessionUser): string {
+  const can = (p: Permission) => hasPermission(user.roles, p);
+  if (can('queue.work')) return '/queue';
+  if (can('cases.handle')) return '/calls/new';
+  if (can('reports.read') && can('queue.read')) return '/dashboard';
+  if (can('users.manage')) return '/admin/users';
+  if (can('audit.read')) return '/audit';
+  if (can('queue.read')) return '/queue';
+  return '/account';
+}

@@ -1,0 +1,38 @@
+/** Every time shown to staff is UK wall-clock time (Europe/London), whatever the browser's zone. */
+const ZONE = 'Europe/London';
+
+const timeFormat = new Intl.DateTimeFormat('en-GB', { timeZone: ZONE, hour: '2-digit', minute: '2-digit' });
+const dateTimeFormat = new Intl.DateTimeFormat('en-GB', {
+  timeZone: ZONE,
+  day: '2-digit',
+  month: 'short',
+  year: 'numeric',
+  hour: '2-digit',
+  minute: '2-digit',
+  second: '2-digit',
+});
+
+export function londonTime(at: string | number | Date): string {
+  return timeFormat.format(new Date(at));
+}
+
+export function londonDateTime(at: string | number | Date): string {
+  return dateTimeFormat.format(new Date(at));
+}
+
+/** "12 min 05 s", "1 h 03 min", or with "overdue" wording done by the caller for negatives. */
+export function duration(seconds: number): string {
+  const s = Math.abs(Math.round(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const rest = s % 60;
+  if (h > 0) return `${h} h ${String(m).padStart(2, '0')} min`;
+  if (m > 0) return `${m} min ${String(rest).padStart(2, '0')} s`;
+  return `${rest} s`;
+}
+
+/** "2:05" for a countdown of whole seconds. */
+export function clock(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}
