@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,50 +49,34 @@ export function freePort(): Promise<number> {
   });
 }
 
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
-  }
-  return newest;
-}
-
 /**
- * Builds packages/web/dist unless it is there and newer than every source file. Test files run in
- * parallel workers: a lock directory makes the others wait for one build instead of racing it
- * (vite empties dist before writing).
+ * Builds packages/web/dist when it is missing or older than its sources, with the same script
+ * `npm start` runs (scripts/build-web.mjs). Test files run in parallel workers: a lock directory
+ * makes the others wait for one build instead of racing it (vite empties dist before writing).
  */
 export async function ensureWebBuild(): Promise<void> {
-  const index = join(WEB_DIR, 'dist/index.html');
-  const fresh = () =>
-    existsSync(index) &&
-    statSync(index).mtimeMs >=
-      Math.max(newestMtime(join(WEB_DIR, 'src')), statSync(join(WEB_DIR, 'index.html')).mtimeMs);
-  if (fresh()) return;
   const lock = join(REPO_ROOT, '.test-results/web-build.lock');
   mkdirSync(join(REPO_ROOT, '.test-results'), { recursive: true });
-  const deadline = Date.now() + 180_000;
+  const deadline = Date.now() + 240_000;
   for (;;) {
     try {
       mkdirSync(lock);
       break;
     } catch {
       // Another worker is building; a lock older than the deadline is a leftover of a killed run.
-      if (existsSync(lock) && Date.now() - statSync(lock).mtimeMs > 180_000)
+      if (existsSync(lock) && Date.now() - statSync(lock).mtimeMs > 240_000)
         rmSync(lock, { recursive: true });
       if (Date.now() > deadline) throw new Error(`gave up waiting for ${lock}: remove it if no build runs`);
       await new Promise((r) => setTimeout(r, 500));
     }
   }
   try {
-    if (fresh()) return;
-    const build = spawnSync('npx', ['vite', 'build', '--logLevel', 'warn'], {
-      cwd: WEB_DIR,
+    const build = spawnSync(process.execPath, ['scripts/build-web.mjs'], {
+      cwd: REPO_ROOT,
       encoding: 'utf8',
-      timeout: 170_000,
+      timeout: 230_000,
     });
-    if (build.status !== 0 || !existsSync(index))
+    if (build.status !== 0 || !existsSync(join(WEB_DIR, 'dist/index.html')))
       throw new Error(`the web build failed (exit ${build.status}):\n${build.stdout}\n${build.stderr}`);
   } finally {
     rmSync(lock, { recursive: true, force: true });
