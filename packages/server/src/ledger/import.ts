@@ -4,6 +4,7 @@ import {
   GENESIS_HASH,
   ImportRefusedError,
   sealEvent,
+  signCheckpoint,
   toStored,
   ValidationError,
   zodIssuesToFieldIssues,
@@ -24,6 +25,8 @@ export interface ImportResult {
   /** Events already held (same hash): importing the same events again changes nothing. */
   alreadyHeld: number;
   checkpointsAdded: number;
+  /** Witness checkpoints this node signed for the batch (see witnessCheckpoints). */
+  witnessed: number;
 }
 
 /** Stop collecting after this many problems: the first ones say what is wrong. */
@@ -60,19 +63,25 @@ export async function importBatch(
           .map((e) => e.event)
           .sort((a, b) => a.node.localeCompare(b.node) || a.seq - b.seq);
         await insertEvents(trx, events);
-        if (plan.newCheckpoints.length > 0) {
+        const witnesses = await witnessCheckpoints(ledger, trx, tenant, plan.newCheckpoints);
+        const checkpoints = [...plan.newCheckpoints, ...witnesses];
+        if (checkpoints.length > 0) {
           await trx
             .insertInto('checkpoints')
-            .values(plan.newCheckpoints)
+            .values(checkpoints)
             .onConflict((oc) => oc.doNothing())
             .execute();
         }
         await ledger.projections.applyImported(trx, tenant, events, latestBefore);
         for (const e of events) ledger.hlc.observe(e.hlc);
+        // Events of this node's own chain (a restored node topping up from a peer) move its head:
+        // the cached head would otherwise make the next append reuse a seq.
+        if (events.some((e) => e.node === ledger.node)) ledger.resetCache();
         return {
           inserted: events.length,
           alreadyHeld: plan.alreadyHeld,
           checkpointsAdded: plan.newCheckpoints.length,
+          witnessed: witnesses.length,
         };
       }),
     )
@@ -80,6 +89,43 @@ export async function importBatch(
       if (result.inserted > 0) ledger.notifyCommitted([tenant]);
       return result;
     });
+}
+
+/**
+ * Counter-signs (witnesses) the highest checkpoint of each other node's chain that the batch brought,
+ * once: a statement by this node that it saw that chain with that hash at that seq. The witness is
+ * stored beside the original and exported with the chain, so a history rewritten later by its own
+ * node (or by whoever holds its store) cannot match what others saw. One per chain and batch is
+ * enough: the hash links carry the statement down to seq 1. Ed25519 signatures are deterministic, so a
+ * replayed batch yields the same row and changes nothing.
+ */
+async function witnessCheckpoints(
+  ledger: Ledger,
+  trx: Tx,
+  tenant: string,
+  checkpoints: readonly Checkpoint[],
+): Promise<Checkpoint[]> {
+  const highest = new Map<string, Checkpoint>();
+  for (const c of checkpoints) {
+    if (c.signer !== c.node || c.node === ledger.node) continue;
+    const seen = highest.get(c.node);
+    if (!seen || c.seq > seen.seq) highest.set(c.node, c);
+  }
+  const out: Checkpoint[] = [];
+  for (const c of highest.values()) {
+    const already = await trx
+      .selectFrom('checkpoints')
+      .select('seq')
+      .where('tenant', '=', tenant)
+      .where('node', '=', c.node)
+      .where('signer', '=', ledger.node)
+      .where('seq', '>=', c.seq)
+      .limit(1)
+      .executeTakeFirst();
+    if (already) continue;
+    out.push(signCheckpoint(ledger.signer, c));
+  }
+  return out;
 }
 
 function refuse(issues: FieldIssue[]): never {
