@@ -21,6 +21,9 @@ import { SessionStore } from './auth/sessions.ts';
 import { DEMO_PROVIDER_NAME, DEMO_TENANT, seedDemoProvider, type DemoAccounts } from './demo.ts';
 import { formatSummary, parseDuration, runSimulation } from './simulate/simulator.ts';
 import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { DowntimePackService } from './downtime/service.ts';
+import { packFileName } from './downtime/writer.ts';
 
 /**
  * `holdfast`: the operator's command line. Every command takes --config and --data-dir; every
@@ -212,6 +215,49 @@ program
       const n = await node.projections.rebuild(undefined, (d, t) => progress.update(d, t));
       progress.stop();
       console.log(`rebuilt ${node.projections.projections.length} projections from ${n} events`);
+    });
+  });
+
+program
+  .command('downtime-pack')
+  .description(
+    'write the downtime pack PDF: open cases and call-backs due in deadline order, key contacts, blank call and triage forms (holds patient data: audited)',
+  )
+  .option('-o, --out <file>', 'where to write it (default: downtime-pack-<time>.pdf here)')
+  .option('--site <ids...>', "only these sites' cases (default: every site of the provider)")
+  .action(async (opts: { out?: string; site?: string[] }) => {
+    await withNode(async (node, cfg) => {
+      const packs = new DowntimePackService(node.store, node.ledger, node.clock, {
+        contacts: cfg.downtimeContacts ?? [],
+      });
+      if (opts.site) {
+        const known = new Set(
+          (
+            await new AccountsService(
+              node.store,
+              node.ledger,
+              new SessionStore(node.store, node.clock),
+            ).sites(node.identity.tenant)
+          ).map((s) => s.siteId),
+        );
+        const unknown = opts.site.filter((s) => !known.has(s));
+        if (unknown.length > 0)
+          throw new InvalidArgumentError(
+            `--site: ${unknown.join(', ')} not a site of provider ${node.identity.tenant}; known: ${[...known].join(', ')}`,
+          );
+      }
+      const operator = userInfo().username;
+      const { pdf, data } = await packs.forNode(
+        node.identity.tenant,
+        { trigger: 'command', actor: `cli:${operator}@${node.identity.node}`, operator },
+        opts.site,
+      );
+      const out = opts.out ?? packFileName(data.generatedAtMs);
+      // Patient data: readable by its owner only.
+      writeFileSync(out, pdf, { mode: 0o600 });
+      console.log(
+        `wrote ${out}: ${data.callbacks.length} call-backs due, ${data.otherOpen.length} other open cases, ${data.sites.length} site(s)`,
+      );
     });
   });
 

@@ -21,6 +21,33 @@ export const configSchema = z.strictObject({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   /** A triage protocol pack directory (licensed content); the shipped sample pack when absent. */
   protocolsDir: z.string().min(1).optional(),
+  /** Folder the downtime pack is written to every `downtimePackEveryMinutes` (off when absent). */
+  downtimePackDir: z.string().min(1).optional(),
+  downtimePackEveryMinutes: z.number().int().min(1).max(1440).optional(),
+  /** How many packs the folder keeps (they hold patient data: only the newest few). */
+  downtimePackKeep: z.number().int().min(1).max(100).optional(),
+  /** Key contacts printed in the downtime pack (JSON array in HOLDFAST_DOWNTIME_CONTACTS). */
+  downtimeContacts: z
+    .preprocess(
+      (v) => {
+        if (typeof v !== 'string') return v;
+        try {
+          return JSON.parse(v) as unknown;
+        } catch {
+          return v;
+        }
+      },
+      z
+        .array(
+          z.strictObject({
+            name: z.string().trim().min(1).max(100),
+            phone: z.string().trim().min(1).max(40),
+            note: z.string().trim().max(200).optional(),
+          }),
+        )
+        .max(30),
+    )
+    .optional(),
 });
 export type HoldfastConfig = z.infer<typeof configSchema>;
 
@@ -45,9 +72,19 @@ export const ENV_KEYS: Record<keyof HoldfastConfig, string> = {
   checkpointIntervalSeconds: 'HOLDFAST_CHECKPOINT_INTERVAL_SECONDS',
   logLevel: 'HOLDFAST_LOG_LEVEL',
   protocolsDir: 'HOLDFAST_PROTOCOLS_DIR',
+  downtimePackDir: 'HOLDFAST_DOWNTIME_PACK_DIR',
+  downtimePackEveryMinutes: 'HOLDFAST_DOWNTIME_PACK_EVERY_MINUTES',
+  downtimePackKeep: 'HOLDFAST_DOWNTIME_PACK_KEEP',
+  downtimeContacts: 'HOLDFAST_DOWNTIME_CONTACTS',
 };
 
-const NUMERIC_KEYS = new Set<keyof HoldfastConfig>(['port', 'checkpointEvery', 'checkpointIntervalSeconds']);
+const NUMERIC_KEYS = new Set<keyof HoldfastConfig>([
+  'port',
+  'checkpointEvery',
+  'checkpointIntervalSeconds',
+  'downtimePackEveryMinutes',
+  'downtimePackKeep',
+]);
 
 export class ConfigError extends Error {}
 
@@ -91,7 +128,7 @@ export function loadConfig(
       const where = sources.get(key) ?? '';
       const shown = key in merged ? ` (got ${JSON.stringify((merged as Record<string, unknown>)[key])})` : '';
       if (issue.code === 'unrecognized_keys') {
-        return `config: unknown key(s) ${issue.keys.join(', ')}${sources.size ? '' : ''}; allowed keys: ${Object.keys(CONFIG_DEFAULTS).concat('databaseUrl', 'protocolsDir').join(', ')}`;
+        return `config: unknown key(s) ${issue.keys.join(', ')}${sources.size ? '' : ''}; allowed keys: ${Object.keys(CONFIG_DEFAULTS).concat('databaseUrl', 'protocolsDir', 'downtimePackDir', 'downtimePackEveryMinutes', 'downtimePackKeep', 'downtimeContacts').join(', ')}`;
       }
       return `config key "${key}"${where ? ` ${where}` : ''}: ${issue.message}${shown}`;
     });
@@ -106,5 +143,6 @@ export function loadConfig(
     ...result.data,
     dataDir: resolve(result.data.dataDir),
     ...(result.data.protocolsDir ? { protocolsDir: resolve(result.data.protocolsDir) } : {}),
+    ...(result.data.downtimePackDir ? { downtimePackDir: resolve(result.data.downtimePackDir) } : {}),
   };
 }

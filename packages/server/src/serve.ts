@@ -2,6 +2,8 @@ import type { HoldfastConfig } from './config.ts';
 import { buildHoldfastApp } from './http/holdfast-app.ts';
 import { createLogger } from './http/logger.ts';
 import { openNode } from './node/node.ts';
+import { DowntimePackService } from './downtime/service.ts';
+import { PeriodicPackWriter } from './downtime/writer.ts';
 
 /** Runs a node until SIGINT/SIGTERM: HTTP, periodic checkpoints, clean shutdown. */
 export async function serve(config: HoldfastConfig, onListening?: (url: string) => void): Promise<void> {
@@ -13,6 +15,7 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
   const { app } = await buildHoldfastApp(node, {
     logger,
     ...(config.protocolsDir ? { protocolsDir: config.protocolsDir } : {}),
+    downtimeContacts: config.downtimeContacts ?? [],
     passkeys: { rpId: 'localhost', rpName: 'Holdfast', origins: [origin, `http://127.0.0.1:${config.port}`] },
   });
   const tenant = node.identity.tenant;
@@ -23,6 +26,22 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
       .catch((error: unknown) => logger.error({ err: error }, 'checkpoint failed'));
   }, config.checkpointIntervalSeconds * 1000);
   checkpointTimer.unref();
+  const packWriter = config.downtimePackDir
+    ? new PeriodicPackWriter({
+        dir: config.downtimePackDir,
+        everyMinutes: config.downtimePackEveryMinutes ?? 15,
+        keep: config.downtimePackKeep ?? 5,
+        clock: node.clock,
+        logger,
+        make: async () =>
+          (
+            await new DowntimePackService(node.store, node.ledger, node.clock, {
+              contacts: config.downtimeContacts ?? [],
+            }).forNode(tenant, { trigger: 'timer', actor: `node:${node.identity.node}` })
+          ).pdf,
+      })
+    : null;
+  packWriter?.start();
 
   const address = await app.listen({ port: config.port, host: config.host });
   const shownHost = config.host === '0.0.0.0' || config.host === '127.0.0.1' ? 'localhost' : config.host;
@@ -39,6 +58,7 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
     stopping = true;
     logger.info({ signal }, 'shutting down');
     clearInterval(checkpointTimer);
+    await packWriter?.stop();
     await app.close();
     await node.ledger.checkpointNow(tenant).catch(() => null);
     await node.close();

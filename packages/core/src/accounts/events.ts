@@ -167,6 +167,24 @@ export const auditAccess = defineEventType({
   }),
 });
 
+/**
+ * A downtime pack was made: patient data of every listed case left the system on paper. Made for a
+ * signed-in user (`request`), by an operator's command (`command`) or by the node's timer (`timer`).
+ */
+export const auditDowntimePack = defineEventType({
+  type: 'audit.downtime_pack',
+  v: 1,
+  schema: z.strictObject({
+    trigger: z.enum(['request', 'command', 'timer']),
+    userId: id.optional(),
+    roles: roles.optional(),
+    /** The operator's login name, for a command. */
+    operator: z.string().max(100).optional(),
+    siteIds: siteIds,
+    caseIds: z.array(id).max(10_000),
+  }),
+});
+
 export const ACCOUNT_EVENT_TYPES = [
   tenantCreated,
   siteCreated,
@@ -183,4 +201,5 @@ export const ACCOUNT_EVENT_TYPES = [
   auditSignIn,
   auditDenied,
   auditAccess,
+  auditDowntimePack,
 ];

@@ -52,10 +52,18 @@ export const PERMISSIONS = [
   'sites.manage',
   'sessions.manage',
   'audit.read',
+  /** Print the downtime pack: the site's open cases and call-backs on paper, for when systems fail. */
+  'downtime.pack',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
-const CARE: Permission[] = ['session.self', 'patients.read', 'patients.search', 'cases.read'];
+const CARE: Permission[] = [
+  'session.self',
+  'patients.read',
+  'patients.search',
+  'cases.read',
+  'downtime.pack',
+];
 const CLINICAL: Permission[] = [
   ...CARE,
   'patients.write',

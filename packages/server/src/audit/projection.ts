@@ -106,6 +106,22 @@ export const auditProjection: Projection = {
           detail: JSON.stringify({ fields: p.fields }),
         };
         break;
+      case 'audit.downtime_pack':
+        // A new event type (no earlier rows to refold), so the projection's version stays.
+        row = {
+          ...base,
+          user_id: (p.userId as string | undefined) ?? null,
+          roles: JSON.stringify(p.roles ?? []),
+          site_ids: JSON.stringify(p.siteIds),
+          action: 'downtime_pack',
+          resource_type: 'case',
+          resource_id: null,
+          outcome: 'success',
+          reason: null,
+          break_glass: 0,
+          detail: JSON.stringify({ trigger: p.trigger, operator: p.operator, caseIds: p.caseIds }),
+        };
+        break;
       default:
         return;
     }

@@ -20,6 +20,9 @@ import { requireProtocolPack, SAMPLE_PACK_DIR } from '../triage/packs.ts';
 import { CaseService } from '../cases/service.ts';
 import { CaseViews } from '../cases/views.ts';
 import { PatientService } from '../patients/service.ts';
+import { downtimeRoutes } from '../downtime/routes.ts';
+import { DowntimePackService } from '../downtime/service.ts';
+import type { KeyContact } from '../downtime/pack-data.ts';
 import { createApp, registerRoutes, type AppDeps, type RouteRegistry } from './app.ts';
 import { openApiDocument, docsPage } from './openapi.ts';
 import { publicRoute } from './routes.ts';
@@ -35,6 +38,8 @@ export interface HoldfastAppOptions {
   protocolsDir?: string;
   /** Test switch: services omit their tenant condition, so only PostgreSQL RLS keeps tenants apart. */
   tenantFilter?: boolean;
+  /** Key contacts printed in the downtime pack. */
+  downtimeContacts?: readonly KeyContact[];
   /** Directory of the built browser app (default packages/web/dist); false serves no web app. */
   webDist?: string | false;
 }
@@ -72,6 +77,9 @@ export async function buildHoldfastApp(
   const caseViews = new CaseViews(cases, patients, accounts, auditor);
   const triage = new TriageService(cases, await requireProtocolPack(options.protocolsDir ?? SAMPLE_PACK_DIR));
   const queue = new QueueService(node.store, auditor, node.clock);
+  const downtime = new DowntimePackService(node.store, node.ledger, node.clock, {
+    contacts: options.downtimeContacts ?? [],
+  });
   const throttle = new SignInThrottle(node.clock, options.throttle ?? DEFAULT_THROTTLE);
   const deps: AppDeps = {
     node,
@@ -152,6 +160,7 @@ export async function buildHoldfastApp(
     ...caseRoutes(cases, caseViews),
     ...triageAndQueueRoutes(triage, queue, node.store, node.ledger),
     ...reportRoutes(node.store, { ...filter, clock: node.clock }),
+    ...downtimeRoutes(downtime),
   ]);
   // The browser app on the same port: GETs that no API route answers (see web-static.ts).
   if (options.webDist !== false) registerWebStatic(app, options.webDist);

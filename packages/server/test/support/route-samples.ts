@@ -570,6 +570,7 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
   'GET /api/v1/queue': { build: () => ({ query: { mine: 'false' } }) },
   'GET /api/v1/queue/stream': { build: () => ({ query: { follow: 'false' } }) },
   'GET /api/v1/reports/iuc-adc': { build: () => ({ query: { period: '2026-11' } }) },
+  'GET /api/v1/downtime-pack.pdf': { build: () => ({}) },
 };
 
 /**

@@ -1,0 +1,208 @@
+import {
+  hasPermission,
+  TERMINAL_STATUSES,
+  type CaseState,
+  type PatientRecord,
+  type Permission,
+  type Role,
+  type SpecialNoteKind,
+} from '@holdfast/core';
+import { formatLondonDateTime } from '@holdfast/core/queue/priority';
+import { accountsDb } from '../accounts/projection.ts';
+import { casesDb, type CasesTable } from '../cases/projection.ts';
+import { patientsDb } from '../patients/projection.ts';
+import type { Store } from '../store/store.ts';
+
+/**
+ * What a downtime pack holds, read from the projections of one node: the open cases of some sites
+ * (call-backs first), each with what staff need to carry on on paper. Pure data: the PDF is drawn
+ * from it by `renderDowntimePack`.
+ */
+
+/** At most this many open cases go into one pack (more would be a book, not a pack). */
+export const PACK_CASE_LIMIT = 2_000;
+
+/** Statuses in which a clinician call-back is owed: the CAS queue. */
+const CALLBACK_STATUSES = new Set(['queued', 'claimed', 'in_consultation', 'follow_up_arranged']);
+
+/** The same rule as the patient service: a safeguarding note's text goes to those who act on it. */
+const RESTRICTED_NOTE_KINDS: Partial<Record<SpecialNoteKind, readonly Permission[]>> = {
+  safeguarding: ['patients.clinical_notes.read', 'patients.access_instructions.read'],
+};
+
+export const NOTE_LABELS: Record<SpecialNoteKind, string> = {
+  end_of_life: 'End of life',
+  dnacpr: 'DNACPR',
+  safeguarding: 'Safeguarding',
+  care_plan: 'Care plan',
+  other: 'Note',
+};
+
+export interface PackCase {
+  caseId: string;
+  siteName: string;
+  status: string;
+  /** Patient name, or the caller's when no patient has been identified yet. */
+  patientName: string;
+  patientIdentified: boolean;
+  nhsNumber: string | null;
+  dateOfBirth: string | null;
+  callbackNumber: string;
+  disposition: string | null;
+  /** Shown with dispositions from the sample protocols. */
+  sample: boolean;
+  receivedAtMs: number;
+  /** When the disposition's window ends (received + timeframe); null before a disposition. */
+  deadlineMs: number | null;
+  specialNotes: string[];
+}
+
+export interface KeyContact {
+  name: string;
+  phone: string;
+  note?: string;
+}
+
+export interface DowntimePackData {
+  providerName: string;
+  tenant: string;
+  sites: { siteId: string; name: string }[];
+  generatedAtMs: number;
+  generatedBy: string;
+  /** Cases owed a clinician call-back, deadline first. */
+  callbacks: PackCase[];
+  /** Every other open case, deadline first (cases without one last, oldest first). */
+  otherOpen: PackCase[];
+  /** True when there were more open cases than `PACK_CASE_LIMIT`. */
+  truncated: boolean;
+  contacts: KeyContact[];
+}
+
+export interface PackScope {
+  tenant: string;
+  /** Sites whose cases go in; all the provider's sites when absent. */
+  siteIds?: readonly string[];
+  /** Roles whose field-level rules decide which special-note text is printed. */
+  roles: readonly Role[];
+  generatedBy: string;
+  nowMs: number;
+  contacts: readonly KeyContact[];
+}
+
+/** Deadline order: earliest deadline first, then cases with no deadline, oldest call first. */
+export function byDeadline(a: PackCase, b: PackCase): number {
+  const da = a.deadlineMs ?? Number.POSITIVE_INFINITY;
+  const db = b.deadlineMs ?? Number.POSITIVE_INFINITY;
+  if (da !== db) return da < db ? -1 : 1;
+  return a.receivedAtMs - b.receivedAtMs || a.caseId.localeCompare(b.caseId);
+}
+
+export async function collectPackData(store: Store, scope: PackScope): Promise<DowntimePackData> {
+  const { tenant } = scope;
+  return store.withTenant(tenant, async (trx) => {
+    const allSites = (
+      await accountsDb(trx)
+        .selectFrom('sites')
+        .select(['site_id', 'name'])
+        .where('tenant', '=', tenant)
+        .orderBy('name')
+        .execute()
+    ).map((s) => ({ siteId: s.site_id, name: s.name }));
+    const sites = scope.siteIds ? allSites.filter((s) => scope.siteIds!.includes(s.siteId)) : allSites;
+    const providerRow = await accountsDb(trx)
+      .selectFrom('tenants')
+      .select('name')
+      .where('tenant', '=', tenant)
+      .executeTakeFirst();
+    const siteIds = sites.map((s) => s.siteId);
+    const rows: CasesTable[] =
+      siteIds.length === 0
+        ? []
+        : await casesDb(trx)
+            .selectFrom('cases')
+            .selectAll()
+            .where('tenant', '=', tenant)
+            .where('site_id', 'in', siteIds)
+            .where('status', 'not in', [...TERMINAL_STATUSES])
+            .orderBy('received_at')
+            .limit(PACK_CASE_LIMIT + 1)
+            .execute();
+    const truncated = rows.length > PACK_CASE_LIMIT;
+    const kept = rows.slice(0, PACK_CASE_LIMIT);
+    const patientIds = [...new Set(kept.map((r) => r.patient_id).filter((p): p is string => !!p))];
+    const patients = new Map<string, PatientRecord>();
+    for (let i = 0; i < patientIds.length; i += 500) {
+      const chunk = patientIds.slice(i, i + 500);
+      const found = await patientsDb(trx)
+        .selectFrom('patients')
+        .select(['patient_id', 'record'])
+        .where('tenant', '=', tenant)
+        .where('patient_id', 'in', chunk)
+        .execute();
+      for (const p of found) patients.set(p.patient_id, JSON.parse(p.record) as PatientRecord);
+    }
+    const siteName = new Map(sites.map((s) => [s.siteId, s.name]));
+    const cases = kept.map((row) =>
+      packCase(row, siteName.get(row.site_id) ?? row.site_id, patients, scope.roles),
+    );
+    cases.sort(byDeadline);
+    return {
+      providerName: providerRow?.name ?? tenant,
+      tenant,
+      sites,
+      generatedAtMs: scope.nowMs,
+      generatedBy: scope.generatedBy,
+      callbacks: cases.filter((c) => CALLBACK_STATUSES.has(c.status)),
+      otherOpen: cases.filter((c) => !CALLBACK_STATUSES.has(c.status)),
+      truncated,
+      contacts: [...scope.contacts],
+    };
+  });
+}
+
+function packCase(
+  row: CasesTable,
+  siteName: string,
+  patients: Map<string, PatientRecord>,
+  roles: readonly Role[],
+): PackCase {
+  const state = JSON.parse(row.state) as CaseState;
+  const caller = JSON.parse(row.caller) as { name: string; callbackNumber: string };
+  const patient = row.patient_id ? patients.get(row.patient_id) : undefined;
+  const receivedAtMs = Number(row.received_at);
+  const deadlineMs =
+    row.deadline_at !== null
+      ? Number(row.deadline_at)
+      : row.timeframe_minutes !== null
+        ? receivedAtMs + Number(row.timeframe_minutes) * 60_000
+        : null;
+  const notes = (patient?.specialNotes ?? []).map((note) => {
+    const needs = RESTRICTED_NOTE_KINDS[note.kind];
+    const label = NOTE_LABELS[note.kind];
+    if (needs && !needs.some((p) => hasPermission(roles, p)))
+      return `${label}: a note exists (text for clinical staff only)`;
+    return `${label}: ${note.text}`;
+  });
+  return {
+    caseId: row.case_id,
+    siteName,
+    status: state.status,
+    patientName: patient ? `${patient.givenName} ${patient.familyName}` : `Caller: ${caller.name}`,
+    patientIdentified: !!patient,
+    nhsNumber: patient?.nhsNumber ?? null,
+    dateOfBirth: patient?.dateOfBirth ?? null,
+    callbackNumber: caller.callbackNumber,
+    disposition: row.disposition_label
+      ? `${row.dx_code ? `${row.dx_code} ` : ''}${row.disposition_label}`
+      : row.disposition_kind,
+    sample: Number(row.sample) === 1,
+    receivedAtMs,
+    deadlineMs,
+    specialNotes: notes,
+  };
+}
+
+/** "Sun 29 Nov 2026 09:00 GMT": what staff read on the wall clock. */
+export function londonTime(ms: number): string {
+  return formatLondonDateTime(ms);
+}

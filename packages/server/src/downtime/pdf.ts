@@ -1,0 +1,275 @@
+import { fileURLToPath } from 'node:url';
+import PDFDocument from 'pdfkit';
+import { londonTime, type DowntimePackData, type KeyContact, type PackCase } from './pack-data.ts';
+
+/**
+ * Draws the downtime pack as a PDF (A4 landscape): the caseload tables, key contacts, then blank
+ * call and triage forms to print several of. Tables are laid out by hand (pdfkit's own table is far
+ * too slow for a few hundred rows), repeating their header on every page.
+ */
+
+/** Shipped with the code (DejaVu Sans, free licence beside it): a PDF draws the same on every machine. */
+export const FONT_DIR = fileURLToPath(new URL('../../assets/fonts/', import.meta.url));
+const REGULAR = `${FONT_DIR}DejaVuSans.ttf`;
+const BOLD = `${FONT_DIR}DejaVuSans-Bold.ttf`;
+
+export const SAMPLE_TRIAGE_NOTICE = 'Sample content for demonstration — not clinically validated';
+
+const MARGIN = 28;
+const FONT_SIZE = 8;
+const PAD = 3;
+
+interface Column {
+  title: string;
+  width: number;
+  value(c: PackCase, nowMs: number): string;
+}
+
+function timeLeft(c: PackCase, nowMs: number): string {
+  if (c.deadlineMs === null) return '—';
+  const minutes = Math.round((c.deadlineMs - nowMs) / 60_000);
+  if (minutes < 0) return `BREACHED ${-minutes} min`;
+  return minutes >= 120 ? `${Math.floor(minutes / 60)} h ${minutes % 60} min` : `${minutes} min`;
+}
+
+const COLUMNS: Column[] = [
+  {
+    title: 'Deadline (UK time)',
+    width: 92,
+    value: (c) => (c.deadlineMs === null ? '—' : londonTime(c.deadlineMs)),
+  },
+  { title: 'Left', width: 54, value: timeLeft },
+  {
+    title: 'Patient',
+    width: 110,
+    value: (c) => `${c.patientName}${c.dateOfBirth ? `\nborn ${c.dateOfBirth}` : ''}`,
+  },
+  { title: 'NHS number', width: 66, value: (c) => (c.nhsNumber ? spacedNhs(c.nhsNumber) : 'not identified') },
+  { title: 'Call-back number', width: 76, value: (c) => c.callbackNumber },
+  {
+    title: 'Disposition',
+    width: 118,
+    value: (c) => `${c.disposition ?? '—'}${c.sample ? `\n(${SAMPLE_TRIAGE_NOTICE})` : ''}`,
+  },
+  { title: 'Status / site', width: 72, value: (c) => `${c.status.replace(/_/g, ' ')}\n${c.siteName}` },
+  {
+    title: 'Special notes',
+    width: 0, // the rest of the line
+    value: (c) => (c.specialNotes.length ? c.specialNotes.join('\n') : '—'),
+  },
+];
+
+function spacedNhs(n: string): string {
+  return n.length === 10 ? `${n.slice(0, 3)} ${n.slice(3, 6)} ${n.slice(6)}` : n;
+}
+
+export interface RenderOptions {
+  /** Off only in tests, so that the text can be read straight out of the file. */
+  compress?: boolean;
+}
+
+export function renderDowntimePack(data: DowntimePackData, options: RenderOptions = {}): Promise<Buffer> {
+  const doc = new PDFDocument({
+    size: 'A4',
+    layout: 'landscape',
+    margin: MARGIN,
+    compress: options.compress ?? true,
+    bufferPages: false,
+    info: {
+      Title: `Downtime pack — ${data.providerName}`,
+      Author: 'Holdfast',
+      CreationDate: new Date(data.generatedAtMs),
+    },
+  });
+  doc.registerFont('regular', REGULAR);
+  doc.registerFont('bold', BOLD);
+  const chunks: Buffer[] = [];
+  doc.on('data', (b: Buffer) => chunks.push(b));
+  const done = new Promise<Buffer>((resolve, reject) => {
+    doc.on('end', () => resolve(Buffer.concat(chunks)));
+    doc.on('error', reject);
+  });
+
+  const pageWidth = doc.page.width - 2 * MARGIN;
+  const fixed = COLUMNS.reduce((s, c) => s + c.width, 0);
+  const widths = COLUMNS.map((c) => (c.width === 0 ? pageWidth - fixed : c.width));
+  const footer = `Generated ${londonTime(data.generatedAtMs)} by ${data.generatedBy} — CONFIDENTIAL: patient data. Keep secure; shred when no longer needed.`;
+
+  const bottom = () => doc.page.height - MARGIN - 14;
+  const stamp = () => {
+    const y = doc.page.height - MARGIN - 8;
+    doc.font('regular').fontSize(6.5).fillColor('#444');
+    doc.text(footer, MARGIN, y, { width: pageWidth, lineBreak: false });
+    doc.fillColor('black');
+  };
+  const newPage = () => {
+    stamp();
+    doc.addPage();
+    doc.y = MARGIN;
+  };
+
+  // ---- title --------------------------------------------------------------------------------------
+  doc.font('bold').fontSize(16).text(`Downtime pack — ${data.providerName}`, MARGIN, MARGIN);
+  doc.font('regular').fontSize(9);
+  doc.text(
+    `Sites: ${data.sites.map((s) => s.name).join(', ') || '(none)'}   ·   Made ${londonTime(data.generatedAtMs)}   ·   Open cases as this node knew them then.`,
+  );
+  doc.text(
+    'Use when Holdfast is unavailable: work the call-backs in deadline order, record every call on a paper form, and enter the forms into Holdfast when it returns.',
+  );
+  if (data.truncated)
+    doc
+      .font('bold')
+      .text('More open cases than fit in one pack: the oldest are shown; ask for a pack per site.');
+  doc.moveDown(0.6);
+
+  // ---- tables -------------------------------------------------------------------------------------
+  const table = (title: string, rows: PackCase[]) => {
+    if (doc.y + 60 > bottom()) newPage();
+    doc.font('bold').fontSize(12).text(`${title} (${rows.length})`, MARGIN, doc.y);
+    doc.moveDown(0.2);
+    const header = () => {
+      doc.font('bold').fontSize(FONT_SIZE);
+      const h =
+        Math.max(...COLUMNS.map((c, i) => doc.heightOfString(c.title, { width: widths[i]! - 2 * PAD }))) +
+        2 * PAD;
+      drawRow(
+        COLUMNS.map((c) => c.title),
+        h,
+        '#e6e6e6',
+      );
+    };
+    const drawRow = (cells: string[], h: number, fill?: string) => {
+      const y = doc.y;
+      let x = MARGIN;
+      if (fill) doc.rect(MARGIN, y, pageWidth, h).fill(fill).fillColor('black');
+      doc.rect(MARGIN, y, pageWidth, h).lineWidth(0.4).stroke('#888');
+      for (let i = 0; i < cells.length; i++) {
+        doc.text(cells[i]!, x + PAD, y + PAD, { width: widths[i]! - 2 * PAD });
+        x += widths[i]!;
+      }
+      doc.x = MARGIN;
+      doc.y = y + h;
+    };
+    if (rows.length === 0) {
+      doc.font('regular').fontSize(9).text('None.', MARGIN, doc.y);
+      doc.moveDown(0.8);
+      return;
+    }
+    header();
+    for (const row of rows) {
+      doc.font('regular').fontSize(FONT_SIZE);
+      const cells = COLUMNS.map((c) => c.value(row, data.generatedAtMs));
+      const h =
+        Math.max(...cells.map((text, i) => doc.heightOfString(text, { width: widths[i]! - 2 * PAD }))) +
+        2 * PAD;
+      if (doc.y + h > bottom()) {
+        newPage();
+        header();
+        doc.font('regular').fontSize(FONT_SIZE);
+      }
+      drawRow(cells, h);
+    }
+    doc.moveDown(0.8);
+  };
+  table('Call-backs due, in deadline order', data.callbacks);
+  table('Other open cases, in deadline order', data.otherOpen);
+
+  // ---- contacts -----------------------------------------------------------------------------------
+  if (doc.y + 120 > bottom()) newPage();
+  doc.font('bold').fontSize(12).text('Key contacts', MARGIN, doc.y);
+  doc.font('regular').fontSize(9);
+  const contacts: KeyContact[] = data.contacts.length
+    ? data.contacts
+    : [
+        'Service desk / supplier',
+        'On-call manager',
+        'Ambulance control (HCP line)',
+        'Clinical lead on duty',
+      ].map((name) => ({ name, phone: '______________________' }));
+  for (const c of contacts) doc.text(`${c.name}: ${c.phone}${c.note ? `  (${c.note})` : ''}`, MARGIN, doc.y);
+
+  // ---- blank forms --------------------------------------------------------------------------------
+  callForm(doc, pageWidth, stamp);
+  triageForm(doc, pageWidth, stamp);
+  stamp();
+  doc.end();
+  return done;
+}
+
+function formLines(doc: PDFKit.PDFDocument, pageWidth: number, labels: string[], lineGap = 22): void {
+  doc.font('regular').fontSize(9);
+  for (const label of labels) {
+    const y = doc.y;
+    doc.text(label, MARGIN, y, { width: 170 });
+    doc
+      .moveTo(MARGIN + 175, y + 10)
+      .lineTo(MARGIN + pageWidth, y + 10)
+      .lineWidth(0.4)
+      .stroke('#888');
+    doc.y = y + lineGap;
+  }
+}
+
+function callForm(doc: PDFKit.PDFDocument, pageWidth: number, stamp: () => void): void {
+  stamp();
+  doc.addPage();
+  doc.font('bold').fontSize(14).text('Call record (paper) — one per call', MARGIN, MARGIN);
+  doc
+    .font('regular')
+    .fontSize(9)
+    .text('Enter into Holdfast when it returns; write the case id it gives here: ____________');
+  doc.moveDown(0.5);
+  formLines(doc, pageWidth, [
+    'Date and time of call',
+    'Call handler',
+    'Caller name',
+    'Relationship to patient',
+    'Call-back number',
+    'Patient name',
+    'Date of birth',
+    'NHS number',
+    'Where the patient is now',
+    'Registered GP practice',
+    'Special notes (end of life, DNACPR, safeguarding, care plan)',
+    'Presenting complaint',
+    'Disposition (Dx code, timeframe)',
+    'Action taken (999 category, referral, passed to clinician at)',
+    'Clinician call-back: time, clinician, outcome',
+  ]);
+}
+
+function triageForm(doc: PDFKit.PDFDocument, pageWidth: number, stamp: () => void): void {
+  stamp();
+  doc.addPage();
+  doc.font('bold').fontSize(14).text('Triage record (paper)', MARGIN, MARGIN);
+  doc.font('regular').fontSize(9);
+  doc.text(
+    'Ask the life-threatening questions first, then those of the presenting complaint, from the protocol your service uses. Never use the sample protocols shipped with Holdfast for real patients:',
+    MARGIN,
+    doc.y,
+    { width: pageWidth },
+  );
+  doc
+    .font('bold')
+    .text(`Holdfast sample protocols: ${SAMPLE_TRIAGE_NOTICE}.`, MARGIN, doc.y, { width: pageWidth });
+  doc.moveDown(0.5);
+  formLines(doc, pageWidth, ['Case / call record', 'Protocol and pathway used', 'Started at, by']);
+  doc.font('bold').fontSize(9).text('Question', MARGIN, doc.y, { continued: false });
+  const top = doc.y;
+  const rows = 12;
+  for (let i = 0; i <= rows; i++) {
+    doc
+      .moveTo(MARGIN, top + i * 20)
+      .lineTo(MARGIN + pageWidth, top + i * 20)
+      .lineWidth(0.4)
+      .stroke('#888');
+  }
+  doc
+    .moveTo(MARGIN + pageWidth * 0.65, top)
+    .lineTo(MARGIN + pageWidth * 0.65, top + rows * 20)
+    .stroke('#888');
+  doc.text('Answer', MARGIN + pageWidth * 0.65 + 4, top - 12);
+  doc.y = top + rows * 20 + 10;
+  formLines(doc, pageWidth, ['Disposition (Dx code, skill set, timeframe)', 'Care advice given']);
+}
