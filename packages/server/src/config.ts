@@ -18,6 +18,10 @@ export const configSchema = z.strictObject({
   port: z.number().int().min(0).max(65535),
   checkpointEvery: z.number().int().min(1).max(1_000_000),
   checkpointIntervalSeconds: z.number().int().min(1).max(86_400),
+  /** A site: seconds between sync rounds with its hub while nothing waits (coerced: env values are text). */
+  syncIntervalSeconds: z.coerce.number().int().min(1).max(3600),
+  /** A site: the longest wait between attempts while its hub is away (the wait doubles up to this). */
+  syncMaxBackoffSeconds: z.coerce.number().int().min(1).max(3600),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   /** A triage protocol pack directory (licensed content); the shipped sample pack when absent. */
   protocolsDir: z.string().min(1).optional(),
@@ -58,6 +62,8 @@ export const CONFIG_DEFAULTS: HoldfastConfig = {
   port: 8080,
   checkpointEvery: 100,
   checkpointIntervalSeconds: 10,
+  syncIntervalSeconds: 5,
+  syncMaxBackoffSeconds: 60,
   logLevel: 'info',
 };
 
@@ -70,6 +76,8 @@ export const ENV_KEYS: Record<keyof HoldfastConfig, string> = {
   port: 'HOLDFAST_PORT',
   checkpointEvery: 'HOLDFAST_CHECKPOINT_EVERY',
   checkpointIntervalSeconds: 'HOLDFAST_CHECKPOINT_INTERVAL_SECONDS',
+  syncIntervalSeconds: 'HOLDFAST_SYNC_INTERVAL_SECONDS',
+  syncMaxBackoffSeconds: 'HOLDFAST_SYNC_MAX_BACKOFF_SECONDS',
   logLevel: 'HOLDFAST_LOG_LEVEL',
   protocolsDir: 'HOLDFAST_PROTOCOLS_DIR',
   downtimePackDir: 'HOLDFAST_DOWNTIME_PACK_DIR',

@@ -2,6 +2,7 @@ import type { HoldfastConfig } from './config.ts';
 import { buildHoldfastApp } from './http/holdfast-app.ts';
 import { createLogger } from './http/logger.ts';
 import { openNode } from './node/node.ts';
+import { createHubRunner } from './sync/runner.ts';
 import { DowntimePackService } from './downtime/service.ts';
 import { PeriodicPackWriter } from './downtime/writer.ts';
 
@@ -12,8 +13,18 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
     onRebuildProgress: (done, total) => logger.info({ done, total }, 'rebuilding projections'),
   });
   const origin = `http://localhost:${config.port}`;
+  // A site syncs with its hub in the background; nothing a user does waits for it.
+  const syncRunner = createHubRunner(
+    node,
+    { intervalSeconds: config.syncIntervalSeconds, maxBackoffSeconds: config.syncMaxBackoffSeconds },
+    (o) => {
+      if (o.ok) logger.debug({ pulled: o.result.pulled, pushed: o.result.pushed }, 'sync round');
+      else logger.warn({ problem: o.error.message }, 'sync round failed');
+    },
+  );
   const { app } = await buildHoldfastApp(node, {
     logger,
+    syncPeerPositions: () => syncRunner?.peerPositions ?? null,
     ...(config.protocolsDir ? { protocolsDir: config.protocolsDir } : {}),
     downtimeContacts: config.downtimeContacts ?? [],
     passkeys: { rpId: 'localhost', rpName: 'Holdfast', origins: [origin, `http://127.0.0.1:${config.port}`] },
@@ -51,6 +62,10 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
   );
   console.log(`  health: ${url}/health   metrics: ${url}/metrics`);
   onListening?.(url);
+  if (syncRunner) {
+    console.log(`  syncing with hub ${syncRunner.peer.node} at ${syncRunner.peer.url}`);
+    syncRunner.start();
+  }
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -58,6 +73,7 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
     stopping = true;
     logger.info({ signal }, 'shutting down');
     clearInterval(checkpointTimer);
+    await syncRunner?.stop();
     await packWriter?.stop();
     await app.close();
     await node.ledger.checkpointNow(tenant).catch(() => null);

@@ -23,6 +23,8 @@ import { PatientService } from '../patients/service.ts';
 import { downtimeRoutes } from '../downtime/routes.ts';
 import { DowntimePackService } from '../downtime/service.ts';
 import type { KeyContact } from '../downtime/pack-data.ts';
+import { installSyncBodyHandling, syncRoutes } from '../sync/routes.ts';
+import { SyncStatusStore } from '../sync/status.ts';
 import { createApp, registerRoutes, type AppDeps, type RouteRegistry } from './app.ts';
 import { openApiDocument, docsPage } from './openapi.ts';
 import { publicRoute } from './routes.ts';
@@ -36,6 +38,8 @@ export interface HoldfastAppOptions {
   passkeys?: PasskeyConfig;
   /** Directory of the triage protocol pack (default: the shipped sample pack). */
   protocolsDir?: string;
+  /** What the hub held at the last sync round (a site's runner), for GET /api/v1/sync/status. */
+  syncPeerPositions?: () => ReadonlyMap<string, number> | null;
   /** Test switch: services omit their tenant condition, so only PostgreSQL RLS keeps tenants apart. */
   tenantFilter?: boolean;
   /** Key contacts printed in the downtime pack. */
@@ -94,6 +98,7 @@ export async function buildHoldfastApp(
   await warmPasswordHashing();
 
   const metrics = createMetrics(node, app);
+  installSyncBodyHandling(app);
   const passkeyConfig = options.passkeys ?? {
     rpId: 'localhost',
     rpName: 'Holdfast',
@@ -160,6 +165,12 @@ export async function buildHoldfastApp(
     ...caseRoutes(cases, caseViews),
     ...triageAndQueueRoutes(triage, queue, node.store, node.ledger),
     ...reportRoutes(node.store, { ...filter, clock: node.clock }),
+    ...syncRoutes({
+      node,
+      clock: node.clock,
+      status: new SyncStatusStore(node.store, node.clock),
+      peerPositions: options.syncPeerPositions ?? (() => null),
+    }),
     ...downtimeRoutes(downtime),
   ]);
   // The browser app on the same port: GETs that no API route answers (see web-static.ts).

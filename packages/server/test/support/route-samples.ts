@@ -10,6 +10,12 @@ import { Client, PASSWORD, type Provider, type TestApp } from './http.ts';
 import { SoftAuthenticator } from './webauthn.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
 import { caseAt } from './cases.ts';
+import { Ed25519Signer } from '../../src/node/crypto.ts';
+import { issueEnrolmentToken } from '../../src/sync/enrolment.ts';
+import { registerPeerKey } from '../../src/sync/engine.ts';
+import { readableEventTypes } from '../../src/sync/handlers.ts';
+import { SYNC_PROTOCOL_VERSION } from '../../src/sync/protocol.ts';
+import { signRequest } from '../../src/sync/signing.ts';
 
 let packPromise: ReturnType<typeof requireProtocolPack> | null = null;
 const samplePack = () => (packPromise ??= requireProtocolPack(SAMPLE_PACK_DIR));
@@ -63,6 +69,8 @@ export interface SampleRequest {
   params?: Record<string, string>;
   query?: Record<string, string>;
   body?: unknown;
+  /** Headers the request needs (a node's signature on the sync routes); a test's own headers win. */
+  headers?: Record<string, string>;
 }
 
 export interface Caller {
@@ -292,7 +300,8 @@ export function send(
   extra: { rawBody?: string; headers?: Record<string, string>; url?: string } = {},
 ): Promise<LightMyRequestResponse> {
   const body = extra.rawBody ?? (req.body === undefined ? undefined : JSON.stringify(req.body));
-  return client.request(spec.method, extra.url ?? urlFor(spec, req), body, extra.headers);
+  const headers = req.headers || extra.headers ? { ...req.headers, ...extra.headers } : undefined;
+  return client.request(spec.method, extra.url ?? urlFor(spec, req), body, headers);
 }
 
 /** A TOTP code for the client's user at a fresh time step (each step is accepted once). */
@@ -480,6 +489,39 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
       return { params: { sessionId: session.id } };
     },
   },
+  'POST /api/v1/sync/pull': {
+    build: async (w) =>
+      signedSyncSample(w, '/api/v1/sync/pull', {
+        protocol: SYNC_PROTOCOL_VERSION,
+        tenant: w.provider.tenant,
+        from: SAMPLE_SITE,
+        positions: {},
+        eventTypes: readableEventTypes(w.t.node.ledger),
+        maxEvents: 1,
+      }),
+  },
+  'POST /api/v1/sync/push': {
+    build: async (w) =>
+      signedSyncSample(w, '/api/v1/sync/push', {
+        protocol: SYNC_PROTOCOL_VERSION,
+        tenant: w.provider.tenant,
+        from: SAMPLE_SITE,
+        batches: [],
+      }),
+  },
+  'POST /api/v1/nodes/enrol': {
+    build: async (w) => {
+      const { token } = await issueEnrolmentToken(w.t.node.store, w.t.clock, {
+        tenant: w.provider.tenant,
+        createdBy: 'system:test',
+      });
+      const node = `sample-enrolled-${w.next()}`;
+      return { body: { token, node, publicKey: Ed25519Signer.generate(node).signer.publicKey } };
+    },
+  },
+  'POST /api/v1/nodes/enrolment-tokens': { build: () => ({ body: { expiresInMinutes: 60 } }) },
+  'GET /api/v1/nodes': { build: () => ({}) },
+  'GET /api/v1/sync/status': { build: () => ({}) },
   'GET /api/v1/audit': { build: (w) => ({ query: { limit: '5', patientId: w.patientId } }) },
   'POST /api/v1/patients': { build: (w) => ({ body: patientBody(w) }) },
   'GET /api/v1/patients/:patientId': { build: (w) => ({ params: { patientId: w.patientId } }) },
@@ -618,4 +660,29 @@ export async function eventsAfter(
     type: r.type,
     payload: JSON.parse(r.payload) as Record<string, unknown>,
   }));
+}
+
+/** The node that signs the sync samples: registered in the world's provider at first use. */
+const SAMPLE_SITE = 'sample-site';
+const sampleSigners = new WeakMap<World, Ed25519Signer>();
+
+/** A sync request signed by SAMPLE_SITE over exactly the JSON text `send` puts on the wire. */
+async function signedSyncSample(
+  w: World,
+  path: string,
+  body: Record<string, unknown>,
+): Promise<SampleRequest> {
+  let signer = sampleSigners.get(w);
+  if (!signer) {
+    signer = Ed25519Signer.generate(SAMPLE_SITE).signer;
+    await registerPeerKey(w.t.node, w.provider.tenant, SAMPLE_SITE, signer.publicKey, 'site');
+    sampleSigners.set(w, signer);
+  }
+  const headers = signRequest(signer, w.t.clock, {
+    method: 'POST',
+    path,
+    tenant: w.provider.tenant,
+    body: JSON.stringify(body),
+  });
+  return { body, headers };
 }
