@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBackup } from '../../src/backup/backup.ts';
 import { ChainFaultError } from '../../src/backup/chain-check.ts';
 import { chunkPath, listManifests } from '../../src/backup/format.ts';
-import { BackupKeyError, WRONG_KEY_MESSAGE } from '../../src/backup/keys.ts';
+import { BackupKeyError, resolveKeySource, WRONG_KEY_MESSAGE } from '../../src/backup/keys.ts';
 import { restoreBackup, RestoreError } from '../../src/backup/restore.ts';
 import { verifyBackup } from '../../src/backup/verify-backup.ts';
 import { verifyStore } from '../../src/ledger/verify.ts';
@@ -217,6 +217,16 @@ describe('backup and restore', () => {
     await expect(backup(dir, hub, { key: WRONG_PASSPHRASE })).rejects.toBeInstanceOf(BackupKeyError);
     await expect(verifyBackup(dir, WRONG_PASSPHRASE)).rejects.toThrow(WRONG_KEY_MESSAGE);
     expect(fileHashes(dir)).toEqual(before);
+  });
+
+  it('takes a key only from a file or the environment, and says how when none is given', () => {
+    expect(() => resolveKeySource({}, {})).toThrow(
+      /--passphrase-file FILE, --key-file FILE, or set HOLDFAST_BACKUP_PASSPHRASE/,
+    );
+    expect(() => resolveKeySource({}, { HOLDFAST_BACKUP_PASSPHRASE: 'short' })).toThrow(/at least 12/);
+    expect(resolveKeySource({}, { HOLDFAST_BACKUP_PASSPHRASE: 'long enough phrase' }).kind).toBe(
+      'passphrase',
+    );
   });
 
   it('refuses a target that is not empty', async () => {

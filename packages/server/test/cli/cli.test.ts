@@ -55,6 +55,9 @@ describe('holdfast CLI', () => {
     ['users', 'disable'],
     ['users', 'reset-mfa'],
     ['simulate'],
+    ['backup'],
+    ['backup', 'verify'],
+    ['restore'],
   ];
 
   it('has --help on every command, and every command is in this list', () => {
