@@ -49,6 +49,7 @@ describe('holdfast CLI', () => {
     ['ledger', 'import'],
     ['nodes'],
     ['nodes', 'list'],
+    ['nodes', 'enrol-token'],
     ['nodes', 'register'],
     ['users'],
     ['users', 'add'],
