@@ -13,6 +13,12 @@ import { identityExists, initNode, openNode, type HoldfastNode } from './node/no
 import { loadNodeKeys } from './projections/node-keys.ts';
 import { createProgress } from './cli/progress.ts';
 import { serve } from './serve.ts';
+import {
+  DEFAULT_TOKEN_TTL_MINUTES,
+  issueEnrolmentToken,
+  joinHub,
+  MAX_TOKEN_TTL_MINUTES,
+} from './sync/enrolment.ts';
 import { randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
 import { ROLES, type Role } from '@holdfast/core';
@@ -81,15 +87,65 @@ program
       .choices(['hub', 'site', 'single'])
       .default('single'),
   )
-  .action(async (opts: { tenant: string; node: string; role: 'hub' | 'site' | 'single' }) => {
-    const cfg = config();
-    const node = await initNode(cfg, opts);
-    await node.close();
-    console.log(
-      `initialised node ${pc.bold(opts.node)} (${opts.role}) for tenant ${pc.bold(opts.tenant)} in ${cfg.dataDir} on ${cfg.store}`,
-    );
-    console.log(`public key: ${node.identity.publicKey}`);
-  });
+  .option('--hub <url>', "a site: its hub's URL (with --token)")
+  .option('--token <token>', 'a site: the one-time enrolment token a provider admin issued on the hub')
+  .option(
+    '--demo',
+    'a hub or single node: also create the demo provider (one user per role; password printed once)',
+  )
+  .action(
+    async (opts: {
+      tenant: string;
+      node: string;
+      role: 'hub' | 'site' | 'single';
+      hub?: string;
+      token?: string;
+      demo?: boolean;
+    }) => {
+      const cfg = config();
+      if (opts.role === 'site' || opts.hub || opts.token) {
+        if (opts.role !== 'site' || !opts.hub || !opts.token)
+          throw new InvalidArgumentError(
+            'a site joins its hub: give --role site --hub <url> --token <token>',
+          );
+        if (opts.demo)
+          throw new InvalidArgumentError('--demo is for the hub: a site gets the provider from it');
+        const tenantGiven = program.commands.find((c) => c.name() === 'init')?.getOptionValueSource('tenant');
+        const joined = await joinHub(cfg, {
+          node: opts.node,
+          hubUrl: opts.hub,
+          token: opts.token,
+          ...(tenantGiven === 'cli' ? { tenant: opts.tenant } : {}),
+        });
+        await joined.node.close();
+        console.log(
+          `initialised site ${pc.bold(opts.node)} of provider ${pc.bold(joined.answer.tenant)} in ${cfg.dataDir} on ${cfg.store}; hub ${joined.answer.hub.node} at ${opts.hub} (its key pinned)`,
+        );
+        if (joined.firstSync instanceof Error)
+          console.log(
+            pc.yellow(`first sync failed (\`holdfast serve\` keeps trying): ${joined.firstSync.message}`),
+          );
+        else console.log(`first sync: ${joined.firstSync.pulled} events from the hub`);
+        console.log(`public key: ${joined.node.identity.publicKey}`);
+        return;
+      }
+      if (opts.demo && opts.tenant !== DEMO_TENANT)
+        throw new InvalidArgumentError(`--demo creates the demo provider ${DEMO_TENANT}: leave out --tenant`);
+      const node = await initNode(cfg, { tenant: opts.tenant, node: opts.node, role: opts.role });
+      const demo = opts.demo ? await seedDemoProvider(node) : null;
+      await node.close();
+      console.log(
+        `initialised node ${pc.bold(opts.node)} (${opts.role}) for tenant ${pc.bold(opts.tenant)} in ${cfg.dataDir} on ${cfg.store}`,
+      );
+      console.log(`public key: ${node.identity.publicKey}`);
+      if (demo) {
+        console.log(
+          `demo provider ${DEMO_PROVIDER_NAME}: every user's password, shown once: ${demo.password}`,
+        );
+        for (const u of demo.users) console.log(`  ${u.username.padEnd(28)} ${u.role}`);
+      }
+    },
+  );
 
 program
   .command('serve')
@@ -366,6 +422,35 @@ nodes
     await withNode(async (node) => {
       const keys = await loadNodeKeys(node.store.db, opts.tenant ?? node.identity.tenant);
       for (const [id, key] of keys) console.log(`${id}\t${key}`);
+    });
+  });
+
+nodes
+  .command('enrol-token')
+  .description(
+    'issue a one-time enrolment token for a new site of this provider (run on the hub; shown once)',
+  )
+  .option(
+    '--expires-in <minutes>',
+    `minutes until it expires (at most ${MAX_TOKEN_TTL_MINUTES})`,
+    (v) => positiveInt('--expires-in', v),
+    DEFAULT_TOKEN_TTL_MINUTES,
+  )
+  .action(async (opts: { expiresIn: number }) => {
+    if (opts.expiresIn > MAX_TOKEN_TTL_MINUTES)
+      throw new InvalidArgumentError(`--expires-in must be at most ${MAX_TOKEN_TTL_MINUTES} minutes`);
+    await withNode(async (node) => {
+      if (node.identity.role === 'site')
+        throw new InvalidArgumentError("this node is a site: issue enrolment tokens on the provider's hub");
+      const issued = await issueEnrolmentToken(node.store, node.clock, {
+        tenant: node.identity.tenant,
+        createdBy: `cli:${userInfo().username}@${node.identity.node}`,
+        expiresInMinutes: opts.expiresIn,
+      });
+      console.log(issued.token);
+      process.stderr.write(
+        `one-time token for provider ${node.identity.tenant}, expires ${issued.expiresAt}; on the new site run:\n  holdfast init --role site --node <site id> --hub <this hub's URL> --token <token>\n`,
+      );
     });
   });
 
