@@ -77,3 +77,71 @@ export async function useSessionCookie(
     },
   ]);
 }
+
+/** What the adviser types for a call: the caller, the patient found by NHS number, what is wrong. */
+export interface CallDetails {
+  callerName: string;
+  relationship: string;
+  callbackNumber: string;
+  location: string;
+  problem: string;
+  /** NHS number of a patient in the index, typed with spaces as read out. */
+  nhsNumber: string;
+  /** Accessible name of the search result's Select button, e.g. /Select Margaret Holloway/. */
+  patient: RegExp;
+  /** The patient has special notes, which must be acknowledged before triage. */
+  hasSpecialNotes: boolean;
+}
+
+/**
+ * The adviser's call from the New call screen to the disposition: the call, the patient identified
+ * by NHS number (the special notes acknowledged), then the headache pathway answered with number
+ * keys to "A clinician will call you back within 1 hour". Returns the case id. `shot` is called at
+ * each screen worth a picture.
+ */
+export async function takeCallToCallback(
+  page: Page,
+  call: CallDetails,
+  triage: {
+    pathwayLabel: string;
+    answers: readonly { question: RegExp; keys: readonly number[]; multi?: boolean }[];
+  },
+  shot: (name: string) => Promise<unknown> = async () => undefined,
+): Promise<string> {
+  await page.getByRole('link', { name: 'New call' }).click();
+  await page.getByRole('heading', { level: 1, name: 'New call' }).waitFor();
+  await page.getByLabel("Caller's name").fill(call.callerName);
+  await page.getByLabel('Caller is').selectOption({ label: call.relationship });
+  await page.getByLabel('Call-back number').fill(call.callbackNumber);
+  await page.getByLabel('Where is the patient now?').fill(call.location);
+  await page.getByLabel('What is the problem?').fill(call.problem);
+  await shot('new-call');
+  await page.getByRole('button', { name: 'Open case' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Call in progress' }).waitFor();
+  const caseId = /\/cases\/([0-9a-f-]{36})/.exec(page.url())?.[1];
+  if (!caseId) throw new Error(`no case id in ${page.url()}`);
+
+  await page.getByRole('textbox', { name: 'NHS number' }).fill(call.nhsNumber);
+  await page.getByRole('button', { name: 'Search by NHS number' }).click();
+  await page.getByRole('button', { name: call.patient }).waitFor();
+  await shot('patient-search');
+  await page.getByRole('button', { name: call.patient }).click();
+  if (call.hasSpecialNotes) {
+    await page.getByTestId('special-notes').waitFor();
+    await shot('special-notes');
+    await page.getByRole('button', { name: 'I have read the special notes' }).click();
+  }
+
+  await page.getByLabel('Pathway').selectOption({ label: triage.pathwayLabel });
+  await page.getByRole('button', { name: 'Start triage' }).click();
+  const question = page.locator('#triage-question');
+  for (const [i, step] of triage.answers.entries()) {
+    await question.filter({ hasText: step.question }).waitFor();
+    if (i === triage.answers.length - 1) await shot('triage-question');
+    for (const key of step.keys) await page.keyboard.press(String(key));
+    if (step.multi) await page.keyboard.press('Enter');
+  }
+  await page.locator('#disposition-heading').waitFor();
+  await shot('disposition');
+  return caseId;
+}
