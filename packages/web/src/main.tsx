@@ -13,6 +13,20 @@ const theme = createTheme({
   primaryShade: 8,
   fontFamily: 'system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif',
   focusRing: 'always',
+  // No asterisk after labels: it becomes part of the label's text (tests and some screen readers read
+  // "Password *"); required inputs keep the required attribute, optional ones say "(optional)".
+  components: Object.fromEntries(
+    [
+      'TextInput',
+      'PasswordInput',
+      'NumberInput',
+      'Select',
+      'NativeSelect',
+      'Textarea',
+      'MultiSelect',
+      'InputWrapper',
+    ].map((name) => [name, { defaultProps: { withAsterisk: false } }]),
+  ),
 });
 
 const queryClient = new QueryClient({

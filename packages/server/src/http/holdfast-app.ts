@@ -21,6 +21,8 @@ import { CaseService } from '../cases/service.ts';
 import { CaseViews } from '../cases/views.ts';
 import { PatientService } from '../patients/service.ts';
 import { downtimeRoutes } from '../downtime/routes.ts';
+import { reconciliationRoutes } from '../reconciliation/routes.ts';
+import { ReconciliationService } from '../reconciliation/service.ts';
 import { DowntimePackService } from '../downtime/service.ts';
 import type { KeyContact } from '../downtime/pack-data.ts';
 import { installSyncBodyHandling, syncRoutes } from '../sync/routes.ts';
@@ -172,6 +174,7 @@ export async function buildHoldfastApp(
       peerPositions: options.syncPeerPositions ?? (() => null),
     }),
     ...downtimeRoutes(downtime),
+    ...reconciliationRoutes(new ReconciliationService(node.store, node.ledger, auditor)),
   ]);
   // The browser app on the same port: GETs that no API route answers (see web-static.ts).
   if (options.webDist !== false) registerWebStatic(app, options.webDist);

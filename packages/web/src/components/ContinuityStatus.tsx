@@ -4,35 +4,43 @@ import { useEffect, useState } from 'react';
 import { api, ApiError, apiOptional, routeExists } from '../lib/api.ts';
 import { londonTime } from '../lib/time.ts';
 
-/**
- * What a sync-status answer may carry. The continuity module owns the exact shape; this reads the
- * fields it needs defensively, so a newer server does not break the line.
- */
+/** GET /api/v1/sync/status (packages/server/src/sync/status.ts SyncStatusReport), the fields shown. */
 interface SyncStatus {
-  hub?: { reachable?: boolean; unreachableSince?: string | null; lastContactAt?: string | null } | null;
-  connected?: boolean;
-  reachable?: boolean;
-  unreachableSince?: string | null;
-  pendingEvents?: number;
-  eventsNotYetSent?: number;
-  unsent?: number;
-  role?: string;
+  role: string;
+  peer: { node: string; url: string } | null;
+  connected: boolean;
+  since: string | null;
+  lastSuccessAt: string | null;
+  unsentEvents: number;
+  sites: { node: string; connected: boolean }[];
 }
 
-function describe(status: SyncStatus): { ok: boolean; text: string } {
-  const reachable = status.hub?.reachable ?? status.reachable ?? status.connected ?? true;
-  const since = status.hub?.unreachableSince ?? status.unreachableSince ?? null;
-  const pending = status.eventsNotYetSent ?? status.pendingEvents ?? status.unsent ?? 0;
-  if (reachable) {
+const events = (n: number) => `${n} ${n === 1 ? 'event' : 'events'}`;
+
+export function describeSync(status: SyncStatus): { ok: boolean; text: string } {
+  if (!status.peer) {
+    if (status.role === 'hub') {
+      const up = status.sites.filter((s) => s.connected).length;
+      return {
+        ok: true,
+        text: `Connected · this is the hub; ${up} of ${status.sites.length} sites connected`,
+      };
+    }
+    return { ok: true, text: 'Connected (this server works on its own: no hub configured)' };
+  }
+  if (status.connected) {
     return {
       ok: true,
-      text: pending > 0 ? `Connected to the hub · sending ${pending} events` : 'Connected to the hub',
+      text:
+        status.unsentEvents > 0
+          ? `Connected to the hub · sending ${events(status.unsentEvents)}`
+          : 'Connected to the hub · everything sent',
     };
   }
-  const when = since ? ` since ${londonTime(since)}` : '';
+  const since = status.since ? ` since ${londonTime(status.since)}` : '';
   return {
     ok: false,
-    text: `Hub unreachable${when} · ${pending} ${pending === 1 ? 'event' : 'events'} not yet sent · you can carry on working here`,
+    text: `Hub unreachable${since} · ${events(status.unsentEvents)} not yet sent · you can carry on working here`,
   };
 }
 
@@ -68,7 +76,7 @@ export function ContinuityStatus() {
     text = `This server is not answering since ${londonTime(serverDownSince)} · use the downtime pack if it does not come back`;
   } else if (sync.isSuccess) {
     if (sync.data === null) text = 'Connected (this server works on its own: no hub configured)';
-    else ({ ok, text } = describe(sync.data));
+    else ({ ok, text } = describeSync(sync.data));
   } else if (sync.isError) {
     text = 'Connection status unknown';
   }

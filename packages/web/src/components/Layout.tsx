@@ -1,5 +1,5 @@
 import { ROLE_LABELS, type Permission } from '@holdfast/core';
-import { AppShell, Button, Group, Text, VisuallyHidden } from '@mantine/core';
+import { Box, Button, Group, Text, VisuallyHidden } from '@mantine/core';
 import type { ReactNode } from 'react';
 import { Link, usePath } from '../lib/router.tsx';
 import { useSession, useUser } from '../lib/session.tsx';
@@ -30,11 +30,11 @@ export function Layout({ children }: { children: ReactNode }) {
   const { pathname } = usePath();
   const items = NAV.filter((n) => session.can(n.permission) && (!n.also || session.can(n.also)));
   return (
-    <AppShell header={{ height: 'auto' }} footer={{ height: 'auto' }} padding="md">
+    <>
       <a href="#main" className="skip-link">
         Skip to main content
       </a>
-      <AppShell.Header className="app-header">
+      <header className="app-header">
         <Group justify="space-between" px="md" py="xs" wrap="wrap" gap="xs">
           <Group gap="lg" wrap="wrap">
             <Text fw={700} size="lg" component="span">
@@ -66,9 +66,11 @@ export function Layout({ children }: { children: ReactNode }) {
           </Group>
         </Group>
         <ContinuityStatus />
-      </AppShell.Header>
-      <AppShell.Main id="main">{children}</AppShell.Main>
+      </header>
+      <Box component="main" id="main" p="md">
+        {children}
+      </Box>
       <SessionTimeoutWarning />
-    </AppShell>
+    </>
   );
 }

@@ -1,6 +1,8 @@
 import type { Permission } from '@holdfast/core';
 import type { ReactNode } from 'react';
 import { Account } from './Account.tsx';
+import { CaseScreen } from './adviser/CaseScreen.tsx';
+import { NewCall } from './adviser/NewCall.tsx';
 
 export interface Screen {
   path: string;
@@ -10,5 +12,11 @@ export interface Screen {
 
 /** Every screen and its URL (listed in packages/web/UI-NOTES.md for the browser tests). */
 export const SCREENS: Screen[] = [
+  { path: '/calls/new', permission: 'cases.handle', render: () => <NewCall /> },
+  {
+    path: '/cases/:caseId',
+    permission: 'cases.read',
+    render: (p) => <CaseScreen key={p.caseId} caseId={p.caseId!} />,
+  },
   { path: '/account', permission: 'session.self', render: () => <Account /> },
 ];

@@ -1,0 +1,47 @@
+import { useQuery } from '@tanstack/react-query';
+import { api } from './api.ts';
+import type { CaseDetail, Site } from './types.ts';
+
+export function useSites() {
+  return useQuery({
+    queryKey: ['sites'],
+    queryFn: async () => (await api<{ sites: Site[] }>('GET', '/api/v1/sites')).sites,
+    staleTime: 5 * 60_000,
+  });
+}
+
+export function siteName(sites: Site[] | undefined, siteId: string): string {
+  return sites?.find((s) => s.siteId === siteId)?.name ?? 'Unknown site';
+}
+
+export function useCase(caseId: string) {
+  return useQuery({
+    queryKey: ['case', caseId],
+    queryFn: () => api<CaseDetail>('GET', `/api/v1/cases/${caseId}`),
+  });
+}
+
+export const RELATIONSHIPS = [
+  ['self', 'The patient (self)'],
+  ['parent', 'Parent'],
+  ['carer', 'Carer'],
+  ['relative', 'Relative'],
+  ['friend', 'Friend'],
+  ['professional', 'Health or care professional'],
+  ['other', 'Other'],
+] as const;
+
+export const STATUS_LABELS: Record<string, string> = {
+  call_received: 'Call received',
+  answered: 'Call answered',
+  abandoned: 'Abandoned',
+  in_triage: 'In triage',
+  disposition_reached: 'Disposition reached',
+  ambulance_requested: 'Ambulance requested',
+  referral_pending: 'Referral to be sent',
+  queued: 'Waiting in the CAS queue',
+  claimed: 'Claimed by a clinician',
+  in_consultation: 'In consultation',
+  follow_up_arranged: 'Follow-up arranged',
+  closed: 'Closed',
+};

@@ -1,0 +1,126 @@
+import type { News2Band } from '@holdfast/core';
+import type { QuestionView, TriagePathStep, DispositionView } from '@holdfast/core/triage/engine';
+import type { TriageContentInfo } from '@holdfast/core/triage/pack';
+
+export type { QuestionView, TriagePathStep, DispositionView, TriageContentInfo };
+
+export interface Site {
+  siteId: string;
+  name: string;
+  mine: boolean;
+}
+
+export interface Caller {
+  name: string;
+  relationship: string;
+  callbackNumber: string;
+}
+
+export interface CaseDisposition {
+  kind: string;
+  dxCode: string | null;
+  label: string | null;
+  skillSet: string | null;
+  timeframeMinutes: number | null;
+  ambulanceCategory: number | null;
+  careAdvice: string[];
+  sample?: boolean;
+  notice?: string;
+}
+
+export interface CaseDetail {
+  caseId: string;
+  siteId: string;
+  status: string;
+  receivedAt: string;
+  caller: Caller;
+  patientId: string | null;
+  location: string;
+  presentingComplaint: string;
+  triage: { pathwayId: string; pathwayVersion: string; answers: unknown[] } | null;
+  disposition: CaseDisposition | null;
+  deadline: string | null;
+  claimedBy: string | null;
+  escalated: boolean;
+  callbackAttempts: number;
+  failedCallbackAttempts: number;
+  news2: { total: number; band: News2Band } | null;
+  outcomes: string[];
+}
+
+export type WalkResult =
+  | { status: 'question'; content: TriageContentInfo; node: QuestionView; path: TriagePathStep[] }
+  | {
+      status: 'disposition';
+      content: TriageContentInfo;
+      disposition: DispositionView;
+      path: TriagePathStep[];
+    };
+
+export interface SpecialNote {
+  kind: 'end_of_life' | 'dnacpr' | 'safeguarding' | 'care_plan' | 'other';
+  text?: string;
+  withheld?: boolean;
+}
+
+export interface PatientView {
+  patientId: string;
+  homeSiteId: string;
+  record: {
+    specialNotes: SpecialNote[];
+    accessInstructions?: string;
+    givenName: string;
+    familyName: string;
+    dateOfBirth: string;
+    sex: string;
+    nhsNumber?: string;
+    phone?: string;
+    address?: string;
+    postcode?: string;
+  };
+  withheld: string[];
+  breakGlass: boolean;
+  repeatCaller: { cases96h: number; flagged: boolean };
+}
+
+export interface PatientSummary {
+  patientId: string;
+  givenName: string;
+  familyName: string;
+  dateOfBirth: string;
+  nhsNumber: string | null;
+  postcode: string | null;
+  homeSiteId: string;
+  score: number;
+  match: string;
+}
+
+export interface QueueCase {
+  caseId: string;
+  siteId: string;
+  status: string;
+  claimedBy: string | null;
+  escalated: boolean;
+  failedCallbackAttempts: number;
+  presentingComplaint: string;
+  callerName?: string;
+  callbackNumber?: string;
+  disposition: {
+    dxCode: string | null;
+    label: string | null;
+    skillSet: string | null;
+    timeframeMinutes: number;
+    notice?: string;
+  };
+  receivedAt: string;
+  deadline: string;
+  deadlineLondon: string;
+  remainingSeconds: number;
+  timing: 'on_time' | 'at_risk' | 'breached';
+  news2: { total: number; band: string | null } | null;
+}
+
+export interface QueueResponse {
+  now: string;
+  cases: QueueCase[];
+}

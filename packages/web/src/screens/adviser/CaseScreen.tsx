@@ -1,0 +1,279 @@
+import { Alert, Badge, Button, Group, List, NativeSelect, Paper, Stack, Text, Title } from '@mantine/core';
+import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { useEffect, useRef, useState } from 'react';
+import { FormAlert } from '../../components/FormAlert.tsx';
+import { PageTitle } from '../../components/PageTitle.tsx';
+import { SampleNotice } from '../../components/SampleNotice.tsx';
+import { SpecialNotesBanner } from '../../components/SpecialNotes.tsx';
+import { api } from '../../lib/api.ts';
+import { useFormProblems } from '../../lib/forms.ts';
+import { siteName, STATUS_LABELS, useCase, useSites } from '../../lib/queries.ts';
+import { Link, navigate } from '../../lib/router.tsx';
+import { useSession } from '../../lib/session.tsx';
+import { londonDateTime, londonTime } from '../../lib/time.ts';
+import type { CaseDetail, PatientView, TriageContentInfo, WalkResult } from '../../lib/types.ts';
+import { PatientSearch, PatientSummaryCard } from './PatientPanel.tsx';
+import { TriagePath, TriageRunner } from './TriageRunner.tsx';
+
+/** The health adviser's case: the patient, triage one question at a time, then the disposition. */
+export function CaseScreen({ caseId }: { caseId: string }) {
+  const detail = useCase(caseId);
+  const sites = useSites();
+  const c = detail.data;
+  const patient = useQuery({
+    queryKey: ['patient', c?.patientId],
+    queryFn: () => api<PatientView>('GET', `/api/v1/patients/${c!.patientId}`),
+    enabled: !!c?.patientId,
+  });
+  const [acknowledged, setAcknowledged] = useState(false);
+
+  if (detail.isPending) return <Text>Loading the case…</Text>;
+  if (detail.isError || !c)
+    return (
+      <>
+        <PageTitle>Case not available</PageTitle>
+        <Alert color="red">This case could not be opened: {detail.error?.message ?? 'unknown error'}.</Alert>
+      </>
+    );
+  const notes = patient.data?.record.specialNotes ?? [];
+  const notesPending = notes.length > 0 && !acknowledged;
+
+  return (
+    <Stack maw={1200}>
+      <PageTitle text="Call in progress">Call in progress</PageTitle>
+      <SpecialNotesBanner
+        notes={notes}
+        acknowledged={acknowledged}
+        onAcknowledge={() => setAcknowledged(true)}
+      />
+      <Paper withBorder p="sm" component="section" aria-label="Call details">
+        <Group gap="xs">
+          <Badge variant="light" size="lg">
+            {STATUS_LABELS[c.status] ?? c.status}
+          </Badge>
+          <Text size="sm">
+            Received {londonDateTime(c.receivedAt)} at {siteName(sites.data, c.siteId)}
+          </Text>
+        </Group>
+        <Text mt={4}>
+          <strong>Caller:</strong> {c.caller.name} ({c.caller.relationship}) · call back on{' '}
+          {c.caller.callbackNumber}
+        </Text>
+        <Text>
+          <strong>Problem:</strong> {c.presentingComplaint} · <strong>Patient is at:</strong> {c.location}
+        </Text>
+      </Paper>
+
+      <section aria-labelledby="patient-heading">
+        <Title order={2} id="patient-heading" mb="xs">
+          1. Patient
+        </Title>
+        {c.patientId ? (
+          patient.data ? (
+            <PatientSummaryCard patient={patient.data} />
+          ) : patient.isError ? (
+            <Alert color="red">The patient record could not be read: {patient.error.message}</Alert>
+          ) : (
+            <Text>Reading the patient record…</Text>
+          )
+        ) : (
+          <PatientSearch caseId={caseId} siteId={c.siteId} />
+        )}
+      </section>
+
+      <section aria-labelledby="triage-heading">
+        <Title order={2} id="triage-heading" mb="xs">
+          2. Triage
+        </Title>
+        <Triage caseDetail={c} blocked={notesPending} />
+      </section>
+    </Stack>
+  );
+}
+
+function Triage({ caseDetail, blocked }: { caseDetail: CaseDetail; blocked: boolean }) {
+  const caseId = caseDetail.caseId;
+  const queryClient = useQueryClient();
+  const walk = useQuery({
+    queryKey: ['triage', caseId],
+    queryFn: () => api<WalkResult | { status: 'not_started' }>('GET', `/api/v1/cases/${caseId}/triage`),
+  });
+  const onResult = (r: WalkResult) => {
+    queryClient.setQueryData(['triage', caseId], r);
+    if (r.status === 'disposition') void queryClient.invalidateQueries({ queryKey: ['case', caseId] });
+  };
+  if (walk.isPending) return <Text>Loading triage…</Text>;
+  if (walk.isError) return <Alert color="red">Triage could not be loaded: {walk.error.message}</Alert>;
+  const r = walk.data;
+  if (r.status === 'not_started')
+    return (
+      <StartTriage
+        caseId={caseId}
+        blocked={blocked}
+        complaint={caseDetail.presentingComplaint}
+        onStarted={onResult}
+      />
+    );
+  if (r.status === 'question') return <TriageRunner caseId={caseId} result={r} onResult={onResult} />;
+  return <Disposition caseDetail={caseDetail} result={r} />;
+}
+
+function StartTriage({
+  caseId,
+  blocked,
+  complaint,
+  onStarted,
+}: {
+  caseId: string;
+  blocked: boolean;
+  complaint: string;
+  onStarted: (r: WalkResult) => void;
+}) {
+  const pathways = useQuery({
+    queryKey: ['pathways'],
+    queryFn: async () =>
+      (await api<{ pathways: TriageContentInfo[] }>('GET', '/api/v1/triage/pathways')).pathways,
+    staleTime: Infinity,
+  });
+  const [pathwayId, setPathwayId] = useState('');
+  const [busy, setBusy] = useState(false);
+  const problems = useFormProblems();
+  useEffect(() => {
+    if (!pathwayId && pathways.data?.length) {
+      // Preselect the pathway whose presenting complaint appears in what the caller said.
+      const said = complaint.toLowerCase();
+      const guess = pathways.data.find(
+        (p) =>
+          said.includes(p.pathwayTitle.toLowerCase()) || said.includes(p.presentingComplaint.toLowerCase()),
+      );
+      setPathwayId((guess ?? pathways.data[0]!).pathwayId);
+    }
+  }, [pathways.data, pathwayId, complaint]);
+  const start = async () => {
+    problems.clear();
+    setBusy(true);
+    try {
+      onStarted(await api<WalkResult>('POST', `/api/v1/cases/${caseId}/triage`, { pathwayId }));
+    } catch (error) {
+      problems.fromError(error, ['pathwayId']);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const anySample = pathways.data?.some((p) => p.sample);
+  return (
+    <Stack maw={640}>
+      {anySample && <SampleNotice />}
+      <FormAlert message={problems.form} />
+      <NativeSelect
+        label="Pathway"
+        description="Life-threatening symptoms are checked first, then the pathway's questions."
+        data={(pathways.data ?? []).map((p) => ({
+          value: p.pathwayId,
+          label: `${p.pathwayTitle}${p.sample ? ' (sample, not clinically validated)' : ''}`,
+        }))}
+        value={pathwayId}
+        onChange={(e) => setPathwayId(e.currentTarget.value)}
+        error={problems.field('pathwayId')}
+      />
+      {blocked && (
+        <Text c="red.9" fw={700}>
+          Read the special patient notes above and confirm before starting triage.
+        </Text>
+      )}
+      <Group>
+        <Button onClick={() => void start()} loading={busy} disabled={blocked || !pathwayId}>
+          Start triage
+        </Button>
+      </Group>
+    </Stack>
+  );
+}
+
+const KIND_WORDS: Record<string, string> = {
+  ambulance: 'Ambulance',
+  ed_utc: 'Emergency department or urgent treatment centre',
+  speak_to_primary_care: 'Speak to a clinician',
+  contact_primary_care: 'Contact primary care',
+  self_care: 'Self-care advice',
+  dental: 'Dental service',
+  pharmacy: 'Pharmacy',
+  other: 'Other service',
+};
+
+/** What the disposition set in motion, in words, from the case's state after acting on it. */
+function whatHappens(c: CaseDetail): string {
+  const by = c.deadline ? ` by ${londonTime(c.deadline)}` : '';
+  switch (c.status) {
+    case 'queued':
+    case 'claimed':
+    case 'in_consultation':
+      return `The case is in the clinical assessment (CAS) queue: a clinician will call back${by}. Tell the caller to call again if things get worse.`;
+    case 'ambulance_requested':
+      return `An ambulance has been requested${c.disposition?.ambulanceCategory ? ` (category ${c.disposition.ambulanceCategory})` : ''}. Keep the caller on the line if you can and give the care advice.`;
+    case 'referral_pending':
+      return `A referral is to be sent${by}. Tell the caller where to go and give the care advice.`;
+    case 'closed':
+      return 'Advice has been given and the case is closed.';
+    default:
+      return STATUS_LABELS[c.status] ?? c.status;
+  }
+}
+
+function Disposition({
+  caseDetail,
+  result,
+}: {
+  caseDetail: CaseDetail;
+  result: Extract<WalkResult, { status: 'disposition' }>;
+}) {
+  const d = result.disposition;
+  const session = useSession();
+  const headingRef = useRef<HTMLHeadingElement>(null);
+  useEffect(() => headingRef.current?.focus(), []);
+  return (
+    <Group align="flex-start" wrap="wrap" gap="lg">
+      <Paper
+        withBorder
+        p="md"
+        style={{ flex: '2 1 420px' }}
+        component="section"
+        aria-labelledby="disposition-heading"
+      >
+        {result.content.sample && <SampleNotice text={result.content.label} />}
+        <Text size="sm">Disposition</Text>
+        <Title order={2} size="h3" id="disposition-heading" ref={headingRef} tabIndex={-1}>
+          {d.label}
+        </Title>
+        <Group gap="xs" mt="xs">
+          <Badge variant="outline">{KIND_WORDS[d.kind] ?? d.kind}</Badge>
+          <Badge variant="outline">Code {d.dxCode}</Badge>
+          {d.timeframeMinutes !== null && (
+            <Badge variant="outline">Within {d.timeframeMinutes} minutes</Badge>
+          )}
+          {d.ambulanceCategory !== undefined && <Badge color="red">Category {d.ambulanceCategory}</Badge>}
+        </Group>
+        <Alert color="blue" variant="light" mt="md" title="What happens now" role="status">
+          {whatHappens(caseDetail)}
+        </Alert>
+        <Title order={3} size="h5" mt="md">
+          Care advice to give
+        </Title>
+        <List spacing={4} mt={4}>
+          {d.careAdvice.map((a, i) => (
+            <List.Item key={i}>{a}</List.Item>
+          ))}
+        </List>
+        <Group mt="lg">
+          <Button onClick={() => navigate('/calls/new')}>Take the next call</Button>
+          {session.can('queue.read') && (
+            <Button component={Link} to="/queue" variant="default">
+              Open the CAS queue
+            </Button>
+          )}
+        </Group>
+      </Paper>
+      <TriagePath path={result.path} />
+    </Group>
+  );
+}

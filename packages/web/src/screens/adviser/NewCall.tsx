@@ -1,0 +1,132 @@
+import { Button, Group, NativeSelect, Stack, Text, TextInput, Textarea } from '@mantine/core';
+import { useEffect, useState, type FormEvent } from 'react';
+import { FormAlert } from '../../components/FormAlert.tsx';
+import { PageTitle } from '../../components/PageTitle.tsx';
+import { api } from '../../lib/api.ts';
+import { useFormProblems } from '../../lib/forms.ts';
+import { RELATIONSHIPS, useSites } from '../../lib/queries.ts';
+import { navigate } from '../../lib/router.tsx';
+
+/** A call arrives: who is calling, where the patient is now and what is wrong; the case opens. */
+export function NewCall() {
+  const sites = useSites();
+  const [siteId, setSiteId] = useState<string | null>(null);
+  const [callerName, setCallerName] = useState('');
+  const [relationship, setRelationship] = useState('self');
+  const [callbackNumber, setCallbackNumber] = useState('');
+  const [location, setLocation] = useState('');
+  const [complaint, setComplaint] = useState('');
+  const [busy, setBusy] = useState(false);
+  const problems = useFormProblems();
+
+  useEffect(() => {
+    if (!siteId && sites.data?.length) setSiteId((sites.data.find((s) => s.mine) ?? sites.data[0])!.siteId);
+  }, [sites.data, siteId]);
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    problems.clear();
+    const missing: [string, string][] = [];
+    if (!siteId) missing.push(['siteId', 'Choose the site taking the call.']);
+    if (!callerName.trim()) missing.push(['caller.name', "Enter the caller's name."]);
+    if (!callbackNumber.trim()) missing.push(['caller.callbackNumber', 'Enter a number to call back on.']);
+    if (!location.trim()) missing.push(['location', 'Say where the patient is now.']);
+    if (!complaint.trim()) missing.push(['presentingComplaint', 'Say what the problem is.']);
+    if (missing.length > 0) {
+      for (const [f, m] of missing) problems.setField(f, m);
+      problems.setForm('Some answers need correcting: see the messages next to the fields.');
+      return;
+    }
+    setBusy(true);
+    try {
+      const r = await api<{ caseId: string }>('POST', '/api/v1/calls', {
+        siteId,
+        caller: { name: callerName.trim(), relationship, callbackNumber: callbackNumber.trim() },
+        location: location.trim(),
+        presentingComplaint: complaint.trim(),
+      });
+      navigate(`/cases/${r.caseId}`);
+    } catch (error) {
+      problems.fromError(error, [
+        'siteId',
+        'caller.name',
+        'caller.relationship',
+        'caller.callbackNumber',
+        'location',
+        'presentingComplaint',
+      ]);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <Stack maw={640}>
+      <PageTitle>New call</PageTitle>
+      <Text>
+        Take the caller&rsquo;s details first. You identify the patient and triage on the next screen.
+      </Text>
+      <form onSubmit={(e) => void submit(e)} noValidate aria-label="New call">
+        <FormAlert message={problems.form} />
+        <Stack>
+          <NativeSelect
+            label="Site taking the call"
+            data={(sites.data ?? []).map((s) => ({ value: s.siteId, label: s.name }))}
+            value={siteId ?? ''}
+            onChange={(e) => setSiteId(e.currentTarget.value)}
+            error={problems.field('siteId')}
+            required
+          />
+          <TextInput
+            label="Caller's name"
+            value={callerName}
+            onChange={(e) => setCallerName(e.currentTarget.value)}
+            error={problems.field('caller.name')}
+            autoComplete="off"
+            required
+          />
+          <NativeSelect
+            label="Caller is"
+            data={RELATIONSHIPS.map(([value, label]) => ({ value, label }))}
+            value={relationship}
+            onChange={(e) => setRelationship(e.currentTarget.value)}
+            error={problems.field('caller.relationship')}
+            required
+          />
+          <TextInput
+            label="Call-back number"
+            description="For example 07700 900123"
+            type="tel"
+            value={callbackNumber}
+            onChange={(e) => setCallbackNumber(e.currentTarget.value)}
+            error={problems.field('caller.callbackNumber')}
+            autoComplete="off"
+            required
+          />
+          <TextInput
+            label="Where is the patient now?"
+            value={location}
+            onChange={(e) => setLocation(e.currentTarget.value)}
+            error={problems.field('location')}
+            autoComplete="off"
+            required
+          />
+          <Textarea
+            label="What is the problem?"
+            value={complaint}
+            onChange={(e) => setComplaint(e.currentTarget.value)}
+            error={problems.field('presentingComplaint')}
+            autosize
+            minRows={2}
+            required
+          />
+          <Group>
+            <Button type="submit" loading={busy}>
+              Open case
+            </Button>
+          </Group>
+        </Stack>
+      </form>
+    </Stack>
+  );
+}

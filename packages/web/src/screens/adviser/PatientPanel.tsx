@@ -1,0 +1,371 @@
+import { formatNhsNumber, normaliseNhsNumber } from '@holdfast/core';
+import {
+  Badge,
+  Button,
+  Group,
+  NativeSelect,
+  Paper,
+  Stack,
+  Table,
+  Text,
+  TextInput,
+  Title,
+} from '@mantine/core';
+import { useQueryClient } from '@tanstack/react-query';
+import { useState, type FormEvent } from 'react';
+import { FormAlert } from '../../components/FormAlert.tsx';
+import { api } from '../../lib/api.ts';
+import { useFormProblems } from '../../lib/forms.ts';
+import type { PatientSummary, PatientView } from '../../lib/types.ts';
+
+/** "1980-05-03" as "3 May 1980" (a calendar date: no time zone involved). */
+export function formatDate(iso: string): string {
+  const [y, m, d] = iso.split('-').map(Number);
+  const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  return `${d} ${months[(m ?? 1) - 1]} ${y}`;
+}
+
+/** What the NHS number field says while it is typed: nothing until 10 digits, then valid or why not. */
+export function nhsNumberFeedback(value: string): { error?: string; ok?: string } {
+  const digits = value.replace(/[\s-]/g, '');
+  if (digits === '') return {};
+  if (/[^0-9]/.test(digits)) return { error: 'An NHS number has digits only (spaces are fine).' };
+  if (digits.length < 10) return {};
+  const r = normaliseNhsNumber(value);
+  if (!r.ok) return { error: `This NHS number ${r.message}.` };
+  return { ok: `Valid NHS number: ${formatNhsNumber(r.value)}` };
+}
+
+export function PatientSummaryCard({ patient }: { patient: PatientView }) {
+  const r = patient.record;
+  return (
+    <Paper withBorder p="sm">
+      <Group gap="xs">
+        <Text fw={700} size="lg">
+          {r.givenName} {r.familyName.toUpperCase()}
+        </Text>
+        <Badge color="green" variant="filled">
+          Identified
+        </Badge>
+        {patient.repeatCaller.flagged && (
+          <Badge color="orange" variant="filled">
+            Repeat caller: {patient.repeatCaller.cases96h} cases in 96 hours
+          </Badge>
+        )}
+      </Group>
+      <Text>
+        Born {formatDate(r.dateOfBirth)} · NHS number{' '}
+        {r.nhsNumber ? formatNhsNumber(r.nhsNumber) : 'not known'}
+        {r.postcode ? ` · ${r.postcode}` : ''}
+      </Text>
+    </Paper>
+  );
+}
+
+/** Finding the patient: by NHS number (checked as typed), or by name and date of birth; or registering. */
+export function PatientSearch({ caseId, siteId }: { caseId: string; siteId: string }) {
+  const queryClient = useQueryClient();
+  const [nhs, setNhs] = useState('');
+  const [familyName, setFamilyName] = useState('');
+  const [givenName, setGivenName] = useState('');
+  const [dob, setDob] = useState('');
+  const [postcode, setPostcode] = useState('');
+  const [results, setResults] = useState<PatientSummary[] | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [registering, setRegistering] = useState(false);
+  const byNhs = useFormProblems();
+  const byName = useFormProblems();
+  const selection = useFormProblems();
+  const feedback = nhsNumberFeedback(nhs);
+
+  const identify = async (patientId: string) => {
+    selection.clear();
+    try {
+      await api('POST', `/api/v1/cases/${caseId}/patient`, { patientId });
+      await queryClient.invalidateQueries({ queryKey: ['case', caseId] });
+    } catch (error) {
+      selection.fromError(error, []);
+    }
+  };
+
+  const searchNhs = async (event: FormEvent) => {
+    event.preventDefault();
+    byNhs.clear();
+    const r = normaliseNhsNumber(nhs);
+    if (!r.ok) return byNhs.setField('nhsNumber', `This NHS number ${r.message}.`);
+    setBusy(true);
+    try {
+      setResults(
+        (await api<{ patients: PatientSummary[] }>('POST', '/api/v1/patients/search', { nhsNumber: r.value }))
+          .patients,
+      );
+    } catch (error) {
+      byNhs.fromError(error, ['nhsNumber']);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const searchName = async (event: FormEvent) => {
+    event.preventDefault();
+    byName.clear();
+    if (!familyName.trim()) byName.setField('familyName', 'Enter the family name.');
+    if (!dob) byName.setField('dateOfBirth', 'Enter the date of birth.');
+    if (!familyName.trim() || !dob) return;
+    setBusy(true);
+    try {
+      const body = {
+        familyName: familyName.trim(),
+        dateOfBirth: dob,
+        ...(givenName.trim() ? { givenName: givenName.trim() } : {}),
+        ...(postcode.trim() ? { postcode: postcode.trim() } : {}),
+      };
+      setResults(
+        (await api<{ patients: PatientSummary[] }>('POST', '/api/v1/patients/search', body)).patients,
+      );
+    } catch (error) {
+      byName.fromError(error, ['familyName', 'givenName', 'dateOfBirth', 'postcode']);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <Stack>
+      <Group align="flex-start" grow wrap="wrap">
+        <form onSubmit={(e) => void searchNhs(e)} noValidate aria-label="Find by NHS number">
+          <Stack gap="xs">
+            <Title order={3} size="h5">
+              By NHS number
+            </Title>
+            <FormAlert message={byNhs.form} />
+            <TextInput
+              label="NHS number"
+              description={feedback.ok ?? '10 digits, e.g. 943 476 5919'}
+              inputMode="numeric"
+              autoComplete="off"
+              value={nhs}
+              onChange={(e) => {
+                setNhs(e.currentTarget.value);
+                byNhs.clear();
+              }}
+              error={byNhs.field('nhsNumber') ?? feedback.error}
+            />
+            <Button type="submit" loading={busy} variant="light">
+              Search by NHS number
+            </Button>
+          </Stack>
+        </form>
+        <form onSubmit={(e) => void searchName(e)} noValidate aria-label="Find by name and date of birth">
+          <Stack gap="xs">
+            <Title order={3} size="h5">
+              By name and date of birth
+            </Title>
+            <FormAlert message={byName.form} />
+            <TextInput
+              label="Family name"
+              autoComplete="off"
+              value={familyName}
+              onChange={(e) => setFamilyName(e.currentTarget.value)}
+              error={byName.field('familyName')}
+            />
+            <TextInput
+              label="Given name (optional)"
+              autoComplete="off"
+              value={givenName}
+              onChange={(e) => setGivenName(e.currentTarget.value)}
+              error={byName.field('givenName')}
+            />
+            <TextInput
+              label="Date of birth"
+              type="date"
+              value={dob}
+              onChange={(e) => setDob(e.currentTarget.value)}
+              error={byName.field('dateOfBirth')}
+            />
+            <TextInput
+              label="Postcode (optional)"
+              autoComplete="off"
+              value={postcode}
+              onChange={(e) => setPostcode(e.currentTarget.value)}
+              error={byName.field('postcode')}
+            />
+            <Button type="submit" loading={busy} variant="light">
+              Search by name
+            </Button>
+          </Stack>
+        </form>
+      </Group>
+      <FormAlert message={selection.form} title="Could not identify the patient" />
+      {results && (
+        <section aria-label="Search results">
+          {results.length === 0 ? (
+            <Text role="status">No patient matches. Check the details, or register the patient below.</Text>
+          ) : (
+            <Table striped withTableBorder>
+              <Table.Caption>
+                {results.length === 1
+                  ? '1 patient found'
+                  : `${results.length} patients found, best match first`}
+              </Table.Caption>
+              <Table.Thead>
+                <Table.Tr>
+                  <Table.Th>Name</Table.Th>
+                  <Table.Th>Date of birth</Table.Th>
+                  <Table.Th>NHS number</Table.Th>
+                  <Table.Th>Postcode</Table.Th>
+                  <Table.Th>
+                    <span className="visually-hidden">Action</span>
+                  </Table.Th>
+                </Table.Tr>
+              </Table.Thead>
+              <Table.Tbody>
+                {results.map((p) => (
+                  <Table.Tr key={p.patientId}>
+                    <Table.Td>
+                      {p.givenName} {p.familyName.toUpperCase()}
+                    </Table.Td>
+                    <Table.Td>{formatDate(p.dateOfBirth)}</Table.Td>
+                    <Table.Td>{p.nhsNumber ? formatNhsNumber(p.nhsNumber) : '—'}</Table.Td>
+                    <Table.Td>{p.postcode ?? '—'}</Table.Td>
+                    <Table.Td>
+                      <Button
+                        size="compact-sm"
+                        onClick={() => void identify(p.patientId)}
+                        aria-label={`Select ${p.givenName} ${p.familyName}, born ${formatDate(p.dateOfBirth)}`}
+                      >
+                        Select
+                      </Button>
+                    </Table.Td>
+                  </Table.Tr>
+                ))}
+              </Table.Tbody>
+            </Table>
+          )}
+        </section>
+      )}
+      <div>
+        <Button variant="subtle" onClick={() => setRegistering(!registering)} aria-expanded={registering}>
+          {registering ? 'Hide the new patient form' : 'Register a new patient'}
+        </Button>
+        {registering && (
+          <RegisterPatient
+            siteId={siteId}
+            initial={{ familyName, givenName, dateOfBirth: dob, postcode, nhsNumber: nhs }}
+            onRegistered={(id) => void identify(id)}
+          />
+        )}
+      </div>
+    </Stack>
+  );
+}
+
+function RegisterPatient({
+  siteId,
+  initial,
+  onRegistered,
+}: {
+  siteId: string;
+  initial: {
+    familyName: string;
+    givenName: string;
+    dateOfBirth: string;
+    postcode: string;
+    nhsNumber: string;
+  };
+  onRegistered: (patientId: string) => void;
+}) {
+  const [f, setF] = useState({ ...initial, sex: 'unknown' });
+  const [busy, setBusy] = useState(false);
+  const problems = useFormProblems();
+  const feedback = nhsNumberFeedback(f.nhsNumber);
+  const set = (key: keyof typeof f) => (value: string) => setF((prev) => ({ ...prev, [key]: value }));
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    problems.clear();
+    setBusy(true);
+    try {
+      const record = {
+        givenName: f.givenName.trim(),
+        familyName: f.familyName.trim(),
+        dateOfBirth: f.dateOfBirth,
+        sex: f.sex,
+        specialNotes: [],
+        ...(f.nhsNumber.trim() ? { nhsNumber: f.nhsNumber.trim() } : {}),
+        ...(f.postcode.trim() ? { postcode: f.postcode.trim() } : {}),
+      };
+      const r = await api<{ patientId: string }>('POST', '/api/v1/patients', { homeSiteId: siteId, record });
+      onRegistered(r.patientId);
+    } catch (error) {
+      problems.fromError(error, [
+        'record.givenName',
+        'record.familyName',
+        'record.dateOfBirth',
+        'record.sex',
+        'record.nhsNumber',
+        'record.postcode',
+      ]);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <form onSubmit={(e) => void submit(e)} noValidate aria-label="New patient">
+      <Stack gap="xs" maw={480} mt="xs">
+        <FormAlert message={problems.form} />
+        <TextInput
+          label="Given name"
+          value={f.givenName}
+          onChange={(e) => set('givenName')(e.currentTarget.value)}
+          error={problems.field('record.givenName')}
+        />
+        <TextInput
+          label="Family name"
+          value={f.familyName}
+          onChange={(e) => set('familyName')(e.currentTarget.value)}
+          error={problems.field('record.familyName')}
+        />
+        <TextInput
+          label="Date of birth"
+          type="date"
+          value={f.dateOfBirth}
+          onChange={(e) => set('dateOfBirth')(e.currentTarget.value)}
+          error={problems.field('record.dateOfBirth')}
+        />
+        <NativeSelect
+          label="Sex"
+          data={[
+            { value: 'female', label: 'Female' },
+            { value: 'male', label: 'Male' },
+            { value: 'other', label: 'Other' },
+            { value: 'unknown', label: 'Not known' },
+          ]}
+          value={f.sex}
+          onChange={(e) => set('sex')(e.currentTarget.value)}
+          error={problems.field('record.sex')}
+        />
+        <TextInput
+          label="NHS number (optional)"
+          description={feedback.ok}
+          inputMode="numeric"
+          value={f.nhsNumber}
+          onChange={(e) => set('nhsNumber')(e.currentTarget.value)}
+          error={problems.field('record.nhsNumber') ?? feedback.error}
+        />
+        <TextInput
+          label="Postcode (optional)"
+          value={f.postcode}
+          onChange={(e) => set('postcode')(e.currentTarget.value)}
+          error={problems.field('record.postcode')}
+        />
+        <Group>
+          <Button type="submit" loading={busy}>
+            Register and identify
+          </Button>
+        </Group>
+      </Stack>
+    </form>
+  );
+}
