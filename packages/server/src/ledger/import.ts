@@ -58,7 +58,7 @@ export async function importBatch(
         const subjects = new Set(
           plan.newEvents.map((e) => e.event.subject).filter((s): s is string => s !== null),
         );
-        const latestBefore = await ledger.projections.latestPerSubject(trx, tenant, subjects);
+        const latestBefore = await latestPerSubject(trx, tenant, plan.newEvents, subjects);
         const events = plan.newEvents
           .map((e) => e.event)
           .sort((a, b) => a.node.localeCompare(b.node) || a.seq - b.seq);
@@ -126,6 +126,69 @@ async function witnessCheckpoints(
     out.push(signCheckpoint(ledger.signer, c));
   }
   return out;
+}
+
+/** Subjects per grouped query: well inside both stores' limits on bound parameters. */
+const SUBJECT_CHUNK = 500;
+
+/**
+ * What the projections need to know before imported events are applied: for each subject, the
+ * latest stored event in ledger order, so that an imported event older than it refolds the subject.
+ * Read in a few grouped queries instead of one per subject (a batch of a busy site touches about as
+ * many cases as it has events). The grouped query gives each subject's highest hybrid clock; only a
+ * subject where an imported event has that very clock (another node's event at the same instant)
+ * needs the exact (node, seq) tiebreak, read on its own. When every imported event is later than
+ * everything the tenant holds (a site catching up), one query answers for all.
+ */
+async function latestPerSubject(
+  trx: Tx,
+  tenant: string,
+  newEvents: readonly ImportedEvent[],
+  subjects: ReadonlySet<string>,
+): Promise<Map<string, { hlc: string; node: string; seq: number }>> {
+  const result = new Map<string, { hlc: string; node: string; seq: number }>();
+  if (subjects.size === 0) return result;
+  let minHlc: string | null = null;
+  for (const { event } of newEvents) if (minHlc === null || event.hlc < minHlc) minHlc = event.hlc;
+  const newest = await trx
+    .selectFrom('ledger_events')
+    .select('hlc')
+    .where('tenant', '=', tenant)
+    .orderBy('hlc', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  if (!newest || (minHlc !== null && newest.hlc < minHlc)) return result;
+  const list = [...subjects];
+  for (let i = 0; i < list.length; i += SUBJECT_CHUNK) {
+    const rows = await trx
+      .selectFrom('ledger_events')
+      .select(['subject', (eb) => eb.fn.max('hlc').as('hlc')])
+      .where('tenant', '=', tenant)
+      .where('subject', 'in', list.slice(i, i + SUBJECT_CHUNK))
+      .groupBy('subject')
+      .execute();
+    // node '' and seq 0: the hybrid clock alone decides unless the clocks are equal (handled below).
+    for (const r of rows)
+      if (r.subject !== null && r.hlc !== null) result.set(r.subject, { hlc: r.hlc, node: '', seq: 0 });
+  }
+  const ties = new Set<string>();
+  for (const { event } of newEvents) {
+    if (event.subject !== null && result.get(event.subject)?.hlc === event.hlc) ties.add(event.subject);
+  }
+  for (const subject of ties) {
+    const row = await trx
+      .selectFrom('ledger_events')
+      .select(['hlc', 'node', 'seq'])
+      .where('tenant', '=', tenant)
+      .where('subject', '=', subject)
+      .orderBy('hlc', 'desc')
+      .orderBy('node', 'desc')
+      .orderBy('seq', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    if (row) result.set(subject, { hlc: row.hlc, node: row.node, seq: Number(row.seq) });
+  }
+  return result;
 }
 
 function refuse(issues: FieldIssue[]): never {

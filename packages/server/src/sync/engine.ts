@@ -146,7 +146,13 @@ export class SyncEngine {
     );
   }
 
-  async syncOnce(): Promise<SyncRoundResult> {
+  /**
+   * One round. With `audit`, the pull first asks again for events this node already holds (every
+   * event with `true`, or the last `lastEvents` of each chain) and compares what the peer sends
+   * with its own copy: an event the peer's store changed or lost is refused naming its node and seq
+   * (bad_history), the same as new bad history. Costs a re-read of that range on both sides.
+   */
+  async syncOnce(options: { audit?: boolean | { lastEvents: number } } = {}): Promise<SyncRoundResult> {
     const result: SyncRoundResult = {
       pulled: 0,
       pushed: 0,
@@ -159,7 +165,7 @@ export class SyncEngine {
       unreceivedEvents: 0,
       refused: [],
     };
-    let peer = await this.pull(result);
+    let peer = await this.pull(result, options.audit ?? false);
     peer = await this.push(result, peer);
     const mine = await localPositions(this.ledger, this.tenant);
     result.positions = mapToPositions(mine);
@@ -180,8 +186,12 @@ export class SyncEngine {
    * chain before the chain that registers its key) is held back with every later batch of its
    * chain — importing those would leave a gap — and retried after the rest, while that makes progress.
    */
-  private async pull(result: SyncRoundResult): Promise<Positions> {
+  private async pull(result: SyncRoundResult, audit: boolean | { lastEvents: number }): Promise<Positions> {
     const asked = await localPositions(this.ledger, this.tenant);
+    if (audit !== false) {
+      for (const [chain, seq] of asked)
+        asked.set(chain, audit === true ? 0 : Math.max(0, seq - audit.lastEvents));
+    }
     const heldBack = new Map<string, string[][]>();
     const unknownErrors = new Map<string, SyncRefusedError>();
     const eventTypes = readableEventTypes(this.ledger);

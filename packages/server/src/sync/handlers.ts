@@ -118,6 +118,7 @@ export async function importSyncBatch(
   lines: readonly string[],
 ): Promise<SyncImportOutcome> {
   const span = batchSpan(lines);
+  if (span && span.lastSeq - span.firstSeq + 1 !== span.events) refuseHoles(ledger, span, lines);
   if (span && span.firstSeq > 1) {
     const held = await chainHead(ledger, tenant, span.node);
     if (span.firstSeq > held + 1) return { status: 'gap', span, heldSeq: held };
@@ -134,6 +135,48 @@ export async function importSyncBatch(
       return { status: 'unknown_node', nodes, span, error: refusal };
     }
     throw refusal;
+  }
+}
+
+/**
+ * A batch whose events do not run without a hole from its first seq to its last. Import would
+ * take it if a checkpoint sat just below the hole, leaving a chain with an event missing; a sender
+ * whose store lost an event (deleted by hand) is named here instead. Batches of other shapes
+ * (unordered, duplicated lines) go on to import, which says precisely what is wrong.
+ */
+function refuseHoles(ledger: Ledger, span: BatchSpan, lines: readonly string[]): void {
+  const seqs = new Set<number>();
+  let line = 0;
+  const lineOf = new Map<number, number>();
+  for (const text of lines) {
+    line++;
+    if (!text.startsWith(EVENT_PREFIX)) continue;
+    const f = readLine(text);
+    if (f.node !== span.node || f.seq === undefined) return;
+    seqs.add(f.seq);
+    lineOf.set(f.seq, line);
+  }
+  const lo = Math.min(...seqs);
+  const hi = Math.max(...seqs);
+  for (let seq = lo; seq <= hi; seq++) {
+    if (seqs.has(seq)) continue;
+    let next = seq + 1;
+    while (!seqs.has(next)) next++;
+    throw new SyncRefusedError(
+      'bad_history',
+      `${ledger.node} refused a batch: node ${span.node} seq ${seq} is missing between seq ${lo} and ${hi} ` +
+        `(removed from the sender's store?); nothing of the batch was stored`,
+      [
+        {
+          node: span.node,
+          seq,
+          line: lineOf.get(next),
+          path: `line ${lineOf.get(next)}: seq`,
+          message: `node ${span.node} seq ${seq} is missing before this event`,
+        },
+      ],
+      ledger.node,
+    );
   }
 }
 

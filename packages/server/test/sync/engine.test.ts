@@ -283,6 +283,65 @@ describe.each(['sqlite', 'postgres'] as StoreKind[])('sync engine, hub on %s', (
     const ok = await new SyncEngine(a, TENANT, new MemoryTransport(hub)).syncOnce();
     expect(ok.pushed).toBe(4);
   });
+
+  it("a hub whose store was edited directly is caught by a site's next sync, naming the event", async () => {
+    await note(a, 8, 'late');
+    await new SyncEngine(a, TENANT, new MemoryTransport(hub)).syncOnce();
+    const rowsOf = async (n: HoldfastNode) =>
+      (await ledgerRows(n, TENANT)) as { node: string; seq: number; payload: string }[];
+    const held = (await rowsOf(b)).filter((r) => r.node === 'site-a');
+    const heldByB = held[Math.floor(held.length / 2)]!;
+    const newForB = (await rowsOf(hub)).find(
+      (r) => r.node === 'site-a' && r.payload.includes('late note 5'),
+    )!;
+    const bBefore = await ledgerRows(b, TENANT);
+    const setPayload = (seq: number, payload: string) =>
+      hub.store.db
+        .updateTable('ledger_events')
+        .set({ payload })
+        .where('tenant', '=', TENANT)
+        .where('node', '=', 'site-a')
+        .where('seq', '=', seq)
+        .execute();
+
+    // An event site-b does not hold yet: the next ordinary round refuses it.
+    await setPayload(newForB.seq, newForB.payload.replace('late note 5', 'late note 6'));
+    const e1 = await refusal(new SyncEngine(b, TENANT, new MemoryTransport(hub)).syncOnce());
+    expect(e1.reason).toBe('bad_history');
+    expect(e1.refusedBy).toBe('site-b');
+    expect(e1.message).toContain(`node site-a seq ${newForB.seq}`);
+    expect(await ledgerRows(b, TENANT)).toEqual(bBefore);
+    await setPayload(newForB.seq, newForB.payload);
+
+    // An event site-b holds already: an audit round compares the hub's copy with its own.
+    await setPayload(heldByB.seq, heldByB.payload.replace('note', 'NOTE'));
+    const e2 = await refusal(new SyncEngine(b, TENANT, new MemoryTransport(hub)).syncOnce({ audit: true }));
+    expect(e2.reason).toBe('bad_history');
+    expect(e2.issues).toContainEqual(expect.objectContaining({ node: 'site-a', seq: heldByB.seq }));
+    await setPayload(heldByB.seq, heldByB.payload);
+
+    // An event deleted from the hub's store: named as missing.
+    const deleted = await hub.store.db
+      .selectFrom('ledger_events')
+      .selectAll()
+      .where('tenant', '=', TENANT)
+      .where('node', '=', 'site-a')
+      .where('seq', '=', heldByB.seq)
+      .executeTakeFirstOrThrow();
+    await hub.store.db.deleteFrom('ledger_events').where('pos', '=', deleted.pos).execute();
+    const e3 = await refusal(new SyncEngine(b, TENANT, new MemoryTransport(hub)).syncOnce({ audit: true }));
+    expect(e3.reason).toBe('bad_history');
+    expect(e3.message).toContain(`node site-a seq ${heldByB.seq} is missing`);
+    const { pos: _pos, ...row } = deleted;
+    await hub.store.db.insertInto('ledger_events').values(row).execute();
+
+    // Restored: the audit passes and the round completes.
+    const ok = await new SyncEngine(b, TENANT, new MemoryTransport(hub)).syncOnce({ audit: true });
+    // The 8 late notes, plus what site-a pushed since site-b's last round.
+    expect(ok.pulled).toBe((await rowsOf(hub)).filter((r) => r.node === 'site-a').length - held.length);
+    expect(ok.unreceivedEvents).toBe(0);
+    expect(ok.alreadyHeld).toBeGreaterThan(held.length);
+  });
 });
 
 describe('sync refusals', () => {
