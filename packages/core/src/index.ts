@@ -14,3 +14,4 @@ export * from './patients/events.ts';
 export * from './cases/lifecycle.ts';
 export * from './cases/facts.ts';
 export * from './clinical/news2.ts';
+export * from './cases/reconciliation.ts';

@@ -31,6 +31,7 @@ import { registerBackupCommands } from './backup/cli.ts';
 import { writeFileSync } from 'node:fs';
 import { DowntimePackService } from './downtime/service.ts';
 import { packFileName } from './downtime/writer.ts';
+import { drillPassed, formatDrill, runSupplierLossDrill } from './drill/supplier-loss.ts';
 
 /**
  * `holdfast`: the operator's command line. Every command takes --config and --data-dir; every
@@ -642,6 +643,30 @@ program
       process.exitCode = summary.stoppedBy === 'errors' || summary.calls.triaged === 0 ? 1 : 0;
     },
   );
+
+const drill = program.command('drill').description('rehearse a disaster on this machine and report the figures');
+
+drill
+  .command('supplier-loss')
+  .description(
+    'a hub (PostgreSQL) and two sites (SQLite) as real processes on loopback; calls at both sites; the hub is backed up, killed and its data deleted; the sites carry on; a new hub is restored from the backup plus the sites; then every acknowledged case is looked for on every node. Last line: one JSON object',
+  )
+  .option('--quick', 'short phases (under two minutes): what CI runs')
+  .option('--keep', 'keep the work directory (stores, backup, logs) and print where it is')
+  // Test-only: proves the count can fail (deletes one acknowledged case from a site before counting).
+  .addOption(new Option('--inject-loss').hideHelp())
+  .action(async (opts: { quick?: boolean; keep?: boolean; injectLoss?: boolean }) => {
+    const report = await runSupplierLossDrill({
+      quick: !!opts.quick,
+      keep: opts.keep,
+      injectLoss: opts.injectLoss,
+      log: (line) => process.stderr.write(`${line}\n`),
+    });
+    console.log(formatDrill(report));
+    const { detail, ...figures } = report;
+    console.log(JSON.stringify({ ...figures, problems: detail.problems.length }));
+    process.exitCode = drillPassed(report) ? 0 : 1;
+  });
 
 function parseRoles(value: string): Role[] {
   const roles = value.split(',').map((r) => r.trim().replace(/-/g, '_'));

@@ -54,6 +54,10 @@ export const PERMISSIONS = [
   'audit.read',
   /** Print the downtime pack: the site's open cases and call-backs on paper, for when systems fail. */
   'downtime.pack',
+  /** See collisions between nodes (reconciliation items) and the decisions taken on them. */
+  'reconciliation.read',
+  /** Decide a reconciliation item (who keeps a case, whether a closed case reopens…). */
+  'reconciliation.resolve',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
@@ -88,6 +92,8 @@ export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
     'patients.break_glass',
     'queue.read',
     'reports.read',
+    'reconciliation.read',
+    'reconciliation.resolve',
   ],
   // Administrators manage people, not patients: they see no patient data.
   provider_admin: ['session.self', 'users.manage', 'sites.manage', 'sessions.manage'],

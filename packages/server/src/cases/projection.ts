@@ -1,7 +1,23 @@
-import { evolve, initialCaseState, type CaseEvent, type CaseState } from '@holdfast/core';
+import {
+  canonicalJson,
+  foldCaseEvent,
+  initialCaseState,
+  initialReconciliationFold,
+  reconciliationResolved,
+  TERMINAL_STATUSES,
+  type CaseFold,
+  type CaseState,
+  type HeldEvent,
+  type ReconciliationFold,
+} from '@holdfast/core';
 import { sql } from 'kysely';
 import type { Projection, ProjectedEvent } from '../projections/projection.ts';
 import type { Db, Tx } from '../store/store.ts';
+import {
+  createReconciliationTable,
+  deleteReconciliationItemsOfCase,
+  writeReconciliationItems,
+} from '../reconciliation/projection.ts';
 
 /** One row per case: the lifecycle state, the queue fields and what national reporting counts. */
 export interface CasesTable {
@@ -42,6 +58,10 @@ export interface CasesTable {
   news2_total: number | null;
   news2_band: string | null;
   outcome: string | null;
+  /** Reconciliation fold state (core `ReconciliationFold`) as JSON: items, held branch, consultation. */
+  reconciliation: string;
+  /** Open reconciliation items on this case: the case shows it needs a person's decision. */
+  open_reconciliation: number;
   updated_hlc: string;
 }
 
@@ -65,8 +85,9 @@ export interface TriageAnswerRecord {
 
 export const casesProjection: Projection = {
   name: 'cases',
-  version: 1,
-  tables: ['cases'],
+  // 2: reconciliation (collisions become items instead of failing the fold).
+  version: 2,
+  tables: ['cases', 'reconciliation_items'],
   async create(trx) {
     await sql`create table cases (
       tenant text not null,
@@ -103,15 +124,18 @@ export const casesProjection: Projection = {
       news2_total integer,
       news2_band text,
       outcome text,
+      reconciliation text not null,
+      open_reconciliation integer not null,
       updated_hlc text not null,
       primary key (tenant, case_id)
     )`.execute(trx);
     await sql`create index cases_queue on cases (tenant, status, deadline_at)`.execute(trx);
     await sql`create index cases_received on cases (tenant, received_at)`.execute(trx);
     await sql`create index cases_patient on cases (tenant, patient_id, received_at)`.execute(trx);
+    await createReconciliationTable(trx);
   },
   async apply(trx, e) {
-    if (!e.type.startsWith('case.')) return;
+    if (!e.type.startsWith('case.') && e.type !== reconciliationResolved.type) return;
     const db = casesDb(trx);
     const p = e.payload as Record<string, unknown> & { caseId: string };
     if (e.type === 'case.opened') {
@@ -129,7 +153,9 @@ export const casesProjection: Projection = {
           answered_at: null,
           abandoned_at: null,
           closed_at: null,
-          caller: JSON.stringify(p.caller),
+          // Canonical: a local append's payload and an imported one differ in key order, and
+          // every node must hold the same row.
+          caller: canonicalJson(p.caller),
           patient_id: (p.patientId as string | undefined) ?? null,
           location: String(p.location),
           complaint: String(p.presentingComplaint),
@@ -153,6 +179,8 @@ export const casesProjection: Projection = {
           news2_total: null,
           news2_band: null,
           outcome: null,
+          reconciliation: JSON.stringify(initialReconciliationFold()),
+          open_reconciliation: 0,
           updated_hlc: e.hlc,
         })
         .execute();
@@ -166,7 +194,7 @@ export const casesProjection: Projection = {
       .executeTakeFirst();
     if (!row) return; // an event for a case this node has not seen opened yet: refolded when it arrives
     const changes: Partial<CasesTable> = { version: Number(row.version) + 1, updated_hlc: e.hlc };
-    if (!applyFact(e, row, changes)) applyLifecycle(e, row, changes);
+    if (!applyFact(e, row, changes)) await applyLifecycle(trx, e, row, changes);
     await db
       .updateTable('cases')
       .set(changes)
@@ -181,6 +209,7 @@ export const casesProjection: Projection = {
       .where('tenant', '=', tenant)
       .where('case_id', '=', subject.slice(5))
       .execute();
+    await deleteReconciliationItemsOfCase(trx, tenant, subject.slice(5));
   },
 };
 
@@ -229,15 +258,50 @@ function applyFact(e: ProjectedEvent, row: CasesTable, changes: Partial<CasesTab
   }
 }
 
-function applyLifecycle(e: ProjectedEvent, row: CasesTable, changes: Partial<CasesTable>): void {
-  const state = evolve(JSON.parse(row.state) as CaseState, { type: e.type, payload: e.payload } as CaseEvent);
+/**
+ * A lifecycle event or a reconciliation decision, through core `foldCaseEvent`: an event that cannot
+ * follow the case's state is held and raises (or joins) a reconciliation item instead of failing
+ * the fold, so an import never sticks on a collision and every node raises the same items.
+ */
+async function applyLifecycle(
+  trx: Tx,
+  e: ProjectedEvent,
+  row: CasesTable,
+  changes: Partial<CasesTable>,
+): Promise<void> {
+  const before: CaseFold = {
+    state: JSON.parse(row.state) as CaseState,
+    recon: JSON.parse(row.reconciliation) as ReconciliationFold,
+  };
+  const step = foldCaseEvent(before, e);
+  const state = step.fold.state;
   changes.state = JSON.stringify(state);
+  changes.reconciliation = canonicalJson(step.fold.recon);
+  changes.open_reconciliation = step.fold.recon.items.filter((i) => i.status === 'open').length;
   changes.status = state.status;
   changes.claimed_by = state.claimantId;
   changes.escalated = state.escalated ? 1 : 0;
   changes.failed_callbacks = state.failedCallbackAttempts;
   const at = eventTimeMs(e);
-  const p = e.payload as Record<string, unknown>;
+  for (const applied of step.appliedEvents) lifecycleFields(applied, row, changes, at);
+  if (e.type === reconciliationResolved.type && state.status !== before.state.status) {
+    // A decision moved the case (reopened, released): keep the reporting fields true to the state.
+    if (TERMINAL_STATUSES.includes(before.state.status)) {
+      changes.closed_at = null;
+      changes.abandoned_at = null;
+    }
+    if (state.status === 'queued' && row.deadline_at === null) {
+      changes.deadline_at = Number(row.received_at) + Number(row.timeframe_minutes ?? 0) * 60_000;
+    }
+  }
+  if (step.changedItems.length > 0) {
+    await writeReconciliationItems(trx, e.tenant, row.site_id, step.changedItems);
+  }
+}
+
+/** The queue and reporting fields an applied lifecycle event sets. */
+function lifecycleFields(e: HeldEvent, row: CasesTable, changes: Partial<CasesTable>, at: number): void {
+  const p = e.payload;
   switch (e.type) {
     case 'case.call_answered':
       changes.answered_at = at;

@@ -5,6 +5,7 @@ import {
   CASE_LIFECYCLE_EVENT_TYPES,
   createEventRegistry,
   PATIENT_EVENT_TYPES,
+  RECONCILIATION_EVENT_TYPES,
   type Clock,
   type EventRegistry,
   type IdGenerator,
@@ -65,6 +66,7 @@ export function createServerRegistry(): EventRegistry {
     ...PATIENT_EVENT_TYPES,
     ...CASE_FACT_EVENT_TYPES,
     ...CASE_LIFECYCLE_EVENT_TYPES,
+    ...RECONCILIATION_EVENT_TYPES,
   );
 }
 

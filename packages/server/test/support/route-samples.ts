@@ -35,6 +35,24 @@ async function claimedCase(w: World, client: Client, consulting = false): Promis
   return caseId;
 }
 
+/**
+ * An open reconciliation item: a case claimed by the clinician, then a second claim by the
+ * prescriber written straight to the ledger, as a merge from a node that was apart would bring it
+ * (one node's own commands cannot collide). Returns the item id.
+ */
+async function reconciliationItem(w: World): Promise<string> {
+  const caseId = await claimedCase(w, w.clients.clinician);
+  const [claim] = await w.t.node.ledger.append([
+    {
+      tenant: w.provider.tenant,
+      type: 'case.claimed',
+      actor: `user:${w.provider.users.prescriber.userId}`,
+      payload: { caseId, clinicianId: w.provider.users.prescriber.userId },
+    },
+  ]);
+  return `rec-${claim!.id}`;
+}
+
 /** A new call, opened by the health adviser, not yet triaged. */
 async function openCall(w: World): Promise<string> {
   const r = await w.clients.health_adviser.request('POST', '/api/v1/calls', callBody(w));
@@ -613,6 +631,19 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
   'GET /api/v1/queue/stream': { build: () => ({ query: { follow: 'false' } }) },
   'GET /api/v1/reports/iuc-adc': { build: () => ({ query: { period: '2026-11' } }) },
   'GET /api/v1/downtime-pack.pdf': { build: () => ({}) },
+  'GET /api/v1/reconciliation': { build: (w) => ({ query: { status: 'open', siteId: w.site } }) },
+  'GET /api/v1/reconciliation/:itemId': {
+    build: async (w) => ({ params: { itemId: await reconciliationItem(w) } }),
+  },
+  'POST /api/v1/reconciliation/:itemId/resolve': {
+    build: async (w) => ({
+      params: { itemId: await reconciliationItem(w) },
+      body: {
+        decision: { action: 'release_to_queue' },
+        reason: 'Both clinicians were told; back to the queue',
+      },
+    }),
+  },
 };
 
 /**

@@ -1,0 +1,198 @@
+import {
+  ConflictError,
+  DECISIONS_BY_KIND,
+  NotFoundError,
+  planDecision,
+  reconciliationResolved,
+  ValidationError,
+  type CaseFold,
+  type CaseState,
+  type ReconciliationDecision,
+  type ReconciliationFold,
+  type ReconciliationItem,
+} from '@holdfast/core';
+import type { Auditor } from '../audit/auditor.ts';
+import { casesDb } from '../cases/projection.ts';
+import { actorOf, type RequestContext } from '../http/context.ts';
+import type { Ledger } from '../ledger/ledger.ts';
+import type { Store, Tx } from '../store/store.ts';
+import { reconciliationDb, type ReconciliationItemsTable } from './projection.ts';
+
+export interface ReconciliationFilters {
+  status?: 'open' | 'resolved';
+  siteId?: string;
+}
+
+/** Thrown by the compare-and-set when the case moved on between reading and recording the decision. */
+class StaleCase extends Error {}
+
+/** What a person sees of an item: never a patient detail, only the case, the events and the people. */
+export function itemView(row: ReconciliationItemsTable) {
+  const item = JSON.parse(row.item) as ReconciliationItem;
+  return {
+    itemId: item.itemId,
+    caseId: item.caseId,
+    siteId: row.site_id,
+    kind: item.kind,
+    status: item.status,
+    detectedAt: new Date(Number(item.detectedHlc.slice(0, 15))).toISOString(),
+    keptEventId: item.keptEventId,
+    collidingEventId: item.collidingEventId,
+    heldNode: item.heldNode,
+    held: item.held.map((h) => ({ eventId: h.id, node: h.node, type: h.type })),
+    claimants: item.claimants,
+    outcomes: item.outcomes,
+    decisions: DECISIONS_BY_KIND[item.kind],
+    resolution: item.resolution,
+    otherResolutions: item.otherResolutions,
+  };
+}
+export type ReconciliationItemView = ReturnType<typeof itemView>;
+
+/**
+ * Reconciliation items (raised by the cases projection when events from nodes that were apart
+ * collide) and the decisions that resolve them. A decision is a ledger event, so every node applies
+ * it to the case in the same place of the ledger order.
+ */
+export class ReconciliationService {
+  constructor(
+    private readonly store: Store,
+    private readonly ledger: Ledger,
+    private readonly auditor: Auditor,
+  ) {}
+
+  async list(ctx: RequestContext, filters: ReconciliationFilters): Promise<ReconciliationItemView[]> {
+    const rows = await this.store.withTenant(ctx.tenant, (trx) => {
+      let q = reconciliationDb(trx)
+        .selectFrom('reconciliation_items')
+        .selectAll()
+        .where('tenant', '=', ctx.tenant)
+        .where('status', '=', filters.status ?? 'open');
+      if (filters.siteId) q = q.where('site_id', '=', filters.siteId);
+      return q.orderBy('detected_hlc').orderBy('item_id').limit(1000).execute();
+    });
+    await this.auditor.access(ctx, {
+      action: 'search',
+      resourceType: 'case',
+      breakGlass: false,
+      fields: ['reconciliation'],
+    });
+    return rows.map(itemView);
+  }
+
+  async get(ctx: RequestContext, itemId: string): Promise<ReconciliationItemView> {
+    const row = await this.store.withTenant(ctx.tenant, (trx) => this.readItem(trx, ctx.tenant, itemId));
+    if (!row) throw new NotFoundError('reconciliation item');
+    await this.auditor.access(ctx, {
+      action: 'read',
+      resourceType: 'case',
+      resourceId: row.case_id,
+      breakGlass: false,
+      fields: ['reconciliation'],
+    });
+    return itemView(row);
+  }
+
+  /**
+   * Records a decision on an open item. Refused with 409 if the item is resolved already or the
+   * case has moved on so that the decision no longer applies; 400 if the decision does not answer
+   * this kind of item or names someone or something outside it.
+   */
+  async resolve(
+    ctx: RequestContext,
+    itemId: string,
+    input: { decision: ReconciliationDecision; reason: string },
+  ): Promise<ReconciliationItemView> {
+    for (let attempt = 0; ; attempt++) {
+      const read = await this.store.withTenant(ctx.tenant, async (trx) => {
+        const row = await this.readItem(trx, ctx.tenant, itemId);
+        if (!row) return null;
+        const caseRow = await casesDb(trx)
+          .selectFrom('cases')
+          .select(['state', 'reconciliation', 'version'])
+          .where('tenant', '=', ctx.tenant)
+          .where('case_id', '=', row.case_id)
+          .executeTakeFirst();
+        return caseRow ? { row, caseRow } : null;
+      });
+      if (!read) throw new NotFoundError('reconciliation item');
+      const item = JSON.parse(read.row.item) as ReconciliationItem;
+      if (item.status !== 'open') {
+        throw new ConflictError('this item is resolved already: see its resolution');
+      }
+      checkDecisionFits(item, input.decision);
+      const fold: CaseFold = {
+        state: JSON.parse(read.caseRow.state) as CaseState,
+        recon: JSON.parse(read.caseRow.reconciliation) as ReconciliationFold,
+      };
+      const plan = planDecision(fold, item, input.decision);
+      if (!plan.ok) throw new ConflictError(`the decision cannot be applied: ${plan.why}`);
+      try {
+        await this.ledger.append(
+          [
+            {
+              tenant: ctx.tenant,
+              type: reconciliationResolved.type,
+              actor: actorOf(ctx),
+              payload: { itemId, caseId: item.caseId, decision: input.decision, reason: input.reason },
+            },
+          ],
+          {
+            guard: async (trx) => {
+              const now = await casesDb(trx)
+                .selectFrom('cases')
+                .select('version')
+                .where('tenant', '=', ctx.tenant)
+                .where('case_id', '=', item.caseId)
+                .executeTakeFirst();
+              if (!now || Number(now.version) !== Number(read.caseRow.version)) throw new StaleCase();
+            },
+          },
+        );
+        break;
+      } catch (error) {
+        if (error instanceof StaleCase && attempt === 0) continue;
+        if (error instanceof StaleCase) {
+          throw new ConflictError('the case changed while you were deciding: reload the item and try again');
+        }
+        throw error;
+      }
+    }
+    return this.get(ctx, itemId);
+  }
+
+  private readItem(trx: Tx, tenant: string, itemId: string) {
+    return reconciliationDb(trx)
+      .selectFrom('reconciliation_items')
+      .selectAll()
+      .where('tenant', '=', tenant)
+      .where('item_id', '=', itemId)
+      .executeTakeFirst();
+  }
+}
+
+/** Bad input (400, naming the field) as opposed to a state that moved on (409). */
+function checkDecisionFits(item: ReconciliationItem, decision: ReconciliationDecision): void {
+  const allowed = DECISIONS_BY_KIND[item.kind];
+  if (!allowed.includes(decision.action)) {
+    throw new ValidationError([
+      {
+        path: 'body.decision.action',
+        message: `does not answer a ${item.kind} item: use ${allowed.join(' or ')}`,
+      },
+    ]);
+  }
+  if (decision.action === 'keep_claim' && !item.claimants.includes(decision.clinicianId)) {
+    throw new ValidationError([
+      { path: 'body.decision.clinicianId', message: 'must be one of the clinicians who claimed the case' },
+    ]);
+  }
+  if (
+    decision.action === 'keep_outcome' &&
+    !item.outcomes.some((o) => o.eventId === decision.outcomeEventId)
+  ) {
+    throw new ValidationError([
+      { path: 'body.decision.outcomeEventId', message: 'must be one of the two outcomes of this item' },
+    ]);
+  }
+}
