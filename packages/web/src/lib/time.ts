@@ -36,3 +36,23 @@ export function clock(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
 }
+
+const dayFormat = new Intl.DateTimeFormat('en-GB', {
+  timeZone: ZONE,
+  weekday: 'short',
+  day: 'numeric',
+  month: 'short',
+});
+const dayKey = new Intl.DateTimeFormat('en-GB', {
+  timeZone: ZONE,
+  year: 'numeric',
+  month: '2-digit',
+  day: '2-digit',
+});
+
+/** "21:15" today, "Mon 30 Nov 21:15" on another day (UK dates). */
+export function londonWhen(at: string | number | Date, nowMs: number = Date.now()): string {
+  const d = new Date(at);
+  const sameDay = dayKey.format(d) === dayKey.format(new Date(nowMs));
+  return sameDay ? timeFormat.format(d) : `${dayFormat.format(d)} ${timeFormat.format(d)}`;
+}

@@ -3,6 +3,8 @@ import type { ReactNode } from 'react';
 import { Account } from './Account.tsx';
 import { CaseScreen } from './adviser/CaseScreen.tsx';
 import { NewCall } from './adviser/NewCall.tsx';
+import { ClinicianCase } from './clinician/ClinicianCase.tsx';
+import { Queue } from './clinician/Queue.tsx';
 
 export interface Screen {
   path: string;
@@ -17,6 +19,12 @@ export const SCREENS: Screen[] = [
     path: '/cases/:caseId',
     permission: 'cases.read',
     render: (p) => <CaseScreen key={p.caseId} caseId={p.caseId!} />,
+  },
+  { path: '/queue', permission: 'queue.read', render: () => <Queue /> },
+  {
+    path: '/queue/:caseId',
+    permission: 'queue.work',
+    render: (p) => <ClinicianCase key={p.caseId} caseId={p.caseId!} />,
   },
   { path: '/account', permission: 'session.self', render: () => <Account /> },
 ];

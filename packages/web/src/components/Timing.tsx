@@ -1,0 +1,40 @@
+import { Badge } from '@mantine/core';
+import { duration } from '../lib/time.ts';
+
+export type Timing = 'on_time' | 'at_risk' | 'breached';
+
+/** At risk: less than a fifth of the window left (core/queue/priority.ts AT_RISK_FRACTION). */
+export function timingAt(deadlineMs: number, receivedMs: number, nowMs: number): Timing {
+  const remaining = deadlineMs - nowMs;
+  if (remaining < 0) return 'breached';
+  return remaining * 5 < deadlineMs - receivedMs ? 'at_risk' : 'on_time';
+}
+
+const WORDS: Record<Timing, string> = { on_time: 'On time', at_risk: 'At risk', breached: 'Breached' };
+const ICONS: Record<Timing, string> = { on_time: '✓', at_risk: '!', breached: '✕' };
+const COLORS: Record<Timing, string> = { on_time: 'green.9', at_risk: 'orange.9', breached: 'red.9' };
+
+/**
+ * The state of a case against its deadline, in words and a sign as well as colour (never by colour
+ * alone), with the time left or overdue.
+ */
+export function TimingBadge({ timing, remainingSeconds }: { timing: Timing; remainingSeconds: number }) {
+  const left =
+    remainingSeconds < 0 ? `${duration(-remainingSeconds)} overdue` : `${duration(remainingSeconds)} left`;
+  return (
+    <span className={`timing-${timing}`} data-timing={timing}>
+      <Badge
+        color={COLORS[timing]}
+        variant={timing === 'on_time' ? 'outline' : 'filled'}
+        radius="sm"
+        size="md"
+        leftSection={<span aria-hidden="true">{ICONS[timing]}</span>}
+      >
+        {WORDS[timing]}
+      </Badge>{' '}
+      <span>{left}</span>
+    </span>
+  );
+}
+
+export const TIMING_WORDS = WORDS;

@@ -1,0 +1,472 @@
+import { CALLBACK_OUTCOMES, CONSULTATION_OUTCOMES } from '@holdfast/core';
+import {
+  Alert,
+  Badge,
+  Button,
+  Group,
+  NativeSelect,
+  Paper,
+  Stack,
+  Text,
+  Textarea,
+  Title,
+} from '@mantine/core';
+import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { useState, type FormEvent } from 'react';
+import { FormAlert } from '../../components/FormAlert.tsx';
+import { PageTitle } from '../../components/PageTitle.tsx';
+import { SampleNotice } from '../../components/SampleNotice.tsx';
+import { SpecialNotesBanner } from '../../components/SpecialNotes.tsx';
+import { timingAt, TimingBadge } from '../../components/Timing.tsx';
+import { api, ApiError } from '../../lib/api.ts';
+import { useFormProblems } from '../../lib/forms.ts';
+import { useCaseEvents, useNow } from '../../lib/live.ts';
+import { siteName, STATUS_LABELS, useCase, useSites } from '../../lib/queries.ts';
+import { navigate } from '../../lib/router.tsx';
+import { useUser } from '../../lib/session.tsx';
+import { londonDateTime, londonTime, londonWhen } from '../../lib/time.ts';
+import type { CaseDetail, PatientView, WalkResult } from '../../lib/types.ts';
+import { PatientSummaryCard } from '../adviser/PatientPanel.tsx';
+import { TriagePath } from '../adviser/TriageRunner.tsx';
+import {
+  EMPTY_OBSERVATIONS,
+  hasObservations,
+  ObservationsFields,
+  toObservations,
+  type ObservationInputs,
+} from './News2Panel.tsx';
+
+const CALLBACK_WORDS: Record<string, string> = {
+  answered: 'Answered',
+  no_answer: 'No answer',
+  voicemail: 'Voicemail (message left)',
+  wrong_number: 'Wrong number',
+};
+
+const OUTCOME_WORDS: Record<string, string> = {
+  advice_and_close: 'Advice given: close the case',
+  retriage: 'Re-triage',
+  upgrade_to_ambulance: 'Upgrade to an ambulance',
+  refer: 'Refer to another service',
+  book_appointment: 'Book an appointment',
+  home_visit: 'Home visit',
+  prescribe: 'Prescribe',
+};
+
+/** The clinician's case: claim, call-back attempts, the consultation with NEWS2, outcome, close. */
+export function ClinicianCase({ caseId }: { caseId: string }) {
+  const detail = useCase(caseId);
+  const queryClient = useQueryClient();
+  const user = useUser();
+  const sites = useSites();
+  const c = detail.data;
+  const patient = useQuery({
+    queryKey: ['patient', c?.patientId],
+    queryFn: () => api<PatientView>('GET', `/api/v1/patients/${c!.patientId}`),
+    enabled: !!c?.patientId,
+  });
+  const triage = useQuery({
+    queryKey: ['triage', caseId],
+    queryFn: () => api<WalkResult | { status: 'not_started' }>('GET', `/api/v1/cases/${caseId}/triage`),
+  });
+  const [acknowledged, setAcknowledged] = useState(false);
+  const [actionProblem, setActionProblem] = useState<string | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const now = useNow(1000);
+  // Someone else claiming or changing this case shows here without reloading.
+  useCaseEvents(
+    (e) => {
+      if (e.caseId === caseId) void detail.refetch();
+    },
+    () => void detail.refetch(),
+  );
+
+  if (detail.isPending) return <Text>Loading the case…</Text>;
+  if (detail.isError || !c)
+    return (
+      <>
+        <PageTitle>Case not available</PageTitle>
+        <Alert color="red">This case could not be opened: {detail.error?.message ?? 'unknown error'}.</Alert>
+      </>
+    );
+
+  const mine = c.claimedBy === user.userId;
+  const refresh = () => queryClient.invalidateQueries({ queryKey: ['case', caseId] });
+  const act = async (label: string, run: () => Promise<unknown>) => {
+    setActionProblem(null);
+    setNotice(null);
+    setBusy(true);
+    try {
+      await run();
+      await refresh();
+    } catch (error) {
+      setActionProblem(
+        error instanceof ApiError && error.status === 409
+          ? `${label} was not possible: ${error.detail ?? 'the case has changed'}. The screen now shows the case as it is.`
+          : error instanceof ApiError
+            ? error.plain()
+            : `${label} failed.`,
+      );
+      await refresh();
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const deadline = c.deadline ? Date.parse(c.deadline) : null;
+  const timing = deadline ? timingAt(deadline, Date.parse(c.receivedAt), now) : null;
+  const notes = patient.data?.record.specialNotes ?? [];
+  const path = triage.data && triage.data.status !== 'not_started' ? triage.data.path : [];
+
+  return (
+    <Stack maw={1200}>
+      <PageTitle text="Case">Case: {c.presentingComplaint}</PageTitle>
+      <SpecialNotesBanner
+        notes={notes}
+        acknowledged={acknowledged}
+        onAcknowledge={() => setAcknowledged(true)}
+      />
+      {c.disposition?.notice && <SampleNotice text={c.disposition.notice} />}
+      <Paper withBorder p="sm" component="section" aria-label="Case details">
+        <Group gap="xs" wrap="wrap">
+          <Badge size="lg" variant="light" data-testid="case-status">
+            {STATUS_LABELS[c.status] ?? c.status}
+          </Badge>
+          {timing && deadline && ['queued', 'claimed', 'in_consultation'].includes(c.status) && (
+            <TimingBadge timing={timing} remainingSeconds={Math.round((deadline - now) / 1000)} />
+          )}
+          {c.escalated && (
+            <Badge color="red.9" variant="filled">
+              Escalated: welfare check needed
+            </Badge>
+          )}
+          {c.news2 && (
+            <Badge variant="outline" color="dark">
+              NEWS2 {c.news2.total}
+            </Badge>
+          )}
+        </Group>
+        <Text mt={4}>
+          <strong>Disposition:</strong> {c.disposition?.label ?? 'none'}
+          {c.deadline ? ` · call back by ${londonWhen(c.deadline, now)}` : ''}
+        </Text>
+        <Text>
+          <strong>Caller:</strong> {c.caller.name} ({c.caller.relationship}) ·{' '}
+          <strong>call back on {c.caller.callbackNumber}</strong>
+        </Text>
+        <Text size="sm">
+          Received {londonDateTime(c.receivedAt)} at {siteName(sites.data, c.siteId)} · patient is at{' '}
+          {c.location} · {c.callbackAttempts} call-back {c.callbackAttempts === 1 ? 'attempt' : 'attempts'} (
+          {c.failedCallbackAttempts} failed) ·{' '}
+          {mine ? 'held by you' : c.claimedBy ? 'held by another clinician' : 'not claimed'}
+        </Text>
+      </Paper>
+      {patient.data && <PatientSummaryCard patient={patient.data} />}
+      {!c.patientId && <Text>The patient has not been identified on this case.</Text>}
+
+      {actionProblem && (
+        <Alert color="red" role="alert" title="Not done">
+          {actionProblem}
+        </Alert>
+      )}
+      {notice && (
+        <Alert color="orange" role="alert" title="Welfare check">
+          {notice}
+        </Alert>
+      )}
+
+      {c.status === 'queued' && (
+        <Group>
+          <Button
+            loading={busy}
+            onClick={() => void act('Claiming', () => api('POST', `/api/v1/cases/${caseId}/claim`))}
+          >
+            Claim this case
+          </Button>
+        </Group>
+      )}
+
+      {mine && (c.status === 'claimed' || c.status === 'in_consultation') && (
+        <CallbackAttempt
+          caseId={caseId}
+          onRecorded={(prompt) => {
+            setNotice(prompt);
+            void refresh();
+          }}
+        />
+      )}
+
+      {mine && c.status === 'claimed' && (
+        <Group>
+          <Button
+            loading={busy}
+            onClick={() =>
+              void act('Starting the consultation', () => api('POST', `/api/v1/cases/${caseId}/consultation`))
+            }
+          >
+            Start consultation
+          </Button>
+          <Button
+            variant="default"
+            loading={busy}
+            onClick={() =>
+              void act('Releasing', async () => {
+                await api('POST', `/api/v1/cases/${caseId}/release`);
+                navigate('/queue');
+              })
+            }
+          >
+            Release back to the queue
+          </Button>
+        </Group>
+      )}
+
+      {mine && c.status === 'in_consultation' && (
+        <Consultation caseDetail={c} onSaved={() => void refresh()} />
+      )}
+
+      {c.status === 'follow_up_arranged' ||
+      c.status === 'referral_pending' ||
+      c.status === 'ambulance_requested' ? (
+        <Group>
+          <Button
+            loading={busy}
+            onClick={() => void act('Closing', () => api('POST', `/api/v1/cases/${caseId}/close`))}
+          >
+            Close case
+          </Button>
+        </Group>
+      ) : null}
+
+      {c.status === 'closed' && (
+        <Alert color="green" title="Case closed" role="status">
+          This case is closed and has left the queue.{' '}
+          <Button variant="subtle" onClick={() => navigate('/queue')}>
+            Back to the queue
+          </Button>
+        </Alert>
+      )}
+
+      <TriagePath path={path} />
+    </Stack>
+  );
+}
+
+function CallbackAttempt({
+  caseId,
+  onRecorded,
+}: {
+  caseId: string;
+  onRecorded: (prompt: string | null) => void;
+}) {
+  const [outcome, setOutcome] = useState<string>('no_answer');
+  const [busy, setBusy] = useState(false);
+  const problems = useFormProblems();
+  const [last, setLast] = useState<string | null>(null);
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    problems.clear();
+    setBusy(true);
+    try {
+      const r = await api<{ escalated: boolean; prompt?: string }>(
+        'POST',
+        `/api/v1/cases/${caseId}/callback-attempts`,
+        { outcome },
+      );
+      setLast(`Recorded: ${CALLBACK_WORDS[outcome] ?? outcome} at ${londonTime(Date.now())}.`);
+      onRecorded(r.prompt ?? null);
+    } catch (error) {
+      problems.fromError(error, ['outcome']);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <Paper
+      withBorder
+      p="md"
+      component="form"
+      onSubmit={(e: FormEvent) => void submit(e)}
+      aria-labelledby="callback-heading"
+      noValidate
+    >
+      <Title order={2} size="h4" id="callback-heading" mb="xs">
+        Call-back attempt
+      </Title>
+      <FormAlert message={problems.form} />
+      <Group align="flex-end">
+        <NativeSelect
+          label="Outcome of the call-back"
+          data={CALLBACK_OUTCOMES.map((o) => ({ value: o, label: CALLBACK_WORDS[o] ?? o }))}
+          value={outcome}
+          onChange={(e) => setOutcome(e.currentTarget.value)}
+          error={problems.field('outcome')}
+        />
+        <Button type="submit" loading={busy} variant="light">
+          Record call-back attempt
+        </Button>
+      </Group>
+      {last && (
+        <Text mt="xs" role="status">
+          {last}
+        </Text>
+      )}
+    </Paper>
+  );
+}
+
+function Consultation({ caseDetail, onSaved }: { caseDetail: CaseDetail; onSaved: () => void }) {
+  const caseId = caseDetail.caseId;
+  const [notes, setNotes] = useState({
+    history: '',
+    examination: '',
+    assessment: '',
+    plan: '',
+    safetyNetting: '',
+  });
+  const [obs, setObs] = useState<ObservationInputs>(EMPTY_OBSERVATIONS);
+  const [saved, setSaved] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const problems = useFormProblems();
+  const outcomeProblems = useFormProblems();
+  const [outcome, setOutcome] = useState<string>('advice_and_close');
+  const [category, setCategory] = useState('3');
+  const [outcomeDone, setOutcomeDone] = useState<string | null>(null);
+
+  const save = async (event: FormEvent) => {
+    event.preventDefault();
+    problems.clear();
+    setSaved(null);
+    setBusy(true);
+    try {
+      const body = {
+        ...Object.fromEntries(Object.entries(notes).filter(([, v]) => v.trim() !== '')),
+        ...(hasObservations(obs) ? { observations: toObservations(obs) } : {}),
+      };
+      const r = await api<{ news2: { total: number; band: string } | null }>(
+        'POST',
+        `/api/v1/cases/${caseId}/consultation/record`,
+        body,
+      );
+      setSaved(
+        `Consultation saved at ${londonTime(Date.now())}${r.news2 ? ` with NEWS2 ${r.news2.total}` : ''}.`,
+      );
+      onSaved();
+    } catch (error) {
+      problems.fromError(error, [
+        'history',
+        'examination',
+        'assessment',
+        'plan',
+        'safetyNetting',
+        ...Object.keys(EMPTY_OBSERVATIONS).map((k) => `observations.${k}`),
+      ]);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const recordOutcome = async (event: FormEvent) => {
+    event.preventDefault();
+    outcomeProblems.clear();
+    setBusy(true);
+    try {
+      await api('POST', `/api/v1/cases/${caseId}/outcome`, {
+        outcome,
+        ...(outcome === 'upgrade_to_ambulance' ? { ambulanceCategory: Number(category) } : {}),
+      });
+      setOutcomeDone(OUTCOME_WORDS[outcome] ?? outcome);
+      onSaved();
+    } catch (error) {
+      outcomeProblems.fromError(error, ['outcome', 'ambulanceCategory']);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const text = (key: keyof typeof notes, label: string) => (
+    <Textarea
+      label={label}
+      value={notes[key]}
+      onChange={(e) => {
+        const v = e.currentTarget.value;
+        setNotes((n) => ({ ...n, [key]: v }));
+      }}
+      error={problems.field(key)}
+      autosize
+      minRows={2}
+    />
+  );
+
+  return (
+    <>
+      <Paper
+        withBorder
+        p="md"
+        component="form"
+        onSubmit={(e: FormEvent) => void save(e)}
+        aria-labelledby="consultation-heading"
+        noValidate
+      >
+        <Title order={2} size="h4" id="consultation-heading" mb="xs">
+          Consultation
+        </Title>
+        <FormAlert message={problems.form} />
+        <Stack>
+          {text('history', 'History')}
+          {text('examination', 'Examination')}
+          <ObservationsFields value={obs} onChange={setObs} serverErrors={problems.fields} />
+          {text('assessment', 'Assessment')}
+          {text('plan', 'Plan')}
+          {text('safetyNetting', 'Safety-netting advice')}
+          <Group>
+            <Button type="submit" loading={busy}>
+              Save consultation
+            </Button>
+            {saved && <Text role="status">{saved}</Text>}
+          </Group>
+        </Stack>
+      </Paper>
+      <Paper
+        withBorder
+        p="md"
+        component="form"
+        onSubmit={(e: FormEvent) => void recordOutcome(e)}
+        aria-labelledby="outcome-heading"
+        noValidate
+      >
+        <Title order={2} size="h4" id="outcome-heading" mb="xs">
+          Outcome
+        </Title>
+        <FormAlert message={outcomeProblems.form} />
+        <Group align="flex-end">
+          <NativeSelect
+            label="Outcome of the consultation"
+            data={CONSULTATION_OUTCOMES.map((o) => ({ value: o, label: OUTCOME_WORDS[o] ?? o }))}
+            value={outcome}
+            onChange={(e) => setOutcome(e.currentTarget.value)}
+            error={outcomeProblems.field('outcome')}
+          />
+          {outcome === 'upgrade_to_ambulance' && (
+            <NativeSelect
+              label="Ambulance category"
+              data={['1', '2', '3', '4'].map((v) => ({ value: v, label: `Category ${v}` }))}
+              value={category}
+              onChange={(e) => setCategory(e.currentTarget.value)}
+              error={outcomeProblems.field('ambulanceCategory')}
+            />
+          )}
+          <Button type="submit" loading={busy}>
+            Record outcome
+          </Button>
+        </Group>
+        {outcomeDone && (
+          <Text mt="xs" role="status">
+            Outcome recorded: {outcomeDone}.
+          </Text>
+        )}
+      </Paper>
+    </>
+  );
+}

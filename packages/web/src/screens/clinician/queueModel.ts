@@ -1,0 +1,67 @@
+import type { CaseDetail, QueueCase } from '../../lib/types.ts';
+import { timingAt } from '../../components/Timing.tsx';
+
+export const QUEUE_STATUSES = new Set(['queued', 'claimed', 'in_consultation']);
+
+/** Lower is more urgent among equal deadlines (as the server's queue orders). */
+function priority(c: Pick<QueueCase, 'escalated' | 'news2'>): number {
+  if (c.escalated) return 0;
+  if (c.news2?.band === 'high') return 1;
+  if (c.news2?.band === 'medium' || c.news2?.band === 'low_medium') return 2;
+  return 3;
+}
+
+export function compareQueue(a: QueueCase, b: QueueCase): number {
+  const d = Date.parse(a.deadline) - Date.parse(b.deadline);
+  if (d !== 0) return d;
+  const p = priority(a) - priority(b);
+  if (p !== 0) return p;
+  return a.caseId < b.caseId ? -1 : a.caseId > b.caseId ? 1 : 0;
+}
+
+/** A queue row from a case read (what a live update fetches), or null when it is not in the queue. */
+export function queueRowFrom(c: CaseDetail, nowMs: number): QueueCase | null {
+  if (!QUEUE_STATUSES.has(c.status) || !c.disposition) return null;
+  const received = Date.parse(c.receivedAt);
+  const timeframe = Math.max(1, c.disposition.timeframeMinutes ?? 1);
+  const deadline = c.deadline ? Date.parse(c.deadline) : received + timeframe * 60_000;
+  return {
+    caseId: c.caseId,
+    siteId: c.siteId,
+    status: c.status,
+    claimedBy: c.claimedBy,
+    escalated: c.escalated,
+    failedCallbackAttempts: c.failedCallbackAttempts,
+    presentingComplaint: c.presentingComplaint,
+    callerName: c.caller.name,
+    callbackNumber: c.caller.callbackNumber,
+    disposition: {
+      dxCode: c.disposition.dxCode,
+      label: c.disposition.label,
+      skillSet: c.disposition.skillSet,
+      timeframeMinutes: timeframe,
+      ...(c.disposition.notice ? { notice: c.disposition.notice } : {}),
+    },
+    receivedAt: c.receivedAt,
+    deadline: new Date(deadline).toISOString(),
+    deadlineLondon: '',
+    remainingSeconds: Math.round((deadline - nowMs) / 1000),
+    timing: timingAt(deadline, received, nowMs),
+    news2: c.news2,
+  };
+}
+
+/** The list with `caseId` replaced by `row` (or removed when row is null), kept in queue order. */
+export function upsertRow(list: readonly QueueCase[], caseId: string, row: QueueCase | null): QueueCase[] {
+  const without = list.filter((c) => c.caseId !== caseId);
+  if (!row) return without;
+  let lo = 0;
+  let hi = without.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (compareQueue(without[mid]!, row) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  without.splice(lo, 0, row);
+  return without;
+}
