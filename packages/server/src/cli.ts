@@ -664,7 +664,13 @@ drill
     });
     console.log(formatDrill(report));
     const { detail, ...figures } = report;
-    console.log(JSON.stringify({ ...figures, problems: detail.problems.length }));
+    console.log(
+      JSON.stringify({
+        ...figures,
+        problems: detail.problems.length,
+        ...(detail.beforeInjectedLoss ? { before_injected_loss: detail.beforeInjectedLoss } : {}),
+      }),
+    );
     process.exitCode = drillPassed(report) ? 0 : 1;
   });
 

@@ -56,6 +56,8 @@ export interface DrillReport {
     eventsPerNode: Record<string, number>;
     verifyOk: Record<string, boolean>;
     lostCaseIds: string[];
+    /** With the test-only --inject-loss: the count before the fault was injected. */
+    beforeInjectedLoss: { lost: number; duplicates: number } | null;
     problems: string[];
     totalMs: number;
     workDir: string | null;
@@ -84,9 +86,9 @@ interface Phases {
 }
 
 const QUICK: Phases = {
-  before: 10,
-  down: 8,
-  after: 6,
+  before: 8,
+  down: 6,
+  after: 5,
   callsPerHourPerSite: 1_800,
   convergeTimeoutMs: 45_000,
 };
@@ -362,31 +364,7 @@ export async function runSupplierLossDrill(options: DrillOptions): Promise<Drill
     }
     await stopAll();
 
-    // ---- count, verify -------------------------------------------------------------------------------
-    if (options.injectLoss && acked.length > 0) {
-      const removed = await deleteCaseOpened(refs['site-a']!, TENANT, acked[0]!);
-      log(`TEST FAULT: deleted ${removed} acknowledged case.opened event from site-a before the count`);
-    }
-    const counts = Object.fromEntries(
-      await Promise.all(
-        Object.entries(refs).map(
-          async ([name, ref]) =>
-            [name, restore.code === 0 || name !== 'hub' ? await countStore(ref, TENANT) : null] as const,
-        ),
-      ),
-    );
-    const lostCaseIds = new Set<string>();
-    let duplicates = 0;
-    for (const [name, c] of Object.entries(counts)) {
-      if (!c) {
-        for (const id of acked) lostCaseIds.add(id);
-        problems.push(`${name}: no store to count`);
-        continue;
-      }
-      const held = new Set(c.openedCaseIds);
-      for (const id of acked) if (!held.has(id)) lostCaseIds.add(id);
-      duplicates += c.openedCaseIds.length - held.size + c.duplicateEventIds;
-    }
+    // ---- verify each node, then count -----------------------------------------------------------------
     const verifyOk: Record<string, boolean> = {};
     const verifyEnv: Record<string, Env> = {
       hub: hubEnv(dirs.restored, restoredDbUrl),
@@ -405,6 +383,38 @@ export async function runSupplierLossDrill(options: DrillOptions): Promise<Drill
           problems.push(`holdfast verify failed on ${name}: ${lastLines(r.stdout + r.stderr, 3)}`);
       }),
     );
+    const count = async () => {
+      const counts = Object.fromEntries(
+        await Promise.all(
+          Object.entries(refs).map(
+            async ([name, ref]) =>
+              [name, restore.code === 0 || name !== 'hub' ? await countStore(ref, TENANT) : null] as const,
+          ),
+        ),
+      );
+      const lostCaseIds = new Set<string>();
+      let duplicates = 0;
+      for (const c of Object.values(counts)) {
+        if (!c) {
+          // No restored hub: nothing acknowledged can be shown to be on it.
+          for (const id of acked) lostCaseIds.add(id);
+          continue;
+        }
+        const held = new Set(c.openedCaseIds);
+        for (const id of acked) if (!held.has(id)) lostCaseIds.add(id);
+        duplicates += c.openedCaseIds.length - held.size + c.duplicateEventIds;
+      }
+      return { counts, lostCaseIds, duplicates };
+    };
+    let { counts, lostCaseIds, duplicates } = await count();
+    let beforeInjectedLoss: DrillReport['detail']['beforeInjectedLoss'] = null;
+    if (options.injectLoss && acked.length > 0) {
+      beforeInjectedLoss = { lost: lostCaseIds.size, duplicates };
+      // The count runs again, unchanged, over stores with one acknowledged case taken away.
+      const removed = await deleteCaseOpened(refs['site-a']!, TENANT, acked[0]!);
+      log(`TEST FAULT: deleted ${removed} acknowledged case.opened event from site-a; counting again`);
+      ({ counts, lostCaseIds, duplicates } = await count());
+    }
     const verified = restore.code === 0 && converged && Object.values(verifyOk).every(Boolean);
     const hubCount = counts.hub;
     const report: DrillReport = {
@@ -432,6 +442,7 @@ export async function runSupplierLossDrill(options: DrillOptions): Promise<Drill
         eventsPerNode: Object.fromEntries(Object.entries(counts).map(([n, c]) => [n, c?.events ?? 0])),
         verifyOk,
         lostCaseIds: [...lostCaseIds].slice(0, 20),
+        beforeInjectedLoss,
         problems,
         totalMs: 0,
         workDir: options.keep ? work : null,
@@ -477,6 +488,11 @@ export function formatDrill(r: DrillReport): string {
     )
       .map(([n, ok]) => `${n} ${ok ? 'ok' : 'BAD'}`)
       .join(', ')})`,
+    ...(d.beforeInjectedLoss
+      ? [
+          `  TEST FAULT INJECTED: before it, lost ${d.beforeInjectedLoss.lost} and duplicates ${d.beforeInjectedLoss.duplicates}; the figures above are counted after it`,
+        ]
+      : []),
     ...d.problems.map((p) => `  problem: ${p}`),
     ...(d.workDir ? [`  work directory kept: ${d.workDir}`] : []),
   ].join('\n');
