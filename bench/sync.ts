@@ -37,7 +37,7 @@ import { verifyStore } from '../packages/server/src/ledger/verify.ts';
 import { rowToStored, storedToRow } from '../packages/server/src/ledger/rows.ts';
 import { Store, type StoreOptions } from '../packages/server/src/store/store.ts';
 import { registerPeerKey, SyncEngine } from '../packages/server/src/sync/engine.ts';
-import { MemoryTransport } from '../packages/server/src/sync/memory-transport.ts';
+import { MemoryTransport, type SyncInterceptor } from '../packages/server/src/sync/memory-transport.ts';
 import {
   describeMachine,
   formatRate,
@@ -350,13 +350,30 @@ async function main(): Promise<void> {
   let result: Awaited<ReturnType<SyncEngine['syncOnce']>>;
   let generated: Generated;
   let syncMs: number;
+  let hubMs = 0;
+  let hubMsBefore = 0;
   let verified: boolean | null = null;
   let raw: { ms: number; rows: number };
   try {
     // Enrolment, and one sync while connected: the site holds the hub's chain, the hub the site's start.
     await registerPeerKey(hub, TENANT, SITE, site.identity.signer.publicKey, 'site');
     await registerPeerKey(site, TENANT, HUB, hub.identity.signer.publicKey, 'hub');
-    const engine = new SyncEngine(site, TENANT, new MemoryTransport(hub));
+    // Time spent answering (the hub's handlers, and the JSON copies both ways) versus the rest
+    // (the site reading and exporting its backlog).
+    const timed: SyncInterceptor = async (call, deliver) => {
+      const t0 = performance.now();
+      try {
+        return await deliver(call);
+      } finally {
+        hubMs += performance.now() - t0;
+      }
+    };
+    const engine = new SyncEngine(
+      site,
+      TENANT,
+      new MemoryTransport(hub, { interceptor: timed }),
+      engineOptions(),
+    );
     await engine.syncOnce();
 
     note(
@@ -370,6 +387,7 @@ async function main(): Promise<void> {
     note(`  ${generated.events.toLocaleString('en-GB')} events in ${(generated.ms / 1000).toFixed(1)} s`);
 
     note('merging: the site syncs with the hub');
+    hubMsBefore = hubMs;
     syncMs = await timeMs(async () => {
       result = await engine.syncOnce();
     });
@@ -427,6 +445,11 @@ async function main(): Promise<void> {
       ],
     ),
   );
+  const answerMs = hubMs - hubMsBefore;
+  console.log(
+    `of the merge: ${(answerMs / 1000).toFixed(1)} s answering on the hub (checks, writes, JSON copies), ` +
+      `${((syncMs - answerMs) / 1000).toFixed(1)} s on the site (reading and exporting its backlog)`,
+  );
   console.log(
     `ratio merge/raw ${(syncPerS / rawPerS).toFixed(3)}; ${r.pushRequests} push and ${r.pullRequests} pull requests; ` +
       `target <= ${TARGET_S} s: ${syncMs / 1000 <= TARGET_S ? 'met' : 'NOT met'}` +
@@ -449,6 +472,7 @@ async function main(): Promise<void> {
       target_s: TARGET_S,
       target_met: syncMs / 1000 <= TARGET_S,
       push_requests: r.pushRequests,
+      hub_answer_ms: round(answerMs),
       generate_ms: round(generated!.ms),
       verified,
       machine: { cpu: machine.cpu, cores: machine.cores, node: machine.node },
@@ -457,3 +481,9 @@ async function main(): Promise<void> {
 }
 
 await main();
+
+function engineOptions(): { batchEvents?: number; maxEventsPerRequest?: number } {
+  const b = process.env.BENCH_SYNC_BATCH;
+  const r = process.env.BENCH_SYNC_REQUEST;
+  return { ...(b ? { batchEvents: Number(b) } : {}), ...(r ? { maxEventsPerRequest: Number(r) } : {}) };
+}
