@@ -57,6 +57,9 @@ export async function staffContext(
     reducedMotion: 'reduce',
   });
   context.setDefaultTimeout(15_000);
+  // Functions passed to page.evaluate / addInitScript from code run by tsx carry esbuild's
+  // keep-names helper (`__name(fn, "name")`); the page needs an identity stand-in for it.
+  await context.addInitScript({ content: 'globalThis.__name ??= (fn) => fn;' });
   return context;
 }
 
