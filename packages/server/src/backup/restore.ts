@@ -16,6 +16,7 @@ import {
   type ManifestFile,
 } from './format.ts';
 import { openBackupKeys, type KeySource } from './keys.ts';
+import { rebuildProjectionsFast } from './rebuild.ts';
 import { walkManifest } from './walk.ts';
 
 export type RestoreTarget = Pick<HoldfastConfig, 'store' | 'databaseUrl' | 'dataDir' | 'checkpointEvery'>;
@@ -152,9 +153,7 @@ async function restoreFrom(
     const restored = node as unknown as HoldfastNode;
 
     const rebuildStart = performance.now();
-    await restored.projections.rebuild(undefined, (d, t) =>
-      options.onProgress?.('rebuilding projections', d, t),
-    );
+    await rebuildProjectionsFast(restored, (d, t) => options.onProgress?.('rebuilding projections', d, t));
     restored.ledger.resetCache();
     const rebuildMs = performance.now() - rebuildStart;
 
@@ -257,9 +256,39 @@ const EVENT_COLUMNS = 'tenant, node, seq, id, hlc, type, v, actor, payload, prev
 class BulkWriter {
   private constructor(private readonly store: Store) {}
 
+  /** Secondary indexes of ledger_events, dropped while loading and built again at the end. */
+  private deferred: { name: string; sql: string }[] = [];
+
   static async start(store: Store): Promise<BulkWriter> {
-    store.sqliteHandle()?.pragma('synchronous = NORMAL');
-    return new BulkWriter(store);
+    const writer = new BulkWriter(store);
+    const sqlite = store.sqliteHandle();
+    // Building an index once over sorted keys is far cheaper than keeping it up to date through
+    // millions of random inserts (event ids and subjects are random). The chain index stays: its
+    // keys arrive in order, and it is the store's own guard against a duplicate (node, seq).
+    if (sqlite) {
+      sqlite.pragma('synchronous = NORMAL');
+      sqlite.pragma('cache_size = -262144');
+      // The index builds at the end sort in memory, on a second core where SQLite can use one.
+      sqlite.pragma('temp_store = MEMORY');
+      sqlite.pragma('threads = 2');
+      writer.deferred = sqlite
+        .prepare(
+          "select name, sql from sqlite_master where type = 'index' and tbl_name = 'ledger_events' and sql is not null and name <> 'ledger_events_chain'",
+        )
+        .all() as { name: string; sql: string }[];
+      for (const i of writer.deferred) sqlite.exec(`drop index "${i.name}"`);
+    } else {
+      const r = await sql<{
+        name: string;
+        sql: string;
+      }>`select indexname as name, indexdef as sql from pg_indexes
+        where schemaname = 'public' and tablename = 'ledger_events' and indexname not in ('ledger_events_chain', 'ledger_events_pkey')`.execute(
+        store.db,
+      );
+      writer.deferred = r.rows;
+      for (const i of writer.deferred) await sql`drop index ${sql.id(i.name)}`.execute(store.db);
+    }
+    return writer;
   }
 
   async insertEvents(events: readonly ChunkEvent[]): Promise<void> {
@@ -311,8 +340,14 @@ class BulkWriter {
   async finish(): Promise<void> {
     const sqlite = this.store.sqliteHandle();
     if (sqlite) {
+      for (const i of this.deferred) sqlite.exec(i.sql);
       sqlite.pragma('synchronous = FULL');
       sqlite.pragma('wal_checkpoint(TRUNCATE)');
+      return;
     }
+    await this.store.db.connection().execute(async (conn) => {
+      await sql`set maintenance_work_mem = '256MB'`.execute(conn);
+      for (const i of this.deferred) await sql.raw(i.sql).execute(conn);
+    });
   }
 }
