@@ -31,6 +31,7 @@ import { createApp, registerRoutes, type AppDeps, type RouteRegistry } from './a
 import { openApiDocument, docsPage } from './openapi.ts';
 import { publicRoute } from './routes.ts';
 import { registerWebStatic } from './web-static.ts';
+import { dashboardRoutes } from '../dashboard/routes.ts';
 
 export interface HoldfastAppOptions {
   logger: Logger;
@@ -44,6 +45,8 @@ export interface HoldfastAppOptions {
   syncPeerPositions?: () => ReadonlyMap<string, number> | null;
   /** Test switch: services omit their tenant condition, so only PostgreSQL RLS keeps tenants apart. */
   tenantFilter?: boolean;
+  /** Directory of the built browser app (default packages/web/dist); false serves no web app. */
+  webDist?: string | false;
   /** Key contacts printed in the downtime pack. */
   downtimeContacts?: readonly KeyContact[];
   /** Directory of the built browser app (default packages/web/dist); false serves no web app. */
@@ -167,6 +170,7 @@ export async function buildHoldfastApp(
     ...caseRoutes(cases, caseViews),
     ...triageAndQueueRoutes(triage, queue, node.store, node.ledger),
     ...reportRoutes(node.store, { ...filter, clock: node.clock }),
+    ...dashboardRoutes({ store: node.store, accounts, clock: node.clock, ...filter }),
     ...syncRoutes({
       node,
       clock: node.clock,

@@ -630,6 +630,8 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
   'GET /api/v1/queue': { build: () => ({ query: { mine: 'false' } }) },
   'GET /api/v1/queue/stream': { build: () => ({ query: { follow: 'false' } }) },
   'GET /api/v1/reports/iuc-adc': { build: () => ({ query: { period: '2026-11' } }) },
+  'GET /api/v1/sites': { build: () => ({}) },
+  'GET /api/v1/dashboard': { build: (w) => ({ query: { siteId: w.site } }) },
   'GET /api/v1/downtime-pack.pdf': { build: () => ({}) },
   'GET /api/v1/reconciliation': { build: (w) => ({ query: { status: 'open', siteId: w.site } }) },
   'GET /api/v1/reconciliation/:itemId': {
