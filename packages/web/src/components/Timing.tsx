@@ -12,7 +12,7 @@ export function timingAt(deadlineMs: number, receivedMs: number, nowMs: number):
 
 const WORDS: Record<Timing, string> = { on_time: 'On time', at_risk: 'At risk', breached: 'Breached' };
 const ICONS: Record<Timing, string> = { on_time: '✓', at_risk: '!', breached: '✕' };
-const COLORS: Record<Timing, string> = { on_time: 'green.9', at_risk: 'orange.9', breached: 'red.9' };
+const COLORS: Record<Timing, string> = { on_time: '#1b5e20', at_risk: '#8a4b00', breached: '#a51d1d' };
 
 /**
  * The state of a case against its deadline, in words and a sign as well as colour (never by colour

@@ -137,7 +137,7 @@ export function ClinicianCase({ caseId }: { caseId: string }) {
             <TimingBadge timing={timing} remainingSeconds={Math.round((deadline - now) / 1000)} />
           )}
           {c.escalated && (
-            <Badge color="red.9" variant="filled">
+            <Badge color="#a51d1d" variant="filled">
               Escalated: welfare check needed
             </Badge>
           )}

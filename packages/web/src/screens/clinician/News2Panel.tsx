@@ -151,16 +151,18 @@ export function ObservationsFields({
         />
         {field('temperature', 'Temperature', '°C')}
       </SimpleGrid>
-      <News2Score result={hasObservations(value) ? result : null} />
+      <News2Score result={hasObservations(value) ? result : null} blocked={Object.keys(errors).length > 0} />
     </Paper>
   );
 }
 
-export function News2Score({ result }: { result: News2Result | null }) {
+export function News2Score({ result, blocked = false }: { result: News2Result | null; blocked?: boolean }) {
   return (
     <section aria-label="NEWS2 score" data-testid="news2">
       <div role="status" aria-live="polite">
-        {result === null ? (
+        {blocked ? (
+          <Text mt="md">NEWS2: correct the values marked above to see the score.</Text>
+        ) : result === null ? (
           <Text mt="md">NEWS2: enter observations to see the score.</Text>
         ) : (
           <Alert

@@ -155,7 +155,7 @@ export function Queue() {
         </Text>
         <Badge
           variant={live === 'live' ? 'outline' : 'filled'}
-          color={live === 'live' ? 'green.9' : 'orange.9'}
+          color={live === 'live' ? '#1b5e20' : '#8a4b00'}
           data-testid="queue-live"
           data-live={live}
         >
@@ -269,7 +269,7 @@ export function Queue() {
                     <Group gap="xs" wrap="nowrap">
                       <TimingBadge timing={timing} remainingSeconds={remaining} />
                       {c.escalated && (
-                        <Badge color="red.9" variant="filled" radius="sm">
+                        <Badge color="#a51d1d" variant="filled" radius="sm">
                           Escalated: welfare check
                         </Badge>
                       )}
