@@ -17,7 +17,7 @@ import {
 } from './format.ts';
 import { openBackupKeys, type KeySource } from './keys.ts';
 import { rebuildProjectionsFast } from './rebuild.ts';
-import { walkManifest } from './walk.ts';
+import { walkManifestParallel } from './walk-parallel.ts';
 
 export type RestoreTarget = Pick<HoldfastConfig, 'store' | 'databaseUrl' | 'dataDir' | 'checkpointEvery'>;
 
@@ -134,7 +134,7 @@ async function restoreFrom(
   const loadStart = performance.now();
   try {
     let bulk: BulkWriter | null = null;
-    const walk = await walkManifest(options.from, keys, manifest, {
+    const walk = await walkManifestParallel(options.from, keys, manifest, {
       identity: async (identity) => {
         mkdirSync(target.dataDir, { recursive: true });
         const keyPath = join(target.dataDir, KEY_FILE);

@@ -31,6 +31,8 @@ export interface WalkSink {
   identity?(identity: IdentityChunk): Promise<void> | void;
   /** One events chunk, already checked (hashes, links, clocks); called in manifest order. */
   events?(events: ChunkEvent[]): Promise<void> | void;
+  /** The same chunk's plaintext (for a reader in another thread, which decodes it again). */
+  eventsPlaintext?(plaintext: Buffer, file: string): Promise<void> | void;
   /** Every checkpoint, once all of them were checked against the events and the registered keys. */
   checkpoints?(checkpoints: Checkpoint[]): Promise<void> | void;
   progress?(done: number, total: number): void;
@@ -118,7 +120,8 @@ export async function walkManifest(
       check = new StreamingChainCheck(tenant, c.node, undefined, watch);
       checks.set(c.node, check);
     }
-    const { header, events } = decodeEventsChunk(file, readChunk(dir, keys, c.address));
+    const plaintext = readChunk(dir, keys, c.address);
+    const { header, events } = decodeEventsChunk(file, plaintext);
     if (
       header.tenant !== tenant ||
       header.node !== c.node ||
@@ -139,6 +142,7 @@ export async function walkManifest(
       }
     }
     await sink.events?.(events);
+    await sink.eventsPlaintext?.(plaintext, file);
     report.events += events.length;
     report.chunks++;
     report.bytes += c.bytes;
