@@ -48,8 +48,8 @@ const COLUMNS: Column[] = [
   { title: 'Call-back number', width: 76, value: (c) => c.callbackNumber },
   {
     title: 'Disposition',
-    width: 118,
-    value: (c) => `${c.disposition ?? '—'}${c.sample ? `\n(${SAMPLE_TRIAGE_NOTICE})` : ''}`,
+    width: 150,
+    value: (c) => `${c.disposition ?? '—'}${c.sample ? ' *' : ''}`,
   },
   { title: 'Status / site', width: 72, value: (c) => `${c.status.replace(/_/g, ' ')}\n${c.siteName}` },
   {
@@ -156,6 +156,11 @@ export function renderDowntimePack(data: DowntimePackData, options: RenderOption
       doc.moveDown(0.8);
       return;
     }
+    if (rows.some((r) => r.sample)) {
+      doc.font('regular').fontSize(FONT_SIZE);
+      doc.text(`* From the Holdfast sample protocols: ${SAMPLE_TRIAGE_NOTICE}.`, MARGIN, doc.y);
+      doc.moveDown(0.2);
+    }
     header();
     for (const row of rows) {
       doc.font('regular').fontSize(FONT_SIZE);
@@ -197,17 +202,21 @@ export function renderDowntimePack(data: DowntimePackData, options: RenderOption
   return done;
 }
 
-function formLines(doc: PDFKit.PDFDocument, pageWidth: number, labels: string[], lineGap = 22): void {
+function formLines(doc: PDFKit.PDFDocument, pageWidth: number, labels: string[], lineGap = 26): void {
   doc.font('regular').fontSize(9);
+  const labelWidth = 220;
   for (const label of labels) {
     const y = doc.y;
-    doc.text(label, MARGIN, y, { width: 170 });
+    const labelHeight = doc.heightOfString(label, { width: labelWidth });
+    doc.text(label, MARGIN, y, { width: labelWidth });
+    // The writing line sits under the label's last line, so a long label never runs into the next.
+    const lineY = y + labelHeight + 1;
     doc
-      .moveTo(MARGIN + 175, y + 10)
-      .lineTo(MARGIN + pageWidth, y + 10)
+      .moveTo(MARGIN + labelWidth + 5, lineY)
+      .lineTo(MARGIN + pageWidth, lineY)
       .lineWidth(0.4)
       .stroke('#888');
-    doc.y = y + lineGap;
+    doc.y = Math.max(y + lineGap, lineY + 12);
   }
 }
 
