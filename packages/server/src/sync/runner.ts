@@ -27,6 +27,13 @@ export interface SyncRunnerOptions {
   /** First wait after a failure; doubled after each further failure up to `maxBackoffMs`. */
   minBackoffMs: number;
   maxBackoffMs: number;
+  /**
+   * Every this many rounds (and the first), the pull also asks again for the last `auditLastEvents`
+   * events of each chain and compares them with this node's copy: a hub whose store was edited
+   * (an event changed or removed) is caught even where this node held the events already.
+   */
+  auditEveryRounds: number;
+  auditLastEvents: number;
 }
 
 export const DEFAULT_RUNNER_OPTIONS: SyncRunnerOptions = {
@@ -34,6 +41,8 @@ export const DEFAULT_RUNNER_OPTIONS: SyncRunnerOptions = {
   debounceMs: 250,
   minBackoffMs: 1_000,
   maxBackoffMs: 60_000,
+  auditEveryRounds: 60,
+  auditLastEvents: 5_000,
 };
 
 /**
@@ -79,7 +88,9 @@ export class SyncRunner {
   rounds = 0;
 
   constructor(
-    private readonly engine: { syncOnce(): Promise<SyncRoundResult> },
+    private readonly engine: {
+      syncOnce(options?: { audit?: boolean | { lastEvents: number } }): Promise<SyncRoundResult>;
+    },
     private readonly status: SyncStatusStore,
     readonly peer: RunnerPeer,
     private readonly deps: {
@@ -174,7 +185,10 @@ export class SyncRunner {
     this.rounds++;
     const { tenant, node, url } = this.peer;
     try {
-      const result = await this.engine.syncOnce();
+      const audit = (this.rounds - 1) % this.options.auditEveryRounds === 0;
+      const result = await this.engine.syncOnce(
+        audit ? { audit: { lastEvents: this.options.auditLastEvents } } : {},
+      );
       this.failures = 0;
       this.lastError = null;
       this.lastResult = result;
