@@ -1,3 +1,6 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import type { Clock } from '@holdfast/core';
 import type { FastifyInstance } from 'fastify';
@@ -481,6 +484,38 @@ describe.each(STORE_KINDS)('sync over HTTP (hub on %s)', (kind) => {
     expect(hubView.peer).toBeNull();
     expect(hubView.sites.find((s) => s.node === 'site-a')).toMatchObject({ connected: true });
     expect(hubView.sites.find((s) => s.node === 'site-a')?.lastSeenAt).not.toBeNull();
+  });
+});
+
+describe('offline operation', () => {
+  it('nothing in the clinical path reaches sync: no clinical module imports it', () => {
+    // Sync is started by `serve` and answers its own routes; the clinical modules (cases, patients,
+    // accounts, auth, audit, reports, triage, ...) never call it, so no user action waits on the hub.
+    const src = fileURLToPath(new URL('../../src/', import.meta.url));
+    const allowed = new Set(['sync', 'drill', 'backup', 'cli', 'serve.ts', 'cli.ts', 'http']);
+    const offenders: string[] = [];
+    const walk = (dir: string, top: string) => {
+      for (const entry of readdirSync(dir, { withFileTypes: true })) {
+        const path = join(dir, entry.name);
+        if (entry.isDirectory()) walk(path, top);
+        else if (
+          entry.name.endsWith('.ts') &&
+          /from '\.\.?\/(?:\.\.\/)*sync\//.test(readFileSync(path, 'utf8'))
+        )
+          offenders.push(path.slice(src.length));
+      }
+    };
+    for (const entry of readdirSync(src, { withFileTypes: true })) {
+      if (allowed.has(entry.name)) continue;
+      if (entry.isDirectory()) walk(join(src, entry.name), entry.name);
+    }
+    expect(offenders).toEqual([]);
+    // The one HTTP file that mentions sync only registers its routes.
+    const app = readFileSync(join(src, 'http', 'holdfast-app.ts'), 'utf8');
+    expect([...app.matchAll(/from '\.\.\/sync\/([\w-]+)\.ts'/g)].map((m) => m[1]).sort()).toEqual([
+      'routes',
+      'status',
+    ]);
   });
 });
 
