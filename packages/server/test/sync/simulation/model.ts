@@ -95,6 +95,8 @@ interface ModelCase {
 
 export interface RunOutcome {
   collisions: number;
+  /** The case of each collision, one entry per collision. */
+  collidedCases: string[];
   acked: { node: string; seq: number; hash: string }[];
   stats: SimNetwork['stats'];
 }
@@ -145,6 +147,7 @@ export async function runScenario(
   const cases: ModelCase[] = [];
   const acked: RunOutcome['acked'] = [];
   let collisions = 0;
+  const collidedCases: string[] = [];
 
   const ack = async (n: ClinicalNode) => {
     const head = await n.node.ledger.head(tenant);
@@ -176,30 +179,36 @@ export async function runScenario(
     }
   };
 
+  /** A new call at a site, triaged to a call-back: a queued case whose home is that site. */
+  const openCase = async (i: number): Promise<ModelCase> => {
+    const n = sites[i]!;
+    n.clock.advance(1 + Math.floor(random() * 1500));
+    const caseId = await n.cases.open(ctxFor(tenant, adviser, ['health_adviser']), {
+      siteId: siteIds[i]!,
+      answered: true,
+      caller: { name: 'Sam Caller', relationship: 'self', callbackNumber: '07700 900123' },
+      location: 'At home',
+      presentingComplaint: 'Feeling unwell',
+    });
+    await ack(n);
+    const m: ModelCase = { caseId, home: i, frozen: false };
+    cases.push(m);
+    await act(n, adviser, caseId, [
+      { type: 'start_triage' },
+      { type: 'reach_disposition', kind: 'speak_to_primary_care', timeframeMinutes: 120 },
+      { type: 'queue_for_clinician' },
+    ]);
+    return m;
+  };
+
   // Everyone learns the sites and keys before the calls start.
   for (let i = 0; i < sites.length; i++) await syncSite(i);
 
   for (const c of s.commands) {
     switch (c.k) {
-      case 'open': {
-        const n = sites[c.site]!;
-        n.clock.advance(1 + Math.floor(random() * 1500));
-        const caseId = await n.cases.open(ctxFor(tenant, adviser, ['health_adviser']), {
-          siteId: siteIds[c.site]!,
-          answered: true,
-          caller: { name: 'Sam Caller', relationship: 'self', callbackNumber: '07700 900123' },
-          location: 'At home',
-          presentingComplaint: 'Feeling unwell',
-        });
-        await ack(n);
-        cases.push({ caseId, home: c.site, frozen: false });
-        await act(n, adviser, caseId, [
-          { type: 'start_triage' },
-          { type: 'reach_disposition', kind: 'speak_to_primary_care', timeframeMinutes: 120 },
-          { type: 'queue_for_clinician' },
-        ]);
+      case 'open':
+        await openCase(c.site);
         break;
-      }
       case 'work': {
         const mine = cases.filter((m) => m.home === c.site && !m.frozen);
         if (mine.length === 0) break;
@@ -230,11 +239,16 @@ export async function runScenario(
       case 'collide': {
         const home = c.site;
         const other = (c.site + c.other) % SITES;
-        const candidates = cases.filter((m) => m.home === home && !m.frozen);
-        if (candidates.length === 0) break;
-        const m = candidates[c.pick % candidates.length]!;
         const [a, b] = [sites[home]!, sites[other]!];
         const want = c.variant === 'claims' ? 'queued' : 'in_consultation';
+        // A case of the home site already in the wanted state, or a new one brought there.
+        let m: ModelCase | undefined;
+        const candidates = cases.filter((x) => x.home === home && !x.frozen);
+        for (let i = 0; i < candidates.length && !m; i++) {
+          const x = candidates[(c.pick + i) % candidates.length]!;
+          if ((await localState(a, tenant, x.caseId))?.status === want) m = x;
+        }
+        m ??= await openCase(home);
         // Bring the case to the wanted state at its home and let both sites sync (through the faulty
         // network: a lost round or a partition leaves the sites apart and the collision is not tried).
         // An earlier collision's partition of these two sites is over by now.
@@ -278,7 +292,10 @@ export async function runScenario(
               : { type: 'record_outcome', clinicianId: x, outcome: 'refer' },
           );
         }
-        if (okA && okB) collisions++;
+        if (okA && okB) {
+          collisions++;
+          collidedCases.push(m.caseId);
+        }
         break;
       }
       case 'sync':
@@ -335,7 +352,7 @@ export async function runScenario(
     if (moved === 0 && pass > 0) break;
     if (pass > 20) throw new Error('no quiescence after 20 healed sync passes');
   }
-  return { collisions, acked, stats: net.stats };
+  return { collisions, collidedCases, acked, stats: net.stats };
 }
 
 async function headHash(n: ClinicalNode, tenant: string, seq: number): Promise<string> {
