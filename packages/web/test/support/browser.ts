@@ -1,6 +1,6 @@
 /// <reference lib="dom" />
 /// <reference lib="dom.iterable" />
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type CDPSession, type Page } from 'playwright-core';
 import { totpCode } from '../../../server/src/auth/totp.ts';
@@ -70,6 +70,8 @@ export class Screenshots {
 
   constructor(test: string) {
     this.dir = join(REPO_ROOT, '.test-results/screenshots', test);
+    // Only this run's pictures: a step that no longer happens must not leave an old one behind.
+    rmSync(this.dir, { recursive: true, force: true });
     mkdirSync(this.dir, { recursive: true });
   }
 
