@@ -5,6 +5,10 @@ import { CaseScreen } from './adviser/CaseScreen.tsx';
 import { NewCall } from './adviser/NewCall.tsx';
 import { ClinicianCase } from './clinician/ClinicianCase.tsx';
 import { Queue } from './clinician/Queue.tsx';
+import { Dashboard } from './manager/Dashboard.tsx';
+import { Users } from './admin/Users.tsx';
+import { Sites } from './admin/Sites.tsx';
+import { Audit } from './Audit.tsx';
 
 export interface Screen {
   path: string;
@@ -26,5 +30,9 @@ export const SCREENS: Screen[] = [
     permission: 'queue.work',
     render: (p) => <ClinicianCase key={p.caseId} caseId={p.caseId!} />,
   },
+  { path: '/dashboard', permission: 'reports.read', render: () => <Dashboard /> },
+  { path: '/admin/users', permission: 'users.manage', render: () => <Users /> },
+  { path: '/admin/sites', permission: 'sites.manage', render: () => <Sites /> },
+  { path: '/audit', permission: 'audit.read', render: () => <Audit /> },
   { path: '/account', permission: 'session.self', render: () => <Account /> },
 ];
