@@ -15,6 +15,7 @@
  * one JSON object.
  */
 import * as nodeCrypto from 'node:crypto';
+import { loadavg } from 'node:os';
 import { canonicalBody, formatHlc, GENESIS_HASH, signCheckpoint, type Checkpoint } from '@holdfast/core';
 import { runBackup } from '../packages/server/src/backup/backup.ts';
 import type { KeySource } from '../packages/server/src/backup/keys.ts';
@@ -310,11 +311,12 @@ async function main(): Promise<void> {
   if (floor.events !== TOTAL)
     throw new Error(`expected ${TOTAL} events in the source, found ${floor.events}`);
 
-  const results: { store: 'sqlite' | 'postgres'; report: RestoreReport }[] = [];
+  const results: { store: 'sqlite' | 'postgres'; report: RestoreReport; cpuMs: number }[] = [];
   for (const store of stores) {
     const database = store === 'postgres' ? await pgServer!.createDatabase() : null;
     const dataDir = `${root.path}/restored-${store}`;
     note(`restoring onto ${store} (timed)`);
+    const cpu = process.cpuUsage();
     const report = await restoreBackup({
       from: dir,
       key: KEY,
@@ -323,8 +325,9 @@ async function main(): Promise<void> {
         note(`  ${phase}: ${d.toLocaleString('en-GB')}/${t.toLocaleString('en-GB')}`),
       ),
     });
+    const used = process.cpuUsage(cpu);
     if (report.events !== TOTAL) throw new Error(`restored ${report.events} events, expected ${TOTAL}`);
-    results.push({ store, report });
+    results.push({ store, report, cpuMs: (used.user + used.system) / 1000 });
     note(`  ${(report.totalMs / 1000).toFixed(1)} s, ${formatRate(report.eventsPerSecond)} events/s`);
     await database?.drop();
   }
@@ -343,21 +346,24 @@ async function main(): Promise<void> {
         'events/s',
         'load+verify s',
         'projections s',
+        'CPU s',
         'checkpoints own/witnessed',
         'vs 5 min',
       ],
-      results.map(({ store, report: r }) => [
+      results.map(({ store, report: r, cpuMs }) => [
         store,
         (r.totalMs / 1000).toFixed(1),
         formatRate(r.eventsPerSecond),
         (r.loadMs / 1000).toFixed(1),
         (r.rebuildMs / 1000).toFixed(1),
+        (cpuMs / 1000).toFixed(1),
         `${r.checkpoints.own}/${r.checkpoints.witnessed}`,
         (r.totalMs / TARGET_MS).toFixed(2),
       ]),
     ),
   );
   console.log(`bare SHA-256 of the same canonical bodies, one core: ${formatRate(floorRate)} events/s`);
+  console.log(`load average (1 min) at the end: ${loadavg()[0]!.toFixed(1)} on ${machine.cores} cores`);
   const main = results[0]!.report;
   console.log(
     JSON.stringify({
@@ -368,12 +374,14 @@ async function main(): Promise<void> {
       backup_s: round(backup.ms / 1000, 1),
       backup_events_per_s: round(perSecond(backup.totalEvents, backup.ms)),
       backup_mib: round(backup.newBytes / 2 ** 20),
-      restores: results.map(({ store, report: r }) => ({
+      restores: results.map(({ store, report: r, cpuMs }) => ({
         store,
         total_s: round(r.totalMs / 1000, 1),
         events_per_s: round(r.eventsPerSecond),
         load_verify_s: round(r.loadMs / 1000, 1),
         projections_s: round(r.rebuildMs / 1000, 1),
+        // CPU time of this process, both threads (a PostgreSQL server's own CPU is not included).
+        cpu_s: round(cpuMs / 1000, 1),
         checkpoints_own: r.checkpoints.own,
         checkpoints_witnessed: r.checkpoints.witnessed,
         verified: true,
@@ -384,6 +392,7 @@ async function main(): Promise<void> {
       ratio_to_target: round(main.totalMs / TARGET_MS, 3),
       sha256_events_per_s: round(floorRate),
       ratio_to_sha256: round(main.eventsPerSecond / floorRate, 3),
+      load_average_1m: round(loadavg()[0]!, 1),
     }),
   );
 }

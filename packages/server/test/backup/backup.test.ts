@@ -104,6 +104,13 @@ describe('backup and restore', () => {
         // The restored hub continues its own chain where it left off.
         await appendNotes(node, 5000, 1);
         expect((await node.ledger.head(TENANT)).seq).toBe((await hub.ledger.head(TENANT)).seq + 1);
+        // The restored node backs up again (on PostgreSQL: the store's other read path).
+        if (target.store === 'postgres') {
+          const again = tempDir();
+          const b = await runBackup(node, { dir: again, key: PASSPHRASE, dataDir: target.dataDir });
+          expect(b.totalEvents).toBe(report.totalEvents + 1);
+          expect((await verifyBackup(again, PASSPHRASE)).ok).toBe(true);
+        }
       } finally {
         await node.close();
       }
