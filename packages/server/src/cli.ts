@@ -193,7 +193,7 @@ program
         `\nDemo provider ${DEMO_PROVIDER_NAME}: one user per role, all with the password ${pc.bold(demo.password)}`,
       );
       for (const u of demo.users) console.log(`  ${u.username.padEnd(28)} ${u.role}`);
-      console.log(`Sign in at ${url}/api/v1/auth/sign-in; each user enrols a second factor at first sign-in`);
+      console.log(`Open ${url} in a browser and sign in; each user enrols a second factor at first sign-in`);
       console.log(
         '(an authenticator app, or a passkey for the provider admin). This password is shown only now.',
       );
