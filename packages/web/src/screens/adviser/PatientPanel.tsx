@@ -44,7 +44,7 @@ export function PatientSummaryCard({ patient }: { patient: PatientView }) {
         <Text fw={700} size="lg">
           {r.givenName} {r.familyName.toUpperCase()}
         </Text>
-        <Badge color="green.9" variant="filled">
+        <Badge color="#1e6b30" variant="filled">
           Identified
         </Badge>
         {patient.repeatCaller.flagged && (

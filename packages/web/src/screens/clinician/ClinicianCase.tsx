@@ -240,7 +240,7 @@ export function ClinicianCase({ caseId }: { caseId: string }) {
       ) : null}
 
       {c.status === 'closed' && (
-        <Alert color="green" title="Case closed" role="status">
+        <Alert color="#1e6b30" title="Case closed" role="status">
           This case is closed and has left the queue.{' '}
           <Button variant="subtle" onClick={() => navigate('/queue')}>
             Back to the queue

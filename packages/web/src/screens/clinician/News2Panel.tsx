@@ -67,11 +67,12 @@ const BAND_WORDS: Record<string, string> = {
   medium: 'Medium clinical risk',
   high: 'High clinical risk',
 };
+// Dark shades, so the light alert's coloured title stays at 4.5:1 or more on its tinted background.
 const BAND_COLOR: Record<string, string> = {
-  low: 'green',
-  low_medium: 'yellow',
-  medium: 'orange',
-  high: 'red',
+  low: '#1e6b30',
+  low_medium: '#8a5a00',
+  medium: '#a34700',
+  high: '#a51d1d',
 };
 
 const LABELS: Record<string, string> = {
