@@ -59,6 +59,9 @@ describe('holdfast CLI', () => {
     ['backup'],
     ['backup', 'verify'],
     ['restore'],
+    ['downtime-pack'],
+    ['drill'],
+    ['drill', 'supplier-loss'],
   ];
 
   it('has --help on every command, and every command is in this list', () => {
