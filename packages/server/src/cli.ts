@@ -104,7 +104,8 @@ program
       demo?: boolean;
     }) => {
       const cfg = config();
-      if (opts.role === 'site' || opts.hub || opts.token) {
+      // A site without --hub is set up by hand (`holdfast nodes register` on both sides).
+      if (opts.hub || opts.token) {
         if (opts.role !== 'site' || !opts.hub || !opts.token)
           throw new InvalidArgumentError(
             'a site joins its hub: give --role site --hub <url> --token <token>',
