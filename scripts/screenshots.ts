@@ -117,6 +117,7 @@ async function main(): Promise<void> {
     await admin.getByRole('button', { name: 'Create a passkey' }).waitFor();
     await shoot(admin, 'admin-create-passkey');
     await admin.getByRole('button', { name: 'Create a passkey' }).click();
+    await admin.getByRole('button', { name: 'Sign out' }).waitFor();
     await admin.goto('/admin/users');
     await admin.getByRole('heading', { level: 1, name: /users/i }).waitFor();
     await shoot(admin, 'admin-users');

@@ -29,7 +29,7 @@ describe('accessibility', () => {
 
   beforeAll(async () => {
     [server, browser] = await Promise.all([startHoldfast(), launchChromium()]);
-    const setup = await ApiUser.signIn(server.url, DEMO.clinician, server.demoPassword);
+    const setup = await ApiUser.signIn(server.url, DEMO.receptionist, server.demoPassword);
     const sites = await setup.call<{ sites: { siteId: string }[] }>('GET', '/api/v1/sites');
     await registerPatients(setup, sites.sites[0]!.siteId);
   });
@@ -159,8 +159,8 @@ describe('accessibility', () => {
       {
         username: DEMO.clinician,
         screens: [
-          { path: '/queue', heading: /queue/i, name: 'CAS queue' },
-          { path: `/cases/${caseId}`, heading: /./, name: 'case (clinician)' },
+          { path: '/queue', heading: /CAS queue/, name: 'CAS queue' },
+          { path: `/queue/${caseId}`, heading: /^Case:/, name: 'clinician case: claim' },
           { path: '/account', heading: /account/i, name: 'my account' },
         ],
       },
@@ -185,6 +185,17 @@ describe('accessibility', () => {
         await scan(page, screen.name);
         await shots.take(page, screen.name.replace(/\W+/g, '-'));
       }
+      if (role.username === DEMO.clinician) {
+        // The consultation, with observations typed and the NEWS2 score shown.
+        await page.goto(`/queue/${caseId}`);
+        await page.getByRole('button', { name: 'Claim this case' }).click();
+        await page.getByRole('button', { name: 'Start consultation' }).click();
+        await page.getByLabel(/^Respiration rate/).fill('22');
+        await page.getByLabel(/^Pulse/).fill('112');
+        await page.getByTestId('news2').getByText(/NEWS2/).waitFor();
+        await scan(page, 'consultation with NEWS2');
+        await shots.take(page, 'consultation');
+      }
       await context.close();
     }
 
@@ -196,6 +207,7 @@ describe('accessibility', () => {
     await page.getByRole('heading', { name: 'Create a passkey' }).waitFor();
     await scan(page, 'create a passkey');
     await page.getByRole('button', { name: 'Create a passkey' }).click();
+    await page.getByRole('button', { name: 'Sign out' }).waitFor();
     for (const screen of [
       { path: '/admin/users', heading: /users/i, name: 'users' },
       { path: '/admin/sites', heading: /sites/i, name: 'sites' },

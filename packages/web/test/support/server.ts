@@ -21,6 +21,7 @@ export const DEMO = {
   adviser: 'health-adviser@northshire',
   clinician: 'clinician@northshire',
   shiftManager: 'shift-manager@northshire',
+  receptionist: 'receptionist@northshire',
   auditor: 'auditor@northshire',
 } as const;
 
