@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 
@@ -18,6 +19,11 @@ export interface StoreCount {
   duplicateEventIds: number;
   /** Open reconciliation items, or null when the store has no such table. */
   reconciliationItems: number | null;
+  /**
+   * A digest of what the projections say (each case's status, holder and version; each
+   * reconciliation item's kind and status): equal on every node once they hold the same events.
+   */
+  projectionDigest: string;
 }
 
 type Query = (text: string, params?: unknown[]) => Promise<Record<string, unknown>[]>;
@@ -75,7 +81,24 @@ export async function countStore(ref: StoreRef, tenant: string): Promise<StoreCo
     } catch {
       reconciliationItems = null;
     }
+    const digest = createHash('sha256');
+    const cases = await q(
+      'select case_id, status, claimed_by, version from cases where tenant = $1 order by case_id',
+      [tenant],
+    );
+    for (const r of cases)
+      digest.update(
+        `${String(r.case_id)}|${String(r.status)}|${String(r.claimed_by)}|${String(r.version)}\n`,
+      );
+    if (reconciliationItems !== null) {
+      const items = await q(
+        'select item_id, kind, status from reconciliation_items where tenant = $1 order by item_id',
+        [tenant],
+      );
+      for (const r of items) digest.update(`${String(r.item_id)}|${String(r.kind)}|${String(r.status)}\n`);
+    }
     return {
+      projectionDigest: digest.digest('hex'),
       chains,
       events: [...chains.values()].reduce((s, [n]) => s + n, 0),
       openedCaseIds: opened.map((r) => (JSON.parse(String(r.payload)) as { caseId: string }).caseId),

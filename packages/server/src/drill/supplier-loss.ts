@@ -56,6 +56,7 @@ export interface DrillReport {
     toppedUpEvents: number | null;
     convergeMs: number | null;
     converged: boolean;
+    projectionsAgree: boolean;
     eventsPerNode: Record<string, number>;
     verifyOk: Record<string, boolean>;
     lostCaseIds: string[];
@@ -88,19 +89,22 @@ interface Phases {
   convergeTimeoutMs: number;
 }
 
+/** Sync rounds run every second: this long without a new event anywhere means it has stopped. */
+const STALL_MS = 20_000;
+
 const QUICK: Phases = {
   before: 6,
   down: 5,
   after: 4,
   callsPerHourPerSite: 1_800,
-  convergeTimeoutMs: 45_000,
+  convergeTimeoutMs: 240_000,
 };
 const FULL: Phases = {
   before: 60,
   down: 60,
   after: 30,
   callsPerHourPerSite: 3_600,
-  convergeTimeoutMs: 180_000,
+  convergeTimeoutMs: 900_000,
 };
 
 export async function runSupplierLossDrill(options: DrillOptions): Promise<DrillReport> {
@@ -349,7 +353,11 @@ export async function runSupplierLossDrill(options: DrillOptions): Promise<Drill
     let converged = false;
     let convergeMs: number | null = null;
     if (restore.code === 0) {
+      // Wait while sync is making progress (a loaded machine is slow, not wrong); give up when no
+      // node has gained an event for STALL_MS, or at the cap.
       const waitFrom = performance.now();
+      let lastTotal = -1;
+      let lastProgressAt = waitFrom;
       while (performance.now() - waitFrom < phases.convergeTimeoutMs) {
         const heads = await Promise.all(Object.values(refs).map((r) => chainHeads(r, TENANT)));
         if (heads.every((h) => sameChains(h, heads[0]!))) {
@@ -357,9 +365,17 @@ export async function runSupplierLossDrill(options: DrillOptions): Promise<Drill
           convergeMs = performance.now() - waitFrom;
           break;
         }
+        const total = heads.reduce((sum, h) => sum + [...h.values()].reduce((n, [c]) => n + c, 0), 0);
+        if (total !== lastTotal) {
+          lastTotal = total;
+          lastProgressAt = performance.now();
+        } else if (performance.now() - lastProgressAt > STALL_MS) break;
         await sleep(500);
       }
-      if (!converged) problems.push(`the nodes did not converge within ${phases.convergeTimeoutMs / 1000} s`);
+      if (!converged)
+        problems.push(
+          `the nodes did not converge (${Math.round((performance.now() - waitFrom) / 1000)} s; no progress for ${STALL_MS / 1000} s, or the cap of ${phases.convergeTimeoutMs / 1000} s)`,
+        );
       else
         log(
           `all three nodes hold the same chains (${(convergeMs! / 1000).toFixed(1)} s after the calls stopped)`,
@@ -424,6 +440,12 @@ export async function runSupplierLossDrill(options: DrillOptions): Promise<Drill
       return { counts, lostCaseIds, duplicates };
     };
     let { counts, lostCaseIds, duplicates } = await count();
+    // Same events must mean the same read models: a projection that folds differently on one node
+    // would show staff a different caseload there.
+    const digests = new Set(Object.values(counts).flatMap((c) => (c ? [c.projectionDigest] : [])));
+    const projectionsAgree = digests.size === 1;
+    if (!projectionsAgree)
+      problems.push('the projections (cases, reconciliation items) differ between the nodes');
     let beforeInjectedLoss: DrillReport['detail']['beforeInjectedLoss'] = null;
     if (options.injectLoss && acked.length > 0) {
       beforeInjectedLoss = { lost: lostCaseIds.size, duplicates };
@@ -432,7 +454,8 @@ export async function runSupplierLossDrill(options: DrillOptions): Promise<Drill
       log(`TEST FAULT: deleted ${removed} acknowledged case.opened event from site-a; counting again`);
       ({ counts, lostCaseIds, duplicates } = await count());
     }
-    const verified = restore.code === 0 && converged && Object.values(verifyOk).every(Boolean);
+    const verified =
+      restore.code === 0 && converged && projectionsAgree && Object.values(verifyOk).every(Boolean);
     const hubCount = counts.hub;
     const report: DrillReport = {
       drill: 'supplier-loss',
@@ -464,6 +487,7 @@ export async function runSupplierLossDrill(options: DrillOptions): Promise<Drill
           : null,
         convergeMs: convergeMs === null ? null : Math.round(convergeMs),
         converged,
+        projectionsAgree,
         eventsPerNode: Object.fromEntries(Object.entries(counts).map(([n, c]) => [n, c?.events ?? 0])),
         verifyOk,
         lostCaseIds: [...lostCaseIds].slice(0, 20),
@@ -508,7 +532,7 @@ export function formatDrill(r: DrillReport): string {
     )
       .map(([n, e]) => `${n} ${e}`)
       .join(', ')}`,
-    `  verification (every chain, link and checkpoint signature on each node; restore's own checks): ${r.verified ? 'ok' : 'FAILED'} (${Object.entries(
+    `  verification (every chain, link and checkpoint signature on each node; the same projections on each; restore's own checks): ${r.verified ? 'ok' : 'FAILED'} (projections ${d.projectionsAgree ? 'agree' : 'DIFFER'}; ${Object.entries(
       d.verifyOk,
     )
       .map(([n, ok]) => `${n} ${ok ? 'ok' : 'BAD'}`)
