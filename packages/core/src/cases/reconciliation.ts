@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { InvariantViolation } from '../errors.ts';
 import { defineEventType } from '../ledger/registry.ts';
 import {
+  CASE_LIFECYCLE_EVENT_TYPES,
   CLAIMED_STATUSES,
   evolve,
   TERMINAL_STATUSES,
@@ -188,6 +189,8 @@ export interface FoldStep {
   changedItems: ReconciliationItem[];
 }
 
+const LIFECYCLE_TYPES = new Set(CASE_LIFECYCLE_EVENT_TYPES.map((d) => d.type));
+
 /** Lifecycle events that only the clinician holding the case can cause. evolve checks release and transfer. */
 const CLINICIAN_BOUND = new Set([
   'case.consultation_started',
@@ -227,6 +230,8 @@ export function openReconciliationItems(fold: CaseFold): ReconciliationItem[] {
  */
 export function foldCaseEvent(fold: CaseFold, e: FoldableEvent): FoldStep {
   if (e.type === reconciliationResolved.type) return foldResolution(fold, e);
+  // Not a lifecycle event (a fact type this fold does not know): it cannot move the case.
+  if (!LIFECYCLE_TYPES.has(e.type)) return { fold, appliedEvents: [], changedItems: [] };
   const recon = cloneRecon(fold.recon);
   const held: HeldEvent = { id: e.id, node: e.node, type: e.type, payload: e.payload };
   const hold = (item: ReconciliationItem): FoldStep => {
@@ -364,7 +369,10 @@ export function planDecision(
       if (!item.claimants.includes(decision.clinicianId)) {
         return { ok: false, why: `clinician is not one of the claimants (${item.claimants.join(', ')})` };
       }
-      if (decision.clinicianId === state.claimantId) return { ok: true, state, applied: [] };
+      // Keeping the claim that stood is always possible, even after the case moved on: it changes nothing.
+      if (decision.clinicianId === state.claimantId || decision.clinicianId === item.claimants[0]) {
+        return { ok: true, state, applied: [] };
+      }
       if (!claimed) return { ok: false, why: `the case is ${state.status} now, no longer claimed` };
       return {
         ok: true,

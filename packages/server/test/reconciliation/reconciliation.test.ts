@@ -238,6 +238,40 @@ describe.each(STORE_KINDS)('reconciliation on %s', (kind) => {
     await expectSameEverywhere();
   });
 
+  it('a double claim whose kept clinician closed the case meanwhile: releasing is refused (409), keeping the claim that stood resolves it', async () => {
+    const caseId = await queuedCase();
+    await exchange();
+    const x = randomUUID();
+    const y = randomUUID();
+    await run(a, x, { type: 'claim', clinicianId: x }, caseId);
+    b.clock.advance(5000);
+    await run(b, y, { type: 'claim', clinicianId: y }, caseId);
+    await exchange();
+    await run(a, x, { type: 'start_consultation', clinicianId: x }, caseId);
+    await run(a, x, { type: 'record_outcome', clinicianId: x, outcome: 'advice_and_close' }, caseId);
+    await exchange();
+    const [item] = await itemsOf(b, caseId);
+    expect(item).toMatchObject({ kind: 'double_claim', status: 'open', claimants: [x, y] });
+    await expect(
+      b.reconciliation.resolve(manager, item!.itemId, {
+        decision: { action: 'release_to_queue' },
+        reason: 'x',
+      }),
+    ).rejects.toBeInstanceOf(ConflictError);
+    b.clock.advance(1000);
+    await b.reconciliation.resolve(manager, item!.itemId, {
+      decision: { action: 'keep_claim', clinicianId: x },
+      reason: 'X saw the patient and closed the case',
+    });
+    await exchange();
+    for (const n of [a, b]) {
+      const row = await n.cases.get({ tenant: TENANT }, caseId);
+      expect(row.status).toBe('closed');
+      expect(Number(row.open_reconciliation)).toBe(0);
+    }
+    await expectSameEverywhere();
+  });
+
   it('lists open items by site, and one item per collision however often the nodes exchange', async () => {
     const open = await a.reconciliation.list(manager, { status: 'open', siteId });
     expect(open.length).toBe(0);
@@ -245,10 +279,11 @@ describe.each(STORE_KINDS)('reconciliation on %s', (kind) => {
     expect(resolved.map((i) => i.kind).sort()).toEqual([
       'changed_after_close',
       'double_claim',
+      'double_claim',
       'two_outcomes',
     ]);
     expect(await a.reconciliation.list(manager, { status: 'resolved', siteId: randomUUID() })).toEqual([]);
     await exchange();
-    expect((await a.reconciliation.list(manager, { status: 'resolved' })).length).toBe(3);
+    expect((await a.reconciliation.list(manager, { status: 'resolved' })).length).toBe(4);
   });
 });
