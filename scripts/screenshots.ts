@@ -65,8 +65,8 @@ async function main(): Promise<void> {
     return c.newPage();
   };
   try {
-    const clinicianApi = await ApiUser.signIn(server.url, DEMO.clinician, seeded.demoPassword);
-    await registerPatients(clinicianApi, seeded.siteIds[0]!);
+    const receptionist = await ApiUser.signIn(server.url, DEMO.receptionist, seeded.demoPassword);
+    await registerPatients(receptionist, seeded.siteIds[0]!);
 
     // Sign-in and the authenticator enrolment, as the adviser's first sign-in.
     console.error('screenshots: sign-in and the adviser');
@@ -77,7 +77,7 @@ async function main(): Promise<void> {
     await enterPassword(adviser, DEMO.adviser, seeded.demoPassword);
     await enrolTotp(adviser, (name) => shoot(adviser, name));
 
-    await takeCallToCallback(
+    const caseId = await takeCallToCallback(
       adviser,
       {
         callerName: 'Peter Holloway',
@@ -99,6 +99,31 @@ async function main(): Promise<void> {
     await clinician.getByRole('heading', { level: 1, name: /queue/i }).waitFor();
     await clinician.locator('[data-case-id]').first().waitFor();
     await shoot(clinician, 'clinician-queue');
+    await clinician.goto(`/queue/${caseId}`);
+    await clinician.getByRole('button', { name: 'Claim this case' }).click();
+    await clinician.getByLabel('Outcome of the call-back').selectOption({ label: 'No answer' });
+    await clinician.getByRole('button', { name: 'Record call-back attempt' }).click();
+    await clinician.getByText(/Recorded: No answer/).waitFor();
+    await clinician.getByRole('button', { name: 'Start consultation' }).click();
+    await clinician
+      .getByLabel('History', { exact: true })
+      .fill('Headache since the morning, blurred vision in the left eye.');
+    for (const [label, value] of [
+      [/^Respiration rate/, '22'],
+      [/^SpO2 \(/, '95'],
+      [/^Systolic blood pressure/, '105'],
+      [/^Pulse/, '112'],
+      [/^Temperature/, '38.4'],
+    ] as const)
+      await clinician.getByLabel(label).fill(value);
+    await clinician.getByLabel('Air or oxygen').selectOption({ label: 'Air' });
+    await clinician.getByLabel('Consciousness (ACVPU)').selectOption({ label: 'Alert' });
+    await clinician
+      .getByTestId('news2')
+      .getByText(/NEWS2 7/)
+      .waitFor();
+    await clinician.getByTestId('news2').scrollIntoViewIfNeeded();
+    await shoot(clinician, 'clinician-consultation-news2');
 
     console.error('screenshots: the shift manager, the auditor, the admin');
     const manager = await signedIn(DEMO.shiftManager);
