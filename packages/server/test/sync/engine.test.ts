@@ -227,6 +227,34 @@ describe.each(['sqlite', 'postgres'] as StoreKind[])('sync engine, hub on %s', (
     expect(await snapshot(a)).toEqual(siteBefore);
   });
 
+  it('a push whose batches arrive out of order keeps back the ones after a gap; they go in once it fills', async () => {
+    await note(a, 9, 'order');
+    const pushes: PushRequest[] = [];
+    // Capture the round's push without delivering it (the peer never hears of it).
+    const capture: SyncInterceptor = async (call, deliver) => {
+      if (call.kind === 'pull') return deliver(call);
+      pushes.push(call.request);
+      throw new SyncUnreachableError();
+    };
+    await expect(
+      new SyncEngine(a, TENANT, new MemoryTransport(hub, { interceptor: capture }), {
+        batchEvents: 4,
+      }).syncOnce(),
+    ).rejects.toBeInstanceOf(SyncUnreachableError);
+    const batches = pushes[0]!.batches;
+    expect(batches.length).toBeGreaterThanOrEqual(2);
+    const before = await ledgerRows(hub, TENANT);
+    const later = await handlePush(hub, { ...pushes[0]!, batches: batches.slice(1).reverse() });
+    expect(later).toMatchObject({ accepted: 0, inserted: 0, deferred: batches.length - 1 });
+    expect(await ledgerRows(hub, TENANT)).toEqual(before);
+    const first = await handlePush(hub, { ...pushes[0]!, batches: [batches[0]!] });
+    expect(first.accepted).toBe(1);
+    // All of them again, in reverse: the retry after the rest takes each once its predecessor is in.
+    const rest = await handlePush(hub, { ...pushes[0]!, batches: [...batches].reverse() });
+    expect(rest).toMatchObject({ deferred: 0, accepted: batches.length, inserted: 9 - first.inserted });
+    expect(rest.positions['site-a']).toBe((await a.ledger.chainHeads(TENANT)).get('site-a'));
+  });
+
   it('an interruption at any call of a round is resumed by the next round, nothing lost or doubled', async () => {
     const options = { maxEventsPerRequest: 3, batchEvents: 2 };
     // A clean round of this shape makes 5 calls (2 pulls, 3 pushes: batches end at checkpoints, every 4).
