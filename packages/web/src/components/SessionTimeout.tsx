@@ -1,48 +1,64 @@
 import { Button, Group, Modal, Text } from '@mantine/core';
-import { useEffect, useState } from 'react';
-import { lastServerActivity } from '../lib/api.ts';
+import { useEffect, useRef, useState } from 'react';
 import { useSession } from '../lib/session.tsx';
 import { clock } from '../lib/time.ts';
 
 /** Warn this long before the idle timeout ends the session. */
 const WARN_BEFORE_MS = 2 * 60_000;
+const ACTIVITY_EVENTS = ['keydown', 'pointerdown', 'wheel', 'touchstart'] as const;
 
 /**
- * Sessions end after a period with no request (30 minutes by default). Two minutes before that,
- * this asks whether to stay signed in; staying sends a request, which counts as activity.
+ * The idle timeout counts from the last thing the person did (a key, a click, a scroll), not from
+ * the last request: the live queue and the status line poll the server by themselves, which must not
+ * keep an unattended screen signed in. Two minutes before the timeout a dialog asks whether to stay;
+ * at the timeout the screen signs out (the server's own idle timeout is the backstop).
  */
 export function SessionTimeoutWarning() {
   const session = useSession();
+  const lastActivity = useRef(Date.now());
   const [now, setNow] = useState(Date.now());
   useEffect(() => {
+    const mark = () => {
+      lastActivity.current = Date.now();
+    };
+    for (const e of ACTIVITY_EVENTS) window.addEventListener(e, mark, { passive: true, capture: true });
     const timer = setInterval(() => setNow(Date.now()), 1000);
-    return () => clearInterval(timer);
+    return () => {
+      for (const e of ACTIVITY_EVENTS) window.removeEventListener(e, mark, { capture: true });
+      clearInterval(timer);
+    };
   }, []);
-  const remainingMs = lastServerActivity() + session.idleTimeoutMs - now;
+  const remainingMs = lastActivity.current + session.idleTimeoutMs - now;
   const expired = remainingMs <= 0;
-  const { refresh } = session;
+  const { signOut } = session;
   useEffect(() => {
-    // At zero the server has ended the session: ask it, which signs the screen out with a reason.
-    if (expired) void refresh().catch(() => undefined);
-  }, [expired, refresh]);
-  const open = remainingMs <= WARN_BEFORE_MS && remainingMs > 0;
+    if (expired)
+      void signOut('You were signed out because nothing was done for a while. Sign in again to carry on.');
+  }, [expired, signOut]);
+  const open = remainingMs <= WARN_BEFORE_MS && !expired;
+  const stay = () => {
+    lastActivity.current = Date.now();
+    setNow(Date.now());
+    // A request now also keeps the server's session alive.
+    void session.refresh().catch(() => undefined);
+  };
   return (
     <Modal
       opened={open}
-      onClose={() => void session.refresh()}
+      onClose={stay}
       title="Your session is about to end"
       closeButtonProps={{ 'aria-label': 'Stay signed in' }}
       centered
     >
       <Text mb="md">
-        Nothing has been sent for a while. You will be signed out in{' '}
+        Nothing has been done on this screen for a while. You will be signed out in{' '}
         <strong data-testid="session-countdown">{clock(remainingMs / 1000)}</strong> unless you carry on.
       </Text>
       <Group justify="flex-end">
         <Button variant="default" onClick={() => void session.signOut()}>
           Sign out now
         </Button>
-        <Button onClick={() => void session.refresh()} data-autofocus>
+        <Button onClick={stay} data-autofocus>
           Stay signed in
         </Button>
       </Group>

@@ -8,22 +8,10 @@
 export const CSRF_HEADER = 'x-csrf-token';
 
 let csrfToken: string | null = null;
-let lastActivityMs = Date.now();
-const activityListeners = new Set<() => void>();
 const unauthenticatedListeners = new Set<() => void>();
 
 export function setCsrfToken(token: string | null): void {
   csrfToken = token;
-}
-
-/** When the last request reached the server (each one keeps the session from idling out). */
-export function lastServerActivity(): number {
-  return lastActivityMs;
-}
-
-export function onServerActivity(listener: () => void): () => void {
-  activityListeners.add(listener);
-  return () => activityListeners.delete(listener);
 }
 
 /** Called when an authenticated request is answered 401: the session ended (timeout, signed out elsewhere). */
@@ -86,8 +74,6 @@ export async function api<T>(method: Method, path: string, body?: unknown): Prom
   } catch {
     throw new ApiError(0, 'unreachable', 'The server could not be reached', undefined, [], {});
   }
-  lastActivityMs = Date.now();
-  for (const listener of activityListeners) listener();
   if (response.status === 204) return undefined as T;
   const text = await response.text();
   let parsed: unknown = undefined;

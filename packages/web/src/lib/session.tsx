@@ -26,7 +26,8 @@ export interface SessionState {
   endedReason: string | null;
   refresh(): Promise<void>;
   signedIn(csrfToken: string): Promise<void>;
-  signOut(): Promise<void>;
+  /** Signs out; `reason` is shown on the sign-in screen. */
+  signOut(reason?: string): Promise<void>;
   can(permission: Permission): boolean;
 }
 
@@ -77,14 +78,14 @@ export function SessionProvider({ children }: { children: ReactNode }) {
     [refresh],
   );
 
-  const signOut = useCallback(async () => {
+  const signOut = useCallback(async (reason = 'You have signed out.') => {
     try {
       await api('POST', '/api/v1/auth/sign-out');
     } catch {
       // Signed out already (or the server is away): the screen signs out either way.
     }
     setCsrfToken(null);
-    setEndedReason('You have signed out.');
+    setEndedReason(reason);
     setUser(null);
   }, []);
 
