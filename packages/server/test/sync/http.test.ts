@@ -13,7 +13,7 @@ import { loadNodeKeys } from '../../src/projections/node-keys.ts';
 import { issueEnrolmentToken, joinHub } from '../../src/sync/enrolment.ts';
 import { SyncEngine } from '../../src/sync/engine.ts';
 import { readableEventTypes } from '../../src/sync/handlers.ts';
-import { HttpSyncTransport, SyncHttpError } from '../../src/sync/http-transport.ts';
+import { HttpSyncTransport, splitBySize, SyncHttpError } from '../../src/sync/http-transport.ts';
 import { SYNC_PROTOCOL_VERSION, SyncRefusedError } from '../../src/sync/protocol.ts';
 import { backoffMs, SyncRunner, type RunnerTimers } from '../../src/sync/runner.ts';
 import { HEADER, signRequest } from '../../src/sync/signing.ts';
@@ -484,6 +484,26 @@ describe.each(STORE_KINDS)('sync over HTTP (hub on %s)', (kind) => {
     expect(hubView.peer).toBeNull();
     expect(hubView.sites.find((s) => s.node === 'site-a')).toMatchObject({ connected: true });
     expect(hubView.sites.find((s) => s.node === 'site-a')?.lastSeenAt).not.toBeNull();
+  });
+});
+
+describe('push splitting', () => {
+  it('a push larger than the body limit goes as several requests; a batch is never split', () => {
+    const batch = (n: number) => [`{"kind":"event","n":${n},"pad":"${'x'.repeat(400)}"}`];
+    const req = {
+      protocol: 1,
+      tenant: TENANT,
+      from: 'site-a',
+      batches: Array.from({ length: 50 }, (_, i) => batch(i)),
+    };
+    const parts = splitBySize(req, 4_000);
+    expect(parts.length).toBeGreaterThan(5);
+    expect(parts.flatMap((p) => p.batches)).toEqual(req.batches);
+    for (const p of parts) expect(Buffer.byteLength(JSON.stringify(p))).toBeLessThanOrEqual(4_000);
+    // One batch over the limit still goes, alone.
+    expect(
+      splitBySize({ ...req, batches: [batch(1), [`"${'y'.repeat(5_000)}"`], batch(2)] }, 4_000),
+    ).toHaveLength(3);
   });
 });
 
