@@ -104,6 +104,11 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRep
         const p = linkProblem(o, manifests);
         return p ? [`${o.file} ${p}`] : [];
       });
+      // Every manifest of one directory is signed by the same node key; another key means another
+      // writer, which deserves a look even though the restored manifest checked out on its own.
+      for (const o of manifests)
+        if (o.manifest && o.manifest.publicKey !== m.manifest.publicKey)
+          report.warnings.push(`${o.file} is signed by another key than ${m.file}`);
       return report;
     } catch (error) {
       if (!(error instanceof BackupFormatError) && !(error instanceof ChainFaultError)) {

@@ -59,6 +59,9 @@ export async function verifyBackup(
     if (link) v.problems.push(`${m.file} ${link}`);
     if (m.manifest && m.manifest.keyId !== keys.keyId)
       v.problems.push(`${m.file} was made with another data key`);
+    const signer = manifests.find((o) => o.manifest && !o.problem)?.manifest?.publicKey;
+    if (m.manifest && !m.problem && signer && m.manifest.publicKey !== signer)
+      v.problems.push(`${m.file} is signed by another node key than the newest manifest`);
     if (!m.manifest || m.manifest.keyId !== keys.keyId || m.problem) {
       first ??= v.problems[0]!;
       continue;
