@@ -150,6 +150,8 @@ interface UpdateSample {
   apiToScreenMs: number;
   /** The page's re-read of the case (GET /api/v1/cases/:id) for this event, start to body read. */
   readMs: number;
+  /** Row shows it − that re-read's body arrived: the page's own work (state update, render). */
+  renderMs: number;
 }
 
 async function measureUpdates(page: Page, changer: ApiUser, plan: Plan): Promise<UpdateSample[]> {
@@ -188,6 +190,7 @@ async function measureUpdates(page: Page, changer: ApiUser, plan: Plan): Promise
       eventToScreenMs: shownAt - arrived,
       apiToScreenMs: timeOrigin + shownAt - answeredAt,
       readMs: read ? read[1] - read[0] : NaN,
+      renderMs: read ? shownAt - read[1] : NaN,
     });
     // Updates one after another, a little apart, as staff would make them.
     await new Promise((r) => setTimeout(r, 50));
@@ -328,6 +331,7 @@ async function main(): Promise<void> {
     const ev = samples.map((s) => s.eventToScreenMs);
     const api = samples.map((s) => s.apiToScreenMs);
     const reads = samples.map((s) => s.readMs).filter((v) => Number.isFinite(v));
+    const renders = samples.map((s) => s.renderMs).filter((v) => Number.isFinite(v));
     console.log(`UI benchmark: the CAS queue screen with ${CASES.toLocaleString('en-GB')} live cases`);
     console.log(
       `machine: ${describeMachine(machine)}; load average at start ${round(loadAtStart, 2)}; browser: ${CHROMIUM} (headless)`,
@@ -349,6 +353,11 @@ async function main(): Promise<void> {
             '  of which: the page re-reads the case',
             String(reads.length),
             ...[50, 95, 100].map((p) => round(percentile(reads, p), 1).toString()),
+          ],
+          [
+            '  of which: state update and render',
+            String(renders.length),
+            ...[50, 95, 100].map((p) => round(percentile(renders, p), 1).toString()),
           ],
           [
             'API answered → row shows it',
@@ -377,6 +386,8 @@ async function main(): Promise<void> {
         api_to_screen_p95_ms: round(percentile(api, 95), 1),
         case_read_p50_ms: round(percentile(reads, 50), 1),
         case_read_p95_ms: round(percentile(reads, 95), 1),
+        render_p50_ms: round(percentile(renders, 50), 1),
+        render_p95_ms: round(percentile(renders, 95), 1),
         first_rows_ms: round(firstRowsMs),
         queue_api_ms: round(queueApiMs),
         scroll_fps: round(scroll.fps, 1),
