@@ -124,6 +124,10 @@ export async function createApp(deps: AppDeps): Promise<{ app: FastifyInstance; 
   );
 
   app.addHook('onSend', async (request, reply, payload) => {
+    // The web app (packages/web) runs under this policy: its scripts are files from this origin (no
+    // inline script, no eval). Styles allow 'unsafe-inline' because Mantine sets style attributes and
+    // injects its CSS variables in a <style> element at run time; images allow data: for the TOTP QR
+    // code (an SVG shown as a data: URL). Nothing else is loosened.
     reply.header(
       'content-security-policy',
       "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
