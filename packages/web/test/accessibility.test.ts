@@ -20,6 +20,9 @@ import { DEMO, startHoldfast, type RunningHoldfast } from './support/server.ts';
  * typing, Enter, number keys; nothing clicked), and an axe-core scan of every main screen, for each
  * role, that must find no serious or critical violation.
  */
+/** A loaded CI machine can take seconds to render a step: poll, not the one-second default. */
+const POLL = { timeout: 15_000 };
+
 describe('accessibility', () => {
   let server: RunningHoldfast;
   let browser: Browser;
@@ -32,7 +35,7 @@ describe('accessibility', () => {
     const setup = await ApiUser.signIn(server.url, DEMO.receptionist, server.demoPassword);
     const sites = await setup.call<{ sites: { siteId: string }[] }>('GET', '/api/v1/sites');
     await registerPatients(setup, sites.sites[0]!.siteId);
-  });
+  }, 300_000);
   afterAll(async () => {
     await browser?.close();
     await server?.stop();
@@ -125,7 +128,7 @@ describe('accessibility', () => {
     let scannedQuestion = false;
     for (const step of HEADACHE_TO_CALLBACK.answers) {
       const question = page.locator('#triage-question');
-      await expect.poll(() => question.innerText()).toMatch(step.question);
+      await expect.poll(() => question.innerText(), POLL).toMatch(step.question);
       if (!scannedQuestion) {
         await scan(page, 'triage question');
         scannedQuestion = true;
@@ -134,9 +137,9 @@ describe('accessibility', () => {
         // B goes back to change the previous answer; the same key answers it again.
         await k.press('b');
         await page.getByText(/Changing an earlier answer/).waitFor();
-        await expect.poll(() => question.innerText()).toMatch(/How did the headache start/);
+        await expect.poll(() => question.innerText(), POLL).toMatch(/How did the headache start/);
         await k.press('3');
-        await expect.poll(() => question.innerText()).toMatch(step.question);
+        await expect.poll(() => question.innerText(), POLL).toMatch(step.question);
       }
       for (const key of step.keys) await k.press(String(key));
       if ('multi' in step && step.multi) {

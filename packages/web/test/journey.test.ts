@@ -24,6 +24,9 @@ const CLINICIAN = {
 };
 const CALLER = { name: 'Peter Holloway', phone: '07700 900987' };
 
+/** A loaded CI machine can take seconds to render a step: poll, not the one-second default. */
+const POLL = { timeout: 15_000 };
+
 describe('the journey of a case through the web app', () => {
   let server: RunningHoldfast;
   let browser: Browser;
@@ -34,7 +37,7 @@ describe('the journey of a case through the web app', () => {
     const setup = await ApiUser.signIn(server.url, DEMO.adviser, server.demoPassword);
     const sites = await setup.call<{ sites: { siteId: string }[] }>('GET', '/api/v1/sites');
     await registerPatients(setup, sites.sites[0]!.siteId);
-  });
+  }, 300_000);
   afterAll(async () => {
     await browser?.close();
     await server?.stop();
@@ -74,7 +77,7 @@ describe('the journey of a case through the web app', () => {
     await form.getByLabel('Initial password').fill('a long enough password');
     await form.getByRole('checkbox', { name: 'Health adviser', exact: true }).check();
     await form.getByRole('button', { name: 'Create user' }).click();
-    await expect.poll(() => form.getByLabel('User name').getAttribute('aria-invalid')).toBe('true');
+    await expect.poll(() => form.getByLabel('User name').getAttribute('aria-invalid'), POLL).toBe('true');
     await shots.take(admin, 'admin-bad-user-name');
     await admin.reload();
     await createUser(admin, ADVISER, 'Health adviser');
@@ -123,9 +126,9 @@ describe('the journey of a case through the web app', () => {
     // --- Identifying the patient: the NHS number is checked as it is typed.
     const nhs = adviser.getByRole('textbox', { name: 'NHS number' });
     await nhs.fill('943 476 5918');
-    await expect.poll(() => nhs.getAttribute('aria-invalid')).toBe('true');
+    await expect.poll(() => nhs.getAttribute('aria-invalid'), POLL).toBe('true');
     await nhs.fill('943 476 5919');
-    await expect.poll(() => nhs.getAttribute('aria-invalid')).not.toBe('true');
+    await expect.poll(() => nhs.getAttribute('aria-invalid'), POLL).not.toBe('true');
     await adviser.getByRole('button', { name: 'Search by NHS number' }).click();
     await adviser
       .getByRole('button', {
@@ -145,7 +148,7 @@ describe('the journey of a case through the web app', () => {
     await adviser.getByRole('button', { name: 'Start triage' }).click();
     for (const step of HEADACHE_TO_CALLBACK.answers) {
       const question = adviser.locator('#triage-question');
-      await expect.poll(() => question.innerText()).toMatch(step.question);
+      await expect.poll(() => question.innerText(), POLL).toMatch(step.question);
       for (const key of step.keys) await adviser.keyboard.press(String(key));
       if ('multi' in step && step.multi) await adviser.keyboard.press('Enter');
     }
@@ -191,7 +194,7 @@ describe('the journey of a case through the web app', () => {
     // NEWS2 (RCP 2017) for these: respiration 22 → 2, SpO2 95 → 1, air 0, systolic 105 → 1,
     // pulse 112 → 2, alert 0, temperature 38.4 → 1: total 7, high.
     const news2 = clinician.getByTestId('news2');
-    await expect.poll(() => news2.innerText()).toMatch(/NEWS2 7/);
+    await expect.poll(() => news2.innerText(), POLL).toMatch(/NEWS2 7/);
     await shots.take(clinician, 'clinician-consultation-news2');
     await clinician.getByLabel('Assessment', { exact: true }).fill('New visual disturbance with headache.');
     await clinician

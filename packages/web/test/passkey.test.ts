@@ -17,7 +17,7 @@ describe('passkey sign-in in Chromium', () => {
 
   beforeAll(async () => {
     [server, browser] = await Promise.all([startHoldfast(), launchChromium()]);
-  });
+  }, 300_000);
   afterAll(async () => {
     await browser?.close();
     await server?.stop();
