@@ -1,7 +1,7 @@
 import { Badge, Button, Checkbox, Group, NativeSelect, Paper, Stack, Text } from '@mantine/core';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useVirtualizer } from '@tanstack/react-virtual';
-import { useCallback, useMemo, useRef, useState } from 'react';
+import { memo, useCallback, useMemo, useRef, useState } from 'react';
 import { PageTitle } from '../../components/PageTitle.tsx';
 import { timingAt, TimingBadge, TIMING_WORDS, type Timing } from '../../components/Timing.tsx';
 import { api, ApiError } from '../../lib/api.ts';
@@ -9,9 +9,9 @@ import { useCaseEvents, useNow } from '../../lib/live.ts';
 import { siteName, STATUS_LABELS, useSites } from '../../lib/queries.ts';
 import { Link, navigate } from '../../lib/router.tsx';
 import { useSession, useUser } from '../../lib/session.tsx';
-import { londonTime, londonWhen } from '../../lib/time.ts';
+import { londonWhen } from '../../lib/time.ts';
 import type { CaseDetail, QueueCase, QueueResponse } from '../../lib/types.ts';
-import { queueRowFrom, upsertRow } from './queueModel.ts';
+import { queueRowFrom, timesOf, upsertRow } from './queueModel.ts';
 
 const ROW_HEIGHT = 96;
 
@@ -99,11 +99,11 @@ export function Queue() {
   const withTiming = useMemo(
     () =>
       all.map((c) => {
-        const deadline = Date.parse(c.deadline);
+        const { deadlineMs, receivedMs } = timesOf(c);
         return {
           c,
-          timing: timingAt(deadline, Date.parse(c.receivedAt), now),
-          remaining: Math.round((deadline - now) / 1000),
+          timing: timingAt(deadlineMs, receivedMs, now),
+          remaining: Math.round((deadlineMs - now) / 1000),
         };
       }),
     [all, now],
@@ -124,22 +124,29 @@ export function Queue() {
   });
 
   const [claimProblem, setClaimProblem] = useState<string | null>(null);
-  const claim = async (caseId: string) => {
-    setClaimProblem(null);
-    try {
-      await api('POST', `/api/v1/cases/${caseId}/claim`);
-      navigate(`/queue/${caseId}`);
-    } catch (error) {
-      setClaimProblem(
-        error instanceof ApiError && error.status === 409
-          ? 'Another clinician has just claimed that case. Choose another.'
-          : error instanceof ApiError
-            ? error.plain()
-            : 'The case could not be claimed.',
-      );
-      void refreshCase(caseId);
-    }
-  };
+  const claim = useCallback(
+    async (caseId: string) => {
+      setClaimProblem(null);
+      try {
+        await api('POST', `/api/v1/cases/${caseId}/claim`);
+        navigate(`/queue/${caseId}`);
+      } catch (error) {
+        setClaimProblem(
+          error instanceof ApiError && error.status === 409
+            ? 'Another clinician has just claimed that case. Choose another.'
+            : error instanceof ApiError
+              ? error.plain()
+              : 'The case could not be claimed.',
+        );
+        void refreshCase(caseId);
+      }
+    },
+    [refreshCase],
+  );
+
+  const canWork = session.can('queue.work');
+  // Rows re-render when their own data or second changes; the day only matters for date labels.
+  const nowDay = Math.floor(now / 3_600_000) * 3_600_000;
 
   const set = <K extends keyof Filters>(key: K, value: Filters[K]) =>
     setFilters((f) => ({ ...f, [key]: value }));
@@ -243,79 +250,21 @@ export function Queue() {
         >
           {virtualizer.getVirtualItems().map((item) => {
             const { c, timing, remaining } = shown[item.index]!;
-            const mine = c.claimedBy === user.userId;
-            const held = c.claimedBy !== null;
             return (
-              <li
+              <QueueRow
                 key={c.caseId}
-                className="queue-row"
-                data-case-id={c.caseId}
-                data-timing={timing}
-                data-status={c.status}
-                aria-setsize={shown.length}
-                aria-posinset={item.index + 1}
-                style={{
-                  position: 'absolute',
-                  top: 0,
-                  left: 0,
-                  right: 0,
-                  height: ROW_HEIGHT,
-                  transform: `translateY(${item.start}px)`,
-                  padding: '6px 10px',
-                }}
-              >
-                <Group justify="space-between" wrap="nowrap" align="flex-start" h="100%">
-                  <Stack gap={2} style={{ minWidth: 0 }}>
-                    <Group gap="xs" wrap="nowrap">
-                      <TimingBadge timing={timing} remainingSeconds={remaining} />
-                      {c.escalated && (
-                        <Badge color="#a51d1d" variant="filled" radius="sm">
-                          Escalated: welfare check
-                        </Badge>
-                      )}
-                      {c.news2 && (
-                        <Badge color="dark" variant="outline" radius="sm">
-                          NEWS2 {c.news2.total}
-                        </Badge>
-                      )}
-                    </Group>
-                    <Text fw={700} truncate>
-                      {c.presentingComplaint} · {c.disposition.label ?? 'No disposition label'}
-                    </Text>
-                    <Text size="sm" truncate>
-                      {siteName(sites.data, c.siteId)} · received {londonWhen(c.receivedAt, now)} · deadline{' '}
-                      {londonTime(c.deadline)} ·{' '}
-                      {mine
-                        ? 'held by you'
-                        : held
-                          ? 'held by another clinician'
-                          : (STATUS_LABELS[c.status] ?? c.status)}
-                      {c.failedCallbackAttempts > 0 ? ` · ${c.failedCallbackAttempts} failed call-backs` : ''}
-                      {c.disposition.notice ? ' · sample, not clinically validated' : ''}
-                    </Text>
-                  </Stack>
-                  <Group gap="xs" wrap="nowrap">
-                    {session.can('queue.work') && c.status === 'queued' && (
-                      <Button
-                        size="compact-md"
-                        onClick={() => void claim(c.caseId)}
-                        aria-label={`Claim: ${c.presentingComplaint}, deadline ${londonTime(c.deadline)}`}
-                      >
-                        Claim
-                      </Button>
-                    )}
-                    <Button
-                      size="compact-md"
-                      variant="default"
-                      component={Link}
-                      to={session.can('queue.work') ? `/queue/${c.caseId}` : `/cases/${c.caseId}`}
-                      aria-label={`Open: ${c.presentingComplaint}, deadline ${londonTime(c.deadline)}`}
-                    >
-                      Open
-                    </Button>
-                  </Group>
-                </Group>
-              </li>
+                c={c}
+                timing={timing}
+                remaining={remaining}
+                index={item.index}
+                setSize={shown.length}
+                start={item.start}
+                nowDay={nowDay}
+                mine={c.claimedBy === user.userId}
+                site={siteName(sites.data, c.siteId)}
+                canWork={canWork}
+                onClaim={claim}
+              />
             );
           })}
         </ul>
@@ -327,3 +276,105 @@ export function Queue() {
     </Stack>
   );
 }
+
+interface QueueRowProps {
+  c: QueueCase;
+  timing: Timing;
+  remaining: number;
+  index: number;
+  setSize: number;
+  start: number;
+  nowDay: number;
+  mine: boolean;
+  site: string;
+  canWork: boolean;
+  onClaim: (caseId: string) => Promise<void>;
+}
+
+/** One case of the virtualised list; memoised so scrolling renders only the rows that appear. */
+const QueueRow = memo(function QueueRow({
+  c,
+  timing,
+  remaining,
+  index,
+  setSize,
+  start,
+  nowDay,
+  mine,
+  site,
+  canWork,
+  onClaim,
+}: QueueRowProps) {
+  const held = c.claimedBy !== null;
+  const deadline = londonWhen(c.deadline, nowDay);
+  return (
+    <li
+      className="queue-row"
+      data-case-id={c.caseId}
+      data-timing={timing}
+      data-status={c.status}
+      aria-setsize={setSize}
+      aria-posinset={index + 1}
+      style={{
+        position: 'absolute',
+        top: 0,
+        left: 0,
+        right: 0,
+        height: ROW_HEIGHT,
+        transform: `translateY(${start}px)`,
+        padding: '6px 10px',
+      }}
+    >
+      <Group justify="space-between" wrap="nowrap" align="flex-start" h="100%">
+        <Stack gap={2} style={{ minWidth: 0 }}>
+          <Group gap="xs" wrap="nowrap">
+            <TimingBadge timing={timing} remainingSeconds={remaining} />
+            {c.escalated && (
+              <Badge color="#a51d1d" variant="filled" radius="sm">
+                Escalated: welfare check
+              </Badge>
+            )}
+            {c.news2 && (
+              <Badge color="dark" variant="outline" radius="sm">
+                NEWS2 {c.news2.total}
+              </Badge>
+            )}
+          </Group>
+          <Text fw={700} truncate>
+            {c.presentingComplaint} · {c.disposition.label ?? 'No disposition label'}
+          </Text>
+          <Text size="sm" truncate>
+            {site} · received {londonWhen(c.receivedAt, nowDay)} · deadline {deadline} ·{' '}
+            {mine
+              ? 'held by you'
+              : held
+                ? 'held by another clinician'
+                : (STATUS_LABELS[c.status] ?? c.status)}
+            {c.failedCallbackAttempts > 0 ? ` · ${c.failedCallbackAttempts} failed call-backs` : ''}
+            {c.disposition.notice ? ' · sample, not clinically validated' : ''}
+          </Text>
+        </Stack>
+        <Group gap="xs" wrap="nowrap">
+          {canWork && c.status === 'queued' && (
+            <Button
+              size="compact-md"
+              onClick={() => void onClaim(c.caseId)}
+              aria-label={`Claim: ${c.presentingComplaint}, deadline ${deadline}`}
+            >
+              Claim
+            </Button>
+          )}
+          <Button
+            size="compact-md"
+            variant="default"
+            component={Link}
+            to={canWork ? `/queue/${c.caseId}` : `/cases/${c.caseId}`}
+            aria-label={`Open: ${c.presentingComplaint}, deadline ${deadline}`}
+          >
+            Open
+          </Button>
+        </Group>
+      </Group>
+    </li>
+  );
+});

@@ -11,8 +11,20 @@ function priority(c: Pick<QueueCase, 'escalated' | 'news2'>): number {
   return 3;
 }
 
+const parsed = new WeakMap<QueueCase, { deadlineMs: number; receivedMs: number }>();
+
+/** The row's deadline and received instants as numbers, parsed once per row object. */
+export function timesOf(c: QueueCase): { deadlineMs: number; receivedMs: number } {
+  let t = parsed.get(c);
+  if (!t) {
+    t = { deadlineMs: Date.parse(c.deadline), receivedMs: Date.parse(c.receivedAt) };
+    parsed.set(c, t);
+  }
+  return t;
+}
+
 export function compareQueue(a: QueueCase, b: QueueCase): number {
-  const d = Date.parse(a.deadline) - Date.parse(b.deadline);
+  const d = timesOf(a).deadlineMs - timesOf(b).deadlineMs;
   if (d !== 0) return d;
   const p = priority(a) - priority(b);
   if (p !== 0) return p;
