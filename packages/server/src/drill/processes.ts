@@ -91,6 +91,11 @@ export class NodeProcess {
     await this.exited;
   }
 
+  /** At once, without waiting (the drill itself is being interrupted). */
+  killNow(): void {
+    if (this.running) this.child.kill('SIGKILL');
+  }
+
   /** A clean stop (SIGTERM: the node seals its chain and closes its store), SIGKILL after `graceMs`. */
   async stop(graceMs = 15_000): Promise<void> {
     if (!this.running) return;
@@ -108,6 +113,13 @@ export interface CommandResult {
   ms: number;
 }
 
+/** Commands still running, so that an interrupted drill can end them too. */
+const runningCommands = new Set<ChildProcess>();
+
+export function killRunningCommands(): void {
+  for (const child of runningCommands) child.kill('SIGKILL');
+}
+
 /** Runs one `holdfast` command to its end; its output is appended to `logFile` too. */
 export function runHoldfast(
   args: string[],
@@ -121,6 +133,7 @@ export function runHoldfast(
       env: childEnv(env),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    runningCommands.add(child);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
@@ -128,6 +141,7 @@ export function runHoldfast(
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.once('error', reject);
     child.once('exit', (code) => {
+      runningCommands.delete(child);
       clearTimeout(timer);
       const log = createWriteStream(logFile, { flags: 'a' });
       log.end(`$ holdfast ${args.join(' ')}\n${stdout}${stderr}[exit ${code}]\n`);

@@ -14,7 +14,7 @@ import { runSimulation, type SimulationSummary } from '../simulate/simulator.ts'
 import { issueEnrolmentToken, joinHub } from '../sync/enrolment.ts';
 import { chainHeads, countStore, deleteCaseOpened, sameChains, type StoreRef } from './count.ts';
 import { freePort, startTestPostgres, type TestPostgres } from './postgres.ts';
-import { NodeProcess, runHoldfast, sleep, tailOf, type Env } from './processes.ts';
+import { killRunningCommands, NodeProcess, runHoldfast, sleep, tailOf, type Env } from './processes.ts';
 
 /**
  * `holdfast drill supplier-loss`: the 2022 outage rehearsed on one machine. A hub on PostgreSQL and
@@ -119,6 +119,19 @@ export async function runSupplierLossDrill(options: DrillOptions): Promise<Drill
   const stopAll = async () => {
     await Promise.all(processes.map((p) => p.stop().catch(() => undefined)));
   };
+  // Interrupted (Ctrl-C, or a test's timeout): leave no node or PostgreSQL running behind.
+  const interrupted = (signal: NodeJS.Signals) => {
+    for (const p of processes) p.killNow();
+    killRunningCommands();
+    try {
+      postgres?.stop();
+    } finally {
+      if (!options.keep) rmSync(work, { recursive: true, force: true });
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    }
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   try {
     // ---- PostgreSQL for the hub, the hub, two sites ----------------------------------------------
     log('starting PostgreSQL');
@@ -507,6 +520,8 @@ export async function runSupplierLossDrill(options: DrillOptions): Promise<Drill
       .join('\n');
     throw new Error(`${(error as Error).message}\n${logs}`, { cause: error });
   } finally {
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
     await stopAll();
     postgres?.stop();
     if (!options.keep) rmSync(work, { recursive: true, force: true });
