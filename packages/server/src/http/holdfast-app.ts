@@ -49,8 +49,6 @@ export interface HoldfastAppOptions {
   webDist?: string | false;
   /** Key contacts printed in the downtime pack. */
   downtimeContacts?: readonly KeyContact[];
-  /** Directory of the built browser app (default packages/web/dist); false serves no web app. */
-  webDist?: string | false;
 }
 
 export interface HoldfastApp {
