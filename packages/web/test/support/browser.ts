@@ -56,7 +56,8 @@ export async function staffContext(
     bypassCSP: options.bypassCSP ?? false,
     reducedMotion: 'reduce',
   });
-  context.setDefaultTimeout(15_000);
+  // Generous: CI machines run many test files at once, and a step can wait seconds for a CPU.
+  context.setDefaultTimeout(30_000);
   // Functions passed to page.evaluate / addInitScript from code run by tsx carry esbuild's
   // keep-names helper (`__name(fn, "name")`); the page needs an identity stand-in for it.
   await context.addInitScript({ content: 'globalThis.__name ??= (fn) => fn;' });
