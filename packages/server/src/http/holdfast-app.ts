@@ -30,7 +30,7 @@ import { SyncStatusStore } from '../sync/status.ts';
 import { createApp, registerRoutes, type AppDeps, type RouteRegistry } from './app.ts';
 import { openApiDocument, docsPage } from './openapi.ts';
 import { publicRoute } from './routes.ts';
-import { registerWebStatic } from './web-static.ts';
+import { webAppRoute } from './web-static.ts';
 import { dashboardRoutes } from '../dashboard/routes.ts';
 
 export interface HoldfastAppOptions {
@@ -169,6 +169,8 @@ export async function buildHoldfastApp(
     ...triageAndQueueRoutes(triage, queue, node.store, node.ledger),
     ...reportRoutes(node.store, { ...filter, clock: node.clock }),
     ...dashboardRoutes({ store: node.store, accounts, clock: node.clock, ...filter }),
+    // The browser app on the same port: GETs that no API route answers (see web-static.ts).
+    ...(options.webDist === false ? [] : [webAppRoute(options.webDist)]),
     ...syncRoutes({
       node,
       clock: node.clock,
@@ -178,8 +180,6 @@ export async function buildHoldfastApp(
     ...downtimeRoutes(downtime),
     ...reconciliationRoutes(new ReconciliationService(node.store, node.ledger, auditor)),
   ]);
-  // The browser app on the same port: GETs that no API route answers (see web-static.ts).
-  if (options.webDist !== false) registerWebStatic(app, options.webDist);
   return { app, registry, deps, accounts, patients, cases };
 }
 

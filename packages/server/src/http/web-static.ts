@@ -1,7 +1,8 @@
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { publicRoute, type RouteSpec } from './routes.ts';
 
 /** packages/web/dist, where `npm run build -w packages/web` (vite build) writes the browser app. */
 export const DEFAULT_WEB_DIST = resolve(dirname(fileURLToPath(import.meta.url)), '../../../web/dist');
@@ -31,9 +32,28 @@ const TYPES: Record<string, string> = {
  *   (no-cache), so a new build is picked up at the next load.
  * The security headers (CSP included) come from the app's onSend hook like every other response.
  */
-export function registerWebStatic(app: FastifyInstance, distDir: string = DEFAULT_WEB_DIST): void {
+export function webAppRoute(distDir: string = DEFAULT_WEB_DIST): RouteSpec {
   const root = resolve(distDir);
+  const serve = webAppHandler(root);
+  return publicRoute({
+    method: 'GET',
+    url: '/*',
+    summary:
+      'The browser app: index.html for its screens (any path that is not an API path), and its built files',
+    access: { public: true },
+    async handler({ request, reply }) {
+      return serve(request, reply);
+    },
+  });
+}
 
+/** For a bare Fastify instance (tests): the same handler without the route registry. */
+export function registerWebStatic(app: FastifyInstance, distDir: string = DEFAULT_WEB_DIST): void {
+  const serve = webAppHandler(resolve(distDir));
+  app.route({ method: 'GET', url: '/*', handler: serve });
+}
+
+function webAppHandler(root: string) {
   const sendFile = async (reply: FastifyReply, file: string, cache: string) => {
     const body = await readFile(file);
     return reply
@@ -41,34 +61,29 @@ export function registerWebStatic(app: FastifyInstance, distDir: string = DEFAUL
       .header('cache-control', cache)
       .send(body);
   };
-
-  app.route({
-    method: 'GET',
-    url: '/*',
-    handler: async (request, reply) => {
-      const pathname = decodeSafely(request.url.split('?')[0] ?? '/');
-      if (pathname === null || SERVER_PATHS.test(pathname)) return reply.callNotFound();
-      // A file of the build (hashed asset, favicon): only inside dist, never above it.
-      if (extname(pathname) !== '') {
-        const file = resolve(root, `.${pathname}`);
-        if (!file.startsWith(root + sep) || !(await isFile(file))) return reply.callNotFound();
-        const immutable = pathname.startsWith('/assets/');
-        return sendFile(reply, file, immutable ? 'public, max-age=31536000, immutable' : 'no-cache');
-      }
-      const index = join(root, 'index.html');
-      if (!(await isFile(index))) {
-        return reply
-          .code(503)
-          .type('text/plain; charset=utf-8')
-          .header('cache-control', 'no-store')
-          .send(
-            'The web app is not built yet. Run `npm run build -w packages/web` (npm start does this for you), then reload.\n',
-          );
-      }
-      return sendFile(reply, index, 'no-cache');
-    },
-  });
+  return async (request: FastifyRequest, reply: FastifyReply) => {
+    const pathname = decodeSafely(request.url.split('?')[0] ?? '/');
+    if (pathname === null || SERVER_PATHS.test(pathname)) return reply.callNotFound();
+    // A file of the build (hashed asset, favicon): only inside dist, never above it.
+    if (extname(pathname) !== '') {
+      const file = resolve(root, `.${pathname}`);
+      if (!file.startsWith(root + sep) || !(await isFile(file))) return reply.callNotFound();
+      const immutable = pathname.startsWith('/assets/');
+      return sendFile(reply, file, immutable ? 'public, max-age=31536000, immutable' : 'no-cache');
+    }
+    const index = join(root, 'index.html');
+    if (!(await isFile(index))) {
+      // A page, not an error: the API works without the browser app; this says how to get it.
+      return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(NOT_BUILT_PAGE);
+    }
+    return sendFile(reply, index, 'no-cache');
+  };
 }
+
+const NOT_BUILT_PAGE = `<!doctype html><html lang="en-GB"><head><meta charset="utf-8"><title>Holdfast</title></head>
+<body><main><h1>Holdfast</h1><p>The web app is not built yet. Run <code>npm run build -w packages/web</code>
+(<code>npm start</code> does this for you), then reload this page. The API is served under <code>/api/v1</code>.</p></main></body></html>
+`;
 
 function decodeSafely(path: string): string | null {
   try {

@@ -73,7 +73,8 @@ describe('web app static serving', () => {
     const bare = Fastify();
     registerWebStatic(bare, join(dir, 'nothing-here'));
     const r = await bare.inject({ method: 'GET', url: '/queue' });
-    expect(r.statusCode).toBe(503);
+    expect(r.statusCode).toBe(200);
+    expect(r.headers['content-type']).toBe('text/html; charset=utf-8');
     expect(r.body).toContain('npm run build -w packages/web');
     await bare.close();
   });

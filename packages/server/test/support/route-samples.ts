@@ -631,6 +631,7 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
   'GET /api/v1/queue/stream': { build: () => ({ query: { follow: 'false' } }) },
   'GET /api/v1/reports/iuc-adc': { build: () => ({ query: { period: '2026-11' } }) },
   'GET /api/v1/sites': { build: () => ({}) },
+  'GET /*': { build: () => ({}) },
   'GET /api/v1/dashboard': { build: (w) => ({ query: { siteId: w.site } }) },
   'GET /api/v1/downtime-pack.pdf': { build: () => ({}) },
   'GET /api/v1/reconciliation': { build: (w) => ({ query: { status: 'open', siteId: w.site } }) },
@@ -663,7 +664,9 @@ export function fastifyRoutes(app: FastifyInstance): { method: string; url: stri
     const path = (depth > 0 ? prefixes[depth - 1]! : '') + m[2]!;
     prefixes[depth] = path;
     prefixes.length = depth + 1;
-    for (const method of m[3] ? m[3].split(', ') : []) out.push({ method, url: path });
+    // Fastify prints a top-level wildcard (the web app's `/*`) as `*`.
+    const url = path.startsWith('/') ? path : `/${path}`;
+    for (const method of m[3] ? m[3].split(', ') : []) out.push({ method, url });
   }
   return out;
 }
