@@ -11,7 +11,7 @@ import { Link, navigate } from '../../lib/router.tsx';
 import { useSession, useUser } from '../../lib/session.tsx';
 import { londonWhen } from '../../lib/time.ts';
 import type { CaseDetail, QueueCase, QueueResponse } from '../../lib/types.ts';
-import { queueRowFrom, timesOf, upsertRow } from './queueModel.ts';
+import { provisionalRow, queueRowFrom, timesOf, upsertRow } from './queueModel.ts';
 
 const ROW_HEIGHT = 96;
 
@@ -90,7 +90,15 @@ export function Queue() {
 
   const live = useCaseEvents(
     (event) => {
-      if (event.caseId) void refreshCase(event.caseId).catch(() => undefined);
+      const caseId = event.caseId;
+      if (!caseId) return;
+      queryClient.setQueryData<QueueCase[]>(queryKey, (list) => {
+        const row = list?.find((c) => c.caseId === caseId);
+        if (!list || !row) return list;
+        const next = provisionalRow(row, event.type);
+        return next === undefined ? list : upsertRow(list, caseId, next);
+      });
+      void refreshCase(caseId).catch(() => undefined);
     },
     () => void queue.refetch(),
   );

@@ -77,3 +77,29 @@ export function upsertRow(list: readonly QueueCase[], caseId: string, row: Queue
   without.splice(lo, 0, row);
   return without;
 }
+
+/**
+ * What a case event alone says about a row: the ledger's event type fixes the new status (a claim
+ * makes it claimed, a release queued, a close takes it out of the queue). The screen shows that at
+ * once and then re-reads the case for the rest (who holds it, NEWS2, escalation). `undefined`: the
+ * type says nothing certain about the row; `null`: the case leaves the queue.
+ */
+export function provisionalRow(row: QueueCase, type: string): QueueCase | null | undefined {
+  switch (type) {
+    case 'case.claimed':
+    case 'case.transferred':
+      // Held by a clinician not yet known here: never shown as "held by you" before the re-read.
+      return { ...row, status: 'claimed', claimedBy: row.claimedBy ?? 'pending' };
+    case 'case.released':
+      return { ...row, status: 'queued', claimedBy: null };
+    case 'case.consultation_started':
+      return { ...row, status: 'in_consultation' };
+    case 'case.closed':
+    case 'case.referred':
+    case 'case.ambulance_requested':
+    case 'case.follow_up_arranged':
+      return null;
+    default:
+      return undefined;
+  }
+}
