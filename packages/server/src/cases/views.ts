@@ -140,5 +140,7 @@ export function caseView(row: CasesTable) {
     failedCallbackAttempts: state.failedCallbackAttempts,
     news2: row.news2_total === null ? null : { total: Number(row.news2_total), band: row.news2_band },
     outcomes: state.outcomes,
+    // Collisions from a merge wait for a shift manager's decision: the case says so wherever it is shown.
+    openReconciliationItems: Number(row.open_reconciliation),
   };
 }

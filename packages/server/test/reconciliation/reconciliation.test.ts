@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { ConflictError, ValidationError, type CaseCommand, type ReconciliationItem } from '@holdfast/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { caseView } from '../../src/cases/views.ts';
 import { verifyStore } from '../../src/ledger/verify.ts';
 import { ledgerCrypto } from '../../src/node/crypto.ts';
 import { STORE_KINDS } from '../support/databases.ts';
@@ -122,6 +123,8 @@ describe.each(STORE_KINDS)('reconciliation on %s', (kind) => {
       expect(row.claimed_by).toBe(x);
       expect(row.status).toBe('claimed');
       expect(Number(row.open_reconciliation)).toBe(1);
+      // What users are shown of the case says a decision is waiting.
+      expect(caseView(row).openReconciliationItems).toBe(1);
       const items = await itemsOf(n, caseId);
       expect(items).toHaveLength(1);
       expect(items[0]).toMatchObject({ kind: 'double_claim', status: 'open', claimants: [x, y] });
@@ -162,6 +165,7 @@ describe.each(STORE_KINDS)('reconciliation on %s', (kind) => {
       const row = await n.cases.get({ tenant: TENANT }, caseId);
       expect(row.claimed_by).toBe(y);
       expect(Number(row.open_reconciliation)).toBe(0);
+      expect(caseView(row).openReconciliationItems).toBe(0);
       const [after] = await itemsOf(n, caseId);
       expect(after!.resolution).toMatchObject({ decision: { action: 'keep_claim', clinicianId: y } });
     }
