@@ -10,6 +10,9 @@ export const DEFAULT_WEB_DIST = resolve(dirname(fileURLToPath(import.meta.url)),
 /** Paths the API owns: never answered by the browser app, so an unknown API path stays a 404 problem. */
 const SERVER_PATHS = /^\/(api|health|metrics|openapi\.json|docs)(\/|$)/;
 
+/** createApp's routerOptions.maxParamLength. */
+const MAX_PARAM_LENGTH = 200;
+
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
@@ -63,7 +66,17 @@ function webAppHandler(root: string) {
   };
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const pathname = decodeSafely(request.url.split('?')[0] ?? '/');
-    if (pathname === null || SERVER_PATHS.test(pathname)) return reply.callNotFound();
+    if (pathname === null) return reply.callNotFound();
+    if (SERVER_PATHS.test(pathname)) {
+      // An API path no route matched. Fastify matches no route either when a path parameter is over
+      // its length limit, and would answer 414; this catch-all must not turn that into a 404.
+      if (pathname.split('/').some((segment) => segment.length > MAX_PARAM_LENGTH))
+        throw Object.assign(new Error('a part of the path is too long'), {
+          code: 'FST_ERR_MAX_PARAM_LENGTH',
+          statusCode: 414,
+        });
+      return reply.callNotFound();
+    }
     // A file of the build (hashed asset, favicon): only inside dist, never above it.
     if (extname(pathname) !== '') {
       const file = resolve(root, `.${pathname}`);

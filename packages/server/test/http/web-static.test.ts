@@ -64,6 +64,11 @@ describe('web app static serving', () => {
     }
   });
 
+  it('leaves an over-long API path parameter to the 414 it would get without the web app', async () => {
+    const r = await app.inject({ method: 'GET', url: `/api/v1/cases/${'a'.repeat(300)}` });
+    expect(r.statusCode).toBe(414);
+  });
+
   it('refuses a path that is not valid percent-encoding', async () => {
     const r = await app.inject({ method: 'GET', url: '/%E0%A4%A' });
     expect([400, 404]).toContain(r.statusCode);
