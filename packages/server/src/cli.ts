@@ -27,11 +27,11 @@ import { SessionStore } from './auth/sessions.ts';
 import { DEMO_PROVIDER_NAME, DEMO_TENANT, seedDemoProvider, type DemoAccounts } from './demo.ts';
 import { formatSummary, parseDuration, runSimulation } from './simulate/simulator.ts';
 import { join } from 'node:path';
-import { registerBackupCommands } from './backup/cli.ts';
 import { writeFileSync } from 'node:fs';
 import { DowntimePackService } from './downtime/service.ts';
 import { packFileName } from './downtime/writer.ts';
 import { drillPassed, formatDrill, runSupplierLossDrill } from './drill/supplier-loss.ts';
+import { registerBackupCommands } from './backup/cli.ts';
 
 /**
  * `holdfast`: the operator's command line. Every command takes --config and --data-dir; every
@@ -645,7 +645,9 @@ program
     },
   );
 
-const drill = program.command('drill').description('rehearse a disaster on this machine and report the figures');
+const drill = program
+  .command('drill')
+  .description('rehearse a disaster on this machine and report the figures');
 
 drill
   .command('supplier-loss')
