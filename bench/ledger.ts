@@ -43,7 +43,9 @@ import {
   tempDir,
   timeMs,
   type BenchPostgres,
+  NOTE_WORDS,
 } from './support.ts';
+import { mulberry32 } from '../packages/server/src/simulate/simulator.ts';
 
 type StoreKind = 'sqlite' | 'postgres';
 type Row = Omit<LedgerEventsTable, 'pos'>;
@@ -107,27 +109,8 @@ function benchRegistry(): EventRegistry {
   return createEventRegistry().register(caseNoteAdded);
 }
 
-/** Deterministic pseudo-random numbers (mulberry32), so every run writes the same kind of data. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const WORDS = (
-  'patient reports chest pain radiating left arm onset two hours ago no previous history ' +
-  'breathless on exertion advised ambulance safety netting given callback arranged within ' +
-  'one hour temperature raised fluids encouraged paracetamol taken mother present child ' +
-  'alert and talking rash non blanching checked glass test negative GP informed'
-).split(' ');
-
 class DraftFactory {
-  private readonly random = prng(20_251_129);
+  private readonly random = mulberry32(20_251_129);
   private n = 0;
 
   private hex(len: number): string {
@@ -150,7 +133,7 @@ class DraftFactory {
     let length = 0;
     const target = 80 + Math.floor(this.random() * 80);
     while (length < target) {
-      const w = WORDS[Math.floor(this.random() * WORDS.length)]!;
+      const w = NOTE_WORDS[Math.floor(this.random() * NOTE_WORDS.length)]!;
       words.push(w);
       length += w.length + 1;
     }

@@ -35,7 +35,9 @@ import {
   startBenchPostgres,
   tempDir,
   type BenchPostgres,
+  NOTE_WORDS,
 } from './support.ts';
+import { mulberry32 } from '../packages/server/src/simulate/simulator.ts';
 
 const TENANT = 'bench-restore';
 const HUB = 'bench-hub';
@@ -50,23 +52,6 @@ const args = parseBenchArgs();
 const TOTAL = Number(process.env.HOLDFAST_BENCH_EVENTS ?? (args.quick ? 200_000 : 10_000_000));
 /** Share of the events in the site's chain. */
 const SITE_SHARE = 0.3;
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const WORDS = (
-  'patient reports chest pain radiating left arm onset two hours ago no previous history ' +
-  'breathless on exertion advised ambulance safety netting given callback arranged within ' +
-  'one hour temperature raised fluids encouraged paracetamol taken mother present child'
-).split(' ');
 
 /**
  * Appends `count` sealed events to `node`'s chain of the store directly (one prepared statement,
@@ -86,7 +71,7 @@ function generateChain(
   const insertCheckpoint = sqlite.prepare(
     'insert into checkpoints (tenant, node, seq, hash, hlc, signer, signature) values (?, ?, ?, ?, ?, ?, ?)',
   );
-  const random = prng(chain.startMs);
+  const random = mulberry32(chain.startMs);
   const hex = (n: number) => {
     let s = '';
     while (s.length < n)
@@ -108,7 +93,7 @@ function generateChain(
         let length = 0;
         const target = 120 + Math.floor(random() * 120);
         while (length < target) {
-          const w = WORDS[Math.floor(random() * WORDS.length)]!;
+          const w = NOTE_WORDS[Math.floor(random() * NOTE_WORDS.length)]!;
           words.push(w);
           length += w.length + 1;
         }

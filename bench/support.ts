@@ -19,6 +19,14 @@ import type { HoldfastNode } from '../packages/server/src/node/node.ts';
 import pg from 'pg';
 import { startTestPostgres } from '../packages/server/test/support/postgres.ts';
 
+/** Words that benchmark notes are made of: clinical-sounding text of realistic length, no real data. */
+export const NOTE_WORDS = (
+  'patient reports chest pain radiating left arm onset two hours ago no previous history ' +
+  'breathless on exertion advised ambulance safety netting given callback arranged within ' +
+  'one hour temperature raised fluids encouraged paracetamol taken mother present child ' +
+  'alert and talking rash non blanching checked glass test negative GP informed'
+).split(' ');
+
 export interface BenchArgs {
   /** `--quick`: smaller sizes, for a smoke run (the whole run stays under a minute). */
   quick: boolean;

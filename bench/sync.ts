@@ -52,7 +52,9 @@ import {
   tempDir,
   timeMs,
   type BenchPostgres,
+  NOTE_WORDS,
 } from './support.ts';
+import { mulberry32 } from '../packages/server/src/simulate/simulator.ts';
 
 const TENANT = 'bench-provider';
 const SITE = 'site-north';
@@ -108,25 +110,6 @@ function benchRegistry(): EventRegistry {
   return createEventRegistry().register(caseOpened, noteAdded, caseClosed);
 }
 
-/** Deterministic pseudo-random numbers (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const WORDS = (
-  'patient reports chest pain radiating left arm onset two hours ago no previous history ' +
-  'breathless on exertion advised ambulance safety netting given callback arranged within ' +
-  'one hour temperature raised fluids encouraged paracetamol taken mother present child ' +
-  'alert and talking rash non blanching checked glass test negative GP informed'
-).split(' ');
-
 /** UUIDv7-shaped ids from a counter (time-ordered, unique within the run). */
 function uuidFrom(ms: number, n: number): string {
   const t = ms.toString(16).padStart(12, '0');
@@ -154,7 +137,7 @@ function generateBacklog(
 ): Generated {
   const db = site.store.sqliteHandle();
   if (!db) throw new Error('the site store must be SQLite');
-  const random = prng(20_261_129);
+  const random = mulberry32(20_261_129);
   const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
   const insertEvent = db.prepare(
     'insert into ledger_events (tenant, node, seq, id, hlc, type, v, actor, payload, prev_hash, hash, subject) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
@@ -206,7 +189,7 @@ function generateBacklog(
             caseId: id,
             site: SITE,
             priority: pick(['p1', 'p2', 'p3', 'p4'] as const),
-            presenting: Array.from({ length: 6 }, () => pick(WORDS)).join(' '),
+            presenting: Array.from({ length: 6 }, () => pick(NOTE_WORDS)).join(' '),
             callbackNumber: `07${Math.floor(random() * 1e9)
               .toString()
               .padStart(9, '0')}`,
@@ -221,7 +204,7 @@ function generateBacklog(
             noteId: uuidFrom(wallMs, n),
             author: `clinician-${Math.floor(random() * 40)}`,
             role: pick(['call_handler', 'clinician', 'dispatcher'] as const),
-            text: Array.from({ length: 24 }, () => pick(WORDS)).join(' '),
+            text: Array.from({ length: 24 }, () => pick(NOTE_WORDS)).join(' '),
             codes: [String(100000 + Math.floor(random() * 899999))],
           };
         }

@@ -11,7 +11,8 @@ import type { ReconciliationDecision } from '@holdfast/core';
 import { SyncUnreachableError } from '../../../src/sync/memory-transport.ts';
 import { crashAndReopen, createSite, ctxFor, syncOnce, type ClinicalNode } from './cluster.ts';
 import { registerPeerKey } from '../../../src/sync/engine.ts';
-import { prng, SimNetwork } from './network.ts';
+import { mulberry32 } from '../../../src/simulate/simulator.ts';
+import { SimNetwork } from './network.ts';
 
 /**
  * The simulation's commands and its model. The model knows, independently of any projection,
@@ -127,8 +128,8 @@ export async function runScenario(
 ): Promise<RunOutcome> {
   const hub = nodes[0]!;
   const sites = nodes.slice(1);
-  const net = new SimNetwork(prng(s.netSeed));
-  const random = prng(s.netSeed ^ 0x5eed);
+  const net = new SimNetwork(mulberry32(s.netSeed));
+  const random = mulberry32(s.netSeed ^ 0x5eed);
   hub.clock.set(baseMs);
   sites.forEach((n, i) => n.clock.set(baseMs + s.skewMs[i]!));
 

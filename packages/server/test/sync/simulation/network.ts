@@ -5,18 +5,6 @@ import {
   type SyncInterceptor,
 } from '../../../src/sync/memory-transport.ts';
 
-/** A small seeded PRNG (mulberry32): the network's faults follow from the run's seed alone. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export interface FaultRates {
   /** The request is lost on its way: the peer never sees it. */
   dropRequest: number;
