@@ -10,6 +10,7 @@ import type { NumberedLine } from './ledger/ndjson.ts';
 import { verifyStore } from './ledger/verify.ts';
 import { ledgerCrypto } from './node/crypto.ts';
 import { identityExists, initNode, openNode, type HoldfastNode } from './node/node.ts';
+import { NodeBusyError } from './node/writer-lock.ts';
 import { loadNodeKeys } from './projections/node-keys.ts';
 import { createProgress } from './cli/progress.ts';
 import { serve } from './serve.ts';
@@ -64,11 +65,78 @@ function identifier(what: string) {
   };
 }
 
-async function withNode<T>(fn: (node: HoldfastNode, cfg: HoldfastConfig) => Promise<T>): Promise<T> {
+/**
+ * How a command uses the node. A node's chain has one writer: a command that writes takes the
+ * node's writer lock and, while `holdfast serve` holds it, is refused with `whileServing` (how to do
+ * the same through the running node). A command that only reads runs beside the server on what it
+ * has committed.
+ */
+interface NodeUse {
+  /** "holdfast users add": shown to anyone refused while this command holds the node. */
+  purpose: string;
+  access?: 'write' | 'read-if-busy';
+  whileServing?: string;
+}
+
+const USERS_WHILE_SERVING =
+  'While it runs, do this through it: as a provider admin in the web app (Users), or POST /api/v1/admin/users (…/disable, …/reset-mfa).';
+
+/** How each command that opens the node uses it, by command path. Absent: a writer with no hint. */
+const NODE_USES: Record<string, Omit<NodeUse, 'purpose'>> = {
+  verify: { access: 'read-if-busy' },
+  'ledger export': { access: 'read-if-busy' },
+  'nodes list': { access: 'read-if-busy' },
+  backup: { access: 'read-if-busy' },
+  rebuild: {
+    whileServing: 'Stop the server first: a rebuild replaces every projection the server is reading from.',
+  },
+  'downtime-pack': {
+    whileServing:
+      'While it runs, take the pack from it: the "Downtime pack" button on every page of the web app, or GET /api/v1/downtime-pack.pdf; set downtimePackDir and it also writes one every few minutes.',
+  },
+  'ledger import': {
+    whileServing:
+      'Stop the server to import a file; a site joined to a hub needs no import (the server syncs by itself).',
+  },
+  'nodes enrol-token': {
+    whileServing:
+      'While it runs, issue the token through it: as a provider admin, POST /api/v1/nodes/enrolment-tokens.',
+  },
+  'nodes register': { whileServing: 'Stop the server first, then register the key.' },
+  'users add': { whileServing: USERS_WHILE_SERVING },
+  'users disable': { whileServing: USERS_WHILE_SERVING },
+  'users reset-mfa': { whileServing: USERS_WHILE_SERVING },
+};
+
+/** The node use of the command now running, set before its action (see the preAction hook). */
+let currentUse: NodeUse = { purpose: 'a holdfast command' };
+
+async function withNode<T>(
+  fn: (node: HoldfastNode, cfg: HoldfastConfig) => Promise<T>,
+  use: NodeUse = currentUse,
+): Promise<T> {
   const cfg = config();
   const progress = createProgress('rebuilding projections');
-  const node = await openNode(cfg, { onRebuildProgress: (d, t) => progress.update(d, t) });
-  progress.stop();
+  let node: HoldfastNode;
+  try {
+    node = await openNode(cfg, {
+      onRebuildProgress: (d, t) => progress.update(d, t),
+      purpose: use.purpose,
+      access: use.access ?? 'write',
+    });
+  } catch (error) {
+    if (error instanceof NodeBusyError && use.whileServing)
+      throw new NodeBusyError(error.dataDir, error.holder, use.whileServing);
+    throw error;
+  } finally {
+    progress.stop();
+  }
+  if (node.access === 'read')
+    process.stderr.write(
+      pc.yellow(
+        `the node is being served by another process: reading what it has committed (its newest events are sealed by it within ${cfg.checkpointIntervalSeconds} s)\n`,
+      ),
+    );
   try {
     return await fn(node, cfg);
   } finally {
@@ -133,7 +201,11 @@ program
       }
       if (opts.demo && opts.tenant !== DEMO_TENANT)
         throw new InvalidArgumentError(`--demo creates the demo provider ${DEMO_TENANT}: leave out --tenant`);
-      const node = await initNode(cfg, { tenant: opts.tenant, node: opts.node, role: opts.role });
+      const node = await initNode(
+        cfg,
+        { tenant: opts.tenant, node: opts.node, role: opts.role },
+        { purpose: 'holdfast init' },
+      );
       const demo = opts.demo ? await seedDemoProvider(node) : null;
       await node.close();
       console.log(
@@ -178,7 +250,11 @@ program
     const cfg = { ...config(), ...(opts.port !== undefined ? { port: opts.port } : {}) };
     let demo: DemoAccounts | null = null;
     if (!identityExists(cfg.dataDir)) {
-      const node = await initNode(cfg, { tenant: DEMO_TENANT, node: 'node-1', role: 'single' });
+      const node = await initNode(
+        cfg,
+        { tenant: DEMO_TENANT, node: 'node-1', role: 'single' },
+        { purpose: 'holdfast start' },
+      );
       demo = await seedDemoProvider(node);
       await node.close();
       console.log(
@@ -725,6 +801,13 @@ function duration(value: string): number {
 }
 
 registerBackupCommands(program, { withNode });
+
+program.hook('preAction', (_root, action) => {
+  const path: string[] = [];
+  for (let c: Command | null = action; c && c !== program; c = c.parent) path.unshift(c.name());
+  const key = path.join(' ');
+  currentUse = { purpose: `holdfast ${key}`, ...NODE_USES[key] };
+});
 
 try {
   await program.parseAsync(process.argv);

@@ -10,6 +10,7 @@ import { PeriodicPackWriter } from './downtime/writer.ts';
 export async function serve(config: HoldfastConfig, onListening?: (url: string) => void): Promise<void> {
   const logger = createLogger(config.logLevel);
   const node = await openNode(config, {
+    purpose: 'holdfast serve',
     onRebuildProgress: (done, total) => logger.info({ done, total }, 'rebuilding projections'),
   });
   const origin = `http://localhost:${config.port}`;

@@ -5,6 +5,7 @@ import pg from 'pg';
 import type { Checkpoint } from '@holdfast/core';
 import type { HoldfastConfig } from '../config.ts';
 import { KEY_FILE, NODE_FILE } from '../node/identity.ts';
+import { recordStoreKind } from '../node/store-kind.ts';
 import { openNode, type HoldfastNode, type OpenNodeOptions } from '../node/node.ts';
 import type { Store } from '../store/store.ts';
 import { ChainFaultError, type CheckpointTally } from './chain-check.ts';
@@ -146,6 +147,7 @@ async function restoreFrom(
         writeFileSync(keyPath, identity.nodeKey, { mode: 0o600, flag: 'wx' });
         chmodSync(keyPath, 0o600);
         writeFileSync(join(target.dataDir, NODE_FILE), identity.nodeJson, { flag: 'wx' });
+        recordStoreKind(target);
         node = await openNode(target, options.node);
         bulk = await BulkWriter.start(node.store);
       },

@@ -85,6 +85,8 @@ export class Ledger {
   private readonly queue: PendingAppend[] = [];
   private writeLock: Promise<void> = Promise.resolve();
   private draining = false;
+  /** Set on a node opened beside its running writer: nothing may be appended or signed here. */
+  private readOnlyReason: string | null = null;
   readonly hlc: HybridLogicalClock;
   /** Called after each commit with the events it made durable (metrics). */
   onCommitted: (events: readonly StoredEvent[]) => void = () => undefined;
@@ -151,6 +153,23 @@ export class Ledger {
   }
 
   /**
+   * Makes this ledger a reader: appends and imports fail, and checkpoints are not signed (the
+   * writer that holds the node's lock seals its own tail).
+   */
+  makeReadOnly(reason: string): void {
+    this.readOnlyReason = reason;
+  }
+
+  get readOnly(): boolean {
+    return this.readOnlyReason !== null;
+  }
+
+  private refuseIfReadOnly(): void {
+    if (this.readOnlyReason !== null)
+      throw new Error(`this node is open read-only (${this.readOnlyReason}): nothing can be written`);
+  }
+
+  /**
    * Appends events to this node's chain. Payloads are checked before anything is queued, so a bad
    * draft fails alone. Resolves with the sealed events once they are durably committed.
    */
@@ -158,6 +177,7 @@ export class Ledger {
     if (drafts.length === 0) return Promise.resolve([]);
     let prepared: PreparedDraft[];
     try {
+      this.refuseIfReadOnly();
       prepared = drafts.map((d) => this.prepare(d));
     } catch (error) {
       return Promise.reject(error);
@@ -173,6 +193,11 @@ export class Ledger {
 
   /** Runs `fn` when no other write is running. Import and checkpoint use it too. */
   withWriteLock<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      this.refuseIfReadOnly();
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const run = this.writeLock.then(fn);
     this.writeLock = run.then(
       () => undefined,
@@ -330,6 +355,7 @@ export class Ledger {
    * checkpoint (the "every T seconds" half of the checkpoint rule, and before an export).
    */
   checkpointNow(tenant: string): Promise<Checkpoint | null> {
+    if (this.readOnly) return Promise.resolve(null);
     return this.withWriteLock(async () => {
       return this.store.transaction(async (trx) => {
         const head = await this.loadHead(trx, tenant);
@@ -358,7 +384,13 @@ export class Ledger {
   }
 
   async head(tenant: string): Promise<{ seq: number; hash: string; checkpointedSeq: number }> {
-    return this.withWriteLock(() => this.store.transaction((trx) => this.loadHead(trx, tenant)));
+    const read = () => this.store.transaction((trx) => this.loadHead(trx, tenant));
+    // A reader has no writes to wait for (and must not cache a head the writer moves on from).
+    if (this.readOnly) {
+      this.heads.delete(tenant);
+      return read();
+    }
+    return this.withWriteLock(read);
   }
 
   /** One node's events with seq in [fromSeq, toSeq], in seq order. */

@@ -22,6 +22,8 @@ import type { Projection } from '../projections/projection.ts';
 import { Store, type StoreOptions } from '../store/store.ts';
 import { ledgerCrypto } from './crypto.ts';
 import { systemClock, uuidV7Generator } from './ids.ts';
+import { checkStoreKind, recordStoreKind, SQLITE_FILE } from './store-kind.ts';
+import { acquireWriterLockWaiting, NodeBusyError, type WriterLock } from './writer-lock.ts';
 import {
   createIdentity,
   identityExists,
@@ -38,6 +40,11 @@ export interface HoldfastNode {
   projections: ProjectionEngine;
   ledger: Ledger;
   clock: Clock;
+  /**
+   * 'write': this process holds the node's writer lock (the only writer of its chain). 'read': another
+   * process is the writer; this one reads what it has committed and cannot append or sign.
+   */
+  access: 'write' | 'read';
   close(): Promise<void>;
 }
 
@@ -49,6 +56,16 @@ export interface OpenNodeOptions {
   projections?: readonly Projection[];
   ledger?: Partial<LedgerOptions>;
   onRebuildProgress?: ProgressFn;
+  /**
+   * 'write' (the default) takes the node's writer lock and fails with NodeBusyError if another
+   * process holds it. 'read-if-busy' takes it when free and otherwise opens read-only: for commands
+   * that only read (verify, export, backup) beside a running server.
+   */
+  access?: 'write' | 'read-if-busy';
+  /** Who is writing, for the message another process gets: "holdfast serve", "holdfast users add". */
+  purpose?: string;
+  /** How long to wait while another one-off command holds the lock (a server's is refused at once). */
+  waitForCommandMs?: number;
 }
 
 export const BUILTIN_PROJECTIONS: readonly Projection[] = [
@@ -77,7 +94,7 @@ export function storeOptionsFor(
     if (!config.databaseUrl) throw new Error('databaseUrl is required for the postgres store');
     return { dialect: 'postgres', connectionString: config.databaseUrl };
   }
-  return { dialect: 'sqlite', file: join(config.dataDir, 'holdfast.sqlite') };
+  return { dialect: 'sqlite', file: join(config.dataDir, SQLITE_FILE) };
 }
 
 /**
@@ -95,6 +112,7 @@ export async function initNode(
     { ...fields, createdAt: new Date(clock.nowMs()).toISOString() },
     options.keyPair,
   );
+  recordStoreKind(config);
   const node = await openNode(config, options);
   await node.ledger.registerSelf(fields.tenant, fields.role);
   return node;
@@ -106,15 +124,42 @@ export async function openNode(
 ): Promise<HoldfastNode> {
   const identity = loadIdentity(config.dataDir);
   const clock = options.clock ?? systemClock;
-  const store = await Store.open(storeOptionsFor(config));
+  checkStoreKind(config);
+  const defaultPurpose = describeProcess();
+  let lock: WriterLock | null = null;
   try {
+    lock = await acquireWriterLockWaiting(
+      config.dataDir,
+      options.purpose ?? defaultPurpose,
+      () => clock.nowMs(),
+      options.waitForCommandMs ?? 30_000,
+    );
+  } catch (error) {
+    if (!(error instanceof NodeBusyError) || options.access !== 'read-if-busy') throw error;
+  }
+  const store = await Store.open(storeOptionsFor(config)).catch((error: unknown) => {
+    lock?.release();
+    throw error;
+  });
+  let releaseChainLock: (() => Promise<void>) | null = null;
+  try {
+    if (lock) {
+      // On PostgreSQL the chain lives in a database other machines can reach: a second data
+      // directory with the same identity (a copied node) must not write it either.
+      releaseChainLock = await store.lockChain(
+        identity.tenant,
+        identity.node,
+        options.purpose ?? defaultPurpose,
+      );
+    }
     const registry = options.registry ?? createServerRegistry();
     const projections = new ProjectionEngine(
       store,
       [...BUILTIN_PROJECTIONS, ...(options.projections ?? [])],
       () => new Date(clock.nowMs()).toISOString(),
     );
-    await projections.ensureUpToDate(options.onRebuildProgress);
+    // A reader never rebuilds: the projections belong to the writer.
+    if (lock) await projections.ensureUpToDate(options.onRebuildProgress);
     const ledger = await Ledger.open({
       store,
       registry,
@@ -125,11 +170,37 @@ export async function openNode(
       clock,
       options: { checkpointEvery: config.checkpointEvery, ...options.ledger },
     });
-    return { identity, store, registry, projections, ledger, clock, close: () => store.close() };
+    if (!lock) ledger.makeReadOnly(`${config.dataDir} is being written by another process`);
+    const heldLock = lock;
+    const chainLock = releaseChainLock;
+    return {
+      identity,
+      store,
+      registry,
+      projections,
+      ledger,
+      clock,
+      access: heldLock ? 'write' : 'read',
+      close: async () => {
+        try {
+          await chainLock?.();
+          await store.close();
+        } finally {
+          heldLock?.release();
+        }
+      },
+    };
   } catch (error) {
+    await releaseChainLock?.().catch(() => undefined);
     await store.close();
+    lock?.release();
     throw error;
   }
+}
+
+function describeProcess(): string {
+  // Never the command line itself: it can hold a secret (an enrolment token).
+  return 'a Holdfast process';
 }
 
 export { identityExists };

@@ -39,6 +39,7 @@ export class Store {
     readonly db: Db,
     private readonly sqlite: BetterSqlite3.Database | null,
     appDb?: Db,
+    private readonly connectionString?: string,
   ) {
     this.appDb = appDb ?? db;
   }
@@ -70,7 +71,7 @@ export class Store {
       });
       appPool.on('error', () => undefined);
       const appDb = new Kysely<CoreDatabase>({ dialect: new PostgresDialect({ pool: appPool }) });
-      store = new Store('postgres', db, null, appDb);
+      store = new Store('postgres', db, null, appDb, options.connectionString);
     }
     try {
       await runMigrations(store);
@@ -127,6 +128,50 @@ export class Store {
     return this.db.transaction().execute(fn);
   }
 
+  /**
+   * PostgreSQL: takes the session-level advisory lock that makes this process the only writer of
+   * one node's chain in this database, on a connection of its own held until the returned release
+   * is called (or the process ends: the server drops a dead session's locks). Throws at once if
+   * another session holds it. SQLite needs nothing here: its file is reached only through the data
+   * directory, whose writer lock covers it.
+   */
+  async lockChain(tenant: string, node: string, purpose: string): Promise<() => Promise<void>> {
+    if (this.dialect !== 'postgres' || !this.connectionString) return async () => undefined;
+    const client = new pg.Client({
+      connectionString: this.connectionString,
+      application_name: `holdfast writer ${node}`.slice(0, 63),
+    });
+    // A dropped connection loses the lock; the file lock still guards this data directory.
+    client.on('error', () => undefined);
+    await client.connect();
+    const key = `holdfast.writer:${tenant}:${node}`;
+    try {
+      const r = await client.query<{ locked: boolean }>(
+        'select pg_try_advisory_lock(hashtextextended($1, 0)) as locked',
+        [key],
+      );
+      if (!r.rows[0]?.locked) {
+        const holder = await client.query<{ application_name: string; client_addr: string | null }>(
+          `select a.application_name, a.client_addr::text as client_addr from pg_locks l
+             join pg_stat_activity a on a.pid = l.pid
+            where l.locktype = 'advisory' and l.granted
+              and ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended($1, 0)`,
+          [key],
+        );
+        const who = holder.rows[0]
+          ? `${holder.rows[0].application_name || 'a session'}${holder.rows[0].client_addr ? ` from ${holder.rows[0].client_addr}` : ''}`
+          : 'another session';
+        throw new ChainLockedError(node, who, purpose);
+      }
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+    return async () => {
+      await client.end().catch(() => undefined);
+    };
+  }
+
   /** The better-sqlite3 handle, for online backups (`.backup()`, never a file copy). */
   sqliteHandle(): BetterSqlite3.Database | null {
     return this.sqlite;
@@ -139,6 +184,16 @@ export class Store {
   async close(): Promise<void> {
     await this.db.destroy();
     if (this.appDb !== this.db) await this.appDb.destroy();
+  }
+}
+
+/** Another database session already writes this node's chain (PostgreSQL advisory lock). */
+export class ChainLockedError extends Error {
+  constructor(node: string, holder: string, purpose: string) {
+    super(
+      `node ${node}'s chain is already being written in this PostgreSQL database by ${holder}: a chain has exactly one writer, so ${purpose} did not start. Is another copy of this node's data directory running?`,
+    );
+    this.name = 'ChainLockedError';
   }
 }
 
