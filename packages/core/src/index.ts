@@ -15,3 +15,4 @@ export * from './cases/lifecycle.ts';
 export * from './cases/facts.ts';
 export * from './clinical/news2.ts';
 export * from './cases/reconciliation.ts';
+export * from './messaging/outbox.ts';

@@ -30,6 +30,30 @@ export const configSchema = z.strictObject({
   downtimePackEveryMinutes: z.number().int().min(1).max(1440).optional(),
   /** How many packs the folder keeps (they hold patient data: only the newest few). */
   downtimePackKeep: z.number().int().min(1).max(100).optional(),
+  /**
+   * TLS client certificates for message endpoints that need one, by name (the endpoint names it):
+   * files on this node, never in the ledger. JSON object in HOLDFAST_MESSAGING_CLIENT_CERTIFICATES.
+   */
+  messagingClientCertificates: z
+    .preprocess(
+      (v) => {
+        if (typeof v !== 'string') return v;
+        try {
+          return JSON.parse(v) as unknown;
+        } catch {
+          return v;
+        }
+      },
+      z.record(
+        z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/),
+        z.strictObject({
+          certFile: z.string().min(1),
+          keyFile: z.string().min(1),
+          caFile: z.string().min(1).optional(),
+        }),
+      ),
+    )
+    .optional(),
   /** Key contacts printed in the downtime pack (JSON array in HOLDFAST_DOWNTIME_CONTACTS). */
   downtimeContacts: z
     .preprocess(
@@ -84,6 +108,7 @@ export const ENV_KEYS: Record<keyof HoldfastConfig, string> = {
   downtimePackEveryMinutes: 'HOLDFAST_DOWNTIME_PACK_EVERY_MINUTES',
   downtimePackKeep: 'HOLDFAST_DOWNTIME_PACK_KEEP',
   downtimeContacts: 'HOLDFAST_DOWNTIME_CONTACTS',
+  messagingClientCertificates: 'HOLDFAST_MESSAGING_CLIENT_CERTIFICATES',
 };
 
 const NUMERIC_KEYS = new Set<keyof HoldfastConfig>([

@@ -5,6 +5,8 @@ import { openNode } from './node/node.ts';
 import { createHubRunner } from './sync/runner.ts';
 import { DowntimePackService } from './downtime/service.ts';
 import { PeriodicPackWriter } from './downtime/writer.ts';
+import { DeliveryWorker } from './messaging/delivery.ts';
+import { HttpTransport } from './messaging/transport-http.ts';
 
 /** Runs a node until SIGINT/SIGTERM: HTTP, periodic checkpoints, clean shutdown. */
 export async function serve(config: HoldfastConfig, onListening?: (url: string) => void): Promise<void> {
@@ -31,6 +33,12 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
     passkeys: { rpId: 'localhost', rpName: 'Holdfast', origins: [origin, `http://127.0.0.1:${config.port}`] },
   });
   const tenant = node.identity.tenant;
+  // Messages to other systems go out from every node, the hub's or not: a site cut off from its hub
+  // still delivers its own ambulance requests directly.
+  const delivery = new DeliveryWorker(
+    { store: node.store, ledger: node.ledger, clock: node.clock, tenant },
+    { http: new HttpTransport({ clientCertificates: config.messagingClientCertificates ?? {} }) },
+  );
   // The "every T seconds" half of the checkpoint rule: a quiet node still seals what it wrote.
   const checkpointTimer = setInterval(() => {
     node.ledger
@@ -63,6 +71,7 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
   );
   console.log(`  health: ${url}/health   metrics: ${url}/metrics`);
   onListening?.(url);
+  delivery.start();
   if (syncRunner) {
     console.log(`  syncing with hub ${syncRunner.peer.node} at ${syncRunner.peer.url}`);
     syncRunner.start();
@@ -75,6 +84,7 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
     logger.info({ signal }, 'shutting down');
     clearInterval(checkpointTimer);
     await syncRunner?.stop();
+    await delivery.stop();
     await packWriter?.stop();
     await app.close();
     await node.ledger.checkpointNow(tenant).catch(() => null);

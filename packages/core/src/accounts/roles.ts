@@ -58,6 +58,12 @@ export const PERMISSIONS = [
   'reconciliation.read',
   /** Decide a reconciliation item (who keeps a case, whether a closed case reopens…). */
   'reconciliation.resolve',
+  /** See messages to other systems (ambulance requests, PEMs, referrals) and their delivery. */
+  'messages.read',
+  /** Retry a failed message or cancel an unanswered one, with a reason. */
+  'messages.manage',
+  /** Configure the systems the provider sends to (ambulance service, GP practices…). */
+  'endpoints.manage',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
@@ -78,10 +84,11 @@ const CLINICAL: Permission[] = [
   'queue.read',
   'queue.work',
   'consultations.write',
+  'messages.read',
 ];
 
 export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
-  health_adviser: [...CARE, 'patients.write', 'cases.handle', 'queue.read'],
+  health_adviser: [...CARE, 'patients.write', 'cases.handle', 'queue.read', 'messages.read'],
   clinician: CLINICAL,
   prescriber: CLINICAL,
   dispatcher: [...CARE, 'patients.access_instructions.read', 'queue.read'],
@@ -94,9 +101,11 @@ export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
     'reports.read',
     'reconciliation.read',
     'reconciliation.resolve',
+    'messages.read',
+    'messages.manage',
   ],
   // Administrators manage people, not patients: they see no patient data.
-  provider_admin: ['session.self', 'users.manage', 'sites.manage', 'sessions.manage'],
+  provider_admin: ['session.self', 'users.manage', 'sites.manage', 'sessions.manage', 'endpoints.manage'],
   auditor: ['session.self', 'audit.read', 'reports.read'],
 };
 

@@ -32,6 +32,8 @@ import { openApiDocument, docsPage } from './openapi.ts';
 import { publicRoute } from './routes.ts';
 import { webAppRoute } from './web-static.ts';
 import { dashboardRoutes } from '../dashboard/routes.ts';
+import { messagingRoutes } from '../messaging/routes.ts';
+import { MessagingService } from '../messaging/service.ts';
 
 export interface HoldfastAppOptions {
   logger: Logger;
@@ -58,6 +60,7 @@ export interface HoldfastApp {
   accounts: AccountsService;
   patients: PatientService;
   cases: CaseService;
+  messaging: MessagingService;
 }
 
 /** The whole HTTP application of one node: every module's routes over its services. */
@@ -84,6 +87,7 @@ export async function buildHoldfastApp(
   const caseViews = new CaseViews(cases, patients, accounts, auditor);
   const triage = new TriageService(cases, await requireProtocolPack(options.protocolsDir ?? SAMPLE_PACK_DIR));
   const queue = new QueueService(node.store, auditor, node.clock);
+  const messaging = new MessagingService(node.store, node.ledger, node.clock);
   const downtime = new DowntimePackService(node.store, node.ledger, node.clock, {
     contacts: options.downtimeContacts ?? [],
   });
@@ -179,8 +183,9 @@ export async function buildHoldfastApp(
     }),
     ...downtimeRoutes(downtime),
     ...reconciliationRoutes(new ReconciliationService(node.store, node.ledger, auditor)),
+    ...messagingRoutes(messaging),
   ]);
-  return { app, registry, deps, accounts, patients, cases };
+  return { app, registry, deps, accounts, patients, cases, messaging };
 }
 
 function createMetrics(node: HoldfastNode, app: FastifyInstance): Registry {

@@ -6,6 +6,7 @@ import {
   createEventRegistry,
   PATIENT_EVENT_TYPES,
   RECONCILIATION_EVENT_TYPES,
+  MESSAGING_EVENT_TYPES,
   type Clock,
   type EventRegistry,
   type IdGenerator,
@@ -14,6 +15,7 @@ import { accountsProjection } from '../accounts/projection.ts';
 import { auditProjection } from '../audit/projection.ts';
 import { patientsProjection } from '../patients/projection.ts';
 import { casesProjection } from '../cases/projection.ts';
+import { messagingProjection } from '../messaging/projection.ts';
 import type { HoldfastConfig } from '../config.ts';
 import { Ledger, type LedgerOptions } from '../ledger/ledger.ts';
 import { ProjectionEngine, type ProgressFn } from '../projections/engine.ts';
@@ -74,6 +76,7 @@ export const BUILTIN_PROJECTIONS: readonly Projection[] = [
   auditProjection,
   patientsProjection,
   casesProjection,
+  messagingProjection,
 ];
 
 /** Every event type the server's modules define. */
@@ -84,6 +87,7 @@ export function createServerRegistry(): EventRegistry {
     ...CASE_FACT_EVENT_TYPES,
     ...CASE_LIFECYCLE_EVENT_TYPES,
     ...RECONCILIATION_EVENT_TYPES,
+    ...MESSAGING_EVENT_TYPES,
   );
 }
 

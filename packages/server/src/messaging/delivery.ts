@@ -1,0 +1,271 @@
+import { mayDeliver, retryDelayMs, type Clock, type Endpoint, type MessageStatus } from '@holdfast/core';
+import type { EventDraft, Ledger } from '../ledger/ledger.ts';
+import type { Store } from '../store/store.ts';
+import { endpointOf, messagingDb, statusOf } from './projection.ts';
+import type { DeliveryOutcome, HttpTransport } from './transport-http.ts';
+
+export interface DeliveryOptions {
+  /** How long a lease lasts; renewed at each attempt. */
+  leaseMs: number;
+  /** Another node takes over a message only this long after its lease lapsed (or it was queued). */
+  takeOverAfterMs: number;
+  /** Longest wait between attempts. */
+  retryCapMs: number;
+  /** Messages sent at once. */
+  concurrency: number;
+  /** How often the worker looks for due messages while nothing wakes it. */
+  pollMs: number;
+}
+
+export const DEFAULT_DELIVERY_OPTIONS: DeliveryOptions = {
+  leaseMs: 30_000,
+  takeOverAfterMs: 300_000,
+  retryCapMs: 30_000,
+  concurrency: 16,
+  pollMs: 1_000,
+};
+
+export interface DeliveryTransports {
+  http: HttpTransport;
+}
+
+/** Thrown inside the lease's compare-and-set when another node got there first. */
+class LeaseLost extends Error {}
+
+/**
+ * The delivery worker: one per node. It sends the tenant's due messages that this node may deliver
+ * (its own, or another node's whose lease has lapsed), each under a lease recorded in the ledger, and
+ * records what the receiver said. It runs with the hub gone: a site delivers its own messages
+ * directly, because everything it needs (the message, the endpoint) is in its own ledger.
+ *
+ * After a restart it resumes from the ledger: a message sent before a crash but not recorded as
+ * delivered is sent again under the same id, which the receiver drops if it had it.
+ */
+export class DeliveryWorker {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<number> | null = null;
+  private wakeAgain = false;
+  private stopped = true;
+  private unsubscribe: (() => void) | null = null;
+  private readonly startedAtMs: number;
+  readonly options: DeliveryOptions;
+
+  constructor(
+    private readonly deps: { store: Store; ledger: Ledger; clock: Clock; tenant: string },
+    private readonly transports: DeliveryTransports,
+    options: Partial<DeliveryOptions> = {},
+  ) {
+    this.options = { ...DEFAULT_DELIVERY_OPTIONS, ...options };
+    this.startedAtMs = deps.clock.nowMs();
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    // A commit may have queued a message: look at once rather than at the next poll.
+    this.unsubscribe = this.deps.ledger.subscribe((tenants) => {
+      if (tenants.has(this.deps.tenant)) this.wake();
+    });
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.running?.catch(() => 0);
+  }
+
+  wake(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.wakeAgain = true;
+      return;
+    }
+    this.schedule(0);
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.running = this.runOnce().catch(() => 0);
+      void this.running.then((sent) => {
+        this.running = null;
+        const again = this.wakeAgain || sent > 0;
+        this.wakeAgain = false;
+        this.schedule(again ? 0 : this.options.pollMs);
+      });
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  /**
+   * One pass: marks messages past their deadline failed, then sends what is due. Resolves with the
+   * number of attempts made (tests drive the worker with this and an injected clock).
+   */
+  async runOnce(): Promise<number> {
+    const now = this.deps.clock.nowMs();
+    await this.failOverdue(now);
+    const due = await this.dueMessages(now);
+    let attempts = 0;
+    const queue = [...due];
+    const workers = Array.from({ length: Math.min(this.options.concurrency, queue.length) }, async () => {
+      for (let next = queue.shift(); next; next = queue.shift()) {
+        if (await this.attempt(next.status, next.endpoint, next.bundle)) attempts++;
+      }
+    });
+    await Promise.all(workers);
+    return attempts;
+  }
+
+  private mayTake(status: MessageStatus, now: number): boolean {
+    // A node that has just started has not heard from the others yet: it takes over nothing until
+    // it has been up as long as the take-over margin (their newer facts arrive by sync meanwhile).
+    if (status.originNode !== this.deps.ledger.node && now < this.startedAtMs + this.options.takeOverAfterMs)
+      return false;
+    return mayDeliver(status, this.deps.ledger.node, now, { takeOverAfterMs: this.options.takeOverAfterMs });
+  }
+
+  private async dueMessages(now: number) {
+    const { tenant } = this.deps;
+    const rows = await this.deps.store.withTenant(tenant, (trx) =>
+      messagingDb(trx)
+        .selectFrom('messages')
+        .select(['status', 'bundle', 'endpoint_id'])
+        .where('tenant', '=', tenant)
+        .where('state', 'in', ['queued', 'sent'])
+        .where('next_attempt_at_ms', '<=', now)
+        .orderBy('queued_at_ms')
+        .limit(500)
+        .execute(),
+    );
+    const endpoints = new Map<string, Endpoint | null>();
+    const due: { status: MessageStatus; endpoint: Endpoint | null; bundle: string }[] = [];
+    for (const row of rows) {
+      const status = statusOf(row);
+      if (!this.mayTake(status, now)) continue;
+      if (!endpoints.has(row.endpoint_id))
+        endpoints.set(row.endpoint_id, await this.readEndpoint(row.endpoint_id));
+      due.push({ status, endpoint: endpoints.get(row.endpoint_id)!, bundle: row.bundle });
+    }
+    return due;
+  }
+
+  private async readEndpoint(endpointId: string): Promise<Endpoint | null> {
+    const row = await this.deps.store.withTenant(this.deps.tenant, (trx) =>
+      messagingDb(trx)
+        .selectFrom('message_endpoints')
+        .select('endpoint')
+        .where('tenant', '=', this.deps.tenant)
+        .where('endpoint_id', '=', endpointId)
+        .executeTakeFirst(),
+    );
+    return row ? endpointOf(row) : null;
+  }
+
+  /** Takes (or renews) the lease by compare-and-set, sends once, records what happened. */
+  private async attempt(status: MessageStatus, endpoint: Endpoint | null, bundle: string): Promise<boolean> {
+    const { ledger, clock, tenant } = this.deps;
+    const node = ledger.node;
+    const actor = `node:${node}`;
+    const now = clock.nowMs();
+    const messageId = status.messageId;
+    try {
+      await ledger.append(
+        [
+          {
+            tenant,
+            type: 'message.leased',
+            actor,
+            payload: { messageId, node, untilMs: now + this.options.leaseMs },
+          },
+        ],
+        {
+          guard: async (trx) => {
+            const row = await messagingDb(trx)
+              .selectFrom('messages')
+              .select('status')
+              .where('tenant', '=', tenant)
+              .where('message_id', '=', messageId)
+              .executeTakeFirst();
+            if (!row || !this.mayTake(statusOf(row), now)) throw new LeaseLost();
+          },
+        },
+      );
+    } catch (error) {
+      if (error instanceof LeaseLost) return false;
+      throw error;
+    }
+    const attempt = status.attempts + 1;
+    let outcome: DeliveryOutcome;
+    if (!endpoint)
+      outcome = { kind: 'retry', problem: `endpoint ${status.endpointId} is not configured on this node` };
+    else if (endpoint.transport.type === 'http')
+      outcome = await this.transports.http.deliver(
+        { url: endpoint.transport.url, clientCertificate: endpoint.transport.clientCertificate },
+        messageId,
+        bundle,
+      );
+    else outcome = { kind: 'retry', problem: 'mailbox delivery is not available on this node' };
+    const at = clock.nowMs();
+    const drafts: EventDraft[] = [];
+    const fact = (type: string, payload: Record<string, unknown>) =>
+      drafts.push({ tenant, type, actor, payload: { messageId, ...payload } });
+    if (outcome.kind === 'retry') {
+      fact('message.attempt_failed', {
+        node,
+        attempt,
+        problem: outcome.problem,
+        nextAttemptAtMs: at + retryDelayMs(attempt, this.options.retryCapMs),
+      });
+    } else {
+      fact('message.sent', { node, attempt, atMs: at });
+      if (outcome.acknowledgement)
+        fact('message.delivered', { node, atMs: at, acknowledgement: outcome.acknowledgement });
+      if (outcome.kind === 'accepted') fact('message.accepted', { atMs: at, reference: outcome.reference });
+      if (outcome.kind === 'rejected') fact('message.rejected', { atMs: at, reason: outcome.reason });
+    }
+    await ledger.append(drafts);
+    return true;
+  }
+
+  /** Messages past their deadline, not answered: failed, so that a person is told. */
+  private async failOverdue(now: number): Promise<void> {
+    const { tenant, ledger } = this.deps;
+    const rows = await this.deps.store.withTenant(tenant, (trx) =>
+      messagingDb(trx)
+        .selectFrom('messages')
+        .select('status')
+        .where('tenant', '=', tenant)
+        .where('state', 'in', ['queued', 'sent', 'delivered'])
+        .where('fail_at_ms', '<=', now)
+        .limit(500)
+        .execute(),
+    );
+    const drafts: EventDraft[] = [];
+    for (const row of rows) {
+      const status = statusOf(row);
+      // The node delivering it says so (or its origin, when nobody holds it).
+      const mine = status.lease ? status.lease.node === ledger.node : status.originNode === ledger.node;
+      if (!mine) continue;
+      drafts.push({
+        tenant,
+        type: 'message.failed',
+        actor: `node:${ledger.node}`,
+        payload: {
+          messageId: status.messageId,
+          atMs: now,
+          reason:
+            status.state === 'delivered'
+              ? 'delivered, but the receiver did not accept it in time'
+              : `not delivered in time${status.lastProblem ? ` (last problem: ${status.lastProblem})` : ''}`,
+        },
+      });
+    }
+    if (drafts.length > 0) await ledger.append(drafts);
+  }
+}

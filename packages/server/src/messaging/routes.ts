@@ -1,0 +1,96 @@
+import { endpointSchema, MESSAGE_KINDS, MESSAGE_STATES } from '@holdfast/core';
+import { z } from 'zod';
+import { actorOf } from '../http/context.ts';
+import { authedRoute, type RouteSpec } from '../http/routes.ts';
+import type { MessagingService } from './service.ts';
+
+const messageParams = z.strictObject({ messageId: z.string().uuid('must be a message id') });
+const reasonBody = z.strictObject({
+  reason: z
+    .string()
+    .trim()
+    .min(3, 'say why (at least 3 characters)')
+    .max(2000, 'must be at most 2000 characters'),
+});
+
+/** Messages to other systems, their delivery, and the endpoints they go to. */
+export function messagingRoutes(messaging: MessagingService): RouteSpec[] {
+  return [
+    authedRoute({
+      method: 'GET',
+      url: '/api/v1/messages',
+      summary:
+        'Messages to other systems with their delivery state (newest first); needsAttention=true lists failed and overdue ones',
+      access: { permission: 'messages.read' },
+      query: z.strictObject({
+        state: z
+          .string()
+          .transform((v) => v.split(','))
+          .pipe(z.array(z.enum(MESSAGE_STATES)))
+          .optional(),
+        caseId: z.string().uuid('must be a case id').optional(),
+        kind: z.enum(MESSAGE_KINDS).optional(),
+        needsAttention: z
+          .enum(['true', 'false'])
+          .transform((v) => v === 'true')
+          .optional(),
+        limit: z.coerce.number().int().min(1).max(1000).optional(),
+      }),
+      async handler({ ctx, query }) {
+        return { messages: await messaging.list(ctx, query) };
+      },
+    }),
+    authedRoute({
+      method: 'GET',
+      url: '/api/v1/messages/:messageId',
+      summary: 'One message and where its delivery stands',
+      access: { permission: 'messages.read' },
+      params: messageParams,
+      async handler({ ctx, params }) {
+        return messaging.get(ctx, params.messageId);
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/messages/:messageId/retry',
+      summary: 'Send a failed message again (with a reason, recorded)',
+      access: { permission: 'messages.manage' },
+      params: messageParams,
+      body: reasonBody,
+      async handler({ ctx, params, body }) {
+        return messaging.retry(ctx, params.messageId, body.reason);
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/messages/:messageId/cancel',
+      summary: 'Stop a message the receiver has not answered (with a reason, recorded)',
+      access: { permission: 'messages.manage' },
+      params: messageParams,
+      body: reasonBody,
+      async handler({ ctx, params, body }) {
+        return messaging.cancel(ctx, params.messageId, body.reason);
+      },
+    }),
+    authedRoute({
+      method: 'GET',
+      url: '/api/v1/admin/endpoints',
+      summary: 'The systems this provider sends messages to',
+      access: { permission: 'endpoints.manage' },
+      async handler({ ctx }) {
+        return { endpoints: await messaging.endpoints(ctx.tenant) };
+      },
+    }),
+    authedRoute({
+      method: 'PUT',
+      url: '/api/v1/admin/endpoints/:endpointId',
+      summary: 'Add or change a system this provider sends messages to',
+      access: { permission: 'endpoints.manage' },
+      params: z.strictObject({ endpointId: endpointSchema.shape.endpointId }),
+      body: endpointSchema.omit({ endpointId: true }),
+      async handler({ ctx, params, body }) {
+        return messaging.setEndpoint(ctx.tenant, actorOf(ctx), { endpointId: params.endpointId, ...body });
+      },
+    }),
+  ];
+}

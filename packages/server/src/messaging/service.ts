@@ -1,0 +1,242 @@
+import {
+  ConflictError,
+  NotFoundError,
+  ValidationError,
+  type Clock,
+  type Endpoint,
+  type MessageKind,
+  type MessageState,
+  type MessageStatus,
+} from '@holdfast/core';
+import { accessEvent } from '../audit/auditor.ts';
+import { actorOf, type RequestContext } from '../http/context.ts';
+import type { EventDraft, Ledger } from '../ledger/ledger.ts';
+import type { Store, Tx } from '../store/store.ts';
+import { endpointOf, messagingDb, statusOf } from './projection.ts';
+
+/** What a caller asks the outbox to send. */
+export interface OutgoingMessage {
+  /** The idempotency key: also the Bundle's MessageHeader.id (or document Bundle id). */
+  messageId: string;
+  kind: MessageKind;
+  endpointId: string;
+  caseId: string | null;
+  siteId: string | null;
+  /** The Bundle, already built and validated by the caller's mapping. */
+  bundle: Record<string, unknown>;
+  summary: string;
+  /** How long delivery and acceptance may take before the message fails and a person is alerted. */
+  failAfterMs: number;
+}
+
+export interface MessageFilters {
+  state?: readonly MessageState[];
+  caseId?: string;
+  kind?: MessageKind;
+  /** Only messages past their deadline or failed: the shift manager's list. */
+  needsAttention?: boolean;
+  limit?: number;
+}
+
+export interface MessageView extends MessageStatus {
+  destination: string;
+  /** Whether a person must act now (failed, or not accepted within the endpoint's window). */
+  overdue: boolean;
+}
+
+/**
+ * The outbox: messages to other systems are ledger facts; this service queues them (as drafts a
+ * caller appends with its own facts, so a disposition and its message commit together), lists them
+ * and lets a shift manager retry or cancel one with a reason. Delivery is the worker's (delivery.ts).
+ */
+export class MessagingService {
+  constructor(
+    private readonly store: Store,
+    private readonly ledger: Ledger,
+    private readonly clock: Clock,
+  ) {}
+
+  /** The `message.queued` draft for a message; append it in the same call as the facts it belongs to. */
+  queuedDraft(tenant: string, actor: string, message: OutgoingMessage): EventDraft {
+    const now = this.clock.nowMs();
+    return {
+      tenant,
+      type: 'message.queued',
+      actor,
+      payload: {
+        messageId: message.messageId,
+        kind: message.kind,
+        endpointId: message.endpointId,
+        caseId: message.caseId,
+        siteId: message.siteId,
+        originNode: this.ledger.node,
+        queuedAtMs: now,
+        failAtMs: now + message.failAfterMs,
+        bundle: message.bundle,
+        summary: message.summary,
+      },
+    };
+  }
+
+  /** Queues one message on its own (a caller with no other facts to record with it). */
+  async queue(tenant: string, actor: string, message: OutgoingMessage): Promise<void> {
+    await this.requireEndpoint(tenant, message.endpointId, message.kind);
+    await this.ledger.append([this.queuedDraft(tenant, actor, message)]);
+  }
+
+  async requireEndpoint(tenant: string, endpointId: string, kind: MessageKind): Promise<Endpoint> {
+    const endpoint = await this.endpoint(tenant, endpointId);
+    if (!endpoint) throw new NotFoundError(`endpoint ${endpointId}`);
+    if (!endpoint.kinds.includes(kind))
+      throw new ValidationError([
+        {
+          path: 'endpointId',
+          message: `${endpoint.name} does not receive ${kind.replace(/_/g, ' ')} messages`,
+        },
+      ]);
+    return endpoint;
+  }
+
+  async endpoint(tenant: string, endpointId: string, trx?: Tx): Promise<Endpoint | null> {
+    const read = (db: Tx) =>
+      messagingDb(db)
+        .selectFrom('message_endpoints')
+        .select('endpoint')
+        .where('tenant', '=', tenant)
+        .where('endpoint_id', '=', endpointId)
+        .executeTakeFirst();
+    const row = trx ? await read(trx) : await this.store.withTenant(tenant, read);
+    return row ? endpointOf(row) : null;
+  }
+
+  /** The endpoint for a kind of message: by ODS code (a GP practice), or the provider's only one. */
+  async endpointFor(tenant: string, kind: MessageKind, odsCode?: string | null): Promise<Endpoint | null> {
+    const rows = await this.store.withTenant(tenant, (trx) =>
+      messagingDb(trx)
+        .selectFrom('message_endpoints')
+        .select('endpoint')
+        .where('tenant', '=', tenant)
+        .execute(),
+    );
+    const fit = rows.map(endpointOf).filter((e) => e.kinds.includes(kind));
+    if (odsCode) return fit.find((e) => e.odsCode === odsCode) ?? null;
+    return fit.length === 1 ? fit[0]! : null;
+  }
+
+  async endpoints(tenant: string): Promise<Endpoint[]> {
+    const rows = await this.store.withTenant(tenant, (trx) =>
+      messagingDb(trx)
+        .selectFrom('message_endpoints')
+        .select('endpoint')
+        .where('tenant', '=', tenant)
+        .orderBy('endpoint_id')
+        .execute(),
+    );
+    return rows.map(endpointOf);
+  }
+
+  async setEndpoint(tenant: string, actor: string, endpoint: Endpoint): Promise<Endpoint> {
+    await this.ledger.append([{ tenant, type: 'message.endpoint_set', actor, payload: endpoint }]);
+    return endpoint;
+  }
+
+  async list(ctx: RequestContext, filters: MessageFilters): Promise<MessageView[]> {
+    const now = this.clock.nowMs();
+    const rows = await this.store.withTenant(ctx.tenant, async (trx) => {
+      let q = messagingDb(trx)
+        .selectFrom('messages')
+        .select(['status', 'endpoint_id'])
+        .where('tenant', '=', ctx.tenant);
+      if (filters.state && filters.state.length > 0) q = q.where('state', 'in', [...filters.state]);
+      if (filters.caseId) q = q.where('case_id', '=', filters.caseId);
+      if (filters.kind) q = q.where('kind', '=', filters.kind);
+      if (filters.needsAttention)
+        q = q.where((eb) =>
+          eb.or([
+            eb('state', '=', 'failed'),
+            eb.and([eb('state', 'in', ['queued', 'sent', 'delivered']), eb('fail_at_ms', '<=', now)]),
+          ]),
+        );
+      return q
+        .orderBy('queued_at_ms', 'desc')
+        .limit(filters.limit ?? 500)
+        .execute();
+    });
+    const names = new Map((await this.endpoints(ctx.tenant)).map((e) => [e.endpointId, e]));
+    return rows.map((r) => this.view(statusOf(r), names.get(r.endpoint_id) ?? null, now));
+  }
+
+  async get(ctx: RequestContext, messageId: string): Promise<MessageView> {
+    const row = await this.store.withTenant(ctx.tenant, (trx) =>
+      messagingDb(trx)
+        .selectFrom('messages')
+        .select(['status', 'endpoint_id'])
+        .where('tenant', '=', ctx.tenant)
+        .where('message_id', '=', messageId)
+        .executeTakeFirst(),
+    );
+    if (!row) throw new NotFoundError('message');
+    return this.view(statusOf(row), await this.endpoint(ctx.tenant, row.endpoint_id), this.clock.nowMs());
+  }
+
+  /** A person sends a failed message again, with a new deadline. */
+  async retry(ctx: RequestContext, messageId: string, reason: string): Promise<MessageView> {
+    const status = (await this.get(ctx, messageId)) as MessageStatus;
+    if (status.state !== 'failed')
+      throw new ConflictError(`only a failed message can be retried; this one is ${status.state}`);
+    const now = this.clock.nowMs();
+    const window = Math.max(60_000, status.failAtMs - status.queuedAtMs);
+    await this.ledger.append([
+      {
+        tenant: ctx.tenant,
+        type: 'message.retried',
+        actor: actorOf(ctx),
+        payload: { messageId, atMs: now, failAtMs: now + window, reason },
+      },
+      accessEvent(ctx, {
+        action: 'write',
+        resourceType: 'case',
+        ...(status.caseId ? { resourceId: status.caseId } : {}),
+        breakGlass: false,
+        fields: ['message'],
+      }),
+    ]);
+    return this.get(ctx, messageId);
+  }
+
+  /** A person stops a message the receiver has not answered (it is not sent again). */
+  async cancel(ctx: RequestContext, messageId: string, reason: string): Promise<MessageView> {
+    const status = (await this.get(ctx, messageId)) as MessageStatus;
+    if (status.state === 'accepted' || status.state === 'rejected' || status.state === 'cancelled')
+      throw new ConflictError(`the message is ${status.state} already: it cannot be cancelled`);
+    await this.ledger.append([
+      {
+        tenant: ctx.tenant,
+        type: 'message.cancelled',
+        actor: actorOf(ctx),
+        payload: { messageId, atMs: this.clock.nowMs(), reason },
+      },
+      accessEvent(ctx, {
+        action: 'write',
+        resourceType: 'case',
+        ...(status.caseId ? { resourceId: status.caseId } : {}),
+        breakGlass: false,
+        fields: ['message'],
+      }),
+    ]);
+    return this.get(ctx, messageId);
+  }
+
+  private view(status: MessageStatus, endpoint: Endpoint | null, now: number): MessageView {
+    const answered =
+      status.state === 'accepted' || status.state === 'rejected' || status.state === 'cancelled';
+    const windowMs = (endpoint?.acceptWithinSeconds ?? 0) * 1000;
+    return {
+      ...status,
+      destination: endpoint?.name ?? status.endpointId,
+      overdue:
+        status.state === 'failed' ||
+        (!answered && (now >= status.failAtMs || (windowMs > 0 && now >= status.queuedAtMs + windowMs))),
+    };
+  }
+}
