@@ -231,13 +231,16 @@ async function triageToQueue(w: Worker, siteId: string, plan: TriagePlan, n: num
   });
   const caseId = json.caseId;
   await w.adviser.call('POST', `/api/v1/cases/${caseId}/triage`, { pathwayId: plan.pathwayId });
-  let last: { status: string; disposition?: { kind: string } } = { status: 'question' };
+  let last: { status: string; disposition?: { kind: string; dxCode: string } } = { status: 'question' };
   for (const a of plan.answers)
     last = (await w.adviser.call<typeof last>('POST', `/api/v1/cases/${caseId}/triage/answers`, a)).json;
   if (last.status !== 'disposition' || last.disposition?.kind !== 'speak_to_primary_care')
     throw new Error(
       `case ${caseId}: triage ended at ${JSON.stringify(last.disposition?.kind ?? last.status)}`,
     );
+  await w.adviser.call('POST', `/api/v1/cases/${caseId}/disposition/confirm`, {
+    dxCode: last.disposition.dxCode,
+  });
   return caseId;
 }
 

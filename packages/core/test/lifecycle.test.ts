@@ -421,6 +421,7 @@ function allCommandsFor(c: string): CaseCommand[] {
     { type: 'abandon_call' },
     triage,
     ...DISPOSITION_KINDS.map(disposition),
+    { type: 'withdraw_disposition' },
     { type: 'request_ambulance', category: 1 },
     { type: 'refer' },
     queue,
@@ -469,6 +470,7 @@ const FROM: Record<CaseCommand['type'], CaseStatus[]> = {
   abandon_call: ['call_received'],
   start_triage: ['answered'],
   reach_disposition: ['in_triage'],
+  withdraw_disposition: ['disposition_reached'],
   request_ambulance: ['disposition_reached'],
   refer: ['disposition_reached'],
   queue_for_clinician: ['disposition_reached', 'referral_pending', 'follow_up_arranged'],
@@ -506,6 +508,8 @@ function expected(m: Model, c: CaseCommand): Expectation {
       return to('in_triage', ['case.triage_started']);
     case 'reach_disposition':
       return to('disposition_reached', ['case.disposition_reached'], { disposition: c.kind });
+    case 'withdraw_disposition':
+      return to('in_triage', ['case.disposition_withdrawn'], { disposition: null });
     case 'request_ambulance':
       return m.disposition === 'ambulance'
         ? to('ambulance_requested', ['case.ambulance_requested'])
@@ -700,6 +704,7 @@ const commandArbitraries: fc.Arbitrary<CaseCommand>[] = [
   fc.constant<CaseCommand>({ type: 'abandon_call' }),
   fc.constant(triage),
   fc.constantFrom(...DISPOSITION_KINDS).map(disposition),
+  fc.constant<CaseCommand>({ type: 'withdraw_disposition' }),
   fc.constantFrom(1 as const, 2 as const, 3 as const, 4 as const).map((category): CaseCommand => ({
     type: 'request_ambulance',
     category,

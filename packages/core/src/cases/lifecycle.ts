@@ -10,6 +10,8 @@ import { defineEventType } from '../ledger/registry.ts';
  *
  *   call_received ─answer_call→ answered ─start_triage→ in_triage ─reach_disposition→ disposition_reached
  *        └─abandon_call→ abandoned (terminal)
+ *   disposition_reached ─withdraw_disposition→ in_triage (the adviser changed an answer before
+ *                        confirming: a proposed disposition is acted on only once confirmed)
  *   disposition_reached ─request_ambulance→ ambulance_requested
  *                       ─refer→ referral_pending
  *                       ─queue_for_clinician→ queued ─claim→ claimed ─start_consultation→ in_consultation
@@ -151,6 +153,7 @@ export const caseCommandSchema = z.discriminatedUnion('type', [
     dxCode: dxCode.optional(),
     timeframeMinutes: dispositionTimeframe.optional(),
   }),
+  z.strictObject({ type: z.literal('withdraw_disposition') }),
   z.strictObject({ type: z.literal('request_ambulance'), category: ambulanceCategory }),
   z.strictObject({ type: z.literal('refer') }),
   z.strictObject({ type: z.literal('queue_for_clinician') }),
@@ -211,6 +214,13 @@ export const dispositionReached = defineEventType({
     dxCode: dxCode.optional(),
     timeframeMinutes: dispositionTimeframe.optional(),
   }),
+  subjectOf: subject,
+});
+/** A proposed disposition set aside before it was acted on (an answer changed): back to triage. */
+export const dispositionWithdrawn = defineEventType({
+  type: 'case.disposition_withdrawn',
+  v: 1,
+  schema: z.strictObject({ caseId }),
   subjectOf: subject,
 });
 export const ambulanceRequested = defineEventType({
@@ -309,6 +319,7 @@ export const CASE_LIFECYCLE_EVENT_TYPES = [
   callAbandoned,
   triageStarted,
   dispositionReached,
+  dispositionWithdrawn,
   ambulanceRequested,
   caseReferred,
   queuedForClinician,
@@ -331,6 +342,7 @@ export type CaseEvent =
   | E<'case.call_abandoned', typeof callAbandoned>
   | E<'case.triage_started', typeof triageStarted>
   | E<'case.disposition_reached', typeof dispositionReached>
+  | E<'case.disposition_withdrawn', typeof dispositionWithdrawn>
   | E<'case.ambulance_requested', typeof ambulanceRequested>
   | E<'case.referred', typeof caseReferred>
   | E<'case.queued_for_clinician', typeof queuedForClinician>
@@ -444,6 +456,10 @@ export function decide(state: CaseState, command: CaseCommand): CaseEvent[] {
       if (command.timeframeMinutes !== undefined) payload.timeframeMinutes = command.timeframeMinutes;
       return [{ type: 'case.disposition_reached', payload }];
     }
+
+    case 'withdraw_disposition':
+      requireStatus(state, command, 'disposition_reached');
+      return [{ type: 'case.disposition_withdrawn', payload: { caseId } }];
 
     case 'request_ambulance':
       requireStatus(state, command, 'disposition_reached');
@@ -631,6 +647,10 @@ export function evolve(state: CaseState, event: CaseEvent): CaseState {
     case 'case.disposition_reached':
       expect('in_triage');
       next = { ...move('disposition_reached'), disposition: event.payload.kind };
+      break;
+    case 'case.disposition_withdrawn':
+      expect('disposition_reached');
+      next = { ...move('in_triage'), disposition: null };
       break;
     case 'case.ambulance_requested':
       expect('disposition_reached', 'in_consultation');

@@ -223,20 +223,6 @@ export const endpointSet = defineEventType({
   subjectOf: (p) => `endpoint:${p.endpointId}`,
 });
 
-export const MESSAGING_EVENT_TYPES = [
-  messageQueued,
-  messageLeased,
-  messageAttemptFailed,
-  messageSent,
-  messageDelivered,
-  messageAccepted,
-  messageRejected,
-  messageFailed,
-  messageRetried,
-  messageCancelled,
-  endpointSet,
-];
-
 export type MessageQueued = z.infer<typeof messageQueued.schema>;
 
 /** What the outbox knows of one message. */
@@ -396,3 +382,40 @@ export function mayDeliver(
 export function retryDelayMs(failedAttempts: number, capMs: number): number {
   return Math.min(capMs, 1000 * 2 ** Math.max(0, Math.min(20, failedAttempts - 1)));
 }
+
+/**
+ * 999 handover by phone: the ambulance service did not accept the electronic request in time (or it
+ * could not be sent), so the adviser phoned it and read the details out. Recorded with the message
+ * it replaces, which is cancelled in the same commit so the ambulance service is not asked twice.
+ */
+export const ambulancePhoned = defineEventType({
+  type: 'handover.ambulance_phoned',
+  v: 1,
+  description: 'The ambulance request was handed over by phone.',
+  schema: z.strictObject({
+    caseId: z.string().uuid(),
+    /** The electronic request it replaces, if one was queued. */
+    messageId: messageId.nullable(),
+    atMs: ms,
+    /** Who took the call at the ambulance service (name or call-taker number). */
+    spokeTo: z.string().trim().min(1, 'say who took the call').max(200),
+    /** The ambulance service's incident reference, if they gave one. */
+    reference: z.string().trim().min(1).max(200).nullable(),
+  }),
+  subjectOf: (p) => `handover:${p.caseId}`,
+});
+
+export const MESSAGING_EVENT_TYPES = [
+  messageQueued,
+  messageLeased,
+  messageAttemptFailed,
+  messageSent,
+  messageDelivered,
+  messageAccepted,
+  messageRejected,
+  messageFailed,
+  messageRetried,
+  messageCancelled,
+  endpointSet,
+  ambulancePhoned,
+];

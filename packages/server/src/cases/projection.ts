@@ -315,6 +315,9 @@ function lifecycleFields(e: HeldEvent, row: CasesTable, changes: Partial<CasesTa
     case 'case.disposition_reached':
       changes.disposition_kind = String(p.kind);
       return;
+    case 'case.disposition_withdrawn':
+      changes.disposition_kind = null;
+      return;
     case 'case.queued_for_clinician':
       // The clock started when the call came in: deadline = call time + the disposition's timeframe.
       changes.deadline_at = Number(row.received_at) + Number(row.timeframe_minutes ?? 0) * 60_000;

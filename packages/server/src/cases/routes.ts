@@ -239,7 +239,8 @@ export function triageAndQueueRoutes(
     authedRoute({
       method: 'POST',
       url: '/api/v1/cases/:caseId/triage/answers',
-      summary: 'Answer the question being asked; a reached disposition is acted on at once',
+      summary:
+        'Answer the question being asked; a reached disposition is proposed, and acted on only when confirmed',
       access: { permission: 'cases.handle' },
       params: caseParams,
       body: triageAnswerBody,
@@ -256,6 +257,22 @@ export function triageAndQueueRoutes(
       body: triageAnswerBody,
       async handler({ ctx, params, body }) {
         return triage.answer(ctx, params.caseId, body.nodeId, body.value, true);
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/cases/:caseId/disposition/confirm',
+      summary:
+        'Confirm the proposed disposition (the code shown): only now is it acted on — an ambulance requested from the ambulance service, the CAS queue, a referral, or advice and close',
+      access: { permission: 'cases.handle' },
+      params: caseParams,
+      body: z.strictObject({
+        dxCode: z
+          .string()
+          .regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,39}$/, 'must be the disposition code shown (such as Dx05)'),
+      }),
+      async handler({ ctx, params, body }) {
+        return triage.confirm(ctx, params.caseId, body.dxCode);
       },
     }),
     authedRoute({

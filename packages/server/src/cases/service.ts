@@ -126,8 +126,13 @@ export class CaseService {
         events.push(...produced);
       }
       const drafts: EventDraft[] = [
+        // Facts that go with the command: the case's own (not lifecycle events, which only come
+        // from decide), and the messages it sends (the outbox), committed together or not at all.
         ...extra(row, events).filter(
-          (d) => d.type.startsWith('case.') && !isLifecycle(d.type) && d.tenant === ctx.tenant,
+          (d) =>
+            (d.type.startsWith('case.') || d.type.startsWith('message.') || d.type === 'audit.access') &&
+            !isLifecycle(d.type) &&
+            d.tenant === ctx.tenant,
         ),
         ...events.map((e) => ({
           tenant: ctx.tenant,
@@ -203,6 +208,7 @@ const LIFECYCLE_TYPES = new Set([
   'case.call_abandoned',
   'case.triage_started',
   'case.disposition_reached',
+  'case.disposition_withdrawn',
   'case.ambulance_requested',
   'case.referred',
   'case.queued_for_clinician',

@@ -1,4 +1,4 @@
-import { NotFoundError, type CaseCommand } from '@holdfast/core';
+import { ConflictError, NotFoundError, type CaseCommand } from '@holdfast/core';
 import {
   answer,
   changeAnswer,
@@ -13,15 +13,19 @@ import type { EventDraft } from '../ledger/ledger.ts';
 import type { LoadedPack } from '../triage/packs.ts';
 import type { CasesTable, TriageAnswerRecord } from './projection.ts';
 import type { CaseService } from './service.ts';
+import type { HandoverService } from '../handover/service.ts';
 
 /**
  * Runs triage on a case: the pure engine decides what is asked and where it ends; every answer is
- * a ledger event; reaching a disposition records it and acts on it in the same commit.
+ * a ledger event. Reaching a disposition only proposes it: nothing is acted on until the adviser
+ * confirms it (one mis-keyed answer must never dispatch an ambulance). Changing an answer before
+ * that withdraws the proposal; after it, a change is a recorded re-triage.
  */
 export class TriageService {
   constructor(
     private readonly cases: CaseService,
     readonly pack: LoadedPack,
+    private readonly handover: HandoverService | null = null,
   ) {}
 
   pathways() {
@@ -92,6 +96,8 @@ export class TriageService {
       },
     ];
     const commands: CaseCommand[] = [];
+    // A proposed disposition the adviser has not confirmed gives way to the changed answer.
+    if (change && row.status === 'disposition_reached') commands.push({ type: 'withdraw_disposition' });
     if (result.status === 'disposition') {
       const d = result.disposition;
       facts.push({
@@ -110,14 +116,7 @@ export class TriageService {
           sample: result.content.sample,
         },
       });
-      commands.push(...actOn(d.kind, d.ambulanceCategory, d.timeframeMinutes, d.dxCode));
-      if (d.kind === 'self_care')
-        facts.push({
-          tenant: ctx.tenant,
-          type: 'case.advice_given',
-          actor: actorOf(ctx),
-          payload: { caseId, advice: d.careAdvice },
-        });
+      commands.push(reachDisposition(d.kind, d.timeframeMinutes, d.dxCode));
     }
     if (commands.length > 0) {
       await this.cases.command(ctx, caseId, commands, () => facts);
@@ -126,68 +125,85 @@ export class TriageService {
     }
     return result;
   }
+
+  /**
+   * The adviser confirms the proposed disposition they were shown (`dxCode`): only now is it acted on
+   * (an ambulance requested and its request queued to the ambulance service, the case queued for a
+   * clinician, a referral, or advice given and the case closed), in one commit.
+   */
+  async confirm(ctx: RequestContext, caseId: string, dxCode: string): Promise<WalkResult> {
+    const row = await this.cases.get(ctx, caseId);
+    const state = this.stateOf(row);
+    if (row.status !== 'disposition_reached' || !state || state.result.status !== 'disposition') {
+      throw new ConflictError(
+        row.status === 'in_triage' || row.status === 'answered'
+          ? 'there is no disposition to confirm yet: finish triage first'
+          : 'the disposition was confirmed already',
+      );
+    }
+    const result = state.result;
+    const d = result.disposition;
+    if (d.dxCode !== dxCode)
+      throw new ConflictError(
+        `the disposition is now ${d.dxCode} (${d.label}), not ${dxCode}: an answer changed; review it and confirm again`,
+      );
+    const category = (d.ambulanceCategory ?? 2) as 1 | 2 | 3 | 4;
+    const commands = actOn(d.kind, category);
+    const extra: EventDraft[] = [];
+    if (d.kind === 'self_care')
+      extra.push({
+        tenant: ctx.tenant,
+        type: 'case.advice_given',
+        actor: actorOf(ctx),
+        payload: { caseId, advice: d.careAdvice },
+      });
+    if (d.kind === 'ambulance' && this.handover)
+      extra.push(
+        ...(await this.handover.ambulanceRequestDrafts(ctx, {
+          row,
+          category,
+          dxCode: d.dxCode,
+          dispositionLabel: d.label,
+          triagePath: result.path.map((p) => ({ question: p.question, answer: p.answer })),
+        })),
+      );
+    await this.cases.command(ctx, caseId, commands, () => extra);
+    return result;
+  }
 }
 
-/**
- * Acting on the disposition: ambulance → an ambulance request with its category; ED/UTC (and other
- * services) → a referral to be sent; speak to / contact primary care → the CAS queue; self-care →
- * advice recorded and the case closed.
- */
-function actOn(
-  kind: string,
-  category: number | undefined,
-  timeframeMinutes: number | null,
-  code: string,
-): CaseCommand[] {
+/** Proposing a disposition: recorded on the case, acted on only when the adviser confirms it. */
+function reachDisposition(kind: string, timeframeMinutes: number | null, code: string): CaseCommand {
   const timeframe = timeframeMinutes ?? undefined;
   // The lifecycle event carries a Pathways-style Dx code only; sample codes stay in the details fact.
   const dxCode = /^Dx\d{2,4}$/.test(code) ? code : undefined;
+  const known = ['ambulance', 'ed_utc', 'speak_to_primary_care', 'contact_primary_care', 'self_care'];
+  return {
+    type: 'reach_disposition',
+    kind: (known.includes(kind) ? kind : 'other') as Extract<
+      CaseCommand,
+      { type: 'reach_disposition' }
+    >['kind'],
+    ...(dxCode ? { dxCode } : {}),
+    ...(timeframe && kind !== 'self_care' ? { timeframeMinutes: timeframe } : {}),
+  };
+}
+
+/**
+ * Acting on a confirmed disposition: ambulance → an ambulance request with its category; ED/UTC (and
+ * other services) → a referral to be sent; speak to / contact primary care → the CAS queue; self-care
+ * → the case closed (the advice is recorded beside it).
+ */
+function actOn(kind: string, category: 1 | 2 | 3 | 4): CaseCommand[] {
   switch (kind) {
     case 'ambulance':
-      return [
-        {
-          type: 'reach_disposition',
-          kind: 'ambulance',
-          ...(dxCode ? { dxCode } : {}),
-          ...(timeframe ? { timeframeMinutes: timeframe } : {}),
-        },
-        { type: 'request_ambulance', category: (category ?? 2) as 1 | 2 | 3 | 4 },
-      ];
-    case 'ed_utc':
-      return [
-        {
-          type: 'reach_disposition',
-          kind: 'ed_utc',
-          ...(dxCode ? { dxCode } : {}),
-          ...(timeframe ? { timeframeMinutes: timeframe } : {}),
-        },
-        { type: 'refer' },
-      ];
+      return [{ type: 'request_ambulance', category }];
     case 'speak_to_primary_care':
     case 'contact_primary_care':
-      return [
-        {
-          type: 'reach_disposition',
-          kind,
-          ...(dxCode ? { dxCode } : {}),
-          ...(timeframe ? { timeframeMinutes: timeframe } : {}),
-        },
-        { type: 'queue_for_clinician' },
-      ];
+      return [{ type: 'queue_for_clinician' }];
     case 'self_care':
-      return [
-        { type: 'reach_disposition', kind: 'self_care', ...(dxCode ? { dxCode } : {}) },
-        { type: 'close' },
-      ];
+      return [{ type: 'close' }];
     default:
-      return [
-        {
-          type: 'reach_disposition',
-          kind: 'other',
-          ...(dxCode ? { dxCode } : {}),
-          ...(timeframe ? { timeframeMinutes: timeframe } : {}),
-        },
-        { type: 'refer' },
-      ];
+      return [{ type: 'refer' }];
   }
 }

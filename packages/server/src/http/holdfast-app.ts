@@ -34,6 +34,8 @@ import { webAppRoute } from './web-static.ts';
 import { dashboardRoutes } from '../dashboard/routes.ts';
 import { messagingRoutes } from '../messaging/routes.ts';
 import { MessagingService } from '../messaging/service.ts';
+import { handoverRoutes } from '../handover/routes.ts';
+import { HandoverService } from '../handover/service.ts';
 
 export interface HoldfastAppOptions {
   logger: Logger;
@@ -85,9 +87,14 @@ export async function buildHoldfastApp(
   });
   const cases = new CaseService(node.store, node.ledger, auditor, node.clock, accounts);
   const caseViews = new CaseViews(cases, patients, accounts, auditor);
-  const triage = new TriageService(cases, await requireProtocolPack(options.protocolsDir ?? SAMPLE_PACK_DIR));
-  const queue = new QueueService(node.store, auditor, node.clock);
   const messaging = new MessagingService(node.store, node.ledger, node.clock);
+  const handover = new HandoverService(node.store, node.ledger, node.clock, messaging, patients);
+  const triage = new TriageService(
+    cases,
+    await requireProtocolPack(options.protocolsDir ?? SAMPLE_PACK_DIR),
+    handover,
+  );
+  const queue = new QueueService(node.store, auditor, node.clock);
   const downtime = new DowntimePackService(node.store, node.ledger, node.clock, {
     contacts: options.downtimeContacts ?? [],
   });
@@ -184,6 +191,7 @@ export async function buildHoldfastApp(
     ...downtimeRoutes(downtime),
     ...reconciliationRoutes(new ReconciliationService(node.store, node.ledger, auditor)),
     ...messagingRoutes(messaging),
+    ...handoverRoutes(handover),
   ]);
   return { app, registry, deps, accounts, patients, cases, messaging };
 }

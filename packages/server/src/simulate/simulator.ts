@@ -467,6 +467,10 @@ export async function runSimulation(options: SimulatorOptions): Promise<Simulati
       }
       if (last.status !== 'disposition')
         throw new Error(`case ${caseId}: triage did not end at a disposition`);
+      // The adviser confirms the proposed disposition; only then is it acted on.
+      await adviser.call('POST', `/api/v1/cases/${caseId}/disposition/confirm`, {
+        dxCode: last.disposition.dxCode,
+      });
       const kind = last.disposition.kind as DispositionKind;
       summary.calls.triaged++;
       summary.dispositions[kind] = (summary.dispositions[kind] ?? 0) + 1;

@@ -1,6 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import {
   FixedClock,
   foldMessage,
@@ -15,83 +13,13 @@ import { MessagingService } from '../../src/messaging/service.ts';
 import { HttpTransport } from '../../src/messaging/transport-http.ts';
 import { initNode, type HoldfastNode } from '../../src/node/node.ts';
 import { freshStore, STORE_KINDS } from '../support/databases.ts';
+import { responseBundle, ScriptedReceiver } from '../support/scripted-receiver.ts';
 
 /**
  * The outbox and its delivery worker against a receiver over real HTTP on loopback. The receiver
  * here is scripted (what it answers is the test's point); the FHIR receiver built on a third-party
  * implementation is exercised in receiver.test.ts.
  */
-type Answer = { status: number; body?: unknown } | 'hang-up';
-
-class ScriptedReceiver {
-  readonly received: { id: string; body: string }[] = [];
-  /** Answers given in order; when empty, `fallback`. */
-  script: Answer[] = [];
-  fallback: Answer = { status: 200, body: 'ok-with-reference' };
-  private server: Server | null = null;
-  url = '';
-
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', () => r()));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/messages`;
-  }
-
-  async stop(): Promise<void> {
-    await new Promise<void>((r) => this.server?.close(() => r()));
-  }
-
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let body = '';
-    for await (const chunk of req) body += String(chunk);
-    const id = String(req.headers['idempotency-key'] ?? '');
-    this.received.push({ id, body });
-    const answer = this.script.shift() ?? this.fallback;
-    if (answer === 'hang-up') {
-      req.socket.destroy();
-      return;
-    }
-    res.writeHead(answer.status, { 'content-type': 'application/fhir+json' });
-    res.end(
-      JSON.stringify(
-        answer.body === 'ok-with-reference' ? responseBundle(id, 'ok', 'INC-4711') : (answer.body ?? {}),
-      ),
-    );
-  }
-}
-
-function responseBundle(
-  messageId: string,
-  code: 'ok' | 'fatal-error' | 'transient-error',
-  reference?: string,
-) {
-  return {
-    resourceType: 'Bundle',
-    type: 'message',
-    entry: [
-      {
-        resource: {
-          resourceType: 'MessageHeader',
-          response: { identifier: messageId, code },
-          eventCoding: { system: 'https://example.org', code: 'ack' },
-          source: { endpoint: 'https://ambulance.example' },
-        },
-      },
-      ...(reference ? [{ resource: { resourceType: 'Encounter', identifier: [{ value: reference }] } }] : []),
-      ...(code === 'fatal-error'
-        ? [
-            {
-              resource: {
-                resourceType: 'OperationOutcome',
-                issue: [{ severity: 'error', code: 'invalid', details: { text: 'no location given' } }],
-              },
-            },
-          ]
-        : []),
-    ],
-  };
-}
-
 function sampleBundle(messageId: string) {
   return {
     resourceType: 'Bundle',

@@ -306,9 +306,17 @@ describe.each(STORE_KINDS)('IUC ADC report on %s', (kind) => {
     await consult(retriaged.caseId, true);
     const diverge = path.ed.findIndex((a, i) => JSON.stringify(a) !== JSON.stringify(path.speak[i]));
     expect(diverge).toBeGreaterThanOrEqual(0);
-    await ok(clinician, 'POST', `/api/v1/cases/${retriaged.caseId}/triage/changes`, path.ed[diverge]);
+    let walked = (
+      await ok(clinician, 'POST', `/api/v1/cases/${retriaged.caseId}/triage/changes`, path.ed[diverge])
+    ).json() as { status: string; disposition?: { dxCode: string } };
     for (const a of path.ed.slice(diverge + 1))
-      await ok(clinician, 'POST', `/api/v1/cases/${retriaged.caseId}/triage/answers`, a);
+      walked = (
+        await ok(clinician, 'POST', `/api/v1/cases/${retriaged.caseId}/triage/answers`, a)
+      ).json() as typeof walked;
+    expect(walked.status).toBe('disposition');
+    await ok(clinician, 'POST', `/api/v1/cases/${retriaged.caseId}/disposition/confirm`, {
+      dxCode: walked.disposition!.dxCode,
+    });
     const after = (await ok(adviser, 'GET', `/api/v1/cases/${retriaged.caseId}`)).json() as {
       status: string;
       disposition: { kind: string };

@@ -50,7 +50,7 @@ export async function caseAt(
   protocols: Map<string, TriageProtocol>,
   siteId: string,
   kind: string,
-  options: { patientId?: string; receivedAt?: string; pathwayId?: string } = {},
+  options: { patientId?: string; receivedAt?: string; pathwayId?: string; confirm?: boolean } = {},
 ): Promise<{ caseId: string; last: WalkResult }> {
   const opened = await adviser.request('POST', '/api/v1/calls', {
     siteId,
@@ -81,6 +81,13 @@ export async function caseAt(
     const r = await adviser.request('POST', `/api/v1/cases/${caseId}/triage/answers`, a);
     expect(r.statusCode, r.body).toBe(200);
     last = r.json() as WalkResult;
+  }
+  // A disposition is only proposed until the adviser confirms it; then it is acted on.
+  if (last.status === 'disposition' && options.confirm !== false) {
+    const confirmed = await adviser.request('POST', `/api/v1/cases/${caseId}/disposition/confirm`, {
+      dxCode: last.disposition.dxCode,
+    });
+    expect(confirmed.statusCode, confirmed.body).toBe(200);
   }
   return { caseId, last };
 }

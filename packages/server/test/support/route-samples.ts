@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { hasPermission, ROLES, type Role } from '@holdfast/core';
 import type {
   PublicKeyCredentialCreationOptionsJSON,
@@ -51,6 +52,42 @@ async function reconciliationItem(w: World): Promise<string> {
     },
   ]);
   return `rec-${claim!.id}`;
+}
+
+/** A message in the world's outbox, written to the ledger as a node's worker would (optionally failed). */
+async function outboxMessage(w: World, failed = false): Promise<string> {
+  const messageId = randomUUID();
+  const now = Date.now();
+  await w.t.node.ledger.append([
+    {
+      tenant: w.provider.tenant,
+      type: 'message.queued',
+      actor: 'node:sample',
+      payload: {
+        messageId,
+        kind: 'post_event_message',
+        endpointId: 'sample-gp',
+        caseId: null,
+        siteId: w.site,
+        originNode: 'sample-elsewhere',
+        queuedAtMs: now,
+        failAtMs: now + 3_600_000,
+        bundle: { resourceType: 'Bundle', type: 'document' },
+        summary: 'Post event message',
+      },
+    },
+    ...(failed
+      ? [
+          {
+            tenant: w.provider.tenant,
+            type: 'message.failed',
+            actor: 'node:sample',
+            payload: { messageId, atMs: now, reason: 'not delivered in time' },
+          },
+        ]
+      : []),
+  ]);
+  return messageId;
 }
 
 /** A new call, opened by the health adviser, not yet triaged. */
@@ -644,6 +681,68 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
       body: {
         decision: { action: 'release_to_queue' },
         reason: 'Both clinicians were told; back to the queue',
+      },
+    }),
+  },
+  'POST /api/v1/cases/:caseId/disposition/confirm': {
+    build: async (w) => {
+      const { caseId, last } = await caseAt(
+        w.clients.health_adviser,
+        (await samplePack()).protocols,
+        w.site,
+        'speak_to_primary_care',
+        { confirm: false },
+      );
+      return {
+        params: { caseId },
+        body: { dxCode: last.status === 'disposition' ? last.disposition.dxCode : 'Dx05' },
+      };
+    },
+  },
+  'GET /api/v1/cases/:caseId/ambulance-handover': {
+    build: async (w) => ({
+      params: {
+        caseId: (await caseAt(w.clients.health_adviser, (await samplePack()).protocols, w.site, 'ambulance'))
+          .caseId,
+      },
+    }),
+  },
+  'POST /api/v1/cases/:caseId/ambulance-handover/phone': {
+    build: async (w) => ({
+      params: {
+        caseId: (await caseAt(w.clients.health_adviser, (await samplePack()).protocols, w.site, 'ambulance'))
+          .caseId,
+      },
+      body: { spokeTo: 'Control room, call-taker 41', reference: 'INC-1001' },
+    }),
+  },
+  'GET /api/v1/messages': { build: () => ({ query: { needsAttention: 'true' } }) },
+  'GET /api/v1/messages/:messageId': {
+    build: async (w) => ({ params: { messageId: await outboxMessage(w) } }),
+  },
+  'POST /api/v1/messages/:messageId/retry': {
+    build: async (w) => ({
+      params: { messageId: await outboxMessage(w, true) },
+      body: { reason: 'the practice says its system is back' },
+    }),
+  },
+  'POST /api/v1/messages/:messageId/cancel': {
+    build: async (w) => ({
+      params: { messageId: await outboxMessage(w) },
+      body: { reason: 'sent to the wrong practice' },
+    }),
+  },
+  'GET /api/v1/admin/endpoints': { build: () => ({}) },
+  'PUT /api/v1/admin/endpoints/:endpointId': {
+    build: () => ({
+      params: { endpointId: 'sample-gp' },
+      body: {
+        name: 'Riverside Surgery',
+        kinds: ['post_event_message'],
+        odsCode: 'A81001',
+        transport: { type: 'http', url: 'http://127.0.0.1:9/fhir', clientCertificate: null },
+        phone: '01632 960000',
+        acceptWithinSeconds: 3600,
       },
     }),
   },

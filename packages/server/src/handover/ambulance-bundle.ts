@@ -1,0 +1,148 @@
+import { createHash } from 'node:crypto';
+import type { PatientRecordView } from '../patients/service.ts';
+
+/**
+ * The 999 handover as a FHIR R4 message Bundle in the Booking and Referral Standard pattern:
+ * MessageHeader → ServiceRequest (the request for an ambulance, with its category as priority and
+ * code), the Patient when identified, the caller as a RelatedPerson with the call-back number, the
+ * Encounter of this call, the Location where the patient is now, and the triage path as a
+ * QuestionnaireResponse. The MessageHeader id is the outbox message id (the receiver's idempotency
+ * key).
+ */
+export interface AmbulanceRequestInput {
+  messageId: string;
+  caseId: string;
+  sentAtIso: string;
+  source: { node: string; tenant: string };
+  destination: { name: string; endpoint: string; odsCode: string | null };
+  category: 1 | 2 | 3 | 4;
+  dxCode: string;
+  dispositionLabel: string;
+  presentingComplaint: string;
+  location: string;
+  caller: { name: string; relationship: string; callbackNumber: string };
+  /** Question and answer in the order they were asked (superseded answers left out). */
+  triagePath: { question: string; answer: string }[];
+  /** Special notes the crew must know (DNACPR, end of life, care plan, safeguarding where allowed). */
+  specialNotes: { kind: string; text: string }[];
+  patient: PatientRecordView | null;
+}
+
+const NHS_NUMBER_SYSTEM = 'https://fhir.nhs.uk/Id/nhs-number';
+
+export function ambulanceRequestBundle(input: AmbulanceRequestInput): Record<string, unknown> {
+  const ref = (type: string, id: string) => ({ reference: `urn:uuid:${id}`, type });
+  const ids = {
+    request: uuidFrom(input.messageId, 1),
+    encounter: uuidFrom(input.messageId, 2),
+    location: uuidFrom(input.messageId, 3),
+    caller: uuidFrom(input.messageId, 4),
+    patient: uuidFrom(input.messageId, 5),
+    triage: uuidFrom(input.messageId, 6),
+  };
+  const p = input.patient;
+  const patient = p
+    ? {
+        resourceType: 'Patient',
+        id: ids.patient,
+        ...(p.nhsNumber ? { identifier: [{ system: NHS_NUMBER_SYSTEM, value: p.nhsNumber }] } : {}),
+        name: [{ family: p.familyName, given: p.givenName ? [p.givenName] : [] }],
+        ...(p.sex ? { gender: p.sex } : {}),
+        ...(p.dateOfBirth ? { birthDate: p.dateOfBirth } : {}),
+        ...(p.address
+          ? { address: [{ text: p.address, ...(p.postcode ? { postalCode: p.postcode } : {}) }] }
+          : {}),
+      }
+    : null;
+  const subject = patient ? ref('Patient', ids.patient) : { display: 'Patient not yet identified' };
+  const entries: Record<string, unknown>[] = [
+    {
+      resourceType: 'MessageHeader',
+      id: input.messageId,
+      eventCoding: {
+        system: 'https://fhir.nhs.uk/CodeSystem/message-event',
+        code: 'servicerequest-request',
+        display: 'Ambulance request',
+      },
+      destination: [{ name: input.destination.name, endpoint: input.destination.endpoint }],
+      source: {
+        name: `Holdfast ${input.source.node}`,
+        endpoint: `urn:holdfast:${input.source.tenant}:${input.source.node}`,
+      },
+      reason: { text: 'Request for an ambulance (999 handover)' },
+      focus: [ref('ServiceRequest', ids.request)],
+    },
+    {
+      resourceType: 'ServiceRequest',
+      id: ids.request,
+      identifier: [{ system: 'urn:holdfast:case', value: input.caseId }],
+      status: 'active',
+      intent: 'order',
+      priority: input.category <= 2 ? 'stat' : 'urgent',
+      category: [{ text: `Ambulance response category ${input.category}` }],
+      code: { text: `Ambulance response, category ${input.category}` },
+      reasonCode: [
+        { text: input.presentingComplaint },
+        { text: `${input.dxCode}: ${input.dispositionLabel}` },
+      ],
+      subject,
+      encounter: ref('Encounter', ids.encounter),
+      authoredOn: input.sentAtIso,
+      locationReference: [ref('Location', ids.location)],
+      supportingInfo: [ref('QuestionnaireResponse', ids.triage), ref('RelatedPerson', ids.caller)],
+      ...(input.specialNotes.length > 0
+        ? { note: input.specialNotes.map((n) => ({ text: `${n.kind.replace(/_/g, ' ')}: ${n.text}` })) }
+        : {}),
+    },
+    {
+      resourceType: 'Encounter',
+      id: ids.encounter,
+      identifier: [{ system: 'urn:holdfast:case', value: input.caseId }],
+      status: 'in-progress',
+      class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'VR', display: 'virtual' },
+      subject,
+    },
+    {
+      resourceType: 'Location',
+      id: ids.location,
+      description: 'Where the patient is now, as the caller said',
+      address: { text: input.location },
+    },
+    {
+      resourceType: 'RelatedPerson',
+      id: ids.caller,
+      patient: subject,
+      relationship: [{ text: input.caller.relationship }],
+      name: [{ text: input.caller.name }],
+      telecom: [{ system: 'phone', value: input.caller.callbackNumber, use: 'mobile' }],
+    },
+    {
+      resourceType: 'QuestionnaireResponse',
+      id: ids.triage,
+      status: 'completed',
+      subject,
+      authored: input.sentAtIso,
+      item: input.triagePath.map((q, i) => ({
+        linkId: String(i + 1),
+        text: q.question,
+        answer: [{ valueString: q.answer }],
+      })),
+    },
+  ];
+  if (patient) entries.splice(2, 0, patient);
+  return {
+    resourceType: 'Bundle',
+    id: uuidFrom(input.messageId, 0),
+    type: 'message',
+    timestamp: input.sentAtIso,
+    entry: entries.map((resource) => ({ fullUrl: `urn:uuid:${resource.id as string}`, resource })),
+  };
+}
+
+/** A stable UUID per resource of one message (a rebuilt message keeps its ids): name-based, from SHA-256. */
+function uuidFrom(messageId: string, n: number): string {
+  const h = createHash('sha256').update(`${messageId}/${n}`).digest('hex');
+  // Version 5-style layout: the version nibble and the variant bits set, so it is a valid UUID.
+  const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
