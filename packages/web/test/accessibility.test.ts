@@ -151,6 +151,13 @@ describe('accessibility', () => {
     expect(await page.locator('#disposition-heading').innerText()).toMatch(HEADACHE_TO_CALLBACK.disposition);
     await scan(page, 'disposition');
     await shots.take(page, 'disposition-by-keyboard');
+    // Confirming by keyboard: Tab to the confirm button (the focus starts on the heading), then Enter.
+    const confirmButton = page.getByRole('button', { name: 'Confirm this disposition' });
+    for (let i = 0; i < 20 && !(await confirmButton.evaluate((b) => b === document.activeElement)); i++)
+      await k.press('Tab');
+    await k.press('Enter');
+    await page.getByText('What happens now').waitFor();
+    await scan(page, 'disposition confirmed');
     await context.close();
     expect(violations, violations.join('\n')).toEqual([]);
   });

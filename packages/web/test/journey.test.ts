@@ -156,7 +156,12 @@ describe('the journey of a case through the web app', () => {
     await disposition.waitFor();
     expect(await disposition.innerText()).toMatch(HEADACHE_TO_CALLBACK.disposition);
     expect(await adviser.getByText(/not clinically validated/).count()).toBeGreaterThan(0);
-    expect(await adviser.getByRole('status').filter({ hasText: 'CAS' }).innerText()).toMatch(/queue/);
+    // Proposed only: nothing is done until the adviser confirms.
+    await adviser.getByText('Confirm before anything is done').waitFor();
+    await adviser.getByRole('button', { name: 'Confirm this disposition' }).click();
+    await expect
+      .poll(() => adviser.getByRole('status').filter({ hasText: 'CAS' }).innerText(), POLL)
+      .toMatch(/queue/);
     await shots.take(adviser, 'adviser-disposition');
 
     // --- The clinician's queue, live: the case arrives without a reload.

@@ -96,7 +96,7 @@ export interface CallDetails {
 /**
  * The adviser's call from the New call screen to the disposition: the call, the patient identified
  * by NHS number (the special notes acknowledged), then the headache pathway answered with number
- * keys to "A clinician will call you back within 1 hour". Returns the case id. `shot` is called at
+ * keys to "A clinician will call you back within 1 hour", confirmed. Returns the case id. `shot` is called at
  * each screen worth a picture.
  */
 export async function takeCallToCallback(
@@ -142,6 +142,10 @@ export async function takeCallToCallback(
     if (step.multi) await page.keyboard.press('Enter');
   }
   await page.locator('#disposition-heading').waitFor();
+  await shot('disposition-proposed');
+  // The disposition is only proposed until the adviser confirms it.
+  await page.getByRole('button', { name: 'Confirm this disposition' }).click();
+  await page.getByText('What happens now').waitFor();
   await shot('disposition');
   return caseId;
 }

@@ -115,6 +115,8 @@ export async function seedQueuedCases(
     let last = null;
     for (const a of plan.answers) last = await triage.answer(ctx, caseId, a.nodeId, a.value, false);
     if (last?.status !== 'disposition') throw new Error(`template ${i} did not reach a disposition`);
+    // The adviser confirms the proposed disposition: only then is the case queued.
+    await triage.confirm(ctx, caseId, last.disposition.dxCode);
     const rows = await node.store.db
       .selectFrom('ledger_events')
       .select(['type', 'actor', 'payload'])

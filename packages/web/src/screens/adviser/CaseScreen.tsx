@@ -1,4 +1,16 @@
-import { Alert, Badge, Button, Group, List, NativeSelect, Paper, Stack, Text, Title } from '@mantine/core';
+import {
+  Alert,
+  Badge,
+  Button,
+  Group,
+  List,
+  NativeSelect,
+  Paper,
+  Stack,
+  Text,
+  TextInput,
+  Title,
+} from '@mantine/core';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useRef, useState } from 'react';
 import { FormAlert } from '../../components/FormAlert.tsx';
@@ -11,9 +23,16 @@ import { siteName, STATUS_LABELS, useCase, useSites } from '../../lib/queries.ts
 import { Link, navigate } from '../../lib/router.tsx';
 import { useSession } from '../../lib/session.tsx';
 import { londonDateTime, londonTime } from '../../lib/time.ts';
-import type { CaseDetail, PatientView, TriageContentInfo, WalkResult } from '../../lib/types.ts';
+import type {
+  CaseDetail,
+  PatientView,
+  QuestionView,
+  TriageContentInfo,
+  TriagePathStep,
+  WalkResult,
+} from '../../lib/types.ts';
 import { PatientSearch, PatientSummaryCard } from './PatientPanel.tsx';
-import { TriagePath, TriageRunner } from './TriageRunner.tsx';
+import { recallQuestion, TriagePath, TriageRunner } from './TriageRunner.tsx';
 
 /** The health adviser's case: the patient, triage one question at a time, then the disposition. */
 export function CaseScreen({ caseId }: { caseId: string }) {
@@ -115,7 +134,7 @@ function Triage({ caseDetail, blocked }: { caseDetail: CaseDetail; blocked: bool
       />
     );
   if (r.status === 'question') return <TriageRunner caseId={caseId} result={r} onResult={onResult} />;
-  return <Disposition caseDetail={caseDetail} result={r} />;
+  return <Disposition caseDetail={caseDetail} result={r} onResult={onResult} />;
 }
 
 function StartTriage({
@@ -201,7 +220,7 @@ const KIND_WORDS: Record<string, string> = {
   other: 'Other service',
 };
 
-/** What the disposition set in motion, in words, from the case's state after acting on it. */
+/** What the confirmed disposition set in motion, in words, from the case's state after acting on it. */
 function whatHappens(c: CaseDetail): string {
   const by = c.deadline ? ` by ${londonTime(c.deadline)}` : '';
   switch (c.status) {
@@ -210,7 +229,9 @@ function whatHappens(c: CaseDetail): string {
     case 'in_consultation':
       return `The case is in the clinical assessment (CAS) queue: a clinician will call back${by}. Tell the caller to call again if things get worse.`;
     case 'ambulance_requested':
-      return `An ambulance has been requested${c.disposition?.ambulanceCategory ? ` (category ${c.disposition.ambulanceCategory})` : ''}. Keep the caller on the line if you can and give the care advice.`;
+      // Never "an ambulance has been requested" before the ambulance service has said so: the
+      // handover panel below says where the request stands.
+      return 'Keep the caller on the line if you can and give the care advice. Where the request to the ambulance service stands is shown below.';
     case 'referral_pending':
       return `A referral is to be sent${by}. Tell the caller where to go and give the care advice.`;
     case 'closed':
@@ -223,14 +244,62 @@ function whatHappens(c: CaseDetail): string {
 function Disposition({
   caseDetail,
   result,
+  onResult,
 }: {
   caseDetail: CaseDetail;
   result: Extract<WalkResult, { status: 'disposition' }>;
+  onResult: (r: WalkResult) => void;
 }) {
   const d = result.disposition;
   const session = useSession();
+  const queryClient = useQueryClient();
   const headingRef = useRef<HTMLHeadingElement>(null);
+  const [busy, setBusy] = useState(false);
+  const [changing, setChanging] = useState<{ node: QuestionView; step: TriagePathStep } | null>(null);
+  const problems = useFormProblems();
+  // The focus goes to the heading, never to the confirm button: a stray key must not act on it.
   useEffect(() => headingRef.current?.focus(), []);
+  const proposed = caseDetail.status === 'disposition_reached';
+  const caseId = caseDetail.caseId;
+
+  if (changing)
+    return (
+      <TriageRunner
+        caseId={caseId}
+        result={{ status: 'question', content: result.content, node: changing.node, path: result.path }}
+        initialChange={changing}
+        onResult={(r) => {
+          setChanging(null);
+          onResult(r);
+        }}
+      />
+    );
+
+  const change = (step: TriagePathStep) => {
+    const node = recallQuestion(caseId, step.nodeId);
+    if (!node) {
+      problems.setForm(
+        'That question cannot be shown again in this browser tab: start triage again from the first question.',
+      );
+      return;
+    }
+    setChanging({ node, step });
+  };
+
+  const confirm = async () => {
+    problems.clear();
+    setBusy(true);
+    try {
+      await api('POST', `/api/v1/cases/${caseId}/disposition/confirm`, { dxCode: d.dxCode });
+      await queryClient.invalidateQueries({ queryKey: ['case', caseId] });
+    } catch (error) {
+      problems.fromError(error, []);
+      await queryClient.invalidateQueries({ queryKey: ['triage', caseId] });
+    } finally {
+      setBusy(false);
+    }
+  };
+
   return (
     <Group align="flex-start" wrap="wrap" gap="lg">
       <Paper
@@ -241,7 +310,7 @@ function Disposition({
         aria-labelledby="disposition-heading"
       >
         {result.content.sample && <SampleNotice text={result.content.label} />}
-        <Text size="sm">Disposition</Text>
+        <Text size="sm">{proposed ? 'Proposed disposition' : 'Disposition'}</Text>
         <Title order={2} size="h3" id="disposition-heading" ref={headingRef} tabIndex={-1}>
           {d.label}
         </Title>
@@ -253,9 +322,28 @@ function Disposition({
           )}
           {d.ambulanceCategory !== undefined && <Badge color="red">Category {d.ambulanceCategory}</Badge>}
         </Group>
-        <Alert color="blue" variant="light" mt="md" title="What happens now" role="status">
-          {whatHappens(caseDetail)}
-        </Alert>
+        <FormAlert message={problems.form} />
+        {proposed ? (
+          <Alert color="orange" variant="light" mt="md" title="Confirm before anything is done" role="status">
+            Nothing has been sent or arranged yet. Check the answers (change any that is wrong), then confirm.
+            <Group mt="sm">
+              <Button
+                onClick={() => void confirm()}
+                loading={busy}
+                color={d.kind === 'ambulance' ? 'red.8' : undefined}
+              >
+                {d.kind === 'ambulance'
+                  ? `Confirm: request an ambulance${d.ambulanceCategory ? ` (category ${d.ambulanceCategory})` : ''}`
+                  : 'Confirm this disposition'}
+              </Button>
+            </Group>
+          </Alert>
+        ) : (
+          <Alert color="blue" variant="light" mt="md" title="What happens now" role="status">
+            {whatHappens(caseDetail)}
+          </Alert>
+        )}
+        {caseDetail.status === 'ambulance_requested' && <AmbulanceHandover caseDetail={caseDetail} />}
         <Title order={3} size="h5" mt="md">
           Care advice to give
         </Title>
@@ -264,16 +352,158 @@ function Disposition({
             <List.Item key={i}>{a}</List.Item>
           ))}
         </List>
-        <Group mt="lg">
-          <Button onClick={() => navigate('/calls/new')}>Take the next call</Button>
-          {session.can('queue.read') && (
-            <Button component={Link} to="/queue" variant="default">
-              Open the CAS queue
-            </Button>
-          )}
-        </Group>
+        {!proposed && (
+          <Group mt="lg">
+            <Button onClick={() => navigate('/calls/new')}>Take the next call</Button>
+            {session.can('queue.read') && (
+              <Button component={Link} to="/queue" variant="default">
+                Open the CAS queue
+              </Button>
+            )}
+          </Group>
+        )}
       </Paper>
-      <TriagePath path={result.path} />
+      <TriagePath path={result.path} {...(proposed ? { onChange: change } : {})} />
     </Group>
+  );
+}
+
+interface AmbulanceHandoverView {
+  state: 'waiting' | 'accepted' | 'rejected' | 'phone_now' | 'no_endpoint' | 'phoned';
+  destination: string | null;
+  phone: string | null;
+  acceptBy: string | null;
+  reference: string | null;
+  reason: string | null;
+  phoned: { at: string; spokeTo: string; reference: string | null } | null;
+}
+
+/**
+ * Where the request to the ambulance service stands, read again every second while it is open. The
+ * screen says "accepted" only once the ambulance service has; if it has not within its window, it
+ * tells the adviser to phone, with the number and the details to read out, and records the call.
+ */
+function AmbulanceHandover({ caseDetail }: { caseDetail: CaseDetail }) {
+  const caseId = caseDetail.caseId;
+  const queryClient = useQueryClient();
+  const status = useQuery({
+    queryKey: ['ambulance-handover', caseId],
+    queryFn: () => api<AmbulanceHandoverView>('GET', `/api/v1/cases/${caseId}/ambulance-handover`),
+    refetchInterval: (q) =>
+      q.state.data && ['accepted', 'phoned'].includes(q.state.data.state) ? false : 1000,
+  });
+  const [spokeTo, setSpokeTo] = useState('');
+  const [reference, setReference] = useState('');
+  const [busy, setBusy] = useState(false);
+  const problems = useFormProblems();
+  const h = status.data;
+  if (!h) return <Text mt="md">Checking the request to the ambulance service…</Text>;
+  const record = async () => {
+    problems.clear();
+    setBusy(true);
+    try {
+      const next = await api<AmbulanceHandoverView>(
+        'POST',
+        `/api/v1/cases/${caseId}/ambulance-handover/phone`,
+        {
+          spokeTo,
+          reference: reference.trim() === '' ? null : reference,
+        },
+      );
+      queryClient.setQueryData(['ambulance-handover', caseId], next);
+    } catch (error) {
+      problems.fromError(error, ['spokeTo', 'reference']);
+    } finally {
+      setBusy(false);
+    }
+  };
+  if (h.state === 'accepted')
+    return (
+      <Alert
+        color="green"
+        mt="md"
+        title="The ambulance service accepted the request"
+        role="status"
+        data-testid="ambulance-handover"
+      >
+        {h.destination}: incident reference <strong>{h.reference ?? '(none given)'}</strong>.
+      </Alert>
+    );
+  if (h.state === 'phoned')
+    return (
+      <Alert
+        color="green"
+        mt="md"
+        title="Handed over to the ambulance service by phone"
+        role="status"
+        data-testid="ambulance-handover"
+      >
+        Spoke to {h.phoned?.spokeTo} at {h.phoned ? londonTime(h.phoned.at) : ''}
+        {h.reference ? `; incident reference ${h.reference}` : ''}.
+      </Alert>
+    );
+  if (h.state === 'waiting')
+    return (
+      <Alert
+        color="yellow"
+        mt="md"
+        title="Request sent: waiting for the ambulance service to accept it"
+        role="status"
+        data-testid="ambulance-handover"
+      >
+        Sending to {h.destination}. Not accepted yet
+        {h.acceptBy ? `; if it is not accepted by ${londonTime(h.acceptBy)} you will be told to phone` : ''}.
+      </Alert>
+    );
+  const caller = caseDetail.caller;
+  const d = caseDetail.disposition;
+  return (
+    <Alert
+      color="red"
+      mt="md"
+      title="Phone the ambulance service now"
+      role="alert"
+      data-testid="ambulance-handover"
+    >
+      <Text fw={700}>
+        {h.state === 'no_endpoint'
+          ? 'No electronic link to the ambulance service is set up.'
+          : h.state === 'rejected'
+            ? `The ambulance service refused the electronic request: ${h.reason ?? 'no reason given'}.`
+            : 'The ambulance service has not accepted the electronic request.'}{' '}
+        Phone {h.phone ? <span data-testid="ambulance-phone">{h.phone}</span> : 'the ambulance service'} and
+        read out:
+      </Text>
+      <List size="sm" mt={4} spacing={2}>
+        <List.Item>
+          Category {d?.ambulanceCategory ?? '(not given)'} ambulance, {d?.label ?? ''}
+        </List.Item>
+        <List.Item>Problem: {caseDetail.presentingComplaint}</List.Item>
+        <List.Item>The patient is at: {caseDetail.location}</List.Item>
+        <List.Item>
+          Call-back number: {caller.callbackNumber} ({caller.name}, {caller.relationship})
+        </List.Item>
+      </List>
+      <FormAlert message={problems.form} />
+      <Group mt="sm" align="flex-end">
+        <TextInput
+          label="Who took the call"
+          value={spokeTo}
+          onChange={(e) => setSpokeTo(e.currentTarget.value)}
+          error={problems.field('spokeTo')}
+          maxLength={200}
+        />
+        <TextInput
+          label="Incident reference (if given)"
+          value={reference}
+          onChange={(e) => setReference(e.currentTarget.value)}
+          error={problems.field('reference')}
+          maxLength={200}
+        />
+        <Button onClick={() => void record()} loading={busy}>
+          Record the phone handover
+        </Button>
+      </Group>
+    </Alert>
   );
 }

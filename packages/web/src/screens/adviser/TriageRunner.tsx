@@ -19,7 +19,7 @@ function rememberQuestion(caseId: string, node: QuestionView): void {
   }
 }
 
-function recallQuestion(caseId: string, nodeId: string): QuestionView | null {
+export function recallQuestion(caseId: string, nodeId: string): QuestionView | null {
   try {
     const text = sessionStorage.getItem(`hf:q:${caseId}:${nodeId}`);
     return text ? (JSON.parse(text) as QuestionView) : null;
@@ -51,13 +51,18 @@ export function TriageRunner({
   caseId,
   result,
   onResult,
+  initialChange = null,
 }: {
   caseId: string;
   result: Extract<WalkResult, { status: 'question' }>;
   onResult: (r: WalkResult) => void;
+  /** Open on this earlier question to change its answer (from a proposed disposition). */
+  initialChange?: { node: QuestionView; step: TriagePathStep } | null;
 }) {
   // When changing an earlier answer: that question (with the answer given before).
-  const [changing, setChanging] = useState<{ node: QuestionView; step: TriagePathStep } | null>(null);
+  const [changing, setChanging] = useState<{ node: QuestionView; step: TriagePathStep } | null>(
+    initialChange,
+  );
   const [busy, setBusy] = useState(false);
   const [selected, setSelected] = useState<string[]>([]);
   const [numeric, setNumeric] = useState<string | number>('');
