@@ -19,7 +19,12 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
     { intervalSeconds: config.syncIntervalSeconds, maxBackoffSeconds: config.syncMaxBackoffSeconds },
     (o) => {
       if (o.ok) logger.debug({ pulled: o.result.pulled, pushed: o.result.pushed }, 'sync round');
-      else logger.warn({ problem: o.error.message }, 'sync round failed');
+      else if (o.diagnosis.problem === 'history_refused')
+        logger.error(
+          { problem: o.diagnosis.problem, detail: o.error.message },
+          "SYNC ALARM: the hub refuses this node's own history; nothing recorded here reaches the hub (see GET /api/v1/sync/status)",
+        );
+      else logger.warn({ problem: o.diagnosis.problem, detail: o.error.message }, 'sync round failed');
     },
   );
   const { app } = await buildHoldfastApp(node, {
