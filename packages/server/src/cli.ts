@@ -33,7 +33,7 @@ import { writeFileSync } from 'node:fs';
 import { DowntimePackService } from './downtime/service.ts';
 import { packFileName } from './downtime/writer.ts';
 import { drillPassed, formatDrill, runSupplierLossDrill } from './drill/supplier-loss.ts';
-import { registerBackupCommands } from './backup/cli.ts';
+import { registerBackupCommands, registerTopUpCommand } from './backup/cli.ts';
 
 /**
  * `holdfast`: the operator's command line. Every command takes --config and --data-dir; every
@@ -796,6 +796,7 @@ function duration(value: string): number {
 }
 
 registerBackupCommands(program, { withNode });
+registerTopUpCommand(program, { withNode });
 
 try {
   await program.parseAsync(process.argv);
