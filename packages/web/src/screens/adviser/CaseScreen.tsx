@@ -1,3 +1,4 @@
+import { caseReference } from '@holdfast/core';
 import { Alert, Badge, Button, Group, List, NativeSelect, Paper, Stack, Text, Title } from '@mantine/core';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useRef, useState } from 'react';
@@ -51,6 +52,9 @@ export function CaseScreen({ caseId }: { caseId: string }) {
           <Badge variant="light" size="lg">
             {STATUS_LABELS[c.status] ?? c.status}
           </Badge>
+          <Text size="sm" fw={700} data-testid="case-ref">
+            Case ref {caseReference(c.caseId)}
+          </Text>
           <Text size="sm">
             Received {londonDateTime(c.receivedAt)} at {siteName(sites.data, c.siteId)}
           </Text>

@@ -1,3 +1,4 @@
+import { caseReference } from '@holdfast/core';
 import {
   Alert,
   Badge,
@@ -309,7 +310,7 @@ function ReconciliationCard({ item, site }: { item: ReconciliationItem; site: st
         <Text fw={700}>{KIND_WORDS[item.kind] ?? item.kind}</Text>
       </Group>
       <Text size="sm">
-        {site} · detected {londonDateTime(item.detectedAt)} · case {item.caseId.slice(0, 8)}
+        {site} · detected {londonDateTime(item.detectedAt)} · case ref {caseReference(item.caseId)}
       </Text>
       <FormAlert message={problems.form} />
       {options.length === 0 ? (
