@@ -3,6 +3,7 @@ import { buildHoldfastApp } from './http/holdfast-app.ts';
 import { createLogger } from './http/logger.ts';
 import { openNode } from './node/node.ts';
 import { createHubRunner } from './sync/runner.ts';
+import { SyncStatusStore } from './sync/status.ts';
 import { DowntimePackService } from './downtime/service.ts';
 import { PeriodicPackWriter } from './downtime/writer.ts';
 
@@ -35,6 +36,12 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
     passkeys: { rpId: 'localhost', rpName: 'Holdfast', origins: [origin, `http://127.0.0.1:${config.port}`] },
   });
   const tenant = node.identity.tenant;
+  // A lasting sync alarm is said again at every start, not only at the round that raised it.
+  for (const alarm of await new SyncStatusStore(node.store, node.clock).activeAlarms(tenant))
+    logger.error(
+      { alarm: alarm.kind, raisedAt: alarm.raisedAt, detail: alarm.message, advice: alarm.advice },
+      'SYNC ALARM still raised: nothing recorded here reaches the hub until it is dealt with',
+    );
   // The "every T seconds" half of the checkpoint rule: a quiet node still seals what it wrote.
   const checkpointTimer = setInterval(() => {
     node.ledger
