@@ -47,7 +47,9 @@ export function diagnoseSyncFailure(error: unknown, self: string, hub: string): 
         `Ask the hub's operator for the hub's node id and public key (\`holdfast nodes list\` on the hub, the line of its own node), ` +
         'confirm it with them by phone or in person, not over the channel in question, then run on this site ' +
         '`holdfast nodes repin-hub --node <hub id> --public-key <key> --confirm` and restart it. ' +
-        'Do not re-enrol this site: it is initialised already, and its data stays where it is.',
+        'Do not re-enrol this site: it is initialised already, and its data stays where it is. ' +
+        `If the hub kept its node id (${hub}) but lost its data, a re-pin cannot help (its new chain would fork from the one this site holds): ` +
+        'the hub must be restored from its backup, which keeps its key, or made anew with a new node id.',
     };
   }
   if (error instanceof SyncRefusedError) {

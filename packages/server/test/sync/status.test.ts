@@ -211,6 +211,41 @@ describe.each(STORE_KINDS)('sync status of a site (%s stores)', (kind) => {
     expect((await site.ledger.chainHeads(TENANT)).get('hub-2')).toBe((await newHub.ledger.head(TENANT)).seq);
   });
 
+  it('a hub that kept its node id but signs with a new key: hub_key_changed, not "unreachable"', async () => {
+    const address = new URL(hubUrl);
+    await hubApp.close();
+    const fresh = await freshStore(kind);
+    const impostor = await initNode(
+      { ...fresh.config, checkpointEvery: 10 },
+      { node: 'hub-1', tenant: TENANT, role: 'hub' },
+    );
+    cleanups.push(async () => {
+      await impostor.close();
+      await fresh.cleanup();
+    });
+    await impostor.ledger.append([
+      {
+        tenant: TENANT,
+        type: 'node.registered',
+        actor: 'system:test',
+        payload: { node: 'site-a', publicKey: site.identity.publicKey, role: 'site' },
+      },
+    ]);
+    const { app } = await buildHoldfastApp(impostor, { logger: createLogger('silent'), webDist: false });
+    await app.listen({ host: '127.0.0.1', port: Number(address.port) });
+    cleanups.push(() => app.close());
+    const before = await site.ledger.chainHeads(TENANT);
+    const r = runner();
+    await r.runRound();
+    const report = await syncStatusReport(site, new SyncStatusStore(site.store, site.clock), r.peerPositions);
+    expect(report.state).toBe('refused');
+    expect(report.problem).toBe('hub_key_changed');
+    expect(report.lastError).toMatch(/signature does not verify against the pinned key of hub-1/);
+    expect(report.advice).toMatch(/restored from its backup, which keeps its key/);
+    // Nothing was taken from it.
+    expect(await site.ledger.chainHeads(TENANT)).toEqual(before);
+  });
+
   it("the site's own chain rewritten with its key: the hub refuses it; a loud alarm that outlasts good rounds and restarts until cleared", async () => {
     // The site's events reach the hub, which counter-signs (witnesses) them.
     for (let i = 0; i < 6; i++) await note(site, `device-${i}`);
