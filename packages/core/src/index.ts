@@ -13,6 +13,7 @@ export * from './patients/nhs-number.ts';
 export * from './patients/events.ts';
 export * from './cases/lifecycle.ts';
 export * from './cases/facts.ts';
+export * from './cases/reference.ts';
 export * from './clinical/news2.ts';
 export * from './cases/reconciliation.ts';
 export * from './messaging/outbox.ts';

@@ -19,7 +19,9 @@ import {
   issueEnrolmentToken,
   joinHub,
   MAX_TOKEN_TTL_MINUTES,
+  repinHub,
 } from './sync/enrolment.ts';
+import { SyncStatusStore } from './sync/status.ts';
 import { randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
 import { ROLES, type Role } from '@holdfast/core';
@@ -32,7 +34,7 @@ import { writeFileSync } from 'node:fs';
 import { DowntimePackService } from './downtime/service.ts';
 import { packFileName } from './downtime/writer.ts';
 import { drillPassed, formatDrill, runSupplierLossDrill } from './drill/supplier-loss.ts';
-import { registerBackupCommands } from './backup/cli.ts';
+import { registerBackupCommands, registerTopUpCommand } from './backup/cli.ts';
 
 /**
  * `holdfast`: the operator's command line. Every command takes --config and --data-dir; every
@@ -553,6 +555,75 @@ nodes
     });
   });
 
+nodes
+  .command('repin-hub')
+  .description(
+    "after this site's hub changed its key (sync status hub_key_changed): pin the hub's new key, confirmed with the hub's operator out of band",
+  )
+  .requiredOption(
+    '--public-key <key>',
+    "the hub's new public key, as `holdfast nodes list` prints it on the hub",
+  )
+  .option('--node <id>', "the hub's node id, if it changed (default: the pinned one)", identifier('--node'))
+  .option('--url <url>', "the hub's URL, if it changed (default: the pinned one)")
+  .option('--confirm', "I confirmed this key with the hub's operator by phone or in person")
+  .action(async (opts: { publicKey: string; node?: string; url?: string; confirm?: boolean }) => {
+    await withNode(async (node, cfg) => {
+      const pinned = node.identity.hub;
+      if (!opts.confirm) {
+        process.stderr.write(
+          `${pc.yellow('nothing changed.')} This site pins hub ${pinned?.node ?? '(none)'} with key ${pinned?.publicKey ?? '(none)'}.
+` +
+            `A changed hub key means the hub was re-initialised, or something else answers in its place. Read the new key
+` +
+            `back to the hub's operator by phone or in person (not over the network in question), then run this again with --confirm.
+`,
+        );
+        process.exitCode = 1;
+        return;
+      }
+      const r = await repinHub(node, cfg.dataDir, {
+        node: opts.node,
+        publicKey: opts.publicKey,
+        url: opts.url,
+      });
+      if (!r.changed) {
+        console.log(`hub ${r.after.node} at ${r.after.url} is pinned with this key already: nothing changed`);
+        return;
+      }
+      console.log(
+        `re-pinned the hub: ${r.before?.node} ${r.before?.publicKey} at ${r.before?.url} -> ${r.after.node} ${r.after.publicKey} at ${r.after.url}; restart \`holdfast serve\` to sync with it`,
+      );
+    });
+  });
+
+nodes
+  .command('clear-sync-alarm')
+  .description(
+    "clear this node's lasting sync alarm (history_refused) once it has been dealt with; the reason is kept",
+  )
+  .requiredOption('--reason <text>', 'what was done about it (kept with the alarm)')
+  .option('--kind <kind>', 'the alarm to clear', 'history_refused')
+  .action(async (opts: { reason: string; kind: string }) => {
+    if (opts.reason.trim().length < 5)
+      throw new InvalidArgumentError('--reason must say what was done (at least 5 characters)');
+    await withNode(async (node) => {
+      const cleared = await new SyncStatusStore(node.store, node.clock).clearAlarm(
+        node.identity.tenant,
+        opts.kind,
+        `cli:${userInfo().username}@${node.identity.node}`,
+        opts.reason.trim().slice(0, 500),
+      );
+      if (cleared === 0) {
+        console.log(`no ${opts.kind} alarm is raised on this node: nothing changed`);
+        return;
+      }
+      console.log(
+        `cleared the ${opts.kind} alarm; it is raised again if the hub refuses this node's history at a later round`,
+      );
+    });
+  });
+
 const users = program.command('users').description("this provider's staff accounts");
 
 async function withAccounts<T>(
@@ -801,6 +872,7 @@ function duration(value: string): number {
 }
 
 registerBackupCommands(program, { withNode });
+registerTopUpCommand(program, { withNode });
 
 program.hook('preAction', (_root, action) => {
   const path: string[] = [];

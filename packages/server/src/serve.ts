@@ -3,6 +3,7 @@ import { buildHoldfastApp } from './http/holdfast-app.ts';
 import { createLogger } from './http/logger.ts';
 import { openNode } from './node/node.ts';
 import { createHubRunner } from './sync/runner.ts';
+import { SyncStatusStore } from './sync/status.ts';
 import { DowntimePackService } from './downtime/service.ts';
 import { PeriodicPackWriter } from './downtime/writer.ts';
 import { DeliveryWorker } from './messaging/delivery.ts';
@@ -22,7 +23,12 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
     { intervalSeconds: config.syncIntervalSeconds, maxBackoffSeconds: config.syncMaxBackoffSeconds },
     (o) => {
       if (o.ok) logger.debug({ pulled: o.result.pulled, pushed: o.result.pushed }, 'sync round');
-      else logger.warn({ problem: o.error.message }, 'sync round failed');
+      else if (o.diagnosis.problem === 'history_refused')
+        logger.error(
+          { problem: o.diagnosis.problem, detail: o.error.message },
+          "SYNC ALARM: the hub refuses this node's own history; nothing recorded here reaches the hub (see GET /api/v1/sync/status)",
+        );
+      else logger.warn({ problem: o.diagnosis.problem, detail: o.error.message }, 'sync round failed');
     },
   );
   const { app } = await buildHoldfastApp(node, {
@@ -39,6 +45,12 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
     { store: node.store, ledger: node.ledger, clock: node.clock, tenant },
     { http: new HttpTransport({ clientCertificates: config.messagingClientCertificates ?? {} }) },
   );
+  // A lasting sync alarm is said again at every start, not only at the round that raised it.
+  for (const alarm of await new SyncStatusStore(node.store, node.clock).activeAlarms(tenant))
+    logger.error(
+      { alarm: alarm.kind, raisedAt: alarm.raisedAt, detail: alarm.message, advice: alarm.advice },
+      'SYNC ALARM still raised: nothing recorded here reaches the hub until it is dealt with',
+    );
   // The "every T seconds" half of the checkpoint rule: a quiet node still seals what it wrote.
   const checkpointTimer = setInterval(() => {
     node.ledger

@@ -158,6 +158,39 @@ export function registerBackupCommands(
     );
 }
 
+/**
+ * `holdfast top-up --peer URL`: what a restore does with each `--peer`, run later for a peer that was
+ * down then (or any time): syncs this node with the peer, as itself, over signed HTTP.
+ */
+export function registerTopUpCommand(
+  program: Command,
+  deps: {
+    withNode<T>(fn: (node: HoldfastNode, cfg: HoldfastConfig) => Promise<T>): Promise<T>;
+  },
+): void {
+  program
+    .command('top-up')
+    .description(
+      'sync this node once with live peers (URL, or node-id=URL): for a peer a restore had to skip',
+    )
+    .requiredOption('--peer <url...>', 'peers to sync with (URL, or node-id=URL)')
+    .action(async (opts: { peer: string[] }) => {
+      await deps.withNode(async (node) => {
+        let failed = 0;
+        for (const peer of opts.peer) {
+          try {
+            const r = await topUpFromPeer(node, peer);
+            console.log(`from peer ${r.peer}: ${r.events} events`);
+          } catch (error) {
+            failed++;
+            console.log(pc.yellow(`peer ${peer} SKIPPED: ${(error as Error).message}`));
+          }
+        }
+        process.exitCode = failed > 0 ? 1 : 0;
+      });
+    });
+}
+
 function printRestore(r: RestoreReport, cfg: HoldfastConfig): void {
   for (const x of r.rejected) console.log(pc.yellow(`not used: ${x.file}: ${x.problem}`));
   for (const w of r.warnings) console.log(pc.yellow(`warning: ${w}`));
@@ -168,11 +201,25 @@ function printRestore(r: RestoreReport, cfg: HoldfastConfig): void {
         : ''),
   );
   console.log(
-    `verified: ${r.events} events in ${r.chains.length} chains (${r.chains.map((c) => `${c.node} to seq ${c.lastSeq}`).join(', ')}); ` +
-      `every hash, link and clock; ${r.checkpoints.own} own and ${r.checkpoints.witnessed} witnessed checkpoint signatures`,
+    `verified from the backup: ${r.events} events in ${r.chains.length} chains (${r.chains.map((c) => `${c.node} to seq ${c.lastSeq}`).join(', ')}); ` +
+      `every hash, link and clock; ${r.checkpoints.own} own and ${r.checkpoints.witnessed} witnessed checkpoint signatures; ` +
+      `${Math.round(r.backupEventsPerSecond)} events/s (load, verify and projections)`,
   );
-  for (const t of r.toppedUp) console.log(`topped up from ${t.peer}: ${t.events} events`);
+  for (const t of r.toppedUp)
+    console.log(
+      `from peer ${t.peer}: ${t.events} events, each checked on import (hash, link, signature), in ${(t.ms / 1000).toFixed(1)} s (${Math.round(t.eventsPerSecond)} events/s)`,
+    );
+  for (const p of r.skippedPeers)
+    console.log(
+      pc.yellow(
+        `peer ${p.peer} SKIPPED: ${p.problem}\n  the restore went on without it; when it answers, run: holdfast top-up --peer ${p.peer}`,
+      ),
+    );
+  if (r.peerEvents > 0 || r.skippedPeers.length > 0)
+    console.log(
+      `now held: ${r.finalChains.map((c) => `${c.node} to seq ${c.lastSeq}`).join(', ')} (${r.events} events from the backup, ${r.peerEvents} from peers)`,
+    );
   console.log(
-    `time: ${(r.totalMs / 1000).toFixed(1)} s (load and verify ${(r.loadMs / 1000).toFixed(1)} s, projections ${(r.rebuildMs / 1000).toFixed(1)} s, peers ${(r.topUpMs / 1000).toFixed(1)} s), ${Math.round(r.eventsPerSecond)} events/s`,
+    `time: ${(r.totalMs / 1000).toFixed(1)} s (load and verify ${(r.loadMs / 1000).toFixed(1)} s, projections ${(r.rebuildMs / 1000).toFixed(1)} s, peers ${(r.topUpMs / 1000).toFixed(1)} s), ${Math.round(r.eventsPerSecond)} events/s overall`,
   );
 }

@@ -16,7 +16,7 @@ import {
   type ChunkEvent,
   type ManifestFile,
 } from './format.ts';
-import { openBackupKeys, type KeySource } from './keys.ts';
+import { BackupKeyError, openBackupKeys, type KeySource } from './keys.ts';
 import { rebuildProjectionsFast } from './rebuild.ts';
 import { walkManifestParallel } from './walk-parallel.ts';
 
@@ -24,7 +24,14 @@ export type RestoreTarget = Pick<HoldfastConfig, 'store' | 'databaseUrl' | 'data
 
 export interface TopUpResult {
   peer: string;
+  /** Events newly stored from this peer (each checked by the sync import: hash, link, signature). */
   events: number;
+}
+
+/** A peer's part of a restore, with its own time and rate (the backup's figures do not include it). */
+export interface PeerTopUp extends TopUpResult {
+  ms: number;
+  eventsPerSecond: number;
 }
 
 export interface RestoreOptions {
@@ -52,9 +59,20 @@ export interface RestoreReport {
   tenant: string;
   store: 'sqlite' | 'postgres';
   events: number;
+  /** The backup's chains as verified from the backup (before any peer). */
   chains: { node: string; lastSeq: number }[];
   checkpoints: CheckpointTally;
-  toppedUp: TopUpResult[];
+  /** Peers that answered, each with the events it brought, its time and rate. */
+  toppedUp: PeerTopUp[];
+  /**
+   * Peers that did not answer or refused, and why. The restore went on without them: the restored
+   * node tops up from them later (`holdfast top-up --peer …`, or their own sync when they return).
+   */
+  skippedPeers: { peer: string; problem: string }[];
+  /** Events from peers, all peers together. */
+  peerEvents: number;
+  /** The chains after the peers' events (what the restored node now holds). */
+  finalChains: { node: string; lastSeq: number }[];
   chunks: number;
   bytes: number;
   /** Reading, decrypting, checking and inserting the backup. */
@@ -62,10 +80,28 @@ export interface RestoreReport {
   rebuildMs: number;
   topUpMs: number;
   totalMs: number;
+  /** The backup's events over reading, checking, loading and rebuilding them (peers excluded). */
+  backupEventsPerSecond: number;
+  /** Backup and peer events together over the whole restore. */
   eventsPerSecond: number;
 }
 
 export class RestoreError extends Error {}
+
+/**
+ * What to do when no manifest in a backup directory can be used: said where the restore stops,
+ * since that is when an operator under pressure needs it.
+ */
+export function noUsableBackupAdvice(from: string): string {
+  return [
+    'What to do next:',
+    `  - Check the key: the passphrase file or key file must be the one that wrapped this backup's data key. It is never stored in the backup directory or on the node: it comes from where your provider keeps it (a password manager, a sealed envelope, a second site).`,
+    `  - Try an older copy of the backups (another disk, an off-site copy): \`holdfast backup verify <dir>\` checks one without restoring, and says which manifest restores.`,
+    `  - A site can be rebuilt without a backup: initialise a new site with a new node id and an enrolment token from the hub (\`holdfast init --role site --hub <url> --token <token> --node <new id>\`); it receives the provider's ledger from the hub.`,
+    `  - A hub cannot be rebuilt from peers alone: its key and identity are only in its backups. If none restores, initialise a new hub with a new node id, register each site's key on it (\`holdfast nodes register\`), and have each site re-pin it (\`holdfast nodes repin-hub --node <new id> --public-key <key> --confirm\`, after confirming the key by phone); the sites then send it everything they hold.`,
+    `  - Keep ${from} as it is for investigation.`,
+  ].join('\n');
+}
 
 /**
  * `holdfast restore --from DIR`: rebuilds a node, on either store, from the newest manifest whose
@@ -82,9 +118,20 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRep
   const log = options.log ?? (() => undefined);
   const { target } = options;
   await assertEmptyTarget(target);
-  const keys = openBackupKeys(options.from, options.key);
+  let keys: ReturnType<typeof openBackupKeys>;
+  try {
+    keys = openBackupKeys(options.from, options.key);
+  } catch (error) {
+    // Nothing is written before the key opens: say so, and what to try instead.
+    if (error instanceof BackupKeyError)
+      error.message = `${error.message} (nothing was written)\n${noUsableBackupAdvice(options.from)}`;
+    throw error;
+  }
   const manifests = listManifests(options.from);
-  if (manifests.length === 0) throw new RestoreError(`${options.from} holds no backup manifest`);
+  if (manifests.length === 0)
+    throw new RestoreError(
+      `${options.from} holds no backup manifest: nothing was written.\n${noUsableBackupAdvice(options.from)}`,
+    );
 
   const rejected: { file: string; problem: string }[] = [];
   const dataDirExisted = existsSync(target.dataDir);
@@ -124,7 +171,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRep
     }
   }
   throw new RestoreError(
-    `no manifest in ${options.from} restores cleanly; nothing was left in the target:\n  ${rejected.map((r) => `${r.file}: ${r.problem}`).join('\n  ')}`,
+    `no manifest in ${options.from} restores cleanly; nothing was left in the target:\n  ${rejected.map((r) => `${r.file}: ${r.problem}`).join('\n  ')}\n${noUsableBackupAdvice(options.from)}`,
   );
 }
 
@@ -165,16 +212,35 @@ async function restoreFrom(
     const rebuildMs = performance.now() - rebuildStart;
 
     const topUpStart = performance.now();
-    const toppedUp: TopUpResult[] = [];
+    const toppedUp: PeerTopUp[] = [];
+    const skippedPeers: { peer: string; problem: string }[] = [];
+    if ((options.peers ?? []).length > 0 && !options.topUp)
+      throw new RestoreError('--peer needs the sync client, which this build does not have');
+    // What the backup gave is verified and stays: a peer that is down or refuses is named and left
+    // for later, and the others still top the node up.
     for (const peer of options.peers ?? []) {
-      if (!options.topUp)
-        throw new RestoreError('--peer needs the sync client, which this build does not have');
-      toppedUp.push(await options.topUp(restored, peer));
+      const peerStart = performance.now();
+      try {
+        const r = await options.topUp!(restored, peer);
+        const ms = performance.now() - peerStart;
+        toppedUp.push({ ...r, ms, eventsPerSecond: ms > 0 ? (r.events * 1000) / ms : 0 });
+      } catch (error) {
+        const problem = (error as Error).message;
+        skippedPeers.push({ peer, problem });
+        (options.log ?? (() => undefined))(
+          `peer ${peer} skipped: ${problem}; the restore goes on without it (top up from it later with \`holdfast top-up --peer ${peer}\`)`,
+        );
+      }
     }
+    const finalHeads = await restored.ledger.chainHeads(manifest.tenant);
+    const finalChains = [...finalHeads]
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([node, lastSeq]) => ({ node, lastSeq }));
     const topUpMs = performance.now() - topUpStart;
     await restored.close();
     node = null;
     const totalMs = performance.now() - started;
+    const peerEvents = toppedUp.reduce((n, t) => n + t.events, 0);
     return {
       manifest: manifest.number,
       manifestFile: m.file,
@@ -188,13 +254,17 @@ async function restoreFrom(
       chains: walk.chains,
       checkpoints: walk.checkpoints,
       toppedUp,
+      skippedPeers,
+      peerEvents,
+      finalChains,
       chunks: walk.chunks,
       bytes: walk.bytes,
       loadMs,
       rebuildMs,
       topUpMs,
       totalMs,
-      eventsPerSecond: totalMs > 0 ? (walk.events * 1000) / totalMs : 0,
+      backupEventsPerSecond: loadMs + rebuildMs > 0 ? (walk.events * 1000) / (loadMs + rebuildMs) : 0,
+      eventsPerSecond: totalMs > 0 ? ((walk.events + peerEvents) * 1000) / totalMs : 0,
     };
   } finally {
     if (node) await (node as HoldfastNode).close();

@@ -32,6 +32,13 @@ export function dashboardRoutes(deps: {
   accounts: AccountsService;
   clock: Clock;
   tenantFilter: boolean;
+  /**
+   * This node's lasting sync alarms for the tenant (sync/status.ts): a shift manager must see at
+   * once when the hub will take none of this server's work.
+   */
+  syncAlarms?: (
+    tenant: string,
+  ) => Promise<{ kind: string; raisedAt: string; message: string; advice: string }[]>;
 }): RouteSpec[] {
   return [
     authedRoute({
@@ -48,7 +55,7 @@ export function dashboardRoutes(deps: {
       method: 'GET',
       url: '/api/v1/dashboard',
       summary:
-        'Shift dashboard: per site, calls with advisers, cases queued and with clinicians, at risk, breached and escalated; the escalated cases',
+        'Shift dashboard: per site, calls with advisers, cases queued and with clinicians, at risk, breached and escalated; the escalated cases; this server’s sync alarms',
       access: { permission: 'reports.read' },
       query: z.strictObject({ siteId: z.string().uuid('must be a site id').optional() }),
       async handler({ ctx, query }) {
@@ -125,8 +132,10 @@ export function dashboardRoutes(deps: {
           }
         }
         escalations.sort((a, b) => a.deadline.localeCompare(b.deadline));
+        const syncAlarms = (await deps.syncAlarms?.(ctx.tenant)) ?? [];
         return {
           now: new Date(now).toISOString(),
+          syncAlarms,
           sites: [...bySite.values()],
           escalations,
           canOpenCases: hasPermission(ctx.roles, 'cases.read'),

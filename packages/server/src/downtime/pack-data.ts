@@ -1,4 +1,5 @@
 import {
+  caseReference,
   hasPermission,
   TERMINAL_STATUSES,
   type CaseState,
@@ -25,6 +26,9 @@ export const PACK_CASE_LIMIT = 2_000;
 /** Statuses in which a clinician call-back is owed: the CAS queue. */
 const CALLBACK_STATUSES = new Set(['queued', 'claimed', 'in_consultation', 'follow_up_arranged']);
 
+/** Statuses in which a clinician holds the case. */
+const HELD_STATUSES = new Set(['claimed', 'in_consultation']);
+
 /** The same rule as the patient service: a safeguarding note's text goes to those who act on it. */
 const RESTRICTED_NOTE_KINDS: Partial<Record<SpecialNoteKind, readonly Permission[]>> = {
   safeguarding: ['patients.clinical_notes.read', 'patients.access_instructions.read'],
@@ -40,6 +44,10 @@ export const NOTE_LABELS: Record<SpecialNoteKind, string> = {
 
 export interface PackCase {
   caseId: string;
+  /** The short reference staff write on paper and the case screen shows (core `caseReference`). */
+  reference: string;
+  /** Who holds the case (display name) while it is claimed or in consultation; null otherwise. */
+  heldBy: string | null;
   siteName: string;
   status: string;
   /** Patient name, or the caller's when no patient has been identified yet. */
@@ -141,9 +149,21 @@ export async function collectPackData(store: Store, scope: PackScope): Promise<D
         .execute();
       for (const p of found) patients.set(p.patient_id, JSON.parse(p.record) as PatientRecord);
     }
+    // Who holds the claimed cases, by the name colleagues know them by.
+    const holderIds = [...new Set(kept.map((r) => r.claimed_by).filter((u): u is string => !!u))];
+    const holders = new Map<string, string>();
+    for (let i = 0; i < holderIds.length; i += 500) {
+      const found = await accountsDb(trx)
+        .selectFrom('users')
+        .select(['user_id', 'display_name'])
+        .where('tenant', '=', tenant)
+        .where('user_id', 'in', holderIds.slice(i, i + 500))
+        .execute();
+      for (const u of found) holders.set(u.user_id, u.display_name);
+    }
     const siteName = new Map(sites.map((s) => [s.siteId, s.name]));
     const cases = kept.map((row) =>
-      packCase(row, siteName.get(row.site_id) ?? row.site_id, patients, scope.roles),
+      packCase(row, siteName.get(row.site_id) ?? row.site_id, patients, holders, scope.roles),
     );
     cases.sort(byDeadline);
     return {
@@ -164,6 +184,7 @@ function packCase(
   row: CasesTable,
   siteName: string,
   patients: Map<string, PatientRecord>,
+  holders: ReadonlyMap<string, string>,
   roles: readonly Role[],
 ): PackCase {
   const state = JSON.parse(row.state) as CaseState;
@@ -183,8 +204,11 @@ function packCase(
       return `${label}: a note exists (text for clinical staff only)`;
     return `${label}: ${note.text}`;
   });
+  const held = HELD_STATUSES.has(state.status) && row.claimed_by;
   return {
     caseId: row.case_id,
+    reference: caseReference(row.case_id),
+    heldBy: held ? (holders.get(row.claimed_by!) ?? 'a colleague (name not known on this node)') : null,
     siteName,
     status: state.status,
     patientName: patient ? `${patient.givenName} ${patient.familyName}` : `Caller: ${caller.name}`,

@@ -33,25 +33,32 @@ function timeLeft(c: PackCase, nowMs: number): string {
 }
 
 const COLUMNS: Column[] = [
+  // First, so paper notes can be matched back to the case in Holdfast (the case screen shows it too).
+  // Wide enough for the widest reference (DDDD-DDDD) on one line.
+  { title: 'Case ref', width: 60, value: (c) => c.reference },
   {
     title: 'Deadline (UK time)',
-    width: 92,
+    width: 78,
     value: (c) => (c.deadlineMs === null ? '—' : londonTime(c.deadlineMs)),
   },
-  { title: 'Left', width: 54, value: timeLeft },
+  { title: 'Left', width: 46, value: timeLeft },
   {
     title: 'Patient',
     width: 110,
     value: (c) => `${c.patientName}${c.dateOfBirth ? `\nborn ${c.dateOfBirth}` : ''}`,
   },
   { title: 'NHS number', width: 66, value: (c) => (c.nhsNumber ? spacedNhs(c.nhsNumber) : 'not identified') },
-  { title: 'Call-back number', width: 76, value: (c) => c.callbackNumber },
+  { title: 'Call-back number', width: 72, value: (c) => c.callbackNumber },
   {
     title: 'Disposition',
-    width: 150,
+    width: 112,
     value: (c) => `${c.disposition ?? '—'}${c.sample ? ' *' : ''}`,
   },
-  { title: 'Status / site', width: 72, value: (c) => `${c.status.replace(/_/g, ' ')}\n${c.siteName}` },
+  {
+    title: 'Status / site',
+    width: 76,
+    value: (c) => `${c.status.replace(/_/g, ' ')}${c.heldBy ? `\nheld by ${c.heldBy}` : ''}\n${c.siteName}`,
+  },
   {
     title: 'Special notes',
     width: 0, // the rest of the line
@@ -227,7 +234,9 @@ function callForm(doc: PDFKit.PDFDocument, pageWidth: number, stamp: () => void)
   doc
     .font('regular')
     .fontSize(9)
-    .text('Enter into Holdfast when it returns; write the case id it gives here: ____________');
+    .text(
+      "Enter into Holdfast when it returns; write the case ref it gives here (or the pack's, for a case in it): ____________",
+    );
   doc.moveDown(0.5);
   formLines(doc, pageWidth, [
     'Date and time of call',

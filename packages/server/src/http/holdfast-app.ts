@@ -179,7 +179,13 @@ export async function buildHoldfastApp(
     ...caseRoutes(cases, caseViews),
     ...triageAndQueueRoutes(triage, queue, node.store, node.ledger),
     ...reportRoutes(node.store, { ...filter, clock: node.clock }),
-    ...dashboardRoutes({ store: node.store, accounts, clock: node.clock, ...filter }),
+    ...dashboardRoutes({
+      store: node.store,
+      accounts,
+      clock: node.clock,
+      ...filter,
+      syncAlarms: (tenant) => new SyncStatusStore(node.store, node.clock).activeAlarms(tenant),
+    }),
     // The browser app on the same port: GETs that no API route answers (see web-static.ts).
     ...(options.webDist === false ? [] : [webAppRoute(options.webDist)]),
     ...syncRoutes({

@@ -129,6 +129,30 @@ const MIGRATIONS: Migration[] = [
       )`.execute(db);
     },
   },
+  {
+    version: 4,
+    name: 'sync status: the last failure and the way on; lasting sync alarms',
+    async up(db) {
+      // The failure's kind (hub_unreachable, hub_key_changed, history_refused, ...) and the way on,
+      // kept with the outcome so a restarted node shows them before its first new round.
+      await sql`alter table sync_peer_state add column problem text`.execute(db);
+      await sql`alter table sync_peer_state add column advice text`.execute(db);
+      // An alarm stays until an operator clears it, across restarts and later good rounds: the hub
+      // refusing this node's own history does not stop being true because a round went through.
+      await sql`create table sync_alarms (
+        tenant text not null,
+        kind text not null,
+        raised_at bigint not null,
+        last_seen_at bigint not null,
+        message text not null,
+        advice text not null,
+        cleared_at bigint,
+        cleared_by text,
+        cleared_reason text,
+        primary key (tenant, kind)
+      )`.execute(db);
+    },
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

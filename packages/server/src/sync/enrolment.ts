@@ -4,6 +4,9 @@ import { z } from 'zod';
 import { hashToken } from '../auth/sessions.ts';
 import type { HoldfastConfig } from '../config.ts';
 import { Ed25519Signer } from '../node/crypto.ts';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { NODE_FILE, nodeFileSchema, type NodeFile } from '../node/identity.ts';
 import { identityExists, initNode, type HoldfastNode } from '../node/node.ts';
 import { registerPeerKey, SyncEngine, type SyncRoundResult } from './engine.ts';
 import { HttpSyncTransport } from './http-transport.ts';
@@ -94,6 +97,17 @@ export async function issueEnrolmentToken(
     })
     .execute();
   return { token, tokenId: id, expiresAt: new Date(expiresAt).toISOString() };
+}
+
+function isEd25519Key(publicKey: string): boolean {
+  try {
+    return (
+      createPublicKey({ key: Buffer.from(publicKey, 'base64url'), format: 'der', type: 'spki' })
+        .asymmetricKeyType === 'ed25519'
+    );
+  } catch {
+    return false;
+  }
 }
 
 function checkPublicKey(publicKey: string): void {
@@ -271,4 +285,58 @@ export async function joinHub(
     await node.close();
     throw error;
   }
+}
+
+/**
+ * `holdfast nodes repin-hub`: the way on when a site's hub now signs with another key than the one
+ * pinned at enrolment (see diagnosis.ts, `hub_key_changed`). Only after an operator has confirmed the
+ * new key with the hub's operator out of band: a key taken from the network that answers is exactly
+ * what an impersonator would hand over. Registers the key in this site's chain (a later registration
+ * of the hub's node id replaces the earlier one; a new node id is a new registration) and rewrites
+ * the `hub` of node.json (temporary file, then rename). Nothing else changes: the site keeps its key,
+ * its data and its chain. A running `holdfast serve` picks it up when restarted.
+ */
+export async function repinHub(
+  node: HoldfastNode,
+  dataDir: string,
+  next: { node?: string; publicKey: string; url?: string },
+): Promise<{ before: NodeFile['hub']; after: NonNullable<NodeFile['hub']>; changed: boolean }> {
+  const before = node.identity.hub;
+  if (node.identity.role !== 'site' || !before)
+    throw new ValidationError([
+      { path: 'role', message: 'this node is not a site with a hub: nothing to re-pin' },
+    ]);
+  const hubNode = nodeIdSchema.safeParse(next.node ?? before.node);
+  if (!hubNode.success)
+    throw new ValidationError([{ path: '--node', message: hubNode.error.issues[0]!.message }]);
+  if (!isEd25519Key(next.publicKey))
+    throw new ValidationError([
+      {
+        path: '--public-key',
+        message: 'is not an Ed25519 public key (SPKI DER, base64url, as `holdfast nodes list` prints it)',
+      },
+    ]);
+  let url = before.url;
+  if (next.url !== undefined) {
+    try {
+      url = new URL(next.url).origin;
+    } catch {
+      throw new ValidationError([
+        { path: '--url', message: "must be the hub's URL, such as https://hub.example:8080" },
+      ]);
+    }
+  }
+  const after = { url, node: hubNode.data, publicKey: next.publicKey };
+  const changed =
+    after.url !== before.url || after.node !== before.node || after.publicKey !== before.publicKey;
+  if (!changed) return { before, after, changed };
+  const tenant = node.identity.tenant;
+  await registerPeerKey(node, tenant, after.node, after.publicKey, 'hub');
+  await node.ledger.checkpointNow(tenant);
+  const path = join(dataDir, NODE_FILE);
+  const file = nodeFileSchema.parse(JSON.parse(readFileSync(path, 'utf8')));
+  const temporary = `${path}.repin-${process.pid}`;
+  writeFileSync(temporary, JSON.stringify({ ...file, hub: after }, null, 2) + '\n', { flag: 'w' });
+  renameSync(temporary, path);
+  return { before, after, changed };
 }

@@ -32,7 +32,7 @@ import {
   verifySignedRequest,
   type VerifiedCaller,
 } from './signing.ts';
-import { SyncStatusStore, syncStatusReport } from './status.ts';
+import { emptySyncStatus, SyncStatusStore, syncStatusReport } from './status.ts';
 
 export const SYNC_PULL_PATH = '/api/v1/sync/pull';
 export const SYNC_PUSH_PATH = '/api/v1/sync/push';
@@ -342,26 +342,12 @@ export function syncRoutes(deps: SyncRouteDeps): RouteSpec[] {
       method: 'GET',
       url: '/api/v1/sync/status',
       summary:
-        'Sync status: connected or not and since when, last success, last error, unsent events, lag; on a hub, its sites',
+        'Sync status: how the last round with the hub ended (ok, failed, refused) and why, its age, the way on, lasting alarms, unsent events, lag; on a hub, its sites',
       access: { permission: 'session.self' },
       async handler({ ctx }) {
         const report = await syncStatusReport(node, deps.status, deps.peerPositions());
         // Another provider's user on a shared node learns nothing of this node's sync.
-        if (ctx.tenant !== report.tenant)
-          return {
-            node: report.node,
-            role: report.role,
-            tenant: ctx.tenant,
-            peer: null,
-            connected: false,
-            since: null,
-            lastSuccessAt: null,
-            lastError: null,
-            unsentEvents: 0,
-            lagSeconds: 0,
-            positions: { local: {}, peer: null },
-            sites: [],
-          };
+        if (ctx.tenant !== report.tenant) return emptySyncStatus(report.node, report.role, ctx.tenant);
         return report;
       },
     }),

@@ -1,4 +1,5 @@
 import type { HoldfastNode } from '../node/node.ts';
+import { diagnoseSyncFailure, type SyncDiagnosis } from './diagnosis.ts';
 import { SyncEngine, type SyncRoundResult } from './engine.ts';
 import { HttpSyncTransport } from './http-transport.ts';
 import { SyncStatusStore } from './status.ts';
@@ -61,9 +62,15 @@ export function backoffMs(
 
 export interface RunnerPeer {
   tenant: string;
+  /** The hub's node id. */
   node: string;
   url: string;
+  /** This node's own id (a refusal about its own chain raises the history alarm); from the engine when absent. */
+  self?: string;
 }
+
+export type RoundOutcome =
+  { ok: true; result: SyncRoundResult } | { ok: false; error: Error; diagnosis: SyncDiagnosis };
 
 /**
  * Runs sync rounds with the node's hub for as long as the node serves: a round, then a wait — the
@@ -85,10 +92,13 @@ export class SyncRunner {
   peerPositions: Map<string, number> | null = null;
   lastResult: SyncRoundResult | null = null;
   lastError: Error | null = null;
+  /** What the last failure means and the way on; null after a good round. */
+  lastDiagnosis: SyncDiagnosis | null = null;
   rounds = 0;
 
   constructor(
     private readonly engine: {
+      node?: { ledger: { node: string } };
       syncOnce(options?: { audit?: boolean | { lastEvents: number } }): Promise<SyncRoundResult>;
     },
     private readonly status: SyncStatusStore,
@@ -98,7 +108,7 @@ export class SyncRunner {
       subscribe?: (fn: (tenants: ReadonlySet<string>) => void) => () => void;
       nowMs: () => number;
       timers?: RunnerTimers;
-      onRound?: (outcome: { ok: true; result: SyncRoundResult } | { ok: false; error: Error }) => void;
+      onRound?: (outcome: RoundOutcome) => void;
     },
     options: Partial<SyncRunnerOptions> = {},
   ) {
@@ -191,6 +201,7 @@ export class SyncRunner {
       );
       this.failures = 0;
       this.lastError = null;
+      this.lastDiagnosis = null;
       this.lastResult = result;
       this.peerPositions = new Map(Object.entries(result.peerPositions));
       await this.status.recordSuccess(tenant, node, 'outbound', url);
@@ -202,8 +213,19 @@ export class SyncRunner {
     } catch (error) {
       this.failures++;
       this.lastError = error as Error;
-      await this.status.recordFailure(tenant, node, 'outbound', describe(error), url).catch(() => undefined);
-      this.deps.onRound?.({ ok: false, error: error as Error });
+      const self = this.peer.self ?? this.engine.node?.ledger.node ?? '';
+      const diagnosis = diagnoseSyncFailure(error, self, node);
+      this.lastDiagnosis = diagnosis;
+      await this.status
+        .recordFailure(tenant, node, 'outbound', describe(error), url, diagnosis)
+        .catch(() => undefined);
+      // The hub will take none of this node's events: an alarm that outlasts this round, later good
+      // rounds and restarts, until an operator clears it.
+      if (diagnosis.problem === 'history_refused')
+        await this.status
+          .raiseAlarm(tenant, 'history_refused', diagnosis.message, diagnosis.advice)
+          .catch(() => undefined);
+      this.deps.onRound?.({ ok: false, error: error as Error, diagnosis });
     }
   }
 }
@@ -223,7 +245,7 @@ export function describe(error: unknown): string {
 export function createHubRunner(
   node: HoldfastNode,
   settings: { intervalSeconds: number; maxBackoffSeconds: number },
-  onRound?: (outcome: { ok: true; result: SyncRoundResult } | { ok: false; error: Error }) => void,
+  onRound?: (outcome: RoundOutcome) => void,
 ): SyncRunner | null {
   const hub = node.identity.hub;
   if (!hub) return null;
@@ -239,7 +261,7 @@ export function createHubRunner(
   return new SyncRunner(
     new SyncEngine(node, tenant, transport),
     new SyncStatusStore(node.store, node.clock),
-    { tenant, node: hub.node, url: hub.url },
+    { tenant, node: hub.node, url: hub.url, self: node.identity.node },
     { subscribe: (fn) => node.ledger.subscribe(fn), nowMs: () => node.clock.nowMs(), onRound },
     {
       intervalMs: settings.intervalSeconds * 1000,

@@ -101,13 +101,18 @@ describe('holdfast backup / restore (the real CLI)', () => {
       db.url,
       '--passphrase-file',
       pass,
+      // A peer that is down: skipped by name, the restore completes without it.
+      '--peer',
+      'http://127.0.0.1:9',
     ]);
     expect(restored.code, restored.all).toBe(0);
+    expect(restored.stdout).toMatch(/peer http:\/\/127\.0\.0\.1:9 SKIPPED: /);
+    expect(restored.stdout).toContain('when it answers, run: holdfast top-up --peer http://127.0.0.1:9');
     expect(restored.stdout).toMatch(/not used: manifests\/000002\.json/);
     expect(restored.stdout).toMatch(
       /restored node hub-1 of tenant prov-cli .* on postgres, from manifests\/000001\.json/,
     );
-    expect(restored.stdout).toMatch(/verified: 1 events in 1 chains/);
+    expect(restored.stdout).toMatch(/verified from the backup: 1 events in 1 chains/);
     expect(restored.stderr).toMatch(/restoring: 1\/1 events/);
   });
 });

@@ -1,10 +1,13 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
+import { Ed25519Signer } from '../../src/node/crypto.ts';
+import { initNode, openNode } from '../../src/node/node.ts';
+import { SyncStatusStore } from '../../src/sync/status.ts';
 import { createPgDatabase } from '../support/databases.ts';
 import { freePort } from '../support/postgres.ts';
 
@@ -51,6 +54,8 @@ describe('holdfast CLI', () => {
     ['nodes', 'list'],
     ['nodes', 'enrol-token'],
     ['nodes', 'register'],
+    ['nodes', 'repin-hub'],
+    ['nodes', 'clear-sync-alarm'],
     ['users'],
     ['users', 'add'],
     ['users', 'disable'],
@@ -59,6 +64,7 @@ describe('holdfast CLI', () => {
     ['backup'],
     ['backup', 'verify'],
     ['restore'],
+    ['top-up'],
     ['downtime-pack'],
     ['drill'],
     ['drill', 'supplier-loss'],
@@ -98,6 +104,60 @@ describe('holdfast CLI', () => {
     const again = holdfast(['-d', dir, 'init']);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('exists already');
+  });
+
+  it('nodes repin-hub changes nothing without --confirm, re-pins with it; nodes clear-sync-alarm clears a raised alarm', async () => {
+    const dir = tempDir();
+    const config = { store: 'sqlite' as const, dataDir: dir, checkpointEvery: 100 };
+    const oldHub = Ed25519Signer.generate('hub-1').signer.publicKey;
+    const newHub = Ed25519Signer.generate('hub-1').signer.publicKey;
+    const site = await initNode(config, {
+      node: 'site-a',
+      tenant: 'northshire',
+      role: 'site',
+      hub: { url: 'http://127.0.0.1:9', node: 'hub-1', publicKey: oldHub },
+    });
+    await site.close();
+    const hubOf = () =>
+      (JSON.parse(readFileSync(join(dir, 'node.json'), 'utf8')) as { hub: { publicKey: string } }).hub;
+
+    const unconfirmed = holdfast(['-d', dir, 'nodes', 'repin-hub', '--public-key', newHub]);
+    expect(unconfirmed.code, unconfirmed.all).toBe(1);
+    expect(unconfirmed.stderr).toContain('nothing changed.');
+    expect(unconfirmed.stderr).toContain('by phone or in person');
+    expect(hubOf().publicKey).toBe(oldHub);
+
+    const bad = holdfast(['-d', dir, 'nodes', 'repin-hub', '--public-key', 'nonsense', '--confirm']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.all).toContain('--public-key');
+    expect(hubOf().publicKey).toBe(oldHub);
+
+    const confirmed = holdfast(['-d', dir, 'nodes', 'repin-hub', '--public-key', newHub, '--confirm']);
+    expect(confirmed.code, confirmed.all).toBe(0);
+    expect(confirmed.stdout).toContain(`re-pinned the hub: hub-1 ${oldHub}`);
+    expect(hubOf().publicKey).toBe(newHub);
+    expect(holdfast(['-d', dir, 'nodes', 'list']).stdout).toContain(`hub-1\t${newHub}`);
+
+    const none = holdfast(['-d', dir, 'nodes', 'clear-sync-alarm', '--reason', 'nothing to clear']);
+    expect(none.code, none.all).toBe(0);
+    expect(none.stdout).toContain('no history_refused alarm is raised on this node');
+    const reopened = await openNode(config);
+    await new SyncStatusStore(reopened.store, reopened.clock).raiseAlarm(
+      'northshire',
+      'history_refused',
+      'refused',
+      'act',
+    );
+    await reopened.close();
+    const cleared = holdfast(['-d', dir, 'nodes', 'clear-sync-alarm', '--reason', 'site rebuilt']);
+    expect(cleared.code, cleared.all).toBe(0);
+    expect(cleared.stdout).toContain('cleared the history_refused alarm');
+    const after = await openNode(config);
+    try {
+      expect(await new SyncStatusStore(after.store, after.clock).activeAlarms('northshire')).toEqual([]);
+    } finally {
+      await after.close();
+    }
   });
 
   it('a bad config value names the key and what is allowed', () => {

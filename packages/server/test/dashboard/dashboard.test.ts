@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SiteSummary } from '../../src/dashboard/routes.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
+import { SyncStatusStore } from '../../src/sync/status.ts';
 import { caseAt } from '../support/cases.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { Client, startTestApp, type TestApp } from '../support/http.ts';
@@ -109,6 +110,47 @@ describe.each(STORE_KINDS)('dashboard on %s', (kind) => {
     expect(foreign.json()).toMatchObject({
       errors: [{ path: 'query.siteId', message: 'is not a site of your provider' }],
     });
+  });
+
+  it("shows this server's lasting sync alarm, in words, to its own provider only (and the sync status does too)", async () => {
+    const quiet = (await clients.shift_manager!.request('GET', '/api/v1/dashboard')).json() as {
+      syncAlarms: unknown[];
+    };
+    expect(quiet.syncAlarms).toEqual([]);
+    const store = new SyncStatusStore(t.node.store, t.clock);
+    await store.raiseAlarm(
+      'northshire',
+      'history_refused',
+      "the hub (hub-1) refuses this site's own history: node node-1 seq 7 ...",
+      'Treat this as a security incident',
+    );
+    const loud = (await clients.shift_manager!.request('GET', '/api/v1/dashboard')).json() as {
+      syncAlarms: { kind: string; message: string; advice: string; raisedAt: string }[];
+    };
+    expect(loud.syncAlarms).toEqual([
+      {
+        kind: 'history_refused',
+        raisedAt: new Date(t.clock.nowMs()).toISOString(),
+        lastSeenAt: new Date(t.clock.nowMs()).toISOString(),
+        message: "the hub (hub-1) refuses this site's own history: node node-1 seq 7 ...",
+        advice: 'Treat this as a security incident',
+      },
+    ]);
+    const status = (await clients.clinician!.request('GET', '/api/v1/sync/status')).json() as {
+      alarms: { kind: string }[];
+      writesReachHub: boolean;
+    };
+    expect(status.alarms.map((a) => a.kind)).toEqual(['history_refused']);
+    expect(status.writesReachHub).toBe(false);
+    const other = (await clients.other_manager!.request('GET', '/api/v1/dashboard')).json() as {
+      syncAlarms: unknown[];
+    };
+    expect(other.syncAlarms).toEqual([]);
+    expect(await store.clearAlarm('northshire', 'history_refused', 'test', 'dealt with')).toBe(1);
+    const after = (await clients.shift_manager!.request('GET', '/api/v1/dashboard')).json() as {
+      syncAlarms: unknown[];
+    };
+    expect(after.syncAlarms).toEqual([]);
   });
 
   it('is refused to roles without reports, and a bad site id is named', async () => {

@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FixedClock } from '@holdfast/core';
+import { caseReference, FixedClock } from '@holdfast/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DowntimePackService } from '../../src/downtime/service.ts';
 import { listPacks, PeriodicPackWriter } from '../../src/downtime/writer.ts';
@@ -153,6 +153,24 @@ describe.each(STORE_KINDS)('downtime pack on %s', (kind) => {
     expect(new Set(audits[0]!.payload.caseIds as string[])).toEqual(
       new Set([caseIds[ada!.name], caseIds[brian!.name], caseIds[carys!.name], caseIds.open]),
     );
+  });
+
+  it("prints each case's reference and who holds a claimed case", async () => {
+    const [ada, brian, carys] = patients;
+    const claim = await clinician.request('POST', `/api/v1/cases/${caseIds[brian!.name]}/claim`);
+    expect(claim.statusCode, claim.body).toBe(200);
+    const res = await adviser.request('GET', '/api/v1/downtime-pack.pdf');
+    expect(res.statusCode).toBe(200);
+    const text = textWith(res.rawPayload, [spaced(brian!.nhs)]).replace(/\s+/g, ' ');
+    for (const id of [caseIds[ada!.name]!, caseIds[brian!.name]!, caseIds[carys!.name]!, caseIds.open!])
+      expect(text).toContain(caseReference(id));
+    expect(caseReference(caseIds[brian!.name]!)).toMatch(/^[0-9A-F]{4}-[0-9A-F]{4}$/);
+    // The holder's display name, on Brian's row (between his reference and Carys's).
+    const held = text.indexOf('held by clinician of northshire');
+    expect(held).toBeGreaterThan(text.indexOf(caseReference(caseIds[brian!.name]!)));
+    expect(held).toBeLessThan(text.indexOf(caseReference(caseIds[carys!.name]!)));
+    // Only the claimed case says it is held.
+    expect(text.split('held by').length - 1).toBe(1);
   });
 
   it('shows a clinician the safeguarding note text', async () => {

@@ -164,6 +164,10 @@ describe.each(STORE_KINDS)('a tampered hub (%s store)', (kind) => {
     const report = await syncStatusReport(site, status, r.peerPositions);
     expect(report.connected).toBe(false);
     expect(report.lastError).toMatch(new RegExp(`^refused \\(bad_history\\): .*node hub-1 seq ${target}`));
+    // Named for what it is: the hub's history is bad, not this site's (no lasting alarm for that).
+    expect(report.state).toBe('refused');
+    expect(report.problem).toBe('hub_history_bad');
+    expect(report.alarms).toEqual([]);
     // No payload content in what the status shows.
     expect(report.lastError).not.toContain('device-x');
     // Still refused at the next round: the site does not come to accept it.

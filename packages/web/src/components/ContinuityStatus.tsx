@@ -9,6 +9,11 @@ interface SyncStatus {
   role: string;
   peer: { node: string; url: string } | null;
   connected: boolean;
+  /** Older servers do not send these: treated as "no alarm, no known problem". */
+  state?: 'ok' | 'failed' | 'refused' | 'never';
+  problem?: string | null;
+  lastAttemptAt?: string | null;
+  alarms?: { kind: string; raisedAt: string }[];
   since: string | null;
   lastSuccessAt: string | null;
   unsentEvents: number;
@@ -17,20 +22,29 @@ interface SyncStatus {
 
 const events = (n: number) => `${n} ${n === 1 ? 'event' : 'events'}`;
 
-export function describeSync(status: SyncStatus): { ok: boolean; text: string } {
+/** ok: green; bad: amber (work goes on here); alarm: red (work recorded here will not reach the hub). */
+export type ContinuityLevel = 'ok' | 'bad' | 'alarm';
+
+export function describeSync(status: SyncStatus): { level: ContinuityLevel; text: string } {
+  const alarm = status.alarms?.find((a) => a.kind === 'history_refused');
+  if (alarm)
+    return {
+      level: 'alarm',
+      text: `ALARM since ${londonTime(alarm.raisedAt)}: the hub refuses this server's records · work recorded here will not reach the hub · record new work at another site or on paper and tell your shift manager and IT now`,
+    };
   if (!status.peer) {
     if (status.role === 'hub') {
       const up = status.sites.filter((s) => s.connected).length;
       return {
-        ok: true,
+        level: 'ok',
         text: `Connected · this is the hub; ${up} of ${status.sites.length} sites connected`,
       };
     }
-    return { ok: true, text: 'Connected (this server works on its own: no hub configured)' };
+    return { level: 'ok', text: 'Connected (this server works on its own: no hub configured)' };
   }
   if (status.connected) {
     return {
-      ok: true,
+      level: 'ok',
       text:
         status.unsentEvents > 0
           ? `Connected to the hub · sending ${events(status.unsentEvents)}`
@@ -38,10 +52,17 @@ export function describeSync(status: SyncStatus): { ok: boolean; text: string } 
     };
   }
   const since = status.since ? ` since ${londonTime(status.since)}` : '';
-  return {
-    ok: false,
-    text: `Hub unreachable${since} · ${events(status.unsentEvents)} not yet sent · you can carry on working here`,
-  };
+  const tried = status.lastAttemptAt ? ` · last tried ${londonTime(status.lastAttemptAt)}` : '';
+  const waiting = `${events(status.unsentEvents)} not yet sent · you can carry on working here`;
+  if (status.problem === 'hub_key_changed')
+    return {
+      level: 'bad',
+      text: `Not syncing${since}: the hub's identity has changed · ${waiting} · IT must confirm the hub's new key${tried}`,
+    };
+  if (status.state === 'refused')
+    return { level: 'bad', text: `The hub refuses to sync${since} · ${waiting} · IT can see why${tried}` };
+  if (status.state === 'never') return { level: 'bad', text: `Not yet synced with the hub · ${waiting}` };
+  return { level: 'bad', text: `Hub unreachable${since} · ${waiting}${tried}` };
 }
 
 /**
@@ -69,29 +90,28 @@ export function ContinuityStatus() {
     else if (sync.isSuccess) setServerDownSince(null);
   }, [unreachable, sync.isSuccess, sync.dataUpdatedAt]);
 
-  let ok = true;
+  let level: ContinuityLevel = 'ok';
   let text = 'Checking connection…';
   if (serverDownSince !== null) {
-    ok = false;
+    level = 'bad';
     text = `This server is not answering since ${londonTime(serverDownSince)} · use the downtime pack if it does not come back`;
   } else if (sync.isSuccess) {
     if (sync.data === null) text = 'Connected (this server works on its own: no hub configured)';
-    else ({ ok, text } = describeSync(sync.data));
+    else ({ level, text } = describeSync(sync.data));
   } else if (sync.isError) {
     text = 'Connection status unknown';
   }
 
   return (
-    <Group
-      justify="space-between"
-      wrap="nowrap"
-      gap="sm"
-      px="md"
-      py={6}
-      className={ok ? 'status-ok' : 'status-bad'}
-    >
-      <Text size="sm" role="status" aria-live="polite" data-testid="continuity-status">
-        <span aria-hidden="true">{ok ? '● ' : '▲ '}</span>
+    <Group justify="space-between" wrap="nowrap" gap="sm" px="md" py={6} className={`status-${level}`}>
+      <Text
+        size="sm"
+        role="status"
+        aria-live={level === 'alarm' ? 'assertive' : 'polite'}
+        data-testid="continuity-status"
+        data-level={level}
+      >
+        <span aria-hidden="true">{level === 'ok' ? '● ' : level === 'alarm' ? '■ ' : '▲ '}</span>
         <strong>Continuity:</strong> {text}
       </Text>
       {pack.data === true && (

@@ -1,3 +1,4 @@
+import { caseReference } from '@holdfast/core';
 import {
   Alert,
   Badge,
@@ -70,6 +71,9 @@ export function CaseScreen({ caseId }: { caseId: string }) {
           <Badge variant="light" size="lg">
             {STATUS_LABELS[c.status] ?? c.status}
           </Badge>
+          <Text size="sm" fw={700} data-testid="case-ref">
+            Case ref {caseReference(c.caseId)}
+          </Text>
           <Text size="sm">
             Received {londonDateTime(c.receivedAt)} at {siteName(sites.data, c.siteId)}
           </Text>

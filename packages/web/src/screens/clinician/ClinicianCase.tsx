@@ -1,4 +1,4 @@
-import { CALLBACK_OUTCOMES, CONSULTATION_OUTCOMES } from '@holdfast/core';
+import { CALLBACK_OUTCOMES, caseReference, CONSULTATION_OUTCOMES } from '@holdfast/core';
 import {
   Alert,
   Badge,
@@ -133,6 +133,9 @@ export function ClinicianCase({ caseId }: { caseId: string }) {
           <Badge size="lg" variant="light" data-testid="case-status">
             {STATUS_LABELS[c.status] ?? c.status}
           </Badge>
+          <Text size="sm" fw={700} data-testid="case-ref">
+            Case ref {caseReference(c.caseId)}
+          </Text>
           {timing && deadline && ['queued', 'claimed', 'in_consultation'].includes(c.status) && (
             <TimingBadge timing={timing} remainingSeconds={Math.round((deadline - now) / 1000)} />
           )}

@@ -1,3 +1,4 @@
+import { caseReference } from '@holdfast/core';
 import {
   Alert,
   Badge,
@@ -49,6 +50,8 @@ interface DashboardResponse {
     timing: Timing;
   }[];
   canOpenCases: boolean;
+  /** This server's lasting sync alarms (older servers do not send it). */
+  syncAlarms?: { kind: string; raisedAt: string; message: string; advice: string }[];
 }
 
 /** The shift manager's view: per-site counts (live), escalations, and reconciliation items where they exist. */
@@ -81,6 +84,23 @@ export function Dashboard() {
       {dashboard.isError && (
         <Alert color="red">The dashboard could not be read: {dashboard.error.message}</Alert>
       )}
+      {d?.syncAlarms?.map((a) => (
+        <Alert
+          key={a.kind}
+          color="red"
+          variant="filled"
+          role="alert"
+          data-testid="sync-alarm"
+          title="Sync alarm: the hub will not take work recorded on this server"
+        >
+          <Text size="sm">
+            Since {londonDateTime(a.raisedAt)}: {a.message}
+          </Text>
+          <Text size="sm" fw={700} mt={4}>
+            What to do: {a.advice}
+          </Text>
+        </Alert>
+      ))}
       {d && (
         <>
           <SimpleGrid cols={{ base: 2, sm: 3, md: 6 }}>
@@ -290,7 +310,7 @@ function ReconciliationCard({ item, site }: { item: ReconciliationItem; site: st
         <Text fw={700}>{KIND_WORDS[item.kind] ?? item.kind}</Text>
       </Group>
       <Text size="sm">
-        {site} · detected {londonDateTime(item.detectedAt)} · case {item.caseId.slice(0, 8)}
+        {site} · detected {londonDateTime(item.detectedAt)} · case ref {caseReference(item.caseId)}
       </Text>
       <FormAlert message={problems.form} />
       {options.length === 0 ? (
