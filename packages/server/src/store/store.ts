@@ -115,7 +115,7 @@ export class Store {
    * `holdfast.tenant` set for the transaction, so row-level security admits that tenant's rows only.
    */
   withTenant<T>(tenant: string, fn: (trx: Tx) => Promise<T>): Promise<T> {
-    return this.appDb.transaction().execute(async (trx) => {
+    return runTransaction(this.appDb, async (trx) => {
       if (this.dialect === 'postgres')
         await sql`select set_config('holdfast.tenant', ${tenant}, true)`.execute(trx);
       return fn(trx);
@@ -124,7 +124,23 @@ export class Store {
 
   /** Runs `fn` in one transaction; its writes are durable when this resolves. */
   transaction<T>(fn: (trx: Tx) => Promise<T>): Promise<T> {
-    return this.db.transaction().execute(fn);
+    return runTransaction(this.db, fn);
+  }
+
+  /**
+   * Commits one small real write and undoes it in the same transaction (a table created and
+   * dropped), so the commit still has to reach the disk: whether the store can write again after
+   * it could not (a full disk freed). Throws the store's error when it still cannot.
+   */
+  async probeWrite(): Promise<void> {
+    await this.transaction(async (trx) => {
+      // SQLite: the schema change dirties the database header, which the commit must write to the
+      // WAL. PostgreSQL: a temporary table's catalog rows are WAL-logged and flushed at commit.
+      const temporary = this.dialect === 'postgres' ? sql`temporary` : sql``;
+      await sql`create ${temporary} table holdfast_write_probe (written integer not null)`.execute(trx);
+      await sql`insert into holdfast_write_probe (written) values (1)`.execute(trx);
+      await sql`drop table holdfast_write_probe`.execute(trx);
+    });
   }
 
   /** The better-sqlite3 handle, for online backups (`.backup()`, never a file copy). */
@@ -139,6 +155,31 @@ export class Store {
   async close(): Promise<void> {
     await this.db.destroy();
     if (this.appDb !== this.db) await this.appDb.destroy();
+  }
+}
+
+/**
+ * Kysely's `transaction().execute` rolls back after any error and lets the rollback's own error
+ * replace the first one. When a COMMIT fails because the disk is full, SQLite has already rolled
+ * the transaction back, so the rollback fails with "cannot rollback - no transaction is active"
+ * and the real cause (SQLITE_FULL) was lost. Here the first error is always the one thrown.
+ */
+async function runTransaction<T>(db: Db, fn: (trx: Tx) => Promise<T>): Promise<T> {
+  const trx = await db.startTransaction().execute();
+  try {
+    const result = await fn(trx);
+    await trx.commit().execute();
+    return result;
+  } catch (error) {
+    if (!trx.isCommitted && !trx.isRolledBack) {
+      // The rollback's failure only says the database ended the transaction itself; the connection
+      // is released either way.
+      await trx
+        .rollback()
+        .execute()
+        .catch(() => undefined);
+    }
+    throw error;
   }
 }
 
