@@ -128,17 +128,29 @@ export class Store {
   }
 
   /**
-   * Commits one small real write and undoes it in the same transaction (a table created and
-   * dropped), so the commit still has to reach the disk: whether the store can write again after
-   * it could not (a full disk freed). Throws the store's error when it still cannot.
+   * Commits a real write of `WRITE_PROBE_BYTES` and undoes it in the same transaction (a table
+   * created, filled and dropped), so the commit still has to find room on the disk: whether the
+   * store can take appends again after it could not (a full disk freed). Throws the store's error
+   * when it still cannot. Bigger than any one call's append, so "room for the probe" means room for
+   * a few calls, not a byte that the next call would not fit in.
    */
   async probeWrite(): Promise<void> {
     await this.transaction(async (trx) => {
-      // SQLite: the schema change dirties the database header, which the commit must write to the
-      // WAL. PostgreSQL: a temporary table's catalog rows are WAL-logged and flushed at commit.
-      const temporary = this.dialect === 'postgres' ? sql`temporary` : sql``;
-      await sql`create ${temporary} table holdfast_write_probe (written integer not null)`.execute(trx);
-      await sql`insert into holdfast_write_probe (written) values (1)`.execute(trx);
+      if (this.dialect === 'sqlite') {
+        // The new table's pages must be allocated in the file and written to the WAL at commit.
+        await sql`create table holdfast_write_probe (bytes blob not null)`.execute(trx);
+        await sql`insert into holdfast_write_probe (bytes) values (randomblob(${WRITE_PROBE_BYTES}))`.execute(
+          trx,
+        );
+      } else {
+        // A temporary table's catalog rows are WAL-logged and flushed at commit; its data stays in
+        // local buffers, so on PostgreSQL this probes the WAL's disk, where a full disk stops writes.
+        await sql`create temporary table holdfast_write_probe (bytes bytea not null)`.execute(trx);
+        await sql`insert into holdfast_write_probe (bytes)
+          select decode(string_agg(md5(random()::text), ''), 'hex') from generate_series(1, ${WRITE_PROBE_BYTES / 16})`.execute(
+          trx,
+        );
+      }
       await sql`drop table holdfast_write_probe`.execute(trx);
     });
   }
@@ -157,6 +169,9 @@ export class Store {
     if (this.appDb !== this.db) await this.appDb.destroy();
   }
 }
+
+/** See `Store.probeWrite`. */
+const WRITE_PROBE_BYTES = 256 * 1024;
 
 /**
  * Kysely's `transaction().execute` rolls back after any error and lets the rollback's own error

@@ -44,19 +44,26 @@ export type StoreKind = 'sqlite' | 'postgres';
 export const STORE_KINDS: StoreKind[] = ['sqlite', 'postgres'];
 
 /** A fresh, empty store location of the given kind, plus a data directory for node files. */
-export async function freshStore(kind: StoreKind): Promise<{
+export async function freshStore(
+  kind: StoreKind,
+  /** Put the node's files here (a small file system, say) instead of a new temporary directory; kept at cleanup. */
+  givenDataDir?: string,
+): Promise<{
   dataDir: string;
   storeOptions: StoreOptions;
   config: { store: StoreKind; databaseUrl?: string; dataDir: string; checkpointEvery: number };
   cleanup(): Promise<void>;
 }> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'holdfast-test-'));
+  const dataDir = givenDataDir ?? mkdtempSync(join(tmpdir(), 'holdfast-test-'));
+  const removeDataDir = () => {
+    if (!givenDataDir) rmSync(dataDir, { recursive: true, force: true });
+  };
   if (kind === 'sqlite') {
     return {
       dataDir,
       storeOptions: { dialect: 'sqlite', file: join(dataDir, 'holdfast.sqlite') },
       config: { store: 'sqlite', dataDir, checkpointEvery: 100 },
-      cleanup: async () => rmSync(dataDir, { recursive: true, force: true }),
+      cleanup: async () => removeDataDir(),
     };
   }
   const database = await createPgDatabase();
@@ -66,7 +73,7 @@ export async function freshStore(kind: StoreKind): Promise<{
     config: { store: 'postgres', databaseUrl: database.url, dataDir, checkpointEvery: 100 },
     cleanup: async () => {
       await database.drop();
-      rmSync(dataDir, { recursive: true, force: true });
+      removeDataDir();
     },
   };
 }
