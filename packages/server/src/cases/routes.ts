@@ -90,8 +90,7 @@ export function caseRoutes(cases: CaseService, views: CaseViews): RouteSpec[] {
       access: { permission: 'queue.work' },
       params: caseParams,
       async handler({ ctx, params }) {
-        await cases.command(ctx, params.caseId, { type: 'claim', clinicianId: ctx.userId });
-        return views.detail(ctx, params.caseId);
+        return views.commandThenDetail(ctx, params.caseId, { type: 'claim', clinicianId: ctx.userId });
       },
     }),
     authedRoute({
@@ -190,13 +189,12 @@ export function caseRoutes(cases: CaseService, views: CaseViews): RouteSpec[] {
         ambulanceCategory: z.union([z.literal(1), z.literal(2), z.literal(3), z.literal(4)]).optional(),
       }),
       async handler({ ctx, params, body }) {
-        await cases.command(ctx, params.caseId, {
+        return views.commandThenDetail(ctx, params.caseId, {
           type: 'record_outcome',
           clinicianId: ctx.userId,
           outcome: body.outcome,
           ...(body.ambulanceCategory ? { ambulanceCategory: body.ambulanceCategory } : {}),
         });
-        return views.detail(ctx, params.caseId);
       },
     }),
     authedRoute({

@@ -13,7 +13,7 @@ import {
 } from '@holdfast/core';
 import type { z } from 'zod';
 import type { callerSchema } from '@holdfast/core';
-import { accessEvent } from '../audit/auditor.ts';
+import { accessEvent, type AccessFields } from '../audit/auditor.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
 import type { EventDraft, Ledger } from '../ledger/ledger.ts';
 import type { Store, Tx } from '../store/store.ts';
@@ -185,13 +185,16 @@ export class CaseService {
 
   /**
    * Decides `command` against the case and appends the resulting events (plus any `extra` facts)
-   * only if the case is still at the version decided on. One retry against fresh state.
+   * only if the case is still at the version decided on. One retry against fresh state. With
+   * `audit`, the audit event of what the caller is shown goes into the same append: a command that
+   * answers with the case is stored together with the record of that read, or neither is.
    */
   async command(
     ctx: RequestContext,
     caseId: string,
     command: CaseCommand | CaseCommand[],
     extra: (row: CasesTable, events: CaseEvent[]) => EventDraft[] = () => [],
+    options: { audit?: AccessFields } = {},
   ): Promise<CaseEvent[]> {
     const commands = Array.isArray(command) ? command : [command];
     for (let attempt = 0; ; attempt++) {
@@ -215,6 +218,7 @@ export class CaseService {
           actor: actorOf(ctx),
           payload: e.payload as Record<string, unknown>,
         })),
+        ...(options.audit ? [accessEvent(ctx, options.audit)] : []),
       ];
       try {
         await this.ledger.append(drafts, {

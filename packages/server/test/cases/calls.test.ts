@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { StoredEvent } from '@holdfast/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
+import { caseAt } from '../support/cases.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { Client, startTestApp, type TestApp } from '../support/http.ts';
 
@@ -12,6 +14,7 @@ import { Client, startTestApp, type TestApp } from '../support/http.ts';
 describe.each(STORE_KINDS)('opening a case for a call on %s', (kind) => {
   let t: TestApp;
   let adviser: Client;
+  let clinician: Client;
   let site: string;
   const tenant = 'northshire';
 
@@ -19,8 +22,14 @@ describe.each(STORE_KINDS)('opening a case for a call on %s', (kind) => {
     t = await startTestApp(kind, { providers: [tenant] });
     site = t.providers[0]!.sites[0]!;
     adviser = new Client(t.app, t.clock);
-    const r = await adviser.signIn('health_adviser@northshire');
-    if (r.statusCode !== 200) throw new Error(r.body);
+    clinician = new Client(t.app, t.clock);
+    for (const [c, u] of [
+      [adviser, 'health_adviser@northshire'],
+      [clinician, 'clinician@northshire'],
+    ] as const) {
+      const r = await c.signIn(u);
+      if (r.statusCode !== 200) throw new Error(r.body);
+    }
   });
   afterAll(async () => t?.close());
 
@@ -52,10 +61,26 @@ describe.each(STORE_KINDS)('opening a case for a call on %s', (kind) => {
       ['audit.access', caseId],
     ]);
     expect(added.map((e) => e.seq)).toEqual([before + 1, before + 2, before + 3]);
-    // One append seals its events with consecutive clock readings of one commit.
+    // All three are the adviser's, as one command's events are.
     expect(new Set(added.map((e) => e.actor))).toEqual(
       new Set([`user:${t.providers[0]!.users.health_adviser.userId}`]),
     );
+  });
+
+  it('stores a claim and the audit of the case it answers with in one append', async () => {
+    const protocols = (await requireProtocolPack(SAMPLE_PACK_DIR)).protocols;
+    const { caseId } = await caseAt(adviser, protocols, site, 'speak_to_primary_care');
+    const before = (await ownChain()).length;
+    const claim = await clinician.request('POST', `/api/v1/cases/${caseId}/claim`);
+    expect(claim.statusCode, claim.body).toBe(200);
+    expect(claim.json()).toMatchObject({ caseId, claimedBy: t.providers[0]!.users.clinician.userId });
+    const added = (await ownChain()).slice(before);
+    expect(added.map((e) => [e.type, caseIdOf(e)])).toEqual([
+      ['case.claimed', caseId],
+      ['audit.access', caseId],
+    ]);
+    expect(added.map((e) => e.seq)).toEqual([before + 1, before + 2]);
+    expect(JSON.parse(added[1]!.payloadJson)).toMatchObject({ action: 'read', resourceType: 'case' });
   });
 
   it('answers a retry with the same Idempotency-Key with the same case, and stores it once', async () => {
