@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
@@ -135,23 +136,23 @@ export class Store {
    * a few calls, not a byte that the next call would not fit in.
    */
   async probeWrite(): Promise<void> {
+    // A name of its own, so two probes at once on PostgreSQL do not wait on each other's table.
+    const table = sql.table(`holdfast_write_probe_${randomBytes(6).toString('hex')}`);
     await this.transaction(async (trx) => {
       if (this.dialect === 'sqlite') {
         // The new table's pages must be allocated in the file and written to the WAL at commit.
-        await sql`create table holdfast_write_probe (bytes blob not null)`.execute(trx);
-        await sql`insert into holdfast_write_probe (bytes) values (randomblob(${WRITE_PROBE_BYTES}))`.execute(
-          trx,
-        );
+        await sql`create table ${table} (bytes blob not null)`.execute(trx);
+        await sql`insert into ${table} (bytes) values (randomblob(${WRITE_PROBE_BYTES}))`.execute(trx);
       } else {
-        // A temporary table's catalog rows are WAL-logged and flushed at commit; its data stays in
-        // local buffers, so on PostgreSQL this probes the WAL's disk, where a full disk stops writes.
-        await sql`create temporary table holdfast_write_probe (bytes bytea not null)`.execute(trx);
-        await sql`insert into holdfast_write_probe (bytes)
-          select decode(string_agg(md5(random()::text), ''), 'hex') from generate_series(1, ${WRITE_PROBE_BYTES / 16})`.execute(
+        // The table's file is extended in the database's tablespace as the rows go in (a full disk
+        // refuses that at once), and its catalog rows are WAL-logged and flushed at commit.
+        await sql`create table ${table} (bytes bytea not null)`.execute(trx);
+        await sql`insert into ${table} (bytes)
+          select decode(md5(random()::text || n), 'hex') from generate_series(1, ${WRITE_PROBE_BYTES / 16}) n`.execute(
           trx,
         );
       }
-      await sql`drop table holdfast_write_probe`.execute(trx);
+      await sql`drop table ${table}`.execute(trx);
     });
   }
 

@@ -3,7 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, describe, expect, inject, it } from 'vitest';
 import { verifyStore } from '../../src/ledger/verify.ts';
 import { ledgerCrypto } from '../../src/node/crypto.ts';
 import { openNode } from '../../src/node/node.ts';
@@ -23,13 +24,16 @@ import { Client, startTestApp, type TestApp } from '../support/http.ts';
  */
 
 const TMPFS_SIZE = '24m';
+/** A new PostgreSQL database starts as a copy of template1 (about 8 MiB). */
+const PG_TMPFS_SIZE = '48m';
 
-function mountSmallTmpfs(): { dir: string } | { refused: string } {
+function mountSmallTmpfs(size: string, owner?: string): { dir: string } | { refused: string } {
   const dir = mkdtempSync(join(tmpdir(), 'holdfast-diskfull-'));
   try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${TMPFS_SIZE},mode=0700`, 'tmpfs', dir], {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', dir], {
       stdio: 'pipe',
     });
+    if (owner) execFileSync('chown', [`${owner}:${owner}`, dir], { stdio: 'pipe' });
     return { dir };
   } catch (error) {
     rmSync(dir, { recursive: true, force: true });
@@ -47,10 +51,10 @@ interface DiskFiller {
 }
 
 /** Fills the tmpfs with a file until the file system refuses (ENOSPC), then gives back `slackBytes`. */
-function tmpfsFiller(dir: string, slackBytes: number): DiskFiller {
+function tmpfsFiller(dir: string, slackBytes: number, causeCode: string): DiskFiller {
   const file = join(dir, 'filler');
   return {
-    causeCode: 'SQLITE_FULL',
+    causeCode,
     fill() {
       const fd = openSync(file, 'w');
       const chunk = Buffer.alloc(64 * 1024, 1);
@@ -199,7 +203,7 @@ async function stopQuietly(t: TestApp): Promise<void> {
 }
 
 describe('a full disk under a SQLite store', () => {
-  const tmpfs = mountSmallTmpfs();
+  const tmpfs = mountSmallTmpfs(TMPFS_SIZE);
   afterAll(() => {
     if ('dir' in tmpfs) {
       // Lazily: a failed run may leave a handle open; the mount goes when it closes.
@@ -217,7 +221,7 @@ describe('a full disk under a SQLite store', () => {
       const logLines: string[] = [];
       const t = await startTestApp('sqlite', { providers: ['northshire'], dataDir: tmpfs.dir, logLines });
       try {
-        await diskFullRun(t, logLines, tmpfsFiller(tmpfs.dir, 512 * 1024));
+        await diskFullRun(t, logLines, tmpfsFiller(tmpfs.dir, 512 * 1024, 'SQLITE_FULL'));
       } finally {
         await stopQuietly(t);
       }
@@ -239,4 +243,50 @@ describe('a full disk under a SQLite store', () => {
       rmSync(dataDir, { recursive: true, force: true });
     }
   }, 180_000);
+});
+
+describe('a full disk under a PostgreSQL store', () => {
+  // The server runs as the postgres user when the tests run as root (see support/postgres.ts).
+  const tmpfs =
+    process.getuid?.() === 0
+      ? mountSmallTmpfs(PG_TMPFS_SIZE, 'postgres')
+      : { refused: 'not root: the test PostgreSQL cannot be given a tablespace on a tmpfs' };
+  const tablespace = `hf_full_${randomUUID().slice(0, 8)}`;
+  afterAll(() => {
+    if ('dir' in tmpfs) {
+      execFileSync('umount', ['-l', tmpfs.dir]);
+      rmSync(tmpfs.dir, { recursive: true, force: true });
+    }
+  });
+
+  it.skipIf('refused' in tmpfs)(
+    `its database in a tablespace on a ${PG_TMPFS_SIZE} tmpfs: nothing acknowledged lost, 503 with the real cause (53100), /health unhealthy then healthy${
+      'refused' in tmpfs ? ` — skipped: ${tmpfs.refused}` : ''
+    }`,
+    async () => {
+      if (!('dir' in tmpfs)) return;
+      const admin = new pg.Client({ connectionString: inject('pgAdminUrl') });
+      await admin.connect();
+      try {
+        await admin.query(`create tablespace ${tablespace} location '${tmpfs.dir}'`);
+        const logLines: string[] = [];
+        const t = await startTestApp('postgres', {
+          providers: ['northshire'],
+          logLines,
+          pgTablespace: tablespace,
+        });
+        try {
+          await diskFullRun(t, logLines, tmpfsFiller(tmpfs.dir, 1024 * 1024, '53100'));
+        } finally {
+          await stopQuietly(t);
+          const database = new URL(t.config.databaseUrl!).pathname.slice(1);
+          await admin.query(`drop database if exists ${database} with (force)`);
+        }
+      } finally {
+        await admin.query(`drop tablespace if exists ${tablespace}`).catch(() => undefined);
+        await admin.end();
+      }
+    },
+    180_000,
+  );
 });

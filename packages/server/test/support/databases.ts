@@ -15,12 +15,14 @@ declare module 'vitest' {
 /** Creates an empty PostgreSQL database on the test server; returns its URL. */
 export async function createPgDatabase(
   adminUrl: string = inject('pgAdminUrl'),
+  /** Keep the database's files in this tablespace (a small file system, say). */
+  tablespace?: string,
 ): Promise<{ url: string; drop(): Promise<void> }> {
   const name = `hf_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   try {
-    await admin.query(`create database ${name}`);
+    await admin.query(`create database ${name}${tablespace ? ` tablespace ${tablespace}` : ''}`);
   } finally {
     await admin.end();
   }
@@ -46,14 +48,19 @@ export const STORE_KINDS: StoreKind[] = ['sqlite', 'postgres'];
 /** A fresh, empty store location of the given kind, plus a data directory for node files. */
 export async function freshStore(
   kind: StoreKind,
-  /** Put the node's files here (a small file system, say) instead of a new temporary directory; kept at cleanup. */
-  givenDataDir?: string,
+  options: {
+    /** Put the node's files here (a small file system, say) instead of a new temporary directory; kept at cleanup. */
+    dataDir?: string;
+    /** PostgreSQL: create the database in this tablespace. */
+    pgTablespace?: string;
+  } = {},
 ): Promise<{
   dataDir: string;
   storeOptions: StoreOptions;
   config: { store: StoreKind; databaseUrl?: string; dataDir: string; checkpointEvery: number };
   cleanup(): Promise<void>;
 }> {
+  const givenDataDir = options.dataDir;
   const dataDir = givenDataDir ?? mkdtempSync(join(tmpdir(), 'holdfast-test-'));
   const removeDataDir = () => {
     if (!givenDataDir) rmSync(dataDir, { recursive: true, force: true });
@@ -66,7 +73,7 @@ export async function freshStore(
       cleanup: async () => removeDataDir(),
     };
   }
-  const database = await createPgDatabase();
+  const database = await createPgDatabase(undefined, options.pgTablespace);
   return {
     dataDir,
     storeOptions: { dialect: 'postgres', connectionString: database.url },

@@ -42,9 +42,11 @@ export async function startTestApp(
     logLines?: string[];
     /** The node's data directory (kept at close); a new temporary directory when omitted. */
     dataDir?: string;
+    /** PostgreSQL: create the database in this tablespace. */
+    pgTablespace?: string;
   } = {},
 ): Promise<TestApp> {
-  const fresh = await freshStore(kind, options.dataDir);
+  const fresh = await freshStore(kind, { dataDir: options.dataDir, pgTablespace: options.pgTablespace });
   const clock = new FixedClock(Date.UTC(2026, 10, 29, 9, 0, 0));
   const tenants = options.providers ?? ['northshire', 'southshire'];
   const node = await initNode(
