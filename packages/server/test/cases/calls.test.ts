@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { StoredEvent } from '@holdfast/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { accessEvent } from '../../src/audit/auditor.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
 import { caseAt } from '../support/cases.ts';
 import { STORE_KINDS } from '../support/databases.ts';
@@ -131,6 +132,44 @@ describe.each(STORE_KINDS)('opening a case for a call on %s', (kind) => {
     expect(other.statusCode, other.body).toBe(409);
     expect(other.json()).toMatchObject({ detail: expect.stringMatching(/Idempotency-Key was sent before/) });
     expect((await ownChain()).length).toBe(before);
+  });
+
+  it('stores nothing of an append whose audit draft is bad, or whose guard refuses, and stays healthy', async () => {
+    const before = (await ownChain()).length;
+    const ctx = {
+      tenant,
+      userId: t.providers[0]!.users.health_adviser.userId,
+      username: 'health_adviser@northshire',
+      roles: ['health_adviser' as const],
+      siteIds: [site],
+      sessionId: 'test',
+      address: '127.0.0.1',
+    };
+    const caseId = randomUUID();
+    const opened = {
+      tenant,
+      type: 'case.opened',
+      actor: `user:${ctx.userId}`,
+      payload: { caseId, receivedAt: '2026-11-29T09:00:00.000Z', ...call('Never stored') },
+    };
+    const audit = accessEvent(ctx, {
+      action: 'write',
+      resourceType: 'case',
+      resourceId: caseId,
+      breakGlass: false,
+      fields: ['caller'],
+    });
+    const badAudit = { ...audit, payload: { ...audit.payload, action: 'shred' } };
+    await expect(t.node.ledger.append([opened, badAudit])).rejects.toThrow(/action/);
+    await expect(
+      t.node.ledger.append([opened, audit], {
+        guard: () => Promise.reject(new Error('refused by its own guard')),
+      }),
+    ).rejects.toThrow('refused by its own guard');
+    expect((await ownChain()).length).toBe(before);
+    // A refusal of one append is not a failure of the node.
+    expect(t.node.ledger.writeHealth.failure).toBeNull();
+    expect((await t.app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
   });
 
   it('refuses a malformed Idempotency-Key naming the header', async () => {
