@@ -78,7 +78,7 @@ export function toProblem(error: unknown): Problem {
   // Nothing of the request was stored; the client may send it again once the operator has freed
   // space (with the same Idempotency-Key, a retry cannot record it twice).
   if (storeFailureOf(error)?.kind === 'disk_full')
-    return problem(503, 'disk_full', 'The node cannot write', DISK_FULL_MESSAGE);
+    return problem(503, 'disk_full', 'Nothing was saved', DISK_FULL_MESSAGE);
   const fe = error as Partial<FastifyError>;
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
     switch (fe.code) {
