@@ -33,6 +33,17 @@ export const caseOpened = defineEventType({
     /** Where the patient is now (may differ from home). */
     location: text(300).min(1),
     presentingComplaint: text(300).min(1),
+    /**
+     * The client's Idempotency-Key for this call and the SHA-256 of what it sent, so a retry of the
+     * same request (the answer was lost) returns this case instead of opening a second one, and the
+     * same key sent with a different call is refused. Keys are scoped to the user who sent them.
+     */
+    idempotency: z
+      .strictObject({
+        key: z.string().min(1).max(200),
+        requestHash: z.string().regex(/^[0-9a-f]{64}$/),
+      })
+      .optional(),
   }),
   subjectOf: subject,
 });

@@ -65,7 +65,19 @@ export interface CasesTable {
   updated_hlc: string;
 }
 
-export type CaseTables = { cases: CasesTable };
+/**
+ * Which case a client's Idempotency-Key opened, per tenant and user (the actor who sent it), so a
+ * retried POST /api/v1/calls finds its case instead of opening another. From `case.opened`.
+ */
+export interface CallRequestsTable {
+  tenant: string;
+  actor: string;
+  idempotency_key: string;
+  case_id: string;
+  request_hash: string;
+}
+
+export type CaseTables = { cases: CasesTable; call_requests: CallRequestsTable };
 
 export function casesDb(db: Db | Tx) {
   return db.withTables<CaseTables>();
@@ -86,8 +98,9 @@ export interface TriageAnswerRecord {
 export const casesProjection: Projection = {
   name: 'cases',
   // 2: reconciliation (collisions become items instead of failing the fold).
-  version: 2,
-  tables: ['cases', 'reconciliation_items'],
+  // 3: call_requests (the Idempotency-Key of each call).
+  version: 3,
+  tables: ['cases', 'reconciliation_items', 'call_requests'],
   async create(trx) {
     await sql`create table cases (
       tenant text not null,
@@ -133,6 +146,16 @@ export const casesProjection: Projection = {
     await sql`create index cases_received on cases (tenant, received_at)`.execute(trx);
     await sql`create index cases_patient on cases (tenant, patient_id, received_at)`.execute(trx);
     await createReconciliationTable(trx);
+    // The primary key is the last line of defence against one key opening two cases on one node.
+    await sql`create table call_requests (
+      tenant text not null,
+      actor text not null,
+      idempotency_key text not null,
+      case_id text not null,
+      request_hash text not null,
+      primary key (tenant, actor, idempotency_key)
+    )`.execute(trx);
+    await sql`create index call_requests_case on call_requests (tenant, case_id)`.execute(trx);
   },
   async apply(trx, e) {
     if (!e.type.startsWith('case.') && e.type !== reconciliationResolved.type) return;
@@ -184,6 +207,22 @@ export const casesProjection: Projection = {
           updated_hlc: e.hlc,
         })
         .execute();
+      const idempotency = p.idempotency as { key: string; requestHash: string } | undefined;
+      if (idempotency) {
+        await db
+          .insertInto('call_requests')
+          .values({
+            tenant: e.tenant,
+            actor: e.actor,
+            idempotency_key: idempotency.key,
+            case_id: p.caseId,
+            request_hash: idempotency.requestHash,
+          })
+          // Another node may have opened a case under the same key (the user retried there while
+          // the two were apart): both cases stay, the first to arrive answers later retries here.
+          .onConflict((oc) => oc.doNothing())
+          .execute();
+      }
       return;
     }
     const row = await db
@@ -206,6 +245,11 @@ export const casesProjection: Projection = {
     if (!subject.startsWith('case:')) return;
     await casesDb(trx)
       .deleteFrom('cases')
+      .where('tenant', '=', tenant)
+      .where('case_id', '=', subject.slice(5))
+      .execute();
+    await casesDb(trx)
+      .deleteFrom('call_requests')
       .where('tenant', '=', tenant)
       .where('case_id', '=', subject.slice(5))
       .execute();

@@ -3,6 +3,7 @@ import {
   CALLBACK_OUTCOMES,
   CONSULTATION_OUTCOMES,
   news2ObservationsSchema,
+  ValidationError,
 } from '@holdfast/core';
 import { z } from 'zod';
 import { authedRoute, type RouteSpec } from '../http/routes.ts';
@@ -13,6 +14,24 @@ import type { Store } from '../store/store.ts';
 import { streamCaseEvents } from './live.ts';
 import type { QueueService } from './queue.ts';
 import type { TriageService } from './triage.ts';
+
+/**
+ * The optional Idempotency-Key header of a create command: the client's own name for this request
+ * (a UUID is the usual choice), so a retry after a lost answer cannot record it twice.
+ */
+const idempotencyKeyHeader = z
+  .string()
+  .regex(/^[\x21-\x7e]{1,200}$/, 'must be 1 to 200 visible ASCII characters, e.g. a UUID')
+  .optional();
+
+function idempotencyKeyOf(headers: Record<string, string | string[] | undefined>): string | undefined {
+  const parsed = idempotencyKeyHeader.safeParse(headers['idempotency-key']);
+  if (!parsed.success)
+    throw new ValidationError([
+      { path: 'headers.idempotency-key', message: 'must be 1 to 200 visible ASCII characters, e.g. a UUID' },
+    ]);
+  return parsed.data;
+}
 
 const caseParams = z.strictObject({ caseId: z.string().uuid('must be a case id') });
 const note = (max: number) => z.string().trim().max(max, `must be at most ${max} characters`);
@@ -36,9 +55,10 @@ export function caseRoutes(cases: CaseService, views: CaseViews): RouteSpec[] {
         location: note(300).min(1, 'say where the patient is now'),
         presentingComplaint: note(300).min(1, 'say what the problem is'),
       }),
-      async handler({ ctx, body, reply }) {
-        const caseId = await cases.open(ctx, body);
-        return reply.code(201).send({ caseId });
+      async handler({ ctx, body, request, reply }) {
+        const opened = await cases.openCall(ctx, body, idempotencyKeyOf(request.headers));
+        // A retry answers 200 with the case its first attempt opened; nothing new was stored.
+        return reply.code(opened.replayed ? 200 : 201).send({ caseId: opened.caseId });
       },
     }),
     authedRoute({
@@ -70,8 +90,7 @@ export function caseRoutes(cases: CaseService, views: CaseViews): RouteSpec[] {
       access: { permission: 'queue.work' },
       params: caseParams,
       async handler({ ctx, params }) {
-        await cases.command(ctx, params.caseId, { type: 'claim', clinicianId: ctx.userId });
-        return views.detail(ctx, params.caseId);
+        return views.commandThenDetail(ctx, params.caseId, { type: 'claim', clinicianId: ctx.userId });
       },
     }),
     authedRoute({
@@ -170,13 +189,12 @@ export function caseRoutes(cases: CaseService, views: CaseViews): RouteSpec[] {
         ambulanceCategory: z.union([z.literal(1), z.literal(2), z.literal(3), z.literal(4)]).optional(),
       }),
       async handler({ ctx, params, body }) {
-        await cases.command(ctx, params.caseId, {
+        return views.commandThenDetail(ctx, params.caseId, {
           type: 'record_outcome',
           clinicianId: ctx.userId,
           outcome: body.outcome,
           ...(body.ambulanceCategory ? { ambulanceCategory: body.ambulanceCategory } : {}),
         });
-        return views.detail(ctx, params.caseId);
       },
     }),
     authedRoute({

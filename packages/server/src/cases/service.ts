@@ -1,5 +1,6 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import {
+  canonicalJson,
   ConflictError,
   decide,
   evolve,
@@ -12,7 +13,7 @@ import {
 } from '@holdfast/core';
 import type { z } from 'zod';
 import type { callerSchema } from '@holdfast/core';
-import type { Auditor } from '../audit/auditor.ts';
+import { accessEvent, type AccessFields } from '../audit/auditor.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
 import type { EventDraft, Ledger } from '../ledger/ledger.ts';
 import type { Store, Tx } from '../store/store.ts';
@@ -33,6 +34,25 @@ export interface OpenCaseInput {
 /** Thrown by a command's compare-and-set when the case moved on between reading and writing. */
 class StaleCase extends Error {}
 
+/** Thrown inside the commit when the call's Idempotency-Key opened a case meanwhile. */
+class KeyAlreadyUsed extends Error {
+  constructor(readonly caseId: string) {
+    super('this Idempotency-Key opened a case meanwhile');
+  }
+}
+
+/** A client's Idempotency-Key with the hash of what it sent under it. */
+interface CallIdempotency {
+  key: string;
+  requestHash: string;
+}
+
+export interface OpenedCall {
+  caseId: string;
+  /** True when the key had opened this case before: nothing new was stored. */
+  replayed: boolean;
+}
+
 /**
  * Cases: every command is decided by the core state machine against the case's current state,
  * and appended with a compare-and-set on the case's version, so two clinicians claiming one case at
@@ -42,17 +62,35 @@ export class CaseService {
   constructor(
     private readonly store: Store,
     private readonly ledger: Ledger,
-    private readonly auditor: Auditor,
     private readonly clock: Clock,
     private readonly accounts: AccountsService,
   ) {}
 
-  async open(ctx: RequestContext, input: OpenCaseInput): Promise<string> {
+  /**
+   * Opens a case for a call: the case, its answered/abandoned event and the audit of the write are
+   * one append, so they are stored together or not at all. With an Idempotency-Key, a retry of the
+   * same request returns the case the key opened (checked again inside the commit, so two retries
+   * racing each other still open one case).
+   */
+  async openCall(ctx: RequestContext, input: OpenCaseInput, idempotencyKey?: string): Promise<OpenedCall> {
     if (!(await this.accounts.sites(ctx.tenant)).some((s) => s.siteId === input.siteId)) {
       throw new ValidationError([{ path: 'body.siteId', message: 'is not a site of your provider' }]);
     }
     if (input.patientId && !(await this.patientExists(ctx.tenant, input.patientId))) {
       throw new ValidationError([{ path: 'body.patientId', message: 'is not a patient of your provider' }]);
+    }
+    const idempotency: CallIdempotency | undefined =
+      idempotencyKey === undefined
+        ? undefined
+        : {
+            key: idempotencyKey,
+            requestHash: createHash('sha256').update(canonicalJson(input)).digest('hex'),
+          };
+    if (idempotency) {
+      const earlier = await this.store.withTenant(ctx.tenant, (trx) =>
+        this.caseOpenedBy(trx, ctx, idempotency),
+      );
+      if (earlier) return { caseId: earlier, replayed: true };
     }
     const caseId = randomUUID();
     const receivedAt = input.receivedAt ?? new Date(this.clock.nowMs()).toISOString();
@@ -69,6 +107,7 @@ export class CaseService {
           ...(input.patientId ? { patientId: input.patientId } : {}),
           location: input.location,
           presentingComplaint: input.presentingComplaint,
+          ...(idempotency ? { idempotency } : {}),
         },
       },
       {
@@ -77,16 +116,57 @@ export class CaseService {
         actor: actorOf(ctx),
         payload: { caseId },
       },
+      accessEvent(ctx, {
+        action: 'write',
+        resourceType: 'case',
+        resourceId: caseId,
+        breakGlass: false,
+        fields: ['caller', 'location', 'presentingComplaint'],
+      }),
     ];
-    await this.ledger.append(drafts);
-    await this.auditor.access(ctx, {
-      action: 'write',
-      resourceType: 'case',
-      resourceId: caseId,
-      breakGlass: false,
-      fields: ['caller', 'location', 'presentingComplaint'],
-    });
-    return caseId;
+    try {
+      await this.ledger.append(
+        drafts,
+        idempotency
+          ? {
+              guard: async (trx) => {
+                const earlier = await this.caseOpenedBy(trx, ctx, idempotency);
+                if (earlier) throw new KeyAlreadyUsed(earlier);
+              },
+            }
+          : {},
+      );
+    } catch (error) {
+      if (error instanceof KeyAlreadyUsed) return { caseId: error.caseId, replayed: true };
+      throw error;
+    }
+    return { caseId, replayed: false };
+  }
+
+  /** Opens a case for a call without an Idempotency-Key (imports, simulations, tests). */
+  async open(ctx: RequestContext, input: OpenCaseInput): Promise<string> {
+    return (await this.openCall(ctx, input)).caseId;
+  }
+
+  /** The case this user's key opened before, if any; the same key with another request is refused. */
+  private async caseOpenedBy(
+    trx: Tx,
+    ctx: RequestContext,
+    idempotency: CallIdempotency,
+  ): Promise<string | null> {
+    const row = await casesDb(trx)
+      .selectFrom('call_requests')
+      .select(['case_id', 'request_hash'])
+      .where('tenant', '=', ctx.tenant)
+      .where('actor', '=', actorOf(ctx))
+      .where('idempotency_key', '=', idempotency.key)
+      .executeTakeFirst();
+    if (!row) return null;
+    if (row.request_hash !== idempotency.requestHash)
+      throw new ConflictError(
+        'this Idempotency-Key was sent before with a different call: send a new call with a new key',
+      );
+    return row.case_id;
   }
 
   /** The case row, or NotFound (also for another provider's id). */
@@ -105,13 +185,16 @@ export class CaseService {
 
   /**
    * Decides `command` against the case and appends the resulting events (plus any `extra` facts)
-   * only if the case is still at the version decided on. One retry against fresh state.
+   * only if the case is still at the version decided on. One retry against fresh state. With
+   * `audit`, the audit event of what the caller is shown goes into the same append: a command that
+   * answers with the case is stored together with the record of that read, or neither is.
    */
   async command(
     ctx: RequestContext,
     caseId: string,
     command: CaseCommand | CaseCommand[],
     extra: (row: CasesTable, events: CaseEvent[]) => EventDraft[] = () => [],
+    options: { audit?: AccessFields } = {},
   ): Promise<CaseEvent[]> {
     const commands = Array.isArray(command) ? command : [command];
     for (let attempt = 0; ; attempt++) {
@@ -140,6 +223,7 @@ export class CaseService {
           actor: actorOf(ctx),
           payload: e.payload as Record<string, unknown>,
         })),
+        ...(options.audit ? [accessEvent(ctx, options.audit)] : []),
       ];
       try {
         await this.ledger.append(drafts, {

@@ -4,11 +4,12 @@ import {
   NotFoundError,
   scoreNews2,
   ValidationError,
+  type CaseCommand,
   type CaseState,
   type News2Observations,
 } from '@holdfast/core';
 import type { AccountsService } from '../accounts/service.ts';
-import type { Auditor } from '../audit/auditor.ts';
+import type { AccessFields, Auditor } from '../audit/auditor.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
 import type { PatientService } from '../patients/service.ts';
 import { type CasesTable, type TriageAnswerRecord } from './projection.ts';
@@ -37,14 +38,18 @@ export class CaseViews {
 
   async detail(ctx: RequestContext, caseId: string) {
     const row = await this.cases.get(ctx, caseId);
-    await this.auditor.access(ctx, {
-      action: 'read',
-      resourceType: 'case',
-      resourceId: caseId,
-      breakGlass: false,
-      fields: ['caller', 'patient', 'triage', 'disposition', 'consultation'],
-    });
+    await this.auditor.access(ctx, detailRead(caseId));
     return caseView(row);
+  }
+
+  /**
+   * Runs a command and answers with the case as it left it. The audit of that read is appended
+   * with the command's events, in one commit: a command answered with an error was not stored,
+   * and a stored one was never answered with an error because its audit could not be written.
+   */
+  async commandThenDetail(ctx: RequestContext, caseId: string, command: CaseCommand) {
+    await this.cases.command(ctx, caseId, command, undefined, { audit: detailRead(caseId) });
+    return caseView(await this.cases.get(ctx, caseId));
   }
 
   async identify(ctx: RequestContext, caseId: string, patientId: string): Promise<void> {
@@ -95,6 +100,16 @@ export class CaseViews {
     ]);
     return { news2 };
   }
+}
+
+function detailRead(caseId: string): AccessFields {
+  return {
+    action: 'read',
+    resourceType: 'case',
+    resourceId: caseId,
+    breakGlass: false,
+    fields: ['caller', 'patient', 'triage', 'disposition', 'consultation'],
+  };
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -11,6 +11,7 @@ import {
   type FieldIssue,
 } from '@holdfast/core';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { DISK_FULL_MESSAGE, storeFailureOf } from '../store/failures.ts';
 
 /**
  * The one place errors become HTTP: RFC 9457 problem+json with a stable code, a plain-words title,
@@ -74,6 +75,10 @@ export function toProblem(error: unknown): Problem {
     ]);
   }
   if (error instanceof DomainError) return problem(400, error.code, error.message);
+  // Nothing of the request was stored; the client may send it again once the operator has freed
+  // space (with the same Idempotency-Key, a retry cannot record it twice).
+  if (storeFailureOf(error)?.kind === 'disk_full')
+    return problem(503, 'disk_full', 'Nothing was saved', DISK_FULL_MESSAGE);
   const fe = error as Partial<FastifyError>;
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
     switch (fe.code) {
@@ -126,11 +131,29 @@ export function sendProblem(reply: FastifyReply, p: Problem, retryAfterSeconds?:
   return reply.code(p.status).type('application/problem+json').send(p);
 }
 
+/** How long a client should wait before sending a write again to a node whose disk is full. */
+const DISK_FULL_RETRY_AFTER_SECONDS = 30;
+
 export function errorHandler(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const p = toProblem(error);
-  if (p.status >= 500) {
+  const route = request.routeOptions.url;
+  const storeFailure = storeFailureOf(error);
+  if (storeFailure) {
+    // The store's own code and message name the cause (SQLITE_FULL, 53100, a constraint); the
+    // driver's other fields are left out, as PostgreSQL's `detail` quotes the row's values.
+    request.log.error(
+      { cause: { code: storeFailure.code, message: storeFailure.message }, route, status: p.status },
+      storeFailure.kind === 'disk_full' ? DISK_FULL_MESSAGE : 'the store refused a write',
+    );
+  } else if (p.status >= 500) {
     // The error's message and stack go to the log only; never the request body.
-    request.log.error({ err: error, route: request.routeOptions.url }, 'unhandled error');
+    request.log.error({ err: error, route }, 'unhandled error');
   }
-  return sendProblem(reply, p, error instanceof TooManyRequestsError ? error.retryAfterSeconds : undefined);
+  const retryAfter =
+    error instanceof TooManyRequestsError
+      ? error.retryAfterSeconds
+      : p.code === 'disk_full'
+        ? DISK_FULL_RETRY_AFTER_SECONDS
+        : undefined;
+  return sendProblem(reply, p, retryAfter);
 }

@@ -11,6 +11,7 @@ import { DEFAULT_SESSION_POLICY, SessionStore, type SessionPolicy } from '../aut
 import { DEFAULT_THROTTLE, SignInThrottle, type ThrottleOptions } from '../auth/throttle.ts';
 import { warmPasswordHashing } from '../auth/passwords.ts';
 import type { HoldfastNode } from '../node/node.ts';
+import type { WriteFailure } from '../ledger/write-health.ts';
 import { patientRoutes } from '../patients/routes.ts';
 import { caseRoutes, triageAndQueueRoutes } from '../cases/routes.ts';
 import { reportRoutes } from '../reports/iuc-adc.ts';
@@ -85,7 +86,7 @@ export async function buildHoldfastApp(
     ...filter,
     clock: node.clock,
   });
-  const cases = new CaseService(node.store, node.ledger, auditor, node.clock, accounts);
+  const cases = new CaseService(node.store, node.ledger, node.clock, accounts);
   const caseViews = new CaseViews(cases, patients, accounts, auditor);
   const messaging = new MessagingService(node.store, node.ledger, node.clock);
   const handover = new HandoverService(node.store, node.ledger, node.clock, messaging, patients);
@@ -122,9 +123,18 @@ export async function buildHoldfastApp(
     publicRoute({
       method: 'GET',
       url: '/health',
-      summary: 'Liveness and the ledger head, for load balancers and operators',
+      summary: 'Liveness, whether the node can write, and the ledger head, for load balancers and operators',
       access: { public: true },
       async handler({ reply }) {
+        const unwritable = await writeProblem(node);
+        if (unwritable) {
+          return reply.code(503).send({
+            status: 'unavailable',
+            node: node.identity.node,
+            problem: unwritable.problem,
+            cause: { code: unwritable.code, failedAppends: unwritable.failedAppends },
+          });
+        }
         try {
           await node.store.ping();
           const head = await node.ledger.head(node.identity.tenant);
@@ -200,6 +210,24 @@ export async function buildHoldfastApp(
     ...handoverRoutes(handover),
   ]);
   return { app, registry, deps, accounts, patients, cases, messaging };
+}
+
+/**
+ * Why the node cannot write now, or null. The last appends decide; while they failed because the
+ * disk was full, a small write is tried on each call, so the node reports itself healthy again as
+ * soon as space is freed, without waiting for a client's write (a load balancer sends none to an
+ * unhealthy node). Other failures (a chain another writer changed) clear only when an append commits.
+ */
+async function writeProblem(node: HoldfastNode): Promise<WriteFailure | null> {
+  const failure = node.ledger.writeHealth.failure;
+  if (!failure || failure.kind !== 'disk_full') return failure;
+  try {
+    await node.ledger.withWriteLock(() => node.store.probeWrite());
+  } catch {
+    return node.ledger.writeHealth.failure;
+  }
+  node.ledger.writeHealth.committed();
+  return null;
 }
 
 function createMetrics(node: HoldfastNode, app: FastifyInstance): Registry {

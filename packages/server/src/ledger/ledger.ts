@@ -18,6 +18,7 @@ import type { ProjectionEngine } from '../projections/engine.ts';
 import { toProjected, type ProjectedEvent } from '../projections/projection.ts';
 import type { Store, Tx } from '../store/store.ts';
 import { rowToStored, storedToRow } from './rows.ts';
+import { WriteHealth } from './write-health.ts';
 
 /** What a caller asks to record; the ledger assigns id, seq, hlc and the hashes. */
 export interface EventDraft {
@@ -91,6 +92,10 @@ export class Ledger {
   /** Called after each commit with the events it made durable (metrics). */
   onCommitted: (events: readonly StoredEvent[]) => void = () => undefined;
   private readonly commitListeners = new Set<(tenants: ReadonlySet<string>) => void>();
+  /** Whether appends commit: /health turns unhealthy while they fail for the node's own reasons. */
+  readonly writeHealth = new WriteHealth();
+  /** Errors thrown by an append's own guard: a refusal of that append, not a failure of the node. */
+  private readonly guardRefusals = new WeakSet<object>();
 
   /** Live updates: `fn` hears which tenants got new events after every commit (local or imported). */
   subscribe(fn: (tenants: ReadonlySet<string>) => void): () => void {
@@ -247,17 +252,23 @@ export class Ledger {
       group.forEach((g, i) => g.resolve(results[i]!));
     } catch (error) {
       if (group.length === 1) {
-        group[0]!.reject(error);
+        this.rejectAppend(group[0]!, error);
         return;
       }
       for (const g of group) {
         try {
           g.resolve((await this.commitGroup([g]))[0]!);
         } catch (singleError) {
-          g.reject(singleError);
+          this.rejectAppend(g, singleError);
         }
       }
     }
+  }
+
+  private rejectAppend(append: PendingAppend, error: unknown): void {
+    if (!(typeof error === 'object' && error !== null && this.guardRefusals.has(error)))
+      this.writeHealth.appendFailed(error);
+    append.reject(error);
   }
 
   private async commitGroup(
@@ -279,7 +290,10 @@ export class Ledger {
       for (const { drafts, guard } of groups) {
         if (guard) {
           await flush();
-          await guard(trx);
+          await guard(trx).catch((refusal: unknown) => {
+            if (typeof refusal === 'object' && refusal !== null) this.guardRefusals.add(refusal);
+            throw refusal;
+          });
         }
         const sealedOfAppend: StoredEvent[] = [];
         for (const d of drafts) {
@@ -320,6 +334,7 @@ export class Ledger {
       if (checkpoints.length > 0) await trx.insertInto('checkpoints').values(checkpoints).execute();
     });
     for (const [tenant, head] of workingHeads) this.heads.set(tenant, head);
+    this.writeHealth.committed();
     this.onCommitted(all);
     this.notifyCommitted(workingHeads.keys());
     return results;

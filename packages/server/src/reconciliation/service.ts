@@ -11,7 +11,7 @@ import {
   type ReconciliationFold,
   type ReconciliationItem,
 } from '@holdfast/core';
-import type { Auditor } from '../audit/auditor.ts';
+import { accessEvent, type AccessFields, type Auditor } from '../audit/auditor.ts';
 import { casesDb } from '../cases/projection.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
 import type { Ledger } from '../ledger/ledger.ts';
@@ -83,13 +83,7 @@ export class ReconciliationService {
   async get(ctx: RequestContext, itemId: string): Promise<ReconciliationItemView> {
     const row = await this.store.withTenant(ctx.tenant, (trx) => this.readItem(trx, ctx.tenant, itemId));
     if (!row) throw new NotFoundError('reconciliation item');
-    await this.auditor.access(ctx, {
-      action: 'read',
-      resourceType: 'case',
-      resourceId: row.case_id,
-      breakGlass: false,
-      fields: ['reconciliation'],
-    });
+    await this.auditor.access(ctx, itemRead(row.case_id));
     return itemView(row);
   }
 
@@ -136,6 +130,8 @@ export class ReconciliationService {
               actor: actorOf(ctx),
               payload: { itemId, caseId: item.caseId, decision: input.decision, reason: input.reason },
             },
+            // The item is shown to the decider next: its read is recorded in the decision's commit.
+            accessEvent(ctx, itemRead(read.row.case_id)),
           ],
           {
             guard: async (trx) => {
@@ -158,7 +154,9 @@ export class ReconciliationService {
         throw error;
       }
     }
-    return this.get(ctx, itemId);
+    const row = await this.store.withTenant(ctx.tenant, (trx) => this.readItem(trx, ctx.tenant, itemId));
+    if (!row) throw new NotFoundError('reconciliation item');
+    return itemView(row);
   }
 
   private readItem(trx: Tx, tenant: string, itemId: string) {
@@ -169,6 +167,16 @@ export class ReconciliationService {
       .where('item_id', '=', itemId)
       .executeTakeFirst();
   }
+}
+
+function itemRead(caseId: string): AccessFields {
+  return {
+    action: 'read',
+    resourceType: 'case',
+    resourceId: caseId,
+    breakGlass: false,
+    fields: ['reconciliation'],
+  };
 }
 
 /** Bad input (400, naming the field) as opposed to a state that moved on (409). */

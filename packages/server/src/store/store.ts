@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
@@ -116,7 +117,7 @@ export class Store {
    * `holdfast.tenant` set for the transaction, so row-level security admits that tenant's rows only.
    */
   withTenant<T>(tenant: string, fn: (trx: Tx) => Promise<T>): Promise<T> {
-    return this.appDb.transaction().execute(async (trx) => {
+    return runTransaction(this.appDb, async (trx) => {
       if (this.dialect === 'postgres')
         await sql`select set_config('holdfast.tenant', ${tenant}, true)`.execute(trx);
       return fn(trx);
@@ -125,7 +126,35 @@ export class Store {
 
   /** Runs `fn` in one transaction; its writes are durable when this resolves. */
   transaction<T>(fn: (trx: Tx) => Promise<T>): Promise<T> {
-    return this.db.transaction().execute(fn);
+    return runTransaction(this.db, fn);
+  }
+
+  /**
+   * Commits a real write of `WRITE_PROBE_BYTES` and undoes it in the same transaction (a table
+   * created, filled and dropped), so the commit still has to find room on the disk: whether the
+   * store can take appends again after it could not (a full disk freed). Throws the store's error
+   * when it still cannot. Bigger than any one call's append, so "room for the probe" means room for
+   * a few calls, not a byte that the next call would not fit in.
+   */
+  async probeWrite(): Promise<void> {
+    // A name of its own, so two probes at once on PostgreSQL do not wait on each other's table.
+    const table = sql.table(`holdfast_write_probe_${randomBytes(6).toString('hex')}`);
+    await this.transaction(async (trx) => {
+      if (this.dialect === 'sqlite') {
+        // The new table's pages must be allocated in the file and written to the WAL at commit.
+        await sql`create table ${table} (bytes blob not null)`.execute(trx);
+        await sql`insert into ${table} (bytes) values (randomblob(${WRITE_PROBE_BYTES}))`.execute(trx);
+      } else {
+        // The table's file is extended in the database's tablespace as the rows go in (a full disk
+        // refuses that at once), and its catalog rows are WAL-logged and flushed at commit.
+        await sql`create table ${table} (bytes bytea not null)`.execute(trx);
+        await sql`insert into ${table} (bytes)
+          select decode(md5(random()::text || n), 'hex') from generate_series(1, ${WRITE_PROBE_BYTES / 16}) n`.execute(
+          trx,
+        );
+      }
+      await sql`drop table ${table}`.execute(trx);
+    });
   }
 
   /**
@@ -194,6 +223,34 @@ export class ChainLockedError extends Error {
       `node ${node}'s chain is already being written in this PostgreSQL database by ${holder}: a chain has exactly one writer, so ${purpose} did not start. Is another copy of this node's data directory running?`,
     );
     this.name = 'ChainLockedError';
+  }
+}
+
+/** See `Store.probeWrite`. */
+const WRITE_PROBE_BYTES = 256 * 1024;
+
+/**
+ * Kysely's `transaction().execute` rolls back after any error and lets the rollback's own error
+ * replace the first one. When a COMMIT fails because the disk is full, SQLite has already rolled
+ * the transaction back, so the rollback fails with "cannot rollback - no transaction is active"
+ * and the real cause (SQLITE_FULL) was lost. Here the first error is always the one thrown.
+ */
+async function runTransaction<T>(db: Db, fn: (trx: Tx) => Promise<T>): Promise<T> {
+  const trx = await db.startTransaction().execute();
+  try {
+    const result = await fn(trx);
+    await trx.commit().execute();
+    return result;
+  } catch (error) {
+    if (!trx.isCommitted && !trx.isRolledBack) {
+      // The rollback's failure only says the database ended the transaction itself; the connection
+      // is released either way.
+      await trx
+        .rollback()
+        .execute()
+        .catch(() => undefined);
+    }
+    throw error;
   }
 }
 

@@ -15,12 +15,14 @@ declare module 'vitest' {
 /** Creates an empty PostgreSQL database on the test server; returns its URL. */
 export async function createPgDatabase(
   adminUrl: string = inject('pgAdminUrl'),
+  /** Keep the database's files in this tablespace (a small file system, say). */
+  tablespace?: string,
 ): Promise<{ url: string; drop(): Promise<void> }> {
   const name = `hf_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   try {
-    await admin.query(`create database ${name}`);
+    await admin.query(`create database ${name}${tablespace ? ` tablespace ${tablespace}` : ''}`);
   } finally {
     await admin.end();
   }
@@ -44,29 +46,41 @@ export type StoreKind = 'sqlite' | 'postgres';
 export const STORE_KINDS: StoreKind[] = ['sqlite', 'postgres'];
 
 /** A fresh, empty store location of the given kind, plus a data directory for node files. */
-export async function freshStore(kind: StoreKind): Promise<{
+export async function freshStore(
+  kind: StoreKind,
+  options: {
+    /** Put the node's files here (a small file system, say) instead of a new temporary directory; kept at cleanup. */
+    dataDir?: string;
+    /** PostgreSQL: create the database in this tablespace. */
+    pgTablespace?: string;
+  } = {},
+): Promise<{
   dataDir: string;
   storeOptions: StoreOptions;
   config: { store: StoreKind; databaseUrl?: string; dataDir: string; checkpointEvery: number };
   cleanup(): Promise<void>;
 }> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'holdfast-test-'));
+  const givenDataDir = options.dataDir;
+  const dataDir = givenDataDir ?? mkdtempSync(join(tmpdir(), 'holdfast-test-'));
+  const removeDataDir = () => {
+    if (!givenDataDir) rmSync(dataDir, { recursive: true, force: true });
+  };
   if (kind === 'sqlite') {
     return {
       dataDir,
       storeOptions: { dialect: 'sqlite', file: join(dataDir, 'holdfast.sqlite') },
       config: { store: 'sqlite', dataDir, checkpointEvery: 100 },
-      cleanup: async () => rmSync(dataDir, { recursive: true, force: true }),
+      cleanup: async () => removeDataDir(),
     };
   }
-  const database = await createPgDatabase();
+  const database = await createPgDatabase(undefined, options.pgTablespace);
   return {
     dataDir,
     storeOptions: { dialect: 'postgres', connectionString: database.url },
     config: { store: 'postgres', databaseUrl: database.url, dataDir, checkpointEvery: 100 },
     cleanup: async () => {
       await database.drop();
-      rmSync(dataDir, { recursive: true, force: true });
+      removeDataDir();
     },
   };
 }

@@ -21,6 +21,8 @@ export interface TestApp extends HoldfastApp {
   node: HoldfastNode;
   clock: FixedClock;
   providers: Provider[];
+  /** What the node was opened with, to open it again after a restart. */
+  config: Awaited<ReturnType<typeof freshStore>>['config'];
   close(): Promise<void>;
 }
 
@@ -38,9 +40,13 @@ export async function startTestApp(
     lockoutMs?: number;
     /** Capture the node's structured logs (info level) here instead of discarding them. */
     logLines?: string[];
+    /** The node's data directory (kept at close); a new temporary directory when omitted. */
+    dataDir?: string;
+    /** PostgreSQL: create the database in this tablespace. */
+    pgTablespace?: string;
   } = {},
 ): Promise<TestApp> {
-  const fresh = await freshStore(kind);
+  const fresh = await freshStore(kind, { dataDir: options.dataDir, pgTablespace: options.pgTablespace });
   const clock = new FixedClock(Date.UTC(2026, 10, 29, 9, 0, 0));
   const tenants = options.providers ?? ['northshire', 'southshire'];
   const node = await initNode(
@@ -92,6 +98,7 @@ export async function startTestApp(
     node,
     clock,
     providers,
+    config: fresh.config,
     async close() {
       await built.app.close();
       await node.close();

@@ -3,7 +3,6 @@ import { walk } from '@holdfast/core/triage/engine';
 import type { TriageAnswer } from '@holdfast/core/triage/engine';
 import { simulateAnswers } from '@holdfast/core/triage/simulation';
 import { AccountsService } from '../../../server/src/accounts/service.ts';
-import { Auditor } from '../../../server/src/audit/auditor.ts';
 import { SessionStore } from '../../../server/src/auth/sessions.ts';
 import { CaseService } from '../../../server/src/cases/service.ts';
 import { TriageService } from '../../../server/src/cases/triage.ts';
@@ -92,13 +91,7 @@ export async function seedQueuedCases(
     sessionId: 'seed',
     address: '127.0.0.1',
   };
-  const caseService = new CaseService(
-    node.store,
-    node.ledger,
-    new Auditor(node.ledger),
-    node.clock,
-    accounts,
-  );
+  const caseService = new CaseService(node.store, node.ledger, node.clock, accounts);
   const triage = new TriageService(caseService, await requireProtocolPack(SAMPLE_PACK_DIR));
 
   // Templates through the real services.

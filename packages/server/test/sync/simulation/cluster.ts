@@ -41,7 +41,7 @@ function withServices(
     node,
     clock,
     config,
-    cases: new CaseService(node.store, node.ledger, auditor, clock, accounts),
+    cases: new CaseService(node.store, node.ledger, clock, accounts),
     reconciliation: new ReconciliationService(node.store, node.ledger, auditor),
   };
 }

@@ -1,8 +1,8 @@
 import { Button, Group, NativeSelect, Stack, Text, TextInput, Textarea } from '@mantine/core';
-import { useEffect, useState, type FormEvent } from 'react';
+import { useEffect, useMemo, useState, type FormEvent } from 'react';
 import { FormAlert } from '../../components/FormAlert.tsx';
 import { PageTitle } from '../../components/PageTitle.tsx';
-import { api } from '../../lib/api.ts';
+import { api, newIdempotencyKey } from '../../lib/api.ts';
 import { useFormProblems } from '../../lib/forms.ts';
 import { RELATIONSHIPS, useSites } from '../../lib/queries.ts';
 import { navigate } from '../../lib/router.tsx';
@@ -18,6 +18,12 @@ export function NewCall() {
   const [complaint, setComplaint] = useState('');
   const [busy, setBusy] = useState(false);
   const problems = useFormProblems();
+  // One key per call as entered: pressing "Open case" again after a lost answer (or a full disk)
+  // cannot open the case twice; changing any field makes it another request with a new key.
+  const idempotencyKey = useMemo(
+    () => newIdempotencyKey(),
+    [siteId, callerName, relationship, callbackNumber, location, complaint],
+  );
 
   useEffect(() => {
     if (!siteId && sites.data?.length) setSiteId((sites.data.find((s) => s.mine) ?? sites.data[0])!.siteId);
@@ -39,12 +45,17 @@ export function NewCall() {
     }
     setBusy(true);
     try {
-      const r = await api<{ caseId: string }>('POST', '/api/v1/calls', {
-        siteId,
-        caller: { name: callerName.trim(), relationship, callbackNumber: callbackNumber.trim() },
-        location: location.trim(),
-        presentingComplaint: complaint.trim(),
-      });
+      const r = await api<{ caseId: string }>(
+        'POST',
+        '/api/v1/calls',
+        {
+          siteId,
+          caller: { name: callerName.trim(), relationship, callbackNumber: callbackNumber.trim() },
+          location: location.trim(),
+          presentingComplaint: complaint.trim(),
+        },
+        { idempotencyKey },
+      );
       navigate(`/cases/${r.caseId}`);
     } catch (error) {
       problems.fromError(error, [
