@@ -32,6 +32,8 @@ import { openApiDocument, docsPage } from './openapi.ts';
 import { publicRoute } from './routes.ts';
 import { webAppRoute } from './web-static.ts';
 import { dashboardRoutes } from '../dashboard/routes.ts';
+import { fhirRoutes } from '../fhir/routes.ts';
+import { FhirService } from '../fhir/service.ts';
 
 export interface HoldfastAppOptions {
   logger: Logger;
@@ -169,6 +171,7 @@ export async function buildHoldfastApp(
     ...triageAndQueueRoutes(triage, queue, node.store, node.ledger),
     ...reportRoutes(node.store, { ...filter, clock: node.clock }),
     ...dashboardRoutes({ store: node.store, accounts, clock: node.clock, ...filter }),
+    ...fhirRoutes(new FhirService(patients, cases, triage, auditor)),
     // The browser app on the same port: GETs that no API route answers (see web-static.ts).
     ...(options.webDist === false ? [] : [webAppRoute(options.webDist)]),
     ...syncRoutes({
