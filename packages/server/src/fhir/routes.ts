@@ -23,15 +23,16 @@ const MAX_CASES_PER_PATIENT = 500;
 
 /**
  * Holdfast's FHIR ids: a record's or case's UUID, and for an Observation the case's UUID, the
- * consultation's key and the parameter (mapping.ts `news2ObservationId`). Anything else cannot be
- * one of ours: refused as bad input rather than looked up.
+ * consultation's key and the parameter (mapping.ts `news2ObservationId`; a bare UUID is allowed
+ * there too, and simply not found). Anything else cannot be one of ours: refused as bad input
+ * rather than looked up.
  */
 const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 const uuidIdSchema = z.string().regex(new RegExp(`^${UUID}$`), 'must be a Holdfast FHIR id (a UUID)');
 const observationIdSchema = z
   .string()
   .regex(
-    new RegExp(`^${UUID}-[A-Za-z0-9]{1,12}-(${Object.values(NEWS2_ID_SUFFIX).join('|')})$`),
+    new RegExp(`^${UUID}(-[A-Za-z0-9]{1,12}-(${Object.values(NEWS2_ID_SUFFIX).join('|')}))?$`),
     'must be a Holdfast Observation id',
   );
 const idParams = (type: string) =>
