@@ -18,7 +18,9 @@ import {
   type PatientInput,
   type PractitionerInput,
 } from '../../src/fhir/mapping.ts';
+import { operationOutcomeOf } from '../../src/fhir/outcome.ts';
 import { InvalidFhirResourceError, outgoingIssues, validateOutgoing } from '../../src/fhir/validate.ts';
+import { toProblem } from '../../src/http/errors.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR, type LoadedPack } from '../../src/triage/packs.ts';
 import { answersTo } from '../support/cases.ts';
 
@@ -560,5 +562,21 @@ describe('deliberately broken mappings are refused before sending, naming the fi
     expect((thrown as InvalidFhirResourceError).issues.map((i) => i.path)).toContain(path);
     // The refusal names fields, never the values that were wrong.
     expect((thrown as Error).message).not.toMatch(/9990000019|b86001!|NYW0100|1950-13-45/);
+  });
+
+  it('a refusal becomes a visible error naming the fields: a 500 OperationOutcome, one issue per field', () => {
+    const broken = CORPUS.slice(0, 2).map((c) => c.make());
+    let thrown: unknown;
+    try {
+      validateOutgoing(broken[0]!);
+    } catch (error) {
+      thrown = error;
+    }
+    const problem = toProblem(thrown);
+    expect(problem).toMatchObject({ status: 500, code: 'invalid_fhir_resource' });
+    const outcome = operationOutcomeOf(problem);
+    expect(outcome.issue!.map((i) => i.expression?.[0])).toContain('Patient.identifier[0].value');
+    expect(outcome.issue!.every((i) => i.severity === 'fatal' && i.code === 'exception')).toBe(true);
+    expect(JSON.stringify(outcome)).not.toContain('9990000019');
   });
 });
