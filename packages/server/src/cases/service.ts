@@ -12,7 +12,7 @@ import {
   type Clock,
 } from '@holdfast/core';
 import type { z } from 'zod';
-import type { callerSchema } from '@holdfast/core';
+import type { callerSchema, consultationRecorded } from '@holdfast/core';
 import { accessEvent, type AccessFields } from '../audit/auditor.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
 import type { EventDraft, Ledger } from '../ledger/ledger.ts';
@@ -29,6 +29,14 @@ export interface OpenCaseInput {
   patientId?: string;
   location: string;
   presentingComplaint: string;
+}
+
+export interface StoredConsultation {
+  /** The ledger event that recorded it. */
+  eventId: string;
+  /** Wall-clock time of the event's hybrid logical clock. */
+  recordedAtMs: number;
+  record: z.infer<typeof consultationRecorded.schema>;
 }
 
 /** Thrown by a command's compare-and-set when the case moved on between reading and writing. */
@@ -262,6 +270,51 @@ export class CaseService {
         throw new ConflictError('the case changed while you were acting on it: reload and try again');
       throw error;
     }
+  }
+
+  /** Ids of a patient's cases, newest call first (at most `limit`). */
+  async caseIdsOfPatient(
+    ctx: Pick<RequestContext, 'tenant'>,
+    patientId: string,
+    limit: number,
+  ): Promise<string[]> {
+    const rows = await this.store.withTenant(ctx.tenant, (trx) =>
+      casesDb(trx)
+        .selectFrom('cases')
+        .select('case_id')
+        .where('tenant', '=', ctx.tenant)
+        .where('patient_id', '=', patientId)
+        .orderBy('received_at', 'desc')
+        .orderBy('case_id')
+        .limit(limit)
+        .execute(),
+    );
+    return rows.map((r) => r.case_id);
+  }
+
+  /**
+   * The consultation records of a case, oldest first, as stored (the `cases` row keeps only the
+   * NEWS2 total; the full record lives in the case's ledger events). Not audited by itself: callers
+   * audit the view it is part of.
+   */
+  async consultations(ctx: Pick<RequestContext, 'tenant'>, caseId: string): Promise<StoredConsultation[]> {
+    const rows = await this.store.withTenant(ctx.tenant, (trx) =>
+      trx
+        .selectFrom('ledger_events')
+        .select(['id', 'hlc', 'payload'])
+        .where('tenant', '=', ctx.tenant)
+        .where('subject', '=', `case:${caseId}`)
+        .where('type', '=', 'case.consultation_recorded')
+        .orderBy('hlc')
+        .orderBy('node')
+        .orderBy('seq')
+        .execute(),
+    );
+    return rows.map((r) => ({
+      eventId: r.id,
+      recordedAtMs: Number(r.hlc.slice(0, 15)),
+      record: JSON.parse(r.payload) as z.infer<typeof consultationRecorded.schema>,
+    }));
   }
 
   private async patientExists(tenant: string, patientId: string): Promise<boolean> {

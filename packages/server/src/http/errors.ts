@@ -12,6 +12,8 @@ import {
 } from '@holdfast/core';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { DISK_FULL_MESSAGE, storeFailureOf } from '../store/failures.ts';
+import { FHIR_CONTENT_TYPE, isFhirPath, operationOutcomeOf } from '../fhir/outcome.ts';
+import { InvalidFhirResourceError } from '../fhir/errors.ts';
 
 /**
  * The one place errors become HTTP: RFC 9457 problem+json with a stable code, a plain-words title,
@@ -74,6 +76,15 @@ export function toProblem(error: unknown): Problem {
       { path: 'body.value', message: error.message },
     ]);
   }
+  // A resource Holdfast made failed its own check before leaving: our fault, never the caller's.
+  if (error instanceof InvalidFhirResourceError)
+    return problem(
+      500,
+      error.code,
+      'A FHIR resource failed validation and was not sent',
+      'the mapping produced an invalid resource; the fields are listed',
+      error.issues.map((i) => ({ path: i.path, message: i.message })),
+    );
   if (error instanceof DomainError) return problem(400, error.code, error.message);
   // Nothing of the request was stored; the client may send it again once the operator has freed
   // space (with the same Idempotency-Key, a retry cannot record it twice).
@@ -128,6 +139,9 @@ function safeMessage(message: string | undefined): string {
 
 export function sendProblem(reply: FastifyReply, p: Problem, retryAfterSeconds?: number): FastifyReply {
   if (retryAfterSeconds !== undefined) reply.header('retry-after', String(retryAfterSeconds));
+  // The FHIR API answers its errors in FHIR: the same status, as an OperationOutcome.
+  if (isFhirPath(reply.request.url))
+    return reply.code(p.status).type(FHIR_CONTENT_TYPE).send(operationOutcomeOf(p));
   return reply.code(p.status).type('application/problem+json').send(p);
 }
 

@@ -37,6 +37,8 @@ import { messagingRoutes } from '../messaging/routes.ts';
 import { MessagingService } from '../messaging/service.ts';
 import { handoverRoutes } from '../handover/routes.ts';
 import { HandoverService } from '../handover/service.ts';
+import { fhirRoutes } from '../fhir/routes.ts';
+import { FhirService } from '../fhir/service.ts';
 
 export interface HoldfastAppOptions {
   logger: Logger;
@@ -196,6 +198,7 @@ export async function buildHoldfastApp(
       ...filter,
       syncAlarms: (tenant) => new SyncStatusStore(node.store, node.clock).activeAlarms(tenant),
     }),
+    ...fhirRoutes(new FhirService(patients, cases, triage, auditor)),
     // The browser app on the same port: GETs that no API route answers (see web-static.ts).
     ...(options.webDist === false ? [] : [webAppRoute(options.webDist)]),
     ...syncRoutes({

@@ -7,8 +7,11 @@ import { publicRoute, type RouteSpec } from './routes.ts';
 /** packages/web/dist, where `npm run build -w packages/web` (vite build) writes the browser app. */
 export const DEFAULT_WEB_DIST = resolve(dirname(fileURLToPath(import.meta.url)), '../../../web/dist');
 
-/** Paths the API owns: never answered by the browser app, so an unknown API path stays a 404 problem. */
-const SERVER_PATHS = /^\/(api|health|metrics|openapi\.json|docs)(\/|$)/;
+/**
+ * Paths the server owns: never answered by the browser app, so an unknown API path stays a 404
+ * (problem+json, or an OperationOutcome under /fhir).
+ */
+const SERVER_PATHS = /^\/(api|fhir|health|metrics|openapi\.json|docs)(\/|$)/;
 
 /** createApp's routerOptions.maxParamLength. */
 const MAX_PARAM_LENGTH = 200;

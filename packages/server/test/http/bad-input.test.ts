@@ -1,3 +1,4 @@
+import { isFhirPath } from '../../src/fhir/outcome.ts';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RouteSpec } from '../../src/http/routes.ts';
@@ -140,12 +141,19 @@ describe.each(STORE_KINDS)('bad input on every route (%s)', (kind) => {
     if (LEAK.test(res.body)) fail(`internals in the answer: ${res.body.slice(0, 300)}`);
     const type = String(res.headers['content-type'] ?? '');
     if (status >= 400 && res.body.length > 0) {
-      if (!type.startsWith('application/problem+json'))
+      // The FHIR API answers errors as OperationOutcomes (same status, fields in `expression`).
+      const fhir = isFhirPath(urlOf(res));
+      if (!type.startsWith(fhir ? 'application/fhir+json' : 'application/problem+json'))
         fail(`content-type ${type}: ${res.body.slice(0, 200)}`);
-      const problem = parse(res.body);
+      const problem = parse(res.body, status);
       if (problem?.status !== status) fail(`problem status ${problem?.status} for ${status}`);
       if (res.body.length > 20_000) fail(`a ${res.body.length}-character answer echoes the input`);
-    } else if (res.body.length > 0 && !type.startsWith('application/json') && !type.startsWith('text/plain'))
+    } else if (
+      res.body.length > 0 &&
+      !type.startsWith('application/json') &&
+      !type.startsWith('text/plain') &&
+      !type.startsWith('application/fhir+json')
+    )
       fail(`content-type ${type}`);
     for (const c of [res.headers['set-cookie']].flat())
       if (c && /evil/.test(c)) fail(`a header was injected: ${c}`);
@@ -154,7 +162,7 @@ describe.each(STORE_KINDS)('bad input on every route (%s)', (kind) => {
       if (outcome.status !== undefined && status !== outcome.status)
         fail(`expected ${outcome.status}, got ${status} ${res.body.slice(0, 200)}`);
       if (outcome.path !== undefined) {
-        const paths = (parse(res.body)?.errors ?? []).map((e) => e.path);
+        const paths = (parse(res.body, status)?.errors ?? []).map((e) => e.path);
         if (!paths.includes(outcome.path))
           fail(`errors[].path should name ${outcome.path}, got ${JSON.stringify(paths)}`);
       }
@@ -466,10 +474,25 @@ describe.each(STORE_KINDS)('bad input on every route (%s)', (kind) => {
   });
 });
 
-function parse(body: string): { status?: number; errors?: { path: string }[] } | null {
+function parse(body: string, status?: number): { status?: number; errors?: { path: string }[] } | null {
   try {
-    return JSON.parse(body) as { status?: number; errors?: { path: string }[] };
+    const json = JSON.parse(body) as {
+      status?: number;
+      errors?: { path: string }[];
+      resourceType?: string;
+      issue?: { expression?: string[] }[];
+    };
+    if (json.resourceType === 'OperationOutcome')
+      return {
+        status,
+        errors: (json.issue ?? []).flatMap((i) => (i.expression ?? []).map((path) => ({ path }))),
+      };
+    return json;
   } catch {
     return null;
   }
+}
+
+function urlOf(res: LightMyRequestResponse): string {
+  return (res.raw.req as { url?: string }).url ?? '';
 }

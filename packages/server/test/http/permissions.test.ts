@@ -168,7 +168,16 @@ describe.each(STORE_KINDS)('route permissions (%s)', (kind) => {
 
 function parse(body: string): { code?: string; detail?: string } | null {
   try {
-    return JSON.parse(body) as { code?: string; detail?: string };
+    const json = JSON.parse(body) as {
+      code?: string;
+      detail?: string;
+      resourceType?: string;
+      issue?: { code: string; details?: { text?: string } }[];
+    };
+    // The FHIR API answers its errors as an OperationOutcome: the same code, in its first issue.
+    if (json.resourceType === 'OperationOutcome')
+      return { code: json.issue?.[0]?.code, detail: json.issue?.[0]?.details?.text };
+    return json;
   } catch {
     return null;
   }

@@ -90,6 +90,45 @@ async function outboxMessage(w: World, failed = false): Promise<string> {
   return messageId;
 }
 
+const fhirCases = new WeakMap<World, Promise<{ caseId: string; observationId: string }>>();
+
+/**
+ * One case for the FHIR routes (made once per world): the world's patient identified, triaged to a
+ * call-back, and a consultation with observations recorded by the clinician.
+ */
+function fhirCase(w: World): Promise<{ caseId: string; observationId: string }> {
+  let made = fhirCases.get(w);
+  if (!made) {
+    made = (async () => {
+      const clinician = w.clients.clinician;
+      const { caseId } = await caseAt(
+        w.clients.health_adviser,
+        (await samplePack()).protocols,
+        w.site,
+        'speak_to_primary_care',
+        { patientId: w.patientId },
+      );
+      await mustOk(await clinician.request('POST', `/api/v1/cases/${caseId}/claim`), 'claim');
+      await mustOk(await clinician.request('POST', `/api/v1/cases/${caseId}/consultation`), 'consult');
+      await mustOk(
+        await clinician.request('POST', `/api/v1/cases/${caseId}/consultation/record`, {
+          history: 'Cough for three days',
+          observations: { respirationRate: 18, spo2: 97, pulse: 80 },
+        }),
+        'record',
+      );
+      const found = await mustOk(
+        await clinician.request('GET', `/fhir/R4/Observation?encounter=${caseId}`),
+        'observations',
+      );
+      const observationId = (found.json() as { entry: { resource: { id: string } }[] }).entry[0]!.resource.id;
+      return { caseId, observationId };
+    })();
+    fhirCases.set(w, made);
+  }
+  return made;
+}
+
 /** A new call, opened by the health adviser, not yet triaged. */
 async function openCall(w: World): Promise<string> {
   const r = await w.clients.health_adviser.request('POST', '/api/v1/calls', callBody(w));
@@ -440,7 +479,36 @@ function fhirPatientNdjson(w: World): string {
   });
 }
 
+const FHIR_CASE_TYPES = ['Encounter', 'ServiceRequest', 'QuestionnaireResponse', 'Composition'] as const;
+
 export const ROUTE_SAMPLES: Record<string, RouteSample> = {
+  'GET /fhir/R4/metadata': { build: () => ({}) },
+  'GET /fhir/R4/Patient/:id': { build: (w) => ({ params: { id: w.patientId } }) },
+  'GET /fhir/R4/Patient': {
+    build: (w) => ({ query: { identifier: `https://fhir.nhs.uk/Id/nhs-number|${w.patientNhsNumber}` } }),
+  },
+  'GET /fhir/R4/Encounter': { build: (w) => ({ query: { patient: `Patient/${w.patientId}` } }) },
+  'GET /fhir/R4/Observation/:id': {
+    build: async (w) => ({ params: { id: (await fhirCase(w)).observationId } }),
+  },
+  'GET /fhir/R4/Observation': { build: async (w) => ({ query: { encounter: (await fhirCase(w)).caseId } }) },
+  ...Object.fromEntries(
+    FHIR_CASE_TYPES.flatMap((type): [string, RouteSample][] => [
+      [`GET /fhir/R4/${type}/:id`, { build: async (w) => ({ params: { id: (await fhirCase(w)).caseId } }) }],
+      ...(type === 'Encounter'
+        ? []
+        : [
+            [
+              `GET /fhir/R4/${type}`,
+              {
+                build: async (w: World) => ({
+                  query: { encounter: `Encounter/${(await fhirCase(w)).caseId}` },
+                }),
+              },
+            ] as [string, RouteSample],
+          ]),
+    ]),
+  ),
   'GET /health': { build: () => ({}) },
   'GET /metrics': { build: () => ({}) },
   'GET /openapi.json': { build: () => ({}) },
