@@ -93,6 +93,12 @@ export class ChainVerifier {
     readonly node: string,
     private readonly publicKeys: ReadonlyMap<string, string>,
     checkpoints: readonly Checkpoint[],
+    /**
+     * The chain's node's key as the node itself holds it (its identity file), when the node checks its
+     * own chain: a registration of this node in its own chain must name exactly this key. The key in
+     * the store's registry is whatever the store says, and whoever can write the store can change it.
+     */
+    private readonly selfKey?: string,
   ) {
     for (const c of checkpoints) {
       const list = this.checkpointsBySeq.get(c.seq) ?? [];
@@ -128,6 +134,15 @@ export class ChainVerifier {
     }
     if (e.hlc <= this.prevHlc) {
       return this.fail(e.seq, `hybrid clock ${e.hlc} is not after the previous event's ${this.prevHlc}`);
+    }
+    if (this.selfKey !== undefined && e.type === 'node.registered') {
+      const registered = registeredKey(e.payloadJson);
+      if (registered && registered.node === this.node && registered.publicKey !== this.selfKey) {
+        return this.fail(
+          e.seq,
+          `registers node ${this.node} with a key that is not the one in its identity file (node.json): the chain was re-signed with another key`,
+        );
+      }
     }
     const checkpoints = this.checkpointsBySeq.get(e.seq);
     if (checkpoints) {
@@ -174,5 +189,16 @@ export class ChainVerifier {
   private fail(seq: number, problem: string): false {
     this.fault = { tenant: this.tenant, node: this.node, seq, problem };
     return false;
+  }
+}
+
+function registeredKey(payloadJson: string): { node: string; publicKey: string } | null {
+  try {
+    const p = JSON.parse(payloadJson) as { node?: unknown; publicKey?: unknown };
+    return typeof p.node === 'string' && typeof p.publicKey === 'string'
+      ? { node: p.node, publicKey: p.publicKey }
+      : null;
+  } catch {
+    return null;
   }
 }

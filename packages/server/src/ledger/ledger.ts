@@ -17,6 +17,7 @@ import { sql } from 'kysely';
 import type { ProjectionEngine } from '../projections/engine.ts';
 import { toProjected, type ProjectedEvent } from '../projections/projection.ts';
 import type { Store, Tx } from '../store/store.ts';
+import type { HeadMark, MarkedHead } from './head-mark.ts';
 import { rowToStored, storedToRow } from './rows.ts';
 
 /** What a caller asks to record; the ledger assigns id, seq, hlc and the hashes. */
@@ -89,6 +90,8 @@ export class Ledger {
   /** Called after each commit with the events it made durable (metrics). */
   onCommitted: (events: readonly StoredEvent[]) => void = () => undefined;
   private readonly commitListeners = new Set<(tenants: ReadonlySet<string>) => void>();
+  /** Heads committed but not yet confirmed in the head mark (written after the callers are answered). */
+  private readonly unconfirmedHeads = new Map<string, MarkedHead>();
 
   /** Live updates: `fn` hears which tenants got new events after every commit (local or imported). */
   subscribe(fn: (tenants: ReadonlySet<string>) => void): () => void {
@@ -113,6 +116,7 @@ export class Ledger {
     clock: Clock,
     lastHlc: string | undefined,
     readonly options: LedgerOptions,
+    private readonly headMark: HeadMark | null,
   ) {
     this.hlc = new HybridLogicalClock(clock, lastHlc);
   }
@@ -126,6 +130,8 @@ export class Ledger {
     ids: IdGenerator;
     clock: Clock;
     options?: Partial<LedgerOptions>;
+    /** The node's head mark, written ahead of and after every commit that moves one of its chains. */
+    headMark?: HeadMark;
   }): Promise<Ledger> {
     // The clock resumes after the newest event this store holds from any node, so a restarted node
     // (or one whose wall clock went back) never issues a timestamp that sorts before what it has seen.
@@ -143,6 +149,7 @@ export class Ledger {
       deps.clock,
       row?.hlc ?? undefined,
       { ...DEFAULT_LEDGER_OPTIONS, ...deps.options },
+      deps.headMark ?? null,
     );
   }
 
@@ -232,7 +239,40 @@ export class Ledger {
           g.reject(singleError);
         }
       }
+    } finally {
+      await this.confirmHeadMark();
     }
+  }
+
+  /**
+   * Records the committed heads in the head mark, still under the write lock but after the callers
+   * were answered. If it fails the mark keeps the write-ahead (`pending`) head, which the start-up
+   * check accepts as well, and the next commit writes everything again.
+   */
+  private async confirmHeadMark(): Promise<void> {
+    if (!this.headMark || this.unconfirmedHeads.size === 0) return;
+    const heads = new Map(this.unconfirmedHeads);
+    try {
+      await this.headMark.confirm(heads);
+      for (const [tenant, head] of heads)
+        if (this.unconfirmedHeads.get(tenant) === head) this.unconfirmedHeads.delete(tenant);
+    } catch {
+      // Kept in unconfirmedHeads: tried again after the next commit.
+    }
+  }
+
+  /**
+   * Makes the head mark follow the store after events of this node's own chain arrived other than by
+   * append: an import (a restored node pulling back from its peers what its backup missed) or a
+   * verified restore. Such events are sealed by this node's checkpoints, which the import or restore
+   * checked, so no write-ahead is needed. Call under the write lock.
+   */
+  async markStoredHead(tenant: string): Promise<void> {
+    if (!this.headMark) return;
+    this.heads.delete(tenant);
+    const head = await this.store.transaction((trx) => this.loadHead(trx, tenant));
+    this.unconfirmedHeads.set(tenant, { seq: head.seq, hash: head.hash });
+    await this.confirmHeadMark();
   }
 
   private async commitGroup(
@@ -293,7 +333,12 @@ export class Ledger {
         }
       }
       if (checkpoints.length > 0) await trx.insertInto('checkpoints').values(checkpoints).execute();
+      // Write-ahead, as the last step before the commit: the node's own record of where its chains
+      // will be. If the commit then fails or the process dies, the store stays at the head the mark
+      // had before, which it accepts too.
+      if (this.headMark) await this.headMark.writeAhead(markedHeads(workingHeads));
     });
+    for (const [tenant, head] of markedHeads(workingHeads)) this.unconfirmedHeads.set(tenant, head);
     for (const [tenant, head] of workingHeads) this.heads.set(tenant, head);
     this.onCommitted(all);
     this.notifyCommitted(workingHeads.keys());
@@ -441,6 +486,10 @@ export class Ledger {
     const payload = JSON.parse(e.payloadJson) as Record<string, unknown>;
     return toProjected(e, this.registry.subjectOf(e.type, e.v, payload));
   }
+}
+
+function markedHeads(heads: ReadonlyMap<string, ChainHead>): Map<string, MarkedHead> {
+  return new Map([...heads].map(([tenant, h]) => [tenant, { seq: h.seq, hash: h.hash }]));
 }
 
 export async function insertEvents(trx: Tx, events: readonly ProjectedEvent[]): Promise<void> {

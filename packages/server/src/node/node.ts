@@ -15,7 +15,9 @@ import { auditProjection } from '../audit/projection.ts';
 import { patientsProjection } from '../patients/projection.ts';
 import { casesProjection } from '../cases/projection.ts';
 import type { HoldfastConfig } from '../config.ts';
-import { Ledger, type LedgerOptions } from '../ledger/ledger.ts';
+import type { HeadMark } from '../ledger/head-mark.ts';
+import { Ledger, DEFAULT_LEDGER_OPTIONS, type LedgerOptions } from '../ledger/ledger.ts';
+import { checkOwnChainsAtStart, openHeadMarkForReport } from '../ledger/own-chains.ts';
 import { ProjectionEngine, type ProgressFn } from '../projections/engine.ts';
 import { nodeKeysProjection } from '../projections/node-keys.ts';
 import type { Projection } from '../projections/projection.ts';
@@ -38,6 +40,10 @@ export interface HoldfastNode {
   projections: ProjectionEngine;
   ledger: Ledger;
   clock: Clock;
+  /** The node's record of its own chains' heads, outside the store (null: unreadable, report mode). */
+  headMark: HeadMark | null;
+  /** Why the head mark could not be read (report mode only; otherwise the node refused to open). */
+  headMarkProblem: string | null;
   close(): Promise<void>;
 }
 
@@ -49,6 +55,12 @@ export interface OpenNodeOptions {
   projections?: readonly Projection[];
   ledger?: Partial<LedgerOptions>;
   onRebuildProgress?: ProgressFn;
+  /**
+   * 'refuse' (default): before anything is rebuilt, served or signed, the node's own chains must match
+   * its identity file and head mark, else OwnChainRefusal. 'report': open anyway, for a command that
+   * only reports (`holdfast verify`, which checks the same things and names what is wrong).
+   */
+  ownChains?: 'refuse' | 'report';
 }
 
 export const BUILTIN_PROJECTIONS: readonly Projection[] = [
@@ -107,7 +119,20 @@ export async function openNode(
   const identity = loadIdentity(config.dataDir);
   const clock = options.clock ?? systemClock;
   const store = await Store.open(storeOptionsFor(config));
+  let headMark: HeadMark | null = null;
   try {
+    const ledgerOptions = { checkpointEvery: config.checkpointEvery, ...options.ledger };
+    let headMarkProblem: string | null = null;
+    if (options.ownChains === 'report') {
+      ({ mark: headMark, problem: headMarkProblem } = openHeadMarkForReport(config.dataDir, identity));
+    } else {
+      headMark = await checkOwnChainsAtStart(
+        store,
+        identity,
+        config.dataDir,
+        ledgerOptions.checkpointEvery ?? DEFAULT_LEDGER_OPTIONS.checkpointEvery,
+      );
+    }
     const registry = options.registry ?? createServerRegistry();
     const projections = new ProjectionEngine(
       store,
@@ -123,10 +148,26 @@ export async function openNode(
       projections,
       ids: options.ids ?? uuidV7Generator,
       clock,
-      options: { checkpointEvery: config.checkpointEvery, ...options.ledger },
+      options: ledgerOptions,
+      ...(headMark && options.ownChains !== 'report' ? { headMark } : {}),
     });
-    return { identity, store, registry, projections, ledger, clock, close: () => store.close() };
+    const mark = headMark;
+    return {
+      identity,
+      store,
+      registry,
+      projections,
+      ledger,
+      clock,
+      headMark,
+      headMarkProblem,
+      close: async () => {
+        await mark?.close();
+        await store.close();
+      },
+    };
   } catch (error) {
+    await headMark?.close();
     await store.close();
     throw error;
   }
