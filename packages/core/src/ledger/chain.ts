@@ -70,6 +70,20 @@ export interface ChainReport {
   fault: ChainFault | null;
 }
 
+export interface ChainVerifierOptions {
+  /**
+   * The chain's node's key as the node itself holds it (its identity file), when the node checks its
+   * own chain: a registration of this node in its own chain must name exactly this key. The key in
+   * the store's registry is whatever the store says, and whoever can write the store can change it.
+   */
+  selfKey?: string;
+  /**
+   * Start after a position already trusted (the node's head mark): the first event pushed must be
+   * the next seq and link to this hash.
+   */
+  resumeAfter?: { seq: number; hash: string; hlc: string };
+}
+
 /**
  * Streams one node's chain, in seq order as read from a store, and finds the first bad event:
  * a gap, a duplicate, a changed byte (hash mismatch), a broken link, a clock going backwards, an event
@@ -86,6 +100,7 @@ export class ChainVerifier {
   private sealedSeq = 0;
   private fault: ChainFault | null = null;
   private readonly checkpointsBySeq = new Map<number, Checkpoint[]>();
+  private readonly selfKey: string | undefined;
 
   constructor(
     private readonly crypto: LedgerCrypto,
@@ -93,13 +108,14 @@ export class ChainVerifier {
     readonly node: string,
     private readonly publicKeys: ReadonlyMap<string, string>,
     checkpoints: readonly Checkpoint[],
-    /**
-     * The chain's node's key as the node itself holds it (its identity file), when the node checks its
-     * own chain: a registration of this node in its own chain must name exactly this key. The key in
-     * the store's registry is whatever the store says, and whoever can write the store can change it.
-     */
-    private readonly selfKey?: string,
+    options: ChainVerifierOptions = {},
   ) {
+    this.selfKey = options.selfKey;
+    if (options.resumeAfter) {
+      this.expectedSeq = options.resumeAfter.seq + 1;
+      this.prevHash = options.resumeAfter.hash;
+      this.prevHlc = options.resumeAfter.hlc;
+    }
     for (const c of checkpoints) {
       const list = this.checkpointsBySeq.get(c.seq) ?? [];
       list.push(c);

@@ -1,8 +1,11 @@
+import { ChainVerifier, type ChainFault } from '@holdfast/core';
 import type { Store } from '../store/store.ts';
 import type { NodeIdentity } from '../node/identity.ts';
 import { ledgerCrypto } from '../node/crypto.ts';
-import { HeadMark, HeadMarkUnreadable, type MarkedHead } from './head-mark.ts';
-import { verifyStore, type OwnChains, type VerifyReport } from './verify.ts';
+import { loadNodeKeys } from '../projections/node-keys.ts';
+import { HeadMark, HeadMarkUnreadable, type HeadMarkEntry, type MarkedHead } from './head-mark.ts';
+import { rowToStored } from './rows.ts';
+import { compareWithHeadMark, verifyStore, type OwnChains, type VerifyReport } from './verify.ts';
 
 /**
  * A node refuses to serve or sign over a store that does not match what it knows from outside the
@@ -28,11 +31,15 @@ export function ownChainsOf(identity: NodeIdentity, mark: HeadMark | null): OwnC
 }
 
 /**
- * The start-up check: every chain this node writes is re-verified in full (hashes, links, its
- * checkpoints against the key in its identity file, its registration naming that key) and its end is
- * held against the head mark. With no mark yet (a store from before head marks) the unsealed tail
- * must be within the checkpoint bound, and the mark is then written. Throws OwnChainRefusal naming
- * tenant, node and the first bad seq; returns the mark the ledger goes on writing.
+ * The start-up check, before anything is rebuilt, served or signed. With a head mark, each chain this
+ * node writes is checked from the mark on, which the store cannot move: its registration must name
+ * the key in the identity file, the event at the marked seq must have the marked hash (the hash links
+ * carry that down to seq 1), and what lies beyond must link to it and be either the write-ahead head
+ * or sealed by the node's own key — so the cost is the tail, not the chain's length. Edits deeper in
+ * the chain that were not re-hashed are `holdfast verify`'s to find. With no mark yet (a store from
+ * before head marks) the chains are verified in full, their unsealed tails must be within the
+ * checkpoint bound, and the mark is then written. Throws OwnChainRefusal naming tenant, node and the
+ * first bad seq; returns the mark the ledger goes on writing.
  */
 export async function checkOwnChainsAtStart(
   store: Store,
@@ -48,11 +55,13 @@ export async function checkOwnChainsAtStart(
       throw new OwnChainRefusal(`refusing to start node ${identity.node}: ${error.message}`, null);
     throw error;
   }
-  const report = await verifyStore(store, ledgerCrypto, {
-    node: identity.node,
-    own: ownChainsOf(identity, mark),
-    maxUnsealed: checkpointEvery - 1,
-  });
+  const report = mark.exists
+    ? await checkFromMark(store, identity, mark.entries())
+    : await verifyStore(store, ledgerCrypto, {
+        node: identity.node,
+        own: ownChainsOf(identity, null),
+        maxUnsealed: checkpointEvery - 1,
+      });
   if (!report.ok) {
     await mark.close();
     const lines = report.faults.map((f) => `tenant ${f.tenant}, node ${f.node}, seq ${f.seq}: ${f.problem}`);
@@ -89,4 +98,131 @@ export function openHeadMarkForReport(
     if (error instanceof HeadMarkUnreadable) return { mark: null, problem: error.message };
     throw error;
   }
+}
+
+/** The node's own chains checked from its head mark on (see checkOwnChainsAtStart). */
+async function checkFromMark(
+  store: Store,
+  identity: NodeIdentity,
+  mark: ReadonlyMap<string, HeadMarkEntry>,
+): Promise<VerifyReport> {
+  const db = store.db;
+  const node = identity.node;
+  const held = await db
+    .selectFrom('ledger_events')
+    .select('tenant')
+    .distinct()
+    .where('node', '=', node)
+    .execute();
+  const tenants = [...new Set([...mark.keys(), ...held.map((r) => r.tenant)])].sort();
+  const chains: VerifyReport['chains'] = [];
+  let eventsChecked = 0;
+  let checkpointsChecked = 0;
+  for (const tenant of tenants) {
+    const entry = mark.get(tenant);
+    const last = await db
+      .selectFrom('ledger_events')
+      .select((eb) => eb.fn.max('seq').as('seq'))
+      .where('tenant', '=', tenant)
+      .where('node', '=', node)
+      .executeTakeFirst();
+    const lastSeq = Number(last?.seq ?? 0);
+    const chain = { tenant, node, eventsChecked: 0, checkpointsChecked: 0, lastSeq, sealedSeq: 0 };
+    const fault = (await registrationFault(store, identity, tenant)) ?? (await tailFault());
+    chains.push({ ...chain, fault });
+
+    async function tailFault(): Promise<ChainFault | null> {
+      const committed = entry?.committed ?? { seq: 0, hash: '' };
+      const anchor =
+        committed.seq > 0
+          ? await db
+              .selectFrom('ledger_events')
+              .select(['hash', 'hlc'])
+              .where('tenant', '=', tenant)
+              .where('node', '=', node)
+              .where('seq', '=', committed.seq)
+              .executeTakeFirst()
+          : { hash: committed.hash, hlc: '' };
+      if (!entry || !anchor || anchor.hash !== committed.hash) {
+        // Missing, rewritten, or unknown to the mark: named from the store's own last checkpoint.
+        const sealed = await db
+          .selectFrom('checkpoints')
+          .select((eb) => eb.fn.max('seq').as('seq'))
+          .where('tenant', '=', tenant)
+          .where('node', '=', node)
+          .where('signer', '=', node)
+          .where('seq', '<', Math.max(committed.seq, 1))
+          .executeTakeFirst();
+        return compareWithHeadMark(db, { ...chain, sealedSeq: Number(sealed?.seq ?? 0) }, entry);
+      }
+      const checkpoints = (
+        await db
+          .selectFrom('checkpoints')
+          .selectAll()
+          .where('tenant', '=', tenant)
+          .where('node', '=', node)
+          .where('seq', '>', committed.seq)
+          .execute()
+      ).map((c) => ({ ...c, seq: Number(c.seq) }));
+      // Witnesses need the other nodes' keys; the node's own key is the identity file's.
+      const keys = checkpoints.some((c) => c.signer !== node)
+        ? await loadNodeKeys(db, tenant)
+        : new Map<string, string>();
+      keys.set(node, identity.publicKey);
+      const verifier = new ChainVerifier(ledgerCrypto, tenant, node, keys, checkpoints, {
+        selfKey: identity.publicKey,
+        resumeAfter: { seq: committed.seq, hash: committed.hash, hlc: anchor.hlc },
+      });
+      const rows = await db
+        .selectFrom('ledger_events')
+        .selectAll()
+        .where('tenant', '=', tenant)
+        .where('node', '=', node)
+        .where('seq', '>', committed.seq)
+        .orderBy('seq')
+        .execute();
+      for (const row of rows) if (!verifier.push(rowToStored(row))) break;
+      const report = verifier.finish();
+      eventsChecked += report.eventsChecked;
+      checkpointsChecked += report.checkpointsChecked;
+      return report.fault ?? compareWithHeadMark(db, { ...chain, sealedSeq: report.sealedSeq }, entry);
+    }
+  }
+  const faults = chains.flatMap((c) => (c.fault ? [c.fault] : []));
+  return { ok: faults.length === 0, chains, eventsChecked, checkpointsChecked, faults };
+}
+
+/**
+ * The node's registration (seq 1 of its own chain) must name the key in its identity file. Later
+ * registrations are covered by the mark (a re-hash changes the marked hash) or by `holdfast verify`.
+ */
+async function registrationFault(
+  store: Store,
+  identity: NodeIdentity,
+  tenant: string,
+): Promise<ChainFault | null> {
+  const rows = await store.db
+    .selectFrom('ledger_events')
+    .selectAll()
+    .where('tenant', '=', tenant)
+    .where('node', '=', identity.node)
+    .where('seq', '=', 1)
+    .execute();
+  for (const row of rows) {
+    if (row.type !== 'node.registered') continue;
+    let p: { node?: unknown; publicKey?: unknown };
+    try {
+      p = JSON.parse(row.payload) as typeof p;
+    } catch {
+      continue; // not JSON: its hash no longer matches, which verify names
+    }
+    if (p.node === identity.node && p.publicKey !== identity.publicKey)
+      return {
+        tenant,
+        node: identity.node,
+        seq: Number(row.seq),
+        problem: `registers node ${identity.node} with a key that is not the one in its identity file (node.json): the chain was re-signed with another key`,
+      };
+  }
+  return null;
 }

@@ -136,7 +136,7 @@ export async function verifyStore(
       node,
       keys,
       checkpoints,
-      isOwn ? own.publicKey : undefined,
+      isOwn ? { selfKey: own.publicKey } : {},
     );
     const sqlite = store.sqliteHandle();
     if (sqlite) {
@@ -267,9 +267,9 @@ function unsealedBeyondBound(report: ChainReport, maxUnsealed: number | undefine
   };
 }
 
-async function compareWithHeadMark(
+export async function compareWithHeadMark(
   db: Db,
-  report: ChainReport,
+  report: Pick<ChainReport, 'tenant' | 'node' | 'lastSeq' | 'sealedSeq'>,
   entry: HeadMarkEntry | undefined,
 ): Promise<ChainFault | null> {
   const { tenant, node, lastSeq, sealedSeq } = report;
