@@ -260,7 +260,11 @@ program
             const status = c.fault ? pc.red(`BAD at seq ${c.fault.seq}: ${c.fault.problem}`) : pc.green('ok');
             const tail =
               !c.fault && c.sealedSeq < c.lastSeq
-                ? ` (seq ${c.sealedSeq + 1}-${c.lastSeq} not yet sealed by a checkpoint)`
+                ? ` (seq ${c.sealedSeq + 1}-${c.lastSeq} not yet sealed by a checkpoint${
+                    c.node === node.identity.node && node.headMark?.exists
+                      ? "; matches this node's head mark"
+                      : ''
+                  })`
                 : '';
             console.log(
               `${c.tenant} / ${c.node}: ${c.eventsChecked} events, ${c.checkpointsChecked} checkpoint signatures: ${status}${tail}`,
@@ -271,7 +275,11 @@ program
               ? pc.green(
                   `verified: ${report.eventsChecked} events, ${report.checkpointsChecked} checkpoint signatures, no faults`,
                 )
-              : pc.red(`FAILED: ${report.faults.length} chain(s) with a bad event`),
+              : pc.red(
+                  report.faults.length > 0
+                    ? `FAILED: ${report.faults.length} chain(s) with a bad event`
+                    : "FAILED: this node's head mark cannot be trusted",
+                ),
           );
         }
         process.exitCode = report.ok ? 0 : 1;
