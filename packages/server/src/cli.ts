@@ -8,8 +8,9 @@ import { exportBatches } from './ledger/export.ts';
 import { importBatch } from './ledger/import.ts';
 import type { NumberedLine } from './ledger/ndjson.ts';
 import { verifyStore } from './ledger/verify.ts';
+import { ownChainsOf } from './ledger/own-chains.ts';
 import { ledgerCrypto } from './node/crypto.ts';
-import { identityExists, initNode, openNode, type HoldfastNode } from './node/node.ts';
+import { identityExists, initNode, openNode, type HoldfastNode, type OpenNodeOptions } from './node/node.ts';
 import { NodeBusyError } from './node/writer-lock.ts';
 import { loadNodeKeys } from './projections/node-keys.ts';
 import { createProgress } from './cli/progress.ts';
@@ -115,6 +116,7 @@ let currentUse: NodeUse = { purpose: 'a holdfast command' };
 
 async function withNode<T>(
   fn: (node: HoldfastNode, cfg: HoldfastConfig) => Promise<T>,
+  open: Pick<OpenNodeOptions, 'ownChains'> = {},
   use: NodeUse = currentUse,
 ): Promise<T> {
   const cfg = config();
@@ -122,6 +124,7 @@ async function withNode<T>(
   let node: HoldfastNode;
   try {
     node = await openNode(cfg, {
+      ...open,
       onRebuildProgress: (d, t) => progress.update(d, t),
       purpose: use.purpose,
       access: use.access ?? 'write',
@@ -311,36 +314,55 @@ program
   .option('--tenant <id>', 'only this tenant', identifier('--tenant'))
   .option('--json', 'print the report as JSON')
   .action(async (opts: { tenant?: string; json?: boolean }) => {
-    await withNode(async (node) => {
-      const progress = createProgress('verifying');
-      const report = await verifyStore(node.store, ledgerCrypto, {
-        tenant: opts.tenant,
-        onProgress: (d, t) => progress.update(d, t),
-      });
-      progress.stop();
-      if (opts.json) {
-        console.log(JSON.stringify(report, null, 2));
-      } else {
-        for (const c of report.chains) {
-          const status = c.fault ? pc.red(`BAD at seq ${c.fault.seq}: ${c.fault.problem}`) : pc.green('ok');
-          const tail =
-            !c.fault && c.sealedSeq < c.lastSeq
-              ? ` (seq ${c.sealedSeq + 1}-${c.lastSeq} not yet sealed by a checkpoint)`
-              : '';
+    await withNode(
+      async (node, cfg) => {
+        const progress = createProgress('verifying');
+        // The node's own chains are held against its identity file and head mark (what the store
+        // cannot change); every chain's unsealed tail against the checkpoint bound.
+        const report = await verifyStore(node.store, ledgerCrypto, {
+          tenant: opts.tenant,
+          own: ownChainsOf(node.identity, node.headMark),
+          maxUnsealed: cfg.checkpointEvery - 1,
+          onProgress: (d, t) => progress.update(d, t),
+        });
+        progress.stop();
+        if (node.headMarkProblem) {
+          report.ok = false;
+          console.error(pc.red(`head mark: ${node.headMarkProblem}`));
+        }
+        if (opts.json) {
+          console.log(JSON.stringify(report, null, 2));
+        } else {
+          for (const c of report.chains) {
+            const status = c.fault ? pc.red(`BAD at seq ${c.fault.seq}: ${c.fault.problem}`) : pc.green('ok');
+            const tail =
+              !c.fault && c.sealedSeq < c.lastSeq
+                ? ` (seq ${c.sealedSeq + 1}-${c.lastSeq} not yet sealed by a checkpoint${
+                    c.node === node.identity.node && node.headMark?.exists
+                      ? "; matches this node's head mark"
+                      : ''
+                  })`
+                : '';
+            console.log(
+              `${c.tenant} / ${c.node}: ${c.eventsChecked} events, ${c.checkpointsChecked} checkpoint signatures: ${status}${tail}`,
+            );
+          }
           console.log(
-            `${c.tenant} / ${c.node}: ${c.eventsChecked} events, ${c.checkpointsChecked} checkpoint signatures: ${status}${tail}`,
+            report.ok
+              ? pc.green(
+                  `verified: ${report.eventsChecked} events, ${report.checkpointsChecked} checkpoint signatures, no faults`,
+                )
+              : pc.red(
+                  report.faults.length > 0
+                    ? `FAILED: ${report.faults.length} chain(s) with a bad event`
+                    : "FAILED: this node's head mark cannot be trusted",
+                ),
           );
         }
-        console.log(
-          report.ok
-            ? pc.green(
-                `verified: ${report.eventsChecked} events, ${report.checkpointsChecked} checkpoint signatures, no faults`,
-              )
-            : pc.red(`FAILED: ${report.faults.length} chain(s) with a bad event`),
-        );
-      }
-      process.exitCode = report.ok ? 0 : 1;
-    });
+        process.exitCode = report.ok ? 0 : 1;
+      },
+      { ownChains: 'report' },
+    );
   });
 
 program

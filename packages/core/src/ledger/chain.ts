@@ -70,6 +70,20 @@ export interface ChainReport {
   fault: ChainFault | null;
 }
 
+export interface ChainVerifierOptions {
+  /**
+   * The chain's node's key as the node itself holds it (its identity file), when the node checks its
+   * own chain: a registration of this node in its own chain must name exactly this key. The key in
+   * the store's registry is whatever the store says, and whoever can write the store can change it.
+   */
+  selfKey?: string;
+  /**
+   * Start after a position already trusted (the node's head mark): the first event pushed must be
+   * the next seq and link to this hash.
+   */
+  resumeAfter?: { seq: number; hash: string; hlc: string };
+}
+
 /**
  * Streams one node's chain, in seq order as read from a store, and finds the first bad event:
  * a gap, a duplicate, a changed byte (hash mismatch), a broken link, a clock going backwards, an event
@@ -86,6 +100,7 @@ export class ChainVerifier {
   private sealedSeq = 0;
   private fault: ChainFault | null = null;
   private readonly checkpointsBySeq = new Map<number, Checkpoint[]>();
+  private readonly selfKey: string | undefined;
 
   constructor(
     private readonly crypto: LedgerCrypto,
@@ -93,7 +108,14 @@ export class ChainVerifier {
     readonly node: string,
     private readonly publicKeys: ReadonlyMap<string, string>,
     checkpoints: readonly Checkpoint[],
+    options: ChainVerifierOptions = {},
   ) {
+    this.selfKey = options.selfKey;
+    if (options.resumeAfter) {
+      this.expectedSeq = options.resumeAfter.seq + 1;
+      this.prevHash = options.resumeAfter.hash;
+      this.prevHlc = options.resumeAfter.hlc;
+    }
     for (const c of checkpoints) {
       const list = this.checkpointsBySeq.get(c.seq) ?? [];
       list.push(c);
@@ -128,6 +150,15 @@ export class ChainVerifier {
     }
     if (e.hlc <= this.prevHlc) {
       return this.fail(e.seq, `hybrid clock ${e.hlc} is not after the previous event's ${this.prevHlc}`);
+    }
+    if (this.selfKey !== undefined && e.type === 'node.registered') {
+      const registered = registeredKey(e.payloadJson);
+      if (registered && registered.node === this.node && registered.publicKey !== this.selfKey) {
+        return this.fail(
+          e.seq,
+          `registers node ${this.node} with a key that is not the one in its identity file (node.json): the chain was re-signed with another key`,
+        );
+      }
     }
     const checkpoints = this.checkpointsBySeq.get(e.seq);
     if (checkpoints) {
@@ -174,5 +205,16 @@ export class ChainVerifier {
   private fail(seq: number, problem: string): false {
     this.fault = { tenant: this.tenant, node: this.node, seq, problem };
     return false;
+  }
+}
+
+function registeredKey(payloadJson: string): { node: string; publicKey: string } | null {
+  try {
+    const p = JSON.parse(payloadJson) as { node?: unknown; publicKey?: unknown };
+    return typeof p.node === 'string' && typeof p.publicKey === 'string'
+      ? { node: p.node, publicKey: p.publicKey }
+      : null;
+  } catch {
+    return null;
   }
 }

@@ -237,6 +237,8 @@ async function restoreFrom(
       .sort(([a], [b]) => (a < b ? -1 : 1))
       .map(([node, lastSeq]) => ({ node, lastSeq }));
     const topUpMs = performance.now() - topUpStart;
+    // The restored chains were verified above: from now on the node holds the store to them.
+    await markRestoredHeads(restored);
     await restored.close();
     node = null;
     const totalMs = performance.now() - started;
@@ -300,6 +302,19 @@ async function publicTables(url: string): Promise<string[]> {
 }
 
 /** Removes what a failed attempt wrote: the target was empty before, so everything in it is ours. */
+/** Writes the head mark of every own chain the restore (and its top-up) left in the store. */
+async function markRestoredHeads(node: HoldfastNode): Promise<void> {
+  const tenants = await node.store.db
+    .selectFrom('ledger_events')
+    .select('tenant')
+    .distinct()
+    .where('node', '=', node.identity.node)
+    .execute();
+  await node.ledger.withWriteLock(async () => {
+    for (const { tenant } of tenants) await node.ledger.markStoredHead(tenant);
+  });
+}
+
 async function wipeTarget(target: RestoreTarget, dataDirExisted: boolean): Promise<void> {
   if (existsSync(target.dataDir)) {
     if (dataDirExisted)

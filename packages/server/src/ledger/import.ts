@@ -52,8 +52,9 @@ export async function importBatch(
 ): Promise<ImportResult> {
   const parsed = parseLines(ledger, tenant, lines);
   return ledger
-    .withWriteLock(() =>
-      ledger.store.transaction(async (trx) => {
+    .withWriteLock(async () => {
+      let ownChainMoved = false;
+      const result = await ledger.store.transaction(async (trx) => {
         const plan = await planImport(ledger, trx, tenant, parsed);
         const subjects = new Set(
           plan.newEvents.map((e) => e.event.subject).filter((s): s is string => s !== null),
@@ -76,15 +77,18 @@ export async function importBatch(
         for (const e of events) ledger.hlc.observe(e.hlc);
         // Events of this node's own chain (a restored node topping up from a peer) move its head:
         // the cached head would otherwise make the next append reuse a seq.
-        if (events.some((e) => e.node === ledger.node)) ledger.resetCache();
+        ownChainMoved = events.some((e) => e.node === ledger.node);
+        if (ownChainMoved) ledger.resetCache();
         return {
           inserted: events.length,
           alreadyHeld: plan.alreadyHeld,
           checkpointsAdded: plan.newCheckpoints.length,
           witnessed: witnesses.length,
         };
-      }),
-    )
+      });
+      if (ownChainMoved) await ledger.markStoredHead(tenant);
+      return result;
+    })
     .then((result) => {
       if (result.inserted > 0) ledger.notifyCommitted([tenant]);
       return result;

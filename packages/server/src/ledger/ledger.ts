@@ -17,6 +17,7 @@ import { sql } from 'kysely';
 import type { ProjectionEngine } from '../projections/engine.ts';
 import { toProjected, type ProjectedEvent } from '../projections/projection.ts';
 import type { Store, Tx } from '../store/store.ts';
+import type { HeadMark, MarkedHead } from './head-mark.ts';
 import { rowToStored, storedToRow } from './rows.ts';
 import { WriteHealth } from './write-health.ts';
 
@@ -96,6 +97,8 @@ export class Ledger {
   readonly writeHealth = new WriteHealth();
   /** Errors thrown by an append's own guard: a refusal of that append, not a failure of the node. */
   private readonly guardRefusals = new WeakSet<object>();
+  /** Heads committed but not yet confirmed in the head mark (written after the callers are answered). */
+  private readonly unconfirmedHeads = new Map<string, MarkedHead>();
 
   /** Live updates: `fn` hears which tenants got new events after every commit (local or imported). */
   subscribe(fn: (tenants: ReadonlySet<string>) => void): () => void {
@@ -120,6 +123,7 @@ export class Ledger {
     clock: Clock,
     lastHlc: string | undefined,
     readonly options: LedgerOptions,
+    private readonly headMark: HeadMark | null,
   ) {
     this.hlc = new HybridLogicalClock(clock, lastHlc);
   }
@@ -133,6 +137,8 @@ export class Ledger {
     ids: IdGenerator;
     clock: Clock;
     options?: Partial<LedgerOptions>;
+    /** The node's head mark, written ahead of and after every commit that moves one of its chains. */
+    headMark?: HeadMark;
   }): Promise<Ledger> {
     // The clock resumes after the newest event this store holds from any node, so a restarted node
     // (or one whose wall clock went back) never issues a timestamp that sorts before what it has seen.
@@ -150,6 +156,7 @@ export class Ledger {
       deps.clock,
       row?.hlc ?? undefined,
       { ...DEFAULT_LEDGER_OPTIONS, ...deps.options },
+      deps.headMark ?? null,
     );
   }
 
@@ -262,6 +269,8 @@ export class Ledger {
           this.rejectAppend(g, singleError);
         }
       }
+    } finally {
+      await this.confirmHeadMark();
     }
   }
 
@@ -269,6 +278,37 @@ export class Ledger {
     if (!(typeof error === 'object' && error !== null && this.guardRefusals.has(error)))
       this.writeHealth.appendFailed(error);
     append.reject(error);
+  }
+
+  /**
+   * Records the committed heads in the head mark, still under the write lock but after the callers
+   * were answered. If it fails the mark keeps the write-ahead (`pending`) head, which the start-up
+   * check accepts as well, and the next commit writes everything again.
+   */
+  private async confirmHeadMark(): Promise<void> {
+    if (!this.headMark || this.unconfirmedHeads.size === 0) return;
+    const heads = new Map(this.unconfirmedHeads);
+    try {
+      await this.headMark.confirm(heads);
+      for (const [tenant, head] of heads)
+        if (this.unconfirmedHeads.get(tenant) === head) this.unconfirmedHeads.delete(tenant);
+    } catch {
+      // Kept in unconfirmedHeads: tried again after the next commit.
+    }
+  }
+
+  /**
+   * Makes the head mark follow the store after events of this node's own chain arrived other than by
+   * append: an import (a restored node pulling back from its peers what its backup missed) or a
+   * verified restore. Such events are sealed by this node's checkpoints, which the import or restore
+   * checked, so no write-ahead is needed. Call under the write lock.
+   */
+  async markStoredHead(tenant: string): Promise<void> {
+    if (!this.headMark) return;
+    this.heads.delete(tenant);
+    const head = await this.store.transaction((trx) => this.loadHead(trx, tenant));
+    this.unconfirmedHeads.set(tenant, { seq: head.seq, hash: head.hash });
+    await this.confirmHeadMark();
   }
 
   private async commitGroup(
@@ -332,7 +372,12 @@ export class Ledger {
         }
       }
       if (checkpoints.length > 0) await trx.insertInto('checkpoints').values(checkpoints).execute();
+      // Write-ahead, as the last step before the commit: the node's own record of where its chains
+      // will be. If the commit then fails or the process dies, the store stays at the head the mark
+      // had before, which it accepts too.
+      if (this.headMark) await this.headMark.writeAhead(markedHeads(workingHeads));
     });
+    for (const [tenant, head] of markedHeads(workingHeads)) this.unconfirmedHeads.set(tenant, head);
     for (const [tenant, head] of workingHeads) this.heads.set(tenant, head);
     this.writeHealth.committed();
     this.onCommitted(all);
@@ -488,6 +533,10 @@ export class Ledger {
     const payload = JSON.parse(e.payloadJson) as Record<string, unknown>;
     return toProjected(e, this.registry.subjectOf(e.type, e.v, payload));
   }
+}
+
+function markedHeads(heads: ReadonlyMap<string, ChainHead>): Map<string, MarkedHead> {
+  return new Map([...heads].map(([tenant, h]) => [tenant, { seq: h.seq, hash: h.hash }]));
 }
 
 export async function insertEvents(trx: Tx, events: readonly ProjectedEvent[]): Promise<void> {

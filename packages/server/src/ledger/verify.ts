@@ -1,9 +1,36 @@
-import { ChainVerifier, type ChainReport } from '@holdfast/core';
+import { ChainVerifier, type ChainFault, type ChainReport } from '@holdfast/core';
 import type { Selectable } from 'kysely';
 import { loadNodeKeys } from '../projections/node-keys.ts';
 import type { LedgerEventsTable } from '../store/schema.ts';
 import type { Db, Store } from '../store/store.ts';
 import type { NodeLedgerCrypto } from '../node/crypto.ts';
+import type { HeadMarkEntry } from './head-mark.ts';
+
+/**
+ * What the node running verify knows about its own chains from outside the store: its key (the
+ * identity file) and its head mark (`chain-head.json`). A store edited by someone without the data
+ * directory cannot match both.
+ */
+export interface OwnChains {
+  node: string;
+  publicKey: string;
+  /** Null when the node has no mark yet (a store from before marks, or nothing written). */
+  mark: ReadonlyMap<string, HeadMarkEntry> | null;
+}
+
+export interface VerifyOptions {
+  tenant?: string;
+  /** Only this node's chains (the start-up check reads the node's own chains only). */
+  node?: string;
+  own?: OwnChains;
+  /**
+   * A chain's events not sealed by a checkpoint of its own node, at most: a node signs a checkpoint
+   * in the same commit as soon as `checkpointEvery` events are unsealed, so a longer unsealed tail
+   * was not written by a node. Applies to chains the head mark does not cover.
+   */
+  maxUnsealed?: number;
+  onProgress?: (done: number, total: number) => void;
+}
 
 export interface VerifyReport {
   ok: boolean;
@@ -50,7 +77,7 @@ function readChainPage(db: Db, tenant: string, node: string, afterSeq: number): 
 export async function verifyStore(
   store: Store,
   crypto: NodeLedgerCrypto,
-  options: { tenant?: string; onProgress?: (done: number, total: number) => void } = {},
+  options: VerifyOptions = {},
 ): Promise<VerifyReport> {
   const db = store.db;
   let chainQuery = db.selectFrom('ledger_events').select(['tenant', 'node']).distinct();
@@ -61,10 +88,22 @@ export async function verifyStore(
     cpChainQuery = cpChainQuery.where('tenant', '=', options.tenant);
     countQuery = countQuery.where('tenant', '=', options.tenant);
   }
-  // A chain whose events were all deleted still has checkpoints: it must be checked too.
+  if (options.node) {
+    chainQuery = chainQuery.where('node', '=', options.node);
+    cpChainQuery = cpChainQuery.where('node', '=', options.node);
+    countQuery = countQuery.where('node', '=', options.node);
+  }
+  // A chain whose events were all deleted still has checkpoints, or a line in the head mark: it must
+  // be checked too.
   const chainKeys = new Map<string, { tenant: string; node: string }>();
   for (const r of [...(await chainQuery.execute()), ...(await cpChainQuery.execute())])
     chainKeys.set(`${r.tenant}\u0000${r.node}`, r);
+  const own = options.own;
+  if (own?.mark && (!options.node || options.node === own.node)) {
+    for (const tenant of own.mark.keys())
+      if (!options.tenant || options.tenant === tenant)
+        chainKeys.set(`${tenant}\u0000${own.node}`, { tenant, node: own.node });
+  }
   const chains = [...chainKeys.values()].sort(
     (a, b) => a.tenant.localeCompare(b.tenant) || a.node.localeCompare(b.node),
   );
@@ -78,8 +117,11 @@ export async function verifyStore(
     let keys = keysByTenant.get(tenant);
     if (!keys) {
       keys = await loadNodeKeys(db, tenant);
+      // The node's own key comes from its identity file, never from the store.
+      if (own) keys.set(own.node, own.publicKey);
       keysByTenant.set(tenant, keys);
     }
+    const isOwn = own !== undefined && node === own.node;
     const checkpoints = (
       await db
         .selectFrom('checkpoints')
@@ -88,7 +130,14 @@ export async function verifyStore(
         .where('node', '=', node)
         .execute()
     ).map((c) => ({ ...c, seq: Number(c.seq) }));
-    const verifier = new ChainVerifier(crypto, tenant, node, keys, checkpoints);
+    const verifier = new ChainVerifier(
+      crypto,
+      tenant,
+      node,
+      keys,
+      checkpoints,
+      isOwn ? { selfKey: own.publicKey } : {},
+    );
     const sqlite = store.sqliteHandle();
     if (sqlite) {
       // SQLite is in this process: read pages as plain arrays from one prepared statement, which
@@ -136,7 +185,7 @@ export async function verifyStore(
         if (!going || rows.length < PAGE) break;
         afterSeq = rows[rows.length - 1]![0];
       }
-      reports.push(verifier.finish());
+      reports.push(await checkTail(db, verifier.finish(), isOwn ? own : undefined, options.maxUnsealed));
       continue;
     }
     let page: Promise<ChainRow[]> | null = readChainPage(db, tenant, node, 0);
@@ -175,7 +224,7 @@ export async function verifyStore(
       // A page read ahead but not needed (a fault ended the chain, or onProgress threw).
       if (page) await page.catch(() => undefined);
     }
-    reports.push(verifier.finish());
+    reports.push(await checkTail(db, verifier.finish(), isOwn ? own : undefined, options.maxUnsealed));
   }
   const faults = reports.flatMap((r) => (r.fault ? [r.fault] : []));
   return {
@@ -185,4 +234,86 @@ export async function verifyStore(
     checkpointsChecked: reports.reduce((n, r) => n + r.checkpointsChecked, 0),
     faults,
   };
+}
+
+/**
+ * The end of a chain, which hashes and links cannot vouch for: events removed from the end, or
+ * appended or re-hashed after the last checkpoint, leave a chain that is whole in itself. The node's
+ * own chains are held against its head mark; other chains (and own chains without a mark) against the
+ * bound on unsealed events.
+ */
+async function checkTail(
+  db: Db,
+  report: ChainReport,
+  own: OwnChains | undefined,
+  maxUnsealed: number | undefined,
+): Promise<ChainReport> {
+  if (report.fault) return report;
+  const fault =
+    own?.mark != null
+      ? await compareWithHeadMark(db, report, own.mark.get(report.tenant))
+      : unsealedBeyondBound(report, maxUnsealed);
+  return fault ? { ...report, fault } : report;
+}
+
+function unsealedBeyondBound(report: ChainReport, maxUnsealed: number | undefined): ChainFault | null {
+  const unsealed = report.lastSeq - report.sealedSeq;
+  if (maxUnsealed === undefined || unsealed <= maxUnsealed) return null;
+  return {
+    tenant: report.tenant,
+    node: report.node,
+    seq: report.sealedSeq + 1,
+    problem: `seq ${report.sealedSeq + 1}-${report.lastSeq}: ${unsealed} events not sealed by a checkpoint of node ${report.node}, more than a node leaves unsealed (${maxUnsealed}): appended outside the node`,
+  };
+}
+
+export async function compareWithHeadMark(
+  db: Db,
+  report: Pick<ChainReport, 'tenant' | 'node' | 'lastSeq' | 'sealedSeq'>,
+  entry: HeadMarkEntry | undefined,
+): Promise<ChainFault | null> {
+  const { tenant, node, lastSeq, sealedSeq } = report;
+  const fault = (seq: number, problem: string): ChainFault => ({ tenant, node, seq, problem });
+  if (!entry) {
+    if (lastSeq === 0) return null;
+    return fault(
+      1,
+      `seq 1-${lastSeq}: this node's head mark (chain-head.json) has no chain for tenant ${tenant}: these events were written outside this node`,
+    );
+  }
+  const { committed, pending } = entry;
+  const seqs = pending ? [committed.seq, pending.seq] : [committed.seq];
+  const rows = await db
+    .selectFrom('ledger_events')
+    .select(['seq', 'hash'])
+    .where('tenant', '=', tenant)
+    .where('node', '=', node)
+    .where('seq', 'in', seqs)
+    .execute();
+  const hashAt = new Map(rows.map((r) => [Number(r.seq), r.hash]));
+  hashAt.set(0, committed.seq === 0 ? committed.hash : '');
+  const matches = (h: { seq: number; hash: string }) => lastSeq === h.seq && hashAt.get(h.seq) === h.hash;
+  // The store ends where the last commit left it, or where the one under way at a crash would have.
+  if (matches(committed) || (pending && matches(pending))) return null;
+  if (lastSeq < committed.seq) {
+    return fault(
+      lastSeq + 1,
+      `seq ${lastSeq + 1}-${committed.seq} missing: this node's head mark says its chain reached seq ${committed.seq}, the store ends at seq ${lastSeq} (events were removed from the end)`,
+    );
+  }
+  if (committed.seq > 0 && hashAt.get(committed.seq) !== committed.hash) {
+    const from = Math.min(sealedSeq, committed.seq - 1) + 1;
+    return fault(
+      from,
+      `seq ${from}-${committed.seq}: the event at seq ${committed.seq} is not the one this node's head mark records: the history after the last checkpoint (seq ${sealedSeq}) was rewritten and re-hashed`,
+    );
+  }
+  // Beyond the mark only what this node signed can be its own (events a restored node pulled back
+  // from its peers arrive sealed by its checkpoints).
+  if (sealedSeq >= lastSeq) return null;
+  const from = Math.max(committed.seq, sealedSeq) + 1;
+  return fault(
+    from,
+    `seq ${from}-${lastSeq}: events beyond this node's head mark (seq ${committed.seq}) not sealed by its key: appended to its chain outside this node`,
+  );
 }

@@ -17,7 +17,9 @@ import { patientsProjection } from '../patients/projection.ts';
 import { casesProjection } from '../cases/projection.ts';
 import { messagingProjection } from '../messaging/projection.ts';
 import type { HoldfastConfig } from '../config.ts';
-import { Ledger, type LedgerOptions } from '../ledger/ledger.ts';
+import type { HeadMark } from '../ledger/head-mark.ts';
+import { Ledger, DEFAULT_LEDGER_OPTIONS, type LedgerOptions } from '../ledger/ledger.ts';
+import { checkOwnChainsAtStart, openHeadMarkForReport } from '../ledger/own-chains.ts';
 import { ProjectionEngine, type ProgressFn } from '../projections/engine.ts';
 import { nodeKeysProjection } from '../projections/node-keys.ts';
 import type { Projection } from '../projections/projection.ts';
@@ -47,6 +49,10 @@ export interface HoldfastNode {
    * process is the writer; this one reads what it has committed and cannot append or sign.
    */
   access: 'write' | 'read';
+  /** The node's record of its own chains' heads, outside the store (null: unreadable, report mode). */
+  headMark: HeadMark | null;
+  /** Why the head mark could not be read (report mode only; otherwise the node refused to open). */
+  headMarkProblem: string | null;
   close(): Promise<void>;
 }
 
@@ -68,6 +74,12 @@ export interface OpenNodeOptions {
   purpose?: string;
   /** How long to wait while another one-off command holds the lock (a server's is refused at once). */
   waitForCommandMs?: number;
+  /**
+   * 'refuse' (default): before anything is rebuilt, served or signed, the node's own chains must match
+   * its identity file and head mark, else OwnChainRefusal. 'report': open anyway, for a command that
+   * only reports (`holdfast verify`, which checks the same things and names what is wrong).
+   */
+  ownChains?: 'refuse' | 'report';
 }
 
 export const BUILTIN_PROJECTIONS: readonly Projection[] = [
@@ -146,6 +158,7 @@ export async function openNode(
     throw error;
   });
   let releaseChainLock: (() => Promise<void>) | null = null;
+  let headMark: HeadMark | null = null;
   try {
     if (lock) {
       // On PostgreSQL the chain lives in a database other machines can reach: a second data
@@ -154,6 +167,20 @@ export async function openNode(
         identity.tenant,
         identity.node,
         options.purpose ?? defaultPurpose,
+      );
+    }
+    const ledgerOptions = { checkpointEvery: config.checkpointEvery, ...options.ledger };
+    let headMarkProblem: string | null = null;
+    // A reader beside the running writer only reports: the head mark is the writer's to keep.
+    const report = options.ownChains === 'report' || !lock;
+    if (report) {
+      ({ mark: headMark, problem: headMarkProblem } = openHeadMarkForReport(config.dataDir, identity));
+    } else {
+      headMark = await checkOwnChainsAtStart(
+        store,
+        identity,
+        config.dataDir,
+        ledgerOptions.checkpointEvery ?? DEFAULT_LEDGER_OPTIONS.checkpointEvery,
       );
     }
     const registry = options.registry ?? createServerRegistry();
@@ -172,11 +199,13 @@ export async function openNode(
       projections,
       ids: options.ids ?? uuidV7Generator,
       clock,
-      options: { checkpointEvery: config.checkpointEvery, ...options.ledger },
+      options: ledgerOptions,
+      ...(headMark && !report ? { headMark } : {}),
     });
     if (!lock) ledger.makeReadOnly(`${config.dataDir} is being written by another process`);
     const heldLock = lock;
     const chainLock = releaseChainLock;
+    const mark = headMark;
     return {
       identity,
       store,
@@ -185,8 +214,11 @@ export async function openNode(
       ledger,
       clock,
       access: heldLock ? 'write' : 'read',
+      headMark,
+      headMarkProblem,
       close: async () => {
         try {
+          await mark?.close();
           await chainLock?.();
           await store.close();
         } finally {
@@ -195,6 +227,7 @@ export async function openNode(
       },
     };
   } catch (error) {
+    await headMark?.close();
     await releaseChainLock?.().catch(() => undefined);
     await store.close();
     lock?.release();
