@@ -79,6 +79,14 @@ export const messageQueued = defineEventType({
     bundle: z.record(z.string(), z.unknown()),
     /** What it is, in words, for lists and alerts (never patient data). */
     summary: z.string().trim().min(1).max(200),
+    /**
+     * Why the message failed validation before it left (fields by path, never values): such a
+     * message is recorded, never sent, and fails at once so that a person is told.
+     */
+    invalid: z
+      .array(z.strictObject({ path: z.string().max(300), message: z.string().max(500) }))
+      .max(50)
+      .optional(),
   }),
   subjectOf: (p) => `message:${p.messageId}`,
 });
@@ -248,6 +256,8 @@ export interface MessageStatus {
   reference: string | null;
   /** Why it was rejected, failed or cancelled. */
   reason: string | null;
+  /** It failed validation before it left: it can never be sent (nor retried) as it is. */
+  invalid: boolean;
 }
 
 export type MessageEvent =
@@ -302,6 +312,17 @@ export function foldMessage(state: MessageStatus | null, event: MessageEvent): M
       answeredAtMs: null,
       reference: null,
       reason: null,
+      invalid: false,
+      ...(p.invalid && p.invalid.length > 0
+        ? {
+            state: 'failed' as const,
+            invalid: true,
+            reason: `not sent: the message is not valid FHIR: ${p.invalid
+              .slice(0, 5)
+              .map((i) => `${i.path}: ${i.message}`)
+              .join('; ')}`.slice(0, 2000),
+          }
+        : {}),
     };
   }
   if (!state) return null; // facts about a message whose queuing has not arrived yet: refolded later
@@ -346,7 +367,7 @@ export function foldMessage(state: MessageStatus | null, event: MessageEvent): M
       if (RANK[state.state] >= 3) return state; // answered before the deadline fact arrived
       return { ...state, state: 'failed', reason: event.payload.reason, lease: null };
     case 'message.retried':
-      if (state.state !== 'failed') return state;
+      if (state.state !== 'failed' || state.invalid) return state;
       return {
         ...state,
         state: state.sentAtMs === null ? 'queued' : 'sent',

@@ -282,7 +282,8 @@ function bundleRules(b: Bundle, path: string, fail: Fail, out: FhirIssue[]): voi
     if (b.type !== 'message' && b.type !== 'document') return;
     walk(entry.resource as unknown as Record<string, Json>, at, (node, where) => {
       if (typeof node.reference !== 'string' || node.reference.startsWith('#')) return;
-      if (!held.has(node.reference))
+      // A relative reference (Type/id), or a urn:uuid: one naming an entry's fullUrl.
+      if (!held.has(node.reference) && !fullUrls.has(node.reference))
         fail(`${where}.reference`, 'points at a resource that is not in the Bundle');
     });
   });

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { nhsNumberIdentifier } from '../fhir/mapping.ts';
 import type { PatientRecordView } from '../patients/service.ts';
 
 /**
@@ -28,8 +29,6 @@ export interface AmbulanceRequestInput {
   patient: PatientRecordView | null;
 }
 
-const NHS_NUMBER_SYSTEM = 'https://fhir.nhs.uk/Id/nhs-number';
-
 export function ambulanceRequestBundle(input: AmbulanceRequestInput): Record<string, unknown> {
   const ref = (type: string, id: string) => ({ reference: `urn:uuid:${id}`, type });
   const ids = {
@@ -45,7 +44,7 @@ export function ambulanceRequestBundle(input: AmbulanceRequestInput): Record<str
     ? {
         resourceType: 'Patient',
         id: ids.patient,
-        ...(p.nhsNumber ? { identifier: [{ system: NHS_NUMBER_SYSTEM, value: p.nhsNumber }] } : {}),
+        ...(p.nhsNumber ? { identifier: [nhsNumberIdentifier(p.nhsNumber)] } : {}),
         name: [{ family: p.familyName, given: p.givenName ? [p.givenName] : [] }],
         ...(p.sex ? { gender: p.sex } : {}),
         ...(p.dateOfBirth ? { birthDate: p.dateOfBirth } : {}),

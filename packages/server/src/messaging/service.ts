@@ -8,7 +8,9 @@ import {
   type MessageState,
   type MessageStatus,
 } from '@holdfast/core';
+import type { Resource } from '@medplum/fhirtypes';
 import { accessEvent } from '../audit/auditor.ts';
+import { outgoingIssues } from '../fhir/validate.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
 import type { EventDraft, Ledger } from '../ledger/ledger.ts';
 import type { Store, Tx } from '../store/store.ts';
@@ -56,9 +58,15 @@ export class MessagingService {
     private readonly clock: Clock,
   ) {}
 
-  /** The `message.queued` draft for a message; append it in the same call as the facts it belongs to. */
+  /**
+   * The `message.queued` draft for a message; append it in the same call as the facts it belongs to.
+   * The Bundle is validated first (the R4 definitions through an independent validator, and our UK
+   * Core rules): an invalid one is recorded with its issues and fails at once, so it is never sent and
+   * the case and the shift manager's list show why, naming the fields.
+   */
   queuedDraft(tenant: string, actor: string, message: OutgoingMessage): EventDraft {
     const now = this.clock.nowMs();
+    const issues = outgoingIssues(message.bundle as unknown as Resource);
     return {
       tenant,
       type: 'message.queued',
@@ -74,6 +82,13 @@ export class MessagingService {
         failAtMs: now + message.failAfterMs,
         bundle: message.bundle,
         summary: message.summary,
+        ...(issues.length > 0
+          ? {
+              invalid: issues
+                .slice(0, 50)
+                .map((i) => ({ path: i.path.slice(0, 300), message: i.message.slice(0, 500) })),
+            }
+          : {}),
       },
     };
   }
@@ -184,6 +199,10 @@ export class MessagingService {
     const status = (await this.get(ctx, messageId)) as MessageStatus;
     if (status.state !== 'failed')
       throw new ConflictError(`only a failed message can be retried; this one is ${status.state}`);
+    if (status.invalid)
+      throw new ConflictError(
+        'this message is not valid FHIR and can never be sent as it is: act on the case by phone',
+      );
     const now = this.clock.nowMs();
     const window = Math.max(60_000, status.failAtMs - status.queuedAtMs);
     await this.ledger.append([

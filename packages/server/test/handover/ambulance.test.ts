@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { outgoingIssues } from '../../src/fhir/validate.ts';
 import { DeliveryWorker } from '../../src/messaging/delivery.ts';
 import { HttpTransport } from '../../src/messaging/transport-http.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
@@ -154,6 +155,8 @@ describe.each(STORE_KINDS)('999 handover on %s', (kind) => {
         entry: { resource: Record<string, unknown> }[];
       };
       expect(bundle.type).toBe('message');
+      // It passed the outgoing validator (R4 definitions and UK Core rules) before it left.
+      expect(outgoingIssues(bundle as never)).toEqual([]);
       const byType = (rt: string) => bundle.entry.map((e) => e.resource).find((r) => r.resourceType === rt)!;
       expect(byType('MessageHeader').id).toBe(receiver.received[0]!.id);
       expect(JSON.stringify(byType('ServiceRequest').category)).toMatch(/Ambulance response category [1-4]/);

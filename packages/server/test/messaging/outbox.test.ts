@@ -20,11 +20,35 @@ import { responseBundle, ScriptedReceiver } from '../support/scripted-receiver.t
  * here is scripted (what it answers is the test's point); the FHIR receiver built on a third-party
  * implementation is exercised in receiver.test.ts.
  */
+/** The smallest message Bundle that passes the outgoing validator: a header and what it is about. */
 function sampleBundle(messageId: string) {
+  const focus = 'urn:uuid:5d9e0c3a-1f2b-4c3d-8e4f-5a6b7c8d9e0f';
   return {
     resourceType: 'Bundle',
+    id: messageId,
     type: 'message',
-    entry: [{ resource: { resourceType: 'MessageHeader', id: messageId } }],
+    timestamp: '2026-12-04T12:00:00Z',
+    entry: [
+      {
+        fullUrl: `urn:uuid:${messageId}`,
+        resource: {
+          resourceType: 'MessageHeader',
+          id: messageId,
+          eventCoding: { system: 'https://example.org/message-event', code: 'test' },
+          source: { endpoint: 'urn:holdfast:test' },
+          focus: [{ reference: focus }],
+        },
+      },
+      {
+        fullUrl: focus,
+        resource: {
+          resourceType: 'Encounter',
+          id: '5d9e0c3a-1f2b-4c3d-8e4f-5a6b7c8d9e0f',
+          status: 'finished',
+          class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'VR' },
+        },
+      },
+    ],
   };
 }
 
@@ -231,6 +255,43 @@ describe.each(STORE_KINDS)('the outbox on %s', (kind) => {
     expect((await status(id)).state).toBe('accepted');
     expect((await messaging.list(ctx, { needsAttention: true })).map((m) => m.messageId)).not.toContain(id);
     await expect(messaging.cancel(ctx, id, 'no longer needed')).rejects.toThrow(/accepted already/);
+  });
+
+  it('an invalid Bundle is never sent: it is recorded failed at once, naming the field, and cannot be retried', async () => {
+    receiver.received.length = 0;
+    const messageId = randomUUID();
+    const bundle = sampleBundle(messageId);
+    // A MessageHeader without its required source.
+    delete (bundle.entry[0]!.resource as Record<string, unknown>).source;
+    await messaging.queue(TENANT, 'user:test', {
+      messageId,
+      kind: 'ambulance_request',
+      endpointId: 'ambulance',
+      caseId: randomUUID(),
+      siteId: null,
+      bundle,
+      summary: 'Ambulance request, category 2',
+      failAfterMs: 120_000,
+    });
+    const s = await status(messageId);
+    expect(s.state).toBe('failed');
+    expect(s.invalid).toBe(true);
+    expect(s.reason).toMatch(
+      /^not sent: the message is not valid FHIR: Bundle\.entry\[0\]\.resource\.source: Missing required property/,
+    );
+    clock.advance(10_000);
+    await worker.runOnce();
+    expect(receiver.received.map((r) => r.id)).not.toContain(messageId);
+    const ctx = {
+      tenant: TENANT,
+      userId: randomUUID(),
+      username: 'shift-manager@northshire',
+      roles: ['shift_manager' as const],
+      siteIds: [],
+      sessionId: 'test',
+      address: '127.0.0.1',
+    };
+    await expect(messaging.retry(ctx, messageId, 'try again')).rejects.toThrow(/not valid FHIR/);
   });
 
   it('another node’s message is left alone while its lease lives, and taken over only after the lease has lapsed', async () => {

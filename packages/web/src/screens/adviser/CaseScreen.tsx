@@ -474,7 +474,9 @@ function AmbulanceHandover({ caseDetail }: { caseDetail: CaseDetail }) {
           ? 'No electronic link to the ambulance service is set up.'
           : h.state === 'rejected'
             ? `The ambulance service refused the electronic request: ${h.reason ?? 'no reason given'}.`
-            : 'The ambulance service has not accepted the electronic request.'}{' '}
+            : h.reason
+              ? `The electronic request did not go: ${h.reason}.`
+              : 'The ambulance service has not accepted the electronic request.'}{' '}
         Phone {h.phone ? <span data-testid="ambulance-phone">{h.phone}</span> : 'the ambulance service'} and
         read out:
       </Text>
