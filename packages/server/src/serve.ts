@@ -5,6 +5,7 @@ import { openNode } from './node/node.ts';
 import { createHubRunner } from './sync/runner.ts';
 import { DowntimePackService } from './downtime/service.ts';
 import { PeriodicPackWriter } from './downtime/writer.ts';
+import { IntegrityMonitor, refuseToStartIfTampered } from './node/integrity.ts';
 
 /** Runs a node until SIGINT/SIGTERM: HTTP, periodic checkpoints, clean shutdown. */
 export async function serve(config: HoldfastConfig, onListening?: (url: string) => void): Promise<void> {
@@ -12,6 +13,15 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
   const node = await openNode(config, {
     onRebuildProgress: (done, total) => logger.info({ done, total }, 'rebuilding projections'),
   });
+  // Chains and projections checked against the ledger before anyone is served, then periodically.
+  try {
+    await refuseToStartIfTampered(node, logger);
+  } catch (error) {
+    await node.close();
+    throw error;
+  }
+  const integrityMonitor = new IntegrityMonitor(node, logger, (config.integrityCheckMinutes ?? 60) * 60_000);
+  integrityMonitor.start();
   const origin = `http://localhost:${config.port}`;
   // A site syncs with its hub in the background; nothing a user does waits for it.
   const syncRunner = createHubRunner(
@@ -73,6 +83,7 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
     stopping = true;
     logger.info({ signal }, 'shutting down');
     clearInterval(checkpointTimer);
+    await integrityMonitor.stop();
     await syncRunner?.stop();
     await packWriter?.stop();
     await app.close();

@@ -114,6 +114,12 @@ export async function buildHoldfastApp(
       summary: 'Liveness and the ledger head, for load balancers and operators',
       access: { public: true },
       async handler({ reply }) {
+        // A failed integrity check halts the ledger: the node is not healthy, whatever else answers.
+        if (node.ledger.halted) {
+          return reply
+            .code(503)
+            .send({ status: 'integrity_fault', node: node.identity.node, problem: node.ledger.halted });
+        }
         try {
           await node.store.ping();
           const head = await node.ledger.head(node.identity.tenant);

@@ -1,7 +1,9 @@
 import {
   assertInvariant,
   canonicalJson,
+  ChainVerifier,
   GENESIS_HASH,
+  HLC_PATTERN,
   HybridLogicalClock,
   sealEvent,
   signCheckpoint,
@@ -11,6 +13,7 @@ import {
   type IdGenerator,
   type LedgerCrypto,
   type NodeSigner,
+  type ChainFault,
   type StoredEvent,
 } from '@holdfast/core';
 import { sql } from 'kysely';
@@ -69,6 +72,28 @@ interface PendingAppend {
   reject: (error: unknown) => void;
 }
 
+/**
+ * The node will not sign or append: its own chain does not check out (an edit after the last
+ * checkpoint, a clock that is not an HLC value), or a periodic integrity check found a fault. Signing
+ * on top would seal the forgery with the node's key.
+ */
+export class LedgerIntegrityError extends Error {
+  constructor(
+    message: string,
+    readonly fault: ChainFault | null = null,
+  ) {
+    super(message);
+    this.name = 'LedgerIntegrityError';
+  }
+}
+
+/** A stored event whose hybrid clock is not an HLC value, found while resuming the clock. */
+export interface ClockFault {
+  tenant: string;
+  node: string;
+  seq: number;
+}
+
 /** SQLite allows 32,766 bound parameters per statement; 12 columns a row stays well inside it. */
 const INSERT_CHUNK = 500;
 
@@ -89,6 +114,8 @@ export class Ledger {
   /** Called after each commit with the events it made durable (metrics). */
   onCommitted: (events: readonly StoredEvent[]) => void = () => undefined;
   private readonly commitListeners = new Set<(tenants: ReadonlySet<string>) => void>();
+  /** Why this node refuses to append or sign, or null (see `halt`). */
+  private haltedBecause: string | null = null;
 
   /** Live updates: `fn` hears which tenants got new events after every commit (local or imported). */
   subscribe(fn: (tenants: ReadonlySet<string>) => void): () => void {
@@ -113,6 +140,8 @@ export class Ledger {
     clock: Clock,
     lastHlc: string | undefined,
     readonly options: LedgerOptions,
+    /** Events whose stored clock is garbage: skipped when resuming the clock; verify names them. */
+    readonly clockFaults: readonly ClockFault[],
   ) {
     this.hlc = new HybridLogicalClock(clock, lastHlc);
   }
@@ -129,10 +158,7 @@ export class Ledger {
   }): Promise<Ledger> {
     // The clock resumes after the newest event this store holds from any node, so a restarted node
     // (or one whose wall clock went back) never issues a timestamp that sorts before what it has seen.
-    const row = await deps.store.db
-      .selectFrom('ledger_events')
-      .select((eb) => eb.fn.max('hlc').as('hlc'))
-      .executeTakeFirst();
+    const { newest, faults } = await newestWellFormedHlc(deps.store);
     return new Ledger(
       deps.store,
       deps.registry,
@@ -141,9 +167,27 @@ export class Ledger {
       deps.projections,
       deps.ids,
       deps.clock,
-      row?.hlc ?? undefined,
+      newest,
       { ...DEFAULT_LEDGER_OPTIONS, ...deps.options },
+      faults,
     );
+  }
+
+  /**
+   * Stops every append and checkpoint of this node until restart: an integrity check found a
+   * fault, and anything signed now would vouch for tampered history.
+   */
+  halt(reason: string): void {
+    this.haltedBecause ??= reason;
+  }
+
+  get halted(): string | null {
+    return this.haltedBecause;
+  }
+
+  private refuseIfHalted(): void {
+    if (this.haltedBecause)
+      throw new LedgerIntegrityError(`refusing to write or sign: ${this.haltedBecause}`);
   }
 
   get node(): string {
@@ -158,6 +202,7 @@ export class Ledger {
     if (drafts.length === 0) return Promise.resolve([]);
     let prepared: PreparedDraft[];
     try {
+      this.refuseIfHalted();
       prepared = drafts.map((d) => this.prepare(d));
     } catch (error) {
       return Promise.reject(error);
@@ -321,8 +366,64 @@ export class Ledger {
     const head: ChainHead = last
       ? { seq: Number(last.seq), hash: last.hash, hlc: last.hlc, checkpointedSeq: Number(cp?.seq ?? 0) }
       : { seq: 0, hash: GENESIS_HASH, hlc: '', checkpointedSeq: 0 };
+    if (head.seq > 0) await this.checkUnsealedTail(trx, tenant, head);
     this.heads.set(tenant, head);
     return head;
+  }
+
+  /**
+   * Before the first append or checkpoint on a head read from the store, re-checks this node's own
+   * events from its last checkpoint to the head: the checkpoint's signature and hash, then every
+   * hash, link and clock. A store edited while the node was down (an event changed and the rest
+   * re-hashed to fit) would otherwise be sealed by the next checkpoint with the node's own key.
+   * At most `checkpointEvery` events, once per chain per start.
+   */
+  private async checkUnsealedTail(trx: Tx, tenant: string, head: ChainHead): Promise<void> {
+    const from = Math.max(1, head.checkpointedSeq);
+    const checkpoints =
+      head.checkpointedSeq > 0
+        ? (
+            await trx
+              .selectFrom('checkpoints')
+              .selectAll()
+              .where('tenant', '=', tenant)
+              .where('node', '=', this.node)
+              .where('signer', '=', this.node)
+              .where('seq', '=', head.checkpointedSeq)
+              .execute()
+          ).map((c) => ({ ...c, seq: Number(c.seq) }))
+        : [];
+    const rows = await trx
+      .selectFrom('ledger_events')
+      .selectAll()
+      .where('tenant', '=', tenant)
+      .where('node', '=', this.node)
+      .where('seq', '>=', from)
+      .orderBy('seq')
+      .execute();
+    const first = rows[0];
+    const resume = first && from > 1 ? { seq: from - 1, hash: first.prev_hash, hlc: '' } : undefined;
+    const verifier = new ChainVerifier(
+      this.crypto,
+      tenant,
+      this.node,
+      new Map([[this.node, this.signer.publicKey]]),
+      checkpoints,
+      resume,
+    );
+    for (const row of rows) if (!verifier.push(rowToStored(row))) break;
+    const report = verifier.finish();
+    const fault =
+      report.fault ??
+      (report.lastSeq < head.seq
+        ? { tenant, node: this.node, seq: from, fromSeq: from, problem: `seq ${from} is missing` }
+        : null);
+    if (fault) {
+      throw new LedgerIntegrityError(
+        `refusing to write or sign: this node's chain ${tenant} / ${this.node} is bad at seq ${fault.seq}: ${fault.problem} (run holdfast verify)`,
+        fault,
+      );
+    }
   }
 
   /**
@@ -331,6 +432,7 @@ export class Ledger {
    */
   checkpointNow(tenant: string): Promise<Checkpoint | null> {
     return this.withWriteLock(async () => {
+      this.refuseIfHalted();
       return this.store.transaction(async (trx) => {
         const head = await this.loadHead(trx, tenant);
         if (head.seq === 0 || head.checkpointedSeq >= head.seq) return null;
@@ -441,6 +543,29 @@ export class Ledger {
     const payload = JSON.parse(e.payloadJson) as Record<string, unknown>;
     return toProjected(e, this.registry.subjectOf(e.type, e.v, payload));
   }
+}
+
+/**
+ * The newest well-formed hybrid clock in the store, and the events whose clock is garbage (letters
+ * sort after digits, so a garbage value is usually the maximum). A garbage clock must not stop the
+ * node from opening: verify has to run to name the event.
+ */
+async function newestWellFormedHlc(
+  store: Store,
+): Promise<{ newest: string | undefined; faults: ClockFault[] }> {
+  const faults: ClockFault[] = [];
+  let below: string | null = null;
+  // Bounded: a store with this many garbage clocks is reported, and the wall clock carries on.
+  for (let step = 0; step < 1000; step++) {
+    let q = store.db.selectFrom('ledger_events').select(['tenant', 'node', 'seq', 'hlc']);
+    if (below !== null) q = q.where('hlc', '<', below);
+    const row = await q.orderBy('hlc', 'desc').limit(1).executeTakeFirst();
+    if (!row) return { newest: undefined, faults };
+    if (HLC_PATTERN.test(row.hlc)) return { newest: row.hlc, faults };
+    faults.push({ tenant: row.tenant, node: row.node, seq: Number(row.seq) });
+    below = row.hlc;
+  }
+  return { newest: undefined, faults };
 }
 
 export async function insertEvents(trx: Tx, events: readonly ProjectedEvent[]): Promise<void> {

@@ -113,6 +113,7 @@ export async function openNode(
       store,
       [...BUILTIN_PROJECTIONS, ...(options.projections ?? [])],
       () => new Date(clock.nowMs()).toISOString(),
+      (type, v, payload) => registry.subjectOf(type, v, payload),
     );
     await projections.ensureUpToDate(options.onRebuildProgress);
     const ledger = await Ledger.open({
