@@ -5,7 +5,7 @@ import { openNode } from './node/node.ts';
 import { createHubRunner } from './sync/runner.ts';
 import { DowntimePackService } from './downtime/service.ts';
 import { PeriodicPackWriter } from './downtime/writer.ts';
-import { IntegrityMonitor, refuseToStartIfTampered } from './node/integrity.ts';
+import { IntegrityMonitor, startupIntegrityCheck } from './node/integrity.ts';
 
 /** Runs a node until SIGINT/SIGTERM: HTTP, periodic checkpoints, clean shutdown. */
 export async function serve(config: HoldfastConfig, onListening?: (url: string) => void): Promise<void> {
@@ -14,13 +14,13 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
     onRebuildProgress: (done, total) => logger.info({ done, total }, 'rebuilding projections'),
   });
   // Chains and projections checked against the ledger before anyone is served, then periodically.
+  const integrityMonitor = new IntegrityMonitor(node, logger, (config.integrityCheckMinutes ?? 60) * 60_000);
   try {
-    await refuseToStartIfTampered(node, logger);
+    await startupIntegrityCheck(node, logger, integrityMonitor);
   } catch (error) {
     await node.close();
     throw error;
   }
-  const integrityMonitor = new IntegrityMonitor(node, logger, (config.integrityCheckMinutes ?? 60) * 60_000);
   integrityMonitor.start();
   const origin = `http://localhost:${config.port}`;
   // A site syncs with its hub in the background; nothing a user does waits for it.

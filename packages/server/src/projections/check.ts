@@ -129,6 +129,7 @@ async function withScratch<T>(
   const database = new BetterSqlite3('');
   database.pragma('journal_mode = OFF');
   database.pragma('synchronous = OFF');
+  database.pragma('cache_size = -65536'); // 64 MiB: the scratch tables are written once, then compared
   database.prepare('attach database ? as live').run(liveFile);
   const db = new Kysely<CoreDatabase>({ dialect: new SqliteDialect({ database }) });
   try {

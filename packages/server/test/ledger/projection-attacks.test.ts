@@ -9,7 +9,11 @@ import { LedgerIntegrityError } from '../../src/ledger/ledger.ts';
 import { rowToStored } from '../../src/ledger/rows.ts';
 import { verifyStore } from '../../src/ledger/verify.ts';
 import { ledgerCrypto } from '../../src/node/crypto.ts';
-import { IntegrityMonitor, refuseToStartIfTampered } from '../../src/node/integrity.ts';
+import {
+  IntegrityMonitor,
+  refuseToStartIfTampered,
+  startupIntegrityCheck,
+} from '../../src/node/integrity.ts';
 import { initNode, openNode, type HoldfastNode } from '../../src/node/node.ts';
 import { checkProjections } from '../../src/projections/check.ts';
 import { freshStore, STORE_KINDS, type StoreKind } from '../support/databases.ts';
@@ -23,7 +27,7 @@ import { freshStore, STORE_KINDS, type StoreKind } from '../support/databases.ts
 const TENANT = 'northshire';
 const NODE = 'node-1';
 const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
-const quietLogger = { info: () => undefined, error: () => undefined };
+const quietLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 interface Seeded {
   config: Awaited<ReturnType<typeof freshStore>>['config'];
@@ -187,7 +191,10 @@ describe.each(STORE_KINDS)('attacks beyond the hash chain on %s', (kind) => {
       column: 'roles',
       problem: expect.stringContaining('the table was edited') as string,
     });
-    await expect(refuseToStartIfTampered(node, quietLogger)).rejects.toThrow(
+    // What `serve` runs before listening.
+    await expect(
+      startupIntegrityCheck(node, quietLogger, new IntegrityMonitor(node, quietLogger, 60_000)),
+    ).rejects.toThrow(
       `projection accounts, table users, row (tenant=${TENANT}, user_id=${s.adviserId}), column roles`,
     );
     await stop(node);
@@ -406,7 +413,7 @@ describe.each(STORE_KINDS)('attacks beyond the hash chain on %s', (kind) => {
     const errors: unknown[] = [];
     const monitor = new IntegrityMonitor(
       node,
-      { info: () => undefined, error: (o: unknown) => errors.push(o) },
+      { ...quietLogger, error: (o: unknown) => errors.push(o) },
       60_000,
     );
     expect((await monitor.runOnce())?.ok).toBe(true);
