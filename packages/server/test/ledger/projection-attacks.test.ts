@@ -17,6 +17,7 @@ import {
 import { initNode, openNode, type HoldfastNode } from '../../src/node/node.ts';
 import { checkProjections } from '../../src/projections/check.ts';
 import { freshStore, STORE_KINDS, type StoreKind } from '../support/databases.ts';
+import { freePort } from '../support/postgres.ts';
 
 /**
  * Acceptance for tamper evidence beyond the hash chain: direct edits of projection tables, of the
@@ -136,18 +137,22 @@ async function editAndRehash(
   }
 }
 
-function holdfastVerify(s: Seeded, args: string[]) {
+function holdfast(s: Seeded, args: string[]) {
   const env: Record<string, string> = { ...process.env, CI: '1', NO_COLOR: '1' } as Record<string, string>;
   if (s.kind === 'postgres') {
     env.HOLDFAST_STORE = 'postgres';
     env.HOLDFAST_DATABASE_URL = s.config.databaseUrl!;
   }
-  const result = spawnSync(
-    process.execPath,
-    ['--import', 'tsx', CLI, '-d', s.config.dataDir, 'verify', ...args],
-    { encoding: 'utf8', env, timeout: 60_000 },
-  );
+  const result = spawnSync(process.execPath, ['--import', 'tsx', CLI, '-d', s.config.dataDir, ...args], {
+    encoding: 'utf8',
+    env,
+    timeout: 60_000,
+  });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function holdfastVerify(s: Seeded, args: string[]) {
+  return holdfast(s, ['verify', ...args]);
 }
 
 describe.each(STORE_KINDS)('attacks beyond the hash chain on %s', (kind) => {
@@ -309,6 +314,12 @@ describe.each(STORE_KINDS)('attacks beyond the hash chain on %s', (kind) => {
     expect(cli.code).toBe(1);
     expect(cli.stdout).toContain(`${TENANT} / ${NODE}: 3 events`);
     expect(cli.stdout).toContain(`BAD at seq ${seq}`);
+    // The real `holdfast serve` process: exits before listening, naming chain and seq.
+    const served = holdfast(s, ['serve', '--port', String(await freePort())]);
+    expect(served.code).toBe(1);
+    expect(served.stdout).not.toContain('listening on');
+    expect(served.stderr).toContain('refusing to start');
+    expect(served.stderr).toContain(`chain ${TENANT} / ${NODE} is bad at seq ${seq}`);
   });
 
   it('a garbage hlc re-hashed to fit is named as not an HLC value, and the node will not sign on top', async () => {
