@@ -52,8 +52,9 @@ export async function importBatch(
 ): Promise<ImportResult> {
   const parsed = parseLines(ledger, tenant, lines);
   return ledger
-    .withWriteLock(() =>
-      ledger.store.transaction(async (trx) => {
+    .withWriteLock(() => {
+      ledger.refuseIfHalted();
+      return ledger.store.transaction(async (trx) => {
         const plan = await planImport(ledger, trx, tenant, parsed);
         const subjects = new Set(
           plan.newEvents.map((e) => e.event.subject).filter((s): s is string => s !== null),
@@ -83,8 +84,8 @@ export async function importBatch(
           checkpointsAdded: plan.newCheckpoints.length,
           witnessed: witnesses.length,
         };
-      }),
-    )
+      });
+    })
     .then((result) => {
       if (result.inserted > 0) ledger.notifyCommitted([tenant]);
       return result;

@@ -185,7 +185,8 @@ export class Ledger {
     return this.haltedBecause;
   }
 
-  private refuseIfHalted(): void {
+  /** Throws while halted: appends, checkpoints and imports (which sign witnesses) all call it. */
+  refuseIfHalted(): void {
     if (this.haltedBecause)
       throw new LedgerIntegrityError(`refusing to write or sign: ${this.haltedBecause}`);
   }

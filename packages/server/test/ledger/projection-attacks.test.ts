@@ -5,6 +5,7 @@ import { FixedClock, sealEvent } from '@holdfast/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AccountsService } from '../../src/accounts/service.ts';
 import { SessionStore } from '../../src/auth/sessions.ts';
+import { importBatch } from '../../src/ledger/import.ts';
 import { LedgerIntegrityError } from '../../src/ledger/ledger.ts';
 import { rowToStored } from '../../src/ledger/rows.ts';
 import { verifyStore } from '../../src/ledger/verify.ts';
@@ -450,5 +451,7 @@ describe.each(STORE_KINDS)('attacks beyond the hash chain on %s', (kind) => {
       ]),
     ).rejects.toThrow(LedgerIntegrityError);
     await expect(node.ledger.checkpointNow(TENANT)).rejects.toThrow(LedgerIntegrityError);
+    // Nor does it import (an import counter-signs what it receives).
+    await expect(importBatch(node.ledger, TENANT, [])).rejects.toThrow(LedgerIntegrityError);
   });
 });
