@@ -9,7 +9,8 @@ import { importBatch } from '../../src/ledger/import.ts';
 import { LedgerIntegrityError } from '../../src/ledger/ledger.ts';
 import { rowToStored } from '../../src/ledger/rows.ts';
 import { verifyStore } from '../../src/ledger/verify.ts';
-import { ledgerCrypto } from '../../src/node/crypto.ts';
+import { Ed25519Signer, ledgerCrypto } from '../../src/node/crypto.ts';
+import { sha256Hex, signRequest, verifySignedRequest } from '../../src/sync/signing.ts';
 import {
   IntegrityMonitor,
   refuseToStartIfTampered,
@@ -245,6 +246,38 @@ describe.each(STORE_KINDS)('attacks beyond the hash chain on %s', (kind) => {
       key: { tenant: TENANT, site_id: 'site-forged' },
       column: null,
       problem: expect.stringContaining('the ledger does not produce it') as string,
+    });
+  });
+
+  it('a key planted in node_keys does not authenticate a sync request', async () => {
+    const s = await seed(kind);
+    const node = await restart(s);
+    const attacker = Ed25519Signer.generate(NODE).signer;
+    await node.store.db
+      .withTables<{ node_keys: { node: string; public_key: string } }>()
+      .updateTable('node_keys')
+      .set({ public_key: attacker.publicKey })
+      .where('node', '=', NODE)
+      .execute();
+    const request = (signer: typeof attacker) => ({
+      method: 'POST',
+      path: '/api/v1/sync/push',
+      headers: signRequest(signer, s.clock, {
+        method: 'POST',
+        path: '/api/v1/sync/push',
+        tenant: TENANT,
+        body: '{}',
+      }),
+      bodySha256: sha256Hex('{}'),
+    });
+    await expect(verifySignedRequest(node.store, s.clock, request(attacker))).rejects.toMatchObject({
+      code: 'bad_signature',
+    });
+    // The key the ledger registered still works.
+    await expect(
+      verifySignedRequest(node.store, s.clock, request(node.identity.signer)),
+    ).resolves.toMatchObject({
+      node: NODE,
     });
   });
 
