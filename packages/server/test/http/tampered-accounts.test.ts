@@ -82,6 +82,30 @@ describe.each(STORE_KINDS)('accounts edited in the store on %s', (kind) => {
     expect(res.statusCode).toBe(401);
   });
 
+  it('/health answers 503 integrity_fault when an unsealed event of the node was edited under it', async () => {
+    expect((await t.app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
+    const siteId = await t.accounts.createSite('northshire', 'Annex', 'system:test');
+    const [event] = await t.node.ledger
+      .readTenant('northshire', null, 100_000)
+      .then((all) => all.filter((e) => e.type === 'site.created' && e.payloadJson.includes(siteId)));
+    await t.node.store.db
+      .updateTable('ledger_events')
+      .set({ payload: event!.payloadJson.replace('Annex', 'Anne') })
+      .where('tenant', '=', 'northshire')
+      .where('node', '=', event!.node)
+      .where('seq', '=', event!.seq)
+      .execute();
+    t.node.ledger.resetCache(); // as after a restart: the head is read from the store again
+    const res = await t.app.inject({ method: 'GET', url: '/health' });
+    expect(res.statusCode).toBe(503);
+    expect(res.json()).toMatchObject({
+      status: 'integrity_fault',
+      problem: expect.stringContaining(
+        `is bad at seq ${event!.seq}: content does not match its hash`,
+      ) as string,
+    });
+  });
+
   it('/health answers 503 naming the fault once an integrity check has halted the ledger', async () => {
     t.node.ledger.halt('integrity check failed: projection accounts, table users, column roles');
     const res = await t.app.inject({ method: 'GET', url: '/health' });
