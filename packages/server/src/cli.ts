@@ -13,6 +13,7 @@ import { ledgerCrypto } from './node/crypto.ts';
 import { identityExists, initNode, openNode, type HoldfastNode, type OpenNodeOptions } from './node/node.ts';
 import { NodeBusyError } from './node/writer-lock.ts';
 import { loadNodeKeys } from './projections/node-keys.ts';
+import { checkProjections, describeProjectionCheck } from './projections/check.ts';
 import { createProgress } from './cli/progress.ts';
 import { serve } from './serve.ts';
 import {
@@ -312,8 +313,12 @@ program
     're-hash every chain, check every checkpoint signature, and name the first bad event of each chain',
   )
   .option('--tenant <id>', 'only this tenant', identifier('--tenant'))
+  .option(
+    '--projections',
+    'also fold the whole ledger afresh and compare every projection table with it, naming the first difference',
+  )
   .option('--json', 'print the report as JSON')
-  .action(async (opts: { tenant?: string; json?: boolean }) => {
+  .action(async (opts: { tenant?: string; json?: boolean; projections?: boolean }) => {
     await withNode(
       async (node, cfg) => {
         const progress = createProgress('verifying');
@@ -330,11 +335,19 @@ program
           report.ok = false;
           console.error(pc.red(`head mark: ${node.headMarkProblem}`));
         }
+        const projections = opts.projections
+          ? await checkProjections(node.store, node.projections.projections, node.registry)
+          : null;
+        const ok = report.ok && (projections?.ok ?? true);
         if (opts.json) {
-          console.log(JSON.stringify(report, null, 2));
+          console.log(JSON.stringify(projections ? { ...report, ok, projections } : report, null, 2));
         } else {
           for (const c of report.chains) {
-            const status = c.fault ? pc.red(`BAD at seq ${c.fault.seq}: ${c.fault.problem}`) : pc.green('ok');
+            const where =
+              c.fault && c.fault.fromSeq < c.fault.seq
+                ? `in seq ${c.fault.fromSeq}-${c.fault.seq}`
+                : `at seq ${c.fault?.seq}`;
+            const status = c.fault ? pc.red(`BAD ${where}: ${c.fault.problem}`) : pc.green('ok');
             const tail =
               !c.fault && c.sealedSeq < c.lastSeq
                 ? ` (seq ${c.sealedSeq + 1}-${c.lastSeq} not yet sealed by a checkpoint${
@@ -347,6 +360,10 @@ program
               `${c.tenant} / ${c.node}: ${c.eventsChecked} events, ${c.checkpointsChecked} checkpoint signatures: ${status}${tail}`,
             );
           }
+          if (projections) {
+            const line = `projections: ${describeProjectionCheck(projections)}`;
+            console.log(projections.ok ? pc.green(line) : pc.red(`BAD ${line}`));
+          }
           console.log(
             report.ok
               ? pc.green(
@@ -358,8 +375,10 @@ program
                     : "FAILED: this node's head mark cannot be trusted",
                 ),
           );
+          if (projections && !projections.ok)
+            console.log(pc.red('FAILED: a projection does not match the ledger'));
         }
-        process.exitCode = report.ok ? 0 : 1;
+        process.exitCode = ok ? 0 : 1;
       },
       { ownChains: 'report' },
     );

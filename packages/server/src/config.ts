@@ -28,6 +28,8 @@ export const configSchema = z.strictObject({
   /** Folder the downtime pack is written to every `downtimePackEveryMinutes` (off when absent). */
   downtimePackDir: z.string().min(1).optional(),
   downtimePackEveryMinutes: z.number().int().min(1).max(1440).optional(),
+  /** How often `serve` re-checks chains and projections against the ledger (default 60). */
+  integrityCheckMinutes: z.number().int().min(1).max(10_080).optional(),
   /** How many packs the folder keeps (they hold patient data: only the newest few). */
   downtimePackKeep: z.number().int().min(1).max(100).optional(),
   /**
@@ -106,6 +108,7 @@ export const ENV_KEYS: Record<keyof HoldfastConfig, string> = {
   protocolsDir: 'HOLDFAST_PROTOCOLS_DIR',
   downtimePackDir: 'HOLDFAST_DOWNTIME_PACK_DIR',
   downtimePackEveryMinutes: 'HOLDFAST_DOWNTIME_PACK_EVERY_MINUTES',
+  integrityCheckMinutes: 'HOLDFAST_INTEGRITY_CHECK_MINUTES',
   downtimePackKeep: 'HOLDFAST_DOWNTIME_PACK_KEEP',
   downtimeContacts: 'HOLDFAST_DOWNTIME_CONTACTS',
   messagingClientCertificates: 'HOLDFAST_MESSAGING_CLIENT_CERTIFICATES',
@@ -117,6 +120,7 @@ const NUMERIC_KEYS = new Set<keyof HoldfastConfig>([
   'checkpointIntervalSeconds',
   'downtimePackEveryMinutes',
   'downtimePackKeep',
+  'integrityCheckMinutes',
 ]);
 
 export class ConfigError extends Error {}
@@ -161,7 +165,7 @@ export function loadConfig(
       const where = sources.get(key) ?? '';
       const shown = key in merged ? ` (got ${JSON.stringify((merged as Record<string, unknown>)[key])})` : '';
       if (issue.code === 'unrecognized_keys') {
-        return `config: unknown key(s) ${issue.keys.join(', ')}${sources.size ? '' : ''}; allowed keys: ${Object.keys(CONFIG_DEFAULTS).concat('databaseUrl', 'protocolsDir', 'downtimePackDir', 'downtimePackEveryMinutes', 'downtimePackKeep', 'downtimeContacts').join(', ')}`;
+        return `config: unknown key(s) ${issue.keys.join(', ')}${sources.size ? '' : ''}; allowed keys: ${Object.keys(CONFIG_DEFAULTS).concat('databaseUrl', 'protocolsDir', 'downtimePackDir', 'downtimePackEveryMinutes', 'downtimePackKeep', 'integrityCheckMinutes', 'downtimeContacts').join(', ')}`;
       }
       return `config key "${key}"${where ? ` ${where}` : ''}: ${issue.message}${shown}`;
     });

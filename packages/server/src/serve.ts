@@ -8,6 +8,7 @@ import { DowntimePackService } from './downtime/service.ts';
 import { PeriodicPackWriter } from './downtime/writer.ts';
 import { DeliveryWorker } from './messaging/delivery.ts';
 import { HttpTransport } from './messaging/transport-http.ts';
+import { IntegrityMonitor, startupIntegrityCheck } from './node/integrity.ts';
 
 /** Runs a node until SIGINT/SIGTERM: HTTP, periodic checkpoints, clean shutdown. */
 export async function serve(config: HoldfastConfig, onListening?: (url: string) => void): Promise<void> {
@@ -16,6 +17,15 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
     purpose: 'holdfast serve',
     onRebuildProgress: (done, total) => logger.info({ done, total }, 'rebuilding projections'),
   });
+  // Chains and projections checked against the ledger before anyone is served, then periodically.
+  const integrityMonitor = new IntegrityMonitor(node, logger, (config.integrityCheckMinutes ?? 60) * 60_000);
+  try {
+    await startupIntegrityCheck(node, logger, integrityMonitor);
+  } catch (error) {
+    await node.close();
+    throw error;
+  }
+  integrityMonitor.start();
   const origin = `http://localhost:${config.port}`;
   // A site syncs with its hub in the background; nothing a user does waits for it.
   const syncRunner = createHubRunner(
@@ -95,6 +105,7 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
     stopping = true;
     logger.info({ signal }, 'shutting down');
     clearInterval(checkpointTimer);
+    await integrityMonitor.stop();
     await syncRunner?.stop();
     await delivery.stop();
     await packWriter?.stop();

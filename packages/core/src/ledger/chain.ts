@@ -1,6 +1,6 @@
 import type { LedgerCrypto, NodeSigner } from '../ports.ts';
 import { canonicalJson } from './canonical.ts';
-import { canonicalBody, GENESIS_HASH, type StoredEvent } from './envelope.ts';
+import { canonicalBody, GENESIS_HASH, HLC_PATTERN, type StoredEvent } from './envelope.ts';
 
 /** Fills in `hash` for an event whose other fields are final. */
 export function sealEvent(crypto: LedgerCrypto, e: Omit<StoredEvent, 'hash'>): StoredEvent {
@@ -54,8 +54,14 @@ export function checkpointSignatureProblem(
 export interface ChainFault {
   tenant: string;
   node: string;
-  /** The first position in the chain where the stored history is wrong. */
+  /** The first position in the chain where the stored history is known to be wrong. */
   seq: number;
+  /**
+   * The first seq that may be wrong. Equal to `seq` unless the fault is a checkpoint that no longer
+   * matches a chain whose links still hold: the events were re-hashed without the node's key, and
+   * the edit lies somewhere after the previous matching checkpoint, in `fromSeq`..`seq`.
+   */
+  fromSeq: number;
   problem: string;
 }
 
@@ -98,6 +104,8 @@ export class ChainVerifier {
   private eventsChecked = 0;
   private checkpointsChecked = 0;
   private sealedSeq = 0;
+  /** The last seq whose every checkpoint matched: history up to here is vouched for by signatures. */
+  private lastMatchedCheckpointSeq = 0;
   private fault: ChainFault | null = null;
   private readonly checkpointsBySeq = new Map<number, Checkpoint[]>();
   private readonly selfKey: string | undefined;
@@ -115,6 +123,7 @@ export class ChainVerifier {
       this.expectedSeq = options.resumeAfter.seq + 1;
       this.prevHash = options.resumeAfter.hash;
       this.prevHlc = options.resumeAfter.hlc;
+      this.lastMatchedCheckpointSeq = options.resumeAfter.seq;
     }
     for (const c of checkpoints) {
       const list = this.checkpointsBySeq.get(c.seq) ?? [];
@@ -148,6 +157,11 @@ export class ChainVerifier {
         `prevHash does not match the hash of seq ${e.seq - 1} (the chain was broken or spliced)`,
       );
     }
+    // A clock that is not an HLC value at all is a fault at this event like any other (the hash
+    // check above catches a changed byte unless the event was re-hashed too).
+    if (!HLC_PATTERN.test(e.hlc)) {
+      return this.fail(e.seq, `hybrid clock ${JSON.stringify(e.hlc.slice(0, 40))} is not an HLC value`);
+    }
     if (e.hlc <= this.prevHlc) {
       return this.fail(e.seq, `hybrid clock ${e.hlc} is not after the previous event's ${this.prevHlc}`);
     }
@@ -165,12 +179,26 @@ export class ChainVerifier {
       for (const c of checkpoints) {
         this.checkpointsChecked++;
         if (c.hash !== e.hash || c.hlc !== e.hlc) {
-          return this.fail(e.seq, `checkpoint by ${c.signer} does not match the event at this seq`);
+          if (checkpointSignatureProblem(this.crypto, this.publicKeys, c) !== null) {
+            return this.fail(
+              e.seq,
+              `checkpoint by ${c.signer} does not match the event at this seq (and its signature fails)`,
+            );
+          }
+          // An authentic checkpoint, and the links up to here held: every event since the last
+          // matching checkpoint was re-hashed to fit, so the edit is somewhere in that range.
+          const fromSeq = this.lastMatchedCheckpointSeq + 1;
+          return this.fail(
+            e.seq,
+            `checkpoint by ${c.signer} does not match the event at this seq: the chain was rewritten and re-hashed somewhere in seq ${fromSeq}-${e.seq} (after the previous matching checkpoint)`,
+            fromSeq,
+          );
         }
         const problem = checkpointSignatureProblem(this.crypto, this.publicKeys, c);
         if (problem) return this.fail(e.seq, problem);
         if (c.signer === this.node) this.sealedSeq = e.seq;
       }
+      this.lastMatchedCheckpointSeq = e.seq;
     }
     this.eventsChecked++;
     this.expectedSeq = e.seq + 1;
@@ -202,8 +230,8 @@ export class ChainVerifier {
     };
   }
 
-  private fail(seq: number, problem: string): false {
-    this.fault = { tenant: this.tenant, node: this.node, seq, problem };
+  private fail(seq: number, problem: string, fromSeq: number = seq): false {
+    this.fault = { tenant: this.tenant, node: this.node, seq, fromSeq, problem };
     return false;
   }
 }

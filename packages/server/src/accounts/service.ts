@@ -4,8 +4,9 @@ import { hashPassword } from '../auth/passwords.ts';
 import type { SessionStore } from '../auth/sessions.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
 import type { Ledger } from '../ledger/ledger.ts';
-import type { Store } from '../store/store.ts';
-import { accountsDb, toUserRecord, type UserRecord } from './projection.ts';
+import type { Db, Store, Tx } from '../store/store.ts';
+import { checkedUserFacts } from './checked.ts';
+import { accountsDb, toUserRecord, type UserRecord, type UsersTable } from './projection.ts';
 
 export interface NewUser {
   username: string;
@@ -40,7 +41,15 @@ export class AccountsService {
       .where('username', '=', folded)
       .executeTakeFirst();
     if (!row) return null;
-    return toUserRecord(row, await this.passkeyCount(row.tenant, row.user_id));
+    const keys = await accountsDb(this.store.db)
+      .selectFrom('passkeys')
+      .select(['credential_id', 'public_key'])
+      .where('tenant', '=', row.tenant)
+      .where('user_id', '=', row.user_id)
+      .execute();
+    const user = await this.checked(this.store.db, row, keys);
+    // A user name written into another user's row does not lead to that user.
+    return user && user.username === folded ? user : null;
   }
 
   /** A user of the caller's tenant; the session's user is re-read on every request. */
@@ -52,12 +61,37 @@ export class AccountsService {
       if (!row) return null;
       const keys = await accountsDb(trx)
         .selectFrom('passkeys')
-        .select('credential_id')
+        .select(['credential_id', 'public_key'])
         .where('user_id', '=', userId)
         .where('tenant', '=', tenant)
         .execute();
-      return toUserRecord(row, keys.length);
+      return this.checked(trx, row, keys);
     });
+  }
+
+  /**
+   * The user as the table shows them, with every field that a security decision rests on (roles,
+   * sites, disabled, password hash, second factors, user name) replaced by the fold of their own
+   * ledger events: the table is a read model and can be edited; the ledger is hashed and signed.
+   */
+  private async checked(
+    db: Db | Tx,
+    row: UsersTable,
+    keys: readonly { credential_id: string; public_key: string }[],
+  ): Promise<UserRecord | null> {
+    const facts = await checkedUserFacts(db, this.ledger, row.tenant, row.user_id);
+    if (!facts) return null;
+    const passkeys = keys.filter((k) => facts.passkeys.get(k.credential_id) === k.public_key).length;
+    return {
+      ...toUserRecord(row, passkeys),
+      username: facts.username,
+      roles: facts.roles,
+      siteIds: facts.siteIds,
+      disabled: facts.disabled,
+      passwordHash: facts.passwordHash,
+      totpSecret: facts.totpSecret,
+      recoveryCodeHashes: facts.recoveryCodeHashes,
+    };
   }
 
   async list(tenant: string): Promise<UserRecord[]> {
@@ -251,21 +285,15 @@ export class AccountsService {
       .where('tenant', '=', tenant)
       .where('user_id', '=', userId)
       .execute();
-    return rows.map((r) => ({
-      credentialId: r.credential_id,
-      publicKey: r.public_key,
-      counter: Number(r.counter),
-      transports: JSON.parse(r.transports) as string[],
-    }));
-  }
-
-  private async passkeyCount(tenant: string, userId: string): Promise<number> {
-    const rows = await accountsDb(this.store.db)
-      .selectFrom('passkeys')
-      .select('credential_id')
-      .where('tenant', '=', tenant)
-      .where('user_id', '=', userId)
-      .execute();
-    return rows.length;
+    // Only passkeys the ledger registered to this user (a row planted in the table is not one).
+    const registered = (await checkedUserFacts(this.store.db, this.ledger, tenant, userId))?.passkeys;
+    return rows
+      .filter((r) => registered?.get(r.credential_id) === r.public_key)
+      .map((r) => ({
+        credentialId: r.credential_id,
+        publicKey: r.public_key,
+        counter: Number(r.counter),
+        transports: JSON.parse(r.transports) as string[],
+      }));
   }
 }

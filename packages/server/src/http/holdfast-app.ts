@@ -9,6 +9,7 @@ import { authRoutes } from '../auth/routes.ts';
 import { passkeyRoutes, type PasskeyConfig } from '../auth/passkeys.ts';
 import { DEFAULT_SESSION_POLICY, SessionStore, type SessionPolicy } from '../auth/sessions.ts';
 import { DEFAULT_THROTTLE, SignInThrottle, type ThrottleOptions } from '../auth/throttle.ts';
+import { LedgerIntegrityError } from '../ledger/ledger.ts';
 import { warmPasswordHashing } from '../auth/passwords.ts';
 import type { HoldfastNode } from '../node/node.ts';
 import type { WriteFailure } from '../ledger/write-health.ts';
@@ -128,6 +129,12 @@ export async function buildHoldfastApp(
       summary: 'Liveness, whether the node can write, and the ledger head, for load balancers and operators',
       access: { public: true },
       async handler({ reply }) {
+        // A failed integrity check halts the ledger: the node is not healthy, whatever else answers.
+        if (node.ledger.halted) {
+          return reply
+            .code(503)
+            .send({ status: 'integrity_fault', node: node.identity.node, problem: node.ledger.halted });
+        }
         const unwritable = await writeProblem(node);
         if (unwritable) {
           return reply.code(503).send({
@@ -148,7 +155,12 @@ export async function buildHoldfastApp(
             store: node.store.dialect,
             ledger: { seq: head.seq, sealedSeq: head.checkpointedSeq },
           };
-        } catch {
+        } catch (error) {
+          // Reading the head re-checks the node's unsealed events: a fault there is not an outage.
+          if (error instanceof LedgerIntegrityError)
+            return reply
+              .code(503)
+              .send({ status: 'integrity_fault', node: node.identity.node, problem: error.message });
           return reply
             .code(503)
             .send({ status: 'unavailable', node: node.identity.node, problem: 'the store does not answer' });

@@ -53,6 +53,7 @@ export async function importBatch(
   const parsed = parseLines(ledger, tenant, lines);
   return ledger
     .withWriteLock(async () => {
+      ledger.refuseIfHalted();
       let ownChainMoved = false;
       const result = await ledger.store.transaction(async (trx) => {
         const plan = await planImport(ledger, trx, tenant, parsed);

@@ -1,7 +1,9 @@
 import {
   assertInvariant,
   canonicalJson,
+  ChainVerifier,
   GENESIS_HASH,
+  HLC_PATTERN,
   HybridLogicalClock,
   sealEvent,
   signCheckpoint,
@@ -11,6 +13,7 @@ import {
   type IdGenerator,
   type LedgerCrypto,
   type NodeSigner,
+  type ChainFault,
   type StoredEvent,
 } from '@holdfast/core';
 import { sql } from 'kysely';
@@ -71,6 +74,28 @@ interface PendingAppend {
   reject: (error: unknown) => void;
 }
 
+/**
+ * The node will not sign or append: its own chain does not check out (an edit after the last
+ * checkpoint, a clock that is not an HLC value), or a periodic integrity check found a fault. Signing
+ * on top would seal the forgery with the node's key.
+ */
+export class LedgerIntegrityError extends Error {
+  constructor(
+    message: string,
+    readonly fault: ChainFault | null = null,
+  ) {
+    super(message);
+    this.name = 'LedgerIntegrityError';
+  }
+}
+
+/** A stored event whose hybrid clock is not an HLC value, found while resuming the clock. */
+export interface ClockFault {
+  tenant: string;
+  node: string;
+  seq: number;
+}
+
 /** SQLite allows 32,766 bound parameters per statement; 12 columns a row stays well inside it. */
 const INSERT_CHUNK = 500;
 
@@ -99,6 +124,8 @@ export class Ledger {
   private readonly guardRefusals = new WeakSet<object>();
   /** Heads committed but not yet confirmed in the head mark (written after the callers are answered). */
   private readonly unconfirmedHeads = new Map<string, MarkedHead>();
+  /** Why this node refuses to append or sign, or null (see `halt`). */
+  private haltedBecause: string | null = null;
 
   /** Live updates: `fn` hears which tenants got new events after every commit (local or imported). */
   subscribe(fn: (tenants: ReadonlySet<string>) => void): () => void {
@@ -124,6 +151,8 @@ export class Ledger {
     lastHlc: string | undefined,
     readonly options: LedgerOptions,
     private readonly headMark: HeadMark | null,
+    /** Events whose stored clock is garbage: skipped when resuming the clock; verify names them. */
+    readonly clockFaults: readonly ClockFault[],
   ) {
     this.hlc = new HybridLogicalClock(clock, lastHlc);
   }
@@ -142,10 +171,7 @@ export class Ledger {
   }): Promise<Ledger> {
     // The clock resumes after the newest event this store holds from any node, so a restarted node
     // (or one whose wall clock went back) never issues a timestamp that sorts before what it has seen.
-    const row = await deps.store.db
-      .selectFrom('ledger_events')
-      .select((eb) => eb.fn.max('hlc').as('hlc'))
-      .executeTakeFirst();
+    const { newest, faults } = await newestWellFormedHlc(deps.store);
     return new Ledger(
       deps.store,
       deps.registry,
@@ -154,10 +180,29 @@ export class Ledger {
       deps.projections,
       deps.ids,
       deps.clock,
-      row?.hlc ?? undefined,
+      newest,
       { ...DEFAULT_LEDGER_OPTIONS, ...deps.options },
       deps.headMark ?? null,
+      faults,
     );
+  }
+
+  /**
+   * Stops every append and checkpoint of this node until restart: an integrity check found a
+   * fault, and anything signed now would vouch for tampered history.
+   */
+  halt(reason: string): void {
+    this.haltedBecause ??= reason;
+  }
+
+  get halted(): string | null {
+    return this.haltedBecause;
+  }
+
+  /** Throws while halted: appends, checkpoints and imports (which sign witnesses) all call it. */
+  refuseIfHalted(): void {
+    if (this.haltedBecause)
+      throw new LedgerIntegrityError(`refusing to write or sign: ${this.haltedBecause}`);
   }
 
   get node(): string {
@@ -190,6 +235,7 @@ export class Ledger {
     let prepared: PreparedDraft[];
     try {
       this.refuseIfReadOnly();
+      this.refuseIfHalted();
       prepared = drafts.map((d) => this.prepare(d));
     } catch (error) {
       return Promise.reject(error);
@@ -406,8 +452,64 @@ export class Ledger {
     const head: ChainHead = last
       ? { seq: Number(last.seq), hash: last.hash, hlc: last.hlc, checkpointedSeq: Number(cp?.seq ?? 0) }
       : { seq: 0, hash: GENESIS_HASH, hlc: '', checkpointedSeq: 0 };
+    if (head.seq > 0) await this.checkUnsealedTail(trx, tenant, head);
     this.heads.set(tenant, head);
     return head;
+  }
+
+  /**
+   * Before the first append or checkpoint on a head read from the store, re-checks this node's own
+   * events from its last checkpoint to the head: the checkpoint's signature and hash, then every
+   * hash, link and clock. A store edited while the node was down (an event changed and the rest
+   * re-hashed to fit) would otherwise be sealed by the next checkpoint with the node's own key.
+   * At most `checkpointEvery` events, once per chain per start.
+   */
+  private async checkUnsealedTail(trx: Tx, tenant: string, head: ChainHead): Promise<void> {
+    const from = Math.max(1, head.checkpointedSeq);
+    const checkpoints =
+      head.checkpointedSeq > 0
+        ? (
+            await trx
+              .selectFrom('checkpoints')
+              .selectAll()
+              .where('tenant', '=', tenant)
+              .where('node', '=', this.node)
+              .where('signer', '=', this.node)
+              .where('seq', '=', head.checkpointedSeq)
+              .execute()
+          ).map((c) => ({ ...c, seq: Number(c.seq) }))
+        : [];
+    const rows = await trx
+      .selectFrom('ledger_events')
+      .selectAll()
+      .where('tenant', '=', tenant)
+      .where('node', '=', this.node)
+      .where('seq', '>=', from)
+      .orderBy('seq')
+      .execute();
+    const first = rows[0];
+    const resume = first && from > 1 ? { seq: from - 1, hash: first.prev_hash, hlc: '' } : undefined;
+    const verifier = new ChainVerifier(
+      this.crypto,
+      tenant,
+      this.node,
+      new Map([[this.node, this.signer.publicKey]]),
+      checkpoints,
+      { ...(resume ? { resumeAfter: resume } : {}), selfKey: this.signer.publicKey },
+    );
+    for (const row of rows) if (!verifier.push(rowToStored(row))) break;
+    const report = verifier.finish();
+    const fault =
+      report.fault ??
+      (report.lastSeq < head.seq
+        ? { tenant, node: this.node, seq: from, fromSeq: from, problem: `seq ${from} is missing` }
+        : null);
+    if (fault) {
+      throw new LedgerIntegrityError(
+        `refusing to write or sign: this node's chain ${tenant} / ${this.node} is bad at seq ${fault.seq}: ${fault.problem} (run holdfast verify)`,
+        fault,
+      );
+    }
   }
 
   /**
@@ -417,6 +519,7 @@ export class Ledger {
   checkpointNow(tenant: string): Promise<Checkpoint | null> {
     if (this.readOnly) return Promise.resolve(null);
     return this.withWriteLock(async () => {
+      this.refuseIfHalted();
       return this.store.transaction(async (trx) => {
         const head = await this.loadHead(trx, tenant);
         if (head.seq === 0 || head.checkpointedSeq >= head.seq) return null;
@@ -537,6 +640,29 @@ export class Ledger {
 
 function markedHeads(heads: ReadonlyMap<string, ChainHead>): Map<string, MarkedHead> {
   return new Map([...heads].map(([tenant, h]) => [tenant, { seq: h.seq, hash: h.hash }]));
+}
+
+/**
+ * The newest well-formed hybrid clock in the store, and the events whose clock is garbage (letters
+ * sort after digits, so a garbage value is usually the maximum). A garbage clock must not stop the
+ * node from opening: verify has to run to name the event.
+ */
+async function newestWellFormedHlc(
+  store: Store,
+): Promise<{ newest: string | undefined; faults: ClockFault[] }> {
+  const faults: ClockFault[] = [];
+  let below: string | null = null;
+  // Bounded: a store with this many garbage clocks is reported, and the wall clock carries on.
+  for (let step = 0; step < 1000; step++) {
+    let q = store.db.selectFrom('ledger_events').select(['tenant', 'node', 'seq', 'hlc']);
+    if (below !== null) q = q.where('hlc', '<', below);
+    const row = await q.orderBy('hlc', 'desc').limit(1).executeTakeFirst();
+    if (!row) return { newest: undefined, faults };
+    if (HLC_PATTERN.test(row.hlc)) return { newest: row.hlc, faults };
+    faults.push({ tenant: row.tenant, node: row.node, seq: Number(row.seq) });
+    below = row.hlc;
+  }
+  return { newest: undefined, faults };
 }
 
 export async function insertEvents(trx: Tx, events: readonly ProjectedEvent[]): Promise<void> {

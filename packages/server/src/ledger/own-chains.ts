@@ -221,6 +221,7 @@ async function registrationFault(
         tenant,
         node: identity.node,
         seq: Number(row.seq),
+        fromSeq: Number(row.seq),
         problem: `registers node ${identity.node} with a key that is not the one in its identity file (node.json): the chain was re-signed with another key`,
       };
   }

@@ -263,6 +263,7 @@ function unsealedBeyondBound(report: ChainReport, maxUnsealed: number | undefine
     tenant: report.tenant,
     node: report.node,
     seq: report.sealedSeq + 1,
+    fromSeq: report.sealedSeq + 1,
     problem: `seq ${report.sealedSeq + 1}-${report.lastSeq}: ${unsealed} events not sealed by a checkpoint of node ${report.node}, more than a node leaves unsealed (${maxUnsealed}): appended outside the node`,
   };
 }
@@ -273,7 +274,7 @@ export async function compareWithHeadMark(
   entry: HeadMarkEntry | undefined,
 ): Promise<ChainFault | null> {
   const { tenant, node, lastSeq, sealedSeq } = report;
-  const fault = (seq: number, problem: string): ChainFault => ({ tenant, node, seq, problem });
+  const fault = (seq: number, problem: string): ChainFault => ({ tenant, node, seq, fromSeq: seq, problem });
   if (!entry) {
     if (lastSeq === 0) return null;
     return fault(

@@ -188,6 +188,7 @@ export async function openNode(
       store,
       [...BUILTIN_PROJECTIONS, ...(options.projections ?? [])],
       () => new Date(clock.nowMs()).toISOString(),
+      (type, v, payload) => registry.subjectOf(type, v, payload),
     );
     // A reader never rebuilds: the projections belong to the writer.
     if (lock) await projections.ensureUpToDate(options.onRebuildProgress);

@@ -1,5 +1,6 @@
 import { compareLedgerOrder, type StoredEvent } from '@holdfast/core';
-import { sql } from 'kysely';
+import { sql, type Selectable } from 'kysely';
+import type { LedgerEventsTable } from '../store/schema.ts';
 import type { Store, Tx } from '../store/store.ts';
 import { rowToStored } from '../ledger/rows.ts';
 import { toProjected, type ProjectedEvent, type Projection } from './projection.ts';
@@ -17,6 +18,12 @@ export class ProjectionEngine {
     private readonly store: Store,
     readonly projections: readonly Projection[],
     private readonly now: () => string,
+    /**
+     * The subject an event is about, from its type and payload (the registry's `subjectOf`). The
+     * stored `subject` column is outside the hash: refolds and rebuilds derive it instead of trusting
+     * the column, so an edited column cannot steer an event into another subject's rows.
+     */
+    private readonly subjectOf: ((type: string, v: number, payload: unknown) => string | null) | null = null,
   ) {
     const names = new Set<string>();
     for (const p of projections) {
@@ -103,9 +110,18 @@ export class ProjectionEngine {
       .orderBy('seq')
       .execute();
     for (const row of rows) {
-      const e = toProjected(rowToStored(row), row.subject);
+      const e = this.toProjectedRow(row);
+      // Found through the (unhashed) subject column but about another subject: not this fold's.
+      if (e.subject !== subject) continue;
       for (const p of this.projections) await p.apply(trx, e);
     }
+  }
+
+  private toProjectedRow(row: Selectable<LedgerEventsTable>): ProjectedEvent {
+    const stored = rowToStored(row);
+    if (!this.subjectOf) return toProjected(stored, row.subject);
+    const payload = JSON.parse(stored.payloadJson) as Record<string, unknown>;
+    return { ...stored, payload, subject: this.subjectOf(stored.type, stored.v, payload) };
   }
 
   /** Drops and re-creates the given projections (all by default) and folds the whole ledger into them. */
@@ -144,7 +160,7 @@ export class ProjectionEngine {
       if (rows.length === 0) break;
       await this.store.transaction(async (trx) => {
         for (const row of rows) {
-          const e = toProjected(rowToStored(row), row.subject);
+          const e = this.toProjectedRow(row);
           for (const p of which) await p.apply(trx, e);
         }
       });

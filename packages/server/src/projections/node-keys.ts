@@ -1,4 +1,7 @@
+import { canonicalBody } from '@holdfast/core';
 import { sql } from 'kysely';
+import { rowToStored } from '../ledger/rows.ts';
+import { ledgerCrypto } from '../node/crypto.ts';
 import type { Projection } from './projection.ts';
 import type { Db, Tx } from '../store/store.ts';
 
@@ -70,4 +73,34 @@ export async function loadNodeKeys(db: Db | Tx, tenant: string): Promise<Map<str
     .where('tenant', '=', tenant)
     .execute();
   return new Map(rows.map((r) => [r.node, r.public_key]));
+}
+
+/**
+ * The tenant's node keys folded straight from the `node.registered` events (found through the
+ * subject index, each re-hashed and its subject re-derived from the payload), not from the
+ * `node_keys` table: for deciding whom to trust on the network, a key planted in the table must
+ * not count. Registrations are few, so this is one small indexed read.
+ */
+export async function loadCheckedNodeKeys(db: Db | Tx, tenant: string): Promise<Map<string, string>> {
+  const rows = await db
+    .selectFrom('ledger_events')
+    .selectAll()
+    .where('tenant', '=', tenant)
+    .where('subject', '>=', 'node:')
+    .where('subject', '<', 'node;')
+    .where('type', '=', 'node.registered')
+    .orderBy('hlc')
+    .orderBy('node')
+    .orderBy('seq')
+    .execute();
+  const keys = new Map<string, string>();
+  for (const row of rows) {
+    const e = rowToStored(row);
+    // An edited registration is no registration (verify names it).
+    if (ledgerCrypto.sha256Hex(canonicalBody(e)) !== e.hash) continue;
+    const p = JSON.parse(e.payloadJson) as { node: string; publicKey: string };
+    if (row.subject !== `node:${p.node}`) continue;
+    keys.set(p.node, p.publicKey);
+  }
+  return keys;
 }

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Clock, NodeSigner } from '@holdfast/core';
 import { sql } from 'kysely';
 import { ledgerCrypto } from '../node/crypto.ts';
-import { loadNodeKeys } from '../projections/node-keys.ts';
+import { loadCheckedNodeKeys } from '../projections/node-keys.ts';
 import type { Store } from '../store/store.ts';
 
 /**
@@ -167,7 +167,8 @@ export async function verifySignedRequest(
   if (!SIGNATURE_PATTERN.test(signature))
     throw new SignatureRefusedError('bad_signature', `${HEADER.signature} is not a base64url signature`);
 
-  const keys = await loadNodeKeys(store.db, tenant);
+  // Whom to trust comes from the ledger itself, never from the node_keys read model.
+  const keys = await loadCheckedNodeKeys(store.db, tenant);
   const publicKey = keys.get(node);
   if (!publicKey)
     throw new SignatureRefusedError(
