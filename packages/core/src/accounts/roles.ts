@@ -60,6 +60,11 @@ export const PERMISSIONS = [
   'reconciliation.resolve',
   /** See messages to other systems (ambulance requests, PEMs, referrals) and their delivery. */
   'messages.read',
+  /**
+   * See and take work at every site of the provider, not only one's own sites (the CAS queue is
+   * scoped to a user's sites by default).
+   */
+  'queue.all_sites',
   /** Retry a failed message or cancel an unanswered one, with a reason. */
   'messages.manage',
   /** Configure the systems the provider sends to (ambulance service, GP practices…). */
@@ -103,6 +108,7 @@ export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
     'reconciliation.resolve',
     'messages.read',
     'messages.manage',
+    'queue.all_sites',
   ],
   // Administrators manage people, not patients: they see no patient data.
   provider_admin: ['session.self', 'users.manage', 'sites.manage', 'sessions.manage', 'endpoints.manage'],

@@ -1,9 +1,10 @@
-import { hasPermission, type CaseState, type Clock } from '@holdfast/core';
+import { ForbiddenError, hasPermission, type CaseState, type Clock } from '@holdfast/core';
 import { orderQueue, queueTiming, formatLondonDateTime } from '@holdfast/core/queue/priority';
 import type { Auditor } from '../audit/auditor.ts';
 import type { RequestContext } from '../http/context.ts';
 import type { Store } from '../store/store.ts';
 import { casesDb, type CasesTable } from './projection.ts';
+import { queueSitesOf } from './sites.ts';
 import { SAMPLE_LABEL } from './views.ts';
 
 export interface QueueFilters {
@@ -32,6 +33,11 @@ export class QueueService {
   ) {}
 
   async list(ctx: RequestContext, filters: QueueFilters) {
+    const sites = queueSitesOf(ctx);
+    if (filters.siteId && sites !== 'all' && !sites.includes(filters.siteId))
+      throw new ForbiddenError(
+        'that site is not one of your sites: the queue shows the work of your own sites',
+      );
     const rows = await this.store.withTenant(ctx.tenant, async (trx) => {
       let q = casesDb(trx)
         .selectFrom('cases')
@@ -39,6 +45,9 @@ export class QueueService {
         .where('tenant', '=', ctx.tenant)
         .where('status', 'in', ['queued', 'claimed', 'in_consultation']);
       if (filters.siteId) q = q.where('site_id', '=', filters.siteId);
+      // A user works at their own sites: a user with no site sees no queue (an admin is warned
+      // when creating one); working across sites is a permission of its own.
+      else if (sites !== 'all') q = q.where('site_id', 'in', sites.length > 0 ? sites : ['']);
       if (filters.skillSet) q = q.where('skill_set', '=', filters.skillSet);
       if (filters.mine) q = q.where('claimed_by', '=', ctx.userId);
       return q.limit(5000).execute();

@@ -14,6 +14,7 @@ import { actorOf, type RequestContext } from '../http/context.ts';
 import type { PatientService } from '../patients/service.ts';
 import { type CasesTable, type TriageAnswerRecord } from './projection.ts';
 import type { CaseService } from './service.ts';
+import { queueSitesOf } from './sites.ts';
 
 /** Shown with every disposition that came from the shipped sample protocols. */
 export const SAMPLE_LABEL = 'Sample content for demonstration — not clinically validated';
@@ -48,6 +49,15 @@ export class CaseViews {
    * and a stored one was never answered with an error because its audit could not be written.
    */
   async commandThenDetail(ctx: RequestContext, caseId: string, command: CaseCommand) {
+    if (command.type === 'claim') {
+      // Claiming is taking the work: only at one's own sites, unless one works across sites.
+      const sites = queueSitesOf(ctx);
+      const row = await this.cases.get(ctx, caseId);
+      if (sites !== 'all' && !sites.includes(row.site_id))
+        throw new ForbiddenError(
+          "this case belongs to a site that is not one of yours: it is left for that site's clinicians",
+        );
+    }
     await this.cases.command(ctx, caseId, command, undefined, { audit: detailRead(caseId) });
     return caseView(await this.cases.get(ctx, caseId));
   }

@@ -74,6 +74,8 @@ export function Queue() {
           if (!(error instanceof ApiError && (error.status === 404 || error.status === 403))) throw error;
         }
         if (row && filters.siteId && row.siteId !== filters.siteId) row = null;
+        // The queue is the work of one's own sites (the server scopes it the same way).
+        if (row && !session.can('queue.all_sites') && !user.siteIds.includes(row.siteId)) row = null;
         if (row && filters.skillSet && row.disposition.skillSet !== filters.skillSet) row = null;
         if (row && filters.mine && row.claimedBy !== user.userId) row = null;
         queryClient.setQueryData<QueueCase[]>(queryKey, (list) =>
@@ -85,7 +87,7 @@ export function Queue() {
         if (again) void refreshCase(caseId);
       }
     },
-    [filters, queryClient, queryKey, user.userId],
+    [filters, queryClient, queryKey, user.userId, user.siteIds, session],
   );
 
   const live = useCaseEvents(
@@ -193,7 +195,9 @@ export function Queue() {
             label="Site"
             data={[
               { value: '', label: 'All sites' },
-              ...(sites.data ?? []).map((s) => ({ value: s.siteId, label: s.name })),
+              ...(sites.data ?? [])
+                .filter((s) => session.can('queue.all_sites') || user.siteIds.includes(s.siteId))
+                .map((s) => ({ value: s.siteId, label: s.name })),
             ]}
             value={filters.siteId}
             onChange={(e) => set('siteId', e.currentTarget.value)}
