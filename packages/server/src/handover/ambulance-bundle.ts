@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { nameBasedUuid } from '../node/ids.ts';
 import { nhsNumberIdentifier } from '../fhir/mapping.ts';
 import type { PatientRecordView } from '../patients/service.ts';
 
@@ -138,10 +138,7 @@ export function ambulanceRequestBundle(input: AmbulanceRequestInput): Record<str
   };
 }
 
-/** A stable UUID per resource of one message (a rebuilt message keeps its ids): name-based, from SHA-256. */
+/** A stable UUID per resource of one message (a rebuilt message keeps its ids). */
 function uuidFrom(messageId: string, n: number): string {
-  const h = createHash('sha256').update(`${messageId}/${n}`).digest('hex');
-  // Version 5-style layout: the version nibble and the variant bits set, so it is a valid UUID.
-  const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+  return nameBasedUuid(`${messageId}/${n}`);
 }
