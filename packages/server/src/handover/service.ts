@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { ConflictError, type Clock, type Endpoint, type MessageState } from '@holdfast/core';
 import { accessEvent } from '../audit/auditor.ts';
 import type { CasesTable } from '../cases/projection.ts';
+import type { CaseService } from '../cases/service.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
 import type { EventDraft, Ledger } from '../ledger/ledger.ts';
 import type { MessageView, MessagingService } from '../messaging/service.ts';
@@ -63,6 +64,7 @@ export class HandoverService {
     private readonly clock: Clock,
     private readonly messaging: MessagingService,
     private readonly patients: PatientService,
+    private readonly cases: CaseService,
   ) {}
 
   /**
@@ -111,6 +113,8 @@ export class HandoverService {
   }
 
   async ambulanceStatus(ctx: RequestContext, caseId: string): Promise<AmbulanceHandoverView> {
+    // The case must be this provider's (another provider's id is simply not found).
+    await this.cases.get(ctx, caseId);
     const [messages, phoned, endpoint] = await Promise.all([
       this.messaging.list(ctx, { caseId, kind: 'ambulance_request' }),
       this.phoneHandovers(ctx.tenant, caseId),

@@ -92,7 +92,7 @@ export async function buildHoldfastApp(
   const cases = new CaseService(node.store, node.ledger, node.clock, accounts);
   const caseViews = new CaseViews(cases, patients, accounts, auditor);
   const messaging = new MessagingService(node.store, node.ledger, node.clock);
-  const handover = new HandoverService(node.store, node.ledger, node.clock, messaging, patients);
+  const handover = new HandoverService(node.store, node.ledger, node.clock, messaging, patients, cases);
   const triage = new TriageService(
     cases,
     await requireProtocolPack(options.protocolsDir ?? SAMPLE_PACK_DIR),
