@@ -82,14 +82,13 @@ export function messagingRoutes(messaging: MessagingService): RouteSpec[] {
       },
     }),
     authedRoute({
-      method: 'PUT',
-      url: '/api/v1/admin/endpoints/:endpointId',
-      summary: 'Add or change a system this provider sends messages to',
+      method: 'POST',
+      url: '/api/v1/admin/endpoints',
+      summary: 'Add a system this provider sends messages to, or change one (same endpointId)',
       access: { permission: 'endpoints.manage' },
-      params: z.strictObject({ endpointId: endpointSchema.shape.endpointId }),
-      body: endpointSchema.omit({ endpointId: true }),
-      async handler({ ctx, params, body }) {
-        return messaging.setEndpoint(ctx.tenant, actorOf(ctx), { endpointId: params.endpointId, ...body });
+      body: endpointSchema,
+      async handler({ ctx, body }) {
+        return messaging.setEndpoint(ctx.tenant, actorOf(ctx), body);
       },
     }),
   ];

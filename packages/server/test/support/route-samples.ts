@@ -801,10 +801,10 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
     }),
   },
   'GET /api/v1/admin/endpoints': { build: () => ({}) },
-  'PUT /api/v1/admin/endpoints/:endpointId': {
+  'POST /api/v1/admin/endpoints': {
     build: () => ({
-      params: { endpointId: 'sample-gp' },
       body: {
+        endpointId: 'sample-gp',
         name: 'Riverside Surgery',
         kinds: ['post_event_message'],
         odsCode: 'A81001',
