@@ -243,7 +243,7 @@ function ReasonDialog({
     }
   };
   return (
-    <Modal opened onClose={onClose} title={title}>
+    <Modal opened onClose={onClose} title={title} closeButtonProps={{ 'aria-label': 'Close' }}>
       <form aria-label={title} onSubmit={(e) => void submit(e)} noValidate>
         <Text size="sm" mb="xs">
           {message.summary} to {message.destination}
