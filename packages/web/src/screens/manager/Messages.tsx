@@ -159,7 +159,9 @@ function MessageTable({
               <Table.Td>{m.destination}</Table.Td>
               <Table.Td>{ref ?? '—'}</Table.Td>
               <Table.Td>
-                {STATE_WORDS[m.state] ?? m.state}
+                {m.state === 'queued' && m.attempts > 0
+                  ? 'Not delivered yet: trying again'
+                  : (STATE_WORDS[m.state] ?? m.state)}
                 {m.overdue && m.state !== 'failed' && (
                   <Badge color="#8a4b00" ml={4}>
                     Overdue
