@@ -3,6 +3,7 @@ import { queueTiming } from '@holdfast/core/queue/priority';
 import { z } from 'zod';
 import type { AccountsService } from '../accounts/service.ts';
 import { casesDb } from '../cases/projection.ts';
+import type { RequestContext } from '../http/context.ts';
 import { authedRoute, type RouteSpec } from '../http/routes.ts';
 import type { Store } from '../store/store.ts';
 
@@ -39,6 +40,8 @@ export function dashboardRoutes(deps: {
   syncAlarms?: (
     tenant: string,
   ) => Promise<{ kind: string; raisedAt: string; message: string; advice: string }[]>;
+  /** How many messages to other systems failed or are overdue (null: not for this user to see). */
+  messagesNeedingAttention?: (ctx: RequestContext) => Promise<number | null>;
 }): RouteSpec[] {
   return [
     authedRoute({
@@ -133,9 +136,11 @@ export function dashboardRoutes(deps: {
         }
         escalations.sort((a, b) => a.deadline.localeCompare(b.deadline));
         const syncAlarms = (await deps.syncAlarms?.(ctx.tenant)) ?? [];
+        const messagesNeedingAttention = (await deps.messagesNeedingAttention?.(ctx)) ?? null;
         return {
           now: new Date(now).toISOString(),
           syncAlarms,
+          messagesNeedingAttention,
           sites: [...bySite.values()],
           escalations,
           canOpenCases: hasPermission(ctx.roles, 'cases.read'),

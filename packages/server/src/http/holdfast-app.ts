@@ -1,3 +1,4 @@
+import { hasPermission } from '@holdfast/core';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
@@ -209,6 +210,13 @@ export async function buildHoldfastApp(
       clock: node.clock,
       ...filter,
       syncAlarms: (tenant) => new SyncStatusStore(node.store, node.clock).activeAlarms(tenant),
+      // Failed, past their deadline or past the receiver's window (a 999 request not accepted in 30 s).
+      messagesNeedingAttention: async (ctx) =>
+        hasPermission(ctx.roles, 'messages.read')
+          ? (
+              await messaging.list(ctx, { state: ['queued', 'sent', 'delivered', 'failed'], limit: 1000 })
+            ).filter((m) => m.overdue).length
+          : null,
     }),
     ...fhirRoutes(new FhirService(patients, cases, triage, auditor)),
     // The browser app on the same port: GETs that no API route answers (see web-static.ts).

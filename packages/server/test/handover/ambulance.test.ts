@@ -172,6 +172,12 @@ describe.each(STORE_KINDS)('999 handover on %s', (kind) => {
       const dx = last.status === 'disposition' ? last.disposition.dxCode : '';
       await json(adviser, 'POST', `/api/v1/cases/${caseId}/disposition/confirm`, { dxCode: dx });
       await worker.runOnce();
+      // The shift dashboard counts it as needing attention from the moment the adviser must phone.
+      const manager = new Client(t.app, t.clock);
+      expect((await manager.signIn('shift_manager@northshire')).statusCode).toBe(200);
+      const needingAttention = async () =>
+        (await json<{ messagesNeedingAttention: number | null }>(manager, 'GET', '/api/v1/dashboard'))
+          .messagesNeedingAttention;
       t.clock.advance(29_000);
       let h = await json<{ state: string; phone: string | null }>(
         adviser,
@@ -179,9 +185,11 @@ describe.each(STORE_KINDS)('999 handover on %s', (kind) => {
         `/api/v1/cases/${caseId}/ambulance-handover`,
       );
       expect(h.state).toBe('waiting');
+      expect(await needingAttention()).toBe(0);
       t.clock.advance(1_000);
       h = await json(adviser, 'GET', `/api/v1/cases/${caseId}/ambulance-handover`);
       expect(h.state).toBe('phone_now');
+      expect(await needingAttention()).toBe(1);
       expect(h.phone).toBe('0300 123 4567');
       const missing = await adviser.request('POST', `/api/v1/cases/${caseId}/ambulance-handover/phone`, {});
       expect(missing.statusCode).toBe(400);
@@ -195,6 +203,7 @@ describe.each(STORE_KINDS)('999 handover on %s', (kind) => {
       expect(phoned.state).toBe('phoned');
       expect(phoned.reference).toBe('INC-9001');
       expect(phoned.phoned.spokeTo).toBe('Call-taker 41');
+      expect(await needingAttention()).toBe(0);
       // The electronic request is cancelled: nothing more goes to the ambulance service.
       const sentBefore = receiver.received.length;
       t.clock.advance(120_000);

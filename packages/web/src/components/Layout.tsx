@@ -18,6 +18,8 @@ const NAV: NavItem[] = [
   { to: '/calls/new', label: 'New call', permission: 'cases.handle' },
   { to: '/queue', label: 'CAS queue', permission: 'queue.read' },
   { to: '/dashboard', label: 'Dashboard', permission: 'reports.read', also: 'queue.read' },
+  // Advisers may read a case's messages, but the list of all of them is the manager's screen.
+  { to: '/messages', label: 'Messages', permission: 'messages.read', also: 'messages.manage' },
   { to: '/admin/users', label: 'Users', permission: 'users.manage' },
   { to: '/admin/sites', label: 'Sites', permission: 'sites.manage' },
   { to: '/audit', label: 'Audit trail', permission: 'audit.read' },

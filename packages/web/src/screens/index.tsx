@@ -6,6 +6,7 @@ import { NewCall } from './adviser/NewCall.tsx';
 import { ClinicianCase } from './clinician/ClinicianCase.tsx';
 import { Queue } from './clinician/Queue.tsx';
 import { Dashboard } from './manager/Dashboard.tsx';
+import { Messages } from './manager/Messages.tsx';
 import { Users } from './admin/Users.tsx';
 import { Sites } from './admin/Sites.tsx';
 import { Audit } from './Audit.tsx';
@@ -31,6 +32,7 @@ export const SCREENS: Screen[] = [
     render: (p) => <ClinicianCase key={p.caseId} caseId={p.caseId!} />,
   },
   { path: '/dashboard', permission: 'reports.read', render: () => <Dashboard /> },
+  { path: '/messages', permission: 'messages.read', render: () => <Messages /> },
   { path: '/admin/users', permission: 'users.manage', render: () => <Users /> },
   { path: '/admin/sites', permission: 'sites.manage', render: () => <Sites /> },
   { path: '/audit', permission: 'audit.read', render: () => <Audit /> },

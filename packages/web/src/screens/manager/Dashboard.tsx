@@ -52,6 +52,8 @@ interface DashboardResponse {
   canOpenCases: boolean;
   /** This server's lasting sync alarms (older servers do not send it). */
   syncAlarms?: { kind: string; raisedAt: string; message: string; advice: string }[];
+  /** Failed or overdue messages to other systems; null or absent when not this user's to see. */
+  messagesNeedingAttention?: number | null;
 }
 
 /** The shift manager's view: per-site counts (live), escalations, and reconciliation items where they exist. */
@@ -111,6 +113,17 @@ export function Dashboard() {
             <Stat label="Breached" value={total('breached')} sign="✕" />
             <Stat label="Escalated" value={total('escalated')} sign="!" />
           </SimpleGrid>
+          {typeof d.messagesNeedingAttention === 'number' && (
+            <Paper withBorder p="sm" maw={320}>
+              <Text size="sm">
+                <Link to="/messages">Messages needing attention</Link>
+              </Text>
+              <Text fz={28} fw={800} data-testid="stat-messages-needing-attention">
+                {d.messagesNeedingAttention > 0 ? <span aria-hidden="true">! </span> : null}
+                {d.messagesNeedingAttention}
+              </Text>
+            </Paper>
+          )}
           <Table striped withTableBorder data-testid="dashboard-sites">
             <Table.Caption>By site, as of {londonDateTime(d.now)} (UK time)</Table.Caption>
             <Table.Thead>
