@@ -111,10 +111,11 @@ describe('the 999 handover in the browser', () => {
     const answer = await page.evaluate(
       async ({ url, phone }) => {
         const session = (await (await fetch('/api/v1/auth/session')).json()) as { csrfToken: string };
-        const res = await fetch('/api/v1/admin/endpoints/north-ambulance', {
-          method: 'PUT',
+        const res = await fetch('/api/v1/admin/endpoints', {
+          method: 'POST',
           headers: { 'content-type': 'application/json', 'x-csrf-token': session.csrfToken },
           body: JSON.stringify({
+            endpointId: 'north-ambulance',
             name: 'North Ambulance Service',
             kinds: ['ambulance_request'],
             odsCode: 'RX6',
