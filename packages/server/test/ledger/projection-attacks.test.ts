@@ -88,6 +88,20 @@ async function restart(s: Seeded): Promise<HoldfastNode> {
   return node;
 }
 
+/**
+ * After an attack on the node's own recent history, a normal start is refused outright by the head
+ * mark check (ledger/own-chains.ts), naming the seq; the node is then opened as `holdfast verify`
+ * opens it, to show that verify and the ledger's own checks name the fault as well.
+ */
+async function refusedThenOpenedForReport(s: Seeded, seq: number | null): Promise<HoldfastNode> {
+  await expect(openNode(s.config, { clock: s.clock })).rejects.toThrow(
+    new RegExp(`refusing to start: .*\\n  tenant ${TENANT}, node ${NODE}, seq ${seq ?? '\\d+'}`),
+  );
+  const node = await openNode(s.config, { clock: s.clock, ownChains: 'report' });
+  opened.push(node);
+  return node;
+}
+
 async function stop(node: HoldfastNode): Promise<void> {
   opened.splice(opened.indexOf(node), 1);
   await node.close();
@@ -363,7 +377,7 @@ describe.each(STORE_KINDS)('attacks beyond the hash chain on %s', (kind) => {
     await editAndRehash(node, head, (e) => ({ ...e, hlc: `${e.hlc.slice(0, 15)}-00000z` }));
     await stop(node);
 
-    node = await restart(s);
+    node = await refusedThenOpenedForReport(s, head - 1);
     const report = await verifyStore(node.store, ledgerCrypto);
     expect(report.faults).toEqual([
       expect.objectContaining({
@@ -399,7 +413,8 @@ describe.each(STORE_KINDS)('attacks beyond the hash chain on %s', (kind) => {
     });
     await stop(node);
 
-    node = await restart(s);
+    // The start check sees the rewritten tail after the last checkpoint; verify names the exact range.
+    node = await refusedThenOpenedForReport(s, null);
     const report = await verifyStore(node.store, ledgerCrypto);
     expect(report.faults).toEqual([
       expect.objectContaining({
