@@ -119,7 +119,7 @@ describe('the 999 handover in the browser', () => {
             name: 'North Ambulance Service',
             kinds: ['ambulance_request'],
             odsCode: 'RX6',
-            transport: { type: 'http', url, clientCertificate: null },
+            transport: { type: 'http', url },
             phone,
             acceptWithinSeconds: 30,
           }),

@@ -1,4 +1,4 @@
-import { endpointSchema, MESSAGE_KINDS, MESSAGE_STATES } from '@holdfast/core';
+import { endpointSchema, MESSAGE_KINDS, MESSAGE_STATES, type Endpoint } from '@holdfast/core';
 import { z } from 'zod';
 import { actorOf } from '../http/context.ts';
 import { authedRoute, type RouteSpec } from '../http/routes.ts';
@@ -12,6 +12,49 @@ const reasonBody = z.strictObject({
     .min(3, 'say why (at least 3 characters)')
     .max(2000, 'must be at most 2000 characters'),
 });
+
+/**
+ * An endpoint as a request gives it: optional fields are left out, never null (the API's rule for
+ * every body), and become null in the stored fact.
+ */
+const shape = endpointSchema.shape;
+const endpointBody = z.strictObject({
+  endpointId: shape.endpointId,
+  name: shape.name,
+  kinds: shape.kinds,
+  odsCode: shape.odsCode.unwrap().optional(),
+  transport: z.discriminatedUnion('type', [
+    z.strictObject({
+      type: z.literal('http'),
+      url: z
+        .string()
+        .url()
+        .regex(/^https?:\/\//, 'must be an http(s) URL'),
+      clientCertificate: z
+        .string()
+        .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'must name a client certificate configured on the nodes')
+        .optional(),
+    }),
+    z.strictObject({
+      type: z.literal('mailbox'),
+      mailbox: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'must be a mailbox name'),
+    }),
+  ]),
+  phone: shape.phone.unwrap().optional(),
+  acceptWithinSeconds: shape.acceptWithinSeconds,
+});
+
+function endpointFrom(body: z.infer<typeof endpointBody>): Endpoint {
+  return {
+    ...body,
+    odsCode: body.odsCode ?? null,
+    phone: body.phone ?? null,
+    transport:
+      body.transport.type === 'http'
+        ? { ...body.transport, clientCertificate: body.transport.clientCertificate ?? null }
+        : body.transport,
+  };
+}
 
 /** Messages to other systems, their delivery, and the endpoints they go to. */
 export function messagingRoutes(messaging: MessagingService): RouteSpec[] {
@@ -86,9 +129,9 @@ export function messagingRoutes(messaging: MessagingService): RouteSpec[] {
       url: '/api/v1/admin/endpoints',
       summary: 'Add a system this provider sends messages to, or change one (same endpointId)',
       access: { permission: 'endpoints.manage' },
-      body: endpointSchema,
+      body: endpointBody,
       async handler({ ctx, body }) {
-        return messaging.setEndpoint(ctx.tenant, actorOf(ctx), body);
+        return messaging.setEndpoint(ctx.tenant, actorOf(ctx), endpointFrom(body));
       },
     }),
   ];

@@ -808,7 +808,7 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
         name: 'Riverside Surgery',
         kinds: ['post_event_message'],
         odsCode: 'A81001',
-        transport: { type: 'http', url: 'http://127.0.0.1:9/fhir', clientCertificate: null },
+        transport: { type: 'http', url: 'http://127.0.0.1:9/fhir' },
         phone: '01632 960000',
         acceptWithinSeconds: 3600,
       },

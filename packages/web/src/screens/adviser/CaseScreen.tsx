@@ -411,7 +411,7 @@ function AmbulanceHandover({ caseDetail }: { caseDetail: CaseDetail }) {
         `/api/v1/cases/${caseId}/ambulance-handover/phone`,
         {
           spokeTo,
-          reference: reference.trim() === '' ? null : reference,
+          ...(reference.trim() === '' ? {} : { reference }),
         },
       );
       queryClient.setQueryData(['ambulance-handover', caseId], next);
