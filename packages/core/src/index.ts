@@ -17,3 +17,4 @@ export * from './cases/reference.ts';
 export * from './clinical/news2.ts';
 export * from './cases/reconciliation.ts';
 export * from './messaging/outbox.ts';
+export * from './messaging/working-days.ts';
