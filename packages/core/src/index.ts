@@ -18,3 +18,4 @@ export * from './clinical/news2.ts';
 export * from './cases/reconciliation.ts';
 export * from './messaging/outbox.ts';
 export * from './messaging/working-days.ts';
+export * from './messaging/pem.ts';
