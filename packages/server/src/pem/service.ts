@@ -5,6 +5,7 @@ import {
   pemNeverSent,
   type CaseState,
   type Clock,
+  type PatientRecord,
   type PemNotSentReason,
 } from '@holdfast/core';
 import { accountsDb } from '../accounts/projection.ts';
@@ -18,7 +19,7 @@ import { caseInputFromRow, toConsultationInput, triagePathOf } from '../fhir/ser
 import { actorOf, type RequestContext } from '../http/context.ts';
 import type { EventDraft } from '../ledger/ledger.ts';
 import type { MessagingService } from '../messaging/service.ts';
-import type { PatientService, PatientView } from '../patients/service.ts';
+import type { PatientService } from '../patients/service.ts';
 import type { Store } from '../store/store.ts';
 import { pemBundle, pemSections, pemTypeLabel, type PemDocument } from './document.ts';
 import { renderPemPdf } from './pdf.ts';
@@ -96,8 +97,9 @@ export class PemService {
     ];
     if (pemNeverSent(row.dx_code)) return notSent('never_send_disposition');
     if (!row.patient_id) return notSent('no_patient');
-    const patient = await this.deps.patients.read(ctx, row.patient_id);
-    const practice = patient.record.registeredPractice;
+    const patient = await this.deps.patients.readForPracticeMessage(ctx, row.patient_id);
+    if (!patient) return notSent('no_patient');
+    const practice = patient.registeredPractice;
     if (!practice) return notSent('no_registered_practice');
     const endpoint = await this.deps.messaging.endpointFor(
       ctx.tenant,
@@ -133,8 +135,9 @@ export class PemService {
       throw new ConflictError('the case is not closed: a Post Event Message is made when it closes');
     if (!row.patient_id)
       throw new ConflictError('the case has no identified patient: there is no practice to tell');
-    const patient = await this.deps.patients.read(ctx, row.patient_id);
-    if (!patient.record.registeredPractice)
+    // The same scope as any read of the record by this user (site, break-glass), audited.
+    const patient = (await this.deps.patients.read(ctx, row.patient_id)).record;
+    if (!patient.registeredPractice)
       throw new ConflictError('the patient has no registered practice: there is no practice to tell');
     const built = await this.build(ctx, row, state, patient, Number(row.closed_at));
     if (!built) throw new ConflictError('the patient record lacks a name or date of birth');
@@ -217,10 +220,10 @@ export class PemService {
     ctx: RequestContext,
     row: CasesTable,
     state: CaseState,
-    patient: PatientView,
+    patient: Omit<Partial<PatientRecord>, 'specialNotes'>,
     closedAtMs: number,
   ): Promise<{ doc: PemDocument; input: CaseBundleInput } | null> {
-    const { givenName, familyName, dateOfBirth, registeredPractice } = patient.record;
+    const { givenName, familyName, dateOfBirth, registeredPractice } = patient;
     if (!givenName || !familyName || !dateOfBirth || !registeredPractice) return null;
     const organizationId = fhirId(ctx.tenant);
     const consultations = (await this.deps.cases.consultations(ctx, row.case_id)).map(toConsultationInput);
@@ -248,7 +251,7 @@ export class PemService {
       case: caseInput,
       patient: patientInputFromRecord(
         row.patient_id!,
-        { ...patient.record, givenName, familyName, dateOfBirth },
+        { ...patient, givenName, familyName, dateOfBirth },
         organizationId,
       ),
       notes: [],
@@ -268,7 +271,7 @@ export class PemService {
       providerName,
       patient: {
         name: `${givenName} ${familyName}`,
-        nhsNumber: patient.record.nhsNumber ?? null,
+        nhsNumber: patient.nhsNumber ?? null,
         dateOfBirth,
       },
       practice: { odsCode: registeredPractice.odsCode, name: registeredPractice.name ?? null },
