@@ -7,7 +7,7 @@ import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts'
 import { pdfTexts } from '../downtime/pdf-text.ts';
 import { caseAt } from '../support/cases.ts';
 import { STORE_KINDS } from '../support/databases.ts';
-import { Client, startTestApp, type TestApp } from '../support/http.ts';
+import { Client, PASSWORD, startTestApp, type TestApp } from '../support/http.ts';
 import { ScriptedReceiver } from '../support/scripted-receiver.ts';
 
 /**
@@ -191,6 +191,40 @@ describe.each(STORE_KINDS)('Post Event Message on %s', (kind) => {
     expect(events.map((e) => e.type)).toContain('case.closed');
     expect(events.map((e) => e.type)).not.toContain('message.queued');
     expect(events.find((e) => e.type === 'pem.not_sent')!.payload.reason).toBe('never_send_disposition');
+  });
+
+  it('a patient registered at a site the closer does not work at: the close still queues the PEM', async () => {
+    await t.accounts.create(
+      'northshire',
+      {
+        username: 'both-sites@northshire',
+        displayName: 'Adviser of both sites',
+        roles: ['health_adviser'],
+        siteIds: t.providers[0]!.sites,
+        password: PASSWORD,
+      },
+      'system:test',
+    );
+    const both = new Client(t.app, t.clock);
+    expect((await both.signIn('both-sites@northshire')).statusCode).toBe(200);
+    const registered = await both.request('POST', '/api/v1/patients', {
+      homeSiteId: t.providers[0]!.sites[1],
+      record: {
+        givenName: 'Dee',
+        familyName: 'Pemtest',
+        dateOfBirth: '1960-06-06',
+        sex: 'male',
+        specialNotes: [],
+        registeredPractice: { odsCode: 'B86001', name: 'Sample Street Surgery' },
+      },
+    });
+    expect(registered.statusCode, registered.body).toBe(201);
+    const patientId = (registered.json() as { patientId: string }).patientId;
+    // The adviser works at site A only; the patient's record is at site B.
+    const { caseId } = await caseAt(adviser, protocols, site, 'self_care', { patientId });
+    const events = await eventsOf(caseId);
+    expect(events.map((e) => e.type)).toContain('case.closed');
+    expect(events.find((e) => e.type === 'message.queued')!.payload.kind).toBe('post_event_message');
   });
 
   it('the report lists an undelivered PEM (overdue from 08:00) and the cases with no practice or no endpoint', async () => {
