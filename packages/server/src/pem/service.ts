@@ -133,6 +133,8 @@ export class PemService {
     const state = JSON.parse(row.state) as CaseState;
     if (state.status !== 'closed' || row.closed_at === null)
       throw new ConflictError('the case is not closed: a Post Event Message is made when it closes');
+    if (pemNeverSent(row.dx_code))
+      throw new ConflictError(`no Post Event Message is sent for disposition ${row.dx_code ?? ''}`);
     if (!row.patient_id)
       throw new ConflictError('the case has no identified patient: there is no practice to tell');
     // The same scope as any read of the record by this user (site, break-glass), audited.

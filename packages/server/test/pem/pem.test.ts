@@ -191,6 +191,9 @@ describe.each(STORE_KINDS)('Post Event Message on %s', (kind) => {
     expect(events.map((e) => e.type)).toContain('case.closed');
     expect(events.map((e) => e.type)).not.toContain('message.queued');
     expect(events.find((e) => e.type === 'pem.not_sent')!.payload.reason).toBe('never_send_disposition');
+    const pdf = await adviser.request('GET', `/api/v1/cases/${caseId}/pem.pdf`);
+    expect(pdf.statusCode).toBe(409);
+    expect(pdf.body).toContain('no Post Event Message is sent for disposition Dx28');
   });
 
   it('a patient registered at a site the closer does not work at: the close still queues the PEM', async () => {
