@@ -17,3 +17,5 @@ export * from './cases/reference.ts';
 export * from './clinical/news2.ts';
 export * from './cases/reconciliation.ts';
 export * from './messaging/outbox.ts';
+export * from './messaging/working-days.ts';
+export * from './messaging/pem.ts';

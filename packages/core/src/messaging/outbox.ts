@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defineEventType } from '../ledger/registry.ts';
+import { pemNotSent } from './pem.ts';
 
 /**
  * The outbox: every message to another system (an ambulance request, a Post Event Message to a GP,
@@ -439,4 +440,5 @@ export const MESSAGING_EVENT_TYPES = [
   messageCancelled,
   endpointSet,
   ambulancePhoned,
+  pemNotSent,
 ];

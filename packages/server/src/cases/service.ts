@@ -61,6 +61,15 @@ export interface OpenedCall {
   replayed: boolean;
 }
 
+/** What a close hook is given: the case as it stood, its state after the close, the other facts. */
+export interface ClosingCase {
+  row: CasesTable;
+  state: CaseState;
+  extra: readonly EventDraft[];
+  closedAtMs: number;
+}
+export type CloseHook = (ctx: RequestContext, closing: ClosingCase) => Promise<EventDraft[]>;
+
 /**
  * Cases: every command is decided by the core state machine against the case's current state,
  * and appended with a compare-and-set on the case's version, so two clinicians claiming one case at
@@ -73,6 +82,17 @@ export class CaseService {
     private readonly clock: Clock,
     private readonly accounts: AccountsService,
   ) {}
+
+  /**
+   * Facts that go with every close, whichever path closes the case (self-care confirmed, a
+   * clinician's outcome, the close command): the Post Event Message to the patient's practice is
+   * queued in the same commit as the close, so a case is never closed without it being decided.
+   */
+  private onClose: CloseHook | null = null;
+
+  setCloseHook(hook: CloseHook): void {
+    this.onClose = hook;
+  }
 
   /**
    * Opens a case for a call: the case, its answered/abandoned event and the audit of the write are
@@ -210,16 +230,22 @@ export class CaseService {
       // Several commands (a disposition and the action it calls for) are decided in turn, each
       // against the state the previous one leads to, and stored together or not at all.
       let state = JSON.parse(row.state) as CaseState;
+      const wasClosed = state.status === 'closed';
       const events: CaseEvent[] = [];
       for (const c of commands) {
         const produced = decide(state, c);
         for (const e of produced) state = evolve(state, e);
         events.push(...produced);
       }
+      const extras = extra(row, events);
+      const closing =
+        !wasClosed && state.status === 'closed' && this.onClose
+          ? await this.onClose(ctx, { row, state, extra: extras, closedAtMs: this.clock.nowMs() })
+          : [];
       const drafts: EventDraft[] = [
         // Facts that go with the command: the case's own (not lifecycle events, which only come
         // from decide), and the messages it sends (the outbox), committed together or not at all.
-        ...extra(row, events).filter(
+        ...extras.filter(
           (d) =>
             (d.type.startsWith('case.') || d.type.startsWith('message.') || d.type === 'audit.access') &&
             !isLifecycle(d.type) &&
@@ -232,6 +258,7 @@ export class CaseService {
           payload: e.payload as Record<string, unknown>,
         })),
         ...(options.audit ? [accessEvent(ctx, options.audit)] : []),
+        ...closing,
       ];
       try {
         await this.ledger.append(drafts, {

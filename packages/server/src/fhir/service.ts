@@ -103,17 +103,7 @@ export class FhirService {
   }
 
   private triagePath(row: CasesTable): TriagePathInput | null {
-    const state = this.triage.stateOf(row);
-    if (!state || !row.pathway_id || !row.pathway_version) return null;
-    const answers = JSON.parse(row.answers) as { at: number }[];
-    const last = answers.at(-1);
-    return {
-      pathwayId: row.pathway_id,
-      pathwayVersion: row.pathway_version,
-      steps: state.result.path.map((s) => ({ nodeId: s.nodeId, question: s.question, answer: s.answer })),
-      complete: state.result.status === 'disposition',
-      ...(last ? { lastAnsweredAt: new Date(last.at).toISOString() } : {}),
-    };
+    return triagePathOf(this.triage, row);
   }
 
   private async resourcesOfCase(
@@ -195,7 +185,7 @@ export function caseIdOf(resourceId: string): string | null {
   return CASE_ID_PREFIX.exec(resourceId)?.[1] ?? null;
 }
 
-function toConsultationInput(
+export function toConsultationInput(
   c: Awaited<ReturnType<CaseService['consultations']>>[number],
 ): ConsultationInput {
   const { history, examination, observations, assessment, plan, safetyNetting } = c.record;
@@ -248,5 +238,20 @@ export function caseInputFromRow(
     triage,
     consultations,
     organizationId,
+  };
+}
+
+/** The triage walk of a case as the mapping takes it; null before triage. */
+export function triagePathOf(triage: TriageService, row: CasesTable): TriagePathInput | null {
+  const state = triage.stateOf(row);
+  if (!state || !row.pathway_id || !row.pathway_version) return null;
+  const answers = JSON.parse(row.answers) as { at: number }[];
+  const last = answers.at(-1);
+  return {
+    pathwayId: row.pathway_id,
+    pathwayVersion: row.pathway_version,
+    steps: state.result.path.map((s) => ({ nodeId: s.nodeId, question: s.question, answer: s.answer })),
+    complete: state.result.status === 'disposition',
+    ...(last ? { lastAnsweredAt: new Date(last.at).toISOString() } : {}),
   };
 }

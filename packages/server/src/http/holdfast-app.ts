@@ -16,6 +16,8 @@ import type { HoldfastNode } from '../node/node.ts';
 import type { WriteFailure } from '../ledger/write-health.ts';
 import { patientRoutes } from '../patients/routes.ts';
 import { caseRoutes, triageAndQueueRoutes } from '../cases/routes.ts';
+import { pemRoutes } from '../pem/routes.ts';
+import { PemService } from '../pem/service.ts';
 import { reportRoutes } from '../reports/iuc-adc.ts';
 import { QueueService } from '../cases/queue.ts';
 import { TriageService } from '../cases/triage.ts';
@@ -99,6 +101,16 @@ export async function buildHoldfastApp(
     await requireProtocolPack(options.protocolsDir ?? SAMPLE_PACK_DIR),
     handover,
   );
+  // Every close queues the Post Event Message to the patient's practice in the same commit.
+  const pem = new PemService(node.store, node.clock, {
+    cases,
+    patients,
+    triage,
+    accounts,
+    messaging,
+    auditor,
+  });
+  cases.setCloseHook((ctx, closing) => pem.closeDrafts(ctx, closing));
   const queue = new QueueService(node.store, auditor, node.clock);
   const downtime = new DowntimePackService(node.store, node.ledger, node.clock, {
     contacts: options.downtimeContacts ?? [],
@@ -231,6 +243,7 @@ export async function buildHoldfastApp(
     ...reconciliationRoutes(new ReconciliationService(node.store, node.ledger, auditor)),
     ...messagingRoutes(messaging),
     ...handoverRoutes(handover),
+    ...pemRoutes(pem),
   ]);
   return { app, registry, deps, accounts, patients, cases, messaging };
 }

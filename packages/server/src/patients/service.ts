@@ -227,6 +227,33 @@ export class PatientService {
    * and whether that makes a repeat caller (3 or more, the current case included). Not audited by
    * itself: callers audit the view it is part of.
    */
+  /**
+   * The identity and registered practice a message to the patient's GP needs (the Post Event Message
+   * at a case's close), read on the provider's behalf: not limited to the closer's sites, because the
+   * practice must hear of the case whichever site closed it. Special notes are not returned. Audited
+   * as a read for that purpose.
+   */
+  async readForPracticeMessage(
+    ctx: RequestContext,
+    patientId: string,
+  ): Promise<Omit<PatientRecord, 'specialNotes'> | null> {
+    const row = await this.store.withTenant(ctx.tenant, async (trx) => {
+      let q = patientsDb(trx).selectFrom('patients').select('record').where('patient_id', '=', patientId);
+      if (this.options.tenantFilter) q = q.where('tenant', '=', ctx.tenant);
+      return q.executeTakeFirst();
+    });
+    if (!row) return null;
+    const { specialNotes: _notes, ...record } = JSON.parse(row.record) as PatientRecord;
+    await this.auditor.access(ctx, {
+      action: 'read',
+      resourceType: 'patient',
+      resourceId: patientId,
+      breakGlass: false,
+      fields: [...Object.keys(record), 'purpose:post_event_message'],
+    });
+    return record;
+  }
+
   async repeatCaller(ctx: RequestContext, patientId: string, atMs: number): Promise<RepeatCallerStatus> {
     const row = await this.store.withTenant(ctx.tenant, async (trx) => {
       let q = casesDb(trx)

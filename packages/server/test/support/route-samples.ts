@@ -735,6 +735,22 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
   'GET /api/v1/queue': { build: () => ({ query: { mine: 'false' } }) },
   'GET /api/v1/queue/stream': { build: () => ({ query: { follow: 'false' } }) },
   'GET /api/v1/reports/iuc-adc': { build: () => ({ query: { period: '2026-11' } }) },
+  'GET /api/v1/reports/pem': {
+    build: () => ({ query: { from: '2026-11-01T00:00:00Z', to: '2026-12-01T00:00:00Z' } }),
+  },
+  'GET /api/v1/cases/:caseId/pem.pdf': {
+    build: async (w) => ({
+      params: {
+        caseId: (
+          await caseAt(w.clients.health_adviser, (await samplePack()).protocols, w.site, 'self_care', {
+            patientId: w.patientId,
+          })
+        ).caseId,
+      },
+    }),
+    // The world's patient has no registered practice: a permitted role is told there is none to tell.
+    allowedStatus: 409,
+  },
   'GET /api/v1/sites': { build: () => ({}) },
   'GET /*': { build: () => ({}) },
   'GET /api/v1/dashboard': { build: (w) => ({ query: { siteId: w.site } }) },
