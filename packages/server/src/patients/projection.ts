@@ -1,5 +1,5 @@
+import { canonicalJson, foldText, normalisePostcode, type PatientRecord } from '@holdfast/core';
 import { sql } from 'kysely';
-import { foldText, normalisePostcode, type PatientRecord } from '@holdfast/core';
 import type { Projection } from '../projections/projection.ts';
 import type { Db, Tx } from '../store/store.ts';
 
@@ -36,7 +36,7 @@ export function postcodesOf(record: Pick<PatientRecord, 'postcode' | 'otherAddre
 export const patientsProjection: Projection = {
   name: 'patients',
   // 2: folded given name and postcodes; search by date of birth (fuzzy name matching in the service).
-  version: 2,
+  version: 3,
   tables: ['patients'],
   async create(trx) {
     await sql`create table patients (
@@ -69,7 +69,9 @@ export const patientsProjection: Projection = {
         given_name_folded: foldText(p.record.givenName),
         date_of_birth: p.record.dateOfBirth,
         postcodes: postcodesOf(p.record).join(' '),
-        record: JSON.stringify(p.record),
+        // Canonical: a local append hands the record over in schema key order, a rebuild or an import
+        // in sorted order; the row must be the same either way (the projection check compares them).
+        record: canonicalJson(p.record),
       })
       .execute();
   },

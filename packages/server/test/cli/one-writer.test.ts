@@ -104,7 +104,7 @@ async function openCall(session: ApiSession, siteId: string, n: number): Promise
 }
 
 /** Every command that writes the ledger or the projections. */
-function writingCommands(dataDir: string, importFile: string): string[][] {
+function writingCommands(dataDir: string, importFile: string, files: string): string[][] {
   const d = ['-d', dataDir];
   return [
     [
@@ -130,7 +130,7 @@ function writingCommands(dataDir: string, importFile: string): string[][] {
       '--public-key',
       'MCowBQYDK2VwAyEAb3RoZXJrZXlvdGhlcmtleW90aGVya2V5b3RoZXI=',
     ],
-    [...d, 'downtime-pack', '-o', join(dataDir, '..', `pack-${Math.random().toString(36).slice(2)}.pdf`)],
+    [...d, 'downtime-pack', '-o', join(files, 'pack.pdf')],
     [...d, 'ledger', 'import', importFile],
     [...d, 'rebuild'],
     [...d, 'serve', '--port', '0'],
@@ -165,10 +165,10 @@ describe.each(['sqlite', 'postgres'] as const)('one writer per chain on %s', (ki
     const password = /password, shown once: (\S+)/.exec(init.out)?.[1];
     expect(password).toBeDefined();
     // A file for `ledger import` (its contents do not matter: the command must not get that far).
-    const exported = await holdfast(
-      ['-d', dataDir, 'ledger', 'export', '-o', join(dataDir, '..', `${kind}-export.ndjson`)],
-      env,
-    );
+    // Files the commands write go in a folder of this run's own (never a shared /tmp name).
+    const files = tempDir(`one-writer-files-${kind}`);
+    const exportFile = join(files, 'export.ndjson');
+    const exported = await holdfast(['-d', dataDir, 'ledger', 'export', '-o', exportFile], env);
     expect(exported.code, exported.out).toBe(0);
 
     const port = await freePort();
@@ -189,9 +189,7 @@ describe.each(['sqlite', 'postgres'] as const)('one writer per chain on %s', (ki
     );
 
     const refused = await Promise.all(
-      writingCommands(dataDir, join(dataDir, '..', `${kind}-export.ndjson`)).map((args) =>
-        holdfast(args, env),
-      ),
+      writingCommands(dataDir, exportFile, files).map((args) => holdfast(args, env)),
     );
     for (const r of refused) {
       const what = r.args.slice(2).join(' ');
