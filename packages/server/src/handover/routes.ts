@@ -31,16 +31,13 @@ export function handoverRoutes(handover: HandoverService): RouteSpec[] {
           .trim()
           .min(1, 'say who took the call at the ambulance service')
           .max(200, 'must be at most 200 characters'),
-        reference: z
-          .string()
-          .trim()
-          .min(1)
-          .max(200, 'must be at most 200 characters')
-          .nullable()
-          .default(null),
+        reference: z.string().trim().min(1).max(200, 'must be at most 200 characters').optional(),
       }),
       async handler({ ctx, params, body }) {
-        return handover.recordPhoneHandover(ctx, params.caseId, body);
+        return handover.recordPhoneHandover(ctx, params.caseId, {
+          spokeTo: body.spokeTo,
+          reference: body.reference ?? null,
+        });
       },
     }),
   ];
