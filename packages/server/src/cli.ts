@@ -37,6 +37,7 @@ import { DowntimePackService } from './downtime/service.ts';
 import { packFileName } from './downtime/writer.ts';
 import { drillPassed, formatDrill, runSupplierLossDrill } from './drill/supplier-loss.ts';
 import { registerBackupCommands, registerTopUpCommand } from './backup/cli.ts';
+import { registerReceiverCommands } from './receiver/cli.ts';
 
 /**
  * `holdfast`: the operator's command line. Every command takes --config and --data-dir; every
@@ -914,6 +915,7 @@ function duration(value: string): number {
 
 registerBackupCommands(program, { withNode });
 registerTopUpCommand(program, { withNode });
+registerReceiverCommands(program);
 
 program.hook('preAction', (_root, action) => {
   const path: string[] = [];
