@@ -19,7 +19,7 @@ export function registerReceiverCommands(program: Command): void {
     .option('--store <file>', 'append-only NDJSON file of what it received (kept across restarts)')
     .option(
       '--faults <seed>',
-      'put a fault-injecting proxy in front (drops, delays, duplicates, 500s, lost answers), seeded; it listens on --port, the receiver on the next port',
+      'put a fault-injecting proxy in front (drops, delays, duplicates, 500s, lost answers), seeded; it listens on --port, the receiver on a free port it prints',
     )
     .action(
       async (opts: {
@@ -36,7 +36,8 @@ export function registerReceiverCommands(program: Command): void {
         const seed = opts.faults === undefined ? null : Number(opts.faults);
         if (seed !== null && !Number.isInteger(seed))
           throw new InvalidArgumentError('--faults must be a whole number (the seed)');
-        const receiverPort = seed === null || opts.port === 0 ? opts.port : opts.port + 1;
+        // With faults, the proxy takes --port and the receiver itself a free port (printed below).
+        const receiverPort = seed === null ? opts.port : 0;
         const url = await receiver.start(receiverPort, opts.host);
         let front = url;
         let proxy: FaultProxy | null = null;
