@@ -37,6 +37,8 @@ import { DowntimePackService } from './downtime/service.ts';
 import { packFileName } from './downtime/writer.ts';
 import { drillPassed, formatDrill, runSupplierLossDrill } from './drill/supplier-loss.ts';
 import { registerBackupCommands, registerTopUpCommand } from './backup/cli.ts';
+import { registerReceiverCommands } from './receiver/cli.ts';
+import { ensureDemoEndpoints, startDemoReceivers } from './receiver/demo.ts';
 
 /**
  * `holdfast`: the operator's command line. Every command takes --config and --data-dir; every
@@ -252,7 +254,11 @@ program
     'also run the call simulator in the background against this node, so the demo has a live queue (needs the demo password: first start, or HOLDFAST_DEMO_PASSWORD)',
     (v) => positiveInt('--simulate', v),
   )
-  .action(async (opts: { port?: number; simulate?: number }) => {
+  .option(
+    '--receivers',
+    'also run a demo ambulance service and GP practice (not ours: see `holdfast receiver`) on the next two ports, and point the provider at them',
+  )
+  .action(async (opts: { port?: number; simulate?: number; receivers?: boolean }) => {
     const cfg = { ...config(), ...(opts.port !== undefined ? { port: opts.port } : {}) };
     let demo: DemoAccounts | null = null;
     if (!identityExists(cfg.dataDir)) {
@@ -266,6 +272,10 @@ program
       console.log(
         `first start: created node node-1 and the demo provider ${DEMO_PROVIDER_NAME} in ${cfg.dataDir}`,
       );
+    }
+    if (opts.receivers) {
+      await ensureDemoEndpoints(cfg, DEMO_TENANT);
+      await startDemoReceivers(cfg);
     }
     await serve(cfg, (url) => {
       if (!demo) {
@@ -914,6 +924,7 @@ function duration(value: string): number {
 
 registerBackupCommands(program, { withNode });
 registerTopUpCommand(program, { withNode });
+registerReceiverCommands(program);
 
 program.hook('preAction', (_root, action) => {
   const path: string[] = [];

@@ -68,6 +68,7 @@ describe('holdfast CLI', () => {
     ['downtime-pack'],
     ['drill'],
     ['drill', 'supplier-loss'],
+    ['receiver'],
   ];
 
   it('has --help on every command, and every command is in this list', () => {

