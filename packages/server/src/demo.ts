@@ -112,7 +112,7 @@ export async function seedDemoPatients(node: HoldfastNode, siteIds: readonly str
       ...(i % 5 === 0
         ? { accessInstructions: 'Made-up demo note: key safe by the back door, code given by phone.' }
         : {}),
-      registeredPractice: { odsCode: 'Y90001', name: 'Northshire Demo Surgery (made up)' },
+      registeredPractice: { odsCode: 'A81001', name: 'Riverside Surgery (demo)' },
     };
     return {
       tenant: DEMO_TENANT,
