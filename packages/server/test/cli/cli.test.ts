@@ -270,11 +270,12 @@ describe('holdfast CLI', () => {
         status: 'ok',
         node: 'node-1',
         store: 'sqlite',
-        // The node's registration, the demo provider, its two sites and one user per role.
-        ledger: { seq: 12 },
+        // The node's registration, the demo provider, its two sites, one user per role, and the
+        // 30 made-up demo patients.
+        ledger: { seq: 42 },
       });
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      expect(metrics).toMatch(/^holdfast_ledger_head_seq 12$/m);
+      expect(metrics).toMatch(/^holdfast_ledger_head_seq 42$/m);
       expect(metrics).toContain('holdfast_http_request_duration_seconds_bucket');
     } finally {
       child.kill('SIGTERM');
