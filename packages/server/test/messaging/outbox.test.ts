@@ -13,6 +13,7 @@ import { MessagingService } from '../../src/messaging/service.ts';
 import { HttpTransport } from '../../src/messaging/transport-http.ts';
 import { initNode, type HoldfastNode } from '../../src/node/node.ts';
 import { freshStore, STORE_KINDS } from '../support/databases.ts';
+import { messageBundle } from '../support/message-bundle.ts';
 import { responseBundle, ScriptedReceiver } from '../support/scripted-receiver.ts';
 
 /**
@@ -20,37 +21,6 @@ import { responseBundle, ScriptedReceiver } from '../support/scripted-receiver.t
  * here is scripted (what it answers is the test's point); the FHIR receiver built on a third-party
  * implementation is exercised in receiver.test.ts.
  */
-/** The smallest message Bundle that passes the outgoing validator: a header and what it is about. */
-function sampleBundle(messageId: string) {
-  const focus = 'urn:uuid:5d9e0c3a-1f2b-4c3d-8e4f-5a6b7c8d9e0f';
-  return {
-    resourceType: 'Bundle',
-    id: messageId,
-    type: 'message',
-    timestamp: '2026-12-04T12:00:00Z',
-    entry: [
-      {
-        fullUrl: `urn:uuid:${messageId}`,
-        resource: {
-          resourceType: 'MessageHeader',
-          id: messageId,
-          eventCoding: { system: 'https://example.org/message-event', code: 'test' },
-          source: { endpoint: 'urn:holdfast:test' },
-          focus: [{ reference: focus }],
-        },
-      },
-      {
-        fullUrl: focus,
-        resource: {
-          resourceType: 'Encounter',
-          id: '5d9e0c3a-1f2b-4c3d-8e4f-5a6b7c8d9e0f',
-          status: 'finished',
-          class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'VR' },
-        },
-      },
-    ],
-  };
-}
 
 const TENANT = 'northshire';
 
@@ -100,7 +70,7 @@ describe.each(STORE_KINDS)('the outbox on %s', (kind) => {
       endpointId: 'ambulance',
       caseId: randomUUID(),
       siteId: null,
-      bundle: sampleBundle(messageId),
+      bundle: messageBundle(messageId),
       summary: 'Ambulance request, category 2',
       failAfterMs,
     });
@@ -134,7 +104,7 @@ describe.each(STORE_KINDS)('the outbox on %s', (kind) => {
     expect((await status(id)).state).toBe('queued');
     expect(await worker.runOnce()).toBe(1);
     expect(receiver.received.map((r) => r.id)).toEqual([id]);
-    expect(JSON.parse(receiver.received[0]!.body)).toEqual(sampleBundle(id));
+    expect(JSON.parse(receiver.received[0]!.body)).toEqual(messageBundle(id));
     const s = await status(id);
     expect(s.state).toBe('accepted');
     expect(s.reference).toBe('INC-4711');
@@ -260,7 +230,7 @@ describe.each(STORE_KINDS)('the outbox on %s', (kind) => {
   it('an invalid Bundle is never sent: it is recorded failed at once, naming the field, and cannot be retried', async () => {
     receiver.received.length = 0;
     const messageId = randomUUID();
-    const bundle = sampleBundle(messageId);
+    const bundle = messageBundle(messageId);
     // A MessageHeader without its required source.
     delete (bundle.entry[0]!.resource as Record<string, unknown>).source;
     await messaging.queue(TENANT, 'user:test', {
@@ -312,7 +282,7 @@ describe.each(STORE_KINDS)('the outbox on %s', (kind) => {
           originNode: 'hub-1',
           queuedAtMs: now,
           failAtMs: now + 3_600_000,
-          bundle: sampleBundle(id),
+          bundle: messageBundle(id),
           summary: 'Ambulance request, category 3',
         },
       },

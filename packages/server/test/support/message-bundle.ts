@@ -1,8 +1,9 @@
-import { randomUUID } from 'node:crypto';
+import { nameBasedUuid } from '../../src/node/ids.ts';
 
 /** The smallest message Bundle that passes the outgoing validator: a header and what it is about. */
 export function messageBundle(messageId: string, options: { encounterStatus?: string | null } = {}) {
-  const focusId = randomUUID();
+  // Derived from the message id, so the same message always has the same Bundle.
+  const focusId = nameBasedUuid(`${messageId}/focus`);
   const status = options.encounterStatus === undefined ? 'finished' : options.encounterStatus;
   return {
     resourceType: 'Bundle',
