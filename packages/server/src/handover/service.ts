@@ -5,7 +5,7 @@ import type { CasesTable } from '../cases/projection.ts';
 import type { CaseService } from '../cases/service.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
 import type { EventDraft, Ledger } from '../ledger/ledger.ts';
-import type { MessageView, MessagingService } from '../messaging/service.ts';
+import { onlyEndpointFor, type MessageView, type MessagingService } from '../messaging/service.ts';
 import type { PatientService } from '../patients/service.ts';
 import type { Store } from '../store/store.ts';
 import { ambulanceRequestBundle } from './ambulance-bundle.ts';
@@ -113,15 +113,22 @@ export class HandoverService {
   }
 
   async ambulanceStatus(ctx: RequestContext, caseId: string): Promise<AmbulanceHandoverView> {
+    return (await this.read(ctx, caseId)).view;
+  }
+
+  /** The case's ambulance requests and the view of where the handover stands (read every second). */
+  private async read(ctx: RequestContext, caseId: string) {
     // The case must be this provider's (another provider's id is simply not found).
     await this.cases.get(ctx, caseId);
-    const [messages, phoned, endpoint] = await Promise.all([
-      this.messaging.list(ctx, { caseId, kind: 'ambulance_request' }),
+    // The endpoints are read once: the list names destinations from them, the view takes the
+    // ambulance service's number and window from them.
+    const endpoints = await this.messaging.endpoints(ctx.tenant);
+    const [messages, phoned] = await Promise.all([
+      this.messaging.list(ctx, { caseId, kind: 'ambulance_request' }, endpoints),
       this.phoneHandovers(ctx.tenant, caseId),
-      this.messaging.endpointFor(ctx.tenant, 'ambulance_request'),
     ]);
-    const message = messages[0] ?? null;
-    return this.view(caseId, message, phoned[0] ?? null, endpoint);
+    const endpoint = onlyEndpointFor(endpoints, 'ambulance_request');
+    return { messages, view: this.view(caseId, messages[0] ?? null, phoned[0] ?? null, endpoint) };
   }
 
   /** The adviser phoned the ambulance service: recorded, and the electronic request stopped. */
@@ -130,13 +137,12 @@ export class HandoverService {
     caseId: string,
     input: { spokeTo: string; reference: string | null },
   ): Promise<AmbulanceHandoverView> {
-    const status = await this.ambulanceStatus(ctx, caseId);
+    const { messages, view: status } = await this.read(ctx, caseId);
     if (status.state === 'accepted')
       throw new ConflictError(
         `the ambulance service accepted the request already (incident ${status.reference ?? 'without a reference'}): do not phone it in again`,
       );
     if (status.state === 'phoned') throw new ConflictError('the phone handover is recorded already');
-    const messages = await this.messaging.list(ctx, { caseId, kind: 'ambulance_request' });
     const open = messages.find((m) => !['accepted', 'rejected', 'cancelled'].includes(m.state)) ?? null;
     const now = this.clock.nowMs();
     const drafts: EventDraft[] = [

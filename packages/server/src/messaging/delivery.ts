@@ -115,7 +115,7 @@ export class DeliveryWorker {
     const queue = [...due];
     const workers = Array.from({ length: Math.min(this.options.concurrency, queue.length) }, async () => {
       for (let next = queue.shift(); next; next = queue.shift()) {
-        if (await this.attempt(next.status, next.endpoint, next.bundle)) attempts++;
+        if (await this.attempt(next.status, next.endpoint)) attempts++;
       }
     });
     await Promise.all(workers);
@@ -135,7 +135,8 @@ export class DeliveryWorker {
     const rows = await this.deps.store.withTenant(tenant, (trx) =>
       messagingDb(trx)
         .selectFrom('messages')
-        .select(['status', 'bundle', 'endpoint_id'])
+        // Not the Bundle: most due rows on a hub are other nodes' and are not sent from here.
+        .select(['status', 'endpoint_id'])
         .where('tenant', '=', tenant)
         .where('state', 'in', ['queued', 'sent'])
         .where('next_attempt_at_ms', '<=', now)
@@ -143,37 +144,38 @@ export class DeliveryWorker {
         .limit(500)
         .execute(),
     );
-    const endpoints = new Map<string, Endpoint | null>();
-    const due: { status: MessageStatus; endpoint: Endpoint | null; bundle: string }[] = [];
+    if (rows.length === 0) return [];
+    // One read of the provider's endpoints for the whole pass, not one per message.
+    const endpoints = await this.readEndpoints();
+    const due: { status: MessageStatus; endpoint: Endpoint | null }[] = [];
     for (const row of rows) {
       const status = statusOf(row);
       if (!this.mayTake(status, now)) continue;
-      if (!endpoints.has(row.endpoint_id))
-        endpoints.set(row.endpoint_id, await this.readEndpoint(row.endpoint_id));
-      due.push({ status, endpoint: endpoints.get(row.endpoint_id)!, bundle: row.bundle });
+      due.push({ status, endpoint: endpoints.get(row.endpoint_id) ?? null });
     }
     return due;
   }
 
-  private async readEndpoint(endpointId: string): Promise<Endpoint | null> {
-    const row = await this.deps.store.withTenant(this.deps.tenant, (trx) =>
+  private async readEndpoints(): Promise<Map<string, Endpoint>> {
+    const rows = await this.deps.store.withTenant(this.deps.tenant, (trx) =>
       messagingDb(trx)
         .selectFrom('message_endpoints')
         .select('endpoint')
         .where('tenant', '=', this.deps.tenant)
-        .where('endpoint_id', '=', endpointId)
-        .executeTakeFirst(),
+        .execute(),
     );
-    return row ? endpointOf(row) : null;
+    return new Map(rows.map(endpointOf).map((e) => [e.endpointId, e]));
   }
 
   /** Takes (or renews) the lease by compare-and-set, sends once, records what happened. */
-  private async attempt(status: MessageStatus, endpoint: Endpoint | null, bundle: string): Promise<boolean> {
+  private async attempt(status: MessageStatus, endpoint: Endpoint | null): Promise<boolean> {
     const { ledger, clock, tenant } = this.deps;
     const node = ledger.node;
     const actor = `node:${node}`;
     const now = clock.nowMs();
     const messageId = status.messageId;
+    // Read with the lease's compare-and-set: the Bundle of a message this node now holds.
+    let bundle = '';
     try {
       await ledger.append(
         [
@@ -188,11 +190,12 @@ export class DeliveryWorker {
           guard: async (trx) => {
             const row = await messagingDb(trx)
               .selectFrom('messages')
-              .select('status')
+              .select(['status', 'bundle'])
               .where('tenant', '=', tenant)
               .where('message_id', '=', messageId)
               .executeTakeFirst();
             if (!row || !this.mayTake(statusOf(row), now)) throw new LeaseLost();
+            bundle = row.bundle;
           },
         },
       );

@@ -126,16 +126,9 @@ export class MessagingService {
 
   /** The endpoint for a kind of message: by ODS code (a GP practice), or the provider's only one. */
   async endpointFor(tenant: string, kind: MessageKind, odsCode?: string | null): Promise<Endpoint | null> {
-    const rows = await this.store.withTenant(tenant, (trx) =>
-      messagingDb(trx)
-        .selectFrom('message_endpoints')
-        .select('endpoint')
-        .where('tenant', '=', tenant)
-        .execute(),
-    );
-    const fit = rows.map(endpointOf).filter((e) => e.kinds.includes(kind));
-    if (odsCode) return fit.find((e) => e.odsCode === odsCode) ?? null;
-    return fit.length === 1 ? fit[0]! : null;
+    const all = await this.endpoints(tenant);
+    if (odsCode) return all.find((e) => e.kinds.includes(kind) && e.odsCode === odsCode) ?? null;
+    return onlyEndpointFor(all, kind);
   }
 
   async endpoints(tenant: string): Promise<Endpoint[]> {
@@ -155,7 +148,12 @@ export class MessagingService {
     return endpoint;
   }
 
-  async list(ctx: RequestContext, filters: MessageFilters): Promise<MessageView[]> {
+  /** `known`: the provider's endpoints when the caller has read them already. */
+  async list(
+    ctx: RequestContext,
+    filters: MessageFilters,
+    known?: readonly Endpoint[],
+  ): Promise<MessageView[]> {
     const now = this.clock.nowMs();
     const rows = await this.store.withTenant(ctx.tenant, async (trx) => {
       let q = messagingDb(trx)
@@ -177,7 +175,7 @@ export class MessagingService {
         .limit(filters.limit ?? 500)
         .execute();
     });
-    const names = new Map((await this.endpoints(ctx.tenant)).map((e) => [e.endpointId, e]));
+    const names = new Map((known ?? (await this.endpoints(ctx.tenant))).map((e) => [e.endpointId, e]));
     return rows.map((r) => this.view(statusOf(r), names.get(r.endpoint_id) ?? null, now));
   }
 
@@ -258,4 +256,10 @@ export class MessagingService {
         (!answered && (now >= status.failAtMs || (windowMs > 0 && now >= status.queuedAtMs + windowMs))),
     };
   }
+}
+
+/** The provider's one endpoint for a kind of message, or null when it has none or several. */
+export function onlyEndpointFor(endpoints: readonly Endpoint[], kind: MessageKind): Endpoint | null {
+  const fit = endpoints.filter((e) => e.kinds.includes(kind));
+  return fit.length === 1 ? fit[0]! : null;
 }
