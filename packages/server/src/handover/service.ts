@@ -1,5 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { ConflictError, type Clock, type Endpoint, type MessageState } from '@holdfast/core';
+import {
+  ConflictError,
+  FINISHED_MESSAGE_STATES,
+  type Clock,
+  type Endpoint,
+  type MessageState,
+} from '@holdfast/core';
 import { accessEvent } from '../audit/auditor.ts';
 import type { CasesTable } from '../cases/projection.ts';
 import type { CaseService } from '../cases/service.ts';
@@ -143,7 +149,7 @@ export class HandoverService {
         `the ambulance service accepted the request already (incident ${status.reference ?? 'without a reference'}): do not phone it in again`,
       );
     if (status.state === 'phoned') throw new ConflictError('the phone handover is recorded already');
-    const open = messages.find((m) => !['accepted', 'rejected', 'cancelled'].includes(m.state)) ?? null;
+    const open = messages.find((m) => !FINISHED_MESSAGE_STATES.includes(m.state)) ?? null;
     const now = this.clock.nowMs();
     const drafts: EventDraft[] = [
       {

@@ -1,7 +1,7 @@
 import { mayDeliver, retryDelayMs, type Clock, type Endpoint, type MessageStatus } from '@holdfast/core';
 import type { EventDraft, Ledger } from '../ledger/ledger.ts';
 import type { Store } from '../store/store.ts';
-import { endpointOf, messagingDb, statusOf } from './projection.ts';
+import { messagingDb, readEndpoints, statusOf } from './projection.ts';
 import type { DeliveryOutcome, HttpTransport } from './transport-http.ts';
 
 export interface DeliveryOptions {
@@ -146,7 +146,11 @@ export class DeliveryWorker {
     );
     if (rows.length === 0) return [];
     // One read of the provider's endpoints for the whole pass, not one per message.
-    const endpoints = await this.readEndpoints();
+    const endpoints = new Map(
+      (await this.deps.store.withTenant(this.deps.tenant, (trx) => readEndpoints(trx, this.deps.tenant))).map(
+        (e) => [e.endpointId, e],
+      ),
+    );
     const due: { status: MessageStatus; endpoint: Endpoint | null }[] = [];
     for (const row of rows) {
       const status = statusOf(row);
@@ -154,17 +158,6 @@ export class DeliveryWorker {
       due.push({ status, endpoint: endpoints.get(row.endpoint_id) ?? null });
     }
     return due;
-  }
-
-  private async readEndpoints(): Promise<Map<string, Endpoint>> {
-    const rows = await this.deps.store.withTenant(this.deps.tenant, (trx) =>
-      messagingDb(trx)
-        .selectFrom('message_endpoints')
-        .select('endpoint')
-        .where('tenant', '=', this.deps.tenant)
-        .execute(),
-    );
-    return new Map(rows.map(endpointOf).map((e) => [e.endpointId, e]));
   }
 
   /** Takes (or renews) the lease by compare-and-set, sends once, records what happened. */

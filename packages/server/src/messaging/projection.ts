@@ -55,6 +55,17 @@ export function statusOf(row: Pick<MessagesTable, 'status'>): MessageStatus {
   return JSON.parse(row.status) as MessageStatus;
 }
 
+/** Every endpoint of a provider (a handful): one read for a delivery pass or a list. */
+export async function readEndpoints(db: Db | Tx, tenant: string): Promise<Endpoint[]> {
+  const rows = await messagingDb(db)
+    .selectFrom('message_endpoints')
+    .select('endpoint')
+    .where('tenant', '=', tenant)
+    .orderBy('endpoint_id')
+    .execute();
+  return rows.map(endpointOf);
+}
+
 export function endpointOf(row: Pick<MessageEndpointsTable, 'endpoint'>): Endpoint {
   return endpointSchema.parse(JSON.parse(row.endpoint));
 }
@@ -120,17 +131,17 @@ export const messagingProjection: Projection = {
     const messageId = (e.payload as { messageId: string }).messageId;
     const existing = await db
       .selectFrom('messages')
-      .select(['status', 'bundle'])
+      .select('status')
       .where('tenant', '=', e.tenant)
       .where('message_id', '=', messageId)
       .executeTakeFirst();
     const before = existing ? statusOf(existing) : null;
     const after = foldMessage(before, { type: e.type, payload: e.payload } as MessageEvent);
     if (!after || after === before) return;
+    // A row is only ever inserted by `message.queued` (a fact before it folds to nothing), and the
+    // Bundle is never updated: the other facts need not read it back.
     const bundle =
-      e.type === 'message.queued'
-        ? canonicalJson((e.payload as { bundle: unknown }).bundle)
-        : (existing?.bundle ?? '{}');
+      e.type === 'message.queued' ? canonicalJson((e.payload as { bundle: unknown }).bundle) : '';
     const row: MessagesTable = {
       tenant: e.tenant,
       message_id: after.messageId,

@@ -1,5 +1,6 @@
 import {
   ConflictError,
+  FINISHED_MESSAGE_STATES,
   NotFoundError,
   ValidationError,
   type Clock,
@@ -14,7 +15,7 @@ import { outgoingIssues } from '../fhir/validate.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
 import type { EventDraft, Ledger } from '../ledger/ledger.ts';
 import type { Store, Tx } from '../store/store.ts';
-import { endpointOf, messagingDb, statusOf } from './projection.ts';
+import { endpointOf, messagingDb, readEndpoints, statusOf } from './projection.ts';
 
 /** What a caller asks the outbox to send. */
 export interface OutgoingMessage {
@@ -132,15 +133,7 @@ export class MessagingService {
   }
 
   async endpoints(tenant: string): Promise<Endpoint[]> {
-    const rows = await this.store.withTenant(tenant, (trx) =>
-      messagingDb(trx)
-        .selectFrom('message_endpoints')
-        .select('endpoint')
-        .where('tenant', '=', tenant)
-        .orderBy('endpoint_id')
-        .execute(),
-    );
-    return rows.map(endpointOf);
+    return this.store.withTenant(tenant, (trx) => readEndpoints(trx, tenant));
   }
 
   async setEndpoint(tenant: string, actor: string, endpoint: Endpoint): Promise<Endpoint> {
@@ -224,7 +217,7 @@ export class MessagingService {
   /** A person stops a message the receiver has not answered (it is not sent again). */
   async cancel(ctx: RequestContext, messageId: string, reason: string): Promise<MessageView> {
     const status = (await this.get(ctx, messageId)) as MessageStatus;
-    if (status.state === 'accepted' || status.state === 'rejected' || status.state === 'cancelled')
+    if (FINISHED_MESSAGE_STATES.includes(status.state))
       throw new ConflictError(`the message is ${status.state} already: it cannot be cancelled`);
     await this.ledger.append([
       {
@@ -245,8 +238,7 @@ export class MessagingService {
   }
 
   private view(status: MessageStatus, endpoint: Endpoint | null, now: number): MessageView {
-    const answered =
-      status.state === 'accepted' || status.state === 'rejected' || status.state === 'cancelled';
+    const answered = FINISHED_MESSAGE_STATES.includes(status.state);
     const windowMs = (endpoint?.acceptWithinSeconds ?? 0) * 1000;
     return {
       ...status,

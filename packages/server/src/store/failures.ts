@@ -35,7 +35,3 @@ export function storeFailureOf(error: unknown): StoreFailure | null {
   }
   return null;
 }
-
-export function isDiskFull(error: unknown): boolean {
-  return storeFailureOf(error)?.kind === 'disk_full';
-}
