@@ -196,7 +196,9 @@ describe('the 999 handover in the browser', () => {
     const secondCase = await triageToAmbulance(adviser, 'Found on the floor, not breathing');
     expect(secondCase).not.toBe(firstCase);
     await adviser.getByRole('button', { name: /^Confirm: request an ambulance/ }).click();
-    await panel.filter({ hasText: 'Request sent: waiting for the ambulance service to accept it' }).waitFor();
+    await panel
+      .filter({ hasText: 'Request not sent yet: waiting for the ambulance service to accept it' })
+      .waitFor();
     const confirmedAt = Date.now();
     await shots.take(adviser, 'ambulance-waiting');
     // Not accepted within the service's 30 s: the adviser is told to phone, with the number.

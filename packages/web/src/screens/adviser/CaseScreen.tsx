@@ -298,7 +298,9 @@ function Disposition({
       await queryClient.invalidateQueries({ queryKey: ['case', caseId] });
     } catch (error) {
       problems.fromError(error, []);
+      // The confirm may have gone through with its answer lost: read the case again as well.
       await queryClient.invalidateQueries({ queryKey: ['triage', caseId] });
+      await queryClient.invalidateQueries({ queryKey: ['case', caseId] });
     } finally {
       setBusy(false);
     }
@@ -374,6 +376,7 @@ function Disposition({
 
 interface AmbulanceHandoverView {
   state: 'waiting' | 'accepted' | 'rejected' | 'phone_now' | 'no_endpoint' | 'phoned';
+  messageState: string | null;
   destination: string | null;
   phone: string | null;
   acceptBy: string | null;
@@ -393,15 +396,39 @@ function AmbulanceHandover({ caseDetail }: { caseDetail: CaseDetail }) {
   const status = useQuery({
     queryKey: ['ambulance-handover', caseId],
     queryFn: () => api<AmbulanceHandoverView>('GET', `/api/v1/cases/${caseId}/ambulance-handover`),
+    // Until the handover is settled (accepted, phoned, or refused: then the adviser phones).
     refetchInterval: (q) =>
-      q.state.data && ['accepted', 'phoned'].includes(q.state.data.state) ? false : 1000,
+      q.state.data && ['accepted', 'phoned', 'rejected'].includes(q.state.data.state) ? false : 1000,
   });
   const [spokeTo, setSpokeTo] = useState('');
   const [reference, setReference] = useState('');
   const [busy, setBusy] = useState(false);
   const problems = useFormProblems();
-  const h = status.data;
-  if (!h) return <Text mt="md">Checking the request to the ambulance service…</Text>;
+  // What the server last said; while it does not answer, the screen must not keep promising.
+  const said = status.data;
+  if (!said)
+    return status.isError ? (
+      <Alert
+        color="red"
+        mt="md"
+        title="Phone the ambulance service now"
+        role="alert"
+        data-testid="ambulance-handover"
+      >
+        The server is not answering, so nobody can tell whether the ambulance service has the request. Phone
+        the ambulance service and read out the call details.
+      </Alert>
+    ) : (
+      <Text mt="md">Checking the request to the ambulance service…</Text>
+    );
+  const serverDown = status.isError;
+  // "Waiting" turns into "phone now" at the ambulance service's deadline even with the server gone.
+  const lateWithoutServer =
+    said.state === 'waiting' &&
+    serverDown &&
+    said.acceptBy !== null &&
+    Date.now() >= Date.parse(said.acceptBy);
+  const h: AmbulanceHandoverView = lateWithoutServer ? { ...said, state: 'phone_now' } : said;
   const record = async () => {
     problems.clear();
     setBusy(true);
@@ -451,11 +478,17 @@ function AmbulanceHandover({ caseDetail }: { caseDetail: CaseDetail }) {
       <Alert
         color="yellow"
         mt="md"
-        title="Request sent: waiting for the ambulance service to accept it"
+        title={
+          h.messageState === 'queued'
+            ? 'Request not sent yet: waiting for the ambulance service to accept it'
+            : 'Request sent: waiting for the ambulance service to accept it'
+        }
         role="status"
         data-testid="ambulance-handover"
       >
-        Sending to {h.destination}. Not accepted yet
+        {serverDown ? 'The server is not answering: this is what it last said. ' : ''}
+        {h.messageState === 'queued' ? `Not yet taken by ${h.destination}` : `Sent to ${h.destination}`}. Not
+        accepted yet
         {h.acceptBy ? `; if it is not accepted by ${londonTime(h.acceptBy)} you will be told to phone` : ''}.
       </Alert>
     );
@@ -470,13 +503,15 @@ function AmbulanceHandover({ caseDetail }: { caseDetail: CaseDetail }) {
       data-testid="ambulance-handover"
     >
       <Text fw={700}>
-        {h.state === 'no_endpoint'
-          ? 'No electronic link to the ambulance service is set up.'
-          : h.state === 'rejected'
-            ? `The ambulance service refused the electronic request: ${h.reason ?? 'no reason given'}.`
-            : h.reason
-              ? `The electronic request did not go: ${h.reason}.`
-              : 'The ambulance service has not accepted the electronic request.'}{' '}
+        {lateWithoutServer
+          ? 'The server is not answering and the ambulance service had not accepted the request in time.'
+          : h.state === 'no_endpoint'
+            ? 'No electronic link to the ambulance service is set up.'
+            : h.state === 'rejected'
+              ? `The ambulance service refused the electronic request: ${h.reason ?? 'no reason given'}.`
+              : h.reason
+                ? `The electronic request did not go: ${h.reason}.`
+                : 'The ambulance service has not accepted the electronic request.'}{' '}
         Phone {h.phone ? <span data-testid="ambulance-phone">{h.phone}</span> : 'the ambulance service'} and
         read out:
       </Text>

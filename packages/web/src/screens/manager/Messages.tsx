@@ -75,13 +75,21 @@ export function Messages() {
   return (
     <Stack maw={1300}>
       <PageTitle>Messages to other systems</PageTitle>
-      {error && <Alert color="red">The messages could not be read: {error.message}</Alert>}
+      {error && (
+        <Alert color="red">
+          The messages could not be read: {error.message}.
+          {attention.data ? ' The lists below are what the server last said and may be out of date.' : ''}
+        </Alert>
+      )}
       <section aria-labelledby="attention-heading">
         <Title order={2} size="h3" id="attention-heading" mb="xs">
           Failed or overdue: act on these
         </Title>
         {attention.isPending ? (
           <Text>Reading messages…</Text>
+        ) : !attention.data ? (
+          // Never "nothing needs attention" when nothing could be read.
+          <Text>Unknown: the messages cannot be read.</Text>
         ) : needingRows.length === 0 ? (
           <Text data-testid="messages-attention-empty">No message needs attention.</Text>
         ) : (
