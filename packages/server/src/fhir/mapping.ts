@@ -232,7 +232,7 @@ const escapeXml = (text: string) =>
   text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 /** XHTML narrative of paragraphs (the text is escaped: it is what staff typed). */
-function narrative(paragraphs: readonly string[]): { status: 'generated'; div: string } {
+export function narrative(paragraphs: readonly string[]): { status: 'generated'; div: string } {
   const body = paragraphs.map((p) => `<p>${escapeXml(p)}</p>`).join('');
   return { status: 'generated', div: `<div xmlns="http://www.w3.org/1999/xhtml">${body}</div>` };
 }

@@ -1,7 +1,13 @@
 import type { PemContent } from '@holdfast/core';
 import { formatLondonDateTime } from '@holdfast/core/queue/priority';
 import type { Bundle, Composition, CompositionSection, Observation, Reference } from '@medplum/fhirtypes';
-import { caseDocumentBundle, SAMPLE_NOTICE, type CaseBundleInput, type CaseInput } from '../fhir/mapping.ts';
+import {
+  caseDocumentBundle,
+  narrative,
+  SAMPLE_NOTICE,
+  type CaseBundleInput,
+  type CaseInput,
+} from '../fhir/mapping.ts';
 
 /**
  * The Post Event Message's content, once: the FHIR document Bundle the practice's system takes and
@@ -118,14 +124,6 @@ export function pemSections(
     { title: 'Advice given', lines: none(advice, 'No advice recorded'), entries: [] },
     { title: 'Follow-up', lines: followUp, entries: [] },
   ];
-}
-
-const escapeXml = (text: string) =>
-  text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-
-function narrative(lines: readonly string[]): { status: 'generated'; div: string } {
-  const body = lines.map((p) => `<p>${escapeXml(p)}</p>`).join('');
-  return { status: 'generated', div: `<div xmlns="http://www.w3.org/1999/xhtml">${body}</div>` };
 }
 
 /**
