@@ -1,5 +1,6 @@
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { mulberry32 } from '../simulate/simulator.ts';
 
 /**
  * A faulty network between a sender and a receiver, for tests and drills: an HTTP proxy that, by a
@@ -32,18 +33,6 @@ export const DEFAULT_FAULT_RATES: FaultRates = {
 
 export type Fault = 'drop' | 'error500' | 'resetAfterForward' | 'duplicate' | 'delay' | 'none';
 
-/** mulberry32: small, seeded, good enough to spread faults; the same seed gives the same faults. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export class FaultProxy {
   readonly counts: Record<Fault, number> = {
     drop: 0,
@@ -62,7 +51,8 @@ export class FaultProxy {
     private readonly target: string,
     options: { seed: number; rates?: Partial<FaultRates> },
   ) {
-    this.random = seededRandom(options.seed);
+    // The project's one seeded generator (the simulator's), so a seed repeats a run exactly.
+    this.random = mulberry32(options.seed);
     this.rates = { ...DEFAULT_FAULT_RATES, ...options.rates };
   }
 

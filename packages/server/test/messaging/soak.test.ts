@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import { verifyStore } from '../../src/ledger/verify.ts';
 import { messagingDb, statusOf } from '../../src/messaging/projection.ts';
 import { MessagingService } from '../../src/messaging/service.ts';
 import { ledgerCrypto } from '../../src/node/crypto.ts';
+import { mulberry32 } from '../../src/simulate/simulator.ts';
 import { initNode } from '../../src/node/node.ts';
 import { Store, type StoreOptions } from '../../src/store/store.ts';
 import { freshStore, STORE_KINDS } from '../support/databases.ts';
@@ -37,17 +38,6 @@ afterAll(async () => {
   for (const c of [...children]) c.kill('SIGKILL');
   for (const c of cleanups) await c();
 });
-
-/** A seeded draw, so a failing run can be repeated with its seed. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The CLI as a child process; resolves once `ready` matches its output. */
 async function start(
@@ -109,7 +99,7 @@ describe.each(STORE_KINDS)('the outbox soak on %s', (kind) => {
   it(
     `${MESSAGES} messages through a faulty network, the sender SIGKILLed ${KILLS} times: each held once, none lost, the ledger agrees`,
     async () => {
-      const random = seeded(SEED + (kind === 'postgres' ? 1 : 0));
+      const random = mulberry32(SEED + (kind === 'postgres' ? 1 : 0));
       const fresh = await freshStore(kind);
       cleanups.push(fresh.cleanup);
       const env: Record<string, string> =
@@ -119,7 +109,7 @@ describe.each(STORE_KINDS)('the outbox soak on %s', (kind) => {
 
       // The ambulance service: its own process, behind its own faulty network.
       const storeFile = join(fresh.dataDir, '..', `soak-receiver-${randomUUID()}.ndjson`);
-      cleanups.push(async () => (await import('node:fs')).rmSync(storeFile, { force: true }));
+      cleanups.push(async () => rmSync(storeFile, { force: true }));
       const proxyPort = await freePort();
       const receiver = await start(
         [
