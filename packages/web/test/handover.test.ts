@@ -170,7 +170,11 @@ describe('the 999 handover in the browser', () => {
     };
     await configureAmbulanceService();
 
-    const adviserContext = await staffContext(browser, server.url, { bypassCSP: true });
+    // A call-centre monitor.
+    const adviserContext = await staffContext(browser, server.url, {
+      bypassCSP: true,
+      viewport: { width: 1366, height: 768 },
+    });
     await useSessionCookie(adviserContext, server.url, adviserUser.sessionToken);
     const adviser = await adviserContext.newPage();
 
@@ -211,7 +215,10 @@ describe('the 999 handover in the browser', () => {
     await scan(adviser, 'disposition: phone the ambulance service now');
 
     // --- The shift manager sees the overdue request on the Messages screen (and on the dashboard).
-    const managerContext = await staffContext(browser, server.url, { bypassCSP: true });
+    const managerContext = await staffContext(browser, server.url, {
+      bypassCSP: true,
+      viewport: { width: 1366, height: 768 },
+    });
     await useSessionCookie(managerContext, server.url, managerUser.sessionToken);
     const manager = await managerContext.newPage();
     await manager.goto('/dashboard');
@@ -273,8 +280,27 @@ describe('the 999 handover in the browser', () => {
     expect(await cancelledRow.innerText()).toMatch(/handed over to the ambulance service by phone/);
     await shots.take(manager, 'messages-after-phone-handover');
 
+    // --- A third request is queued, then the node itself stops: the screens keep no promise.
+    const thirdCase = await triageToAmbulance(adviser, 'Collapsed in the garden, not breathing');
+    expect(thirdCase).not.toBe(secondCase);
+    await adviser.getByRole('button', { name: /^Confirm: request an ambulance/ }).click();
+    await panel
+      .filter({ hasText: 'Request not sent yet: waiting for the ambulance service to accept it' })
+      .waitFor();
+    await server.stop();
+    // Still "not sent yet" (what the server last said), then "phone now" at the deadline, the
+    // server being silent; never "accepted" or "sent".
+    await panel.filter({ hasText: 'The server is not answering' }).waitFor({ timeout: 15_000 });
+    await panel.filter({ hasText: 'Phone the ambulance service now' }).waitFor({ timeout: 45_000 });
+    expect(await panel.innerText()).not.toMatch(/The ambulance service accepted the request|Request sent:/);
+    await shots.take(adviser, 'ambulance-phone-now-server-stopped');
+    // The Messages screen says it cannot read, and never that nothing needs attention.
+    await manager.getByText(/The messages could not be read/).waitFor({ timeout: 15_000 });
+    expect(await manager.getByTestId('messages-attention-empty').count()).toBe(0);
+    await shots.take(manager, 'messages-server-stopped');
+
     expect(violations, violations.join('\n')).toEqual([]);
     await managerContext.close();
     await adviserContext.close();
-  }, 240_000);
+  }, 300_000);
 });

@@ -20,6 +20,7 @@ import { SampleNotice } from '../../components/SampleNotice.tsx';
 import { SpecialNotesBanner } from '../../components/SpecialNotes.tsx';
 import { api } from '../../lib/api.ts';
 import { useFormProblems } from '../../lib/forms.ts';
+import { useNow } from '../../lib/live.ts';
 import { siteName, STATUS_LABELS, useCase, useSites } from '../../lib/queries.ts';
 import { Link, navigate } from '../../lib/router.tsx';
 import { useSession } from '../../lib/session.tsx';
@@ -404,6 +405,8 @@ function AmbulanceHandover({ caseDetail }: { caseDetail: CaseDetail }) {
   const [reference, setReference] = useState('');
   const [busy, setBusy] = useState(false);
   const problems = useFormProblems();
+  // A clock of the screen's own: with the server silent, nothing else makes the panel look again.
+  const now = useNow(1000);
   // What the server last said; while it does not answer, the screen must not keep promising.
   const said = status.data;
   if (!said)
@@ -427,7 +430,7 @@ function AmbulanceHandover({ caseDetail }: { caseDetail: CaseDetail }) {
     said.state === 'waiting' &&
     serverDown &&
     said.acceptBy !== null &&
-    Date.now() >= Date.parse(said.acceptBy);
+    now >= Date.parse(said.acceptBy);
   const h: AmbulanceHandoverView = lateWithoutServer ? { ...said, state: 'phone_now' } : said;
   const record = async () => {
     problems.clear();

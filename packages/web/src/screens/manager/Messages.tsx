@@ -87,7 +87,7 @@ export function Messages() {
         </Title>
         {attention.isPending ? (
           <Text>Reading messages…</Text>
-        ) : !attention.data ? (
+        ) : !attention.data || (attention.isError && needingRows.length === 0) ? (
           // Never "nothing needs attention" when nothing could be read.
           <Text>Unknown: the messages cannot be read.</Text>
         ) : needingRows.length === 0 ? (
