@@ -6,6 +6,7 @@ import {
   type CaseState,
   type Clock,
   type PatientRecord,
+  type PemContent,
   type PemNotSentReason,
 } from '@holdfast/core';
 import { accountsDb } from '../accounts/projection.ts';
@@ -107,7 +108,7 @@ export class PemService {
       practice.odsCode,
     );
     if (!endpoint) return notSent('no_practice_endpoint', practice.odsCode);
-    const built = await this.build(ctx, row, state, patient, closedAtMs);
+    const built = await this.build(ctx, row, state, patient, closedAtMs, content);
     if (!built) return notSent('no_patient');
     const messageId = randomUUID();
     const bundle = pemBundle(built.input, built.doc, messageId);
@@ -224,6 +225,8 @@ export class PemService {
     state: CaseState,
     patient: Omit<Partial<PatientRecord>, 'specialNotes'>,
     closedAtMs: number,
+    /** The PEM's type and due time, when the caller has worked them out already. */
+    content: PemContent = pemContent(this.factsOf(row, state, closedAtMs)),
   ): Promise<{ doc: PemDocument; input: CaseBundleInput } | null> {
     const { givenName, familyName, dateOfBirth, registeredPractice } = patient;
     if (!givenName || !familyName || !dateOfBirth || !registeredPractice) return null;
@@ -266,7 +269,6 @@ export class PemService {
       practitioners,
       timestamp: new Date(closedAtMs).toISOString(),
     };
-    const content = pemContent(this.factsOf(row, state, closedAtMs));
     const observations = caseResources(caseInput).observations;
     const doc: PemDocument = {
       caseId: row.case_id,
