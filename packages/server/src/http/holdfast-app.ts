@@ -224,11 +224,7 @@ export async function buildHoldfastApp(
       syncAlarms: (tenant) => new SyncStatusStore(node.store, node.clock).activeAlarms(tenant),
       // Failed, past their deadline or past the receiver's window (a 999 request not accepted in 30 s).
       messagesNeedingAttention: async (ctx) =>
-        hasPermission(ctx.roles, 'messages.read')
-          ? (
-              await messaging.list(ctx, { state: ['queued', 'sent', 'delivered', 'failed'], limit: 1000 })
-            ).filter((m) => m.overdue).length
-          : null,
+        hasPermission(ctx.roles, 'messages.read') ? messaging.needingAttentionCount(ctx) : null,
     }),
     ...fhirRoutes(new FhirService(patients, cases, triage, auditor)),
     // The browser app on the same port: GETs that no API route answers (see web-static.ts).

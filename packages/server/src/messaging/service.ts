@@ -156,20 +156,22 @@ export class MessagingService {
       if (filters.state && filters.state.length > 0) q = q.where('state', 'in', [...filters.state]);
       if (filters.caseId) q = q.where('case_id', '=', filters.caseId);
       if (filters.kind) q = q.where('kind', '=', filters.kind);
-      if (filters.needsAttention)
-        q = q.where((eb) =>
-          eb.or([
-            eb('state', '=', 'failed'),
-            eb.and([eb('state', 'in', ['queued', 'sent', 'delivered']), eb('fail_at_ms', '<=', now)]),
-          ]),
-        );
+      // Every unanswered message may be overdue (past its deadline, or past its receiver's window,
+      // which only the endpoint knows): the view decides, the query only leaves out the answered.
+      if (filters.needsAttention) q = q.where('state', 'in', ['queued', 'sent', 'delivered', 'failed']);
       return q
         .orderBy('queued_at_ms', 'desc')
         .limit(filters.limit ?? 500)
         .execute();
     });
     const names = new Map((known ?? (await this.endpoints(ctx.tenant))).map((e) => [e.endpointId, e]));
-    return rows.map((r) => this.view(statusOf(r), names.get(r.endpoint_id) ?? null, now));
+    const views = rows.map((r) => this.view(statusOf(r), names.get(r.endpoint_id) ?? null, now));
+    return filters.needsAttention ? views.filter((m) => m.overdue) : views;
+  }
+
+  /** How many messages need a person now (the dashboard's figure; the same rule as the list). */
+  async needingAttentionCount(ctx: RequestContext): Promise<number> {
+    return (await this.list(ctx, { needsAttention: true, limit: 1000 })).length;
   }
 
   async get(ctx: RequestContext, messageId: string): Promise<MessageView> {

@@ -190,6 +190,13 @@ describe.each(STORE_KINDS)('999 handover on %s', (kind) => {
       h = await json(adviser, 'GET', `/api/v1/cases/${caseId}/ambulance-handover`);
       expect(h.state).toBe('phone_now');
       expect(await needingAttention()).toBe(1);
+      // The Messages screen's list uses the same rule as the dashboard's count.
+      const listed = await json<{ messages: { caseId: string; overdue: boolean }[] }>(
+        manager,
+        'GET',
+        '/api/v1/messages?needsAttention=true',
+      );
+      expect(listed.messages.filter((m) => m.caseId === caseId).map((m) => m.overdue)).toEqual([true]);
       expect(h.phone).toBe('0300 123 4567');
       const missing = await adviser.request('POST', `/api/v1/cases/${caseId}/ambulance-handover/phone`, {});
       expect(missing.statusCode).toBe(400);

@@ -427,10 +427,7 @@ function AmbulanceHandover({ caseDetail }: { caseDetail: CaseDetail }) {
   const serverDown = status.isError;
   // "Waiting" turns into "phone now" at the ambulance service's deadline even with the server gone.
   const lateWithoutServer =
-    said.state === 'waiting' &&
-    serverDown &&
-    said.acceptBy !== null &&
-    now >= Date.parse(said.acceptBy);
+    said.state === 'waiting' && serverDown && said.acceptBy !== null && now >= Date.parse(said.acceptBy);
   const h: AmbulanceHandoverView = lateWithoutServer ? { ...said, state: 'phone_now' } : said;
   const record = async () => {
     problems.clear();

@@ -63,13 +63,11 @@ export function Messages() {
   });
   const [acting, setActing] = useState<{ message: MessageRow; action: 'retry' | 'cancel' } | null>(null);
 
-  // Past the receiver's window counts too (a 999 request not accepted in 30 s), not only past the
-  // message's own deadline, which is what needsAttention filters on.
-  const needing = new Map<string, MessageRow>();
-  for (const m of attention.data ?? []) needing.set(m.messageId, m);
-  for (const m of recent.data ?? []) if (m.overdue) needing.set(m.messageId, m);
-  const needingRows = [...needing.values()].sort((a, b) => b.queuedAtMs - a.queuedAtMs);
-  const otherRows = (recent.data ?? []).filter((m) => !needing.has(m.messageId));
+  // needsAttention is the server's rule (failed, past its deadline or past the receiver's window,
+  // as the dashboard counts); the recent list leaves those out so none is shown twice.
+  const needingRows = attention.data ?? [];
+  const needingIds = new Set(needingRows.map((m) => m.messageId));
+  const otherRows = (recent.data ?? []).filter((m) => !needingIds.has(m.messageId));
   const error = attention.error ?? recent.error;
 
   return (
