@@ -192,6 +192,12 @@ describe('the 999 handover in the browser', () => {
     await panel.filter({ hasText: 'The ambulance service accepted the request' }).waitFor();
     expect(await panel.innerText()).toMatch(/incident reference\s+INC-4711/);
     expect(receiver.received).toBe(1);
+    // The case lists what it sent and where each message stands; the adviser may now move on.
+    const caseMessages = adviser.getByTestId('case-messages');
+    await caseMessages
+      .filter({ hasText: /Ambulance request, category 1.*Accepted \(reference INC-4711\)/ })
+      .waitFor();
+    await adviser.getByRole('button', { name: 'Take the next call' }).waitFor();
     await shots.take(adviser, 'ambulance-accepted');
     await scan(adviser, 'disposition: ambulance accepted');
 
@@ -211,6 +217,9 @@ describe('the 999 handover in the browser', () => {
     expect(waited).toBeGreaterThan(20);
     expect(waited).toBeLessThan(40);
     expect(await adviser.getByTestId('ambulance-phone').innerText()).toBe(AMBULANCE_PHONE);
+    // Until the ambulance service has the patient the adviser is kept with the caller.
+    await adviser.getByTestId('stay-with-caller').waitFor();
+    expect(await adviser.getByRole('button', { name: 'Take the next call' }).count()).toBe(0);
     await shots.take(adviser, 'ambulance-phone-now');
     await scan(adviser, 'disposition: phone the ambulance service now');
 

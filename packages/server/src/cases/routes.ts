@@ -184,10 +184,16 @@ export function caseRoutes(cases: CaseService, views: CaseViews): RouteSpec[] {
         'The consultation outcome: advice and close, re-triage, upgrade to ambulance, refer, or book/visit/prescribe (recorded for later)',
       access: { permission: 'consultations.write' },
       params: caseParams,
-      body: z.strictObject({
-        outcome: z.enum(CONSULTATION_OUTCOMES),
-        ambulanceCategory: z.union([z.literal(1), z.literal(2), z.literal(3), z.literal(4)]).optional(),
-      }),
+      body: z
+        .strictObject({
+          outcome: z.enum(CONSULTATION_OUTCOMES),
+          ambulanceCategory: z.union([z.literal(1), z.literal(2), z.literal(3), z.literal(4)]).optional(),
+        })
+        // The category of an upgrade is the clinician's choice, never a default.
+        .refine((b) => b.outcome !== 'upgrade_to_ambulance' || b.ambulanceCategory !== undefined, {
+          path: ['ambulanceCategory'],
+          message: 'choose the ambulance category (1 to 4) for an upgrade to an ambulance',
+        }),
       async handler({ ctx, params, body }) {
         return views.commandThenDetail(ctx, params.caseId, {
           type: 'record_outcome',

@@ -70,6 +70,15 @@ export interface ClosingCase {
 }
 export type CloseHook = (ctx: RequestContext, closing: ClosingCase) => Promise<EventDraft[]>;
 
+/** What an ambulance hook is given: the case as it stood and the request the command decided on. */
+export interface AmbulanceRequested {
+  row: CasesTable;
+  category: 1 | 2 | 3 | 4;
+  /** The clinician who upgraded the case in a consultation; null for a confirmed triage disposition. */
+  byClinicianId: string | null;
+}
+export type AmbulanceHook = (ctx: RequestContext, requested: AmbulanceRequested) => Promise<EventDraft[]>;
+
 /**
  * Cases: every command is decided by the core state machine against the case's current state,
  * and appended with a compare-and-set on the case's version, so two clinicians claiming one case at
@@ -92,6 +101,17 @@ export class CaseService {
 
   setCloseHook(hook: CloseHook): void {
     this.onClose = hook;
+  }
+
+  /**
+   * Facts that go with every ambulance request, whichever path decides it (an adviser confirming an
+   * ambulance disposition, a clinician upgrading a case): the request to the ambulance service is
+   * queued in the same commit, so no case shows an ambulance requested without the request existing.
+   */
+  private onAmbulanceRequested: AmbulanceHook | null = null;
+
+  setAmbulanceHook(hook: AmbulanceHook): void {
+    this.onAmbulanceRequested = hook;
   }
 
   /**
@@ -238,6 +258,15 @@ export class CaseService {
         events.push(...produced);
       }
       const extras = extra(row, events);
+      const ambulance = events.find((e) => e.type === 'case.ambulance_requested');
+      const requesting =
+        ambulance && this.onAmbulanceRequested
+          ? await this.onAmbulanceRequested(ctx, {
+              row,
+              category: (ambulance.payload as { category: 1 | 2 | 3 | 4 }).category,
+              byClinicianId: (ambulance.payload as { byClinicianId?: string }).byClinicianId ?? null,
+            })
+          : [];
       const closing =
         !wasClosed && state.status === 'closed' && this.onClose
           ? await this.onClose(ctx, { row, state, extra: extras, closedAtMs: this.clock.nowMs() })
@@ -258,6 +287,7 @@ export class CaseService {
           payload: e.payload as Record<string, unknown>,
         })),
         ...(options.audit ? [accessEvent(ctx, options.audit)] : []),
+        ...requesting,
         ...closing,
       ];
       try {

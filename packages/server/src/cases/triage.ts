@@ -13,7 +13,6 @@ import type { EventDraft } from '../ledger/ledger.ts';
 import type { LoadedPack } from '../triage/packs.ts';
 import type { CasesTable, TriageAnswerRecord } from './projection.ts';
 import type { CaseService } from './service.ts';
-import type { HandoverService } from '../handover/service.ts';
 
 /**
  * Runs triage on a case: the pure engine decides what is asked and where it ends; every answer is
@@ -25,7 +24,6 @@ export class TriageService {
   constructor(
     private readonly cases: CaseService,
     readonly pack: LoadedPack,
-    private readonly handover: HandoverService | null = null,
   ) {}
 
   pathways() {
@@ -36,6 +34,12 @@ export class TriageService {
     const protocol = this.pack.protocols.get(pathwayId);
     if (!protocol) throw new NotFoundError('pathway');
     return protocol;
+  }
+
+  /** The questions asked and the answers given, in order (empty before triage started). */
+  answeredPath(row: CasesTable): { question: string; answer: string }[] {
+    const state = this.stateOf(row);
+    return state ? state.result.path.map((p) => ({ question: p.question, answer: p.answer })) : [];
   }
 
   /** The triage state of a case, replayed from its stored answers. */
@@ -157,16 +161,8 @@ export class TriageService {
         actor: actorOf(ctx),
         payload: { caseId, advice: d.careAdvice },
       });
-    if (d.kind === 'ambulance' && this.handover)
-      extra.push(
-        ...(await this.handover.ambulanceRequestDrafts(ctx, {
-          row,
-          category,
-          dxCode: d.dxCode,
-          dispositionLabel: d.label,
-          triagePath: result.path.map((p) => ({ question: p.question, answer: p.answer })),
-        })),
-      );
+    // An ambulance disposition's request to the ambulance service is queued by the cases' ambulance
+    // hook in the same commit (the same path as a clinician's upgrade).
     await this.cases.command(ctx, caseId, commands, () => extra);
     return result;
   }

@@ -7,8 +7,7 @@ import {
   type MessageState,
 } from '@holdfast/core';
 import { accessEvent } from '../audit/auditor.ts';
-import type { CasesTable } from '../cases/projection.ts';
-import type { CaseService } from '../cases/service.ts';
+import type { AmbulanceRequested, CaseService } from '../cases/service.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
 import type { EventDraft, Ledger } from '../ledger/ledger.ts';
 import { onlyEndpointFor, type MessageView, type MessagingService } from '../messaging/service.ts';
@@ -47,11 +46,7 @@ export interface AmbulanceHandoverView {
   phoned: { at: string; spokeTo: string; reference: string | null } | null;
 }
 
-export interface AmbulanceRequestFacts {
-  row: CasesTable;
-  category: 1 | 2 | 3 | 4;
-  dxCode: string;
-  dispositionLabel: string;
+export interface AmbulanceRequestFacts extends AmbulanceRequested {
   triagePath: { question: string; answer: string }[];
 }
 
@@ -92,8 +87,11 @@ export class HandoverService {
       source: { node: this.ledger.node, tenant: ctx.tenant },
       destination: { name: endpoint.name, endpoint: endpoint.transport.url, odsCode: endpoint.odsCode },
       category: facts.category,
-      dxCode: facts.dxCode,
-      dispositionLabel: facts.dispositionLabel,
+      // A clinician's upgrade names itself: the triage disposition (if any) was not an ambulance.
+      dxCode: facts.byClinicianId ? 'Clinician upgrade' : (row.dx_code ?? 'Ambulance'),
+      dispositionLabel: facts.byClinicianId
+        ? `an ambulance is needed after clinical assessment${row.disposition_label ? ` (the triage outcome was: ${row.disposition_label})` : ''}`
+        : (row.disposition_label ?? `Ambulance, category ${facts.category}`),
       presentingComplaint: row.complaint,
       location: row.location,
       caller,

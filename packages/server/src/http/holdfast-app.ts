@@ -96,10 +96,11 @@ export async function buildHoldfastApp(
   const caseViews = new CaseViews(cases, patients, accounts, auditor);
   const messaging = new MessagingService(node.store, node.ledger, node.clock);
   const handover = new HandoverService(node.store, node.ledger, node.clock, messaging, patients, cases);
-  const triage = new TriageService(
-    cases,
-    await requireProtocolPack(options.protocolsDir ?? SAMPLE_PACK_DIR),
-    handover,
+  const triage = new TriageService(cases, await requireProtocolPack(options.protocolsDir ?? SAMPLE_PACK_DIR));
+  // Every ambulance request (a confirmed disposition, a clinician's upgrade) queues the request to
+  // the ambulance service in the same commit.
+  cases.setAmbulanceHook((ctx, requested) =>
+    handover.ambulanceRequestDrafts(ctx, { ...requested, triagePath: triage.answeredPath(requested.row) }),
   );
   // Every close queues the Post Event Message to the patient's practice in the same commit.
   const pem = new PemService(node.store, node.clock, {

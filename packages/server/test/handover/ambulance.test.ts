@@ -221,5 +221,47 @@ describe.each(STORE_KINDS)('999 handover on %s', (kind) => {
       });
       expect(twice.statusCode).toBe(409);
     });
+
+    it("a clinician's upgrade in a consultation sends the request too, with the category the clinician chose", async () => {
+      receiver.received.length = 0;
+      receiver.fallback = { status: 200, body: 'ok-with-reference' };
+      // A case for a clinician (not an ambulance at triage), upgraded after assessment.
+      const { caseId } = await caseAt(adviser, protocols, site, 'speak_to_primary_care');
+      const clinician = new Client(t.app, t.clock);
+      expect((await clinician.signIn('clinician@northshire')).statusCode).toBe(200);
+      expect((await clinician.request('POST', `/api/v1/cases/${caseId}/claim`)).statusCode).toBe(200);
+      expect((await clinician.request('POST', `/api/v1/cases/${caseId}/consultation`)).statusCode).toBe(204);
+      // The category is chosen, never assumed: an upgrade without one is refused and sends nothing.
+      const without = await clinician.request('POST', `/api/v1/cases/${caseId}/outcome`, {
+        outcome: 'upgrade_to_ambulance',
+      });
+      expect(without.statusCode).toBe(400);
+      expect(without.body).toContain('ambulanceCategory');
+      expect(await eventTypes(caseId)).not.toContain('message.queued');
+      await json(clinician, 'POST', `/api/v1/cases/${caseId}/outcome`, {
+        outcome: 'upgrade_to_ambulance',
+        ambulanceCategory: 3,
+      });
+      const types = await eventTypes(caseId);
+      expect(types).toContain('case.ambulance_requested');
+      expect(types.filter((type) => type === 'message.queued')).toHaveLength(1);
+      let h = await json<{ state: string; reference: string | null }>(
+        clinician,
+        'GET',
+        `/api/v1/cases/${caseId}/ambulance-handover`,
+      );
+      expect(h.state).toBe('waiting');
+      await worker.runOnce();
+      expect(receiver.received).toHaveLength(1);
+      const bundle = JSON.parse(receiver.received[0]!.body) as {
+        entry: { resource: Record<string, unknown> }[];
+      };
+      const request = bundle.entry.map((e) => e.resource).find((r) => r.resourceType === 'ServiceRequest')!;
+      expect(JSON.stringify(request.category)).toContain('Ambulance response category 3');
+      expect(JSON.stringify(request.reasonCode)).toContain('Clinician upgrade');
+      expect(outgoingIssues(bundle as never)).toEqual([]);
+      h = await json(clinician, 'GET', `/api/v1/cases/${caseId}/ambulance-handover`);
+      expect(h).toMatchObject({ state: 'accepted', reference: 'INC-4711' });
+    });
   });
 });

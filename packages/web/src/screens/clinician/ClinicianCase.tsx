@@ -13,6 +13,8 @@ import {
 } from '@mantine/core';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState, type FormEvent } from 'react';
+import { AmbulanceHandover } from '../../components/AmbulanceHandover.tsx';
+import { CaseMessages } from '../../components/CaseMessages.tsx';
 import { FormAlert } from '../../components/FormAlert.tsx';
 import { PageTitle } from '../../components/PageTitle.tsx';
 import { SampleNotice } from '../../components/SampleNotice.tsx';
@@ -242,6 +244,9 @@ export function ClinicianCase({ caseId }: { caseId: string }) {
         </Group>
       ) : null}
 
+      {c.status === 'ambulance_requested' && <AmbulanceHandover caseDetail={c} />}
+      <CaseMessages caseId={caseId} caseStatus={c.status} />
+
       {c.status === 'closed' && (
         <Alert color="#1e6b30" title="Case closed" role="status">
           This case is closed and has left the queue.{' '}
@@ -334,7 +339,8 @@ function Consultation({ caseDetail, onSaved }: { caseDetail: CaseDetail; onSaved
   const problems = useFormProblems();
   const outcomeProblems = useFormProblems();
   const [outcome, setOutcome] = useState<string>('advice_and_close');
-  const [category, setCategory] = useState('3');
+  // Never preselected: the clinician chooses the category every time.
+  const [category, setCategory] = useState('');
   const [outcomeDone, setOutcomeDone] = useState<string | null>(null);
 
   const save = async (event: FormEvent) => {
@@ -377,7 +383,9 @@ function Consultation({ caseDetail, onSaved }: { caseDetail: CaseDetail; onSaved
     try {
       await api('POST', `/api/v1/cases/${caseId}/outcome`, {
         outcome,
-        ...(outcome === 'upgrade_to_ambulance' ? { ambulanceCategory: Number(category) } : {}),
+        ...(outcome === 'upgrade_to_ambulance' && category !== ''
+          ? { ambulanceCategory: Number(category) }
+          : {}),
       });
       setOutcomeDone(OUTCOME_WORDS[outcome] ?? outcome);
       onSaved();
@@ -454,7 +462,10 @@ function Consultation({ caseDetail, onSaved }: { caseDetail: CaseDetail; onSaved
           {outcome === 'upgrade_to_ambulance' && (
             <NativeSelect
               label="Ambulance category"
-              data={['1', '2', '3', '4'].map((v) => ({ value: v, label: `Category ${v}` }))}
+              data={[
+                { value: '', label: 'Choose a category' },
+                ...['1', '2', '3', '4'].map((v) => ({ value: v, label: `Category ${v}` })),
+              ]}
               value={category}
               onChange={(e) => setCategory(e.currentTarget.value)}
               error={outcomeProblems.field('ambulanceCategory')}

@@ -7,35 +7,8 @@ import { PageTitle } from '../../components/PageTitle.tsx';
 import { api } from '../../lib/api.ts';
 import { useFormProblems } from '../../lib/forms.ts';
 import { useSession } from '../../lib/session.tsx';
+import { messageStateWords, type MessageRow } from '../../lib/messages.ts';
 import { londonWhen } from '../../lib/time.ts';
-
-/** One message as `GET /api/v1/messages` lists it (packages/server/src/messaging/service.ts MessageView). */
-interface MessageRow {
-  messageId: string;
-  kind: string;
-  caseId: string | null;
-  summary: string;
-  destination: string;
-  state: string;
-  queuedAtMs: number;
-  answeredAtMs: number | null;
-  attempts: number;
-  lastProblem: string | null;
-  reason: string | null;
-  reference: string | null;
-  invalid: boolean;
-  overdue: boolean;
-}
-
-const STATE_WORDS: Record<string, string> = {
-  queued: 'Waiting to be sent',
-  sent: 'Sent, not yet received',
-  delivered: 'Received, not yet accepted',
-  accepted: 'Accepted',
-  rejected: 'Refused by the receiver',
-  failed: 'Failed: not delivered',
-  cancelled: 'Cancelled',
-};
 
 /** How often the lists are read again: delivery moves on its own, and a 999 request fails in 30 s. */
 const REFRESH_MS = 3000;
@@ -165,9 +138,7 @@ function MessageTable({
               <Table.Td>{m.destination}</Table.Td>
               <Table.Td>{ref ?? '—'}</Table.Td>
               <Table.Td>
-                {m.state === 'queued' && m.attempts > 0
-                  ? 'Not delivered yet: trying again'
-                  : (STATE_WORDS[m.state] ?? m.state)}
+                {messageStateWords(m)}
                 {m.overdue && m.state !== 'failed' && (
                   <Badge color="#8a4b00" ml={4}>
                     Overdue
