@@ -37,7 +37,7 @@ export type MailboxAnswer =
   | { file: string; dataFile: string; type: 'response'; messageId: string; bundle: unknown }
   /** Whole and well-formed, but not about a message of ours (no id we can match). */
   | { file: string; dataFile: string | null; type: 'unmatched'; problem: string }
-  | { file: string; type: 'bad'; problem: string };
+  | { file: string; dataFile: string | null; type: 'bad'; problem: string };
 
 export type AnswerDestination = 'done' | 'bad' | 'unmatched';
 
@@ -130,7 +130,9 @@ export class MailboxTransport {
   }
 
   private async readAnswer(dir: string, file: string): Promise<MailboxAnswer> {
-    if (!CONTROL_FILE.test(file)) return { file, type: 'bad', problem: 'the file name is not allowed' };
+    if (!CONTROL_FILE.test(file))
+      return { file, dataFile: null, type: 'bad', problem: 'the file name is not allowed' };
+    let dataFile: string | null = null;
     try {
       const control = await readControl(dir, file);
       if (control.messageType === 'report')
@@ -141,6 +143,7 @@ export class MailboxTransport {
           status: control.status,
           reason: control.reason ?? null,
         };
+      dataFile = control.dataFile;
       const text = await readData(dir, control);
       let bundle: unknown;
       try {
@@ -158,9 +161,14 @@ export class MailboxTransport {
         };
       return { file, dataFile: control.dataFile, type: 'response', messageId, bundle };
     } catch (error) {
-      if (error instanceof BadMailboxFile) return { file, type: 'bad', problem: error.message };
+      if (error instanceof BadMailboxFile) return { file, dataFile, type: 'bad', problem: error.message };
       const code = (error as NodeJS.ErrnoException).code;
-      return { file, type: 'bad', problem: `the file could not be read${code ? ` (${code})` : ''}` };
+      return {
+        file,
+        dataFile,
+        type: 'bad',
+        problem: `the file could not be read${code ? ` (${code})` : ''}`,
+      };
     }
   }
 
