@@ -12,6 +12,8 @@ import { MessagingService } from '../../src/messaging/service.ts';
 import { HttpTransport } from '../../src/messaging/transport-http.ts';
 import { MailboxTransport } from '../../src/messaging/transport-mailbox.ts';
 import { initNode, type HoldfastNode } from '../../src/node/node.ts';
+import { MailboxPickup } from '../../src/receiver/mailbox.ts';
+import { FhirReceiver } from '../../src/receiver/receiver.ts';
 import { freshStore, STORE_KINDS } from '../support/databases.ts';
 import { messageBundle } from '../support/message-bundle.ts';
 import { freePort } from '../support/postgres.ts';
@@ -27,6 +29,7 @@ const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 const TENANT = 'northshire';
 const MAILBOX = 'north-ambulance';
 const AWAIT_MS = 600_000;
+const QUIET = 'quiet-box';
 
 async function waitFor(what: string, condition: () => boolean | Promise<boolean>, ms = 30_000) {
   const deadline = Date.now() + ms;
@@ -70,6 +73,13 @@ describe.each(STORE_KINDS)('the mailbox transport on %s', (kind) => {
       acceptWithinSeconds: 30,
     };
     await messaging.setEndpoint(TENANT, 'user:test', endpoint);
+    // A mailbox nobody collects from: the test writes its answers itself.
+    await messaging.setEndpoint(TENANT, 'user:test', {
+      ...endpoint,
+      endpointId: 'quiet',
+      name: 'Quiet Ambulance Service',
+      transport: { type: 'mailbox', mailbox: QUIET },
+    });
     worker = new DeliveryWorker(
       {
         store: node.store,
@@ -137,12 +147,12 @@ describe.each(STORE_KINDS)('the mailbox transport on %s', (kind) => {
     };
   }
 
-  async function queue(): Promise<string> {
+  async function queue(endpointId = 'ambulance'): Promise<string> {
     const messageId = randomUUID();
     await messaging.queue(TENANT, 'user:test', {
       messageId,
       kind: 'ambulance_request',
-      endpointId: 'ambulance',
+      endpointId,
       caseId: randomUUID(),
       siteId: null,
       bundle: messageBundle(messageId),
@@ -353,6 +363,93 @@ describe.each(STORE_KINDS)('the mailbox transport on %s', (kind) => {
     });
   });
 
+  it('an error report is recorded as a rejection once; a repeat of it changes nothing; a report for another node’s message is not ours to record; no report in time: placed again', async () => {
+    const quietIn = join(root, QUIET, 'in');
+    const report = (id: string, status: 'success' | 'error', reason?: string) =>
+      writeFileSync(
+        join(quietIn, `${id}.report.ctl`),
+        JSON.stringify({
+          version: 1,
+          messageType: 'report',
+          localId: id,
+          from: QUIET,
+          to: 'northshire/site-a',
+          status,
+          ...(reason ? { reason } : {}),
+          createdAt: '2026-12-04T12:00:00Z',
+        }),
+      );
+    const refused = await queue('quiet');
+    const unanswered = await queue('quiet');
+    expect(await worker.runOnce()).toBe(2);
+    report(refused, 'error', 'recipient mailbox is closed');
+    const before = { ...worker.mailboxCounts };
+    expect(await worker.runOnce()).toBe(0);
+    expect((await facts(refused)).map((f) => f.type)).toEqual([
+      'message.queued',
+      'message.leased',
+      'message.sent',
+      'message.rejected',
+    ]);
+    expect((await status(refused)).reason).toBe(
+      `mailbox ${QUIET} could not deliver it: recipient mailbox is closed`,
+    );
+    // The same report again (the other side wrote it twice): nothing new in the ledger.
+    report(refused, 'error', 'recipient mailbox is closed');
+    await worker.runOnce();
+    expect((await facts(refused)).map((f) => f.type)).toHaveLength(4);
+    expect(worker.mailboxCounts.recorded - before.recorded).toBe(1);
+    expect(worker.mailboxCounts.alreadyRecorded - before.alreadyRecorded).toBe(1);
+    expect(readdirSync(join(quietIn, 'done'))).toEqual([`${refused}.report.ctl`]);
+
+    // Another node's message, under its lease: a report about it here is not this node's to record.
+    const theirs = randomUUID();
+    const now = clock.nowMs();
+    await node.ledger.append([
+      {
+        tenant: TENANT,
+        type: 'message.queued',
+        actor: 'node:hub-1',
+        payload: {
+          messageId: theirs,
+          kind: 'ambulance_request',
+          endpointId: 'quiet',
+          caseId: null,
+          siteId: null,
+          originNode: 'hub-1',
+          queuedAtMs: now,
+          failAtMs: now + 3_600_000,
+          bundle: messageBundle(theirs),
+          summary: 'Ambulance request, category 3',
+        },
+      },
+      {
+        tenant: TENANT,
+        type: 'message.leased',
+        actor: 'node:hub-1',
+        // Held for longer than this test runs, so this node does not take it over meanwhile.
+        payload: { messageId: theirs, node: 'hub-1', untilMs: now + 2 * AWAIT_MS },
+      },
+    ]);
+    report(theirs, 'success');
+    await worker.runOnce();
+    expect((await facts(theirs)).map((f) => f.type)).toEqual(['message.queued', 'message.leased']);
+    expect(readdirSync(join(quietIn, 'unmatched'))).toEqual([`${theirs}.report.ctl`]);
+
+    // No acknowledgement within the wait: placed again (same files), and sent recorded again.
+    expect((await status(unanswered)).state).toBe('sent');
+    clock.advance(AWAIT_MS - 1_000);
+    expect(await worker.runOnce()).toBe(0);
+    clock.advance(1_000);
+    expect(await worker.runOnce()).toBe(1);
+    expect((await facts(unanswered)).filter((f) => f.type === 'message.sent')).toHaveLength(2);
+    expect((await facts(unanswered)).at(-1)!.payload).toMatchObject({
+      note: `placed in mailbox ${QUIET} (already there)`,
+    });
+    // Nobody collects from this mailbox: both messages still wait in out/, once each.
+    expect(ctlFiles(join(root, QUIET, 'out')).sort()).toEqual([`${refused}.ctl`, `${unanswered}.ctl`].sort());
+  });
+
   it('an answer for an unknown message goes to in/unmatched/, a garbage file and a data file that fails its checksum to in/bad/, and the worker carries on', async () => {
     const before = { ...worker.mailboxCounts };
     warnings.length = 0;
@@ -410,5 +507,84 @@ describe.each(STORE_KINDS)('the mailbox transport on %s', (kind) => {
     clock.advance(1_000);
     await worker.runOnce();
     expect((await status(id)).state).toBe('accepted');
+  });
+});
+
+describe('the receiver’s side of a mailbox', () => {
+  it('answers a whole message with a report and a response, refuses one whose data does not match its control file, and holds a repeat once', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'holdfast-mailbox-'));
+    const box = join(root, 'riverside');
+    const receiver = new FhirReceiver({
+      kind: 'gp',
+      name: 'Riverside Surgery',
+      storeFile: join(root, 'gp.ndjson'),
+    });
+    await receiver.start();
+    const pickup = new MailboxPickup(receiver, box);
+    const transport = new MailboxTransport({ root });
+    const place = (id: string) =>
+      transport.place(
+        'riverside',
+        { messageId: id, kind: 'post_event_message', from: 'northshire/site-a' },
+        JSON.stringify(messageBundle(id)),
+        Date.UTC(2026, 11, 4, 12),
+      );
+    const inFile = (name: string) =>
+      JSON.parse(readFileSync(join(box, 'in', name), 'utf8')) as Record<string, unknown>;
+    try {
+      const good = randomUUID();
+      const spoiled = randomUUID();
+      await place(good);
+      await place(spoiled);
+      // The same number of bytes, different content: only the checksum can tell.
+      const dat = join(box, 'out', `${spoiled}.dat`);
+      writeFileSync(dat, readFileSync(dat, 'utf8').replace('finished', 'FINISHED'));
+      await pickup.pollOnce();
+
+      expect(inFile(`${good}.report.ctl`)).toMatchObject({
+        localId: good,
+        status: 'success',
+        from: 'riverside',
+      });
+      const response = inFile(`${good}.response.ctl`);
+      expect(response).toMatchObject({
+        messageType: 'data',
+        dataFile: `${good}.response.dat`,
+        to: 'northshire/site-a',
+      });
+      const responseData = readFileSync(join(box, 'in', `${good}.response.dat`), 'utf8');
+      expect(response.sha256).toBe(sha256(responseData));
+      const answer = JSON.parse(responseData) as { entry: { resource: Record<string, unknown> }[] };
+      expect(answer.entry[0]!.resource.response).toEqual({ identifier: good, code: 'ok' });
+      expect(answer.entry[1]!.resource.identifier).toEqual([
+        { system: 'urn:receiver:task', value: 'GP-000001' },
+      ]);
+      expect(inFile(`${spoiled}.report.ctl`)).toMatchObject({
+        localId: spoiled,
+        status: 'error',
+        reason: 'not collected: the data file does not match the checksum in its control file',
+      });
+      expect(existsSync(join(box, 'in', `${spoiled}.response.ctl`))).toBe(false);
+      expect(readdirSync(join(box, 'out')).filter((n) => !n.startsWith('.'))).toEqual([]);
+      expect(readdirSync(join(box, 'sent')).sort()).toEqual([`${good}.ctl`, `${good}.dat`].sort());
+      expect(readdirSync(join(box, 'rejected')).sort()).toEqual([`${spoiled}.ctl`, `${spoiled}.dat`].sort());
+      expect(receiver.count).toBe(1);
+
+      // Placed again (no acknowledgement reached the sender): the same answer, held once.
+      await place(good);
+      await pickup.pollOnce();
+      expect(receiver.count).toBe(1);
+      expect(inFile(`${good}.report.ctl`)).toMatchObject({ status: 'success' });
+      const again = JSON.parse(
+        readFileSync(join(box, 'in', `${good}.response.dat`), 'utf8'),
+      ) as typeof answer;
+      expect(again.entry[1]!.resource.identifier).toEqual([
+        { system: 'urn:receiver:task', value: 'GP-000001' },
+      ]);
+    } finally {
+      await pickup.stop();
+      await receiver.stop();
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
