@@ -2,10 +2,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FixedClock, type Endpoint, type MessageStatus } from '@holdfast/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
 import { DeliveryWorker } from '../../src/messaging/delivery.ts';
 import { messagingDb, statusOf } from '../../src/messaging/projection.ts';
 import { MessagingService } from '../../src/messaging/service.ts';
@@ -585,6 +586,24 @@ describe('the receiver’s side of a mailbox', () => {
       await pickup.stop();
       await receiver.stop();
       rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the mailbox root in the node’s config', () => {
+  it('comes from the config file or HOLDFAST_MESSAGING_MAILBOX_ROOT, as an absolute path; absent, there is none', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'holdfast-config-'));
+    try {
+      const file = join(dir, 'holdfast.config.json');
+      writeFileSync(file, JSON.stringify({ messagingMailboxRoot: 'mailboxes' }));
+      expect(loadConfig({ file, env: {} }).messagingMailboxRoot).toBe(resolve('mailboxes'));
+      expect(
+        loadConfig({ file, env: { HOLDFAST_MESSAGING_MAILBOX_ROOT: '/srv/mesh' } }).messagingMailboxRoot,
+      ).toBe('/srv/mesh');
+      writeFileSync(file, '{}');
+      expect(loadConfig({ file, env: {} }).messagingMailboxRoot).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
