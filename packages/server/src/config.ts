@@ -56,6 +56,11 @@ export const configSchema = z.strictObject({
       ),
     )
     .optional(),
+  /**
+   * The folder holding this node's mailboxes (one folder per mailbox, with out/ and in/), for
+   * endpoints whose transport is a mailbox in the MESH manner; such messages are not sent without it.
+   */
+  messagingMailboxRoot: z.string().min(1).optional(),
   /** Key contacts printed in the downtime pack (JSON array in HOLDFAST_DOWNTIME_CONTACTS). */
   downtimeContacts: z
     .preprocess(
@@ -112,6 +117,7 @@ export const ENV_KEYS: Record<keyof HoldfastConfig, string> = {
   downtimePackKeep: 'HOLDFAST_DOWNTIME_PACK_KEEP',
   downtimeContacts: 'HOLDFAST_DOWNTIME_CONTACTS',
   messagingClientCertificates: 'HOLDFAST_MESSAGING_CLIENT_CERTIFICATES',
+  messagingMailboxRoot: 'HOLDFAST_MESSAGING_MAILBOX_ROOT',
 };
 
 const NUMERIC_KEYS = new Set<keyof HoldfastConfig>([
@@ -181,5 +187,8 @@ export function loadConfig(
     dataDir: resolve(result.data.dataDir),
     ...(result.data.protocolsDir ? { protocolsDir: resolve(result.data.protocolsDir) } : {}),
     ...(result.data.downtimePackDir ? { downtimePackDir: resolve(result.data.downtimePackDir) } : {}),
+    ...(result.data.messagingMailboxRoot
+      ? { messagingMailboxRoot: resolve(result.data.messagingMailboxRoot) }
+      : {}),
   };
 }

@@ -8,6 +8,7 @@ import { DowntimePackService } from './downtime/service.ts';
 import { PeriodicPackWriter } from './downtime/writer.ts';
 import { DeliveryWorker } from './messaging/delivery.ts';
 import { HttpTransport } from './messaging/transport-http.ts';
+import { MailboxTransport } from './messaging/transport-mailbox.ts';
 import { IntegrityMonitor, startupIntegrityCheck } from './node/integrity.ts';
 
 /** Runs a node until SIGINT/SIGTERM: HTTP, periodic checkpoints, clean shutdown. */
@@ -52,8 +53,13 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
   // Messages to other systems go out from every node, the hub's or not: a site cut off from its hub
   // still delivers its own ambulance requests directly.
   const delivery = new DeliveryWorker(
-    { store: node.store, ledger: node.ledger, clock: node.clock, tenant },
-    { http: new HttpTransport({ clientCertificates: config.messagingClientCertificates ?? {} }) },
+    { store: node.store, ledger: node.ledger, clock: node.clock, tenant, logger },
+    {
+      http: new HttpTransport({ clientCertificates: config.messagingClientCertificates ?? {} }),
+      mailbox: config.messagingMailboxRoot
+        ? new MailboxTransport({ root: config.messagingMailboxRoot })
+        : null,
+    },
   );
   // A lasting sync alarm is said again at every start, not only at the round that raised it.
   for (const alarm of await new SyncStatusStore(node.store, node.clock).activeAlarms(tenant))

@@ -115,11 +115,37 @@ export const messageAttemptFailed = defineEventType({
   subjectOf: (p) => `message:${p.messageId}`,
 });
 
-export const messageSent = defineEventType({
+/** v1: no transport that sends without an immediate acknowledgement. */
+export const messageSentV1 = defineEventType({
   type: 'message.sent',
   v: 1,
   description: 'The message left this node (handed to the transport: an HTTP request, a mailbox file).',
   schema: z.strictObject({ messageId, node: nodeId, attempt: z.number().int().min(1), atMs: ms }),
+  subjectOf: (p) => `message:${p.messageId}`,
+});
+
+/**
+ * v2 adds optional fields only (every v1 payload reads as v2), for a transport whose acknowledgement
+ * comes later and by another way (a mailbox: the delivery report is read back from its in/ folder).
+ * A new version rather than a wider v1: a node still on v1 refuses it by its version.
+ */
+export const messageSent = defineEventType({
+  type: 'message.sent',
+  v: 2,
+  description: 'The message left this node (handed to the transport: an HTTP request, a mailbox file).',
+  schema: z.strictObject({
+    messageId,
+    node: nodeId,
+    attempt: z.number().int().min(1),
+    atMs: ms,
+    /**
+     * Not placed again before then, unless a person retries it: the transport's acknowledgement is
+     * awaited (the mailbox's delivery report). Absent: the transport answered at once.
+     */
+    awaitAcknowledgementUntilMs: ms.optional(),
+    /** How it left, in words ("placed in mailbox gp-riverside"), never patient data. */
+    note: z.string().trim().min(1).max(200).optional(),
+  }),
   subjectOf: (p) => `message:${p.messageId}`,
 });
 
@@ -344,6 +370,7 @@ export function foldMessage(state: MessageStatus | null, event: MessageEvent): M
         state: state.state === 'failed' ? 'failed' : advance('sent'),
         attempts: Math.max(state.attempts, event.payload.attempt),
         sentAtMs: state.sentAtMs ?? event.payload.atMs,
+        nextAttemptAtMs: Math.max(state.nextAttemptAtMs, event.payload.awaitAcknowledgementUntilMs ?? 0),
       };
     case 'message.delivered':
       return {
@@ -431,6 +458,7 @@ export const MESSAGING_EVENT_TYPES = [
   messageQueued,
   messageLeased,
   messageAttemptFailed,
+  messageSentV1,
   messageSent,
   messageDelivered,
   messageAccepted,

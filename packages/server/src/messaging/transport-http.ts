@@ -18,6 +18,11 @@ export type DeliveryOutcome =
   | { kind: 'accepted'; acknowledgement: string; reference: string | null }
   | { kind: 'rejected'; acknowledgement: string | null; reason: string }
   | { kind: 'delivered'; acknowledgement: string }
+  /**
+   * Handed over, no acknowledgement yet (a mailbox file): it comes later by another way, and the
+   * message is not placed again before `awaitUntilMs` (transport-mailbox.ts).
+   */
+  | { kind: 'sent'; note: string; awaitUntilMs: number }
   | { kind: 'retry'; problem: string };
 
 /** Client certificate files for one name, configured on each node (never in the ledger). */
@@ -132,6 +137,23 @@ export function classifyAnswer(status: number, text: string, messageId: string):
   const json = parseJson(text);
   if (status < 200 || status >= 300)
     return { kind: 'rejected', acknowledgement: ack, reason: `${ack}: ${reasonFrom(json) ?? 'refused'}` };
+  return classifyResponse(json, messageId, ack);
+}
+
+/** The id of the message a FHIR response message answers (its MessageHeader.response.identifier). */
+export function respondsTo(json: unknown): string | null {
+  const header = bundleEntries(json).find((r) => r.resourceType === 'MessageHeader') as
+    ResponseHeader | undefined;
+  const identifier = header?.response?.identifier;
+  return typeof identifier === 'string' && identifier.length > 0 ? identifier : null;
+}
+
+/**
+ * Reads a receiver's FHIR response message, however it came (an HTTP answer, a mailbox file):
+ * `ok` is accepted with the receiver's reference, `fatal-error` rejected with its reason,
+ * `transient-error` a failed attempt; without a response code it only says the message arrived.
+ */
+export function classifyResponse(json: unknown, messageId: string, ack: string): DeliveryOutcome {
   const entries = bundleEntries(json);
   const header = entries.find((r) => r.resourceType === 'MessageHeader') as ResponseHeader | undefined;
   const response = header?.response;

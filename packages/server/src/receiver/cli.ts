@@ -1,5 +1,7 @@
+import { resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { FaultProxy } from './fault-proxy.ts';
+import { MailboxPickup } from './mailbox.ts';
 import { FhirReceiver, type ReceiverKind } from './receiver.ts';
 
 /**
@@ -18,6 +20,10 @@ export function registerReceiverCommands(program: Command): void {
     .option('--name <name>', 'its name in answers', 'North Ambulance Service')
     .option('--store <file>', 'append-only NDJSON file of what it received (kept across restarts)')
     .option(
+      '--mailbox <dir>',
+      'also take messages from a mailbox in the MESH manner: DIR is the mailbox folder (<root>/<mailbox>); it collects complete messages from DIR/out and writes delivery reports and response messages into DIR/in',
+    )
+    .option(
       '--faults <seed>',
       'put a fault-injecting proxy in front (drops, delays, duplicates, 500s, lost answers), seeded; it listens on --port, the receiver on a free port it prints',
     )
@@ -29,6 +35,7 @@ export function registerReceiverCommands(program: Command): void {
         name: string;
         store?: string;
         faults?: string;
+        mailbox?: string;
       }) => {
         if (!opts.store)
           throw new InvalidArgumentError('give the file to keep messages in with --store FILE');
@@ -49,8 +56,15 @@ export function registerReceiverCommands(program: Command): void {
           `${opts.name} (${opts.kind} receiver) listening on ${front}${proxy ? ` through a faulty network (seed ${seed})` : ''}; ${receiver.count} messages held in ${opts.store}`,
         );
         console.log(`  POST message Bundles to ${front}/messages   what it holds: ${url}/received`);
+        const pickup = opts.mailbox ? new MailboxPickup(receiver, resolve(opts.mailbox)) : null;
+        if (pickup) {
+          await pickup.start();
+          console.log(`  collecting from mailbox ${pickup.dir}/out, answering into ${pickup.dir}/in`);
+        }
         const stop = () => {
-          void Promise.all([proxy?.stop(), receiver.stop()]).then(() => process.exit(0));
+          void Promise.all([proxy?.stop(), pickup?.stop()])
+            .then(() => receiver.stop())
+            .then(() => process.exit(0));
         };
         process.on('SIGINT', stop);
         process.on('SIGTERM', stop);

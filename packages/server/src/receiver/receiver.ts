@@ -14,8 +14,9 @@ import { MemoryRepository } from '@medplum/fhir-router';
 
 /**
  * A FHIR messaging endpoint that is not ours: an ambulance service or a GP practice for tests and the
- * demo. It runs as its own process and judges what Holdfast sends with code written by others:
- * @medplum/core's validator checks each message against the R4 definitions, and the message's
+ * demo, taking messages by HTTP POST or from a mailbox folder (receiver/mailbox.ts). It runs as its
+ * own process and judges what Holdfast sends with code written by others: @medplum/core's
+ * validator checks each message against the R4 definitions, and the message's
  * resources are created in @medplum/fhir-router's in-memory repository. (That repository does not
  * validate on create in 4.5.2, so the validator runs first, on the whole Bundle.)
  *
@@ -128,6 +129,15 @@ export class FhirReceiver {
     } catch {
       if (!res.headersSent) send(res, 500, outcome('exception', 'the receiver failed; try again'));
     }
+  }
+
+  /**
+   * Judges one message that came another way than HTTP (a mailbox file), by the same path as a
+   * POST: `localId` is the id its sender gave it, checked against the MessageHeader.id as the
+   * Idempotency-Key is. The answer is what an HTTP sender would get: status and FHIR body.
+   */
+  take(body: string, localId: string): Promise<{ status: number; body: unknown }> {
+    return this.serialised(() => this.receive(body, localId));
   }
 
   private serialised<T>(fn: () => Promise<T>): Promise<T> {
