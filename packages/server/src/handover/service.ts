@@ -10,7 +10,12 @@ import { accessEvent } from '../audit/auditor.ts';
 import type { AmbulanceRequested, CaseService } from '../cases/service.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
 import type { EventDraft, Ledger } from '../ledger/ledger.ts';
-import { onlyEndpointFor, type MessageView, type MessagingService } from '../messaging/service.ts';
+import {
+  endpointAddress,
+  onlyEndpointFor,
+  type MessageView,
+  type MessagingService,
+} from '../messaging/service.ts';
 import type { PatientService } from '../patients/service.ts';
 import type { Store } from '../store/store.ts';
 import { ambulanceRequestBundle } from './ambulance-bundle.ts';
@@ -75,7 +80,7 @@ export class HandoverService {
    */
   async ambulanceRequestDrafts(ctx: RequestContext, facts: AmbulanceRequestFacts): Promise<EventDraft[]> {
     const endpoint = await this.messaging.endpointFor(ctx.tenant, 'ambulance_request');
-    if (!endpoint || endpoint.transport.type !== 'http') return [];
+    if (!endpoint) return [];
     const { row } = facts;
     const patient = row.patient_id ? await this.patients.read(ctx, row.patient_id) : null;
     const caller = JSON.parse(row.caller) as { name: string; relationship: string; callbackNumber: string };
@@ -85,7 +90,7 @@ export class HandoverService {
       caseId: row.case_id,
       sentAtIso: new Date(this.clock.nowMs()).toISOString(),
       source: { node: this.ledger.node, tenant: ctx.tenant },
-      destination: { name: endpoint.name, endpoint: endpoint.transport.url, odsCode: endpoint.odsCode },
+      destination: { name: endpoint.name, endpoint: endpointAddress(endpoint), odsCode: endpoint.odsCode },
       category: facts.category,
       // A clinician's upgrade names itself: the triage disposition (if any) was not an ambulance.
       dxCode: facts.byClinicianId ? 'Clinician upgrade' : (row.dx_code ?? 'Ambulance'),

@@ -257,3 +257,10 @@ export function onlyEndpointFor(endpoints: readonly Endpoint[], kind: MessageKin
   const fit = endpoints.filter((e) => e.kinds.includes(kind));
   return fit.length === 1 ? fit[0]! : null;
 }
+
+/** Where an endpoint receives, as a URI for MessageHeader.destination.endpoint (a mailbox has a URN). */
+export function endpointAddress(endpoint: Endpoint): string {
+  return endpoint.transport.type === 'http'
+    ? endpoint.transport.url
+    : `urn:holdfast:mailbox:${endpoint.transport.mailbox}`;
+}
