@@ -1,11 +1,15 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { verifyStore } from '../../src/ledger/verify.ts';
+import { bundleForTests } from '../support/bundle.ts';
 import { ledgerCrypto } from '../../src/node/crypto.ts';
 import { openNode } from '../../src/node/node.ts';
 import { testItemsProjection, testRegistry } from '../support/ledger-fixture.ts';
 
-const APPENDER = fileURLToPath(new URL('./appender.ts', import.meta.url));
+// Bundled once per test file: the crash test starts the appender a hundred times.
+let appender: Promise<string> | null = null;
+const appenderBundle = () =>
+  (appender ??= bundleForTests(fileURLToPath(new URL('./appender.ts', import.meta.url))));
 
 export interface CrashCycleResult {
   acked: number;
@@ -16,9 +20,13 @@ export interface CrashCycleResult {
 }
 
 /** Starts the appender, lets it acknowledge for a random while, SIGKILLs it, and returns what it acknowledged. */
-export function runAppenderUntilKilled(args: string[], killAfterMs: number): Promise<Map<number, string>> {
+export async function runAppenderUntilKilled(
+  args: string[],
+  killAfterMs: number,
+): Promise<Map<number, string>> {
+  const bundle = await appenderBundle();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', APPENDER, ...args], {
+    const child = spawn(process.execPath, [bundle, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const acked = new Map<number, string>();

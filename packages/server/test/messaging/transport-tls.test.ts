@@ -88,7 +88,10 @@ describe('HTTPS delivery with a client certificate', () => {
       (req, res) => {
         const socket = req.socket as TLSSocket;
         const peer = socket.getPeerCertificate();
-        seen.push({ clientName: peer?.subject?.CN ?? null, authorized: socket.authorized });
+        seen.push({
+          clientName: peer?.subject ? String(peer.subject.CN) : null,
+          authorized: socket.authorized,
+        });
         req.resume();
         req.on('end', () => {
           const id = String(req.headers['idempotency-key']);
