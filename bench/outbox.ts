@@ -28,11 +28,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { request as httpRequest } from 'node:http';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { sql } from 'kysely';
 import pino from 'pino';
 
 import { walk, type TriageAnswer } from '@holdfast/core/triage/engine';
@@ -159,6 +162,49 @@ async function startReceiver(storeFile: string, children: Set<ChildProcess>): Pr
   };
 }
 
+/** CPU time (user + system) a process has used so far, in ms, from /proc (Linux); NaN elsewhere. */
+function processCpuMs(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start at its closing parenthesis.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return (ticks * 1000) / CLOCK_TICKS_PER_S;
+  } catch {
+    return NaN;
+  }
+}
+/** USER_HZ: 100 on every Linux this runs on. */
+const CLOCK_TICKS_PER_S = 100;
+
+/** The PostgreSQL server's processes (its postmaster and every child of it), found from a backend. */
+async function postgresPids(node: HoldfastNode): Promise<() => number[]> {
+  if (node.store.dialect !== 'postgres') return () => [];
+  const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(node.store.db);
+  const parentOf = (pid: number | string): number => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    } catch {
+      return NaN;
+    }
+  };
+  const postmaster = parentOf(rows[0]!.pid);
+  if (!Number.isFinite(postmaster)) return () => [];
+  return () => [
+    postmaster,
+    ...readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d) && parentOf(d) === postmaster)
+      .map(Number),
+  ];
+}
+
+function ownCpuMs(): number {
+  const used = process.cpuUsage();
+  return (used.user + used.system) / 1000;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Part 1: the outbox against raw POSTs.
 
@@ -173,6 +219,13 @@ interface ThroughputResult {
   eventsPerMessage: number;
   bodyBytes: number;
   rawRejected: number;
+  /** CPU ms per message: this process (node and worker, or the raw client) and the receiver's. */
+  outboxNodeCpuMs: number;
+  outboxReceiverCpuMs: number;
+  /** PostgreSQL's processes (its backends, WAL writer, checkpointer), while the outbox delivered. */
+  outboxPostgresCpuMs: number;
+  rawClientCpuMs: number;
+  rawReceiverCpuMs: number;
   /** What the receiver holds at the end (warm-up included), and the POSTs it was sent. */
   receiverHeld: number;
   receiverPosts: number;
@@ -274,6 +327,25 @@ async function storedBodies(node: HoldfastNode, ids: readonly string[]): Promise
   return bodies;
 }
 
+/** `-- --cpu-prof <dir>`: a V8 CPU profile of this process for each measured outbox round. */
+let cpuProfileDir: string | null = null;
+let cpuProfiles = 0;
+
+async function profiled<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  if (!cpuProfileDir) return fn();
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  try {
+    return await fn();
+  } finally {
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(join(cpuProfileDir, `${name}-${++cpuProfiles}.cpuprofile`), JSON.stringify(profile));
+    session.disconnect();
+  }
+}
+
 /** Runs the worker from its start until `target` messages of the tenant are accepted. */
 async function deliverAll(node: HoldfastNode, worker: DeliveryWorker, target: number): Promise<number> {
   const started = performance.now();
@@ -365,6 +437,7 @@ async function throughput(
     if (counting) commits++;
   });
   let accepted = await countAccepted(node);
+  const pgPids = await postgresPids(node);
   const result: ThroughputResult = {
     messages: 0,
     outboxMs: 0,
@@ -376,6 +449,11 @@ async function throughput(
     rawRejected: 0,
     receiverHeld: 0,
     receiverPosts: 0,
+    outboxNodeCpuMs: 0,
+    outboxReceiverCpuMs: 0,
+    outboxPostgresCpuMs: 0,
+    rawClientCpuMs: 0,
+    rawReceiverCpuMs: 0,
   };
   let events = 0;
   let commitsSum = 0;
@@ -391,12 +469,35 @@ async function throughput(
       const seqBefore = await ledgerSeqCount(node);
       counting = true;
       const before = commits;
-      const ms = await deliverAll(node, worker, accepted + count);
+      // Summed over the processes there are at the end (backends opened during the round included).
+      const pgCpu = (pids: number[]) => pids.reduce((n, pid) => n + (processCpuMs(pid) || 0), 0);
+      const pgBefore = new Map(pgPids().map((pid) => [pid, processCpuMs(pid) || 0]));
+      const cpu = [ownCpuMs(), processCpuMs(receiver.child.pid)];
+      const ms = await profiled(`outbox-${store}`, () => deliverAll(node, worker, accepted + count));
+      const nodeCpu = ownCpuMs() - cpu[0]!;
+      const receiverCpu = processCpuMs(receiver.child.pid) - cpu[1]!;
+      const pidsAfter = pgPids();
+      const postgresCpu = pgCpu(pidsAfter) - pidsAfter.reduce((n, pid) => n + (pgBefore.get(pid) ?? 0), 0);
       counting = false;
       accepted += count;
-      return { ms, commits: commits - before, events: (await ledgerSeqCount(node)) - seqBefore };
+      return {
+        ms,
+        commits: commits - before,
+        events: (await ledgerSeqCount(node)) - seqBefore,
+        nodeCpu,
+        receiverCpu,
+        postgresCpu,
+      };
     };
-    const runRaw = () => rawPosts(endpointUrl, bodies, worker.options.concurrency);
+    const runRaw = async () => {
+      const cpu = [ownCpuMs(), processCpuMs(receiver.child.pid)];
+      const r = await rawPosts(endpointUrl, bodies, worker.options.concurrency);
+      return {
+        ...r,
+        clientCpu: ownCpuMs() - cpu[0]!,
+        receiverCpu: processCpuMs(receiver.child.pid) - cpu[1]!,
+      };
+    };
     // Alternate which goes first, so that whatever drifts over the run touches both alike.
     let outbox: Awaited<ReturnType<typeof runOutbox>>;
     let raw: Awaited<ReturnType<typeof runRaw>>;
@@ -421,12 +522,22 @@ async function throughput(
     if (raw.notAccepted > 0)
       throw new Error(`${raw.notAccepted} raw POSTs were not accepted: the baseline would not be comparable`);
     commitsSum += outbox.commits;
+    result.outboxNodeCpuMs += outbox.nodeCpu;
+    result.outboxReceiverCpuMs += outbox.receiverCpu;
+    result.outboxPostgresCpuMs += outbox.postgresCpu;
+    result.rawClientCpuMs += raw.clientCpu;
+    result.rawReceiverCpuMs += raw.receiverCpu;
     events += outbox.events;
     result.bodyBytes = Math.round(bodies.reduce((n, b) => n + Buffer.byteLength(b), 0) / bodies.length);
   }
   unsubscribe();
   result.commitsPerMessage = commitsSum / result.messages;
   result.eventsPerMessage = events / result.messages;
+  result.outboxNodeCpuMs /= result.messages;
+  result.outboxReceiverCpuMs /= result.messages;
+  result.outboxPostgresCpuMs /= result.messages;
+  result.rawClientCpuMs /= result.messages;
+  result.rawReceiverCpuMs /= result.messages;
   // Every message the outbox delivered and every raw POST is held once: nothing lost, nothing sent twice.
   const held = await receiver.held();
   result.receiverHeld = held.count;
@@ -712,6 +823,12 @@ function report(r: StoreResult): string[] {
     `  raw:    ${t.messages.toLocaleString('en-GB')} POSTs of the same bodies in ${(t.rawMs / 1000).toFixed(2)} s = ` +
       `${formatRate(r.rawPostPerS)} POSTs/s; ${t.bodyBytes.toLocaleString('en-GB')} bytes a body; the receiver holds ` +
       `${t.receiverHeld.toLocaleString('en-GB')} messages (warm-up included) from ${t.receiverPosts.toLocaleString('en-GB')} POSTs`,
+    `  CPU a message: outbox ${ms(t.outboxNodeCpuMs)} ms in the node (worker, ledger, projections) + ` +
+      `${ms(t.outboxReceiverCpuMs)} ms in the receiver; raw ${ms(t.rawClientCpuMs)} ms in the client + ` +
+      `${ms(t.rawReceiverCpuMs)} ms in the receiver` +
+      (r.store === 'postgres'
+        ? `; PostgreSQL ${ms(t.outboxPostgresCpuMs)} ms while the outbox delivered`
+        : ''),
     `  ratio ${r.ratio.toFixed(3)} (target ≥ ${TARGET_RATIO}: ${r.ratio >= TARGET_RATIO ? 'met' : '**not met**'}); ` +
       `queueing them took ${(t.queueMs / 1000).toFixed(2)} s (${formatRate(perSecond(t.messages, t.queueMs))}/s, 100 to a commit, validation included)`,
     `  ambulance disposition → accepted (${l.dispositions}, one at a time): p50 ${ms(r.acceptP50)} ms, ` +
@@ -733,11 +850,27 @@ function figures(r: StoreResult) {
     messages: r.throughput.messages,
     dispositions: r.latency.dispositions,
     commits_per_message: round(r.throughput.commitsPerMessage, 2),
+    node_cpu_ms_per_message: round(r.throughput.outboxNodeCpuMs, 2),
+    receiver_cpu_ms_per_message: round(r.throughput.rawReceiverCpuMs, 2),
   };
 }
 
+function parseArgs(): { quick: boolean; only: StoreKind | null; cpuProf: string | null } {
+  const argv = process.argv.slice(2);
+  const rest: string[] = [];
+  let cpuProf: string | null = null;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--cpu-prof') {
+      cpuProf = argv[++i] ?? '';
+      if (!cpuProf) throw new Error('--cpu-prof takes a directory for the profiles of the outbox rounds');
+    } else rest.push(argv[i]!);
+  }
+  return { ...parseBenchArgs(rest), cpuProf };
+}
+
 async function main(): Promise<void> {
-  const args = parseBenchArgs();
+  const args = parseArgs();
+  cpuProfileDir = args.cpuProf;
   const plan = args.quick ? QUICK : FULL;
   const stores: StoreKind[] = args.only ? [args.only] : ['sqlite', 'postgres'];
   const machine = machineInfo();
