@@ -222,6 +222,11 @@ interface ThroughputResult {
   /** CPU ms per message: this process (node and worker, or the raw client) and the receiver's. */
   outboxNodeCpuMs: number;
   outboxReceiverCpuMs: number;
+  /**
+   * Share of the outbox's wall time this process's event loop was busy (CPU, and synchronous waits
+   * such as better-sqlite3's fsync at COMMIT): what is left of 1 is time it waited for answers.
+   */
+  outboxLoopBusy: number;
   /** PostgreSQL's processes (its backends, WAL writer, checkpointer), while the outbox delivered. */
   outboxPostgresCpuMs: number;
   rawClientCpuMs: number;
@@ -452,6 +457,7 @@ async function throughput(
     outboxNodeCpuMs: 0,
     outboxReceiverCpuMs: 0,
     outboxPostgresCpuMs: 0,
+    outboxLoopBusy: 0,
     rawClientCpuMs: 0,
     rawReceiverCpuMs: 0,
   };
@@ -473,7 +479,9 @@ async function throughput(
       const pgCpu = (pids: number[]) => pids.reduce((n, pid) => n + (processCpuMs(pid) || 0), 0);
       const pgBefore = new Map(pgPids().map((pid) => [pid, processCpuMs(pid) || 0]));
       const cpu = [ownCpuMs(), processCpuMs(receiver.child.pid)];
+      const elu = performance.eventLoopUtilization();
       const ms = await profiled(`outbox-${store}`, () => deliverAll(node, worker, accepted + count));
+      const loopBusyMs = performance.eventLoopUtilization(elu).active;
       const nodeCpu = ownCpuMs() - cpu[0]!;
       const receiverCpu = processCpuMs(receiver.child.pid) - cpu[1]!;
       const pidsAfter = pgPids();
@@ -487,6 +495,7 @@ async function throughput(
         nodeCpu,
         receiverCpu,
         postgresCpu,
+        loopBusyMs,
       };
     };
     const runRaw = async () => {
@@ -525,6 +534,7 @@ async function throughput(
     result.outboxNodeCpuMs += outbox.nodeCpu;
     result.outboxReceiverCpuMs += outbox.receiverCpu;
     result.outboxPostgresCpuMs += outbox.postgresCpu;
+    result.outboxLoopBusy += outbox.loopBusyMs;
     result.rawClientCpuMs += raw.clientCpu;
     result.rawReceiverCpuMs += raw.receiverCpu;
     events += outbox.events;
@@ -536,6 +546,7 @@ async function throughput(
   result.outboxNodeCpuMs /= result.messages;
   result.outboxReceiverCpuMs /= result.messages;
   result.outboxPostgresCpuMs /= result.messages;
+  result.outboxLoopBusy /= result.outboxMs;
   result.rawClientCpuMs /= result.messages;
   result.rawReceiverCpuMs /= result.messages;
   // Every message the outbox delivered and every raw POST is held once: nothing lost, nothing sent twice.
@@ -829,6 +840,8 @@ function report(r: StoreResult): string[] {
       (r.store === 'postgres'
         ? `; PostgreSQL ${ms(t.outboxPostgresCpuMs)} ms while the outbox delivered`
         : ''),
+    `  the node's event loop was busy ${Math.round(t.outboxLoopBusy * 100)} % of the outbox's time ` +
+      `(${ms((t.outboxLoopBusy * t.outboxMs) / t.messages)} ms a message: CPU, and synchronous waits such as SQLite's fsync at commit)`,
     `  ratio ${r.ratio.toFixed(3)} (target ≥ ${TARGET_RATIO}: ${r.ratio >= TARGET_RATIO ? 'met' : '**not met**'}); ` +
       `queueing them took ${(t.queueMs / 1000).toFixed(2)} s (${formatRate(perSecond(t.messages, t.queueMs))}/s, 100 to a commit, validation included)`,
     `  ambulance disposition → accepted (${l.dispositions}, one at a time): p50 ${ms(r.acceptP50)} ms, ` +
@@ -851,6 +864,7 @@ function figures(r: StoreResult) {
     dispositions: r.latency.dispositions,
     commits_per_message: round(r.throughput.commitsPerMessage, 2),
     node_cpu_ms_per_message: round(r.throughput.outboxNodeCpuMs, 2),
+    node_loop_busy: round(r.throughput.outboxLoopBusy, 2),
     receiver_cpu_ms_per_message: round(r.throughput.rawReceiverCpuMs, 2),
   };
 }
