@@ -61,7 +61,7 @@ import {
   machineInfo,
   note,
   onExit,
-  parseBenchArgs,
+  parseBenchArgsWithProfile,
   round,
   startBenchPostgres,
   tempDir,
@@ -651,21 +651,8 @@ function verdict(r: StoreResult): string {
   );
 }
 
-function parseArgs(): { quick: boolean; only: StoreKind | null; cpuProf: string | null } {
-  const argv = process.argv.slice(2);
-  const rest: string[] = [];
-  let cpuProf: string | null = null;
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--cpu-prof') {
-      cpuProf = argv[++i] ?? '';
-      if (!cpuProf) throw new Error('--cpu-prof takes a directory for the server process profile');
-    } else rest.push(argv[i]!);
-  }
-  return { ...parseBenchArgs(rest), cpuProf };
-}
-
 async function main(): Promise<void> {
-  const args = parseArgs();
+  const args = parseBenchArgsWithProfile('the server process profile');
   const plan = args.quick ? QUICK : FULL;
   const stores: StoreKind[] = args.only ? [args.only] : ['sqlite', 'postgres'];
   const machine = machineInfo();

@@ -59,7 +59,7 @@ import {
   machineInfo,
   note,
   onExit,
-  parseBenchArgs,
+  parseBenchArgsWithProfile,
   perSecond,
   round,
   startBenchPostgres,
@@ -869,21 +869,8 @@ function figures(r: StoreResult) {
   };
 }
 
-function parseArgs(): { quick: boolean; only: StoreKind | null; cpuProf: string | null } {
-  const argv = process.argv.slice(2);
-  const rest: string[] = [];
-  let cpuProf: string | null = null;
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--cpu-prof') {
-      cpuProf = argv[++i] ?? '';
-      if (!cpuProf) throw new Error('--cpu-prof takes a directory for the profiles of the outbox rounds');
-    } else rest.push(argv[i]!);
-  }
-  return { ...parseBenchArgs(rest), cpuProf };
-}
-
 async function main(): Promise<void> {
-  const args = parseArgs();
+  const args = parseBenchArgsWithProfile('the profiles of the outbox rounds');
   cpuProfileDir = args.cpuProf;
   const plan = args.quick ? QUICK : FULL;
   const stores: StoreKind[] = args.only ? [args.only] : ['sqlite', 'postgres'];

@@ -49,6 +49,20 @@ export function parseBenchArgs(argv: readonly string[] = process.argv.slice(2)):
   return args;
 }
 
+/** The common arguments plus `--cpu-prof DIR` (where the profiles go; `what` says which, for the error). */
+export function parseBenchArgsWithProfile(what: string): BenchArgs & { cpuProf: string | null } {
+  const argv = process.argv.slice(2);
+  const rest: string[] = [];
+  let cpuProf: string | null = null;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--cpu-prof') {
+      cpuProf = argv[++i] ?? '';
+      if (!cpuProf) throw new Error(`--cpu-prof takes a directory for ${what}`);
+    } else rest.push(argv[i]!);
+  }
+  return { ...parseBenchArgs(rest), cpuProf };
+}
+
 export interface MachineInfo {
   cpu: string;
   cores: number;

@@ -8,14 +8,19 @@ import { fileURLToPath } from 'node:url';
  * run them. Output goes to a log file per process; the last lines are shown when something fails.
  */
 
-const BIN = fileURLToPath(new URL('../../bin/holdfast.mjs', import.meta.url));
+// The test suite starts hundreds of processes and points this at its one-off bundle of the same
+// sources (HOLDFAST_CLI_BUNDLE, made by its global setup); an operator's drill runs the CLI itself.
+const BIN =
+  process.env.HOLDFAST_CLI_BUNDLE ?? fileURLToPath(new URL('../../bin/holdfast.mjs', import.meta.url));
 
 export type Env = Record<string, string>;
 
 /** The environment of a child: this one's, minus anything HOLDFAST_* that could point it elsewhere. */
 function childEnv(env: Env): NodeJS.ProcessEnv {
   const base = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !k.startsWith('HOLDFAST_') || k === 'HOLDFAST_PG_BIN'),
+    Object.entries(process.env).filter(
+      ([k]) => !k.startsWith('HOLDFAST_') || k === 'HOLDFAST_PG_BIN' || k === 'HOLDFAST_CLI_BUNDLE',
+    ),
   );
   return { ...base, NO_COLOR: '1', ...env };
 }

@@ -1,16 +1,15 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createPgDatabase } from '../support/databases.ts';
 import { flipByte, removeTempDirs, tempDir } from './fixture.ts';
+import { holdfastArgs } from '../support/cli-entry.ts';
 
-const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 const drops: (() => Promise<void>)[] = [];
 
 function holdfast(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], {
+  const r = spawnSync(process.execPath, holdfastArgs(...args), {
     encoding: 'utf8',
     env: { ...process.env, CI: '1', NO_COLOR: '1', HOLDFAST_BACKUP_PASSPHRASE: '', ...env },
     timeout: 60_000,

@@ -2,7 +2,6 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Ed25519Signer } from '../../src/node/crypto.ts';
@@ -10,8 +9,8 @@ import { initNode, openNode } from '../../src/node/node.ts';
 import { SyncStatusStore } from '../../src/sync/status.ts';
 import { createPgDatabase } from '../support/databases.ts';
 import { freePort } from '../support/postgres.ts';
+import { holdfastArgs } from '../support/cli-entry.ts';
 
-const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 const dirs: string[] = [];
 
 function tempDir(): string {
@@ -21,7 +20,7 @@ function tempDir(): string {
 }
 
 function holdfast(args: string[], options: { env?: Record<string, string>; input?: string } = {}) {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], {
+  const result = spawnSync(process.execPath, holdfastArgs(...args), {
     encoding: 'utf8',
     env: { ...process.env, CI: '1', NO_COLOR: '1', ...options.env },
     input: options.input,
@@ -247,11 +246,9 @@ describe('holdfast CLI', () => {
   it('start initialises on first run and serves /health and /metrics', async () => {
     const dir = tempDir();
     const port = await freePort();
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', CLI, '-d', dir, 'start', '--port', String(port)],
-      { env: { ...process.env, CI: '1', NO_COLOR: '1' } },
-    );
+    const child = spawn(process.execPath, holdfastArgs('-d', dir, 'start', '--port', String(port)), {
+      env: { ...process.env, CI: '1', NO_COLOR: '1' },
+    });
     try {
       let out = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -289,11 +286,9 @@ describe('holdfast users', () => {
     const dir = tempDir();
     const port = await freePort();
     // `start` seeds the demo provider; stop it once it listens, then manage users offline.
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', CLI, '-d', dir, 'start', '--port', String(port)],
-      { env: { ...process.env, CI: '1', NO_COLOR: '1' } },
-    );
+    const child = spawn(process.execPath, holdfastArgs('-d', dir, 'start', '--port', String(port)), {
+      env: { ...process.env, CI: '1', NO_COLOR: '1' },
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const deadline = Date.now() + 30_000;

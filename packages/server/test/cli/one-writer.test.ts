@@ -2,7 +2,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { verifyStore } from '../../src/ledger/verify.ts';
 import { ledgerCrypto } from '../../src/node/crypto.ts';
@@ -10,6 +9,7 @@ import { ApiSession, MemoryTotpSecrets } from '../../src/simulate/api-client.ts'
 import { Store, type StoreOptions } from '../../src/store/store.ts';
 import { createPgDatabase } from '../support/databases.ts';
 import { freePort } from '../support/postgres.ts';
+import { holdfastArgs } from '../support/cli-entry.ts';
 
 /**
  * One chain, one writer. `holdfast serve` runs as a real process; every CLI command that writes is
@@ -18,7 +18,6 @@ import { freePort } from '../support/postgres.ts';
  * commands that only read run beside the server. The server keeps signing people in and saving
  * calls throughout, and its chain verifies afterwards.
  */
-const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 const dirs: string[] = [];
 const children = new Set<ChildProcess>();
 const drops: (() => Promise<void>)[] = [];
@@ -39,7 +38,7 @@ interface Run {
 function holdfast(args: string[], env: Record<string, string>): Promise<Run> {
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('HOLDFAST_')));
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+    const child = spawn(process.execPath, holdfastArgs(...args), {
       env: { ...base, CI: '1', NO_COLOR: '1', HOLDFAST_LOG_LEVEL: 'warn', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -54,7 +53,7 @@ async function serve(dataDir: string, port: number, env: Record<string, string>)
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('HOLDFAST_')));
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', CLI, '-d', dataDir, 'serve', '--port', String(port), '--host', '127.0.0.1'],
+    holdfastArgs('-d', dataDir, 'serve', '--port', String(port), '--host', '127.0.0.1'),
     {
       env: { ...base, CI: '1', NO_COLOR: '1', HOLDFAST_LOG_LEVEL: 'warn', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

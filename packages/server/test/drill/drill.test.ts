@@ -10,7 +10,8 @@ import { describe, expect, it } from 'vitest';
  * fail and say what was lost, so the count is shown to be able to fail.
  */
 
-const BIN = fileURLToPath(new URL('../../bin/holdfast.mjs', import.meta.url));
+const BIN =
+  process.env.HOLDFAST_CLI_BUNDLE ?? fileURLToPath(new URL('../../bin/holdfast.mjs', import.meta.url));
 
 interface DrillLine {
   drill: string;

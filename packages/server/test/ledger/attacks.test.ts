@@ -1,7 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
 import { FixedClock, canonicalJson, sealEvent, signCheckpoint, type StoredEvent } from '@holdfast/core';
@@ -14,6 +13,7 @@ import { loadIdentity } from '../../src/node/identity.ts';
 import { initNode, openNode } from '../../src/node/node.ts';
 import { Store } from '../../src/store/store.ts';
 import { freshStore, STORE_KINDS, type StoreKind } from '../support/databases.ts';
+import { holdfastArgs } from '../support/cli-entry.ts';
 
 /**
  * Issue 19: attacks by someone who can write the database (SQLite file, PostgreSQL tables) but not
@@ -28,7 +28,6 @@ const CHECKPOINT_EVERY = 10;
 const LAST_SEQ = 26;
 const LAST_SEALED = 21;
 const USER = '0190f5d2-7d3c-7000-8000-000000000001';
-const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 
 type Fresh = Awaited<ReturnType<typeof freshStore>>;
 const cleanups: (() => Promise<void>)[] = [];
@@ -376,7 +375,7 @@ describe.each(STORE_KINDS)('attacks by whoever can write the database (%s)', (ki
 
 describe('the real commands (sqlite)', () => {
   function holdfast(dataDir: string, args: string[]) {
-    const result = spawnSync(process.execPath, ['--import', 'tsx', CLI, '-d', dataDir, ...args], {
+    const result = spawnSync(process.execPath, holdfastArgs('-d', dataDir, ...args), {
       encoding: 'utf8',
       env: { ...process.env, CI: '1', NO_COLOR: '1', HOLDFAST_CHECKPOINT_EVERY: String(CHECKPOINT_EVERY) },
       timeout: 60_000,

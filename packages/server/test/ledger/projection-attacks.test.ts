@@ -1,6 +1,5 @@
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { FixedClock, sealEvent } from '@holdfast/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AccountsService } from '../../src/accounts/service.ts';
@@ -20,6 +19,7 @@ import { initNode, openNode, type HoldfastNode } from '../../src/node/node.ts';
 import { checkProjections } from '../../src/projections/check.ts';
 import { freshStore, STORE_KINDS, type StoreKind } from '../support/databases.ts';
 import { freePort } from '../support/postgres.ts';
+import { holdfastArgs } from '../support/cli-entry.ts';
 
 /**
  * Acceptance for tamper evidence beyond the hash chain: direct edits of projection tables, of the
@@ -29,7 +29,6 @@ import { freePort } from '../support/postgres.ts';
  */
 const TENANT = 'northshire';
 const NODE = 'node-1';
-const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 const quietLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 interface Seeded {
@@ -159,7 +158,7 @@ function holdfast(s: Seeded, args: string[]) {
     env.HOLDFAST_STORE = 'postgres';
     env.HOLDFAST_DATABASE_URL = s.config.databaseUrl!;
   }
-  const result = spawnSync(process.execPath, ['--import', 'tsx', CLI, '-d', s.config.dataDir, ...args], {
+  const result = spawnSync(process.execPath, holdfastArgs('-d', s.config.dataDir, ...args), {
     encoding: 'utf8',
     env,
     timeout: 60_000,

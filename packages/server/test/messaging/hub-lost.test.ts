@@ -2,7 +2,6 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { messagingDb, statusOf } from '../../src/messaging/projection.ts';
 import { MessagingService } from '../../src/messaging/service.ts';
@@ -14,6 +13,7 @@ import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts'
 import { answersTo } from '../support/cases.ts';
 import { createPgDatabase } from '../support/databases.ts';
 import { freePort } from '../support/postgres.ts';
+import { holdfastArgs } from '../support/cli-entry.ts';
 
 /**
  * A site whose hub is lost still sends its ambulance requests: real processes on loopback, a hub on
@@ -23,7 +23,6 @@ import { freePort } from '../support/postgres.ts';
  * numbers; the hub returns, hears of them by sync, and sends none of them again: the receiver's
  * count (and each message's POST count) is the proof.
  */
-const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 const dirs: string[] = [];
 const children = new Set<ChildProcess>();
 const cleanups: (() => Promise<void>)[] = [];
@@ -49,7 +48,7 @@ const BASE_ENV = {
 };
 
 function holdfast(args: string[], env: Record<string, string> = {}): string {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], {
+  const r = spawnSync(process.execPath, holdfastArgs(...args), {
     encoding: 'utf8',
     env: { ...process.env, ...BASE_ENV, ...env },
     timeout: 60_000,
@@ -65,7 +64,7 @@ async function start(
   env: Record<string, string>,
   ready: () => Promise<boolean>,
 ): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+  const child = spawn(process.execPath, holdfastArgs(...args), {
     env: { ...process.env, ...BASE_ENV, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

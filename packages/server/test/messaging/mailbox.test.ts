@@ -3,7 +3,6 @@ import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { FixedClock, type Endpoint, type MessageStatus } from '@holdfast/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
@@ -18,6 +17,7 @@ import { FhirReceiver } from '../../src/receiver/receiver.ts';
 import { freshStore, STORE_KINDS } from '../support/databases.ts';
 import { messageBundle } from '../support/message-bundle.ts';
 import { freePort } from '../support/postgres.ts';
+import { holdfastArgs } from '../support/cli-entry.ts';
 
 /**
  * The mailbox transport in the MESH manner, end to end: the delivery worker (driven pass by pass
@@ -26,7 +26,6 @@ import { freePort } from '../support/postgres.ts';
  * into in/, and the worker records the answers in the ledger.
  */
 
-const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 const TENANT = 'northshire';
 const MAILBOX = 'north-ambulance';
 const AWAIT_MS = 600_000;
@@ -107,10 +106,7 @@ describe.each(STORE_KINDS)('the mailbox transport on %s', (kind) => {
     const port = await freePort();
     const child = spawn(
       process.execPath,
-      [
-        '--import',
-        'tsx',
-        CLI,
+      holdfastArgs(
         'receiver',
         '--port',
         String(port),
@@ -120,7 +116,7 @@ describe.each(STORE_KINDS)('the mailbox transport on %s', (kind) => {
         receiverStore,
         '--mailbox',
         box,
-      ],
+      ),
       { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } },
     );
     receiver = child;

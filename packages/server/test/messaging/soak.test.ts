@@ -2,7 +2,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { verifyStore } from '../../src/ledger/verify.ts';
 import { messagingDb, statusOf } from '../../src/messaging/projection.ts';
@@ -14,6 +13,7 @@ import { Store, type StoreOptions } from '../../src/store/store.ts';
 import { freshStore, STORE_KINDS } from '../support/databases.ts';
 import { messageBundle } from '../support/message-bundle.ts';
 import { freePort } from '../support/postgres.ts';
+import { holdfastArgs } from '../support/cli-entry.ts';
 
 /**
  * The outbox's promise under a bad network and a sending node that dies: messages are queued in bulk,
@@ -29,7 +29,6 @@ import { freePort } from '../support/postgres.ts';
 const MESSAGES = Number(process.env.HOLDFAST_SOAK_MESSAGES ?? 500);
 const KILLS = Number(process.env.HOLDFAST_SOAK_KILLS ?? 5);
 const SEED = Number(process.env.HOLDFAST_SOAK_SEED ?? 20261204);
-const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 const TENANT = 'northshire';
 const children = new Set<ChildProcess>();
 const cleanups: (() => Promise<void>)[] = [];
@@ -46,7 +45,7 @@ async function start(
   ready: (out: string) => Promise<boolean> | boolean,
 ): Promise<{ child: ChildProcess; out: () => string }> {
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('HOLDFAST_')));
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+  const child = spawn(process.execPath, holdfastArgs(...args), {
     env: { ...base, CI: '1', NO_COLOR: '1', HOLDFAST_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -3,13 +3,13 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HttpTransport } from '../../src/messaging/transport-http.ts';
 import { FaultProxy } from '../../src/receiver/fault-proxy.ts';
 import { FhirReceiver } from '../../src/receiver/receiver.ts';
 import { messageBundle } from '../support/message-bundle.ts';
 import { freePort } from '../support/postgres.ts';
+import { holdfastArgs } from '../support/cli-entry.ts';
 
 /**
  * The receiver that is not ours (@medplum/core's validator, @medplum/fhir-router's in-memory
@@ -17,7 +17,6 @@ import { freePort } from '../support/postgres.ts';
  * repeat with the same answer, refuses an invalid one with its issues, keeps its count across a
  * restart and a SIGKILL; and the fault proxy does what it says.
  */
-const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 const dirs: string[] = [];
 const children = new Set<ChildProcess>();
 
@@ -119,7 +118,7 @@ describe('the FHIR receiver', () => {
     const start = async () => {
       const child = spawn(
         process.execPath,
-        ['--import', 'tsx', CLI, 'receiver', '--port', String(port), '--kind', 'ambulance', '--store', file],
+        holdfastArgs('receiver', '--port', String(port), '--kind', 'ambulance', '--store', file),
         { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } },
       );
       children.add(child);

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
@@ -15,7 +15,10 @@ export async function bundleForTests(entry: string): Promise<string> {
     new URL('../../../../node_modules/.cache/holdfast-test-bundles/', import.meta.url),
   );
   mkdirSync(cache, { recursive: true });
-  const outfile = join(mkdtempSync(cache), 'entry.mjs');
+  const dir = mkdtempSync(cache);
+  // Gone when the process that made it ends (the run's main process, or a test file's worker).
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const outfile = join(dir, 'entry.mjs');
   await build({
     entryPoints: [entry],
     outfile,

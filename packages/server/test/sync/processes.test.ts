@@ -2,7 +2,6 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
@@ -13,6 +12,7 @@ import { ApiSession, MemoryTotpSecrets } from '../../src/simulate/api-client.ts'
 import { Store, type StoreOptions } from '../../src/store/store.ts';
 import { createPgDatabase } from '../support/databases.ts';
 import { freePort } from '../support/postgres.ts';
+import { holdfastArgs } from '../support/cli-entry.ts';
 
 /**
  * Real processes on loopback: a hub on PostgreSQL and two sites on SQLite, each `holdfast serve`
@@ -21,7 +21,6 @@ import { freePort } from '../support/postgres.ts';
  * started again; everything converges: every acknowledged case on every node, once, and every
  * node's ledger verifies.
  */
-const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 const dirs: string[] = [];
 const children = new Set<ChildProcess>();
 let dropDb: (() => Promise<void>) | null = null;
@@ -35,7 +34,7 @@ function tempDir(name: string): string {
 /** The CLI in a child process, without blocking this one (several run at once). */
 function holdfastAsync(args: string[], env: Record<string, string> = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+    const child = spawn(process.execPath, holdfastArgs(...args), {
       env: { ...process.env, CI: '1', NO_COLOR: '1', HOLDFAST_LOG_LEVEL: 'warn', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -49,7 +48,7 @@ function holdfastAsync(args: string[], env: Record<string, string> = {}): Promis
 }
 
 function holdfast(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], {
+  const r = spawnSync(process.execPath, holdfastArgs(...args), {
     encoding: 'utf8',
     env: { ...process.env, CI: '1', NO_COLOR: '1', HOLDFAST_LOG_LEVEL: 'warn', ...env },
     timeout: 60_000,
@@ -69,7 +68,7 @@ interface Served {
 async function serve(dataDir: string, port: number, env: Record<string, string> = {}): Promise<Served> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', CLI, '-d', dataDir, 'serve', '--port', String(port), '--host', '127.0.0.1'],
+    holdfastArgs('-d', dataDir, 'serve', '--port', String(port), '--host', '127.0.0.1'),
     {
       env: {
         ...process.env,
