@@ -43,11 +43,18 @@ describe('NHS number: the reference vectors', () => {
   });
 
   it('a check result of 11 means a check digit of 0', () => {
-    // 000000000 sums to 0: 11 − 0 = 11 → 0
-    expect(modulus11Check('000000000')).toBe(0);
-    expect(valid('0000000000')).toBe(true);
-    expect(valid('0000000001')).toBe(false);
+    // 000000014 sums to a multiple of 11: 11 − 0 = 11 → 0
+    expect(modulus11Check('000000014')).toBe(0);
+    expect(valid('0000000140')).toBe(true);
+    expect(valid('0000000141')).toBe(false);
   });
+
+  it.each(['0000000000', '1111111111', '2222222222', '5555555555', '999 999 9999'])(
+    'refuses %j: ten identical digits pass the check but are never issued',
+    (input) => {
+      expect(messageOf(input)).toBe('is not a valid NHS number (ten identical digits are never issued)');
+    },
+  );
 });
 
 describe('NHS number: input forms', () => {
@@ -72,12 +79,38 @@ describe('NHS number: input forms', () => {
     );
   });
 
-  it.each(['', '943476591', '94347659190', '943476591X', 'abcdefghij', '+449434765919', '943.476.5919'])(
+  it.each(['', '943476591', '94347659190', '943 476 591', '943 476 59190'])(
     'refuses %j: not ten digits',
     (input) => {
       expect(messageOf(input)).toBe('must be 10 digits, e.g. 943 476 5919');
     },
   );
+
+  it.each([
+    ['943476591X', '"X" at character 10'],
+    ['abcdefghij', '"a" at character 1'],
+    ['+449434765919', 'a plus sign (U+002B) at character 1'],
+    ['943.476.5919', 'a full stop (U+002E) at character 4'],
+    ['943\u2013476\u20135919', 'an en dash (U+2013) at character 4'],
+    ['943 476\u200b5919', 'an invisible zero-width space (U+200B) at character 8'],
+    ['943\u00a0476 5919', 'a non-breaking space (U+00A0) at character 4'],
+    ['943\u2212476\u22125919', 'a minus sign (U+2212) at character 4'],
+  ])('refuses %j, naming the character that is wrong and where', (input, named) => {
+    expect(messageOf(input)).toBe(`contains ${named}: use the digits 0-9, spaced as in 943 476 5919`);
+  });
+
+  it.each([
+    '-9434765919',
+    '9434765919-',
+    '94-34765919',
+    '9 4 3 4 7 6 5 9 1 9',
+    '943--476-5919',
+    '9434 765 919',
+  ])('refuses %j: separators only between the 3-3-4 groups', (input) => {
+    expect(messageOf(input)).toBe(
+      'has a space or hyphen in the wrong place: write it as 943 476 5919, 943-476-5919 or 9434765919',
+    );
+  });
 
   it('formats as 3-3-4, and the formatted form reads back', () => {
     expect(formatNhsNumber('9434765919')).toBe('943 476 5919');
@@ -114,6 +147,11 @@ describe('NHS number: Modulus 11 over the 9-digit prefixes', () => {
       fc.property(prefix, (p) => {
         const validDigits = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].filter((d) => valid(`${p}${d}`));
         const check = modulus11Check(p);
+        // Ten identical digits are refused whatever the check says.
+        if (/^(\d)\1{8}$/.test(p) && check === Number(p[0])) {
+          expect(validDigits).toEqual([]);
+          return;
+        }
         if (check === 'impossible') {
           impossible++;
           expect(validDigits).toEqual([]);

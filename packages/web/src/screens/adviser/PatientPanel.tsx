@@ -27,13 +27,14 @@ export function formatDate(iso: string): string {
 
 /** What the NHS number field says while it is typed: nothing until 10 digits, then valid or why not. */
 export function nhsNumberFeedback(value: string): { error?: string; ok?: string } {
-  const digits = value.replace(/[\s-]/g, '');
-  if (digits === '') return {};
-  if (/[^0-9]/.test(digits)) return { error: 'An NHS number has digits only (spaces are fine).' };
-  if (digits.length < 10) return {};
+  if (value.trim() === '') return {};
   const r = normaliseNhsNumber(value);
-  if (!r.ok) return { error: `This NHS number ${r.message}.` };
-  return { ok: `Valid NHS number: ${formatNhsNumber(r.value)}` };
+  if (r.ok) return { ok: `Valid NHS number: ${formatNhsNumber(r.value)}` };
+  // A character that has no place in an NHS number is named at once (a pasted en dash or an
+  // invisible space); anything else waits until ten digits are typed.
+  const wrongCharacter = !/^[0-9 \t-]*$/.test(value.trim());
+  if (!wrongCharacter && value.replace(/[^0-9]/g, '').length < 10) return {};
+  return { error: `This NHS number ${r.message}.` };
 }
 
 export function PatientSummaryCard({ patient }: { patient: PatientView }) {
