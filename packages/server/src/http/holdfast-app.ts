@@ -43,6 +43,8 @@ import { handoverRoutes } from '../handover/routes.ts';
 import { HandoverService } from '../handover/service.ts';
 import { fhirRoutes } from '../fhir/routes.ts';
 import { FhirService } from '../fhir/service.ts';
+import { inboundRoutes } from '../inbound/routes.ts';
+import { InboundService, type InboundCredential } from '../inbound/service.ts';
 
 export interface HoldfastAppOptions {
   logger: Logger;
@@ -60,6 +62,10 @@ export interface HoldfastAppOptions {
   webDist?: string | false;
   /** Key contacts printed in the downtime pack. */
   downtimeContacts?: readonly KeyContact[];
+  /** Other systems that may post messages in (bearer tokens kept as SHA-256), see inbound/. */
+  inboundCredentials?: readonly InboundCredential[];
+  /** Minutes to validate a 999 Category 3/4 call when the request gives no deadline (sample defaults). */
+  inboundValidationMinutes?: Readonly<Record<3 | 4, number>>;
 }
 
 export interface HoldfastApp {
@@ -111,7 +117,21 @@ export async function buildHoldfastApp(
     auditor,
   });
   cases.setCloseHook((ctx, closing) => pem.closeDrafts(ctx, closing));
-  const queue = new QueueService(node.store, auditor, node.clock);
+  // Messages in: a 999 validation case's outcome is answered in the commit that records it.
+  const inbound = new InboundService(
+    node.store,
+    node.ledger,
+    node.clock,
+    { cases, patients, messaging, accounts },
+    {
+      credentials: options.inboundCredentials ?? [],
+      ...(options.inboundValidationMinutes ? { validationMinutes: options.inboundValidationMinutes } : {}),
+    },
+  );
+  cases.addCommandHook((ctx, outcome) => inbound.commandDrafts(ctx, outcome));
+  const queue = new QueueService(node.store, auditor, node.clock, (tenant, caseIds) =>
+    inbound.marks(tenant, caseIds),
+  );
   const downtime = new DowntimePackService(node.store, node.ledger, node.clock, {
     contacts: options.downtimeContacts ?? [],
   });
@@ -240,6 +260,7 @@ export async function buildHoldfastApp(
     ...messagingRoutes(messaging),
     ...handoverRoutes(handover),
     ...pemRoutes(pem),
+    ...inboundRoutes(inbound),
   ]);
   return { app, registry, deps, accounts, patients, cases, messaging };
 }
