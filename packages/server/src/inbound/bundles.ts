@@ -325,22 +325,32 @@ export interface AnswerInput {
 export function answerBundle(input: AnswerInput): Record<string, unknown> {
   const key = `${input.tenant}/${input.endpointId}/${input.inboundMessageId}/answer`;
   const headerId = nameBasedUuid(key);
-  const encounterId = nameBasedUuid(`${key}/encounter`);
+  const focusId = nameBasedUuid(`${key}/encounter`);
   const header = {
     resourceType: 'MessageHeader',
     id: headerId,
     eventCoding: { system: `${HOLDFAST_SYSTEM_BASE}/CodeSystem/message-event`, code: 'acknowledgement' },
     source: { name: 'Holdfast', endpoint: `urn:holdfast:${input.tenant}:${input.node}` },
     response: { identifier: input.inboundMessageId, code: 'ok' },
-    ...(input.caseId ? { focus: [{ reference: `urn:uuid:${encounterId}` }] } : {}),
+    // The case it opened; for an answer to one of ours, a note that it was recorded.
+    focus: [{ reference: `urn:uuid:${focusId}` }],
   };
   const entries: Record<string, unknown>[] = [{ fullUrl: `urn:uuid:${headerId}`, resource: header }];
-  if (input.caseId)
+  if (!input.caseId)
     entries.push({
-      fullUrl: `urn:uuid:${encounterId}`,
+      fullUrl: `urn:uuid:${focusId}`,
+      resource: {
+        resourceType: 'OperationOutcome',
+        id: focusId,
+        issue: [{ severity: 'information', code: 'informational', details: { text: 'recorded' } }],
+      },
+    });
+  else
+    entries.push({
+      fullUrl: `urn:uuid:${focusId}`,
       resource: {
         resourceType: 'Encounter',
-        id: encounterId,
+        id: focusId,
         // The case reference staff use on the phone: the first identifier is our reference.
         identifier: [{ system: HOLDFAST_CASE_SYSTEM, value: caseReference(input.caseId) }],
         status: 'planned',

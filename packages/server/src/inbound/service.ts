@@ -204,16 +204,7 @@ export class InboundService {
     const { patientId, match } = await this.matchPatient(tenant, request.nhsNumber);
     const caseId = randomUUID();
     const actor = `endpoint:${endpointId}`;
-    const answer = validateOutgoing(
-      answerBundle({
-        tenant,
-        node: this.ledger.node,
-        endpointId,
-        inboundMessageId: envelope.messageId,
-        receivedAtMs: now,
-        caseId,
-      }) as never,
-    ) as unknown as Record<string, unknown>;
+    const answer = this.answerFor(credential, envelope.messageId, now, caseId);
     const drafts: EventDraft[] = [
       ...this.deps.cases.openingDrafts(tenant, actor, {
         caseId,
@@ -538,14 +529,17 @@ export class InboundService {
     receivedAtMs: number,
     caseId: string | null,
   ): Record<string, unknown> {
-    return answerBundle({
-      tenant: credential.tenant,
-      node: this.ledger.node,
-      endpointId: credential.endpointId,
-      inboundMessageId: messageId,
-      receivedAtMs,
-      caseId,
-    });
+    // Checked like everything we send: a fault of ours is a 500, never a malformed answer.
+    return validateOutgoing(
+      answerBundle({
+        tenant: credential.tenant,
+        node: this.ledger.node,
+        endpointId: credential.endpointId,
+        inboundMessageId: messageId,
+        receivedAtMs,
+        caseId,
+      }) as never,
+    ) as unknown as Record<string, unknown>;
   }
 }
 

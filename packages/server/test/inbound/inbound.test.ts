@@ -441,7 +441,11 @@ describe.each(STORE_KINDS)('messages in on %s', (kind) => {
 
     const first = await post(TOKENS.north, answer);
     expect(first.statusCode, first.body).toBe(200);
-    expect((first.json() as Bundle).entry[0]!.resource.response).toMatchObject({ code: 'ok' });
+    expect((first.json() as Bundle).entry[0]!.resource.response).toEqual({
+      identifier: answer.entry[0]!.resource.id,
+      code: 'ok',
+    });
+    expect(outgoingIssues(first.json() as never)).toEqual([]);
     const m = await manager.request('GET', `/api/v1/messages/${messageId}`);
     expect(m.json()).toMatchObject({ state: 'accepted', reference: 'NAS-9001' });
     const after = await counts();
