@@ -348,12 +348,20 @@ describe.each(STORE_KINDS)('messages in on %s', (kind) => {
     expect(
       (validations as { incident_reference: string }[]).filter((v) => v.incident_reference === 'NAS-4713'),
     ).toHaveLength(1);
+    // Two copies at once (a sender retrying before its first answer came): still one case.
+    const racing = validationRequest({ category: 4, incident: 'NAS-4714' });
+    const beforeRace = await counts();
+    const [a, b] = await Promise.all([post(TOKENS.north, racing), post(TOKENS.north, racing)]);
+    expect([a.statusCode, b.statusCode]).toEqual([200, 200]);
+    expect(b.body).toBe(a.body);
+    const afterRace = await counts();
+    expect(afterRace.cases).toBe(beforeRace.cases + 1);
     // The same id with other content is not the same message.
     const changed = structuredClone(bundle);
     (changed.entry[1]!.resource.reasonCode as { text: string }[])[0]!.text = 'Something else';
     const conflict = await post(TOKENS.north, changed);
     expect(conflict.statusCode).toBe(409);
-    expect(await counts()).toEqual(after);
+    expect(await counts()).toEqual(afterRace);
   });
 
   async function validated(incident: string): Promise<{ caseId: string; messageId: string }> {
