@@ -19,3 +19,4 @@ export * from './cases/reconciliation.ts';
 export * from './messaging/outbox.ts';
 export * from './messaging/working-days.ts';
 export * from './messaging/pem.ts';
+export * from './messaging/inbound.ts';

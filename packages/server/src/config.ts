@@ -61,6 +61,55 @@ export const configSchema = z.strictObject({
    * endpoints whose transport is a mailbox in the MESH manner; such messages are not sent without it.
    */
   messagingMailboxRoot: z.string().min(1).optional(),
+  /**
+   * Other systems that may post messages in (POST /fhir/R4/$process-message): per system the
+   * provider, its endpoint id, the site whose CAS queue takes its cases, and the SHA-256 (hex) of its
+   * bearer token — the token itself is never stored. JSON array in HOLDFAST_INBOUND_CREDENTIALS.
+   */
+  inboundCredentials: z
+    .preprocess(
+      (v) => {
+        if (typeof v !== 'string') return v;
+        try {
+          return JSON.parse(v) as unknown;
+        } catch {
+          return v;
+        }
+      },
+      z
+        .array(
+          z.strictObject({
+            tenant: z.string().min(1).max(64),
+            endpointId: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/),
+            siteId: z.string().uuid(),
+            tokenSha256: z
+              .string()
+              .regex(/^[0-9a-f]{64}$/, 'must be the SHA-256 of the token, 64 hex digits'),
+          }),
+        )
+        .max(100),
+    )
+    .optional(),
+  /**
+   * Minutes to validate a 999 call when the request gives no deadline, by category. Sample settings
+   * (30 and 60 by default), not clinically validated: set the provider's own.
+   */
+  inboundValidationMinutes: z
+    .preprocess(
+      (v) => {
+        if (typeof v !== 'string') return v;
+        try {
+          return JSON.parse(v) as unknown;
+        } catch {
+          return v;
+        }
+      },
+      z.strictObject({
+        3: z.number().int().min(1).max(1440),
+        4: z.number().int().min(1).max(1440),
+      }),
+    )
+    .optional(),
   /** Key contacts printed in the downtime pack (JSON array in HOLDFAST_DOWNTIME_CONTACTS). */
   downtimeContacts: z
     .preprocess(
@@ -118,6 +167,8 @@ export const ENV_KEYS: Record<keyof HoldfastConfig, string> = {
   downtimeContacts: 'HOLDFAST_DOWNTIME_CONTACTS',
   messagingClientCertificates: 'HOLDFAST_MESSAGING_CLIENT_CERTIFICATES',
   messagingMailboxRoot: 'HOLDFAST_MESSAGING_MAILBOX_ROOT',
+  inboundCredentials: 'HOLDFAST_INBOUND_CREDENTIALS',
+  inboundValidationMinutes: 'HOLDFAST_INBOUND_VALIDATION_MINUTES',
 };
 
 const NUMERIC_KEYS = new Set<keyof HoldfastConfig>([

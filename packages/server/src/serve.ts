@@ -47,6 +47,8 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
     syncPeerPositions: () => syncRunner?.peerPositions ?? null,
     ...(config.protocolsDir ? { protocolsDir: config.protocolsDir } : {}),
     downtimeContacts: config.downtimeContacts ?? [],
+    inboundCredentials: config.inboundCredentials ?? [],
+    ...(config.inboundValidationMinutes ? { inboundValidationMinutes: config.inboundValidationMinutes } : {}),
     passkeys: { rpId: 'localhost', rpName: 'Holdfast', origins: [origin, `http://127.0.0.1:${config.port}`] },
   });
   const tenant = node.identity.tenant;

@@ -7,6 +7,17 @@ import { casesDb, type CasesTable } from './projection.ts';
 import { queueSitesOf } from './sites.ts';
 import { SAMPLE_LABEL } from './views.ts';
 
+/** How a case that another system sent is marked on the queue (a 999 ambulance validation). */
+export interface QueueMark {
+  incidentReference: string;
+  category: number;
+  /** The deadline the sender asked for (or the default for the category). */
+  deadline: string;
+  deadlineFrom: string;
+  patientMatch: string;
+}
+export type QueueMarks = (tenant: string, caseIds: readonly string[]) => Promise<Map<string, QueueMark>>;
+
 export interface QueueFilters {
   siteId?: string;
   skillSet?: string;
@@ -30,6 +41,8 @@ export class QueueService {
     private readonly store: Store,
     private readonly auditor: Auditor,
     private readonly clock: Clock,
+    /** Ambulance validation cases, marked with the 999 incident (the inbound module's). */
+    private readonly marks: QueueMarks = async () => new Map(),
   ) {}
 
   async list(ctx: RequestContext, filters: QueueFilters) {
@@ -68,6 +81,10 @@ export class QueueService {
       fields: ['queue'],
     });
     const canSeeCaller = hasPermission(ctx.roles, 'cases.read');
+    const marks = await this.marks(
+      ctx.tenant,
+      rows.map((r) => r.case_id),
+    );
     return {
       now: new Date(now).toISOString(),
       cases: ordered.map(({ row, ...entry }) => {
@@ -96,6 +113,7 @@ export class QueueService {
           remainingSeconds: Math.round(timing.remainingMs / 1000),
           timing: timing.status,
           news2: row.news2_total === null ? null : { total: Number(row.news2_total), band: row.news2_band },
+          ambulanceValidation: marks.get(row.case_id) ?? null,
         };
       }),
     };

@@ -4,6 +4,7 @@ import {
   ConflictError,
   decide,
   evolve,
+  initialCaseState,
   NotFoundError,
   ValidationError,
   type CaseCommand,
@@ -70,14 +71,13 @@ export interface ClosingCase {
 }
 export type CloseHook = (ctx: RequestContext, closing: ClosingCase) => Promise<EventDraft[]>;
 
-/** What an ambulance hook is given: the case as it stood and the request the command decided on. */
-export interface AmbulanceRequested {
+/** What a command hook is given: the case as it stood, its state after the command, the events. */
+export interface CommandOutcome {
   row: CasesTable;
-  category: 1 | 2 | 3 | 4;
-  /** The clinician who upgraded the case in a consultation; null for a confirmed triage disposition. */
-  byClinicianId: string | null;
+  state: CaseState;
+  events: readonly CaseEvent[];
 }
-export type AmbulanceHook = (ctx: RequestContext, requested: AmbulanceRequested) => Promise<EventDraft[]>;
+export type CommandHook = (ctx: RequestContext, outcome: CommandOutcome) => Promise<EventDraft[]>;
 
 /**
  * Cases: every command is decided by the core state machine against the case's current state,
@@ -104,14 +104,14 @@ export class CaseService {
   }
 
   /**
-   * Facts that go with every ambulance request, whichever path decides it (an adviser confirming an
-   * ambulance disposition, a clinician upgrading a case): the request to the ambulance service is
-   * queued in the same commit, so no case shows an ambulance requested without the request existing.
+   * Facts other modules add to a command's commit, decided from its events: the answer to the
+   * system that sent the case (a CAS validation outcome back to the ambulance service) is queued
+   * with the outcome itself, so one is never stored without the other.
    */
-  private onAmbulanceRequested: AmbulanceHook | null = null;
+  private readonly commandHooks: CommandHook[] = [];
 
-  setAmbulanceHook(hook: AmbulanceHook): void {
-    this.onAmbulanceRequested = hook;
+  addCommandHook(hook: CommandHook): void {
+    this.commandHooks.push(hook);
   }
 
   /**
@@ -191,6 +191,52 @@ export class CaseService {
     return { caseId, replayed: false };
   }
 
+  /**
+   * The drafts that open a case sent by another system and take it through `before`, then the
+   * `facts`, then `after` (each command decided by the core state machine), for a caller that
+   * appends them in one commit with facts of its own (the record of the message that sent it).
+   */
+  openingDrafts(
+    tenant: string,
+    actor: string,
+    opening: {
+      caseId: string;
+      input: Omit<OpenCaseInput, 'answered'> & { receivedAt: string };
+      before: readonly CaseCommand[];
+      facts: readonly EventDraft[];
+      after: readonly CaseCommand[];
+    },
+  ): EventDraft[] {
+    const { caseId, input } = opening;
+    let state = initialCaseState(caseId);
+    const decided = (commands: readonly CaseCommand[]): EventDraft[] =>
+      commands.flatMap((c) =>
+        decide(state, c).map((e) => {
+          state = evolve(state, e);
+          return { tenant, type: e.type, actor, payload: e.payload as Record<string, unknown> };
+        }),
+      );
+    return [
+      {
+        tenant,
+        type: 'case.opened',
+        actor,
+        payload: {
+          caseId,
+          siteId: input.siteId,
+          receivedAt: input.receivedAt,
+          caller: input.caller,
+          ...(input.patientId ? { patientId: input.patientId } : {}),
+          location: input.location,
+          presentingComplaint: input.presentingComplaint,
+        },
+      },
+      ...decided(opening.before),
+      ...opening.facts,
+      ...decided(opening.after),
+    ];
+  }
+
   /** Opens a case for a call without an Idempotency-Key (imports, simulations, tests). */
   async open(ctx: RequestContext, input: OpenCaseInput): Promise<string> {
     return (await this.openCall(ctx, input)).caseId;
@@ -258,19 +304,12 @@ export class CaseService {
         events.push(...produced);
       }
       const extras = extra(row, events);
-      const ambulance = events.find((e) => e.type === 'case.ambulance_requested');
-      const requesting =
-        ambulance && this.onAmbulanceRequested
-          ? await this.onAmbulanceRequested(ctx, {
-              row,
-              category: (ambulance.payload as { category: 1 | 2 | 3 | 4 }).category,
-              byClinicianId: (ambulance.payload as { byClinicianId?: string }).byClinicianId ?? null,
-            })
-          : [];
       const closing =
         !wasClosed && state.status === 'closed' && this.onClose
           ? await this.onClose(ctx, { row, state, extra: extras, closedAtMs: this.clock.nowMs() })
           : [];
+      const hooked: EventDraft[] = [];
+      for (const hook of this.commandHooks) hooked.push(...(await hook(ctx, { row, state, events })));
       const drafts: EventDraft[] = [
         // Facts that go with the command: the case's own (not lifecycle events, which only come
         // from decide), and the messages it sends (the outbox), committed together or not at all.
@@ -287,8 +326,8 @@ export class CaseService {
           payload: e.payload as Record<string, unknown>,
         })),
         ...(options.audit ? [accessEvent(ctx, options.audit)] : []),
-        ...requesting,
         ...closing,
+        ...hooked,
       ];
       try {
         await this.ledger.append(drafts, {

@@ -7,7 +7,8 @@ import {
   type MessageState,
 } from '@holdfast/core';
 import { accessEvent } from '../audit/auditor.ts';
-import type { AmbulanceRequested, CaseService } from '../cases/service.ts';
+import type { CasesTable } from '../cases/projection.ts';
+import type { CaseService } from '../cases/service.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
 import type { EventDraft, Ledger } from '../ledger/ledger.ts';
 import {
@@ -51,7 +52,12 @@ export interface AmbulanceHandoverView {
   phoned: { at: string; spokeTo: string; reference: string | null } | null;
 }
 
-export interface AmbulanceRequestFacts extends AmbulanceRequested {
+export interface AmbulanceRequestFacts {
+  /** The case as it stood before the command that requested the ambulance. */
+  row: CasesTable;
+  category: 1 | 2 | 3 | 4;
+  /** The clinician who upgraded the case in a consultation; null for a confirmed triage disposition. */
+  byClinicianId: string | null;
   triagePath: { question: string; answer: string }[];
 }
 

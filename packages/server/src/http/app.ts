@@ -74,8 +74,9 @@ export async function createApp(deps: AppDeps): Promise<{ app: FastifyInstance; 
   app.removeContentTypeParser('text/plain');
 
   const defaultJson = app.getDefaultJsonParser('error', 'error');
+  // FHIR's own media type (other systems post message Bundles as it) is read the same way.
   app.addContentTypeParser(
-    'application/json',
+    ['application/json', 'application/fhir+json'],
     { parseAs: 'string', bodyLimit: BODY_LIMIT },
     (request, body, done) => {
       const text = body as string;

@@ -43,6 +43,8 @@ import { handoverRoutes } from '../handover/routes.ts';
 import { HandoverService } from '../handover/service.ts';
 import { fhirRoutes } from '../fhir/routes.ts';
 import { FhirService } from '../fhir/service.ts';
+import { inboundRoutes } from '../inbound/routes.ts';
+import { InboundService, type InboundCredential } from '../inbound/service.ts';
 
 export interface HoldfastAppOptions {
   logger: Logger;
@@ -60,6 +62,10 @@ export interface HoldfastAppOptions {
   webDist?: string | false;
   /** Key contacts printed in the downtime pack. */
   downtimeContacts?: readonly KeyContact[];
+  /** Other systems that may post messages in (bearer tokens kept as SHA-256), see inbound/. */
+  inboundCredentials?: readonly InboundCredential[];
+  /** Minutes to validate a 999 Category 3/4 call when the request gives no deadline (sample defaults). */
+  inboundValidationMinutes?: Readonly<Record<3 | 4, number>>;
 }
 
 export interface HoldfastApp {
@@ -97,11 +103,6 @@ export async function buildHoldfastApp(
   const messaging = new MessagingService(node.store, node.ledger, node.clock);
   const handover = new HandoverService(node.store, node.ledger, node.clock, messaging, patients, cases);
   const triage = new TriageService(cases, await requireProtocolPack(options.protocolsDir ?? SAMPLE_PACK_DIR));
-  // Every ambulance request (a confirmed disposition, a clinician's upgrade) queues the request to
-  // the ambulance service in the same commit.
-  cases.setAmbulanceHook((ctx, requested) =>
-    handover.ambulanceRequestDrafts(ctx, { ...requested, triagePath: triage.answeredPath(requested.row) }),
-  );
   // Every close queues the Post Event Message to the patient's practice in the same commit.
   const pem = new PemService(node.store, node.clock, {
     cases,
@@ -112,7 +113,35 @@ export async function buildHoldfastApp(
     auditor,
   });
   cases.setCloseHook((ctx, closing) => pem.closeDrafts(ctx, closing));
-  const queue = new QueueService(node.store, auditor, node.clock);
+  // Messages in: a 999 validation case's outcome is answered in the commit that records it.
+  const inbound = new InboundService(
+    node.store,
+    node.ledger,
+    node.clock,
+    { cases, patients, messaging, accounts },
+    {
+      credentials: options.inboundCredentials ?? [],
+      ...(options.inboundValidationMinutes ? { validationMinutes: options.inboundValidationMinutes } : {}),
+    },
+  );
+  cases.addCommandHook((ctx, outcome) => inbound.commandDrafts(ctx, outcome));
+  // Every ambulance request (a confirmed disposition, a clinician's upgrade) queues the request to
+  // the ambulance service in the same commit, except on a case the ambulance service itself sent
+  // for validation: it has the call already, and hears "still needed" as the answer above.
+  cases.addCommandHook(async (ctx, { row, events }) => {
+    const requested = events.find((e) => e.type === 'case.ambulance_requested');
+    if (!requested || (await inbound.isValidationCase(ctx.tenant, row.case_id))) return [];
+    const payload = requested.payload as { category: 1 | 2 | 3 | 4; byClinicianId?: string };
+    return handover.ambulanceRequestDrafts(ctx, {
+      row,
+      category: payload.category,
+      byClinicianId: payload.byClinicianId ?? null,
+      triagePath: triage.answeredPath(row),
+    });
+  });
+  const queue = new QueueService(node.store, auditor, node.clock, (tenant, caseIds) =>
+    inbound.marks(tenant, caseIds),
+  );
   const downtime = new DowntimePackService(node.store, node.ledger, node.clock, {
     contacts: options.downtimeContacts ?? [],
   });
@@ -241,6 +270,7 @@ export async function buildHoldfastApp(
     ...messagingRoutes(messaging),
     ...handoverRoutes(handover),
     ...pemRoutes(pem),
+    ...inboundRoutes(inbound),
   ]);
   return { app, registry, deps, accounts, patients, cases, messaging };
 }

@@ -7,6 +7,7 @@ import {
   PATIENT_EVENT_TYPES,
   RECONCILIATION_EVENT_TYPES,
   MESSAGING_EVENT_TYPES,
+  INBOUND_EVENT_TYPES,
   type Clock,
   type EventRegistry,
   type IdGenerator,
@@ -16,6 +17,7 @@ import { auditProjection } from '../audit/projection.ts';
 import { patientsProjection } from '../patients/projection.ts';
 import { casesProjection } from '../cases/projection.ts';
 import { messagingProjection } from '../messaging/projection.ts';
+import { inboundProjection } from '../inbound/projection.ts';
 import type { HoldfastConfig } from '../config.ts';
 import type { HeadMark } from '../ledger/head-mark.ts';
 import { Ledger, DEFAULT_LEDGER_OPTIONS, type LedgerOptions } from '../ledger/ledger.ts';
@@ -89,6 +91,7 @@ export const BUILTIN_PROJECTIONS: readonly Projection[] = [
   patientsProjection,
   casesProjection,
   messagingProjection,
+  inboundProjection,
 ];
 
 /** Every event type the server's modules define. */
@@ -100,6 +103,7 @@ export function createServerRegistry(): EventRegistry {
     ...CASE_LIFECYCLE_EVENT_TYPES,
     ...RECONCILIATION_EVENT_TYPES,
     ...MESSAGING_EVENT_TYPES,
+    ...INBOUND_EVENT_TYPES,
   );
 }
 

@@ -126,6 +126,26 @@ export class PatientService {
       throw new ValidationError([{ path: 'body.homeSiteId', message: 'is not a site of your provider' }]);
   }
 
+  /**
+   * Which records carry this NHS number (ids only, at most two: one is a match, two say it is not
+   * safe to pick), for a case another system sent (a 999 validation request) that names the
+   * patient. Nothing of a record is read or returned; the match, and who asked, is recorded in the
+   * ledger with the case it opens (`inbound.validation_requested`), which is the audit of it.
+   */
+  async idsWithNhsNumber(tenant: string, nhsNumber: string): Promise<string[]> {
+    const rows = await this.store.withTenant(tenant, async (trx) => {
+      let q = patientsDb(trx)
+        .selectFrom('patients')
+        .select('patient_id')
+        .where('nhs_number', '=', nhsNumber)
+        .orderBy('patient_id')
+        .limit(2);
+      if (this.options.tenantFilter) q = q.where('tenant', '=', tenant);
+      return q.execute();
+    });
+    return rows.map((r) => r.patient_id);
+  }
+
   async register(ctx: RequestContext, homeSiteId: string, record: PatientRecord): Promise<string> {
     await this.requireSite(ctx, homeSiteId);
     const patientId = randomUUID();

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { FixedClock, ROLES, type Role } from '@holdfast/core';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { AccountsService } from '../../src/accounts/service.ts';
@@ -5,10 +6,13 @@ import { SessionStore } from '../../src/auth/sessions.ts';
 import { totpCode } from '../../src/auth/totp.ts';
 import { buildHoldfastApp, type HoldfastApp } from '../../src/http/holdfast-app.ts';
 import { createLogger } from '../../src/http/logger.ts';
+import type { InboundCredential } from '../../src/inbound/service.ts';
 import { initNode, type HoldfastNode } from '../../src/node/node.ts';
 import { freshStore, type StoreKind } from './databases.ts';
 
 export const PASSWORD = 'correct horse battery staple';
+/** The bearer token of the sample sending system every test app knows (endpoint `sample-ambulance`). */
+export const SAMPLE_INBOUND_TOKEN = 'sample-ambulance-service-token-0123456789';
 
 export interface Provider {
   tenant: string;
@@ -44,6 +48,8 @@ export async function startTestApp(
     dataDir?: string;
     /** PostgreSQL: create the database in this tablespace. */
     pgTablespace?: string;
+    /** Systems that may post messages in, given the providers (their sites) once seeded. */
+    inboundCredentials?: (providers: readonly Provider[]) => InboundCredential[];
   } = {},
 ): Promise<TestApp> {
   const fresh = await freshStore(kind, { dataDir: options.dataDir, pgTablespace: options.pgTablespace });
@@ -91,6 +97,16 @@ export async function startTestApp(
     },
     throttle: { maxFailures: 5, lockoutMs: options.lockoutMs ?? 15 * 60_000, perAddressPerMinute: 10_000 },
     passkeys: { rpId: 'localhost', rpName: 'Holdfast test', origins: ['http://localhost:8080'] },
+    inboundCredentials: options.inboundCredentials
+      ? options.inboundCredentials(providers)
+      : [
+          {
+            tenant: providers[0]!.tenant,
+            endpointId: 'sample-ambulance',
+            siteId: providers[0]!.sites[0]!,
+            tokenSha256: createHash('sha256').update(SAMPLE_INBOUND_TOKEN).digest('hex'),
+          },
+        ],
   });
   await built.app.ready();
   return {

@@ -7,7 +7,8 @@ import type {
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { totpCode } from '../../src/auth/totp.ts';
 import type { RouteSpec } from '../../src/http/routes.ts';
-import { Client, PASSWORD, type Provider, type TestApp } from './http.ts';
+import { Client, PASSWORD, SAMPLE_INBOUND_TOKEN, type Provider, type TestApp } from './http.ts';
+import { validationRequest } from './inbound-bundles.ts';
 import { SoftAuthenticator } from './webauthn.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
 import { caseAt } from './cases.ts';
@@ -189,6 +190,21 @@ export interface RouteSample {
   allowedStatus?: number;
   /** The bad-input test calls as this role (default: the first role holding the permission). */
   badInputCaller?: Role;
+  /**
+   * A FHIR route whose fields are named by the FHIR validator (@medplum/core): it names the nearest
+   * element it could type, which may hold the one at fault (`body.entry.0.resource` for a bad
+   * `eventCoding.system`, indices left out under an array sent for a single value). Such a path
+   * counts when it leads to the expected one.
+   */
+  fhirValidatorPaths?: boolean;
+}
+
+/** Whether a path the FHIR validator gave leads to the expected field (indices ignored). */
+export function fhirPathLeadsTo(expected: string, got: string): boolean {
+  const plain = (p: string) => p.split('.').filter((s) => !/^\d+$/.test(s));
+  const want = plain(expected);
+  const have = plain(got);
+  return have.length > 1 && have.every((segment, i) => segment === want[i]);
 }
 
 export interface World {
@@ -483,6 +499,25 @@ const FHIR_CASE_TYPES = ['Encounter', 'ServiceRequest', 'QuestionnaireResponse',
 
 export const ROUTE_SAMPLES: Record<string, RouteSample> = {
   'GET /fhir/R4/metadata': { build: () => ({}) },
+  'POST /fhir/R4/$process-message': {
+    // Another system, not a user: its bearer token (the sample ambulance service of the first provider).
+    build: async (w) => {
+      await w.t.messaging.setEndpoint(w.t.providers[0]!.tenant, 'system:test', {
+        endpointId: 'sample-ambulance',
+        name: 'Sample Ambulance Service',
+        kinds: ['ambulance_request', 'response'],
+        odsCode: null,
+        transport: { type: 'http', url: 'http://127.0.0.1:9/', clientCertificate: null },
+        phone: null,
+        acceptWithinSeconds: 30,
+      });
+      return {
+        body: validationRequest({ category: 3, incident: `SAMPLE-${w.next()}` }),
+        headers: { authorization: `Bearer ${SAMPLE_INBOUND_TOKEN}` },
+      };
+    },
+    fhirValidatorPaths: true,
+  },
   'GET /fhir/R4/Patient/:id': { build: (w) => ({ params: { id: w.patientId } }) },
   'GET /fhir/R4/Patient': {
     build: (w) => ({ query: { identifier: `https://fhir.nhs.uk/Id/nhs-number|${w.patientNhsNumber}` } }),

@@ -351,6 +351,12 @@ const QueueRow = memo(function QueueRow({
                 NEWS2 {c.news2.total}
               </Badge>
             )}
+            {c.ambulanceValidation && (
+              <Badge color="dark" variant="outline" radius="sm">
+                999 validation · Cat {c.ambulanceValidation.category} · incident{' '}
+                {c.ambulanceValidation.incidentReference}
+              </Badge>
+            )}
           </Group>
           <Text fw={700} truncate>
             {c.presentingComplaint} · {c.disposition.label ?? 'No disposition label'}

@@ -67,6 +67,8 @@ export function queueRowFrom(c: CaseDetail, nowMs: number): QueueCase | null {
 export function upsertRow(list: readonly QueueCase[], caseId: string, row: QueueCase | null): QueueCase[] {
   const without = list.filter((c) => c.caseId !== caseId);
   if (!row) return without;
+  const mark = list.find((c) => c.caseId === caseId)?.ambulanceValidation;
+  if (row.ambulanceValidation === undefined && mark) row = { ...row, ambulanceValidation: mark };
   let lo = 0;
   let hi = without.length;
   while (lo < hi) {
