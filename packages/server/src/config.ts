@@ -222,7 +222,7 @@ export function loadConfig(
       const where = sources.get(key) ?? '';
       const shown = key in merged ? ` (got ${JSON.stringify((merged as Record<string, unknown>)[key])})` : '';
       if (issue.code === 'unrecognized_keys') {
-        return `config: unknown key(s) ${issue.keys.join(', ')}${sources.size ? '' : ''}; allowed keys: ${Object.keys(CONFIG_DEFAULTS).concat('databaseUrl', 'protocolsDir', 'downtimePackDir', 'downtimePackEveryMinutes', 'downtimePackKeep', 'integrityCheckMinutes', 'downtimeContacts').join(', ')}`;
+        return `config: unknown key(s) ${issue.keys.join(', ')}${sources.size ? '' : ''}; allowed keys: ${Object.keys(ENV_KEYS).join(', ')}`;
       }
       return `config key "${key}"${where ? ` ${where}` : ''}: ${issue.message}${shown}`;
     });
