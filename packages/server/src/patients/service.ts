@@ -146,24 +146,49 @@ export class PatientService {
     return rows.map((r) => r.patient_id);
   }
 
+  /**
+   * Registers a patient. An NHS number already in the index is refused, naming the record that has
+   * it (checked again inside the commit, so two registrations racing each other make one record):
+   * two records for one person split their history and special notes.
+   */
   async register(ctx: RequestContext, homeSiteId: string, record: PatientRecord): Promise<string> {
     await this.requireSite(ctx, homeSiteId);
     const patientId = randomUUID();
-    await this.ledger.append([
-      {
-        tenant: ctx.tenant,
-        type: 'patient.registered',
-        actor: actorOf(ctx),
-        payload: { patientId, homeSiteId, record },
-      },
-      accessEvent(ctx, {
-        action: 'write',
-        resourceType: 'patient',
-        resourceId: patientId,
-        breakGlass: false,
-        fields: Object.keys(record),
-      }),
-    ]);
+    const nhsNumber = record.nhsNumber;
+    await this.ledger.append(
+      [
+        {
+          tenant: ctx.tenant,
+          type: 'patient.registered',
+          actor: actorOf(ctx),
+          payload: { patientId, homeSiteId, record },
+        },
+        accessEvent(ctx, {
+          action: 'write',
+          resourceType: 'patient',
+          resourceId: patientId,
+          breakGlass: false,
+          fields: Object.keys(record),
+        }),
+      ],
+      nhsNumber
+        ? {
+            guard: async (trx) => {
+              // A system transaction (no row-level security): the tenant condition is applied here.
+              const existing = await patientsDb(trx)
+                .selectFrom('patients')
+                .select('patient_id')
+                .where('tenant', '=', ctx.tenant)
+                .where('nhs_number', '=', nhsNumber)
+                .executeTakeFirst();
+              if (existing)
+                throw new ConflictError(
+                  `a patient with this NHS number is already in the index (patient ${existing.patient_id}): open that record instead of registering another`,
+                );
+            },
+          }
+        : {},
+    );
     return patientId;
   }
 

@@ -652,6 +652,54 @@ describe.each(STORE_KINDS)('the patient index on %s', (kind) => {
     });
   });
 
+  describe('one record per NHS number', () => {
+    it('refuses to register an NHS number already in the index, naming the record that has it; racing twins make one record', async () => {
+      const [nhsNumber, racing] = nhsNumbers(2, 950_000);
+      const first = await register({
+        givenName: 'Ada',
+        familyName: 'Once',
+        dateOfBirth: '1960-01-01',
+        nhsNumber,
+      });
+      const { result, others } = await appended(() =>
+        adviser().request('POST', '/api/v1/patients', {
+          homeSiteId: site,
+          record: {
+            sex: 'unknown',
+            specialNotes: [],
+            givenName: 'Ada',
+            familyName: 'Twice',
+            dateOfBirth: '1960-01-01',
+            nhsNumber,
+          },
+        }),
+      );
+      expect(result.statusCode).toBe(409);
+      expect(result.body).toContain(`patient ${first}`);
+      expect(result.body).not.toContain(nhsNumber!);
+      expect(others).toEqual([]);
+      // Two registrations of one number at the same moment: one record, one refusal.
+      const both = await Promise.all(
+        [1, 2].map(() =>
+          adviser().request('POST', '/api/v1/patients', {
+            homeSiteId: site,
+            record: {
+              sex: 'unknown',
+              specialNotes: [],
+              givenName: 'Bo',
+              familyName: 'Race',
+              dateOfBirth: '1970-01-01',
+              nhsNumber: racing,
+            },
+          }),
+        ),
+      );
+      expect(both.map((r) => r.statusCode).sort()).toEqual([201, 409]);
+      const found = await adviser().request('POST', '/api/v1/patients/search', { nhsNumber: racing });
+      expect((found.json() as { patients: unknown[] }).patients).toHaveLength(1);
+    });
+  });
+
   describe('special notes', () => {
     it('come first; a safeguarding note’s text only for clinical staff and crews, its existence for all', async () => {
       const patient = await register({

@@ -231,8 +231,11 @@ const ADDRESS = '127.0.0.1';
 
 /** A well-formed NHS number (ISB 0149 Modulus 11) derived from n. */
 export function nhsNumberFor(n: number): string {
-  for (let k = n; ; k++) {
-    const first9 = String(400_000_000 + (k % 500_000_000)).padStart(9, '0');
+  // Each n has its own block of ten prefixes (n·10 … n·10 + 9), so two n never share a number; within
+  // a block the ninth digit moves the sum by 2, so at most one prefix has no check digit.
+  const block = 400_000_000 + (n % 50_000_000) * 10;
+  for (let k = block; ; k++) {
+    const first9 = String(k);
     const sum = [...first9].reduce((acc, d, i) => acc + Number(d) * (10 - i), 0);
     const check = 11 - (sum % 11);
     if (check === 10) continue;
