@@ -131,6 +131,8 @@ export interface TriageContentInfo {
   pathwayVersion: string;
   pathwayTitle: string;
   presentingComplaint: string;
+  /** Who the pathway is for in whole years (`min` inclusive, `below` exclusive); null: any age. */
+  ageYears: { min?: number | undefined; below?: number | undefined } | null;
   /** True when any part is sample content: it must be shown as not clinically validated. */
   sample: boolean;
   /** The notice to show with the content: the sample label, or the pack's attribution. */
@@ -202,6 +204,7 @@ export function composeProtocol(
       pathwayVersion: pathway.version,
       pathwayTitle: pathway.title,
       presentingComplaint: pathway.presentingComplaint,
+      ageYears: pathway.ageYears ?? null,
       sample,
       label,
     },

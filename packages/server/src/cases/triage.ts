@@ -1,4 +1,5 @@
-import { ConflictError, NotFoundError, type CaseCommand } from '@holdfast/core';
+import { ConflictError, NotFoundError, ValidationError, type CaseCommand } from '@holdfast/core';
+import { ageInYears, pathwayNotForAge } from '@holdfast/core/triage/eligibility';
 import {
   answer,
   changeAnswer,
@@ -24,6 +25,9 @@ export class TriageService {
   constructor(
     private readonly cases: CaseService,
     readonly pack: LoadedPack,
+    /** The identified patient's date of birth (YYYY-MM-DD), for the pathways' age ranges. */
+    private readonly dateOfBirth: (tenant: string, patientId: string) => Promise<string | null> = async () =>
+      null,
   ) {}
 
   pathways() {
@@ -54,6 +58,20 @@ export class TriageService {
 
   async start(ctx: RequestContext, caseId: string, pathwayId: string): Promise<WalkResult> {
     const protocol = this.protocol(pathwayId);
+    // A pathway written for another age group asks the wrong questions: not offered for the
+    // identified patient (an unidentified one is the adviser's judgement, helped by the list).
+    const row = await this.cases.get(ctx, caseId);
+    const dob = row.patient_id ? await this.dateOfBirth(ctx.tenant, row.patient_id) : null;
+    if (dob) {
+      const why = pathwayNotForAge(
+        protocol.content.ageYears,
+        ageInYears(dob, new Date(Number(row.received_at)).toISOString()),
+      );
+      if (why)
+        throw new ValidationError([
+          { path: 'body.pathwayId', message: `is not offered for this patient: ${why}` },
+        ]);
+    }
     await this.cases.command(ctx, caseId, { type: 'start_triage' }, () => [
       {
         tenant: ctx.tenant,

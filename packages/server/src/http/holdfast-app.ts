@@ -102,7 +102,11 @@ export async function buildHoldfastApp(
   const caseViews = new CaseViews(cases, patients, accounts, auditor);
   const messaging = new MessagingService(node.store, node.ledger, node.clock);
   const handover = new HandoverService(node.store, node.ledger, node.clock, messaging, patients, cases);
-  const triage = new TriageService(cases, await requireProtocolPack(options.protocolsDir ?? SAMPLE_PACK_DIR));
+  const triage = new TriageService(
+    cases,
+    await requireProtocolPack(options.protocolsDir ?? SAMPLE_PACK_DIR),
+    (tenant, patientId) => patients.dateOfBirth(tenant, patientId),
+  );
   // Every close queues the Post Event Message to the patient's practice in the same commit.
   const pem = new PemService(node.store, node.clock, {
     cases,

@@ -147,6 +147,22 @@ export class PatientService {
   }
 
   /**
+   * A patient's date of birth, for a check made on the server (is a pathway for this patient's
+   * age?). It is never returned to the caller, so it is not audited as a read of the record.
+   */
+  async dateOfBirth(tenant: string, patientId: string): Promise<string | null> {
+    const row = await this.store.withTenant(tenant, async (trx) => {
+      let q = patientsDb(trx)
+        .selectFrom('patients')
+        .select('date_of_birth')
+        .where('patient_id', '=', patientId);
+      if (this.options.tenantFilter) q = q.where('tenant', '=', tenant);
+      return q.executeTakeFirst();
+    });
+    return row?.date_of_birth ?? null;
+  }
+
+  /**
    * Registers a patient. An NHS number already in the index is refused, naming the record that has
    * it (checked again inside the commit, so two registrations racing each other make one record):
    * two records for one person split their history and special notes.

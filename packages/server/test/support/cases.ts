@@ -63,7 +63,11 @@ export async function caseAt(
   expect(opened.statusCode, opened.body).toBe(201);
   const caseId = (opened.json() as { caseId: string }).caseId;
   let chosen: { pathwayId: string; answers: Answer[] } | null = null;
-  for (const [pathwayId, protocol] of protocols) {
+  // Pathways for any age first: the patient's age must not rule the chosen one out.
+  const byAge = [...protocols].sort(
+    ([, a], [, b]) => Number(a.content.ageYears !== null) - Number(b.content.ageYears !== null),
+  );
+  for (const [pathwayId, protocol] of byAge) {
     if (options.pathwayId && pathwayId !== options.pathwayId) continue;
     const answers = answersTo(protocol, (d) => d.kind === kind);
     if (answers) {

@@ -1,4 +1,5 @@
 import { caseReference } from '@holdfast/core';
+import { ageInYears, pathwayNotForAge } from '@holdfast/core/triage/eligibility';
 import { Alert, Badge, Button, Group, List, NativeSelect, Paper, Stack, Text, Title } from '@mantine/core';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useRef, useState } from 'react';
@@ -98,14 +99,26 @@ export function CaseScreen({ caseId }: { caseId: string }) {
         <Title order={2} id="triage-heading" mb="xs">
           2. Triage
         </Title>
-        <Triage caseDetail={c} blocked={notesPending} />
+        <Triage
+          caseDetail={c}
+          blocked={notesPending}
+          patientDateOfBirth={patient.data?.record.dateOfBirth ?? null}
+        />
       </section>
       <CaseMessages caseId={caseId} caseStatus={c.status} />
     </Stack>
   );
 }
 
-function Triage({ caseDetail, blocked }: { caseDetail: CaseDetail; blocked: boolean }) {
+function Triage({
+  caseDetail,
+  blocked,
+  patientDateOfBirth,
+}: {
+  caseDetail: CaseDetail;
+  blocked: boolean;
+  patientDateOfBirth: string | null;
+}) {
   const caseId = caseDetail.caseId;
   const queryClient = useQueryClient();
   const walk = useQuery({
@@ -125,6 +138,7 @@ function Triage({ caseDetail, blocked }: { caseDetail: CaseDetail; blocked: bool
         caseId={caseId}
         blocked={blocked}
         complaint={caseDetail.presentingComplaint}
+        patientAge={patientDateOfBirth ? ageInYears(patientDateOfBirth, caseDetail.receivedAt) : null}
         onStarted={onResult}
       />
     );
@@ -136,11 +150,14 @@ function StartTriage({
   caseId,
   blocked,
   complaint,
+  patientAge,
   onStarted,
 }: {
   caseId: string;
   blocked: boolean;
   complaint: string;
+  /** The identified patient's age at the call: pathways for another age group are not offered. */
+  patientAge: number | null;
   onStarted: (r: WalkResult) => void;
 }) {
   const pathways = useQuery({
@@ -149,6 +166,8 @@ function StartTriage({
       (await api<{ pathways: TriageContentInfo[] }>('GET', '/api/v1/triage/pathways')).pathways,
     staleTime: Infinity,
   });
+  const notFor = (p: TriageContentInfo) =>
+    patientAge === null ? null : pathwayNotForAge(p.ageYears, patientAge);
   const [pathwayId, setPathwayId] = useState('');
   const [busy, setBusy] = useState(false);
   const problems = useFormProblems();
@@ -156,11 +175,12 @@ function StartTriage({
     if (!pathwayId && pathways.data?.length) {
       // Preselect the pathway whose presenting complaint appears in what the caller said.
       const said = complaint.toLowerCase();
-      const guess = pathways.data.find(
+      const offered = pathways.data.filter((p) => !notFor(p));
+      const guess = offered.find(
         (p) =>
           said.includes(p.pathwayTitle.toLowerCase()) || said.includes(p.presentingComplaint.toLowerCase()),
       );
-      setPathwayId((guess ?? pathways.data[0]!).pathwayId);
+      setPathwayId((guess ?? offered[0] ?? pathways.data[0]!).pathwayId);
     }
   }, [pathways.data, pathwayId, complaint]);
   const start = async () => {
@@ -182,10 +202,14 @@ function StartTriage({
       <NativeSelect
         label="Pathway"
         description="Life-threatening symptoms are checked first, then the pathway's questions."
-        data={(pathways.data ?? []).map((p) => ({
-          value: p.pathwayId,
-          label: `${p.pathwayTitle}${p.sample ? ' (sample, not clinically validated)' : ''}`,
-        }))}
+        data={(pathways.data ?? []).map((p) => {
+          const why = notFor(p);
+          return {
+            value: p.pathwayId,
+            label: `${p.pathwayTitle}${p.sample ? ' (sample, not clinically validated)' : ''}${why ? ` — not offered: ${why}` : ''}`,
+            disabled: why !== null,
+          };
+        })}
         value={pathwayId}
         onChange={(e) => setPathwayId(e.currentTarget.value)}
         error={problems.field('pathwayId')}
