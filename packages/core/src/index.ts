@@ -1,3 +1,5 @@
+// Validation messages in plain words everywhere the core package is loaded (see plain-errors.ts).
+export { plainMessage } from './plain-errors.ts';
 export * from './ports.ts';
 export * from './errors.ts';
 export * from './ledger/canonical.ts';
