@@ -7,6 +7,16 @@ import { z } from 'zod';
  * HOLDFAST_CONFIG) overlaid by environment variables. A bad value stops start-up with an error that
  * names the key, where it came from and what is allowed.
  */
+/** A value given as JSON text (an environment variable) is parsed; anything else is left to the schema. */
+function parseJsonText(v: unknown): unknown {
+  if (typeof v !== 'string') return v;
+  try {
+    return JSON.parse(v) as unknown;
+  } catch {
+    return v;
+  }
+}
+
 export const configSchema = z.strictObject({
   dataDir: z.string().min(1),
   store: z.enum(['sqlite', 'postgres']),
@@ -38,14 +48,7 @@ export const configSchema = z.strictObject({
    */
   messagingClientCertificates: z
     .preprocess(
-      (v) => {
-        if (typeof v !== 'string') return v;
-        try {
-          return JSON.parse(v) as unknown;
-        } catch {
-          return v;
-        }
-      },
+      parseJsonText,
       z.record(
         z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/),
         z.strictObject({
@@ -68,14 +71,7 @@ export const configSchema = z.strictObject({
    */
   inboundCredentials: z
     .preprocess(
-      (v) => {
-        if (typeof v !== 'string') return v;
-        try {
-          return JSON.parse(v) as unknown;
-        } catch {
-          return v;
-        }
-      },
+      parseJsonText,
       z
         .array(
           z.strictObject({
@@ -96,14 +92,7 @@ export const configSchema = z.strictObject({
    */
   inboundValidationMinutes: z
     .preprocess(
-      (v) => {
-        if (typeof v !== 'string') return v;
-        try {
-          return JSON.parse(v) as unknown;
-        } catch {
-          return v;
-        }
-      },
+      parseJsonText,
       z.strictObject({
         3: z.number().int().min(1).max(1440),
         4: z.number().int().min(1).max(1440),
@@ -113,14 +102,7 @@ export const configSchema = z.strictObject({
   /** Key contacts printed in the downtime pack (JSON array in HOLDFAST_DOWNTIME_CONTACTS). */
   downtimeContacts: z
     .preprocess(
-      (v) => {
-        if (typeof v !== 'string') return v;
-        try {
-          return JSON.parse(v) as unknown;
-        } catch {
-          return v;
-        }
-      },
+      parseJsonText,
       z
         .array(
           z.strictObject({
