@@ -1,6 +1,7 @@
 import { SAMPLE_DX_CODES, type DxCodeTable } from './dx-codes.ts';
 import { analyseQuestion, declaredPointers, type QuestionBranchAnalysis } from './graph.ts';
 import type { ProtocolPack } from './pack.ts';
+import { checkSafetyRules } from './safety-rules.ts';
 import {
   CONTINUE_TO_PATHWAY,
   isQuestionNode,
@@ -34,6 +35,17 @@ export const PROTOCOL_ISSUE_KINDS = [
   'cycle',
   /** A pathway node id also used by the life-threatening module it is composed with. */
   'duplicate_id',
+  // Clinical safety rules (`safety-rules.ts`), over the marks answers carry (`schema.ts`).
+  /** An answer that demands an urgency can lead to a less urgent disposition. */
+  'below_demanded_urgency',
+  /** An answer that demands an ambulance category can lead to a less urgent category. */
+  'ambulance_category_lowered',
+  /** An answer marked as a red flag can lead to self-care. */
+  'self_care_after_red_flag',
+  /** The same discriminator leads to a less urgent disposition in one pathway than in another. */
+  'discriminator_mismatch',
+  /** The life-threatening module can end in something other than an emergency ambulance. */
+  'module_not_emergency',
 ] as const;
 export type ProtocolIssueKind = (typeof PROTOCOL_ISSUE_KINDS)[number];
 
@@ -183,7 +195,10 @@ export function checkLifeThreatening(
   return checkNodeGraph(module, { ...options, exit: CONTINUE_TO_PATHWAY });
 }
 
-/** Checks every document of a pack, and each pathway against the module composed in front of it. */
+/**
+ * Checks every document of a pack, each pathway against the module composed in front of it, and the
+ * clinical safety rules over every pathway as the engine walks it (`safety-rules.ts`).
+ */
 export function checkPack(pack: ProtocolPack, options: ProtocolCheckOptions = {}): ProtocolIssue[] {
   const issues = checkLifeThreatening(pack.lifeThreatening, options);
   for (const pathway of pack.pathways) {
@@ -198,5 +213,6 @@ export function checkPack(pack: ProtocolPack, options: ProtocolCheckOptions = {}
           message: `node ${id} is also a node of the life-threatening module ${pack.lifeThreatening.id}`,
         });
   }
+  issues.push(...checkSafetyRules(pack, options.dxCodes ?? SAMPLE_DX_CODES));
   return issues;
 }

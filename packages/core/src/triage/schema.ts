@@ -64,6 +64,31 @@ const finite = z.number().finite();
  */
 const simWeightSchema = z.number().finite().positive().max(1_000_000).optional();
 
+/**
+ * Clinical safety marks an answer may carry (a single-choice option, a multi-choice option, a
+ * numeric range), all optional so packs written before them still load. The protocol checker holds
+ * the pack to them (`checker.ts`, safety rules):
+ * - `redFlag`: no path from this answer may end in self-care;
+ * - `lifeThreatening`: every path from it must end in an emergency ambulance (category 1 or 2);
+ *   a life-threatening answer is a red flag too;
+ * - `demandsAtLeast`: every path from it must end at least this urgently: `"emergency"` (as
+ *   `lifeThreatening`) or a Dx code of the table (`"SAMPLE-ED-1H"`); also a red flag;
+ * - `discriminator`: an id shared by the same clinical discriminator in several pathways
+ *   (`head_injury_drowsy`); every pathway must lead it to the same or a more urgent disposition.
+ * A multi-choice option's marks hold for every answer that selects it, whatever else is selected.
+ */
+const safetyMarks = {
+  redFlag: z.boolean().optional(),
+  lifeThreatening: z.boolean().optional(),
+  demandsAtLeast: z
+    .string()
+    .max(32)
+    .regex(/^[A-Za-z0-9-]+$/, 'use "emergency" or a Dx code')
+    .optional(),
+  discriminator: protocolNodeIdSchema.optional(),
+};
+export type SafetyMarks = { [K in keyof typeof safetyMarks]?: z.infer<(typeof safetyMarks)[K]> };
+
 function requireUniqueIds(items: readonly { id: string }[], ctx: z.RefinementCtx, key: string): void {
   const seen = new Set<string>();
   items.forEach((item, i) => {
@@ -85,6 +110,7 @@ export const singleChoiceNodeSchema = z
           label: text(300),
           next: nextSchema,
           simWeight: simWeightSchema,
+          ...safetyMarks,
         }),
       )
       .max(MAX_SINGLE_CHOICE_OPTIONS),
@@ -109,7 +135,9 @@ export const multiChoiceNodeSchema = z
     type: z.literal('multi_choice'),
     text: text(1000),
     help: text(2000).optional(),
-    options: z.array(z.strictObject({ id: optionIdSchema, label: text(300) })).max(MAX_MULTI_CHOICE_OPTIONS),
+    options: z
+      .array(z.strictObject({ id: optionIdSchema, label: text(300), ...safetyMarks }))
+      .max(MAX_MULTI_CHOICE_OPTIONS),
     /** Ordered: the first rule whose condition holds decides; otherwise `defaultNext`. */
     rules: z
       .array(
@@ -155,6 +183,7 @@ export const numericNodeSchema = z
           max: finite.optional(),
           next: nextSchema,
           simWeight: simWeightSchema,
+          ...safetyMarks,
         }),
       )
       .max(20),
