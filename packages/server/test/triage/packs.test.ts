@@ -151,3 +151,81 @@ describe('protocol pack loader', () => {
     await expect(requireProtocolPack(SAMPLE_PACK_DIR)).resolves.toMatchObject({ dir: SAMPLE_PACK_DIR });
   });
 });
+
+/** Every pack shipped in the repository: each directory under `protocols/`. */
+const SHIPPED_PACKS_ROOT = join(SAMPLE_PACK_DIR, '..');
+
+describe('shipped protocol packs', () => {
+  it('every shipped pack passes the protocol checker, clinical safety rules included, with zero findings', async () => {
+    const results = await loadProtocolPacks(SHIPPED_PACKS_ROOT);
+    expect(results.length).toBeGreaterThanOrEqual(1);
+    for (const result of results) {
+      expect(result.ok ? [] : result.errors, result.dir).toEqual([]);
+      if (!result.ok) continue;
+      // The rules have something to hold: the module's answers are marked life-threatening, and
+      // discriminators are shared between pathways.
+      const { lifeThreatening, pathways } = result.pack;
+      const moduleOptions = Object.values(lifeThreatening.nodes).flatMap((n) =>
+        n.type === 'single_choice' ? n.options : [],
+      );
+      const toDispositions = moduleOptions.filter(
+        (o) => lifeThreatening.nodes[o.next]?.type === 'disposition',
+      );
+      expect(toDispositions.length, result.dir).toBeGreaterThan(0);
+      expect(toDispositions.every((o) => o.lifeThreatening === true)).toBe(true);
+      const pathwaysByDiscriminator = new Map<string, Set<string>>();
+      for (const pathway of pathways)
+        for (const node of Object.values(pathway.nodes)) {
+          const answers =
+            node.type === 'disposition' ? [] : node.type === 'numeric' ? node.ranges : node.options;
+          for (const a of answers)
+            if (a.discriminator)
+              pathwaysByDiscriminator.set(
+                a.discriminator,
+                (pathwaysByDiscriminator.get(a.discriminator) ?? new Set()).add(pathway.id),
+              );
+        }
+      expect(
+        [...pathwaysByDiscriminator.values()].some((ids) => ids.size >= 2),
+        result.dir,
+      ).toBe(true);
+    }
+  });
+
+  it('refuses the sample pack when a fixed defect comes back: chest pain with breathlessness to a 1-hour call-back', async () => {
+    const dir = samplePackCopy();
+    // Version 0.1.0 asked about coughing blood first, and sent breathlessness to a call-back.
+    editJson(join(dir, 'chest-pain.json'), [
+      ['nodes', 'cp_clot_risk', 'rules'],
+      [
+        { when: { anyOf: ['blood', 'leg'] }, next: 'cp_ed_1h' },
+        { when: { anyOf: ['breathless'] }, next: 'cp_speak_1h' },
+        { when: { anyOf: ['fever'] }, next: 'cp_speak_2h' },
+      ],
+    ]);
+    const errors = errorsOf(await loadProtocolPack(dir));
+    expect(errors.map((e) => [e.file, e.path, e.message.split(':')[0]])).toEqual([
+      ['chest-pain.json', 'nodes.cp_clot_risk.options.0', 'below_demanded_urgency'],
+      ['chest-pain.json', 'nodes.cp_clot_risk.options.0', 'below_demanded_urgency'],
+    ]);
+    expect(errors.map((e) => e.message)).toEqual([
+      expect.stringContaining(
+        'can lead to cp_speak_1h "A clinician will call you back within 1 hour" (Dx11)',
+      ),
+      expect.stringContaining('can lead to cp_ed_1h'),
+    ]);
+  });
+
+  it('refuses the sample pack when the head-injury drowsiness of the headache pathway goes back to the emergency department', async () => {
+    const dir = samplePackCopy();
+    editJson(join(dir, 'headache.json'), [['nodes', 'hd_injury', 'rules', 0, 'next'], 'hd_ed_1h']);
+    const errors = errorsOf(await loadProtocolPack(dir));
+    expect(errors.map((e) => [e.file, e.path, e.message.split(':')[0]])).toEqual([
+      ['headache.json', 'nodes.hd_amb_injury', 'unreachable'],
+      ['headache.json', 'nodes.hd_injury.options.0', 'below_demanded_urgency'],
+      ['headache.json', 'nodes.hd_injury.options.1', 'below_demanded_urgency'],
+      ['headache.json', 'nodes.hd_injury.options.0', 'discriminator_mismatch'],
+      ['headache.json', 'nodes.hd_injury.options.1', 'discriminator_mismatch'],
+    ]);
+  });
+});
