@@ -219,7 +219,7 @@ describe('protocol checker: clinical safety rules', () => {
         integer: true,
         ranges: [
           { max: 29, next: 'bd_selfcare' },
-          { next: 'bd_cough', demandsAtLeast: 'SAMPLE-ED-1H' },
+          { min: 30, next: 'bd_cough', demandsAtLeast: 'SAMPLE-ED-1H' },
         ],
       },
       bd_cough: {
@@ -241,12 +241,16 @@ describe('protocol checker: clinical safety rules', () => {
       bd_selfcare: selfCare,
       bd_ed: ed1h,
     });
-    expect(only(checkPack(pack(module, p)))).toMatchObject({
+    const issue = only(checkPack(pack(module, p)));
+    expect(issue).toMatchObject({
       kind: 'self_care_after_red_flag',
       pathwayId: 'breathing',
       nodeId: 'bd_rate',
       path: 'nodes.bd_rate.ranges.1',
     });
+    expect(issue.message).toContain(
+      'question bd_rate, answer in range 2 (30 breaths/min or more) is a red flag but can lead to self-care: bd_selfcare',
+    );
   });
 
   it('refuses the same discriminator leading to a less urgent disposition in another pathway', () => {

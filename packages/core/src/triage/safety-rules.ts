@@ -1,6 +1,6 @@
 import type { ProtocolIssue, ProtocolIssueKind } from './checker.ts';
 import type { DxCodeTable } from './dx-codes.ts';
-import { analyseQuestion, multiChoiceRuleIndex } from './graph.ts';
+import { analyseQuestion, multiChoiceRuleIndex, type QuestionBranch } from './graph.ts';
 import { composeProtocol, type ProtocolPack, type TriageProtocol } from './pack.ts';
 import {
   CONTINUE_TO_PATHWAY,
@@ -8,6 +8,7 @@ import {
   protocolNodeById,
   type DispositionNode,
   type ProtocolNode,
+  type QuestionNode,
   type SafetyMarks,
 } from './schema.ts';
 import { compareUrgency, LIFE_THREATENING_DEMAND, resolveDemand, type UrgencyDemand } from './urgency.ts';
@@ -99,14 +100,18 @@ function markedAnswers(nodeId: string, node: ProtocolNode): Omit<MarkedAnswer, '
     }
     case 'numeric': {
       // A range's marks hold for the numbers that take it (the first range holding a number decides).
-      const taken = new Set(analyseQuestion(node).branches.map((b) => b.path));
+      const analysis = analyseQuestion(node);
+      const taken = new Set(analysis.branches.map((b) => b.path));
+      const describe = new Map(
+        [...analysis.branches, ...analysis.neverTaken].map((b) => [b.path, b.describe]),
+      );
       return node.ranges.flatMap((range, i) =>
         marked(range)
           ? [
               {
                 nodeId,
                 path: `${at}.ranges.${i}`,
-                describe: `range ${i + 1}`,
+                describe: `answer in ${describe.get(`ranges.${i}`)}`,
                 marks: range,
                 nexts: taken.has(`ranges.${i}`) ? [range.next] : [],
               },
@@ -117,6 +122,14 @@ function markedAnswers(nodeId: string, node: ProtocolNode): Omit<MarkedAnswer, '
     case 'disposition':
       return [];
   }
+}
+
+// A multi-choice question's branches are worked out over every combination of its options: once.
+const analysed = new WeakMap<ProtocolNode, QuestionBranch[]>();
+function branchesOf(node: QuestionNode): QuestionBranch[] {
+  let branches = analysed.get(node);
+  if (!branches) analysed.set(node, (branches = analyseQuestion(node).branches));
+  return branches;
 }
 
 /** Every disposition reachable from `starts` in a composed protocol, over branches some answer takes. */
@@ -144,7 +157,7 @@ function reachableDispositions(
       found.push({ id, node, elsewhere });
       continue;
     }
-    for (const branch of analyseQuestion(node).branches) queue.push(branch.next);
+    for (const branch of branchesOf(node)) queue.push(branch.next);
   }
   return found;
 }
