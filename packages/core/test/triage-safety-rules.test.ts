@@ -110,6 +110,12 @@ describe('protocol checker: clinical safety rules', () => {
     expect(checkPack(pack(module, p))).toEqual([]);
   });
 
+  it('still loads and passes a pack written before the marks (none of them given)', () => {
+    const unmarked = lifeThreatening({ lifeThreatening: undefined });
+    expect(JSON.stringify(unmarked)).not.toMatch(/redFlag|lifeThreatening"|demandsAtLeast|discriminator/);
+    expect(checkPack(pack(unmarked, oneQuestion({}, 'cp_selfcare', {})))).toEqual([]);
+  });
+
   it('refuses a life-threatening answer that can lead to a 1-hour call-back, following every path from it', () => {
     const p = oneQuestion({ lifeThreatening: true }, 'cp_now', {
       cp_now: {
