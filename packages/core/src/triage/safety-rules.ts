@@ -1,7 +1,7 @@
 import type { ProtocolIssue, ProtocolIssueKind } from './checker.ts';
 import type { DxCodeTable } from './dx-codes.ts';
 import { analyseQuestion, multiChoiceRuleIndex, type QuestionBranch } from './graph.ts';
-import { composeProtocol, type ProtocolPack, type TriageProtocol } from './pack.ts';
+import { composeProtocol, type ProtocolPack, type TriageProtocol, type TriageSection } from './pack.ts';
 import {
   CONTINUE_TO_PATHWAY,
   isQuestionNode,
@@ -136,7 +136,7 @@ function branchesOf(node: QuestionNode): QuestionBranch[] {
 function reachableDispositions(
   protocol: TriageProtocol,
   starts: readonly string[],
-  answerSection: string,
+  answerSection: TriageSection,
 ): ReachedDisposition[] {
   const seen = new Set<string>();
   const queue = [...starts];
@@ -222,7 +222,7 @@ export function checkSafetyRules(pack: ProtocolPack, dxCodes: DxCodeTable): Prot
   const checkAnswer = (
     protocol: TriageProtocol,
     answer: MarkedAnswer,
-    section: string,
+    section: TriageSection,
     pathwayStart: string,
   ) => {
     const nexts = answer.nexts.map((next) => (next === CONTINUE_TO_PATHWAY ? pathwayStart : next));
