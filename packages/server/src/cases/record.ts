@@ -48,7 +48,7 @@ const CALLBACK_WORDS: Record<string, string> = {
 };
 
 const OUTCOME_WORDS: Record<string, string> = {
-  advice_and_close: 'advice given and the case closed',
+  advice_and_close: 'advice given and closed',
   retriage: 'sent back to triage',
   upgrade_to_ambulance: 'upgraded to an ambulance',
   refer: 'referred to another service',
@@ -187,7 +187,7 @@ function describe(
     case 'case.follow_up_arranged':
       return p.kind === 'home_visit' ? 'Home visit to be arranged' : 'Appointment to be booked';
     case 'case.closed':
-      return 'Case closed';
+      return 'The case was closed';
     case 'reconciliation.resolved':
       return 'A shift manager decided a collision between two records of this case';
     default:

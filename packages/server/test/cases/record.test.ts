@@ -125,8 +125,8 @@ describe.each(STORE_KINDS)('the readable record on %s', (kind) => {
         'Call-back attempt 1: no answer',
         'Consultation started by clinician of northshire',
         'Consultation notes saved (NEWS2 0)',
-        'Outcome: advice given and the case closed',
-        'Case closed',
+        'Outcome: advice given and closed',
+        'The case was closed',
       ]),
     );
     expect(body.record.withheld).toEqual([]);
