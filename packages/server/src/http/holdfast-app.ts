@@ -254,7 +254,12 @@ export async function buildHoldfastApp(
       ...deps,
       throttle,
       issuer: 'Holdfast',
-      onSignedOut: async (ctx) => void (await heldCases.afterSignOut(ctx.tenant, ctx.userId)),
+      // A release that fails (the node cannot write) must not stop the sign-out: the sweep retries.
+      onSignedOut: async (ctx) => {
+        await heldCases.afterSignOut(ctx.tenant, ctx.userId).catch((error: unknown) => {
+          options.logger.warn({ err: error }, 'releasing the cases of a signed-out clinician failed');
+        });
+      },
     }),
     ...passkeyRoutes({ ...deps, throttle, issuer: 'Holdfast' }, passkeyConfig),
     ...accountRoutes(deps),
