@@ -131,6 +131,25 @@ export const adviceGiven = defineEventType({
   subjectOf: subject,
 });
 
+/**
+ * A case put back in the queue because the clinician holding it signed out or their session ended
+ * (recorded with the `case.released` it explains, in one commit). A case held by someone who is no
+ * longer signed in is work nobody can see being done: released, it is back in the queue for others.
+ * `unsavedDraft` tells the next clinician that notes were typed and not saved (the draft itself is
+ * not a clinical fact and stays with its author).
+ */
+export const caseReleasedAtSessionEnd = defineEventType({
+  type: 'case.released_at_session_end',
+  v: 1,
+  schema: z.strictObject({
+    caseId: id,
+    clinicianId: id,
+    cause: z.enum(['signed_out', 'session_expired']),
+    unsavedDraft: z.boolean(),
+  }),
+  subjectOf: subject,
+});
+
 export const CASE_FACT_EVENT_TYPES = [
   caseOpened,
   patientIdentified,
@@ -139,4 +158,5 @@ export const CASE_FACT_EVENT_TYPES = [
   dispositionDetails,
   consultationRecorded,
   adviceGiven,
+  caseReleasedAtSessionEnd,
 ];

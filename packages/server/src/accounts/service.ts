@@ -106,6 +106,22 @@ export class AccountsService {
     });
   }
 
+  /**
+   * Display names of staff, to say who did what in a case's record. Names are not what access rests
+   * on, so they are read from the projection, not re-folded from the user's events.
+   */
+  async displayNames(tenant: string, userIds: readonly string[]): Promise<Map<string, string>> {
+    if (userIds.length === 0) return new Map();
+    return this.store.withTenant(tenant, async (trx) => {
+      let q = accountsDb(trx)
+        .selectFrom('users')
+        .select(['user_id', 'display_name'])
+        .where('user_id', 'in', [...new Set(userIds)]);
+      if (this.options.tenantFilter) q = q.where('tenant', '=', tenant);
+      return new Map((await q.execute()).map((r) => [r.user_id, r.display_name]));
+    });
+  }
+
   async sites(tenant: string): Promise<{ siteId: string; name: string }[]> {
     return this.store.withTenant(tenant, async (trx) => {
       let q = accountsDb(trx).selectFrom('sites').select(['site_id', 'name']).orderBy('name');

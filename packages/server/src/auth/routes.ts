@@ -9,6 +9,7 @@ import QRCode from 'qrcode';
 import { z } from 'zod';
 import type { UserRecord } from '../accounts/projection.ts';
 import { clearSessionCookie, setSessionCookie, type AppDeps } from '../http/app.ts';
+import type { RequestContext } from '../http/context.ts';
 import { authedRoute, publicRoute, type RouteSpec } from '../http/routes.ts';
 import { verifyPassword } from './passwords.ts';
 import type { Session } from './sessions.ts';
@@ -18,6 +19,8 @@ import { hashRecoveryCode, matchTotp, newRecoveryCodes, newTotpSecret, totpUri }
 export interface AuthDeps extends AppDeps {
   throttle: SignInThrottle;
   issuer: string;
+  /** Work that ends with the user's sign-out (the cases they hold go back to the queue). */
+  onSignedOut?: (ctx: RequestContext) => Promise<void>;
 }
 
 /** What the client must do after the password step. */
@@ -289,6 +292,7 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
       access: { permission: 'session.self' },
       async handler({ session, ctx, reply }) {
         await deps.sessions.revoke(session.id);
+        await deps.onSignedOut?.(ctx);
         await deps.auditor.signIn({
           tenant: ctx.tenant,
           userId: ctx.userId,

@@ -141,6 +141,45 @@ export class SessionStore {
     return rows.map(normalise).filter((s) => now - s.last_seen_at < this.policy.idleTimeoutMs);
   }
 
+  /** Whether the user is fully signed in on this node (a live session past the second factor). */
+  async hasLiveFullSession(tenant: string, userId: string): Promise<boolean> {
+    const now = this.clock.nowMs();
+    const row = await this.store.db
+      .selectFrom('sessions')
+      .select('id')
+      .where('tenant', '=', tenant)
+      .where('user_id', '=', userId)
+      .where('stage', '=', 'full')
+      .where('revoked_at', 'is', null)
+      .where('absolute_expires_at', '>', now)
+      .where('last_seen_at', '>', now - this.policy.idleTimeoutMs)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  /**
+   * Users whose full sessions on this node ended (signed out, revoked, idle or past their lifetime)
+   * at or after `sinceMs`, whether or not they have another session now.
+   */
+  async endedSince(sinceMs: number): Promise<{ tenant: string; userId: string }[]> {
+    const now = this.clock.nowMs();
+    const idle = this.policy.idleTimeoutMs;
+    const rows = await this.store.db
+      .selectFrom('sessions')
+      .select(['tenant', 'user_id'])
+      .distinct()
+      .where('stage', '=', 'full')
+      .where((eb) =>
+        eb.or([
+          eb('revoked_at', '>=', sinceMs),
+          eb.and([eb('absolute_expires_at', '>=', sinceMs), eb('absolute_expires_at', '<=', now)]),
+          eb.and([eb('last_seen_at', '>=', sinceMs - idle), eb('last_seen_at', '<=', now - idle)]),
+        ]),
+      )
+      .execute();
+    return rows.map((r) => ({ tenant: r.tenant, userId: r.user_id }));
+  }
+
   /**
    * Start-up check: no live, fully signed-in session may belong to a user without a second factor
    * (which would mean a path around MFA existed). Returns the offending session ids.

@@ -296,6 +296,7 @@ function applyFact(e: ProjectedEvent, row: CasesTable, changes: Partial<CasesTab
       return true;
     }
     case 'case.advice_given':
+    case 'case.released_at_session_end':
       return true;
     default:
       return false;

@@ -1,4 +1,5 @@
 import {
+  ConflictError,
   callerSchema,
   CALLBACK_OUTCOMES,
   CONSULTATION_OUTCOMES,
@@ -7,6 +8,7 @@ import {
 } from '@holdfast/core';
 import { z } from 'zod';
 import { authedRoute, type RouteSpec } from '../http/routes.ts';
+import type { DraftStore } from './drafts.ts';
 import type { CaseService } from './service.ts';
 import type { CaseViews } from './views.ts';
 import type { Ledger } from '../ledger/ledger.ts';
@@ -35,9 +37,11 @@ function idempotencyKeyOf(headers: Record<string, string | string[] | undefined>
 
 const caseParams = z.strictObject({ caseId: z.string().uuid('must be a case id') });
 const note = (max: number) => z.string().trim().max(max, `must be at most ${max} characters`);
+/** A draft keeps what was typed as it was typed (spaces included): it is not the record. */
+const draftText = (max: number) => z.string().max(max, `must be at most ${max} characters`).optional();
 
 /** Calls, cases and the clinician's side of a case (claim, call-backs, consultation, outcome). */
-export function caseRoutes(cases: CaseService, views: CaseViews): RouteSpec[] {
+export function caseRoutes(cases: CaseService, views: CaseViews, drafts: DraftStore): RouteSpec[] {
   return [
     authedRoute({
       method: 'POST',
@@ -174,7 +178,81 @@ export function caseRoutes(cases: CaseService, views: CaseViews): RouteSpec[] {
         safetyNetting: note(5000).optional(),
       }),
       async handler({ ctx, params, body }) {
-        return views.recordConsultation(ctx, params.caseId, body);
+        const saved = await views.recordConsultation(ctx, params.caseId, body);
+        // Saved in the record: the draft it came from has served its purpose.
+        await drafts.delete(ctx.tenant, ctx.userId, params.caseId);
+        return saved;
+      },
+    }),
+    authedRoute({
+      method: 'GET',
+      url: '/api/v1/cases/:caseId/consultation/draft',
+      summary:
+        'Your unsaved consultation notes on this case (kept on this server, not in the record), or null',
+      access: { permission: 'consultations.write' },
+      params: caseParams,
+      async handler({ ctx, params }) {
+        await cases.get(ctx, params.caseId);
+        const found = await drafts.get(ctx.tenant, ctx.userId, params.caseId);
+        return found ?? { draft: null, updatedAt: null };
+      },
+    }),
+    authedRoute({
+      method: 'PUT',
+      url: '/api/v1/cases/:caseId/consultation/draft',
+      summary:
+        'Keep what you have typed into the consultation so far (while you hold the case): survives a reload or an idle sign-out; not part of the record until saved',
+      access: { permission: 'consultations.write' },
+      params: caseParams,
+      body: z.strictObject({
+        history: draftText(10_000),
+        examination: draftText(10_000),
+        assessment: draftText(10_000),
+        plan: draftText(10_000),
+        safetyNetting: draftText(5000),
+        observations: z
+          .record(
+            z.string().regex(/^[A-Za-z0-9]{1,40}$/, 'must be an observation name'),
+            z.string().max(40, 'must be at most 40 characters'),
+          )
+          .optional(),
+      }),
+      async handler({ ctx, params, body }) {
+        const row = await cases.get(ctx, params.caseId);
+        if (row.claimed_by !== ctx.userId)
+          throw new ConflictError('you no longer hold this case: claim it again to carry on');
+        if (body.observations && Object.keys(body.observations).length > 20)
+          throw new ValidationError([{ path: 'body.observations', message: 'must have at most 20 fields' }]);
+        const updatedAt = await drafts.put(ctx.tenant, ctx.userId, params.caseId, stripUndefined(body));
+        return { updatedAt };
+      },
+    }),
+    authedRoute({
+      method: 'DELETE',
+      url: '/api/v1/cases/:caseId/consultation/draft',
+      summary: 'Throw away your unsaved consultation notes on this case',
+      access: { permission: 'consultations.write' },
+      params: caseParams,
+      async handler({ ctx, params, reply }) {
+        await cases.get(ctx, params.caseId);
+        await drafts.delete(ctx.tenant, ctx.userId, params.caseId);
+        return reply.code(204).send();
+      },
+    }),
+    authedRoute({
+      method: 'GET',
+      url: '/api/v1/patients/:patientId/encounters',
+      summary:
+        "A patient's previous encounters (cases) across all the provider's sites, newest first; the record's access rule applies (own sites, or break-glass with X-Break-Glass-Reason); audited",
+      access: { permission: 'cases.read' },
+      params: z.strictObject({ patientId: z.string().uuid('must be a patient id') }),
+      async handler({ ctx, params, request }) {
+        const reason = request.headers['x-break-glass-reason'];
+        return views.patientEncounters(
+          ctx,
+          params.patientId,
+          typeof reason === 'string' ? reason.slice(0, 500) : undefined,
+        );
       },
     }),
     authedRoute({
@@ -329,4 +407,8 @@ export function triageAndQueueRoutes(
       },
     }),
   ];
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -40,6 +40,18 @@ export interface StoredConsultation {
   record: z.infer<typeof consultationRecorded.schema>;
 }
 
+/** One ledger event of a case, as `CaseService.history` reads it back. */
+export interface CaseHistoryEvent {
+  eventId: string;
+  type: string;
+  /** `user:<id>`, or another actor (a system, an inbound sender). */
+  actor: string;
+  node: string;
+  /** Wall-clock time of the event's hybrid logical clock. */
+  atMs: number;
+  payload: Record<string, unknown>;
+}
+
 /** Thrown by a command's compare-and-set when the case moved on between reading and writing. */
 class StaleCase extends Error {}
 
@@ -386,6 +398,64 @@ export class CaseService {
         .execute(),
     );
     return rows.map((r) => r.case_id);
+  }
+
+  /**
+   * Every event recorded about a case, in ledger order (hybrid clock, then node and seq): the case's
+   * full record as it happened, for reading back. Not audited by itself: callers audit the view.
+   */
+  async history(ctx: Pick<RequestContext, 'tenant'>, caseId: string): Promise<CaseHistoryEvent[]> {
+    const rows = await this.store.withTenant(ctx.tenant, (trx) =>
+      trx
+        .selectFrom('ledger_events')
+        .select(['id', 'type', 'actor', 'node', 'hlc', 'payload'])
+        .where('tenant', '=', ctx.tenant)
+        .where('subject', '=', `case:${caseId}`)
+        .orderBy('hlc')
+        .orderBy('node')
+        .orderBy('seq')
+        .execute(),
+    );
+    return rows.map((r) => ({
+      eventId: r.id,
+      type: r.type,
+      actor: r.actor,
+      node: r.node,
+      atMs: Number(r.hlc.slice(0, 15)),
+      payload: JSON.parse(r.payload) as Record<string, unknown>,
+    }));
+  }
+
+  /** Cases of a patient across all the provider's sites, newest call first (at most `limit`). */
+  async rowsOfPatient(
+    ctx: Pick<RequestContext, 'tenant'>,
+    patientId: string,
+    limit: number,
+  ): Promise<CasesTable[]> {
+    return this.store.withTenant(ctx.tenant, (trx) =>
+      casesDb(trx)
+        .selectFrom('cases')
+        .selectAll()
+        .where('tenant', '=', ctx.tenant)
+        .where('patient_id', '=', patientId)
+        .orderBy('received_at', 'desc')
+        .orderBy('case_id')
+        .limit(limit)
+        .execute(),
+    );
+  }
+
+  /** Cases a clinician holds (claimed or in consultation), for releasing them when they sign out. */
+  async heldBy(tenant: string, userId: string): Promise<CasesTable[]> {
+    return this.store.withTenant(tenant, (trx) =>
+      casesDb(trx)
+        .selectFrom('cases')
+        .selectAll()
+        .where('tenant', '=', tenant)
+        .where('claimed_by', '=', userId)
+        .where('status', 'in', ['claimed', 'in_consultation'])
+        .execute(),
+    );
   }
 
   /**

@@ -13,8 +13,14 @@ import type { AccessFields, Auditor } from '../audit/auditor.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
 import type { PatientService } from '../patients/service.ts';
 import { type CasesTable, type TriageAnswerRecord } from './projection.ts';
+import { caseReference } from '@holdfast/core';
+import { buildCaseRecord, userIdsIn, type CaseRecordView } from './record.ts';
 import type { CaseService } from './service.ts';
 import { queueSitesOf } from './sites.ts';
+import type { TriageService } from './triage.ts';
+
+/** At most this many previous encounters are listed on a patient's screen. */
+export const ENCOUNTERS_LIMIT = 100;
 
 /** Shown with every disposition that came from the shipped sample protocols. */
 export const SAMPLE_LABEL = 'Sample content for demonstration — not clinically validated';
@@ -35,12 +41,83 @@ export class CaseViews {
     private readonly patients: PatientService,
     private readonly accounts: AccountsService,
     private readonly auditor: Auditor,
+    private readonly triage: TriageService,
   ) {}
 
   async detail(ctx: RequestContext, caseId: string) {
     const row = await this.cases.get(ctx, caseId);
-    await this.auditor.access(ctx, detailRead(caseId));
-    return caseView(row);
+    const record = await this.record(ctx, row);
+    await this.auditor.access(ctx, detailRead(caseId, record));
+    return { ...caseView(row), record };
+  }
+
+  /** The case's full record: triage path, consultations, and what happened, with who did it. */
+  private async record(ctx: RequestContext, row: CasesTable): Promise<CaseRecordView> {
+    const history = await this.cases.history(ctx, row.case_id);
+    const names = await this.accounts.displayNames(ctx.tenant, userIdsIn(history));
+    return buildCaseRecord({
+      roles: ctx.roles,
+      history,
+      triagePath: this.triagePathOf(row),
+      names,
+      pathwayTitle: (id) => this.triage.pack.protocols.get(id)?.content.pathwayTitle ?? id,
+    });
+  }
+
+  /** The questions and answers of the case's triage; empty if its pathway is no longer loaded. */
+  private triagePathOf(row: CasesTable): { question: string; answer: string }[] {
+    try {
+      return this.triage.answeredPath(row);
+    } catch (error) {
+      if (error instanceof NotFoundError) return [];
+      throw error;
+    }
+  }
+
+  /**
+   * A patient's previous encounters with the provider, across all its sites, newest first: a
+   * clinician calling back sees what was found and done before, wherever it was. Reading them is
+   * reading the patient's record, so the same rule applies (own sites, or break-glass with a reason),
+   * and the read is audited with the case ids shown.
+   */
+  async patientEncounters(ctx: RequestContext, patientId: string, breakGlassReason?: string) {
+    const access = await this.patients.requireReadable(
+      ctx,
+      patientId,
+      breakGlassReason,
+      'GET /api/v1/patients/:patientId/encounters',
+    );
+    const rows = await this.cases.rowsOfPatient(ctx, patientId, ENCOUNTERS_LIMIT);
+    const sites = new Map((await this.accounts.sites(ctx.tenant)).map((s) => [s.siteId, s.name]));
+    await this.auditor.access(ctx, {
+      action: 'read',
+      resourceType: 'patient',
+      resourceId: patientId,
+      ...(access.reason ? { reason: access.reason } : {}),
+      breakGlass: access.breakGlass,
+      fields: ['encounters', ...rows.map((r) => `case:${r.case_id}`)],
+    });
+    return {
+      patientId,
+      breakGlass: access.breakGlass,
+      encounters: rows.map((row) => {
+        const state = JSON.parse(row.state) as CaseState;
+        return {
+          caseId: row.case_id,
+          reference: caseReference(row.case_id),
+          siteId: row.site_id,
+          siteName: sites.get(row.site_id) ?? null,
+          receivedAt: new Date(Number(row.received_at)).toISOString(),
+          closedAt: row.closed_at === null ? null : new Date(Number(row.closed_at)).toISOString(),
+          status: state.status,
+          presentingComplaint: row.complaint,
+          disposition: row.disposition_label ? { label: row.disposition_label, dxCode: row.dx_code } : null,
+          outcomes: state.outcomes,
+          news2: row.news2_total === null ? null : { total: Number(row.news2_total), band: row.news2_band },
+          escalated: state.escalated,
+        };
+      }),
+    };
   }
 
   /**
@@ -58,7 +135,7 @@ export class CaseViews {
           "this case belongs to a site that is not one of yours: it is left for that site's clinicians",
         );
     }
-    await this.cases.command(ctx, caseId, command, undefined, { audit: detailRead(caseId) });
+    await this.cases.command(ctx, caseId, command, undefined, { audit: detailRead(caseId, null) });
     return caseView(await this.cases.get(ctx, caseId));
   }
 
@@ -112,13 +189,16 @@ export class CaseViews {
   }
 }
 
-function detailRead(caseId: string): AccessFields {
+function detailRead(caseId: string, record: CaseRecordView | null): AccessFields {
+  const shown = record
+    ? ['triagePath', 'timeline', record.withheld.includes('consultations') ? [] : ['consultations']].flat()
+    : [];
   return {
     action: 'read',
     resourceType: 'case',
     resourceId: caseId,
     breakGlass: false,
-    fields: ['caller', 'patient', 'triage', 'disposition', 'consultation'],
+    fields: ['caller', 'patient', 'triage', 'disposition', 'consultation', ...shown],
   };
 }
 

@@ -24,6 +24,8 @@ import { TriageService } from '../cases/triage.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR } from '../triage/packs.ts';
 import { CaseService } from '../cases/service.ts';
 import { CaseViews } from '../cases/views.ts';
+import { DraftStore } from '../cases/drafts.ts';
+import { HeldCaseRelease } from '../cases/held.ts';
 import { PatientService } from '../patients/service.ts';
 import { downtimeRoutes } from '../downtime/routes.ts';
 import { reconciliationRoutes } from '../reconciliation/routes.ts';
@@ -64,6 +66,8 @@ export interface HoldfastAppOptions {
   downtimeContacts?: readonly KeyContact[];
   /** Other systems that may post messages in (bearer tokens kept as SHA-256), see inbound/. */
   inboundCredentials?: readonly InboundCredential[];
+  /** How often cases held by clinicians whose sessions ended are released (default a minute). */
+  heldCaseSweepMs?: number;
   /** Minutes to validate a 999 Category 3/4 call when the request gives no deadline (sample defaults). */
   inboundValidationMinutes?: Readonly<Record<3 | 4, number>>;
 }
@@ -76,6 +80,8 @@ export interface HoldfastApp {
   patients: PatientService;
   cases: CaseService;
   messaging: MessagingService;
+  /** Releases cases held by clinicians who are no longer signed in (run every minute). */
+  heldCases: HeldCaseRelease;
 }
 
 /** The whole HTTP application of one node: every module's routes over its services. */
@@ -99,7 +105,6 @@ export async function buildHoldfastApp(
     clock: node.clock,
   });
   const cases = new CaseService(node.store, node.ledger, node.clock, accounts);
-  const caseViews = new CaseViews(cases, patients, accounts, auditor);
   const messaging = new MessagingService(node.store, node.ledger, node.clock);
   const handover = new HandoverService(node.store, node.ledger, node.clock, messaging, patients, cases);
   const triage = new TriageService(
@@ -107,6 +112,9 @@ export async function buildHoldfastApp(
     await requireProtocolPack(options.protocolsDir ?? SAMPLE_PACK_DIR),
     (tenant, patientId) => patients.dateOfBirth(tenant, patientId),
   );
+  const caseViews = new CaseViews(cases, patients, accounts, auditor, triage);
+  const drafts = new DraftStore(node.store, node.clock);
+  const heldCases = new HeldCaseRelease(node.store, node.clock, sessions, cases, drafts, node.identity.node);
   // Every close queues the Post Event Message to the patient's practice in the same commit.
   const pem = new PemService(node.store, node.clock, {
     cases,
@@ -242,12 +250,22 @@ export async function buildHoldfastApp(
         return reply.type('text/html; charset=utf-8').send(docsPage(registry.routes));
       },
     }),
-    ...authRoutes({ ...deps, throttle, issuer: 'Holdfast' }),
+    ...authRoutes({
+      ...deps,
+      throttle,
+      issuer: 'Holdfast',
+      // A release that fails (the node cannot write) must not stop the sign-out: the sweep retries.
+      onSignedOut: async (ctx) => {
+        await heldCases.afterSignOut(ctx.tenant, ctx.userId).catch((error: unknown) => {
+          options.logger.warn({ err: error }, 'releasing the cases of a signed-out clinician failed');
+        });
+      },
+    }),
     ...passkeyRoutes({ ...deps, throttle, issuer: 'Holdfast' }, passkeyConfig),
     ...accountRoutes(deps),
     ...auditRoutes(node.store, filter),
     ...patientRoutes(patients),
-    ...caseRoutes(cases, caseViews),
+    ...caseRoutes(cases, caseViews, drafts),
     ...triageAndQueueRoutes(triage, queue, node.store, node.ledger),
     ...reportRoutes(node.store, { ...filter, clock: node.clock }),
     ...dashboardRoutes({
@@ -276,7 +294,18 @@ export async function buildHoldfastApp(
     ...pemRoutes(pem),
     ...inboundRoutes(inbound),
   ]);
-  return { app, registry, deps, accounts, patients, cases, messaging };
+  // Cases held by clinicians whose sessions ended go back to the queue (see cases/held.ts).
+  const sweepEvery = options.heldCaseSweepMs ?? 60_000;
+  const sweeper = setInterval(() => {
+    heldCases
+      .sweep()
+      .catch((error: unknown) =>
+        options.logger.warn({ err: error }, 'releasing cases held by signed-out clinicians failed'),
+      );
+  }, sweepEvery);
+  sweeper.unref();
+  app.addHook('onClose', async () => clearInterval(sweeper));
+  return { app, registry, deps, accounts, patients, cases, messaging, heldCases };
 }
 
 /**

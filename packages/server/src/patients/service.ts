@@ -220,21 +220,12 @@ export class PatientService {
       return q.executeTakeFirst();
     });
     if (!row) throw new NotFoundError('patient');
-    const inScope = ctx.siteIds.includes(row.home_site_id);
-    let breakGlass = false;
-    if (!inScope) {
-      const allowed = hasPermission(ctx.roles, 'patients.break_glass');
-      const reasoned = !!breakGlassReason && breakGlassReason.trim().length >= 10;
-      if (!allowed || !reasoned) {
-        // A refused attempt to open a record outside one's scope is itself worth an auditor's eye.
-        await this.auditor.denied(ctx, 'patients.break_glass', 'GET /api/v1/patients/:patientId');
-        if (!allowed) throw new ForbiddenError('this patient is outside your sites');
-        throw new ForbiddenError(
-          'this patient is outside your sites: state a reason (at least 10 characters) in the X-Break-Glass-Reason header; the access is flagged for review',
-        );
-      }
-      breakGlass = true;
-    }
+    const breakGlass = await this.breakGlassNeeded(
+      ctx,
+      row.home_site_id,
+      breakGlassReason,
+      'GET /api/v1/patients/:patientId',
+    );
     const full = JSON.parse(row.record) as PatientRecord;
     const withheld: string[] = [];
     const { specialNotes, ...rest } = full;
@@ -281,6 +272,56 @@ export class PatientService {
       breakGlass,
       repeatCaller,
     };
+  }
+
+  /**
+   * Whether reading this patient's record needs break-glass: false inside the caller's sites; outside
+   * them, true when the caller holds the permission and gave a reason (at least 10 characters),
+   * otherwise refused (and the refusal audited). One rule for the record and what hangs off it.
+   */
+  private async breakGlassNeeded(
+    ctx: RequestContext,
+    homeSiteId: string,
+    breakGlassReason: string | undefined,
+    route: string,
+  ): Promise<boolean> {
+    if (ctx.siteIds.includes(homeSiteId)) return false;
+    const allowed = hasPermission(ctx.roles, 'patients.break_glass');
+    const reasoned = !!breakGlassReason && breakGlassReason.trim().length >= 10;
+    if (!allowed || !reasoned) {
+      // A refused attempt to open a record outside one's scope is itself worth an auditor's eye.
+      await this.auditor.denied(ctx, 'patients.break_glass', route);
+      if (!allowed) throw new ForbiddenError('this patient is outside your sites');
+      throw new ForbiddenError(
+        'this patient is outside your sites: state a reason (at least 10 characters) in the X-Break-Glass-Reason header; the access is flagged for review',
+      );
+    }
+    return true;
+  }
+
+  /**
+   * Checks the caller may read this patient's record (as `read` does: own sites, or break-glass with
+   * a reason), for views built on it such as the previous encounters. Returns whether it was a
+   * break-glass access; the caller audits what it shows with that flag. NotFound for another
+   * provider's id.
+   */
+  async requireReadable(
+    ctx: RequestContext,
+    patientId: string,
+    breakGlassReason: string | undefined,
+    route: string,
+  ): Promise<{ breakGlass: boolean; reason?: string }> {
+    const row = await this.store.withTenant(ctx.tenant, async (trx) => {
+      let q = patientsDb(trx)
+        .selectFrom('patients')
+        .select('home_site_id')
+        .where('patient_id', '=', patientId);
+      if (this.options.tenantFilter) q = q.where('tenant', '=', ctx.tenant);
+      return q.executeTakeFirst();
+    });
+    if (!row) throw new NotFoundError('patient');
+    const breakGlass = await this.breakGlassNeeded(ctx, row.home_site_id, breakGlassReason, route);
+    return breakGlass ? { breakGlass, reason: breakGlassReason!.trim() } : { breakGlass };
   }
 
   /**

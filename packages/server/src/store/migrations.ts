@@ -153,6 +153,25 @@ const MIGRATIONS: Migration[] = [
       )`.execute(db);
     },
   },
+  {
+    version: 5,
+    name: 'node-local consultation drafts',
+    async up(db) {
+      // What a clinician has typed into a consultation and not yet saved, per (user, case), so a
+      // reload or an idle sign-out loses nothing. Not a clinical fact, so not in the ledger: it is
+      // replaced as the clinician types and deleted when the consultation is saved. Kept on the
+      // server, never in the browser, so nothing of a patient stays on a shared PC after sign-out.
+      await sql`create table consultation_drafts (
+        tenant text not null,
+        user_id text not null,
+        case_id text not null,
+        content text not null,
+        updated_at bigint not null,
+        primary key (tenant, user_id, case_id)
+      )`.execute(db);
+      await sql`create index consultation_drafts_case on consultation_drafts (tenant, case_id)`.execute(db);
+    },
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

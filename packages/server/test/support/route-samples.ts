@@ -723,6 +723,19 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
       body: { history: 'Cough for three days', observations: { respirationRate: 18, spo2: 97, pulse: 80 } },
     }),
   },
+  'GET /api/v1/cases/:caseId/consultation/draft': {
+    build: async (w) => ({ params: { caseId: await queuedCase(w) } }),
+  },
+  'PUT /api/v1/cases/:caseId/consultation/draft': {
+    build: async (w, { client }) => ({
+      params: { caseId: await claimedCase(w, client, true) },
+      body: { history: 'Cough for thr', observations: { pulse: '8' } },
+    }),
+  },
+  'DELETE /api/v1/cases/:caseId/consultation/draft': {
+    build: async (w) => ({ params: { caseId: await queuedCase(w) } }),
+  },
+  'GET /api/v1/patients/:patientId/encounters': { build: (w) => ({ params: { patientId: w.patientId } }) },
   'POST /api/v1/cases/:caseId/outcome': {
     build: async (w, { client }) => ({
       params: { caseId: await claimedCase(w, client, true) },

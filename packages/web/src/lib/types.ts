@@ -46,6 +46,46 @@ export interface CaseDetail {
   failedCallbackAttempts: number;
   news2: { total: number; band: News2Band } | null;
   outcomes: string[];
+  /** The readable record (GET /api/v1/cases/:id only; server cases/record.ts). */
+  record?: CaseRecord;
+}
+
+/** A case's record as read back: triage path, consultations, and what happened in order. */
+export interface CaseRecord {
+  triagePath: { question: string; answer: string }[];
+  consultations: ConsultationRecord[];
+  timeline: { at: string; type: string; by: string | null; what: string }[];
+  withheld: string[];
+}
+
+export interface ConsultationRecord {
+  recordedAt: string;
+  clinicianId: string;
+  clinicianName: string | null;
+  news2: { total: number; band: string; complete: boolean } | null;
+  withheld?: true;
+  history?: string | null;
+  examination?: string | null;
+  observations?: Record<string, number | string | null> | null;
+  assessment?: string | null;
+  plan?: string | null;
+  safetyNetting?: string | null;
+}
+
+/** One previous encounter of a patient (GET /api/v1/patients/:id/encounters). */
+export interface Encounter {
+  caseId: string;
+  reference: string;
+  siteId: string;
+  siteName: string | null;
+  receivedAt: string;
+  closedAt: string | null;
+  status: string;
+  presentingComplaint: string;
+  disposition: { label: string; dxCode: string | null } | null;
+  outcomes: string[];
+  news2: { total: number; band: string | null } | null;
+  escalated: boolean;
 }
 
 export type WalkResult =

@@ -10,6 +10,8 @@ import { Messages } from './manager/Messages.tsx';
 import { Users } from './admin/Users.tsx';
 import { Sites } from './admin/Sites.tsx';
 import { Audit } from './Audit.tsx';
+import { CaseSummary } from './records/CaseSummary.tsx';
+import { PatientRecord } from './records/PatientRecord.tsx';
 
 export interface Screen {
   path: string;
@@ -24,6 +26,16 @@ export const SCREENS: Screen[] = [
     path: '/cases/:caseId',
     permission: 'cases.read',
     render: (p) => <CaseScreen key={p.caseId} caseId={p.caseId!} />,
+  },
+  {
+    path: '/cases/:caseId/summary',
+    permission: 'cases.read',
+    render: (p) => <CaseSummary key={p.caseId} caseId={p.caseId!} />,
+  },
+  {
+    path: '/patients/:patientId',
+    permission: 'patients.read',
+    render: (p) => <PatientRecord key={p.patientId} patientId={p.patientId!} />,
   },
   { path: '/queue', permission: 'queue.read', render: () => <Queue /> },
   {

@@ -106,6 +106,10 @@ export function CaseScreen({ caseId }: { caseId: string }) {
         />
       </section>
       <CaseMessages caseId={caseId} caseStatus={c.status} />
+      <Group className="no-print">
+        <Link to={`/cases/${caseId}/summary`}>Case summary to read or print</Link>
+        {c.patientId && <Link to={`/patients/${c.patientId}`}>Patient record and previous encounters</Link>}
+      </Group>
     </Stack>
   );
 }

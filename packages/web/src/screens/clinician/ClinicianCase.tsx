@@ -15,6 +15,8 @@ import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState, type FormEvent } from 'react';
 import { AmbulanceHandover } from '../../components/AmbulanceHandover.tsx';
 import { CaseMessages } from '../../components/CaseMessages.tsx';
+import { CaseRecord } from '../../components/CaseRecord.tsx';
+import { useConsultationDraft } from '../../lib/drafts.ts';
 import { FormAlert } from '../../components/FormAlert.tsx';
 import { PageTitle } from '../../components/PageTitle.tsx';
 import { SampleNotice } from '../../components/SampleNotice.tsx';
@@ -24,7 +26,7 @@ import { api, ApiError } from '../../lib/api.ts';
 import { useFormProblems } from '../../lib/forms.ts';
 import { useCaseEvents, useNow } from '../../lib/live.ts';
 import { siteName, STATUS_LABELS, useCase, useSites } from '../../lib/queries.ts';
-import { navigate } from '../../lib/router.tsx';
+import { Link, navigate } from '../../lib/router.tsx';
 import { useUser } from '../../lib/session.tsx';
 import { londonDateTime, londonTime, londonWhen } from '../../lib/time.ts';
 import type { CaseDetail, PatientView, WalkResult } from '../../lib/types.ts';
@@ -169,6 +171,10 @@ export function ClinicianCase({ caseId }: { caseId: string }) {
       </Paper>
       {patient.data && <PatientSummaryCard patient={patient.data} />}
       {!c.patientId && <Text>The patient has not been identified on this case.</Text>}
+      <Group className="no-print">
+        <Link to={`/cases/${caseId}/summary`}>Case summary to read or print</Link>
+        {c.patientId && <Link to={`/patients/${c.patientId}`}>Patient record and previous encounters</Link>}
+      </Group>
 
       {actionProblem && (
         <Alert color="red" role="alert" title="Not done">
@@ -257,6 +263,7 @@ export function ClinicianCase({ caseId }: { caseId: string }) {
       )}
 
       <TriagePath path={path} />
+      {c.record && <CaseRecord record={c.record} />}
     </Stack>
   );
 }
@@ -342,6 +349,12 @@ function Consultation({ caseDetail, onSaved }: { caseDetail: CaseDetail; onSaved
   // Never preselected: the clinician chooses the category every time.
   const [category, setCategory] = useState('');
   const [outcomeDone, setOutcomeDone] = useState<string | null>(null);
+  // What is typed is kept as a draft on the server: a reload or an idle sign-out loses nothing.
+  const draftStatus = useConsultationDraft(caseId, { notes, observations: obs }, (draft) => {
+    const { observations, ...typed } = draft;
+    setNotes((n) => ({ ...n, ...typed }));
+    if (observations) setObs((o) => ({ ...o, ...observations }));
+  });
 
   const save = async (event: FormEvent) => {
     event.preventDefault();
@@ -437,6 +450,11 @@ function Consultation({ caseDetail, onSaved }: { caseDetail: CaseDetail; onSaved
             </Button>
             {saved && <Text role="status">{saved}</Text>}
           </Group>
+          {draftStatus && (
+            <Text size="sm" role="status" data-testid="draft-status">
+              {draftStatus}
+            </Text>
+          )}
         </Stack>
       </Paper>
       <Paper
