@@ -1,9 +1,9 @@
 import {
   callerSchema,
   CALLBACK_OUTCOMES,
-  parseUkPhoneNumber,
   CONSULTATION_OUTCOMES,
   news2ObservationsSchema,
+  parseUkPhoneNumber,
   ValidationError,
 } from '@holdfast/core';
 import { z } from 'zod';
