@@ -224,7 +224,8 @@ async function triageToQueue(w: Worker, siteId: string, plan: TriagePlan, n: num
     caller: {
       name: 'Bench Caller',
       relationship: 'self',
-      callbackNumber: `07700 900${String(n % 1000).padStart(3, '0')}`,
+      callbackNumber: `0113 496 0${String(n % 1000).padStart(3, '0')}`,
+      callbackNumberReadBack: true,
     },
     location: 'Home address',
     presentingComplaint: 'Benchmark call',

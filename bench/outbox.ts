@@ -669,7 +669,8 @@ async function latency(
         caller: {
           name: 'Bench Caller',
           relationship: 'self',
-          callbackNumber: `07700 900${String(n % 1000).padStart(3, '0')}`,
+          callbackNumber: `0113 496 0${String(n % 1000).padStart(3, '0')}`,
+          callbackNumberReadBack: true,
         },
         location: 'At home',
         presentingComplaint: 'Benchmark call',

@@ -82,7 +82,7 @@ async function main(): Promise<void> {
       {
         callerName: 'Peter Holloway',
         relationship: 'Relative',
-        callbackNumber: '07700 900987',
+        callbackNumber: '0113 496 0987',
         location: 'At home',
         problem: 'Headache since this morning, and her sight is blurred',
         nhsNumber: '943 476 5919',

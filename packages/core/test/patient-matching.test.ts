@@ -7,6 +7,7 @@ import {
   isUkPostcode,
   matchFamilyName,
   matchGivenName,
+  matchDateOfBirth,
   matchPatient,
   matchPostcode,
   nameKey,
@@ -222,13 +223,25 @@ describe('matching a patient: date of birth exact, names tolerant, postcode rank
   it("finds Siobhán O’Brien from 'siobhan obrien', exactly", () => {
     expect(
       matchPatient({ familyName: 'obrien', givenName: 'siobhan', dateOfBirth: '1980-05-17' }, siobhan),
-    ).toEqual({ score: 90, familyName: 'exact', givenName: 'exact', postcode: 'not_given' });
+    ).toEqual({
+      score: 90,
+      dateOfBirth: 'exact',
+      familyName: 'exact',
+      givenName: 'exact',
+      postcode: 'not_given',
+    });
     expect(
       matchPatient(
         { familyName: 'obrien', givenName: 'siobhan', dateOfBirth: '1980-05-17', postcode: 'bt71nn' },
         siobhan,
       ),
-    ).toEqual({ score: 100, familyName: 'exact', givenName: 'exact', postcode: 'exact' });
+    ).toEqual({
+      score: 100,
+      dateOfBirth: 'exact',
+      familyName: 'exact',
+      givenName: 'exact',
+      postcode: 'exact',
+    });
   });
 
   it('never matches another date of birth, however close the rest', () => {
@@ -293,5 +306,57 @@ describe('matching a patient: date of birth exact, names tolerant, postcode rank
       }),
       { numRuns: 3000 },
     );
+  });
+});
+
+describe('matching a patient when the date of birth is uncertain or the family name unknown', () => {
+  const nia: PatientMatchCandidate = {
+    familyName: 'Okafor',
+    givenName: 'Nia',
+    dateOfBirth: '1980-05-03',
+    postcodes: ['LS1 4AP'],
+  };
+  const twinAtSamePostcode: PatientMatchCandidate = { ...nia, givenName: 'Ada' };
+
+  it('a date with day and month swapped finds the patient, flagged and ranked below an exact one', () => {
+    const swapped = matchPatient({ familyName: 'Okafor', dateOfBirth: '1980-03-05' }, nia)!;
+    const exact = matchPatient({ familyName: 'Okafor', dateOfBirth: '1980-05-03' }, nia)!;
+    expect(swapped).toMatchObject({ dateOfBirth: 'day_month_swapped', familyName: 'exact' });
+    expect(exact.dateOfBirth).toBe('exact');
+    expect(exact.score - swapped.score).toBe(20);
+    expect(matchDateOfBirth('1980-03-05', '1980-05-03')).toBe('day_month_swapped');
+    // 13 cannot be a month: no swap to try; equal day and month are the same date either way.
+    expect(matchDateOfBirth('1980-05-13', '1980-13-05')).toBeNull();
+    expect(matchDateOfBirth('1980-05-05', '1980-05-05')).toBe('exact');
+  });
+
+  it('a year on its own finds everyone of that name born that year, and nobody of another year', () => {
+    expect(matchPatient({ familyName: 'okafor', dateOfBirth: '1980' }, nia)).toMatchObject({
+      dateOfBirth: 'year',
+      familyName: 'exact',
+    });
+    expect(matchPatient({ familyName: 'okafor', dateOfBirth: '1981' }, nia)).toBeNull();
+    expect(matchDateOfBirth('1980', '1980-12-31')).toBe('year');
+    expect(matchDateOfBirth('1980', '19800-01-01')).toBeNull();
+  });
+
+  it('without a family name: full date of birth and a matching postcode are both needed', () => {
+    expect(matchPatient({ dateOfBirth: '1980-05-03', postcode: 'ls14ap' }, nia)).toMatchObject({
+      dateOfBirth: 'exact',
+      familyName: 'not_given',
+      postcode: 'exact',
+    });
+    expect(matchPatient({ dateOfBirth: '1980-05-03', postcode: 'LS1 4AQ' }, nia)?.postcode).toBe('typo');
+    // Another postcode, no postcode, or only a year: too little to pick a person.
+    expect(matchPatient({ dateOfBirth: '1980-05-03', postcode: 'M1 1AE' }, nia)).toBeNull();
+    expect(matchPatient({ dateOfBirth: '1980-05-03' }, nia)).toBeNull();
+    expect(matchPatient({ dateOfBirth: '1980', postcode: 'LS1 4AP' }, nia)).toBeNull();
+    // Twins at one postcode both come back; a given name, when typed, tells them apart.
+    expect(
+      matchPatient({ dateOfBirth: '1980-05-03', postcode: 'LS1 4AP' }, twinAtSamePostcode),
+    ).not.toBeNull();
+    expect(
+      matchPatient({ givenName: 'Nia', dateOfBirth: '1980-05-03', postcode: 'LS1 4AP' }, twinAtSamePostcode),
+    ).toBeNull();
   });
 });

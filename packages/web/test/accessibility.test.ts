@@ -97,7 +97,9 @@ describe('accessibility', () => {
     await tabTo(page, page.getByLabel("Caller's name"));
     await k.type('Peter Holloway');
     await tabTo(page, page.getByLabel('Call-back number'));
-    await k.type('07700 900987');
+    await k.type('0113 496 0987');
+    await tabTo(page, page.getByRole('checkbox', { name: /back to the caller/ }));
+    await k.press('Space');
     await tabTo(page, page.getByLabel('Where is the patient now?'));
     await k.type('At home');
     await tabTo(page, page.getByLabel('What is the problem?'));

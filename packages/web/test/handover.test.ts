@@ -141,7 +141,8 @@ describe('the 999 handover in the browser', () => {
     await page.getByRole('heading', { level: 1, name: 'New call' }).waitFor();
     await page.getByLabel("Caller's name").fill('Grace Okonjo');
     await page.getByLabel('Caller is').selectOption({ label: 'Relative' });
-    await page.getByLabel('Call-back number').fill('07700 900321');
+    await page.getByLabel('Call-back number').fill('0113 496 0321');
+    await page.getByRole('checkbox', { name: /back to the caller/ }).check();
     await page.getByLabel('Where is the patient now?').fill('At home, 3 Mill Lane');
     await page.getByLabel('What is the problem?').fill(problem);
     await page.getByRole('button', { name: 'Open case' }).click();

@@ -22,7 +22,7 @@ const CLINICIAN = {
   name: 'Dr Rhys Jones',
   password: 'clinician journey pass 1',
 };
-const CALLER = { name: 'Peter Holloway', phone: '07700 900987' };
+const CALLER = { name: 'Peter Holloway', phone: '0113 496 0987' };
 
 /** A loaded CI machine can take seconds to render a step: poll, not the one-second default. */
 const POLL = { timeout: 15_000 };
@@ -114,6 +114,7 @@ describe('the journey of a case through the web app', () => {
     await adviser.getByLabel("Caller's name").fill(CALLER.name);
     await adviser.getByLabel('Caller is').selectOption({ label: 'Relative' });
     await adviser.getByLabel('Call-back number').fill(CALLER.phone);
+    await adviser.getByRole('checkbox', { name: /back to the caller/ }).check();
     await adviser.getByLabel('Where is the patient now?').fill('At home');
     await adviser
       .getByLabel('What is the problem?')

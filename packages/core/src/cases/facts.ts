@@ -19,6 +19,23 @@ export const callerSchema = z.strictObject({
     .regex(/^\+?[0-9 ()-]{6,20}$/, 'must be a telephone number, e.g. 07700 900123'),
 });
 
+/**
+ * The call handler read the call-back number back to the caller and the caller said it was right.
+ * Recorded with the call that gave the number (the same append), so a case either has a number
+ * confirmed this way or shows that it was not. `callbackNumber` is the number as confirmed, in the
+ * national format.
+ */
+export const callbackNumberConfirmed = defineEventType({
+  type: 'case.callback_number_confirmed',
+  v: 1,
+  schema: z.strictObject({
+    caseId: id,
+    callbackNumber: z.string().trim().min(1).max(20),
+    method: z.literal('read_back'),
+  }),
+  subjectOf: subject,
+});
+
 export const caseOpened = defineEventType({
   type: 'case.opened',
   v: 1,
@@ -152,6 +169,7 @@ export const caseReleasedAtSessionEnd = defineEventType({
 
 export const CASE_FACT_EVENT_TYPES = [
   caseOpened,
+  callbackNumberConfirmed,
   patientIdentified,
   triagePathwaySelected,
   triageAnswered,

@@ -2,11 +2,15 @@
  * Patient matching for the local patient index: name and postcode folding, a bounded
  * Damerau-Levenshtein distance, and the ranking of candidates found by date of birth.
  *
- * Pure: no I/O, no clock. The server reads the candidates sharing a date of birth and ranks them
- * here. The date of birth must match exactly; names and postcodes tolerate typing errors, accents,
+ * Pure: no I/O, no clock. The server reads the candidates whose date of birth could be the one asked
+ * for and ranks them here. The date of birth must be the same, or the same with day and month
+ * swapped (ranked after every exact one), or in the year asked for when only a year is known;
+ * names and postcodes tolerate typing errors, accents,
  * apostrophes, spacing, case, Unicode normalisation form (NFC or NFD), compatibility forms
  * (full-width letters, ligatures) and invisible characters (zero-width, bidirectional controls).
  */
+
+import { swapDayAndMonth } from './date-of-birth.ts';
 
 /** Letters that Unicode decomposition leaves alone but a typist writes as plain Latin. */
 const SPECIAL_LETTERS: Record<string, string> = {
@@ -128,10 +132,13 @@ export function outwardCode(compact: string): string {
 export type NameMatch = 'exact' | 'typo' | 'part' | 'prefix' | 'initial';
 export type PostcodeMatch = 'exact' | 'typo' | 'district' | 'different' | 'not_given' | 'not_recorded';
 
+export type DateOfBirthMatch = 'exact' | 'day_month_swapped' | 'year';
+
 export interface PatientMatchQuery {
-  familyName: string;
+  /** Optional only with a full date of birth and a postcode that matches (see `matchPatient`). */
+  familyName?: string;
   givenName?: string;
-  /** ISO date; must equal the candidate's. */
+  /** ISO date (`1980-05-03`), or a year on its own (`1980`). */
   dateOfBirth: string;
   postcode?: string;
 }
@@ -147,7 +154,8 @@ export interface PatientMatchCandidate {
 export interface PatientMatch {
   /** 0–100: higher is a closer match. */
   score: number;
-  familyName: NameMatch;
+  dateOfBirth: DateOfBirthMatch;
+  familyName: NameMatch | 'not_given';
   givenName: NameMatch | 'not_given';
   postcode: PostcodeMatch;
 }
@@ -213,7 +221,33 @@ export function matchPostcode(query: string | undefined, candidates: readonly st
   return 'different';
 }
 
-const FAMILY_POINTS: Record<NameMatch, number> = { exact: 50, typo: 50, part: 38, prefix: 0, initial: 0 };
+/**
+ * How a candidate's date of birth relates to the one asked for. A year on its own matches every
+ * date in that year; a full date matches itself, or itself with day and month swapped (`03/05` read
+ * as `05/03`: the commonest date error, from month-first PCs and from reading back). Null: no match.
+ */
+export function matchDateOfBirth(query: string, candidate: string): DateOfBirthMatch | null {
+  if (/^\d{4}$/.test(query)) return candidate.startsWith(`${query}-`) ? 'year' : null;
+  if (query === candidate) return 'exact';
+  if (swapDayAndMonth(query) === candidate) return 'day_month_swapped';
+  return null;
+}
+
+/** Exact dates of birth (and a searched year) rank before swapped ones, whatever the names score. */
+export const DATE_OF_BIRTH_RANK: Record<DateOfBirthMatch, number> = {
+  exact: 0,
+  year: 0,
+  day_month_swapped: 1,
+};
+
+const FAMILY_POINTS: Record<NameMatch | 'not_given', number> = {
+  exact: 50,
+  typo: 50,
+  part: 38,
+  prefix: 0,
+  initial: 0,
+  not_given: 0,
+};
 const GIVEN_POINTS: Record<NameMatch | 'not_given', number> = {
   exact: 30,
   part: 26,
@@ -231,33 +265,46 @@ const POSTCODE_POINTS: Record<PostcodeMatch, number> = {
   different: 0,
 };
 
+/** Points taken off a candidate found only with day and month swapped. */
+const SWAPPED_DATE_PENALTY = 20;
+
 /**
  * Whether a candidate matches a search by name, date of birth and postcode, and how closely. The
- * date of birth must be equal and the family name must match (with the typo tolerance); a given
- * name, when typed, must match too. A postcode only ranks: people move, and the index may hold an
- * old address.
+ * date of birth must match (`matchDateOfBirth`) and the family name must match (with the typo
+ * tolerance); a given name, when typed, must match too. A postcode only ranks: people move, and the
+ * index may hold an old address. Without a family name (the caller cannot spell it, or it changed)
+ * the full date of birth and the postcode (exactly or with one typing error) must both match.
  */
 export function matchPatient(
   query: PatientMatchQuery,
   candidate: PatientMatchCandidate,
 ): PatientMatch | null {
-  if (query.dateOfBirth !== candidate.dateOfBirth) return null;
-  const family = matchFamilyName(query.familyName, candidate.familyName);
-  if (!family) return null;
+  const dateOfBirth = matchDateOfBirth(query.dateOfBirth, candidate.dateOfBirth);
+  if (!dateOfBirth) return null;
+  const familyGiven = query.familyName !== undefined && nameKey(query.familyName) !== '';
+  let family: NameScore | null = null;
+  if (familyGiven) {
+    family = matchFamilyName(query.familyName!, candidate.familyName);
+    if (!family) return null;
+  } else if (dateOfBirth === 'year') {
+    return null;
+  }
   let given: NameScore | null = null;
   if (query.givenName !== undefined && nameKey(query.givenName) !== '') {
     given = matchGivenName(query.givenName, candidate.givenName);
     if (!given) return null;
   }
   const postcode = matchPostcode(query.postcode, candidate.postcodes);
+  if (!family && postcode !== 'exact' && postcode !== 'typo') return null;
   const score =
-    FAMILY_POINTS[family.kind] -
-    8 * family.edits +
+    (family ? FAMILY_POINTS[family.kind] - 8 * family.edits : FAMILY_POINTS.not_given) +
     (given ? GIVEN_POINTS[given.kind] - 7 * given.edits : GIVEN_POINTS.not_given) +
-    POSTCODE_POINTS[postcode];
+    POSTCODE_POINTS[postcode] -
+    (dateOfBirth === 'day_month_swapped' ? SWAPPED_DATE_PENALTY : 0);
   return {
     score: Math.max(0, Math.min(100, score)),
-    familyName: family.kind,
+    dateOfBirth,
+    familyName: family ? family.kind : 'not_given',
     givenName: given ? given.kind : 'not_given',
     postcode,
   };

@@ -263,6 +263,13 @@ function applyFact(e: ProjectedEvent, row: CasesTable, changes: Partial<CasesTab
     case 'case.patient_identified':
       changes.patient_id = String(p.patientId);
       return true;
+    case 'case.callback_number_confirmed': {
+      // Shown with the caller wherever the case is: this number was read back and agreed.
+      const caller = JSON.parse(row.caller) as Record<string, unknown>;
+      if (caller.callbackNumber === p.callbackNumber)
+        changes.caller = canonicalJson({ ...caller, callbackNumberReadBack: true });
+      return true;
+    }
     case 'case.triage_pathway_selected':
       changes.pathway_id = String(p.pathwayId);
       changes.pathway_version = String(p.pathwayVersion);

@@ -4,6 +4,7 @@ import {
   CALLBACK_OUTCOMES,
   CONSULTATION_OUTCOMES,
   news2ObservationsSchema,
+  parseUkPhoneNumber,
   ValidationError,
 } from '@holdfast/core';
 import { z } from 'zod';
@@ -40,6 +41,29 @@ const note = (max: number) => z.string().trim().max(max, `must be at most ${max}
 /** A draft keeps what was typed as it was typed (spaces included): it is not the record. */
 const draftText = (max: number) => z.string().max(max, `must be at most ${max} characters`).optional();
 
+/**
+ * The caller as a call handler enters them: the call-back number must be a UK number in use
+ * (checked against the numbering plan, stored in the national format) and must have been read back
+ * to the caller, who said it was right. Stored as `case.opened`'s caller plus a
+ * `case.callback_number_confirmed` in the same append.
+ */
+const callerInput = callerSchema
+  .extend({
+    callbackNumber: z.string().transform((value, ctx) => {
+      const r = parseUkPhoneNumber(value);
+      if (!r.ok) {
+        ctx.addIssue({ code: 'custom', message: r.message });
+        return z.NEVER;
+      }
+      return r.national;
+    }),
+    callbackNumberReadBack: z.literal(true, {
+      error:
+        'must be confirmed: read the number back to the caller and tick this once they agree it is right',
+    }),
+  })
+  .transform(({ callbackNumberReadBack, ...caller }) => ({ caller, callbackNumberReadBack }));
+
 /** Calls, cases and the clinician's side of a case (claim, call-backs, consultation, outcome). */
 export function caseRoutes(cases: CaseService, views: CaseViews, drafts: DraftStore): RouteSpec[] {
   return [
@@ -54,13 +78,17 @@ export function caseRoutes(cases: CaseService, views: CaseViews, drafts: DraftSt
           .datetime({ message: 'must be an ISO 8601 UTC time, e.g. 2026-11-29T03:04:05Z' })
           .optional(),
         answered: z.boolean().default(true),
-        caller: callerSchema,
+        caller: callerInput,
         patientId: z.string().uuid('must be a patient id').optional(),
         location: note(300).min(1, 'say where the patient is now'),
         presentingComplaint: note(300).min(1, 'say what the problem is'),
       }),
       async handler({ ctx, body, request, reply }) {
-        const opened = await cases.openCall(ctx, body, idempotencyKeyOf(request.headers));
+        const opened = await cases.openCall(
+          ctx,
+          { ...body, caller: body.caller.caller, callbackNumberReadBack: body.caller.callbackNumberReadBack },
+          idempotencyKeyOf(request.headers),
+        );
         // A retry answers 200 with the case its first attempt opened; nothing new was stored.
         return reply.code(opened.replayed ? 200 : 201).send({ caseId: opened.caseId });
       },

@@ -27,6 +27,8 @@ export interface OpenCaseInput {
   receivedAt?: string;
   answered: boolean;
   caller: z.infer<typeof callerSchema>;
+  /** The call handler read the call-back number back to the caller, who agreed it (HTTP calls must). */
+  callbackNumberReadBack?: boolean;
   patientId?: string;
   location: string;
   presentingComplaint: string;
@@ -170,6 +172,16 @@ export class CaseService {
           ...(idempotency ? { idempotency } : {}),
         },
       },
+      ...(input.callbackNumberReadBack
+        ? [
+            {
+              tenant: ctx.tenant,
+              type: 'case.callback_number_confirmed',
+              actor: actorOf(ctx),
+              payload: { caseId, callbackNumber: input.caller.callbackNumber, method: 'read_back' },
+            },
+          ]
+        : []),
       {
         tenant: ctx.tenant,
         type: input.answered ? 'case.call_answered' : 'case.call_abandoned',

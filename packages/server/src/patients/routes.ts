@@ -1,9 +1,15 @@
-import { nameKey, normalisePostcode, normaliseNhsNumber, patientRecordSchema } from '@holdfast/core';
+import {
+  nameKey,
+  normalisePostcode,
+  normaliseNhsNumber,
+  parseDateOfBirth,
+  patientRecordSchema,
+} from '@holdfast/core';
 import { z } from 'zod';
 import { BODY_LIMIT } from '../http/app.ts';
 import { authedRoute, type RouteSpec } from '../http/routes.ts';
 import { ndjsonLimitProblem } from './fhir.ts';
-import type { PatientService } from './service.ts';
+import type { PatientSearch, PatientService } from './service.ts';
 
 const nhsNumber = z.string().transform((value, ctx) => {
   const r = normaliseNhsNumber(value);
@@ -29,6 +35,77 @@ const searchPostcode = z
     (v) => /^[A-Z0-9]{0,8}$/.test(normalisePostcode(v)),
     'must be a postcode (letters and digits, e.g. LS1 4AP)',
   );
+
+/**
+ * A date of birth typed into a search: day first (`03/05/1980`) or ISO (`1980-05-03`), or a year on
+ * its own (`1980`); given back as ISO or the year. Never month first, whatever the browser's language.
+ */
+const searchDateOfBirth = z.string().transform((value, ctx) => {
+  const r = parseDateOfBirth(value, {
+    allowYearOnly: true,
+    // The server's calendar date is "today": a birth after it is a typing error.
+    today: new Date().toISOString().slice(0, 10),
+  });
+  if (!r.ok) {
+    ctx.addIssue({ code: 'custom', message: r.message });
+    return z.NEVER;
+  }
+  return r.kind === 'date' ? r.iso : r.year;
+});
+
+/**
+ * A search by what the caller knows: the NHS number alone; or a date of birth (full, or only the
+ * year) with the family name; or the full date of birth with the postcode when the family name is
+ * not known. A given name and a postcode narrow and rank any of the last two.
+ */
+const searchBody = z
+  .strictObject({
+    nhsNumber: nhsNumber.optional(),
+    familyName: searchName.optional(),
+    givenName: searchName.optional(),
+    dateOfBirth: searchDateOfBirth.optional(),
+    postcode: searchPostcode.optional(),
+  })
+  .superRefine((b, ctx) => {
+    const others = (['familyName', 'givenName', 'dateOfBirth', 'postcode'] as const).filter(
+      (k) => b[k] !== undefined,
+    );
+    if (b.nhsNumber !== undefined) {
+      for (const k of others)
+        ctx.addIssue({ code: 'custom', path: [k], message: 'search by NHS number alone, or leave it out' });
+      return;
+    }
+    if (b.dateOfBirth === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['dateOfBirth'],
+        message: 'is needed to search without an NHS number (a year on its own will do with the family name)',
+      });
+      return;
+    }
+    if (b.familyName !== undefined) return;
+    if (b.dateOfBirth.length === 4)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['familyName'],
+        message: 'is needed when only the year of birth is known',
+      });
+    else if (b.postcode === undefined || normalisePostcode(b.postcode) === '')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['familyName'],
+        message: 'is needed, or the postcode with the full date of birth',
+      });
+  })
+  .transform((b): PatientSearch => {
+    if (b.nhsNumber !== undefined) return { nhsNumber: b.nhsNumber };
+    return {
+      dateOfBirth: b.dateOfBirth!,
+      ...(b.familyName !== undefined ? { familyName: b.familyName } : {}),
+      ...(b.givenName !== undefined ? { givenName: b.givenName } : {}),
+      ...(b.postcode !== undefined ? { postcode: b.postcode } : {}),
+    };
+  });
 
 const ndjsonText = z
   .string()
@@ -75,17 +152,9 @@ export function patientRoutes(patients: PatientService): RouteSpec[] {
       method: 'POST',
       url: '/api/v1/patients/search',
       summary:
-        'Find patients by NHS number, or by family name and date of birth with an optional given name and postcode (typo-tolerant, ranked; in the body, never the URL)',
+        'Find patients by NHS number; or by date of birth (dd/mm/yyyy, ISO, or a year alone) with the family name; or by full date of birth and postcode. Given name and postcode narrow and rank. Typo-tolerant, a day/month-swapped date found after exact ones; in the body, never the URL',
       access: { permission: 'patients.search' },
-      body: z.union([
-        z.strictObject({ nhsNumber }),
-        z.strictObject({
-          familyName: searchName,
-          givenName: searchName.optional(),
-          dateOfBirth: z.iso.date(),
-          postcode: searchPostcode.optional(),
-        }),
-      ]),
+      body: searchBody,
       async handler({ ctx, body }) {
         return { patients: await patients.search(ctx, body) };
       },

@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import {
   ConflictError,
+  DATE_OF_BIRTH_RANK,
   ForbiddenError,
   hasPermission,
   matchPatient,
   NotFoundError,
   parseHlc,
+  swapDayAndMonth,
   ValidationError,
   type Clock,
   type FieldIssue,
@@ -14,6 +16,7 @@ import {
   type Permission,
   type SpecialNoteKind,
 } from '@holdfast/core';
+import { ageInYears } from '@holdfast/core/triage/eligibility';
 import { accessEvent, type Auditor } from '../audit/auditor.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
 import type { EventDraft, Ledger } from '../ledger/ledger.ts';
@@ -77,16 +80,30 @@ export interface PatientSummary {
   givenName: string;
   familyName: string;
   dateOfBirth: string;
+  /** Age in whole years today: "born 1980" is easier to check with a caller as "44". */
+  ageYears: number;
+  sex: PatientRecord['sex'];
   nhsNumber: string | null;
   postcode: string | null;
+  /**
+   * The first line of the main address (`7 Harbour Row`, `Flat 2`): two people at one postcode are
+   * told apart by it. The whole address is in the record, read (and audited) on selection.
+   */
+  addressLine: string | null;
+  /** The registered GP practice's name, or its ODS code when the index has no name. */
+  practice: string | null;
   homeSiteId: string;
   /** 100 for an NHS number match; otherwise the name, date of birth and postcode match score. */
   score: number;
   match: Omit<PatientMatch, 'score'> | { nhsNumber: 'exact' };
 }
 
+/**
+ * `dateOfBirth` is an ISO date or a year on its own (`1980`); without `familyName`, a full date and
+ * the postcode (the route refuses anything less).
+ */
 export type PatientSearch =
-  { nhsNumber: string } | { familyName: string; givenName?: string; dateOfBirth: string; postcode?: string };
+  { nhsNumber: string } | { familyName?: string; givenName?: string; dateOfBirth: string; postcode?: string };
 
 export type ImportLineReport =
   { line: number; ok: true; patientId: string } | { line: number; ok: false; errors: FieldIssue[] };
@@ -372,12 +389,15 @@ export class PatientService {
   }
 
   /**
-   * By NHS number (exact), or by family name and date of birth with an optional given name and
-   * postcode: the date of birth must match, names tolerate typing errors, accents, spacing and
-   * Unicode forms, and the candidates come back ranked, best first. Audited like a read.
+   * By NHS number (exact); or by date of birth with the family name, or with the postcode when the
+   * family name is not known, with an optional given name and postcode. The date of birth matches
+   * exactly, or with day and month swapped (always listed after the exact ones), or by year when
+   * only the year is given; names tolerate typing errors, accents, spacing and Unicode forms; the
+   * candidates come back ranked, best first. Audited like a read.
    */
   async search(ctx: RequestContext, query: PatientSearch): Promise<PatientSummary[]> {
     let results: PatientSummary[];
+    const today = new Date(this.nowMs()).toISOString();
     if ('nhsNumber' in query) {
       const rows = await this.store.withTenant(ctx.tenant, async (trx) => {
         let q = patientsDb(trx)
@@ -389,15 +409,19 @@ export class PatientService {
         if (this.options.tenantFilter) q = q.where('tenant', '=', ctx.tenant);
         return q.execute();
       });
-      results = rows.map((r) => summary(r, 100, { nhsNumber: 'exact' }));
+      results = rows.map((r) => summary(r, 100, { nhsNumber: 'exact' }, today));
     } else {
+      const asked = query.dateOfBirth;
       const rows = await this.store.withTenant(ctx.tenant, async (trx) => {
-        let q = patientsDb(trx)
-          .selectFrom('patients')
-          .selectAll()
-          .where('date_of_birth', '=', query.dateOfBirth)
-          .orderBy('patient_id')
-          .limit(SEARCH_SCAN_LIMIT);
+        let q = patientsDb(trx).selectFrom('patients').selectAll();
+        if (/^\d{4}$/.test(asked))
+          // ISO dates sort as text: the whole year is one range of the date-of-birth index.
+          q = q.where('date_of_birth', '>=', `${asked}-01-01`).where('date_of_birth', '<=', `${asked}-12-31`);
+        else {
+          const swapped = swapDayAndMonth(asked);
+          q = q.where('date_of_birth', 'in', swapped ? [asked, swapped] : [asked]);
+        }
+        q = q.orderBy('patient_id').limit(SEARCH_SCAN_LIMIT);
         if (this.options.tenantFilter) q = q.where('tenant', '=', ctx.tenant);
         return q.execute();
       });
@@ -412,11 +436,14 @@ export class PatientService {
         });
         if (!m) continue;
         const { score, ...match } = m;
-        scored.push(summary(r, score, match));
+        scored.push(summary(r, score, match, today));
       }
+      const dateRank = (p: PatientSummary) =>
+        'dateOfBirth' in p.match ? DATE_OF_BIRTH_RANK[p.match.dateOfBirth] : 0;
       results = scored
         .sort(
           (a, b) =>
+            dateRank(a) - dateRank(b) ||
             b.score - a.score ||
             a.familyName.localeCompare(b.familyName) ||
             a.givenName.localeCompare(b.givenName) ||
@@ -428,7 +455,16 @@ export class PatientService {
       action: 'search',
       resourceType: 'patient',
       breakGlass: false,
-      fields: ['givenName', 'familyName', 'dateOfBirth', 'nhsNumber', 'postcode'],
+      fields: [
+        'givenName',
+        'familyName',
+        'dateOfBirth',
+        'nhsNumber',
+        'postcode',
+        'sex',
+        'addressLine',
+        'registeredPractice',
+      ],
     });
     return results;
   }
@@ -533,15 +569,26 @@ export class PatientService {
   }
 }
 
-function summary(r: PatientsTable, score: number, match: PatientSummary['match']): PatientSummary {
+function summary(
+  r: PatientsTable,
+  score: number,
+  match: PatientSummary['match'],
+  todayIso: string,
+): PatientSummary {
   const rec = JSON.parse(r.record) as PatientRecord;
+  const firstLine = rec.address?.split(',')[0]?.trim();
+  const practice = rec.registeredPractice;
   return {
     patientId: r.patient_id,
     givenName: rec.givenName,
     familyName: rec.familyName,
     dateOfBirth: rec.dateOfBirth,
+    ageYears: ageInYears(rec.dateOfBirth, todayIso),
+    sex: rec.sex,
     nhsNumber: r.nhs_number,
     postcode: rec.postcode ?? null,
+    addressLine: firstLine ? firstLine : null,
+    practice: practice ? (practice.name ?? practice.odsCode) : null,
     homeSiteId: r.home_site_id,
     score,
     match,

@@ -437,7 +437,8 @@ export async function runSimulation(options: SimulatorOptions): Promise<Simulati
           name: `${GIVEN[Math.floor(random() * GIVEN.length)]} ${FAMILY[Math.floor(random() * FAMILY.length)]}`,
           relationship,
           // Ofcom's range for drama: never a real number.
-          callbackNumber: `07700 900${String(Math.floor(random() * 1000)).padStart(3, '0')}`,
+          callbackNumberReadBack: true,
+          callbackNumber: `0113 496 0${String(Math.floor(random() * 1000)).padStart(3, '0')}`,
         },
         location: pickWeighted(random, LOCATIONS),
         presentingComplaint: protocol.content.presentingComplaint,

@@ -36,7 +36,12 @@ describe.each(STORE_KINDS)('opening a case for a call on %s', (kind) => {
 
   const call = (location: string) => ({
     siteId: site,
-    caller: { name: 'Sam Caller', relationship: 'self', callbackNumber: '07700 900123' },
+    caller: {
+      name: 'Sam Caller',
+      relationship: 'self',
+      callbackNumber: '0113 496 0123',
+      callbackNumberReadBack: true,
+    },
     location,
     presentingComplaint: 'Chest pain',
   });
@@ -50,7 +55,7 @@ describe.each(STORE_KINDS)('opening a case for a call on %s', (kind) => {
     return p.caseId ?? p.resourceId;
   }
 
-  it('stores the case, its answered event and the audit of the write at adjacent seqs of one append', async () => {
+  it('stores the case, its read-back number, its answered event and the audit at adjacent seqs of one append', async () => {
     const before = (await ownChain()).length;
     const res = await adviser.request('POST', '/api/v1/calls', call('Home'));
     expect(res.statusCode, res.body).toBe(201);
@@ -58,11 +63,12 @@ describe.each(STORE_KINDS)('opening a case for a call on %s', (kind) => {
     const added = (await ownChain()).slice(before);
     expect(added.map((e) => [e.type, caseIdOf(e)])).toEqual([
       ['case.opened', caseId],
+      ['case.callback_number_confirmed', caseId],
       ['case.call_answered', caseId],
       ['audit.access', caseId],
     ]);
-    expect(added.map((e) => e.seq)).toEqual([before + 1, before + 2, before + 3]);
-    // All three are the adviser's, as one command's events are.
+    expect(added.map((e) => e.seq)).toEqual([before + 1, before + 2, before + 3, before + 4]);
+    // All four are the adviser's, as one command's events are.
     expect(new Set(added.map((e) => e.actor))).toEqual(
       new Set([`user:${t.providers[0]!.users.health_adviser.userId}`]),
     );
@@ -150,7 +156,12 @@ describe.each(STORE_KINDS)('opening a case for a call on %s', (kind) => {
       tenant,
       type: 'case.opened',
       actor: `user:${ctx.userId}`,
-      payload: { caseId, receivedAt: '2026-11-29T09:00:00.000Z', ...call('Never stored') },
+      payload: {
+        caseId,
+        receivedAt: '2026-11-29T09:00:00.000Z',
+        ...call('Never stored'),
+        caller: { name: 'Sam Caller', relationship: 'self', callbackNumber: '0113 496 0123' },
+      },
     };
     const audit = accessEvent(ctx, {
       action: 'write',

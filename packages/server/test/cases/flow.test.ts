@@ -166,7 +166,12 @@ describe.each(STORE_KINDS)('a case from call to close on %s', (kind) => {
   it('refuses an answer the question does not offer and a step out of order, storing nothing', async () => {
     const opened = await adviser.request('POST', '/api/v1/calls', {
       siteId: site,
-      caller: { name: 'Pat', relationship: 'self', callbackNumber: '07700 900124' },
+      caller: {
+        name: 'Pat',
+        relationship: 'self',
+        callbackNumber: '0113 496 0124',
+        callbackNumberReadBack: true,
+      },
       location: 'Home',
       presentingComplaint: 'Headache',
     });

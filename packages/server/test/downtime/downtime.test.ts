@@ -84,7 +84,12 @@ describe.each(STORE_KINDS)('downtime pack on %s', (kind) => {
     // A call still open and not triaged: in the pack as another open case, not a call-back.
     const open = await adviser.request('POST', '/api/v1/calls', {
       siteId: siteA,
-      caller: { name: 'Dilys Untriaged', relationship: 'self', callbackNumber: '07700 900777' },
+      caller: {
+        name: 'Dilys Untriaged',
+        relationship: 'self',
+        callbackNumber: '0113 496 0777',
+        callbackNumberReadBack: true,
+      },
       location: 'At home',
       presentingComplaint: 'Dizzy',
     });
@@ -105,7 +110,11 @@ describe.each(STORE_KINDS)('downtime pack on %s', (kind) => {
       {
         siteId: provider.sites[1]!,
         answered: true,
-        caller: { name: otherSiteName, relationship: 'self', callbackNumber: '07700 900999' },
+        caller: {
+          name: otherSiteName,
+          relationship: 'self',
+          callbackNumber: '0113 496 0999',
+        },
         location: 'At home',
         presentingComplaint: 'Cough',
       },
@@ -137,7 +146,7 @@ describe.each(STORE_KINDS)('downtime pack on %s', (kind) => {
     expect(at(brian!.name)).toBeLessThan(at(carys!.name));
     expect(at(carys!.name)).toBeLessThan(at(ada!.name));
     expect(at('Dilys Untriaged')).toBeGreaterThan(at(ada!.name));
-    expect(text).toContain('07700 900777');
+    expect(text).toContain('0113 496 0777');
     expect(text).toContain('DNACPR: DNACPR form at home');
     // A health adviser is told a safeguarding note exists, not its text.
     expect(text).toContain('Safeguarding: a note exists');

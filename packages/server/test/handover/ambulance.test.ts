@@ -160,7 +160,7 @@ describe.each(STORE_KINDS)('999 handover on %s', (kind) => {
       const byType = (rt: string) => bundle.entry.map((e) => e.resource).find((r) => r.resourceType === rt)!;
       expect(byType('MessageHeader').id).toBe(receiver.received[0]!.id);
       expect(JSON.stringify(byType('ServiceRequest').category)).toMatch(/Ambulance response category [1-4]/);
-      expect(JSON.stringify(byType('RelatedPerson').telecom)).toContain('07700 900123');
+      expect(JSON.stringify(byType('RelatedPerson').telecom)).toContain('0113 496 0123');
       const answers = (byType('QuestionnaireResponse').item as unknown[]).length;
       expect(answers).toBe(last.path.length);
     });

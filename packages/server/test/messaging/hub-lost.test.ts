@@ -224,7 +224,12 @@ describe('a site whose hub is lost', () => {
     for (let i = 0; i < 3; i++) {
       const opened = await adviser.call<{ caseId: string }>('POST', '/api/v1/calls', {
         siteId,
-        caller: { name: `Caller ${i}`, relationship: 'self', callbackNumber: '07700 900123' },
+        caller: {
+          name: `Caller ${i}`,
+          relationship: 'self',
+          callbackNumber: '0113 496 0123',
+          callbackNumberReadBack: true,
+        },
         location: 'At home',
         presentingComplaint: 'Chest pain',
       });

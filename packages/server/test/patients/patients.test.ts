@@ -600,7 +600,12 @@ describe.each(STORE_KINDS)('the patient index on %s', (kind) => {
         siteId: site,
         receivedAt: new Date(nowMs - hoursAgo * HOUR).toISOString(),
         patientId,
-        caller: { name: 'Sam Caller', relationship: 'self', callbackNumber: '07700 900123' },
+        caller: {
+          name: 'Sam Caller',
+          relationship: 'self',
+          callbackNumber: '0113 496 0123',
+          callbackNumberReadBack: true,
+        },
         location: 'At home',
         presentingComplaint: 'Feeling unwell',
       });

@@ -214,7 +214,12 @@ describe.each(STORE_KINDS)('IUC ADC report on %s', (kind) => {
       siteId,
       receivedAt,
       answered,
-      caller: { name: 'Rae Caller', relationship: 'self', callbackNumber: '07700 900125' },
+      caller: {
+        name: 'Rae Caller',
+        relationship: 'self',
+        callbackNumber: '0113 496 0125',
+        callbackNumberReadBack: true,
+      },
       location: 'At home',
       presentingComplaint: 'Unwell',
     });

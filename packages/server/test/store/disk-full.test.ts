@@ -104,7 +104,12 @@ async function diskFullRun(t: TestApp, logLines: string[], filler: DiskFiller): 
   expect((await adviser.signIn('health_adviser@northshire')).statusCode).toBe(200);
   const call = (marker: string) => ({
     siteId: site,
-    caller: { name: 'Sam Caller', relationship: 'self', callbackNumber: '07700 900123' },
+    caller: {
+      name: 'Sam Caller',
+      relationship: 'self',
+      callbackNumber: '0113 496 0123',
+      callbackNumberReadBack: true,
+    },
     location: marker,
     presentingComplaint: 'Chest pain',
   });
@@ -147,7 +152,7 @@ async function diskFullRun(t: TestApp, logLines: string[], filler: DiskFiller): 
   const errors = logLines.filter((l) => l.includes('"level":50'));
   expect(errors.some((l) => l.includes(DISK_FULL_MESSAGE) && l.includes(filler.causeCode))).toBe(true);
   expect(logLines.filter((l) => /cannot rollback/i.test(l))).toEqual([]);
-  expect(logLines.filter((l) => /Sam Caller|07700|call \d+/.test(l))).toEqual([]);
+  expect(logLines.filter((l) => /Sam Caller|496 0123|call \d+/.test(l))).toEqual([]);
 
   filler.free(t);
   // The node notices by itself (a load balancer sends no writes to an unhealthy node).

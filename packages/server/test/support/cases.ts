@@ -55,7 +55,12 @@ export async function caseAt(
   const opened = await adviser.request('POST', '/api/v1/calls', {
     siteId,
     ...(options.receivedAt ? { receivedAt: options.receivedAt } : {}),
-    caller: { name: 'Sam Caller', relationship: 'self', callbackNumber: '07700 900123' },
+    caller: {
+      name: 'Sam Caller',
+      relationship: 'self',
+      callbackNumber: '0113 496 0123',
+      callbackNumberReadBack: true,
+    },
     ...(options.patientId ? { patientId: options.patientId } : {}),
     location: 'At home',
     presentingComplaint: 'Feeling unwell',

@@ -139,7 +139,12 @@ async function openCall(w: World): Promise<string> {
 function callBody(w: World) {
   return {
     siteId: w.site,
-    caller: { name: 'Sam Caller', relationship: 'self', callbackNumber: '07700 900123' },
+    caller: {
+      name: 'Sam Caller',
+      relationship: 'self',
+      callbackNumber: '0113 496 0123',
+      callbackNumberReadBack: true,
+    },
     location: 'At home',
     presentingComplaint: 'Feeling unwell',
   };

@@ -126,7 +126,12 @@ async function openCall(
   const started = performance.now();
   const r = await session.call<{ caseId: string }>('POST', '/api/v1/calls', {
     siteId,
-    caller: { name: `Caller ${n}`, relationship: 'self', callbackNumber: '07700 900123' },
+    caller: {
+      name: `Caller ${n}`,
+      relationship: 'self',
+      callbackNumber: '0113 496 0123',
+      callbackNumberReadBack: true,
+    },
     location: 'At home',
     presentingComplaint: 'Feeling unwell',
   });

@@ -58,7 +58,12 @@ describe.each(STORE_KINDS)('pathway age ranges through HTTP on %s', (kind) => {
     const opened = await adviser.request('POST', '/api/v1/calls', {
       siteId: site,
       patientId,
-      caller: { name: 'Sam Caller', relationship: 'self', callbackNumber: '07700 900123' },
+      caller: {
+        name: 'Sam Caller',
+        relationship: 'self',
+        callbackNumber: '0113 496 0123',
+        callbackNumberReadBack: true,
+      },
       location: 'At home',
       presentingComplaint: 'Fever',
     });

@@ -14,6 +14,8 @@ export interface Caller {
   name: string;
   relationship: string;
   callbackNumber: string;
+  /** The number was read back to the caller, who agreed it (absent on calls taken before this check). */
+  callbackNumberReadBack?: true;
 }
 
 export interface CaseDisposition {
@@ -128,11 +130,15 @@ export interface PatientSummary {
   givenName: string;
   familyName: string;
   dateOfBirth: string;
+  ageYears: number;
+  sex: 'female' | 'male' | 'other' | 'unknown';
   nhsNumber: string | null;
   postcode: string | null;
+  addressLine: string | null;
+  practice: string | null;
   homeSiteId: string;
   score: number;
-  match: string;
+  match: { dateOfBirth?: 'exact' | 'day_month_swapped' | 'year' } & Record<string, string>;
 }
 
 export interface QueueCase {

@@ -46,12 +46,17 @@ export async function launchChromium(): Promise<Browser> {
 export async function staffContext(
   browser: Browser,
   baseURL: string,
-  options: { bypassCSP?: boolean; viewport?: { width: number; height: number } } = {},
+  options: {
+    bypassCSP?: boolean;
+    viewport?: { width: number; height: number };
+    /** The browser's language (en-GB unless a test shows what a PC set to another does). */
+    locale?: string;
+  } = {},
 ): Promise<BrowserContext> {
   const context = await browser.newContext({
     baseURL,
     viewport: options.viewport ?? { width: 1280, height: 860 },
-    locale: 'en-GB',
+    locale: options.locale ?? 'en-GB',
     timezoneId: 'UTC',
     bypassCSP: options.bypassCSP ?? false,
     reducedMotion: 'reduce',

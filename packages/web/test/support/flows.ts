@@ -113,6 +113,7 @@ export async function takeCallToCallback(
   await page.getByLabel("Caller's name").fill(call.callerName);
   await page.getByLabel('Caller is').selectOption({ label: call.relationship });
   await page.getByLabel('Call-back number').fill(call.callbackNumber);
+  await page.getByRole('checkbox', { name: /back to the caller/ }).check();
   await page.getByLabel('Where is the patient now?').fill(call.location);
   await page.getByLabel('What is the problem?').fill(call.problem);
   await shot('new-call');

@@ -71,7 +71,12 @@ export function CaseScreen({ caseId }: { caseId: string }) {
         </Group>
         <Text mt={4}>
           <strong>Caller:</strong> {c.caller.name} ({c.caller.relationship}) · call back on{' '}
-          {c.caller.callbackNumber}
+          {c.caller.callbackNumber}{' '}
+          <span data-testid="callback-read-back">
+            {c.caller.callbackNumberReadBack
+              ? '(read back to the caller and agreed)'
+              : '(not read back to the caller: check it before relying on it)'}
+          </span>
         </Text>
         <Text>
           <strong>Problem:</strong> {c.presentingComplaint} · <strong>Patient is at:</strong> {c.location}

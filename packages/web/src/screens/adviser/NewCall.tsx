@@ -1,4 +1,5 @@
-import { Button, Group, NativeSelect, Stack, Text, TextInput, Textarea } from '@mantine/core';
+import { parseUkPhoneNumber } from '@holdfast/core';
+import { Button, Checkbox, Group, NativeSelect, Stack, Text, TextInput, Textarea } from '@mantine/core';
 import { useEffect, useMemo, useState, type FormEvent } from 'react';
 import { FormAlert } from '../../components/FormAlert.tsx';
 import { PageTitle } from '../../components/PageTitle.tsx';
@@ -7,6 +8,20 @@ import { useFormProblems } from '../../lib/forms.ts';
 import { RELATIONSHIPS, useSites } from '../../lib/queries.ts';
 import { navigate } from '../../lib/router.tsx';
 
+/**
+ * What the call-back number field says while it is typed: nothing until it could be complete (ten
+ * digits, or a character that has no place in a number), then the number as it will be stored, or
+ * why it is not a UK number in use.
+ */
+export function callbackNumberFeedback(value: string): { error?: string; ok?: string; national?: string } {
+  if (value.trim() === '') return {};
+  const r = parseUkPhoneNumber(value);
+  if (r.ok) return { ok: `UK number: ${r.national}`, national: r.national };
+  const wrongCharacter = !/^\+?[0-9\s().-]*$/.test(value.trim());
+  if (!wrongCharacter && value.replace(/\D/g, '').length < 10) return {};
+  return { error: `This number ${r.message}.` };
+}
+
 /** A call arrives: who is calling, where the patient is now and what is wrong; the case opens. */
 export function NewCall() {
   const sites = useSites();
@@ -14,6 +29,9 @@ export function NewCall() {
   const [callerName, setCallerName] = useState('');
   const [relationship, setRelationship] = useState('self');
   const [callbackNumber, setCallbackNumber] = useState('');
+  // The read-back is of one number: changing the number clears it.
+  const [readBack, setReadBack] = useState(false);
+  const numberFeedback = callbackNumberFeedback(callbackNumber);
   const [location, setLocation] = useState('');
   const [complaint, setComplaint] = useState('');
   const [busy, setBusy] = useState(false);
@@ -22,7 +40,7 @@ export function NewCall() {
   // cannot open the case twice; changing any field makes it another request with a new key.
   const idempotencyKey = useMemo(
     () => newIdempotencyKey(),
-    [siteId, callerName, relationship, callbackNumber, location, complaint],
+    [siteId, callerName, relationship, callbackNumber, readBack, location, complaint],
   );
 
   useEffect(() => {
@@ -35,7 +53,15 @@ export function NewCall() {
     const missing: [string, string][] = [];
     if (!siteId) missing.push(['siteId', 'Choose the site taking the call.']);
     if (!callerName.trim()) missing.push(['caller.name', "Enter the caller's name."]);
+    const parsedNumber = parseUkPhoneNumber(callbackNumber);
     if (!callbackNumber.trim()) missing.push(['caller.callbackNumber', 'Enter a number to call back on.']);
+    else if (!parsedNumber.ok)
+      missing.push(['caller.callbackNumber', `This number ${parsedNumber.message}.`]);
+    else if (!readBack)
+      missing.push([
+        'caller.callbackNumberReadBack',
+        'Read the number back to the caller, then tick this once they agree it is right.',
+      ]);
     if (!location.trim()) missing.push(['location', 'Say where the patient is now.']);
     if (!complaint.trim()) missing.push(['presentingComplaint', 'Say what the problem is.']);
     if (missing.length > 0) {
@@ -50,7 +76,12 @@ export function NewCall() {
         '/api/v1/calls',
         {
           siteId,
-          caller: { name: callerName.trim(), relationship, callbackNumber: callbackNumber.trim() },
+          caller: {
+            name: callerName.trim(),
+            relationship,
+            callbackNumber: callbackNumber.trim(),
+            callbackNumberReadBack: readBack,
+          },
           location: location.trim(),
           presentingComplaint: complaint.trim(),
         },
@@ -63,6 +94,7 @@ export function NewCall() {
         'caller.name',
         'caller.relationship',
         'caller.callbackNumber',
+        'caller.callbackNumberReadBack',
         'location',
         'presentingComplaint',
       ]);
@@ -106,13 +138,31 @@ export function NewCall() {
           />
           <TextInput
             label="Call-back number"
-            description="For example 07700 900123"
+            description={numberFeedback.ok ?? 'A UK number, e.g. 07911 123456 or 0113 496 0000'}
             type="tel"
             value={callbackNumber}
-            onChange={(e) => setCallbackNumber(e.currentTarget.value)}
-            error={problems.field('caller.callbackNumber')}
+            onChange={(e) => {
+              setCallbackNumber(e.currentTarget.value);
+              setReadBack(false);
+              problems.setField('caller.callbackNumber', null);
+            }}
+            error={problems.field('caller.callbackNumber') ?? numberFeedback.error}
             autoComplete="off"
             required
+          />
+          <Checkbox
+            label={
+              numberFeedback.national
+                ? `I read ${numberFeedback.national} back to the caller and they agreed it is right`
+                : 'I read the number back to the caller and they agreed it is right'
+            }
+            checked={readBack}
+            disabled={!numberFeedback.national}
+            onChange={(e) => {
+              setReadBack(e.currentTarget.checked);
+              problems.setField('caller.callbackNumberReadBack', null);
+            }}
+            error={problems.field('caller.callbackNumberReadBack')}
           />
           <TextInput
             label="Where is the patient now?"

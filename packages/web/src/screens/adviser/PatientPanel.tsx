@@ -1,4 +1,4 @@
-import { formatNhsNumber, normaliseNhsNumber } from '@holdfast/core';
+import { formatNhsNumber, normaliseNhsNumber, parseDateOfBirth } from '@holdfast/core';
 import {
   Badge,
   Button,
@@ -24,6 +24,33 @@ export function formatDate(iso: string): string {
   const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
   return `${d} ${months[(m ?? 1) - 1]} ${y}`;
 }
+
+/** Today's calendar date in the UK (a date of birth after it is a typing error). */
+function londonToday(): string {
+  // en-CA writes dates as YYYY-MM-DD.
+  return new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/London' }).format(new Date());
+}
+
+/**
+ * A date of birth as typed (day first, whatever the browser's language), as the API takes it: an
+ * ISO date, or the year alone where a search allows it; or the reason it cannot be one, as a
+ * sentence.
+ */
+export function dateOfBirthEntry(
+  typed: string,
+  allowYearOnly: boolean,
+): { ok: true; value: string } | { ok: false; error: string } {
+  const r = parseDateOfBirth(typed, { today: londonToday(), allowYearOnly });
+  if (!r.ok) return { ok: false, error: `The date of birth ${r.message}.` };
+  return { ok: true, value: r.kind === 'date' ? r.iso : r.year };
+}
+
+const SEX_WORDS: Record<PatientSummary['sex'], string> = {
+  female: 'Female',
+  male: 'Male',
+  other: 'Other',
+  unknown: 'Sex not known',
+};
 
 /** What the NHS number field says while it is typed: nothing until 10 digits, then valid or why not. */
 export function nhsNumberFeedback(value: string): { error?: string; ok?: string } {
@@ -110,14 +137,22 @@ export function PatientSearch({ caseId, siteId }: { caseId: string; siteId: stri
   const searchName = async (event: FormEvent) => {
     event.preventDefault();
     byName.clear();
-    if (!familyName.trim()) byName.setField('familyName', 'Enter the family name.');
-    if (!dob) byName.setField('dateOfBirth', 'Enter the date of birth.');
-    if (!familyName.trim() || !dob) return;
+    const date = dob.trim() ? dateOfBirthEntry(dob, true) : null;
+    if (!date) byName.setField('dateOfBirth', 'Enter the date of birth (day/month/year), or the year alone.');
+    else if (!date.ok) byName.setField('dateOfBirth', date.error);
+    const yearOnly = date?.ok === true && date.value.length === 4;
+    let familyMissing: string | null = null;
+    if (!familyName.trim() && yearOnly)
+      familyMissing = 'Enter the family name: with only the year of birth it is needed.';
+    else if (!familyName.trim() && !postcode.trim())
+      familyMissing = 'Enter the family name, or the postcode with the full date of birth.';
+    if (familyMissing) byName.setField('familyName', familyMissing);
+    if (!date?.ok || familyMissing) return;
     setBusy(true);
     try {
       const body = {
-        familyName: familyName.trim(),
-        dateOfBirth: dob,
+        dateOfBirth: date.value,
+        ...(familyName.trim() ? { familyName: familyName.trim() } : {}),
         ...(givenName.trim() ? { givenName: givenName.trim() } : {}),
         ...(postcode.trim() ? { postcode: postcode.trim() } : {}),
       };
@@ -165,6 +200,7 @@ export function PatientSearch({ caseId, siteId }: { caseId: string; siteId: stri
             <FormAlert message={byName.form} />
             <TextInput
               label="Family name"
+              description="Leave it out only if you give the full date of birth and the postcode"
               autoComplete="off"
               value={familyName}
               onChange={(e) => setFamilyName(e.currentTarget.value)}
@@ -179,7 +215,10 @@ export function PatientSearch({ caseId, siteId }: { caseId: string; siteId: stri
             />
             <TextInput
               label="Date of birth"
-              type="date"
+              description="Day/month/year, e.g. 03/05/1980; or the year alone, e.g. 1980"
+              placeholder="dd/mm/yyyy"
+              inputMode="numeric"
+              autoComplete="off"
               value={dob}
               onChange={(e) => setDob(e.currentTarget.value)}
               error={byName.field('dateOfBirth')}
@@ -213,8 +252,10 @@ export function PatientSearch({ caseId, siteId }: { caseId: string; siteId: stri
                 <Table.Tr>
                   <Table.Th>Name</Table.Th>
                   <Table.Th>Date of birth</Table.Th>
+                  <Table.Th>Sex</Table.Th>
                   <Table.Th>NHS number</Table.Th>
-                  <Table.Th>Postcode</Table.Th>
+                  <Table.Th>Address</Table.Th>
+                  <Table.Th>GP practice</Table.Th>
                   <Table.Th>
                     <span className="visually-hidden">Action</span>
                   </Table.Th>
@@ -226,9 +267,20 @@ export function PatientSearch({ caseId, siteId }: { caseId: string; siteId: stri
                     <Table.Td>
                       {p.givenName} {p.familyName.toUpperCase()}
                     </Table.Td>
-                    <Table.Td>{formatDate(p.dateOfBirth)}</Table.Td>
+                    <Table.Td>
+                      {formatDate(p.dateOfBirth)} (age {p.ageYears})
+                      {p.match.dateOfBirth === 'day_month_swapped' && (
+                        <Text size="sm" fw={700} c="orange.9">
+                          Day and month swapped from what you typed: check with the caller
+                        </Text>
+                      )}
+                    </Table.Td>
+                    <Table.Td>{SEX_WORDS[p.sex]}</Table.Td>
                     <Table.Td>{p.nhsNumber ? formatNhsNumber(p.nhsNumber) : '—'}</Table.Td>
-                    <Table.Td>{p.postcode ?? '—'}</Table.Td>
+                    <Table.Td>
+                      {[p.addressLine, p.postcode].filter((x) => x !== null).join(', ') || '—'}
+                    </Table.Td>
+                    <Table.Td>{p.practice ?? '—'}</Table.Td>
                     <Table.Td>
                       <Button
                         size="compact-sm"
@@ -285,12 +337,14 @@ function RegisterPatient({
   const submit = async (event: FormEvent) => {
     event.preventDefault();
     problems.clear();
+    const date = dateOfBirthEntry(f.dateOfBirth, false);
+    if (!date.ok) return problems.setField('record.dateOfBirth', date.error);
     setBusy(true);
     try {
       const record = {
         givenName: f.givenName.trim(),
         familyName: f.familyName.trim(),
-        dateOfBirth: f.dateOfBirth,
+        dateOfBirth: date.value,
         sex: f.sex,
         specialNotes: [],
         ...(f.nhsNumber.trim() ? { nhsNumber: f.nhsNumber.trim() } : {}),
@@ -330,7 +384,10 @@ function RegisterPatient({
         />
         <TextInput
           label="Date of birth"
-          type="date"
+          description="Day/month/year, e.g. 03/05/1980"
+          placeholder="dd/mm/yyyy"
+          inputMode="numeric"
+          autoComplete="off"
           value={f.dateOfBirth}
           onChange={(e) => set('dateOfBirth')(e.currentTarget.value)}
           error={problems.field('record.dateOfBirth')}
