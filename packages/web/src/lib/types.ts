@@ -77,10 +77,44 @@ export interface PatientView {
     phone?: string;
     address?: string;
     postcode?: string;
+    registeredPractice?: { odsCode: string; name?: string };
+    /** PDS security label: R restricted, V very restricted. */
+    confidentiality?: 'U' | 'R' | 'V';
+    /** Date (and time) of death. */
+    deceasedAt?: string;
+    interpreter?: { required: boolean; language?: string };
+    emergencyContacts?: EmergencyContact[];
+    nhsNumberVerification?: { code: string };
+    /** When the national record was last confirmed. */
+    lastConfirmedAt?: string;
   };
   withheld: string[];
   breakGlass: boolean;
   repeatCaller: { cases96h: number; flagged: boolean };
+  /** A restricted record: what is withheld from every role until a break-glass read. */
+  restricted: { confidentiality: 'R' | 'V'; withheld: string[] } | null;
+}
+
+export interface EmergencyContact {
+  relationship?: string;
+  name?: string;
+  phone?: string;
+}
+
+/** What a break-glass read of a restricted record releases. */
+export interface RestrictedFields {
+  patientId: string;
+  confidentiality: 'R' | 'V';
+  fields: {
+    phone?: string;
+    otherPhones?: { use: string; number: string }[];
+    address?: string;
+    postcode?: string;
+    otherAddresses?: { use: string; text: string; postcode?: string }[];
+    registeredPractice?: { odsCode: string; name?: string };
+    nominatedPharmacy?: { odsCode: string; name?: string };
+    emergencyContacts?: EmergencyContact[];
+  };
 }
 
 export interface PatientSummary {
@@ -91,6 +125,8 @@ export interface PatientSummary {
   nhsNumber: string | null;
   postcode: string | null;
   homeSiteId: string;
+  deceasedAt?: string | null;
+  restricted?: boolean;
   score: number;
   match: string;
 }
