@@ -8,6 +8,7 @@ import {
   seriousAxeViolations,
   staffContext,
 } from './support/browser.ts';
+import { HEADACHE_TO_CALLBACK } from './support/fixtures.ts';
 import { useSessionCookie } from './support/flows.ts';
 import { DEMO, startHoldfast, type RunningHoldfast } from './support/server.ts';
 
@@ -240,6 +241,32 @@ describe('what PDS records carry, in the browser', () => {
     await scan(adviser, 'adviser: deceased patient');
     await adviser.getByRole('button', { name: 'I have checked who the call is about' }).click();
     await expect.poll(() => start.isDisabled(), POLL).toBe(false);
+
+    // Triaged to a call-back: the clinician's queue row says the patient has died.
+    await adviser
+      .getByLabel('Pathway')
+      .selectOption({ label: HEADACHE_TO_CALLBACK.pathway + ' (sample, not clinically validated)' });
+    await start.click();
+    const question = adviser.locator('#triage-question');
+    for (const step of HEADACHE_TO_CALLBACK.answers) {
+      await question.filter({ hasText: step.question }).waitFor();
+      for (const key of step.keys) await adviser.keyboard.press(String(key));
+      if ('multi' in step && step.multi) await adviser.keyboard.press('Enter');
+    }
+    await adviser.getByRole('button', { name: 'Confirm this disposition' }).click();
+    await adviser.getByText('What happens now').waitFor();
+    const context = await staffContext(browser, server.url, { bypassCSP: true });
+    await useSessionCookie(context, server.url, clinicianUser.sessionToken);
+    const clinician = await context.newPage();
+    await clinician.goto('/queue');
+    const row = clinician.locator(`[data-case-id="${cases.deceased}"]`);
+    await row.waitFor();
+    expect(await row.textContent()).toContain('Patient died 20 Nov 2026');
+    await shots.take(clinician, 'clinician-queue-deceased');
+    await scan(clinician, 'clinician: queue with a deceased patient');
+    await clinician.goto(`/queue/${cases.deceased}`);
+    await clinician.getByTestId('deceased-warning').waitFor();
+    await context.close();
   });
 
   it('only the current address, name and practice are shown', async () => {

@@ -184,6 +184,29 @@ export class PatientService {
   }
 
   /**
+   * Which of these patients have died, with the date: for lists that show cases (the CAS queue),
+   * whose own read is audited. Nothing else of the records is read or returned.
+   */
+  async deceasedAmong(tenant: string, patientIds: readonly string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for (let i = 0; i < patientIds.length; i += LOOKUP_CHUNK) {
+      const rows = await this.store.withTenant(tenant, async (trx) => {
+        let q = patientsDb(trx)
+          .selectFrom('patients')
+          .select(['patient_id', 'record'])
+          .where('patient_id', 'in', patientIds.slice(i, i + LOOKUP_CHUNK));
+        if (this.options.tenantFilter) q = q.where('tenant', '=', tenant);
+        return q.execute();
+      });
+      for (const r of rows) {
+        const deceasedAt = (JSON.parse(r.record) as PatientRecord).deceasedAt;
+        if (deceasedAt) out.set(r.patient_id, deceasedAt);
+      }
+    }
+    return out;
+  }
+
+  /**
    * Registers a patient. An NHS number already in the index is refused, naming the record that has
    * it (checked again inside the commit, so two registrations racing each other make one record):
    * two records for one person split their history and special notes.

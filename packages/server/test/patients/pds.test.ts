@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { patientsDb } from '../../src/patients/projection.ts';
+import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
+import { caseAt } from '../support/cases.ts';
 import { textWith } from '../downtime/pdf-text.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { Client, startTestApp, type TestApp } from '../support/http.ts';
@@ -328,6 +330,24 @@ describe.each(STORE_KINDS)('what PDS records carry, on %s', (kind) => {
       ).toBe(204);
       const pack = await adviser.request('GET', '/api/v1/downtime-pack.pdf');
       expect(textWith(pack.rawPayload, ['Dora Gone'])).toContain('DIED 2026-11-20');
+    });
+  });
+
+  describe('deceased patients in the CAS queue', () => {
+    it('marks the queue row with the date of death', async () => {
+      const protocols = (await requireProtocolPack(SAMPLE_PACK_DIR)).protocols;
+      const { caseId } = await caseAt(adviser, protocols, site, 'speak_to_primary_care', {
+        patientId: ids.deceased,
+      });
+      const { caseId: other } = await caseAt(adviser, protocols, site, 'speak_to_primary_care', {
+        patientId: ids.moved,
+      });
+      const queue = await clinician.request('GET', '/api/v1/queue');
+      expect(queue.statusCode, queue.body).toBe(200);
+      const rows = (queue.json() as { cases: { caseId: string; patientDeceasedAt?: string }[] }).cases;
+      expect(rows.find((r) => r.caseId === caseId)?.patientDeceasedAt).toBe('2026-11-20T14:30:00+00:00');
+      expect(rows.find((r) => r.caseId === other)).toBeDefined();
+      expect(rows.find((r) => r.caseId === other)?.patientDeceasedAt).toBeUndefined();
     });
   });
 

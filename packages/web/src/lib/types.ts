@@ -154,6 +154,8 @@ export interface QueueCase {
   remainingSeconds: number;
   timing: 'on_time' | 'at_risk' | 'breached';
   news2: { total: number; band: string | null } | null;
+  /** The patient's date of death, when the identified patient has died. */
+  patientDeceasedAt?: string;
   /**
    * Sent by the ambulance service for validation (a message in), with its 999 incident. Only the
    * queue read carries it (a row rebuilt from a case read keeps the one it had: it never changes).
