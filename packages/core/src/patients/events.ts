@@ -5,6 +5,7 @@ import { normaliseNhsNumber } from './nhs-number.ts';
 // The matching helpers are part of the patients module's public surface (the core's index exports
 // this file).
 export * from './matching.ts';
+export * from './current.ts';
 
 export const nhsNumberSchema = z.string().transform((value, ctx) => {
   const r = normaliseNhsNumber(value);
@@ -56,12 +57,8 @@ const patientRecordV1 = z.strictObject({
   accessInstructions: text(1000).optional(),
 });
 
-/**
- * The demographic and protected parts of a patient record. `phone`, `address` and `postcode` are the
- * main ones (call-back number, home address); further numbers and addresses follow in `otherPhones`
- * and `otherAddresses`.
- */
-export const patientRecordSchema = patientRecordV1.extend({
+/** The record of patient.registered v2: frozen, so events stored under it stay readable. */
+const patientRecordV2 = patientRecordV1.extend({
   /** Administrative gender, which may differ from `sex`. */
   gender: z.enum(GENDERS).optional(),
   otherPhones: z
@@ -88,7 +85,150 @@ export const patientRecordSchema = patientRecordV1.extend({
   /** The pharmacy the patient nominated for electronic prescriptions. */
   nominatedPharmacy: organisation.optional(),
 });
+
+/**
+ * PDS security labels (meta.security, v3-Confidentiality): `U` unrestricted, `R` restricted (for
+ * example someone at risk of harm), `V` very restricted. For R and V the national service withholds
+ * where the patient can be found: address, telephone, registered practice, nominated pharmacy.
+ */
+export const CONFIDENTIALITY_CODES = ['U', 'R', 'V'] as const;
+export type Confidentiality = (typeof CONFIDENTIALITY_CODES)[number];
+
+/**
+ * NHS number verification status (UK Core NHSNumberVerificationStatus, codes 01 to 08): whether the
+ * number was traced and verified against the national service. `01` is "number present and verified".
+ */
+export const NHS_NUMBER_VERIFICATION = {
+  '01': 'Number present and verified',
+  '02': 'Number present but not traced',
+  '03': 'Trace required',
+  '04': 'Trace attempted - No match or multiple match found',
+  '05': 'Trace needs to be resolved - (NHS number or patient detail conflict)',
+  '06': 'Trace in progress',
+  '07': 'Number not present and trace not required',
+  '08': 'Trace postponed (baby under six weeks old)',
+} as const;
+export type NhsNumberVerificationCode = keyof typeof NHS_NUMBER_VERIFICATION;
+
+/** A FHIR date or dateTime (`2024-03-01`, `2024-03-01T10:00:00Z`). */
+const fhirDateTime = z.union([z.iso.date(), z.iso.datetime({ offset: true })]);
+
+/** When a name, address or registration applied (FHIR Period); no `end` means it still applies. */
+const period = {
+  start: fhirDateTime.optional(),
+  end: fhirDateTime.optional(),
+};
+
+/**
+ * The demographic and protected parts of a patient record. `phone`, `address` and `postcode` are the
+ * main ones (call-back number, home address); further numbers and addresses follow in `otherPhones`
+ * and `otherAddresses`.
+ *
+ * v3 (all optional): the PDS security label, the date of death, the names, addresses and practice
+ * registrations with their periods (history: which apply is decided when the record is read, by
+ * that day's clock), interpreter need, emergency contacts, the NHS number's verification status and
+ * when the national record was last confirmed.
+ */
+export const patientRecordSchema = patientRecordV2.extend({
+  confidentiality: z.enum(CONFIDENTIALITY_CODES).optional(),
+  /** FHIR deceasedDateTime (a date, or a date and time). */
+  deceasedAt: fhirDateTime.optional(),
+  names: z
+    .array(
+      z.strictObject({
+        use: z.enum(['official', 'usual', 'nickname', 'temp', 'old', 'maiden', 'other']).optional(),
+        givenName: text(100).min(1),
+        familyName: text(100).min(1),
+        ...period,
+      }),
+    )
+    .max(10)
+    .optional(),
+  addresses: z
+    .array(
+      z.strictObject({
+        use: z.enum(['home', 'temporary', 'work', 'other']),
+        text: text(300).min(1),
+        postcode: text(10).optional(),
+        ...period,
+      }),
+    )
+    .max(10)
+    .optional(),
+  practices: z.array(organisation.extend(period)).max(10).optional(),
+  interpreter: z.strictObject({ required: z.boolean(), language: text(100).min(1).optional() }).optional(),
+  emergencyContacts: z
+    .array(
+      z.strictObject({
+        relationship: text(100).optional(),
+        name: text(200).optional(),
+        phone: text(30).optional(),
+      }),
+    )
+    .max(5)
+    .optional(),
+  nhsNumberVerification: z
+    .strictObject({
+      code: z.enum(Object.keys(NHS_NUMBER_VERIFICATION) as [NhsNumberVerificationCode]),
+    })
+    .optional(),
+  /** When the national record was last confirmed (FHIR meta.lastUpdated, else the import time). */
+  lastConfirmedAt: z.iso.datetime({ offset: true }).optional(),
+});
 export type PatientRecord = z.infer<typeof patientRecordSchema>;
+
+/**
+ * The fields a restricted (R) or very restricted (V) record keeps out of the general record: where
+ * the patient can be found or reached, and through whom.
+ */
+export const RESTRICTED_FIELDS = [
+  'phone',
+  'otherPhones',
+  'address',
+  'postcode',
+  'otherAddresses',
+  'addresses',
+  'registeredPractice',
+  'practices',
+  'nominatedPharmacy',
+  'emergencyContacts',
+] as const satisfies readonly (keyof PatientRecord)[];
+export type RestrictedField = (typeof RESTRICTED_FIELDS)[number];
+
+export const restrictedPartSchema = patientRecordSchema.pick({
+  phone: true,
+  otherPhones: true,
+  address: true,
+  postcode: true,
+  otherAddresses: true,
+  addresses: true,
+  registeredPractice: true,
+  practices: true,
+  nominatedPharmacy: true,
+  emergencyContacts: true,
+});
+export type RestrictedPart = z.infer<typeof restrictedPartSchema>;
+
+export const isRestricted = (record: Pick<PatientRecord, 'confidentiality'>): boolean =>
+  record.confidentiality === 'R' || record.confidentiality === 'V';
+
+/**
+ * Splits a record by its security label: for R and V the restricted fields leave the general record
+ * and travel apart (`restricted`); an unrestricted record is returned whole.
+ */
+export function splitRestricted(record: PatientRecord): {
+  record: PatientRecord;
+  restricted?: RestrictedPart;
+} {
+  if (!isRestricted(record)) return { record };
+  const general: Record<string, unknown> = { ...record };
+  const restricted: Record<string, unknown> = {};
+  for (const field of RESTRICTED_FIELDS) {
+    if (general[field] !== undefined) restricted[field] = general[field];
+    delete general[field];
+  }
+  return { record: general as PatientRecord, restricted: restricted as RestrictedPart };
+}
 
 /** v1: the record without gender, further phones and addresses, GP practice or pharmacy. */
 export const patientRegisteredV1 = defineEventType({
@@ -106,15 +246,33 @@ export const patientRegisteredV1 = defineEventType({
  * v2 adds optional fields only, so every v1 payload reads as a v2 record. A new version rather than
  * a wider v1: a node still on v1 refuses a v2 event by its version instead of by a strange field.
  */
-export const patientRegistered = defineEventType({
+export const patientRegisteredV2 = defineEventType({
   type: 'patient.registered',
   v: 2,
   schema: z.strictObject({
     patientId: z.string().uuid(),
     homeSiteId: z.string().uuid(),
-    record: patientRecordSchema,
+    record: patientRecordV2,
   }),
   subjectOf: (p) => `patient:${p.patientId}`,
 });
 
-export const PATIENT_EVENT_TYPES = [patientRegisteredV1, patientRegistered];
+/**
+ * v3 adds optional fields only (v1 and v2 payloads read as v3 records): the security label, date of
+ * death, periods, interpreter, emergency contacts, verification status, last confirmed; and, for a
+ * restricted record, `restricted`: the withheld fields apart from `record`, so that projections
+ * keep them out of the general record (see ARCHITECTURE, patients).
+ */
+export const patientRegistered = defineEventType({
+  type: 'patient.registered',
+  v: 3,
+  schema: z.strictObject({
+    patientId: z.string().uuid(),
+    homeSiteId: z.string().uuid(),
+    record: patientRecordSchema,
+    restricted: restrictedPartSchema.optional(),
+  }),
+  subjectOf: (p) => `patient:${p.patientId}`,
+});
+
+export const PATIENT_EVENT_TYPES = [patientRegisteredV1, patientRegisteredV2, patientRegistered];

@@ -17,6 +17,11 @@ export interface QueueMark {
   patientMatch: string;
 }
 export type QueueMarks = (tenant: string, caseIds: readonly string[]) => Promise<Map<string, QueueMark>>;
+/** The date of death of those of these patients who have died (the patients module's). */
+export type DeceasedPatients = (
+  tenant: string,
+  patientIds: readonly string[],
+) => Promise<Map<string, string>>;
 
 export interface QueueFilters {
   siteId?: string;
@@ -43,6 +48,8 @@ export class QueueService {
     private readonly clock: Clock,
     /** Ambulance validation cases, marked with the 999 incident (the inbound module's). */
     private readonly marks: QueueMarks = async () => new Map(),
+    /** A row says when its patient has died: a relative may be the one to call back. */
+    private readonly deceased: DeceasedPatients = async () => new Map(),
   ) {}
 
   async list(ctx: RequestContext, filters: QueueFilters) {
@@ -85,6 +92,9 @@ export class QueueService {
       ctx.tenant,
       rows.map((r) => r.case_id),
     );
+    const deaths = await this.deceased(ctx.tenant, [
+      ...new Set(rows.map((r) => r.patient_id).filter((p): p is string => !!p)),
+    ]);
     return {
       now: new Date(now).toISOString(),
       cases: ordered.map(({ row, ...entry }) => {
@@ -114,6 +124,9 @@ export class QueueService {
           timing: timing.status,
           news2: row.news2_total === null ? null : { total: Number(row.news2_total), band: row.news2_band },
           ambulanceValidation: marks.get(row.case_id) ?? null,
+          ...(row.patient_id && deaths.has(row.patient_id)
+            ? { patientDeceasedAt: deaths.get(row.patient_id)! }
+            : {}),
         };
       }),
     };

@@ -1,6 +1,8 @@
 import {
   caseReference,
+  currentRecord,
   hasPermission,
+  isRestricted,
   TERMINAL_STATUSES,
   type CaseState,
   type PatientRecord,
@@ -55,6 +57,13 @@ export interface PackCase {
   patientIdentified: boolean;
   nhsNumber: string | null;
   dateOfBirth: string | null;
+  /** The date (and time) of death, when the patient has died (a relative may be calling). */
+  deceasedAt: string | null;
+  /**
+   * A restricted record: its address and contacts are not in the general record, so not in the pack
+   * either; the pack says so.
+   */
+  restricted: boolean;
   callbackNumber: string;
   disposition: string | null;
   /** Shown with dispositions from the sample protocols. */
@@ -147,7 +156,9 @@ export async function collectPackData(store: Store, scope: PackScope): Promise<D
         .where('tenant', '=', tenant)
         .where('patient_id', 'in', chunk)
         .execute();
-      for (const p of found) patients.set(p.patient_id, JSON.parse(p.record) as PatientRecord);
+      // Names with history: the current one by the pack's clock.
+      for (const p of found)
+        patients.set(p.patient_id, currentRecord(JSON.parse(p.record) as PatientRecord, scope.nowMs));
     }
     // Who holds the claimed cases, by the name colleagues know them by.
     const holderIds = [...new Set(kept.map((r) => r.claimed_by).filter((u): u is string => !!u))];
@@ -215,6 +226,8 @@ function packCase(
     patientIdentified: !!patient,
     nhsNumber: patient?.nhsNumber ?? null,
     dateOfBirth: patient?.dateOfBirth ?? null,
+    deceasedAt: patient?.deceasedAt ?? null,
+    restricted: patient ? isRestricted(patient) : false,
     callbackNumber: caller.callbackNumber,
     disposition: row.disposition_label
       ? `${row.dx_code ? `${row.dx_code} ` : ''}${row.disposition_label}`

@@ -45,7 +45,10 @@ const COLUMNS: Column[] = [
   {
     title: 'Patient',
     width: 110,
-    value: (c) => `${c.patientName}${c.dateOfBirth ? `\nborn ${c.dateOfBirth}` : ''}`,
+    value: (c) =>
+      `${c.patientName}${c.dateOfBirth ? `\nborn ${c.dateOfBirth}` : ''}` +
+      `${c.deceasedAt ? `\nDIED ${c.deceasedAt.slice(0, 10)}` : ''}` +
+      `${c.restricted ? '\nrestricted record: address and contacts withheld' : ''}`,
   },
   { title: 'NHS number', width: 66, value: (c) => (c.nhsNumber ? spacedNhs(c.nhsNumber) : 'not identified') },
   { title: 'Call-back number', width: 72, value: (c) => c.callbackNumber },

@@ -151,8 +151,12 @@ export async function buildHoldfastApp(
       triagePath: triage.answeredPath(row),
     });
   });
-  const queue = new QueueService(node.store, auditor, node.clock, (tenant, caseIds) =>
-    inbound.marks(tenant, caseIds),
+  const queue = new QueueService(
+    node.store,
+    auditor,
+    node.clock,
+    (tenant, caseIds) => inbound.marks(tenant, caseIds),
+    (tenant, patientIds) => patients.deceasedAmong(tenant, patientIds),
   );
   const downtime = new DowntimePackService(node.store, node.ledger, node.clock, {
     contacts: options.downtimeContacts ?? [],

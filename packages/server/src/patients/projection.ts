@@ -1,4 +1,10 @@
-import { canonicalJson, foldText, normalisePostcode, type PatientRecord } from '@holdfast/core';
+import {
+  canonicalJson,
+  foldText,
+  normalisePostcode,
+  type PatientRecord,
+  type RestrictedPart,
+} from '@holdfast/core';
 import { sql } from 'kysely';
 import type { Projection } from '../projections/projection.ts';
 import type { Db, Tx } from '../store/store.ts';
@@ -18,7 +24,20 @@ export interface PatientsTable {
   record: string;
 }
 
-export type PatientTables = { patients: PatientsTable };
+/**
+ * The fields a restricted (R) or very restricted (V) record withholds (address, telephone, practice,
+ * pharmacy, contacts), kept apart from `patients.record`: the general record, search results and the
+ * downtime pack read `patients` only. Only `PatientService.readRestricted` (break-glass, with a
+ * reason, audited) reads this table.
+ */
+export interface PatientRestrictedTable {
+  tenant: string;
+  patient_id: string;
+  /** The withheld fields as JSON (canonical). */
+  fields: string;
+}
+
+export type PatientTables = { patients: PatientsTable; patient_restricted: PatientRestrictedTable };
 
 export function patientsDb(db: Db | Tx) {
   return db.withTables<PatientTables>();
@@ -36,8 +55,9 @@ export function postcodesOf(record: Pick<PatientRecord, 'postcode' | 'otherAddre
 export const patientsProjection: Projection = {
   name: 'patients',
   // 2: folded given name and postcodes; search by date of birth (fuzzy name matching in the service).
-  version: 3,
-  tables: ['patients'],
+  // 4: restricted records' withheld fields apart, in patient_restricted.
+  version: 4,
+  tables: ['patients', 'patient_restricted'],
   async create(trx) {
     await sql`create table patients (
       tenant text not null,
@@ -53,11 +73,28 @@ export const patientsProjection: Projection = {
     )`.execute(trx);
     await sql`create index patients_nhs on patients (tenant, nhs_number)`.execute(trx);
     await sql`create index patients_dob on patients (tenant, date_of_birth)`.execute(trx);
+    await sql`create table patient_restricted (
+      tenant text not null,
+      patient_id text not null,
+      fields text not null,
+      primary key (tenant, patient_id)
+    )`.execute(trx);
   },
   async apply(trx, e) {
     if (e.type !== 'patient.registered') return;
-    // v1 records are v2 records without the optional fields.
-    const p = e.payload as { patientId: string; homeSiteId: string; record: PatientRecord };
+    // v1 and v2 records are v3 records without the optional fields. A v3 event of a restricted
+    // record carries the withheld fields apart, in `restricted`.
+    const p = e.payload as {
+      patientId: string;
+      homeSiteId: string;
+      record: PatientRecord;
+      restricted?: RestrictedPart;
+    };
+    if (p.restricted)
+      await patientsDb(trx)
+        .insertInto('patient_restricted')
+        .values({ tenant: e.tenant, patient_id: p.patientId, fields: canonicalJson(p.restricted) })
+        .execute();
     await patientsDb(trx)
       .insertInto('patients')
       .values({
@@ -77,6 +114,11 @@ export const patientsProjection: Projection = {
   },
   async resetSubject(trx, tenant, subject) {
     if (!subject.startsWith('patient:')) return;
+    await patientsDb(trx)
+      .deleteFrom('patient_restricted')
+      .where('tenant', '=', tenant)
+      .where('patient_id', '=', subject.slice(8))
+      .execute();
     await patientsDb(trx)
       .deleteFrom('patients')
       .where('tenant', '=', tenant)

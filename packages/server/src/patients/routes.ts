@@ -150,6 +150,24 @@ export function patientRoutes(patients: PatientService): RouteSpec[] {
     }),
     authedRoute({
       method: 'POST',
+      url: '/api/v1/patients/:patientId/restricted',
+      summary:
+        'Break-glass read of what a restricted (R or V) record withholds: address, telephone, practice, pharmacy, contacts. Needs a stated `reason`; recorded as its own audit event flagged break-glass',
+      access: { permission: 'patients.break_glass' },
+      params: z.strictObject({ patientId: z.string().uuid('must be a patient id') }),
+      body: z.strictObject({
+        reason: z
+          .string('must state why you need the withheld details')
+          .trim()
+          .min(10, 'must say why you need the withheld details (at least 10 characters)')
+          .max(500),
+      }),
+      async handler({ ctx, params, body }) {
+        return patients.readRestricted(ctx, params.patientId, body.reason);
+      },
+    }),
+    authedRoute({
+      method: 'POST',
       url: '/api/v1/patients/search',
       summary:
         'Find patients by NHS number; or by date of birth (dd/mm/yyyy, ISO, or a year alone) with the family name; or by full date of birth and postcode. Given name and postcode narrow and rank. Typo-tolerant, a day/month-swapped date found after exact ones; in the body, never the URL',

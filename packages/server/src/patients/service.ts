@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import {
   ConflictError,
+  currentRecord,
   DATE_OF_BIRTH_RANK,
   ForbiddenError,
+  isRestricted,
   hasPermission,
   matchPatient,
   NotFoundError,
@@ -14,7 +16,9 @@ import {
   type PatientMatch,
   type PatientRecord,
   type Permission,
+  type RestrictedPart,
   type SpecialNoteKind,
+  splitRestricted,
 } from '@holdfast/core';
 import { ageInYears } from '@holdfast/core/triage/eligibility';
 import { accessEvent, type Auditor } from '../audit/auditor.ts';
@@ -73,6 +77,19 @@ export interface PatientView {
   withheld: string[];
   breakGlass: boolean;
   repeatCaller: RepeatCallerStatus;
+  /**
+   * A restricted (R) or very restricted (V) record: its address, telephone numbers, practice,
+   * pharmacy and contacts are withheld from every role (listed in `withheld`); a break-glass read
+   * (`readRestricted`) releases them.
+   */
+  restricted: { confidentiality: 'R' | 'V'; withheld: string[] } | null;
+}
+
+/** The withheld part of a restricted record, as released to a break-glass read. */
+export interface RestrictedView {
+  patientId: string;
+  confidentiality: 'R' | 'V';
+  fields: RestrictedPart;
 }
 
 export interface PatientSummary {
@@ -93,6 +110,10 @@ export interface PatientSummary {
   /** The registered GP practice's name, or its ODS code when the index has no name. */
   practice: string | null;
   homeSiteId: string;
+  /** The date (and time) of death, when the patient has died. */
+  deceasedAt: string | null;
+  /** A restricted record: no postcode is shown, address and contacts are withheld. */
+  restricted: boolean;
   /** 100 for an NHS number match; otherwise the name, date of birth and postcode match score. */
   score: number;
   match: Omit<PatientMatch, 'score'> | { nhsNumber: 'exact' };
@@ -180,28 +201,52 @@ export class PatientService {
   }
 
   /**
+   * Which of these patients have died, with the date: for lists that show cases (the CAS queue),
+   * whose own read is audited. Nothing else of the records is read or returned.
+   */
+  async deceasedAmong(tenant: string, patientIds: readonly string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for (let i = 0; i < patientIds.length; i += LOOKUP_CHUNK) {
+      const rows = await this.store.withTenant(tenant, async (trx) => {
+        let q = patientsDb(trx)
+          .selectFrom('patients')
+          .select(['patient_id', 'record'])
+          .where('patient_id', 'in', patientIds.slice(i, i + LOOKUP_CHUNK));
+        if (this.options.tenantFilter) q = q.where('tenant', '=', tenant);
+        return q.execute();
+      });
+      for (const r of rows) {
+        const deceasedAt = (JSON.parse(r.record) as PatientRecord).deceasedAt;
+        if (deceasedAt) out.set(r.patient_id, deceasedAt);
+      }
+    }
+    return out;
+  }
+
+  /**
    * Registers a patient. An NHS number already in the index is refused, naming the record that has
    * it (checked again inside the commit, so two registrations racing each other make one record):
    * two records for one person split their history and special notes.
    */
-  async register(ctx: RequestContext, homeSiteId: string, record: PatientRecord): Promise<string> {
+  async register(ctx: RequestContext, homeSiteId: string, whole: PatientRecord): Promise<string> {
     await this.requireSite(ctx, homeSiteId);
     const patientId = randomUUID();
-    const nhsNumber = record.nhsNumber;
+    const nhsNumber = whole.nhsNumber;
+    const { record, restricted } = splitRestricted(whole);
     await this.ledger.append(
       [
         {
           tenant: ctx.tenant,
           type: 'patient.registered',
           actor: actorOf(ctx),
-          payload: { patientId, homeSiteId, record },
+          payload: { patientId, homeSiteId, record, ...(restricted ? { restricted } : {}) },
         },
         accessEvent(ctx, {
           action: 'write',
           resourceType: 'patient',
           resourceId: patientId,
           breakGlass: false,
-          fields: Object.keys(record),
+          fields: Object.keys(whole),
         }),
       ],
       nhsNumber
@@ -243,8 +288,11 @@ export class PatientService {
       breakGlassReason,
       'GET /api/v1/patients/:patientId',
     );
-    const full = JSON.parse(row.record) as PatientRecord;
+    // Names, addresses and registrations with history: the current ones by today's clock.
+    const full = currentRecord(JSON.parse(row.record) as PatientRecord, this.nowMs());
     const withheld: string[] = [];
+    const restricted = isRestricted(full) ? await this.restrictedFieldNames(ctx, patientId) : null;
+    if (restricted) withheld.push(...restricted);
     const { specialNotes, ...rest } = full;
     const record: Omit<Partial<PatientRecord>, 'specialNotes'> = { ...rest };
     for (const [field, permission] of Object.entries(PROTECTED_FIELDS) as [
@@ -288,7 +336,60 @@ export class PatientService {
       withheld,
       breakGlass,
       repeatCaller,
+      restricted: restricted
+        ? { confidentiality: full.confidentiality as 'R' | 'V', withheld: restricted }
+        : null,
     };
+  }
+
+  /** Which fields a restricted record withholds (names only: the values stay where they are). */
+  private async restrictedFieldNames(ctx: RequestContext, patientId: string): Promise<string[]> {
+    const part = await this.restrictedPart(ctx.tenant, patientId);
+    return part ? Object.keys(part).sort() : [];
+  }
+
+  private async restrictedPart(tenant: string, patientId: string): Promise<RestrictedPart | null> {
+    const row = await this.store.withTenant(tenant, async (trx) => {
+      let q = patientsDb(trx)
+        .selectFrom('patient_restricted')
+        .select('fields')
+        .where('patient_id', '=', patientId);
+      if (this.options.tenantFilter) q = q.where('tenant', '=', tenant);
+      return q.executeTakeFirst();
+    });
+    return row ? (JSON.parse(row.fields) as RestrictedPart) : null;
+  }
+
+  /**
+   * Break-glass read of what a restricted (R or V) record withholds: address, telephone numbers,
+   * practice, pharmacy, contacts (current ones by today's clock, with their history). Needs the
+   * break-glass permission (checked by the route) and a stated reason; records an audit event of its
+   * own, flagged break-glass with the reason and the fields released, before anything is returned.
+   */
+  async readRestricted(ctx: RequestContext, patientId: string, reason: string): Promise<RestrictedView> {
+    const row = await this.store.withTenant(ctx.tenant, async (trx) => {
+      let q = patientsDb(trx)
+        .selectFrom('patients')
+        .select(['record', 'home_site_id'])
+        .where('patient_id', '=', patientId);
+      if (this.options.tenantFilter) q = q.where('tenant', '=', ctx.tenant);
+      return q.executeTakeFirst();
+    });
+    if (!row) throw new NotFoundError('patient');
+    const record = JSON.parse(row.record) as PatientRecord;
+    if (!isRestricted(record))
+      throw new ConflictError('this record is not restricted: nothing is withheld, open it as usual');
+    const part = (await this.restrictedPart(ctx.tenant, patientId)) ?? {};
+    const fields = currentRecord(part, this.nowMs());
+    await this.auditor.access(ctx, {
+      action: 'read',
+      resourceType: 'patient',
+      resourceId: patientId,
+      reason: reason.trim(),
+      breakGlass: true,
+      fields: Object.keys(fields).map((f) => `restricted.${f}`),
+    });
+    return { patientId, confidentiality: record.confidentiality as 'R' | 'V', fields };
   }
 
   /**
@@ -362,7 +463,20 @@ export class PatientService {
       return q.executeTakeFirst();
     });
     if (!row) return null;
-    const { specialNotes: _notes, ...record } = JSON.parse(row.record) as PatientRecord;
+    const { specialNotes: _notes, ...general } = currentRecord(
+      JSON.parse(row.record) as PatientRecord,
+      this.nowMs(),
+    );
+    const record: Omit<PatientRecord, 'specialNotes'> = { ...general };
+    if (isRestricted(general)) {
+      // The patient's own practice hears of the case even for a restricted record: it already knows
+      // the patient. Only the practice is taken from the withheld part.
+      const practice = currentRecord(
+        (await this.restrictedPart(ctx.tenant, patientId)) ?? {},
+        this.nowMs(),
+      ).registeredPractice;
+      if (practice) record.registeredPractice = practice;
+    }
     await this.auditor.access(ctx, {
       action: 'read',
       resourceType: 'patient',
@@ -397,7 +511,6 @@ export class PatientService {
    */
   async search(ctx: RequestContext, query: PatientSearch): Promise<PatientSummary[]> {
     let results: PatientSummary[];
-    const today = new Date(this.nowMs()).toISOString();
     if ('nhsNumber' in query) {
       const rows = await this.store.withTenant(ctx.tenant, async (trx) => {
         let q = patientsDb(trx)
@@ -409,7 +522,7 @@ export class PatientService {
         if (this.options.tenantFilter) q = q.where('tenant', '=', ctx.tenant);
         return q.execute();
       });
-      results = rows.map((r) => summary(r, 100, { nhsNumber: 'exact' }, today));
+      results = rows.map((r) => summary(r, 100, { nhsNumber: 'exact' }, this.nowMs()));
     } else {
       const asked = query.dateOfBirth;
       const rows = await this.store.withTenant(ctx.tenant, async (trx) => {
@@ -436,7 +549,7 @@ export class PatientService {
         });
         if (!m) continue;
         const { score, ...match } = m;
-        scored.push(summary(r, score, match, today));
+        scored.push(summary(r, score, match, this.nowMs()));
       }
       const dateRank = (p: PatientSummary) =>
         'dateOfBirth' in p.match ? DATE_OF_BIRTH_RANK[p.match.dateOfBirth] : 0;
@@ -485,7 +598,7 @@ export class PatientService {
       [];
     const firstLineOf = new Map<string, number>();
     for (const { line, text } of ndjsonLines(ndjson)) {
-      const r = patientFromFhirLine(text);
+      const r = patientFromFhirLine(text, this.nowMs());
       if (!r.ok) {
         lines.push({ line, ok: false, errors: r.errors });
         continue;
@@ -521,11 +634,12 @@ export class PatientService {
         continue;
       }
       const patientId = randomUUID();
+      const { record, restricted } = splitRestricted(l.record);
       drafts.push({
         tenant: ctx.tenant,
         type: 'patient.registered',
         actor: actorOf(ctx),
-        payload: { patientId, homeSiteId, record: l.record },
+        payload: { patientId, homeSiteId, record, ...(restricted ? { restricted } : {}) },
       });
       for (const f of Object.keys(l.record)) fields.add(f);
       report.push({ line: l.line, ok: true, patientId });
@@ -573,9 +687,10 @@ function summary(
   r: PatientsTable,
   score: number,
   match: PatientSummary['match'],
-  todayIso: string,
+  nowMs: number,
 ): PatientSummary {
-  const rec = JSON.parse(r.record) as PatientRecord;
+  // Only the current name, address and practice: an ended one would point at the wrong person.
+  const rec = currentRecord(JSON.parse(r.record) as PatientRecord, nowMs);
   const firstLine = rec.address?.split(',')[0]?.trim();
   const practice = rec.registeredPractice;
   return {
@@ -583,13 +698,15 @@ function summary(
     givenName: rec.givenName,
     familyName: rec.familyName,
     dateOfBirth: rec.dateOfBirth,
-    ageYears: ageInYears(rec.dateOfBirth, todayIso),
+    ageYears: ageInYears(rec.dateOfBirth, new Date(nowMs).toISOString()),
     sex: rec.sex,
     nhsNumber: r.nhs_number,
     postcode: rec.postcode ?? null,
     addressLine: firstLine ? firstLine : null,
     practice: practice ? (practice.name ?? practice.odsCode) : null,
     homeSiteId: r.home_site_id,
+    deceasedAt: rec.deceasedAt ?? null,
+    restricted: isRestricted(rec),
     score,
     match,
   };

@@ -373,6 +373,8 @@ describe.each(STORE_KINDS)('the patient index on %s', (kind) => {
         otherAddresses: [{ use: 'temporary', text: 'Flat 2, 7 Harbour Row, Whitby', postcode: 'YO21 3PU' }],
         registeredPractice: { odsCode: 'B86001', name: 'Sample Street Surgery' },
         nominatedPharmacy: { odsCode: 'FA123', name: 'Corner Pharmacy' },
+        // No meta.lastUpdated in the file: confirmed as of the import (the test clock).
+        lastConfirmedAt: '2026-11-29T09:00:00.000Z',
       });
       const third = await clients.clinician!.request('GET', `/api/v1/patients/${report.lines[2]!.patientId}`);
       expect((third.json() as { record: { sex: string; gender?: string } }).record).toMatchObject({

@@ -40,6 +40,7 @@ describe('row-level security on postgres', () => {
         'checkpoints',
         'users',
         'patients',
+        'patient_restricted',
         'audit_log',
         'sessions',
         'node_keys',

@@ -691,6 +691,25 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
   'GET /api/v1/audit': { build: (w) => ({ query: { limit: '5', patientId: w.patientId } }) },
   'POST /api/v1/patients': { build: (w) => ({ body: patientBody(w) }) },
   'GET /api/v1/patients/:patientId': { build: (w) => ({ params: { patientId: w.patientId } }) },
+  'POST /api/v1/patients/:patientId/restricted': {
+    build: async (w) => {
+      // A restricted record (PDS label R) of the site, so that there is something to release.
+      const created = await w.clients.health_adviser.request('POST', '/api/v1/patients', {
+        homeSiteId: w.site,
+        record: {
+          givenName: 'Restricted',
+          familyName: `Sample${w.next()}`,
+          dateOfBirth: '1970-01-01',
+          sex: 'unknown',
+          specialNotes: [],
+          confidentiality: 'R',
+          address: '1 Withheld Road',
+        },
+      });
+      const patientId = (created.json() as { patientId: string }).patientId;
+      return { params: { patientId }, body: { reason: 'Ambulance crew cannot find the patient' } };
+    },
+  },
   'POST /api/v1/patients/search': { build: (w) => ({ body: { nhsNumber: w.patientNhsNumber } }) },
   'POST /api/v1/patients/import': {
     build: (w) => ({ body: { homeSiteId: w.site, ndjson: fhirPatientNdjson(w) } }),

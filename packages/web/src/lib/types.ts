@@ -119,10 +119,44 @@ export interface PatientView {
     phone?: string;
     address?: string;
     postcode?: string;
+    registeredPractice?: { odsCode: string; name?: string };
+    /** PDS security label: R restricted, V very restricted. */
+    confidentiality?: 'U' | 'R' | 'V';
+    /** Date (and time) of death. */
+    deceasedAt?: string;
+    interpreter?: { required: boolean; language?: string };
+    emergencyContacts?: EmergencyContact[];
+    nhsNumberVerification?: { code: string };
+    /** When the national record was last confirmed. */
+    lastConfirmedAt?: string;
   };
   withheld: string[];
   breakGlass: boolean;
   repeatCaller: { cases96h: number; flagged: boolean };
+  /** A restricted record: what is withheld from every role until a break-glass read. */
+  restricted: { confidentiality: 'R' | 'V'; withheld: string[] } | null;
+}
+
+export interface EmergencyContact {
+  relationship?: string;
+  name?: string;
+  phone?: string;
+}
+
+/** What a break-glass read of a restricted record releases. */
+export interface RestrictedFields {
+  patientId: string;
+  confidentiality: 'R' | 'V';
+  fields: {
+    phone?: string;
+    otherPhones?: { use: string; number: string }[];
+    address?: string;
+    postcode?: string;
+    otherAddresses?: { use: string; text: string; postcode?: string }[];
+    registeredPractice?: { odsCode: string; name?: string };
+    nominatedPharmacy?: { odsCode: string; name?: string };
+    emergencyContacts?: EmergencyContact[];
+  };
 }
 
 export interface PatientSummary {
@@ -137,6 +171,8 @@ export interface PatientSummary {
   addressLine: string | null;
   practice: string | null;
   homeSiteId: string;
+  deceasedAt?: string | null;
+  restricted?: boolean;
   score: number;
   match: { dateOfBirth?: 'exact' | 'day_month_swapped' | 'year' } & Record<string, string>;
 }
@@ -164,6 +200,8 @@ export interface QueueCase {
   remainingSeconds: number;
   timing: 'on_time' | 'at_risk' | 'breached';
   news2: { total: number; band: string | null } | null;
+  /** The patient's date of death, when the identified patient has died. */
+  patientDeceasedAt?: string;
   /**
    * Sent by the ambulance service for validation (a message in), with its 999 incident. Only the
    * queue read carries it (a row rebuilt from a case read keeps the one it had: it never changes).

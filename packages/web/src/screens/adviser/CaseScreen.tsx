@@ -7,6 +7,7 @@ import { CaseMessages } from '../../components/CaseMessages.tsx';
 import { FormAlert } from '../../components/FormAlert.tsx';
 import { PageTitle } from '../../components/PageTitle.tsx';
 import { SampleNotice } from '../../components/SampleNotice.tsx';
+import { DeceasedBanner } from '../../components/PatientIdentity.tsx';
 import { SpecialNotesBanner } from '../../components/SpecialNotes.tsx';
 import { api } from '../../lib/api.ts';
 import { useFormProblems } from '../../lib/forms.ts';
@@ -37,6 +38,7 @@ export function CaseScreen({ caseId }: { caseId: string }) {
     enabled: !!c?.patientId,
   });
   const [acknowledged, setAcknowledged] = useState(false);
+  const [deathAcknowledged, setDeathAcknowledged] = useState(false);
 
   if (detail.isPending) return <Text>Loading the case…</Text>;
   if (detail.isError || !c)
@@ -48,10 +50,21 @@ export function CaseScreen({ caseId }: { caseId: string }) {
     );
   const notes = patient.data?.record.specialNotes ?? [];
   const notesPending = notes.length > 0 && !acknowledged;
+  // A deceased patient: warn, not block (a relative may be calling), but the warning is confirmed
+  // before triage starts, like the special notes.
+  const deceasedAt = patient.data?.record.deceasedAt;
+  const deathPending = !!deceasedAt && !deathAcknowledged;
 
   return (
     <Stack maw={1200}>
       <PageTitle text="Call in progress">Call in progress</PageTitle>
+      {deceasedAt && (
+        <DeceasedBanner
+          deceasedAt={deceasedAt}
+          acknowledged={deathAcknowledged}
+          onAcknowledge={() => setDeathAcknowledged(true)}
+        />
+      )}
       <SpecialNotesBanner
         notes={notes}
         acknowledged={acknowledged}
@@ -106,7 +119,7 @@ export function CaseScreen({ caseId }: { caseId: string }) {
         </Title>
         <Triage
           caseDetail={c}
-          blocked={notesPending}
+          blocked={notesPending || deathPending}
           patientDateOfBirth={patient.data?.record.dateOfBirth ?? null}
         />
       </section>
@@ -225,7 +238,7 @@ function StartTriage({
       />
       {blocked && (
         <Text c="red.9" fw={700}>
-          Read the special patient notes above and confirm before starting triage.
+          Read the warnings about the patient above and confirm before starting triage.
         </Text>
       )}
       <Group>

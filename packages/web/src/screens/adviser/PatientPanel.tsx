@@ -14,6 +14,12 @@ import {
 import { useQueryClient } from '@tanstack/react-query';
 import { useState, type FormEvent } from 'react';
 import { FormAlert } from '../../components/FormAlert.tsx';
+import {
+  BreakGlassRestricted,
+  formatDeathDate,
+  PatientIdentityDetails,
+  RESTRICTED_WORDS,
+} from '../../components/PatientIdentity.tsx';
 import { api } from '../../lib/api.ts';
 import { useFormProblems } from '../../lib/forms.ts';
 import type { PatientSummary, PatientView } from '../../lib/types.ts';
@@ -80,12 +86,28 @@ export function PatientSummaryCard({ patient }: { patient: PatientView }) {
             Repeat caller: {patient.repeatCaller.cases96h} cases in 96 hours
           </Badge>
         )}
+        {r.deceasedAt && (
+          <Badge color="#8a1c1c" variant="filled">
+            Deceased
+          </Badge>
+        )}
+        {patient.restricted && (
+          <Badge color="#8a1c1c" variant="filled">
+            Restricted record
+          </Badge>
+        )}
       </Group>
       <Text>
         Born {formatDate(r.dateOfBirth)} · NHS number{' '}
         {r.nhsNumber ? formatNhsNumber(r.nhsNumber) : 'not known'}
         {r.postcode ? ` · ${r.postcode}` : ''}
       </Text>
+      <PatientIdentityDetails patient={patient} />
+      {patient.restricted && (
+        <Stack gap="xs" mt="xs" component="section" aria-label={RESTRICTED_WORDS}>
+          <BreakGlassRestricted patientId={patient.patientId} />
+        </Stack>
+      )}
     </Paper>
   );
 }
@@ -266,6 +288,12 @@ export function PatientSearch({ caseId, siteId }: { caseId: string; siteId: stri
                   <Table.Tr key={p.patientId}>
                     <Table.Td>
                       {p.givenName} {p.familyName.toUpperCase()}
+                      {p.deceasedAt && (
+                        <Text component="span" fw={800} c="red.9">
+                          {' '}
+                          (died {formatDeathDate(p.deceasedAt)})
+                        </Text>
+                      )}
                     </Table.Td>
                     <Table.Td>
                       {formatDate(p.dateOfBirth)} (age {p.ageYears})
@@ -278,9 +306,11 @@ export function PatientSearch({ caseId, siteId }: { caseId: string; siteId: stri
                     <Table.Td>{SEX_WORDS[p.sex]}</Table.Td>
                     <Table.Td>{p.nhsNumber ? formatNhsNumber(p.nhsNumber) : '—'}</Table.Td>
                     <Table.Td>
-                      {[p.addressLine, p.postcode].filter((x) => x !== null).join(', ') || '—'}
+                      {p.restricted
+                        ? 'restricted record: withheld'
+                        : [p.addressLine, p.postcode].filter((x) => x !== null).join(', ') || '—'}
                     </Table.Td>
-                    <Table.Td>{p.practice ?? '—'}</Table.Td>
+                    <Table.Td>{p.restricted ? 'withheld' : (p.practice ?? '—')}</Table.Td>
                     <Table.Td>
                       <Button
                         size="compact-sm"

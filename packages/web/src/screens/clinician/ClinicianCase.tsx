@@ -20,6 +20,7 @@ import { useConsultationDraft } from '../../lib/drafts.ts';
 import { FormAlert } from '../../components/FormAlert.tsx';
 import { PageTitle } from '../../components/PageTitle.tsx';
 import { SampleNotice } from '../../components/SampleNotice.tsx';
+import { DeceasedBanner } from '../../components/PatientIdentity.tsx';
 import { SpecialNotesBanner } from '../../components/SpecialNotes.tsx';
 import { timingAt, TimingBadge } from '../../components/Timing.tsx';
 import { api, ApiError } from '../../lib/api.ts';
@@ -169,6 +170,7 @@ export function ClinicianCase({ caseId }: { caseId: string }) {
           {mine ? 'held by you' : c.claimedBy ? 'held by another clinician' : 'not claimed'}
         </Text>
       </Paper>
+      {patient.data?.record.deceasedAt && <DeceasedBanner deceasedAt={patient.data.record.deceasedAt} />}
       {patient.data && <PatientSummaryCard patient={patient.data} />}
       {!c.patientId && <Text>The patient has not been identified on this case.</Text>}
       <Group className="no-print">

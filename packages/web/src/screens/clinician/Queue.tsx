@@ -3,6 +3,7 @@ import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { memo, useCallback, useMemo, useRef, useState } from 'react';
 import { PageTitle } from '../../components/PageTitle.tsx';
+import { formatDeathDate } from '../../components/PatientIdentity.tsx';
 import { timingAt, TimingBadge, TIMING_WORDS, type Timing } from '../../components/Timing.tsx';
 import { api, ApiError } from '../../lib/api.ts';
 import { useCaseEvents, useNow } from '../../lib/live.ts';
@@ -349,6 +350,11 @@ const QueueRow = memo(function QueueRow({
             {c.news2 && (
               <Badge color="dark" variant="outline" radius="sm">
                 NEWS2 {c.news2.total}
+              </Badge>
+            )}
+            {c.patientDeceasedAt && (
+              <Badge color="#8a1c1c" variant="filled" radius="sm">
+                Patient died {formatDeathDate(c.patientDeceasedAt)}
               </Badge>
             )}
             {c.ambulanceValidation && (

@@ -69,6 +69,9 @@ export function upsertRow(list: readonly QueueCase[], caseId: string, row: Queue
   if (!row) return without;
   const mark = list.find((c) => c.caseId === caseId)?.ambulanceValidation;
   if (row.ambulanceValidation === undefined && mark) row = { ...row, ambulanceValidation: mark };
+  // A case read does not carry the patient's date of death: the row keeps the queue read's.
+  const died = list.find((c) => c.caseId === caseId)?.patientDeceasedAt;
+  if (row.patientDeceasedAt === undefined && died) row = { ...row, patientDeceasedAt: died };
   let lo = 0;
   let hi = without.length;
   while (lo < hi) {
