@@ -160,7 +160,8 @@ describe('what PDS records carry, in the browser', () => {
     await adviser.getByRole('heading', { level: 1, name: 'New call' }).waitFor();
     await adviser.getByLabel("Caller's name").fill('Pat Caller');
     await adviser.getByLabel('Caller is').selectOption({ label: 'Relative' });
-    await adviser.getByLabel('Call-back number').fill('07700 900321');
+    await adviser.getByLabel('Call-back number').fill('0113 496 0321');
+    await adviser.getByRole('checkbox', { name: /back to the caller/ }).check();
     await adviser.getByLabel('Where is the patient now?').fill('At home');
     await adviser.getByLabel('What is the problem?').fill('Headache');
     await adviser.getByRole('button', { name: 'Open case' }).click();

@@ -55,7 +55,12 @@ describe('the readable record in the browser', () => {
   async function queuedCase(siteId: string, problem: string): Promise<string> {
     const { caseId } = await adviser.call<{ caseId: string }>('POST', '/api/v1/calls', {
       siteId,
-      caller: { name: 'Joan Holloway', relationship: 'relative', callbackNumber: '07700 900321' },
+      caller: {
+        name: 'Joan Holloway',
+        relationship: 'relative',
+        callbackNumber: '0113 496 0321',
+        callbackNumberReadBack: true,
+      },
       patientId: margaretId,
       location: 'At home',
       presentingComplaint: problem,

@@ -243,7 +243,12 @@ describe.each(STORE_KINDS)('what PDS records carry, on %s', (kind) => {
 
       const call = await adviser.request('POST', '/api/v1/calls', {
         siteId: site,
-        caller: { name: 'Rhiannon Hidden', relationship: 'self', callbackNumber: '07700 900111' },
+        caller: {
+          name: 'Rhiannon Hidden',
+          relationship: 'self',
+          callbackNumber: '0113 496 0111',
+          callbackNumberReadBack: true,
+        },
         location: 'Not given',
         presentingComplaint: 'Cough',
       });
@@ -319,7 +324,12 @@ describe.each(STORE_KINDS)('what PDS records carry, on %s', (kind) => {
     it('shows the death in the downtime pack', async () => {
       const call = await adviser.request('POST', '/api/v1/calls', {
         siteId: site,
-        caller: { name: 'A relative', relationship: 'relative', callbackNumber: '07700 900222' },
+        caller: {
+          name: 'A relative',
+          relationship: 'relative',
+          callbackNumber: '0113 496 0222',
+          callbackNumberReadBack: true,
+        },
         location: 'At home',
         presentingComplaint: 'Cough',
       });
