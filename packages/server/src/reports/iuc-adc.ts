@@ -197,11 +197,21 @@ const EMPTY_TELEPHONY: TelephonyMonth = { offered: [], endedDuringIntroduction: 
 const sumCases = (f: MonthFacts, count: (t: CaseTally) => number): number =>
   f.cases.reduce((sum, t) => sum + count(t), 0);
 
+/**
+ * The kind a final disposition is reported as. Cases from before dental and pharmacy dispositions
+ * were recorded as such carry 'other': their Dx code says what they were.
+ */
+const reportedKind = (t: CaseTally, f: MonthFacts): string | null => {
+  const kind = finalDisposition(t);
+  if (kind !== 'other' || t.dxCode === null) return kind;
+  return f.dxCodes.get(t.dxCode)?.kind ?? kind;
+};
+
 const dispositionCount =
   (want: (kind: string, t: CaseTally, f: MonthFacts) => boolean = () => true) =>
   (f: MonthFacts): number =>
     sumCases(f, (t) => {
-      const kind = finalDisposition(t);
+      const kind = reportedKind(t, f);
       return kind !== null && want(kind, t, f) ? t.calls : 0;
     });
 
