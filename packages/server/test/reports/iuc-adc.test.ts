@@ -458,6 +458,29 @@ describe.each(STORE_KINDS)('IUC ADC report on %s', (kind) => {
       regionName: 'South West',
     });
     expect(set.statusCode, set.body).toBe(200);
+    // Stored as an event; read back by the admin; bad codes named; not for a shift manager.
+    const read = await southAdmin.request('GET', '/api/v1/admin/reporting-settings');
+    expect(read.json()).toMatchObject({
+      settings: { orgCode: 'SSX', contractCode: 'SS-1', regionCode: 'Y58' },
+      missing: [],
+      setBy: expect.stringMatching(/^user:/),
+    });
+    const stored = (await t.node.ledger.readTenant('southshire', null, 100_000)).filter(
+      (e) => e.type === 'provider.reporting_settings_set',
+    );
+    expect(stored).toHaveLength(1);
+    const bad = await southAdmin.request('PUT', '/api/v1/admin/reporting-settings', { orgCode: 'not ods' });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toMatchObject({
+      errors: [{ path: 'body.orgCode', message: expect.stringMatching(/ODS/) }],
+    });
+    const managerOnApp = new Client(t.app, t.clock);
+    managerOnApp.cookie = southManager.cookie;
+    managerOnApp.csrf = southManager.csrf;
+    const byManager = await managerOnApp.request('PUT', '/api/v1/admin/reporting-settings', {
+      orgCode: 'ABC',
+    });
+    expect(byManager.statusCode).toBe(403);
 
     // A provider whose name is a formula: quoted, quotes doubled, and neutralised with an apostrophe.
     await t.accounts.createTenant('southshire', HOSTILE_NAME, 'system:test');
