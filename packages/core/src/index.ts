@@ -24,3 +24,6 @@ export * from './messaging/outbox.ts';
 export * from './messaging/working-days.ts';
 export * from './messaging/pem.ts';
 export * from './messaging/inbound.ts';
+export * from './telephony/events.ts';
+export * from './telephony/measures.ts';
+export * from './reporting/provider-settings.ts';

@@ -87,6 +87,27 @@ export const configSchema = z.strictObject({
     )
     .optional(),
   /**
+   * Telephony systems that may post call events (POST /api/v1/telephony/call-events): per system the
+   * provider, its id, and the SHA-256 (hex) of its bearer token — the token itself is never stored.
+   * JSON array in HOLDFAST_TELEPHONY_CREDENTIALS.
+   */
+  telephonyCredentials: z
+    .preprocess(
+      parseJsonText,
+      z
+        .array(
+          z.strictObject({
+            tenant: z.string().min(1).max(64),
+            systemId: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/),
+            tokenSha256: z
+              .string()
+              .regex(/^[0-9a-f]{64}$/, 'must be the SHA-256 of the token, 64 hex digits'),
+          }),
+        )
+        .max(100),
+    )
+    .optional(),
+  /**
    * Minutes to validate a 999 call when the request gives no deadline, by category. Sample settings
    * (30 and 60 by default), not clinically validated: set the provider's own.
    */
@@ -151,6 +172,7 @@ export const ENV_KEYS: Record<keyof HoldfastConfig, string> = {
   messagingMailboxRoot: 'HOLDFAST_MESSAGING_MAILBOX_ROOT',
   inboundCredentials: 'HOLDFAST_INBOUND_CREDENTIALS',
   inboundValidationMinutes: 'HOLDFAST_INBOUND_VALIDATION_MINUTES',
+  telephonyCredentials: 'HOLDFAST_TELEPHONY_CREDENTIALS',
 };
 
 const NUMERIC_KEYS = new Set<keyof HoldfastConfig>([

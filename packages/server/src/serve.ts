@@ -48,6 +48,7 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
     ...(config.protocolsDir ? { protocolsDir: config.protocolsDir } : {}),
     downtimeContacts: config.downtimeContacts ?? [],
     inboundCredentials: config.inboundCredentials ?? [],
+    telephonyCredentials: config.telephonyCredentials ?? [],
     ...(config.inboundValidationMinutes ? { inboundValidationMinutes: config.inboundValidationMinutes } : {}),
     passkeys: { rpId: 'localhost', rpName: 'Holdfast', origins: [origin, `http://127.0.0.1:${config.port}`] },
   });

@@ -39,6 +39,11 @@ export interface DxCodeDefinition {
   sample: boolean;
   /** Post Event Message rules: never sent to the GP practice for these codes. */
   neverSendsPostEventMessage?: boolean;
+  /**
+   * For an `ed_utc` code, which service the patient is sent to: IUC ADC E04 counts only type 1/2
+   * emergency departments, not urgent treatment centres (a code without it is not counted in E04).
+   */
+  attends?: 'emergency_department' | 'urgent_treatment_centre';
 }
 
 const HOUR = 60;
@@ -90,9 +95,9 @@ export const DX_CODES: readonly DxCodeDefinition[] = [
   sampleDx({ code: 'SAMPLE-AMB-C2', meaning: 'Emergency ambulance response, category 2 (emergency)', kind: 'ambulance', timeframeMinutes: AMBULANCE_WINDOW_MINUTES[2], ambulanceCategory: 2 }),
   sampleDx({ code: 'SAMPLE-AMB-C3', meaning: 'Ambulance response, category 3 (urgent)', kind: 'ambulance', timeframeMinutes: AMBULANCE_WINDOW_MINUTES[3], ambulanceCategory: 3 }),
   sampleDx({ code: 'SAMPLE-AMB-C4', meaning: 'Ambulance response, category 4 (less urgent)', kind: 'ambulance', timeframeMinutes: AMBULANCE_WINDOW_MINUTES[4], ambulanceCategory: 4 }),
-  sampleDx({ code: 'SAMPLE-ED-1H', meaning: 'Attend an emergency department within 1 hour', kind: 'ed_utc', timeframeMinutes: 1 * HOUR }),
-  sampleDx({ code: 'SAMPLE-ED-4H', meaning: 'Attend an emergency department within 4 hours', kind: 'ed_utc', timeframeMinutes: 4 * HOUR }),
-  sampleDx({ code: 'SAMPLE-UTC-4H', meaning: 'Attend an urgent treatment centre within 4 hours', kind: 'ed_utc', timeframeMinutes: 4 * HOUR }),
+  sampleDx({ code: 'SAMPLE-ED-1H', meaning: 'Attend an emergency department within 1 hour', kind: 'ed_utc', timeframeMinutes: 1 * HOUR, attends: 'emergency_department' }),
+  sampleDx({ code: 'SAMPLE-ED-4H', meaning: 'Attend an emergency department within 4 hours', kind: 'ed_utc', timeframeMinutes: 4 * HOUR, attends: 'emergency_department' }),
+  sampleDx({ code: 'SAMPLE-UTC-4H', meaning: 'Attend an urgent treatment centre within 4 hours', kind: 'ed_utc', timeframeMinutes: 4 * HOUR, attends: 'urgent_treatment_centre' }),
   sampleDx({ code: 'SAMPLE-DENTAL-4H', meaning: 'Speak to a dental service within 4 hours', kind: 'dental', timeframeMinutes: 4 * HOUR, neverSendsPostEventMessage: true }),
   sampleDx({ code: 'SAMPLE-DENTAL-24H', meaning: 'Speak to a dental service within 24 hours', kind: 'dental', timeframeMinutes: 24 * HOUR, neverSendsPostEventMessage: true }),
   sampleDx({ code: 'SAMPLE-MH-1H', meaning: 'Speak to a mental health crisis service within 1 hour', kind: 'other', timeframeMinutes: 1 * HOUR }),

@@ -5,6 +5,7 @@ import {
   CONSULTATION_OUTCOMES,
   news2ObservationsSchema,
   parseUkPhoneNumber,
+  TELEPHONY_CALL_ID,
   ValidationError,
 } from '@holdfast/core';
 import { z } from 'zod';
@@ -78,6 +79,14 @@ export function caseRoutes(cases: CaseService, views: CaseViews, drafts: DraftSt
           .datetime({ message: 'must be an ISO 8601 UTC time, e.g. 2026-11-29T03:04:05Z' })
           .optional(),
         answered: z.boolean().default(true),
+        /**
+         * The telephony's id of the call, when the adviser's screen carries it (a screen-pop): ties
+         * the case to the call's timings for national reporting (telephony/service.ts).
+         */
+        telephonyCallId: z
+          .string()
+          .regex(TELEPHONY_CALL_ID, 'must be the telephony’s call id: 1 to 64 letters, digits and . _ : @ -')
+          .optional(),
         caller: callerInput,
         patientId: z.string().uuid('must be a patient id').optional(),
         location: note(300).min(1, 'say where the patient is now'),

@@ -26,6 +26,8 @@ export interface OpenCaseInput {
   siteId: string;
   receivedAt?: string;
   answered: boolean;
+  /** The telephony's id of the call, when the adviser's screen carries it. */
+  telephonyCallId?: string;
   caller: z.infer<typeof callerSchema>;
   /** The call handler read the call-back number back to the caller, who agreed it (HTTP calls must). */
   callbackNumberReadBack?: boolean;
@@ -93,6 +95,21 @@ export interface CommandOutcome {
 }
 export type CommandHook = (ctx: RequestContext, outcome: CommandOutcome) => Promise<EventDraft[]>;
 
+/** What an open hook is given: the new case's id, what the adviser sent, and the call's time. */
+export interface OpeningCall {
+  caseId: string;
+  input: OpenCaseInput;
+  receivedAtMs: number;
+}
+export type OpenHook = (ctx: RequestContext, opening: OpeningCall) => Promise<EventDraft[]>;
+
+/**
+ * How far ahead of this node's clock a call's time may be (clocks of the adviser's machine and the
+ * node differ a little). Beyond it the time is a mistake (a mistyped year): a call dated in the future
+ * would sort first in every queue and count in a month not yet reported.
+ */
+export const CALL_CLOCK_SKEW_MS = 2 * 60_000;
+
 /**
  * Cases: every command is decided by the core state machine against the case's current state,
  * and appended with a compare-and-set on the case's version, so two clinicians claiming one case at
@@ -129,6 +146,16 @@ export class CaseService {
   }
 
   /**
+   * Facts other modules add to the commit that opens a call's case: the tie to the telephony's record
+   * of the call, so its timings count for the case.
+   */
+  private readonly openHooks: OpenHook[] = [];
+
+  addOpenHook(hook: OpenHook): void {
+    this.openHooks.push(hook);
+  }
+
+  /**
    * Opens a case for a call: the case, its answered/abandoned event and the audit of the write are
    * one append, so they are stored together or not at all. With an Idempotency-Key, a retry of the
    * same request returns the case the key opened (checked again inside the commit, so two retries
@@ -137,6 +164,17 @@ export class CaseService {
   async openCall(ctx: RequestContext, input: OpenCaseInput, idempotencyKey?: string): Promise<OpenedCall> {
     if (!(await this.accounts.sites(ctx.tenant)).some((s) => s.siteId === input.siteId)) {
       throw new ValidationError([{ path: 'body.siteId', message: 'is not a site of your provider' }]);
+    }
+    if (
+      input.receivedAt !== undefined &&
+      Date.parse(input.receivedAt) > this.clock.nowMs() + CALL_CLOCK_SKEW_MS
+    ) {
+      throw new ValidationError([
+        {
+          path: 'body.receivedAt',
+          message: `is in the future: more than ${CALL_CLOCK_SKEW_MS / 60_000} minutes ahead of this node's clock`,
+        },
+      ]);
     }
     if (input.patientId && !(await this.patientExists(ctx.tenant, input.patientId))) {
       throw new ValidationError([{ path: 'body.patientId', message: 'is not a patient of your provider' }]);
@@ -196,6 +234,8 @@ export class CaseService {
         fields: ['caller', 'location', 'presentingComplaint'],
       }),
     ];
+    for (const hook of this.openHooks)
+      drafts.push(...(await hook(ctx, { caseId, input, receivedAtMs: Date.parse(receivedAt) })));
     try {
       await this.ledger.append(
         drafts,

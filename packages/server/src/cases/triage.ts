@@ -1,4 +1,10 @@
-import { ConflictError, NotFoundError, ValidationError, type CaseCommand } from '@holdfast/core';
+import {
+  ConflictError,
+  DISPOSITION_KINDS,
+  NotFoundError,
+  ValidationError,
+  type CaseCommand,
+} from '@holdfast/core';
 import { ageInYears, pathwayNotForAge } from '@holdfast/core/triage/eligibility';
 import {
   answer,
@@ -191,7 +197,9 @@ function reachDisposition(kind: string, timeframeMinutes: number | null, code: s
   const timeframe = timeframeMinutes ?? undefined;
   // The lifecycle event carries a Pathways-style Dx code only; sample codes stay in the details fact.
   const dxCode = /^Dx\d{2,4}$/.test(code) ? code : undefined;
-  const known = ['ambulance', 'ed_utc', 'speak_to_primary_care', 'contact_primary_care', 'self_care'];
+  // Every kind the lifecycle knows, dental and pharmacy included (they were recorded as 'other',
+  // which hid dental dispositions from IUC ADC E12).
+  const known: readonly string[] = DISPOSITION_KINDS;
   return {
     type: 'reach_disposition',
     kind: (known.includes(kind) ? kind : 'other') as Extract<

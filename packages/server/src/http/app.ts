@@ -267,7 +267,8 @@ export function registerRoutes(
   }
 }
 
-function parsePart(
+/** Checks one part of a request against its schema: a ValidationError naming each field at fault. */
+export function parsePart(
   schema: z.ZodType | undefined,
   value: unknown,
   part: 'params' | 'query' | 'body',

@@ -37,6 +37,7 @@ import { SyncStatusStore } from '../sync/status.ts';
 import { createApp, registerRoutes, type AppDeps, type RouteRegistry } from './app.ts';
 import { openApiDocument, docsPage } from './openapi.ts';
 import { publicRoute } from './routes.ts';
+import { actorOf } from './context.ts';
 import { webAppRoute } from './web-static.ts';
 import { dashboardRoutes } from '../dashboard/routes.ts';
 import { messagingRoutes } from '../messaging/routes.ts';
@@ -47,6 +48,9 @@ import { fhirRoutes } from '../fhir/routes.ts';
 import { FhirService } from '../fhir/service.ts';
 import { inboundRoutes } from '../inbound/routes.ts';
 import { InboundService, type InboundCredential } from '../inbound/service.ts';
+import { telephonyRoutes } from '../telephony/routes.ts';
+import { TelephonyService, type TelephonyCredential } from '../telephony/service.ts';
+import { ProviderSettingsService, providerSettingsRoutes } from '../reports/provider-settings.ts';
 
 export interface HoldfastAppOptions {
   logger: Logger;
@@ -70,6 +74,8 @@ export interface HoldfastAppOptions {
   heldCaseSweepMs?: number;
   /** Minutes to validate a 999 Category 3/4 call when the request gives no deadline (sample defaults). */
   inboundValidationMinutes?: Readonly<Record<3 | 4, number>>;
+  /** Telephony systems that may post call events (bearer tokens kept as SHA-256), see telephony/. */
+  telephonyCredentials?: readonly TelephonyCredential[];
 }
 
 export interface HoldfastApp {
@@ -151,6 +157,21 @@ export async function buildHoldfastApp(
       triagePath: triage.answeredPath(row),
     });
   });
+  // Call timings from the telephony: a case opened for a call is tied to it in the same commit.
+  const telephony = new TelephonyService(
+    node.store,
+    node.ledger,
+    node.clock,
+    options.telephonyCredentials ?? [],
+  );
+  cases.addOpenHook((ctx, { caseId, input, receivedAtMs }) =>
+    telephony.linkDrafts(ctx.tenant, actorOf(ctx), {
+      caseId,
+      receivedAtMs,
+      callbackNumber: input.caller.callbackNumber,
+      ...(input.telephonyCallId ? { telephonyCallId: input.telephonyCallId } : {}),
+    }),
+  );
   const queue = new QueueService(
     node.store,
     auditor,
@@ -297,6 +318,8 @@ export async function buildHoldfastApp(
     ...handoverRoutes(handover),
     ...pemRoutes(pem),
     ...inboundRoutes(inbound),
+    ...telephonyRoutes(telephony),
+    ...providerSettingsRoutes(new ProviderSettingsService(node.store, node.ledger, filter)),
   ]);
   // Cases held by clinicians whose sessions ended go back to the queue (see cases/held.ts).
   const sweepEvery = options.heldCaseSweepMs ?? 60_000;

@@ -8,6 +8,8 @@ import {
   RECONCILIATION_EVENT_TYPES,
   MESSAGING_EVENT_TYPES,
   INBOUND_EVENT_TYPES,
+  TELEPHONY_EVENT_TYPES,
+  REPORTING_EVENT_TYPES,
   type Clock,
   type EventRegistry,
   type IdGenerator,
@@ -18,6 +20,8 @@ import { patientsProjection } from '../patients/projection.ts';
 import { casesProjection } from '../cases/projection.ts';
 import { messagingProjection } from '../messaging/projection.ts';
 import { inboundProjection } from '../inbound/projection.ts';
+import { telephonyProjection } from '../telephony/projection.ts';
+import { providerSettingsProjection } from '../reports/provider-settings.ts';
 import type { HoldfastConfig } from '../config.ts';
 import type { HeadMark } from '../ledger/head-mark.ts';
 import { Ledger, DEFAULT_LEDGER_OPTIONS, type LedgerOptions } from '../ledger/ledger.ts';
@@ -92,6 +96,8 @@ export const BUILTIN_PROJECTIONS: readonly Projection[] = [
   casesProjection,
   messagingProjection,
   inboundProjection,
+  telephonyProjection,
+  providerSettingsProjection,
 ];
 
 /** Every event type the server's modules define. */
@@ -104,6 +110,8 @@ export function createServerRegistry(): EventRegistry {
     ...RECONCILIATION_EVENT_TYPES,
     ...MESSAGING_EVENT_TYPES,
     ...INBOUND_EVENT_TYPES,
+    ...TELEPHONY_EVENT_TYPES,
+    ...REPORTING_EVENT_TYPES,
   );
 }
 

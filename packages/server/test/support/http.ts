@@ -7,12 +7,15 @@ import { totpCode } from '../../src/auth/totp.ts';
 import { buildHoldfastApp, type HoldfastApp } from '../../src/http/holdfast-app.ts';
 import { createLogger } from '../../src/http/logger.ts';
 import type { InboundCredential } from '../../src/inbound/service.ts';
+import type { TelephonyCredential } from '../../src/telephony/service.ts';
 import { initNode, type HoldfastNode } from '../../src/node/node.ts';
 import { freshStore, type StoreKind } from './databases.ts';
 
 export const PASSWORD = 'correct horse battery staple';
 /** The bearer token of the sample sending system every test app knows (endpoint `sample-ambulance`). */
 export const SAMPLE_INBOUND_TOKEN = 'sample-ambulance-service-token-0123456789';
+/** The bearer token of the sample telephony every test app knows (system `sample-telephony`, first provider). */
+export const SAMPLE_TELEPHONY_TOKEN = 'sample-telephony-token-0123456789abcdef';
 
 export interface Provider {
   tenant: string;
@@ -50,6 +53,8 @@ export async function startTestApp(
     pgTablespace?: string;
     /** Systems that may post messages in, given the providers (their sites) once seeded. */
     inboundCredentials?: (providers: readonly Provider[]) => InboundCredential[];
+    /** Telephony systems that may post call events (default: the sample telephony of the first provider). */
+    telephonyCredentials?: TelephonyCredential[];
   } = {},
 ): Promise<TestApp> {
   const fresh = await freshStore(kind, { dataDir: options.dataDir, pgTablespace: options.pgTablespace });
@@ -107,6 +112,13 @@ export async function startTestApp(
             tokenSha256: createHash('sha256').update(SAMPLE_INBOUND_TOKEN).digest('hex'),
           },
         ],
+    telephonyCredentials: options.telephonyCredentials ?? [
+      {
+        tenant: providers[0]!.tenant,
+        systemId: 'sample-telephony',
+        tokenSha256: createHash('sha256').update(SAMPLE_TELEPHONY_TOKEN).digest('hex'),
+      },
+    ],
   });
   await built.app.ready();
   return {

@@ -7,7 +7,14 @@ import type {
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { totpCode } from '../../src/auth/totp.ts';
 import type { RouteSpec } from '../../src/http/routes.ts';
-import { Client, PASSWORD, SAMPLE_INBOUND_TOKEN, type Provider, type TestApp } from './http.ts';
+import {
+  Client,
+  PASSWORD,
+  SAMPLE_INBOUND_TOKEN,
+  SAMPLE_TELEPHONY_TOKEN,
+  type Provider,
+  type TestApp,
+} from './http.ts';
 import { validationRequest } from './inbound-bundles.ts';
 import { SoftAuthenticator } from './webauthn.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
@@ -892,6 +899,30 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
     }),
   },
   'GET /api/v1/admin/endpoints': { build: () => ({}) },
+  'GET /api/v1/admin/reporting-settings': { build: () => ({}) },
+  'PUT /api/v1/admin/reporting-settings': {
+    build: () => ({
+      body: {
+        orgCode: 'NWX',
+        contractCode: 'NS-1',
+        contractName: 'Sample',
+        regionCode: 'Y56',
+        regionName: 'London',
+      },
+    }),
+  },
+  'POST /api/v1/telephony/call-events': {
+    // The telephony, not a user: its bearer token (the sample telephony of the first provider).
+    build: (w) => ({
+      body: {
+        callId: `sample-call-${w.next()}`,
+        event: 'offered',
+        at: new Date(w.t.clock.nowMs()).toISOString(),
+        callerLine: '07700 900123',
+      },
+      headers: { authorization: `Bearer ${SAMPLE_TELEPHONY_TOKEN}` },
+    }),
+  },
   'POST /api/v1/admin/endpoints': {
     build: () => ({
       body: {

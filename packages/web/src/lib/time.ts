@@ -1,7 +1,18 @@
-/** Every time shown to staff is UK wall-clock time (Europe/London), whatever the browser's zone. */
+/**
+ * Every time shown to staff is UK wall-clock time (Europe/London), whatever the browser's zone, and
+ * says which UK time it is: GMT or BST. In the autumn the hour from 01:00 to 02:00 happens twice (first
+ * in BST, then in GMT), so "received 01:45 · deadline 01:45" could be two instants an hour apart; with
+ * the zone it reads "received 01:45 BST · deadline 01:45 GMT". Shown on every time, not only in that
+ * hour: a label that appears only sometimes is easily missed when it matters.
+ */
 const ZONE = 'Europe/London';
 
-const timeFormat = new Intl.DateTimeFormat('en-GB', { timeZone: ZONE, hour: '2-digit', minute: '2-digit' });
+const timeFormat = new Intl.DateTimeFormat('en-GB', {
+  timeZone: ZONE,
+  hour: '2-digit',
+  minute: '2-digit',
+  hourCycle: 'h23',
+});
 const dateTimeFormat = new Intl.DateTimeFormat('en-GB', {
   timeZone: ZONE,
   day: '2-digit',
@@ -10,14 +21,25 @@ const dateTimeFormat = new Intl.DateTimeFormat('en-GB', {
   hour: '2-digit',
   minute: '2-digit',
   second: '2-digit',
+  hourCycle: 'h23',
 });
+/** "GMT" or "GMT+1": the offset form is the same in every browser, unlike the names. */
+const offsetFormat = new Intl.DateTimeFormat('en-GB', { timeZone: ZONE, timeZoneName: 'shortOffset' });
 
-export function londonTime(at: string | number | Date): string {
-  return timeFormat.format(new Date(at));
+/** Which UK time an instant is in: GMT in winter, BST (GMT+1) in summer. */
+export function londonZone(at: string | number | Date): 'GMT' | 'BST' {
+  const offset = offsetFormat.formatToParts(new Date(at)).find((p) => p.type === 'timeZoneName')?.value;
+  return offset === 'GMT+1' ? 'BST' : 'GMT';
 }
 
+/** "01:45 BST" */
+export function londonTime(at: string | number | Date): string {
+  return `${timeFormat.format(new Date(at))} ${londonZone(at)}`;
+}
+
+/** "25 Oct 2026, 01:45:00 GMT" */
 export function londonDateTime(at: string | number | Date): string {
-  return dateTimeFormat.format(new Date(at));
+  return `${dateTimeFormat.format(new Date(at))} ${londonZone(at)}`;
 }
 
 /** "12 min 05 s", "1 h 03 min", or with "overdue" wording done by the caller for negatives. */
@@ -50,9 +72,9 @@ const dayKey = new Intl.DateTimeFormat('en-GB', {
   day: '2-digit',
 });
 
-/** "21:15" today, "Mon 30 Nov 21:15" on another day (UK dates). */
+/** "21:15 GMT" today, "Mon 30 Nov 21:15 GMT" on another day (UK dates). */
 export function londonWhen(at: string | number | Date, nowMs: number = Date.now()): string {
   const d = new Date(at);
   const sameDay = dayKey.format(d) === dayKey.format(new Date(nowMs));
-  return sameDay ? timeFormat.format(d) : `${dayFormat.format(d)} ${timeFormat.format(d)}`;
+  return sameDay ? londonTime(d) : `${dayFormat.format(d)} ${londonTime(d)}`;
 }

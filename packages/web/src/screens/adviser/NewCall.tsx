@@ -35,6 +35,9 @@ export function NewCall() {
   const [location, setLocation] = useState('');
   const [complaint, setComplaint] = useState('');
   const [busy, setBusy] = useState(false);
+  // A screen-pop from the telephony opens this screen as /calls/new?call=<its call id> (no patient
+  // data in it): the case is then tied to the call's timings for national reporting.
+  const [telephonyCallId] = useState(() => new URLSearchParams(window.location.search).get('call'));
   const problems = useFormProblems();
   // One key per call as entered: pressing "Open case" again after a lost answer (or a full disk)
   // cannot open the case twice; changing any field makes it another request with a new key.
@@ -84,6 +87,7 @@ export function NewCall() {
           },
           location: location.trim(),
           presentingComplaint: complaint.trim(),
+          ...(telephonyCallId ? { telephonyCallId } : {}),
         },
         { idempotencyKey },
       );
