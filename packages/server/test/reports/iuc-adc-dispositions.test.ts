@@ -65,7 +65,12 @@ describe.each(STORE_KINDS)('IUC ADC dispositions on %s', (kind) => {
     const opened = await ok(adviser, 'POST', '/api/v1/calls', {
       siteId: site,
       receivedAt,
-      caller: { name: 'Sam Caller', relationship: 'self', callbackNumber: '07700 900123' },
+      caller: {
+        name: 'Sam Caller',
+        relationship: 'self',
+        callbackNumber: '0113 496 0123',
+        callbackNumberReadBack: true,
+      },
       location: 'At home',
       presentingComplaint: 'Unwell',
     });

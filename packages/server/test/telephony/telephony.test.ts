@@ -22,17 +22,17 @@ const at = (time: string) => `${DAY}T${time}Z`;
  * found by the caller's line; the rest have no case.
  */
 const ANSWERED: [id: string, offered: string, waitSeconds: number, line: string][] = [
-  ['c1', '10:00:00', 20, '07700 900001'],
-  ['c2', '10:05:00', 60, '07700 900002'],
-  ['c3', '10:10:00', 90, '07700 900003'],
-  ['a1', '11:00:00', 5, '07700 900011'],
-  ['a2', '11:01:00', 10, '07700 900012'],
-  ['a3', '11:02:00', 15, '07700 900013'],
-  ['a4', '11:03:00', 30, '07700 900014'],
-  ['a5', '11:04:00', 45, '07700 900015'],
-  ['a6', '11:05:00', 61, '07700 900016'],
-  ['a7', '11:06:00', 100, '07700 900017'],
-  ['a8', '11:07:00', 200, '07700 900018'],
+  ['c1', '10:00:00', 20, '0113 496 0001'],
+  ['c2', '10:05:00', 60, '0113 496 0002'],
+  ['c3', '10:10:00', 90, '0113 496 0003'],
+  ['a1', '11:00:00', 5, '0113 496 0011'],
+  ['a2', '11:01:00', 10, '0113 496 0012'],
+  ['a3', '11:02:00', 15, '0113 496 0013'],
+  ['a4', '11:03:00', 30, '0113 496 0014'],
+  ['a5', '11:04:00', 45, '0113 496 0015'],
+  ['a6', '11:05:00', 61, '0113 496 0016'],
+  ['a7', '11:06:00', 100, '0113 496 0017'],
+  ['a8', '11:07:00', 200, '0113 496 0018'],
 ];
 const ABANDONED: [id: string, offered: string, waitSeconds: number][] = [
   ['x1', '12:00:00', 3],
@@ -86,7 +86,12 @@ describe.each(STORE_KINDS)('telephony call events on %s', (kind) => {
     adviser.request('POST', '/api/v1/calls', {
       siteId: site,
       answered: true,
-      caller: { name: 'Rae Caller', relationship: 'self', callbackNumber: '07700 900999' },
+      caller: {
+        name: 'Rae Caller',
+        relationship: 'self',
+        callbackNumber: '0113 496 0999',
+        callbackNumberReadBack: true,
+      },
       location: 'At home',
       presentingComplaint: 'Unwell',
       ...body,
@@ -119,10 +124,10 @@ describe.each(STORE_KINDS)('telephony call events on %s', (kind) => {
       await event(id, 'offered', at(offered));
       await event(id, 'abandoned', plusSeconds(at(offered), wait));
     }
-    await event('i1', 'abandoned', at('13:00:00'), '07700 900031'); // during the introductory message
+    await event('i1', 'abandoned', at('13:00:00'), '0113 496 0031'); // during the introductory message
     // October's call: offered 23:59:30 GMT on 31 October, answered in November.
-    await event('oct-1', 'offered', '2026-10-31T23:59:30Z', '07700 900041');
-    await event('oct-1', 'answered', '2026-11-01T00:00:30Z', '07700 900041');
+    await event('oct-1', 'offered', '2026-10-31T23:59:30Z', '0113 496 0041');
+    await event('oct-1', 'answered', '2026-11-01T00:00:30Z', '0113 496 0041');
 
     // c1's case: the adviser's screen carries the call id.
     const one = await openCall({ receivedAt: at('10:01:00'), telephonyCallId: 'c1' });
@@ -131,7 +136,12 @@ describe.each(STORE_KINDS)('telephony call events on %s', (kind) => {
     // c2's case: found by the caller's line (typed in another form), answered two minutes before.
     const two = await openCall({
       receivedAt: at('10:08:00'),
-      caller: { name: 'Rae Caller', relationship: 'self', callbackNumber: '+44 7700 900002' },
+      caller: {
+        name: 'Rae Caller',
+        relationship: 'self',
+        callbackNumber: '+44 113 496 0002',
+        callbackNumberReadBack: true,
+      },
     });
     expect(two.statusCode, two.body).toBe(201);
     c2Case = (two.json() as { caseId: string }).caseId;
@@ -227,7 +237,7 @@ describe.each(STORE_KINDS)('telephony call events on %s', (kind) => {
   it('ties a call to its case by the call id on the adviser’s screen, or by the caller’s line', async () => {
     expect(await callRow('c1')).toMatchObject({ case_id: c1Case, linked_by: 'call_id' });
     expect(await callRow('c2')).toMatchObject({ case_id: c2Case, linked_by: 'caller_line' });
-    expect(await callRow('c3')).toMatchObject({ case_id: null, caller_line: '07700900003' });
+    expect(await callRow('c3')).toMatchObject({ case_id: null, caller_line: '01134960003' });
     // The telephony is told the case when it repeats an event.
     const repeat = await post({ callId: 'c1', event: 'answered', at: plusSeconds(at('10:00:00'), 20) });
     expect(repeat.json()).toMatchObject({ recorded: false, caseId: c1Case });
