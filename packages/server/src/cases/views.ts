@@ -146,11 +146,15 @@ export class CaseViews {
       details?: string;
     },
   ) {
+    const now = this.cases.nowMs();
+    // A minute's grace for a clock on the user's machine a little ahead of the node's.
+    if (input.checkedAt && Date.parse(input.checkedAt) > now + 60_000)
+      throw new ValidationError([{ path: 'body.checkedAt', message: 'must not be in the future' }]);
     return this.commandThenDetail(ctx, caseId, {
       type: 'record_welfare_check',
       clinicianId: ctx.userId,
       checkedBy: input.checkedBy,
-      checkedAt: input.checkedAt ?? new Date(this.cases.nowMs()).toISOString(),
+      checkedAt: input.checkedAt ?? new Date(now).toISOString(),
       outcome: input.outcome,
       ...(input.details ? { details: input.details } : {}),
     });

@@ -376,6 +376,16 @@ describe.each(STORE_KINDS)('NEWS2 and welfare checks on %s', (kind) => {
     });
     expect(again.statusCode).toBe(409);
     expect(again.body).toMatch(/not escalated/);
+    // A check in the future is refused, naming the field.
+    const later = await clinician.request('POST', `/api/v1/cases/${caseId}/welfare-checks`, {
+      checkedBy: 'clinician',
+      checkedAt: new Date(t.clock.nowMs() + 3_600_000).toISOString(),
+      outcome: 'patient_reached',
+    });
+    expect(later.statusCode).toBe(400);
+    expect(later.json()).toMatchObject({
+      errors: [{ path: 'body.checkedAt', message: 'must not be in the future' }],
+    });
     // A bad field is named.
     const bad = await clinician.request('POST', `/api/v1/cases/${caseId}/welfare-checks`, {
       checkedBy: 'neighbour',
