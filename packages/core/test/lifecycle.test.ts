@@ -8,6 +8,7 @@ import {
   CALLBACK_OUTCOMES,
   CONSULTATION_OUTCOMES,
   CaseTransitionError,
+  WELFARE_CHECK_OUTCOMES,
   DISPOSITION_KINDS,
   caseCommandSchema,
   decide,
@@ -58,6 +59,16 @@ const disposition = (kind: DispositionKind): CaseCommand => ({ type: 'reach_disp
 const queue: CaseCommand = { type: 'queue_for_clinician' };
 const claim = (clinicianId: string): CaseCommand => ({ type: 'claim', clinicianId });
 const consult = (clinicianId: string): CaseCommand => ({ type: 'start_consultation', clinicianId });
+const welfareCheck = (
+  clinicianId: string,
+  outcome: (typeof WELFARE_CHECK_OUTCOMES)[number],
+): CaseCommand => ({
+  type: 'record_welfare_check',
+  clinicianId,
+  checkedBy: 'next_of_kin',
+  checkedAt: '2026-11-29T03:10:00.000Z',
+  outcome,
+});
 const callback = (clinicianId: string, outcome: (typeof CALLBACK_OUTCOMES)[number]): CaseCommand => ({
   type: 'record_callback_attempt',
   clinicianId,
@@ -314,6 +325,88 @@ describe('case lifecycle: call-backs', () => {
     expect(s).toMatchObject({ escalated: true, claimantId: BOB });
   });
 
+  it('an answered call-back clears the escalation; two new failures raise it again', () => {
+    const escalated = run(
+      ...toQueue,
+      claim(ALICE),
+      callback(ALICE, 'no_answer'),
+      callback(ALICE, 'no_answer'),
+    );
+    expect(escalated.state.escalated).toBe(true);
+    const answered = decide(escalated.state, callback(ALICE, 'answered'));
+    expect(answered.map((e) => e.type)).toEqual(['case.callback_attempted', 'case.escalation_cleared']);
+    expect(answered[1]!.payload).toEqual({ caseId: CASE, reason: 'callback_answered' });
+    const reached = answered.reduce(evolve, escalated.state);
+    expect(reached).toMatchObject({ escalated: false, failedCallbackAttempts: 2, failedSinceReached: 0 });
+    // One failure after the patient was reached is not two in a row.
+    const once = decide(reached, callback(ALICE, 'no_answer'));
+    expect(once.map((e) => e.type)).toEqual(['case.callback_attempted']);
+    const twice = decide(once.reduce(evolve, reached), callback(ALICE, 'voicemail'));
+    expect(twice.map((e) => e.type)).toEqual(['case.callback_attempted', 'case.escalated']);
+  });
+
+  it('a welfare check is recorded (who, when, outcome); it clears the escalation only when it reached the patient', () => {
+    const escalated = run(
+      ...toQueue,
+      claim(ALICE),
+      callback(ALICE, 'no_answer'),
+      callback(ALICE, 'no_answer'),
+    );
+    const notReached = decide(escalated.state, welfareCheck(BOB, 'not_reached'));
+    expect(notReached).toEqual([
+      {
+        type: 'case.welfare_check_recorded',
+        payload: {
+          caseId: CASE,
+          recordedBy: BOB,
+          checkedBy: 'next_of_kin',
+          checkedAt: '2026-11-29T03:10:00.000Z',
+          outcome: 'not_reached',
+        },
+      },
+    ]);
+    const still = notReached.reduce(evolve, escalated.state);
+    expect(still.escalated).toBe(true);
+    const reached = decide(still, welfareCheck(BOB, 'patient_reached'));
+    expect(reached.map((e) => e.type)).toEqual(['case.welfare_check_recorded', 'case.escalation_cleared']);
+    expect(reached.reduce(evolve, still)).toMatchObject({ escalated: false, status: 'claimed' });
+    // Nothing to record on a case that is not escalated.
+    expect(refusal(run(...toQueue, claim(ALICE)).state, welfareCheck(ALICE, 'patient_reached')).code).toBe(
+      'illegal_transition',
+    );
+  });
+
+  it('closing an escalated case clears its escalation in the same command', () => {
+    const escalated = run(
+      ...toQueue,
+      claim(ALICE),
+      callback(ALICE, 'no_answer'),
+      callback(ALICE, 'no_answer'),
+      consult(ALICE),
+    );
+    const closed = decide(escalated.state, {
+      type: 'record_outcome',
+      clinicianId: ALICE,
+      outcome: 'advice_and_close',
+    });
+    expect(closed.map((e) => e.type)).toEqual([
+      'case.outcome_recorded',
+      'case.escalation_cleared',
+      'case.closed',
+    ]);
+    expect(closed[1]!.payload).toEqual({ caseId: CASE, reason: 'case_closed' });
+    expect(closed.reduce(evolve, escalated.state)).toMatchObject({ status: 'closed', escalated: false });
+  });
+
+  it('a state stored before failedSinceReached existed reads it as every failed call-back', () => {
+    const { state } = run(...toQueue, claim(ALICE), callback(ALICE, 'no_answer'));
+    const { failedSinceReached: _dropped, ...old } = state;
+    expect(decide(old, callback(ALICE, 'no_answer')).map((e) => e.type)).toEqual([
+      'case.callback_attempted',
+      'case.escalated',
+    ]);
+  });
+
   it('call-backs are recorded only on a claimed case', () => {
     expect(refusal(run(...toQueue).state, callback(ALICE, 'no_answer')).code).toBe('illegal_transition');
   });
@@ -429,6 +522,7 @@ function allCommandsFor(c: string): CaseCommand[] {
     { type: 'release', clinicianId: c },
     { type: 'transfer', clinicianId: c, toClinicianId: other },
     ...CALLBACK_OUTCOMES.map((o) => callback(c, o)),
+    ...WELFARE_CHECK_OUTCOMES.map((o) => welfareCheck(c, o)),
     consult(c),
     ...CONSULTATION_OUTCOMES.map((o): CaseCommand => ({
       type: 'record_outcome',
@@ -450,6 +544,8 @@ interface Model {
   disposition: DispositionKind | null;
   attempts: number;
   failed: number;
+  /** Failed call-backs since the patient was last reached. */
+  sinceReached: number;
   escalated: boolean;
   outcomes: string[];
 }
@@ -481,7 +577,16 @@ const FROM: Record<CaseCommand['type'], CaseStatus[]> = {
   start_consultation: ['claimed'],
   record_outcome: ['in_consultation'],
   close: ['disposition_reached', 'ambulance_requested', 'referral_pending', 'follow_up_arranged'],
+  // Anyone may record a welfare check on an open case (it is refused below when not escalated).
+  record_welfare_check: CASE_STATUSES.filter((s) => s !== 'closed' && s !== 'abandoned'),
 };
+
+/** A close ends the escalation first (its own event), whichever command closes the case. */
+function closing(m: Model, events: CaseEvent['type'][]): CaseEvent['type'][] {
+  if (!m.escalated) return events;
+  const at = events.indexOf('case.closed');
+  return [...events.slice(0, at), 'case.escalation_cleared', ...events.slice(at)];
+}
 
 function expected(m: Model, c: CaseCommand): Expectation {
   if (m.status === 'closed' || m.status === 'abandoned') return { error: 'case_closed' };
@@ -529,16 +634,35 @@ function expected(m: Model, c: CaseCommand): Expectation {
         ? { error: 'transfer_to_self' }
         : to('claimed', ['case.transferred'], { claimant: c.toClinicianId });
     case 'record_callback_attempt': {
-      const failed = m.failed + (c.outcome === 'answered' ? 0 : 1);
-      const escalates = failed === 2 && m.failed === 1;
+      const reached = c.outcome === 'answered';
+      const failed = m.failed + (reached ? 0 : 1);
+      const sinceReached = reached ? 0 : m.sinceReached + 1;
+      const escalates = !m.escalated && sinceReached === 2;
+      const clears = reached && m.escalated;
       return to(
         'claimed',
-        escalates ? ['case.callback_attempted', 'case.escalated'] : ['case.callback_attempted'],
+        [
+          'case.callback_attempted',
+          ...(escalates ? ['case.escalated' as const] : []),
+          ...(clears ? ['case.escalation_cleared' as const] : []),
+        ],
         {
           attempts: m.attempts + 1,
           failed,
-          escalated: m.escalated || escalates,
+          sinceReached,
+          escalated: (m.escalated || escalates) && !clears,
         },
+      );
+    }
+    case 'record_welfare_check': {
+      if (!m.escalated) return { error: 'illegal_transition' };
+      const reached = c.outcome === 'patient_reached';
+      return to(
+        m.status,
+        reached
+          ? ['case.welfare_check_recorded', 'case.escalation_cleared']
+          : ['case.welfare_check_recorded'],
+        reached ? { sinceReached: 0, escalated: false } : {},
       );
     }
     case 'start_consultation':
@@ -548,7 +672,7 @@ function expected(m: Model, c: CaseCommand): Expectation {
       const recorded = 'case.outcome_recorded' as const;
       switch (c.outcome) {
         case 'advice_and_close':
-          return to('closed', [recorded, 'case.closed'], { outcomes });
+          return to('closed', closing(m, [recorded, 'case.closed']), { outcomes, escalated: false });
         case 'retriage':
           return to('in_triage', [recorded, 'case.triage_started'], { outcomes, disposition: null });
         case 'upgrade_to_ambulance':
@@ -569,7 +693,7 @@ function expected(m: Model, c: CaseCommand): Expectation {
       return m.status === 'disposition_reached' &&
         (m.disposition === 'ambulance' || m.disposition === 'speak_to_primary_care')
         ? { error: 'disposition_not_acted_on' }
-        : to('closed', ['case.closed']);
+        : to('closed', closing(m, ['case.closed']), { escalated: false });
   }
   throw new Error('unreachable');
 }
@@ -596,6 +720,7 @@ const freshModel = (): Model => ({
   disposition: null,
   attempts: 0,
   failed: 0,
+  sinceReached: 0,
   escalated: false,
   outcomes: [],
 });
@@ -606,8 +731,9 @@ const coverage = { statuses: new Set<CaseStatus>(), errors: new Set<CaseTransiti
 function checkInvariants(s: CaseState): void {
   // claimed ⇔ a claimant is set
   expect(s.status === 'claimed' || s.status === 'in_consultation').toBe(s.claimantId !== null);
-  // escalated exactly when two or more call-backs have failed
-  expect(s.escalated).toBe(s.failedCallbackAttempts >= 2);
+  // escalated exactly when two or more call-backs have failed since the patient was last reached,
+  // until the case closes
+  expect(s.escalated).toBe((s.failedSinceReached ?? 0) >= 2 && s.status !== 'closed');
   expect(s.failedCallbackAttempts).toBeLessThanOrEqual(s.callbackAttempts);
   expect(CASE_STATUSES).toContain(s.status);
   // a disposition is known from reaching one until re-triage
@@ -658,6 +784,7 @@ class LifecycleCommand implements fc.Command<Model, Real> {
       disposition: state.disposition,
       attempts: state.callbackAttempts,
       failed: state.failedCallbackAttempts,
+      sinceReached: state.failedSinceReached,
       escalated: state.escalated,
       outcomes: state.outcomes,
     }).toEqual(m);
@@ -719,6 +846,7 @@ const commandArbitraries: fc.Arbitrary<CaseCommand>[] = [
     toClinicianId,
   })),
   fc.tuple(clinician, fc.constantFrom(...CALLBACK_OUTCOMES)).map(([c, o]) => callback(c, o)),
+  fc.tuple(clinician, fc.constantFrom(...WELFARE_CHECK_OUTCOMES)).map(([c, o]) => welfareCheck(c, o)),
   clinician.map(consult),
   outcomeCommand,
   fc.constant<CaseCommand>({ type: 'close' }),
@@ -730,7 +858,7 @@ describe('case lifecycle: model-based', () => {
     // and a walk needs many tries to act as the holder at the right moment.
     const weighted = [
       ...commandArbitraries,
-      ...commandArbitraries.slice(7, 13),
+      ...commandArbitraries.slice(7, 14),
       outcomeCommand,
       outcomeCommand,
     ];

@@ -1,7 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../src/errors.ts';
-import { ACVPU_LEVELS, NEWS2_PARAMETERS, scoreNews2, type News2Observations } from '../src/clinical/news2.ts';
+import {
+  ACVPU_LEVELS,
+  isUrgentNews2Band,
+  NEWS2_PARAMETERS,
+  news2NotApplicable,
+  scoreNews2,
+  type News2Observations,
+} from '../src/clinical/news2.ts';
 
 /** Every parameter in its zero band. */
 const NORMAL = {
@@ -200,7 +207,7 @@ describe('NEWS2 scoring: both sides of every boundary of chart 2', () => {
 });
 
 describe('NEWS2 risk bands (chart 3)', () => {
-  it('0 is low with routine monitoring', () => {
+  it('0 is low: clinical judgement with safety-netting, in urgent-care words (no ward monitoring)', () => {
     const r = scoreNews2(NORMAL);
     expect(r).toMatchObject({
       total: 0,
@@ -209,15 +216,21 @@ describe('NEWS2 risk bands (chart 3)', () => {
       missing: [],
       singleParameterThree: false,
     });
-    expect(r.monitoringFrequency).toBe('Minimum 12 hourly');
-    expect(r.clinicalResponse).toMatch(/Continue routine NEWS monitoring/);
+    expect(r.response).toBe('Low score: clinical judgement');
+    expect(r.remoteAdvice).toMatch(/safety-netting/);
+    expect(r.faceToFaceAdvice).toMatch(/safety-netting/);
+    // The hospital ward's wording is gone: nobody on a 111 call has a registered nurse or a ward.
+    for (const text of [r.response, r.remoteAdvice, r.faceToFaceAdvice]) {
+      expect(text).not.toMatch(/ward|registered nurse|hourly|medical team/i);
+    }
+    expect(r).not.toHaveProperty('monitoringFrequency');
+    expect(r).not.toHaveProperty('clinicalResponse');
   });
 
   it('1–4 without a 3 is low', () => {
     // RR 21 (2) + pulse 91 (1) + temp 38.1 (1) = 4
     const r = scoreNews2({ ...NORMAL, respirationRate: 21, pulse: 91, temperature: 38.1 });
-    expect(r).toMatchObject({ total: 4, band: 'low', response: 'Ward-based response' });
-    expect(r.monitoringFrequency).toBe('Minimum 4–6 hourly');
+    expect(r).toMatchObject({ total: 4, band: 'low', response: 'Low score: clinical judgement' });
     expect(scoreNews2({ ...NORMAL, pulse: 91 })).toMatchObject({ total: 1, band: 'low' });
   });
 
@@ -226,7 +239,7 @@ describe('NEWS2 risk bands (chart 3)', () => {
       total: 3,
       band: 'low_medium',
       singleParameterThree: true,
-      response: 'Urgent ward-based response',
+      response: 'Urgent clinical review (a single parameter scored 3)',
     });
     // new confusion (3) + pulse 91 (1) = 4: still low-medium
     expect(scoreNews2({ ...NORMAL, consciousness: 'voice', pulse: 91 })).toMatchObject({
@@ -246,7 +259,7 @@ describe('NEWS2 risk bands (chart 3)', () => {
       total: 5,
       band: 'medium',
       singleParameterThree: false,
-      response: 'Key threshold for urgent response',
+      response: 'Urgent response',
     });
     // BP 90 (3) + oxygen (2) = 5, with a red score: medium, not low-medium
     expect(scoreNews2({ ...NORMAL, systolicBp: 90, airOrOxygen: 'oxygen' })).toMatchObject({
@@ -265,7 +278,11 @@ describe('NEWS2 risk bands (chart 3)', () => {
     // 3 + 2 + 2 = 7
     const r = scoreNews2({ ...NORMAL, systolicBp: 90, airOrOxygen: 'oxygen', respirationRate: 21 });
     expect(r).toMatchObject({ total: 7, band: 'high', response: 'Emergency response' });
-    expect(r.monitoringFrequency).toBe('Continuous monitoring of vital signs');
+    expect(r.remoteAdvice).toMatch(/ambulance \(999\)/);
+    expect(r.faceToFaceAdvice).toMatch(/999 ambulance/);
+    for (const text of [r.response, r.remoteAdvice, r.faceToFaceAdvice]) {
+      expect(text).not.toMatch(/ward|registered nurse|critical care|level 2 or 3/i);
+    }
   });
 
   it('scores the worst possible patient 20', () => {
@@ -285,18 +302,53 @@ describe('NEWS2 risk bands (chart 3)', () => {
 });
 
 describe('NEWS2 with missing observations', () => {
-  it('scores what is there and lists what is not', () => {
-    const r = scoreNews2({ respirationRate: 25, pulse: 70, temperature: null });
-    expect(r.complete).toBe(false);
-    expect(r.missing).toEqual(['spo2', 'airOrOxygen', 'systolicBp', 'consciousness', 'temperature']);
-    expect(r.scores).toMatchObject({ respirationRate: 3, pulse: 0, spo2: null, temperature: null });
-    expect(r.total).toBe(3);
-    expect(r.band).toBe('low_medium');
+  it('one observation is a partial score: 1 of 7 parameters, no total, risk unknown (never low)', () => {
+    const r = scoreNews2({ temperature: 37.0 });
+    expect(r).toMatchObject({ complete: false, present: 1, of: 7, total: null, band: null });
+    expect(r.scores.temperature).toBe(0);
+    expect(r.missing).toEqual([
+      'respirationRate',
+      'spo2',
+      'airOrOxygen',
+      'systolicBp',
+      'pulse',
+      'consciousness',
+    ]);
+    expect(r.response).toBe('Score incomplete: 1 of 7 parameters recorded, so the risk is not known');
+    expect(r.remoteAdvice).toMatch(/Do not treat the patient as low risk/);
+    expect(isUrgentNews2Band(r.band)).toBe(false);
+  });
+
+  it('six of seven parameters, all normal, are still no total', () => {
+    const r = scoreNews2({ ...NORMAL, temperature: null });
+    expect(r).toMatchObject({
+      complete: false,
+      present: 6,
+      total: null,
+      band: null,
+      missing: ['temperature'],
+    });
+  });
+
+  it('a partial set that already reaches a red score or 5 keeps that band (missing parameters only add)', () => {
+    const red = scoreNews2({ respirationRate: 25, pulse: 70, temperature: null });
+    expect(red.complete).toBe(false);
+    expect(red.missing).toEqual(['spo2', 'airOrOxygen', 'systolicBp', 'consciousness', 'temperature']);
+    expect(red.scores).toMatchObject({ respirationRate: 3, pulse: 0, spo2: null, temperature: null });
+    expect(red).toMatchObject({ total: null, present: 2, band: 'low_medium' });
+    expect(isUrgentNews2Band(red.band)).toBe(true);
+    // RR 25 (3) + pulse 135 (3) = 6 from two parameters: medium at least
+    expect(scoreNews2({ respirationRate: 25, pulse: 135 })).toMatchObject({ total: null, band: 'medium' });
+    expect(scoreNews2({ respirationRate: 25, pulse: 135, systolicBp: 90 })).toMatchObject({
+      total: null,
+      band: 'high',
+      present: 3,
+    });
   });
 
   it('an empty set of observations is complete: false with every parameter missing', () => {
     const r = scoreNews2({});
-    expect(r).toMatchObject({ total: 0, complete: false, band: 'low' });
+    expect(r).toMatchObject({ total: null, present: 0, complete: false, band: null });
     expect(r.missing).toEqual([...NEWS2_PARAMETERS]);
   });
 
@@ -374,9 +426,10 @@ describe('NEWS2 properties', () => {
       fc.property(observations, (o) => {
         const r = scoreNews2(o);
         const sum = NEWS2_PARAMETERS.reduce((acc, p) => acc + (r.scores[p] ?? 0), 0);
-        expect(r.total).toBe(sum);
-        expect(r.total).toBeGreaterThanOrEqual(0);
-        expect(r.total).toBeLessThanOrEqual(20);
+        expect(r.total).toBe(r.complete ? sum : null);
+        expect(sum).toBeGreaterThanOrEqual(0);
+        expect(sum).toBeLessThanOrEqual(20);
+        expect(r.present).toBe(7 - r.missing.length);
         for (const p of NEWS2_PARAMETERS) {
           const s = r.scores[p];
           expect(s === null || (Number.isInteger(s) && s >= 0 && s <= 3)).toBe(true);
@@ -384,21 +437,52 @@ describe('NEWS2 properties', () => {
         expect(r.complete).toBe(r.missing.length === 0);
         expect(r.missing).toEqual(NEWS2_PARAMETERS.filter((p) => r.scores[p] === null));
         const red = NEWS2_PARAMETERS.some((p) => r.scores[p] === 3);
-        const expectedBand = r.total >= 7 ? 'high' : r.total >= 5 ? 'medium' : red ? 'low_medium' : 'low';
-        expect(r.band).toBe(expectedBand);
+        const reached = sum >= 7 ? 'high' : sum >= 5 ? 'medium' : red ? 'low_medium' : 'low';
+        // Partial: unknown (null) unless what was scored already reaches above low.
+        expect(r.band).toBe(r.complete || reached !== 'low' ? reached : null);
       }),
       { numRuns: 2000 },
     );
   });
 
-  it('adding a missing observation never lowers the score', () => {
+  it('adding a missing observation never lowers the band a partial set has reached', () => {
+    const rank = { low: 0, low_medium: 1, medium: 2, high: 3 } as const;
     fc.assert(
       fc.property(observations, fc.constantFrom(...NEWS2_PARAMETERS), (o, drop) => {
         const full = scoreNews2(o);
         const partial = scoreNews2({ ...o, [drop]: undefined });
-        expect(partial.total).toBeLessThanOrEqual(full.total);
+        if (partial.band !== null && full.band !== null)
+          expect(rank[partial.band]).toBeLessThanOrEqual(rank[full.band]);
+        if (partial.band !== null) expect(full.band).not.toBeNull();
       }),
       { numRuns: 1000 },
     );
+  });
+});
+
+describe('who NEWS2 is for', () => {
+  it('is not used under 16: a paediatric score is needed', () => {
+    expect(news2NotApplicable({ ageYears: 15 })).toEqual({
+      reason: 'under_16',
+      message: expect.stringMatching(/not used for patients under 16: a paediatric early warning score/),
+    });
+    expect(news2NotApplicable({ ageYears: 0 })?.reason).toBe('under_16');
+    expect(news2NotApplicable({ ageYears: 16 })).toBeNull();
+  });
+
+  it('is not used in pregnancy or up to 6 weeks after birth: an obstetric score is needed', () => {
+    expect(news2NotApplicable({ ageYears: 30, pregnancy: 'yes' })).toEqual({
+      reason: 'pregnant',
+      message: expect.stringMatching(/not used in pregnancy or up to 6 weeks after birth: an obstetric/),
+    });
+    expect(news2NotApplicable({ ageYears: 30, pregnancy: 'no' })).toBeNull();
+    expect(news2NotApplicable({ ageYears: 30, pregnancy: 'unknown' })).toBeNull();
+    // Age unknown (unidentified patient, none given): the clinician's judgement.
+    expect(news2NotApplicable({ ageYears: null })).toBeNull();
+  });
+
+  it('urgent bands are a red score, 5–6 and 7 or more; low and unknown are not', () => {
+    expect(['low_medium', 'medium', 'high'].map(isUrgentNews2Band)).toEqual([true, true, true]);
+    expect([null, undefined, 'low'].map(isUrgentNews2Band)).toEqual([false, false, false]);
   });
 });

@@ -211,6 +211,10 @@ describe('the journey of a case through the web app', () => {
     await clinician
       .getByLabel('Outcome of the consultation')
       .selectOption({ label: 'Advice given: close the case' });
+    // NEWS2 7 asks for an urgent response: closing with advice needs the clinician's reason.
+    await clinician
+      .getByLabel('Why is this outcome right despite the raised NEWS2?')
+      .fill('Eye casualty has accepted her this evening; her daughter is driving her there now.');
     await clinician.getByRole('button', { name: 'Record outcome' }).click();
     await clinician.getByText('Case closed').waitFor();
     await shots.take(clinician, 'clinician-closed');

@@ -1,5 +1,15 @@
 import { z } from 'zod';
-import { news2ObservationsSchema } from '../clinical/news2.ts';
+import {
+  NEWS2_PARAMETER_COUNT,
+  news2NotApplicableMessage,
+  news2ObservationsSchema,
+  PREGNANCY_ANSWERS,
+  scoreNews2,
+  type News2Band,
+  type News2NotApplicableReason,
+  type News2Observations,
+} from '../clinical/news2.ts';
+import { CONSULTATION_OUTCOMES } from './lifecycle.ts';
 import { defineEventType } from '../ledger/registry.ts';
 
 /**
@@ -118,7 +128,12 @@ export const dispositionDetails = defineEventType({
   subjectOf: subject,
 });
 
-export const consultationRecorded = defineEventType({
+/**
+ * v1: NEWS2 stored as `{total, band, complete}`, where a partial set's total was the sum of what was
+ * measured (one temperature stored as "NEWS2 0", low). Kept to read old events; see
+ * `consultationNews2` for how they are read now.
+ */
+export const consultationRecordedV1 = defineEventType({
   type: 'case.consultation_recorded',
   v: 1,
   schema: z.strictObject({
@@ -137,6 +152,113 @@ export const consultationRecorded = defineEventType({
     assessment: text(10_000).optional(),
     plan: text(10_000).optional(),
     safetyNetting: text(5000).optional(),
+  }),
+  subjectOf: subject,
+});
+
+/**
+ * v2: a partial NEWS2 has no total (`present` of 7 parameters, band only when already raised); the
+ * patient's pregnancy answer and the age given at the call (when the patient is not identified) are
+ * recorded, and when NEWS2 does not apply (under 16, pregnant) it is not computed and the reason is
+ * stored instead. A new version rather than a wider v1: a node still on v1 refuses a v2 event by its
+ * version instead of folding a partial score as a total.
+ */
+export const consultationRecorded = defineEventType({
+  type: 'case.consultation_recorded',
+  v: 2,
+  schema: z.strictObject({
+    caseId: id,
+    clinicianId: id,
+    history: text(10_000).optional(),
+    examination: text(10_000).optional(),
+    observations: news2ObservationsSchema.optional(),
+    /** Pregnant or up to 6 weeks after giving birth. */
+    pregnancy: z.enum(PREGNANCY_ANSWERS).optional(),
+    /** The patient's age in whole years as given at the call, when the patient is not identified. */
+    statedAgeYears: z.number().int().min(0).max(130).optional(),
+    news2: z
+      .strictObject({
+        total: z.number().int().min(0).max(20).nullable(),
+        band: z.enum(['low', 'low_medium', 'medium', 'high']).nullable(),
+        complete: z.boolean(),
+        present: z.number().int().min(0).max(NEWS2_PARAMETER_COUNT),
+      })
+      .optional(),
+    /** NEWS2 was not computed: the patient is under 16 or pregnant. */
+    news2NotApplicable: z.enum(['under_16', 'pregnant']).optional(),
+    assessment: text(10_000).optional(),
+    plan: text(10_000).optional(),
+    safetyNetting: text(5000).optional(),
+  }),
+  subjectOf: subject,
+});
+
+/** NEWS2 of one consultation record as every reader takes it, whichever version stored it. */
+export type ConsultationNews2 =
+  | {
+      kind: 'score';
+      /** Null unless all seven parameters were scored. */
+      total: number | null;
+      band: News2Band | null;
+      complete: boolean;
+      present: number;
+    }
+  | { kind: 'not_applicable'; reason: News2NotApplicableReason; message: string };
+
+/**
+ * The NEWS2 a stored consultation record carries, or null when it has none. A v1 record's partial
+ * score is read as v2 stores it: no total, `present` counted from its observations, and its band
+ * kept only when above low (v1 stored the sum of what was measured, which read as low).
+ */
+export function consultationNews2(v: number, payload: Record<string, unknown>): ConsultationNews2 | null {
+  const notApplicable = payload.news2NotApplicable as News2NotApplicableReason | undefined;
+  if (notApplicable)
+    return {
+      kind: 'not_applicable',
+      reason: notApplicable,
+      message: news2NotApplicableMessage(notApplicable),
+    };
+  const news2 = payload.news2 as
+    { total: number | null; band: string | null; complete: boolean; present?: number } | undefined;
+  if (!news2) return null;
+  if (v >= 2)
+    return {
+      kind: 'score',
+      total: news2.total,
+      band: news2.band as News2Band | null,
+      complete: news2.complete,
+      present: news2.present ?? 0,
+    };
+  if (news2.complete)
+    return {
+      kind: 'score',
+      total: news2.total,
+      band: news2.band as News2Band,
+      complete: true,
+      present: NEWS2_PARAMETER_COUNT,
+    };
+  const rescored = scoreNews2((payload.observations ?? {}) as News2Observations);
+  return { kind: 'score', total: null, band: rescored.band, complete: false, present: rescored.present };
+}
+
+/**
+ * A clinician chose an outcome that is not urgent (advice and close, a booked appointment) although
+ * NEWS2 asked for an urgent response (5 or more, or a single parameter scoring 3), and said why.
+ * Stored in the commit of the outcome itself.
+ */
+export const news2OutcomeConfirmed = defineEventType({
+  type: 'case.news2_outcome_confirmed',
+  v: 1,
+  schema: z.strictObject({
+    caseId: id,
+    clinicianId: id,
+    outcome: z.enum(CONSULTATION_OUTCOMES),
+    news2: z.strictObject({
+      total: z.number().int().min(0).max(20).nullable(),
+      band: z.enum(['low_medium', 'medium', 'high']),
+      present: z.number().int().min(0).max(NEWS2_PARAMETER_COUNT),
+    }),
+    reason: text(2000).min(1),
   }),
   subjectOf: subject,
 });
@@ -174,7 +296,9 @@ export const CASE_FACT_EVENT_TYPES = [
   triagePathwaySelected,
   triageAnswered,
   dispositionDetails,
+  consultationRecordedV1,
   consultationRecorded,
+  news2OutcomeConfirmed,
   adviceGiven,
   caseReleasedAtSessionEnd,
 ];

@@ -21,6 +21,10 @@ import { defineEventType } from '../ledger/registry.ts';
  *                                  | follow_up_arranged | in_consultation (prescribe)
  *   ambulance_requested | referral_pending | follow_up_arranged ─close→ closed
  *   referral_pending | follow_up_arranged ─queue_for_clinician→ queued
+ *
+ * Escalation (not a status): two failed call-backs escalate the case for a welfare check. It is
+ * cleared when the patient is reached (a call-back answered, or a welfare check that reached them)
+ * and when the case closes; each welfare check is recorded (who did it, when, what it found).
  */
 
 export const CASE_STATUSES = [
@@ -85,6 +89,31 @@ export const FAILED_CALLBACK_OUTCOMES: readonly CallbackOutcome[] = [
 /** Failed call-back attempts after which the case is escalated for a welfare check. */
 export const ESCALATE_AFTER_FAILED_CALLBACKS = 2;
 
+/** Who carried out a welfare check. */
+export const WELFARE_CHECKERS = [
+  'clinician',
+  'next_of_kin',
+  'gp_practice',
+  'police',
+  'ambulance_service',
+  'other',
+] as const;
+export type WelfareChecker = (typeof WELFARE_CHECKERS)[number];
+
+/**
+ * What a welfare check found. Only `patient_reached` (someone spoke to or saw the patient) clears the
+ * escalation; the others leave it for the next step.
+ */
+export const WELFARE_CHECK_OUTCOMES = [
+  'patient_reached',
+  'not_reached',
+  'passed_to_emergency_services',
+] as const;
+export type WelfareCheckOutcome = (typeof WELFARE_CHECK_OUTCOMES)[number];
+
+/** Why an escalation ended. */
+export const ESCALATION_CLEARED_REASONS = ['callback_answered', 'welfare_check', 'case_closed'] as const;
+
 export const CONSULTATION_OUTCOMES = [
   'advice_and_close',
   'retriage',
@@ -95,6 +124,14 @@ export const CONSULTATION_OUTCOMES = [
   'prescribe',
 ] as const;
 export type ConsultationOutcome = (typeof CONSULTATION_OUTCOMES)[number];
+
+/**
+ * Outcomes that leave the patient without urgent assessment: after a NEWS2 of 5 or more, or a single
+ * parameter scoring 3, the clinician must give a reason to choose one (the score asks for an urgent
+ * response). An ambulance, a home visit, a referral and re-triage are urgent routes; prescribing is not
+ * an end of the consultation (a final outcome follows).
+ */
+export const NON_URGENT_OUTCOMES: readonly ConsultationOutcome[] = ['advice_and_close', 'book_appointment'];
 
 /** Ambulance Response Programme category, 1 (life-threatening) to 4 (less urgent). */
 export type AmbulanceCategory = 1 | 2 | 3 | 4;
@@ -108,8 +145,16 @@ export interface CaseState {
   disposition: DispositionKind | null;
   callbackAttempts: number;
   failedCallbackAttempts: number;
-  /** Raised once, when failed call-backs reach ESCALATE_AFTER_FAILED_CALLBACKS; never lowered. */
+  /**
+   * Raised when failed call-backs since the patient was last reached reach
+   * ESCALATE_AFTER_FAILED_CALLBACKS; cleared when the patient is reached or the case closes.
+   */
   escalated: boolean;
+  /**
+   * Failed call-backs since the patient was last reached (an answered call-back or a welfare check
+   * that reached them); absent in states stored before it existed, read as failedCallbackAttempts.
+   */
+  failedSinceReached?: number;
   /** Consultation outcomes in the order recorded. */
   outcomes: ConsultationOutcome[];
 }
@@ -122,6 +167,7 @@ export function initialCaseState(caseId: string): CaseState {
     disposition: null,
     callbackAttempts: 0,
     failedCallbackAttempts: 0,
+    failedSinceReached: 0,
     escalated: false,
     outcomes: [],
   };
@@ -164,6 +210,16 @@ export const caseCommandSchema = z.discriminatedUnion('type', [
     type: z.literal('record_callback_attempt'),
     clinicianId: id,
     outcome: z.enum(CALLBACK_OUTCOMES),
+  }),
+  z.strictObject({
+    type: z.literal('record_welfare_check'),
+    /** Who recorded it (the acting user). */
+    clinicianId: id,
+    checkedBy: z.enum(WELFARE_CHECKERS),
+    /** When the check was made, ISO 8601 UTC. */
+    checkedAt: z.iso.datetime(),
+    outcome: z.enum(WELFARE_CHECK_OUTCOMES),
+    details: z.string().trim().max(1000).optional(),
   }),
   z.strictObject({ type: z.literal('start_consultation'), clinicianId: id }),
   z.strictObject({
@@ -289,6 +345,27 @@ export const caseEscalated = defineEventType({
   }),
   subjectOf: subject,
 });
+/** A welfare check on an escalated case: who made it, when, and what it found. */
+export const welfareCheckRecorded = defineEventType({
+  type: 'case.welfare_check_recorded',
+  v: 1,
+  schema: z.strictObject({
+    caseId,
+    recordedBy: id,
+    checkedBy: z.enum(WELFARE_CHECKERS),
+    checkedAt: z.iso.datetime(),
+    outcome: z.enum(WELFARE_CHECK_OUTCOMES),
+    details: z.string().trim().max(1000).optional(),
+  }),
+  subjectOf: subject,
+});
+/** The escalation ended: the patient was reached, or the case closed. */
+export const escalationCleared = defineEventType({
+  type: 'case.escalation_cleared',
+  v: 1,
+  schema: z.strictObject({ caseId, reason: z.enum(ESCALATION_CLEARED_REASONS) }),
+  subjectOf: subject,
+});
 export const consultationStarted = defineEventType({
   type: 'case.consultation_started',
   v: 1,
@@ -328,6 +405,8 @@ export const CASE_LIFECYCLE_EVENT_TYPES = [
   caseTransferred,
   callbackAttempted,
   caseEscalated,
+  welfareCheckRecorded,
+  escalationCleared,
   consultationStarted,
   outcomeRecorded,
   followUpArranged,
@@ -351,6 +430,8 @@ export type CaseEvent =
   | E<'case.transferred', typeof caseTransferred>
   | E<'case.callback_attempted', typeof callbackAttempted>
   | E<'case.escalated', typeof caseEscalated>
+  | E<'case.welfare_check_recorded', typeof welfareCheckRecorded>
+  | E<'case.escalation_cleared', typeof escalationCleared>
   | E<'case.consultation_started', typeof consultationStarted>
   | E<'case.outcome_recorded', typeof outcomeRecorded>
   | E<'case.follow_up_arranged', typeof followUpArranged>
@@ -431,6 +512,25 @@ function requireClaimant(state: CaseState, command: CaseCommand & { clinicianId:
  * caller appends the events (with the acting user and time in the ledger envelope) and folds them.
  */
 export function decide(state: CaseState, command: CaseCommand): CaseEvent[] {
+  const events = decideCommand(state, command);
+  // A case that closes ends its escalation: nobody is left to act on it, and a closed case must not
+  // keep showing "welfare check needed".
+  const closing = events.findIndex((e) => e.type === 'case.closed');
+  if (state.escalated && closing >= 0 && !events.some((e) => e.type === 'case.escalation_cleared')) {
+    events.splice(closing, 0, {
+      type: 'case.escalation_cleared',
+      payload: { caseId: state.caseId, reason: 'case_closed' },
+    });
+  }
+  return events;
+}
+
+/** Failed call-backs since the patient was last reached (states stored before the field: all of them). */
+function failedSinceReached(state: CaseState): number {
+  return state.failedSinceReached ?? state.failedCallbackAttempts;
+}
+
+function decideCommand(state: CaseState, command: CaseCommand): CaseEvent[] {
   const { caseId } = state;
   if (TERMINAL_STATUSES.includes(state.status)) {
     refuse(state, command, 'case_closed', `case is ${state.status}: nothing more can be recorded on it`);
@@ -525,6 +625,7 @@ export function decide(state: CaseState, command: CaseCommand): CaseEvent[] {
       requireClaimant(state, command);
       const failed = FAILED_CALLBACK_OUTCOMES.includes(command.outcome);
       const failedAttempts = state.failedCallbackAttempts + (failed ? 1 : 0);
+      const sinceReached = failed ? failedSinceReached(state) + 1 : 0;
       const events: CaseEvent[] = [
         {
           type: 'case.callback_attempted',
@@ -537,11 +638,42 @@ export function decide(state: CaseState, command: CaseCommand): CaseEvent[] {
           },
         },
       ];
-      if (failed && !state.escalated && failedAttempts >= ESCALATE_AFTER_FAILED_CALLBACKS) {
+      if (failed && !state.escalated && sinceReached >= ESCALATE_AFTER_FAILED_CALLBACKS) {
         events.push({
           type: 'case.escalated',
           payload: { caseId, reason: 'repeated_failed_callbacks', failedAttempts, action: 'welfare_check' },
         });
+      }
+      if (!failed && state.escalated) {
+        events.push({ type: 'case.escalation_cleared', payload: { caseId, reason: 'callback_answered' } });
+      }
+      return events;
+    }
+
+    case 'record_welfare_check': {
+      if (!state.escalated) {
+        refuse(
+          state,
+          command,
+          'illegal_transition',
+          'the case is not escalated: there is no welfare check to record',
+        );
+      }
+      const events: CaseEvent[] = [
+        {
+          type: 'case.welfare_check_recorded',
+          payload: {
+            caseId,
+            recordedBy: command.clinicianId,
+            checkedBy: command.checkedBy,
+            checkedAt: command.checkedAt,
+            outcome: command.outcome,
+            ...(command.details ? { details: command.details } : {}),
+          },
+        },
+      ];
+      if (command.outcome === 'patient_reached') {
+        events.push({ type: 'case.escalation_cleared', payload: { caseId, reason: 'welfare_check' } });
       }
       return events;
     }
@@ -691,9 +823,21 @@ export function evolve(state: CaseState, event: CaseEvent): CaseState {
         ...state,
         callbackAttempts: state.callbackAttempts + 1,
         failedCallbackAttempts: state.failedCallbackAttempts + (failed ? 1 : 0),
+        failedSinceReached: failed ? failedSinceReached(state) + 1 : 0,
       };
       break;
     }
+    case 'case.welfare_check_recorded':
+      assertInvariant(state.escalated, 'a welfare check recorded on a case that is not escalated');
+      next = {
+        ...state,
+        failedSinceReached: event.payload.outcome === 'patient_reached' ? 0 : failedSinceReached(state),
+      };
+      break;
+    case 'case.escalation_cleared':
+      assertInvariant(state.escalated, 'an escalation cleared on a case that is not escalated');
+      next = { ...state, escalated: false };
+      break;
     case 'case.escalated':
       expect('claimed');
       assertInvariant(

@@ -1,5 +1,6 @@
 import {
   canonicalJson,
+  consultationNews2,
   foldCaseEvent,
   initialCaseState,
   initialReconciliationFold,
@@ -55,8 +56,16 @@ export interface CasesTable {
   failed_callbacks: number;
   triaged: number;
   assessed: number;
+  /** NEWS2 of the latest consultation record with observations: null unless all 7 were scored. */
   news2_total: number | null;
+  /** Null when unknown: a partial set not yet above low (or no score). */
   news2_band: string | null;
+  /** How many of the 7 parameters the latest score has; null when there is no score. */
+  news2_present: number | null;
+  /** Why NEWS2 was not computed ('under_16', 'pregnant'), when it was not. */
+  news2_not_applicable: string | null;
+  /** Welfare checks recorded on the case, oldest first (JSON array). */
+  welfare_checks: string;
   outcome: string | null;
   /** Reconciliation fold state (core `ReconciliationFold`) as JSON: items, held branch, consultation. */
   reconciliation: string;
@@ -99,7 +108,8 @@ export const casesProjection: Projection = {
   name: 'cases',
   // 2: reconciliation (collisions become items instead of failing the fold).
   // 3: call_requests (the Idempotency-Key of each call).
-  version: 3,
+  // 4: NEWS2 partial scores (no total, parameters present), NEWS2 not applicable, welfare checks.
+  version: 4,
   tables: ['cases', 'reconciliation_items', 'call_requests'],
   async create(trx) {
     await sql`create table cases (
@@ -136,6 +146,9 @@ export const casesProjection: Projection = {
       assessed integer not null,
       news2_total integer,
       news2_band text,
+      news2_present integer,
+      news2_not_applicable text,
+      welfare_checks text not null,
       outcome text,
       reconciliation text not null,
       open_reconciliation integer not null,
@@ -201,6 +214,9 @@ export const casesProjection: Projection = {
           assessed: 0,
           news2_total: null,
           news2_band: null,
+          news2_present: null,
+          news2_not_applicable: null,
+          welfare_checks: '[]',
           outcome: null,
           reconciliation: JSON.stringify(initialReconciliationFold()),
           open_reconciliation: 0,
@@ -295,13 +311,23 @@ function applyFact(e: ProjectedEvent, row: CasesTable, changes: Partial<CasesTab
       changes.sample = p.sample ? 1 : 0;
       return true;
     case 'case.consultation_recorded': {
-      const news2 = p.news2 as { total: number; band: string } | undefined;
-      if (news2) {
+      // The latest record with observations sets the case's NEWS2 (a record of notes only keeps it).
+      const news2 = consultationNews2(e.v, p);
+      if (news2?.kind === 'score') {
         changes.news2_total = news2.total;
         changes.news2_band = news2.band;
+        changes.news2_present = news2.present;
+        changes.news2_not_applicable = null;
+      } else if (news2?.kind === 'not_applicable') {
+        changes.news2_total = null;
+        changes.news2_band = null;
+        changes.news2_present = null;
+        changes.news2_not_applicable = news2.reason;
       }
       return true;
     }
+    case 'case.news2_outcome_confirmed':
+      return true;
     case 'case.advice_given':
     case 'case.released_at_session_end':
       return true;
@@ -380,6 +406,19 @@ function lifecycleFields(e: HeldEvent, row: CasesTable, changes: Partial<CasesTa
     case 'case.outcome_recorded':
       changes.outcome = String(p.outcome);
       return;
+    case 'case.welfare_check_recorded': {
+      const checks = JSON.parse(changes.welfare_checks ?? row.welfare_checks) as unknown[];
+      checks.push({
+        recordedBy: String(p.recordedBy),
+        recordedAt: new Date(at).toISOString(),
+        checkedBy: String(p.checkedBy),
+        checkedAt: String(p.checkedAt),
+        outcome: String(p.outcome),
+        ...(p.details === undefined ? {} : { details: String(p.details) }),
+      });
+      changes.welfare_checks = JSON.stringify(checks);
+      return;
+    }
     case 'case.closed':
       changes.closed_at = at;
       return;

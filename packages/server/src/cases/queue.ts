@@ -5,7 +5,7 @@ import type { RequestContext } from '../http/context.ts';
 import type { Store } from '../store/store.ts';
 import { casesDb, type CasesTable } from './projection.ts';
 import { queueSitesOf } from './sites.ts';
-import { SAMPLE_LABEL } from './views.ts';
+import { news2NotApplicableView, news2View, SAMPLE_LABEL } from './views.ts';
 
 /** How a case that another system sent is marked on the queue (a 999 ambulance validation). */
 export interface QueueMark {
@@ -29,11 +29,17 @@ export interface QueueFilters {
   mine?: boolean;
 }
 
-/** Lower is more urgent: escalated cases first among equal deadlines, then by skill set need. */
-function clinicalPriority(row: CasesTable): number {
+/**
+ * Lower is more urgent; it breaks ties between equal deadlines. Escalated (welfare check) first, then
+ * NEWS2 high, then medium or a single red 3, then cases whose risk is unknown (no score, a partial
+ * score not yet above low, or NEWS2 not applicable), and last a complete score that is low: a score
+ * from one observation must never be ranked as reassuring as all seven measured and normal.
+ */
+export function clinicalPriority(row: CasesTable): number {
   if (Number(row.escalated) === 1) return 0;
   if (row.news2_band === 'high') return 1;
   if (row.news2_band === 'medium' || row.news2_band === 'low_medium') return 2;
+  if (row.news2_band === 'low' && row.news2_total !== null) return 4;
   return 3;
 }
 
@@ -122,7 +128,8 @@ export class QueueService {
           deadlineLondon: formatLondonDateTime(timing.deadlineMs),
           remainingSeconds: Math.round(timing.remainingMs / 1000),
           timing: timing.status,
-          news2: row.news2_total === null ? null : { total: Number(row.news2_total), band: row.news2_band },
+          news2: news2View(row),
+          news2NotApplicable: news2NotApplicableView(row),
           ambulanceValidation: marks.get(row.case_id) ?? null,
           ...(row.patient_id && deaths.has(row.patient_id)
             ? { patientDeceasedAt: deaths.get(row.patient_id)! }

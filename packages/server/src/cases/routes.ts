@@ -5,8 +5,11 @@ import {
   CONSULTATION_OUTCOMES,
   news2ObservationsSchema,
   parseUkPhoneNumber,
+  PREGNANCY_ANSWERS,
   TELEPHONY_CALL_ID,
   ValidationError,
+  WELFARE_CHECK_OUTCOMES,
+  WELFARE_CHECKERS,
 } from '@holdfast/core';
 import { z } from 'zod';
 import { authedRoute, type RouteSpec } from '../http/routes.ts';
@@ -190,6 +193,25 @@ export function caseRoutes(cases: CaseService, views: CaseViews, drafts: DraftSt
     }),
     authedRoute({
       method: 'POST',
+      url: '/api/v1/cases/:caseId/welfare-checks',
+      summary:
+        'Record a welfare check on an escalated case (who made it, when, what it found); reaching the patient clears the escalation',
+      access: { permission: 'queue.work' },
+      params: caseParams,
+      body: z.strictObject({
+        checkedBy: z.enum(WELFARE_CHECKERS),
+        checkedAt: z.iso
+          .datetime({ message: 'must be an ISO 8601 UTC time, e.g. 2026-11-29T03:04:05Z' })
+          .optional(),
+        outcome: z.enum(WELFARE_CHECK_OUTCOMES),
+        details: note(1000).optional(),
+      }),
+      async handler({ ctx, params, body }) {
+        return views.recordWelfareCheck(ctx, params.caseId, body);
+      },
+    }),
+    authedRoute({
+      method: 'POST',
       url: '/api/v1/cases/:caseId/consultation',
       summary: 'Start the consultation on a case you hold',
       access: { permission: 'consultations.write' },
@@ -210,6 +232,10 @@ export function caseRoutes(cases: CaseService, views: CaseViews, drafts: DraftSt
         history: note(10_000).optional(),
         examination: note(10_000).optional(),
         observations: news2ObservationsSchema.optional(),
+        /** Pregnant or up to 6 weeks after giving birth: NEWS2 is not used then. */
+        pregnancy: z.enum(PREGNANCY_ANSWERS).optional(),
+        /** The patient's age as given at the call, for a patient who is not identified. */
+        statedAgeYears: z.number().int().min(0).max(130).optional(),
         assessment: note(10_000).optional(),
         plan: note(10_000).optional(),
         safetyNetting: note(5000).optional(),
@@ -303,6 +329,8 @@ export function caseRoutes(cases: CaseService, views: CaseViews, drafts: DraftSt
         .strictObject({
           outcome: z.enum(CONSULTATION_OUTCOMES),
           ambulanceCategory: z.union([z.literal(1), z.literal(2), z.literal(3), z.literal(4)]).optional(),
+          /** Why a non-urgent outcome is right although NEWS2 asked for an urgent response. */
+          news2Reason: note(2000).min(1, 'say why this outcome is right for the patient').optional(),
         })
         // The category of an upgrade is the clinician's choice, never a default.
         .refine((b) => b.outcome !== 'upgrade_to_ambulance' || b.ambulanceCategory !== undefined, {
@@ -310,12 +338,7 @@ export function caseRoutes(cases: CaseService, views: CaseViews, drafts: DraftSt
           message: 'choose the ambulance category (1 to 4) for an upgrade to an ambulance',
         }),
       async handler({ ctx, params, body }) {
-        return views.commandThenDetail(ctx, params.caseId, {
-          type: 'record_outcome',
-          clinicianId: ctx.userId,
-          outcome: body.outcome,
-          ...(body.ambulanceCategory ? { ambulanceCategory: body.ambulanceCategory } : {}),
-        });
+        return views.recordOutcome(ctx, params.caseId, body);
       },
     }),
     authedRoute({

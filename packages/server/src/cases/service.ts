@@ -39,6 +39,8 @@ export interface OpenCaseInput {
 export interface StoredConsultation {
   /** The ledger event that recorded it. */
   eventId: string;
+  /** Its event version (1: a partial NEWS2 was stored with a total; read it through consultationNews2). */
+  v: number;
   /** Wall-clock time of the event's hybrid logical clock. */
   recordedAtMs: number;
   record: z.infer<typeof consultationRecorded.schema>;
@@ -327,6 +329,11 @@ export class CaseService {
     return row.case_id;
   }
 
+  /** The node's clock, for defaults such as when a welfare check was made. */
+  nowMs(): number {
+    return this.clock.nowMs();
+  }
+
   /** The case row, or NotFound (also for another provider's id). */
   async get(ctx: Pick<RequestContext, 'tenant'>, caseId: string, trx?: Tx): Promise<CasesTable> {
     const read = (t: Tx) =>
@@ -519,7 +526,7 @@ export class CaseService {
     const rows = await this.store.withTenant(ctx.tenant, (trx) =>
       trx
         .selectFrom('ledger_events')
-        .select(['id', 'hlc', 'payload'])
+        .select(['id', 'hlc', 'v', 'payload'])
         .where('tenant', '=', ctx.tenant)
         .where('subject', '=', `case:${caseId}`)
         .where('type', '=', 'case.consultation_recorded')
@@ -530,6 +537,7 @@ export class CaseService {
     );
     return rows.map((r) => ({
       eventId: r.id,
+      v: Number(r.v),
       recordedAtMs: Number(r.hlc.slice(0, 15)),
       record: JSON.parse(r.payload) as z.infer<typeof consultationRecorded.schema>,
     }));
@@ -572,6 +580,8 @@ const LIFECYCLE_TYPES = new Set([
   'case.transferred',
   'case.callback_attempted',
   'case.escalated',
+  'case.welfare_check_recorded',
+  'case.escalation_cleared',
   'case.consultation_started',
   'case.outcome_recorded',
   'case.follow_up_arranged',

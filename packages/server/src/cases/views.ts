@@ -1,16 +1,28 @@
 import {
   ForbiddenError,
   hasPermission,
+  isUrgentNews2Band,
+  NEWS2_PARAMETER_COUNT,
+  news2NotApplicable,
+  news2NotApplicableMessage,
+  NON_URGENT_OUTCOMES,
   NotFoundError,
   scoreNews2,
   ValidationError,
   type CaseCommand,
   type CaseState,
+  type ConsultationOutcome,
+  type News2NotApplicableReason,
   type News2Observations,
+  type PregnancyAnswer,
+  type WelfareChecker,
+  type WelfareCheckOutcome,
 } from '@holdfast/core';
+import { ageInYears } from '@holdfast/core/triage/eligibility';
 import type { AccountsService } from '../accounts/service.ts';
 import type { AccessFields, Auditor } from '../audit/auditor.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
+import type { EventDraft } from '../ledger/ledger.ts';
 import type { PatientService } from '../patients/service.ts';
 import { type CasesTable, type TriageAnswerRecord } from './projection.ts';
 import { caseReference } from '@holdfast/core';
@@ -29,6 +41,10 @@ export interface ConsultationInput {
   history?: string;
   examination?: string;
   observations?: News2Observations;
+  /** Pregnant or up to 6 weeks after giving birth. */
+  pregnancy?: PregnancyAnswer;
+  /** The age given at the call, used when the patient is not identified. */
+  statedAgeYears?: number;
   assessment?: string;
   plan?: string;
   safetyNetting?: string;
@@ -125,7 +141,12 @@ export class CaseViews {
    * with the command's events, in one commit: a command answered with an error was not stored,
    * and a stored one was never answered with an error because its audit could not be written.
    */
-  async commandThenDetail(ctx: RequestContext, caseId: string, command: CaseCommand) {
+  async commandThenDetail(
+    ctx: RequestContext,
+    caseId: string,
+    command: CaseCommand,
+    extra?: (row: CasesTable) => EventDraft[],
+  ) {
     if (command.type === 'claim') {
       // Claiming is taking the work: only at one's own sites, unless one works across sites.
       const sites = queueSitesOf(ctx);
@@ -135,8 +156,85 @@ export class CaseViews {
           "this case belongs to a site that is not one of yours: it is left for that site's clinicians",
         );
     }
-    await this.cases.command(ctx, caseId, command, undefined, { audit: detailRead(caseId, null) });
+    await this.cases.command(ctx, caseId, command, extra ? (row) => extra(row) : undefined, {
+      audit: detailRead(caseId, null),
+    });
     return caseView(await this.cases.get(ctx, caseId));
+  }
+
+  /**
+   * The consultation's outcome. NEWS2 of 5 or more, or a single parameter scoring 3, asks for an
+   * urgent response: an outcome that is not urgent (advice and close, a booked appointment) needs
+   * the clinician's reason, stored with the outcome in the same commit. Checked against the case as
+   * the command is decided, so a score recorded meanwhile is not missed.
+   */
+  async recordOutcome(
+    ctx: RequestContext,
+    caseId: string,
+    input: { outcome: ConsultationOutcome; ambulanceCategory?: 1 | 2 | 3 | 4; news2Reason?: string },
+  ) {
+    return this.commandThenDetail(
+      ctx,
+      caseId,
+      {
+        type: 'record_outcome',
+        clinicianId: ctx.userId,
+        outcome: input.outcome,
+        ...(input.ambulanceCategory ? { ambulanceCategory: input.ambulanceCategory } : {}),
+      },
+      (row) => {
+        const news2 = news2View(row);
+        if (!news2 || !isUrgentNews2Band(news2.band) || !NON_URGENT_OUTCOMES.includes(input.outcome))
+          return [];
+        if (!input.news2Reason)
+          throw new ValidationError([
+            {
+              path: 'body.news2Reason',
+              message: `is required: ${describeNews2(news2)} asks for an urgent response, so say why this outcome is right for the patient`,
+            },
+          ]);
+        return [
+          {
+            tenant: ctx.tenant,
+            type: 'case.news2_outcome_confirmed',
+            actor: actorOf(ctx),
+            payload: {
+              caseId,
+              clinicianId: ctx.userId,
+              outcome: input.outcome,
+              news2: { total: news2.total, band: news2.band, present: news2.present },
+              reason: input.news2Reason,
+            },
+          },
+        ];
+      },
+    );
+  }
+
+  /** A welfare check on an escalated case: who made it, when, what it found. */
+  async recordWelfareCheck(
+    ctx: RequestContext,
+    caseId: string,
+    input: {
+      checkedBy: WelfareChecker;
+      /** Defaults to now. */
+      checkedAt?: string | undefined;
+      outcome: WelfareCheckOutcome;
+      details?: string;
+    },
+  ) {
+    const now = this.cases.nowMs();
+    // A minute's grace for a clock on the user's machine a little ahead of the node's.
+    if (input.checkedAt && Date.parse(input.checkedAt) > now + 60_000)
+      throw new ValidationError([{ path: 'body.checkedAt', message: 'must not be in the future' }]);
+    return this.commandThenDetail(ctx, caseId, {
+      type: 'record_welfare_check',
+      clinicianId: ctx.userId,
+      checkedBy: input.checkedBy,
+      checkedAt: input.checkedAt ?? new Date(now).toISOString(),
+      outcome: input.outcome,
+      ...(input.details ? { details: input.details } : {}),
+    });
   }
 
   async identify(ctx: RequestContext, caseId: string, patientId: string): Promise<void> {
@@ -171,7 +269,16 @@ export class CaseViews {
     const state = JSON.parse(row.state) as CaseState;
     if (state.status !== 'in_consultation') throw new ForbiddenError('start the consultation first');
     if (state.claimantId !== ctx.userId) throw new ForbiddenError('another clinician holds this case');
-    const news2 = input.observations ? scoreNews2(input.observations) : null;
+    // NEWS2 is for adults who are not pregnant: the age from the identified patient's date of birth
+    // at the call's time, else the age given at the call.
+    const dob = row.patient_id ? await this.patients.dateOfBirth(ctx.tenant, row.patient_id) : null;
+    const ageYears = dob
+      ? ageInYears(dob, new Date(Number(row.received_at)).toISOString())
+      : (input.statedAgeYears ?? null);
+    const notApplicable = input.observations
+      ? news2NotApplicable({ ageYears, pregnancy: input.pregnancy })
+      : null;
+    const news2 = input.observations && !notApplicable ? scoreNews2(input.observations) : null;
     await this.cases.appendFacts(ctx, caseId, [
       {
         tenant: ctx.tenant,
@@ -181,11 +288,21 @@ export class CaseViews {
           caseId,
           clinicianId: ctx.userId,
           ...stripUndefined(input),
-          ...(news2 ? { news2: { total: news2.total, band: news2.band, complete: news2.complete } } : {}),
+          ...(news2
+            ? {
+                news2: {
+                  total: news2.total,
+                  band: news2.band,
+                  complete: news2.complete,
+                  present: news2.present,
+                },
+              }
+            : {}),
+          ...(notApplicable ? { news2NotApplicable: notApplicable.reason } : {}),
         },
       },
     ]);
-    return { news2 };
+    return { news2, news2NotApplicable: notApplicable };
   }
 }
 
@@ -243,9 +360,59 @@ export function caseView(row: CasesTable) {
     escalated: state.escalated,
     callbackAttempts: state.callbackAttempts,
     failedCallbackAttempts: state.failedCallbackAttempts,
-    news2: row.news2_total === null ? null : { total: Number(row.news2_total), band: row.news2_band },
+    news2: news2View(row),
+    news2NotApplicable: news2NotApplicableView(row),
+    welfareChecks: JSON.parse(row.welfare_checks) as WelfareCheckRecord[],
     outcomes: state.outcomes,
     // Collisions from a merge wait for a shift manager's decision: the case says so wherever it is shown.
     openReconciliationItems: Number(row.open_reconciliation),
   };
+}
+
+/** NEWS2 as the queue and the case show it: a partial score has no total and says how many of 7. */
+export interface News2View {
+  /** Null unless all seven parameters were scored. */
+  total: number | null;
+  /** Null when unknown (a partial set not yet above low). */
+  band: string | null;
+  complete: boolean;
+  present: number;
+  of: number;
+}
+
+export function news2View(row: CasesTable): News2View | null {
+  if (row.news2_present === null || row.news2_not_applicable !== null) return null;
+  const present = Number(row.news2_present);
+  return {
+    total: row.news2_total === null ? null : Number(row.news2_total),
+    band: row.news2_band,
+    complete: present === NEWS2_PARAMETER_COUNT,
+    present,
+    of: NEWS2_PARAMETER_COUNT,
+  };
+}
+
+export function news2NotApplicableView(
+  row: CasesTable,
+): { reason: News2NotApplicableReason; message: string } | null {
+  const reason = row.news2_not_applicable as News2NotApplicableReason | null;
+  return reason ? { reason, message: news2NotApplicableMessage(reason) } : null;
+}
+
+/** "NEWS2 7 (high)", or "a partial NEWS2 (3 of 7 parameters) already at medium". */
+function describeNews2(n: News2View): string {
+  const band = (n.band ?? 'unknown').replace('_', '-');
+  return n.total !== null
+    ? `NEWS2 ${n.total} (${band})`
+    : `a partial NEWS2 (${n.present} of ${n.of} parameters) already at ${band}`;
+}
+
+/** A welfare check as the case shows it (from `case.welfare_check_recorded`). */
+export interface WelfareCheckRecord {
+  recordedBy: string;
+  recordedAt: string;
+  checkedBy: string;
+  checkedAt: string;
+  outcome: string;
+  details?: string;
 }

@@ -187,6 +187,8 @@ export interface ConsultationInput {
   history?: string;
   examination?: string;
   observations?: News2Observations;
+  /** NEWS2 was not computed (the patient is under 16 or pregnant): the parameters go without a total. */
+  news2NotApplicable?: boolean;
   assessment?: string;
   plan?: string;
   safetyNetting?: string;
@@ -640,7 +642,9 @@ const vitalSigns: CodeableConcept[] = [
 
 /**
  * One Observation per NEWS2 parameter recorded in a consultation, then the total score (derived
- * from them). Parameters left unrecorded produce no Observation; the total says when it is partial.
+ * from them) when all seven were scored. Parameters left unrecorded produce no Observation; a
+ * partial set has no total (the sum of what was measured is not a NEWS2 score), and neither has a
+ * patient NEWS2 does not apply to (under 16, pregnant).
  */
 export function news2Observations(c: CaseInput, consultation: ConsultationInput): Observation[] {
   const obs = consultation.observations;
@@ -684,6 +688,7 @@ export function news2Observations(c: CaseInput, consultation: ConsultationInput)
     });
   }
   const score = scoreNews2(obs);
+  if (score.total === null || score.band === null || consultation.news2NotApplicable) return out;
   out.push({
     ...base,
     id: news2ObservationId(c.caseId, consultation.consultationId, 'total'),
@@ -691,9 +696,6 @@ export function news2Observations(c: CaseInput, consultation: ConsultationInput)
     code: { coding: [NEWS2_TOTAL_SNOMED], text: 'NEWS2 total score' },
     valueQuantity: { value: score.total, unit: 'score', system: UCUM, code: '{score}' },
     interpretation: [{ text: `Clinical risk: ${score.band.replace('_', '-')}` }],
-    ...(score.complete
-      ? {}
-      : { note: [{ text: `Partial score: not recorded: ${score.missing.join(', ')}` }] }),
     derivedFrom: out.map((o) => ref('Observation', o.id!)),
   });
   return out;

@@ -196,6 +196,7 @@ export function toConsultationInput(
     ...(history ? { history } : {}),
     ...(examination ? { examination } : {}),
     ...(observations ? { observations: observations as News2Observations } : {}),
+    ...(c.record.news2NotApplicable ? { news2NotApplicable: true } : {}),
     ...(assessment ? { assessment } : {}),
     ...(plan ? { plan } : {}),
     ...(safetyNetting ? { safetyNetting } : {}),

@@ -7,6 +7,8 @@ import {
   CONSULTATION_OUTCOMES,
   DISPOSITION_KINDS,
   hasPermission,
+  isUrgentNews2Band,
+  NON_URGENT_OUTCOMES,
   type CallbackOutcome,
   type Clock,
   type ConsultationOutcome,
@@ -549,7 +551,7 @@ export async function runSimulation(options: SimulatorOptions): Promise<Simulati
       }
       await clinician.call('POST', `/api/v1/cases/${caseId}/consultation`);
       const observations = observationsFor(random);
-      const recorded = await clinician.call<{ news2?: { total: number; band: string } }>(
+      const recorded = await clinician.call<{ news2?: { total: number | null; band: string | null } }>(
         'POST',
         `/api/v1/cases/${caseId}/consultation/record`,
         {
@@ -572,10 +574,14 @@ export async function runSimulation(options: SimulatorOptions): Promise<Simulati
       await clinician.call('POST', `/api/v1/cases/${caseId}/outcome`, {
         outcome,
         ...(outcome === 'upgrade_to_ambulance' ? { ambulanceCategory: news2?.band === 'high' ? 2 : 3 } : {}),
+        // A raised NEWS2 with an outcome that is not urgent must say why (the server refuses it otherwise).
+        ...(isUrgentNews2Band(news2?.band) && NON_URGENT_OUTCOMES.includes(outcome)
+          ? { news2Reason: 'Simulated: clinical judgement after a telephone assessment.' }
+          : {}),
       });
       summary.clinician.outcomes[outcome]++;
       detail(
-        `clinician: ${short} ${steps.join(', ')}, NEWS2 ${news2 ? `${news2.total} (${news2.band})` : '-'} → ${outcome}`,
+        `clinician: ${short} ${steps.join(', ')}, NEWS2 ${news2 ? `${news2.total ?? 'partial'} (${news2.band ?? 'unknown'})` : '-'} → ${outcome}`,
       );
     };
 

@@ -105,14 +105,17 @@ describe.each(STORE_KINDS)('a case from call to close on %s', (kind) => {
     expect(recorded.statusCode, recorded.body).toBe(200);
     // RR 22 → 2, SpO2 95 → 1, air → 0, BP 105 → 1, pulse 112 → 2, alert → 0, 38.4 → 1: total 7, high.
     expect(recorded.json()).toMatchObject({ news2: { total: 7, band: 'high', complete: true } });
+    // A high score with advice and close needs the clinician's reason.
     const outcome = await clinician.request('POST', `/api/v1/cases/${caseId}/outcome`, {
       outcome: 'advice_and_close',
+      news2Reason: 'Known COPD, observations at her usual baseline; care plan says treat at home',
     });
     expect(outcome.statusCode, outcome.body).toBe(200);
     expect(outcome.json()).toMatchObject({
       status: 'closed',
-      escalated: true,
-      news2: { total: 7, band: 'high' },
+      // Closing ends the welfare-check escalation.
+      escalated: false,
+      news2: { total: 7, band: 'high', complete: true, present: 7, of: 7 },
     });
     // An outcome on a closed case is refused, and nothing is stored.
     const again = await clinician.request('POST', `/api/v1/cases/${caseId}/outcome`, { outcome: 'refer' });

@@ -99,7 +99,11 @@ describe.each(STORE_KINDS)('FHIR R4 API on %s', (kind) => {
           assessment: 'Possible chest infection',
         },
       ],
-      ['outcome', { outcome: 'advice_and_close' }],
+      // NEWS2 7 (high): advice and close needs the clinician's reason.
+      [
+        'outcome',
+        { outcome: 'advice_and_close', news2Reason: 'Seen by own GP today; plan agreed with them' },
+      ],
     ] as const) {
       const r = await clinician.request('POST', `/api/v1/cases/${caseId}/${path}`, body);
       expect(r.statusCode, `${path}: ${r.body}`).toBeLessThan(300);

@@ -286,10 +286,15 @@ describe('FHIR R4 mapping: every sample pathway and a full consultation pass the
     ).toMatchObject({
       coding: [{ system: 'http://snomed.info/sct', code: '130987000' }],
     });
-    // The partial set: 3 recorded parameters and a total that says it is partial.
+    // The partial set: its 3 recorded parameters and no total (a partial sum is not a NEWS2 score).
     const second = r.observations.slice(8);
-    expect(second).toHaveLength(4);
-    expect(second.at(-1)!.note![0]!.text).toMatch(/Partial score/);
+    expect(second.map((o) => o.code.coding!.at(-1)!.code)).toEqual(['spo2', 'airOrOxygen', 'pulse']);
+    // And none for a patient NEWS2 does not apply to (under 16, pregnant), even with all seven.
+    const child = caseResources(
+      { ...closed, consultations: [{ ...consultation(1, ALL_SEVEN), news2NotApplicable: true }] },
+      input.notes,
+    );
+    expect(child.observations.map((o) => o.code.coding!.at(-1)!.code)).toEqual([...NEWS2_PARAMETERS]);
 
     const patient = patientResource(input.patient);
     expect(patient.name![1]).toMatchObject({
@@ -309,7 +314,8 @@ describe('FHIR R4 mapping: every sample pathway and a full consultation pass the
       outgoingIssues(res).map((i) => `${res.resourceType}/${res.id}: ${i.path} ${i.message}`),
     );
     expect(failures).toEqual([]);
-    expect(doc.entry!.filter((e) => e.resource!.resourceType === 'Observation')).toHaveLength(12);
+    // 7 parameters and the total, then the partial set's 3 parameters (no total).
+    expect(doc.entry!.filter((e) => e.resource!.resourceType === 'Observation')).toHaveLength(11);
     // Staff's text is escaped in the narrative, not taken as markup.
     const comp = r.composition!;
     expect(comp.status).toBe('final');

@@ -164,7 +164,11 @@ describe.each(STORE_KINDS)('Post Event Message on %s', (kind) => {
       safetyNetting: 'Call back if breathless',
     });
     await json(clinician, 'POST', `/api/v1/cases/${caseId}/outcome`, { outcome: 'prescribe' });
-    await json(clinician, 'POST', `/api/v1/cases/${caseId}/outcome`, { outcome: 'advice_and_close' });
+    // NEWS2 5 (RR 22, SpO2 95, pulse 96, 38.2): advice and close needs the clinician's reason.
+    await json(clinician, 'POST', `/api/v1/cases/${caseId}/outcome`, {
+      outcome: 'advice_and_close',
+      news2Reason: 'Chest infection, well on the phone; antibiotics started, review by own GP tomorrow',
+    });
     const queued = (await eventsOf(caseId)).find((e) => e.type === 'message.queued')!;
     expect(queued.payload.summary).toBe('Post Event Message, for action');
     expect(queued.payload.invalid).toBeUndefined();

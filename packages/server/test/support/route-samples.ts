@@ -44,6 +44,14 @@ async function claimedCase(w: World, client: Client, consulting = false): Promis
   return caseId;
 }
 
+/** A case the client holds and escalated for a welfare check (two call-backs failed). */
+async function escalatedCase(w: World, client: Client): Promise<string> {
+  const caseId = await claimedCase(w, client);
+  for (const outcome of ['no_answer', 'voicemail'])
+    await client.request('POST', `/api/v1/cases/${caseId}/callback-attempts`, { outcome });
+  return caseId;
+}
+
 /**
  * An open reconciliation item: a case claimed by the clinician, then a second claim by the
  * prescriber written straight to the ledger, as a merge from a node that was apart would bring it
@@ -743,6 +751,12 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
     build: async (w, { client }) => ({
       params: { caseId: await claimedCase(w, client) },
       body: { outcome: 'no_answer' },
+    }),
+  },
+  'POST /api/v1/cases/:caseId/welfare-checks': {
+    build: async (w, { client }) => ({
+      params: { caseId: await escalatedCase(w, client) },
+      body: { checkedBy: 'next_of_kin', outcome: 'patient_reached', details: 'Daughter visited' },
     }),
   },
   'POST /api/v1/cases/:caseId/consultation': {

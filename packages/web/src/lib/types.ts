@@ -30,6 +30,31 @@ export interface CaseDisposition {
   notice?: string;
 }
 
+/** NEWS2 as the queue and the case carry it: a partial score has no total (present of 7). */
+export interface News2Summary {
+  total: number | null;
+  /** Null when unknown: a partial score not yet above low. */
+  band: News2Band | null;
+  complete: boolean;
+  present: number;
+  of: number;
+}
+
+/** NEWS2 was not computed: the patient is under 16 or pregnant. */
+export interface News2NotApplicableView {
+  reason: 'under_16' | 'pregnant';
+  message: string;
+}
+
+export interface WelfareCheckView {
+  recordedBy: string;
+  recordedAt: string;
+  checkedBy: string;
+  checkedAt: string;
+  outcome: string;
+  details?: string;
+}
+
 export interface CaseDetail {
   caseId: string;
   siteId: string;
@@ -46,7 +71,9 @@ export interface CaseDetail {
   escalated: boolean;
   callbackAttempts: number;
   failedCallbackAttempts: number;
-  news2: { total: number; band: News2Band } | null;
+  news2: News2Summary | null;
+  news2NotApplicable?: News2NotApplicableView | null;
+  welfareChecks?: WelfareCheckView[];
   outcomes: string[];
   /** The readable record (GET /api/v1/cases/:id only; server cases/record.ts). */
   record?: CaseRecord;
@@ -199,7 +226,8 @@ export interface QueueCase {
   deadlineLondon: string;
   remainingSeconds: number;
   timing: 'on_time' | 'at_risk' | 'breached';
-  news2: { total: number; band: string | null } | null;
+  news2: News2Summary | null;
+  news2NotApplicable?: News2NotApplicableView | null;
   /** The patient's date of death, when the identified patient has died. */
   patientDeceasedAt?: string;
   /**

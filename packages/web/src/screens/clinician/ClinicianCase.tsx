@@ -1,4 +1,16 @@
-import { CALLBACK_OUTCOMES, caseReference, CONSULTATION_OUTCOMES } from '@holdfast/core';
+import {
+  CALLBACK_OUTCOMES,
+  caseReference,
+  CONSULTATION_OUTCOMES,
+  isUrgentNews2Band,
+  NON_URGENT_OUTCOMES,
+  WELFARE_CHECK_OUTCOMES,
+  WELFARE_CHECKERS,
+  type ConsultationOutcome,
+  type News2NotApplicable,
+  type News2Result,
+} from '@holdfast/core';
+import { ageInYears } from '@holdfast/core/triage/eligibility';
 import {
   Alert,
   Badge,
@@ -36,7 +48,9 @@ import { TriagePath } from '../adviser/TriageRunner.tsx';
 import {
   EMPTY_OBSERVATIONS,
   hasObservations,
+  news2BadgeText,
   ObservationsFields,
+  patientFacts,
   toObservations,
   type ObservationInputs,
 } from './News2Panel.tsx';
@@ -122,6 +136,12 @@ export function ClinicianCase({ caseId }: { caseId: string }) {
   const deadline = c.deadline ? Date.parse(c.deadline) : null;
   const timing = deadline ? timingAt(deadline, Date.parse(c.receivedAt), now) : null;
   const notes = patient.data?.record.specialNotes ?? [];
+  const news2Badge = news2BadgeText(c.news2, c.news2NotApplicable);
+  // NEWS2 is for adults: the identified patient's age at the call, from the date of birth.
+  const patientAge = {
+    identified: !!c.patientId,
+    ageYears: patient.data ? ageInYears(patient.data.record.dateOfBirth, c.receivedAt) : null,
+  };
   const path = triage.data && triage.data.status !== 'not_started' ? triage.data.path : [];
 
   return (
@@ -149,9 +169,9 @@ export function ClinicianCase({ caseId }: { caseId: string }) {
               Escalated: welfare check needed
             </Badge>
           )}
-          {c.news2 && (
-            <Badge variant="outline" color="dark">
-              NEWS2 {c.news2.total}
+          {news2Badge && (
+            <Badge variant="outline" color="dark" data-testid="case-news2">
+              {news2Badge}
             </Badge>
           )}
         </Group>
@@ -163,6 +183,7 @@ export function ClinicianCase({ caseId }: { caseId: string }) {
           <strong>Caller:</strong> {c.caller.name} ({c.caller.relationship}) ·{' '}
           <strong>call back on {c.caller.callbackNumber}</strong>
         </Text>
+        {c.news2NotApplicable && <Text data-testid="news2-not-used">{c.news2NotApplicable.message}</Text>}
         <Text size="sm">
           Received {londonDateTime(c.receivedAt)} at {siteName(sites.data, c.siteId)} · patient is at{' '}
           {c.location} · {c.callbackAttempts} call-back {c.callbackAttempts === 1 ? 'attempt' : 'attempts'} (
@@ -210,6 +231,11 @@ export function ClinicianCase({ caseId }: { caseId: string }) {
         />
       )}
 
+      {c.escalated && !['closed', 'abandoned'].includes(c.status) && (
+        <WelfareCheck caseId={caseId} onRecorded={() => void refresh()} />
+      )}
+      {(c.welfareChecks ?? []).length > 0 && <WelfareChecks checks={c.welfareChecks ?? []} />}
+
       {mine && c.status === 'claimed' && (
         <Group>
           <Button
@@ -236,7 +262,7 @@ export function ClinicianCase({ caseId }: { caseId: string }) {
       )}
 
       {mine && c.status === 'in_consultation' && (
-        <Consultation caseDetail={c} onSaved={() => void refresh()} />
+        <Consultation caseDetail={c} patient={patientAge} onSaved={() => void refresh()} />
       )}
 
       {c.status === 'follow_up_arranged' ||
@@ -333,7 +359,15 @@ function CallbackAttempt({
   );
 }
 
-function Consultation({ caseDetail, onSaved }: { caseDetail: CaseDetail; onSaved: () => void }) {
+function Consultation({
+  caseDetail,
+  patient,
+  onSaved,
+}: {
+  caseDetail: CaseDetail;
+  patient: { identified: boolean; ageYears: number | null };
+  onSaved: () => void;
+}) {
   const caseId = caseDetail.caseId;
   const [notes, setNotes] = useState({
     history: '',
@@ -357,6 +391,11 @@ function Consultation({ caseDetail, onSaved }: { caseDetail: CaseDetail; onSaved
     setNotes((n) => ({ ...n, ...typed }));
     if (observations) setObs((o) => ({ ...o, ...observations }));
   });
+  const [news2Reason, setNews2Reason] = useState('');
+  // A raised NEWS2 (5 or more, or a single 3) with an outcome that is not urgent: the clinician says why.
+  const needsReason =
+    NON_URGENT_OUTCOMES.includes(outcome as ConsultationOutcome) &&
+    (isUrgentNews2Band(caseDetail.news2?.band) || outcomeProblems.field('news2Reason') !== undefined);
 
   const save = async (event: FormEvent) => {
     event.preventDefault();
@@ -366,16 +405,16 @@ function Consultation({ caseDetail, onSaved }: { caseDetail: CaseDetail; onSaved
     try {
       const body = {
         ...Object.fromEntries(Object.entries(notes).filter(([, v]) => v.trim() !== '')),
-        ...(hasObservations(obs) ? { observations: toObservations(obs) } : {}),
+        ...(hasObservations(obs)
+          ? { observations: toObservations(obs), ...patientFacts(obs, patient.identified) }
+          : {}),
       };
-      const r = await api<{ news2: { total: number; band: string } | null }>(
+      const r = await api<{ news2: News2Result | null; news2NotApplicable?: News2NotApplicable | null }>(
         'POST',
         `/api/v1/cases/${caseId}/consultation/record`,
         body,
       );
-      setSaved(
-        `Consultation saved at ${londonTime(Date.now())}${r.news2 ? ` with NEWS2 ${r.news2.total}` : ''}.`,
-      );
+      setSaved(`Consultation saved at ${londonTime(Date.now())}${savedNews2Words(r)}.`);
       onSaved();
     } catch (error) {
       problems.fromError(error, [
@@ -385,6 +424,8 @@ function Consultation({ caseDetail, onSaved }: { caseDetail: CaseDetail; onSaved
         'plan',
         'safetyNetting',
         ...Object.keys(EMPTY_OBSERVATIONS).map((k) => `observations.${k}`),
+        'pregnancy',
+        'statedAgeYears',
       ]);
     } finally {
       setBusy(false);
@@ -401,11 +442,12 @@ function Consultation({ caseDetail, onSaved }: { caseDetail: CaseDetail; onSaved
         ...(outcome === 'upgrade_to_ambulance' && category !== ''
           ? { ambulanceCategory: Number(category) }
           : {}),
+        ...(needsReason && news2Reason.trim() !== '' ? { news2Reason } : {}),
       });
       setOutcomeDone(OUTCOME_WORDS[outcome] ?? outcome);
       onSaved();
     } catch (error) {
-      outcomeProblems.fromError(error, ['outcome', 'ambulanceCategory']);
+      outcomeProblems.fromError(error, ['outcome', 'ambulanceCategory', 'news2Reason']);
     } finally {
       setBusy(false);
     }
@@ -442,7 +484,12 @@ function Consultation({ caseDetail, onSaved }: { caseDetail: CaseDetail; onSaved
         <Stack>
           {text('history', 'History')}
           {text('examination', 'Examination')}
-          <ObservationsFields value={obs} onChange={setObs} serverErrors={problems.fields} />
+          <ObservationsFields
+            value={obs}
+            onChange={setObs}
+            serverErrors={problems.fields}
+            patient={patient}
+          />
           {text('assessment', 'Assessment')}
           {text('plan', 'Plan')}
           {text('safetyNetting', 'Safety-netting advice')}
@@ -495,6 +542,18 @@ function Consultation({ caseDetail, onSaved }: { caseDetail: CaseDetail; onSaved
             Record outcome
           </Button>
         </Group>
+        {needsReason && (
+          <Textarea
+            mt="sm"
+            label="Why is this outcome right despite the raised NEWS2?"
+            description="NEWS2 of 5 or more, or a single parameter scoring 3, asks for an urgent response."
+            value={news2Reason}
+            onChange={(e) => setNews2Reason(e.currentTarget.value)}
+            error={outcomeProblems.field('news2Reason')}
+            autosize
+            minRows={2}
+          />
+        )}
         {outcomeDone && (
           <Text mt="xs" role="status">
             Outcome recorded: {outcomeDone}.
@@ -502,5 +561,129 @@ function Consultation({ caseDetail, onSaved }: { caseDetail: CaseDetail; onSaved
         )}
       </Paper>
     </>
+  );
+}
+
+/** " with NEWS2 7", " with a partial NEWS2 (1 of 7 parameters)", or why NEWS2 was not computed. */
+function savedNews2Words(r: {
+  news2: News2Result | null;
+  news2NotApplicable?: News2NotApplicable | null;
+}): string {
+  if (r.news2NotApplicable) return `; NEWS2 not computed: ${r.news2NotApplicable.message}`;
+  if (!r.news2) return '';
+  return r.news2.total !== null
+    ? ` with NEWS2 ${r.news2.total}`
+    : ` with a partial NEWS2 (${r.news2.present} of ${r.news2.of} parameters, no total)`;
+}
+
+const CHECKER_WORDS: Record<string, string> = {
+  clinician: 'A clinician',
+  next_of_kin: 'Next of kin',
+  gp_practice: 'The GP practice',
+  police: 'The police',
+  ambulance_service: 'The ambulance service',
+  other: 'Someone else (say who in the details)',
+};
+
+const WELFARE_OUTCOME_WORDS: Record<string, string> = {
+  patient_reached: 'The patient was reached',
+  not_reached: 'The patient was not reached',
+  passed_to_emergency_services: 'Passed to the emergency services',
+};
+
+/** Records a welfare check on an escalated case; reaching the patient clears the escalation. */
+function WelfareCheck({ caseId, onRecorded }: { caseId: string; onRecorded: () => void }) {
+  const [checkedBy, setCheckedBy] = useState<string>('');
+  const [outcome, setOutcome] = useState<string>('');
+  const [details, setDetails] = useState('');
+  const [busy, setBusy] = useState(false);
+  const problems = useFormProblems();
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    problems.clear();
+    setBusy(true);
+    try {
+      await api('POST', `/api/v1/cases/${caseId}/welfare-checks`, {
+        ...(checkedBy ? { checkedBy } : {}),
+        ...(outcome ? { outcome } : {}),
+        ...(details.trim() ? { details } : {}),
+      });
+      setCheckedBy('');
+      setOutcome('');
+      setDetails('');
+      onRecorded();
+    } catch (error) {
+      problems.fromError(error, ['checkedBy', 'outcome', 'details']);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <Paper
+      withBorder
+      p="md"
+      component="form"
+      onSubmit={(e: FormEvent) => void submit(e)}
+      aria-labelledby="welfare-heading"
+      noValidate
+    >
+      <Title order={2} size="h4" id="welfare-heading" mb="xs">
+        Record the welfare check
+      </Title>
+      <FormAlert message={problems.form} />
+      <Group align="flex-end">
+        <NativeSelect
+          label="Who made the check"
+          data={[
+            { value: '', label: 'Choose who' },
+            ...WELFARE_CHECKERS.map((w) => ({ value: w, label: CHECKER_WORDS[w] ?? w })),
+          ]}
+          value={checkedBy}
+          onChange={(e) => setCheckedBy(e.currentTarget.value)}
+          error={problems.field('checkedBy')}
+        />
+        <NativeSelect
+          label="What the check found"
+          data={[
+            { value: '', label: 'Choose the outcome' },
+            ...WELFARE_CHECK_OUTCOMES.map((o) => ({ value: o, label: WELFARE_OUTCOME_WORDS[o] ?? o })),
+          ]}
+          value={outcome}
+          onChange={(e) => setOutcome(e.currentTarget.value)}
+          error={problems.field('outcome')}
+        />
+        <Button type="submit" loading={busy} variant="light">
+          Record welfare check
+        </Button>
+      </Group>
+      <Textarea
+        mt="xs"
+        label="Details of the check"
+        value={details}
+        onChange={(e) => setDetails(e.currentTarget.value)}
+        error={problems.field('details')}
+        autosize
+        minRows={1}
+      />
+    </Paper>
+  );
+}
+
+function WelfareChecks({ checks }: { checks: NonNullable<CaseDetail['welfareChecks']> }) {
+  return (
+    <Paper withBorder p="sm" component="section" aria-labelledby="welfare-checks-heading">
+      <Title order={2} size="h5" id="welfare-checks-heading">
+        Welfare checks
+      </Title>
+      <ul data-testid="welfare-checks">
+        {checks.map((w, i) => (
+          <li key={i}>
+            {londonDateTime(w.checkedAt)}: {CHECKER_WORDS[w.checkedBy] ?? w.checkedBy} —{' '}
+            {WELFARE_OUTCOME_WORDS[w.outcome] ?? w.outcome}
+            {w.details ? ` (${w.details})` : ''}
+          </li>
+        ))}
+      </ul>
+    </Paper>
   );
 }

@@ -1,5 +1,13 @@
-import { scoreNews2, type News2Observations, type News2Result } from '@holdfast/core';
-import { Alert, Group, NativeSelect, Paper, SimpleGrid, Text, TextInput, Title } from '@mantine/core';
+import {
+  news2NotApplicable,
+  scoreNews2,
+  type News2NotApplicable,
+  type News2Observations,
+  type News2Result,
+  type PregnancyAnswer,
+} from '@holdfast/core';
+import { Alert, NativeSelect, Paper, SimpleGrid, Text, TextInput, Title } from '@mantine/core';
+import type { News2NotApplicableView, News2Summary } from '../../lib/types.ts';
 
 export interface ObservationInputs {
   respirationRate: string;
@@ -10,6 +18,10 @@ export interface ObservationInputs {
   pulse: string;
   consciousness: string;
   temperature: string;
+  /** Pregnant or up to 6 weeks after birth: '', 'yes', 'no', 'unknown'. NEWS2 is not used if yes. */
+  pregnancy: string;
+  /** The age given at the call, asked only when the patient is not identified. */
+  statedAge: string;
 }
 
 export const EMPTY_OBSERVATIONS: ObservationInputs = {
@@ -21,7 +33,12 @@ export const EMPTY_OBSERVATIONS: ObservationInputs = {
   pulse: '',
   consciousness: '',
   temperature: '',
+  pregnancy: '',
+  statedAge: '',
 };
+
+/** Fields of the form that are not NEWS2 parameters. */
+const NOT_PARAMETERS = new Set(['spo2Scale', 'pregnancy', 'statedAge']);
 
 const num = (s: string) => (s.trim() === '' ? null : Number(s.trim()));
 
@@ -40,7 +57,52 @@ export function toObservations(o: ObservationInputs): News2Observations {
 }
 
 export function hasObservations(o: ObservationInputs): boolean {
-  return Object.entries(o).some(([k, v]) => k !== 'spo2Scale' && v.trim() !== '');
+  return Object.entries(o).some(([k, v]) => !NOT_PARAMETERS.has(k) && v.trim() !== '');
+}
+
+/** The stated age as a whole number of years, or null when blank or not a plain number. */
+function statedAgeOf(o: ObservationInputs): number | null {
+  return /^\d{1,3}$/.test(o.statedAge.trim()) ? Number(o.statedAge.trim()) : null;
+}
+
+/** What the consultation record sends besides the observations: pregnancy, the age given at the call. */
+export function patientFacts(
+  o: ObservationInputs,
+  identified: boolean,
+): { pregnancy?: PregnancyAnswer; statedAgeYears?: number } {
+  const age = identified ? null : statedAgeOf(o);
+  return {
+    ...(o.pregnancy === '' ? {} : { pregnancy: o.pregnancy as PregnancyAnswer }),
+    ...(age === null ? {} : { statedAgeYears: age }),
+  };
+}
+
+/** Why NEWS2 must not be used for this patient, as the form stands (the server decides the same). */
+export function notApplicableFor(
+  o: ObservationInputs,
+  patient: { identified: boolean; ageYears: number | null },
+): News2NotApplicable | null {
+  const ageYears = patient.identified ? patient.ageYears : statedAgeOf(o);
+  return news2NotApplicable({
+    ageYears,
+    pregnancy: o.pregnancy === '' ? undefined : (o.pregnancy as PregnancyAnswer),
+  });
+}
+
+/**
+ * The NEWS2 badge of the queue and the case: "NEWS2 7" only for a complete score; a partial one says
+ * how many of the 7 parameters it has and never shows a total.
+ */
+export function news2BadgeText(
+  news2: News2Summary | null,
+  notApplicable: News2NotApplicableView | null | undefined,
+): string | null {
+  if (notApplicable)
+    return notApplicable.reason === 'under_16' ? 'NEWS2 not used: under 16' : 'NEWS2 not used: pregnant';
+  if (!news2) return null;
+  if (news2.total !== null) return `NEWS2 ${news2.total}`;
+  const band = news2.band ? `, already ${BAND_SHORT[news2.band] ?? news2.band}` : ' recorded';
+  return `NEWS2 partial: ${news2.present} of ${news2.of}${band}`;
 }
 
 /** Scores as typed, with the core's own NEWS2 code; impossible values come back as field messages. */
@@ -61,6 +123,13 @@ export function liveNews2(o: ObservationInputs): {
   }
 }
 
+const BAND_SHORT: Record<string, string> = {
+  low: 'low',
+  low_medium: 'a single 3',
+  medium: 'medium',
+  high: 'high',
+};
+
 const BAND_WORDS: Record<string, string> = {
   low: 'Low clinical risk',
   low_medium: 'Low-medium clinical risk (a single parameter scored 3)',
@@ -74,6 +143,9 @@ const BAND_COLOR: Record<string, string> = {
   medium: '#a34700',
   high: '#a51d1d',
 };
+
+// Dark enough for the title on the light alert's tinted background (4.5:1 or more).
+const UNKNOWN_COLOR = '#3d3d3d';
 
 const LABELS: Record<string, string> = {
   respirationRate: 'Respiration rate',
@@ -89,12 +161,16 @@ export function ObservationsFields({
   value,
   onChange,
   serverErrors,
+  patient,
 }: {
   value: ObservationInputs;
   onChange: (v: ObservationInputs) => void;
   serverErrors: Record<string, string | undefined>;
+  /** Whether the patient is identified, and their age at the call from the date of birth. */
+  patient: { identified: boolean; ageYears: number | null };
 }) {
   const { result, errors } = liveNews2(value);
+  const notApplicable = notApplicableFor(value, patient);
   const err = (k: keyof ObservationInputs) => errors[k] ?? serverErrors[`observations.${k}`];
   const field = (k: keyof ObservationInputs, label: string, unit: string) => (
     <TextInput
@@ -151,37 +227,84 @@ export function ObservationsFields({
           error={err('consciousness')}
         />
         {field('temperature', 'Temperature', '°C')}
+        <NativeSelect
+          label="Pregnant or given birth in the last 6 weeks"
+          data={[
+            { value: '', label: 'Not asked' },
+            { value: 'no', label: 'No' },
+            { value: 'yes', label: 'Yes' },
+            { value: 'unknown', label: 'Not known' },
+          ]}
+          value={value.pregnancy}
+          onChange={(e) => onChange({ ...value, pregnancy: e.currentTarget.value })}
+          error={serverErrors['pregnancy']}
+        />
+        {!patient.identified && (
+          <TextInput
+            label="Patient's age (years, as given at the call)"
+            inputMode="numeric"
+            value={value.statedAge}
+            onChange={(e) => onChange({ ...value, statedAge: e.currentTarget.value })}
+            error={serverErrors['statedAgeYears']}
+            autoComplete="off"
+          />
+        )}
       </SimpleGrid>
-      <News2Score result={hasObservations(value) ? result : null} blocked={Object.keys(errors).length > 0} />
+      <News2Score
+        result={hasObservations(value) ? result : null}
+        blocked={Object.keys(errors).length > 0}
+        notApplicable={notApplicable}
+      />
     </Paper>
   );
 }
 
-export function News2Score({ result, blocked = false }: { result: News2Result | null; blocked?: boolean }) {
+export function News2Score({
+  result,
+  blocked = false,
+  notApplicable = null,
+}: {
+  result: News2Result | null;
+  blocked?: boolean;
+  notApplicable?: News2NotApplicable | null;
+}) {
   return (
     <section aria-label="NEWS2 score" data-testid="news2">
       <div role="status" aria-live="polite">
-        {blocked ? (
+        {notApplicable ? (
+          <Alert mt="md" color="#5c2d91" variant="light" title="NEWS2 not used for this patient">
+            <Text>{notApplicable.message}</Text>
+          </Alert>
+        ) : blocked ? (
           <Text mt="md">NEWS2: correct the values marked above to see the score.</Text>
         ) : result === null ? (
           <Text mt="md">NEWS2: enter observations to see the score.</Text>
         ) : (
           <Alert
             mt="md"
-            color={BAND_COLOR[result.band]}
+            color={result.band ? BAND_COLOR[result.band] : UNKNOWN_COLOR}
             variant="light"
-            title={`NEWS2 ${result.complete ? '' : 'so far '}${result.total}: ${BAND_WORDS[result.band]}`}
+            title={
+              result.total !== null && result.band
+                ? `NEWS2 ${result.total}: ${BAND_WORDS[result.band]}`
+                : `NEWS2 partial: ${result.present} of ${result.of} parameters, no total${
+                    result.band ? ` (already ${BAND_SHORT[result.band]})` : ' (risk not known)'
+                  }`
+            }
           >
-            <Group gap="xs">
-              <Text>
-                <strong>Response:</strong> {result.response}. <strong>Monitoring:</strong>{' '}
-                {result.monitoringFrequency}.
-              </Text>
-            </Group>
+            <Text>
+              <strong>Response:</strong> {result.response}.
+            </Text>
+            <Text mt={4}>
+              <strong>On the phone or video:</strong> {result.remoteAdvice}
+            </Text>
+            <Text mt={4}>
+              <strong>Face to face:</strong> {result.faceToFaceAdvice}
+            </Text>
             {!result.complete && (
               <Text mt={4}>
-                Not yet scored: {result.missing.map((m) => LABELS[m] ?? m).join(', ')}. The total is the
-                lowest the full score could be.
+                Not yet scored: {result.missing.map((m) => LABELS[m] ?? m).join(', ')}. A partial score is not
+                a total: do not read it as low.
               </Text>
             )}
           </Alert>

@@ -12,6 +12,7 @@ import { Link, navigate } from '../../lib/router.tsx';
 import { useSession, useUser } from '../../lib/session.tsx';
 import { londonWhen } from '../../lib/time.ts';
 import type { CaseDetail, QueueCase, QueueResponse } from '../../lib/types.ts';
+import { news2BadgeText } from './News2Panel.tsx';
 import { provisionalRow, queueRowFrom, timesOf, upsertRow } from './queueModel.ts';
 
 const ROW_HEIGHT = 96;
@@ -320,6 +321,7 @@ const QueueRow = memo(function QueueRow({
 }: QueueRowProps) {
   const held = c.claimedBy !== null;
   const deadline = londonWhen(c.deadline, nowDay);
+  const news2Badge = news2BadgeText(c.news2, c.news2NotApplicable);
   return (
     <li
       className="queue-row"
@@ -347,9 +349,9 @@ const QueueRow = memo(function QueueRow({
                 Escalated: welfare check
               </Badge>
             )}
-            {c.news2 && (
-              <Badge color="dark" variant="outline" radius="sm">
-                NEWS2 {c.news2.total}
+            {news2Badge && (
+              <Badge color="dark" variant="outline" radius="sm" data-testid="queue-news2">
+                {news2Badge}
               </Badge>
             )}
             {c.patientDeceasedAt && (

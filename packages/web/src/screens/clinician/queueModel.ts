@@ -3,11 +3,16 @@ import { timingAt } from '../../components/Timing.tsx';
 
 export const QUEUE_STATUSES = new Set(['queued', 'claimed', 'in_consultation']);
 
-/** Lower is more urgent among equal deadlines (as the server's queue orders). */
-function priority(c: Pick<QueueCase, 'escalated' | 'news2'>): number {
+/**
+ * Lower is more urgent among equal deadlines (as the server's queue orders): escalated, NEWS2 high,
+ * medium or a single 3, then unknown risk (no score, a partial one, NEWS2 not used), and a complete
+ * low score last. A partial score is never ranked as low.
+ */
+export function priority(c: Pick<QueueCase, 'escalated' | 'news2'>): number {
   if (c.escalated) return 0;
   if (c.news2?.band === 'high') return 1;
   if (c.news2?.band === 'medium' || c.news2?.band === 'low_medium') return 2;
+  if (c.news2?.band === 'low' && c.news2.total !== null) return 4;
   return 3;
 }
 
@@ -60,6 +65,7 @@ export function queueRowFrom(c: CaseDetail, nowMs: number): QueueCase | null {
     remainingSeconds: Math.round((deadline - nowMs) / 1000),
     timing: timingAt(deadline, received, nowMs),
     news2: c.news2,
+    news2NotApplicable: c.news2NotApplicable ?? null,
   };
 }
 
