@@ -41,7 +41,12 @@ describe('NEWS2 in the browser', () => {
   async function queuedCase(complaint: string): Promise<string> {
     const { caseId } = await adviser.call<{ caseId: string }>('POST', '/api/v1/calls', {
       siteId,
-      caller: { name: 'Jo Caller', relationship: 'parent', callbackNumber: '07700 900111' },
+      caller: {
+        name: 'Jo Caller',
+        relationship: 'parent',
+        callbackNumber: '0113 496 0111',
+        callbackNumberReadBack: true,
+      },
       location: 'At home',
       presentingComplaint: complaint,
     });

@@ -135,7 +135,14 @@ describe.each(STORE_KINDS)('a case from call to close on %s', (kind) => {
     expect(items).toEqual({
       A01: 1,
       A03: 1,
+      // A hand-entered call has no telephony timings: it counts in no B item.
+      B01: 0,
       B02: 0,
+      B03: 0,
+      B04: 0,
+      B05: 0,
+      B06: 0,
+      B07: 0,
       C01: 1,
       D01: 1,
       E01: 1,
@@ -145,6 +152,7 @@ describe.each(STORE_KINDS)('a case from call to close on %s', (kind) => {
       E08: 0,
       E10: 0,
       E11: 1,
+      E12: 0,
       E16: 0,
     });
   });

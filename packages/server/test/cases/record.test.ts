@@ -109,7 +109,7 @@ describe.each(STORE_KINDS)('the readable record on %s', (kind) => {
         assessment: 'Tension-type headache',
         plan: 'Paracetamol, fluids, rest',
         safetyNetting: 'Call back if vision changes or a rash appears',
-        news2: { total: 0, band: 'low', complete: true },
+        news2: { total: 0, band: 'low', complete: true, present: 7 },
       }),
     ]);
     expect(body.record.triagePath.length).toBeGreaterThan(3);
