@@ -45,7 +45,12 @@ describe('GMT and BST on the CAS queue in Chromium', () => {
     const { caseId } = await adviser.call<{ caseId: string }>('POST', '/api/v1/calls', {
       siteId: sites[0]!.siteId,
       receivedAt: '2026-10-25T00:45:00Z', // 01:45 BST
-      caller: { name: 'Ada Caller', relationship: 'self', callbackNumber: '07700 900321' },
+      caller: {
+        name: 'Ada Caller',
+        relationship: 'self',
+        callbackNumber: '0113 496 0321',
+        callbackNumberReadBack: true,
+      },
       location: 'At home',
       presentingComplaint: 'Clock change call',
     });
