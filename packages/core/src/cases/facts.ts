@@ -75,10 +75,27 @@ export const caseOpened = defineEventType({
   subjectOf: subject,
 });
 
-export const patientIdentified = defineEventType({
+/** v1: the patient first identified on a case (frozen: events stored under it stay readable). */
+export const patientIdentifiedV1 = defineEventType({
   type: 'case.patient_identified',
   v: 1,
   schema: z.strictObject({ caseId: id, patientId: id }),
+  subjectOf: subject,
+});
+
+/**
+ * v2 may say whom it corrects: a case's patient is replaced only knowingly, naming the patient it
+ * had and why (`replaces`), never by a second identification that silently wins. Every v1 payload
+ * reads as a v2 one.
+ */
+export const patientIdentified = defineEventType({
+  type: 'case.patient_identified',
+  v: 2,
+  schema: z.strictObject({
+    caseId: id,
+    patientId: id,
+    replaces: z.strictObject({ patientId: id, reason: text(500).min(10) }).optional(),
+  }),
   subjectOf: subject,
 });
 
@@ -292,6 +309,7 @@ export const caseReleasedAtSessionEnd = defineEventType({
 export const CASE_FACT_EVENT_TYPES = [
   caseOpened,
   callbackNumberConfirmed,
+  patientIdentifiedV1,
   patientIdentified,
   triagePathwaySelected,
   triageAnswered,

@@ -118,12 +118,18 @@ export function caseRoutes(cases: CaseService, views: CaseViews, drafts: DraftSt
     authedRoute({
       method: 'POST',
       url: '/api/v1/cases/:caseId/patient',
-      summary: 'Identify the patient of a case',
+      summary:
+        "Identify the patient of a case; another patient than the case's only as a correction naming the one it replaces and why",
       access: { permission: 'cases.handle' },
       params: caseParams,
-      body: z.strictObject({ patientId: z.string().uuid('must be a patient id') }),
+      body: z.strictObject({
+        patientId: z.string().uuid('must be a patient id'),
+        /** To correct the case's patient: the patient it has now, and why. */
+        replacing: z.string().uuid('must be a patient id').optional(),
+        reason: z.string().trim().min(10).max(500).optional(),
+      }),
       async handler({ ctx, params, body, reply }) {
-        await views.identify(ctx, params.caseId, body.patientId);
+        await views.identify(ctx, params.caseId, body);
         return reply.code(204).send();
       },
     }),

@@ -1,4 +1,5 @@
 import {
+  ConflictError,
   ForbiddenError,
   hasPermission,
   isUrgentNews2Band,
@@ -8,6 +9,7 @@ import {
   NON_URGENT_OUTCOMES,
   NotFoundError,
   scoreNews2,
+  TERMINAL_STATUSES,
   ValidationError,
   type CaseCommand,
   type CaseState,
@@ -18,7 +20,7 @@ import {
   type WelfareChecker,
   type WelfareCheckOutcome,
 } from '@holdfast/core';
-import { ageInYears } from '@holdfast/core/triage/eligibility';
+import { ageInYears, pathwayNotForAge, type PathwayAges } from '@holdfast/core/triage/eligibility';
 import type { AccountsService } from '../accounts/service.ts';
 import type { AccessFields, Auditor } from '../audit/auditor.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
@@ -36,6 +38,14 @@ export const ENCOUNTERS_LIMIT = 100;
 
 /** Shown with every disposition that came from the shipped sample protocols. */
 export const SAMPLE_LABEL = 'Sample content for demonstration — not clinically validated';
+
+export interface IdentifyPatientInput {
+  patientId: string;
+  /** The patient the case has now, when this corrects it. */
+  replacing?: string | undefined;
+  /** Why the patient is corrected (required with `replacing`). */
+  reason?: string | undefined;
+}
 
 export interface ConsultationInput {
   history?: string;
@@ -237,21 +247,94 @@ export class CaseViews {
     });
   }
 
-  async identify(ctx: RequestContext, caseId: string, patientId: string): Promise<void> {
-    // Reading the record is what identifies the patient: audited by the patient service.
-    await this.patients.read(ctx, patientId).catch((error: unknown) => {
-      if (error instanceof NotFoundError)
-        throw new ValidationError([{ path: 'body.patientId', message: 'is not a patient of your provider' }]);
+  /**
+   * A started pathway's age range, for identifying a patient after triage started. A pathway no
+   * longer in the pack (a case older than a pack update) has no range to check against.
+   */
+  private pathwayAges(pathwayId: string): PathwayAges | null | undefined {
+    try {
+      return this.triage.protocol(pathwayId).content.ageYears;
+    } catch (error) {
+      if (error instanceof NotFoundError) return null;
       throw error;
-    });
-    await this.cases.appendFacts(ctx, caseId, [
-      {
-        tenant: ctx.tenant,
-        type: 'case.patient_identified',
-        actor: actorOf(ctx),
-        payload: { caseId, patientId },
-      },
-    ]);
+    }
+  }
+
+  /**
+   * Identifies the case's patient. A case's patient is never replaced silently: identifying the
+   * same patient again stores nothing, and another patient is taken only as a correction that names
+   * the patient it replaces (the one the case has now, compared inside the commit) with a reason.
+   * A patient outside the age range of a pathway already started is refused: identifying them
+   * afterwards would walk them through triage written for another age group (H14 by the back door).
+   * A closed or abandoned case keeps its patient: its Post Event Message was decided at the close.
+   */
+  async identify(ctx: RequestContext, caseId: string, input: IdentifyPatientInput): Promise<void> {
+    const { patientId, replacing, reason } = input;
+    const row = await this.cases.get(ctx, caseId);
+    if ((TERMINAL_STATUSES as readonly string[]).includes(row.status))
+      throw new ConflictError(
+        `the case is ${row.status}: its patient can no longer be set or changed (the Post Event Message was decided at the close)`,
+      );
+    const current = row.patient_id;
+    if (current === patientId) return;
+    if (current !== null && replacing === undefined)
+      throw new ConflictError(
+        `this case already has a patient (patient ${current}): to correct it, send replacing (that patient's id) and a reason`,
+      );
+    if (current === null && replacing !== undefined)
+      throw new ValidationError([
+        { path: 'body.replacing', message: 'must be left out: the case has no patient yet' },
+      ]);
+    if (current !== null && replacing !== current)
+      throw new ConflictError(
+        "the case's patient is no longer the one you are replacing: reload the case and check who it is for",
+      );
+    if (replacing !== undefined && reason === undefined)
+      throw new ValidationError([
+        {
+          path: 'body.reason',
+          message: 'is required to correct the patient: say why (at least 10 characters)',
+        },
+      ]);
+    // The date of birth is read for checks only; `read` below is the audited view of the record.
+    const dob = await this.patients.dateOfBirth(ctx.tenant, patientId);
+    if (dob === null)
+      throw new ValidationError([{ path: 'body.patientId', message: 'is not a patient of your provider' }]);
+    if (row.pathway_id) {
+      const why = pathwayNotForAge(
+        this.pathwayAges(row.pathway_id),
+        ageInYears(dob, new Date(Number(row.received_at)).toISOString()),
+      );
+      if (why)
+        throw new ValidationError([
+          {
+            path: 'body.patientId',
+            message: `cannot be this case's patient: triage has started on a pathway not for them (${why})`,
+          },
+        ]);
+    }
+    // Reading the record is what identifies the patient: audited by the patient service (and
+    // refused outside the caller's sites without break-glass).
+    await this.patients.read(ctx, patientId);
+    await this.cases.appendFacts(
+      ctx,
+      caseId,
+      [
+        {
+          tenant: ctx.tenant,
+          type: 'case.patient_identified',
+          actor: actorOf(ctx),
+          payload: {
+            caseId,
+            patientId,
+            ...(replacing !== undefined ? { replaces: { patientId: replacing, reason: reason! } } : {}),
+          },
+        },
+      ],
+      // Compared inside the commit: if the case moved on (another adviser identified someone
+      // meanwhile), this is refused instead of winning silently.
+      Number(row.version),
+    );
   }
 
   async requireClinician(ctx: RequestContext, userId: string): Promise<void> {
