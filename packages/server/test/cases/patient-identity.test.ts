@@ -51,7 +51,12 @@ describe.each(STORE_KINDS)('who a case is for, on %s', (kind) => {
   async function openCall(): Promise<string> {
     const r = await adviser.request('POST', '/api/v1/calls', {
       siteId: site,
-      caller: { name: 'Sam Caller', relationship: 'parent', callbackNumber: '07700 900123' },
+      caller: {
+        name: 'Sam Caller',
+        relationship: 'parent',
+        callbackNumber: '0113 496 0123',
+        callbackNumberReadBack: true,
+      },
       location: 'At home',
       presentingComplaint: 'Fever',
     });
