@@ -24,8 +24,15 @@ export const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
 export const VALIDATED_AMBULANCE_CATEGORIES = [3, 4] as const;
 export type ValidatedAmbulanceCategory = (typeof VALIDATED_AMBULANCE_CATEGORIES)[number];
 
-/** How an inbound case's patient was matched by NHS number (never a new record made silently). */
-export const INBOUND_PATIENT_MATCHES = ['matched', 'not_found', 'several', 'no_nhs_number'] as const;
+/** How an inbound case's patient was matched by NHS number, as first defined (validation_requested v1). */
+const INBOUND_PATIENT_MATCHES_V1 = ['matched', 'not_found', 'several', 'no_nhs_number'] as const;
+
+/**
+ * How an inbound case's patient was matched (never a new record made silently). `details_differ`:
+ * one record has the NHS number but another date of birth than the message gives, so the number
+ * may be mistyped and the case is left unidentified for the clinician.
+ */
+export const INBOUND_PATIENT_MATCHES = [...INBOUND_PATIENT_MATCHES_V1, 'details_differ'] as const;
 export type InboundPatientMatch = (typeof INBOUND_PATIENT_MATCHES)[number];
 
 const ms = z.number().int().min(0).max(8_640_000_000_000_000);
@@ -53,27 +60,38 @@ export const inboundReceived = defineEventType({
   subjectOf: (p) => `inbound:${p.endpointId}:${p.messageId}`,
 });
 
-export const validationRequested = defineEventType({
+const validationRequestedFields = {
+  caseId: z.string().uuid(),
+  endpointId,
+  inboundMessageId: z.string().regex(FHIR_ID),
+  /** The ambulance service's own reference (its 999 incident number). */
+  incidentReference: z.string().trim().min(1).max(64),
+  category: z.union([z.literal(3), z.literal(4)]),
+  /** By when the validation must be done. */
+  deadlineAtMs: ms,
+  /** Whether the deadline came in the message or is this node's default for the category. */
+  deadlineFrom: z.enum(['message', 'default']),
+};
+
+/** v1 (frozen: events stored under it stay readable). */
+export const validationRequestedV1 = defineEventType({
   type: 'inbound.validation_requested',
   v: 1,
   description: 'The ambulance service asked the CAS to validate a Category 3 or 4 call (a case opened).',
-  schema: z.strictObject({
-    caseId: z.string().uuid(),
-    endpointId,
-    inboundMessageId: z.string().regex(FHIR_ID),
-    /** The ambulance service's own reference (its 999 incident number). */
-    incidentReference: z.string().trim().min(1).max(64),
-    category: z.union([z.literal(3), z.literal(4)]),
-    /** By when the validation must be done. */
-    deadlineAtMs: ms,
-    /** Whether the deadline came in the message or is this node's default for the category. */
-    deadlineFrom: z.enum(['message', 'default']),
-    patientMatch: z.enum(INBOUND_PATIENT_MATCHES),
-  }),
+  schema: z.strictObject({ ...validationRequestedFields, patientMatch: z.enum(INBOUND_PATIENT_MATCHES_V1) }),
+  subjectOf: (p) => `validation:${p.caseId}`,
+});
+
+/** v2 adds the `details_differ` match; every v1 payload reads as v2. */
+export const validationRequested = defineEventType({
+  type: 'inbound.validation_requested',
+  v: 2,
+  description: 'The ambulance service asked the CAS to validate a Category 3 or 4 call (a case opened).',
+  schema: z.strictObject({ ...validationRequestedFields, patientMatch: z.enum(INBOUND_PATIENT_MATCHES) }),
   subjectOf: (p) => `validation:${p.caseId}`,
 });
 
 export type InboundReceived = z.infer<typeof inboundReceived.schema>;
 export type ValidationRequested = z.infer<typeof validationRequested.schema>;
 
-export const INBOUND_EVENT_TYPES = [inboundReceived, validationRequested];
+export const INBOUND_EVENT_TYPES = [inboundReceived, validationRequestedV1, validationRequested];

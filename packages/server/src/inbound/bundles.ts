@@ -138,6 +138,8 @@ export interface ValidationRequest {
   location: string;
   /** The patient's NHS number, when the Patient carries a valid one. */
   nhsNumber: string | null;
+  /** The patient's date of birth (YYYY-MM-DD), when the Patient gives a full one. */
+  birthDate: string | null;
 }
 
 type CallerRelationship = 'self' | 'parent' | 'carer' | 'relative' | 'friend' | 'professional' | 'other';
@@ -244,7 +246,14 @@ export function readValidationRequest(envelope: MessageEnvelope): ValidationRequ
     caller,
     location: location.slice(0, 300),
     nhsNumber: patientResource ? nhsNumberOf(patientResource) : null,
+    birthDate: patientResource ? birthDateOf(patientResource) : null,
   };
+}
+
+/** A full date of birth (a year or a month alone cannot be compared with a record's). */
+function birthDateOf(patient: Json): string | null {
+  const value = text(patient.birthDate);
+  return value !== null && /^\d{4}-\d{2}-\d{2}$/.test(value) ? value : null;
 }
 
 function categoryOf(sr: Json): 1 | 2 | 3 | 4 | null {

@@ -201,7 +201,7 @@ export class InboundService {
         [{ path: `${request.at}.occurrencePeriod.end`, message: 'must be within two weeks' }],
         'The validation deadline is too far ahead',
       );
-    const { patientId, match } = await this.matchPatient(tenant, request.nhsNumber);
+    const { patientId, match } = await this.matchPatient(tenant, request.nhsNumber, request.birthDate);
     const caseId = randomUUID();
     const actor = `endpoint:${endpointId}`;
     const answer = this.answerFor(credential, envelope.messageId, now, caseId);
@@ -432,15 +432,24 @@ export class InboundService {
     return row ?? null;
   }
 
-  /** One record, never a new one made silently: several records with the number match none. */
+  /**
+   * One record, never a new one made silently: several records with the number match none. A
+   * number typed wrong at the ambulance service can be another person's number in our index: when
+   * the message gives a date of birth and the record's differs, the case is left unidentified for
+   * the clinician rather than filed under that person (with their special notes and history).
+   */
   private async matchPatient(
     tenant: string,
     nhsNumber: string | null,
+    birthDate: string | null,
   ): Promise<{ patientId: string | null; match: InboundPatientMatch }> {
     if (!nhsNumber) return { patientId: null, match: 'no_nhs_number' };
     const ids = await this.deps.patients.idsWithNhsNumber(tenant, nhsNumber);
-    if (ids.length === 1) return { patientId: ids[0]!, match: 'matched' };
-    return { patientId: null, match: ids.length === 0 ? 'not_found' : 'several' };
+    if (ids.length > 1) return { patientId: null, match: 'several' };
+    if (ids.length === 0) return { patientId: null, match: 'not_found' };
+    if (birthDate !== null && (await this.deps.patients.dateOfBirth(tenant, ids[0]!)) !== birthDate)
+      return { patientId: null, match: 'details_differ' };
+    return { patientId: ids[0]!, match: 'matched' };
   }
 
   private receivedDraft(

@@ -15,6 +15,8 @@ export function validationRequest(options: {
   incident?: string;
   deadline?: string;
   nhsNumber?: string;
+  /** The Patient's date of birth (with an NHS number). */
+  birthDate?: string;
   serviceRequest?: Json;
 }): Bundle {
   const id = options.messageId ?? randomUUID();
@@ -61,6 +63,7 @@ export function validationRequest(options: {
       id: ids.patient,
       identifier: [nhsNumberIdentifier(options.nhsNumber)],
       name: [{ family: 'Validation', given: ['Ada'] }],
+      ...(options.birthDate ? { birthDate: options.birthDate } : {}),
     });
   return {
     resourceType: 'Bundle',
