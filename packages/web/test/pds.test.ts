@@ -221,6 +221,15 @@ describe('what PDS records carry, in the browser', () => {
     const results = adviser.getByRole('region', { name: 'Search results' });
     await expect.poll(() => results.textContent(), POLL).toContain('(died 20 Nov 2026)');
     await adviser.getByRole('button', { name: /Select Dora Gone/ }).click();
+    // Not selected by one click: the adviser is asked, with "No" focused.
+    const ask = adviser.getByRole('group', { name: 'Confirm a patient who has died' });
+    expect(await ask.textContent()).toContain('died on 20 Nov 2026. Is this call about them?');
+    expect(
+      await adviser
+        .getByRole('button', { name: 'No, choose again' })
+        .evaluate((b) => b === document.activeElement),
+    ).toBe(true);
+    await adviser.getByRole('button', { name: 'Yes, the call is about them' }).click();
     const warning = adviser.getByTestId('deceased-warning');
     await warning.waitFor();
     expect(await warning.textContent()).toContain('died 20 Nov 2026');

@@ -127,6 +127,8 @@ export function caseRoutes(cases: CaseService, views: CaseViews, drafts: DraftSt
         /** To correct the case's patient: the patient it has now, and why. */
         replacing: z.string().uuid('must be a patient id').optional(),
         reason: z.string().trim().min(10).max(500).optional(),
+        /** Required (true) for a patient whose record says they have died. */
+        deceasedConfirmed: z.boolean().optional(),
       }),
       async handler({ ctx, params, body, reply }) {
         await views.identify(ctx, params.caseId, body);

@@ -45,6 +45,8 @@ export interface IdentifyPatientInput {
   replacing?: string | undefined;
   /** Why the patient is corrected (required with `replacing`). */
   reason?: string | undefined;
+  /** The adviser confirmed that the call is about a patient whose record says they have died. */
+  deceasedConfirmed?: boolean | undefined;
 }
 
 export interface ConsultationInput {
@@ -296,10 +298,21 @@ export class CaseViews {
           message: 'is required to correct the patient: say why (at least 10 characters)',
         },
       ]);
-    // The date of birth is read for checks only; `read` below is the audited view of the record.
-    const dob = await this.patients.dateOfBirth(ctx.tenant, patientId);
-    if (dob === null)
+    // Read for checks only; `read` below is the audited view of the record.
+    const facts = await this.patients.identityFacts(ctx.tenant, patientId);
+    if (facts === null)
       throw new ValidationError([{ path: 'body.patientId', message: 'is not a patient of your provider' }]);
+    const dob = facts.dateOfBirth;
+    // A namesake who has died is an easy wrong pick; a call about someone who has just died is
+    // real. Either way it is a decision the adviser makes knowingly, never by a single click.
+    if (facts.deceasedAt !== null && input.deceasedConfirmed !== true)
+      throw new ValidationError([
+        {
+          path: 'body.deceasedConfirmed',
+          message:
+            'must be true to identify this patient: their record says they have died; confirm with the caller that the call is about them',
+        },
+      ]);
     if (row.pathway_id) {
       const why = pathwayNotForAge(
         this.pathwayAges(row.pathway_id),

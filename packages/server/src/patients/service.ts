@@ -201,6 +201,28 @@ export class PatientService {
   }
 
   /**
+   * What identifying a patient on a case is checked against: the date of birth (a pathway's age
+   * range) and whether the record says the patient has died. Never returned to the caller, so not
+   * audited as a read of the record.
+   */
+  async identityFacts(
+    tenant: string,
+    patientId: string,
+  ): Promise<{ dateOfBirth: string; deceasedAt: string | null } | null> {
+    const row = await this.store.withTenant(tenant, async (trx) => {
+      let q = patientsDb(trx)
+        .selectFrom('patients')
+        .select(['date_of_birth', 'record'])
+        .where('patient_id', '=', patientId);
+      if (this.options.tenantFilter) q = q.where('tenant', '=', tenant);
+      return q.executeTakeFirst();
+    });
+    if (!row) return null;
+    const record = JSON.parse(row.record) as PatientRecord;
+    return { dateOfBirth: row.date_of_birth, deceasedAt: record.deceasedAt ?? null };
+  }
+
+  /**
    * Which of these patients have died, with the date: for lists that show cases (the CAS queue),
    * whose own read is audited. Nothing else of the records is read or returned.
    */

@@ -31,7 +31,11 @@ describe.each(STORE_KINDS)('who a case is for, on %s', (kind) => {
   });
   afterAll(async () => t?.close());
 
-  async function patient(givenName: string, dateOfBirth = '1980-02-02'): Promise<string> {
+  async function patient(
+    givenName: string,
+    dateOfBirth = '1980-02-02',
+    extra: Record<string, unknown> = {},
+  ): Promise<string> {
     registered += 1;
     const r = await adviser.request('POST', '/api/v1/patients', {
       homeSiteId: site,
@@ -42,6 +46,7 @@ describe.each(STORE_KINDS)('who a case is for, on %s', (kind) => {
         dateOfBirth,
         sex: 'unknown',
         specialNotes: [],
+        ...extra,
       },
     });
     expect(r.statusCode, r.body).toBe(201);
@@ -218,6 +223,28 @@ describe.each(STORE_KINDS)('who a case is for, on %s', (kind) => {
     });
     expect(corrected.statusCode).toBe(400);
     expect(await patientOf(caseId)).toBe(child);
+  });
+
+  it('a patient whose record says they have died is identified only when the adviser confirms it', async () => {
+    const died = await patient('Dora', '1930-03-03', { deceasedAt: '2026-10-01' });
+    const caseId = await openCall();
+    const url = `/api/v1/cases/${caseId}/patient`;
+    const unconfirmed = await adviser.request('POST', url, { patientId: died });
+    expect(unconfirmed.statusCode).toBe(400);
+    expect(unconfirmed.json()).toMatchObject({
+      errors: [
+        {
+          path: 'body.deceasedConfirmed',
+          message:
+            'must be true to identify this patient: their record says they have died; confirm with the caller that the call is about them',
+        },
+      ],
+    });
+    expect(await patientOf(caseId)).toBeNull();
+    expect(
+      (await adviser.request('POST', url, { patientId: died, deceasedConfirmed: true })).statusCode,
+    ).toBe(204);
+    expect(await patientOf(caseId)).toBe(died);
   });
 
   it('a closed case keeps its patient', async () => {

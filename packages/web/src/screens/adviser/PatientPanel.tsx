@@ -128,10 +128,18 @@ export function PatientSearch({ caseId, siteId }: { caseId: string; siteId: stri
   const selection = useFormProblems();
   const feedback = nhsNumberFeedback(nhs);
 
-  const identify = async (patientId: string) => {
+  // A patient whose record says they have died is selected only after the adviser confirms the
+  // call is about them (the server refuses it otherwise): a namesake is an easy wrong pick.
+  const [confirmingDeceased, setConfirmingDeceased] = useState<PatientSummary | null>(null);
+
+  const identify = async (patientId: string, deceasedConfirmed = false) => {
     selection.clear();
+    setConfirmingDeceased(null);
     try {
-      await api('POST', `/api/v1/cases/${caseId}/patient`, { patientId });
+      await api('POST', `/api/v1/cases/${caseId}/patient`, {
+        patientId,
+        ...(deceasedConfirmed ? { deceasedConfirmed: true } : {}),
+      });
       await queryClient.invalidateQueries({ queryKey: ['case', caseId] });
     } catch (error) {
       selection.fromError(error, []);
@@ -259,6 +267,22 @@ export function PatientSearch({ caseId, siteId }: { caseId: string; siteId: stri
         </form>
       </Group>
       <FormAlert message={selection.form} title="Could not identify the patient" />
+      {confirmingDeceased?.deceasedAt && (
+        <Paper withBorder p="sm" role="group" aria-label="Confirm a patient who has died">
+          <Text fw={700}>
+            {confirmingDeceased.givenName} {confirmingDeceased.familyName.toUpperCase()}&apos;s record says
+            they died on {formatDeathDate(confirmingDeceased.deceasedAt)}. Is this call about them?
+          </Text>
+          <Group mt="xs">
+            <Button data-autofocus autoFocus variant="default" onClick={() => setConfirmingDeceased(null)}>
+              No, choose again
+            </Button>
+            <Button color="red" onClick={() => void identify(confirmingDeceased.patientId, true)}>
+              Yes, the call is about them
+            </Button>
+          </Group>
+        </Paper>
+      )}
       {results && (
         <section aria-label="Search results">
           {results.length === 0 ? (
@@ -314,7 +338,7 @@ export function PatientSearch({ caseId, siteId }: { caseId: string; siteId: stri
                     <Table.Td>
                       <Button
                         size="compact-sm"
-                        onClick={() => void identify(p.patientId)}
+                        onClick={() => (p.deceasedAt ? setConfirmingDeceased(p) : void identify(p.patientId))}
                         aria-label={`Select ${p.givenName} ${p.familyName}, born ${formatDate(p.dateOfBirth)}`}
                       >
                         Select
