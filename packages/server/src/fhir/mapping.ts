@@ -146,7 +146,13 @@ export interface PatientInput {
   nominatedPharmacy?: { odsCode: string; name?: string };
   /** The provider holding the record (Patient.managingOrganization). */
   managingOrganizationId?: string;
+  /** The date (and time) of death, when the record says the patient has died. */
+  deceasedAt?: string;
+  /** A restricted record (PDS label R or V): the receiver is told, as the national service labels it. */
+  confidentiality?: 'R' | 'V';
 }
+
+const CONFIDENTIALITY_SYSTEM = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality';
 
 /** A special patient note as the reader may see it: the text may be withheld from their role. */
 export type SpecialNoteInput = { kind: SpecialNoteKind; text?: string };
@@ -291,6 +297,10 @@ export function patientInputFromRecord(
     ...(record.registeredPractice ? { registeredPractice: record.registeredPractice } : {}),
     ...(record.nominatedPharmacy ? { nominatedPharmacy: record.nominatedPharmacy } : {}),
     ...(managingOrganizationId ? { managingOrganizationId } : {}),
+    ...(record.deceasedAt ? { deceasedAt: record.deceasedAt } : {}),
+    ...(record.confidentiality === 'R' || record.confidentiality === 'V'
+      ? { confidentiality: record.confidentiality }
+      : {}),
   };
 }
 
@@ -346,6 +356,19 @@ export function patientResource(input: PatientInput): Patient {
   return {
     resourceType: 'Patient',
     id: input.patientId,
+    ...(input.confidentiality
+      ? {
+          meta: {
+            security: [
+              {
+                system: CONFIDENTIALITY_SYSTEM,
+                code: input.confidentiality,
+                display: input.confidentiality === 'V' ? 'very restricted' : 'restricted',
+              },
+            ],
+          },
+        }
+      : {}),
     ...(input.nominatedPharmacy
       ? {
           extension: [
@@ -363,6 +386,7 @@ export function patientResource(input: PatientInput): Patient {
     ...(telecom.length > 0 ? { telecom } : {}),
     ...(input.gender ? { gender: input.gender } : {}),
     birthDate: input.birthDate,
+    ...(input.deceasedAt ? { deceasedDateTime: input.deceasedAt } : {}),
     ...(address.length > 0 ? { address } : {}),
     ...(input.registeredPractice
       ? {

@@ -323,6 +323,39 @@ describe('FHIR R4 mapping: every sample pathway and a full consultation pass the
   });
 });
 
+describe('FHIR R4 mapping: what the national record says travels with the patient', () => {
+  it('a restricted record that says the patient has died: meta.security R and deceasedDateTime, valid R4', () => {
+    const input = patientInputFromRecord(
+      PATIENT_ID,
+      {
+        nhsNumber: '9990000018',
+        givenName: 'Dora',
+        familyName: 'Gone',
+        dateOfBirth: '1930-03-03',
+        sex: 'female',
+        specialNotes: [],
+        confidentiality: 'R',
+        deceasedAt: '2026-11-20',
+      },
+      ORG.id,
+    );
+    const resource = patientResource(input);
+    expect(resource.meta?.security).toEqual([
+      {
+        system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality',
+        code: 'R',
+        display: 'restricted',
+      },
+    ]);
+    expect(resource.deceasedDateTime).toBe('2026-11-20');
+    expect(outgoingIssues(resource)).toEqual([]);
+    // An ordinary record carries neither.
+    const ordinary = patientResource(PATIENT);
+    expect(ordinary.meta).toBeUndefined();
+    expect(ordinary.deceasedDateTime).toBeUndefined();
+  });
+});
+
 describe('deliberately broken mappings are refused before sending, naming the field', () => {
   const good = () => {
     const c: CaseInput = {
