@@ -4,7 +4,7 @@ import {
   CALLBACK_OUTCOMES,
   CONSULTATION_OUTCOMES,
   news2ObservationsSchema,
-  parseUkPhoneNumber,
+  parseCallbackNumber,
   PREGNANCY_ANSWERS,
   TELEPHONY_CALL_ID,
   ValidationError,
@@ -54,7 +54,7 @@ const draftText = (max: number) => z.string().max(max, `must be at most ${max} c
 const callerInput = callerSchema
   .extend({
     callbackNumber: z.string().transform((value, ctx) => {
-      const r = parseUkPhoneNumber(value);
+      const r = parseCallbackNumber(value);
       if (!r.ok) {
         ctx.addIssue({ code: 'custom', message: r.message });
         return z.NEVER;

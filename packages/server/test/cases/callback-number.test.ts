@@ -37,7 +37,7 @@ describe.each(STORE_KINDS)('the call-back number on %s', (kind) => {
       ['123456', 'is too short for a UK telephone number: a digit may be missing'],
       ['0791112345', 'is not a UK telephone number in use: check each digit with the caller'],
       ['079111234567', 'is too long for a UK telephone number: a digit may be repeated'],
-      ['+33 6 12 34 56 78', "must be a UK telephone number: +33 is another country's code"],
+      ['+33 6 12 34', 'is not a number in use in the country of +33: check each digit with the caller'],
       ['07911 l23456', 'must be digits only (spaces are fine)'],
     ]) {
       const r = await call({ callbackNumber: number, callbackNumberReadBack: true });
@@ -88,6 +88,15 @@ describe.each(STORE_KINDS)('the call-back number on %s', (kind) => {
       callbackNumber: '07911 123456',
       callbackNumberReadBack: true,
     });
+  });
+
+  it("takes a visitor's own mobile written with its country code, stored in the international format", async () => {
+    const r = await call({ callbackNumber: '0033 6 12 34 56 78', callbackNumberReadBack: true });
+    expect(r.statusCode, r.body).toBe(201);
+    const detail = await adviser.request('GET', `/api/v1/cases/${(r.json() as { caseId: string }).caseId}`);
+    expect((detail.json() as { caller: { callbackNumber: string } }).caller.callbackNumber).toBe(
+      '+33 6 12 34 56 78',
+    );
   });
 
   it('still reads a case stored before the check, as it was stored and not marked read back', async () => {

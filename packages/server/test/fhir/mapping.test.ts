@@ -333,7 +333,6 @@ describe('FHIR R4 mapping: what the national record says travels with the patien
         familyName: 'Gone',
         dateOfBirth: '1930-03-03',
         sex: 'female',
-        specialNotes: [],
         confidentiality: 'R',
         deceasedAt: '2026-11-20',
       },

@@ -1,4 +1,4 @@
-import { parseUkPhoneNumber } from '@holdfast/core';
+import { parseCallbackNumber } from '@holdfast/core';
 import { Button, Checkbox, Group, NativeSelect, Stack, Text, TextInput, Textarea } from '@mantine/core';
 import { useEffect, useMemo, useState, type FormEvent } from 'react';
 import { FormAlert } from '../../components/FormAlert.tsx';
@@ -15,8 +15,12 @@ import { navigate } from '../../lib/router.tsx';
  */
 export function callbackNumberFeedback(value: string): { error?: string; ok?: string; national?: string } {
   if (value.trim() === '') return {};
-  const r = parseUkPhoneNumber(value);
-  if (r.ok) return { ok: `UK number: ${r.national}`, national: r.national };
+  const r = parseCallbackNumber(value);
+  if (r.ok)
+    return {
+      ok: r.e164.startsWith('+44') ? `UK number: ${r.national}` : `Number abroad: ${r.national}`,
+      national: r.national,
+    };
   const wrongCharacter = !/^\+?[0-9\s().-]*$/.test(value.trim());
   if (!wrongCharacter && value.replace(/\D/g, '').length < 10) return {};
   return { error: `This number ${r.message}.` };
@@ -56,7 +60,7 @@ export function NewCall() {
     const missing: [string, string][] = [];
     if (!siteId) missing.push(['siteId', 'Choose the site taking the call.']);
     if (!callerName.trim()) missing.push(['caller.name', "Enter the caller's name."]);
-    const parsedNumber = parseUkPhoneNumber(callbackNumber);
+    const parsedNumber = parseCallbackNumber(callbackNumber);
     if (!callbackNumber.trim()) missing.push(['caller.callbackNumber', 'Enter a number to call back on.']);
     else if (!parsedNumber.ok)
       missing.push(['caller.callbackNumber', `This number ${parsedNumber.message}.`]);
@@ -142,7 +146,10 @@ export function NewCall() {
           />
           <TextInput
             label="Call-back number"
-            description={numberFeedback.ok ?? 'A UK number, e.g. 07911 123456 or 0113 496 0000'}
+            description={
+              numberFeedback.ok ??
+              'A UK number, e.g. 07911 123456 or 0113 496 0000; a number abroad with its code, e.g. +33 6 12 34 56 78'
+            }
             type="tel"
             value={callbackNumber}
             onChange={(e) => {
