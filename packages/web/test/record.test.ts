@@ -187,9 +187,12 @@ describe('the readable record in the browser', () => {
     await page.emulateMedia({ media: 'print' });
     expect(await page.getByRole('navigation', { name: 'Main' }).isVisible()).toBe(false);
     expect(await page.getByRole('button', { name: 'Print this summary' }).isVisible()).toBe(false);
-    expect(await page.getByTestId('summary-call').innerText()).toMatch(
-      /Caller: Joan Holloway[\s\S]*Patient: Margaret HOLLOWAY, born 14 Mar 1941, NHS number 9434765919/,
-    );
+    // The patient line fills in when the patient's record has been read: wait for it, not for luck.
+    await expect
+      .poll(() => page.getByTestId('summary-call').innerText(), POLL)
+      .toMatch(
+        /Caller: Joan Holloway[\s\S]*Patient: Margaret HOLLOWAY, born 14 Mar 1941, NHS number 9434765919/,
+      );
     expect(await page.getByTestId('record-consultation').isVisible()).toBe(true);
     expect(await page.getByTestId('record-consultation').innerText()).toContain('Tension-type headache');
     // The PDF Chromium prints has the record in it (a real print, not only the stylesheet).

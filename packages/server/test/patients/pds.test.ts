@@ -335,8 +335,12 @@ describe.each(STORE_KINDS)('what PDS records carry, on %s', (kind) => {
       });
       const caseId = (call.json() as { caseId: string }).caseId;
       expect(
-        (await adviser.request('POST', `/api/v1/cases/${caseId}/patient`, { patientId: ids.deceased }))
-          .statusCode,
+        (
+          await adviser.request('POST', `/api/v1/cases/${caseId}/patient`, {
+            patientId: ids.deceased,
+            deceasedConfirmed: true,
+          })
+        ).statusCode,
       ).toBe(204);
       const pack = await adviser.request('GET', '/api/v1/downtime-pack.pdf');
       expect(textWith(pack.rawPayload, ['Dora Gone'])).toContain('DIED 2026-11-20');
