@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { patientsDb } from '../../src/patients/projection.ts';
+import { checkProjections, describeProjectionCheck } from '../../src/projections/check.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { Client, startTestApp, type TestApp } from '../support/http.ts';
 import { eventsAfter, ledgerPosition, nhsNumberFor } from '../support/route-samples.ts';
@@ -378,5 +379,12 @@ describe.each(STORE_KINDS)('editing a patient on %s', (kind) => {
       { concern: 'Worried' },
     );
     expect(noPatient.statusCode).toBe(409);
+  });
+
+  it('rebuilds the same rows from the ledger after edits, notes and restricted changes', async () => {
+    // Runs last: every edit above is in the ledger. A rebuild must fold them to the live rows
+    // (record, postcodes, version, restricted part) on every node.
+    const check = await checkProjections(t.node.store, t.node.projections.projections, t.node.registry);
+    expect(check.ok, describeProjectionCheck(check)).toBe(true);
   });
 });
