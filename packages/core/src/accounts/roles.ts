@@ -32,6 +32,11 @@ export const PERMISSIONS = [
   'patients.read',
   'patients.search',
   'patients.write',
+  /**
+   * Change a registered patient's details (address, phones, practice, pharmacy, interpreter,
+   * contacts, allergies), add special notes and raise a safeguarding concern from a case.
+   */
+  'patients.edit',
   /** Field level: clinical notes on a patient record. */
   'patients.clinical_notes.read',
   /** Field level: how to get into the patient's home (key safe codes, entry arrangements). */
@@ -82,6 +87,7 @@ const CARE: Permission[] = [
 const CLINICAL: Permission[] = [
   ...CARE,
   'patients.write',
+  'patients.edit',
   'patients.clinical_notes.read',
   'patients.access_instructions.read',
   'patients.break_glass',
@@ -93,7 +99,7 @@ const CLINICAL: Permission[] = [
 ];
 
 export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
-  health_adviser: [...CARE, 'patients.write', 'cases.handle', 'queue.read', 'messages.read'],
+  health_adviser: [...CARE, 'patients.write', 'patients.edit', 'cases.handle', 'queue.read', 'messages.read'],
   clinician: CLINICAL,
   prescriber: CLINICAL,
   dispatcher: [...CARE, 'patients.access_instructions.read', 'queue.read'],

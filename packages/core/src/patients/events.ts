@@ -275,4 +275,124 @@ export const patientRegistered = defineEventType({
   subjectOf: (p) => `patient:${p.patientId}`,
 });
 
-export const PATIENT_EVENT_TYPES = [patientRegisteredV1, patientRegisteredV2, patientRegistered];
+/**
+ * A known allergy or intolerance, as the caller or the record gives it: free text (a substance, a
+ * drug, a food) with the reaction when known. Not coded: an uncoded entry is better than none.
+ */
+export const allergySchema = z.strictObject({
+  substance: text(200).min(1),
+  reaction: text(500).min(1).optional(),
+});
+export type Allergy = z.infer<typeof allergySchema>;
+
+/**
+ * The fields staff may change after registration: where the patient lives and can be reached, the
+ * GP practice and pharmacy, interpreter need, emergency contacts and allergies. Names, date of
+ * birth, NHS number and the security label come from the national record and are not edited here.
+ */
+export const EDITABLE_FIELDS = [
+  'address',
+  'postcode',
+  'phone',
+  'otherPhones',
+  'registeredPractice',
+  'nominatedPharmacy',
+  'interpreter',
+  'emergencyContacts',
+  'allergies',
+] as const;
+export type EditableField = (typeof EDITABLE_FIELDS)[number];
+
+/** The changed fields of an edit, each optional: an edit carries only what changed. */
+export const patientChangesSchema = patientRecordSchema
+  .pick({
+    address: true,
+    postcode: true,
+    phone: true,
+    otherPhones: true,
+    registeredPractice: true,
+    nominatedPharmacy: true,
+    interpreter: true,
+    emergencyContacts: true,
+  })
+  .extend({ allergies: z.array(allergySchema).max(50).optional() });
+export type PatientChanges = z.infer<typeof patientChangesSchema>;
+
+/**
+ * A change to a registered patient's details: only the changed fields, with the names of the fields
+ * changed (`fields`, also those withheld), so the history says what changed without repeating the
+ * values. For a restricted (R or V) record the changed withheld fields travel in `restricted`, as on
+ * registration, and never in `changes`. `version` is the record version the edit was made against.
+ */
+export const patientDetailsChanged = defineEventType({
+  type: 'patient.details_changed',
+  v: 1,
+  schema: z.strictObject({
+    patientId: z.string().uuid(),
+    version: z.number().int().min(1),
+    fields: z.array(z.enum(EDITABLE_FIELDS)).min(1),
+    changes: patientChangesSchema,
+    restricted: restrictedPartSchema.optional(),
+  }),
+  subjectOf: (p) => `patient:${p.patientId}`,
+});
+
+/**
+ * A special note added to a registered patient (for example a safeguarding concern raised from a
+ * case, which names the case).
+ */
+export const patientSpecialNoteAdded = defineEventType({
+  type: 'patient.special_note_added',
+  v: 1,
+  schema: z.strictObject({
+    patientId: z.string().uuid(),
+    note: z.strictObject({ kind: z.enum(SPECIAL_NOTE_KINDS), text: text(2000).min(1) }),
+    caseId: z.string().uuid().optional(),
+  }),
+  subjectOf: (p) => `patient:${p.patientId}`,
+});
+
+/**
+ * A safeguarding concern raised from a case: recorded on the case (its timeline shows who raised it
+ * and when) in the same commit as a safeguarding special note on the patient, so that the next
+ * clinician who opens either sees it. Defined with the patient events: it is one act on both.
+ */
+export const caseSafeguardingConcernRaised = defineEventType({
+  type: 'case.safeguarding_concern_raised',
+  v: 1,
+  schema: z.strictObject({
+    caseId: z.string().uuid(),
+    patientId: z.string().uuid(),
+    concern: text(2000).min(1),
+  }),
+  subjectOf: (p) => `case:${p.caseId}`,
+});
+
+/**
+ * Splits an edit of a restricted record like `splitRestricted`: the changed withheld fields leave
+ * `changes` for `restricted`.
+ */
+export function splitRestrictedChanges(
+  changes: PatientChanges,
+  restrictedRecord: boolean,
+): { changes: PatientChanges; restricted?: RestrictedPart } {
+  if (!restrictedRecord) return { changes };
+  const general: Record<string, unknown> = { ...changes };
+  const restricted: Record<string, unknown> = {};
+  for (const field of RESTRICTED_FIELDS) {
+    if (general[field] !== undefined) restricted[field] = general[field];
+    delete general[field];
+  }
+  return Object.keys(restricted).length > 0
+    ? { changes: general as PatientChanges, restricted: restricted as RestrictedPart }
+    : { changes: general as PatientChanges };
+}
+
+export const PATIENT_EVENT_TYPES = [
+  patientRegisteredV1,
+  patientRegisteredV2,
+  patientRegistered,
+  patientDetailsChanged,
+  patientSpecialNoteAdded,
+  caseSafeguardingConcernRaised,
+];

@@ -188,6 +188,9 @@ function describe(
       return p.kind === 'home_visit' ? 'Home visit to be arranged' : 'Appointment to be booked';
     case 'case.closed':
       return 'The case was closed';
+    case 'case.safeguarding_concern_raised':
+      // The concern's text is the patient's safeguarding note, shown to the roles that act on it.
+      return "Safeguarding concern raised (a safeguarding note was added to the patient's record)";
     case 'reconciliation.resolved':
       return 'A shift manager decided a collision between two records of this case';
     default:

@@ -2,6 +2,7 @@ import {
   canonicalJson,
   foldText,
   normalisePostcode,
+  type PatientChanges,
   type PatientRecord,
   type RestrictedPart,
 } from '@holdfast/core';
@@ -22,6 +23,8 @@ export interface PatientsTable {
   postcodes: string;
   /** The whole record as JSON: field-level rules decide per role what leaves the service. */
   record: string;
+  /** 1 at registration, one more for each change or note: an edit names the version it was made on. */
+  version: number;
 }
 
 /**
@@ -56,7 +59,9 @@ export const patientsProjection: Projection = {
   name: 'patients',
   // 2: folded given name and postcodes; search by date of birth (fuzzy name matching in the service).
   // 4: restricted records' withheld fields apart, in patient_restricted.
-  version: 4,
+  // 5: edits and special notes after registration (patient.details_changed, special_note_added) and
+  //    the record's version.
+  version: 5,
   tables: ['patients', 'patient_restricted'],
   async create(trx) {
     await sql`create table patients (
@@ -69,6 +74,7 @@ export const patientsProjection: Projection = {
       date_of_birth text not null,
       postcodes text not null,
       record text not null,
+      version integer not null,
       primary key (tenant, patient_id)
     )`.execute(trx);
     await sql`create index patients_nhs on patients (tenant, nhs_number)`.execute(trx);
@@ -81,6 +87,8 @@ export const patientsProjection: Projection = {
     )`.execute(trx);
   },
   async apply(trx, e) {
+    if (e.type === 'patient.details_changed') return applyChanges(trx, e.tenant, e.payload as DetailsChanged);
+    if (e.type === 'patient.special_note_added') return addNote(trx, e.tenant, e.payload as NoteAdded);
     if (e.type !== 'patient.registered') return;
     // v1 and v2 records are v3 records without the optional fields. A v3 event of a restricted
     // record carries the withheld fields apart, in `restricted`.
@@ -109,6 +117,7 @@ export const patientsProjection: Projection = {
         // Canonical: a local append hands the record over in schema key order, a rebuild or an import
         // in sorted order; the row must be the same either way (the projection check compares them).
         record: canonicalJson(p.record),
+        version: 1,
       })
       .execute();
   },
@@ -126,3 +135,79 @@ export const patientsProjection: Projection = {
       .execute();
   },
 };
+
+type DetailsChanged = { patientId: string; changes: PatientChanges; restricted?: RestrictedPart };
+type NoteAdded = { patientId: string; note: PatientRecord['specialNotes'][number] };
+
+async function currentRow(trx: Tx, tenant: string, patientId: string) {
+  return patientsDb(trx)
+    .selectFrom('patients')
+    .select(['record', 'version'])
+    .where('tenant', '=', tenant)
+    .where('patient_id', '=', patientId)
+    .executeTakeFirst();
+}
+
+/**
+ * Folds an edit into the record. A new address or practice replaces the dated history the national
+ * record came with (`addresses`, `practices`): otherwise the history would still decide the current
+ * one when the record is read. The history stays in the ledger (the record's history view).
+ */
+function withChanges<R extends Record<string, unknown>>(record: R, changes: Record<string, unknown>): R {
+  const out: Record<string, unknown> = { ...record, ...changes };
+  if (changes.address !== undefined || changes.postcode !== undefined) delete out.addresses;
+  if (changes.registeredPractice !== undefined) delete out.practices;
+  return out as R;
+}
+
+async function applyChanges(trx: Tx, tenant: string, p: DetailsChanged): Promise<void> {
+  const row = await currentRow(trx, tenant, p.patientId);
+  if (!row) return; // not registered on this node yet: refolded when the registration arrives
+  const record = withChanges(JSON.parse(row.record) as Record<string, unknown>, p.changes);
+  if (p.restricted) {
+    const part = await patientsDb(trx)
+      .selectFrom('patient_restricted')
+      .select('fields')
+      .where('tenant', '=', tenant)
+      .where('patient_id', '=', p.patientId)
+      .executeTakeFirst();
+    const fields = canonicalJson(
+      withChanges(part ? (JSON.parse(part.fields) as Record<string, unknown>) : {}, p.restricted),
+    );
+    if (part)
+      await patientsDb(trx)
+        .updateTable('patient_restricted')
+        .set({ fields })
+        .where('tenant', '=', tenant)
+        .where('patient_id', '=', p.patientId)
+        .execute();
+    else
+      await patientsDb(trx)
+        .insertInto('patient_restricted')
+        .values({ tenant, patient_id: p.patientId, fields })
+        .execute();
+  }
+  await patientsDb(trx)
+    .updateTable('patients')
+    .set({
+      record: canonicalJson(record),
+      postcodes: postcodesOf(record as PatientRecord).join(' '),
+      version: Number(row.version) + 1,
+    })
+    .where('tenant', '=', tenant)
+    .where('patient_id', '=', p.patientId)
+    .execute();
+}
+
+async function addNote(trx: Tx, tenant: string, p: NoteAdded): Promise<void> {
+  const row = await currentRow(trx, tenant, p.patientId);
+  if (!row) return;
+  const record = JSON.parse(row.record) as PatientRecord;
+  record.specialNotes = [...record.specialNotes, p.note];
+  await patientsDb(trx)
+    .updateTable('patients')
+    .set({ record: canonicalJson(record), version: Number(row.version) + 1 })
+    .where('tenant', '=', tenant)
+    .where('patient_id', '=', p.patientId)
+    .execute();
+}

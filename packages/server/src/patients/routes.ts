@@ -3,7 +3,9 @@ import {
   normalisePostcode,
   normaliseNhsNumber,
   parseDateOfBirth,
+  patientChangesSchema,
   patientRecordSchema,
+  SPECIAL_NOTE_KINDS,
 } from '@holdfast/core';
 import { z } from 'zod';
 import { BODY_LIMIT } from '../http/app.ts';
@@ -115,6 +117,25 @@ const ndjsonText = z
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
   });
 
+const patientParams = z.strictObject({ patientId: z.string().uuid('must be a patient id') });
+
+/** The reason given for a break-glass access, from its header (the sites rule of reads). */
+function breakGlassReason(headers: Record<string, unknown>): string | undefined {
+  const reason = headers['x-break-glass-reason'];
+  return typeof reason === 'string' ? reason.slice(0, 500) : undefined;
+}
+
+const editBody = z.strictObject({
+  version: z
+    .number('must be the version of the record you are changing')
+    .int('must be the version of the record you are changing')
+    .min(1, 'must be the version of the record you are changing'),
+  changes: patientChangesSchema.refine(
+    (c) => Object.values(c).some((v) => v !== undefined),
+    'must name at least one field to change',
+  ),
+});
+
 /** Patient identification: register, read, search (exact or fuzzy) and the initial FHIR load. */
 export function patientRoutes(patients: PatientService): RouteSpec[] {
   return [
@@ -146,6 +167,75 @@ export function patientRoutes(patients: PatientService): RouteSpec[] {
           params.patientId,
           typeof reason === 'string' ? reason.slice(0, 500) : undefined,
         );
+      },
+    }),
+    authedRoute({
+      method: 'PATCH',
+      url: '/api/v1/patients/:patientId',
+      summary:
+        "Change a patient's address, phones, practice, pharmacy, interpreter need, emergency contacts or allergies. Give the record's `version`: a record changed since is refused (409). Only changed fields are stored; every change is kept with who and when",
+      access: { permission: 'patients.edit' },
+      params: patientParams,
+      body: editBody,
+      async handler({ ctx, params, body, request }) {
+        return patients.edit(
+          ctx,
+          params.patientId,
+          body.version,
+          body.changes,
+          breakGlassReason(request.headers),
+        );
+      },
+    }),
+    authedRoute({
+      method: 'GET',
+      url: '/api/v1/patients/:patientId/history',
+      summary:
+        "Every change to a patient's record (registration, edits, special notes): who, when and which fields, never the values; audited",
+      access: { permission: 'patients.read' },
+      params: patientParams,
+      async handler({ ctx, params, request }) {
+        return { history: await patients.history(ctx, params.patientId, breakGlassReason(request.headers)) };
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/patients/:patientId/special-notes',
+      summary:
+        "Add a special note to a patient's record (end of life, DNACPR, safeguarding, care plan, other)",
+      access: { permission: 'patients.edit' },
+      params: patientParams,
+      body: z.strictObject({
+        kind: z.enum(SPECIAL_NOTE_KINDS, `must be one of: ${SPECIAL_NOTE_KINDS.join(', ')}`),
+        text: z
+          .string('must say what the note is')
+          .trim()
+          .min(1, 'must say what the note is')
+          .max(2000, 'must be at most 2000 characters'),
+      }),
+      async handler({ ctx, params, body, request, reply }) {
+        await patients.addSpecialNote(ctx, params.patientId, body, breakGlassReason(request.headers));
+        return reply.code(201).send({ patientId: params.patientId });
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/cases/:caseId/safeguarding-concerns',
+      summary:
+        "Raise a safeguarding concern from a case: recorded on the case's timeline and as a safeguarding special note on its patient, with who and when",
+      access: { permission: 'patients.edit' },
+      params: z.strictObject({ caseId: z.string().uuid('must be a case id') }),
+      body: z.strictObject({
+        concern: z
+          .string('must describe the concern')
+          .trim()
+          .min(1, 'must describe the concern')
+          .max(2000, 'must be at most 2000 characters'),
+      }),
+      async handler({ ctx, params, body, reply }) {
+        return reply
+          .code(201)
+          .send(await patients.raiseSafeguardingConcern(ctx, params.caseId, body.concern));
       },
     }),
     authedRoute({

@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import {
+  canonicalJson,
   ConflictError,
   currentRecord,
+  EDITABLE_FIELDS,
+  type EditableField,
+  type Allergy,
+  type PatientChanges,
+  splitRestrictedChanges,
   DATE_OF_BIRTH_RANK,
   ForbiddenError,
   isRestricted,
@@ -61,6 +67,8 @@ export type SpecialNoteView =
 
 export type PatientRecordView = Omit<Partial<PatientRecord>, 'specialNotes'> & {
   specialNotes: SpecialNoteView[];
+  /** Added by edits after registration (`patient.details_changed`). */
+  allergies?: Allergy[];
 };
 
 export interface RepeatCallerStatus {
@@ -83,6 +91,21 @@ export interface PatientView {
    * (`readRestricted`) releases them.
    */
   restricted: { confidentiality: 'R' | 'V'; withheld: string[] } | null;
+  /** The record's version: an edit names it, and is refused (409) when the record moved on. */
+  version: number;
+}
+
+/** One entry of a record's history: what kind of change, which fields (never their values), who, when. */
+export interface PatientHistoryEntry {
+  at: string;
+  type: 'registered' | 'details_changed' | 'special_note_added';
+  /** The member of staff's display name, or the system that did it. */
+  by: string;
+  fields: string[];
+  /** The note's kind, for a special note. */
+  kind?: SpecialNoteKind;
+  /** The case a special note was added from. */
+  caseId?: string;
 }
 
 /** The withheld part of a restricted record, as released to a break-glass read. */
@@ -361,7 +384,236 @@ export class PatientService {
       restricted: restricted
         ? { confidentiality: full.confidentiality as 'R' | 'V', withheld: restricted }
         : null,
+      version: Number(row.version),
     };
+  }
+
+  /**
+   * Changes a registered patient's details. Only fields that differ from the record are stored
+   * (`patient.details_changed`, with their names in `fields`); nothing changed stores nothing. The
+   * record must still be at `version` inside the commit, else 409: an edit made on a stale screen
+   * would silently undo someone else's. The sites rule of reads applies (own sites, or break-glass
+   * with a reason). A restricted record's withheld fields go to its restricted part only.
+   */
+  async edit(
+    ctx: RequestContext,
+    patientId: string,
+    version: number,
+    requested: PatientChanges,
+    breakGlassReason?: string,
+  ): Promise<{ patientId: string; version: number; changed: EditableField[] }> {
+    const row = await this.store.withTenant(ctx.tenant, async (trx) => {
+      let q = patientsDb(trx).selectFrom('patients').selectAll().where('patient_id', '=', patientId);
+      if (this.options.tenantFilter) q = q.where('tenant', '=', ctx.tenant);
+      return q.executeTakeFirst();
+    });
+    if (!row) throw new NotFoundError('patient');
+    const breakGlass = await this.breakGlassNeeded(
+      ctx,
+      row.home_site_id,
+      breakGlassReason,
+      'PATCH /api/v1/patients/:patientId',
+    );
+    if (Number(row.version) !== version) throw staleVersion();
+    const general = currentRecord(JSON.parse(row.record) as PatientRecord, this.nowMs());
+    const restrictedRecord = isRestricted(general);
+    const before: Record<string, unknown> = restrictedRecord
+      ? {
+          ...general,
+          ...currentRecord((await this.restrictedPart(ctx.tenant, patientId)) ?? {}, this.nowMs()),
+        }
+      : general;
+    const changed = EDITABLE_FIELDS.filter(
+      (f) => requested[f] !== undefined && canonicalJson(requested[f]) !== canonicalJson(before[f] ?? null),
+    );
+    if (changed.length === 0) return { patientId, version, changed };
+    const only = Object.fromEntries(changed.map((f) => [f, requested[f]])) as PatientChanges;
+    const { changes, restricted } = splitRestrictedChanges(only, restrictedRecord);
+    await this.ledger.append(
+      [
+        {
+          tenant: ctx.tenant,
+          type: 'patient.details_changed',
+          actor: actorOf(ctx),
+          payload: { patientId, version, fields: changed, changes, ...(restricted ? { restricted } : {}) },
+        },
+        accessEvent(ctx, {
+          action: 'write',
+          resourceType: 'patient',
+          resourceId: patientId,
+          reason: breakGlass ? breakGlassReason!.trim() : undefined,
+          breakGlass,
+          fields: changed,
+        }),
+      ],
+      {
+        guard: async (trx) => {
+          // Inside the commit: another edit may have been stored since the record was read above.
+          const now = await patientsDb(trx)
+            .selectFrom('patients')
+            .select('version')
+            .where('tenant', '=', ctx.tenant)
+            .where('patient_id', '=', patientId)
+            .executeTakeFirst();
+          if (!now || Number(now.version) !== version) throw staleVersion();
+        },
+      },
+    );
+    return { patientId, version: version + 1, changed };
+  }
+
+  /**
+   * Adds a special note to a patient's record (the sites rule of reads applies). From a case, the
+   * case is named in the event.
+   */
+  async addSpecialNote(
+    ctx: RequestContext,
+    patientId: string,
+    note: { kind: SpecialNoteKind; text: string },
+    breakGlassReason?: string,
+  ): Promise<void> {
+    const { breakGlass, reason } = await this.requireReadable(
+      ctx,
+      patientId,
+      breakGlassReason,
+      'POST /api/v1/patients/:patientId/special-notes',
+    );
+    await this.ledger.append([
+      {
+        tenant: ctx.tenant,
+        type: 'patient.special_note_added',
+        actor: actorOf(ctx),
+        payload: { patientId, note },
+      },
+      accessEvent(ctx, {
+        action: 'write',
+        resourceType: 'patient',
+        resourceId: patientId,
+        reason,
+        breakGlass,
+        fields: ['specialNotes'],
+      }),
+    ]);
+  }
+
+  /**
+   * Raises a safeguarding concern from a case: the case records it (its timeline shows who and when)
+   * and the patient's record gets a safeguarding special note with the concern and the case, in one
+   * commit, so the next clinician sees it on the case and on the patient. The case must be at one of
+   * the caller's sites and have an identified patient.
+   */
+  async raiseSafeguardingConcern(
+    ctx: RequestContext,
+    caseId: string,
+    concern: string,
+  ): Promise<{ caseId: string; patientId: string }> {
+    const row = await this.store.withTenant(ctx.tenant, async (trx) => {
+      let q = casesDb(trx)
+        .selectFrom('cases')
+        .select(['site_id', 'patient_id'])
+        .where('case_id', '=', caseId);
+      if (this.options.tenantFilter) q = q.where('tenant', '=', ctx.tenant);
+      return q.executeTakeFirst();
+    });
+    if (!row) throw new NotFoundError('case');
+    if (!ctx.siteIds.includes(row.site_id) && !hasPermission(ctx.roles, 'queue.all_sites'))
+      throw new ForbiddenError('this case is outside your sites');
+    const patientId = row.patient_id;
+    if (!patientId)
+      throw new ConflictError(
+        'no patient is identified on this case: identify the patient first, then raise the concern',
+      );
+    const text = concern.trim();
+    await this.ledger.append([
+      {
+        tenant: ctx.tenant,
+        type: 'case.safeguarding_concern_raised',
+        actor: actorOf(ctx),
+        payload: { caseId, patientId, concern: text },
+      },
+      {
+        tenant: ctx.tenant,
+        type: 'patient.special_note_added',
+        actor: actorOf(ctx),
+        payload: { patientId, caseId, note: { kind: 'safeguarding', text } },
+      },
+      accessEvent(ctx, {
+        action: 'write',
+        resourceType: 'patient',
+        resourceId: patientId,
+        breakGlass: false,
+        fields: ['specialNotes'],
+      }),
+    ]);
+    return { caseId, patientId };
+  }
+
+  /**
+   * Every change to a patient's record, oldest first: registration, edits and special notes, with
+   * who (display name) and when and which fields, never the values. The sites rule of reads
+   * applies; the read is audited.
+   */
+  async history(
+    ctx: RequestContext,
+    patientId: string,
+    breakGlassReason?: string,
+  ): Promise<PatientHistoryEntry[]> {
+    const { breakGlass, reason } = await this.requireReadable(
+      ctx,
+      patientId,
+      breakGlassReason,
+      'GET /api/v1/patients/:patientId/history',
+    );
+    const rows = await this.store.withTenant(ctx.tenant, (trx) =>
+      trx
+        .selectFrom('ledger_events')
+        .select(['type', 'actor', 'hlc', 'payload'])
+        .where('tenant', '=', ctx.tenant)
+        .where('subject', '=', `patient:${patientId}`)
+        .where('type', 'in', ['patient.registered', 'patient.details_changed', 'patient.special_note_added'])
+        .orderBy('hlc')
+        .orderBy('node')
+        .orderBy('seq')
+        .execute(),
+    );
+    const userIds = [
+      ...new Set(rows.filter((r) => r.actor.startsWith('user:')).map((r) => r.actor.slice(5))),
+    ];
+    const names = await this.accounts.displayNames(ctx.tenant, userIds);
+    const entries = rows.map((r): PatientHistoryEntry => {
+      const p = JSON.parse(r.payload) as Record<string, unknown>;
+      const by = r.actor.startsWith('user:')
+        ? (names.get(r.actor.slice(5)) ?? 'a former member of staff')
+        : r.actor;
+      const at = new Date(Number(r.hlc.slice(0, 15))).toISOString();
+      if (r.type === 'patient.details_changed')
+        return { at, type: 'details_changed', by, fields: p.fields as string[] };
+      if (r.type === 'patient.special_note_added') {
+        const note = p.note as { kind: SpecialNoteKind };
+        return {
+          at,
+          type: 'special_note_added',
+          by,
+          fields: ['specialNotes'],
+          kind: note.kind,
+          ...(typeof p.caseId === 'string' ? { caseId: p.caseId } : {}),
+        };
+      }
+      const fields = [
+        ...Object.keys(p.record as object),
+        ...Object.keys((p.restricted as object | undefined) ?? {}),
+      ].sort();
+      return { at, type: 'registered', by, fields };
+    });
+    await this.auditor.access(ctx, {
+      action: 'read',
+      resourceType: 'patient',
+      resourceId: patientId,
+      reason,
+      breakGlass,
+      fields: ['history'],
+    });
+    return entries;
   }
 
   /** Which fields a restricted record withholds (names only: the values stay where they are). */
@@ -703,6 +955,12 @@ export class PatientService {
     }
     return found;
   }
+}
+
+function staleVersion(): ConflictError {
+  return new ConflictError(
+    'this record was changed by someone else since you opened it: open it again to see their change, then make yours',
+  );
 }
 
 function summary(

@@ -725,6 +725,36 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
       return { params: { patientId }, body: { reason: 'Ambulance crew cannot find the patient' } };
     },
   },
+  'PATCH /api/v1/patients/:patientId': {
+    build: async (w) => {
+      // A patient of its own (version 1), so that every caller's edit is made on the current version.
+      const created = await w.clients.health_adviser.request('POST', '/api/v1/patients', patientBody(w));
+      const patientId = (created.json() as { patientId: string }).patientId;
+      return {
+        params: { patientId },
+        body: { version: 1, changes: { address: `${w.next()} Moved Road`, postcode: 'LS1 4AP' } },
+      };
+    },
+  },
+  'GET /api/v1/patients/:patientId/history': { build: (w) => ({ params: { patientId: w.patientId } }) },
+  'POST /api/v1/patients/:patientId/special-notes': {
+    build: (w) => ({
+      params: { patientId: w.patientId },
+      body: { kind: 'care_plan', text: 'Care plan held by the community team' },
+    }),
+  },
+  'POST /api/v1/cases/:caseId/safeguarding-concerns': {
+    build: async (w) => {
+      const r = await w.clients.health_adviser.request('POST', '/api/v1/calls', {
+        ...callBody(w),
+        patientId: w.patientId,
+      });
+      return {
+        params: { caseId: (r.json() as { caseId: string }).caseId },
+        body: { concern: 'Caller describes bruising they cannot explain' },
+      };
+    },
+  },
   'POST /api/v1/patients/search': { build: (w) => ({ body: { nhsNumber: w.patientNhsNumber } }) },
   'POST /api/v1/patients/import': {
     build: (w) => ({ body: { homeSiteId: w.site, ndjson: fhirPatientNdjson(w) } }),

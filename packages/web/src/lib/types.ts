@@ -156,12 +156,16 @@ export interface PatientView {
     nhsNumberVerification?: { code: string };
     /** When the national record was last confirmed. */
     lastConfirmedAt?: string;
+    nominatedPharmacy?: { odsCode: string; name?: string };
+    allergies?: { substance: string; reaction?: string }[];
   };
   withheld: string[];
   breakGlass: boolean;
   repeatCaller: { cases96h: number; flagged: boolean };
   /** A restricted record: what is withheld from every role until a break-glass read. */
   restricted: { confidentiality: 'R' | 'V'; withheld: string[] } | null;
+  /** The record's version, sent with an edit (a record changed since is refused). */
+  version: number;
 }
 
 export interface EmergencyContact {

@@ -33,6 +33,7 @@ import { FormAlert } from '../../components/FormAlert.tsx';
 import { PageTitle } from '../../components/PageTitle.tsx';
 import { SampleNotice } from '../../components/SampleNotice.tsx';
 import { DeceasedBanner } from '../../components/PatientIdentity.tsx';
+import { SafeguardingConcern } from '../../components/PatientEditing.tsx';
 import { SpecialNotesBanner } from '../../components/SpecialNotes.tsx';
 import { timingAt, TimingBadge } from '../../components/Timing.tsx';
 import { api, ApiError } from '../../lib/api.ts';
@@ -40,7 +41,7 @@ import { useFormProblems } from '../../lib/forms.ts';
 import { useCaseEvents, useNow } from '../../lib/live.ts';
 import { siteName, STATUS_LABELS, useCase, useSites } from '../../lib/queries.ts';
 import { Link, navigate } from '../../lib/router.tsx';
-import { useUser } from '../../lib/session.tsx';
+import { useSession, useUser } from '../../lib/session.tsx';
 import { londonDateTime, londonTime, londonWhen } from '../../lib/time.ts';
 import type { CaseDetail, PatientView, WalkResult } from '../../lib/types.ts';
 import { PatientSummaryCard } from '../adviser/PatientPanel.tsx';
@@ -77,6 +78,7 @@ export function ClinicianCase({ caseId }: { caseId: string }) {
   const detail = useCase(caseId);
   const queryClient = useQueryClient();
   const user = useUser();
+  const { can } = useSession();
   const sites = useSites();
   const c = detail.data;
   const patient = useQuery({
@@ -291,6 +293,14 @@ export function ClinicianCase({ caseId }: { caseId: string }) {
       )}
 
       <TriagePath path={path} />
+      {c.patientId && can('patients.edit') && (
+        <SafeguardingConcern
+          caseId={caseId}
+          onRaised={() =>
+            Promise.all([refresh(), queryClient.invalidateQueries({ queryKey: ['patient', c.patientId] })])
+          }
+        />
+      )}
       {c.record && <CaseRecord record={c.record} />}
     </Stack>
   );

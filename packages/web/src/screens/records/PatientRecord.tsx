@@ -1,8 +1,10 @@
 import { formatNhsNumber } from '@holdfast/core';
-import { Alert, Paper, Stack, Table, Text, Title } from '@mantine/core';
+import { Alert, List, Paper, Stack, Table, Text, Title } from '@mantine/core';
 import { useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { PageTitle } from '../../components/PageTitle.tsx';
+import { PatientDetailsEditor, PatientHistory } from '../../components/PatientEditing.tsx';
+import { useSession } from '../../lib/session.tsx';
 import { SpecialNotesBanner } from '../../components/SpecialNotes.tsx';
 import { api } from '../../lib/api.ts';
 import { STATUS_LABELS } from '../../lib/queries.ts';
@@ -18,6 +20,7 @@ import { formatDate } from '../adviser/PatientPanel.tsx';
  */
 export function PatientRecord({ patientId }: { patientId: string }) {
   const [acknowledged, setAcknowledged] = useState(false);
+  const { can } = useSession();
   const patient = useQuery({
     queryKey: ['patient', patientId],
     queryFn: () =>
@@ -57,10 +60,34 @@ export function PatientRecord({ patientId }: { patientId: string }) {
         {r.address && <Text>Address: {r.address}</Text>}
         {r.phone && <Text>Phone: {r.phone}</Text>}
         {r.accessInstructions && <Text>Access to the home: {r.accessInstructions}</Text>}
-        <Text>
-          <strong>Allergies:</strong> Holdfast keeps no coded allergy list; allergies are recorded in the
-          clinical notes{patient.data.withheld.includes('clinicalNotes') ? ' (not shown to your role)' : ''}{' '}
-          and the GP record. Ask the caller.
+        {r.interpreter && (
+          <Text>
+            Interpreter:{' '}
+            {r.interpreter.required
+              ? `needed${r.interpreter.language ? ` (${r.interpreter.language})` : ''}`
+              : 'not needed'}
+          </Text>
+        )}
+        {r.registeredPractice && (
+          <Text>GP practice: {r.registeredPractice.name ?? r.registeredPractice.odsCode}</Text>
+        )}
+        {r.nominatedPharmacy && (
+          <Text>Pharmacy: {r.nominatedPharmacy.name ?? r.nominatedPharmacy.odsCode}</Text>
+        )}
+        <Text component="div" data-testid="patient-allergies">
+          <strong>Allergies:</strong>{' '}
+          {r.allergies && r.allergies.length > 0 ? (
+            <List>
+              {r.allergies.map((a, i) => (
+                <List.Item key={i}>
+                  {a.substance}
+                  {a.reaction ? ` (reaction: ${a.reaction})` : ''}
+                </List.Item>
+              ))}
+            </List>
+          ) : (
+            'none recorded. Ask the caller; the GP record may hold more.'
+          )}
         </Text>
         {r.clinicalNotes && (
           <Text style={{ whiteSpace: 'pre-wrap' }}>
@@ -68,6 +95,8 @@ export function PatientRecord({ patientId }: { patientId: string }) {
           </Text>
         )}
       </Paper>
+      {can('patients.edit') && <PatientDetailsEditor key={patient.data.version} patient={patient.data} />}
+      <PatientHistory patientId={patientId} />
       <Paper withBorder p="md" component="section" aria-labelledby="encounters-heading">
         <Title order={2} size="h4" id="encounters-heading" mb="xs">
           Previous encounters with this provider
