@@ -92,6 +92,8 @@ export function caseRoutes(cases: CaseService, views: CaseViews, drafts: DraftSt
           .optional(),
         caller: callerInput,
         patientId: z.string().uuid('must be a patient id').optional(),
+        /** Required (true) with a patientId whose record says they have died. */
+        deceasedConfirmed: z.boolean().optional(),
         location: note(300).min(1, 'say where the patient is now'),
         presentingComplaint: note(300).min(1, 'say what the problem is'),
       }),

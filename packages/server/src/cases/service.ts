@@ -32,6 +32,8 @@ export interface OpenCaseInput {
   /** The call handler read the call-back number back to the caller, who agreed it (HTTP calls must). */
   callbackNumberReadBack?: boolean;
   patientId?: string;
+  /** The adviser confirmed the call is about this patient although their record says they have died. */
+  deceasedConfirmed?: boolean;
   location: string;
   presentingComplaint: string;
 }
@@ -178,8 +180,20 @@ export class CaseService {
         },
       ]);
     }
-    if (input.patientId && !(await this.patientExists(ctx.tenant, input.patientId))) {
-      throw new ValidationError([{ path: 'body.patientId', message: 'is not a patient of your provider' }]);
+    if (input.patientId) {
+      const patient = await this.patientOnFile(ctx.tenant, input.patientId);
+      if (!patient)
+        throw new ValidationError([{ path: 'body.patientId', message: 'is not a patient of your provider' }]);
+      // The same rule as identifying a patient on an open case (CaseViews.identify): a patient whose
+      // record says they have died is never taken by default.
+      if (patient.deceased && input.deceasedConfirmed !== true)
+        throw new ValidationError([
+          {
+            path: 'body.deceasedConfirmed',
+            message:
+              'must be true to open the call for this patient: their record says they have died; confirm with the caller that the call is about them',
+          },
+        ]);
     }
     const idempotency: CallIdempotency | undefined =
       idempotencyKey === undefined
@@ -543,16 +557,18 @@ export class CaseService {
     }));
   }
 
-  private async patientExists(tenant: string, patientId: string): Promise<boolean> {
+  /** Whether the patient is in the provider's index, and whether their record says they have died. */
+  private async patientOnFile(tenant: string, patientId: string): Promise<{ deceased: boolean } | null> {
     const row = await this.store.withTenant(tenant, (trx) =>
       patientsDb(trx)
         .selectFrom('patients')
-        .select('patient_id')
+        .select('record')
         .where('tenant', '=', tenant)
         .where('patient_id', '=', patientId)
         .executeTakeFirst(),
     );
-    return row !== undefined;
+    if (!row) return null;
+    return { deceased: (JSON.parse(row.record) as { deceasedAt?: string }).deceasedAt !== undefined };
   }
 
   private async expectVersion(trx: Tx, tenant: string, caseId: string, version: number): Promise<void> {

@@ -247,6 +247,41 @@ describe.each(STORE_KINDS)('who a case is for, on %s', (kind) => {
     expect(await patientOf(caseId)).toBe(died);
   });
 
+  it('a call opened for a patient whose record says they have died needs the same confirmation', async () => {
+    const died = await patient('Edna', '1931-04-04', { deceasedAt: '2026-09-01' });
+    const body = {
+      siteId: site,
+      caller: {
+        name: 'A relative',
+        relationship: 'relative',
+        callbackNumber: '0113 496 0124',
+        callbackNumberReadBack: true,
+      },
+      patientId: died,
+      location: 'At home',
+      presentingComplaint: 'Breathless',
+    };
+    const before = await t.node.store.db
+      .selectFrom('ledger_events')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('type', '=', 'case.opened')
+      .executeTakeFirstOrThrow();
+    const unconfirmed = await adviser.request('POST', '/api/v1/calls', body);
+    expect(unconfirmed.statusCode).toBe(400);
+    expect((unconfirmed.json() as { errors: { path: string }[] }).errors.map((e) => e.path)).toEqual([
+      'body.deceasedConfirmed',
+    ]);
+    const after = await t.node.store.db
+      .selectFrom('ledger_events')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('type', '=', 'case.opened')
+      .executeTakeFirstOrThrow();
+    expect(Number(after.n)).toBe(Number(before.n));
+    const confirmed = await adviser.request('POST', '/api/v1/calls', { ...body, deceasedConfirmed: true });
+    expect(confirmed.statusCode, confirmed.body).toBe(201);
+    expect(await patientOf((confirmed.json() as { caseId: string }).caseId)).toBe(died);
+  });
+
   it('a closed case keeps its patient', async () => {
     const ada = await patient('Ada');
     const bea = await patient('Bea');
