@@ -352,6 +352,7 @@ describe.each(STORE_KINDS)('what PDS records carry, on %s', (kind) => {
       const protocols = (await requireProtocolPack(SAMPLE_PACK_DIR)).protocols;
       const { caseId } = await caseAt(adviser, protocols, site, 'speak_to_primary_care', {
         patientId: ids.deceased,
+        deceasedConfirmed: true,
       });
       const { caseId: other } = await caseAt(adviser, protocols, site, 'speak_to_primary_care', {
         patientId: ids.moved,

@@ -50,7 +50,14 @@ export async function caseAt(
   protocols: Map<string, TriageProtocol>,
   siteId: string,
   kind: string,
-  options: { patientId?: string; receivedAt?: string; pathwayId?: string; confirm?: boolean } = {},
+  options: {
+    patientId?: string;
+    /** For a patient whose record says they have died: the adviser confirmed the call is about them. */
+    deceasedConfirmed?: boolean;
+    receivedAt?: string;
+    pathwayId?: string;
+    confirm?: boolean;
+  } = {},
 ): Promise<{ caseId: string; last: WalkResult }> {
   const opened = await adviser.request('POST', '/api/v1/calls', {
     siteId,
@@ -62,6 +69,7 @@ export async function caseAt(
       callbackNumberReadBack: true,
     },
     ...(options.patientId ? { patientId: options.patientId } : {}),
+    ...(options.deceasedConfirmed ? { deceasedConfirmed: true } : {}),
     location: 'At home',
     presentingComplaint: 'Feeling unwell',
   });
