@@ -77,7 +77,25 @@ export function PatientHistory({ patientId }: { patientId: string }) {
  * the record's version: when someone else changed it meanwhile the server refuses, and the screen
  * says so and shows the record as it is now.
  */
-export function PatientDetailsEditor({ patient }: { patient: PatientView }) {
+export interface EditOutcome {
+  saved: string | null;
+  problem: string | null;
+}
+
+/**
+ * The editor is remounted with each new version of the record (its fields start from the record as
+ * it is now), so what a save said — "Saved: …" or "someone else changed it" — is kept by the parent
+ * (`outcome`, `onOutcome`); kept inside, it vanished the moment the new version arrived.
+ */
+export function PatientDetailsEditor({
+  patient,
+  outcome,
+  onOutcome,
+}: {
+  patient: PatientView;
+  outcome: EditOutcome;
+  onOutcome: (outcome: EditOutcome) => void;
+}) {
   const queryClient = useQueryClient();
   const r = patient.record;
   const [address, setAddress] = useState(r.address ?? '');
@@ -90,8 +108,9 @@ export function PatientDetailsEditor({ patient }: { patient: PatientView }) {
   const [substance, setSubstance] = useState('');
   const [reaction, setReaction] = useState('');
   const [errors, setErrors] = useState<Record<string, string>>({});
-  const [problem, setProblem] = useState<string | null>(null);
-  const [saved, setSaved] = useState<string | null>(null);
+  const { saved, problem } = outcome;
+  const setSaved = (text: string | null) => onOutcome({ saved: text, problem: null });
+  const setProblem = (text: string | null) => onOutcome({ saved: null, problem: text });
 
   const send = async (changes: Record<string, unknown>) => {
     setErrors({});

@@ -3,7 +3,7 @@ import { Alert, List, Paper, Stack, Table, Text, Title } from '@mantine/core';
 import { useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { PageTitle } from '../../components/PageTitle.tsx';
-import { PatientDetailsEditor, PatientHistory } from '../../components/PatientEditing.tsx';
+import { PatientDetailsEditor, PatientHistory, type EditOutcome } from '../../components/PatientEditing.tsx';
 import { useSession } from '../../lib/session.tsx';
 import { SpecialNotesBanner } from '../../components/SpecialNotes.tsx';
 import { api } from '../../lib/api.ts';
@@ -20,6 +20,7 @@ import { formatDate } from '../adviser/PatientPanel.tsx';
  */
 export function PatientRecord({ patientId }: { patientId: string }) {
   const [acknowledged, setAcknowledged] = useState(false);
+  const [editOutcome, setEditOutcome] = useState<EditOutcome>({ saved: null, problem: null });
   const { can } = useSession();
   const patient = useQuery({
     queryKey: ['patient', patientId],
@@ -95,7 +96,14 @@ export function PatientRecord({ patientId }: { patientId: string }) {
           </Text>
         )}
       </Paper>
-      {can('patients.edit') && <PatientDetailsEditor key={patient.data.version} patient={patient.data} />}
+      {can('patients.edit') && (
+        <PatientDetailsEditor
+          key={patient.data.version}
+          patient={patient.data}
+          outcome={editOutcome}
+          onOutcome={setEditOutcome}
+        />
+      )}
       <PatientHistory patientId={patientId} />
       <Paper withBorder p="md" component="section" aria-labelledby="encounters-heading">
         <Title order={2} size="h4" id="encounters-heading" mb="xs">
