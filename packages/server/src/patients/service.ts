@@ -181,6 +181,15 @@ export class PatientService {
     return this.options.clock ? this.options.clock.nowMs() : parseHlc(this.ledger.hlc.tick()).wallMs;
   }
 
+  /** One patient's row of the index, or undefined (each caller decides what a missing one means). */
+  private async patientRow(tenant: string, patientId: string): Promise<PatientsTable | undefined> {
+    return this.store.withTenant(tenant, async (trx) => {
+      let q = patientsDb(trx).selectFrom('patients').selectAll().where('patient_id', '=', patientId);
+      if (this.options.tenantFilter) q = q.where('tenant', '=', tenant);
+      return q.executeTakeFirst();
+    });
+  }
+
   private async requireSite(ctx: RequestContext, homeSiteId: string): Promise<void> {
     const sites = await this.accounts.sites(ctx.tenant);
     if (!sites.some((s) => s.siteId === homeSiteId))
@@ -212,15 +221,7 @@ export class PatientService {
    * age?). It is never returned to the caller, so it is not audited as a read of the record.
    */
   async dateOfBirth(tenant: string, patientId: string): Promise<string | null> {
-    const row = await this.store.withTenant(tenant, async (trx) => {
-      let q = patientsDb(trx)
-        .selectFrom('patients')
-        .select('date_of_birth')
-        .where('patient_id', '=', patientId);
-      if (this.options.tenantFilter) q = q.where('tenant', '=', tenant);
-      return q.executeTakeFirst();
-    });
-    return row?.date_of_birth ?? null;
+    return (await this.patientRow(tenant, patientId))?.date_of_birth ?? null;
   }
 
   /**
@@ -232,14 +233,7 @@ export class PatientService {
     tenant: string,
     patientId: string,
   ): Promise<{ dateOfBirth: string; deceasedAt: string | null } | null> {
-    const row = await this.store.withTenant(tenant, async (trx) => {
-      let q = patientsDb(trx)
-        .selectFrom('patients')
-        .select(['date_of_birth', 'record'])
-        .where('patient_id', '=', patientId);
-      if (this.options.tenantFilter) q = q.where('tenant', '=', tenant);
-      return q.executeTakeFirst();
-    });
+    const row = await this.patientRow(tenant, patientId);
     if (!row) return null;
     const record = JSON.parse(row.record) as PatientRecord;
     return { dateOfBirth: row.date_of_birth, deceasedAt: record.deceasedAt ?? null };
@@ -321,11 +315,7 @@ export class PatientService {
    * permission, and the access is flagged for review.
    */
   async read(ctx: RequestContext, patientId: string, breakGlassReason?: string): Promise<PatientView> {
-    const row = await this.store.withTenant(ctx.tenant, async (trx) => {
-      let q = patientsDb(trx).selectFrom('patients').selectAll().where('patient_id', '=', patientId);
-      if (this.options.tenantFilter) q = q.where('tenant', '=', ctx.tenant);
-      return q.executeTakeFirst();
-    });
+    const row = await this.patientRow(ctx.tenant, patientId);
     if (!row) throw new NotFoundError('patient');
     const breakGlass = await this.breakGlassNeeded(
       ctx,
@@ -402,11 +392,7 @@ export class PatientService {
     requested: PatientChanges,
     breakGlassReason?: string,
   ): Promise<{ patientId: string; version: number; changed: EditableField[] }> {
-    const row = await this.store.withTenant(ctx.tenant, async (trx) => {
-      let q = patientsDb(trx).selectFrom('patients').selectAll().where('patient_id', '=', patientId);
-      if (this.options.tenantFilter) q = q.where('tenant', '=', ctx.tenant);
-      return q.executeTakeFirst();
-    });
+    const row = await this.patientRow(ctx.tenant, patientId);
     if (!row) throw new NotFoundError('patient');
     const breakGlass = await this.breakGlassNeeded(
       ctx,
@@ -641,14 +627,7 @@ export class PatientService {
    * own, flagged break-glass with the reason and the fields released, before anything is returned.
    */
   async readRestricted(ctx: RequestContext, patientId: string, reason: string): Promise<RestrictedView> {
-    const row = await this.store.withTenant(ctx.tenant, async (trx) => {
-      let q = patientsDb(trx)
-        .selectFrom('patients')
-        .select(['record', 'home_site_id'])
-        .where('patient_id', '=', patientId);
-      if (this.options.tenantFilter) q = q.where('tenant', '=', ctx.tenant);
-      return q.executeTakeFirst();
-    });
+    const row = await this.patientRow(ctx.tenant, patientId);
     if (!row) throw new NotFoundError('patient');
     const record = JSON.parse(row.record) as PatientRecord;
     if (!isRestricted(record))
@@ -703,24 +682,12 @@ export class PatientService {
     breakGlassReason: string | undefined,
     route: string,
   ): Promise<{ breakGlass: boolean; reason?: string }> {
-    const row = await this.store.withTenant(ctx.tenant, async (trx) => {
-      let q = patientsDb(trx)
-        .selectFrom('patients')
-        .select('home_site_id')
-        .where('patient_id', '=', patientId);
-      if (this.options.tenantFilter) q = q.where('tenant', '=', ctx.tenant);
-      return q.executeTakeFirst();
-    });
+    const row = await this.patientRow(ctx.tenant, patientId);
     if (!row) throw new NotFoundError('patient');
     const breakGlass = await this.breakGlassNeeded(ctx, row.home_site_id, breakGlassReason, route);
     return breakGlass ? { breakGlass, reason: breakGlassReason!.trim() } : { breakGlass };
   }
 
-  /**
-   * How many cases of this patient were received in the 96 hours up to `atMs` (both ends included),
-   * and whether that makes a repeat caller (3 or more, the current case included). Not audited by
-   * itself: callers audit the view it is part of.
-   */
   /**
    * The identity and registered practice a message to the patient's GP needs (the Post Event Message
    * at a case's close), read on the provider's behalf: not limited to the closer's sites, because the
@@ -731,11 +698,7 @@ export class PatientService {
     ctx: RequestContext,
     patientId: string,
   ): Promise<Omit<PatientRecord, 'specialNotes'> | null> {
-    const row = await this.store.withTenant(ctx.tenant, async (trx) => {
-      let q = patientsDb(trx).selectFrom('patients').select('record').where('patient_id', '=', patientId);
-      if (this.options.tenantFilter) q = q.where('tenant', '=', ctx.tenant);
-      return q.executeTakeFirst();
-    });
+    const row = await this.patientRow(ctx.tenant, patientId);
     if (!row) return null;
     const { specialNotes: _notes, ...general } = currentRecord(
       JSON.parse(row.record) as PatientRecord,
@@ -761,6 +724,11 @@ export class PatientService {
     return record;
   }
 
+  /**
+   * How many cases of this patient were received in the 96 hours up to `atMs` (both ends included),
+   * and whether that makes a repeat caller (3 or more, the current case included). Not audited by
+   * itself: callers audit the view it is part of.
+   */
   async repeatCaller(ctx: RequestContext, patientId: string, atMs: number): Promise<RepeatCallerStatus> {
     const row = await this.store.withTenant(ctx.tenant, async (trx) => {
       let q = casesDb(trx)
