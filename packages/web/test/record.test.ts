@@ -227,7 +227,17 @@ describe('the readable record in the browser', () => {
 
     // Nothing done for 30 minutes: the screen signs out, and the case goes back to the queue.
     await page.getByLabel('Plan').fill('Review by GP');
-    await page.getByText(/Draft kept at/).waitFor(POLL);
+    // "Draft kept at" is already on screen from the first draft: wait for the server to hold this one.
+    await expect
+      .poll(
+        () =>
+          page.evaluate(
+            async (url) => JSON.stringify(((await (await fetch(url)).json()) as { draft: unknown }).draft),
+            `/api/v1/cases/${openCase}/consultation/draft`,
+          ),
+        POLL,
+      )
+      .toContain('Review by GP');
     await page.clock.fastForward('31:00');
     await page.getByText(/You were signed out because nothing was done for a while/).waitFor(POLL);
     const released = await adviser.call<{ status: string; record: { timeline: { what: string }[] } }>(
