@@ -1,6 +1,8 @@
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { ROLES, type Role } from '@holdfast/core';
 import { expect } from 'vitest';
+import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
+import { caseAt } from './cases.ts';
 import { Client, PASSWORD, type TestApp } from './http.ts';
 
 /**
@@ -36,6 +38,8 @@ export interface SeededProvider {
   /** Pools random requests draw ids from; grown with what the provider creates during a run. */
   pools: {
     patient: string[];
+    /** Cases at several steps: in the CAS queue, claimed, referred, closed. */
+    case: string[];
     site: string[];
     user: string[];
     session: string[];
@@ -108,6 +112,7 @@ export async function seedProviders(t: TestApp): Promise<SeededProvider[]> {
       patients: [],
       pools: {
         patient: [],
+        case: [],
         site: [...provider.sites],
         user: ROLES.map((r) => provider.users[r].userId),
         session: [],
@@ -187,6 +192,28 @@ export async function seedProviders(t: TestApp): Promise<SeededProvider[]> {
       p.pools.family.push({ familyName, dateOfBirth });
       addId(p, patientId);
     }
+    // Cases about those patients, at several steps, so random requests on case routes (the queue,
+    // claims, consultations, records, messages, FHIR reads) find something of their own to act on.
+    const { protocols } = await requireProtocolPack(SAMPLE_PACK_DIR);
+    const kinds = [
+      'speak_to_primary_care',
+      'speak_to_primary_care',
+      'ed_utc',
+      'self_care',
+      'speak_to_primary_care',
+    ];
+    for (const [i, kind] of kinds.entries()) {
+      const patient = p.patients[i % p.patients.length]!;
+      const { caseId } = await caseAt(p.clients.health_adviser, protocols, patient.homeSiteId, kind, {
+        patientId: patient.patientId,
+      });
+      p.pools.case.push(caseId);
+      addId(p, caseId);
+    }
+    // One of them held by the clinician, so release, transfer and consultation routes can succeed.
+    const held = await p.clients.clinician.request('POST', `/api/v1/cases/${p.pools.case[0]}/claim`);
+    expect(held.statusCode, held.body).toBe(200);
+
     // A break-glass read, so the audit trail holds a reason with the marker in it.
     const outside = p.patients.find((x) => x.homeSiteId === provider.sites[1])!;
     const glass = await p.clients.clinician.request(
