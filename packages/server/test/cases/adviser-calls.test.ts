@@ -139,6 +139,11 @@ describe.each(STORE_KINDS)('the adviser’s calls on %s', (kind) => {
     expect(types).not.toContain('case.ambulance_requested');
     expect(types).not.toContain('case.closed');
     expect(types.filter((ty) => ty.startsWith('message.'))).toEqual([]);
+    // No practice message either way (a close decides one: sent, or recorded as not sent).
+    expect(types.filter((ty) => ty.startsWith('pem.'))).toEqual([]);
+    const selfCare = (await caseAt(adviser, protocols, site, 'self_care')).caseId;
+    const closedTypes = (await eventsOf(selfCare)).map((e) => e.type);
+    expect(closedTypes.some((ty) => ty === 'pem.not_sent' || ty === 'message.queued')).toBe(true);
     const endEvent = (await eventsOf(proposed)).find((e) => e.type === 'case.call_ended')!;
     expect(JSON.parse(endEvent.payloadJson)).toEqual({
       caseId: proposed,
