@@ -1,6 +1,7 @@
 import type { StoredEvent } from '@holdfast/core';
 import type { TriageProtocol } from '@holdfast/core/triage/pack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { computeIucAdc, parseReportingPeriod } from '../../src/reports/iuc-adc.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
 import { caseAt } from '../support/cases.ts';
 import { STORE_KINDS } from '../support/databases.ts';
@@ -172,6 +173,29 @@ describe.each(STORE_KINDS)('the adviser’s calls on %s', (kind) => {
       details: 'Caller will ring their own GP',
     });
     expect(withText.statusCode, withText.body).toBe(204);
+  });
+
+  it('counts an ended call in IUC ADC as answered, with no final disposition (its proposal dropped)', async () => {
+    const items = async () =>
+      Object.fromEntries(
+        (await computeIucAdc(t.node.store, tenant, parseReportingPeriod('2026-11'))).items.map((i) => [
+          i.item,
+          i.value,
+        ]),
+      );
+    const proposed = (await caseAt(adviser, protocols, site, 'ambulance', { confirm: false })).caseId;
+    const before = await items();
+    const ended = await adviser.request('POST', `/api/v1/cases/${proposed}/end-call`, {
+      reason: 'transferred',
+    });
+    expect(ended.statusCode, ended.body).toBe(204);
+    const after = await items();
+    expect(after.A01).toBe(before.A01);
+    expect(after.A03).toBe(before.A03);
+    expect(after.B02).toBe(before.B02);
+    expect(after.C01).toBe(before.C01);
+    expect(after.E01).toBe(Number(before.E01) - 1);
+    expect(after.E02).toBe(Number(before.E02) - 1);
   });
 
   it('lists calls idle longer than 20 minutes for the shift manager, with the adviser’s name', async () => {
