@@ -4,6 +4,7 @@ import { DomainError, InvariantViolation } from '../src/errors.ts';
 import { EventRegistry } from '../src/ledger/registry.ts';
 import {
   CASE_LIFECYCLE_EVENT_TYPES,
+  CALL_END_REASONS,
   CASE_STATUSES,
   CALLBACK_OUTCOMES,
   CONSULTATION_OUTCOMES,
@@ -531,6 +532,9 @@ function allCommandsFor(c: string): CaseCommand[] {
       ambulanceCategory: 1,
     })),
     { type: 'close' },
+    { type: 'end_call', reason: 'caller_hung_up' },
+    { type: 'end_call', reason: 'other' },
+    { type: 'retriage', userId: c },
   ];
 }
 
@@ -579,6 +583,8 @@ const FROM: Record<CaseCommand['type'], CaseStatus[]> = {
   close: ['disposition_reached', 'ambulance_requested', 'referral_pending', 'follow_up_arranged'],
   // Anyone may record a welfare check on an open case (it is refused below when not escalated).
   record_welfare_check: CASE_STATUSES.filter((s) => s !== 'closed' && s !== 'abandoned'),
+  end_call: ['answered', 'in_triage', 'disposition_reached'],
+  retriage: ['queued'],
 };
 
 /** A close ends the escalation first (its own event), whichever command closes the case. */
@@ -589,7 +595,8 @@ function closing(m: Model, events: CaseEvent['type'][]): CaseEvent['type'][] {
 }
 
 function expected(m: Model, c: CaseCommand): Expectation {
-  if (m.status === 'closed' || m.status === 'abandoned') return { error: 'case_closed' };
+  if (m.status === 'closed' || m.status === 'abandoned' || m.status === 'call_ended')
+    return { error: 'case_closed' };
   if (c.type === 'claim' && m.claimant !== null) return { error: 'already_claimed' };
   if (!FROM[c.type].includes(m.status)) return { error: 'illegal_transition' };
   if (NEEDS_CLAIMANT.has(c.type) && 'clinicianId' in c && c.clinicianId !== m.claimant) {
@@ -694,6 +701,12 @@ function expected(m: Model, c: CaseCommand): Expectation {
         (m.disposition === 'ambulance' || m.disposition === 'speak_to_primary_care')
         ? { error: 'disposition_not_acted_on' }
         : to('closed', closing(m, ['case.closed']), { escalated: false });
+    case 'end_call':
+      return c.reason === 'other' && !c.details
+        ? { error: 'missing_detail' }
+        : to('call_ended', ['case.call_ended'], { disposition: null });
+    case 'retriage':
+      return to('in_triage', ['case.triage_started'], { disposition: null });
   }
   throw new Error('unreachable');
 }
@@ -737,7 +750,7 @@ function checkInvariants(s: CaseState): void {
   expect(s.failedCallbackAttempts).toBeLessThanOrEqual(s.callbackAttempts);
   expect(CASE_STATUSES).toContain(s.status);
   // a disposition is known from reaching one until re-triage
-  expect(['call_received', 'answered', 'abandoned', 'in_triage'].includes(s.status)).toBe(
+  expect(['call_received', 'answered', 'abandoned', 'in_triage', 'call_ended'].includes(s.status)).toBe(
     s.disposition === null,
   );
 }
@@ -850,6 +863,9 @@ const commandArbitraries: fc.Arbitrary<CaseCommand>[] = [
   clinician.map(consult),
   outcomeCommand,
   fc.constant<CaseCommand>({ type: 'close' }),
+  fc.constantFrom(...CALL_END_REASONS).map((reason): CaseCommand => ({ type: 'end_call', reason })),
+  fc.constant<CaseCommand>({ type: 'end_call', reason: 'other', details: 'caller asked to ring back later' }),
+  clinician.map((userId): CaseCommand => ({ type: 'retriage', userId })),
 ];
 
 describe('case lifecycle: model-based', () => {

@@ -120,6 +120,13 @@ export const configSchema = z.strictObject({
       }),
     )
     .optional(),
+  /** Minutes without activity after which a call still with an adviser is listed for the shift manager. */
+  callOpenTooLongMinutes: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 60)
+    .optional(),
   /** Key contacts printed in the downtime pack (JSON array in HOLDFAST_DOWNTIME_CONTACTS). */
   downtimeContacts: z
     .preprocess(
@@ -173,6 +180,7 @@ export const ENV_KEYS: Record<keyof HoldfastConfig, string> = {
   inboundCredentials: 'HOLDFAST_INBOUND_CREDENTIALS',
   inboundValidationMinutes: 'HOLDFAST_INBOUND_VALIDATION_MINUTES',
   telephonyCredentials: 'HOLDFAST_TELEPHONY_CREDENTIALS',
+  callOpenTooLongMinutes: 'HOLDFAST_CALL_OPEN_TOO_LONG_MINUTES',
 };
 
 const NUMERIC_KEYS = new Set<keyof HoldfastConfig>([
@@ -182,6 +190,7 @@ const NUMERIC_KEYS = new Set<keyof HoldfastConfig>([
   'downtimePackEveryMinutes',
   'downtimePackKeep',
   'integrityCheckMinutes',
+  'callOpenTooLongMinutes',
 ]);
 
 export class ConfigError extends Error {}

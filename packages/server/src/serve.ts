@@ -50,6 +50,7 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
     inboundCredentials: config.inboundCredentials ?? [],
     telephonyCredentials: config.telephonyCredentials ?? [],
     ...(config.inboundValidationMinutes ? { inboundValidationMinutes: config.inboundValidationMinutes } : {}),
+    ...(config.callOpenTooLongMinutes ? { callOpenTooLongMinutes: config.callOpenTooLongMinutes } : {}),
     passkeys: { rpId: 'localhost', rpName: 'Holdfast', origins: [origin, `http://127.0.0.1:${config.port}`] },
   });
   const tenant = node.identity.tenant;

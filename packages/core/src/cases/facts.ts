@@ -306,6 +306,32 @@ export const caseReleasedAtSessionEnd = defineEventType({
   subjectOf: subject,
 });
 
+/** The longest adviser's note on a case, in characters (the screen counts down to it). */
+export const CASE_NOTE_MAX = 1000;
+
+/**
+ * A free-text note on the case by the adviser (or anyone handling it): what the caller said that
+ * the form has no place for. Part of the case's record, never changed afterwards; a correction is
+ * another note.
+ */
+export const caseNoteAdded = defineEventType({
+  type: 'case.note_added',
+  v: 1,
+  schema: z.strictObject({ caseId: id, text: text(CASE_NOTE_MAX).min(1) }),
+  subjectOf: subject,
+});
+
+/**
+ * Why the adviser corrected a disposition they had confirmed: recorded with the re-triage it starts
+ * (`case.triage_started` with `retriagedBy`), in one commit. `dxCode` is the disposition set aside.
+ */
+export const dispositionCorrected = defineEventType({
+  type: 'case.disposition_corrected',
+  v: 1,
+  schema: z.strictObject({ caseId: id, dxCode: z.string().max(40), reason: text(300).min(1) }),
+  subjectOf: subject,
+});
+
 export const CASE_FACT_EVENT_TYPES = [
   caseOpened,
   callbackNumberConfirmed,
@@ -319,4 +345,6 @@ export const CASE_FACT_EVENT_TYPES = [
   news2OutcomeConfirmed,
   adviceGiven,
   caseReleasedAtSessionEnd,
+  caseNoteAdded,
+  dispositionCorrected,
 ];

@@ -21,6 +21,11 @@ import { defineEventType } from '../ledger/registry.ts';
  *                                  | follow_up_arranged | in_consultation (prescribe)
  *   ambulance_requested | referral_pending | follow_up_arranged ─close→ closed
  *   referral_pending | follow_up_arranged ─queue_for_clinician→ queued
+ *   answered | in_triage | disposition_reached ─end_call→ call_ended (terminal: the caller hung up,
+ *                        the wrong number, or the call went elsewhere; a proposal not yet confirmed is
+ *                        dropped with it, so nothing is acted on and no practice message is sent)
+ *   queued ─retriage→ in_triage (the adviser corrects a confirmed disposition before a clinician has
+ *          the case: a recorded re-triage, never a silent edit)
  *
  * Escalation (not a status): two failed call-backs escalate the case for a welfare check. It is
  * cleared when the patient is reached (a call-back answered, or a welfare check that reached them)
@@ -40,11 +45,27 @@ export const CASE_STATUSES = [
   'in_consultation',
   'follow_up_arranged',
   'closed',
+  'call_ended',
 ] as const;
 export type CaseStatus = (typeof CASE_STATUSES)[number];
 
 /** Nothing happens to a case in these states again. */
-export const TERMINAL_STATUSES: readonly CaseStatus[] = ['abandoned', 'closed'];
+export const TERMINAL_STATUSES: readonly CaseStatus[] = ['abandoned', 'closed', 'call_ended'];
+
+/**
+ * Statuses of a call still with the health adviser: not yet triaged, being triaged, or a proposed
+ * disposition not yet confirmed. Such a call is someone's to finish: resume it, or end it with a reason.
+ */
+export const WITH_ADVISER_STATUSES: readonly CaseStatus[] = [
+  'call_received',
+  'answered',
+  'in_triage',
+  'disposition_reached',
+];
+
+/** Why an adviser ended a call that reached no confirmed disposition. */
+export const CALL_END_REASONS = ['caller_hung_up', 'wrong_number', 'transferred', 'other'] as const;
+export type CallEndReason = (typeof CALL_END_REASONS)[number];
 
 /** The states in which a clinician holds the case. */
 export const CLAIMED_STATUSES: readonly CaseStatus[] = ['claimed', 'in_consultation'];
@@ -230,6 +251,14 @@ export const caseCommandSchema = z.discriminatedUnion('type', [
     ambulanceCategory: ambulanceCategory.optional(),
   }),
   z.strictObject({ type: z.literal('close') }),
+  z.strictObject({
+    type: z.literal('end_call'),
+    reason: z.enum(CALL_END_REASONS),
+    /** In the adviser's words; required for `other`. */
+    details: z.string().trim().max(300).optional(),
+  }),
+  /** The adviser corrects a confirmed disposition: back to triage, recorded as a re-triage. */
+  z.strictObject({ type: z.literal('retriage'), userId: id }),
 ]);
 export type CaseCommand = z.infer<typeof caseCommandSchema>;
 export type CaseCommandType = CaseCommand['type'];
@@ -256,7 +285,10 @@ export const triageStarted = defineEventType({
   v: 1,
   schema: z.strictObject({
     caseId,
-    /** Set when a clinician sends the case back to triage from a consultation. */
+    /**
+     * Set when a clinician sends the case back to triage from a consultation, or the adviser corrects
+     * a confirmed disposition (with `case.disposition_corrected` saying why).
+     */
     retriagedBy: id.optional(),
   }),
   subjectOf: subject,
@@ -391,6 +423,23 @@ export const caseClosed = defineEventType({
   subjectOf: subject,
 });
 
+/**
+ * The adviser ended a call that had no confirmed disposition (the caller hung up, a wrong number, the
+ * call was transferred elsewhere). Terminal; a proposed disposition is dropped with it.
+ */
+export const callEnded = defineEventType({
+  type: 'case.call_ended',
+  v: 1,
+  schema: z.strictObject({
+    caseId,
+    reason: z.enum(CALL_END_REASONS),
+    details: z.string().trim().max(300).optional(),
+    /** The disposition that had been proposed and was never acted on, if any. */
+    proposalDropped: z.boolean(),
+  }),
+  subjectOf: subject,
+});
+
 export const CASE_LIFECYCLE_EVENT_TYPES = [
   callAnswered,
   callAbandoned,
@@ -411,6 +460,7 @@ export const CASE_LIFECYCLE_EVENT_TYPES = [
   outcomeRecorded,
   followUpArranged,
   caseClosed,
+  callEnded,
 ];
 
 type E<T extends string, D extends { schema: z.ZodType }> = { type: T; payload: z.infer<D['schema']> };
@@ -435,7 +485,8 @@ export type CaseEvent =
   | E<'case.consultation_started', typeof consultationStarted>
   | E<'case.outcome_recorded', typeof outcomeRecorded>
   | E<'case.follow_up_arranged', typeof followUpArranged>
-  | E<'case.closed', typeof caseClosed>;
+  | E<'case.closed', typeof caseClosed>
+  | E<'case.call_ended', typeof callEnded>;
 export type CaseEventType = CaseEvent['type'];
 
 // ---- errors -----------------------------------------------------------------------------------------
@@ -702,6 +753,30 @@ function decideCommand(state: CaseState, command: CaseCommand): CaseEvent[] {
         requireStatus(state, command, 'ambulance_requested', 'referral_pending', 'follow_up_arranged');
       }
       return [{ type: 'case.closed', payload: { caseId } }];
+
+    case 'end_call':
+      // Before answering it is an abandoned call; after a confirmed disposition the case is acted on
+      // and closes by its own route.
+      requireStatus(state, command, 'answered', 'in_triage', 'disposition_reached');
+      if (command.reason === 'other' && !command.details) {
+        refuse(state, command, 'missing_detail', 'say why the call ended');
+      }
+      return [
+        {
+          type: 'case.call_ended',
+          payload: {
+            caseId,
+            reason: command.reason,
+            ...(command.details ? { details: command.details } : {}),
+            proposalDropped: state.status === 'disposition_reached',
+          },
+        },
+      ];
+
+    case 'retriage':
+      // Only while nobody has the case: a clinician holding it re-triages through their outcome.
+      requireStatus(state, command, 'queued');
+      return [{ type: 'case.triage_started', payload: { caseId, retriagedBy: command.userId } }];
   }
 }
 
@@ -773,7 +848,7 @@ export function evolve(state: CaseState, event: CaseEvent): CaseState {
       next = move('abandoned');
       break;
     case 'case.triage_started':
-      expect('answered', 'in_consultation');
+      expect('answered', 'in_consultation', 'queued');
       next = { ...move('in_triage'), disposition: null };
       break;
     case 'case.disposition_reached':
@@ -868,6 +943,10 @@ export function evolve(state: CaseState, event: CaseEvent): CaseState {
       );
       next = move('closed');
       break;
+    case 'case.call_ended':
+      expect('answered', 'in_triage', 'disposition_reached');
+      next = { ...move('call_ended'), disposition: null };
+      break;
   }
   assertCaseInvariants(next);
   return next;
@@ -895,7 +974,13 @@ export function assertCaseInvariants(s: CaseState): void {
     !s.escalated || s.failedCallbackAttempts >= ESCALATE_AFTER_FAILED_CALLBACKS,
     `escalated after only ${s.failedCallbackAttempts} failed call-backs`,
   );
-  const beforeDisposition: CaseStatus[] = ['call_received', 'answered', 'abandoned', 'in_triage'];
+  const beforeDisposition: CaseStatus[] = [
+    'call_received',
+    'answered',
+    'abandoned',
+    'in_triage',
+    'call_ended',
+  ];
   assertInvariant(
     beforeDisposition.includes(s.status) === (s.disposition === null),
     `a ${s.status} case ${s.disposition === null ? 'has no' : 'has a'} disposition`,

@@ -35,6 +35,8 @@ export interface CasesTable {
   abandoned_at: number | null;
   closed_at: number | null;
   caller: string;
+  /** Who opened the case (the ledger actor of `case.opened`, `user:<id>`): their open calls. */
+  opened_by: string | null;
   patient_id: string | null;
   location: string;
   complaint: string;
@@ -109,7 +111,8 @@ export const casesProjection: Projection = {
   // 2: reconciliation (collisions become items instead of failing the fold).
   // 3: call_requests (the Idempotency-Key of each call).
   // 4: NEWS2 partial scores (no total, parameters present), NEWS2 not applicable, welfare checks.
-  version: 4,
+  // 5: opened_by (each adviser's open calls), calls ended without a disposition.
+  version: 5,
   tables: ['cases', 'reconciliation_items', 'call_requests'],
   async create(trx) {
     await sql`create table cases (
@@ -124,6 +127,7 @@ export const casesProjection: Projection = {
       abandoned_at bigint,
       closed_at bigint,
       caller text not null,
+      opened_by text,
       patient_id text,
       location text not null,
       complaint text not null,
@@ -158,6 +162,7 @@ export const casesProjection: Projection = {
     await sql`create index cases_queue on cases (tenant, status, deadline_at)`.execute(trx);
     await sql`create index cases_received on cases (tenant, received_at)`.execute(trx);
     await sql`create index cases_patient on cases (tenant, patient_id, received_at)`.execute(trx);
+    await sql`create index cases_opened_by on cases (tenant, opened_by, status)`.execute(trx);
     await createReconciliationTable(trx);
     // The primary key is the last line of defence against one key opening two cases on one node.
     await sql`create table call_requests (
@@ -192,6 +197,7 @@ export const casesProjection: Projection = {
           // Canonical: a local append's payload and an imported one differ in key order, and
           // every node must hold the same row.
           caller: canonicalJson(p.caller),
+          opened_by: e.actor,
           patient_id: (p.patientId as string | undefined) ?? null,
           location: String(p.location),
           complaint: String(p.presentingComplaint),
@@ -330,6 +336,8 @@ function applyFact(e: ProjectedEvent, row: CasesTable, changes: Partial<CasesTab
       return true;
     case 'case.advice_given':
     case 'case.released_at_session_end':
+    case 'case.note_added':
+    case 'case.disposition_corrected':
       return true;
     default:
       return false;
@@ -421,6 +429,11 @@ function lifecycleFields(e: HeldEvent, row: CasesTable, changes: Partial<CasesTa
     }
     case 'case.closed':
       changes.closed_at = at;
+      return;
+    case 'case.call_ended':
+      // When the call ended (the encounter's end); no practice message follows (that is for a close).
+      changes.closed_at = at;
+      changes.disposition_kind = null;
       return;
     default:
       return;

@@ -57,6 +57,13 @@ const OUTCOME_WORDS: Record<string, string> = {
   prescribe: 'prescription',
 };
 
+const CALL_END_WORDS: Record<string, string> = {
+  caller_hung_up: 'the caller hung up',
+  wrong_number: 'wrong number',
+  transferred: 'transferred to another service',
+  other: 'other reason',
+};
+
 /** Lifecycle events whose facts say more (the disposition's details, the call itself) are left out. */
 const QUIET_TYPES = new Set(['case.disposition_reached', 'case.call_answered']);
 
@@ -188,6 +195,14 @@ function describe(
       return p.kind === 'home_visit' ? 'Home visit to be arranged' : 'Appointment to be booked';
     case 'case.closed':
       return 'The case was closed';
+    case 'case.call_ended':
+      return `Call ended without a confirmed disposition: ${CALL_END_WORDS[String(p.reason)] ?? String(p.reason)}${
+        p.details ? ` (${String(p.details)})` : ''
+      }${p.proposalDropped ? '; the proposed disposition was not acted on' : ''}`;
+    case 'case.note_added':
+      return `Note: ${String(p.text)}`;
+    case 'case.disposition_corrected':
+      return `Confirmed disposition ${String(p.dxCode)} corrected, back to triage: ${String(p.reason)}`;
     case 'case.safeguarding_concern_raised':
       // The concern's text is the patient's safeguarding note, shown to the roles that act on it.
       return "Safeguarding concern raised (a safeguarding note was added to the patient's record)";

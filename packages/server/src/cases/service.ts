@@ -602,6 +602,7 @@ const LIFECYCLE_TYPES = new Set([
   'case.outcome_recorded',
   'case.follow_up_arranged',
   'case.closed',
+  'case.call_ended',
 ]);
 
 function isLifecycle(type: string): boolean {

@@ -42,6 +42,8 @@ export function dashboardRoutes(deps: {
   ) => Promise<{ kind: string; raisedAt: string; message: string; advice: string }[]>;
   /** How many messages to other systems failed or are overdue (null: not for this user to see). */
   messagesNeedingAttention?: (ctx: RequestContext) => Promise<number | null>;
+  /** Calls with advisers idle longer than the configured time (the list: GET /api/v1/calls/open-too-long). */
+  callsOpenTooLong?: (tenant: string) => Promise<number>;
 }): RouteSpec[] {
   return [
     authedRoute({
@@ -137,10 +139,12 @@ export function dashboardRoutes(deps: {
         escalations.sort((a, b) => a.deadline.localeCompare(b.deadline));
         const syncAlarms = (await deps.syncAlarms?.(ctx.tenant)) ?? [];
         const messagesNeedingAttention = (await deps.messagesNeedingAttention?.(ctx)) ?? null;
+        const callsOpenTooLong = (await deps.callsOpenTooLong?.(ctx.tenant)) ?? 0;
         return {
           now: new Date(now).toISOString(),
           syncAlarms,
           messagesNeedingAttention,
+          callsOpenTooLong,
           sites: [...bySite.values()],
           escalations,
           canOpenCases: hasPermission(ctx.roles, 'cases.read'),

@@ -478,6 +478,10 @@ export function encounterStatus(status: CaseStatus): Encounter['status'] {
       return 'cancelled';
     case 'closed':
       return 'finished';
+    // The call ended without a confirmed disposition (hung up, wrong number, transferred): it took
+    // place, and nothing follows from it.
+    case 'call_ended':
+      return 'finished';
   }
 }
 
@@ -500,7 +504,7 @@ export function encounterResource(c: CaseInput): Encounter {
 
 function serviceRequestStatus(status: CaseStatus): ServiceRequest['status'] {
   if (status === 'closed') return 'completed';
-  if (status === 'abandoned') return 'revoked';
+  if (status === 'abandoned' || status === 'call_ended') return 'revoked';
   return 'active';
 }
 

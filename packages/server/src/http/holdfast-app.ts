@@ -16,6 +16,8 @@ import type { HoldfastNode } from '../node/node.ts';
 import type { WriteFailure } from '../ledger/write-health.ts';
 import { patientRoutes } from '../patients/routes.ts';
 import { caseRoutes, triageAndQueueRoutes } from '../cases/routes.ts';
+import { adviserRoutes } from '../cases/adviser-routes.ts';
+import { DEFAULT_CALL_OPEN_TOO_LONG_MINUTES, OpenCalls } from '../cases/open-calls.ts';
 import { pemRoutes } from '../pem/routes.ts';
 import { PemService } from '../pem/service.ts';
 import { reportRoutes } from '../reports/iuc-adc.ts';
@@ -70,6 +72,8 @@ export interface HoldfastAppOptions {
   downtimeContacts?: readonly KeyContact[];
   /** Other systems that may post messages in (bearer tokens kept as SHA-256), see inbound/. */
   inboundCredentials?: readonly InboundCredential[];
+  /** Minutes without activity after which a call with an adviser is listed for the shift manager (20). */
+  callOpenTooLongMinutes?: number;
   /** How often cases held by clinicians whose sessions ended are released (default a minute). */
   heldCaseSweepMs?: number;
   /** Minutes to validate a 999 Category 3/4 call when the request gives no deadline (sample defaults). */
@@ -120,6 +124,10 @@ export async function buildHoldfastApp(
   );
   const caseViews = new CaseViews(cases, patients, accounts, auditor, triage);
   const drafts = new DraftStore(node.store, node.clock);
+  const openCalls = new OpenCalls(node.store, node.clock, auditor, accounts, {
+    ...filter,
+    tooLongMinutes: options.callOpenTooLongMinutes ?? DEFAULT_CALL_OPEN_TOO_LONG_MINUTES,
+  });
   const heldCases = new HeldCaseRelease(node.store, node.clock, sessions, cases, drafts, node.identity.node);
   // Every close queues the Post Event Message to the patient's practice in the same commit.
   const pem = new PemService(node.store, node.clock, {
@@ -291,6 +299,7 @@ export async function buildHoldfastApp(
     ...auditRoutes(node.store, filter),
     ...patientRoutes(patients),
     ...caseRoutes(cases, caseViews, drafts),
+    ...adviserRoutes(cases, openCalls),
     ...triageAndQueueRoutes(triage, queue, node.store, node.ledger),
     ...reportRoutes(node.store, { ...filter, clock: node.clock }),
     ...dashboardRoutes({
@@ -302,6 +311,7 @@ export async function buildHoldfastApp(
       // Failed, past their deadline or past the receiver's window (a 999 request not accepted in 30 s).
       messagesNeedingAttention: async (ctx) =>
         hasPermission(ctx.roles, 'messages.read') ? messaging.needingAttentionCount(ctx) : null,
+      callsOpenTooLong: (tenant) => openCalls.tooLongCount(tenant),
     }),
     ...fhirRoutes(new FhirService(patients, cases, triage, auditor)),
     // The browser app on the same port: GETs that no API route answers (see web-static.ts).

@@ -822,6 +822,20 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
     // Closing a case mid-consultation is refused by the case's rules (record an outcome instead).
     allowedStatus: 409,
   },
+  'GET /api/v1/calls/mine': { build: () => ({}) },
+  'GET /api/v1/calls/open-too-long': { build: () => ({}) },
+  'POST /api/v1/cases/:caseId/end-call': {
+    build: async (w) => ({ params: { caseId: await openCall(w) }, body: { reason: 'caller_hung_up' } }),
+  },
+  'POST /api/v1/cases/:caseId/notes': {
+    build: async (w) => ({ params: { caseId: await openCall(w) }, body: { text: 'Caller is a neighbour' } }),
+  },
+  'POST /api/v1/cases/:caseId/disposition/correct': {
+    build: async (w) => ({
+      params: { caseId: await queuedCase(w) },
+      body: { reason: 'Mis-keyed an answer' },
+    }),
+  },
   'GET /api/v1/triage/pathways': { build: () => ({}) },
   'POST /api/v1/cases/:caseId/triage': {
     build: async (w) => ({

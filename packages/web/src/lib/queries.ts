@@ -44,4 +44,5 @@ export const STATUS_LABELS: Record<string, string> = {
   in_consultation: 'In consultation',
   follow_up_arranged: 'Follow-up arranged',
   closed: 'Closed',
+  call_ended: 'Call ended',
 };

@@ -6,8 +6,36 @@ import { useEffect, useState, type AnchorHTMLAttributes, type MouseEvent, type R
  */
 const CHANGE = 'holdfast:navigate';
 
+/**
+ * A screen holding unfinished work (a call in progress) asks before the app leaves it: `confirm`
+ * says whether to leave (it may ask the user). Checked for links and in-app navigation, and for
+ * the browser's Back and Forward; closing or reloading the tab is the screen's own `beforeunload`.
+ * Replacing navigations (sign-in and sign-out redirects) are never held up.
+ */
+let leaveGuard: { path: string; confirm: () => boolean } | null = null;
+
+export function setLeaveGuard(guard: { path: string; confirm: () => boolean } | null): void {
+  leaveGuard = guard;
+}
+
+function mayLeave(to: string): boolean {
+  if (!leaveGuard || leaveGuard.path === new URL(to, location.href).pathname) return true;
+  return leaveGuard.confirm();
+}
+
+// Registered when the module loads, before any screen's listener: Back on a guarded screen is
+// asked about first; declined, the screen's address is put back and nobody else hears of it.
+window.addEventListener('popstate', (event) => {
+  if (!leaveGuard || location.pathname === leaveGuard.path) return;
+  const stay = leaveGuard.path;
+  if (leaveGuard.confirm()) return;
+  history.pushState(null, '', stay);
+  event.stopImmediatePropagation();
+});
+
 export function navigate(to: string, options: { replace?: boolean } = {}): void {
   if (to === currentPath()) return;
+  if (!options.replace && !mayLeave(to)) return;
   if (options.replace) history.replaceState(null, '', to);
   else history.pushState(null, '', to);
   window.dispatchEvent(new Event(CHANGE));

@@ -3,6 +3,7 @@ import type { ReactNode } from 'react';
 import { Account } from './Account.tsx';
 import { CaseScreen } from './adviser/CaseScreen.tsx';
 import { NewCall } from './adviser/NewCall.tsx';
+import { CallsOpenTooLongScreen, MyOpenCallsScreen } from './adviser/OpenCalls.tsx';
 import { ClinicianCase } from './clinician/ClinicianCase.tsx';
 import { Queue } from './clinician/Queue.tsx';
 import { Dashboard } from './manager/Dashboard.tsx';
@@ -22,6 +23,8 @@ export interface Screen {
 /** Every screen and its URL (listed in packages/web/UI-NOTES.md for the browser tests). */
 export const SCREENS: Screen[] = [
   { path: '/calls/new', permission: 'cases.handle', render: () => <NewCall /> },
+  { path: '/calls/mine', permission: 'cases.handle', render: () => <MyOpenCallsScreen /> },
+  { path: '/calls/open-too-long', permission: 'reports.read', render: () => <CallsOpenTooLongScreen /> },
   {
     path: '/cases/:caseId',
     permission: 'cases.read',

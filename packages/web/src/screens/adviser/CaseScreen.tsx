@@ -1,4 +1,4 @@
-import { caseReference } from '@holdfast/core';
+import { caseReference, WITH_ADVISER_STATUSES } from '@holdfast/core';
 import { ageInYears, pathwayNotForAge } from '@holdfast/core/triage/eligibility';
 import { Alert, Badge, Button, Group, List, NativeSelect, Paper, Stack, Text, Title } from '@mantine/core';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
@@ -26,6 +26,11 @@ import type {
 import { PatientSearch, PatientSummaryCard } from './PatientPanel.tsx';
 import { AmbulanceHandover, handedOver, useAmbulanceHandover } from '../../components/AmbulanceHandover.tsx';
 import { recallQuestion, TriagePath, TriageRunner } from './TriageRunner.tsx';
+import { useLeaveWarning } from '../../lib/leave-warning.ts';
+import { CaseNotes, CorrectDisposition, EndCall } from './OpenCalls.tsx';
+
+/** Statuses in which the adviser may end the call with a reason (answered, no disposition confirmed). */
+const ENDABLE = ['answered', 'in_triage', 'disposition_reached'];
 
 /** The health adviser's case: the patient, triage one question at a time, then the disposition. */
 export function CaseScreen({ caseId }: { caseId: string }) {
@@ -39,6 +44,8 @@ export function CaseScreen({ caseId }: { caseId: string }) {
   });
   const [acknowledged, setAcknowledged] = useState(false);
   const [deathAcknowledged, setDeathAcknowledged] = useState(false);
+  // An unfinished call is not left by accident: Back, a link or closing the tab asks first.
+  useLeaveWarning(!!c && (WITH_ADVISER_STATUSES as readonly string[]).includes(c.status), `/cases/${caseId}`);
 
   if (detail.isPending) return <Text>Loading the case…</Text>;
   if (detail.isError || !c)
@@ -94,7 +101,13 @@ export function CaseScreen({ caseId }: { caseId: string }) {
         <Text>
           <strong>Problem:</strong> {c.presentingComplaint} · <strong>Patient is at:</strong> {c.location}
         </Text>
+        {ENDABLE.includes(c.status) && (
+          <Group mt="xs">
+            <EndCall caseId={caseId} />
+          </Group>
+        )}
       </Paper>
+      {c.status === 'call_ended' && <CallEnded caseDetail={c} />}
 
       <section aria-labelledby="patient-heading">
         <Title order={2} id="patient-heading" mb="xs">
@@ -117,18 +130,39 @@ export function CaseScreen({ caseId }: { caseId: string }) {
         <Title order={2} id="triage-heading" mb="xs">
           2. Triage
         </Title>
-        <Triage
-          caseDetail={c}
-          blocked={notesPending || deathPending}
-          patientDateOfBirth={patient.data?.record.dateOfBirth ?? null}
-        />
+        {c.status === 'call_ended' ? (
+          <Text>The call ended before a disposition was confirmed: nothing was arranged.</Text>
+        ) : (
+          <Triage
+            caseDetail={c}
+            blocked={notesPending || deathPending}
+            patientDateOfBirth={patient.data?.record.dateOfBirth ?? null}
+          />
+        )}
       </section>
+      <CaseNotes
+        caseId={caseId}
+        notes={(c.record?.timeline ?? []).filter((l) => l.type === 'case.note_added')}
+      />
       <CaseMessages caseId={caseId} caseStatus={c.status} />
       <Group className="no-print">
         <Link to={`/cases/${caseId}/summary`}>Case summary to read or print</Link>
         {c.patientId && <Link to={`/patients/${c.patientId}`}>Patient record and previous encounters</Link>}
       </Group>
     </Stack>
+  );
+}
+
+/** The call was ended without a confirmed disposition: why, and on to the next call. */
+function CallEnded({ caseDetail }: { caseDetail: CaseDetail }) {
+  const ended = caseDetail.record?.timeline.find((l) => l.type === 'case.call_ended');
+  return (
+    <Alert color="gray" variant="light" title="Call ended" role="status" data-testid="call-ended">
+      {ended ? ended.what : 'The call was ended.'}
+      <Group mt="sm">
+        <Button onClick={() => navigate('/calls/new')}>Take the next call</Button>
+      </Group>
+    </Alert>
   );
 }
 
@@ -301,6 +335,8 @@ function Disposition({
   // The focus goes to the heading, never to the confirm button: a stray key must not act on it.
   useEffect(() => headingRef.current?.focus(), []);
   const proposed = caseDetail.status === 'disposition_reached';
+  // Corrected after confirming: back in triage with the old answers; changing one proposes anew.
+  const retriaging = caseDetail.status === 'in_triage';
   const caseId = caseDetail.caseId;
   // The adviser stays with the caller until the ambulance service has the patient.
   const ambulanceRequested = caseDetail.status === 'ambulance_requested';
@@ -385,10 +421,21 @@ function Disposition({
               </Button>
             </Group>
           </Alert>
-        ) : (
+        ) : retriaging ? null : (
           <Alert color="blue" variant="light" mt="md" title="What happens now" role="status">
             {whatHappens(caseDetail)}
           </Alert>
+        )}
+        {retriaging && (
+          <Alert color="orange" variant="light" mt="md" title="Re-triage" role="status">
+            The confirmed disposition was corrected. Change the answer that was wrong (beside this); a new
+            disposition is proposed for you to confirm.
+          </Alert>
+        )}
+        {caseDetail.status === 'queued' && (
+          <Group mt="sm">
+            <CorrectDisposition caseId={caseId} />
+          </Group>
         )}
         {ambulanceRequested && <AmbulanceHandover caseDetail={caseDetail} />}
         <Title order={3} size="h5" mt="md">
@@ -405,7 +452,7 @@ function Disposition({
             over by phone).
           </Text>
         )}
-        {!proposed && !mustStay && (
+        {!proposed && !mustStay && !retriaging && (
           <Group mt="lg">
             <Button onClick={() => navigate('/calls/new')}>Take the next call</Button>
             {session.can('queue.read') && (
@@ -416,7 +463,7 @@ function Disposition({
           </Group>
         )}
       </Paper>
-      <TriagePath path={result.path} {...(proposed ? { onChange: change } : {})} />
+      <TriagePath path={result.path} {...(proposed || retriaging ? { onChange: change } : {})} />
     </Group>
   );
 }

@@ -1,12 +1,29 @@
 import { parseCallbackNumber } from '@holdfast/core';
-import { Button, Checkbox, Group, NativeSelect, Stack, Text, TextInput, Textarea } from '@mantine/core';
+import {
+  Box,
+  Button,
+  Checkbox,
+  Group,
+  NativeSelect,
+  SimpleGrid,
+  Stack,
+  Text,
+  TextInput,
+  Textarea,
+} from '@mantine/core';
 import { useEffect, useMemo, useState, type FormEvent } from 'react';
 import { FormAlert } from '../../components/FormAlert.tsx';
 import { PageTitle } from '../../components/PageTitle.tsx';
 import { api, newIdempotencyKey } from '../../lib/api.ts';
 import { useFormProblems } from '../../lib/forms.ts';
+import { anyTooLong, lengthFeedback } from '../../lib/limits.ts';
 import { RELATIONSHIPS, useSites } from '../../lib/queries.ts';
 import { navigate } from '../../lib/router.tsx';
+import { MyOpenCalls } from './OpenCalls.tsx';
+
+/** The API's limits (core facts.ts: callerSchema, caseOpened), shown as the adviser types. */
+const NAME_MAX = 100;
+const TEXT_MAX = 300;
 
 /**
  * What the call-back number field says while it is typed: nothing until it could be complete (ten
@@ -38,6 +55,9 @@ export function NewCall() {
   const numberFeedback = callbackNumberFeedback(callbackNumber);
   const [location, setLocation] = useState('');
   const [complaint, setComplaint] = useState('');
+  const nameLength = lengthFeedback(callerName, NAME_MAX);
+  const locationLength = lengthFeedback(location, TEXT_MAX);
+  const complaintLength = lengthFeedback(complaint, TEXT_MAX);
   const [busy, setBusy] = useState(false);
   // A screen-pop from the telephony opens this screen as /calls/new?call=<its call id> (no patient
   // data in it): the case is then tied to the call's timings for national reporting.
@@ -71,7 +91,10 @@ export function NewCall() {
       ]);
     if (!location.trim()) missing.push(['location', 'Say where the patient is now.']);
     if (!complaint.trim()) missing.push(['presentingComplaint', 'Say what the problem is.']);
-    if (missing.length > 0) {
+    if (
+      missing.length > 0 ||
+      anyTooLong([callerName, NAME_MAX], [location, TEXT_MAX], [complaint, TEXT_MAX])
+    ) {
       for (const [f, m] of missing) problems.setField(f, m);
       problems.setForm('Some answers need correcting: see the messages next to the fields.');
       return;
@@ -111,94 +134,107 @@ export function NewCall() {
     }
   };
 
+  // Two columns on a call-centre monitor (1366×768): the whole form and "Open case" fit without
+  // scrolling, with the adviser's open calls beside it.
   return (
-    <Stack maw={640}>
-      <PageTitle>New call</PageTitle>
-      <Text>
-        Take the caller&rsquo;s details first. You identify the patient and triage on the next screen.
-      </Text>
-      <form onSubmit={(e) => void submit(e)} noValidate aria-label="New call">
-        <FormAlert message={problems.form} />
-        <Stack>
-          <NativeSelect
-            label="Site taking the call"
-            data={(sites.data ?? []).map((s) => ({ value: s.siteId, label: s.name }))}
-            value={siteId ?? ''}
-            onChange={(e) => setSiteId(e.currentTarget.value)}
-            error={problems.field('siteId')}
-            required
-          />
-          <TextInput
-            label="Caller's name"
-            value={callerName}
-            onChange={(e) => setCallerName(e.currentTarget.value)}
-            error={problems.field('caller.name')}
-            autoComplete="off"
-            required
-          />
-          <NativeSelect
-            label="Caller is"
-            data={RELATIONSHIPS.map(([value, label]) => ({ value, label }))}
-            value={relationship}
-            onChange={(e) => setRelationship(e.currentTarget.value)}
-            error={problems.field('caller.relationship')}
-            required
-          />
-          <TextInput
-            label="Call-back number"
-            description={
-              numberFeedback.ok ??
-              'A UK number, e.g. 07911 123456 or 0113 496 0000; a number abroad with its code, e.g. +33 6 12 34 56 78'
-            }
-            type="tel"
-            value={callbackNumber}
-            onChange={(e) => {
-              setCallbackNumber(e.currentTarget.value);
-              setReadBack(false);
-              problems.setField('caller.callbackNumber', null);
-            }}
-            error={problems.field('caller.callbackNumber') ?? numberFeedback.error}
-            autoComplete="off"
-            required
-          />
-          <Checkbox
-            label={
-              numberFeedback.national
-                ? `I read ${numberFeedback.national} back to the caller and they agreed it is right`
-                : 'I read the number back to the caller and they agreed it is right'
-            }
-            checked={readBack}
-            disabled={!numberFeedback.national}
-            onChange={(e) => {
-              setReadBack(e.currentTarget.checked);
-              problems.setField('caller.callbackNumberReadBack', null);
-            }}
-            error={problems.field('caller.callbackNumberReadBack')}
-          />
-          <TextInput
-            label="Where is the patient now?"
-            value={location}
-            onChange={(e) => setLocation(e.currentTarget.value)}
-            error={problems.field('location')}
-            autoComplete="off"
-            required
-          />
-          <Textarea
-            label="What is the problem?"
-            value={complaint}
-            onChange={(e) => setComplaint(e.currentTarget.value)}
-            error={problems.field('presentingComplaint')}
-            autosize
-            minRows={2}
-            required
-          />
-          <Group>
+    <Group align="flex-start" gap="lg" wrap="wrap">
+      <Stack style={{ flex: '2 1 560px' }} maw={860} gap="xs">
+        <PageTitle>New call</PageTitle>
+        <Text>
+          Take the caller&rsquo;s details first. You identify the patient and triage on the next screen.
+        </Text>
+        <form onSubmit={(e) => void submit(e)} noValidate aria-label="New call">
+          <FormAlert message={problems.form} />
+          <SimpleGrid cols={{ base: 1, sm: 2 }} spacing="md" verticalSpacing="xs">
+            <NativeSelect
+              label="Site taking the call"
+              data={(sites.data ?? []).map((s) => ({ value: s.siteId, label: s.name }))}
+              value={siteId ?? ''}
+              onChange={(e) => setSiteId(e.currentTarget.value)}
+              error={problems.field('siteId')}
+              required
+            />
+            <TextInput
+              label="Caller's name"
+              value={callerName}
+              description={nameLength.description}
+              onChange={(e) => setCallerName(e.currentTarget.value)}
+              error={problems.field('caller.name') ?? nameLength.error}
+              autoComplete="off"
+              required
+            />
+            <NativeSelect
+              label="Caller is"
+              data={RELATIONSHIPS.map(([value, label]) => ({ value, label }))}
+              value={relationship}
+              onChange={(e) => setRelationship(e.currentTarget.value)}
+              error={problems.field('caller.relationship')}
+              required
+            />
+            <TextInput
+              label="Call-back number"
+              description={
+                numberFeedback.ok ??
+                'A UK number, e.g. 07911 123456 or 0113 496 0000; a number abroad with its code, e.g. +33 6 12 34 56 78'
+              }
+              type="tel"
+              value={callbackNumber}
+              onChange={(e) => {
+                setCallbackNumber(e.currentTarget.value);
+                setReadBack(false);
+                problems.setField('caller.callbackNumber', null);
+              }}
+              error={problems.field('caller.callbackNumber') ?? numberFeedback.error}
+              autoComplete="off"
+              required
+            />
+            <Box style={{ gridColumn: '1 / -1' }}>
+              <Checkbox
+                label={
+                  numberFeedback.national
+                    ? `I read ${numberFeedback.national} back to the caller and they agreed it is right`
+                    : 'I read the number back to the caller and they agreed it is right'
+                }
+                checked={readBack}
+                disabled={!numberFeedback.national}
+                onChange={(e) => {
+                  setReadBack(e.currentTarget.checked);
+                  problems.setField('caller.callbackNumberReadBack', null);
+                }}
+                error={problems.field('caller.callbackNumberReadBack')}
+              />
+            </Box>
+            <TextInput
+              label="Where is the patient now?"
+              value={location}
+              description={locationLength.description}
+              onChange={(e) => setLocation(e.currentTarget.value)}
+              error={problems.field('location') ?? locationLength.error}
+              autoComplete="off"
+              required
+            />
+            <Textarea
+              label="What is the problem?"
+              value={complaint}
+              description={complaintLength.description}
+              onChange={(e) => setComplaint(e.currentTarget.value)}
+              error={problems.field('presentingComplaint') ?? complaintLength.error}
+              autosize
+              minRows={1}
+              maxRows={4}
+              required
+            />
+          </SimpleGrid>
+          <Group mt="sm">
             <Button type="submit" loading={busy}>
               Open case
             </Button>
           </Group>
-        </Stack>
-      </form>
-    </Stack>
+        </form>
+      </Stack>
+      <Box style={{ flex: '1 1 320px' }} maw={520}>
+        <MyOpenCalls />
+      </Box>
+    </Group>
   );
 }

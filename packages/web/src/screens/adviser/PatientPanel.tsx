@@ -12,7 +12,7 @@ import {
   Title,
 } from '@mantine/core';
 import { useQueryClient } from '@tanstack/react-query';
-import { useState, type FormEvent } from 'react';
+import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { FormAlert } from '../../components/FormAlert.tsx';
 import {
   BreakGlassRestricted,
@@ -22,6 +22,7 @@ import {
 } from '../../components/PatientIdentity.tsx';
 import { api } from '../../lib/api.ts';
 import { useFormProblems } from '../../lib/forms.ts';
+import { lengthFeedback } from '../../lib/limits.ts';
 import type { PatientSummary, PatientView } from '../../lib/types.ts';
 
 /** "1980-05-03" as "3 May 1980" (a calendar date: no time zone involved). */
@@ -121,7 +122,27 @@ export function PatientSearch({ caseId, siteId }: { caseId: string; siteId: stri
   const [dob, setDob] = useState('');
   const [postcode, setPostcode] = useState('');
   const [results, setResults] = useState<PatientSummary[] | null>(null);
+  // Each search's answer takes the focus (and the screen), so the adviser sees it at once.
+  const resultsRef = useRef<HTMLElement>(null);
+  const [searchCount, setSearchCount] = useState(0);
+  useEffect(() => {
+    if (searchCount === 0) return;
+    const section = resultsRef.current;
+    if (!section) return;
+    // Below the fold (or under the sticky header): bring the results up to just under the header.
+    const header = document.querySelector('.app-header')?.getBoundingClientRect().bottom ?? 0;
+    const box = section.getBoundingClientRect();
+    if (box.top < header || box.bottom > window.innerHeight)
+      window.scrollTo({ top: window.scrollY + box.top - header - 8 });
+    section.focus({ preventScroll: true });
+  }, [searchCount]);
+  const showResults = (patients: PatientSummary[]) => {
+    setResults(patients);
+    setSearchCount((n) => n + 1);
+  };
   const [busy, setBusy] = useState(false);
+  const familyLength = lengthFeedback(familyName, 100);
+  const givenLength = lengthFeedback(givenName, 100);
   const [registering, setRegistering] = useState(false);
   const byNhs = useFormProblems();
   const byName = useFormProblems();
@@ -149,11 +170,13 @@ export function PatientSearch({ caseId, siteId }: { caseId: string; siteId: stri
   const searchNhs = async (event: FormEvent) => {
     event.preventDefault();
     byNhs.clear();
+    // A new search: the last one's results no longer answer anything (and must not sit under its error).
+    setResults(null);
     const r = normaliseNhsNumber(nhs);
     if (!r.ok) return byNhs.setField('nhsNumber', `This NHS number ${r.message}.`);
     setBusy(true);
     try {
-      setResults(
+      showResults(
         (await api<{ patients: PatientSummary[] }>('POST', '/api/v1/patients/search', { nhsNumber: r.value }))
           .patients,
       );
@@ -167,6 +190,7 @@ export function PatientSearch({ caseId, siteId }: { caseId: string; siteId: stri
   const searchName = async (event: FormEvent) => {
     event.preventDefault();
     byName.clear();
+    setResults(null);
     const date = dob.trim() ? dateOfBirthEntry(dob, true) : null;
     if (!date) byName.setField('dateOfBirth', 'Enter the date of birth (day/month/year), or the year alone.');
     else if (!date.ok) byName.setField('dateOfBirth', date.error);
@@ -186,7 +210,7 @@ export function PatientSearch({ caseId, siteId }: { caseId: string; siteId: stri
         ...(givenName.trim() ? { givenName: givenName.trim() } : {}),
         ...(postcode.trim() ? { postcode: postcode.trim() } : {}),
       };
-      setResults(
+      showResults(
         (await api<{ patients: PatientSummary[] }>('POST', '/api/v1/patients/search', body)).patients,
       );
     } catch (error) {
@@ -230,18 +254,19 @@ export function PatientSearch({ caseId, siteId }: { caseId: string; siteId: stri
             <FormAlert message={byName.form} />
             <TextInput
               label="Family name"
-              description="Leave it out only if you give the full date of birth and the postcode"
+              description={`Leave it out only if you give the full date of birth and the postcode · ${familyLength.description}`}
               autoComplete="off"
               value={familyName}
               onChange={(e) => setFamilyName(e.currentTarget.value)}
-              error={byName.field('familyName')}
+              error={byName.field('familyName') ?? familyLength.error}
             />
             <TextInput
               label="Given name (optional)"
+              description={givenLength.description}
               autoComplete="off"
               value={givenName}
               onChange={(e) => setGivenName(e.currentTarget.value)}
-              error={byName.field('givenName')}
+              error={byName.field('givenName') ?? givenLength.error}
             />
             <TextInput
               label="Date of birth"
@@ -284,7 +309,7 @@ export function PatientSearch({ caseId, siteId }: { caseId: string; siteId: stri
         </Paper>
       )}
       {results && (
-        <section aria-label="Search results">
+        <section aria-label="Search results" ref={resultsRef} tabIndex={-1} data-testid="search-results">
           {results.length === 0 ? (
             <Text role="status">No patient matches. Check the details, or register the patient below.</Text>
           ) : (

@@ -54,6 +54,8 @@ interface DashboardResponse {
   syncAlarms?: { kind: string; raisedAt: string; message: string; advice: string }[];
   /** Failed or overdue messages to other systems; null or absent when not this user's to see. */
   messagesNeedingAttention?: number | null;
+  /** Calls with advisers idle longer than the configured time (the list: /calls/open-too-long). */
+  callsOpenTooLong?: number;
 }
 
 /** The shift manager's view: per-site counts (live), escalations, and reconciliation items where they exist. */
@@ -121,6 +123,17 @@ export function Dashboard() {
               <Text fz={28} fw={800} data-testid="stat-messages-needing-attention">
                 {d.messagesNeedingAttention > 0 ? <span aria-hidden="true">! </span> : null}
                 {d.messagesNeedingAttention}
+              </Text>
+            </Paper>
+          )}
+          {typeof d.callsOpenTooLong === 'number' && (
+            <Paper withBorder p="sm" maw={320}>
+              <Text size="sm">
+                <Link to="/calls/open-too-long">Calls open too long</Link>
+              </Text>
+              <Text fz={28} fw={800} data-testid="stat-calls-open-too-long">
+                {d.callsOpenTooLong > 0 ? <span aria-hidden="true">! </span> : null}
+                {d.callsOpenTooLong}
               </Text>
             </Paper>
           )}
