@@ -18,7 +18,16 @@ const COLORS: Record<Timing, string> = { on_time: '#1b5e20', at_risk: '#8a4b00',
  * The state of a case against its deadline, in words and a sign as well as colour (never by colour
  * alone), with the time left or overdue.
  */
-export function TimingBadge({ timing, remainingSeconds }: { timing: Timing; remainingSeconds: number }) {
+export function TimingBadge({
+  timing,
+  remainingSeconds,
+  compact = false,
+}: {
+  timing: Timing;
+  remainingSeconds: number;
+  /** A smaller badge for one-line rows (the queue); the same words. */
+  compact?: boolean;
+}) {
   const left =
     remainingSeconds < 0 ? `${duration(-remainingSeconds)} overdue` : `${duration(remainingSeconds)} left`;
   return (
@@ -27,7 +36,7 @@ export function TimingBadge({ timing, remainingSeconds }: { timing: Timing; rema
         color={COLORS[timing]}
         variant={timing === 'on_time' ? 'outline' : 'filled'}
         radius="sm"
-        size="md"
+        size={compact ? 'sm' : 'md'}
         leftSection={<span aria-hidden="true">{ICONS[timing]}</span>}
       >
         {WORDS[timing]}
