@@ -199,4 +199,46 @@ describe.each(STORE_KINDS)('the queue keeps to a user’s sites on %s', (kind) =
     expect(seen.patient?.specialNotes).toBe('withheld');
     expect(seen.patient?.name).toBe('Margaret Queueworth');
   });
+
+  it('a record outside one’s sites is read by break-glass with a reason in the body, and the read is audited', async () => {
+    const registered = await adviser.request('POST', '/api/v1/patients', {
+      homeSiteId: siteB,
+      record: {
+        givenName: 'Walter',
+        familyName: 'Glassbreak',
+        dateOfBirth: '1950-07-01',
+        sex: 'male',
+        specialNotes: [{ kind: 'dnacpr', text: 'DNACPR in place, form at home.' }],
+      },
+    });
+    const { patientId } = registered.json() as { patientId: string };
+    expect((await clinician.request('GET', `/api/v1/patients/${patientId}`)).statusCode).toBe(403);
+    const short = await clinician.request('POST', `/api/v1/patients/${patientId}/break-glass`, {
+      reason: 'need it',
+    });
+    expect(short.statusCode).toBe(400);
+    expect(short.body).toContain('body.reason');
+    // An adviser's role cannot break glass at all.
+    const adviserTry = await adviser.request('POST', `/api/v1/patients/${patientId}/break-glass`, {
+      reason: 'Calling back now: need to know of any DNACPR',
+    });
+    expect(adviserTry.statusCode).toBe(403);
+
+    const reason = 'Calling back now: need to know of any DNACPR';
+    const read = await clinician.request('POST', `/api/v1/patients/${patientId}/break-glass`, { reason });
+    expect(read.statusCode, read.body).toBe(200);
+    const view = read.json() as { breakGlass: boolean; record: { specialNotes: unknown[] } };
+    expect(view.breakGlass).toBe(true);
+    expect(view.record.specialNotes).toEqual([{ kind: 'dnacpr', text: 'DNACPR in place, form at home.' }]);
+    const audits = await t.node.store.db
+      .selectFrom('ledger_events')
+      .select('payload')
+      .where('type', '=', 'audit.access')
+      .where('payload', 'like', `%${patientId}%`)
+      .execute();
+    const flagged = audits
+      .map((a) => JSON.parse(String(a.payload)) as { breakGlass: boolean; reason?: string })
+      .filter((a) => a.breakGlass);
+    expect(flagged).toEqual([expect.objectContaining({ breakGlass: true, reason })]);
+  });
 });
