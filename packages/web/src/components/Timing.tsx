@@ -25,18 +25,29 @@ export function TimingBadge({
 }: {
   timing: Timing;
   remainingSeconds: number;
-  /** A smaller badge for one-line rows (the queue); the same words. */
+  /** A smaller, plain badge for one-line rows (the queue); the same words and sign. */
   compact?: boolean;
 }) {
   const left =
     remainingSeconds < 0 ? `${duration(-remainingSeconds)} overdue` : `${duration(remainingSeconds)} left`;
+  if (compact)
+    // Plain elements: a dense list mounts rows as it scrolls, and a component badge costs frames.
+    return (
+      <span className={`timing-${timing}`} data-timing={timing}>
+        <span className={`timing-chip timing-chip-${timing}`}>
+          <span aria-hidden="true">{ICONS[timing]} </span>
+          {WORDS[timing]}
+        </span>{' '}
+        <span>{left}</span>
+      </span>
+    );
   return (
     <span className={`timing-${timing}`} data-timing={timing}>
       <Badge
         color={COLORS[timing]}
         variant={timing === 'on_time' ? 'outline' : 'filled'}
         radius="sm"
-        size={compact ? 'sm' : 'md'}
+        size="md"
         leftSection={<span aria-hidden="true">{ICONS[timing]}</span>}
       >
         {WORDS[timing]}

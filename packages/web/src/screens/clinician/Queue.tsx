@@ -1,4 +1,4 @@
-import { Badge, Button, Checkbox, Group, NativeSelect, Paper, Stack, Text } from '@mantine/core';
+import { Badge, Checkbox, Group, NativeSelect, Paper, Stack, Text } from '@mantine/core';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { memo, useCallback, useMemo, useRef, useState } from 'react';
@@ -124,21 +124,29 @@ export function Queue() {
       }),
     [all, now],
   );
-  const shown = filters.timing ? withTiming.filter((r) => r.timing === filters.timing) : withTiming;
+  // Memoised: the list re-renders on every scroll frame, and these walk every case.
+  const shown = useMemo(
+    () => (filters.timing ? withTiming.filter((r) => r.timing === filters.timing) : withTiming),
+    [withTiming, filters.timing],
+  );
   // The summary counts what the filters show, never the whole queue behind them.
-  const counts = { breached: 0, at_risk: 0, on_time: 0 };
-  for (const r of shown) counts[r.timing]++;
+  const counts = useMemo(() => {
+    const n = { breached: 0, at_risk: 0, on_time: 0 };
+    for (const r of shown) n[r.timing]++;
+    return n;
+  }, [shown]);
   const filtered = !!(filters.siteId || filters.skillSet || filters.mine || filters.timing);
-  const skillSets = [
-    ...new Set(all.map((c) => c.disposition.skillSet).filter((s): s is string => !!s)),
-  ].sort();
+  const skillSets = useMemo(
+    () => [...new Set(all.map((c) => c.disposition.skillSet).filter((s): s is string => !!s))].sort(),
+    [all],
+  );
 
   const scrollRef = useRef<HTMLDivElement>(null);
   const virtualizer = useVirtualizer({
     count: shown.length,
     getScrollElement: () => scrollRef.current,
     estimateSize: () => ROW_HEIGHT,
-    overscan: 6,
+    overscan: 4,
     // The list starts below the column headings: rows become visible where they really are.
     scrollMargin: COLUMNS_HEIGHT,
   });
@@ -353,7 +361,8 @@ const NOTE_FLAGS: Record<NonNullable<Exclude<QueuePatient['specialNotes'], 'with
 };
 
 /**
- * One case of the virtualised list, on one line: deadline state, patient (name, age, sex), flags,
+ * One case of the virtualised list, on one line (plain elements, not components: rows are mounted
+ * as the list scrolls, and every one costs frames): deadline state, patient (name, age, sex), flags,
  * NEWS2 (a partial set as partial), problem and disposition, site, and who holds it by name.
  * Memoised so scrolling renders only the rows that appear.
  */
@@ -452,23 +461,22 @@ const QueueRow = memo(function QueueRow({
       </span>
       <span className="queue-cell queue-actions">
         {canWork && c.status === 'queued' && (
-          <Button
-            size="compact-sm"
+          <button
+            type="button"
+            className="queue-button queue-button-primary"
             onClick={() => void onClaim(c.caseId)}
             aria-label={`Claim: ${who}, ${c.presentingComplaint}, deadline ${deadline}`}
           >
             Claim
-          </Button>
+          </button>
         )}
-        <Button
-          size="compact-sm"
-          variant="default"
-          component={Link}
+        <Link
+          className="queue-button"
           to={canWork ? `/queue/${c.caseId}` : `/cases/${c.caseId}`}
           aria-label={`Open: ${who}, ${c.presentingComplaint}, deadline ${deadline}`}
         >
           Open
-        </Button>
+        </Link>
       </span>
     </li>
   );
