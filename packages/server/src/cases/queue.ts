@@ -118,6 +118,7 @@ export class QueueService {
         const timing = queueTiming(entry, now);
         const state = JSON.parse(row.state) as CaseState;
         const caller = JSON.parse(row.caller) as { name: string; callbackNumber: string };
+        const deceasedAt = row.patient_id ? patients.get(row.patient_id)?.deceasedAt : null;
         return {
           caseId: row.case_id,
           siteId: row.site_id,
@@ -146,9 +147,7 @@ export class QueueService {
           news2NotApplicable: news2NotApplicableView(row),
           ambulanceValidation: marks.get(row.case_id) ?? null,
           patient: patientOfRow(row.patient_id, patients),
-          ...(patients.get(row.patient_id ?? '')?.deceasedAt
-            ? { patientDeceasedAt: patients.get(row.patient_id!)!.deceasedAt! }
-            : {}),
+          ...(deceasedAt ? { patientDeceasedAt: deceasedAt } : {}),
         };
       }),
     };
