@@ -137,3 +137,19 @@ export const PASSKEY_REQUIRED_ROLES: readonly Role[] = ['provider_admin'];
 export function requiresPasskey(roles: readonly Role[]): boolean {
   return roles.some((r) => PASSKEY_REQUIRED_ROLES.includes(r));
 }
+
+/**
+ * What an administrator is told when a user who works with patients is given no site: they see no
+ * queue and no case, and claim nothing, until a site is added (work is scoped to a user's sites;
+ * `queue.all_sites` is the only way across them). Null when there is nothing to warn about.
+ */
+export function noSitesWarning(roles: readonly Role[], siteIds: readonly string[]): string | null {
+  if (siteIds.length > 0) return null;
+  const worksWithPatients = roles.some(
+    (r) => ROLE_PERMISSIONS[r].includes('queue.read') || ROLE_PERMISSIONS[r].includes('cases.read'),
+  );
+  if (!worksWithPatients) return null;
+  return hasPermission(roles, 'queue.all_sites')
+    ? 'This user has no sites: they see every site’s queue (their role works across sites), but every patient record they open needs break-glass with a reason. Add their sites.'
+    : 'This user has no sites: they will see no queue and no cases, and cannot claim work, until you give them at least one site.';
+}

@@ -1,4 +1,4 @@
-import { ROLES } from '@holdfast/core';
+import { noSitesWarning, ROLES } from '@holdfast/core';
 import { z } from 'zod';
 import type { UserRecord } from './projection.ts';
 import { actorOf } from '../http/context.ts';
@@ -71,7 +71,9 @@ export function accountRoutes(deps: AppDeps): RouteSpec[] {
       }),
       async handler({ ctx, body, reply }) {
         const user = await inBody(() => deps.accounts.create(ctx.tenant, body, actorOf(ctx)));
-        return reply.code(201).send({ user: publicUser(user) });
+        // Created all the same (an administrator may add the sites next), but never silently.
+        const warning = noSitesWarning(user.roles, user.siteIds);
+        return reply.code(201).send({ user: publicUser(user), warnings: warning ? [warning] : [] });
       },
     }),
     authedRoute({
@@ -82,11 +84,11 @@ export function accountRoutes(deps: AppDeps): RouteSpec[] {
       params: userIdParams,
       body: z.strictObject({ roles, siteIds }),
       async handler({ ctx, params, body }) {
-        return {
-          user: publicUser(
-            await inBody(() => deps.accounts.changeRoles(ctx, params.userId, body.roles, body.siteIds)),
-          ),
-        };
+        const user = await inBody(() =>
+          deps.accounts.changeRoles(ctx, params.userId, body.roles, body.siteIds),
+        );
+        const warning = noSitesWarning(body.roles, body.siteIds);
+        return { user: publicUser(user), warnings: warning ? [warning] : [] };
       },
     }),
     authedRoute({

@@ -4,6 +4,7 @@ import type { Auditor } from '../audit/auditor.ts';
 import type { RequestContext } from '../http/context.ts';
 import type { Store } from '../store/store.ts';
 import { casesDb, type CasesTable } from './projection.ts';
+import type { QueuePatientFacts } from '../patients/service.ts';
 import { queueSitesOf } from './sites.ts';
 import { news2NotApplicableView, news2View, SAMPLE_LABEL } from './views.ts';
 
@@ -17,11 +18,13 @@ export interface QueueMark {
   patientMatch: string;
 }
 export type QueueMarks = (tenant: string, caseIds: readonly string[]) => Promise<Map<string, QueueMark>>;
-/** The date of death of those of these patients who have died (the patients module's). */
-export type DeceasedPatients = (
-  tenant: string,
+/** What a queue row shows of each case's patient (the patients module's `queueFacts`). */
+export type QueuePatients = (
+  ctx: Pick<RequestContext, 'tenant' | 'siteIds'>,
   patientIds: readonly string[],
-) => Promise<Map<string, string>>;
+) => Promise<Map<string, QueuePatientFacts>>;
+/** Display names of the clinicians holding cases (the accounts module's). */
+export type HolderNames = (tenant: string, userIds: readonly string[]) => Promise<Map<string, string>>;
 
 export interface QueueFilters {
   siteId?: string;
@@ -54,8 +57,13 @@ export class QueueService {
     private readonly clock: Clock,
     /** Ambulance validation cases, marked with the 999 incident (the inbound module's). */
     private readonly marks: QueueMarks = async () => new Map(),
-    /** A row says when its patient has died: a relative may be the one to call back. */
-    private readonly deceased: DeceasedPatients = async () => new Map(),
+    /**
+     * Who the patient is (name, age, sex) and their flags: special notes by kind (or withheld),
+     * repeat caller, died (a relative may be the one to call back).
+     */
+    private readonly patients: QueuePatients = async () => new Map(),
+    /** "Held by Dr A Khan": a clinician looking for work needs to know whom to ask. */
+    private readonly holders: HolderNames = async () => new Map(),
   ) {}
 
   async list(ctx: RequestContext, filters: QueueFilters) {
@@ -91,27 +99,34 @@ export class QueueService {
       action: 'search',
       resourceType: 'case',
       breakGlass: false,
-      fields: ['queue'],
+      // The patient facts each row carries are named: an auditor sees what a queue read showed.
+      fields: ['queue', 'patient.name', 'patient.age', 'patient.sex', 'patient.specialNoteKinds'],
     });
     const canSeeCaller = hasPermission(ctx.roles, 'cases.read');
     const marks = await this.marks(
       ctx.tenant,
       rows.map((r) => r.case_id),
     );
-    const deaths = await this.deceased(ctx.tenant, [
+    const patients = await this.patients(ctx, [
       ...new Set(rows.map((r) => r.patient_id).filter((p): p is string => !!p)),
     ]);
+    const holderIds = rows.map((r) => r.claimed_by).filter((id): id is string => !!id);
+    const holders = await this.holders(ctx.tenant, [...new Set(holderIds)]);
     return {
       now: new Date(now).toISOString(),
       cases: ordered.map(({ row, ...entry }) => {
         const timing = queueTiming(entry, now);
         const state = JSON.parse(row.state) as CaseState;
         const caller = JSON.parse(row.caller) as { name: string; callbackNumber: string };
+        const deceasedAt = row.patient_id ? patients.get(row.patient_id)?.deceasedAt : null;
         return {
           caseId: row.case_id,
           siteId: row.site_id,
           status: state.status,
           claimedBy: state.claimantId,
+          claimedByName: state.claimantId
+            ? (holders.get(state.claimantId) ?? 'a former member of staff')
+            : null,
           escalated: state.escalated,
           failedCallbackAttempts: state.failedCallbackAttempts,
           presentingComplaint: row.complaint,
@@ -131,11 +146,21 @@ export class QueueService {
           news2: news2View(row),
           news2NotApplicable: news2NotApplicableView(row),
           ambulanceValidation: marks.get(row.case_id) ?? null,
-          ...(row.patient_id && deaths.has(row.patient_id)
-            ? { patientDeceasedAt: deaths.get(row.patient_id)! }
-            : {}),
+          patient: patientOfRow(row.patient_id, patients),
+          ...(deceasedAt ? { patientDeceasedAt: deceasedAt } : {}),
         };
       }),
     };
   }
+}
+
+/** A row's patient: null when none is identified yet (the row then shows the caller). */
+function patientOfRow(
+  patientId: string | null,
+  patients: Map<string, QueuePatientFacts>,
+): (Omit<QueuePatientFacts, 'deceasedAt'> & { patientId: string }) | null {
+  const facts = patientId ? patients.get(patientId) : undefined;
+  if (!patientId || !facts) return null;
+  const { deceasedAt: _died, ...shown } = facts;
+  return { patientId, ...shown };
 }

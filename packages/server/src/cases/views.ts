@@ -30,7 +30,7 @@ import { type CasesTable, type TriageAnswerRecord } from './projection.ts';
 import { caseReference } from '@holdfast/core';
 import { buildCaseRecord, userIdsIn, type CaseRecordView } from './record.ts';
 import type { CaseService } from './service.ts';
-import { queueSitesOf } from './sites.ts';
+import { queueSitesOf, requireCaseReadable } from './sites.ts';
 import type { TriageService } from './triage.ts';
 
 /** At most this many previous encounters are listed on a patient's screen. */
@@ -74,15 +74,37 @@ export class CaseViews {
 
   async detail(ctx: RequestContext, caseId: string) {
     const row = await this.cases.get(ctx, caseId);
-    const record = await this.record(ctx, row);
+    const history = await this.cases.history(ctx, row.case_id);
+    const involved = userIdsIn(history);
+    try {
+      // Whoever worked on the case (the adviser who took the call, a clinician who held it) reads it
+      // wherever it is; anyone else only at their own sites.
+      requireCaseReadable(ctx, row, involved);
+    } catch (error) {
+      await this.auditor.denied(ctx, 'queue.all_sites', 'GET /api/v1/cases/:caseId');
+      throw error;
+    }
+    const names = await this.accounts.displayNames(ctx.tenant, [
+      ...involved,
+      ...(row.claimed_by ? [row.claimed_by] : []),
+    ]);
+    const record = this.record(ctx, row, history, names);
     await this.auditor.access(ctx, detailRead(caseId, record));
-    return { ...caseView(row), record };
+    return {
+      ...caseView(row),
+      // "Held by Dr A Khan", never "another clinician": whom to ask is part of the work.
+      claimedByName: row.claimed_by ? (names.get(row.claimed_by) ?? 'a former member of staff') : null,
+      record,
+    };
   }
 
   /** The case's full record: triage path, consultations, and what happened, with who did it. */
-  private async record(ctx: RequestContext, row: CasesTable): Promise<CaseRecordView> {
-    const history = await this.cases.history(ctx, row.case_id);
-    const names = await this.accounts.displayNames(ctx.tenant, userIdsIn(history));
+  private record(
+    ctx: RequestContext,
+    row: CasesTable,
+    history: Awaited<ReturnType<CaseService['history']>>,
+    names: Map<string, string>,
+  ): CaseRecordView {
     return buildCaseRecord({
       roles: ctx.roles,
       history,

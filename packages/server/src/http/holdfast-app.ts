@@ -185,7 +185,8 @@ export async function buildHoldfastApp(
     auditor,
     node.clock,
     (tenant, caseIds) => inbound.marks(tenant, caseIds),
-    (tenant, patientIds) => patients.deceasedAmong(tenant, patientIds),
+    (ctx, patientIds) => patients.queueFacts(ctx, patientIds),
+    (tenant, userIds) => accounts.displayNames(tenant, userIds),
   );
   const downtime = new DowntimePackService(node.store, node.ledger, node.clock, {
     contacts: options.downtimeContacts ?? [],

@@ -258,6 +258,24 @@ export function patientRoutes(patients: PatientService): RouteSpec[] {
     }),
     authedRoute({
       method: 'POST',
+      url: '/api/v1/patients/:patientId/break-glass',
+      summary:
+        "Break-glass read of a patient's record outside your sites (its special notes with it), for a case you are working. Needs a stated `reason`; the read is audited flagged break-glass with the reason. The same as the record read with X-Break-Glass-Reason, with the reason in the body (any characters)",
+      access: { permission: 'patients.break_glass' },
+      params: patientParams,
+      body: z.strictObject({
+        reason: z
+          .string('must state why you need the record')
+          .trim()
+          .min(10, 'must say why you need the record (at least 10 characters)')
+          .max(500, 'must be at most 500 characters'),
+      }),
+      async handler({ ctx, params, body }) {
+        return patients.read(ctx, params.patientId, body.reason);
+      },
+    }),
+    authedRoute({
+      method: 'POST',
       url: '/api/v1/patients/search',
       summary:
         'Find patients by NHS number; or by date of birth (dd/mm/yyyy, ISO, or a year alone) with the family name; or by full date of birth and postcode. Given name and postcode narrow and rank. Typo-tolerant, a day/month-swapped date found after exact ones; in the body, never the URL',

@@ -71,6 +71,17 @@ export type PatientRecordView = Omit<Partial<PatientRecord>, 'specialNotes'> & {
   allergies?: Allergy[];
 };
 
+/** A case's patient as the CAS queue row shows it (`queueFacts`). */
+export interface QueuePatientFacts {
+  name: string;
+  ageYears: number;
+  sex: PatientRecord['sex'];
+  deceasedAt: string | null;
+  /** The kinds of the record's special notes, or 'withheld' when the record is outside the reader's sites. */
+  specialNotes: SpecialNoteKind[] | 'withheld';
+  repeatCaller: boolean;
+}
+
 export interface RepeatCallerStatus {
   /** Cases of this patient received in the 96 hours up to now (both ends included). */
   cases96h: number;
@@ -240,23 +251,54 @@ export class PatientService {
   }
 
   /**
-   * Which of these patients have died, with the date: for lists that show cases (the CAS queue),
-   * whose own read is audited. Nothing else of the records is read or returned.
+   * What the CAS queue shows of each case's patient, for many patients in a few reads: name, age
+   * today, sex, date of death, the kinds of special notes, and the repeat-caller flag. The text of
+   * a note is never returned here (the case screen reads the record, audited, for that).
+   *
+   * Special notes follow the sites rule of the record: a patient whose home site is not one of the
+   * caller's has `specialNotes: 'withheld'` (the queue says so and the case screen offers
+   * break-glass with a reason); never an empty list, which would read as "no notes". The queue's
+   * own read is audited by the queue, with these fields named.
    */
-  async deceasedAmong(tenant: string, patientIds: readonly string[]): Promise<Map<string, string>> {
-    const out = new Map<string, string>();
+  async queueFacts(
+    ctx: Pick<RequestContext, 'tenant' | 'siteIds'>,
+    patientIds: readonly string[],
+  ): Promise<Map<string, QueuePatientFacts>> {
+    const out = new Map<string, QueuePatientFacts>();
+    const nowMs = this.nowMs();
+    const today = new Date(nowMs).toISOString();
     for (let i = 0; i < patientIds.length; i += LOOKUP_CHUNK) {
-      const rows = await this.store.withTenant(tenant, async (trx) => {
+      const chunk = patientIds.slice(i, i + LOOKUP_CHUNK);
+      const [rows, recent] = await this.store.withTenant(ctx.tenant, async (trx) => {
         let q = patientsDb(trx)
           .selectFrom('patients')
-          .select(['patient_id', 'record'])
-          .where('patient_id', 'in', patientIds.slice(i, i + LOOKUP_CHUNK));
-        if (this.options.tenantFilter) q = q.where('tenant', '=', tenant);
-        return q.execute();
+          .select(['patient_id', 'home_site_id', 'record', 'date_of_birth'])
+          .where('patient_id', 'in', chunk);
+        if (this.options.tenantFilter) q = q.where('tenant', '=', ctx.tenant);
+        // Cases received in the repeat-caller window, counted per patient in one read.
+        let c = casesDb(trx)
+          .selectFrom('cases')
+          .select(['patient_id', (eb) => eb.fn.countAll<number | string>().as('n')])
+          .where('patient_id', 'in', chunk)
+          .where('received_at', '>=', nowMs - REPEAT_CALLER_WINDOW_MS)
+          .where('received_at', '<=', nowMs)
+          .groupBy('patient_id');
+        if (this.options.tenantFilter) c = c.where('tenant', '=', ctx.tenant);
+        return Promise.all([q.execute(), c.execute()]);
       });
-      for (const r of rows) {
-        const deceasedAt = (JSON.parse(r.record) as PatientRecord).deceasedAt;
-        if (deceasedAt) out.set(r.patient_id, deceasedAt);
+      const counts = new Map(recent.map((r) => [r.patient_id, Number(r.n)]));
+      for (const row of rows) {
+        const record = currentRecord(JSON.parse(row.record) as PatientRecord, nowMs);
+        const atOwnSite = ctx.siteIds.includes(row.home_site_id);
+        const kinds = [...new Set(record.specialNotes.map((n) => n.kind))];
+        out.set(row.patient_id, {
+          name: `${record.givenName} ${record.familyName}`,
+          ageYears: ageInYears(row.date_of_birth, today),
+          sex: record.sex,
+          deceasedAt: record.deceasedAt ?? null,
+          specialNotes: atOwnSite ? kinds : 'withheld',
+          repeatCaller: (counts.get(row.patient_id) ?? 0) >= REPEAT_CALLER_THRESHOLD,
+        });
       }
     }
     return out;

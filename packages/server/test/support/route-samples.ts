@@ -725,6 +725,12 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
       return { params: { patientId }, body: { reason: 'Ambulance crew cannot find the patient' } };
     },
   },
+  'POST /api/v1/patients/:patientId/break-glass': {
+    build: (w) => ({
+      params: { patientId: w.patientId },
+      body: { reason: 'Case at my site, record held by another site' },
+    }),
+  },
   'PATCH /api/v1/patients/:patientId': {
     build: async (w) => {
       // A patient of its own (version 1), so that every caller's edit is made on the current version.

@@ -18,9 +18,29 @@ const COLORS: Record<Timing, string> = { on_time: '#1b5e20', at_risk: '#8a4b00',
  * The state of a case against its deadline, in words and a sign as well as colour (never by colour
  * alone), with the time left or overdue.
  */
-export function TimingBadge({ timing, remainingSeconds }: { timing: Timing; remainingSeconds: number }) {
+export function TimingBadge({
+  timing,
+  remainingSeconds,
+  compact = false,
+}: {
+  timing: Timing;
+  remainingSeconds: number;
+  /** A smaller, plain badge for one-line rows (the queue); the same words and sign. */
+  compact?: boolean;
+}) {
   const left =
     remainingSeconds < 0 ? `${duration(-remainingSeconds)} overdue` : `${duration(remainingSeconds)} left`;
+  if (compact)
+    // Plain elements: a dense list mounts rows as it scrolls, and a component badge costs frames.
+    return (
+      <span className={`timing-${timing}`} data-timing={timing}>
+        <span className={`timing-chip timing-chip-${timing}`}>
+          <span aria-hidden="true">{ICONS[timing]} </span>
+          {WORDS[timing]}
+        </span>{' '}
+        <span>{left}</span>
+      </span>
+    );
   return (
     <span className={`timing-${timing}`} data-timing={timing}>
       <Badge

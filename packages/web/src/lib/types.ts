@@ -68,6 +68,8 @@ export interface CaseDetail {
   disposition: CaseDisposition | null;
   deadline: string | null;
   claimedBy: string | null;
+  /** The holder's display name (a case read; null when nobody holds it). */
+  claimedByName?: string | null;
   escalated: boolean;
   callbackAttempts: number;
   failedCallbackAttempts: number;
@@ -208,11 +210,28 @@ export interface PatientSummary {
   match: { dateOfBirth?: 'exact' | 'day_month_swapped' | 'year' } & Record<string, string>;
 }
 
+/** A queue row's patient: who, and their flags (special notes by kind, or withheld; repeat caller). */
+export interface QueuePatient {
+  patientId: string;
+  name: string;
+  ageYears: number;
+  sex: 'female' | 'male' | 'other' | 'unknown';
+  /** 'withheld': the record is outside the reader's sites (break-glass on the case reads it). */
+  specialNotes: SpecialNote['kind'][] | 'withheld';
+  repeatCaller: boolean;
+}
+
 export interface QueueCase {
   caseId: string;
   siteId: string;
   status: string;
   claimedBy: string | null;
+  /** "Dr A Khan": who holds the case, by name. */
+  claimedByName?: string | null;
+  /** Null when no patient is identified yet; absent on a row rebuilt from a case read. */
+  patient?: QueuePatient | null;
+  /** Set on a row rebuilt from a case read (which carries the id, not the patient's facts). */
+  patientId?: string | null;
   escalated: boolean;
   failedCallbackAttempts: number;
   presentingComplaint: string;

@@ -1,5 +1,6 @@
-import { ROLE_LABELS, ROLES, type Role } from '@holdfast/core';
+import { noSitesWarning, ROLE_LABELS, ROLES, type Role } from '@holdfast/core';
 import {
+  Alert,
   Badge,
   Button,
   Checkbox,
@@ -136,23 +137,37 @@ function RolesAndSites({
   rolesError?: string;
   sitesError?: string;
 }) {
+  // Said while choosing, not only after saving: a user with no site sees no work at all.
+  const warning = noSitesWarning(roles, siteIds);
   return (
-    <Group align="flex-start" wrap="wrap" gap="xl">
-      <Checkbox.Group label="Roles" value={roles} onChange={(v) => setRoles(v as Role[])} error={rolesError}>
-        <Stack gap={4} mt={4}>
-          {ROLES.map((r) => (
-            <Checkbox key={r} value={r} label={ROLE_LABELS[r]} />
-          ))}
-        </Stack>
-      </Checkbox.Group>
-      <Checkbox.Group label="Sites" value={siteIds} onChange={setSiteIds} error={sitesError}>
-        <Stack gap={4} mt={4}>
-          {sites.map((s) => (
-            <Checkbox key={s.siteId} value={s.siteId} label={s.name} />
-          ))}
-        </Stack>
-      </Checkbox.Group>
-    </Group>
+    <Stack gap="xs">
+      <Group align="flex-start" wrap="wrap" gap="xl">
+        <Checkbox.Group
+          label="Roles"
+          value={roles}
+          onChange={(v) => setRoles(v as Role[])}
+          error={rolesError}
+        >
+          <Stack gap={4} mt={4}>
+            {ROLES.map((r) => (
+              <Checkbox key={r} value={r} label={ROLE_LABELS[r]} />
+            ))}
+          </Stack>
+        </Checkbox.Group>
+        <Checkbox.Group label="Sites" value={siteIds} onChange={setSiteIds} error={sitesError}>
+          <Stack gap={4} mt={4}>
+            {sites.map((s) => (
+              <Checkbox key={s.siteId} value={s.siteId} label={s.name} />
+            ))}
+          </Stack>
+        </Checkbox.Group>
+      </Group>
+      {warning && (
+        <Alert color="orange" title="No sites" data-testid="no-sites-warning">
+          {warning}
+        </Alert>
+      )}
+    </Stack>
   );
 }
 
@@ -172,7 +187,7 @@ function NewUser({ sites }: { sites: Omit<Site, 'mine'>[] }) {
     setCreated(null);
     setBusy(true);
     try {
-      const r = await api<{ user: AdminUser }>('POST', '/api/v1/admin/users', {
+      const r = await api<{ user: AdminUser; warnings: string[] }>('POST', '/api/v1/admin/users', {
         username,
         displayName,
         password,
@@ -180,7 +195,10 @@ function NewUser({ sites }: { sites: Omit<Site, 'mine'>[] }) {
         siteIds,
       });
       setCreated(
-        `Created ${r.user.displayName} (${r.user.username}). They set up a second factor at their first sign-in.`,
+        [
+          `Created ${r.user.displayName} (${r.user.username}). They set up a second factor at their first sign-in.`,
+          ...r.warnings,
+        ].join(' '),
       );
       setUsername('');
       setDisplayName('');
@@ -278,8 +296,11 @@ function EditUser({
     event.preventDefault();
     problems.clear();
     try {
-      await api('PUT', `/api/v1/admin/users/${user.userId}/roles`, { roles, siteIds });
-      setDone('Roles and sites saved; they apply to the user’s next request.');
+      const r = await api<{ warnings: string[] }>('PUT', `/api/v1/admin/users/${user.userId}/roles`, {
+        roles,
+        siteIds,
+      });
+      setDone(['Roles and sites saved; they apply to the user’s next request.', ...r.warnings].join(' '));
       await refresh();
     } catch (error) {
       problems.fromError(error, ['roles', 'siteIds']);

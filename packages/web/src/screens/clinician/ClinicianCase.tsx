@@ -34,7 +34,7 @@ import { PageTitle } from '../../components/PageTitle.tsx';
 import { SampleNotice } from '../../components/SampleNotice.tsx';
 import { DeceasedBanner } from '../../components/PatientIdentity.tsx';
 import { SafeguardingConcern } from '../../components/PatientEditing.tsx';
-import { SpecialNotesBanner } from '../../components/SpecialNotes.tsx';
+import { SpecialNotesBanner, SpecialNotesWithheld } from '../../components/SpecialNotes.tsx';
 import { timingAt, TimingBadge } from '../../components/Timing.tsx';
 import { api, ApiError } from '../../lib/api.ts';
 import { useFormProblems } from '../../lib/forms.ts';
@@ -85,6 +85,8 @@ export function ClinicianCase({ caseId }: { caseId: string }) {
     queryKey: ['patient', c?.patientId],
     queryFn: () => api<PatientView>('GET', `/api/v1/patients/${c!.patientId}`),
     enabled: !!c?.patientId,
+    // Outside one's sites the answer stays 403 until break-glass: asking again changes nothing.
+    retry: (count, error) => !(error instanceof ApiError && error.status === 403) && count < 3,
   });
   const triage = useQuery({
     queryKey: ['triage', caseId],
@@ -149,6 +151,18 @@ export function ClinicianCase({ caseId }: { caseId: string }) {
   return (
     <Stack maw={1200}>
       <PageTitle text="Case">Case: {c.presentingComplaint}</PageTitle>
+      {c.patientId && patient.error instanceof ApiError && patient.error.status === 403 && (
+        <SpecialNotesWithheld
+          patientId={c.patientId}
+          canBreakGlass={can('patients.break_glass')}
+          onRead={(read) => queryClient.setQueryData(['patient', c.patientId], read)}
+        />
+      )}
+      {patient.data?.breakGlass && (
+        <Text fw={700} data-testid="break-glass-read">
+          Read by break-glass: your reason is recorded and flagged for review.
+        </Text>
+      )}
       <SpecialNotesBanner
         notes={notes}
         acknowledged={acknowledged}
@@ -176,6 +190,9 @@ export function ClinicianCase({ caseId }: { caseId: string }) {
               {news2Badge}
             </Badge>
           )}
+          <Badge variant="outline" color="dark" data-testid="case-site">
+            Site: {siteName(sites.data, c.siteId)}
+          </Badge>
         </Group>
         <Text mt={4}>
           <strong>Disposition:</strong> {c.disposition?.label ?? 'none'}
@@ -190,7 +207,13 @@ export function ClinicianCase({ caseId }: { caseId: string }) {
           Received {londonDateTime(c.receivedAt)} at {siteName(sites.data, c.siteId)} · patient is at{' '}
           {c.location} · {c.callbackAttempts} call-back {c.callbackAttempts === 1 ? 'attempt' : 'attempts'} (
           {c.failedCallbackAttempts} failed) ·{' '}
-          {mine ? 'held by you' : c.claimedBy ? 'held by another clinician' : 'not claimed'}
+          <span data-testid="case-holder">
+            {mine
+              ? 'held by you'
+              : c.claimedBy
+                ? `held by ${c.claimedByName ?? 'a clinician'}`
+                : 'not claimed'}
+          </span>
         </Text>
       </Paper>
       {patient.data?.record.deceasedAt && <DeceasedBanner deceasedAt={patient.data.record.deceasedAt} />}

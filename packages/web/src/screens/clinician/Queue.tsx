@@ -1,21 +1,25 @@
-import { Badge, Button, Checkbox, Group, NativeSelect, Paper, Stack, Text } from '@mantine/core';
+import { Badge, Checkbox, Group, NativeSelect, Paper, Stack, Text } from '@mantine/core';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { memo, useCallback, useMemo, useRef, useState } from 'react';
 import { PageTitle } from '../../components/PageTitle.tsx';
+import { NOTES_WITHHELD } from '../../components/SpecialNotes.tsx';
 import { formatDeathDate } from '../../components/PatientIdentity.tsx';
 import { timingAt, TimingBadge, TIMING_WORDS, type Timing } from '../../components/Timing.tsx';
 import { api, ApiError } from '../../lib/api.ts';
 import { useCaseEvents, useNow } from '../../lib/live.ts';
-import { siteName, STATUS_LABELS, useSites } from '../../lib/queries.ts';
+import { siteName, useSites } from '../../lib/queries.ts';
 import { Link, navigate } from '../../lib/router.tsx';
 import { useSession, useUser } from '../../lib/session.tsx';
 import { londonWhen } from '../../lib/time.ts';
-import type { CaseDetail, QueueCase, QueueResponse } from '../../lib/types.ts';
+import type { CaseDetail, QueueCase, QueuePatient, QueueResponse } from '../../lib/types.ts';
 import { news2BadgeText } from './News2Panel.tsx';
 import { provisionalRow, queueRowFrom, timesOf, upsertRow } from './queueModel.ts';
 
-const ROW_HEIGHT = 96;
+/** One line per case: 15 or more rows fit at 1366×768 (a call-centre monitor). */
+const ROW_HEIGHT = 28;
+/** The column headings above the rows, inside the scrolled box (app.css .queue-columns). */
+const COLUMNS_HEIGHT = 26;
 
 interface Filters {
   siteId: string;
@@ -120,19 +124,31 @@ export function Queue() {
       }),
     [all, now],
   );
-  const shown = filters.timing ? withTiming.filter((r) => r.timing === filters.timing) : withTiming;
-  const counts = { breached: 0, at_risk: 0, on_time: 0 };
-  for (const r of withTiming) counts[r.timing]++;
-  const skillSets = [
-    ...new Set(all.map((c) => c.disposition.skillSet).filter((s): s is string => !!s)),
-  ].sort();
+  // Memoised: the list re-renders on every scroll frame, and these walk every case.
+  const shown = useMemo(
+    () => (filters.timing ? withTiming.filter((r) => r.timing === filters.timing) : withTiming),
+    [withTiming, filters.timing],
+  );
+  // The summary counts what the filters show, never the whole queue behind them.
+  const counts = useMemo(() => {
+    const n = { breached: 0, at_risk: 0, on_time: 0 };
+    for (const r of shown) n[r.timing]++;
+    return n;
+  }, [shown]);
+  const filtered = !!(filters.siteId || filters.skillSet || filters.mine || filters.timing);
+  const skillSets = useMemo(
+    () => [...new Set(all.map((c) => c.disposition.skillSet).filter((s): s is string => !!s))].sort(),
+    [all],
+  );
 
   const scrollRef = useRef<HTMLDivElement>(null);
   const virtualizer = useVirtualizer({
     count: shown.length,
     getScrollElement: () => scrollRef.current,
     estimateSize: () => ROW_HEIGHT,
-    overscan: 6,
+    overscan: 4,
+    // The list starts below the column headings: rows become visible where they really are.
+    scrollMargin: COLUMNS_HEIGHT,
   });
 
   const [claimProblem, setClaimProblem] = useState<string | null>(null);
@@ -164,14 +180,10 @@ export function Queue() {
     setFilters((f) => ({ ...f, [key]: value }));
 
   return (
-    <Stack>
-      <PageTitle>CAS queue</PageTitle>
-      <Group justify="space-between" wrap="wrap">
-        <Text role="status" aria-live="polite" data-testid="queue-summary">
-          {queue.isPending
-            ? 'Loading the queue…'
-            : `${all.length} ${all.length === 1 ? 'case' : 'cases'}: ${counts.breached} breached, ${counts.at_risk} at risk, ${counts.on_time} on time`}
-        </Text>
+    <Stack gap="xs">
+      {/* Title, summary and filters kept to a few lines: the rows are what the screen is for. */}
+      <Group justify="space-between" wrap="nowrap" align="center">
+        <PageTitle>CAS queue</PageTitle>
         <Badge
           variant={live === 'live' ? 'outline' : 'filled'}
           color={live === 'live' ? '#1b5e20' : '#8a4b00'}
@@ -187,51 +199,63 @@ export function Queue() {
       </Group>
       <Paper
         withBorder
-        p="sm"
+        px="sm"
+        py={4}
         component="form"
         aria-label="Queue filters"
         onSubmit={(e) => e.preventDefault()}
       >
-        <Group align="flex-end" wrap="wrap">
-          <NativeSelect
-            label="Site"
-            data={[
-              { value: '', label: 'All sites' },
-              ...(sites.data ?? [])
-                .filter((s) => session.can('queue.all_sites') || user.siteIds.includes(s.siteId))
-                .map((s) => ({ value: s.siteId, label: s.name })),
-            ]}
-            value={filters.siteId}
-            onChange={(e) => set('siteId', e.currentTarget.value)}
-          />
-          <NativeSelect
-            label="Skill set"
-            data={[
-              { value: '', label: 'All skill sets' },
-              ...skillSets.map((s) => ({ value: s, label: s.replace(/_/g, ' ') })),
-            ]}
-            value={filters.skillSet}
-            onChange={(e) => set('skillSet', e.currentTarget.value)}
-          />
-          <NativeSelect
-            label="Deadline state"
-            data={[
-              { value: '', label: 'All states' },
-              { value: 'breached', label: 'Breached' },
-              { value: 'at_risk', label: 'At risk' },
-              { value: 'on_time', label: 'On time' },
-            ]}
-            value={filters.timing}
-            onChange={(e) => set('timing', e.currentTarget.value as Filters['timing'])}
-          />
-          {session.can('queue.work') && (
-            <Checkbox
-              label="Only cases I hold"
-              checked={filters.mine}
-              onChange={(e) => set('mine', e.currentTarget.checked)}
-              mb={8}
+        <Group justify="space-between" align="flex-end" wrap="wrap">
+          <Text role="status" aria-live="polite" data-testid="queue-summary" fw={700} mb={4}>
+            {queue.isPending
+              ? 'Loading the queue…'
+              : `${shown.length} ${shown.length === 1 ? 'case' : 'cases'}: ${counts.breached} breached, ${counts.at_risk} at risk, ${counts.on_time} on time${filtered ? ' (filtered)' : ''}`}
+          </Text>
+          <Group align="flex-end" wrap="wrap" gap="sm">
+            <NativeSelect
+              size="xs"
+              label="Site"
+              data={[
+                { value: '', label: 'All sites' },
+                ...(sites.data ?? [])
+                  .filter((s) => session.can('queue.all_sites') || user.siteIds.includes(s.siteId))
+                  .map((s) => ({ value: s.siteId, label: s.name })),
+              ]}
+              value={filters.siteId}
+              onChange={(e) => set('siteId', e.currentTarget.value)}
             />
-          )}
+            <NativeSelect
+              size="xs"
+              label="Skill set"
+              data={[
+                { value: '', label: 'All skill sets' },
+                ...skillSets.map((s) => ({ value: s, label: s.replace(/_/g, ' ') })),
+              ]}
+              value={filters.skillSet}
+              onChange={(e) => set('skillSet', e.currentTarget.value)}
+            />
+            <NativeSelect
+              size="xs"
+              label="Deadline state"
+              data={[
+                { value: '', label: 'All states' },
+                { value: 'breached', label: 'Breached' },
+                { value: 'at_risk', label: 'At risk' },
+                { value: 'on_time', label: 'On time' },
+              ]}
+              value={filters.timing}
+              onChange={(e) => set('timing', e.currentTarget.value as Filters['timing'])}
+            />
+            {session.can('queue.work') && (
+              <Checkbox
+                size="xs"
+                label="Only cases I hold"
+                checked={filters.mine}
+                onChange={(e) => set('mine', e.currentTarget.checked)}
+                mb={6}
+              />
+            )}
+          </Group>
         </Group>
       </Paper>
       {claimProblem && (
@@ -248,10 +272,21 @@ export function Queue() {
       <div
         ref={scrollRef}
         className="queue-scroll"
-        style={{ height: 'calc(100vh - 330px)', minHeight: 320, overflow: 'auto' }}
+        style={{ height: 'calc(100vh - 290px)', minHeight: 320, overflow: 'auto' }}
         data-testid="queue-scroll"
         tabIndex={-1}
       >
+        <div className="queue-columns" aria-hidden="true">
+          <span>Deadline</span>
+          <span>Patient</span>
+          <span>Age/sex</span>
+          <span>Flags</span>
+          <span>NEWS2</span>
+          <span>Problem · disposition</span>
+          <span>Site</span>
+          <span>Held by</span>
+          <span />
+        </div>
         <ul
           aria-label="Cases in the queue, most urgent first"
           style={{
@@ -272,7 +307,7 @@ export function Queue() {
                 remaining={remaining}
                 index={item.index}
                 setSize={shown.length}
-                start={item.start}
+                start={item.start - COLUMNS_HEIGHT}
                 nowDay={nowDay}
                 mine={c.claimedBy === user.userId}
                 site={siteName(sites.data, c.siteId)}
@@ -305,7 +340,32 @@ interface QueueRowProps {
   onClaim: (caseId: string) => Promise<void>;
 }
 
-/** One case of the virtualised list; memoised so scrolling renders only the rows that appear. */
+const SEX_SHORT: Record<QueuePatient['sex'], string> = {
+  female: 'F',
+  male: 'M',
+  other: 'other',
+  unknown: 'sex unknown',
+};
+const SEX_WORDS: Record<QueuePatient['sex'], string> = {
+  female: 'female',
+  male: 'male',
+  other: 'other',
+  unknown: 'sex not known',
+};
+const NOTE_FLAGS: Record<NonNullable<Exclude<QueuePatient['specialNotes'], 'withheld'>>[number], string> = {
+  dnacpr: 'DNACPR',
+  end_of_life: 'End of life',
+  safeguarding: 'Safeguarding',
+  care_plan: 'Care plan',
+  other: 'Special note',
+};
+
+/**
+ * One case of the virtualised list, on one line (plain elements, not components: rows are mounted
+ * as the list scrolls, and every one costs frames): deadline state, patient (name, age, sex), flags,
+ * NEWS2 (a partial set as partial), problem and disposition, site, and who holds it by name.
+ * Memoised so scrolling renders only the rows that appear.
+ */
 const QueueRow = memo(function QueueRow({
   c,
   timing,
@@ -319,9 +379,15 @@ const QueueRow = memo(function QueueRow({
   canWork,
   onClaim,
 }: QueueRowProps) {
-  const held = c.claimedBy !== null;
   const deadline = londonWhen(c.deadline, nowDay);
   const news2Badge = news2BadgeText(c.news2, c.news2NotApplicable);
+  const p = c.patient;
+  const who = p ? p.name : `Not identified (caller ${c.callerName ?? 'not shown'})`;
+  const holder = mine
+    ? 'Held by you'
+    : c.claimedBy
+      ? `Held by ${c.claimedBy === 'pending' || !c.claimedByName ? 'a clinician' : c.claimedByName}`
+      : 'Waiting: not held';
   return (
     <li
       className="queue-row"
@@ -330,77 +396,88 @@ const QueueRow = memo(function QueueRow({
       data-status={c.status}
       aria-setsize={setSize}
       aria-posinset={index + 1}
-      style={{
-        position: 'absolute',
-        top: 0,
-        left: 0,
-        right: 0,
-        height: ROW_HEIGHT,
-        transform: `translateY(${start}px)`,
-        padding: '6px 10px',
-      }}
+      style={{ height: ROW_HEIGHT, transform: `translateY(${start}px)` }}
     >
-      <Group justify="space-between" wrap="nowrap" align="flex-start" h="100%">
-        <Stack gap={2} style={{ minWidth: 0 }}>
-          <Group gap="xs" wrap="nowrap">
-            <TimingBadge timing={timing} remainingSeconds={remaining} />
-            {c.escalated && (
-              <Badge color="#a51d1d" variant="filled" radius="sm">
-                Escalated: welfare check
-              </Badge>
-            )}
-            {news2Badge && (
-              <Badge color="dark" variant="outline" radius="sm" data-testid="queue-news2">
-                {news2Badge}
-              </Badge>
-            )}
-            {c.patientDeceasedAt && (
-              <Badge color="#8a1c1c" variant="filled" radius="sm">
-                Patient died {formatDeathDate(c.patientDeceasedAt)}
-              </Badge>
-            )}
-            {c.ambulanceValidation && (
-              <Badge color="dark" variant="outline" radius="sm">
-                999 validation · Cat {c.ambulanceValidation.category} · incident{' '}
-                {c.ambulanceValidation.incidentReference}
-              </Badge>
-            )}
-          </Group>
-          <Text fw={700} truncate>
-            {c.presentingComplaint} · {c.disposition.label ?? 'No disposition label'}
-          </Text>
-          <Text size="sm" truncate>
-            {site} · received {londonWhen(c.receivedAt, nowDay)} · deadline {deadline} ·{' '}
-            {mine
-              ? 'held by you'
-              : held
-                ? 'held by another clinician'
-                : (STATUS_LABELS[c.status] ?? c.status)}
-            {c.failedCallbackAttempts > 0 ? ` · ${c.failedCallbackAttempts} failed call-backs` : ''}
-            {c.disposition.notice ? ' · sample, not clinically validated' : ''}
-          </Text>
-        </Stack>
-        <Group gap="xs" wrap="nowrap">
-          {canWork && c.status === 'queued' && (
-            <Button
-              size="compact-md"
-              onClick={() => void onClaim(c.caseId)}
-              aria-label={`Claim: ${c.presentingComplaint}, deadline ${deadline}`}
-            >
-              Claim
-            </Button>
-          )}
-          <Button
-            size="compact-md"
-            variant="default"
-            component={Link}
-            to={canWork ? `/queue/${c.caseId}` : `/cases/${c.caseId}`}
-            aria-label={`Open: ${c.presentingComplaint}, deadline ${deadline}`}
+      <span className="queue-cell" data-col="deadline" title={`Deadline ${deadline}`}>
+        <TimingBadge timing={timing} remainingSeconds={remaining} compact />
+      </span>
+      <span className="queue-cell queue-strong" data-col="patient" title={who}>
+        {who}
+      </span>
+      <span className="queue-cell" data-col="age-sex">
+        {p ? (
+          <>
+            <span aria-hidden="true">
+              {p.ageYears} {SEX_SHORT[p.sex]}
+            </span>
+            <span className="visually-hidden">
+              {p.ageYears} years, {SEX_WORDS[p.sex]}
+            </span>
+          </>
+        ) : (
+          '—'
+        )}
+      </span>
+      <span className="queue-cell queue-flags" data-col="flags">
+        {c.escalated && <span className="queue-flag queue-flag-alarm">Escalated</span>}
+        {p?.specialNotes === 'withheld' ? (
+          <span className="queue-flag queue-flag-withheld">{NOTES_WITHHELD}</span>
+        ) : (
+          p?.specialNotes.map((kind) => (
+            <span key={kind} className="queue-flag queue-flag-note">
+              {NOTE_FLAGS[kind]}
+            </span>
+          ))
+        )}
+        {p?.repeatCaller && <span className="queue-flag">Repeat caller</span>}
+        {c.patientDeceasedAt && (
+          <span className="queue-flag queue-flag-alarm">Died {formatDeathDate(c.patientDeceasedAt)}</span>
+        )}
+        {c.ambulanceValidation && (
+          <span className="queue-flag">
+            999 Cat {c.ambulanceValidation.category} · {c.ambulanceValidation.incidentReference}
+          </span>
+        )}
+        {c.failedCallbackAttempts > 0 && (
+          <span className="queue-flag">{c.failedCallbackAttempts} failed call-backs</span>
+        )}
+      </span>
+      <span className="queue-cell" data-col="news2" data-testid="queue-news2">
+        {news2Badge ?? 'No NEWS2'}
+      </span>
+      <span
+        className="queue-cell"
+        data-col="disposition"
+        title={`${c.presentingComplaint} · ${c.disposition.label ?? 'No disposition label'}`}
+      >
+        {c.presentingComplaint} · {c.disposition.label ?? 'No disposition label'}
+        {c.disposition.notice ? ' (sample, not clinically validated)' : ''}
+      </span>
+      <span className="queue-cell" data-col="site" title={site}>
+        {site}
+      </span>
+      <span className="queue-cell" data-col="holder" title={holder}>
+        {holder}
+      </span>
+      <span className="queue-cell queue-actions">
+        {canWork && c.status === 'queued' && (
+          <button
+            type="button"
+            className="queue-button queue-button-primary"
+            onClick={() => void onClaim(c.caseId)}
+            aria-label={`Claim: ${who}, ${c.presentingComplaint}, deadline ${deadline}`}
           >
-            Open
-          </Button>
-        </Group>
-      </Group>
+            Claim
+          </button>
+        )}
+        <Link
+          className="queue-button"
+          to={canWork ? `/queue/${c.caseId}` : `/cases/${c.caseId}`}
+          aria-label={`Open: ${who}, ${c.presentingComplaint}, deadline ${deadline}`}
+        >
+          Open
+        </Link>
+      </span>
     </li>
   );
 });

@@ -47,6 +47,8 @@ export function queueRowFrom(c: CaseDetail, nowMs: number): QueueCase | null {
     siteId: c.siteId,
     status: c.status,
     claimedBy: c.claimedBy,
+    claimedByName: c.claimedByName ?? null,
+    patientId: c.patientId,
     escalated: c.escalated,
     failedCallbackAttempts: c.failedCallbackAttempts,
     presentingComplaint: c.presentingComplaint,
@@ -76,8 +78,13 @@ export function upsertRow(list: readonly QueueCase[], caseId: string, row: Queue
   const mark = list.find((c) => c.caseId === caseId)?.ambulanceValidation;
   if (row.ambulanceValidation === undefined && mark) row = { ...row, ambulanceValidation: mark };
   // A case read does not carry the patient's date of death: the row keeps the queue read's.
-  const died = list.find((c) => c.caseId === caseId)?.patientDeceasedAt;
+  const before = list.find((c) => c.caseId === caseId);
+  const died = before?.patientDeceasedAt;
   if (row.patientDeceasedAt === undefined && died) row = { ...row, patientDeceasedAt: died };
+  // Nor the patient's name and flags: kept from the queue read while the case keeps its patient
+  // (the next full read, within a minute, brings a newly identified one).
+  if (row.patient === undefined && before?.patient && before.patient.patientId === row.patientId)
+    row = { ...row, patient: before.patient };
   let lo = 0;
   let hi = without.length;
   while (lo < hi) {
