@@ -4,7 +4,7 @@ import { useEffect, useMemo } from 'react';
 import { api, apiOptional, routeExists } from '../lib/api.ts';
 import { useKeptDowntimePack, type KeptPack } from '../lib/downtime-pack.ts';
 import { useNow } from '../lib/live.ts';
-import { ageWords, unavailableWords, useReachability } from '../lib/reachability.ts';
+import { ageWords, capitalised, unavailableWords, useReachability } from '../lib/reachability.ts';
 import { useSession, useUser } from '../lib/session.tsx';
 import { londonTime } from '../lib/time.ts';
 
@@ -102,7 +102,7 @@ export function ContinuityStatus() {
   let text = 'Checking connection…';
   if (degraded) {
     level = 'bad';
-    text = `${sentenceStart(unavailableWords(reachability))} since ${londonTime(reachability.failingSince!)} · saving is paused; screens show what was last read and retry by themselves · use the downtime pack if it does not come back`;
+    text = `${capitalised(unavailableWords(reachability))} since ${londonTime(reachability.failingSince!)} · saving is paused; screens show what was last read and retry by themselves · use the downtime pack if it does not come back`;
   } else if (sync.isSuccess) {
     if (sync.data === null) text = 'Connected (this server works on its own: no hub configured)';
     else ({ level, text } = describeSync(sync.data));
@@ -136,10 +136,6 @@ export function ContinuityStatus() {
 
 /** Asked this often while requests fail, so the line turns back as soon as the server answers. */
 const RETRY_WHILE_DEGRADED_MS = 3_000;
-
-function sentenceStart(words: string): string {
-  return words.charAt(0).toUpperCase() + words.slice(1);
-}
 
 /**
  * The pack this browser kept, saved from memory (an object URL): it works with the node down. A

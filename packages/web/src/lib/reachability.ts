@@ -25,3 +25,7 @@ export function unavailableWords(r: Reachability): string {
     ? 'the server is not answering'
     : `the server is failing (error ${r.lastFailureStatus})`;
 }
+
+export function capitalised(words: string): string {
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}

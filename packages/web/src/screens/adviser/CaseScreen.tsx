@@ -10,9 +10,9 @@ import { SampleNotice } from '../../components/SampleNotice.tsx';
 import { DeceasedBanner } from '../../components/PatientIdentity.tsx';
 import { SpecialNotesBanner } from '../../components/SpecialNotes.tsx';
 import { api, isServerUnavailable } from '../../lib/api.ts';
-import { sentence, useFormProblems } from '../../lib/forms.ts';
+import { useFormProblems } from '../../lib/forms.ts';
 import { RETRY_WHILE_UNAVAILABLE, siteName, STATUS_LABELS, useCase, useSites } from '../../lib/queries.ts';
-import { unavailableWords, useReachability } from '../../lib/reachability.ts';
+import { capitalised, unavailableWords, useReachability } from '../../lib/reachability.ts';
 import { Link, navigate } from '../../lib/router.tsx';
 import { useSession } from '../../lib/session.tsx';
 import { londonDateTime, londonTime } from '../../lib/time.ts';
@@ -117,7 +117,11 @@ export function CaseScreen({ caseId }: { caseId: string }) {
           ) : patient.isError && !isServerUnavailable(patient.error) ? (
             <Alert color="red">The patient record could not be read: {patient.error.message}</Alert>
           ) : (
-            <Text>Reading the patient record…</Text>
+            <Text>
+              Reading the patient record…
+              {reachability.failingSince !== null &&
+                ` ${unavailableWords(reachability)}: trying again by itself.`}
+            </Text>
           )
         ) : (
           <PatientSearch caseId={caseId} siteId={c.siteId} />
@@ -152,7 +156,7 @@ function SavingPaused({ lastReadAt }: { lastReadAt: number }) {
   if (reachability.failingSince === null) return null;
   return (
     <Alert color="orange" variant="filled" title="Saving is paused" role="alert" data-testid="saving-paused">
-      {sentence(unavailableWords(reachability))} since {londonTime(reachability.failingSince)}. This call
+      {capitalised(unavailableWords(reachability))} since {londonTime(reachability.failingSince)}. This call
       stays on screen as last read at {londonTime(lastReadAt)}; nothing you do now is saved until the server
       answers again. It is tried again by itself: stay with the caller, and note anything urgent on paper (the
       downtime pack has the forms).
