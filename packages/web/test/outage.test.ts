@@ -221,6 +221,16 @@ describe('when the server goes', () => {
     expect(stale).toContain('Showing the last list read (1 case)');
     expect(stale).not.toMatch(/0 cases|breached/);
     await shots.take(clinician, 'queue-stale');
+    // A list never read (another site's, chosen now): no count at all, never "0 cases".
+    const site = clinician.getByLabel('Site');
+    await site.selectOption({ label: 'Northshire 111 call centre' });
+    await expect
+      .poll(() => summary.innerText(), POLL)
+      .toMatch(/^The queue could not be read — the server is not answering\. No list has been read yet/);
+    expect(await summary.innerText()).not.toMatch(/\d+ cases?/);
+    expect(await clinician.getByText('No cases match.').count()).toBe(0);
+    await site.selectOption({ label: 'All sites' });
+    await expect.poll(() => summary.innerText(), POLL).toContain('Showing the last list read (1 case)');
     await expectNoSeriousViolations(clinician, 'queue, server down');
 
     // --- The downtime pack kept in the browser opens with the node stopped, with its age, and holds
