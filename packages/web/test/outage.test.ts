@@ -184,10 +184,13 @@ describe('when the server goes', () => {
       .waitFor();
     // Everything read before the server goes: the patient too.
     await adviser.getByText('David OKONJO').waitFor();
-    const kept = adviser.getByTestId('kept-downtime-pack');
+    // Kept while connected without changing the page (only the download button's data says so).
+    const download = adviser.getByTestId('downtime-pack-download');
     await expect
-      .poll(async () => Date.parse((await kept.getAttribute('data-kept-at')) ?? '0'), POLL)
+      .poll(async () => Date.parse((await download.getAttribute('data-kept-at')) ?? '0'), POLL)
       .toBeGreaterThanOrEqual(reloadedAt - 1000);
+    expect(await adviser.getByTestId('kept-downtime-pack').count()).toBe(0);
+    const kept = adviser.getByTestId('kept-downtime-pack');
     const continuity = adviser.getByTestId('continuity-status');
     expect(await continuity.getAttribute('data-level')).toBe('ok');
 
@@ -238,9 +241,9 @@ describe('when the server goes', () => {
     expect(await kept.innerText()).toMatch(
       /^Open the downtime pack from \d\d:\d\d (GMT|BST) \((just now|\d+ s ago|\d+ min ago)\)$/,
     );
-    const [download] = await Promise.all([adviser.waitForEvent('download'), kept.click()]);
-    expect(download.suggestedFilename()).toMatch(/^downtime-pack-kept-\d{8}T\d{4}Z\.pdf$/);
-    const pdf = readFileSync((await download.path())!);
+    const [saved] = await Promise.all([adviser.waitForEvent('download'), kept.click()]);
+    expect(saved.suggestedFilename()).toMatch(/^downtime-pack-kept-\d{8}T\d{4}Z\.pdf$/);
+    const pdf = readFileSync((await saved.path())!);
     expect(pdf.subarray(0, 5).toString('latin1')).toBe('%PDF-');
     const rows = pdfTexts(pdf)
       .map((t) => t.replace(/\s+/g, ' '))

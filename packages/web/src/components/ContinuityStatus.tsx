@@ -122,14 +122,33 @@ export function ContinuityStatus() {
         <span aria-hidden="true">{level === 'ok' ? '● ' : level === 'alarm' ? '■ ' : '▲ '}</span>
         <strong>Continuity:</strong> {text}
       </Text>
-      <Group gap="xs" wrap="nowrap">
-        {mayReadPack && !degraded && (
-          <Button component="a" href="/api/v1/downtime-pack.pdf" size="compact-sm" variant="default" download>
-            Download downtime pack (PDF)
-          </Button>
-        )}
-        {kept && <KeptPackLink pack={kept} nowMs={now} prominent={degraded} />}
-      </Group>
+      {/* While connected, only the download (the kept copy changes nothing on screen: a button
+          appearing when a pack arrives would move the page under the adviser's pointer); while
+          degraded, the kept copy with its age. */}
+      {mayReadPack && !degraded && (
+        <Button
+          component="a"
+          href="/api/v1/downtime-pack.pdf"
+          size="compact-sm"
+          variant="default"
+          download
+          data-testid="downtime-pack-download"
+          data-kept-at={kept ? new Date(kept.keptAt).toISOString() : undefined}
+          title={
+            kept
+              ? `A copy from ${londonTime(kept.keptAt)} is kept in this browser for when the server is not answering`
+              : undefined
+          }
+        >
+          Download downtime pack (PDF)
+        </Button>
+      )}
+      {degraded && kept && <KeptPackLink pack={kept} nowMs={now} />}
+      {degraded && !kept && mayReadPack && (
+        <Text size="sm" fw={700}>
+          No downtime pack is kept in this browser: use the printed one
+        </Text>
+      )}
     </Group>
   );
 }
@@ -143,21 +162,21 @@ const RETRY_WHILE_DEGRADED_MS = 3_000;
  * which a PDF viewer may not start. Its age is part of its name and of the file's, so nobody takes an
  * old pack for a current one.
  */
-function KeptPackLink({ pack, nowMs, prominent }: { pack: KeptPack; nowMs: number; prominent: boolean }) {
+function KeptPackLink({ pack, nowMs }: { pack: KeptPack; nowMs: number }) {
   const url = useMemo(() => URL.createObjectURL(pack.pdf), [pack.pdf]);
-  useEffect(() => () => URL.revokeObjectURL(url), [url]);
+  // Freed a minute after it is replaced or gone: a download begun from it must be able to finish.
+  useEffect(() => () => void setTimeout(() => URL.revokeObjectURL(url), 60_000), [url]);
   return (
     <Button
       component="a"
       href={url}
       download={`downtime-pack-kept-${new Date(pack.keptAt).toISOString().slice(0, 16).replace(/[-:]/g, '')}Z.pdf`}
       size="compact-sm"
-      variant={prominent ? 'filled' : 'default'}
+      variant="filled"
       data-testid="kept-downtime-pack"
       data-kept-at={new Date(pack.keptAt).toISOString()}
     >
-      {prominent ? 'Open the downtime pack' : 'Downtime pack kept'} from {londonTime(pack.keptAt)} (
-      {ageWords(pack.keptAt, nowMs)})
+      Open the downtime pack from {londonTime(pack.keptAt)} ({ageWords(pack.keptAt, nowMs)})
     </Button>
   );
 }
