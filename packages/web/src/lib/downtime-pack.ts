@@ -1,5 +1,5 @@
 import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { useEffect } from 'react';
+import { useEffect, useState } from 'react';
 import { apiBlob, ApiError } from './api.ts';
 
 /**
@@ -16,6 +16,11 @@ import { apiBlob, ApiError } from './api.ts';
 
 /** Fetched again this often while the server answers (and at sign-in). */
 export const PACK_REFRESH_MS = 5 * 60_000;
+/**
+ * The first fetch waits this long after the app starts: a pack is rendered on the server, and the
+ * screen being opened (the sites, the case) must not wait behind it.
+ */
+export const FIRST_FETCH_AFTER_MS = 5_000;
 /** A shift: older than this a pack is out of date enough to mislead, and is deleted. */
 export const KEEP_AT_MOST_MS = 12 * 60 * 60_000;
 
@@ -82,13 +87,19 @@ export async function forgetKeptPack(): Promise<void> {
 }
 
 /**
- * The pack kept for this user: read from the browser first, then fetched from the server at once
- * and every `PACK_REFRESH_MS`; a failed fetch keeps the copy there is. `enabled` is false for users
- * whose role may not read the pack, or on a server without the route.
+ * The pack kept for this user: read from the browser first, then fetched from the server
+ * `FIRST_FETCH_AFTER_MS` after the app starts (sign-in, reload) and every `PACK_REFRESH_MS`; a
+ * failed fetch keeps the copy there is. `enabled` is false for users whose role may not read the
+ * pack, or on a server without the route.
  */
 export function useKeptDowntimePack(userId: string, enabled: boolean) {
   const queryClient = useQueryClient();
   const queryKey = ['downtime-pack', userId];
+  const [settled, setSettled] = useState(false);
+  useEffect(() => {
+    const timer = setTimeout(() => setSettled(true), FIRST_FETCH_AFTER_MS);
+    return () => clearTimeout(timer);
+  }, []);
   const kept = useQuery({
     queryKey,
     queryFn: async (): Promise<KeptPack | null> => {
@@ -107,7 +118,7 @@ export function useKeptDowntimePack(userId: string, enabled: boolean) {
         return previous ?? (await readKeptPack(userId).catch(() => null));
       }
     },
-    enabled,
+    enabled: enabled && settled,
     refetchInterval: PACK_REFRESH_MS,
     refetchIntervalInBackground: true,
     staleTime: PACK_REFRESH_MS,
