@@ -444,7 +444,7 @@ program
       // Patient data: readable by its owner only.
       writeFileSync(out, pdf, { mode: 0o600 });
       console.log(
-        `wrote ${out}: ${data.callbacks.length} call-backs due, ${data.otherOpen.length} other open cases, ${data.sites.length} site(s)`,
+        `wrote ${out}: ${data.callbacks.length} call-backs due, ${data.withAdvisers.length} calls with advisers, ${data.otherOpen.length} other open cases, ${data.sites.length} site(s)`,
       );
     });
   });

@@ -28,6 +28,12 @@ export const PACK_CASE_LIMIT = 2_000;
 /** Statuses in which a clinician call-back is owed: the CAS queue. */
 const CALLBACK_STATUSES = new Set(['queued', 'claimed', 'in_consultation', 'follow_up_arranged']);
 
+/**
+ * Statuses of a call still with the health adviser who took it (no disposition confirmed yet): if
+ * systems fail now, that adviser carries on on paper and must find the call in the pack.
+ */
+const WITH_ADVISER_STATUSES = new Set(['call_received', 'answered', 'in_triage', 'disposition_reached']);
+
 /** Statuses in which a clinician holds the case. */
 const HELD_STATUSES = new Set(['claimed', 'in_consultation']);
 
@@ -48,7 +54,10 @@ export interface PackCase {
   caseId: string;
   /** The short reference staff write on paper and the case screen shows (core `caseReference`). */
   reference: string;
-  /** Who holds the case (display name) while it is claimed or in consultation; null otherwise. */
+  /**
+   * Who holds the case (display name): the clinician while it is claimed or in consultation, the
+   * adviser who took the call while it is in progress with them; null otherwise.
+   */
   heldBy: string | null;
   siteName: string;
   status: string;
@@ -88,6 +97,8 @@ export interface DowntimePackData {
   generatedBy: string;
   /** Cases owed a clinician call-back, deadline first. */
   callbacks: PackCase[];
+  /** Calls in progress with health advisers (no disposition confirmed yet), oldest call first. */
+  withAdvisers: PackCase[];
   /** Every other open case, deadline first (cases without one last, oldest first). */
   otherOpen: PackCase[];
   /** True when there were more open cases than `PACK_CASE_LIMIT`. */
@@ -160,8 +171,29 @@ export async function collectPackData(store: Store, scope: PackScope): Promise<D
       for (const p of found)
         patients.set(p.patient_id, currentRecord(JSON.parse(p.record) as PatientRecord, scope.nowMs));
     }
+    // Who took the calls still with advisers: the user who recorded each call (its case.opened).
+    const takenBy = new Map<string, string>();
+    const inProgress = kept.filter((r) => WITH_ADVISER_STATUSES.has(r.status));
+    for (let i = 0; i < inProgress.length; i += 500) {
+      const opened = await trx
+        .selectFrom('ledger_events')
+        .select(['subject', 'actor'])
+        .where('tenant', '=', tenant)
+        .where(
+          'subject',
+          'in',
+          inProgress.slice(i, i + 500).map((r) => `case:${r.case_id}`),
+        )
+        .where('type', '=', 'case.opened')
+        .execute();
+      for (const e of opened)
+        if (e.subject && e.actor.startsWith('user:'))
+          takenBy.set(e.subject.slice('case:'.length), e.actor.slice(5));
+    }
     // Who holds the claimed cases, by the name colleagues know them by.
-    const holderIds = [...new Set(kept.map((r) => r.claimed_by).filter((u): u is string => !!u))];
+    const holderIds = [
+      ...new Set([...kept.map((r) => r.claimed_by), ...takenBy.values()].filter((u): u is string => !!u)),
+    ];
     const holders = new Map<string, string>();
     for (let i = 0; i < holderIds.length; i += 500) {
       const found = await accountsDb(trx)
@@ -174,7 +206,7 @@ export async function collectPackData(store: Store, scope: PackScope): Promise<D
     }
     const siteName = new Map(sites.map((s) => [s.siteId, s.name]));
     const cases = kept.map((row) =>
-      packCase(row, siteName.get(row.site_id) ?? row.site_id, patients, holders, scope.roles),
+      packCase(row, siteName.get(row.site_id) ?? row.site_id, patients, holders, takenBy, scope.roles),
     );
     cases.sort(byDeadline);
     return {
@@ -184,7 +216,12 @@ export async function collectPackData(store: Store, scope: PackScope): Promise<D
       generatedAtMs: scope.nowMs,
       generatedBy: scope.generatedBy,
       callbacks: cases.filter((c) => CALLBACK_STATUSES.has(c.status)),
-      otherOpen: cases.filter((c) => !CALLBACK_STATUSES.has(c.status)),
+      withAdvisers: cases
+        .filter((c) => WITH_ADVISER_STATUSES.has(c.status))
+        .sort((a, b) => a.receivedAtMs - b.receivedAtMs || a.caseId.localeCompare(b.caseId)),
+      otherOpen: cases.filter(
+        (c) => !CALLBACK_STATUSES.has(c.status) && !WITH_ADVISER_STATUSES.has(c.status),
+      ),
       truncated,
       contacts: [...scope.contacts],
     };
@@ -196,6 +233,7 @@ function packCase(
   siteName: string,
   patients: Map<string, PatientRecord>,
   holders: ReadonlyMap<string, string>,
+  takenBy: ReadonlyMap<string, string>,
   roles: readonly Role[],
 ): PackCase {
   const state = JSON.parse(row.state) as CaseState;
@@ -215,11 +253,15 @@ function packCase(
       return `${label}: a note exists (text for clinical staff only)`;
     return `${label}: ${note.text}`;
   });
-  const held = HELD_STATUSES.has(state.status) && row.claimed_by;
+  const holderId = HELD_STATUSES.has(state.status)
+    ? row.claimed_by
+    : WITH_ADVISER_STATUSES.has(state.status)
+      ? (takenBy.get(row.case_id) ?? null)
+      : null;
   return {
     caseId: row.case_id,
     reference: caseReference(row.case_id),
-    heldBy: held ? (holders.get(row.claimed_by!) ?? 'a colleague (name not known on this node)') : null,
+    heldBy: holderId ? (holders.get(holderId) ?? 'a colleague (name not known on this node)') : null,
     siteName,
     status: state.status,
     patientName: patient ? `${patient.givenName} ${patient.familyName}` : `Caller: ${caller.name}`,

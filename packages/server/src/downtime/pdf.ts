@@ -60,7 +60,7 @@ const COLUMNS: Column[] = [
   {
     title: 'Status / site',
     width: 76,
-    value: (c) => `${c.status.replace(/_/g, ' ')}${c.heldBy ? `\nheld by ${c.heldBy}` : ''}\n${c.siteName}`,
+    value: (c) => `${c.status.replace(/_/g, ' ')}${holderLine(c)}\n${c.siteName}`,
   },
   {
     title: 'Special notes',
@@ -68,6 +68,14 @@ const COLUMNS: Column[] = [
     value: (c) => (c.specialNotes.length ? c.specialNotes.join('\n') : '—'),
   },
 ];
+
+/** A clinician holds a claimed case; a call in progress is with the adviser who took it. */
+function holderLine(c: PackCase): string {
+  if (!c.heldBy) return '';
+  return c.status === 'claimed' || c.status === 'in_consultation'
+    ? `\nheld by ${c.heldBy}`
+    : `\nwith adviser ${c.heldBy}`;
+}
 
 function spacedNhs(n: string): string {
   return n.length === 10 ? `${n.slice(0, 3)} ${n.slice(3, 6)} ${n.slice(6)}` : n;
@@ -188,6 +196,10 @@ export function renderDowntimePack(data: DowntimePackData, options: RenderOption
     doc.moveDown(0.8);
   };
   table('Call-backs due, in deadline order', data.callbacks);
+  table(
+    'Calls in progress with health advisers (no disposition confirmed yet), oldest first',
+    data.withAdvisers,
+  );
   table('Other open cases, in deadline order', data.otherOpen);
 
   // ---- contacts -----------------------------------------------------------------------------------

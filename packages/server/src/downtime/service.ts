@@ -74,7 +74,7 @@ export class DowntimePackService {
         payload: {
           ...fields,
           siteIds: data.sites.map((s) => s.siteId),
-          caseIds: [...data.callbacks, ...data.otherOpen].map((c) => c.caseId),
+          caseIds: [...data.callbacks, ...data.withAdvisers, ...data.otherOpen].map((c) => c.caseId),
         },
       },
     ]);

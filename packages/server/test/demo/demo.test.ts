@@ -1,7 +1,13 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { normaliseNhsNumber, SPECIAL_NOTE_KINDS, type PatientRecord } from '@holdfast/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEMO_TENANT, seedDemoProvider } from '../../src/demo.ts';
-import { initNode, type HoldfastNode } from '../../src/node/node.ts';
+import { initNode, openNode, type HoldfastNode } from '../../src/node/node.ts';
+import { holdfastArgs } from '../support/cli-entry.ts';
+import { freePort } from '../support/postgres.ts';
 import { checkProjections, describeProjectionCheck } from '../../src/projections/check.ts';
 import { freshStore } from '../support/databases.ts';
 
@@ -43,4 +49,63 @@ describe('the demo provider', () => {
     const check = await checkProjections(node.store, node.projections.projections, node.registry);
     expect(check.ok, describeProjectionCheck(check)).toBe(true);
   });
+});
+
+/** `holdfast start` as a real process until it listens; returns what it printed, then stops it. */
+async function startOnce(dataDir: string): Promise<{ output: string; seq: number }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, holdfastArgs('-d', dataDir, 'start', '--port', String(port)), {
+    env: { ...process.env, CI: '1', NO_COLOR: '1', TZ: 'UTC' },
+  });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  try {
+    const deadline = Date.now() + 60_000;
+    while (!output.includes('listening on') && Date.now() < deadline && child.exitCode === null)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(output).toContain(`listening on http://localhost:${port}`);
+    const health = (await (await fetch(`http://127.0.0.1:${port}/health`)).json()) as {
+      ledger: { seq: number };
+    };
+    return { output, seq: health.ledger.seq };
+  } finally {
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+describe('holdfast start', () => {
+  it('seeds the made-up patients at the first start only: a second start adds nothing', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'holdfast-demo-start-'));
+    try {
+      const first = await startOnce(dataDir);
+      expect(first.output).toContain('first start: created node node-1 and the demo provider');
+      const second = await startOnce(dataDir);
+      expect(second.output).not.toContain('first start');
+      expect(second.output).not.toMatch(/all with the password/);
+      // Nothing appended by the second start: the chain ends where the first left it.
+      expect(second.seq).toBe(first.seq);
+
+      const node = await openNode({ store: 'sqlite', dataDir, checkpointEvery: 100 });
+      try {
+        const rows = await node.store.db
+          .selectFrom('ledger_events')
+          .select('payload')
+          .where('type', '=', 'patient.registered')
+          .execute();
+        const numbers = rows.map(
+          (r) => (JSON.parse(r.payload) as { record: PatientRecord }).record.nhsNumber,
+        );
+        expect(numbers).toHaveLength(30);
+        expect(new Set(numbers).size).toBe(30);
+        for (const n of numbers) expect(n).toMatch(/^999\d{7}$/);
+      } finally {
+        await node.close();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 180_000);
 });

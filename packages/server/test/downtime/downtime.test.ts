@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { caseReference, FixedClock } from '@holdfast/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { collectPackData } from '../../src/downtime/pack-data.ts';
 import { DowntimePackService } from '../../src/downtime/service.ts';
 import { listPacks, PeriodicPackWriter } from '../../src/downtime/writer.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
@@ -180,6 +181,36 @@ describe.each(STORE_KINDS)('downtime pack on %s', (kind) => {
     expect(held).toBeLessThan(text.indexOf(caseReference(caseIds[carys!.name]!)));
     // Only the claimed case says it is held.
     expect(text.split('held by').length - 1).toBe(1);
+  });
+
+  it('lists calls in progress with advisers in their own section, with the adviser who took each', async () => {
+    const provider = t.providers[0]!;
+    const data = await collectPackData(t.node.store, {
+      tenant: provider.tenant,
+      siteIds: [siteA],
+      roles: ['health_adviser'],
+      generatedBy: 'test',
+      nowMs: t.clock.nowMs(),
+      contacts: [],
+    });
+    expect(data.withAdvisers.map((c) => [c.caseId, c.status, c.heldBy])).toEqual([
+      [caseIds.open, 'answered', 'health_adviser of northshire'],
+    ]);
+    expect(data.otherOpen.map((c) => c.caseId)).not.toContain(caseIds.open);
+    expect(data.callbacks.map((c) => c.caseId)).not.toContain(caseIds.open);
+
+    const res = await adviser.request('GET', '/api/v1/downtime-pack.pdf');
+    expect(res.statusCode).toBe(200);
+    // Headings are drawn in the bold font, rows in the regular one.
+    const headings = textWith(res.rawPayload, ['Other open cases']);
+    const section = headings.indexOf('Calls in progress with health advisers');
+    expect(section).toBeGreaterThan(headings.indexOf('Call-backs due'));
+    expect(section).toBeLessThan(headings.indexOf('Other open cases'));
+    const rows = textWith(res.rawPayload, ['Dilys Untriaged']).replace(/\s+/g, ' ');
+    const ref = rows.indexOf(caseReference(caseIds.open!));
+    const taker = rows.indexOf('with adviser health_adviser of northshire');
+    expect(ref).toBeGreaterThan(-1);
+    expect(taker).toBeGreaterThan(ref);
   });
 
   it('shows a clinician the safeguarding note text', async () => {

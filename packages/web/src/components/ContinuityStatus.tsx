@@ -1,7 +1,11 @@
 import { Button, Group, Text } from '@mantine/core';
 import { useQuery } from '@tanstack/react-query';
-import { useEffect, useState } from 'react';
-import { api, ApiError, apiOptional, routeExists } from '../lib/api.ts';
+import { useEffect, useMemo } from 'react';
+import { api, apiOptional, routeExists } from '../lib/api.ts';
+import { useKeptDowntimePack, type KeptPack } from '../lib/downtime-pack.ts';
+import { useNow } from '../lib/live.ts';
+import { ageWords, capitalised, unavailableWords, useReachability } from '../lib/reachability.ts';
+import { useSession, useUser } from '../lib/session.tsx';
 import { londonTime } from '../lib/time.ts';
 
 /** GET /api/v1/sync/status (packages/server/src/sync/status.ts SyncStatusReport), the fields shown. */
@@ -68,33 +72,37 @@ export function describeSync(status: SyncStatus): { level: ContinuityLevel; text
 /**
  * The continuity line on every page: connected, or since when the hub has been unreachable and how
  * many events wait to be sent. Without a sync route (a single node) it reports this server only.
+ * Any request of any screen that gets no answer or a 5xx turns it degraded at once (see
+ * `reportRequestOutcome`); it says connected again only after a request succeeds. While degraded it
+ * asks the server every few seconds, so it notices the server's return by itself.
  */
 export function ContinuityStatus() {
-  const [serverDownSince, setServerDownSince] = useState<number | null>(null);
+  const session = useSession();
+  const user = useUser();
+  const reachability = useReachability();
+  const degraded = reachability.failingSince !== null;
   const sync = useQuery({
     queryKey: ['sync-status'],
     queryFn: () => apiOptional<SyncStatus>('/api/v1/sync/status'),
-    refetchInterval: 10_000,
+    refetchInterval: degraded ? RETRY_WHILE_DEGRADED_MS : 10_000,
+    refetchIntervalInBackground: true,
     retry: false,
   });
-  const pack = useQuery({
+  const packRoute = useQuery({
     queryKey: ['route', 'downtime-pack'],
     queryFn: () => routeExists('GET', '/api/v1/downtime-pack.pdf'),
     staleTime: Infinity,
-    retry: false,
+    retry: 3,
   });
-
-  const unreachable = sync.error instanceof ApiError && sync.error.status === 0;
-  useEffect(() => {
-    if (unreachable) setServerDownSince((since) => since ?? Date.now());
-    else if (sync.isSuccess) setServerDownSince(null);
-  }, [unreachable, sync.isSuccess, sync.dataUpdatedAt]);
+  const mayReadPack = session.can('downtime.pack') && packRoute.data === true;
+  const kept = useKeptDowntimePack(user.userId, mayReadPack);
+  const now = useNow(5_000);
 
   let level: ContinuityLevel = 'ok';
   let text = 'Checking connection…';
-  if (serverDownSince !== null) {
+  if (degraded) {
     level = 'bad';
-    text = `This server is not answering since ${londonTime(serverDownSince)} · use the downtime pack if it does not come back`;
+    text = `${capitalised(unavailableWords(reachability))} since ${londonTime(reachability.failingSince!)} · saving is paused; screens show what was last read and retry by themselves · use the downtime pack if it does not come back`;
   } else if (sync.isSuccess) {
     if (sync.data === null) text = 'Connected (this server works on its own: no hub configured)';
     else ({ level, text } = describeSync(sync.data));
@@ -114,12 +122,62 @@ export function ContinuityStatus() {
         <span aria-hidden="true">{level === 'ok' ? '● ' : level === 'alarm' ? '■ ' : '▲ '}</span>
         <strong>Continuity:</strong> {text}
       </Text>
-      {pack.data === true && (
-        <Button component="a" href="/api/v1/downtime-pack.pdf" size="compact-sm" variant="default" download>
+      {/* While connected, only the download (the kept copy changes nothing on screen: a button
+          appearing when a pack arrives would move the page under the adviser's pointer); while
+          degraded, the kept copy with its age. */}
+      {mayReadPack && !degraded && (
+        <Button
+          component="a"
+          href="/api/v1/downtime-pack.pdf"
+          size="compact-sm"
+          variant="default"
+          download
+          data-testid="downtime-pack-download"
+          data-kept-at={kept ? new Date(kept.keptAt).toISOString() : undefined}
+          title={
+            kept
+              ? `A copy from ${londonTime(kept.keptAt)} is kept in this browser for when the server is not answering`
+              : undefined
+          }
+        >
           Download downtime pack (PDF)
         </Button>
       )}
+      {degraded && kept && <KeptPackLink pack={kept} nowMs={now} />}
+      {degraded && !kept && mayReadPack && (
+        <Text size="sm" fw={700}>
+          No downtime pack is kept in this browser: use the printed one
+        </Text>
+      )}
     </Group>
+  );
+}
+
+/** Asked this often while requests fail, so the line turns back as soon as the server answers. */
+const RETRY_WHILE_DEGRADED_MS = 3_000;
+
+/**
+ * The pack this browser kept, saved from memory (an object URL): it works with the node down. A
+ * download, not a new tab: the new tab would inherit this page's CSP (object-src 'none'), under
+ * which a PDF viewer may not start. Its age is part of its name and of the file's, so nobody takes an
+ * old pack for a current one.
+ */
+function KeptPackLink({ pack, nowMs }: { pack: KeptPack; nowMs: number }) {
+  const url = useMemo(() => URL.createObjectURL(pack.pdf), [pack.pdf]);
+  // Freed a minute after it is replaced or gone: a download begun from it must be able to finish.
+  useEffect(() => () => void setTimeout(() => URL.revokeObjectURL(url), 60_000), [url]);
+  return (
+    <Button
+      component="a"
+      href={url}
+      download={`downtime-pack-kept-${new Date(pack.keptAt).toISOString().slice(0, 16).replace(/[-:]/g, '')}Z.pdf`}
+      size="compact-sm"
+      variant="filled"
+      data-testid="kept-downtime-pack"
+      data-kept-at={new Date(pack.keptAt).toISOString()}
+    >
+      Open the downtime pack from {londonTime(pack.keptAt)} ({ageWords(pack.keptAt, nowMs)})
+    </Button>
   );
 }
 

@@ -20,6 +20,60 @@ export function onSessionEnded(listener: () => void): () => void {
   return () => unauthenticatedListeners.delete(listener);
 }
 
+/**
+ * Whether this server is answering, as the last request to it found: every request through `api`
+ * reports here, so the continuity line turns degraded at the first failure (no answer at all, or a
+ * 5xx: the server is there but cannot do the work) and back only when a request succeeds. A 4xx is
+ * an answer: the server works, it refused that one request.
+ */
+export interface Reachability {
+  /** When requests started failing (ms since epoch, browser clock); null while they succeed. */
+  failingSince: number | null;
+  /** The HTTP status of the last failure; 0 when nothing answered. */
+  lastFailureStatus: number | null;
+  /** When a request last got an answer (ms since epoch, browser clock); null before the first. */
+  lastAnswerAt: number | null;
+}
+
+let reachability: Reachability = { failingSince: null, lastFailureStatus: null, lastAnswerAt: null };
+const reachabilityListeners = new Set<() => void>();
+
+function setReachability(next: Reachability): void {
+  reachability = next;
+  for (const listener of reachabilityListeners) listener();
+}
+
+/** Records the outcome of one request: `status` 0 when nothing answered. */
+export function reportRequestOutcome(status: number): void {
+  const now = Date.now();
+  if (status === 0 || status >= 500) {
+    setReachability({
+      failingSince: reachability.failingSince ?? now,
+      lastFailureStatus: status,
+      lastAnswerAt: reachability.lastAnswerAt,
+    });
+  } else if (reachability.failingSince !== null || reachability.lastAnswerAt === null) {
+    setReachability({ failingSince: null, lastFailureStatus: null, lastAnswerAt: now });
+  } else {
+    // Steady state: no re-render of every subscriber for each successful request.
+    reachability = { ...reachability, lastAnswerAt: now };
+  }
+}
+
+export function currentReachability(): Reachability {
+  return reachability;
+}
+
+export function onReachabilityChange(listener: () => void): () => void {
+  reachabilityListeners.add(listener);
+  return () => reachabilityListeners.delete(listener);
+}
+
+/** A failure that says nothing about the request itself: no answer, or the server failing (5xx). */
+export function isServerUnavailable(error: unknown): boolean {
+  return error instanceof ApiError && (error.status === 0 || error.status >= 500);
+}
+
 export interface FieldIssue {
   path: string;
   message: string;
@@ -88,8 +142,10 @@ export async function api<T>(
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
   } catch {
+    reportRequestOutcome(0);
     throw new ApiError(0, 'unreachable', 'The server could not be reached', undefined, [], {});
   }
+  reportRequestOutcome(response.status);
   if (response.status === 204) return undefined as T;
   const text = await response.text();
   let parsed: unknown = undefined;
@@ -116,6 +172,33 @@ export async function api<T>(
     throw error;
   }
   return parsed as T;
+}
+
+/**
+ * A GET of a file (a PDF): the body as a Blob. Reports to the continuity line like `api`; a refusal
+ * becomes an ApiError with the problem's title.
+ */
+export async function apiBlob(path: string): Promise<Blob> {
+  let response: Response;
+  try {
+    response = await fetch(path, { credentials: 'same-origin' });
+  } catch {
+    reportRequestOutcome(0);
+    throw new ApiError(0, 'unreachable', 'The server could not be reached', undefined, [], {});
+  }
+  reportRequestOutcome(response.status);
+  if (!response.ok) {
+    if (response.status === 401) for (const listener of unauthenticatedListeners) listener();
+    throw new ApiError(
+      response.status,
+      `http_${response.status}`,
+      `The request failed (${response.status})`,
+      undefined,
+      [],
+      {},
+    );
+  }
+  return response.blob();
 }
 
 /** A GET that answers null when the route does not exist on this server (optional features). */

@@ -1,5 +1,5 @@
 import { useQuery } from '@tanstack/react-query';
-import { api } from './api.ts';
+import { api, isServerUnavailable } from './api.ts';
 import type { CaseDetail, Site } from './types.ts';
 
 export function useSites() {
@@ -14,10 +14,21 @@ export function siteName(sites: Site[] | undefined, siteId: string): string {
   return sites?.find((s) => s.siteId === siteId)?.name ?? 'Unknown site';
 }
 
+/**
+ * For reads a screen in use cannot do without (the call in progress): while the server does not
+ * answer (or answers 5xx) the read is tried again and again, 1 s, 2 s, 4 s … then every 10 s, and
+ * what was read before stays on screen meanwhile. Any other failure is tried once more, as elsewhere.
+ */
+export const RETRY_WHILE_UNAVAILABLE = {
+  retry: (failureCount: number, error: Error) => isServerUnavailable(error) || failureCount < 1,
+  retryDelay: (attempt: number) => Math.min(1_000 * 2 ** attempt, 10_000),
+} as const;
+
 export function useCase(caseId: string) {
   return useQuery({
     queryKey: ['case', caseId],
     queryFn: () => api<CaseDetail>('GET', `/api/v1/cases/${caseId}`),
+    ...RETRY_WHILE_UNAVAILABLE,
   });
 }
 

@@ -1,6 +1,8 @@
+import { useQueryClient } from '@tanstack/react-query';
 import { hasPermission, type Permission, type Role } from '@holdfast/core';
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
 import { api, ApiError, onSessionEnded, setCsrfToken } from './api.ts';
+import { forgetKeptPack } from './downtime-pack.ts';
 
 export interface SessionUser {
   userId: string;
@@ -40,6 +42,12 @@ export function SessionProvider({ children }: { children: ReactNode }) {
   const [user, setUser] = useState<SessionUser | null | undefined>(undefined);
   const [idleTimeoutMs, setIdleTimeoutMs] = useState(DEFAULT_IDLE_MS);
   const [endedReason, setEndedReason] = useState<string | null>(null);
+  const queryClient = useQueryClient();
+  // The kept downtime pack (patient data) goes with the session: from this browser's disk and memory.
+  const forgetPack = useCallback(() => {
+    queryClient.removeQueries({ queryKey: ['downtime-pack'] });
+    return forgetKeptPack();
+  }, [queryClient]);
 
   const refresh = useCallback(async () => {
     try {
@@ -52,22 +60,25 @@ export function SessionProvider({ children }: { children: ReactNode }) {
       setUser(s.user);
     } catch (error) {
       if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
+        // No session (expired while the browser was closed): the pack kept for it goes too.
+        void forgetPack();
         setCsrfToken(null);
         setUser(null);
       } else throw error;
     }
-  }, []);
+  }, [forgetPack]);
 
   useEffect(() => {
     refresh().catch(() => setUser(null));
     return onSessionEnded(() => {
+      void forgetPack();
       setCsrfToken(null);
       setUser((previous) => {
         if (previous) setEndedReason('Your session ended. Sign in again to carry on.');
         return null;
       });
     });
-  }, [refresh]);
+  }, [refresh, forgetPack]);
 
   const signedIn = useCallback(
     async (csrfToken: string) => {
@@ -78,16 +89,20 @@ export function SessionProvider({ children }: { children: ReactNode }) {
     [refresh],
   );
 
-  const signOut = useCallback(async (reason = 'You have signed out.') => {
-    try {
-      await api('POST', '/api/v1/auth/sign-out');
-    } catch {
-      // Signed out already (or the server is away): the screen signs out either way.
-    }
-    setCsrfToken(null);
-    setEndedReason(reason);
-    setUser(null);
-  }, []);
+  const signOut = useCallback(
+    async (reason = 'You have signed out.') => {
+      try {
+        await api('POST', '/api/v1/auth/sign-out');
+      } catch {
+        // Signed out already (or the server is away): the screen signs out either way.
+      }
+      await forgetPack();
+      setCsrfToken(null);
+      setEndedReason(reason);
+      setUser(null);
+    },
+    [forgetPack],
+  );
 
   const value = useMemo<SessionState>(
     () => ({

@@ -9,9 +9,10 @@ import { PageTitle } from '../../components/PageTitle.tsx';
 import { SampleNotice } from '../../components/SampleNotice.tsx';
 import { DeceasedBanner } from '../../components/PatientIdentity.tsx';
 import { SpecialNotesBanner } from '../../components/SpecialNotes.tsx';
-import { api } from '../../lib/api.ts';
+import { api, isServerUnavailable } from '../../lib/api.ts';
 import { useFormProblems } from '../../lib/forms.ts';
-import { siteName, STATUS_LABELS, useCase, useSites } from '../../lib/queries.ts';
+import { RETRY_WHILE_UNAVAILABLE, siteName, STATUS_LABELS, useCase, useSites } from '../../lib/queries.ts';
+import { capitalised, unavailableWords, useReachability } from '../../lib/reachability.ts';
 import { Link, navigate } from '../../lib/router.tsx';
 import { useSession } from '../../lib/session.tsx';
 import { londonDateTime, londonTime } from '../../lib/time.ts';
@@ -41,14 +42,23 @@ export function CaseScreen({ caseId }: { caseId: string }) {
     queryKey: ['patient', c?.patientId],
     queryFn: () => api<PatientView>('GET', `/api/v1/patients/${c!.patientId}`),
     enabled: !!c?.patientId,
+    ...RETRY_WHILE_UNAVAILABLE,
   });
   const [acknowledged, setAcknowledged] = useState(false);
   const [deathAcknowledged, setDeathAcknowledged] = useState(false);
   // An unfinished call is not left by accident: Back, a link or closing the tab asks first.
   useLeaveWarning(!!c && (WITH_ADVISER_STATUSES as readonly string[]).includes(c.status), `/cases/${caseId}`);
+  const reachability = useReachability();
 
-  if (detail.isPending) return <Text>Loading the case…</Text>;
-  if (detail.isError || !c)
+  if (detail.isPending)
+    return (
+      <Text role="status">
+        Loading the case…
+        {reachability.failingSince !== null && ` ${unavailableWords(reachability)}: trying again by itself.`}
+      </Text>
+    );
+  // Once read, the call stays on screen whatever a later read finds: only a case never read is "not available".
+  if (!c)
     return (
       <>
         <PageTitle>Case not available</PageTitle>
@@ -65,6 +75,7 @@ export function CaseScreen({ caseId }: { caseId: string }) {
   return (
     <Stack maw={1200}>
       <PageTitle text="Call in progress">Call in progress</PageTitle>
+      <SavingPaused lastReadAt={detail.dataUpdatedAt} />
       {deceasedAt && (
         <DeceasedBanner
           deceasedAt={deceasedAt}
@@ -116,10 +127,14 @@ export function CaseScreen({ caseId }: { caseId: string }) {
         {c.patientId ? (
           patient.data ? (
             <PatientSummaryCard patient={patient.data} />
-          ) : patient.isError ? (
+          ) : patient.isError && !isServerUnavailable(patient.error) ? (
             <Alert color="red">The patient record could not be read: {patient.error.message}</Alert>
           ) : (
-            <Text>Reading the patient record…</Text>
+            <Text>
+              Reading the patient record…
+              {reachability.failingSince !== null &&
+                ` ${unavailableWords(reachability)}: trying again by itself.`}
+            </Text>
           )
         ) : (
           <PatientSearch caseId={caseId} siteId={c.siteId} />
@@ -166,6 +181,23 @@ function CallEnded({ caseDetail }: { caseDetail: CaseDetail }) {
   );
 }
 
+/**
+ * While requests to the server fail: the call stays on screen as last read, and the adviser is told
+ * plainly that nothing is being saved until the server answers again (screens retry by themselves).
+ */
+function SavingPaused({ lastReadAt }: { lastReadAt: number }) {
+  const reachability = useReachability();
+  if (reachability.failingSince === null) return null;
+  return (
+    <Alert color="orange" variant="filled" title="Saving is paused" role="alert" data-testid="saving-paused">
+      {capitalised(unavailableWords(reachability))} since {londonTime(reachability.failingSince)}. This call
+      stays on screen as last read at {londonTime(lastReadAt)}; nothing you do now is saved until the server
+      answers again. It is tried again by itself: stay with the caller, and note anything urgent on paper (the
+      downtime pack has the forms).
+    </Alert>
+  );
+}
+
 function Triage({
   caseDetail,
   blocked,
@@ -180,13 +212,14 @@ function Triage({
   const walk = useQuery({
     queryKey: ['triage', caseId],
     queryFn: () => api<WalkResult | { status: 'not_started' }>('GET', `/api/v1/cases/${caseId}/triage`),
+    ...RETRY_WHILE_UNAVAILABLE,
   });
   const onResult = (r: WalkResult) => {
     queryClient.setQueryData(['triage', caseId], r);
     if (r.status === 'disposition') void queryClient.invalidateQueries({ queryKey: ['case', caseId] });
   };
   if (walk.isPending) return <Text>Loading triage…</Text>;
-  if (walk.isError) return <Alert color="red">Triage could not be loaded: {walk.error.message}</Alert>;
+  if (!walk.data) return <Alert color="red">Triage could not be loaded: {walk.error?.message}</Alert>;
   const r = walk.data;
   if (r.status === 'not_started')
     return (

@@ -1,8 +1,20 @@
-import { Badge, Button, Checkbox, Group, List, NumberInput, Paper, Stack, Text, Title } from '@mantine/core';
+import {
+  Alert,
+  Badge,
+  Button,
+  Checkbox,
+  Group,
+  List,
+  NumberInput,
+  Paper,
+  Stack,
+  Text,
+  Title,
+} from '@mantine/core';
 import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react';
 import { FormAlert } from '../../components/FormAlert.tsx';
 import { SampleNotice } from '../../components/SampleNotice.tsx';
-import { api } from '../../lib/api.ts';
+import { api, isServerUnavailable } from '../../lib/api.ts';
 import { useFormProblems } from '../../lib/forms.ts';
 import type { QuestionView, TriagePathStep, WalkResult } from '../../lib/types.ts';
 
@@ -29,6 +41,27 @@ export function recallQuestion(caseId: string, nodeId: string): QuestionView | n
 }
 
 type AnswerValue = string | string[] | number;
+
+/** An answer given while the server did not answer: kept on screen, sent again by itself. */
+interface UnsentAnswer {
+  nodeId: string;
+  value: AnswerValue;
+  /** A change of an earlier answer (sent to /changes), not the current question's answer. */
+  change: boolean;
+  /** The answer in the words shown on screen. */
+  words: string;
+}
+
+/** How often an unsent answer is tried again while the server does not answer. */
+const RESEND_EVERY_MS = 2_000;
+
+function answerWords(node: QuestionView, value: AnswerValue): string {
+  if (node.type === 'numeric') return `${value} ${node.unit}`;
+  const ids = Array.isArray(value) ? value : [value];
+  if (ids.length === 0) return 'None of these';
+  const options: { id: string; label: string }[] = 'options' in node ? node.options : [];
+  return ids.map((id) => options.find((o) => o.id === id)?.label ?? id).join(', ');
+}
 
 /** Keys typed into a text or number field are the field's, not shortcuts. */
 function typingInField(target: EventTarget | null): boolean {
@@ -66,6 +99,7 @@ export function TriageRunner({
   const [busy, setBusy] = useState(false);
   const [selected, setSelected] = useState<string[]>([]);
   const [numeric, setNumeric] = useState<string | number>('');
+  const [unsent, setUnsent] = useState<UnsentAnswer | null>(null);
   const problems = useFormProblems();
   const headingRef = useRef<HTMLHeadingElement>(null);
   const numberRef = useRef<HTMLInputElement>(null);
@@ -102,15 +136,68 @@ export function TriageRunner({
           },
         );
         setChanging(null);
+        setUnsent(null);
         onResult(r);
       } catch (error) {
-        problems.fromError(error, ['value']);
+        // The server did not answer (or failed): the answer is kept on screen, marked not saved,
+        // and sent by itself when the server answers again. Anything else is the answer's problem.
+        if (isServerUnavailable(error)) {
+          problems.clear();
+          setUnsent({ nodeId: node.id, value, change: !!changing, words: answerWords(node, value) });
+        } else problems.fromError(error, ['value']);
       } finally {
         setBusy(false);
       }
     },
-    [busy, caseId, changing, node.id, onResult, problems],
+    [busy, caseId, changing, node, onResult, problems],
   );
+
+  // Sends the kept answer when the server answers again. The answer may have reached the server
+  // before its reply was lost: the current question is read first, and if the walk has moved past
+  // the question, that answer was saved and the screen carries on from where the server is.
+  useEffect(() => {
+    if (!unsent) return;
+    let cancelled = false;
+    let timer: ReturnType<typeof setTimeout>;
+    const attempt = async () => {
+      try {
+        if (!unsent.change) {
+          const current = await api<WalkResult | { status: 'not_started' }>(
+            'GET',
+            `/api/v1/cases/${caseId}/triage`,
+          );
+          if (cancelled) return;
+          if (!(current.status === 'question' && current.node.id === unsent.nodeId)) {
+            setUnsent(null);
+            if (current.status !== 'not_started') onResult(current);
+            return;
+          }
+        }
+        const r = await api<WalkResult>(
+          'POST',
+          `/api/v1/cases/${caseId}/triage/${unsent.change ? 'changes' : 'answers'}`,
+          { nodeId: unsent.nodeId, value: unsent.value },
+        );
+        if (cancelled) return;
+        setUnsent(null);
+        setChanging(null);
+        onResult(r);
+      } catch (error) {
+        if (cancelled) return;
+        if (isServerUnavailable(error)) timer = setTimeout(() => void attempt(), RESEND_EVERY_MS);
+        else {
+          setUnsent(null);
+          problems.fromError(error, ['value']);
+        }
+      }
+    };
+    timer = setTimeout(() => void attempt(), RESEND_EVERY_MS);
+    return () => {
+      cancelled = true;
+      clearTimeout(timer);
+    };
+    // Restarted for each new unsent answer only (onResult and problems are new at every render).
+  }, [unsent, caseId]);
 
   const goBack = useCallback(() => {
     // The step before the one on screen: the last answered step, or the one before the step being changed.
@@ -207,6 +294,19 @@ export function TriageRunner({
         </Title>
         {node.help && <Text mt={4}>{node.help}</Text>}
         <FormAlert message={problems.form} />
+        {unsent && (
+          <Alert
+            color="orange"
+            variant="light"
+            mt="sm"
+            role="alert"
+            title="Answer not saved yet"
+            data-testid="answer-not-saved"
+          >
+            Your answer “{unsent.words}” is not saved: the server is not answering. It is kept here and sent
+            by itself when the server answers again; the next question comes then. Stay with the caller.
+          </Alert>
+        )}
         {problems.field('value') && node.type !== 'numeric' && (
           <Text c="red.9" role="alert" mt="xs">
             {problems.field('value')}

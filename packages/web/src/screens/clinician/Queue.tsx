@@ -1,13 +1,14 @@
 import { Badge, Checkbox, Group, NativeSelect, Paper, Stack, Text } from '@mantine/core';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useVirtualizer } from '@tanstack/react-virtual';
-import { memo, useCallback, useMemo, useRef, useState } from 'react';
+import { memo, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { PageTitle } from '../../components/PageTitle.tsx';
 import { NOTES_WITHHELD } from '../../components/SpecialNotes.tsx';
 import { formatDeathDate } from '../../components/PatientIdentity.tsx';
 import { timingAt, TimingBadge, TIMING_WORDS, type Timing } from '../../components/Timing.tsx';
-import { api, ApiError } from '../../lib/api.ts';
+import { api, ApiError, isServerUnavailable } from '../../lib/api.ts';
 import { useCaseEvents, useNow } from '../../lib/live.ts';
+import { ageWords, unavailableWords, useReachability } from '../../lib/reachability.ts';
 import { siteName, useSites } from '../../lib/queries.ts';
 import { Link, navigate } from '../../lib/router.tsx';
 import { useSession, useUser } from '../../lib/session.tsx';
@@ -111,6 +112,15 @@ export function Queue() {
     () => void queue.refetch(),
   );
 
+  // Not read now: the last read failed, or any request to the server is failing. The list then is
+  // the last one read, said so with its age; with none read yet there is no count to give (never 0).
+  const reachability = useReachability();
+  const unread = queue.isError || reachability.failingSince !== null;
+  const { refetch, isError } = queue;
+  useEffect(() => {
+    // The server answers again: read the queue now, not at the next minute.
+    if (reachability.failingSince === null && isError) void refetch();
+  }, [reachability.failingSince, isError, refetch]);
   const all = queue.data ?? [];
   const withTiming = useMemo(
     () =>
@@ -206,10 +216,21 @@ export function Queue() {
         onSubmit={(e) => e.preventDefault()}
       >
         <Group justify="space-between" align="flex-end" wrap="wrap">
-          <Text role="status" aria-live="polite" data-testid="queue-summary" fw={700} mb={4}>
-            {queue.isPending
-              ? 'Loading the queue…'
-              : `${shown.length} ${shown.length === 1 ? 'case' : 'cases'}: ${counts.breached} breached, ${counts.at_risk} at risk, ${counts.on_time} on time${filtered ? ' (filtered)' : ''}`}
+          <Text
+            role="status"
+            aria-live="polite"
+            data-testid="queue-summary"
+            data-stale={unread && !!queue.data}
+            fw={700}
+            mb={4}
+          >
+            {unread && !queue.data
+              ? `The queue could not be read — ${unavailableWords(reachability)}. No list has been read yet; it is read again by itself.`
+              : queue.isPending
+                ? 'Loading the queue…'
+                : unread
+                  ? `Last read ${ageWords(queue.dataUpdatedAt, now - offset.current)} — ${unavailableWords(reachability)}. Showing the last list read (${shown.length} ${shown.length === 1 ? 'case' : 'cases'}${filtered ? ', filtered' : ''}): it may have changed since.`
+                  : `${shown.length} ${shown.length === 1 ? 'case' : 'cases'}: ${counts.breached} breached, ${counts.at_risk} at risk, ${counts.on_time} on time${filtered ? ' (filtered)' : ''}`}
           </Text>
           <Group align="flex-end" wrap="wrap" gap="sm">
             <NativeSelect
@@ -263,12 +284,12 @@ export function Queue() {
           {claimProblem}
         </Text>
       )}
-      {queue.isError && (
+      {queue.isError && !isServerUnavailable(queue.error) && (
         <Text c="red.9" role="alert">
           The queue could not be read: {queue.error.message}
         </Text>
       )}
-      {!queue.isPending && shown.length === 0 && <Text>No cases match.</Text>}
+      {queue.isSuccess && shown.length === 0 && <Text>No cases match.</Text>}
       <div
         ref={scrollRef}
         className="queue-scroll"
