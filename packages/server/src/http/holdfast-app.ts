@@ -302,6 +302,40 @@ export async function buildHoldfastApp(
       // Failed, past their deadline or past the receiver's window (a 999 request not accepted in 30 s).
       messagesNeedingAttention: async (ctx) =>
         hasPermission(ctx.roles, 'messages.read') ? messaging.needingAttentionCount(ctx) : null,
+      // Not yet accepted by the ambulance service: queued, sent, delivered, or failed (phone it in).
+      ambulanceRequestsOutstanding: async (ctx) =>
+        hasPermission(ctx.roles, 'messages.read')
+          ? (
+              await messaging.list(ctx, {
+                kind: 'ambulance_request',
+                state: ['queued', 'sent', 'delivered', 'failed'],
+              })
+            ).map((m) => ({
+              messageId: m.messageId,
+              caseId: m.caseId,
+              siteId: m.siteId,
+              state: m.state,
+              queuedAt: new Date(m.queuedAtMs).toISOString(),
+              overdue: m.overdue,
+            }))
+          : null,
+      staffOnDuty: async (tenant) => {
+        const live = (await sessions.listLive(tenant)).filter((s) => s.stage === 'full');
+        const withSession = new Set(live.map((s) => s.user_id));
+        const signedIn = new Set<string>();
+        const byRole = new Map<string, number>();
+        for (const user of await accounts.list(tenant))
+          if (withSession.has(user.userId) && !user.disabled) {
+            signedIn.add(user.userId);
+            for (const role of user.roles) byRole.set(role, (byRole.get(role) ?? 0) + 1);
+          }
+        return {
+          people: signedIn.size,
+          byRole: [...byRole]
+            .map(([role, count]) => ({ role, count }))
+            .sort((a, b) => a.role.localeCompare(b.role)),
+        };
+      },
     }),
     ...fhirRoutes(new FhirService(patients, cases, triage, auditor)),
     // The browser app on the same port: GETs that no API route answers (see web-static.ts).

@@ -880,6 +880,7 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
   'GET /api/v1/sites': { build: () => ({}) },
   'GET /*': { build: () => ({}) },
   'GET /api/v1/dashboard': { build: (w) => ({ query: { siteId: w.site } }) },
+  'GET /api/v1/dashboard/hourly': { build: (w) => ({ query: { siteId: w.site, date: '2026-11-29' } }) },
   'GET /api/v1/downtime-pack.pdf': { build: () => ({}) },
   'GET /api/v1/reconciliation': { build: (w) => ({ query: { status: 'open', siteId: w.site } }) },
   'GET /api/v1/reconciliation/:itemId': {
