@@ -6,6 +6,7 @@ import { accountRoutes } from '../accounts/routes.ts';
 import { AccountsService } from '../accounts/service.ts';
 import { Auditor } from '../audit/auditor.ts';
 import { auditRoutes } from '../audit/routes.ts';
+import { AuditTrailService } from '../audit/trail.ts';
 import { authRoutes } from '../auth/routes.ts';
 import { passkeyRoutes, type PasskeyConfig } from '../auth/passkeys.ts';
 import { DEFAULT_SESSION_POLICY, SessionStore, type SessionPolicy } from '../auth/sessions.ts';
@@ -288,7 +289,11 @@ export async function buildHoldfastApp(
     }),
     ...passkeyRoutes({ ...deps, throttle, issuer: 'Holdfast' }, passkeyConfig),
     ...accountRoutes(deps),
-    ...auditRoutes(node.store, filter),
+    ...auditRoutes(node.store, filter, {
+      trail: new AuditTrailService(node.store, accounts, patients, cases, filter),
+      ledger: node.ledger,
+      clock: node.clock,
+    }),
     ...patientRoutes(patients),
     ...caseRoutes(cases, caseViews, drafts),
     ...triageAndQueueRoutes(triage, queue, node.store, node.ledger),

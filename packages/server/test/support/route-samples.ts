@@ -704,6 +704,10 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
   'GET /api/v1/nodes': { build: () => ({}) },
   'GET /api/v1/sync/status': { build: () => ({}) },
   'GET /api/v1/audit': { build: (w) => ({ query: { limit: '5', patientId: w.patientId } }) },
+  'POST /api/v1/audit/search': {
+    build: (w) => ({ body: { limit: 5, nhsNumber: w.patientNhsNumber, userName: 'health_adviser' } }),
+  },
+  'POST /api/v1/audit/export': { build: (w) => ({ body: { nhsNumber: w.patientNhsNumber, format: 'csv' } }) },
   'POST /api/v1/patients': { build: (w) => ({ body: patientBody(w) }) },
   'GET /api/v1/patients/:patientId': { build: (w) => ({ params: { patientId: w.patientId } }) },
   'POST /api/v1/patients/:patientId/restricted': {
