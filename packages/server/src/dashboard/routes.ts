@@ -10,6 +10,8 @@ import { addDays, compareDays, countPerHour, hoursOfLondonDay, londonDate, type 
 
 /** Statuses of a call still with the health adviser: answered, being triaged, disposition not acted on. */
 const WITH_ADVISER = ['call_received', 'answered', 'in_triage', 'disposition_reached'] as const;
+/** The lists behind the case figures. */
+const CASE_LISTS = ['adviser', 'queue', 'clinician', 'at_risk', 'breached', 'escalated'] as const;
 /** Statuses of a case in the CAS queue, waiting or held by a clinician. */
 const IN_QUEUE = ['queued', 'claimed', 'in_consultation'] as const;
 
@@ -100,9 +102,31 @@ export function dashboardRoutes(deps: {
       summary:
         'Shift dashboard: per site, calls with advisers, cases queued and with clinicians, at risk, breached and escalated; the escalated cases; this server’s sync alarms',
       access: { permission: 'reports.read' },
-      query: z.strictObject({ siteId: z.string().uuid('must be a site id').optional() }),
+      query: z.strictObject({
+        siteId: z.string().uuid('must be a site id').optional(),
+        /**
+         * The figure whose cases to list (the one the manager opened). Only that list is sent: with
+         * thousands of open cases, sending every list on every live re-read made each read slow.
+         */
+        list: z.enum(CASE_LISTS, `must be one of ${CASE_LISTS.join(', ')}`).optional(),
+      }),
       async handler({ ctx, query }) {
         const now = deps.clock.nowMs();
+        const inList = (c: DashboardCase): boolean => {
+          switch (query.list) {
+            case undefined:
+              return false;
+            case 'adviser':
+            case 'queue':
+            case 'clinician':
+              return c.stage === query.list;
+            case 'at_risk':
+            case 'breached':
+              return c.timing === query.list;
+            case 'escalated':
+              return c.escalated;
+          }
+        };
         const [sites, rows] = await Promise.all([
           deps.accounts.sites(ctx.tenant),
           deps.store.withTenant(ctx.tenant, async (trx) => {
@@ -220,7 +244,7 @@ export function dashboardRoutes(deps: {
           staffOnDuty: staff?.byRole ?? null,
           staffSignedIn: staff?.people ?? null,
           sites: [...bySite.values()],
-          cases,
+          cases: cases.filter(inList),
           escalations,
           canOpenCases: hasPermission(ctx.roles, 'cases.read'),
         };

@@ -89,7 +89,7 @@ describe.each(STORE_KINDS)('live dashboard figures on %s', (kind) => {
     const queued = await caseAt(adviser, pack.protocols, siteA, 'speak_to_primary_care');
     const ambulance = await caseAt(adviser, pack.protocols, siteA, 'ambulance');
 
-    const d = await read<Dashboard>(manager, '/api/v1/dashboard');
+    const d = await read<Dashboard>(manager, '/api/v1/dashboard?list=queue');
     expect(d.cases.find((c) => c.caseId === queued.caseId)).toMatchObject({
       stage: 'queue',
       status: 'queued',
@@ -106,6 +106,9 @@ describe.each(STORE_KINDS)('live dashboard figures on %s', (kind) => {
       { role: 'health_adviser', count: 1 },
       { role: 'shift_manager', count: 1 },
     ]);
+    // Only the list asked for is sent.
+    expect(d.cases.every((c) => c.stage === 'queue')).toBe(true);
+    expect((await read<Dashboard>(manager, '/api/v1/dashboard')).cases).toEqual([]);
     // No caller or patient details in the lists.
     expect(JSON.stringify(d)).not.toMatch(/Sam Caller|496 0123|Feeling unwell/);
 
@@ -165,7 +168,7 @@ describe.each(STORE_KINDS)('live dashboard figures on %s', (kind) => {
     // Hours of today not begun yet are null, not zero.
     expect(at('13:00')).toMatchObject({ calls: null, breaches: null, callsLastWeek: 0 });
     // Every call is still open past its deadline: each breached in the hour its deadline passed.
-    const d = await read<Dashboard>(manager, '/api/v1/dashboard');
+    const d = await read<Dashboard>(manager, '/api/v1/dashboard?list=breached');
     const deadline = Date.parse(d.cases.find((c) => c.caseId === first.caseId)!.deadline!);
     const breachHour = h.hours.find((p) => p.breaches !== null && p.breaches > 0)!;
     const hours = hoursOfLondonDay('2026-10-25');

@@ -15,7 +15,7 @@ import {
   Title,
   UnstyledButton,
 } from '@mantine/core';
-import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { keepPreviousData, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useCallback, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import { FormAlert } from '../../components/FormAlert.tsx';
 import { PageTitle } from '../../components/PageTitle.tsx';
@@ -86,6 +86,8 @@ interface DashboardResponse {
   staffSignedIn?: number | null;
 }
 
+type CaseListName = 'adviser' | 'queue' | 'clinician' | 'at_risk' | 'breached' | 'escalated';
+
 /**
  * One figure of the dashboard and the list it opens. A figure whose data this user may not see (or
  * this server does not send) returns null from `count` and is left out. New figures are added here.
@@ -96,30 +98,35 @@ interface Figure {
   /** A sign beside a non-zero count, so urgency does not rest on colour alone. */
   sign?: string;
   count: (d: DashboardResponse) => number | null;
+  /** The server's list of cases behind this figure, read with the dashboard while it is open. */
+  caseList?: CaseListName;
   /** The list behind the figure. */
   list: (d: DashboardResponse, now: number) => ReactNode;
 }
 
+/** A figure counting cases; its list is read from the server when it is opened. */
 const caseFigure = (
   id: string,
   label: string,
-  pick: (c: DashboardCase) => boolean,
+  list: CaseListName,
+  total: keyof Omit<SiteSummary, 'siteId' | 'name'>,
   sign?: string,
 ): Figure => ({
   id,
   label,
   sign,
-  count: (d) => (d.cases ? d.cases.filter(pick).length : null),
-  list: (d, now) => <CaseList d={d} cases={(d.cases ?? []).filter(pick)} now={now} label={label} />,
+  caseList: list,
+  count: (d) => d.sites.reduce((a, s) => a + s[total], 0),
+  list: (d, now) => <CaseList d={d} cases={d.cases ?? []} now={now} label={label} />,
 });
 
 const FIGURES: Figure[] = [
-  caseFigure('calls-with-advisers', 'Calls with advisers', (c) => c.stage === 'adviser'),
-  caseFigure('waiting-in-the-queue', 'Waiting in the queue', (c) => c.stage === 'queue'),
-  caseFigure('with-clinicians', 'With clinicians', (c) => c.stage === 'clinician'),
-  caseFigure('at-risk', 'At risk', (c) => c.timing === 'at_risk', '!'),
-  caseFigure('breached', 'Breached', (c) => c.timing === 'breached', '✕'),
-  caseFigure('escalated', 'Escalated', (c) => c.escalated, '!'),
+  caseFigure('calls-with-advisers', 'Calls with advisers', 'adviser', 'callsWaiting'),
+  caseFigure('waiting-in-the-queue', 'Waiting in the queue', 'queue', 'queued'),
+  caseFigure('with-clinicians', 'With clinicians', 'clinician', 'withClinician'),
+  caseFigure('at-risk', 'At risk', 'at_risk', 'atRisk', '!'),
+  caseFigure('breached', 'Breached', 'breached', 'breached', '✕'),
+  caseFigure('escalated', 'Escalated', 'escalated', 'escalated', '!'),
   {
     id: 'ambulance-requests-outstanding',
     label: 'Ambulance requests not yet accepted',
@@ -178,11 +185,15 @@ function useCoalescedRefetch(refetch: () => Promise<unknown>): () => void {
 /** The shift manager's view: figures that follow the live case stream, each opening its list; trends; escalations. */
 export function Dashboard() {
   const session = useSession();
+  const [open, setOpen] = useState<string | null>(null);
+  const openList = FIGURES.find((f) => f.id === open)?.caseList;
   const dashboard = useQuery({
-    queryKey: ['dashboard'],
-    queryFn: () => api<DashboardResponse>('GET', '/api/v1/dashboard'),
+    queryKey: ['dashboard', openList ?? null],
+    queryFn: () => api<DashboardResponse>('GET', `/api/v1/dashboard${openList ? `?list=${openList}` : ''}`),
     // The stream moves it; the periodic read only catches what the stream cannot say (time passing).
     refetchInterval: 30_000,
+    // Opening a list keeps the figures on screen while its cases are read.
+    placeholderData: keepPreviousData,
   });
   const hourly = useQuery({
     queryKey: ['dashboard-hourly'],
@@ -203,7 +214,6 @@ export function Dashboard() {
     },
     () => refreshDashboard(),
   );
-  const [open, setOpen] = useState<string | null>(null);
   const d = dashboard.data;
   const figures = d
     ? FIGURES.flatMap((f) => {
