@@ -330,6 +330,8 @@ describe('the adviser’s calls at 1366×768', () => {
     await useSessionCookie(managerContext, server.url, manager.sessionToken);
     const managerPage = await managerContext.newPage();
     await managerPage.goto('/dashboard');
+    // The figure opens its list, which links to the whole screen.
+    await managerPage.getByTestId('figure-calls-open-too-long').click();
     await managerPage.getByRole('link', { name: 'Calls open too long' }).click();
     await managerPage.getByRole('heading', { level: 1, name: 'Calls open too long' }).waitFor();
     await managerPage.getByText(/without activity for 20 minutes or more/).waitFor();

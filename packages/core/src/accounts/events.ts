@@ -185,6 +185,29 @@ export const auditDowntimePack = defineEventType({
   }),
 });
 
+/**
+ * An auditor exported the audit trail (CSV or PDF): names and NHS numbers left the system in a file.
+ * The filters are recorded as ids (never the NHS number or name typed), with how many rows went out.
+ */
+export const auditExport = defineEventType({
+  type: 'audit.export',
+  v: 1,
+  schema: z.strictObject({
+    userId: id,
+    roles,
+    siteIds,
+    format: z.enum(['csv', 'pdf']),
+    rows: z.number().int().min(0),
+    filters: z.strictObject({
+      patientIds: z.array(id).max(10).optional(),
+      userIds: z.array(id).max(50).optional(),
+      from: z.string().max(40).optional(),
+      to: z.string().max(40).optional(),
+      breakGlass: z.boolean().optional(),
+    }),
+  }),
+});
+
 export const ACCOUNT_EVENT_TYPES = [
   tenantCreated,
   siteCreated,
@@ -202,4 +225,5 @@ export const ACCOUNT_EVENT_TYPES = [
   auditDenied,
   auditAccess,
   auditDowntimePack,
+  auditExport,
 ];

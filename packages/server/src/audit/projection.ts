@@ -122,6 +122,22 @@ export const auditProjection: Projection = {
           detail: JSON.stringify({ trigger: p.trigger, operator: p.operator, caseIds: p.caseIds }),
         };
         break;
+      case 'audit.export':
+        // A new event type, like the downtime pack's: the projection's version stays.
+        row = {
+          ...base,
+          user_id: String(p.userId),
+          roles: JSON.stringify(p.roles),
+          site_ids: JSON.stringify(p.siteIds),
+          action: `export.${String(p.format)}`,
+          resource_type: null,
+          resource_id: null,
+          outcome: 'success',
+          reason: null,
+          break_glass: 0,
+          detail: JSON.stringify({ rows: p.rows, filters: p.filters }),
+        };
+        break;
       default:
         return;
     }

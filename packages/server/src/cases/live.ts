@@ -7,7 +7,8 @@ const HEARTBEAT_MS = 15_000;
 const PAGE = 500;
 
 /**
- * Server-sent events of case changes for one provider. Each message's id is the event's position in
+ * Server-sent events of case changes (event `case`) and of messages to other systems (event
+ * `outbox`, type only) for one provider. Each message's id is the event's position in
  * this node's ledger, so a client that reconnects with Last-Event-ID gets exactly what it missed.
  * Messages carry the case id and the event type only; the client re-reads what it shows.
  */
@@ -61,7 +62,9 @@ export async function streamCaseEvents(
               .select(['pos', 'type', 'subject'])
               .where('tenant', '=', ctx.tenant)
               .where('pos', '>', since)
-              .where('type', 'like', 'case.%')
+              // Messages to other systems too (an ambulance request accepted moves the dashboard);
+              // they are sent as their own event name, which the queue's listeners do not read.
+              .where((eb) => eb.or([eb('type', 'like', 'case.%'), eb('type', 'like', 'message.%')]))
               .orderBy('pos')
               .limit(PAGE)
               .execute(),
@@ -69,7 +72,9 @@ export async function streamCaseEvents(
           if (closed) return;
           for (const r of rows) {
             raw.write(
-              `id: ${Number(r.pos)}\nevent: case\ndata: ${JSON.stringify({ caseId: r.subject?.slice(5) ?? null, type: r.type })}\n\n`,
+              r.type.startsWith('message.')
+                ? `id: ${Number(r.pos)}\nevent: outbox\ndata: ${JSON.stringify({ type: r.type })}\n\n`
+                : `id: ${Number(r.pos)}\nevent: case\ndata: ${JSON.stringify({ caseId: r.subject?.slice(5) ?? null, type: r.type })}\n\n`,
             );
             after = Number(r.pos);
           }

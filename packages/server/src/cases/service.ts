@@ -453,6 +453,20 @@ export class CaseService {
     }
   }
 
+  /** The patient each case is about (cases with no patient identified are left out), for the audit trail. */
+  async patientsOfCases(tenant: string, caseIds: readonly string[]): Promise<Map<string, string>> {
+    if (caseIds.length === 0) return new Map();
+    const rows = await this.store.withTenant(tenant, (trx) =>
+      casesDb(trx)
+        .selectFrom('cases')
+        .select(['case_id', 'patient_id'])
+        .where('tenant', '=', tenant)
+        .where('case_id', 'in', [...new Set(caseIds)])
+        .execute(),
+    );
+    return new Map(rows.flatMap((r) => (r.patient_id ? [[r.case_id, r.patient_id] as const] : [])));
+  }
+
   /** Ids of a patient's cases, newest call first (at most `limit`). */
   async caseIdsOfPatient(
     ctx: Pick<RequestContext, 'tenant'>,

@@ -6,11 +6,49 @@ import { casesDb } from '../cases/projection.ts';
 import type { RequestContext } from '../http/context.ts';
 import { authedRoute, type RouteSpec } from '../http/routes.ts';
 import type { Store } from '../store/store.ts';
+import { addDays, compareDays, countPerHour, hoursOfLondonDay, londonDate, type DayHour } from './hourly.ts';
 
 /** Statuses of a call still with the health adviser: answered, being triaged, disposition not acted on. */
 const WITH_ADVISER = ['call_received', 'answered', 'in_triage', 'disposition_reached'] as const;
+/** The lists behind the case figures. */
+const CASE_LISTS = ['adviser', 'queue', 'clinician', 'at_risk', 'breached', 'escalated'] as const;
 /** Statuses of a case in the CAS queue, waiting or held by a clinician. */
 const IN_QUEUE = ['queued', 'claimed', 'in_consultation'] as const;
+
+/**
+ * One open case behind the dashboard's figures (which figure it counts in follows from its status,
+ * timing and escalation): no patient or caller details, only what a shift manager acts on.
+ */
+export interface DashboardCase {
+  caseId: string;
+  siteId: string;
+  status: string;
+  /** 'adviser' while the call is with a health adviser; 'queue' or 'clinician' once in the CAS queue. */
+  stage: 'adviser' | 'queue' | 'clinician';
+  receivedAt: string;
+  deadline: string | null;
+  timing: 'on_time' | 'at_risk' | 'breached' | null;
+  escalated: boolean;
+  disposition: string | null;
+  claimed: boolean;
+}
+
+/** A case's 999 request not yet accepted by the ambulance service (or failed, or overdue). */
+export interface OutstandingAmbulanceRequest {
+  messageId: string;
+  caseId: string | null;
+  siteId: string | null;
+  state: string;
+  queuedAt: string;
+  /** Past the ambulance service's window or failed: the adviser must phone. */
+  overdue: boolean;
+}
+
+/** Staff signed in to this node now, by role (sessions are node-local: other nodes' staff are not counted). */
+export interface StaffOnDuty {
+  role: string;
+  count: number;
+}
 
 export interface SiteSummary {
   siteId: string;
@@ -44,6 +82,10 @@ export function dashboardRoutes(deps: {
   messagesNeedingAttention?: (ctx: RequestContext) => Promise<number | null>;
   /** Calls with advisers idle longer than the configured time (the list: GET /api/v1/calls/open-too-long). */
   callsOpenTooLong?: (tenant: string) => Promise<number>;
+  /** Ambulance requests not yet accepted (null: not for this user to see). */
+  ambulanceRequestsOutstanding?: (ctx: RequestContext) => Promise<OutstandingAmbulanceRequest[] | null>;
+  /** Users with a live, fully signed-in session on this node, by role. */
+  staffOnDuty?: (tenant: string) => Promise<{ people: number; byRole: StaffOnDuty[] }>;
 }): RouteSpec[] {
   return [
     authedRoute({
@@ -62,9 +104,31 @@ export function dashboardRoutes(deps: {
       summary:
         'Shift dashboard: per site, calls with advisers, cases queued and with clinicians, at risk, breached and escalated; the escalated cases; this server’s sync alarms',
       access: { permission: 'reports.read' },
-      query: z.strictObject({ siteId: z.string().uuid('must be a site id').optional() }),
+      query: z.strictObject({
+        siteId: z.string().uuid('must be a site id').optional(),
+        /**
+         * The figure whose cases to list (the one the manager opened). Only that list is sent: with
+         * thousands of open cases, sending every list on every live re-read made each read slow.
+         */
+        list: z.enum(CASE_LISTS, `must be one of ${CASE_LISTS.join(', ')}`).optional(),
+      }),
       async handler({ ctx, query }) {
         const now = deps.clock.nowMs();
+        const inList = (c: DashboardCase): boolean => {
+          switch (query.list) {
+            case undefined:
+              return false;
+            case 'adviser':
+            case 'queue':
+            case 'clinician':
+              return c.stage === query.list;
+            case 'at_risk':
+            case 'breached':
+              return c.timing === query.list;
+            case 'escalated':
+              return c.escalated;
+          }
+        };
         const [sites, rows] = await Promise.all([
           deps.accounts.sites(ctx.tenant),
           deps.store.withTenant(ctx.tenant, async (trx) => {
@@ -104,11 +168,24 @@ export function dashboardRoutes(deps: {
               escalated: 0,
             });
         const escalations = [];
+        const cases: DashboardCase[] = [];
         for (const row of rows) {
           const site = bySite.get(row.site_id);
           if (!site) continue;
           if ((WITH_ADVISER as readonly string[]).includes(row.status)) {
             site.callsWaiting++;
+            cases.push({
+              caseId: row.case_id,
+              siteId: row.site_id,
+              status: row.status,
+              stage: 'adviser',
+              receivedAt: new Date(Number(row.received_at)).toISOString(),
+              deadline: null,
+              timing: null,
+              escalated: false,
+              disposition: row.disposition_label,
+              claimed: false,
+            });
             continue;
           }
           if (row.status === 'queued') site.queued++;
@@ -122,6 +199,18 @@ export function dashboardRoutes(deps: {
           );
           if (timing.status === 'at_risk') site.atRisk++;
           if (timing.status === 'breached') site.breached++;
+          cases.push({
+            caseId: row.case_id,
+            siteId: row.site_id,
+            status: row.status,
+            stage: row.status === 'queued' ? 'queue' : 'clinician',
+            receivedAt: new Date(Number(row.received_at)).toISOString(),
+            deadline: new Date(timing.deadlineMs).toISOString(),
+            timing: timing.status,
+            escalated: Number(row.escalated) === 1,
+            disposition: row.disposition_label,
+            claimed: row.claimed_by !== null,
+          });
           if (Number(row.escalated) === 1) {
             site.escalated++;
             escalations.push({
@@ -137,17 +226,110 @@ export function dashboardRoutes(deps: {
           }
         }
         escalations.sort((a, b) => a.deadline.localeCompare(b.deadline));
-        const syncAlarms = (await deps.syncAlarms?.(ctx.tenant)) ?? [];
-        const messagesNeedingAttention = (await deps.messagesNeedingAttention?.(ctx)) ?? null;
-        const callsOpenTooLong = (await deps.callsOpenTooLong?.(ctx.tenant)) ?? 0;
+        // The lists behind the figures, most urgent first: oldest deadline, then oldest call.
+        cases.sort(
+          (a, b) =>
+            (a.deadline ?? '9').localeCompare(b.deadline ?? '9') || a.receivedAt.localeCompare(b.receivedAt),
+        );
+        const [syncAlarms, messagesNeedingAttention, ambulanceRequests, staff, callsOpenTooLong] =
+          await Promise.all([
+            deps.syncAlarms?.(ctx.tenant) ?? [],
+            deps.messagesNeedingAttention?.(ctx) ?? null,
+            deps.ambulanceRequestsOutstanding?.(ctx) ?? null,
+            deps.staffOnDuty?.(ctx.tenant) ?? null,
+            deps.callsOpenTooLong?.(ctx.tenant) ?? 0,
+          ]);
+        const inSiteFilter = (siteId: string | null) => !query.siteId || siteId === query.siteId;
         return {
           now: new Date(now).toISOString(),
           syncAlarms,
           messagesNeedingAttention,
           callsOpenTooLong,
+          ambulanceRequestsOutstanding: ambulanceRequests?.filter((r) => inSiteFilter(r.siteId)) ?? null,
+          staffOnDuty: staff?.byRole ?? null,
+          staffSignedIn: staff?.people ?? null,
           sites: [...bySite.values()],
+          cases: cases.filter(inList),
           escalations,
           canOpenCases: hasPermission(ctx.roles, 'cases.read'),
+        };
+      },
+    }),
+    authedRoute({
+      method: 'GET',
+      url: '/api/v1/dashboard/hourly',
+      summary:
+        'Calls and breaches per UK hour of a day (today by default) against the same weekday a week earlier',
+      access: { permission: 'reports.read' },
+      query: z.strictObject({
+        date: z
+          .string()
+          .refine((d) => {
+            const noon = Date.parse(`${d}T12:00:00Z`);
+            // A date that does not exist (30 February) is refused, not rolled into March.
+            return (
+              /^\d{4}-\d{2}-\d{2}$/.test(d) &&
+              !Number.isNaN(noon) &&
+              new Date(noon).toISOString().startsWith(d)
+            );
+          }, 'must be a date as YYYY-MM-DD')
+          .optional(),
+        siteId: z.string().uuid('must be a site id').optional(),
+      }),
+      async handler({ ctx, query }) {
+        const now = deps.clock.nowMs();
+        if (query.siteId && !(await deps.accounts.sites(ctx.tenant)).some((s) => s.siteId === query.siteId))
+          throw new ValidationError([{ path: 'query.siteId', message: 'is not a site of your provider' }]);
+        const date = query.date ?? londonDate(now);
+        const compareWith = addDays(date, -7);
+        const count = async (hours: DayHour[]) => {
+          const from = hours[0]!.startMs;
+          const to = hours[hours.length - 1]!.endMs;
+          const [received, deadlines] = await deps.store.withTenant(ctx.tenant, async (trx) => {
+            let calls = casesDb(trx)
+              .selectFrom('cases')
+              .select('received_at')
+              .where('received_at', '>=', from)
+              .where('received_at', '<', to);
+            // A breach: the case's deadline passed (by now) while it was still open.
+            let breaches = casesDb(trx)
+              .selectFrom('cases')
+              .select(['deadline_at', 'closed_at'])
+              .where('deadline_at', '>=', from)
+              .where('deadline_at', '<', Math.min(to, now + 1));
+            if (deps.tenantFilter) {
+              calls = calls.where('tenant', '=', ctx.tenant);
+              breaches = breaches.where('tenant', '=', ctx.tenant);
+            }
+            if (query.siteId) {
+              calls = calls.where('site_id', '=', query.siteId);
+              breaches = breaches.where('site_id', '=', query.siteId);
+            }
+            return Promise.all([calls.execute(), breaches.execute()]);
+          });
+          return {
+            hours,
+            calls: countPerHour(
+              hours,
+              received.map((r) => Number(r.received_at)),
+            ),
+            breaches: countPerHour(
+              hours,
+              deadlines
+                .filter((r) => r.closed_at === null || Number(r.closed_at) > Number(r.deadline_at))
+                .map((r) => Number(r.deadline_at)),
+            ),
+          };
+        };
+        const [today, lastWeek] = await Promise.all([
+          count(hoursOfLondonDay(date)),
+          count(hoursOfLondonDay(compareWith)),
+        ]);
+        return {
+          date,
+          compareWith,
+          now: new Date(now).toISOString(),
+          hours: compareDays(today, lastWeek, now),
         };
       },
     }),

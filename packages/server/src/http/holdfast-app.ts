@@ -6,6 +6,7 @@ import { accountRoutes } from '../accounts/routes.ts';
 import { AccountsService } from '../accounts/service.ts';
 import { Auditor } from '../audit/auditor.ts';
 import { auditRoutes } from '../audit/routes.ts';
+import { AuditTrailService } from '../audit/trail.ts';
 import { authRoutes } from '../auth/routes.ts';
 import { passkeyRoutes, type PasskeyConfig } from '../auth/passkeys.ts';
 import { DEFAULT_SESSION_POLICY, SessionStore, type SessionPolicy } from '../auth/sessions.ts';
@@ -297,7 +298,11 @@ export async function buildHoldfastApp(
     }),
     ...passkeyRoutes({ ...deps, throttle, issuer: 'Holdfast' }, passkeyConfig),
     ...accountRoutes(deps),
-    ...auditRoutes(node.store, filter),
+    ...auditRoutes(node.store, filter, {
+      trail: new AuditTrailService(node.store, accounts, patients, cases, filter),
+      ledger: node.ledger,
+      clock: node.clock,
+    }),
     ...patientRoutes(patients),
     ...caseRoutes(cases, caseViews, drafts),
     ...adviserRoutes(cases, openCalls),
@@ -313,6 +318,40 @@ export async function buildHoldfastApp(
       messagesNeedingAttention: async (ctx) =>
         hasPermission(ctx.roles, 'messages.read') ? messaging.needingAttentionCount(ctx) : null,
       callsOpenTooLong: (tenant) => openCalls.tooLongCount(tenant),
+      // Not yet accepted by the ambulance service: queued, sent, delivered, or failed (phone it in).
+      ambulanceRequestsOutstanding: async (ctx) =>
+        hasPermission(ctx.roles, 'messages.read')
+          ? (
+              await messaging.list(ctx, {
+                kind: 'ambulance_request',
+                state: ['queued', 'sent', 'delivered', 'failed'],
+              })
+            ).map((m) => ({
+              messageId: m.messageId,
+              caseId: m.caseId,
+              siteId: m.siteId,
+              state: m.state,
+              queuedAt: new Date(m.queuedAtMs).toISOString(),
+              overdue: m.overdue,
+            }))
+          : null,
+      staffOnDuty: async (tenant) => {
+        const live = (await sessions.listLive(tenant)).filter((s) => s.stage === 'full');
+        const withSession = new Set(live.map((s) => s.user_id));
+        const signedIn = new Set<string>();
+        const byRole = new Map<string, number>();
+        for (const user of await accounts.list(tenant))
+          if (withSession.has(user.userId) && !user.disabled) {
+            signedIn.add(user.userId);
+            for (const role of user.roles) byRole.set(role, (byRole.get(role) ?? 0) + 1);
+          }
+        return {
+          people: signedIn.size,
+          byRole: [...byRole]
+            .map(([role, count]) => ({ role, count }))
+            .sort((a, b) => a.role.localeCompare(b.role)),
+        };
+      },
     }),
     ...fhirRoutes(new FhirService(patients, cases, triage, auditor)),
     // The browser app on the same port: GETs that no API route answers (see web-static.ts).

@@ -201,6 +201,32 @@ export class PatientService {
     });
   }
 
+  /**
+   * Name and NHS number of each patient, for the audit trail: an auditor must see whose record was
+   * opened. Only these two fields leave, never the record; the trail's exports are audited by the
+   * audit routes.
+   */
+  async identitiesForAudit(
+    tenant: string,
+    patientIds: readonly string[],
+  ): Promise<Map<string, { name: string; nhsNumber: string | null }>> {
+    if (patientIds.length === 0) return new Map();
+    const rows = await this.store.withTenant(tenant, async (trx) => {
+      let q = patientsDb(trx)
+        .selectFrom('patients')
+        .select(['patient_id', 'nhs_number', 'record'])
+        .where('patient_id', 'in', [...new Set(patientIds)]);
+      if (this.options.tenantFilter) q = q.where('tenant', '=', tenant);
+      return q.execute();
+    });
+    return new Map(
+      rows.map((r) => {
+        const rec = currentRecord(JSON.parse(r.record) as PatientRecord, this.nowMs());
+        return [r.patient_id, { name: `${rec.givenName} ${rec.familyName}`, nhsNumber: r.nhs_number }];
+      }),
+    );
+  }
+
   private async requireSite(ctx: RequestContext, homeSiteId: string): Promise<void> {
     const sites = await this.accounts.sites(ctx.tenant);
     if (!sites.some((s) => s.siteId === homeSiteId))

@@ -704,6 +704,10 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
   'GET /api/v1/nodes': { build: () => ({}) },
   'GET /api/v1/sync/status': { build: () => ({}) },
   'GET /api/v1/audit': { build: (w) => ({ query: { limit: '5', patientId: w.patientId } }) },
+  'POST /api/v1/audit/search': {
+    build: (w) => ({ body: { limit: 5, nhsNumber: w.patientNhsNumber, userName: 'health_adviser' } }),
+  },
+  'POST /api/v1/audit/export': { build: (w) => ({ body: { nhsNumber: w.patientNhsNumber, format: 'csv' } }) },
   'POST /api/v1/patients': { build: (w) => ({ body: patientBody(w) }) },
   'GET /api/v1/patients/:patientId': { build: (w) => ({ params: { patientId: w.patientId } }) },
   'POST /api/v1/patients/:patientId/restricted': {
@@ -900,6 +904,7 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
   'GET /api/v1/sites': { build: () => ({}) },
   'GET /*': { build: () => ({}) },
   'GET /api/v1/dashboard': { build: (w) => ({ query: { siteId: w.site } }) },
+  'GET /api/v1/dashboard/hourly': { build: (w) => ({ query: { siteId: w.site, date: '2026-11-29' } }) },
   'GET /api/v1/downtime-pack.pdf': { build: () => ({}) },
   'GET /api/v1/reconciliation': { build: (w) => ({ query: { status: 'open', siteId: w.site } }) },
   'GET /api/v1/reconciliation/:itemId': {

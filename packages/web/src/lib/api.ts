@@ -217,3 +217,45 @@ export async function routeExists(method: string, url: string): Promise<boolean>
   const openApiPath = url.replace(/:([A-Za-z]+)/g, '{$1}');
   return Boolean(doc.paths?.[openApiPath]?.[method.toLowerCase()]);
 }
+
+/**
+ * A POST whose answer is a file (an export): returned as a Blob with the server's file name. Errors
+ * come back as problem+json and are thrown as ApiError like any other request's.
+ */
+export async function apiDownload(path: string, body: unknown): Promise<{ blob: Blob; fileName: string }> {
+  const headers: Record<string, string> = {
+    accept: 'text/csv, application/pdf, application/problem+json',
+    'content-type': 'application/json',
+  };
+  if (csrfToken) headers[CSRF_HEADER] = csrfToken;
+  let response: Response;
+  try {
+    response = await fetch(path, {
+      method: 'POST',
+      headers,
+      credentials: 'same-origin',
+      body: JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, 'unreachable', 'The server could not be reached', undefined, [], {});
+  }
+  if (!response.ok) {
+    let problem: Record<string, unknown> = {};
+    try {
+      problem = (await response.json()) as Record<string, unknown>;
+    } catch {
+      // not problem+json: the status says enough
+    }
+    throw new ApiError(
+      response.status,
+      typeof problem.code === 'string' ? problem.code : `http_${response.status}`,
+      typeof problem.title === 'string' ? problem.title : `The request failed (${response.status})`,
+      typeof problem.detail === 'string' ? problem.detail : undefined,
+      Array.isArray(problem.errors) ? (problem.errors as FieldIssue[]) : [],
+      problem,
+    );
+  }
+  const disposition = response.headers.get('content-disposition') ?? '';
+  const fileName = /filename="([^"]+)"/.exec(disposition)?.[1] ?? 'download';
+  return { blob: await response.blob(), fileName };
+}

@@ -10,10 +10,12 @@ export type LiveState = 'connecting' | 'live' | 'reconnecting';
 export function useCaseEvents(
   onEvent: (event: { caseId: string | null; type: string }) => void,
   onReconnect: () => void,
+  /** Messages to other systems changed (queued, accepted, failed…): the stream's `outbox` events. */
+  onOutboxEvent?: (event: { type: string }) => void,
 ): LiveState {
   const [state, setState] = useState<LiveState>('connecting');
-  const handlers = useRef({ onEvent, onReconnect });
-  handlers.current = { onEvent, onReconnect };
+  const handlers = useRef({ onEvent, onReconnect, onOutboxEvent });
+  handlers.current = { onEvent, onReconnect, onOutboxEvent };
   useEffect(() => {
     const source = new EventSource('/api/v1/queue/stream?follow=true', { withCredentials: true });
     let dropped = false;
@@ -33,6 +35,15 @@ export function useCaseEvents(
         );
       } catch {
         // A message this screen cannot read: the periodic full read catches up.
+      }
+    });
+    source.addEventListener('outbox', (message) => {
+      try {
+        handlers.current.onOutboxEvent?.(
+          JSON.parse((message as MessageEvent<string>).data) as { type: string },
+        );
+      } catch {
+        // As above: the next full read catches up.
       }
     });
     return () => source.close();

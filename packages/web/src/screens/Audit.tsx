@@ -1,34 +1,58 @@
+import { ROLE_LABELS, type Role } from '@holdfast/core';
 import { Button, Checkbox, Group, Paper, Stack, Table, Text, TextInput } from '@mantine/core';
 import { useInfiniteQuery } from '@tanstack/react-query';
 import { useState, type FormEvent } from 'react';
 import { FormAlert } from '../components/FormAlert.tsx';
 import { PageTitle } from '../components/PageTitle.tsx';
-import { api, ApiError } from '../lib/api.ts';
+import { api, apiDownload, ApiError } from '../lib/api.ts';
 import { sentence } from '../lib/forms.ts';
 import { londonDateTime } from '../lib/time.ts';
 
-interface AuditEvent {
+/** One row of the trail as the server names it (repeated reads of one record grouped, with a count). */
+interface TrailRow {
   at: string;
-  type: string;
-  userId: string | null;
+  firstAt: string;
+  count: number;
+  event: string;
+  user: { userId: string; name: string | null } | null;
   roles: string[];
-  action: string | null;
-  resourceType: string | null;
-  resourceId: string | null;
+  record: {
+    kind: string;
+    id: string;
+    reference: string | null;
+    patientName: string | null;
+    nhsNumber: string | null;
+  } | null;
   outcome: string | null;
   reason: string | null;
   breakGlass: boolean;
 }
 
 interface Filters {
-  patientId: string;
-  userId: string;
+  nhsNumber: string;
+  userName: string;
   from: string;
   to: string;
   breakGlass: boolean;
 }
 
-const EMPTY: Filters = { patientId: '', userId: '', from: '', to: '', breakGlass: false };
+const EMPTY: Filters = { nhsNumber: '', userName: '', from: '', to: '', breakGlass: false };
+
+/**
+ * The filters as a request body (never a URL: an NHS number in a query string would stay in the
+ * browser's history and in logs along the way).
+ */
+function filterBody(f: Filters): Record<string, unknown> {
+  return {
+    ...(f.nhsNumber.trim() ? { nhsNumber: f.nhsNumber.trim() } : {}),
+    ...(f.userName.trim() ? { userName: f.userName.trim() } : {}),
+    ...(f.from ? { from: londonInputToIso(f.from) } : {}),
+    ...(f.to ? { to: londonInputToIso(f.to) } : {}),
+    ...(f.breakGlass ? { breakGlass: true } : {}),
+  };
+}
+
+const spacedNhs = (n: string) => (n.length === 10 ? `${n.slice(0, 3)} ${n.slice(3, 6)} ${n.slice(6)}` : n);
 
 /** A UK wall-clock "2026-11-29T08:00" from a datetime-local field as an instant (ISO, with offset). */
 function londonInputToIso(value: string): string {
@@ -43,23 +67,21 @@ function londonInputToIso(value: string): string {
   return new Date(asUtc - hours * 3600_000).toISOString();
 }
 
-/** The auditor's trail: who did what to which record, filtered by patient, user, time or break-glass. */
+/** The auditor's trail: who did what to whose record, by name and NHS number; grouped reads; exports. */
 export function Audit() {
   const [draft, setDraft] = useState<Filters>(EMPTY);
   const [filters, setFilters] = useState<Filters>(EMPTY);
+  const [exporting, setExporting] = useState<'csv' | 'pdf' | null>(null);
+  const [exportError, setExportError] = useState<string | null>(null);
   const trail = useInfiniteQuery({
     queryKey: ['audit', filters],
     initialPageParam: null as string | null,
-    queryFn: async ({ pageParam }) => {
-      const q = new URLSearchParams({ limit: '100' });
-      if (filters.patientId) q.set('patientId', filters.patientId.trim());
-      if (filters.userId) q.set('userId', filters.userId.trim());
-      if (filters.from) q.set('from', londonInputToIso(filters.from));
-      if (filters.to) q.set('to', londonInputToIso(filters.to));
-      if (filters.breakGlass) q.set('breakGlass', 'true');
-      if (pageParam) q.set('before', pageParam);
-      return api<{ events: AuditEvent[]; next: string | null }>('GET', `/api/v1/audit?${q}`);
-    },
+    queryFn: async ({ pageParam }) =>
+      api<{ rows: TrailRow[]; events: number; next: string | null }>('POST', '/api/v1/audit/search', {
+        ...filterBody(filters),
+        limit: 100,
+        ...(pageParam ? { before: pageParam } : {}),
+      }),
     getNextPageParam: (last) => last.next,
     retry: false,
   });
@@ -67,7 +89,31 @@ export function Audit() {
     event.preventDefault();
     setFilters(draft);
   };
-  // A refused filter is answered next to its field (the query names it, e.g. query.userId).
+  const download = async (format: 'csv' | 'pdf') => {
+    setExporting(format);
+    setExportError(null);
+    try {
+      const { blob, fileName } = await apiDownload('/api/v1/audit/export', {
+        ...filterBody(filters),
+        format,
+      });
+      const url = URL.createObjectURL(blob);
+      const link = document.createElement('a');
+      link.href = url;
+      link.download = fileName;
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    } catch (error) {
+      setExportError(
+        `The export could not be made: ${error instanceof ApiError ? error.plain() : String(error)}`,
+      );
+    } finally {
+      setExporting(null);
+    }
+  };
+  // A refused filter is answered next to its field (the body names it, e.g. body.nhsNumber).
   const refused = trail.error instanceof ApiError ? trail.error : null;
   const fieldErrors = refused?.fieldErrors() ?? {};
   const field = (k: string) => (fieldErrors[k] ? sentence(fieldErrors[k]) : undefined);
@@ -76,7 +122,8 @@ export function Audit() {
       ? 'A filter needs correcting: see the message next to it.'
       : (refused?.plain() ?? trail.error.message)
     : null;
-  const events = trail.data?.pages.flatMap((p) => p.events) ?? [];
+  const rows = trail.data?.pages.flatMap((p) => p.rows) ?? [];
+  const events = trail.data?.pages.reduce((a, p) => a + p.events, 0) ?? 0;
   return (
     <Stack maw={1300}>
       <PageTitle>Audit trail</PageTitle>
@@ -84,17 +131,18 @@ export function Audit() {
         <FormAlert message={formError} />
         <Group align="flex-end" wrap="wrap">
           <TextInput
-            label="Patient id"
-            value={draft.patientId}
-            onChange={(e) => setDraft({ ...draft, patientId: e.currentTarget.value })}
-            error={field('patientId')}
+            label="Patient's NHS number"
+            value={draft.nhsNumber}
+            onChange={(e) => setDraft({ ...draft, nhsNumber: e.currentTarget.value })}
+            error={field('nhsNumber')}
             autoComplete="off"
+            inputMode="numeric"
           />
           <TextInput
-            label="User id"
-            value={draft.userId}
-            onChange={(e) => setDraft({ ...draft, userId: e.currentTarget.value })}
-            error={field('userId')}
+            label="User's name or login"
+            value={draft.userName}
+            onChange={(e) => setDraft({ ...draft, userName: e.currentTarget.value })}
+            error={field('userName')}
             autoComplete="off"
           />
           <TextInput
@@ -129,35 +177,73 @@ export function Audit() {
           </Button>
         </Group>
       </Paper>
-      <Text role="status">
-        {trail.isPending ? 'Reading the audit trail…' : `${events.length} events shown, newest first.`}
-      </Text>
+      <Group justify="space-between">
+        <Text role="status">
+          {trail.isPending
+            ? 'Reading the audit trail…'
+            : trail.isError
+              ? 'No events shown: correct the filters.'
+              : `${rows.length} rows (${events} events; repeated reads within a minute grouped), newest first.`}
+        </Text>
+        <Group gap="xs">
+          <Button
+            variant="default"
+            onClick={() => void download('csv')}
+            loading={exporting === 'csv'}
+            disabled={trail.isError}
+          >
+            Export as CSV
+          </Button>
+          <Button
+            variant="default"
+            onClick={() => void download('pdf')}
+            loading={exporting === 'pdf'}
+            disabled={trail.isError}
+          >
+            Export as PDF
+          </Button>
+        </Group>
+      </Group>
+      <FormAlert message={exportError} />
+      <Text size="sm">Exports hold names and NHS numbers: each export is itself recorded in this trail.</Text>
       <Table striped withTableBorder data-testid="audit-table">
         <Table.Thead>
           <Table.Tr>
             <Table.Th scope="col">When (UK time)</Table.Th>
-            <Table.Th scope="col">Event</Table.Th>
+            <Table.Th scope="col">What happened</Table.Th>
+            <Table.Th scope="col">Times</Table.Th>
             <Table.Th scope="col">User</Table.Th>
-            <Table.Th scope="col">Action</Table.Th>
             <Table.Th scope="col">Record</Table.Th>
-            <Table.Th scope="col">Outcome</Table.Th>
+            <Table.Th scope="col">Patient</Table.Th>
+            <Table.Th scope="col">NHS number</Table.Th>
             <Table.Th scope="col">Break-glass</Table.Th>
           </Table.Tr>
         </Table.Thead>
         <Table.Tbody>
-          {events.map((e, i) => (
-            <Table.Tr key={`${e.at}-${i}`}>
-              <Table.Td>{londonDateTime(e.at)}</Table.Td>
-              <Table.Td>{e.type}</Table.Td>
+          {rows.map((r, i) => (
+            <Table.Tr key={`${r.at}-${i}`} data-testid="audit-row">
               <Table.Td>
-                {e.userId ? e.userId.slice(0, 8) : '—'} {e.roles.length ? `(${e.roles.join(', ')})` : ''}
+                {londonDateTime(r.at)}
+                {r.count > 1 ? ` (first ${londonDateTime(r.firstAt)})` : ''}
               </Table.Td>
-              <Table.Td>{e.action ?? '—'}</Table.Td>
+              <Table.Td>{r.event}</Table.Td>
+              <Table.Td data-testid="audit-count">{r.count}</Table.Td>
               <Table.Td>
-                {e.resourceType ? `${e.resourceType} ${e.resourceId?.slice(0, 8) ?? ''}` : '—'}
+                {r.user ? (r.user.name ?? 'Unknown user') : '—'}{' '}
+                {r.roles.length
+                  ? `(${r.roles.map((role) => ROLE_LABELS[role as Role] ?? role).join(', ')})`
+                  : ''}
               </Table.Td>
-              <Table.Td>{e.outcome ?? '—'}</Table.Td>
-              <Table.Td>{e.breakGlass ? `Yes: ${e.reason ?? ''}` : 'No'}</Table.Td>
+              <Table.Td>
+                {r.record
+                  ? r.record.kind === 'case'
+                    ? `Case ${r.record.reference}`
+                    : 'Patient record'
+                  : '—'}
+              </Table.Td>
+              <Table.Td>{r.record?.patientName ?? '—'}</Table.Td>
+              <Table.Td>{r.record?.nhsNumber ? spacedNhs(r.record.nhsNumber) : '—'}</Table.Td>
+              <Table.Td>{r.breakGlass ? `Yes: ${r.reason ?? ''}` : 'No'}</Table.Td>
             </Table.Tr>
           ))}
         </Table.Tbody>

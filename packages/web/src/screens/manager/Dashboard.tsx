@@ -1,4 +1,5 @@
-import { caseReference } from '@holdfast/core';
+import { caseReference, ROLE_LABELS, type Role } from '@holdfast/core';
+import { LineChart } from '@mantine/charts';
 import {
   Alert,
   Badge,
@@ -12,9 +13,10 @@ import {
   Text,
   Textarea,
   Title,
+  UnstyledButton,
 } from '@mantine/core';
-import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { useState, type FormEvent } from 'react';
+import { keepPreviousData, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useCallback, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import { FormAlert } from '../../components/FormAlert.tsx';
 import { PageTitle } from '../../components/PageTitle.tsx';
 import { TimingBadge, type Timing } from '../../components/Timing.tsx';
@@ -36,9 +38,32 @@ interface SiteSummary {
   breached: number;
   escalated: number;
 }
+/** An open case behind the figures: no patient or caller details. */
+interface DashboardCase {
+  caseId: string;
+  siteId: string;
+  status: string;
+  stage: 'adviser' | 'queue' | 'clinician';
+  receivedAt: string;
+  deadline: string | null;
+  timing: Timing | null;
+  escalated: boolean;
+  disposition: string | null;
+  claimed: boolean;
+}
+interface AmbulanceRequest {
+  messageId: string;
+  caseId: string | null;
+  siteId: string | null;
+  state: string;
+  queuedAt: string;
+  overdue: boolean;
+}
 interface DashboardResponse {
   now: string;
   sites: SiteSummary[];
+  /** Open cases behind the figures (older servers do not send it). */
+  cases?: DashboardCase[];
   escalations: {
     caseId: string;
     siteId: string;
@@ -56,35 +81,168 @@ interface DashboardResponse {
   messagesNeedingAttention?: number | null;
   /** Calls with advisers idle longer than the configured time (the list: /calls/open-too-long). */
   callsOpenTooLong?: number;
+  /** 999 requests not yet accepted; null or absent when not this user's to see. */
+  ambulanceRequestsOutstanding?: AmbulanceRequest[] | null;
+  /** Users signed in to this server now, by role (absent on older servers). */
+  staffOnDuty?: { role: Role; count: number }[] | null;
+  staffSignedIn?: number | null;
 }
 
-/** The shift manager's view: per-site counts (live), escalations, and reconciliation items where they exist. */
+type CaseListName = 'adviser' | 'queue' | 'clinician' | 'at_risk' | 'breached' | 'escalated';
+
+/**
+ * One figure of the dashboard and the list it opens. A figure whose data this user may not see (or
+ * this server does not send) returns null from `count` and is left out. New figures are added here.
+ */
+interface Figure {
+  id: string;
+  label: string;
+  /** A sign beside a non-zero count, so urgency does not rest on colour alone. */
+  sign?: string;
+  count: (d: DashboardResponse) => number | null;
+  /** The server's list of cases behind this figure, read with the dashboard while it is open. */
+  caseList?: CaseListName;
+  /** The list behind the figure. */
+  list: (d: DashboardResponse, now: number) => ReactNode;
+}
+
+/** A figure counting cases; its list is read from the server when it is opened. */
+const caseFigure = (
+  id: string,
+  label: string,
+  list: CaseListName,
+  total: keyof Omit<SiteSummary, 'siteId' | 'name'>,
+  sign?: string,
+): Figure => ({
+  id,
+  label,
+  sign,
+  caseList: list,
+  count: (d) => d.sites.reduce((a, s) => a + s[total], 0),
+  list: (d, now) => <CaseList d={d} cases={d.cases ?? []} now={now} label={label} />,
+});
+
+const FIGURES: Figure[] = [
+  caseFigure('calls-with-advisers', 'Calls with advisers', 'adviser', 'callsWaiting'),
+  caseFigure('waiting-in-the-queue', 'Waiting in the queue', 'queue', 'queued'),
+  caseFigure('with-clinicians', 'With clinicians', 'clinician', 'withClinician'),
+  caseFigure('at-risk', 'At risk', 'at_risk', 'atRisk', '!'),
+  caseFigure('breached', 'Breached', 'breached', 'breached', '✕'),
+  caseFigure('escalated', 'Escalated', 'escalated', 'escalated', '!'),
+  {
+    id: 'ambulance-requests-outstanding',
+    label: 'Ambulance requests not yet accepted',
+    sign: '!',
+    count: (d) => d.ambulanceRequestsOutstanding?.length ?? null,
+    list: (d, now) => <AmbulanceList d={d} now={now} />,
+  },
+  {
+    id: 'messages-needing-attention',
+    label: 'Messages needing attention',
+    sign: '!',
+    count: (d) => (typeof d.messagesNeedingAttention === 'number' ? d.messagesNeedingAttention : null),
+    list: (d) => (
+      <Text>
+        {d.messagesNeedingAttention} message{d.messagesNeedingAttention === 1 ? '' : 's'} to other systems
+        failed or overdue. <Link to="/messages">Open the messages list</Link> to retry or cancel them.
+      </Text>
+    ),
+  },
+  {
+    id: 'calls-open-too-long',
+    label: 'Calls open too long',
+    sign: '!',
+    count: (d) => (typeof d.callsOpenTooLong === 'number' ? d.callsOpenTooLong : null),
+    list: (d) => (
+      <Text>
+        {d.callsOpenTooLong} call{d.callsOpenTooLong === 1 ? '' : 's'} with advisers without activity for a
+        while. <Link to="/calls/open-too-long">Calls open too long</Link> lists them, with who has each.
+      </Text>
+    ),
+  },
+  {
+    id: 'staff-on-duty',
+    label: 'Staff signed in',
+    // People, not roles: a person with two roles is one person signed in.
+    count: (d) => d.staffSignedIn ?? null,
+    list: (d) => <StaffList staff={d.staffOnDuty ?? []} />,
+  },
+];
+
+/**
+ * Re-reads a query when the stream says something changed, within the time of one read: a change
+ * arriving during a read asks for one more read after it, so the last change is never missed and a
+ * burst of changes costs at most two reads.
+ */
+function useCoalescedRefetch(refetch: () => Promise<unknown>): () => void {
+  const state = useRef({ reading: false, again: false });
+  return useCallback(() => {
+    const s = state.current;
+    if (s.reading) {
+      s.again = true;
+      return;
+    }
+    s.reading = true;
+    const read = (): void => {
+      s.again = false;
+      void refetch()
+        .catch(() => undefined)
+        .finally(() => {
+          if (s.again) read();
+          else s.reading = false;
+        });
+    };
+    read();
+  }, [refetch]);
+}
+
+/** The shift manager's view: figures that follow the live case stream, each opening its list; trends; escalations. */
 export function Dashboard() {
   const session = useSession();
+  const [open, setOpen] = useState<string | null>(null);
+  const openList = FIGURES.find((f) => f.id === open)?.caseList;
   const dashboard = useQuery({
-    queryKey: ['dashboard'],
-    queryFn: () => api<DashboardResponse>('GET', '/api/v1/dashboard'),
+    queryKey: ['dashboard', openList ?? null],
+    queryFn: () => api<DashboardResponse>('GET', `/api/v1/dashboard${openList ? `?list=${openList}` : ''}`),
+    // The stream moves it; the periodic read only catches what the stream cannot say (time passing).
     refetchInterval: 30_000,
+    // Opening a list keeps the figures on screen while its cases are read.
+    placeholderData: keepPreviousData,
+  });
+  const hourly = useQuery({
+    queryKey: ['dashboard-hourly'],
+    queryFn: () => api<HourlyResponse>('GET', '/api/v1/dashboard/hourly'),
+    refetchInterval: 60_000,
   });
   const now = useNow(1000);
-  // Case events move the counts: re-read (at most every two seconds) without reloading.
-  const [lastRead, setLastRead] = useState(0);
-  useCaseEvents(
+  const refreshDashboard = useCoalescedRefetch(dashboard.refetch);
+  const refreshHourly = useCoalescedRefetch(hourly.refetch);
+  const live = useCaseEvents(
     () => {
-      if (Date.now() - lastRead > 2000) {
-        setLastRead(Date.now());
-        void dashboard.refetch();
-      }
+      refreshDashboard();
+      refreshHourly();
     },
-    () => void dashboard.refetch(),
+    () => {
+      refreshDashboard();
+      refreshHourly();
+    },
+    () => refreshDashboard(),
   );
   const d = dashboard.data;
-  const total = (k: keyof Omit<SiteSummary, 'siteId' | 'name'>) =>
-    d?.sites.reduce((a, s) => a + s[k], 0) ?? 0;
+  const figures = d
+    ? FIGURES.flatMap((f) => {
+        const count = f.count(d);
+        return count === null ? [] : [{ f, count }];
+      })
+    : [];
+  const opened = figures.find((x) => x.f.id === open) ?? null;
 
   return (
     <Stack maw={1200}>
       <PageTitle>Shift dashboard</PageTitle>
+      <Text size="sm" data-testid="dashboard-live">
+        {live === 'live' ? 'Live: figures follow every case change.' : 'Reconnecting to live updates…'}
+      </Text>
       {dashboard.isError && (
         <Alert color="red">The dashboard could not be read: {dashboard.error.message}</Alert>
       )}
@@ -107,35 +265,40 @@ export function Dashboard() {
       ))}
       {d && (
         <>
-          <SimpleGrid cols={{ base: 2, sm: 3, md: 6 }}>
-            <Stat label="Calls with advisers" value={total('callsWaiting')} />
-            <Stat label="Waiting in the queue" value={total('queued')} />
-            <Stat label="With clinicians" value={total('withClinician')} />
-            <Stat label="At risk" value={total('atRisk')} sign="!" />
-            <Stat label="Breached" value={total('breached')} sign="✕" />
-            <Stat label="Escalated" value={total('escalated')} sign="!" />
+          <SimpleGrid
+            cols={{ base: 2, sm: 3, md: 5 }}
+            role="list"
+            aria-label="Figures: choose one to see its list"
+          >
+            {figures.map(({ f, count }) => (
+              <div role="listitem" key={f.id}>
+                <Stat
+                  id={f.id}
+                  label={f.label}
+                  value={count}
+                  sign={f.sign}
+                  open={open === f.id}
+                  onToggle={() => setOpen(open === f.id ? null : f.id)}
+                />
+              </div>
+            ))}
           </SimpleGrid>
-          {typeof d.messagesNeedingAttention === 'number' && (
-            <Paper withBorder p="sm" maw={320}>
-              <Text size="sm">
-                <Link to="/messages">Messages needing attention</Link>
-              </Text>
-              <Text fz={28} fw={800} data-testid="stat-messages-needing-attention">
-                {d.messagesNeedingAttention > 0 ? <span aria-hidden="true">! </span> : null}
-                {d.messagesNeedingAttention}
-              </Text>
-            </Paper>
-          )}
-          {typeof d.callsOpenTooLong === 'number' && (
-            <Paper withBorder p="sm" maw={320}>
-              <Text size="sm">
-                <Link to="/calls/open-too-long">Calls open too long</Link>
-              </Text>
-              <Text fz={28} fw={800} data-testid="stat-calls-open-too-long">
-                {d.callsOpenTooLong > 0 ? <span aria-hidden="true">! </span> : null}
-                {d.callsOpenTooLong}
-              </Text>
-            </Paper>
+          {opened && (
+            <section
+              aria-labelledby="figure-list-heading"
+              id="figure-list"
+              data-testid={`list-${opened.f.id}`}
+            >
+              <Group justify="space-between">
+                <Title order={2} size="h3" id="figure-list-heading">
+                  {opened.f.label}: {opened.count}
+                </Title>
+                <Button variant="subtle" size="compact-sm" onClick={() => setOpen(null)}>
+                  Close the list
+                </Button>
+              </Group>
+              {opened.f.list(d, now)}
+            </section>
           )}
           <Table striped withTableBorder data-testid="dashboard-sites">
             <Table.Caption>By site, as of {londonDateTime(d.now)} (UK time)</Table.Caption>
@@ -164,6 +327,7 @@ export function Dashboard() {
               ))}
             </Table.Tbody>
           </Table>
+          {hourly.data && <Trends data={hourly.data} />}
           <section aria-labelledby="escalations-heading">
             <Title order={2} size="h3" id="escalations-heading" mb="xs">
               Escalations
@@ -230,15 +394,291 @@ export function Dashboard() {
   );
 }
 
-function Stat({ label, value, sign }: { label: string; value: number; sign?: string }) {
+function Stat({
+  id,
+  label,
+  value,
+  sign,
+  open,
+  onToggle,
+}: {
+  id: string;
+  label: string;
+  value: number;
+  sign?: string;
+  open: boolean;
+  onToggle: () => void;
+}) {
   return (
-    <Paper withBorder p="sm">
-      <Text size="sm">{label}</Text>
-      <Text fz={28} fw={800} data-testid={`stat-${label.toLowerCase().replace(/\s+/g, '-')}`}>
-        {value > 0 && sign ? <span aria-hidden="true">{sign} </span> : null}
-        {value}
+    <UnstyledButton
+      onClick={onToggle}
+      aria-expanded={open}
+      aria-controls={open ? 'figure-list' : undefined}
+      data-testid={`figure-${id}`}
+      w="100%"
+    >
+      <Paper withBorder p="sm" bg={open ? 'gray.1' : undefined}>
+        <Text size="sm">{label}</Text>
+        <Text fz={28} fw={800} data-testid={`stat-${id}`}>
+          {value > 0 && sign ? <span aria-hidden="true">{sign} </span> : null}
+          {value}
+        </Text>
+      </Paper>
+    </UnstyledButton>
+  );
+}
+
+function CaseList({
+  d,
+  cases,
+  now,
+  label,
+}: {
+  d: DashboardResponse;
+  cases: DashboardCase[];
+  now: number;
+  label: string;
+}) {
+  if (cases.length === 0) return <Text>None now.</Text>;
+  return (
+    <Table withTableBorder striped>
+      <Table.Caption>{label}: the cases, most urgent first (no patient details)</Table.Caption>
+      <Table.Thead>
+        <Table.Tr>
+          <Table.Th scope="col">Case</Table.Th>
+          <Table.Th scope="col">Site</Table.Th>
+          <Table.Th scope="col">State</Table.Th>
+          <Table.Th scope="col">Received</Table.Th>
+          <Table.Th scope="col">Deadline</Table.Th>
+          <Table.Th scope="col">Disposition</Table.Th>
+          <Table.Th scope="col">
+            <span className="visually-hidden">Action</span>
+          </Table.Th>
+        </Table.Tr>
+      </Table.Thead>
+      <Table.Tbody>
+        {cases.map((c) => {
+          const remaining = c.deadline ? Math.round((Date.parse(c.deadline) - now) / 1000) : null;
+          return (
+            <Table.Tr key={c.caseId}>
+              <Table.Th scope="row">{caseReference(c.caseId)}</Table.Th>
+              <Table.Td>{d.sites.find((s) => s.siteId === c.siteId)?.name ?? '—'}</Table.Td>
+              <Table.Td>
+                {STATUS_LABELS[c.status] ?? c.status}
+                {c.escalated ? ' · escalated' : ''}
+              </Table.Td>
+              <Table.Td>{londonWhen(c.receivedAt, now)}</Table.Td>
+              <Table.Td>
+                {c.deadline && c.timing && remaining !== null ? (
+                  <>
+                    <TimingBadge
+                      timing={remaining < 0 ? 'breached' : c.timing}
+                      remainingSeconds={remaining}
+                    />{' '}
+                    ({londonWhen(c.deadline, now)})
+                  </>
+                ) : (
+                  '—'
+                )}
+              </Table.Td>
+              <Table.Td>{c.disposition ?? '—'}</Table.Td>
+              <Table.Td>
+                {d.canOpenCases && (
+                  <Button
+                    component={Link}
+                    to={`/cases/${c.caseId}`}
+                    size="compact-sm"
+                    variant="default"
+                    aria-label={`Open case ${caseReference(c.caseId)}`}
+                  >
+                    Open
+                  </Button>
+                )}
+              </Table.Td>
+            </Table.Tr>
+          );
+        })}
+      </Table.Tbody>
+    </Table>
+  );
+}
+
+const AMBULANCE_STATES: Record<string, string> = {
+  queued: 'Waiting to be sent',
+  sent: 'Sent, not yet answered',
+  delivered: 'Delivered, not yet accepted',
+  failed: 'Failed: phone the ambulance service',
+};
+
+function AmbulanceList({ d, now }: { d: DashboardResponse; now: number }) {
+  const requests = d.ambulanceRequestsOutstanding ?? [];
+  if (requests.length === 0) return <Text>Every ambulance request has been accepted.</Text>;
+  return (
+    <Table withTableBorder striped>
+      <Table.Caption>999 requests the ambulance service has not accepted yet, newest first</Table.Caption>
+      <Table.Thead>
+        <Table.Tr>
+          <Table.Th scope="col">Case</Table.Th>
+          <Table.Th scope="col">Site</Table.Th>
+          <Table.Th scope="col">Requested</Table.Th>
+          <Table.Th scope="col">Where it stands</Table.Th>
+          <Table.Th scope="col">
+            <span className="visually-hidden">Action</span>
+          </Table.Th>
+        </Table.Tr>
+      </Table.Thead>
+      <Table.Tbody>
+        {requests.map((r) => (
+          <Table.Tr key={r.messageId}>
+            <Table.Th scope="row">{r.caseId ? caseReference(r.caseId) : '—'}</Table.Th>
+            <Table.Td>{d.sites.find((s) => s.siteId === r.siteId)?.name ?? '—'}</Table.Td>
+            <Table.Td>{londonWhen(r.queuedAt, now)}</Table.Td>
+            <Table.Td fw={r.overdue ? 700 : undefined}>
+              {r.overdue && r.state !== 'failed'
+                ? 'Overdue: phone the ambulance service'
+                : (AMBULANCE_STATES[r.state] ?? r.state)}
+            </Table.Td>
+            <Table.Td>
+              {d.canOpenCases && r.caseId && (
+                <Button
+                  component={Link}
+                  to={`/cases/${r.caseId}`}
+                  size="compact-sm"
+                  variant="default"
+                  aria-label={`Open case ${caseReference(r.caseId)}`}
+                >
+                  Open
+                </Button>
+              )}
+            </Table.Td>
+          </Table.Tr>
+        ))}
+      </Table.Tbody>
+    </Table>
+  );
+}
+
+function StaffList({ staff }: { staff: { role: Role; count: number }[] }) {
+  return (
+    <Stack gap="xs">
+      {staff.length === 0 ? (
+        <Text>Nobody is signed in to this server.</Text>
+      ) : (
+        <Table withTableBorder>
+          <Table.Caption>
+            Signed in to this server now, by role (a person with two roles counts in both)
+          </Table.Caption>
+          <Table.Thead>
+            <Table.Tr>
+              <Table.Th scope="col">Role</Table.Th>
+              <Table.Th scope="col">Signed in</Table.Th>
+            </Table.Tr>
+          </Table.Thead>
+          <Table.Tbody>
+            {staff.map((s) => (
+              <Table.Tr key={s.role}>
+                <Table.Th scope="row">{ROLE_LABELS[s.role] ?? s.role}</Table.Th>
+                <Table.Td>{s.count}</Table.Td>
+              </Table.Tr>
+            ))}
+          </Table.Tbody>
+        </Table>
+      )}
+      <Text size="sm">
+        Who is on the rota is not known yet: this counts people signed in to this server, not those due on
+        shift.
       </Text>
+    </Stack>
+  );
+}
+
+interface HourlyPoint {
+  slot: string;
+  label: string;
+  calls: number | null;
+  breaches: number | null;
+  callsLastWeek: number | null;
+  breachesLastWeek: number | null;
+}
+interface HourlyResponse {
+  date: string;
+  compareWith: string;
+  hours: HourlyPoint[];
+}
+
+const dayName = (date: string) =>
+  new Intl.DateTimeFormat('en-GB', {
+    weekday: 'long',
+    day: 'numeric',
+    month: 'long',
+    timeZone: 'UTC',
+  }).format(new Date(`${date}T12:00:00Z`));
+
+/** Calls and breaches per UK hour today against the same weekday last week: charts, and the numbers as a table. */
+function Trends({ data }: { data: HourlyResponse }) {
+  const today = `Today (${dayName(data.date)})`;
+  const lastWeek = `A week earlier (${dayName(data.compareWith)})`;
+  const chart = (kind: 'calls' | 'breaches', title: string) => (
+    <Paper withBorder p="sm" data-testid={`chart-${kind}`}>
+      <Title order={3} size="h4" mb="xs">
+        {title}
+      </Title>
+      <LineChart
+        h={220}
+        data={data.hours.map((h) => ({
+          hour: h.label,
+          today: h[kind],
+          lastWeek: h[kind === 'calls' ? 'callsLastWeek' : 'breachesLastWeek'],
+        }))}
+        dataKey="hour"
+        series={[
+          { name: 'today', label: today, color: kind === 'calls' ? 'blue.8' : 'red.8' },
+          { name: 'lastWeek', label: lastWeek, color: 'gray.7', strokeDasharray: '5 5' },
+        ]}
+        withLegend
+        curveType="linear"
+        connectNulls={false}
+        yAxisProps={{ allowDecimals: false }}
+        // The animation would delay what a manager reads at a glance (and what a test measures).
+        lineProps={{ isAnimationActive: false }}
+      />
     </Paper>
+  );
+  return (
+    <section aria-labelledby="trends-heading">
+      <Title order={2} size="h3" id="trends-heading" mb="xs">
+        Calls and breaches per hour (UK time)
+      </Title>
+      <SimpleGrid cols={{ base: 1, md: 2 }}>
+        {chart('calls', 'Calls received per hour')}
+        {chart('breaches', 'Breaches per hour (deadline passed while the case was open)')}
+      </SimpleGrid>
+      <details>
+        <summary>The same figures as a table</summary>
+        <Table withTableBorder data-testid="hourly-table">
+          <Table.Thead>
+            <Table.Tr>
+              <Table.Th scope="col">Hour</Table.Th>
+              <Table.Th scope="col">Calls today</Table.Th>
+              <Table.Th scope="col">Calls a week earlier</Table.Th>
+              <Table.Th scope="col">Breaches today</Table.Th>
+              <Table.Th scope="col">Breaches a week earlier</Table.Th>
+            </Table.Tr>
+          </Table.Thead>
+          <Table.Tbody>
+            {data.hours.map((h) => (
+              <Table.Tr key={h.slot} data-hour={h.label}>
+                <Table.Th scope="row">{h.label}</Table.Th>
+                <Table.Td>{h.calls ?? '—'}</Table.Td>
+                <Table.Td>{h.callsLastWeek ?? '—'}</Table.Td>
+                <Table.Td>{h.breaches ?? '—'}</Table.Td>
+                <Table.Td>{h.breachesLastWeek ?? '—'}</Table.Td>
+              </Table.Tr>
+            ))}
+          </Table.Tbody>
+        </Table>
+      </details>
+    </section>
   );
 }
 
