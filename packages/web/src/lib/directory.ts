@@ -1,5 +1,5 @@
 import { useQuery } from '@tanstack/react-query';
-import { api } from './api.ts';
+import { api, apiOptional } from './api.ts';
 import type {
   CapacityStatus,
   DirectorySearchQuery,
@@ -115,7 +115,9 @@ export interface ReferralView {
 export function useReferral(caseId: string, enabled = true) {
   return useQuery({
     queryKey: ['referral', caseId],
-    queryFn: () => api<ReferralView>('GET', `/api/v1/cases/${caseId}/referral`),
+    // A server without referrals (an older node) has none to show.
+    queryFn: async () =>
+      (await apiOptional<ReferralView>(`/api/v1/cases/${caseId}/referral`)) ?? { state: 'none' as const },
     enabled,
     refetchInterval: (q) => {
       const r = q.state.data;
