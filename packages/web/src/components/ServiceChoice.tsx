@@ -1,4 +1,3 @@
-import type { Permission } from '@holdfast/core';
 import {
   Alert,
   Badge,
@@ -17,6 +16,7 @@ import { useQueryClient } from '@tanstack/react-query';
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { api, newIdempotencyKey } from '../lib/api.ts';
 import {
+  DIRECTORY_PERMISSIONS,
   distanceWords,
   EXCLUSION_WORDS,
   postcodeIn,
@@ -115,7 +115,7 @@ function ServiceList({
   const [postcode, setPostcode] = useState<string | null>(initial || null);
   const search = useDirectorySearch(caseId, postcode);
   const [chosen, setChosen] = useState<RankedService | null>(null);
-  const canSetCapacity = session.can('directory.capacity' as Permission);
+  const canSetCapacity = session.can(DIRECTORY_PERMISSIONS.capacity);
   const problems = useFormProblems();
   useEffect(() => {
     if (search.isError) problems.fromError(search.error, ['postcode']);

@@ -1,3 +1,4 @@
+import type { Permission } from '@holdfast/core';
 import { useQuery } from '@tanstack/react-query';
 import { api, apiOptional } from './api.ts';
 import type {
@@ -12,6 +13,16 @@ import type {
  * The directory of services and referrals as the screens need them: words for the codes the server
  * sends, and the queries (one query key each, so every panel showing the same thing shares one read).
  */
+
+/**
+ * The directory's permissions (core accounts/roles.ts, added by the directory module): read (every
+ * clinical and call-handling role), edit (provider admins), capacity (clinicians, shift managers).
+ */
+export const DIRECTORY_PERMISSIONS = {
+  read: 'directory.read' as Permission,
+  edit: 'directory.edit' as Permission,
+  capacity: 'directory.capacity' as Permission,
+};
 
 export const SERVICE_TYPE_WORDS: Record<ServiceType, string> = {
   emergency_department: 'Emergency department',

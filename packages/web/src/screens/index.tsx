@@ -1,5 +1,6 @@
 import type { Permission } from '@holdfast/core';
 import type { ReactNode } from 'react';
+import { DIRECTORY_PERMISSIONS } from '../lib/directory.ts';
 import { Account } from './Account.tsx';
 import { CaseScreen } from './adviser/CaseScreen.tsx';
 import { NewCall } from './adviser/NewCall.tsx';
@@ -9,6 +10,7 @@ import { Dashboard } from './manager/Dashboard.tsx';
 import { Messages } from './manager/Messages.tsx';
 import { Users } from './admin/Users.tsx';
 import { Sites } from './admin/Sites.tsx';
+import { Directory } from './admin/Directory.tsx';
 import { Audit } from './Audit.tsx';
 import { CaseSummary } from './records/CaseSummary.tsx';
 import { PatientRecord } from './records/PatientRecord.tsx';
@@ -47,6 +49,8 @@ export const SCREENS: Screen[] = [
   { path: '/messages', permission: 'messages.read', render: () => <Messages /> },
   { path: '/admin/users', permission: 'users.manage', render: () => <Users /> },
   { path: '/admin/sites', permission: 'sites.manage', render: () => <Sites /> },
+  // Provider admins edit it; clinicians and shift managers set capacity on the same list.
+  { path: '/admin/directory', permission: DIRECTORY_PERMISSIONS.read, render: () => <Directory /> },
   { path: '/audit', permission: 'audit.read', render: () => <Audit /> },
   { path: '/account', permission: 'session.self', render: () => <Account /> },
 ];
