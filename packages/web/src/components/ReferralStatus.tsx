@@ -49,16 +49,14 @@ export function bookingWords(r: ReferralView): string | null {
   const b = r.booking;
   if (!b) return null;
   const name = r.service?.name ?? 'the service';
-  const when = b.startMs !== undefined ? londonTime(b.startMs) : 'the time chosen';
+  const when = londonWhen(b.slot.start);
   switch (b.state) {
     case 'waiting':
       return `Waiting for ${name} to confirm the booking for ${when}…`;
     case 'booked':
       return `Booked for ${when} at ${name}${b.reference ? ` (ref ${b.reference})` : ''}`;
-    case 'rejected':
-      return `${name} did not take the booking for ${when}: ${b.reason ?? 'no reason given'} — choose another time`;
-    case 'failed':
-      return `The booking could not be sent to ${name}${b.reason ? `: ${b.reason}` : ''} — choose another time or phone`;
+    case 'refused':
+      return `${name} did not take the booking for ${when}: ${b.reason ?? 'no reason given'} — choose another time or phone`;
   }
 }
 
@@ -231,7 +229,7 @@ function BookATime({
               <Radio
                 key={s.slotId}
                 value={s.slotId}
-                label={`${londonWhen(s.startMs)}–${londonTime(s.endMs).slice(0, 5)}`}
+                label={`${londonWhen(s.start)} to ${londonTime(s.end)}`}
               />
             ))}
           </Group>

@@ -90,13 +90,14 @@ export function useDirectorySearch(caseId: string, postcode: string | null) {
 /** Referral states in which nothing more will change without someone acting: read slowly then. */
 const SETTLED = ['accepted', 'rejected', 'did_not_attend', 'phoned', 'walk_in', 'failed', 'none'];
 
+/** A booking of a slot at the referred service; 'booked' only once the service accepted it. */
 export interface ReferralBooking {
-  state: 'waiting' | 'booked' | 'rejected' | 'failed';
-  slotId?: string;
-  startMs?: number;
-  endMs?: number;
-  reference?: string;
-  reason?: string;
+  bookingId: string;
+  state: 'waiting' | 'booked' | 'refused';
+  slot: BookingSlot;
+  reference: string | null;
+  reason: string | null;
+  requestedAtMs: number;
 }
 
 /** `GET /api/v1/cases/:id/referral` (h15-referrals). */
@@ -112,11 +113,13 @@ export interface ReferralView {
     | 'walk_in'
     | 'failed';
   service?: { serviceId: string; name: string; odsCode: string; type: ServiceType; phone: string | null };
-  reference?: string;
-  reason?: string;
+  referralId?: string;
+  route?: 'message' | 'phone' | 'walk_in';
+  reference?: string | null;
+  reason?: string | null;
   offered?: string[];
   chosenAtMs?: number;
-  booking?: ReferralBooking | null;
+  booking?: ReferralBooking;
 }
 
 /**
@@ -142,6 +145,17 @@ export function useReferral(caseId: string, enabled = true) {
 /** One bookable time as `GET /api/v1/cases/:id/booking/slots` lists it. */
 export interface BookingSlot {
   slotId: string;
-  startMs: number;
-  endMs: number;
+  /** ISO date-times, as the service's FHIR Slot gives them. */
+  start: string;
+  end: string;
+}
+
+/** A referral alert for the shift manager (`GET /api/v1/referrals?needsAttention=true`). */
+export interface ReferralAlert {
+  referralId: string;
+  caseId: string;
+  alert: 'rejected' | 'did_not_attend';
+  service: { serviceId: string; name: string };
+  words: string;
+  atMs: number;
 }

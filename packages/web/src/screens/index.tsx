@@ -8,6 +8,7 @@ import { ClinicianCase } from './clinician/ClinicianCase.tsx';
 import { Queue } from './clinician/Queue.tsx';
 import { Dashboard } from './manager/Dashboard.tsx';
 import { Messages } from './manager/Messages.tsx';
+import { ReferralAlerts } from './manager/ReferralAlerts.tsx';
 import { Users } from './admin/Users.tsx';
 import { Sites } from './admin/Sites.tsx';
 import { Directory } from './admin/Directory.tsx';
@@ -47,6 +48,7 @@ export const SCREENS: Screen[] = [
   },
   { path: '/dashboard', permission: 'reports.read', render: () => <Dashboard /> },
   { path: '/messages', permission: 'messages.read', render: () => <Messages /> },
+  { path: '/referrals', permission: 'messages.manage', render: () => <ReferralAlerts /> },
   { path: '/admin/users', permission: 'users.manage', render: () => <Users /> },
   { path: '/admin/sites', permission: 'sites.manage', render: () => <Sites /> },
   // Provider admins edit it; clinicians and shift managers set capacity on the same list.

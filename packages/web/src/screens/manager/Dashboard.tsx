@@ -25,6 +25,7 @@ import { siteName, STATUS_LABELS, useSites } from '../../lib/queries.ts';
 import { Link } from '../../lib/router.tsx';
 import { useSession } from '../../lib/session.tsx';
 import { londonDateTime, londonWhen } from '../../lib/time.ts';
+import { ReferralAlertsFigure } from './ReferralAlerts.tsx';
 
 interface SiteSummary {
   siteId: string;
@@ -124,6 +125,7 @@ export function Dashboard() {
               </Text>
             </Paper>
           )}
+          <ReferralAlertsFigure />
           <Table striped withTableBorder data-testid="dashboard-sites">
             <Table.Caption>By site, as of {londonDateTime(d.now)} (UK time)</Table.Caption>
             <Table.Thead>
