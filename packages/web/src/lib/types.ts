@@ -252,84 +252,18 @@ export interface QueueResponse {
   cases: QueueCase[];
 }
 
-/*
- * The directory of services (issue 15). These mirror core's directory types
- * (packages/core/src/directory/types.ts) as the contract between the three issue-15 branches fixes them.
- */
-export const SERVICE_TYPES = [
-  'emergency_department',
-  'urgent_treatment_centre',
-  'same_day_emergency_care',
-  'gp_out_of_hours_base',
-  'gp_practice',
-  'community_pharmacy',
-  'dental',
-  'mental_health_crisis',
-  'community_services',
-  'other',
-] as const;
-export type ServiceType = (typeof SERVICE_TYPES)[number];
-export interface OpeningSession {
-  opens: string;
-  closes: string;
-}
-export type Weekday = 'mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat' | 'sun';
-export interface OpeningTimes {
-  alwaysOpen: boolean;
-  weekly: Record<Weekday, OpeningSession[]>;
-  bankHolidays: OpeningSession[] | null;
-  exceptions: { date: string; sessions: OpeningSession[]; note?: string }[];
-}
-export type ReferralRoute =
-  { kind: 'message'; endpointId: string } | { kind: 'phone'; phone: string } | { kind: 'walk_in' };
-export type CapacityStatus = 'green' | 'amber' | 'red';
-export interface DirectoryService {
-  serviceId: string;
-  name: string;
-  odsCode: string;
-  type: ServiceType;
-  address: string[];
-  postcode: string;
-  latitude: number;
-  longitude: number;
-  phone: string | null;
-  openingTimes: OpeningTimes;
-  dispositions: string[];
-  symptomGroups: string[];
-  ageRange: { minYears: number; maxYears: number | null };
-  sexes: ('male' | 'female')[];
-  referral: ReferralRoute;
-  booking: { slotsEndpointId: string } | null;
-  capacity: { status: CapacityStatus; setAtMs: number; setBy: string; note?: string } | null;
-  notClinicallyValidated: boolean;
-}
-export interface DirectorySearchQuery {
-  dxCode: string;
-  symptomGroup: string | null;
-  ageYears: number | null;
-  sex: 'male' | 'female' | 'unknown' | null;
-  location: { latitude: number; longitude: number };
-  maxDistanceKm: number;
-  fromMs: number;
-  withinMinutes: number;
-}
-export type ExclusionReason =
-  | 'disposition_not_accepted'
-  | 'symptom_group_not_accepted'
-  | 'age_out_of_range'
-  | 'sex_not_accepted'
-  | 'too_far'
-  | 'closed_for_timeframe'
-  | 'capacity_red';
-export interface RankedService {
-  service: DirectoryService;
-  distanceKm: number;
-  openNow: boolean;
-  opening: string;
-  opensAtMs: number | null;
-  rank: number;
-}
-export interface DirectorySearchResult {
-  ranked: RankedService[];
-  excluded: { serviceId: string; name: string; reasons: ExclusionReason[]; words: string }[];
-}
+/* The directory of services (issue 15): one set of types, core's (packages/core/src/directory/types.ts). */
+export { SERVICE_TYPES } from '@holdfast/core';
+export type {
+  CapacityStatus,
+  DirectorySearchQuery,
+  DirectorySearchResult,
+  DirectoryService,
+  ExclusionReason,
+  OpeningSession,
+  OpeningTimes,
+  RankedService,
+  ReferralRoute,
+  ServiceType,
+  Weekday,
+} from '@holdfast/core';
