@@ -211,8 +211,9 @@ export function fromForm(f: ServiceForm): { service: ServiceInput } | { problems
   const dispositions = list(f.dispositions);
   if (dispositions.length === 0)
     problems.dispositions = 'Enter at least one disposition code the service takes (e.g. Dx02).';
-  else if (dispositions.some((d) => !/^Dx\w+$/.test(d)))
-    problems.dispositions = 'Disposition codes start with Dx (e.g. Dx02, Dx03), separated by commas.';
+  else if (dispositions.some((d) => !/^[A-Za-z0-9-]+$/.test(d)))
+    problems.dispositions =
+      'Dispositions taken: write the codes (letters, digits and hyphens, e.g. Dx02) separated by commas.';
   let referral: DirectoryService['referral'];
   if (f.referralKind === 'message') {
     need(f.endpointId, 'referral.endpointId', 'the message endpoint ID the referrals go to');
