@@ -45,6 +45,8 @@ export const PERMISSIONS = [
   'patients.break_glass',
   /** Take calls: open a case, identify the patient, run triage, act on the disposition. */
   'cases.handle',
+  /** Refer a case to a service from the directory, and book its slots (C10). */
+  'cases.refer',
   'cases.read',
   /** The clinical assessment queue: see it, claim, release, transfer, call back. */
   'queue.work',
@@ -92,6 +94,7 @@ const CLINICAL: Permission[] = [
   'patients.access_instructions.read',
   'patients.break_glass',
   'cases.handle',
+  'cases.refer',
   'queue.read',
   'queue.work',
   'consultations.write',
@@ -99,7 +102,15 @@ const CLINICAL: Permission[] = [
 ];
 
 export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
-  health_adviser: [...CARE, 'patients.write', 'patients.edit', 'cases.handle', 'queue.read', 'messages.read'],
+  health_adviser: [
+    ...CARE,
+    'patients.write',
+    'patients.edit',
+    'cases.handle',
+    'cases.refer',
+    'queue.read',
+    'messages.read',
+  ],
   clinician: CLINICAL,
   prescriber: CLINICAL,
   dispatcher: [...CARE, 'patients.access_instructions.read', 'queue.read'],

@@ -42,6 +42,8 @@ export function dashboardRoutes(deps: {
   ) => Promise<{ kind: string; raisedAt: string; message: string; advice: string }[]>;
   /** How many messages to other systems failed or are overdue (null: not for this user to see). */
   messagesNeedingAttention?: (ctx: RequestContext) => Promise<number | null>;
+  /** Referral alerts not yet acknowledged (a refusal, a did-not-attend with safeguarding); null: not for this user. */
+  referralAlerts?: (ctx: RequestContext) => Promise<number | null>;
 }): RouteSpec[] {
   return [
     authedRoute({
@@ -137,10 +139,12 @@ export function dashboardRoutes(deps: {
         escalations.sort((a, b) => a.deadline.localeCompare(b.deadline));
         const syncAlarms = (await deps.syncAlarms?.(ctx.tenant)) ?? [];
         const messagesNeedingAttention = (await deps.messagesNeedingAttention?.(ctx)) ?? null;
+        const referralAlerts = (await deps.referralAlerts?.(ctx)) ?? null;
         return {
           now: new Date(now).toISOString(),
           syncAlarms,
           messagesNeedingAttention,
+          referralAlerts,
           sites: [...bySite.values()],
           escalations,
           canOpenCases: hasPermission(ctx.roles, 'cases.read'),

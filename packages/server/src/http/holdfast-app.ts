@@ -51,6 +51,8 @@ import { InboundService, type InboundCredential } from '../inbound/service.ts';
 import { telephonyRoutes } from '../telephony/routes.ts';
 import { TelephonyService, type TelephonyCredential } from '../telephony/service.ts';
 import { ProviderSettingsService, providerSettingsRoutes } from '../reports/provider-settings.ts';
+import { referralRoutes } from '../referrals/routes.ts';
+import { ReferralService, type ServiceLookup } from '../referrals/service.ts';
 
 export interface HoldfastAppOptions {
   logger: Logger;
@@ -76,6 +78,8 @@ export interface HoldfastAppOptions {
   inboundValidationMinutes?: Readonly<Record<3 | 4, number>>;
   /** Telephony systems that may post call events (bearer tokens kept as SHA-256), see telephony/. */
   telephonyCredentials?: readonly TelephonyCredential[];
+  /** Where referrals find the provider's services (the directory); none: every service is unknown. */
+  serviceLookup?: ServiceLookup;
 }
 
 export interface HoldfastApp {
@@ -157,6 +161,18 @@ export async function buildHoldfastApp(
       triagePath: triage.answeredPath(row),
     });
   });
+  // Referrals and bookings (C10): a later message from a referral's service (did not attend) is
+  // recorded in the commit that takes it.
+  const referrals = new ReferralService(node.store, node.ledger, node.clock, {
+    cases,
+    messaging,
+    patients,
+    triage,
+    directory: options.serviceLookup ?? { serviceById: async () => null },
+  });
+  inbound.addResponseHook((tenant, answered, message) =>
+    referrals.didNotAttendDrafts(tenant, answered, message),
+  );
   // Call timings from the telephony: a case opened for a call is tied to it in the same commit.
   const telephony = new TelephonyService(
     node.store,
@@ -302,6 +318,9 @@ export async function buildHoldfastApp(
       // Failed, past their deadline or past the receiver's window (a 999 request not accepted in 30 s).
       messagesNeedingAttention: async (ctx) =>
         hasPermission(ctx.roles, 'messages.read') ? messaging.needingAttentionCount(ctx) : null,
+      // Referrals refused, and did-not-attends of patients with a safeguarding flag, not yet acknowledged.
+      referralAlerts: async (ctx) =>
+        hasPermission(ctx.roles, 'messages.read') ? referrals.alertCount(ctx) : null,
     }),
     ...fhirRoutes(new FhirService(patients, cases, triage, auditor)),
     // The browser app on the same port: GETs that no API route answers (see web-static.ts).
@@ -316,6 +335,7 @@ export async function buildHoldfastApp(
     ...reconciliationRoutes(new ReconciliationService(node.store, node.ledger, auditor)),
     ...messagingRoutes(messaging),
     ...handoverRoutes(handover),
+    ...referralRoutes(referrals),
     ...pemRoutes(pem),
     ...inboundRoutes(inbound),
     ...telephonyRoutes(telephony),

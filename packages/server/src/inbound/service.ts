@@ -67,6 +67,16 @@ export interface InboundAnswer {
   replayed: boolean;
 }
 
+/**
+ * Facts another module adds to the commit of a later answer to one of our messages (a referral's
+ * service saying the patient did not attend): given the message it answers and the answer itself.
+ */
+export type ResponseHook = (
+  tenant: string,
+  answered: { messageId: string; endpointId: string; kind: string },
+  inbound: { messageId: string; bundle: Record<string, unknown> },
+) => Promise<EventDraft[]>;
+
 /** Thrown inside the commit when the same message was taken meanwhile (a racing repeat). */
 class AlreadyTaken extends Error {}
 
@@ -107,6 +117,12 @@ export class InboundService {
       credential,
     }));
     this.validationMinutes = options.validationMinutes ?? DEFAULT_VALIDATION_MINUTES;
+  }
+
+  private readonly responseHooks: ResponseHook[] = [];
+
+  addResponseHook(hook: ResponseHook): void {
+    this.responseHooks.push(hook);
   }
 
   /**
@@ -330,6 +346,14 @@ export class InboundService {
           payload: { messageId: answers, atMs: now, reason: outcome.reason },
         });
     }
+    for (const hook of this.responseHooks)
+      drafts.push(
+        ...(await hook(
+          tenant,
+          { messageId: answers, endpointId, kind: message.kind },
+          { messageId: envelope.messageId, bundle: envelope.bundle },
+        )),
+      );
     await this.appendOnce(credential, envelope.messageId, drafts);
     return {
       status: 200,

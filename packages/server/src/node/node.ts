@@ -20,6 +20,8 @@ import { patientsProjection } from '../patients/projection.ts';
 import { casesProjection } from '../cases/projection.ts';
 import { messagingProjection } from '../messaging/projection.ts';
 import { inboundProjection } from '../inbound/projection.ts';
+import { REFERRAL_EVENT_TYPES } from '../referrals/events.ts';
+import { referralsProjection } from '../referrals/projection.ts';
 import { telephonyProjection } from '../telephony/projection.ts';
 import { providerSettingsProjection } from '../reports/provider-settings.ts';
 import type { HoldfastConfig } from '../config.ts';
@@ -96,6 +98,7 @@ export const BUILTIN_PROJECTIONS: readonly Projection[] = [
   casesProjection,
   messagingProjection,
   inboundProjection,
+  referralsProjection,
   telephonyProjection,
   providerSettingsProjection,
 ];
@@ -110,6 +113,7 @@ export function createServerRegistry(): EventRegistry {
     ...RECONCILIATION_EVENT_TYPES,
     ...MESSAGING_EVENT_TYPES,
     ...INBOUND_EVENT_TYPES,
+    ...REFERRAL_EVENT_TYPES,
     ...TELEPHONY_EVENT_TYPES,
     ...REPORTING_EVENT_TYPES,
   );
