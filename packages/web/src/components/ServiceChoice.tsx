@@ -73,6 +73,7 @@ export function ServiceChoice({
 }) {
   const caseId = caseDetail.caseId;
   const referral = useReferral(caseId);
+  const session = useSession();
   const r = referral.data;
   if (referral.isPending) return <Text>Checking whether a referral has been made…</Text>;
   if (!r)
@@ -83,7 +84,8 @@ export function ServiceChoice({
       </Alert>
     );
   // A refused or failed referral (or one the patient did not attend) leaves the choice open again.
-  const chooseAgain = ['none', 'rejected', 'failed', 'did_not_attend'].includes(r.state);
+  const chooseAgain =
+    session.can('cases.refer') && ['none', 'rejected', 'failed', 'did_not_attend'].includes(r.state);
   return (
     <Stack gap="sm" mt="md" data-testid="service-choice">
       {r.state !== 'none' && <ReferralStatus caseId={caseId} referral={r} />}
