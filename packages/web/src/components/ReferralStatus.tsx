@@ -2,7 +2,8 @@ import { Alert, Button, Group, Radio, Stack, Text, Title } from '@mantine/core';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { api, newIdempotencyKey } from '../lib/api.ts';
-import { type BookingSlot, type ReferralView } from '../lib/directory.ts';
+import { DIRECTORY_PERMISSIONS, type BookingSlot, type ReferralView } from '../lib/directory.ts';
+import { useSession } from '../lib/session.tsx';
 import { useFormProblems } from '../lib/forms.ts';
 import { londonTime, londonWhen } from '../lib/time.ts';
 import type { DirectoryService } from '../lib/types.ts';
@@ -10,10 +11,19 @@ import { FormAlert } from './FormAlert.tsx';
 
 /** The directory as listed (one read shared by every panel that needs a service's details). */
 export function useDirectoryServices(enabled = true) {
+  const session = useSession();
+  // Provider admins see no patient data and so cannot search, but edit the directory: they read it
+  // as its export (the same services; capacity is live state, not part of a file).
+  const asAdmin = !session.can(DIRECTORY_PERMISSIONS.read) && session.can(DIRECTORY_PERMISSIONS.edit);
   return useQuery({
     queryKey: ['directory-services'],
     queryFn: async () =>
-      (await api<{ services: DirectoryService[] }>('GET', '/api/v1/directory/services')).services,
+      (
+        await api<{ services: DirectoryService[] }>(
+          'GET',
+          asAdmin ? '/api/v1/admin/directory/export?format=json' : '/api/v1/directory/services',
+        )
+      ).services.map((s) => ({ ...s, capacity: s.capacity ?? null })),
     enabled,
     staleTime: 60_000,
   });

@@ -19,6 +19,8 @@ import { PatientRecord } from './records/PatientRecord.tsx';
 export interface Screen {
   path: string;
   permission: Permission;
+  /** Another permission that opens the screen too (a screen two kinds of staff use differently). */
+  orPermission?: Permission;
   render(params: Record<string, string>): ReactNode;
 }
 
@@ -52,7 +54,12 @@ export const SCREENS: Screen[] = [
   { path: '/admin/users', permission: 'users.manage', render: () => <Users /> },
   { path: '/admin/sites', permission: 'sites.manage', render: () => <Sites /> },
   // Provider admins edit it; clinicians and shift managers set capacity on the same list.
-  { path: '/admin/directory', permission: DIRECTORY_PERMISSIONS.read, render: () => <Directory /> },
+  {
+    path: '/admin/directory',
+    permission: DIRECTORY_PERMISSIONS.read,
+    orPermission: DIRECTORY_PERMISSIONS.edit,
+    render: () => <Directory />,
+  },
   { path: '/audit', permission: 'audit.read', render: () => <Audit /> },
   { path: '/account', permission: 'session.self', render: () => <Account /> },
 ];
