@@ -51,6 +51,8 @@ import { InboundService, type InboundCredential } from '../inbound/service.ts';
 import { telephonyRoutes } from '../telephony/routes.ts';
 import { TelephonyService, type TelephonyCredential } from '../telephony/service.ts';
 import { ProviderSettingsService, providerSettingsRoutes } from '../reports/provider-settings.ts';
+import { directoryRoutes, installDirectoryBodyHandling } from '../directory/routes.ts';
+import { DirectoryService } from '../directory/service.ts';
 
 export interface HoldfastAppOptions {
   logger: Logger;
@@ -88,6 +90,8 @@ export interface HoldfastApp {
   messaging: MessagingService;
   /** Releases cases held by clinicians who are no longer signed in (run every minute). */
   heldCases: HeldCaseRelease;
+  /** The Directory of Services (C10): services, search, postcodes. */
+  directory: DirectoryService;
 }
 
 /** The whole HTTP application of one node: every module's routes over its services. */
@@ -179,6 +183,12 @@ export async function buildHoldfastApp(
     (tenant, caseIds) => inbound.marks(tenant, caseIds),
     (tenant, patientIds) => patients.deceasedAmong(tenant, patientIds),
   );
+  const directory = new DirectoryService(node.store, node.ledger, node.clock, {
+    cases,
+    patients,
+    triage,
+    auditor,
+  });
   const downtime = new DowntimePackService(node.store, node.ledger, node.clock, {
     contacts: options.downtimeContacts ?? [],
   });
@@ -197,6 +207,7 @@ export async function buildHoldfastApp(
 
   const metrics = createMetrics(node, app);
   installSyncBodyHandling(app);
+  installDirectoryBodyHandling(app);
   const passkeyConfig = options.passkeys ?? {
     rpId: 'localhost',
     rpName: 'Holdfast',
@@ -320,6 +331,7 @@ export async function buildHoldfastApp(
     ...inboundRoutes(inbound),
     ...telephonyRoutes(telephony),
     ...providerSettingsRoutes(new ProviderSettingsService(node.store, node.ledger, filter)),
+    ...directoryRoutes(directory),
   ]);
   // Cases held by clinicians whose sessions ended go back to the queue (see cases/held.ts).
   const sweepEvery = options.heldCaseSweepMs ?? 60_000;
@@ -332,7 +344,7 @@ export async function buildHoldfastApp(
   }, sweepEvery);
   sweeper.unref();
   app.addHook('onClose', async () => clearInterval(sweeper));
-  return { app, registry, deps, accounts, patients, cases, messaging, heldCases };
+  return { app, registry, deps, accounts, patients, cases, messaging, heldCases, directory };
 }
 
 /**

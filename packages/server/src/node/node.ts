@@ -10,6 +10,7 @@ import {
   INBOUND_EVENT_TYPES,
   TELEPHONY_EVENT_TYPES,
   REPORTING_EVENT_TYPES,
+  DIRECTORY_EVENT_TYPES,
   type Clock,
   type EventRegistry,
   type IdGenerator,
@@ -22,6 +23,7 @@ import { messagingProjection } from '../messaging/projection.ts';
 import { inboundProjection } from '../inbound/projection.ts';
 import { telephonyProjection } from '../telephony/projection.ts';
 import { providerSettingsProjection } from '../reports/provider-settings.ts';
+import { directoryProjection } from '../directory/projection.ts';
 import type { HoldfastConfig } from '../config.ts';
 import type { HeadMark } from '../ledger/head-mark.ts';
 import { Ledger, DEFAULT_LEDGER_OPTIONS, type LedgerOptions } from '../ledger/ledger.ts';
@@ -98,6 +100,7 @@ export const BUILTIN_PROJECTIONS: readonly Projection[] = [
   inboundProjection,
   telephonyProjection,
   providerSettingsProjection,
+  directoryProjection,
 ];
 
 /** Every event type the server's modules define. */
@@ -112,6 +115,7 @@ export function createServerRegistry(): EventRegistry {
     ...INBOUND_EVENT_TYPES,
     ...TELEPHONY_EVENT_TYPES,
     ...REPORTING_EVENT_TYPES,
+    ...DIRECTORY_EVENT_TYPES,
   );
 }
 
