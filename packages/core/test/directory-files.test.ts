@@ -87,7 +87,7 @@ describe('Directory files', () => {
       { line: 2, field: 'dispositions', message: 'must list at least one Dx code' },
       {
         line: 4,
-        field: 'openingTimes.weekly.mon[0].closes',
+        field: 'openingTimes.weekly.mon.0.closes',
         message: 'must be a time of day as HH:MM (24:00 for midnight)',
       },
     ]);

@@ -195,13 +195,9 @@ function csvFieldOf(path: readonly PropertyKey[]): string {
   return first ?? 'row';
 }
 
+/** The field's path inside the service, dotted, list places as numbers: 'openingTimes.weekly.mon.0.closes'. */
 function jsonFieldOf(path: readonly PropertyKey[]): string {
-  return (
-    path
-      .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
-      .join('')
-      .replace(/^\./, '') || 'service'
-  );
+  return path.map(String).join('.') || 'service';
 }
 
 function checkAll(

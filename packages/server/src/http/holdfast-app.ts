@@ -53,6 +53,8 @@ import { TelephonyService, type TelephonyCredential } from '../telephony/service
 import { ProviderSettingsService, providerSettingsRoutes } from '../reports/provider-settings.ts';
 import { referralRoutes } from '../referrals/routes.ts';
 import { ReferralService, type ServiceLookup } from '../referrals/service.ts';
+import { directoryRoutes, installDirectoryBodyHandling } from '../directory/routes.ts';
+import { DirectoryService } from '../directory/service.ts';
 
 export interface HoldfastAppOptions {
   logger: Logger;
@@ -92,6 +94,8 @@ export interface HoldfastApp {
   messaging: MessagingService;
   /** Releases cases held by clinicians who are no longer signed in (run every minute). */
   heldCases: HeldCaseRelease;
+  /** The Directory of Services (C10): services, search, postcodes. */
+  directory: DirectoryService;
 }
 
 /** The whole HTTP application of one node: every module's routes over its services. */
@@ -161,6 +165,12 @@ export async function buildHoldfastApp(
       triagePath: triage.answeredPath(row),
     });
   });
+  const directory = new DirectoryService(node.store, node.ledger, node.clock, {
+    cases,
+    patients,
+    triage,
+    auditor,
+  });
   // Referrals and bookings (C10): a later message from a referral's service (did not attend) is
   // recorded in the commit that takes it.
   const referrals = new ReferralService(node.store, node.ledger, node.clock, {
@@ -168,7 +178,8 @@ export async function buildHoldfastApp(
     messaging,
     patients,
     triage,
-    directory: options.serviceLookup ?? { serviceById: async () => null },
+    // The provider's directory is where referrals find services (a test may give its own).
+    directory: options.serviceLookup ?? directory,
   });
   inbound.addResponseHook((tenant, answered, message) =>
     referrals.didNotAttendDrafts(tenant, answered, message),
@@ -213,6 +224,7 @@ export async function buildHoldfastApp(
 
   const metrics = createMetrics(node, app);
   installSyncBodyHandling(app);
+  installDirectoryBodyHandling(app);
   const passkeyConfig = options.passkeys ?? {
     rpId: 'localhost',
     rpName: 'Holdfast',
@@ -340,6 +352,7 @@ export async function buildHoldfastApp(
     ...inboundRoutes(inbound),
     ...telephonyRoutes(telephony),
     ...providerSettingsRoutes(new ProviderSettingsService(node.store, node.ledger, filter)),
+    ...directoryRoutes(directory),
   ]);
   // Cases held by clinicians whose sessions ended go back to the queue (see cases/held.ts).
   const sweepEvery = options.heldCaseSweepMs ?? 60_000;
@@ -352,7 +365,7 @@ export async function buildHoldfastApp(
   }, sweepEvery);
   sweeper.unref();
   app.addHook('onClose', async () => clearInterval(sweeper));
-  return { app, registry, deps, accounts, patients, cases, messaging, heldCases };
+  return { app, registry, deps, accounts, patients, cases, messaging, heldCases, directory };
 }
 
 /**
