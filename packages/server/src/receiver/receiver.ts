@@ -241,8 +241,8 @@ export class FhirReceiver {
     }
     for (const entry of bundle.entry ?? []) {
       if (!entry.resource || entry.resource.resourceType === 'MessageHeader') continue;
-      // A booking's Appointment names the service's own Slot: it is kept by takeSlot.
-      if (entry.resource.resourceType === 'Appointment') continue;
+      // A booking's Appointment and the Slot it names are our own slot's: kept by takeSlot.
+      if (entry.resource.resourceType === 'Appointment' || entry.resource.resourceType === 'Slot') continue;
       const { id: _ignored, ...resource } = entry.resource;
       try {
         await this.repository.createResource(resource as Resource);
@@ -357,6 +357,7 @@ export class FhirReceiver {
 
   /** "The patient did not attend", as a later response message to the referral. */
   private didNotAttend(record: ReceivedRecord): Bundle {
+    const taskUrl = `urn:uuid:${randomUUID()}`;
     return {
       resourceType: 'Bundle',
       id: randomUUID(),
@@ -374,10 +375,11 @@ export class FhirReceiver {
               endpoint: this.options.endpoint ?? (this.url || 'urn:receiver'),
             },
             response: { identifier: record.id, code: 'ok' },
+            focus: [{ reference: taskUrl }],
           },
         },
         {
-          fullUrl: `urn:uuid:${randomUUID()}`,
+          fullUrl: taskUrl,
           resource: {
             resourceType: 'Task',
             status: 'completed',
@@ -468,14 +470,18 @@ export class FhirReceiver {
 }
 
 /**
- * The Slot id a booking Bundle's Appointment names (`Slot/<id>`): undefined when the message is no
- * booking, null when it names none.
+ * Our Slot id a booking Bundle's Appointment names (its Slot entry carries our id as its
+ * identifier): undefined when the message is no booking, null when it names none of ours.
  */
 function bookedSlotOf(bundle: Bundle): string | null | undefined {
-  const appointment = bundle.entry?.find((e) => e.resource?.resourceType === 'Appointment')?.resource;
+  const entries = bundle.entry ?? [];
+  const appointment = entries.find((e) => e.resource?.resourceType === 'Appointment')?.resource;
   if (!appointment || appointment.resourceType !== 'Appointment') return undefined;
   const reference = appointment.slot?.[0]?.reference ?? '';
-  return /^Slot\/([A-Za-z0-9\-.]{1,64})$/.exec(reference)?.[1] ?? null;
+  const slot = entries.find((e) => e.fullUrl === reference)?.resource;
+  if (slot?.resourceType !== 'Slot') return null;
+  const value = slot.identifier?.[0]?.value ?? '';
+  return /^[A-Za-z0-9\-.]{1,64}$/.test(value) ? value : null;
 }
 
 /** Paths and words from the validator (never a value: an issue may end up in the sender's logs). */

@@ -18,6 +18,8 @@ import type { PatientRecordView } from '../patients/service.ts';
 /** Our own coding of what a later message about a referral says (no national code is used here). */
 export const REFERRAL_OUTCOME_SYSTEM = `${HOLDFAST_SYSTEM_BASE}/CodeSystem/referral-outcome`;
 export const DID_NOT_ATTEND_CODE = 'did-not-attend';
+/** A booking names the service's slot by the id the service's Slot search gave it. */
+export const SERVICE_SLOT_ID_SYSTEM = `${HOLDFAST_SYSTEM_BASE}/Id/service-slot`;
 
 export interface ReferralBundleInput {
   messageId: string;
@@ -205,7 +207,7 @@ export interface BookingBundleInput {
 /** A booking: an Appointment for one of the service's Slots (by its id at the service). */
 export function bookingBundle(input: BookingBundleInput): Json {
   const id = (n: number) => nameBasedUuid(`${input.messageId}/${n}`);
-  const ids = { appointment: id(1), patient: id(5) };
+  const ids = { appointment: id(1), slot: id(2), patient: id(5) };
   const patient = input.patient ? patientResource(ids.patient, input.patient) : null;
   const entries: Json[] = [
     {
@@ -231,8 +233,7 @@ export function bookingBundle(input: BookingBundleInput): Json {
       description: `${input.dxCode}: ${input.dispositionLabel}`,
       start: input.slot.start,
       end: input.slot.end,
-      // The slot is the service's own resource: named by its id there, not carried in the Bundle.
-      slot: [{ reference: `Slot/${input.slot.slotId}` }],
+      slot: [ref('Slot', ids.slot)],
       created: input.sentAtIso.slice(0, 10),
       participant: [
         {
@@ -240,6 +241,16 @@ export function bookingBundle(input: BookingBundleInput): Json {
           status: 'accepted',
         },
       ],
+    },
+    {
+      // The service's own slot, as its search gave it: its id there is the identifier.
+      resourceType: 'Slot',
+      id: ids.slot,
+      identifier: [{ system: SERVICE_SLOT_ID_SYSTEM, value: input.slot.slotId }],
+      schedule: { display: input.destination.name },
+      status: 'busy',
+      start: input.slot.start,
+      end: input.slot.end,
     },
   ];
   if (patient) entries.push(patient);

@@ -19,6 +19,8 @@ export interface ReferralsTable {
   /** The whole `referral.chosen` payload, JSON. */
   chosen: string;
   chosen_at_ms: number;
+  /** The choice's place in the ledger: the latest referral of a case is the one chosen last. */
+  chosen_hlc: string;
   safeguarding: number;
   did_not_attend_at_ms: number | null;
   did_not_attend_safeguarding: number;
@@ -34,6 +36,7 @@ export interface BookingsTable {
   /** The whole `referral.booking_requested` payload, JSON. */
   requested: string;
   requested_at_ms: number;
+  requested_hlc: string;
 }
 
 export type ReferralTables = { referrals: ReferralsTable; referral_bookings: BookingsTable };
@@ -63,6 +66,7 @@ export const referralsProjection: Projection = {
       message_id text,
       chosen text not null,
       chosen_at_ms bigint not null,
+      chosen_hlc text not null,
       safeguarding integer not null,
       did_not_attend_at_ms bigint,
       did_not_attend_safeguarding integer not null,
@@ -77,6 +81,7 @@ export const referralsProjection: Projection = {
       message_id text not null,
       requested text not null,
       requested_at_ms bigint not null,
+      requested_hlc text not null,
       primary key (tenant, booking_id)
     )`.execute(trx);
     await sql`create index referral_bookings_case on referral_bookings (tenant, case_id)`.execute(trx);
@@ -97,6 +102,7 @@ export const referralsProjection: Projection = {
           message_id: p.messageId,
           chosen: JSON.stringify(p),
           chosen_at_ms: p.atMs,
+          chosen_hlc: e.hlc,
           safeguarding: p.safeguarding ? 1 : 0,
           did_not_attend_at_ms: null,
           did_not_attend_safeguarding: 0,
@@ -142,6 +148,7 @@ export const referralsProjection: Projection = {
           message_id: p.messageId,
           requested: JSON.stringify(p),
           requested_at_ms: p.atMs,
+          requested_hlc: e.hlc,
         })
         .onConflict((oc) => oc.doNothing())
         .execute();

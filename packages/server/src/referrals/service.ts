@@ -415,7 +415,7 @@ export class ReferralService {
   /** The service's free slots from now, asked of its slots endpoint over HTTP (FHIR Slot search). */
   async slots(ctx: RequestContext, caseId: string, serviceId: string): Promise<{ slots: FreeSlot[] }> {
     await this.deps.cases.get(ctx, caseId);
-    const { service, endpoint } = await this.bookable(ctx, serviceId);
+    const { service, endpoint } = await this.bookable(ctx, serviceId, 'query.serviceId');
     const base = endpointAddress(endpoint).replace(/\/+$/, '');
     const now = new Date(this.clock.nowMs()).toISOString();
     const url = `${base}/Slot?status=free&start=ge${encodeURIComponent(now)}&_count=50`;
@@ -454,7 +454,7 @@ export class ReferralService {
       throw new ConflictError(
         `a slot is ${current.state === 'booked' ? 'booked' : 'being booked'} already for this case`,
       );
-    const { service, endpoint } = await this.bookable(ctx, input.serviceId);
+    const { service, endpoint } = await this.bookable(ctx, input.serviceId, 'body.serviceId');
     const slot = (await this.slots(ctx, caseId, input.serviceId)).slots.find(
       (s) => s.slotId === input.slotId,
     );
@@ -519,12 +519,11 @@ export class ReferralService {
     return (await this.latestBooking(ctx, caseId))!;
   }
 
-  private async bookable(ctx: RequestContext, serviceId: string) {
+  private async bookable(ctx: RequestContext, serviceId: string, path: string) {
     const service = await this.deps.directory.serviceById(ctx.tenant, serviceId);
-    if (!service)
-      throw new ValidationError([{ path: 'serviceId', message: 'is not a service in your directory' }]);
+    if (!service) throw new ValidationError([{ path, message: 'is not a service in your directory' }]);
     if (!service.booking)
-      throw new ValidationError([{ path: 'serviceId', message: `${service.name} does not take bookings` }]);
+      throw new ValidationError([{ path, message: `${service.name} does not take bookings` }]);
     const endpoint = await this.deps.messaging.endpoint(ctx.tenant, service.booking.slotsEndpointId);
     if (!endpoint || endpoint.transport.type !== 'http')
       throw new ConflictError(`${service.name} has no slots endpoint configured: book by phone`);
@@ -538,8 +537,7 @@ export class ReferralService {
         .selectAll()
         .where('tenant', '=', ctx.tenant)
         .where('case_id', '=', caseId)
-        .orderBy('requested_at_ms', 'desc')
-        .orderBy('booking_id')
+        .orderBy('requested_hlc', 'desc')
         .executeTakeFirst(),
     );
     if (!row) return null;
@@ -583,7 +581,7 @@ export class ReferralService {
       if (where.messageId) q = q.where('message_id', '=', where.messageId);
       if (where.messageOrDna)
         q = q.where((eb) => eb.or([eb('route', '=', 'message'), eb('did_not_attend_at_ms', 'is not', null)]));
-      return q.orderBy('chosen_at_ms', 'desc').orderBy('referral_id').limit(1000).execute();
+      return q.orderBy('chosen_hlc', 'desc').limit(1000).execute();
     });
   }
 }

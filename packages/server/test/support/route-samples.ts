@@ -926,6 +926,54 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
       body: { spokeTo: 'Control room, call-taker 41', reference: 'INC-1001' },
     }),
   },
+  // Referrals (C10): the sample world's directory has no such service, so a referral or a booking
+  // is refused by name (body.serviceId / query.serviceId) past the permission check.
+  'POST /api/v1/cases/:caseId/referral': {
+    build: async (w) => ({
+      params: {
+        caseId: (await caseAt(w.clients.health_adviser, (await samplePack()).protocols, w.site, 'ed_utc'))
+          .caseId,
+      },
+      body: { serviceId: 'sample-emergency-department', offered: ['sample-emergency-department'] },
+    }),
+    allowedStatus: 400,
+  },
+  'GET /api/v1/cases/:caseId/referral': {
+    build: async (w) => ({
+      params: {
+        caseId: (await caseAt(w.clients.health_adviser, (await samplePack()).protocols, w.site, 'ed_utc'))
+          .caseId,
+      },
+    }),
+  },
+  'GET /api/v1/referrals': { build: () => ({ query: { needsAttention: 'true' } }) },
+  'POST /api/v1/referrals/:referralId/acknowledge': {
+    build: () => ({
+      params: { referralId: randomUUID() },
+      body: { alert: 'rejected', reason: 'referred to the UTC by phone instead' },
+    }),
+    allowedStatus: 404,
+  },
+  'GET /api/v1/cases/:caseId/booking/slots': {
+    build: async (w) => ({
+      params: {
+        caseId: (await caseAt(w.clients.health_adviser, (await samplePack()).protocols, w.site, 'ed_utc'))
+          .caseId,
+      },
+      query: { serviceId: 'sample-emergency-department' },
+    }),
+    allowedStatus: 400,
+  },
+  'POST /api/v1/cases/:caseId/booking': {
+    build: async (w) => ({
+      params: {
+        caseId: (await caseAt(w.clients.health_adviser, (await samplePack()).protocols, w.site, 'ed_utc'))
+          .caseId,
+      },
+      body: { serviceId: 'sample-emergency-department', slotId: 'slot-20261129T1000' },
+    }),
+    allowedStatus: 400,
+  },
   'GET /api/v1/messages': { build: () => ({ query: { needsAttention: 'true' } }) },
   'GET /api/v1/messages/:messageId': {
     build: async (w) => ({ params: { messageId: await outboxMessage(w) } }),

@@ -1,0 +1,85 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { holdfastArgs } from './cli-entry.ts';
+import { freePort } from './postgres.ts';
+
+/**
+ * `holdfast receiver --kind service` as its own process (an ED or UTC that is not ours): what the
+ * referral and booking tests send to over real HTTP.
+ */
+export class ServiceReceiverProcess {
+  url = '';
+  private child: ChildProcess | null = null;
+  private readonly dir = mkdtempSync(join(tmpdir(), 'holdfast-service-receiver-'));
+  output = '';
+
+  constructor(
+    private readonly name: string,
+    private readonly extra: string[] = [],
+  ) {}
+
+  async start(): Promise<string> {
+    const port = await freePort();
+    const child = spawn(
+      process.execPath,
+      holdfastArgs(
+        'receiver',
+        '--kind',
+        'service',
+        '--name',
+        this.name,
+        '--port',
+        String(port),
+        '--store',
+        join(this.dir, 'received.ndjson'),
+        ...this.extra,
+      ),
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } },
+    );
+    this.child = child;
+    child.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (this.output += d.toString()));
+    this.url = `http://127.0.0.1:${port}`;
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`receiver exited: ${this.output}`);
+      try {
+        if ((await fetch(`${this.url}/health`)).ok) return this.url;
+      } catch {
+        // not yet listening
+      }
+      if (Date.now() > deadline) throw new Error(`receiver did not start: ${this.output}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** The next new message is refused with this reason. */
+  async refuseNext(reason: string): Promise<void> {
+    const r = await fetch(`${this.url}/control/next-answer`, {
+      method: 'POST',
+      body: JSON.stringify({ code: 'fatal-error', reason }),
+    });
+    if (!r.ok) throw new Error(`control refused: ${r.status}`);
+  }
+
+  /** Tells the sender at `url` (its $process-message) that the referral's patient did not attend. */
+  async didNotAttend(messageId: string, url: string, token: string): Promise<{ status: number }> {
+    const r = await fetch(`${this.url}/control/did-not-attend`, {
+      method: 'POST',
+      body: JSON.stringify({ messageId, url, token }),
+    });
+    if (!r.ok) throw new Error(`control refused: ${r.status} ${await r.text()}`);
+    return (await r.json()) as { status: number };
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (child && child.exitCode === null) {
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
