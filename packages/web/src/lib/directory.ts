@@ -19,10 +19,10 @@ import type {
  * clinical and call-handling role), edit (provider admins), capacity (clinicians, shift managers).
  */
 export const DIRECTORY_PERMISSIONS = {
-  read: 'directory.read' as Permission,
-  edit: 'directory.edit' as Permission,
-  capacity: 'directory.capacity' as Permission,
-};
+  read: 'directory.read',
+  edit: 'directory.edit',
+  capacity: 'directory.capacity',
+} as const satisfies Record<string, Permission>;
 
 export const SERVICE_TYPE_WORDS: Record<ServiceType, string> = {
   emergency_department: 'Emergency department',
