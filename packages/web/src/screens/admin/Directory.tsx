@@ -413,7 +413,7 @@ function RemoveService({
       />
       <Group mt="sm">
         <Button type="submit" color="red.8" loading={busy}>
-          Remove {service.name}
+          Remove from the directory
         </Button>
         <Button variant="default" onClick={() => onDone(null)}>
           Keep it
