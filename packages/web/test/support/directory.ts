@@ -111,7 +111,7 @@ export function service(fields: {
   return {
     serviceId: fields.serviceId,
     name: fields.name,
-    odsCode: fields.odsCode ?? `ODS${fields.serviceId.length}${fields.name.length}`,
+    odsCode: fields.odsCode ?? 'RXX01',
     type: fields.type,
     address: ['1 Hospital Road', 'Southport'],
     postcode: fields.postcode,
