@@ -202,6 +202,18 @@ describe('referrals in the browser', () => {
     await shots.take(page, 'ranked-services');
     await scan(page, 'disposition with ranked services');
 
+    // A postcode the directory does not know is named in plain words under the field.
+    const postcode = page.getByLabel('Postcode where the patient is now');
+    await postcode.fill('ZZ9 9ZZ');
+    await page.getByRole('button', { name: 'Find services' }).click();
+    await expect.poll(() => postcode.getAttribute('aria-invalid'), POLL).toBe('true');
+    expect(await page.locator('[data-testid="service-choice"] .mantine-TextInput-error').innerText()).toMatch(
+      /postcode/i,
+    );
+    await postcode.fill('SP2 7QT');
+    await page.getByRole('button', { name: 'Find services' }).click();
+    await rows.first().waitFor(POLL);
+
     // The second service needs a reason; the phone-only one asks who took it.
     await page.getByRole('button', { name: `Choose ${UTC}` }).click();
     await expect

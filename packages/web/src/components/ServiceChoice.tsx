@@ -148,12 +148,12 @@ function ServiceList({
         <Group align="flex-end" gap="xs">
           <TextInput
             label="Postcode where the patient is now"
-            description="From the case's location or the patient's record: change it if the patient is elsewhere."
+            description="From the case or the patient's record: change it if the patient is elsewhere."
             value={typed}
             onChange={(e) => setTyped(e.currentTarget.value)}
             error={problems.field('postcode')}
             maxLength={10}
-            w={260}
+            w={360}
           />
           <Button type="submit" variant="light" loading={search.isFetching}>
             Find services
