@@ -9,6 +9,7 @@ import { STORE_KINDS } from '../support/databases.ts';
 import { Client, startTestApp, type TestApp } from '../support/http.ts';
 import { ServiceReceiverProcess } from '../support/service-receiver.ts';
 import { nhsNumberFor } from '../support/tenant-data.ts';
+import { validationRequest } from '../support/inbound-bundles.ts';
 
 /** The bearer token the ED's system uses to post to us (its did-not-attend messages). */
 const ED_TOKEN = 'emergency-department-north-token-0123456789';
@@ -427,6 +428,56 @@ describe.each(STORE_KINDS)('referrals and bookings on %s', (kind) => {
     });
     expect(late.statusCode).toBe(400);
     expect(late.body).toContain('body.slotId');
+  });
+
+  it('a referral in from another service (999 → CAS, not a validation) enters the CAS queue, once', async () => {
+    const clinician = new Client(t.app, t.clock);
+    expect((await clinician.signIn('clinician@northshire')).statusCode).toBe(200);
+    const deadline = new Date(t.clock.nowMs() + 90 * 60_000).toISOString();
+    const bundle = validationRequest({ category: 3, incident: 'NAS-REF-1', deadline });
+    const sr = bundle.entry[1]!.resource;
+    // A referral carries no ambulance response category: it is not a validation.
+    delete sr.category;
+    sr.code = { text: 'Clinical assessment by a GP out of hours' };
+    const post = () =>
+      t.app.inject({
+        method: 'POST',
+        url: '/fhir/R4/$process-message',
+        headers: { 'content-type': 'application/fhir+json', authorization: `Bearer ${ED_TOKEN}` },
+        payload: JSON.stringify(bundle),
+      });
+    const r = await post();
+    expect(r.statusCode, r.body).toBe(200);
+    const answer = r.json() as { entry: { resource: { resourceType: string } }[] };
+    expect(answer.entry[1]!.resource.resourceType).toBe('Encounter');
+    const label =
+      'Referral from North Ambulance Service (reference NAS-REF-1): Clinical assessment by a GP out of hours';
+    const queued = async () =>
+      (
+        await json<{ cases: { caseId: string; deadline: string; disposition: { label: string } }[] }>(
+          clinician,
+          'GET',
+          '/api/v1/queue',
+        )
+      ).cases.filter((c) => c.disposition.label === label);
+    const entries = await queued();
+    expect(entries).toHaveLength(1);
+    expect(entries[0]!.deadline).toBe(deadline);
+    const received = await t.node.store.db
+      .selectFrom('ledger_events')
+      .select(['v', 'payload'])
+      .where('type', '=', 'inbound.received')
+      .execute();
+    const referralsIn = received.filter(
+      (e) => (JSON.parse(e.payload) as { kind: string }).kind === 'referral',
+    );
+    expect(referralsIn).toHaveLength(1);
+    expect(Number(referralsIn[0]!.v)).toBe(2);
+    // The same message again: the same answer, no second case.
+    const again = await post();
+    expect(again.statusCode).toBe(200);
+    expect(again.body).toBe(r.body);
+    expect(await queued()).toHaveLength(1);
   });
 
   it('a service whose slots cannot be read is a 502 naming the service, not the patient', async () => {
