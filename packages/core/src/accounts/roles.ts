@@ -76,6 +76,12 @@ export const PERMISSIONS = [
   'messages.manage',
   /** Configure the systems the provider sends to (ambulance service, GP practices…). */
   'endpoints.manage',
+  /** See the Directory of Services and search it for a case (C10). */
+  'directory.read',
+  /** Add, change and remove directory services; import and export directory and postcode files. */
+  'directory.edit',
+  /** Set a service's capacity (green, amber, red). */
+  'directory.capacity',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
@@ -85,6 +91,7 @@ const CARE: Permission[] = [
   'patients.search',
   'cases.read',
   'downtime.pack',
+  'directory.read',
 ];
 const CLINICAL: Permission[] = [
   ...CARE,
@@ -99,6 +106,7 @@ const CLINICAL: Permission[] = [
   'queue.work',
   'consultations.write',
   'messages.read',
+  'directory.capacity',
 ];
 
 export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
@@ -126,9 +134,17 @@ export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
     'messages.read',
     'messages.manage',
     'queue.all_sites',
+    'directory.capacity',
   ],
   // Administrators manage people, not patients: they see no patient data.
-  provider_admin: ['session.self', 'users.manage', 'sites.manage', 'sessions.manage', 'endpoints.manage'],
+  provider_admin: [
+    'session.self',
+    'users.manage',
+    'sites.manage',
+    'sessions.manage',
+    'endpoints.manage',
+    'directory.edit',
+  ],
   auditor: ['session.self', 'audit.read', 'reports.read'],
 };
 

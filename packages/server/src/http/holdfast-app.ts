@@ -53,6 +53,8 @@ import { TelephonyService, type TelephonyCredential } from '../telephony/service
 import { ProviderSettingsService, providerSettingsRoutes } from '../reports/provider-settings.ts';
 import { referralRoutes } from '../referrals/routes.ts';
 import { ReferralService, type ServiceLookup } from '../referrals/service.ts';
+import { directoryRoutes, installDirectoryBodyHandling } from '../directory/routes.ts';
+import { DirectoryService } from '../directory/service.ts';
 
 export interface HoldfastAppOptions {
   logger: Logger;
@@ -78,7 +80,7 @@ export interface HoldfastAppOptions {
   inboundValidationMinutes?: Readonly<Record<3 | 4, number>>;
   /** Telephony systems that may post call events (bearer tokens kept as SHA-256), see telephony/. */
   telephonyCredentials?: readonly TelephonyCredential[];
-  /** Where referrals find the provider's services (the directory); none: every service is unknown. */
+  /** Where referrals find the provider's services (default: the node's directory). */
   serviceLookup?: ServiceLookup;
 }
 
@@ -92,6 +94,8 @@ export interface HoldfastApp {
   messaging: MessagingService;
   /** Releases cases held by clinicians who are no longer signed in (run every minute). */
   heldCases: HeldCaseRelease;
+  /** The Directory of Services (C10): services, search, postcodes. */
+  directory: DirectoryService;
 }
 
 /** The whole HTTP application of one node: every module's routes over its services. */
@@ -161,18 +165,6 @@ export async function buildHoldfastApp(
       triagePath: triage.answeredPath(row),
     });
   });
-  // Referrals and bookings (C10): a later message from a referral's service (did not attend) is
-  // recorded in the commit that takes it.
-  const referrals = new ReferralService(node.store, node.ledger, node.clock, {
-    cases,
-    messaging,
-    patients,
-    triage,
-    directory: options.serviceLookup ?? { serviceById: async () => null },
-  });
-  inbound.addResponseHook((tenant, answered, message) =>
-    referrals.didNotAttendDrafts(tenant, answered, message),
-  );
   // Call timings from the telephony: a case opened for a call is tied to it in the same commit.
   const telephony = new TelephonyService(
     node.store,
@@ -195,6 +187,24 @@ export async function buildHoldfastApp(
     (tenant, caseIds) => inbound.marks(tenant, caseIds),
     (tenant, patientIds) => patients.deceasedAmong(tenant, patientIds),
   );
+  const directory = new DirectoryService(node.store, node.ledger, node.clock, {
+    cases,
+    patients,
+    triage,
+    auditor,
+  });
+  // Referrals and bookings (C10) re-read the chosen service from the directory; a later message
+  // from a referral's service (did not attend) is recorded in the commit that takes it.
+  const referrals = new ReferralService(node.store, node.ledger, node.clock, {
+    cases,
+    messaging,
+    patients,
+    triage,
+    directory: options.serviceLookup ?? directory,
+  });
+  inbound.addResponseHook((tenant, answered, message) =>
+    referrals.didNotAttendDrafts(tenant, answered, message),
+  );
   const downtime = new DowntimePackService(node.store, node.ledger, node.clock, {
     contacts: options.downtimeContacts ?? [],
   });
@@ -213,6 +223,7 @@ export async function buildHoldfastApp(
 
   const metrics = createMetrics(node, app);
   installSyncBodyHandling(app);
+  installDirectoryBodyHandling(app);
   const passkeyConfig = options.passkeys ?? {
     rpId: 'localhost',
     rpName: 'Holdfast',
@@ -340,6 +351,7 @@ export async function buildHoldfastApp(
     ...inboundRoutes(inbound),
     ...telephonyRoutes(telephony),
     ...providerSettingsRoutes(new ProviderSettingsService(node.store, node.ledger, filter)),
+    ...directoryRoutes(directory),
   ]);
   // Cases held by clinicians whose sessions ended go back to the queue (see cases/held.ts).
   const sweepEvery = options.heldCaseSweepMs ?? 60_000;
@@ -352,7 +364,7 @@ export async function buildHoldfastApp(
   }, sweepEvery);
   sweeper.unref();
   app.addHook('onClose', async () => clearInterval(sweeper));
-  return { app, registry, deps, accounts, patients, cases, messaging, heldCases };
+  return { app, registry, deps, accounts, patients, cases, messaging, heldCases, directory };
 }
 
 /**

@@ -10,6 +10,7 @@ import {
   INBOUND_EVENT_TYPES,
   TELEPHONY_EVENT_TYPES,
   REPORTING_EVENT_TYPES,
+  DIRECTORY_EVENT_TYPES,
   type Clock,
   type EventRegistry,
   type IdGenerator,
@@ -24,6 +25,7 @@ import { REFERRAL_EVENT_TYPES } from '../referrals/events.ts';
 import { referralsProjection } from '../referrals/projection.ts';
 import { telephonyProjection } from '../telephony/projection.ts';
 import { providerSettingsProjection } from '../reports/provider-settings.ts';
+import { directoryProjection } from '../directory/projection.ts';
 import type { HoldfastConfig } from '../config.ts';
 import type { HeadMark } from '../ledger/head-mark.ts';
 import { Ledger, DEFAULT_LEDGER_OPTIONS, type LedgerOptions } from '../ledger/ledger.ts';
@@ -101,6 +103,7 @@ export const BUILTIN_PROJECTIONS: readonly Projection[] = [
   referralsProjection,
   telephonyProjection,
   providerSettingsProjection,
+  directoryProjection,
 ];
 
 /** Every event type the server's modules define. */
@@ -116,6 +119,7 @@ export function createServerRegistry(): EventRegistry {
     ...REFERRAL_EVENT_TYPES,
     ...TELEPHONY_EVENT_TYPES,
     ...REPORTING_EVENT_TYPES,
+    ...DIRECTORY_EVENT_TYPES,
   );
 }
 
