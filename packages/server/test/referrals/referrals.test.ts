@@ -2,57 +2,16 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeliveryWorker } from '../../src/messaging/delivery.ts';
 import { HttpTransport } from '../../src/messaging/transport-http.ts';
-import type { ReferralTarget } from '../../src/referrals/service.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
 import { caseAt } from '../support/cases.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { Client, startTestApp, type TestApp } from '../support/http.ts';
-import { ServiceReceiverProcess } from '../support/service-receiver.ts';
+import { SERVICES, ServiceReceiverProcess } from '../support/service-receiver.ts';
 import { nhsNumberFor } from '../support/tenant-data.ts';
 import { validationRequest } from '../support/inbound-bundles.ts';
 
 /** The bearer token the ED's system uses to post to us (its did-not-attend messages). */
 const ED_TOKEN = 'emergency-department-north-token-0123456789';
-
-/** Services as the directory holds them (contract-shaped), pointing at the receiver processes. */
-const SERVICES: ReferralTarget[] = [
-  {
-    serviceId: 'ed-north',
-    name: 'Northtown Emergency Department',
-    odsCode: 'RXN01',
-    type: 'emergency_department',
-    phone: '0300 000 1001',
-    referral: { kind: 'message', endpointId: 'ed-north' },
-    booking: { slotsEndpointId: 'ed-north-slots' },
-  },
-  {
-    serviceId: 'utc-river',
-    name: 'Riverside Urgent Treatment Centre',
-    odsCode: 'RXN02',
-    type: 'urgent_treatment_centre',
-    phone: '0300 000 1002',
-    referral: { kind: 'phone', phone: '0300 000 1002' },
-    booking: null,
-  },
-  {
-    serviceId: 'utc-walk',
-    name: 'Market Street Walk-in Centre',
-    odsCode: 'RXN03',
-    type: 'urgent_treatment_centre',
-    phone: null,
-    referral: { kind: 'walk_in' },
-    booking: null,
-  },
-  {
-    serviceId: 'ed-gone',
-    name: 'Closed Hospital Emergency Department',
-    odsCode: 'RXN09',
-    type: 'emergency_department',
-    phone: null,
-    referral: { kind: 'message', endpointId: 'ed-gone' },
-    booking: { slotsEndpointId: 'ed-gone' },
-  },
-];
 
 /**
  * Referrals and bookings end to end on both stores, with `holdfast receiver --kind service` as its
@@ -76,9 +35,6 @@ describe.each(STORE_KINDS)('referrals and bookings on %s', (kind) => {
     await ed.start();
     t = await startTestApp(kind, {
       providers: ['northshire'],
-      serviceLookup: {
-        serviceById: async (_tenant, id) => SERVICES.find((s) => s.serviceId === id) ?? null,
-      },
       inboundCredentials: (providers) => [
         {
           tenant: providers[0]!.tenant,
@@ -112,6 +68,7 @@ describe.each(STORE_KINDS)('referrals and bookings on %s', (kind) => {
         phone: null,
         acceptWithinSeconds: 600,
       });
+    for (const service of SERVICES) await t.directory.set('northshire', 'user:admin', service);
     worker = new DeliveryWorker(
       { store: t.node.store, ledger: t.node.ledger, clock: t.clock, tenant: 'northshire' },
       { http: new HttpTransport({ timeoutMs: 5_000 }) },
@@ -159,11 +116,24 @@ describe.each(STORE_KINDS)('referrals and bookings on %s', (kind) => {
       'referral_pending',
     );
     expect((await json<Referral>(adviser, 'GET', `/api/v1/cases/${caseId}/referral`)).state).toBe('none');
-    const referred = await referToEd(caseId);
+    // The ranked services the adviser is shown, nearest first; the choice quotes the search.
+    const search = await json<{ searchId: string; ranked: { service: { serviceId: string } }[] }>(
+      adviser,
+      'GET',
+      `/api/v1/directory/search?caseId=${caseId}&latitude=53.8&longitude=-1.55&distanceKm=50`,
+    );
+    const offered = search.ranked.map((r) => r.service.serviceId);
+    expect(offered).toEqual(['ed-north', 'utc-river', 'utc-walk', 'ed-gone']);
+    const referred = await json<Referral>(adviser, 'POST', `/api/v1/cases/${caseId}/referral`, {
+      serviceId: 'ed-north',
+      searchId: search.searchId,
+      offered,
+    });
     expect(referred).toMatchObject({
       state: 'waiting',
       service: { serviceId: 'ed-north', name: 'Northtown Emergency Department' },
-      offered: ['ed-north', 'utc-river', 'utc-walk'],
+      offered,
+      searchId: search.searchId,
       reasonIfNotFirst: null,
     });
     // The choice and the referral message are one commit.
