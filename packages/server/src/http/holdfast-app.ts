@@ -80,7 +80,7 @@ export interface HoldfastAppOptions {
   inboundValidationMinutes?: Readonly<Record<3 | 4, number>>;
   /** Telephony systems that may post call events (bearer tokens kept as SHA-256), see telephony/. */
   telephonyCredentials?: readonly TelephonyCredential[];
-  /** Where referrals find the provider's services (the directory); none: every service is unknown. */
+  /** Where referrals find the provider's services (default: the node's directory). */
   serviceLookup?: ServiceLookup;
 }
 
@@ -165,25 +165,6 @@ export async function buildHoldfastApp(
       triagePath: triage.answeredPath(row),
     });
   });
-  const directory = new DirectoryService(node.store, node.ledger, node.clock, {
-    cases,
-    patients,
-    triage,
-    auditor,
-  });
-  // Referrals and bookings (C10): a later message from a referral's service (did not attend) is
-  // recorded in the commit that takes it.
-  const referrals = new ReferralService(node.store, node.ledger, node.clock, {
-    cases,
-    messaging,
-    patients,
-    triage,
-    // The provider's directory is where referrals find services (a test may give its own).
-    directory: options.serviceLookup ?? directory,
-  });
-  inbound.addResponseHook((tenant, answered, message) =>
-    referrals.didNotAttendDrafts(tenant, answered, message),
-  );
   // Call timings from the telephony: a case opened for a call is tied to it in the same commit.
   const telephony = new TelephonyService(
     node.store,
@@ -205,6 +186,24 @@ export async function buildHoldfastApp(
     node.clock,
     (tenant, caseIds) => inbound.marks(tenant, caseIds),
     (tenant, patientIds) => patients.deceasedAmong(tenant, patientIds),
+  );
+  const directory = new DirectoryService(node.store, node.ledger, node.clock, {
+    cases,
+    patients,
+    triage,
+    auditor,
+  });
+  // Referrals and bookings (C10) re-read the chosen service from the directory; a later message
+  // from a referral's service (did not attend) is recorded in the commit that takes it.
+  const referrals = new ReferralService(node.store, node.ledger, node.clock, {
+    cases,
+    messaging,
+    patients,
+    triage,
+    directory: options.serviceLookup ?? directory,
+  });
+  inbound.addResponseHook((tenant, answered, message) =>
+    referrals.didNotAttendDrafts(tenant, answered, message),
   );
   const downtime = new DowntimePackService(node.store, node.ledger, node.clock, {
     contacts: options.downtimeContacts ?? [],

@@ -21,10 +21,12 @@ import type { Store } from '../store/store.ts';
 import {
   answerBundle,
   InboundRefusal,
+  isReferralRequest,
   isValidationRequest,
   outcomeBundle,
   outcomeText,
   readEnvelope,
+  readReferralRequest,
   readValidationRequest,
   type MessageEnvelope,
   type ValidationOutcome,
@@ -48,6 +50,12 @@ export interface InboundCredential {
  * for demonstration, not clinically validated: a provider sets its own (`inboundValidationMinutes`).
  */
 export const DEFAULT_VALIDATION_MINUTES: Readonly<Record<3 | 4, number>> = { 3: 30, 4: 60 };
+
+/**
+ * The window of a referral into the CAS that gives no deadline: a sample setting for demonstration,
+ * not clinically validated.
+ */
+export const DEFAULT_REFERRAL_MINUTES = 120;
 
 /** How long the outcome may take to be accepted before the shift manager is told. */
 const OUTCOME_FAIL_AFTER_MS = 10 * 60_000;
@@ -168,6 +176,8 @@ export class InboundService {
       );
     try {
       if (envelope.response) return await this.takeResponse(credential, envelope, bundleSha256);
+      if (isValidationRequest(envelope) && isReferralRequest(envelope))
+        return await this.takeReferral(credential, envelope, bundleSha256);
       if (isValidationRequest(envelope)) return await this.takeValidation(credential, envelope, bundleSha256);
     } catch (error) {
       if (!(error instanceof AlreadyTaken)) throw error;
@@ -280,6 +290,84 @@ export class InboundService {
     ];
     await this.appendOnce(credential, envelope.messageId, drafts);
     return { status: 200, bundle: answer, replayed: false };
+  }
+
+  /**
+   * A referral from another service (BaRS, e.g. 999 → CAS, not a validation): a case in the CAS
+   * queue with the referral's deadline (else `DEFAULT_REFERRAL_MINUTES`), in the same commit as
+   * the record of the message. The patient is matched as for a validation request.
+   */
+  private async takeReferral(
+    credential: InboundCredential,
+    envelope: MessageEnvelope,
+    bundleSha256: string,
+  ): Promise<InboundAnswer> {
+    const { tenant, endpointId, siteId } = credential;
+    const referral = readReferralRequest(envelope);
+    if (!(await this.deps.accounts.sites(tenant)).some((s) => s.siteId === siteId))
+      throw new Error(
+        `the inbound credential of endpoint ${endpointId} names a site its provider does not have`,
+      );
+    const now = this.clock.nowMs();
+    const deadlineAtMs = referral.deadlineAtMs ?? now + DEFAULT_REFERRAL_MINUTES * 60_000;
+    const timeframeMinutes = Math.max(1, Math.floor((deadlineAtMs - now) / 60_000));
+    if (timeframeMinutes > MAX_WINDOW_MINUTES)
+      throw new InboundRefusal(
+        422,
+        [{ path: `${referral.at}.occurrencePeriod.end`, message: 'must be within two weeks' }],
+        'The referral deadline is too far ahead',
+      );
+    const { patientId } = await this.matchPatient(tenant, referral.nhsNumber, referral.birthDate);
+    const caseId = randomUUID();
+    const actor = `endpoint:${endpointId}`;
+    const label = `Referral from ${referral.senderName}${referral.senderReference ? ` (reference ${referral.senderReference})` : ''}${referral.request ? `: ${referral.request}` : ''}`;
+    const drafts: EventDraft[] = [
+      ...this.deps.cases.openingDrafts(tenant, actor, {
+        caseId,
+        input: {
+          siteId,
+          receivedAt: new Date(now).toISOString(),
+          caller: referral.caller,
+          ...(patientId ? { patientId } : {}),
+          location: referral.location,
+          presentingComplaint: referral.presentingComplaint,
+        },
+        before: [
+          { type: 'answer_call' },
+          { type: 'start_triage' },
+          { type: 'reach_disposition', kind: 'speak_to_primary_care', timeframeMinutes },
+        ],
+        facts: [
+          {
+            tenant,
+            type: 'case.disposition_details',
+            actor,
+            payload: {
+              caseId,
+              pathwayId: 'referral-in',
+              dxCode: 'REFERRAL-IN',
+              label: label.slice(0, 300),
+              skillSet: 'clinician',
+              timeframeMinutes,
+              careAdvice: [],
+              sample: false,
+            },
+          },
+        ],
+        after: [{ type: 'queue_for_clinician' }],
+      }),
+      this.receivedDraft(credential, envelope, bundleSha256, now, {
+        kind: 'referral',
+        caseId,
+        answersMessageId: null,
+      }),
+    ];
+    await this.appendOnce(credential, envelope.messageId, drafts);
+    return {
+      status: 200,
+      bundle: this.answerFor(credential, envelope.messageId, now, caseId),
+      replayed: false,
+    };
   }
 
   /** A business answer to one of our messages: accepted or rejected, recorded on it. */
@@ -482,7 +570,7 @@ export class InboundService {
     bundleSha256: string,
     now: number,
     what: {
-      kind: 'ambulance_validation' | 'response';
+      kind: 'ambulance_validation' | 'response' | 'referral';
       caseId: string | null;
       answersMessageId: string | null;
     },

@@ -2,56 +2,16 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeliveryWorker } from '../../src/messaging/delivery.ts';
 import { HttpTransport } from '../../src/messaging/transport-http.ts';
-import type { ReferralTarget } from '../../src/referrals/service.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
 import { caseAt } from '../support/cases.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { Client, startTestApp, type TestApp } from '../support/http.ts';
-import { ServiceReceiverProcess } from '../support/service-receiver.ts';
+import { SERVICES, ServiceReceiverProcess } from '../support/service-receiver.ts';
 import { nhsNumberFor } from '../support/tenant-data.ts';
+import { validationRequest } from '../support/inbound-bundles.ts';
 
 /** The bearer token the ED's system uses to post to us (its did-not-attend messages). */
 const ED_TOKEN = 'emergency-department-north-token-0123456789';
-
-/** Services as the directory holds them (contract-shaped), pointing at the receiver processes. */
-const SERVICES: ReferralTarget[] = [
-  {
-    serviceId: 'ed-north',
-    name: 'Northtown Emergency Department',
-    odsCode: 'RXN01',
-    type: 'emergency_department',
-    phone: '0300 000 1001',
-    referral: { kind: 'message', endpointId: 'ed-north' },
-    booking: { slotsEndpointId: 'ed-north-slots' },
-  },
-  {
-    serviceId: 'utc-river',
-    name: 'Riverside Urgent Treatment Centre',
-    odsCode: 'RXN02',
-    type: 'urgent_treatment_centre',
-    phone: '0300 000 1002',
-    referral: { kind: 'phone', phone: '0300 000 1002' },
-    booking: null,
-  },
-  {
-    serviceId: 'utc-walk',
-    name: 'Market Street Walk-in Centre',
-    odsCode: 'RXN03',
-    type: 'urgent_treatment_centre',
-    phone: null,
-    referral: { kind: 'walk_in' },
-    booking: null,
-  },
-  {
-    serviceId: 'ed-gone',
-    name: 'Closed Hospital Emergency Department',
-    odsCode: 'RXN09',
-    type: 'emergency_department',
-    phone: null,
-    referral: { kind: 'message', endpointId: 'ed-gone' },
-    booking: { slotsEndpointId: 'ed-gone' },
-  },
-];
 
 /**
  * Referrals and bookings end to end on both stores, with `holdfast receiver --kind service` as its
@@ -75,9 +35,6 @@ describe.each(STORE_KINDS)('referrals and bookings on %s', (kind) => {
     await ed.start();
     t = await startTestApp(kind, {
       providers: ['northshire'],
-      serviceLookup: {
-        serviceById: async (_tenant, id) => SERVICES.find((s) => s.serviceId === id) ?? null,
-      },
       inboundCredentials: (providers) => [
         {
           tenant: providers[0]!.tenant,
@@ -111,6 +68,7 @@ describe.each(STORE_KINDS)('referrals and bookings on %s', (kind) => {
         phone: null,
         acceptWithinSeconds: 600,
       });
+    for (const service of SERVICES) await t.directory.set('northshire', 'user:admin', service);
     worker = new DeliveryWorker(
       { store: t.node.store, ledger: t.node.ledger, clock: t.clock, tenant: 'northshire' },
       { http: new HttpTransport({ timeoutMs: 5_000 }) },
@@ -158,11 +116,24 @@ describe.each(STORE_KINDS)('referrals and bookings on %s', (kind) => {
       'referral_pending',
     );
     expect((await json<Referral>(adviser, 'GET', `/api/v1/cases/${caseId}/referral`)).state).toBe('none');
-    const referred = await referToEd(caseId);
+    // The ranked services the adviser is shown, nearest first; the choice quotes the search.
+    const search = await json<{ searchId: string; ranked: { service: { serviceId: string } }[] }>(
+      adviser,
+      'GET',
+      `/api/v1/directory/search?caseId=${caseId}&latitude=53.8&longitude=-1.55&distanceKm=50`,
+    );
+    const offered = search.ranked.map((r) => r.service.serviceId);
+    expect(offered).toEqual(['ed-north', 'utc-river', 'utc-walk', 'ed-gone']);
+    const referred = await json<Referral>(adviser, 'POST', `/api/v1/cases/${caseId}/referral`, {
+      serviceId: 'ed-north',
+      searchId: search.searchId,
+      offered,
+    });
     expect(referred).toMatchObject({
       state: 'waiting',
       service: { serviceId: 'ed-north', name: 'Northtown Emergency Department' },
-      offered: ['ed-north', 'utc-river', 'utc-walk'],
+      offered,
+      searchId: search.searchId,
       reasonIfNotFirst: null,
     });
     // The choice and the referral message are one commit.
@@ -427,6 +398,56 @@ describe.each(STORE_KINDS)('referrals and bookings on %s', (kind) => {
     });
     expect(late.statusCode).toBe(400);
     expect(late.body).toContain('body.slotId');
+  });
+
+  it('a referral in from another service (999 → CAS, not a validation) enters the CAS queue, once', async () => {
+    const clinician = new Client(t.app, t.clock);
+    expect((await clinician.signIn('clinician@northshire')).statusCode).toBe(200);
+    const deadline = new Date(t.clock.nowMs() + 90 * 60_000).toISOString();
+    const bundle = validationRequest({ category: 3, incident: 'NAS-REF-1', deadline });
+    const sr = bundle.entry[1]!.resource;
+    // A referral carries no ambulance response category: it is not a validation.
+    delete sr.category;
+    sr.code = { text: 'Clinical assessment by a GP out of hours' };
+    const post = () =>
+      t.app.inject({
+        method: 'POST',
+        url: '/fhir/R4/$process-message',
+        headers: { 'content-type': 'application/fhir+json', authorization: `Bearer ${ED_TOKEN}` },
+        payload: JSON.stringify(bundle),
+      });
+    const r = await post();
+    expect(r.statusCode, r.body).toBe(200);
+    const answer = r.json() as { entry: { resource: { resourceType: string } }[] };
+    expect(answer.entry[1]!.resource.resourceType).toBe('Encounter');
+    const label =
+      'Referral from North Ambulance Service (reference NAS-REF-1): Clinical assessment by a GP out of hours';
+    const queued = async () =>
+      (
+        await json<{ cases: { caseId: string; deadline: string; disposition: { label: string } }[] }>(
+          clinician,
+          'GET',
+          '/api/v1/queue',
+        )
+      ).cases.filter((c) => c.disposition.label === label);
+    const entries = await queued();
+    expect(entries).toHaveLength(1);
+    expect(entries[0]!.deadline).toBe(deadline);
+    const received = await t.node.store.db
+      .selectFrom('ledger_events')
+      .select(['v', 'payload'])
+      .where('type', '=', 'inbound.received')
+      .execute();
+    const referralsIn = received.filter(
+      (e) => (JSON.parse(e.payload) as { kind: string }).kind === 'referral',
+    );
+    expect(referralsIn).toHaveLength(1);
+    expect(Number(referralsIn[0]!.v)).toBe(2);
+    // The same message again: the same answer, no second case.
+    const again = await post();
+    expect(again.statusCode).toBe(200);
+    expect(again.body).toBe(r.body);
+    expect(await queued()).toHaveLength(1);
   });
 
   it('a service whose slots cannot be read is a 502 naming the service, not the patient', async () => {

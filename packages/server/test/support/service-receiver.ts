@@ -1,3 +1,4 @@
+import type { DirectoryServiceDefinition } from '@holdfast/core';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -83,3 +84,78 @@ export class ServiceReceiverProcess {
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+/** The sample pack's ED/UTC dispositions: every test service accepts them. */
+const ED_UTC_CODES = ['SAMPLE-ED-1H', 'SAMPLE-ED-4H', 'SAMPLE-UTC-4H'];
+
+/** A directory service of the test region, open all day, pointing at the receiver processes. */
+export function testService(
+  fields: Pick<
+    DirectoryServiceDefinition,
+    'serviceId' | 'name' | 'odsCode' | 'type' | 'phone' | 'referral' | 'booking'
+  > & {
+    latitude: number;
+  },
+): DirectoryServiceDefinition {
+  return {
+    address: ['1 Hospital Road', 'Northtown'],
+    postcode: 'NT1 1AA',
+    longitude: -1.55,
+    openingTimes: {
+      alwaysOpen: true,
+      weekly: { mon: [], tue: [], wed: [], thu: [], fri: [], sat: [], sun: [] },
+      bankHolidays: null,
+      exceptions: [],
+    },
+    dispositions: ED_UTC_CODES,
+    symptomGroups: [],
+    ageRange: { minYears: 0, maxYears: null },
+    sexes: [],
+    notClinicallyValidated: true,
+    ...fields,
+  };
+}
+
+/** Services as the provider's directory holds them, nearest first (the search ranks by distance). */
+export const SERVICES: DirectoryServiceDefinition[] = [
+  testService({
+    serviceId: 'ed-north',
+    name: 'Northtown Emergency Department',
+    odsCode: 'RXN01',
+    type: 'emergency_department',
+    phone: '0300 000 1001',
+    referral: { kind: 'message', endpointId: 'ed-north' },
+    booking: { slotsEndpointId: 'ed-north-slots' },
+    latitude: 53.8,
+  }),
+  testService({
+    serviceId: 'utc-river',
+    name: 'Riverside Urgent Treatment Centre',
+    odsCode: 'RXN02',
+    type: 'urgent_treatment_centre',
+    phone: '0300 000 1002',
+    referral: { kind: 'phone', phone: '0300 000 1002' },
+    booking: null,
+    latitude: 53.81,
+  }),
+  testService({
+    serviceId: 'utc-walk',
+    name: 'Market Street Walk-in Centre',
+    odsCode: 'RXN03',
+    type: 'urgent_treatment_centre',
+    phone: null,
+    referral: { kind: 'walk_in' },
+    booking: null,
+    latitude: 53.82,
+  }),
+  testService({
+    serviceId: 'ed-gone',
+    name: 'Closed Hospital Emergency Department',
+    odsCode: 'RXN09',
+    type: 'emergency_department',
+    phone: null,
+    referral: { kind: 'message', endpointId: 'ed-gone' },
+    booking: { slotsEndpointId: 'ed-gone' },
+    latitude: 53.9,
+  }),
+];
