@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import {
+  canonicalJson,
   parseHlc,
   type DirectoryCapacitySet,
   type DirectoryService,
@@ -69,7 +70,9 @@ export const directoryProjection: Projection = {
       .executeTakeFirst();
     if (e.type === 'directory.service_set') {
       const p = e.payload as DirectoryServiceSet;
-      const values = { version: p.version, definition: JSON.stringify(p.service), removed: 0 };
+      // Canonical JSON: a refold from the stored (canonical) payload must give the same text as the
+      // live apply of the draft, whose keys may be in another order; the start-up check compares them.
+      const values = { version: p.version, definition: canonicalJson(p.service), removed: 0 };
       if (row)
         await db
           .updateTable('directory_services')
@@ -103,7 +106,7 @@ export const directoryProjection: Projection = {
       };
       await db
         .updateTable('directory_services')
-        .set({ capacity: JSON.stringify(capacity) })
+        .set({ capacity: canonicalJson(capacity) })
         .where('tenant', '=', e.tenant)
         .where('service_id', '=', serviceId)
         .execute();
