@@ -9,8 +9,8 @@ import {
   staffContext,
 } from './support/browser.ts';
 import { AdminSession, Gate, POSTCODES_CSV, service, ServiceReceiver } from './support/directory.ts';
-import { PATIENTS, registerPatients } from './support/fixtures.ts';
-import { useSessionCookie } from './support/flows.ts';
+import { HEADACHE_TO_CALLBACK, PATIENTS, registerPatients } from './support/fixtures.ts';
+import { takeCallToCallback, useSessionCookie } from './support/flows.ts';
 import { DEMO, startHoldfast, type RunningHoldfast } from './support/server.ts';
 
 /**
@@ -34,6 +34,7 @@ describe('referrals in the browser', () => {
   let gate: Gate;
   let adviserUser: ApiUser;
   let managerUser: ApiUser;
+  let clinicianUser: ApiUser;
   const violations: string[] = [];
 
   async function scan(page: Page, screen: string): Promise<void> {
@@ -47,6 +48,7 @@ describe('referrals in the browser', () => {
     const gateUrl = await gate.start();
     adviserUser = await ApiUser.signIn(server.url, DEMO.adviser, server.demoPassword);
     managerUser = await ApiUser.signIn(server.url, DEMO.shiftManager, server.demoPassword);
+    clinicianUser = await ApiUser.signIn(server.url, DEMO.clinician, server.demoPassword);
     const sites = await adviserUser.call<{ sites: { siteId: string }[] }>('GET', '/api/v1/sites');
     await registerPatients(adviserUser, sites.sites[0]!.siteId);
 
@@ -95,6 +97,16 @@ describe('referrals in the browser', () => {
           latitude: 52.0,
           longitude: -1.55,
           dispositions: ed,
+          referral: { kind: 'walk_in' },
+        }),
+        service({
+          serviceId: 'southport-ooh',
+          name: 'Southport GP Out-of-Hours Base',
+          type: 'gp_out_of_hours_base',
+          postcode: 'SP1 1AA',
+          latitude: 53.81,
+          longitude: -1.53,
+          dispositions: ['Dx11'],
           referral: { kind: 'walk_in' },
         }),
         service({
@@ -189,7 +201,7 @@ describe('referrals in the browser', () => {
       .getByText('Directory of services: sample content for demonstration — not clinically validated')
       .waitFor();
     // Why not the others: each left-out service with its reasons in words.
-    await page.getByText(/Why not others\? \(2 services left out\)/).click();
+    await page.getByText(/Why not others\? \(3 services left out\)/).click();
     const whyNot = page.getByTestId('why-not-others');
     expect(
       await whyNot.locator('li[data-service="Farley General Emergency Department"]').innerText(),
@@ -312,6 +324,75 @@ describe('referrals in the browser', () => {
     await manager.getByText('No referral needs attention.').waitFor(POLL);
     await shots.take(manager, 'alerts-acknowledged');
     await managerContext.close();
+    expect(violations, violations.join('\n\n')).toEqual([]);
+  }, 240_000);
+
+  it("a clinician's refer outcome shows the same list; a walk-in service tells the caller where to go", async () => {
+    const shots = new Screenshots('referral-clinician');
+    // The adviser's call to a clinical call-back (Dx11), the patient now at SP2 7QT.
+    const adviserContext = await staffContext(browser, server.url);
+    await useSessionCookie(adviserContext, server.url, adviserUser.sessionToken);
+    const adviser = await adviserContext.newPage();
+    await adviser.goto('/calls/new');
+    const caseId = await takeCallToCallback(
+      adviser,
+      {
+        callerName: 'Margaret Holloway',
+        relationship: 'The patient (self)',
+        callbackNumber: '0113 496 0777',
+        location: 'Visiting her son at 3 Mill Lane, SP2 7QT',
+        problem: 'Headache',
+        nhsNumber: PATIENTS.margaret.nhsNumber,
+        patient: /Select Margaret Holloway/,
+        hasSpecialNotes: true,
+      },
+      { pathwayLabel: 'Headache (sample, not clinically validated)', answers: HEADACHE_TO_CALLBACK.answers },
+    );
+    await adviserContext.close();
+
+    const context = await staffContext(browser, server.url, {
+      bypassCSP: true,
+      viewport: { width: 1366, height: 768 },
+    });
+    await useSessionCookie(context, server.url, clinicianUser.sessionToken);
+    const page = await context.newPage();
+    await page.goto(`/queue/${caseId}`);
+    await page.getByRole('button', { name: 'Claim this case' }).click();
+    await page.getByRole('button', { name: 'Start consultation' }).click();
+    await page.getByLabel('Outcome of the consultation').selectOption({ label: 'Refer to another service' });
+    await page.getByRole('button', { name: 'Record outcome' }).click();
+    const rows = page.getByTestId('ranked-services').locator('tbody tr');
+    await rows.first().waitFor(POLL);
+    expect(await rows.count()).toBe(1);
+    expect(await rows.first().innerText()).toContain('Southport GP Out-of-Hours Base');
+    // Clinicians set capacity from the list too.
+    await rows
+      .first()
+      .getByRole('combobox', { name: 'Capacity of Southport GP Out-of-Hours Base' })
+      .selectOption('green');
+    await rows
+      .first()
+      .getByRole('button', { name: 'Set capacity of Southport GP Out-of-Hours Base' })
+      .click();
+    await rows.first().locator('[data-testid="capacity"][data-status="green"]').waitFor(POLL);
+    await page.getByRole('button', { name: 'Choose Southport GP Out-of-Hours Base' }).click();
+    const advice = page.getByTestId('walk-in-advice');
+    expect(await advice.innerText()).toMatch(
+      /Go to Southport GP Out-of-Hours Base, 1 Hospital Road, Southport, SP1 1AA\. It is open 24 hours\./,
+    );
+    await scan(page, 'clinician outcome with services');
+    await page.getByRole('button', { name: 'Record the advice given' }).click();
+    await page
+      .getByTestId('referral-status')
+      .filter({ hasText: 'The caller was told to go to Southport GP Out-of-Hours Base' })
+      .waitFor(POLL);
+    // The case record says so too.
+    await page
+      .getByTestId('record-referral')
+      .filter({ hasText: 'The caller was told to go to Southport GP Out-of-Hours Base' })
+      .waitFor(POLL);
+    await shots.take(page, 'clinician-walk-in');
+    await context.close();
     expect(violations, violations.join('\n\n')).toEqual([]);
   }, 240_000);
 });
