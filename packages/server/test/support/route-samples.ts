@@ -520,7 +520,8 @@ function fhirPatientNdjson(w: World): string {
 
 /** A made-up directory service for the directory route samples (sample content, made-up place). */
 function sampleDirectoryService(serviceId: string) {
-  const day = [{ opens: '08:00', closes: '22:00' }];
+  // A list of its own for each day: a test that changes one day's session changes only that day.
+  const day = () => [{ opens: '08:00', closes: '22:00' }];
   return {
     serviceId,
     name: 'Sample Urgent Treatment Centre',
@@ -533,7 +534,7 @@ function sampleDirectoryService(serviceId: string) {
     phone: null,
     openingTimes: {
       alwaysOpen: false,
-      weekly: { mon: day, tue: day, wed: day, thu: day, fri: day, sat: day, sun: day },
+      weekly: { mon: day(), tue: day(), wed: day(), thu: day(), fri: day(), sat: day(), sun: day() },
       bankHolidays: null,
       exceptions: [],
     },
@@ -549,7 +550,7 @@ function sampleDirectoryService(serviceId: string) {
 
 /** A directory service of the world's provider, added for a sample that acts on one. */
 async function directoryService(w: World): Promise<string> {
-  const serviceId = `sample-service-${w.next()}`;
+  const serviceId = randomUUID();
   await w.t.directory.set(w.provider.tenant, 'system:test', sampleDirectoryService(serviceId));
   return serviceId;
 }
@@ -1008,7 +1009,7 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
     build: async (w) => ({ query: { caseId: await queuedCase(w), latitude: '54', longitude: '-1.5' } }),
   },
   'POST /api/v1/admin/directory/services': {
-    build: (w) => ({ body: sampleDirectoryService(`sample-service-${w.next()}`) }),
+    build: () => ({ body: sampleDirectoryService(randomUUID()) }),
   },
   'DELETE /api/v1/admin/directory/services/:serviceId': {
     build: async (w) => ({
@@ -1023,7 +1024,7 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
     }),
   },
   'POST /api/v1/admin/directory/import': {
-    build: (w) => ({ body: { services: [sampleDirectoryService(`sample-service-${w.next()}`)] } }),
+    build: () => ({ body: { services: [sampleDirectoryService(randomUUID())] } }),
   },
   'GET /api/v1/admin/directory/export': { build: () => ({ query: { format: 'json' } }) },
   'POST /api/v1/admin/postcodes/import': {
