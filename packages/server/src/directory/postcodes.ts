@@ -239,6 +239,11 @@ export class PostcodeStore {
       const writeBatch = handle.transaction((batch: PostcodePlace[]) => {
         for (const p of batch) insert.run(p.postcode, p.latitude, p.longitude);
       });
+      // A national file is larger than SQLite's default page cache (2 MB): its rows, written in one
+      // transaction, would spill and re-read the growing table's pages. 64 MiB holds the upper
+      // levels of the table for the import; the usual cache comes back after it.
+      const cacheSize = handle.pragma('cache_size', { simple: true }) as number;
+      handle.pragma('cache_size = -65536');
       handle.exec('begin immediate');
       let last = { rows: 0, withoutPlace: 0 };
       let imported = 0;
@@ -252,6 +257,8 @@ export class PostcodeStore {
       } catch (error) {
         handle.exec('rollback');
         throw error;
+      } finally {
+        handle.pragma(`cache_size = ${Number(cacheSize)}`);
       }
       return { rows: last.rows, imported, withoutPlace: last.withoutPlace };
     });
