@@ -11,8 +11,12 @@ import {
 import '../src/plain-errors.ts';
 import { SERVICES } from './directory-fixtures.ts';
 
-// The fixtures without their live capacity: what a file holds.
-const DEFINITIONS = SERVICES.map(({ capacity: _capacity, ...rest }) => rest);
+// The fixtures with ids as files carry them (UUIDs), and without their live capacity: what a file holds.
+const WITH_IDS = SERVICES.map((s, i) => ({
+  ...s,
+  serviceId: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+}));
+const DEFINITIONS = WITH_IDS.map(({ capacity: _capacity, ...rest }) => rest);
 
 function refusal(read: () => unknown): DirectoryFileProblem[] {
   try {
@@ -36,7 +40,7 @@ describe('Directory files', () => {
 
   it('JSON round-trips, and a capacity in the file is not imported', () => {
     expect(parseDirectoryJson(directoryToJson(DEFINITIONS))).toEqual(DEFINITIONS);
-    expect(parseDirectoryJson(JSON.stringify({ services: SERVICES }))).toEqual(DEFINITIONS);
+    expect(parseDirectoryJson(JSON.stringify({ services: WITH_IDS }))).toEqual(DEFINITIONS);
   });
 
   it('a CSV with a bad row is refused whole, naming the line and the field of every bad row', () => {
@@ -53,7 +57,7 @@ describe('Directory files', () => {
 
   it('bad opening times name their column', () => {
     const lines = directoryToCsv(DEFINITIONS).trimEnd().split('\n');
-    lines[1] = lines[1]!.replace('A-ed,', 'A-ed,').replace(/,true,closed,/, ',false,8am-10pm,');
+    lines[1] = lines[1]!.replace(/,true,closed,/, ',false,8am-10pm,');
     lines[2] = lines[2]!.replace(
       /08:00-22:00,08:00-22:00,08:00-22:00/,
       '08:00-22:00,25:00-22:00,08:00-22:00',

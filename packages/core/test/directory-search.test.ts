@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { searchDirectory } from '../src/directory/search.ts';
+import { greatCircleKm, searchDirectory } from '../src/directory/search.ts';
 import {
   WEEKDAYS,
   type DirectorySearchQuery,
@@ -402,5 +402,26 @@ describe('Directory search: a service closed for the whole timeframe is never of
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('Great-circle distance', () => {
+  it('agrees with geolib within 0.5 % across Britain', async () => {
+    const { getDistance } = await import('geolib');
+    const places = [
+      { latitude: 50.1, longitude: -5.5 },
+      { latitude: 51.5074, longitude: -0.1278 },
+      { latitude: 53.8, longitude: -1.55 },
+      { latitude: 55.95, longitude: -3.19 },
+      { latitude: 58.5, longitude: -3.1 },
+    ];
+    for (const a of places)
+      for (const b of places) {
+        const ours = greatCircleKm(a, b);
+        const theirs = getDistance(a, b, 1) / 1000;
+        expect(Math.abs(ours - theirs)).toBeLessThanOrEqual(Math.max(0.005 * theirs, 0.001));
+      }
+    // London to Edinburgh, about 534 km.
+    expect(greatCircleKm(places[1]!, places[3]!)).toBeCloseTo(534, -1);
   });
 });

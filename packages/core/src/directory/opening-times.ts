@@ -19,8 +19,16 @@ const DAY_MS = 86_400_000;
 /** How far ahead the opening words look for the next session. */
 const LOOK_AHEAD_DAYS = 15;
 
+const minutesOf = new Map<string, number>();
+
 export function minutesOfDay(hhmm: string): number {
-  return Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
+  let minutes = minutesOf.get(hhmm);
+  if (minutes === undefined) {
+    minutes = Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
+    // Only well-formed times are remembered, so the map stays at most 1,441 entries.
+    if (WALL_CLOCK_TIME.test(hhmm)) minutesOf.set(hhmm, minutes);
+  }
+  return minutes;
 }
 
 const londonParts = new Intl.DateTimeFormat('en-GB', {
@@ -146,27 +154,104 @@ export function datesCovering(fromMs: number, toMs: number): { date: string; wee
   return out;
 }
 
+/**
+ * The London days of one window, worked out once for a search over many services: each date's
+ * weekday, whether it is a bank holiday, and its midnight as an instant (through Intl). On a day
+ * whose next two midnights are exactly 24 hours apart the clocks do not change, so a wall-clock time
+ * that day (or past midnight into the next) is its midnight plus the minutes; on a clock-change day
+ * every time goes through `londonWallToMs`.
+ */
+export class LondonDays {
+  readonly days: {
+    date: string;
+    weekday: Weekday;
+    bankHoliday: boolean;
+    midnightMs: number;
+    steady: boolean;
+  }[];
+
+  constructor(
+    fromMs: number,
+    toMs: number,
+    bankHolidays: ReadonlySet<string> = ENGLAND_AND_WALES_BANK_HOLIDAYS,
+  ) {
+    const dates = datesCovering(fromMs, toMs);
+    const midnights = [...dates.map((d) => londonWallToMs(d.date, 0))];
+    const after = addDays(dates[dates.length - 1]!.date, 1);
+    midnights.push(londonWallToMs(after, 0), londonWallToMs(addDays(after, 1), 0));
+    this.days = dates.map((d, i) => ({
+      ...d,
+      bankHoliday: bankHolidays.has(d.date),
+      midnightMs: midnights[i]!,
+      steady:
+        midnights[i + 1]! - midnights[i]! === DAY_MS && midnights[i + 2]! - midnights[i + 1]! === DAY_MS,
+    }));
+  }
+
+  /** The instant of `minutes` past midnight (up to 2880: into the next day) on day `i`. */
+  at(i: number, minutes: number): number {
+    const day = this.days[i]!;
+    if (day.steady) return day.midnightMs + minutes * MINUTE_MS;
+    return minutes >= 1440
+      ? londonWallToMs(addDays(day.date, 1), minutes - 1440)
+      : londonWallToMs(day.date, minutes);
+  }
+
+  /** The sessions that start on day `i`: its exception, else a bank holiday's, else the weekday's. */
+  sessionsOf(times: OpeningTimes, i: number): readonly OpeningSession[] {
+    const day = this.days[i]!;
+    for (const exception of times.exceptions) if (exception.date === day.date) return exception.sessions;
+    return times.bankHolidays !== null && day.bankHoliday ? times.bankHolidays : times.weekly[day.weekday];
+  }
+
+  /**
+   * Whether the service is open at some instant of [fromMs, toMs] (both ends included), without
+   * building its periods: a search asks it of every service.
+   */
+  openWithin(times: OpeningTimes, fromMs: number, toMs: number): boolean {
+    if (times.alwaysOpen) return true;
+    for (let i = 0; i < this.days.length; i++) {
+      for (const session of this.sessionsOf(times, i)) {
+        const opens = minutesOfDay(session.opens);
+        let closes = minutesOfDay(session.closes);
+        if (closes <= opens) closes += 1440;
+        if (this.at(i, opens) <= toMs && this.at(i, closes) > fromMs) return true;
+      }
+    }
+    return false;
+  }
+}
+
+/** The days `openingStatus` looks at from an instant: about two weeks ahead. */
+export function lookAheadDays(atMs: number, bankHolidays?: ReadonlySet<string>): LondonDays {
+  return new LondonDays(atMs, atMs + LOOK_AHEAD_DAYS * DAY_MS, bankHolidays);
+}
+
 const ALWAYS: Interval = { startMs: -8.64e15, endMs: 8.64e15 };
 
 /**
  * The service's open periods that touch [fromMs, toMs], in order, with sessions that meet or overlap
- * joined (08:00–24:00 then 00:00–02:00 is one period). `dates` may be given when many services are
- * evaluated over the same window.
+ * joined (08:00–24:00 then 00:00–02:00 is one period). `days` may be given when many services are
+ * evaluated over the same window (it must cover it).
  */
 export function openPeriods(
   times: OpeningTimes,
   fromMs: number,
   toMs: number,
   bankHolidays: ReadonlySet<string> = ENGLAND_AND_WALES_BANK_HOLIDAYS,
-  dates: readonly { date: string; weekday: Weekday }[] = datesCovering(fromMs, toMs),
+  days: LondonDays = new LondonDays(fromMs, toMs, bankHolidays),
 ): Interval[] {
   if (times.alwaysOpen) return [ALWAYS];
   const all: Interval[] = [];
-  for (const { date, weekday } of dates)
-    for (const session of sessionsOn(times, date, bankHolidays, weekday)) {
-      const interval = sessionInterval(date, session);
+  days.days.forEach((day, i) => {
+    for (const session of days.sessionsOf(times, i)) {
+      const opens = minutesOfDay(session.opens);
+      let closes = minutesOfDay(session.closes);
+      if (closes <= opens) closes += 1440;
+      const interval = { startMs: days.at(i, opens), endMs: days.at(i, closes) };
       if (interval.endMs > interval.startMs) all.push(interval);
     }
+  });
   all.sort((a, b) => a.startMs - b.startMs);
   const merged: Interval[] = [];
   for (const interval of all) {
@@ -182,10 +267,9 @@ export function isOpenWithin(
   times: OpeningTimes,
   fromMs: number,
   toMs: number,
-  bankHolidays?: ReadonlySet<string>,
-  dates?: readonly { date: string; weekday: Weekday }[],
+  bankHolidays: ReadonlySet<string> = ENGLAND_AND_WALES_BANK_HOLIDAYS,
 ): boolean {
-  return openPeriods(times, fromMs, toMs, bankHolidays, dates).length > 0;
+  return new LondonDays(fromMs, toMs, bankHolidays).openWithin(times, fromMs, toMs);
 }
 
 export function isOpenAt(times: OpeningTimes, atMs: number, bankHolidays?: ReadonlySet<string>): boolean {
@@ -238,10 +322,12 @@ export function openingStatus(
   times: OpeningTimes,
   atMs: number,
   bankHolidays: ReadonlySet<string> = ENGLAND_AND_WALES_BANK_HOLIDAYS,
+  /** The days of the look-ahead from `atMs` (`lookAheadDays`), when many services share them. */
+  days?: LondonDays,
 ): OpeningStatus {
   if (times.alwaysOpen) return { openNow: true, opensAtMs: null, closesAtMs: null, words: 'open 24 hours' };
   const horizon = atMs + LOOK_AHEAD_DAYS * DAY_MS;
-  const periods = openPeriods(times, atMs, horizon, bankHolidays);
+  const periods = openPeriods(times, atMs, horizon, bankHolidays, days ?? lookAheadDays(atMs, bankHolidays));
   const current = periods.find((p) => p.startMs <= atMs && atMs < p.endMs);
   if (current) {
     // Open to the end of what was looked at: open around the clock as far as anyone needs to know.

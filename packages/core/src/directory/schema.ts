@@ -9,7 +9,8 @@ import { CAPACITY_STATUSES, SERVICE_TYPES, WEEKDAYS } from './types.ts';
 
 /** A symptom group id as triage pathways name it ('chest-pain'). */
 export const SYMPTOM_GROUP = /^[a-z0-9][a-z0-9._-]{0,63}$/;
-export const SERVICE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** A service's id: a UUID, as every id of ours is (the ODS code is the name people know it by). */
+export const SERVICE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** A UK postcode as people write it: outward code, space optional, inward code. */
 export const UK_POSTCODE_AS_WRITTEN = /^[A-Za-z]{1,2}[0-9][A-Za-z0-9]? ?[0-9][A-Za-z]{2}$/;
 
@@ -71,7 +72,7 @@ export const referralRouteSchema = z.discriminatedUnion('kind', [
 /** A service as staff define it: everything but its live capacity. */
 export const directoryServiceDefinitionSchema = z
   .strictObject({
-    serviceId: z.string().regex(SERVICE_ID, 'must be letters, digits, dots, hyphens or underscores'),
+    serviceId: z.string().regex(SERVICE_ID, 'must be a service id (a UUID in lower case)'),
     name: z.string().trim().min(1).max(200),
     odsCode: z
       .string()

@@ -1,5 +1,4 @@
 import { Readable } from 'node:stream';
-import { parse } from 'csv-parse';
 import { sql } from 'kysely';
 import { DirectoryFileError, type DirectoryFileProblem } from '@holdfast/core/directory/files';
 import type { Store } from '../store/store.ts';
@@ -13,7 +12,9 @@ import type { Store } from '../store/store.ts';
  * Files are CSV in the column layout of the ONS Postcode Directory: a header row, then one row per
  * postcode. The columns read are `pcds` (the postcode with one space; `pcd`, `pcd2` or `postcode`
  * are taken when it is absent), `lat` (or `latitude`) and `long` (or `longitude`); every other
- * column is ignored. A row the ONS gives no place (latitude 99.999999) is skipped and counted. A
+ * column is ignored. Fields may be quoted ("AB1 0AA"); the ONS file has no commas or line breaks
+ * inside fields, so rows are split by a small reader of its own rather than a general CSV parser,
+ * which would spend most of a full import's minute. A row the ONS gives no place (latitude 99.999999) is skipped and counted. A
  * file is taken whole or not at all: a bad row refuses it, naming the line and the field, and the
  * table is as it was. Rows are streamed and written in batches inside one transaction, so memory
  * stays flat whatever the file's size.
@@ -58,6 +59,63 @@ function columnIndex(header: readonly string[], names: readonly string[]): numbe
   return -1;
 }
 
+class CsvLineError extends Error {}
+
+/** One CSV line as fields: plain, or in double quotes (with "" for a quote inside). */
+export function csvFields(line: string): string[] {
+  if (!line.includes('"')) return line.split(',');
+  const fields: string[] = [];
+  let i = 0;
+  for (;;) {
+    if (line[i] === '"') {
+      let value = '';
+      i += 1;
+      for (;;) {
+        const quote = line.indexOf('"', i);
+        if (quote < 0) throw new CsvLineError('has a quote that is never closed');
+        value += line.slice(i, quote);
+        if (line[quote + 1] === '"') {
+          value += '"';
+          i = quote + 2;
+        } else {
+          i = quote + 1;
+          break;
+        }
+      }
+      fields.push(value);
+      if (i < line.length && line[i] !== ',') throw new CsvLineError('has text after a closing quote');
+    } else {
+      const comma = line.indexOf(',', i);
+      fields.push(line.slice(i, comma < 0 ? line.length : comma));
+      i = comma < 0 ? line.length : comma;
+    }
+    if (i >= line.length) return fields;
+    i += 1; // past the comma
+    if (i === line.length) {
+      fields.push('');
+      return fields;
+    }
+  }
+}
+
+/** A stream's lines, a chunk's worth at a time (a BOM dropped, CRLF read). */
+async function* csvLines(input: Readable): AsyncGenerator<string[]> {
+  let rest = '';
+  let first = true;
+  input.setEncoding('utf8');
+  for await (const chunk of input as AsyncIterable<string>) {
+    let text = rest + chunk;
+    if (first) {
+      text = text.replace(/^\uFEFF/, '');
+      first = false;
+    }
+    const lines = text.split('\n');
+    rest = lines.pop()!;
+    yield lines.map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
+  }
+  if (rest !== '') yield [rest.endsWith('\r') ? rest.slice(0, -1) : rest];
+}
+
 export class PostcodeStore {
   constructor(private readonly store: Store) {}
 
@@ -82,10 +140,7 @@ export class PostcodeStore {
   async import(source: Readable | string): Promise<PostcodeImportResult> {
     const started = performance.now();
     const input = typeof source === 'string' ? Readable.from([source]) : source;
-    const parser = input.pipe(
-      parse({ bom: true, skip_empty_lines: true, relax_column_count: true, info: false, trim: true }),
-    );
-    const rows = this.validRows(parser);
+    const rows = this.validRows(csvLines(input));
     const counts =
       this.store.dialect === 'sqlite' ? await this.writeSqlite(rows) : await this.writePostgres(rows);
     return { ...counts, ms: Math.round(performance.now() - started) };
@@ -96,7 +151,7 @@ export class PostcodeStore {
    * (line and field) when a row is bad, which rolls the writer's transaction back.
    */
   private async *validRows(
-    records: AsyncIterable<string[]>,
+    lines: AsyncIterable<string[]>,
   ): AsyncGenerator<{ batch: PostcodePlace[]; rows: number; withoutPlace: number }> {
     let line = 0;
     let header: string[] | null = null;
@@ -106,53 +161,56 @@ export class PostcodeStore {
     let rows = 0;
     let withoutPlace = 0;
     try {
-      for await (const record of records) {
-        line += 1;
-        if (!header) {
-          header = record.map((h) => h.trim().toLowerCase());
-          columns = {
-            postcode: columnIndex(header, POSTCODE_COLUMNS),
-            latitude: columnIndex(header, LATITUDE_COLUMNS),
-            longitude: columnIndex(header, LONGITUDE_COLUMNS),
-          };
-          const missing = (
-            [
-              ['pcds', columns.postcode],
-              ['lat', columns.latitude],
-              ['long', columns.longitude],
-            ] as const
-          ).filter(([, i]) => i < 0);
-          if (missing.length > 0)
-            throw new DirectoryFileError(
-              missing.map(([field]) => ({
-                line: 1,
-                field,
-                message: 'this column is missing (an ONS Postcode Directory header is expected)',
-              })),
-            );
-          continue;
+      reading: for await (const chunk of lines)
+        for (const text of chunk) {
+          line += 1;
+          if (text.trim() === '') continue;
+          const record = csvFields(text);
+          if (!header) {
+            header = record.map((h) => h.trim().toLowerCase());
+            columns = {
+              postcode: columnIndex(header, POSTCODE_COLUMNS),
+              latitude: columnIndex(header, LATITUDE_COLUMNS),
+              longitude: columnIndex(header, LONGITUDE_COLUMNS),
+            };
+            const missing = (
+              [
+                ['pcds', columns.postcode],
+                ['lat', columns.latitude],
+                ['long', columns.longitude],
+              ] as const
+            ).filter(([, i]) => i < 0);
+            if (missing.length > 0)
+              throw new DirectoryFileError(
+                missing.map(([field]) => ({
+                  line: 1,
+                  field,
+                  message: 'this column is missing (an ONS Postcode Directory header is expected)',
+                })),
+              );
+            continue;
+          }
+          rows += 1;
+          const postcode = postcodeKey(record[columns.postcode] ?? '');
+          const latitudeText = record[columns.latitude] ?? '';
+          const longitudeText = record[columns.longitude] ?? '';
+          const latitude = Number(latitudeText);
+          const longitude = Number(longitudeText);
+          if (!postcode) problems.push({ line, field: 'pcds', message: 'is not a UK postcode' });
+          else if (latitudeText === '' || !Number.isFinite(latitude))
+            problems.push({ line, field: 'lat', message: 'must be a number' });
+          else if (latitude === NO_PLACE_LATITUDE) withoutPlace += 1;
+          else if (latitude < 49 || latitude > 61)
+            problems.push({ line, field: 'lat', message: 'must be a UK latitude (49 to 61)' });
+          else if (longitudeText === '' || !Number.isFinite(longitude) || longitude < -9 || longitude > 2.1)
+            problems.push({ line, field: 'long', message: 'must be a UK longitude (-9 to 2.1)' });
+          else batch.push({ postcode, latitude, longitude });
+          if (problems.length >= MAX_PROBLEMS) break reading;
+          if (batch.length >= BATCH && problems.length === 0) {
+            yield { batch, rows, withoutPlace };
+            batch = [];
+          }
         }
-        rows += 1;
-        const postcode = postcodeKey(record[columns.postcode] ?? '');
-        const latitudeText = record[columns.latitude] ?? '';
-        const longitudeText = record[columns.longitude] ?? '';
-        const latitude = Number(latitudeText);
-        const longitude = Number(longitudeText);
-        if (!postcode) problems.push({ line, field: 'pcds', message: 'is not a UK postcode' });
-        else if (latitudeText === '' || !Number.isFinite(latitude))
-          problems.push({ line, field: 'lat', message: 'must be a number' });
-        else if (latitude === NO_PLACE_LATITUDE) withoutPlace += 1;
-        else if (latitude < 49 || latitude > 61)
-          problems.push({ line, field: 'lat', message: 'must be a UK latitude (49 to 61)' });
-        else if (longitudeText === '' || !Number.isFinite(longitude) || longitude < -9 || longitude > 2.1)
-          problems.push({ line, field: 'long', message: 'must be a UK longitude (-9 to 2.1)' });
-        else batch.push({ postcode, latitude, longitude });
-        if (problems.length >= MAX_PROBLEMS) break;
-        if (batch.length >= BATCH && problems.length === 0) {
-          yield { batch, rows, withoutPlace };
-          batch = [];
-        }
-      }
     } catch (error) {
       if (error instanceof DirectoryFileError) throw error;
       const at = (error as { lines?: number }).lines ?? line + 1;

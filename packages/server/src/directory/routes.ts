@@ -33,9 +33,7 @@ export function installDirectoryBodyHandling(app: FastifyInstance): void {
 }
 
 const serviceParams = z.strictObject({
-  serviceId: z
-    .string()
-    .regex(SERVICE_ID, 'must be a service id (letters, digits, dots, hyphens, underscores)'),
+  serviceId: z.string().regex(SERVICE_ID, 'must be a service id (a UUID)'),
 });
 
 const coordinate = (min: number, max: number, what: string) =>

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DirectoryServiceDefinition } from '@holdfast/core';
+import { nameBasedUuid } from '../../src/node/ids.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
 import { caseAt } from '../support/cases.ts';
 import { STORE_KINDS } from '../support/databases.ts';
@@ -17,14 +18,21 @@ const KM = 1 / 111.2;
 const ED_CODES = ['SAMPLE-ED-1H', 'SAMPLE-ED-4H', 'SAMPLE-UTC-4H'];
 const ALL_DAY = { opens: '08:00', closes: '22:00' };
 
+/** Services are named in the tests ('s-ed'); their ids are UUIDs made from the names. */
+const ID = (name: string) => nameBasedUuid(`directory-test:${name}`);
+const names = new Map<string, string>();
+const nameOf = (serviceId: string) => names.get(serviceId) ?? serviceId;
+
 function definition(
-  serviceId: string,
+  name: string,
   kmNorth: number,
   fields: Partial<DirectoryServiceDefinition> = {},
 ): DirectoryServiceDefinition {
+  const serviceId = ID(name);
+  names.set(serviceId, name);
   return {
     serviceId,
-    name: `Service ${serviceId}`,
+    name: `Service ${name}`,
     odsCode: 'NSX01',
     type: 'urgent_treatment_centre',
     address: ['1 Made-up Street', 'Northshire'],
@@ -93,7 +101,7 @@ describe.each(STORE_KINDS)('Directory of Services (%s)', (kind) => {
 
     const capacity = await w.clients.shift_manager.request(
       'POST',
-      '/api/v1/directory/services/crud-1/capacity',
+      `/api/v1/directory/services/${ID('crud-1')}/capacity`,
       {
         status: 'amber',
         note: 'four-hour wait',
@@ -109,7 +117,7 @@ describe.each(STORE_KINDS)('Directory of Services (%s)', (kind) => {
       },
     });
     // An adviser may read the directory but not set capacity.
-    const refused = await adviser().request('POST', '/api/v1/directory/services/crud-1/capacity', {
+    const refused = await adviser().request('POST', `/api/v1/directory/services/${ID('crud-1')}/capacity`, {
       status: 'red',
     });
     expect(refused.statusCode).toBe(403);
@@ -118,23 +126,26 @@ describe.each(STORE_KINDS)('Directory of Services (%s)', (kind) => {
       (listed.json() as { services: { serviceId: string; capacity: unknown }[] }).services,
     ).toContainEqual(
       expect.objectContaining({
-        serviceId: 'crud-1',
+        serviceId: ID('crud-1'),
         name: 'Renamed UTC',
         capacity: expect.objectContaining({ status: 'amber' }),
       }),
     );
 
-    const removed = await admin().request('DELETE', '/api/v1/admin/directory/services/crud-1', {
+    const removed = await admin().request('DELETE', `/api/v1/admin/directory/services/${ID('crud-1')}`, {
       reason: 'closed down',
     });
     expect(removed.statusCode, removed.body).toBe(204);
     const after = (await adviser().request('GET', '/api/v1/directory/services')).json() as {
       services: { serviceId: string }[];
     };
-    expect(after.services.map((s) => s.serviceId)).not.toContain('crud-1');
+    expect(after.services.map((s) => s.serviceId)).not.toContain(ID('crud-1'));
     expect(
-      (await admin().request('DELETE', '/api/v1/admin/directory/services/crud-1', { reason: 'again' }))
-        .statusCode,
+      (
+        await admin().request('DELETE', `/api/v1/admin/directory/services/${ID('crud-1')}`, {
+          reason: 'again',
+        })
+      ).statusCode,
     ).toBe(404);
   });
 
@@ -163,7 +174,7 @@ describe.each(STORE_KINDS)('Directory of Services (%s)', (kind) => {
     expect(exported.headers['content-type']).toMatch(/^text\/csv/);
     const lines = exported.body.trimEnd().split('\n');
     // A third service, whose line 3 of the file gives a minimum age of "ten".
-    const third = lines[1]!.replace('file-1', 'file-3');
+    const third = lines[1]!.replace(ID('file-1'), ID('file-3')).replace('Service file-1', 'Service file-3');
     const file = [lines[0], lines[1], third.replace(/,0,,/, ',ten,,'), lines[2]].join('\n');
     const before = await ledgerPosition(t);
     const refused = await admin().request('POST', '/api/v1/admin/directory/import', file, {
@@ -181,7 +192,7 @@ describe.each(STORE_KINDS)('Directory of Services (%s)', (kind) => {
     const services = (await adviser().request('GET', '/api/v1/directory/services')).json() as {
       services: { serviceId: string }[];
     };
-    expect(services.services.map((s) => s.serviceId)).not.toContain('file-3');
+    expect(services.services.map((s) => s.serviceId)).not.toContain(ID('file-3'));
 
     // JSON: the field's path inside the body.
     const json = await admin().request('POST', '/api/v1/admin/directory/import', {
@@ -313,11 +324,13 @@ describe.each(STORE_KINDS)('Directory of Services (%s)', (kind) => {
       searchId: string;
     };
     const ids = (list: { service: { serviceId: string } }[]) =>
-      list.map((x) => x.service.serviceId).filter((id) => id.startsWith('s-'));
+      list.map((x) => nameOf(x.service.serviceId)).filter((name) => name.startsWith('s-'));
     expect(ids(body.ranked)).toEqual(['s-ed', 's-utc']);
-    expect(body.ranked.find((x) => x.service.serviceId === 's-utc')?.opening).toBe('open until 22:00');
+    expect(body.ranked.find((x) => x.service.serviceId === ID('s-utc'))?.opening).toBe('open until 22:00');
     const excluded = Object.fromEntries(
-      body.excluded.filter((e) => e.serviceId.startsWith('s-')).map((e) => [e.serviceId, e.reasons]),
+      body.excluded
+        .map((e) => [nameOf(e.serviceId), e.reasons] as const)
+        .filter(([name]) => name.startsWith('s-')),
     );
     expect(excluded).toEqual({
       's-gp': ['disposition_not_accepted'],
@@ -337,7 +350,7 @@ describe.each(STORE_KINDS)('Directory of Services (%s)', (kind) => {
     ]);
 
     // Capacity counts before distance: green at the UTC puts it first.
-    await w.clients.clinician.request('POST', '/api/v1/directory/services/s-utc/capacity', {
+    await w.clients.clinician.request('POST', `/api/v1/directory/services/${ID('s-utc')}/capacity`, {
       status: 'green',
     });
     const green = (
@@ -345,10 +358,12 @@ describe.each(STORE_KINDS)('Directory of Services (%s)', (kind) => {
     ).json() as typeof body;
     expect(ids(green.ranked)).toEqual(['s-utc', 's-ed']);
     // Red leaves it out, with its reason, for a person to choose from the excluded list if they must.
-    await w.clients.clinician.request('POST', '/api/v1/directory/services/s-utc/capacity', { status: 'red' });
+    await w.clients.clinician.request('POST', `/api/v1/directory/services/${ID('s-utc')}/capacity`, {
+      status: 'red',
+    });
     const red = (await search('postcode=NS1 1AA')).json() as typeof body;
     expect(ids(red.ranked)).toEqual(['s-ed']);
-    expect(red.excluded.find((e) => e.serviceId === 's-utc')).toMatchObject({
+    expect(red.excluded.find((e) => e.serviceId === ID('s-utc'))).toMatchObject({
       reasons: ['capacity_red'],
       words: 'Capacity red: not taking patients',
     });
