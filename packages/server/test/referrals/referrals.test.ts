@@ -25,6 +25,7 @@ describe.each(STORE_KINDS)('referrals and bookings on %s', (kind) => {
   let t: TestApp;
   let adviser: Client;
   let manager: Client;
+  let clinician: Client;
   let site: string;
   let protocols: Awaited<ReturnType<typeof requireProtocolPack>>['protocols'];
   const ed = new ServiceReceiverProcess('Northtown Emergency Department');
@@ -53,6 +54,8 @@ describe.each(STORE_KINDS)('referrals and bookings on %s', (kind) => {
     expect((await adviser.signIn('health_adviser@northshire')).statusCode).toBe(200);
     manager = new Client(t.app, t.clock);
     expect((await manager.signIn('shift_manager@northshire')).statusCode).toBe(200);
+    clinician = new Client(t.app, t.clock);
+    expect((await clinician.signIn('clinician@northshire')).statusCode).toBe(200);
     for (const [endpointId, url, kinds] of [
       ['ed-north', `${ed.url}/messages`, ['referral']],
       ['ed-north-slots', `${ed.url}/fhir`, ['booking']],
@@ -173,6 +176,41 @@ describe.each(STORE_KINDS)('referrals and bookings on %s', (kind) => {
     });
     expect(again.statusCode).toBe(409);
     expect(again.body).toContain('referred already');
+  });
+
+  it("a clinician's consultation outcome 'referral' names a service by the same route", async () => {
+    const caseId = (await caseAt(adviser, protocols, site, 'speak_to_primary_care')).caseId;
+    // In consultation the outcome is not chosen yet: no referral.
+    expect((await clinician.request('POST', `/api/v1/cases/${caseId}/claim`)).statusCode).toBe(200);
+    expect((await clinician.request('POST', `/api/v1/cases/${caseId}/consultation`)).statusCode).toBe(204);
+    const early = await clinician.request('POST', `/api/v1/cases/${caseId}/referral`, {
+      serviceId: 'ed-north',
+      offered: ['ed-north'],
+    });
+    expect(early.statusCode).toBe(409);
+    const outcome = await clinician.request('POST', `/api/v1/cases/${caseId}/outcome`, { outcome: 'refer' });
+    expect(outcome.statusCode, outcome.body).toBe(200);
+    expect((await json<{ status: string }>(clinician, 'GET', `/api/v1/cases/${caseId}`)).status).toBe(
+      'referral_pending',
+    );
+    const referred = await json<Referral>(clinician, 'POST', `/api/v1/cases/${caseId}/referral`, {
+      serviceId: 'ed-north',
+      offered: ['ed-north', 'utc-river'],
+    });
+    expect(referred.state).toBe('waiting');
+    const chosen = await t.node.store.db
+      .selectFrom('ledger_events')
+      .select('payload')
+      .where('type', '=', 'referral.chosen')
+      .execute();
+    const mine = chosen
+      .map((r) => JSON.parse(r.payload) as { caseId: string; byClinicianId: string | null })
+      .find((p) => p.caseId === caseId)!;
+    expect(mine.byClinicianId).toBe(t.providers[0]!.users.clinician.userId);
+    await worker.runOnce();
+    expect((await json<Referral>(clinician, 'GET', `/api/v1/cases/${caseId}/referral`)).state).toBe(
+      'accepted',
+    );
   });
 
   it('a refusal raises an alert on the dashboard and the list, until acknowledged with a reason', async () => {
@@ -401,8 +439,6 @@ describe.each(STORE_KINDS)('referrals and bookings on %s', (kind) => {
   });
 
   it('a referral in from another service (999 → CAS, not a validation) enters the CAS queue, once', async () => {
-    const clinician = new Client(t.app, t.clock);
-    expect((await clinician.signIn('clinician@northshire')).statusCode).toBe(200);
     const deadline = new Date(t.clock.nowMs() + 90 * 60_000).toISOString();
     const bundle = validationRequest({ category: 3, incident: 'NAS-REF-1', deadline });
     const sr = bundle.entry[1]!.resource;
