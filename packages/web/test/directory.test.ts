@@ -25,8 +25,8 @@ const POLL = { timeout: 20_000 };
 /** A directory CSV (docs/DIRECTORY.md layout) whose second service (line 3) has no latitude. */
 const BAD_CSV = [
   'serviceId,name,odsCode,type,address,postcode,latitude,longitude,phone,alwaysOpen,mon,tue,wed,thu,fri,sat,sun,bankHolidays,exceptions,dispositions,symptomGroups,minAgeYears,maxAgeYears,sexes,referral,bookingSlotsEndpointId,notClinicallyValidated',
-  'csv-utc,Riverside UTC,RRV01,urgent_treatment_centre,1 River Road,SP1 1AA,53.81,-1.53,,true,,,,,,,,,,Dx02,,0,,,walk_in,,true',
-  'csv-ed,Hillside ED,RHS01,emergency_department,2 Hill Road,SP1 1AA,north,-1.53,,true,,,,,,,,,,Dx02,,0,,,walk_in,,true',
+  '5a0e7c1e-0000-4000-8000-000000000021,Riverside UTC,RRV01,urgent_treatment_centre,1 River Road,SP1 1AA,53.81,-1.53,,true,,,,,,,,,,Dx02,,0,,,walk_in,,true',
+  '5a0e7c1e-0000-4000-8000-000000000022,Hillside ED,RHS01,emergency_department,2 Hill Road,SP1 1AA,north,-1.53,,true,,,,,,,,,,Dx02,,0,,,walk_in,,true',
 ].join('\n');
 
 describe('the directory editor in the browser', () => {
@@ -82,22 +82,22 @@ describe('the directory editor in the browser', () => {
     const good = {
       services: [
         service({
-          serviceId: 'json-ed',
+          serviceId: '5a0e7c1e-0000-4000-8000-000000000011',
           name: 'Northshire Royal Emergency Department',
           type: 'emergency_department',
           postcode: 'SP1 1AA',
-          latitude: 53.81,
-          longitude: -1.53,
+          latitude: 50.51,
+          longitude: -3.98,
           dispositions: ['Dx02', 'SAMPLE-ED-1H'],
           referral: { kind: 'walk_in' },
         }),
         service({
-          serviceId: 'json-pharmacy',
+          serviceId: '5a0e7c1e-0000-4000-8000-000000000012',
           name: 'Quay Street Pharmacy',
           type: 'community_pharmacy',
           postcode: 'SP1 1AA',
-          latitude: 53.81,
-          longitude: -1.53,
+          latitude: 50.51,
+          longitude: -3.98,
           dispositions: ['Dx80'],
           referral: { kind: 'phone', phone: '0113 496 0300' },
         }),
@@ -118,7 +118,6 @@ describe('the directory editor in the browser', () => {
 
     // Add a service: a bad field is named next to it in plain words; then it is added.
     await page.getByRole('button', { name: 'Add a service' }).click();
-    await page.getByLabel('Service ID').fill('mill-dental');
     await page.getByLabel('Name', { exact: true }).fill('Mill Lane Dental Access Centre');
     await page.getByLabel('ODS code').fill('RML01');
     await page.getByLabel('Type of service').selectOption({ label: 'Dental service' });
@@ -158,10 +157,12 @@ describe('the directory editor in the browser', () => {
       const json = await (await fetch('/api/v1/admin/directory/export?format=json')).text();
       return { csv, json };
     });
-    expect(exported.csv).toContain('mill-dental');
-    expect(exported.csv).not.toContain('json-pharmacy');
+    expect(exported.csv).toContain('Mill Lane Dental Access Centre');
+    expect(exported.csv).not.toContain('Quay Street Pharmacy');
     expect(JSON.parse(exported.json)).toMatchObject({
-      services: expect.arrayContaining([expect.objectContaining({ serviceId: 'json-ed' })]),
+      services: expect.arrayContaining([
+        expect.objectContaining({ serviceId: '5a0e7c1e-0000-4000-8000-000000000011' }),
+      ]),
     });
     await shots.take(page, 'directory');
     await scan(page, 'directory');

@@ -74,15 +74,16 @@ export class AdminSession {
 }
 
 /**
- * Made-up places in the demo region (ONS layout: pcds, lat, long). SP2 7QT is David Okonjo's home
- * (fixtures.ts); the services below are 2, 6 and about 200 km from it.
+ * Made-up places (ONS layout: pcds, lat, long), far from the demo's own sample directory (whose
+ * services are then all too far to be offered). SP2 7QT is David Okonjo's home (fixtures.ts); the
+ * services below are about 2, 6 and 200 km from it.
  */
 export const POSTCODES_CSV = [
   'pcds,lat,long',
-  'SP2 7QT,53.8000,-1.5500',
-  'SP1 1AA,53.8100,-1.5300',
-  'SP3 9ZZ,53.8500,-1.5000',
-  'FA9 9FA,52.0000,-1.5500',
+  'SP2 7QT,50.5000,-4.0000',
+  'SP1 1AA,50.5100,-3.9800',
+  'SP3 9ZZ,50.5500,-3.9500',
+  'FA9 9FA,52.3000,-4.0000',
 ].join('\n');
 
 const ALWAYS: Record<string, { opens: string; closes: string }[]> = {

@@ -27,7 +27,15 @@ import { DIRECTORY_PERMISSIONS, SERVICE_TYPE_WORDS } from '../../lib/directory.t
 import { useFormProblems } from '../../lib/forms.ts';
 import { useSession } from '../../lib/session.tsx';
 import { SERVICE_TYPES, type DirectoryService } from '../../lib/types.ts';
-import { EMPTY_FORM, FORM_FIELDS, fromForm, toForm, WEEKDAYS, type ServiceForm } from './directoryForm.ts';
+import {
+  EMPTY_FORM,
+  FORM_FIELDS,
+  fromForm,
+  newServiceId,
+  toForm,
+  WEEKDAYS,
+  type ServiceForm,
+} from './directoryForm.ts';
 
 /**
  * The provider admin's directory of services: the list, a form to add or change a service, removal
@@ -153,7 +161,9 @@ function ServiceEditor({
   onDone: (message: string | null) => void;
 }) {
   const queryClient = useQueryClient();
-  const [form, setForm] = useState<ServiceForm>(service ? toForm(service) : EMPTY_FORM);
+  const [form, setForm] = useState<ServiceForm>(
+    service ? toForm(service) : { ...EMPTY_FORM, serviceId: newServiceId() },
+  );
   const [busy, setBusy] = useState(false);
   const problems = useFormProblems();
   const headingRef = useRef<HTMLHeadingElement>(null);
@@ -167,7 +177,7 @@ function ServiceEditor({
       value={String(form[key])}
       onChange={(e) => set(key, e.currentTarget.value as never)}
       error={problems.field(path)}
-      readOnly={key === 'serviceId' && service !== null}
+      readOnly={key === 'serviceId'}
     />
   );
 
@@ -206,7 +216,7 @@ function ServiceEditor({
       </Title>
       <FormAlert message={problems.form} />
       <SimpleGrid cols={{ base: 1, sm: 3 }} spacing="sm">
-        {text('serviceId', 'Service ID', 'serviceId', 'Letters, digits and dashes; cannot change later.')}
+        {text('serviceId', 'Service ID', 'serviceId', 'Given to a new service; it never changes.')}
         {text('name', 'Name')}
         {text('odsCode', 'ODS code')}
         <NativeSelect

@@ -54,6 +54,15 @@ export interface ServiceForm {
   notClinicallyValidated: boolean;
 }
 
+/** A new service's id: a random UUID (getRandomValues works outside secure contexts too). */
+export function newServiceId(): string {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6]! & 0x0f) | 0x40;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const hex = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
 export const EMPTY_FORM: ServiceForm = {
   serviceId: '',
   name: '',
@@ -157,7 +166,6 @@ export function fromForm(f: ServiceForm): { service: ServiceInput } | { problems
   const need = (value: string, path: string, words: string) => {
     if (value.trim() === '') problems[path] = `Enter ${words}.`;
   };
-  need(f.serviceId, 'serviceId', 'the service ID (letters, digits and dashes)');
   need(f.name, 'name', 'the name of the service');
   need(f.odsCode, 'odsCode', 'the ODS code of the service');
   need(f.postcode, 'postcode', 'the postcode of the service');
