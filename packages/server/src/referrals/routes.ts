@@ -5,10 +5,8 @@ import { SlotsUnavailableError, type ReferralService } from './service.ts';
 
 const caseParams = z.strictObject({ caseId: z.string().uuid('must be a case id') });
 const serviceId = z
-  .string()
-  .trim()
-  .min(1, 'name the service (its id in the directory)')
-  .max(100, 'must be at most 100 characters');
+  .string('name the service (its id in the directory)')
+  .uuid('must be a service id from the directory');
 const words = (what: string) => z.string().trim().min(1, what).max(2000, 'must be at most 2000 characters');
 
 /** Referrals and bookings of a case, and the shift manager's referral alerts. */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { messagingDb, statusOf } from '../../src/messaging/projection.ts';
 import { MessagingService } from '../../src/messaging/service.ts';
-import { SERVICES } from '../support/service-receiver.ts';
+import { ED_NORTH, SERVICES } from '../support/service-receiver.ts';
 import { openNode } from '../../src/node/node.ts';
 import { DEMO_TENANT } from '../../src/demo.ts';
 import { ApiSession, MemoryTotpSecrets } from '../../src/simulate/api-client.ts';
@@ -272,9 +272,9 @@ describe('a site whose hub is lost', () => {
     );
     expect(search.status).toBe(200);
     const offered = search.json.ranked.map((r) => r.service.serviceId);
-    expect(offered).toEqual(['ed-north']);
+    expect(offered).toEqual([ED_NORTH]);
     const referred = await adviser.call<{ state: string }>('POST', `/api/v1/cases/${caseId}/referral`, {
-      serviceId: 'ed-north',
+      serviceId: ED_NORTH,
       searchId: search.json.searchId,
       offered,
     });

@@ -6,7 +6,14 @@ import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts'
 import { caseAt } from '../support/cases.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { Client, startTestApp, type TestApp } from '../support/http.ts';
-import { SERVICES, ServiceReceiverProcess } from '../support/service-receiver.ts';
+import {
+  ED_NORTH,
+  UTC_RIVER,
+  UTC_WALK,
+  ED_GONE,
+  SERVICES,
+  ServiceReceiverProcess,
+} from '../support/service-receiver.ts';
 import { nhsNumberFor } from '../support/tenant-data.ts';
 import { validationRequest } from '../support/inbound-bundles.ts';
 
@@ -108,9 +115,9 @@ describe.each(STORE_KINDS)('referrals and bookings on %s', (kind) => {
 
   const referToEd = (caseId: string) =>
     json<Referral>(adviser, 'POST', `/api/v1/cases/${caseId}/referral`, {
-      serviceId: 'ed-north',
+      serviceId: ED_NORTH,
       searchId: 'search-1',
-      offered: ['ed-north', 'utc-river', 'utc-walk'],
+      offered: [ED_NORTH, UTC_RIVER, UTC_WALK],
     });
 
   it('ED disposition → referral to the chosen service → accepted by the receiver, with its reference', async () => {
@@ -126,15 +133,15 @@ describe.each(STORE_KINDS)('referrals and bookings on %s', (kind) => {
       `/api/v1/directory/search?caseId=${caseId}&latitude=53.8&longitude=-1.55&distanceKm=50`,
     );
     const offered = search.ranked.map((r) => r.service.serviceId);
-    expect(offered).toEqual(['ed-north', 'utc-river', 'utc-walk', 'ed-gone']);
+    expect(offered).toEqual([ED_NORTH, UTC_RIVER, UTC_WALK, ED_GONE]);
     const referred = await json<Referral>(adviser, 'POST', `/api/v1/cases/${caseId}/referral`, {
-      serviceId: 'ed-north',
+      serviceId: ED_NORTH,
       searchId: search.searchId,
       offered,
     });
     expect(referred).toMatchObject({
       state: 'waiting',
-      service: { serviceId: 'ed-north', name: 'Northtown Emergency Department' },
+      service: { serviceId: ED_NORTH, name: 'Northtown Emergency Department' },
       offered,
       searchId: search.searchId,
       reasonIfNotFirst: null,
@@ -171,8 +178,8 @@ describe.each(STORE_KINDS)('referrals and bookings on %s', (kind) => {
     expect(accepted.reference).toMatch(/^REF-\d{6}$/);
     // Referred once: a second referral while this one stands is refused.
     const again = await adviser.request('POST', `/api/v1/cases/${caseId}/referral`, {
-      serviceId: 'ed-north',
-      offered: ['ed-north'],
+      serviceId: ED_NORTH,
+      offered: [ED_NORTH],
     });
     expect(again.statusCode).toBe(409);
     expect(again.body).toContain('referred already');
@@ -184,8 +191,8 @@ describe.each(STORE_KINDS)('referrals and bookings on %s', (kind) => {
     expect((await clinician.request('POST', `/api/v1/cases/${caseId}/claim`)).statusCode).toBe(200);
     expect((await clinician.request('POST', `/api/v1/cases/${caseId}/consultation`)).statusCode).toBe(204);
     const early = await clinician.request('POST', `/api/v1/cases/${caseId}/referral`, {
-      serviceId: 'ed-north',
-      offered: ['ed-north'],
+      serviceId: ED_NORTH,
+      offered: [ED_NORTH],
     });
     expect(early.statusCode).toBe(409);
     const outcome = await clinician.request('POST', `/api/v1/cases/${caseId}/outcome`, { outcome: 'refer' });
@@ -194,8 +201,8 @@ describe.each(STORE_KINDS)('referrals and bookings on %s', (kind) => {
       'referral_pending',
     );
     const referred = await json<Referral>(clinician, 'POST', `/api/v1/cases/${caseId}/referral`, {
-      serviceId: 'ed-north',
-      offered: ['ed-north', 'utc-river'],
+      serviceId: ED_NORTH,
+      offered: [ED_NORTH, UTC_RIVER],
     });
     expect(referred.state).toBe('waiting');
     const chosen = await t.node.store.db
@@ -252,15 +259,15 @@ describe.each(STORE_KINDS)('referrals and bookings on %s', (kind) => {
     );
     // The refused referral ended: another service may now be chosen, with a reason it was not the first.
     const notFirst = await adviser.request('POST', `/api/v1/cases/${caseId}/referral`, {
-      serviceId: 'utc-river',
-      offered: ['ed-north', 'utc-river'],
+      serviceId: UTC_RIVER,
+      offered: [ED_NORTH, UTC_RIVER],
       phoneReferral: { spokeTo: 'Nurse Jones' },
     });
     expect(notFirst.statusCode).toBe(400);
     expect(notFirst.body).toContain('body.reasonIfNotFirst');
     const phoned = await json<Referral>(adviser, 'POST', `/api/v1/cases/${caseId}/referral`, {
-      serviceId: 'utc-river',
-      offered: ['ed-north', 'utc-river'],
+      serviceId: UTC_RIVER,
+      offered: [ED_NORTH, UTC_RIVER],
       reasonIfNotFirst: 'The emergency department refused the referral',
       phoneReferral: { spokeTo: 'Nurse Jones', reference: 'UTC-77' },
     });
@@ -343,22 +350,22 @@ describe.each(STORE_KINDS)('referrals and bookings on %s', (kind) => {
   it('a walk-in service records the advice only; a phone-only service needs who took the referral', async () => {
     const walk = await edCase();
     const walkIn = await json<Referral>(adviser, 'POST', `/api/v1/cases/${walk}/referral`, {
-      serviceId: 'utc-walk',
-      offered: ['utc-walk'],
+      serviceId: UTC_WALK,
+      offered: [UTC_WALK],
     });
     expect(walkIn.state).toBe('walk_in');
     expect(walkIn.messageId).toBeNull();
     const phone = await edCase();
     const missing = await adviser.request('POST', `/api/v1/cases/${phone}/referral`, {
-      serviceId: 'utc-river',
-      offered: ['utc-river'],
+      serviceId: UTC_RIVER,
+      offered: [UTC_RIVER],
     });
     expect(missing.statusCode).toBe(400);
     expect(missing.body).toContain('body.phoneReferral');
     expect(missing.body).toContain('takes referrals by phone');
     const phoned = await json<Referral>(adviser, 'POST', `/api/v1/cases/${phone}/referral`, {
-      serviceId: 'utc-river',
-      offered: ['utc-river'],
+      serviceId: UTC_RIVER,
+      offered: [UTC_RIVER],
       phoneReferral: { spokeTo: 'Receptionist at the UTC' },
     });
     expect(phoned).toMatchObject({ state: 'phoned', reference: null });
@@ -368,10 +375,10 @@ describe.each(STORE_KINDS)('referrals and bookings on %s', (kind) => {
     const caseId = await edCase();
     const cases: [unknown, string][] = [
       [{ offered: [] }, 'body.serviceId'],
-      [{ serviceId: 'ed-north' }, 'body.offered'],
+      [{ serviceId: ED_NORTH }, 'body.offered'],
       [{ serviceId: 'no-such-service', offered: [] }, 'body.serviceId'],
-      [{ serviceId: 'ed-north', offered: ['utc-river'] }, 'body.reasonIfNotFirst'],
-      [{ serviceId: 'ed-north', offered: [], surprise: 1 }, 'body'],
+      [{ serviceId: ED_NORTH, offered: [UTC_RIVER] }, 'body.reasonIfNotFirst'],
+      [{ serviceId: ED_NORTH, offered: [], surprise: 1 }, 'body'],
     ];
     for (const [body, field] of cases) {
       const r = await adviser.request('POST', `/api/v1/cases/${caseId}/referral`, body);
@@ -381,8 +388,8 @@ describe.each(STORE_KINDS)('referrals and bookings on %s', (kind) => {
     expect((await json<Referral>(adviser, 'GET', `/api/v1/cases/${caseId}/referral`)).state).toBe('none');
     const selfCare = (await caseAt(adviser, protocols, site, 'speak_to_primary_care')).caseId;
     const wrong = await adviser.request('POST', `/api/v1/cases/${selfCare}/referral`, {
-      serviceId: 'ed-north',
-      offered: ['ed-north'],
+      serviceId: ED_NORTH,
+      offered: [ED_NORTH],
     });
     expect(wrong.statusCode).toBe(409);
     const slotsOfNone = await adviser.request('GET', `/api/v1/cases/${caseId}/booking/slots`);
@@ -396,19 +403,19 @@ describe.each(STORE_KINDS)('referrals and bookings on %s', (kind) => {
     const { slots } = await json<{ slots: { slotId: string; start: string; end: string }[] }>(
       adviser,
       'GET',
-      `/api/v1/cases/${first}/booking/slots?serviceId=ed-north`,
+      `/api/v1/cases/${first}/booking/slots?serviceId=${ED_NORTH}`,
     );
     expect(slots.length).toBeGreaterThan(2);
     expect(slots[0]!.start < slots[1]!.start).toBe(true);
     const slotId = slots[0]!.slotId;
     // Both ask for the same free slot before the service has heard of either.
     const a = await json<{ state: string }>(adviser, 'POST', `/api/v1/cases/${first}/booking`, {
-      serviceId: 'ed-north',
+      serviceId: ED_NORTH,
       slotId,
     });
     expect(a.state, JSON.stringify(a)).toBe('waiting');
     const b = await json<{ state: string }>(adviser, 'POST', `/api/v1/cases/${second}/booking`, {
-      serviceId: 'ed-north',
+      serviceId: ED_NORTH,
       slotId,
     });
     expect(b.state).toBe('waiting');
@@ -426,12 +433,12 @@ describe.each(STORE_KINDS)('referrals and bookings on %s', (kind) => {
     const after = await json<{ slots: { slotId: string }[] }>(
       adviser,
       'GET',
-      `/api/v1/cases/${first}/booking/slots?serviceId=ed-north`,
+      `/api/v1/cases/${first}/booking/slots?serviceId=${ED_NORTH}`,
     );
     expect(after.slots.some((s) => s.slotId === slotId)).toBe(false);
     const third = await edCase();
     const late = await adviser.request('POST', `/api/v1/cases/${third}/booking`, {
-      serviceId: 'ed-north',
+      serviceId: ED_NORTH,
       slotId,
     });
     expect(late.statusCode).toBe(400);
@@ -488,13 +495,13 @@ describe.each(STORE_KINDS)('referrals and bookings on %s', (kind) => {
 
   it('a service whose slots cannot be read is a 502 naming the service, not the patient', async () => {
     const caseId = await edCase();
-    const r = await adviser.request('GET', `/api/v1/cases/${caseId}/booking/slots?serviceId=ed-gone`);
+    const r = await adviser.request('GET', `/api/v1/cases/${caseId}/booking/slots?serviceId=${ED_GONE}`);
     expect(r.statusCode).toBe(502);
     expect(r.body).toContain('Closed Hospital Emergency Department');
     expect(r.body).not.toContain('Sam Caller');
     const noBooking = await adviser.request(
       'GET',
-      `/api/v1/cases/${caseId}/booking/slots?serviceId=utc-river`,
+      `/api/v1/cases/${caseId}/booking/slots?serviceId=${UTC_RIVER}`,
     );
     expect(noBooking.statusCode).toBe(400);
     expect(noBooking.body).toContain('does not take bookings');

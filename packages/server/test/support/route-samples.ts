@@ -26,6 +26,9 @@ import { readableEventTypes } from '../../src/sync/handlers.ts';
 import { SYNC_PROTOCOL_VERSION } from '../../src/sync/protocol.ts';
 import { signRequest } from '../../src/sync/signing.ts';
 
+/** A service id the sample world's directory does not have (referrals and bookings are refused by name). */
+const SAMPLE_UNKNOWN_SERVICE = '0e0d0000-0000-4000-8000-0000000000ff';
+
 let packPromise: ReturnType<typeof requireProtocolPack> | null = null;
 const samplePack = () => (packPromise ??= requireProtocolPack(SAMPLE_PACK_DIR));
 
@@ -971,7 +974,7 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
         caseId: (await caseAt(w.clients.health_adviser, (await samplePack()).protocols, w.site, 'ed_utc'))
           .caseId,
       },
-      body: { serviceId: 'sample-emergency-department', offered: ['sample-emergency-department'] },
+      body: { serviceId: SAMPLE_UNKNOWN_SERVICE, offered: [SAMPLE_UNKNOWN_SERVICE] },
     }),
     allowedStatus: 400,
   },
@@ -997,7 +1000,7 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
         caseId: (await caseAt(w.clients.health_adviser, (await samplePack()).protocols, w.site, 'ed_utc'))
           .caseId,
       },
-      query: { serviceId: 'sample-emergency-department' },
+      query: { serviceId: SAMPLE_UNKNOWN_SERVICE },
     }),
     allowedStatus: 400,
   },
@@ -1007,7 +1010,7 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
         caseId: (await caseAt(w.clients.health_adviser, (await samplePack()).protocols, w.site, 'ed_utc'))
           .caseId,
       },
-      body: { serviceId: 'sample-emergency-department', slotId: 'slot-20261129T1000' },
+      body: { serviceId: SAMPLE_UNKNOWN_SERVICE, slotId: 'slot-20261129T1000' },
     }),
     allowedStatus: 400,
   },

@@ -85,6 +85,12 @@ export class ServiceReceiverProcess {
   }
 }
 
+/** Directory service ids (UUIDs, as every id of ours) of the test region's services. */
+export const ED_NORTH = '0e0d0000-0000-4000-8000-000000000001';
+export const UTC_RIVER = '0e0d0000-0000-4000-8000-000000000002';
+export const UTC_WALK = '0e0d0000-0000-4000-8000-000000000003';
+export const ED_GONE = '0e0d0000-0000-4000-8000-000000000009';
+
 /** The sample pack's ED/UTC dispositions: every test service accepts them. */
 const ED_UTC_CODES = ['SAMPLE-ED-1H', 'SAMPLE-ED-4H', 'SAMPLE-UTC-4H'];
 
@@ -119,7 +125,7 @@ export function testService(
 /** Services as the provider's directory holds them, nearest first (the search ranks by distance). */
 export const SERVICES: DirectoryServiceDefinition[] = [
   testService({
-    serviceId: 'ed-north',
+    serviceId: ED_NORTH,
     name: 'Northtown Emergency Department',
     odsCode: 'RXN01',
     type: 'emergency_department',
@@ -129,7 +135,7 @@ export const SERVICES: DirectoryServiceDefinition[] = [
     latitude: 53.8,
   }),
   testService({
-    serviceId: 'utc-river',
+    serviceId: UTC_RIVER,
     name: 'Riverside Urgent Treatment Centre',
     odsCode: 'RXN02',
     type: 'urgent_treatment_centre',
@@ -139,7 +145,7 @@ export const SERVICES: DirectoryServiceDefinition[] = [
     latitude: 53.81,
   }),
   testService({
-    serviceId: 'utc-walk',
+    serviceId: UTC_WALK,
     name: 'Market Street Walk-in Centre',
     odsCode: 'RXN03',
     type: 'urgent_treatment_centre',
@@ -149,7 +155,7 @@ export const SERVICES: DirectoryServiceDefinition[] = [
     latitude: 53.82,
   }),
   testService({
-    serviceId: 'ed-gone',
+    serviceId: ED_GONE,
     name: 'Closed Hospital Emergency Department',
     odsCode: 'RXN09',
     type: 'emergency_department',
