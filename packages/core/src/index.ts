@@ -27,3 +27,10 @@ export * from './messaging/inbound.ts';
 export * from './telephony/events.ts';
 export * from './telephony/measures.ts';
 export * from './reporting/provider-settings.ts';
+export * from './directory/types.ts';
+export * from './directory/opening-times.ts';
+export * from './directory/schema.ts';
+export * from './directory/events.ts';
+export * from './directory/search.ts';
+// Directory files (CSV/JSON) are read with csv-parse, which needs Node's Buffer: import them from
+// '@holdfast/core/directory/files' on the server, so the browser's bundle never loads them.

@@ -1,3 +1,5 @@
+import { DirectoryFileError } from '@holdfast/core/directory/files';
+import { PostcodeStore } from './directory/postcodes.ts';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -110,6 +112,12 @@ const NODE_USES: Record<string, Omit<NodeUse, 'purpose'>> = {
   },
   'nodes register': { whileServing: 'Stop the server first, then register the key.' },
   'users add': { whileServing: USERS_WHILE_SERVING },
+  // The postcode table is not the ledger, but a full import holds the store's writer for a minute:
+  // beside a server it would stall every save, so it takes the node's writer lock like the rest.
+  'postcodes import': {
+    whileServing:
+      'Stop the server to import a full postcode file; while it runs, a regional file (up to 8 MiB) can be sent as a provider admin to POST /api/v1/admin/postcodes/import.',
+  },
   'users disable': { whileServing: USERS_WHILE_SERVING },
   'users reset-mfa': { whileServing: USERS_WHILE_SERVING },
 };
@@ -672,6 +680,32 @@ nodes
       console.log(
         `cleared the ${opts.kind} alarm; it is raised again if the hub refuses this node's history at a later round`,
       );
+    });
+  });
+
+const postcodes = program
+  .command('postcodes')
+  .description('the node’s postcode table (postcodes to places, for the Directory of Services)');
+
+postcodes
+  .command('import')
+  .description(
+    'import postcodes from a CSV in the ONS Postcode Directory layout (pcds, lat, long): streamed, all or nothing',
+  )
+  .argument('<file>', 'the CSV file (the full ONSPD has about 2.7 million rows)')
+  .action(async (file: string) => {
+    await withNode(async (node) => {
+      const store = new PostcodeStore(node.store);
+      try {
+        const result = await store.import(createReadStream(file));
+        console.log(
+          `imported ${result.imported.toLocaleString('en-GB')} postcodes of ${result.rows.toLocaleString('en-GB')} rows in ${(result.ms / 1000).toFixed(1)} s (${result.withoutPlace.toLocaleString('en-GB')} without a place skipped); the table holds ${(await store.count()).toLocaleString('en-GB')}`,
+        );
+      } catch (error) {
+        if (!(error instanceof DirectoryFileError)) throw error;
+        for (const p of error.problems) console.error(`line ${p.line}, ${p.field}: ${p.message}`);
+        throw new Error('the postcode file was refused: nothing was imported');
+      }
     });
   });
 

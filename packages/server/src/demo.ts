@@ -10,6 +10,7 @@ import {
 import { AccountsService } from './accounts/service.ts';
 import { SessionStore } from './auth/sessions.ts';
 import { nameBasedUuid } from './node/ids.ts';
+import { seedDemoDirectory } from './directory/demo.ts';
 import type { HoldfastNode } from './node/node.ts';
 
 export const DEMO_TENANT = 'northshire-iuc';
@@ -48,6 +49,8 @@ export async function seedDemoProvider(node: HoldfastNode): Promise<DemoAccounts
     users.push({ username, role });
   }
   await seedDemoPatients(node, [north, south]);
+  // The demo region's postcodes and Directory of Services (made-up, not clinically validated).
+  await seedDemoDirectory(node, DEMO_TENANT);
   return { password, users };
 }
 

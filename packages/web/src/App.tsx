@@ -43,14 +43,15 @@ export function App() {
   for (const s of SCREENS) {
     const params = match(s.path, pathname);
     if (params) {
-      screen = session.can(s.permission) ? (
-        s.render(params)
-      ) : (
-        <>
-          <PageTitle>Not available for your role</PageTitle>
-          <Text>Your role does not include this screen. Use the menu above.</Text>
-        </>
-      );
+      screen =
+        session.can(s.permission) || (s.orPermission && session.can(s.orPermission)) ? (
+          s.render(params)
+        ) : (
+          <>
+            <PageTitle>Not available for your role</PageTitle>
+            <Text>Your role does not include this screen. Use the menu above.</Text>
+          </>
+        );
       break;
     }
   }

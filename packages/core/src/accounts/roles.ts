@@ -45,6 +45,8 @@ export const PERMISSIONS = [
   'patients.break_glass',
   /** Take calls: open a case, identify the patient, run triage, act on the disposition. */
   'cases.handle',
+  /** Refer a case to a service from the directory, and book its slots (C10). */
+  'cases.refer',
   'cases.read',
   /** The clinical assessment queue: see it, claim, release, transfer, call back. */
   'queue.work',
@@ -74,6 +76,12 @@ export const PERMISSIONS = [
   'messages.manage',
   /** Configure the systems the provider sends to (ambulance service, GP practices…). */
   'endpoints.manage',
+  /** See the Directory of Services and search it for a case (C10). */
+  'directory.read',
+  /** Add, change and remove directory services; import and export directory and postcode files. */
+  'directory.edit',
+  /** Set a service's capacity (green, amber, red). */
+  'directory.capacity',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
@@ -83,6 +91,7 @@ const CARE: Permission[] = [
   'patients.search',
   'cases.read',
   'downtime.pack',
+  'directory.read',
 ];
 const CLINICAL: Permission[] = [
   ...CARE,
@@ -92,14 +101,24 @@ const CLINICAL: Permission[] = [
   'patients.access_instructions.read',
   'patients.break_glass',
   'cases.handle',
+  'cases.refer',
   'queue.read',
   'queue.work',
   'consultations.write',
   'messages.read',
+  'directory.capacity',
 ];
 
 export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
-  health_adviser: [...CARE, 'patients.write', 'patients.edit', 'cases.handle', 'queue.read', 'messages.read'],
+  health_adviser: [
+    ...CARE,
+    'patients.write',
+    'patients.edit',
+    'cases.handle',
+    'cases.refer',
+    'queue.read',
+    'messages.read',
+  ],
   clinician: CLINICAL,
   prescriber: CLINICAL,
   dispatcher: [...CARE, 'patients.access_instructions.read', 'queue.read'],
@@ -115,9 +134,17 @@ export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
     'messages.read',
     'messages.manage',
     'queue.all_sites',
+    'directory.capacity',
   ],
   // Administrators manage people, not patients: they see no patient data.
-  provider_admin: ['session.self', 'users.manage', 'sites.manage', 'sessions.manage', 'endpoints.manage'],
+  provider_admin: [
+    'session.self',
+    'users.manage',
+    'sites.manage',
+    'sessions.manage',
+    'endpoints.manage',
+    'directory.edit',
+  ],
   auditor: ['session.self', 'audit.read', 'reports.read'],
 };
 

@@ -14,7 +14,10 @@ import { ENDPOINT_ID } from './outbox.ts';
  *   id) records message.accepted or message.rejected on it, in the same commit.
  */
 
-export const INBOUND_KINDS = ['ambulance_validation', 'response'] as const;
+/** Kinds as first defined (inbound.received v1). */
+const INBOUND_KINDS_V1 = ['ambulance_validation', 'response'] as const;
+/** v2 adds `referral`: a referral from another service (999 → CAS) that opens a case in the queue. */
+export const INBOUND_KINDS = [...INBOUND_KINDS_V1, 'referral'] as const;
 export type InboundKind = (typeof INBOUND_KINDS)[number];
 
 /** A FHIR id (R4 `id` datatype): the sender's MessageHeader.id. */
@@ -38,25 +41,37 @@ export type InboundPatientMatch = (typeof INBOUND_PATIENT_MATCHES)[number];
 const ms = z.number().int().min(0).max(8_640_000_000_000_000);
 const endpointId = z.string().regex(ENDPOINT_ID);
 
-export const inboundReceived = defineEventType({
+const inboundReceivedFields = {
+  /** The sending system, from its credential (never from the message). */
+  endpointId,
+  /** The sender's MessageHeader.id: with the endpoint, the idempotency key. */
+  messageId: z.string().regex(FHIR_ID),
+  kind: z.enum(INBOUND_KINDS),
+  receivedAtMs: ms,
+  /** SHA-256 of the Bundle as received: the same id with other content is refused. */
+  bundleSha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** The case it opened (a validation request). */
+  caseId: z.string().uuid().nullable(),
+  /** Our outbox message it answers (a response). */
+  answersMessageId: z.string().uuid().nullable(),
+  bundle: z.record(z.string(), z.unknown()),
+};
+
+/** v1 (frozen: events stored under it stay readable). */
+export const inboundReceivedV1 = defineEventType({
   type: 'inbound.received',
   v: 1,
   description: 'A message from another system was taken (the Bundle as JSON, and what we answered).',
-  schema: z.strictObject({
-    /** The sending system, from its credential (never from the message). */
-    endpointId,
-    /** The sender's MessageHeader.id: with the endpoint, the idempotency key. */
-    messageId: z.string().regex(FHIR_ID),
-    kind: z.enum(INBOUND_KINDS),
-    receivedAtMs: ms,
-    /** SHA-256 of the Bundle as received: the same id with other content is refused. */
-    bundleSha256: z.string().regex(/^[0-9a-f]{64}$/),
-    /** The case it opened (a validation request). */
-    caseId: z.string().uuid().nullable(),
-    /** Our outbox message it answers (a response). */
-    answersMessageId: z.string().uuid().nullable(),
-    bundle: z.record(z.string(), z.unknown()),
-  }),
+  schema: z.strictObject({ ...inboundReceivedFields, kind: z.enum(INBOUND_KINDS_V1) }),
+  subjectOf: (p) => `inbound:${p.endpointId}:${p.messageId}`,
+});
+
+/** v2 adds the `referral` kind; every v1 payload reads as v2. */
+export const inboundReceived = defineEventType({
+  type: 'inbound.received',
+  v: 2,
+  description: 'A message from another system was taken (the Bundle as JSON, and what we answered).',
+  schema: z.strictObject(inboundReceivedFields),
   subjectOf: (p) => `inbound:${p.endpointId}:${p.messageId}`,
 });
 
@@ -94,4 +109,9 @@ export const validationRequested = defineEventType({
 export type InboundReceived = z.infer<typeof inboundReceived.schema>;
 export type ValidationRequested = z.infer<typeof validationRequested.schema>;
 
-export const INBOUND_EVENT_TYPES = [inboundReceived, validationRequestedV1, validationRequested];
+export const INBOUND_EVENT_TYPES = [
+  inboundReceivedV1,
+  inboundReceived,
+  validationRequestedV1,
+  validationRequested,
+];

@@ -131,6 +131,8 @@ export interface TriageContentInfo {
   pathwayVersion: string;
   pathwayTitle: string;
   presentingComplaint: string;
+  /** The symptom group the Directory of Services matches on; null when the pathway names none. */
+  symptomGroup: string | null;
   /** Who the pathway is for in whole years (`min` inclusive, `below` exclusive); null: any age. */
   ageYears: { min?: number | undefined; below?: number | undefined } | null;
   /** True when any part is sample content: it must be shown as not clinically validated. */
@@ -204,6 +206,7 @@ export function composeProtocol(
       pathwayVersion: pathway.version,
       pathwayTitle: pathway.title,
       presentingComplaint: pathway.presentingComplaint,
+      symptomGroup: pathway.symptomGroup ?? null,
       ageYears: pathway.ageYears ?? null,
       sample,
       label,

@@ -299,6 +299,14 @@ export const pathwaySchema = z
     kind: z.literal('pathway'),
     ...header,
     presentingComplaint: text(200),
+    /**
+     * The symptom group the Directory of Services matches a case on ('chest-pain'); a service may
+     * accept only some groups. Optional: a pathway without one matches services that take any group.
+     */
+    symptomGroup: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'use lower-case letters, digits and hyphens')
+      .optional(),
     /** Who the pathway is for, in whole years: `min` inclusive, `below` exclusive. */
     ageYears: z
       .strictObject({ min: z.number().int().min(0).optional(), below: z.number().int().min(1).optional() })

@@ -400,7 +400,10 @@ export class CaseService {
         // from decide), and the messages it sends (the outbox), committed together or not at all.
         ...extras.filter(
           (d) =>
-            (d.type.startsWith('case.') || d.type.startsWith('message.') || d.type === 'audit.access') &&
+            (d.type.startsWith('case.') ||
+              d.type.startsWith('message.') ||
+              d.type.startsWith('referral.') ||
+              d.type === 'audit.access') &&
             !isLifecycle(d.type) &&
             d.tenant === ctx.tenant,
         ),

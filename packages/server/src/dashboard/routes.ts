@@ -86,6 +86,8 @@ export function dashboardRoutes(deps: {
   ambulanceRequestsOutstanding?: (ctx: RequestContext) => Promise<OutstandingAmbulanceRequest[] | null>;
   /** Users with a live, fully signed-in session on this node, by role. */
   staffOnDuty?: (tenant: string) => Promise<{ people: number; byRole: StaffOnDuty[] }>;
+  /** Referral alerts not yet acknowledged (a refusal, a did-not-attend with safeguarding); null: not for this user. */
+  referralAlerts?: (ctx: RequestContext) => Promise<number | null>;
 }): RouteSpec[] {
   return [
     authedRoute({
@@ -231,14 +233,21 @@ export function dashboardRoutes(deps: {
           (a, b) =>
             (a.deadline ?? '9').localeCompare(b.deadline ?? '9') || a.receivedAt.localeCompare(b.receivedAt),
         );
-        const [syncAlarms, messagesNeedingAttention, ambulanceRequests, staff, callsOpenTooLong] =
-          await Promise.all([
-            deps.syncAlarms?.(ctx.tenant) ?? [],
-            deps.messagesNeedingAttention?.(ctx) ?? null,
-            deps.ambulanceRequestsOutstanding?.(ctx) ?? null,
-            deps.staffOnDuty?.(ctx.tenant) ?? null,
-            deps.callsOpenTooLong?.(ctx.tenant) ?? 0,
-          ]);
+        const [
+          syncAlarms,
+          messagesNeedingAttention,
+          ambulanceRequests,
+          staff,
+          callsOpenTooLong,
+          referralAlerts,
+        ] = await Promise.all([
+          deps.syncAlarms?.(ctx.tenant) ?? [],
+          deps.messagesNeedingAttention?.(ctx) ?? null,
+          deps.ambulanceRequestsOutstanding?.(ctx) ?? null,
+          deps.staffOnDuty?.(ctx.tenant) ?? null,
+          deps.callsOpenTooLong?.(ctx.tenant) ?? 0,
+          deps.referralAlerts?.(ctx) ?? null,
+        ]);
         const inSiteFilter = (siteId: string | null) => !query.siteId || siteId === query.siteId;
         return {
           now: new Date(now).toISOString(),
@@ -248,6 +257,7 @@ export function dashboardRoutes(deps: {
           ambulanceRequestsOutstanding: ambulanceRequests?.filter((r) => inSiteFilter(r.siteId)) ?? null,
           staffOnDuty: staff?.byRole ?? null,
           staffSignedIn: staff?.people ?? null,
+          referralAlerts,
           sites: [...bySite.values()],
           cases: cases.filter(inList),
           escalations,

@@ -54,6 +54,10 @@ import { InboundService, type InboundCredential } from '../inbound/service.ts';
 import { telephonyRoutes } from '../telephony/routes.ts';
 import { TelephonyService, type TelephonyCredential } from '../telephony/service.ts';
 import { ProviderSettingsService, providerSettingsRoutes } from '../reports/provider-settings.ts';
+import { referralRoutes } from '../referrals/routes.ts';
+import { ReferralService, type ServiceLookup } from '../referrals/service.ts';
+import { directoryRoutes, installDirectoryBodyHandling } from '../directory/routes.ts';
+import { DirectoryService } from '../directory/service.ts';
 
 export interface HoldfastAppOptions {
   logger: Logger;
@@ -81,6 +85,8 @@ export interface HoldfastAppOptions {
   inboundValidationMinutes?: Readonly<Record<3 | 4, number>>;
   /** Telephony systems that may post call events (bearer tokens kept as SHA-256), see telephony/. */
   telephonyCredentials?: readonly TelephonyCredential[];
+  /** Where referrals find the provider's services (default: the node's directory). */
+  serviceLookup?: ServiceLookup;
 }
 
 export interface HoldfastApp {
@@ -93,6 +99,8 @@ export interface HoldfastApp {
   messaging: MessagingService;
   /** Releases cases held by clinicians who are no longer signed in (run every minute). */
   heldCases: HeldCaseRelease;
+  /** The Directory of Services (C10): services, search, postcodes. */
+  directory: DirectoryService;
 }
 
 /** The whole HTTP application of one node: every module's routes over its services. */
@@ -189,6 +197,24 @@ export async function buildHoldfastApp(
     (ctx, patientIds) => patients.queueFacts(ctx, patientIds),
     (tenant, userIds) => accounts.displayNames(tenant, userIds),
   );
+  const directory = new DirectoryService(node.store, node.ledger, node.clock, {
+    cases,
+    patients,
+    triage,
+    auditor,
+  });
+  // Referrals and bookings (C10) re-read the chosen service from the directory; a later message
+  // from a referral's service (did not attend) is recorded in the commit that takes it.
+  const referrals = new ReferralService(node.store, node.ledger, node.clock, {
+    cases,
+    messaging,
+    patients,
+    triage,
+    directory: options.serviceLookup ?? directory,
+  });
+  inbound.addResponseHook((tenant, answered, message) =>
+    referrals.didNotAttendDrafts(tenant, answered, message),
+  );
   const downtime = new DowntimePackService(node.store, node.ledger, node.clock, {
     contacts: options.downtimeContacts ?? [],
   });
@@ -207,6 +233,7 @@ export async function buildHoldfastApp(
 
   const metrics = createMetrics(node, app);
   installSyncBodyHandling(app);
+  installDirectoryBodyHandling(app);
   const passkeyConfig = options.passkeys ?? {
     rpId: 'localhost',
     rpName: 'Holdfast',
@@ -352,6 +379,9 @@ export async function buildHoldfastApp(
             .sort((a, b) => a.role.localeCompare(b.role)),
         };
       },
+      // Referrals refused, and did-not-attends of patients with a safeguarding flag, not yet acknowledged.
+      referralAlerts: async (ctx) =>
+        hasPermission(ctx.roles, 'messages.read') ? referrals.alertCount(ctx) : null,
     }),
     ...fhirRoutes(new FhirService(patients, cases, triage, auditor)),
     // The browser app on the same port: GETs that no API route answers (see web-static.ts).
@@ -366,10 +396,12 @@ export async function buildHoldfastApp(
     ...reconciliationRoutes(new ReconciliationService(node.store, node.ledger, auditor)),
     ...messagingRoutes(messaging),
     ...handoverRoutes(handover),
+    ...referralRoutes(referrals),
     ...pemRoutes(pem),
     ...inboundRoutes(inbound),
     ...telephonyRoutes(telephony),
     ...providerSettingsRoutes(new ProviderSettingsService(node.store, node.ledger, filter)),
+    ...directoryRoutes(directory),
   ]);
   // Cases held by clinicians whose sessions ended go back to the queue (see cases/held.ts).
   const sweepEvery = options.heldCaseSweepMs ?? 60_000;
@@ -382,7 +414,7 @@ export async function buildHoldfastApp(
   }, sweepEvery);
   sweeper.unref();
   app.addHook('onClose', async () => clearInterval(sweeper));
-  return { app, registry, deps, accounts, patients, cases, messaging, heldCases };
+  return { app, registry, deps, accounts, patients, cases, messaging, heldCases, directory };
 }
 
 /**

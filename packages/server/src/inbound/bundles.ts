@@ -250,6 +250,83 @@ export function readValidationRequest(envelope: MessageEnvelope): ValidationRequ
   };
 }
 
+/**
+ * Whether a request is a referral into the CAS queue (BaRS, e.g. 999 → CAS) rather than a 999
+ * validation: its ServiceRequest carries no ambulance response category.
+ */
+export function isReferralRequest(envelope: MessageEnvelope): boolean {
+  const entries = new Entries(envelope.bundle);
+  const found = entries.resolve(asArray(envelope.header.focus)[0]) ?? entries.first('ServiceRequest');
+  return found?.resource.resourceType === 'ServiceRequest' && categoryOf(found.resource) === null;
+}
+
+/** What a referral into the CAS carries. */
+export interface ReferralRequest {
+  at: string;
+  /** The sender's own reference (ServiceRequest.identifier[0]), when given. */
+  senderReference: string | null;
+  /** Who sent it, in words (MessageHeader.source.name). */
+  senderName: string;
+  presentingComplaint: string;
+  /** What the sender asks for (ServiceRequest.code.text), when it says. */
+  request: string | null;
+  deadlineAtMs: number | null;
+  caller: ValidationRequest['caller'];
+  location: string;
+  nhsNumber: string | null;
+  birthDate: string | null;
+}
+
+/**
+ * Reads a referral: the presenting complaint (`reasonCode[0].text`, else `code.text`), the
+ * deadline (`occurrencePeriod.end`), the caller (a RelatedPerson in supportingInfo with a phone, else
+ * the Patient's phone) and where the patient is (a Location), as a validation request is read.
+ */
+export function readReferralRequest(envelope: MessageEnvelope): ReferralRequest {
+  const entries = new Entries(envelope.bundle);
+  const found = entries.resolve(asArray(envelope.header.focus)[0]) ?? entries.first('ServiceRequest');
+  if (!found || found.resource.resourceType !== 'ServiceRequest')
+    throw refuse(422, 'Bundle.entry[0].resource.focus', 'must point at the ServiceRequest of the referral');
+  const sr = found.resource;
+  const at = found.path;
+  const reason = asArray(sr.reasonCode).filter(isObject)[0];
+  const request = text(isObject(sr.code) ? sr.code.text : null);
+  const complaint = text(reason?.text) ?? request;
+  if (!complaint)
+    throw refuse(422, `${at}.reasonCode[0].text`, 'must say what is wrong (the presenting complaint)');
+  let deadlineAtMs: number | null = null;
+  const end = isObject(sr.occurrencePeriod) ? text(sr.occurrencePeriod.end) : null;
+  if (end) {
+    deadlineAtMs = Date.parse(end);
+    if (!Number.isFinite(deadlineAtMs) || !/T\d\d:\d\d/.test(end))
+      throw refuse(422, `${at}.occurrencePeriod.end`, 'must be a date and time with its zone');
+  }
+  const patient = entries.resolve(sr.subject) ?? entries.first('Patient');
+  const patientResource = patient?.resource.resourceType === 'Patient' ? patient.resource : null;
+  const caller = callerOf(entries, sr, at, patientResource, patient?.path ?? null);
+  const locationEntry = entries.resolve(asArray(sr.locationReference)[0]);
+  const location =
+    (locationEntry && isObject(locationEntry.resource.address)
+      ? text(locationEntry.resource.address.text)
+      : null) ??
+    text(locationEntry?.resource.description) ??
+    'Not given by the referring service';
+  const source = isObject(envelope.header.source) ? text(envelope.header.source.name) : null;
+  const senderReference = text(asArray(sr.identifier).filter(isObject)[0]?.value);
+  return {
+    at,
+    senderReference: senderReference ? senderReference.slice(0, 64) : null,
+    senderName: (source ?? 'another service').slice(0, 100),
+    presentingComplaint: complaint.slice(0, 300),
+    request: request ? request.slice(0, 200) : null,
+    deadlineAtMs,
+    caller,
+    location: location.slice(0, 300),
+    nhsNumber: patientResource ? nhsNumberOf(patientResource) : null,
+    birthDate: patientResource ? birthDateOf(patientResource) : null,
+  };
+}
+
 /** A full date of birth (a year or a month alone cannot be compared with a record's). */
 function birthDateOf(patient: Json): string | null {
   const value = text(patient.birthDate);

@@ -21,10 +21,12 @@ import type { Store } from '../store/store.ts';
 import {
   answerBundle,
   InboundRefusal,
+  isReferralRequest,
   isValidationRequest,
   outcomeBundle,
   outcomeText,
   readEnvelope,
+  readReferralRequest,
   readValidationRequest,
   type MessageEnvelope,
   type ValidationOutcome,
@@ -49,6 +51,12 @@ export interface InboundCredential {
  */
 export const DEFAULT_VALIDATION_MINUTES: Readonly<Record<3 | 4, number>> = { 3: 30, 4: 60 };
 
+/**
+ * The window of a referral into the CAS that gives no deadline: a sample setting for demonstration,
+ * not clinically validated.
+ */
+export const DEFAULT_REFERRAL_MINUTES = 120;
+
 /** How long the outcome may take to be accepted before the shift manager is told. */
 const OUTCOME_FAIL_AFTER_MS = 10 * 60_000;
 /** The longest validation window a request may ask for (a disposition's own limit). */
@@ -66,6 +74,16 @@ export interface InboundAnswer {
   /** True when the message had been taken before: nothing new was stored. */
   replayed: boolean;
 }
+
+/**
+ * Facts another module adds to the commit of a later answer to one of our messages (a referral's
+ * service saying the patient did not attend): given the message it answers and the answer itself.
+ */
+export type ResponseHook = (
+  tenant: string,
+  answered: { messageId: string; endpointId: string; kind: string },
+  inbound: { messageId: string; bundle: Record<string, unknown> },
+) => Promise<EventDraft[]>;
 
 /** Thrown inside the commit when the same message was taken meanwhile (a racing repeat). */
 class AlreadyTaken extends Error {}
@@ -107,6 +125,12 @@ export class InboundService {
       credential,
     }));
     this.validationMinutes = options.validationMinutes ?? DEFAULT_VALIDATION_MINUTES;
+  }
+
+  private readonly responseHooks: ResponseHook[] = [];
+
+  addResponseHook(hook: ResponseHook): void {
+    this.responseHooks.push(hook);
   }
 
   /**
@@ -152,6 +176,8 @@ export class InboundService {
       );
     try {
       if (envelope.response) return await this.takeResponse(credential, envelope, bundleSha256);
+      if (isValidationRequest(envelope) && isReferralRequest(envelope))
+        return await this.takeReferral(credential, envelope, bundleSha256);
       if (isValidationRequest(envelope)) return await this.takeValidation(credential, envelope, bundleSha256);
     } catch (error) {
       if (!(error instanceof AlreadyTaken)) throw error;
@@ -266,6 +292,84 @@ export class InboundService {
     return { status: 200, bundle: answer, replayed: false };
   }
 
+  /**
+   * A referral from another service (BaRS, e.g. 999 → CAS, not a validation): a case in the CAS
+   * queue with the referral's deadline (else `DEFAULT_REFERRAL_MINUTES`), in the same commit as
+   * the record of the message. The patient is matched as for a validation request.
+   */
+  private async takeReferral(
+    credential: InboundCredential,
+    envelope: MessageEnvelope,
+    bundleSha256: string,
+  ): Promise<InboundAnswer> {
+    const { tenant, endpointId, siteId } = credential;
+    const referral = readReferralRequest(envelope);
+    if (!(await this.deps.accounts.sites(tenant)).some((s) => s.siteId === siteId))
+      throw new Error(
+        `the inbound credential of endpoint ${endpointId} names a site its provider does not have`,
+      );
+    const now = this.clock.nowMs();
+    const deadlineAtMs = referral.deadlineAtMs ?? now + DEFAULT_REFERRAL_MINUTES * 60_000;
+    const timeframeMinutes = Math.max(1, Math.floor((deadlineAtMs - now) / 60_000));
+    if (timeframeMinutes > MAX_WINDOW_MINUTES)
+      throw new InboundRefusal(
+        422,
+        [{ path: `${referral.at}.occurrencePeriod.end`, message: 'must be within two weeks' }],
+        'The referral deadline is too far ahead',
+      );
+    const { patientId } = await this.matchPatient(tenant, referral.nhsNumber, referral.birthDate);
+    const caseId = randomUUID();
+    const actor = `endpoint:${endpointId}`;
+    const label = `Referral from ${referral.senderName}${referral.senderReference ? ` (reference ${referral.senderReference})` : ''}${referral.request ? `: ${referral.request}` : ''}`;
+    const drafts: EventDraft[] = [
+      ...this.deps.cases.openingDrafts(tenant, actor, {
+        caseId,
+        input: {
+          siteId,
+          receivedAt: new Date(now).toISOString(),
+          caller: referral.caller,
+          ...(patientId ? { patientId } : {}),
+          location: referral.location,
+          presentingComplaint: referral.presentingComplaint,
+        },
+        before: [
+          { type: 'answer_call' },
+          { type: 'start_triage' },
+          { type: 'reach_disposition', kind: 'speak_to_primary_care', timeframeMinutes },
+        ],
+        facts: [
+          {
+            tenant,
+            type: 'case.disposition_details',
+            actor,
+            payload: {
+              caseId,
+              pathwayId: 'referral-in',
+              dxCode: 'REFERRAL-IN',
+              label: label.slice(0, 300),
+              skillSet: 'clinician',
+              timeframeMinutes,
+              careAdvice: [],
+              sample: false,
+            },
+          },
+        ],
+        after: [{ type: 'queue_for_clinician' }],
+      }),
+      this.receivedDraft(credential, envelope, bundleSha256, now, {
+        kind: 'referral',
+        caseId,
+        answersMessageId: null,
+      }),
+    ];
+    await this.appendOnce(credential, envelope.messageId, drafts);
+    return {
+      status: 200,
+      bundle: this.answerFor(credential, envelope.messageId, now, caseId),
+      replayed: false,
+    };
+  }
+
   /** A business answer to one of our messages: accepted or rejected, recorded on it. */
   private async takeResponse(
     credential: InboundCredential,
@@ -330,6 +434,14 @@ export class InboundService {
           payload: { messageId: answers, atMs: now, reason: outcome.reason },
         });
     }
+    for (const hook of this.responseHooks)
+      drafts.push(
+        ...(await hook(
+          tenant,
+          { messageId: answers, endpointId, kind: message.kind },
+          { messageId: envelope.messageId, bundle: envelope.bundle },
+        )),
+      );
     await this.appendOnce(credential, envelope.messageId, drafts);
     return {
       status: 200,
@@ -458,7 +570,7 @@ export class InboundService {
     bundleSha256: string,
     now: number,
     what: {
-      kind: 'ambulance_validation' | 'response';
+      kind: 'ambulance_validation' | 'response' | 'referral';
       caseId: string | null;
       answersMessageId: string | null;
     },

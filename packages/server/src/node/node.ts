@@ -10,6 +10,7 @@ import {
   INBOUND_EVENT_TYPES,
   TELEPHONY_EVENT_TYPES,
   REPORTING_EVENT_TYPES,
+  DIRECTORY_EVENT_TYPES,
   type Clock,
   type EventRegistry,
   type IdGenerator,
@@ -20,8 +21,11 @@ import { patientsProjection } from '../patients/projection.ts';
 import { casesProjection } from '../cases/projection.ts';
 import { messagingProjection } from '../messaging/projection.ts';
 import { inboundProjection } from '../inbound/projection.ts';
+import { REFERRAL_EVENT_TYPES } from '../referrals/events.ts';
+import { referralsProjection } from '../referrals/projection.ts';
 import { telephonyProjection } from '../telephony/projection.ts';
 import { providerSettingsProjection } from '../reports/provider-settings.ts';
+import { directoryProjection } from '../directory/projection.ts';
 import type { HoldfastConfig } from '../config.ts';
 import type { HeadMark } from '../ledger/head-mark.ts';
 import { Ledger, DEFAULT_LEDGER_OPTIONS, type LedgerOptions } from '../ledger/ledger.ts';
@@ -96,8 +100,10 @@ export const BUILTIN_PROJECTIONS: readonly Projection[] = [
   casesProjection,
   messagingProjection,
   inboundProjection,
+  referralsProjection,
   telephonyProjection,
   providerSettingsProjection,
+  directoryProjection,
 ];
 
 /** Every event type the server's modules define. */
@@ -110,8 +116,10 @@ export function createServerRegistry(): EventRegistry {
     ...RECONCILIATION_EVENT_TYPES,
     ...MESSAGING_EVENT_TYPES,
     ...INBOUND_EVENT_TYPES,
+    ...REFERRAL_EVENT_TYPES,
     ...TELEPHONY_EVENT_TYPES,
     ...REPORTING_EVENT_TYPES,
+    ...DIRECTORY_EVENT_TYPES,
   );
 }
 

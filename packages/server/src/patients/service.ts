@@ -262,6 +262,20 @@ export class PatientService {
   }
 
   /**
+   * A patient's date of birth and recorded sex, for a Directory of Services search made on the
+   * server for a case (services by age and sex). Never returned as the record, so not audited as a
+   * read of it (the search audits its read of the case).
+   */
+  async directoryFacts(
+    tenant: string,
+    patientId: string,
+  ): Promise<{ dateOfBirth: string; sex: PatientRecord['sex'] } | null> {
+    const row = await this.patientRow(tenant, patientId);
+    if (!row) return null;
+    return { dateOfBirth: row.date_of_birth, sex: (JSON.parse(row.record) as PatientRecord).sex };
+  }
+
+  /**
    * What identifying a patient on a case is checked against: the date of birth (a pathway's age
    * range) and whether the record says the patient has died. Never returned to the caller, so not
    * audited as a read of the record.

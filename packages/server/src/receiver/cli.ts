@@ -16,7 +16,17 @@ export function registerReceiverCommands(program: Command): void {
     )
     .option('--port <n>', 'port to listen on', port, 8090)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .option('--kind <kind>', 'ambulance or gp', kind, 'ambulance' as ReceiverKind)
+    .option(
+      '--kind <kind>',
+      'ambulance, gp, or service (an ED, UTC or treatment centre: referrals, bookable slots, POST /control/next-answer and /control/did-not-attend)',
+      kind,
+      'ambulance' as ReceiverKind,
+    )
+    .option(
+      '--reject-when <rule>',
+      'a service refuses referrals: "always:REASON" refuses every one with REASON',
+    )
+    .option('--slots <n>', 'a service offers this many free half-hour slots ahead', port, 16)
     .option('--name <name>', 'its name in answers', 'North Ambulance Service')
     .option('--store <file>', 'append-only NDJSON file of what it received (kept across restarts)')
     .option(
@@ -36,10 +46,21 @@ export function registerReceiverCommands(program: Command): void {
         store?: string;
         faults?: string;
         mailbox?: string;
+        rejectWhen?: string;
+        slots: number;
       }) => {
         if (!opts.store)
           throw new InvalidArgumentError('give the file to keep messages in with --store FILE');
-        const receiver = new FhirReceiver({ kind: opts.kind, name: opts.name, storeFile: opts.store });
+        const rule = opts.rejectWhen === undefined ? null : /^always:(.+)$/.exec(opts.rejectWhen);
+        if (opts.rejectWhen !== undefined && !rule)
+          throw new InvalidArgumentError('--reject-when must be always:REASON');
+        const receiver = new FhirReceiver({
+          kind: opts.kind,
+          name: opts.name,
+          storeFile: opts.store,
+          ...(rule ? { rejectReason: rule[1]!.trim() } : {}),
+          slots: { count: opts.slots },
+        });
         const seed = opts.faults === undefined ? null : Number(opts.faults);
         if (seed !== null && !Number.isInteger(seed))
           throw new InvalidArgumentError('--faults must be a whole number (the seed)');
@@ -80,7 +101,7 @@ function port(value: string): number {
 }
 
 function kind(value: string): ReceiverKind {
-  if (value !== 'ambulance' && value !== 'gp')
-    throw new InvalidArgumentError('--kind must be ambulance or gp');
+  if (value !== 'ambulance' && value !== 'gp' && value !== 'service')
+    throw new InvalidArgumentError('--kind must be ambulance, gp or service');
   return value;
 }

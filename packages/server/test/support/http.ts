@@ -8,6 +8,7 @@ import { buildHoldfastApp, type HoldfastApp } from '../../src/http/holdfast-app.
 import { createLogger } from '../../src/http/logger.ts';
 import type { InboundCredential } from '../../src/inbound/service.ts';
 import type { TelephonyCredential } from '../../src/telephony/service.ts';
+import type { ServiceLookup } from '../../src/referrals/service.ts';
 import { initNode, type HoldfastNode } from '../../src/node/node.ts';
 import { freshStore, type StoreKind } from './databases.ts';
 
@@ -55,6 +56,8 @@ export async function startTestApp(
     inboundCredentials?: (providers: readonly Provider[]) => InboundCredential[];
     /** Telephony systems that may post call events (default: the sample telephony of the first provider). */
     telephonyCredentials?: TelephonyCredential[];
+    /** Where referrals find services (default: the node's directory). */
+    serviceLookup?: ServiceLookup;
   } = {},
 ): Promise<TestApp> {
   const fresh = await freshStore(kind, { dataDir: options.dataDir, pgTablespace: options.pgTablespace });
@@ -112,6 +115,7 @@ export async function startTestApp(
             tokenSha256: createHash('sha256').update(SAMPLE_INBOUND_TOKEN).digest('hex'),
           },
         ],
+    ...(options.serviceLookup ? { serviceLookup: options.serviceLookup } : {}),
     telephonyCredentials: options.telephonyCredentials ?? [
       {
         tenant: providers[0]!.tenant,

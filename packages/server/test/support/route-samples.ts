@@ -26,6 +26,9 @@ import { readableEventTypes } from '../../src/sync/handlers.ts';
 import { SYNC_PROTOCOL_VERSION } from '../../src/sync/protocol.ts';
 import { signRequest } from '../../src/sync/signing.ts';
 
+/** A service id the sample world's directory does not have (referrals and bookings are refused by name). */
+const SAMPLE_UNKNOWN_SERVICE = '0e0d0000-0000-4000-8000-0000000000ff';
+
 let packPromise: ReturnType<typeof requireProtocolPack> | null = null;
 const samplePack = () => (packPromise ??= requireProtocolPack(SAMPLE_PACK_DIR));
 
@@ -518,6 +521,43 @@ function fhirPatientNdjson(w: World): string {
   });
 }
 
+/** A made-up directory service for the directory route samples (sample content, made-up place). */
+function sampleDirectoryService(serviceId: string) {
+  // A list of its own for each day: a test that changes one day's session changes only that day.
+  const day = () => [{ opens: '08:00', closes: '22:00' }];
+  return {
+    serviceId,
+    name: 'Sample Urgent Treatment Centre',
+    odsCode: 'NSX01',
+    type: 'urgent_treatment_centre' as const,
+    address: ['1 Made-up Street', 'Northshire'],
+    postcode: 'NS1 1AA',
+    latitude: 54,
+    longitude: -1.5,
+    phone: null,
+    openingTimes: {
+      alwaysOpen: false,
+      weekly: { mon: day(), tue: day(), wed: day(), thu: day(), fri: day(), sat: day(), sun: day() },
+      bankHolidays: null,
+      exceptions: [],
+    },
+    dispositions: ['Dx05'],
+    symptomGroups: [],
+    ageRange: { minYears: 0, maxYears: null },
+    sexes: [],
+    referral: { kind: 'walk_in' as const },
+    booking: null,
+    notClinicallyValidated: true,
+  };
+}
+
+/** A directory service of the world's provider, added for a sample that acts on one. */
+async function directoryService(w: World): Promise<string> {
+  const serviceId = randomUUID();
+  await w.t.directory.set(w.provider.tenant, 'system:test', sampleDirectoryService(serviceId));
+  return serviceId;
+}
+
 const FHIR_CASE_TYPES = ['Encounter', 'ServiceRequest', 'QuestionnaireResponse', 'Composition'] as const;
 
 export const ROUTE_SAMPLES: Record<string, RouteSample> = {
@@ -951,6 +991,54 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
       body: { spokeTo: 'Control room, call-taker 41', reference: 'INC-1001' },
     }),
   },
+  // Referrals (C10): the sample world's directory has no such service, so a referral or a booking
+  // is refused by name (body.serviceId / query.serviceId) past the permission check.
+  'POST /api/v1/cases/:caseId/referral': {
+    build: async (w) => ({
+      params: {
+        caseId: (await caseAt(w.clients.health_adviser, (await samplePack()).protocols, w.site, 'ed_utc'))
+          .caseId,
+      },
+      body: { serviceId: SAMPLE_UNKNOWN_SERVICE, offered: [SAMPLE_UNKNOWN_SERVICE] },
+    }),
+    allowedStatus: 400,
+  },
+  'GET /api/v1/cases/:caseId/referral': {
+    build: async (w) => ({
+      params: {
+        caseId: (await caseAt(w.clients.health_adviser, (await samplePack()).protocols, w.site, 'ed_utc'))
+          .caseId,
+      },
+    }),
+  },
+  'GET /api/v1/referrals': { build: () => ({ query: { needsAttention: 'true' } }) },
+  'POST /api/v1/referrals/:referralId/acknowledge': {
+    build: () => ({
+      params: { referralId: randomUUID() },
+      body: { alert: 'rejected', reason: 'referred to the UTC by phone instead' },
+    }),
+    allowedStatus: 404,
+  },
+  'GET /api/v1/cases/:caseId/booking/slots': {
+    build: async (w) => ({
+      params: {
+        caseId: (await caseAt(w.clients.health_adviser, (await samplePack()).protocols, w.site, 'ed_utc'))
+          .caseId,
+      },
+      query: { serviceId: SAMPLE_UNKNOWN_SERVICE },
+    }),
+    allowedStatus: 400,
+  },
+  'POST /api/v1/cases/:caseId/booking': {
+    build: async (w) => ({
+      params: {
+        caseId: (await caseAt(w.clients.health_adviser, (await samplePack()).protocols, w.site, 'ed_utc'))
+          .caseId,
+      },
+      body: { serviceId: SAMPLE_UNKNOWN_SERVICE, slotId: 'slot-20261129T1000' },
+    }),
+    allowedStatus: 400,
+  },
   'GET /api/v1/messages': { build: () => ({ query: { needsAttention: 'true' } }) },
   'GET /api/v1/messages/:messageId': {
     build: async (w) => ({ params: { messageId: await outboxMessage(w) } }),
@@ -991,6 +1079,33 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
       },
       headers: { authorization: `Bearer ${SAMPLE_TELEPHONY_TOKEN}` },
     }),
+  },
+  'GET /api/v1/directory/services': { build: () => ({}) },
+  'GET /api/v1/directory/search': {
+    build: async (w) => ({ query: { caseId: await queuedCase(w), latitude: '54', longitude: '-1.5' } }),
+  },
+  'POST /api/v1/admin/directory/services': {
+    build: () => ({ body: sampleDirectoryService(randomUUID()) }),
+  },
+  'DELETE /api/v1/admin/directory/services/:serviceId': {
+    build: async (w) => ({
+      params: { serviceId: await directoryService(w) },
+      body: { reason: 'closed down' },
+    }),
+  },
+  'POST /api/v1/directory/services/:serviceId/capacity': {
+    build: async (w) => ({
+      params: { serviceId: await directoryService(w) },
+      body: { status: 'amber', note: 'four-hour wait' },
+    }),
+  },
+  'POST /api/v1/admin/directory/import': {
+    build: () => ({ body: { services: [sampleDirectoryService(randomUUID())] } }),
+  },
+  'GET /api/v1/admin/directory/export': { build: () => ({ query: { format: 'json' } }) },
+  'POST /api/v1/admin/postcodes/import': {
+    // Made-up postcodes (the NS area does not exist) in the ONS Postcode Directory's columns.
+    build: () => ({ body: { csv: 'pcds,lat,long\nNS1 1AA,54.0,-1.5\n' } }),
   },
   'POST /api/v1/admin/endpoints': {
     build: () => ({

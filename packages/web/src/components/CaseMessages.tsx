@@ -1,9 +1,11 @@
 import { Alert, Badge, List, Paper, Text, Title } from '@mantine/core';
 import { useQuery } from '@tanstack/react-query';
 import { api } from '../lib/api.ts';
+import { useReferral } from '../lib/directory.ts';
 import { messageStateWords, type MessageRow } from '../lib/messages.ts';
 import { useSession } from '../lib/session.tsx';
 import { londonWhen } from '../lib/time.ts';
+import { bookingWords, referralWords } from './ReferralStatus.tsx';
 
 const FINISHED = ['accepted', 'rejected', 'cancelled'];
 
@@ -28,10 +30,13 @@ export function CaseMessages({ caseId, caseStatus }: { caseId: string; caseStatu
         ? 30_000
         : 3000,
   });
+  // The referral (issue 15) is listed with the messages: a phone referral or a walk-in sends none.
+  const referral = useReferral(caseId, allowed);
+  const referred = referral.data && referral.data.state !== 'none' ? referral.data : null;
   if (!allowed) return null;
   const rows = messages.data ?? [];
   // Nothing sent yet is not worth a panel; an unreadable list is (never imply nothing was sent).
-  if (messages.isPending || (rows.length === 0 && !messages.isError)) return null;
+  if (!referred && (messages.isPending || (rows.length === 0 && !messages.isError))) return null;
   const now = Date.now();
   return (
     <Paper withBorder p="sm" component="section" aria-labelledby="case-messages-heading">
@@ -43,6 +48,12 @@ export function CaseMessages({ caseId, caseStatus }: { caseId: string; caseStatu
           The messages of this case could not be read: {messages.error.message}.
           {rows.length > 0 ? ' Below is what the server last said.' : ''}
         </Alert>
+      )}
+      {referred && (
+        <Text size="sm" data-testid="case-referral" data-state={referred.state}>
+          <strong>Referral:</strong> {referralWords(referred)}
+          {referred.booking ? ` · Booking: ${bookingWords(referred)}` : ''}
+        </Text>
       )}
       <List spacing={6} listStyleType="none" data-testid="case-messages">
         {rows.map((m) => (

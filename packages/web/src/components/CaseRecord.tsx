@@ -1,5 +1,7 @@
 import { List, Paper, Stack, Table, Text, Title } from '@mantine/core';
+import { useReferral } from '../lib/directory.ts';
 import { londonDateTime } from '../lib/time.ts';
+import { bookingWords, referralWords } from './ReferralStatus.tsx';
 import type { CaseRecord as CaseRecordData, ConsultationRecord } from '../lib/types.ts';
 
 const OBSERVATION_LABELS: Record<string, string> = {
@@ -26,9 +28,10 @@ const NOTE_FIELDS: [keyof ConsultationRecord, string][] = [
  * closed): the triage path, each consultation with its notes and observations, and what happened in
  * order with who did it. Shown on the case screens and the printable summary.
  */
-export function CaseRecord({ record }: { record: CaseRecordData }) {
+export function CaseRecord({ record, caseId }: { record: CaseRecordData; caseId?: string }) {
   return (
     <Stack data-testid="case-record" gap="sm">
+      {caseId && <ReferralRecord caseId={caseId} />}
       <Paper withBorder p="md" component="section" aria-labelledby="record-consultations">
         <Title order={2} size="h4" id="record-consultations" mb="xs">
           Consultations
@@ -112,5 +115,42 @@ function Consultation({ c }: { c: ConsultationRecord }) {
         </dl>
       )}
     </article>
+  );
+}
+
+/** The case's referral (issue 15) as the record keeps it: the service, what was offered, the answer. */
+function ReferralRecord({ caseId }: { caseId: string }) {
+  const referral = useReferral(caseId);
+  const r = referral.data;
+  if (referral.isError)
+    return <Text>Where this case's referral stands could not be read: {referral.error.message}.</Text>;
+  if (!r || r.state === 'none') return null;
+  const booking = bookingWords(r);
+  return (
+    <Paper withBorder p="md" component="section" aria-labelledby="record-referral">
+      <Title order={2} size="h4" id="record-referral" mb="xs">
+        Referral
+      </Title>
+      <dl className="record-fields" data-testid="record-referral" data-state={r.state}>
+        <div>
+          <dt>Where it stands</dt>
+          <dd>{referralWords(r)}</dd>
+        </div>
+        {r.chosenAtMs !== undefined && (
+          <div>
+            <dt>Chosen</dt>
+            <dd>
+              {londonDateTime(r.chosenAtMs)}, from {r.offered?.length ?? 0} services offered
+            </dd>
+          </div>
+        )}
+        {booking && (
+          <div>
+            <dt>Booking</dt>
+            <dd>{booking}</dd>
+          </div>
+        )}
+      </dl>
+    </Paper>
   );
 }

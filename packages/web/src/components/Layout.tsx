@@ -1,6 +1,7 @@
 import { ROLE_LABELS, type Permission } from '@holdfast/core';
 import { Box, Button, Group, Text, VisuallyHidden } from '@mantine/core';
 import type { ReactNode } from 'react';
+import { DIRECTORY_PERMISSIONS } from '../lib/directory.ts';
 import { Link, usePath } from '../lib/router.tsx';
 import { useSession, useUser } from '../lib/session.tsx';
 import { ContinuityStatus } from './ContinuityStatus.tsx';
@@ -23,6 +24,7 @@ const NAV: NavItem[] = [
   { to: '/messages', label: 'Messages', permission: 'messages.read', also: 'messages.manage' },
   { to: '/admin/users', label: 'Users', permission: 'users.manage' },
   { to: '/admin/sites', label: 'Sites', permission: 'sites.manage' },
+  { to: '/admin/directory', label: 'Directory', permission: DIRECTORY_PERMISSIONS.edit },
   { to: '/audit', label: 'Audit trail', permission: 'audit.read' },
   { to: '/account', label: 'My account', permission: 'session.self' },
 ];

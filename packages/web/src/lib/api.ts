@@ -127,10 +127,11 @@ export async function api<T>(
   method: Method,
   path: string,
   body?: unknown,
-  options: { idempotencyKey?: string } = {},
+  /** `contentType`: the body is a file's text sent as it is (a CSV or JSON import), not JSON-encoded. */
+  options: { idempotencyKey?: string; contentType?: string } = {},
 ): Promise<T> {
   const headers: Record<string, string> = { accept: 'application/json, application/problem+json' };
-  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (body !== undefined) headers['content-type'] = options.contentType ?? 'application/json';
   if (options.idempotencyKey) headers['idempotency-key'] = options.idempotencyKey;
   if (method !== 'GET' && csrfToken) headers[CSRF_HEADER] = csrfToken;
   let response: Response;
@@ -139,7 +140,9 @@ export async function api<T>(
       method,
       headers,
       credentials: 'same-origin',
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      ...(body !== undefined
+        ? { body: options.contentType && typeof body === 'string' ? body : JSON.stringify(body) }
+        : {}),
     });
   } catch {
     reportRequestOutcome(0);

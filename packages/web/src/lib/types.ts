@@ -270,3 +270,19 @@ export interface QueueResponse {
   now: string;
   cases: QueueCase[];
 }
+
+/* The directory of services (issue 15): one set of types, core's (packages/core/src/directory/types.ts). */
+export { SERVICE_TYPES } from '@holdfast/core';
+export type {
+  CapacityStatus,
+  DirectorySearchQuery,
+  DirectorySearchResult,
+  DirectoryService,
+  ExclusionReason,
+  OpeningSession,
+  OpeningTimes,
+  RankedService,
+  ReferralRoute,
+  ServiceType,
+  Weekday,
+} from '@holdfast/core';

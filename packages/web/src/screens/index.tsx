@@ -1,5 +1,6 @@
 import type { Permission } from '@holdfast/core';
 import type { ReactNode } from 'react';
+import { DIRECTORY_PERMISSIONS } from '../lib/directory.ts';
 import { Account } from './Account.tsx';
 import { CaseScreen } from './adviser/CaseScreen.tsx';
 import { NewCall } from './adviser/NewCall.tsx';
@@ -8,8 +9,10 @@ import { ClinicianCase } from './clinician/ClinicianCase.tsx';
 import { Queue } from './clinician/Queue.tsx';
 import { Dashboard } from './manager/Dashboard.tsx';
 import { Messages } from './manager/Messages.tsx';
+import { ReferralAlerts } from './manager/ReferralAlerts.tsx';
 import { Users } from './admin/Users.tsx';
 import { Sites } from './admin/Sites.tsx';
+import { Directory } from './admin/Directory.tsx';
 import { Audit } from './Audit.tsx';
 import { CaseSummary } from './records/CaseSummary.tsx';
 import { PatientRecord } from './records/PatientRecord.tsx';
@@ -17,6 +20,8 @@ import { PatientRecord } from './records/PatientRecord.tsx';
 export interface Screen {
   path: string;
   permission: Permission;
+  /** Another permission that opens the screen too (a screen two kinds of staff use differently). */
+  orPermission?: Permission;
   render(params: Record<string, string>): ReactNode;
 }
 
@@ -48,8 +53,16 @@ export const SCREENS: Screen[] = [
   },
   { path: '/dashboard', permission: 'reports.read', render: () => <Dashboard /> },
   { path: '/messages', permission: 'messages.read', render: () => <Messages /> },
+  { path: '/referrals', permission: 'messages.manage', render: () => <ReferralAlerts /> },
   { path: '/admin/users', permission: 'users.manage', render: () => <Users /> },
   { path: '/admin/sites', permission: 'sites.manage', render: () => <Sites /> },
+  // Provider admins edit it; clinicians and shift managers set capacity on the same list.
+  {
+    path: '/admin/directory',
+    permission: DIRECTORY_PERMISSIONS.read,
+    orPermission: DIRECTORY_PERMISSIONS.edit,
+    render: () => <Directory />,
+  },
   { path: '/audit', permission: 'audit.read', render: () => <Audit /> },
   { path: '/account', permission: 'session.self', render: () => <Account /> },
 ];

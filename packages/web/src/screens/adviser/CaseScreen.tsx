@@ -26,6 +26,7 @@ import type {
 } from '../../lib/types.ts';
 import { PatientSearch, PatientSummaryCard } from './PatientPanel.tsx';
 import { AmbulanceHandover, handedOver, useAmbulanceHandover } from '../../components/AmbulanceHandover.tsx';
+import { ServiceChoice } from '../../components/ServiceChoice.tsx';
 import { recallQuestion, TriagePath, TriageRunner } from './TriageRunner.tsx';
 import { useLeaveWarning } from '../../lib/leave-warning.ts';
 import { CaseNotes, CorrectDisposition, EndCall } from './OpenCalls.tsx';
@@ -152,6 +153,7 @@ export function CaseScreen({ caseId }: { caseId: string }) {
             caseDetail={c}
             blocked={notesPending || deathPending}
             patientDateOfBirth={patient.data?.record.dateOfBirth ?? null}
+            patientPostcode={patient.data?.record.postcode ?? null}
           />
         )}
       </section>
@@ -202,10 +204,12 @@ function Triage({
   caseDetail,
   blocked,
   patientDateOfBirth,
+  patientPostcode,
 }: {
   caseDetail: CaseDetail;
   blocked: boolean;
   patientDateOfBirth: string | null;
+  patientPostcode: string | null;
 }) {
   const caseId = caseDetail.caseId;
   const queryClient = useQueryClient();
@@ -232,7 +236,9 @@ function Triage({
       />
     );
   if (r.status === 'question') return <TriageRunner caseId={caseId} result={r} onResult={onResult} />;
-  return <Disposition caseDetail={caseDetail} result={r} onResult={onResult} />;
+  return (
+    <Disposition caseDetail={caseDetail} result={r} onResult={onResult} patientPostcode={patientPostcode} />
+  );
 }
 
 function StartTriage({
@@ -341,7 +347,8 @@ function whatHappens(c: CaseDetail): string {
       // handover panel below says where the request stands.
       return 'Keep the caller on the line if you can and give the care advice. Where the request to the ambulance service stands is shown below.';
     case 'referral_pending':
-      return `A referral is to be sent${by}. Tell the caller where to go and give the care advice.`;
+      // Where to send the patient is chosen below; the referral panel says what the service answered.
+      return `Choose where to send the patient${by} from the services below, then tell the caller only what the referral panel says. Give the care advice.`;
     case 'closed':
       return 'Advice has been given and the case is closed.';
     default:
@@ -353,10 +360,12 @@ function Disposition({
   caseDetail,
   result,
   onResult,
+  patientPostcode,
 }: {
   caseDetail: CaseDetail;
   result: Extract<WalkResult, { status: 'disposition' }>;
   onResult: (r: WalkResult) => void;
+  patientPostcode: string | null;
 }) {
   const d = result.disposition;
   const session = useSession();
@@ -417,86 +426,99 @@ function Disposition({
   };
 
   return (
-    <Group align="flex-start" wrap="wrap" gap="lg">
-      <Paper
-        withBorder
-        p="md"
-        style={{ flex: '2 1 420px' }}
-        component="section"
-        aria-labelledby="disposition-heading"
-      >
-        {result.content.sample && <SampleNotice text={result.content.label} />}
-        <Text size="sm">{proposed ? 'Proposed disposition' : 'Disposition'}</Text>
-        <Title order={2} size="h3" id="disposition-heading" ref={headingRef} tabIndex={-1}>
-          {d.label}
-        </Title>
-        <Group gap="xs" mt="xs">
-          <Badge variant="outline">{KIND_WORDS[d.kind] ?? d.kind}</Badge>
-          <Badge variant="outline">Code {d.dxCode}</Badge>
-          {d.timeframeMinutes !== null && (
-            <Badge variant="outline">Within {d.timeframeMinutes} minutes</Badge>
-          )}
-          {d.ambulanceCategory !== undefined && <Badge color="red">Category {d.ambulanceCategory}</Badge>}
-        </Group>
-        <FormAlert message={problems.form} />
-        {proposed ? (
-          <Alert color="orange" variant="light" mt="md" title="Confirm before anything is done" role="status">
-            Nothing has been sent or arranged yet. Check the answers (change any that is wrong), then confirm.
-            <Group mt="sm">
-              <Button
-                onClick={() => void confirm()}
-                loading={busy}
-                color={d.kind === 'ambulance' ? 'red.8' : undefined}
-              >
-                {d.kind === 'ambulance'
-                  ? `Confirm: request an ambulance${d.ambulanceCategory ? ` (category ${d.ambulanceCategory})` : ''}`
-                  : 'Confirm this disposition'}
-              </Button>
-            </Group>
-          </Alert>
-        ) : retriaging ? null : (
-          <Alert color="blue" variant="light" mt="md" title="What happens now" role="status">
-            {whatHappens(caseDetail)}
-          </Alert>
-        )}
-        {retriaging && (
-          <Alert color="orange" variant="light" mt="md" title="Re-triage" role="status">
-            The confirmed disposition was corrected. Change the answer that was wrong (beside this); a new
-            disposition is proposed for you to confirm.
-          </Alert>
-        )}
-        {caseDetail.status === 'queued' && (
-          <Group mt="sm">
-            <CorrectDisposition caseId={caseId} />
-          </Group>
-        )}
-        {ambulanceRequested && <AmbulanceHandover caseDetail={caseDetail} />}
-        <Title order={3} size="h5" mt="md">
-          Care advice to give
-        </Title>
-        <List spacing={4} mt={4}>
-          {d.careAdvice.map((a, i) => (
-            <List.Item key={i}>{a}</List.Item>
-          ))}
-        </List>
-        {!proposed && mustStay && (
-          <Text mt="lg" fw={700} data-testid="stay-with-caller">
-            Stay with the caller: the ambulance service does not have this patient yet (accepted, or handed
-            over by phone).
-          </Text>
-        )}
-        {!proposed && !mustStay && !retriaging && (
-          <Group mt="lg">
-            <Button onClick={() => navigate('/calls/new')}>Take the next call</Button>
-            {session.can('queue.read') && (
-              <Button component={Link} to="/queue" variant="default">
-                Open the CAS queue
-              </Button>
+    <Stack gap={0}>
+      <Group align="flex-start" wrap="wrap" gap="lg">
+        <Paper
+          withBorder
+          p="md"
+          style={{ flex: '2 1 420px' }}
+          component="section"
+          aria-labelledby="disposition-heading"
+        >
+          {result.content.sample && <SampleNotice text={result.content.label} />}
+          <Text size="sm">{proposed ? 'Proposed disposition' : 'Disposition'}</Text>
+          <Title order={2} size="h3" id="disposition-heading" ref={headingRef} tabIndex={-1}>
+            {d.label}
+          </Title>
+          <Group gap="xs" mt="xs">
+            <Badge variant="outline">{KIND_WORDS[d.kind] ?? d.kind}</Badge>
+            <Badge variant="outline">Code {d.dxCode}</Badge>
+            {d.timeframeMinutes !== null && (
+              <Badge variant="outline">Within {d.timeframeMinutes} minutes</Badge>
             )}
+            {d.ambulanceCategory !== undefined && <Badge color="red">Category {d.ambulanceCategory}</Badge>}
           </Group>
-        )}
-      </Paper>
-      <TriagePath path={result.path} {...(proposed || retriaging ? { onChange: change } : {})} />
-    </Group>
+          <FormAlert message={problems.form} />
+          {proposed ? (
+            <Alert
+              color="orange"
+              variant="light"
+              mt="md"
+              title="Confirm before anything is done"
+              role="status"
+            >
+              Nothing has been sent or arranged yet. Check the answers (change any that is wrong), then
+              confirm.
+              <Group mt="sm">
+                <Button
+                  onClick={() => void confirm()}
+                  loading={busy}
+                  color={d.kind === 'ambulance' ? 'red.8' : undefined}
+                >
+                  {d.kind === 'ambulance'
+                    ? `Confirm: request an ambulance${d.ambulanceCategory ? ` (category ${d.ambulanceCategory})` : ''}`
+                    : 'Confirm this disposition'}
+                </Button>
+              </Group>
+            </Alert>
+          ) : retriaging ? null : (
+            <Alert color="blue" variant="light" mt="md" title="What happens now" role="status">
+              {whatHappens(caseDetail)}
+            </Alert>
+          )}
+          {retriaging && (
+            <Alert color="orange" variant="light" mt="md" title="Re-triage" role="status">
+              The confirmed disposition was corrected. Change the answer that was wrong (beside this); a new
+              disposition is proposed for you to confirm.
+            </Alert>
+          )}
+          {caseDetail.status === 'queued' && (
+            <Group mt="sm">
+              <CorrectDisposition caseId={caseId} />
+            </Group>
+          )}
+          {ambulanceRequested && <AmbulanceHandover caseDetail={caseDetail} />}
+          <Title order={3} size="h5" mt="md">
+            Care advice to give
+          </Title>
+          <List spacing={4} mt={4}>
+            {d.careAdvice.map((a, i) => (
+              <List.Item key={i}>{a}</List.Item>
+            ))}
+          </List>
+          {!proposed && mustStay && (
+            <Text mt="lg" fw={700} data-testid="stay-with-caller">
+              Stay with the caller: the ambulance service does not have this patient yet (accepted, or handed
+              over by phone).
+            </Text>
+          )}
+          {!proposed && !mustStay && !retriaging && (
+            <Group mt="lg">
+              <Button onClick={() => navigate('/calls/new')}>Take the next call</Button>
+              {session.can('queue.read') && (
+                <Button component={Link} to="/queue" variant="default">
+                  Open the CAS queue
+                </Button>
+              )}
+            </Group>
+          )}
+        </Paper>
+        <TriagePath path={result.path} {...(proposed || retriaging ? { onChange: change } : {})} />
+      </Group>
+      {/* Full width below: the ranked list has six columns and must fit a 1366-pixel screen. */}
+      {caseDetail.status === 'referral_pending' && (
+        <ServiceChoice caseDetail={caseDetail} patientPostcode={patientPostcode} />
+      )}
+    </Stack>
   );
 }

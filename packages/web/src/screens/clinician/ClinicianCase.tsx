@@ -28,6 +28,7 @@ import { useState, type FormEvent } from 'react';
 import { AmbulanceHandover } from '../../components/AmbulanceHandover.tsx';
 import { CaseMessages } from '../../components/CaseMessages.tsx';
 import { CaseRecord } from '../../components/CaseRecord.tsx';
+import { ServiceChoice } from '../../components/ServiceChoice.tsx';
 import { useConsultationDraft } from '../../lib/drafts.ts';
 import { FormAlert } from '../../components/FormAlert.tsx';
 import { PageTitle } from '../../components/PageTitle.tsx';
@@ -304,6 +305,10 @@ export function ClinicianCase({ caseId }: { caseId: string }) {
       ) : null}
 
       {c.status === 'ambulance_requested' && <AmbulanceHandover caseDetail={c} />}
+      {/* A referring outcome: the same ranked services and choice as the adviser's disposition. */}
+      {c.status === 'referral_pending' && (
+        <ServiceChoice caseDetail={c} patientPostcode={patient.data?.record.postcode ?? null} />
+      )}
       <CaseMessages caseId={caseId} caseStatus={c.status} />
 
       {c.status === 'closed' && (
@@ -324,7 +329,7 @@ export function ClinicianCase({ caseId }: { caseId: string }) {
           }
         />
       )}
-      {c.record && <CaseRecord record={c.record} />}
+      {c.record && <CaseRecord record={c.record} caseId={caseId} />}
     </Stack>
   );
 }

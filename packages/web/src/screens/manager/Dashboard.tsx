@@ -27,6 +27,7 @@ import { siteName, STATUS_LABELS, useSites } from '../../lib/queries.ts';
 import { Link } from '../../lib/router.tsx';
 import { useSession } from '../../lib/session.tsx';
 import { londonDateTime, londonWhen } from '../../lib/time.ts';
+import { ReferralAlertsFigure } from './ReferralAlerts.tsx';
 
 interface SiteSummary {
   siteId: string;
@@ -300,6 +301,7 @@ export function Dashboard() {
               {opened.f.list(d, now)}
             </section>
           )}
+          <ReferralAlertsFigure />
           <Table striped withTableBorder data-testid="dashboard-sites">
             <Table.Caption>By site, as of {londonDateTime(d.now)} (UK time)</Table.Caption>
             <Table.Thead>

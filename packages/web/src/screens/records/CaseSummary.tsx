@@ -72,7 +72,7 @@ export function CaseSummary({ caseId }: { caseId: string }) {
         </Text>
         {c.escalated && <Text fw={700}>Escalated: call-backs failed, a welfare check was needed.</Text>}
       </Paper>
-      {c.record && <CaseRecord record={c.record} />}
+      {c.record && <CaseRecord record={c.record} caseId={caseId} />}
       <CaseMessages caseId={caseId} caseStatus={c.status} />
     </Stack>
   );

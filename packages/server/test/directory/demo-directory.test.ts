@@ -1,0 +1,27 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { seedDemoDirectory } from '../../src/directory/demo.ts';
+import { STORE_KINDS } from '../support/databases.ts';
+import { startTestApp, type TestApp } from '../support/http.ts';
+
+/** The demo region's directory: made-up postcodes and fifteen sample services, each flagged. */
+describe.each(STORE_KINDS)('demo directory (%s)', (kind) => {
+  let t: TestApp;
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('seeds the sample postcodes and services once, every service marked not clinically validated', async () => {
+    t = await startTestApp(kind);
+    const tenant = t.providers[0]!.tenant;
+    await seedDemoDirectory(t.node, tenant);
+    await seedDemoDirectory(t.node, tenant);
+    const services = await t.directory.services(tenant);
+    expect(services).toHaveLength(15);
+    expect(services.every((s) => s.notClinicallyValidated)).toBe(true);
+    expect(new Set(services.map((s) => s.type)).size).toBeGreaterThanOrEqual(7);
+    // Every service's postcode, and the demo patients' (NS1 1DM …), are in the sample table.
+    for (const s of services) expect(await t.directory.locate(s.postcode), s.postcode).not.toBeNull();
+    expect(await t.directory.locate('NS9 8DM')).not.toBeNull();
+    expect(await t.directory.postcodes.count()).toBe(117);
+  });
+});

@@ -1,0 +1,329 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { messagingDb, statusOf } from '../../src/messaging/projection.ts';
+import { MessagingService } from '../../src/messaging/service.ts';
+import { ED_NORTH, SERVICES } from '../support/service-receiver.ts';
+import { openNode } from '../../src/node/node.ts';
+import { DEMO_TENANT } from '../../src/demo.ts';
+import { ApiSession, MemoryTotpSecrets } from '../../src/simulate/api-client.ts';
+import { Store } from '../../src/store/store.ts';
+import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
+import { answersTo } from '../support/cases.ts';
+import { createPgDatabase } from '../support/databases.ts';
+import { freePort } from '../support/postgres.ts';
+import { holdfastArgs } from '../support/cli-entry.ts';
+
+/**
+ * A site whose hub is lost still refers: real processes on loopback, a hub on PostgreSQL, a site on
+ * SQLite and `holdfast receiver --kind service` as the emergency department. The service and its
+ * endpoint are set at the hub and reach the site by sync (directory and endpoints are ledger facts);
+ * the hub is SIGKILLed; the site's adviser reaches an ED disposition, searches the directory the
+ * site holds, and refers to the first-ranked service; the site sends the referral directly and it
+ * is accepted with the department's reference; the hub returns, hears of it by sync, and does not
+ * send it again.
+ */
+const dirs: string[] = [];
+const children = new Set<ChildProcess>();
+const cleanups: (() => Promise<void>)[] = [];
+
+function tempDir(name: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `holdfast-${name}-`));
+  dirs.push(dir);
+  return dir;
+}
+
+afterAll(async () => {
+  for (const c of [...children]) c.kill('SIGKILL');
+  for (const c of cleanups) await c();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const BASE_ENV = {
+  CI: '1',
+  NO_COLOR: '1',
+  HOLDFAST_LOG_LEVEL: 'warn',
+  HOLDFAST_SYNC_INTERVAL_SECONDS: '1',
+  HOLDFAST_SYNC_MAX_BACKOFF_SECONDS: '2',
+};
+
+function holdfast(args: string[], env: Record<string, string> = {}): string {
+  const r = spawnSync(process.execPath, holdfastArgs(...args), {
+    encoding: 'utf8',
+    env: { ...process.env, ...BASE_ENV, ...env },
+    timeout: 60_000,
+  });
+  if (r.status !== 0)
+    throw new Error(`holdfast ${args.join(' ')} failed (${r.status}): ${r.stdout}${r.stderr}`);
+  return r.stdout;
+}
+
+/** A long-running CLI command; resolves once `ready` says so. */
+async function start(
+  args: string[],
+  env: Record<string, string>,
+  ready: () => Promise<boolean>,
+): Promise<ChildProcess> {
+  const child = spawn(process.execPath, holdfastArgs(...args), {
+    env: { ...process.env, ...BASE_ENV, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${args.join(' ')} exited (${child.exitCode}): ${out}`);
+    if (await ready()) return child;
+    if (Date.now() > deadline) throw new Error(`${args.join(' ')} did not start: ${out}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const answers = async (url: string) => {
+  try {
+    return (await fetch(url)).ok;
+  } catch {
+    return false;
+  }
+};
+
+function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill(signal);
+  });
+}
+
+async function until<T>(
+  what: string,
+  read: () => Promise<T>,
+  ok: (v: T) => boolean,
+  ms = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await read();
+    if (ok(v)) return v;
+    if (Date.now() > deadline) throw new Error(`${what}: still ${JSON.stringify(v)}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+describe('a site whose hub is lost', () => {
+  it('refers to a service from the directory it holds and sends the referral directly; accepted once', async () => {
+    const db = await createPgDatabase();
+    cleanups.push(db.drop);
+    const hubEnv = { HOLDFAST_STORE: 'postgres', HOLDFAST_DATABASE_URL: db.url };
+    const hubDir = tempDir('hub');
+    const init = holdfast(['-d', hubDir, 'init', '--role', 'hub', '--node', 'hub-1', '--demo'], hubEnv);
+    const password = /password, shown once: (\S+)/.exec(init)![1]!;
+    const token = holdfast(['-d', hubDir, 'nodes', 'enrol-token'], hubEnv).split('\n')[0]!.trim();
+    const receiverPort = await freePort();
+    const receiverUrl = `http://127.0.0.1:${receiverPort}`;
+    // The department and its endpoint as a provider admin sets them (the admin signs in with a
+    // passkey, which this test cannot hold: the same ledger facts are written while the hub is stopped).
+    const node = await openNode({
+      store: 'postgres',
+      databaseUrl: db.url,
+      dataDir: hubDir,
+      checkpointEvery: 100,
+    });
+    try {
+      await new MessagingService(node.store, node.ledger, node.clock).setEndpoint(
+        DEMO_TENANT,
+        'user:provider-admin@northshire',
+        {
+          endpointId: 'ed-north',
+          name: 'Northtown Emergency Department',
+          kinds: ['referral'],
+          odsCode: 'RXN01',
+          transport: { type: 'http', url: `${receiverUrl}/messages`, clientCertificate: null },
+          phone: '0300 000 1001',
+          acceptWithinSeconds: 1800,
+        },
+      );
+      await node.ledger.append([
+        {
+          tenant: DEMO_TENANT,
+          type: 'directory.service_set',
+          actor: 'user:provider-admin@northshire',
+          payload: { version: 1, service: { ...SERVICES[0]!, booking: null } },
+        },
+      ]);
+    } finally {
+      await node.close();
+    }
+    const hubPort = await freePort();
+    const serveArgs = (dir: string, port: number) => [
+      '-d',
+      dir,
+      'serve',
+      '--port',
+      String(port),
+      '--host',
+      '127.0.0.1',
+    ];
+    let hub = await start(serveArgs(hubDir, hubPort), hubEnv, () =>
+      answers(`http://127.0.0.1:${hubPort}/health`),
+    );
+    const siteDir = tempDir('site-a');
+    holdfast([
+      '-d',
+      siteDir,
+      'init',
+      '--role',
+      'site',
+      '--node',
+      'site-a',
+      '--hub',
+      `http://127.0.0.1:${hubPort}`,
+      '--token',
+      token,
+    ]);
+    const sitePort = await freePort();
+    await start(serveArgs(siteDir, sitePort), {}, () => answers(`http://127.0.0.1:${sitePort}/health`));
+    const receiverFile = join(tempDir('ed'), 'received.ndjson');
+    await start(
+      ['receiver', '--port', String(receiverPort), '--kind', 'service', '--store', receiverFile],
+      {},
+      () => answers(`${receiverUrl}/health`),
+    );
+
+    const secrets = new MemoryTotpSecrets();
+    const adviser = new ApiSession(
+      new URL(`http://localhost:${sitePort}`),
+      { username: 'health-adviser@northshire', password },
+      { secrets },
+    );
+    // The endpoint and the directory reach the site by sync.
+    await until(
+      'the endpoint and the service at the site',
+      async () => {
+        const store = await Store.open({ dialect: 'sqlite', file: join(siteDir, 'holdfast.sqlite') });
+        try {
+          const endpoints = await messagingDb(store.db)
+            .selectFrom('message_endpoints')
+            .select('endpoint_id')
+            .execute();
+          const services = await store.db
+            .withTables<{ directory_services: { service_id: string } }>()
+            .selectFrom('directory_services')
+            .select('service_id')
+            .execute();
+          return endpoints.length + services.length;
+        } finally {
+          await store.close();
+        }
+      },
+      (n) => n === 2,
+    );
+    // The hub is lost.
+    await stop(hub, 'SIGKILL');
+
+    const siteId = (await adviser.signIn()).siteIds[0]!;
+    const protocols = (await requireProtocolPack(SAMPLE_PACK_DIR)).protocols;
+    let chosen: { pathwayId: string; answers: NonNullable<ReturnType<typeof answersTo>> } | null = null;
+    for (const [pathwayId, protocol] of protocols) {
+      const found = answersTo(protocol, (d) => d.kind === 'ed_utc');
+      if (found) {
+        chosen = { pathwayId, answers: found };
+        break;
+      }
+    }
+    expect(chosen).not.toBeNull();
+    const opened = await adviser.call<{ caseId: string }>('POST', '/api/v1/calls', {
+      siteId,
+      caller: {
+        name: 'Caller',
+        relationship: 'self',
+        callbackNumber: '0113 496 0123',
+        callbackNumberReadBack: true,
+      },
+      location: 'At home',
+      presentingComplaint: 'Fell and hurt an ankle',
+    });
+    expect(opened.status).toBe(201);
+    const caseId = opened.json.caseId;
+    let last = await adviser.call<{ status: string; disposition?: { dxCode: string } }>(
+      'POST',
+      `/api/v1/cases/${caseId}/triage`,
+      { pathwayId: chosen!.pathwayId },
+    );
+    for (const a of chosen!.answers)
+      last = await adviser.call('POST', `/api/v1/cases/${caseId}/triage/answers`, a);
+    expect(last.json.status).toBe('disposition');
+    expect(
+      (
+        await adviser.call('POST', `/api/v1/cases/${caseId}/disposition/confirm`, {
+          dxCode: last.json.disposition!.dxCode,
+        })
+      ).status,
+    ).toBe(200);
+    // The search runs at the site, on the directory it holds.
+    const search = await adviser.call<{ searchId: string; ranked: { service: { serviceId: string } }[] }>(
+      'GET',
+      `/api/v1/directory/search?caseId=${caseId}&latitude=53.8&longitude=-1.55`,
+    );
+    expect(search.status).toBe(200);
+    const offered = search.json.ranked.map((r) => r.service.serviceId);
+    expect(offered).toEqual([ED_NORTH]);
+    const referred = await adviser.call<{ state: string }>('POST', `/api/v1/cases/${caseId}/referral`, {
+      serviceId: ED_NORTH,
+      searchId: search.json.searchId,
+      offered,
+    });
+    expect(referred.status).toBe(200);
+    const accepted = await until(
+      'accepted while the hub is away',
+      async () =>
+        (
+          await adviser.call<{ state: string; reference: string | null }>(
+            'GET',
+            `/api/v1/cases/${caseId}/referral`,
+          )
+        ).json,
+      (v) => v.state === 'accepted',
+    );
+    expect(accepted.reference).toBe('REF-000001');
+    expect(await answers(`http://127.0.0.1:${hubPort}/health`)).toBe(false);
+
+    // The hub returns and hears of it by sync: it holds it accepted and does not send it again.
+    hub = await start(serveArgs(hubDir, hubPort), hubEnv, () =>
+      answers(`http://127.0.0.1:${hubPort}/health`),
+    );
+    await until(
+      'the hub holds the referral accepted',
+      async () => {
+        const store = await Store.open({ dialect: 'postgres', connectionString: db.url });
+        try {
+          return (
+            await messagingDb(store.db).selectFrom('messages').select(['status', 'endpoint_id']).execute()
+          )
+            .map(statusOf)
+            .map((s) => ({ kind: s.kind, state: s.state, reference: s.reference, origin: s.originNode }));
+        } finally {
+          await store.close();
+        }
+      },
+      (v) =>
+        v.length === 1 &&
+        v[0]!.kind === 'referral' &&
+        v[0]!.state === 'accepted' &&
+        v[0]!.reference === 'REF-000001' &&
+        v[0]!.origin === 'site-a',
+    );
+    await new Promise((r) => setTimeout(r, 4_000));
+    const received = (await (await fetch(`${receiverUrl}/received`)).json()) as {
+      count: number;
+      posts: number;
+    };
+    expect(received).toMatchObject({ count: 1, posts: 1 });
+    expect(readFileSync(receiverFile, 'utf8').trim().split('\n')).toHaveLength(1);
+  }, 240_000);
+});
