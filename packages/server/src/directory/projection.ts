@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import {
+  canonicalJson,
   parseHlc,
   type DirectoryCapacitySet,
   type DirectoryService,
@@ -41,7 +42,7 @@ export function serviceOf(row: Pick<DirectoryServicesTable, 'definition' | 'capa
 
 export const directoryProjection: Projection = {
   name: 'directory',
-  version: 1,
+  version: 2,
   tables: ['directory_services'],
   async create(trx) {
     await sql`create table directory_services (
@@ -69,7 +70,9 @@ export const directoryProjection: Projection = {
       .executeTakeFirst();
     if (e.type === 'directory.service_set') {
       const p = e.payload as DirectoryServiceSet;
-      const values = { version: p.version, definition: JSON.stringify(p.service), removed: 0 };
+      // Canonical JSON: the same text whether the payload comes from an append or a refold of the
+      // stored event (the start-up integrity check compares them).
+      const values = { version: p.version, definition: canonicalJson(p.service), removed: 0 };
       if (row)
         await db
           .updateTable('directory_services')
@@ -103,7 +106,7 @@ export const directoryProjection: Projection = {
       };
       await db
         .updateTable('directory_services')
-        .set({ capacity: JSON.stringify(capacity) })
+        .set({ capacity: canonicalJson(capacity) })
         .where('tenant', '=', e.tenant)
         .where('service_id', '=', serviceId)
         .execute();
