@@ -21,7 +21,7 @@ export const DEMO_DIRECTORY_FILE = fileURLToPath(
  * the `service` receiver process started with the demo receivers answers on it. Sample services that
  * take referrals by message name it; the GP practice uses the demo GP's endpoint (riverside-surgery).
  */
-export const DEMO_SERVICE_ENDPOINT_ID = 'demo-service';
+export const DEMO_SERVICE_ENDPOINT_ID = 'demo-ed';
 
 /** Imports the sample postcodes and, for a provider with an empty directory, the sample services. */
 export async function seedDemoDirectory(node: HoldfastNode, tenant: string): Promise<void> {

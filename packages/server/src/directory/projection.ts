@@ -42,7 +42,7 @@ export function serviceOf(row: Pick<DirectoryServicesTable, 'definition' | 'capa
 
 export const directoryProjection: Projection = {
   name: 'directory',
-  version: 1,
+  version: 2,
   tables: ['directory_services'],
   async create(trx) {
     await sql`create table directory_services (
@@ -70,8 +70,8 @@ export const directoryProjection: Projection = {
       .executeTakeFirst();
     if (e.type === 'directory.service_set') {
       const p = e.payload as DirectoryServiceSet;
-      // Canonical JSON: a refold from the stored (canonical) payload must give the same text as the
-      // live apply of the draft, whose keys may be in another order; the start-up check compares them.
+      // Canonical JSON: the same text whether the payload comes from an append or a refold of the
+      // stored event (the start-up integrity check compares them).
       const values = { version: p.version, definition: canonicalJson(p.service), removed: 0 };
       if (row)
         await db

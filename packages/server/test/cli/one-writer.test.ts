@@ -136,6 +136,8 @@ function writingCommands(dataDir: string, importFile: string, files: string): st
     ],
     [...d, 'downtime-pack', '-o', join(files, 'pack.pdf')],
     [...d, 'ledger', 'import', importFile],
+    // The postcode table is not the ledger, but a full import would stall the server's saves.
+    [...d, 'postcodes', 'import', importFile],
     [...d, 'rebuild'],
     [...d, 'serve', '--port', '0'],
     [...d, 'start', '--port', '0'],

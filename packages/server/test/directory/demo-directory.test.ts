@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { seedDemoDirectory } from '../../src/directory/demo.ts';
+import { checkProjections, describeProjectionCheck } from '../../src/projections/check.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { startTestApp, type TestApp } from '../support/http.ts';
 
@@ -23,5 +24,21 @@ describe.each(STORE_KINDS)('demo directory (%s)', (kind) => {
     for (const s of services) expect(await t.directory.locate(s.postcode), s.postcode).not.toBeNull();
     expect(await t.directory.locate('NS9 8DM')).not.toBeNull();
     expect(await t.directory.postcodes.count()).toBe(117);
+    // What was folded at the append is what a fold of the ledger gives (a restart's check passes).
+    await t.directory.setCapacity(
+      {
+        tenant,
+        userId: 'u1',
+        username: 'u',
+        roles: ['clinician'],
+        siteIds: [],
+        sessionId: 's',
+        address: '::1',
+      },
+      services[0]!.serviceId,
+      { status: 'amber', note: 'busy' },
+    );
+    const check = await checkProjections(t.node.store, t.node.projections.projections, t.node.registry);
+    expect(check.ok, describeProjectionCheck(check)).toBe(true);
   });
 });
