@@ -271,7 +271,7 @@ describe('what PDS records carry, in the browser', () => {
     await clinician.goto('/queue');
     const row = clinician.locator(`[data-case-id="${cases.deceased}"]`);
     await row.waitFor();
-    expect(await row.textContent()).toContain('Patient died 20 Nov 2026');
+    expect(await row.textContent()).toContain('Died 20 Nov 2026');
     await shots.take(clinician, 'clinician-queue-deceased');
     await scan(clinician, 'clinician: queue with a deceased patient');
     await clinician.goto(`/queue/${cases.deceased}`);

@@ -68,6 +68,8 @@ describe('holdfast CLI', () => {
     ['drill'],
     ['drill', 'supplier-loss'],
     ['receiver'],
+    ['postcodes'],
+    ['postcodes', 'import'],
   ];
 
   it('has --help on every command, and every command is in this list', () => {
@@ -90,6 +92,7 @@ describe('holdfast CLI', () => {
     for (const c of listed(['ledger'])) expect(known).toContain(`ledger ${c}`);
     for (const c of listed(['nodes'])) expect(known).toContain(`nodes ${c}`);
     for (const c of listed(['users'])) expect(known).toContain(`users ${c}`);
+    for (const c of listed(['postcodes'])) expect(known).toContain(`postcodes ${c}`);
   });
 
   it('init creates the key file with mode 0600 and a verifying ledger; init twice is refused', () => {
@@ -270,11 +273,11 @@ describe('holdfast CLI', () => {
         node: 'node-1',
         store: 'sqlite',
         // The node's registration, the demo provider, its two sites, one user per role, and the
-        // 30 made-up demo patients.
-        ledger: { seq: 42 },
+        // 30 made-up demo patients, and the 15 services of the sample directory.
+        ledger: { seq: 57 },
       });
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      expect(metrics).toMatch(/^holdfast_ledger_head_seq 42$/m);
+      expect(metrics).toMatch(/^holdfast_ledger_head_seq 57$/m);
       expect(metrics).toContain('holdfast_http_request_duration_seconds_bucket');
     } finally {
       child.kill('SIGTERM');

@@ -419,8 +419,16 @@ const QueueRow = memo(function QueueRow({
       aria-posinset={index + 1}
       style={{ height: ROW_HEIGHT, transform: `translateY(${start}px)` }}
     >
-      <span className="queue-cell" data-col="deadline" title={`Deadline ${deadline}`}>
+      <span
+        className="queue-cell"
+        data-col="deadline"
+        title={`Received ${londonWhen(c.receivedAt, nowDay)} · deadline ${deadline}`}
+      >
         <TimingBadge timing={timing} remainingSeconds={remaining} compact />
+        {/* The times themselves (GMT or BST named) for screen readers; on screen, on hover. */}
+        <span className="visually-hidden" data-testid="queue-times">
+          received {londonWhen(c.receivedAt, nowDay)} · deadline {deadline}
+        </span>
       </span>
       <span className="queue-cell queue-strong" data-col="patient" title={who}>
         {who}
