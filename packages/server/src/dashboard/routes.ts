@@ -116,21 +116,6 @@ export function dashboardRoutes(deps: {
       }),
       async handler({ ctx, query }) {
         const now = deps.clock.nowMs();
-        const inList = (c: DashboardCase): boolean => {
-          switch (query.list) {
-            case undefined:
-              return false;
-            case 'adviser':
-            case 'queue':
-            case 'clinician':
-              return c.stage === query.list;
-            case 'at_risk':
-            case 'breached':
-              return c.timing === query.list;
-            case 'escalated':
-              return c.escalated;
-          }
-        };
         const [sites, rows] = await Promise.all([
           deps.accounts.sites(ctx.tenant),
           deps.store.withTenant(ctx.tenant, async (trx) => {
@@ -171,26 +156,50 @@ export function dashboardRoutes(deps: {
             });
         const escalations = [];
         const cases: DashboardCase[] = [];
+        // Counting is all most reads need: the case objects of a list are built (with their dates
+        // in words) only for the one list the manager opened, so a live re-read over thousands of
+        // open cases stays cheap.
+        const wanted = (
+          stage: DashboardCase['stage'],
+          timing: DashboardCase['timing'],
+          escalated: boolean,
+        ) => {
+          switch (query.list) {
+            case undefined:
+              return false;
+            case 'adviser':
+            case 'queue':
+            case 'clinician':
+              return stage === query.list;
+            case 'at_risk':
+            case 'breached':
+              return timing === query.list;
+            case 'escalated':
+              return escalated;
+          }
+        };
         for (const row of rows) {
           const site = bySite.get(row.site_id);
           if (!site) continue;
           if ((WITH_ADVISER as readonly string[]).includes(row.status)) {
             site.callsWaiting++;
-            cases.push({
-              caseId: row.case_id,
-              siteId: row.site_id,
-              status: row.status,
-              stage: 'adviser',
-              receivedAt: new Date(Number(row.received_at)).toISOString(),
-              deadline: null,
-              timing: null,
-              escalated: false,
-              disposition: row.disposition_label,
-              claimed: false,
-            });
+            if (wanted('adviser', null, false))
+              cases.push({
+                caseId: row.case_id,
+                siteId: row.site_id,
+                status: row.status,
+                stage: 'adviser',
+                receivedAt: new Date(Number(row.received_at)).toISOString(),
+                deadline: null,
+                timing: null,
+                escalated: false,
+                disposition: row.disposition_label,
+                claimed: false,
+              });
             continue;
           }
-          if (row.status === 'queued') site.queued++;
+          const stage = row.status === 'queued' ? 'queue' : 'clinician';
+          if (stage === 'queue') site.queued++;
           else site.withClinician++;
           const timing = queueTiming(
             {
@@ -201,19 +210,21 @@ export function dashboardRoutes(deps: {
           );
           if (timing.status === 'at_risk') site.atRisk++;
           if (timing.status === 'breached') site.breached++;
-          cases.push({
-            caseId: row.case_id,
-            siteId: row.site_id,
-            status: row.status,
-            stage: row.status === 'queued' ? 'queue' : 'clinician',
-            receivedAt: new Date(Number(row.received_at)).toISOString(),
-            deadline: new Date(timing.deadlineMs).toISOString(),
-            timing: timing.status,
-            escalated: Number(row.escalated) === 1,
-            disposition: row.disposition_label,
-            claimed: row.claimed_by !== null,
-          });
-          if (Number(row.escalated) === 1) {
+          const escalated = Number(row.escalated) === 1;
+          if (wanted(stage, timing.status, escalated))
+            cases.push({
+              caseId: row.case_id,
+              siteId: row.site_id,
+              status: row.status,
+              stage,
+              receivedAt: new Date(Number(row.received_at)).toISOString(),
+              deadline: new Date(timing.deadlineMs).toISOString(),
+              timing: timing.status,
+              escalated,
+              disposition: row.disposition_label,
+              claimed: row.claimed_by !== null,
+            });
+          if (escalated) {
             site.escalated++;
             escalations.push({
               caseId: row.case_id,
@@ -228,7 +239,7 @@ export function dashboardRoutes(deps: {
           }
         }
         escalations.sort((a, b) => a.deadline.localeCompare(b.deadline));
-        // The lists behind the figures, most urgent first: oldest deadline, then oldest call.
+        // The list behind the opened figure, most urgent first: oldest deadline, then oldest call.
         cases.sort(
           (a, b) =>
             (a.deadline ?? '9').localeCompare(b.deadline ?? '9') || a.receivedAt.localeCompare(b.receivedAt),
@@ -259,7 +270,7 @@ export function dashboardRoutes(deps: {
           staffSignedIn: staff?.people ?? null,
           referralAlerts,
           sites: [...bySite.values()],
-          cases: cases.filter(inList),
+          cases,
           escalations,
           canOpenCases: hasPermission(ctx.roles, 'cases.read'),
         };
