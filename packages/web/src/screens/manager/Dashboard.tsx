@@ -16,7 +16,7 @@ import {
   UnstyledButton,
 } from '@mantine/core';
 import { keepPreviousData, useQuery, useQueryClient } from '@tanstack/react-query';
-import { useCallback, useRef, useState, type FormEvent, type ReactNode } from 'react';
+import { memo, useCallback, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import { FormAlert } from '../../components/FormAlert.tsx';
 import { PageTitle } from '../../components/PageTitle.tsx';
 import { TimingBadge, type Timing } from '../../components/Timing.tsx';
@@ -173,10 +173,11 @@ const FIGURES: Figure[] = [
 /**
  * Re-reads a query when the stream says something changed, within the time of one read: a change
  * arriving during a read asks for one more read after it, so the last change is never missed and a
- * burst of changes costs at most two reads.
+ * burst of changes costs at most two reads. `minGapMs` spaces the reads of something that need not
+ * follow every change at once (the hourly trends), so they do not hold up the figures' reads.
  */
-function useCoalescedRefetch(refetch: () => Promise<unknown>): () => void {
-  const state = useRef({ reading: false, again: false });
+function useCoalescedRefetch(refetch: () => Promise<unknown>, minGapMs = 0): () => void {
+  const state = useRef({ reading: false, again: false, lastStart: 0 });
   return useCallback(() => {
     const s = state.current;
     if (s.reading) {
@@ -186,15 +187,18 @@ function useCoalescedRefetch(refetch: () => Promise<unknown>): () => void {
     s.reading = true;
     const read = (): void => {
       s.again = false;
+      s.lastStart = Date.now();
       void refetch()
         .catch(() => undefined)
         .finally(() => {
-          if (s.again) read();
+          if (s.again) setTimeout(read, Math.max(0, minGapMs - (Date.now() - s.lastStart)));
           else s.reading = false;
         });
     };
-    read();
-  }, [refetch]);
+    const wait = Math.max(0, minGapMs - (Date.now() - s.lastStart));
+    if (wait > 0) setTimeout(read, wait);
+    else read();
+  }, [refetch, minGapMs]);
 }
 
 /** The shift manager's view: figures that follow the live case stream, each opening its list; trends; escalations. */
@@ -217,7 +221,8 @@ export function Dashboard() {
   });
   const now = useNow(1000);
   const refreshDashboard = useCoalescedRefetch(dashboard.refetch);
-  const refreshHourly = useCoalescedRefetch(hourly.refetch);
+  // Trends per hour need not move within the second; at most one read every 5 s.
+  const refreshHourly = useCoalescedRefetch(hourly.refetch, 5_000);
   const live = useCaseEvents(
     () => {
       refreshDashboard();
@@ -616,8 +621,12 @@ const dayName = (date: string) =>
     timeZone: 'UTC',
   }).format(new Date(`${date}T12:00:00Z`));
 
-/** Calls and breaches per UK hour today against the same weekday last week: charts, and the numbers as a table. */
-function Trends({ data }: { data: HourlyResponse }) {
+/**
+ * Calls and breaches per UK hour today against the same weekday last week: charts, and the numbers as
+ * a table. Memoised: the dashboard re-renders every second and on every figure's change, and drawing
+ * the charts again each time would delay the figures.
+ */
+const Trends = memo(function Trends({ data }: { data: HourlyResponse }) {
   const today = `Today (${dayName(data.date)})`;
   const lastWeek = `A week earlier (${dayName(data.compareWith)})`;
   const chart = (kind: 'calls' | 'breaches', title: string) => (
@@ -682,7 +691,7 @@ function Trends({ data }: { data: HourlyResponse }) {
       </details>
     </section>
   );
-}
+});
 
 interface ReconciliationItem {
   itemId: string;
