@@ -1,8 +1,6 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { messagingDb, statusOf } from '../../src/messaging/projection.ts';
 import { MessagingService } from '../../src/messaging/service.ts';
 import { ED_NORTH, SERVICES } from '../support/service-receiver.ts';
@@ -14,7 +12,7 @@ import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts'
 import { answersTo } from '../support/cases.ts';
 import { createPgDatabase } from '../support/databases.ts';
 import { freePort } from '../support/postgres.ts';
-import { holdfastArgs } from '../support/cli-entry.ts';
+import { answers, cleanups, holdfast, start, stop, tempDir, until } from '../support/processes.ts';
 
 /**
  * A site whose hub is lost still refers: real processes on loopback, a hub on PostgreSQL, a site on
@@ -25,96 +23,6 @@ import { holdfastArgs } from '../support/cli-entry.ts';
  * is accepted with the department's reference; the hub returns, hears of it by sync, and does not
  * send it again.
  */
-const dirs: string[] = [];
-const children = new Set<ChildProcess>();
-const cleanups: (() => Promise<void>)[] = [];
-
-function tempDir(name: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `holdfast-${name}-`));
-  dirs.push(dir);
-  return dir;
-}
-
-afterAll(async () => {
-  for (const c of [...children]) c.kill('SIGKILL');
-  for (const c of cleanups) await c();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-const BASE_ENV = {
-  CI: '1',
-  NO_COLOR: '1',
-  HOLDFAST_LOG_LEVEL: 'warn',
-  HOLDFAST_SYNC_INTERVAL_SECONDS: '1',
-  HOLDFAST_SYNC_MAX_BACKOFF_SECONDS: '2',
-};
-
-function holdfast(args: string[], env: Record<string, string> = {}): string {
-  const r = spawnSync(process.execPath, holdfastArgs(...args), {
-    encoding: 'utf8',
-    env: { ...process.env, ...BASE_ENV, ...env },
-    timeout: 60_000,
-  });
-  if (r.status !== 0)
-    throw new Error(`holdfast ${args.join(' ')} failed (${r.status}): ${r.stdout}${r.stderr}`);
-  return r.stdout;
-}
-
-/** A long-running CLI command; resolves once `ready` says so. */
-async function start(
-  args: string[],
-  env: Record<string, string>,
-  ready: () => Promise<boolean>,
-): Promise<ChildProcess> {
-  const child = spawn(process.execPath, holdfastArgs(...args), {
-    env: { ...process.env, ...BASE_ENV, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`${args.join(' ')} exited (${child.exitCode}): ${out}`);
-    if (await ready()) return child;
-    if (Date.now() > deadline) throw new Error(`${args.join(' ')} did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-const answers = async (url: string) => {
-  try {
-    return (await fetch(url)).ok;
-  } catch {
-    return false;
-  }
-};
-
-function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill(signal);
-  });
-}
-
-async function until<T>(
-  what: string,
-  read: () => Promise<T>,
-  ok: (v: T) => boolean,
-  ms = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await read();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: still ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
-
 describe('a site whose hub is lost', () => {
   it('refers to a service from the directory it holds and sends the referral directly; accepted once', async () => {
     const db = await createPgDatabase();

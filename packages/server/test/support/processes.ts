@@ -1,0 +1,102 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll } from 'vitest';
+import { holdfastArgs } from './cli-entry.ts';
+
+/**
+ * Real `holdfast` processes for tests that run a hub, sites and receivers on loopback: one-shot
+ * commands, long-running ones started until they answer, and waits on what they do. Every process,
+ * temporary directory and clean-up registered here is dealt with after the file's tests.
+ */
+const dirs: string[] = [];
+const children = new Set<ChildProcess>();
+/** Clean-ups run after the file's tests (a test database's drop, for instance). */
+export const cleanups: (() => Promise<void>)[] = [];
+
+export function tempDir(name: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `holdfast-${name}-`));
+  dirs.push(dir);
+  return dir;
+}
+
+afterAll(async () => {
+  for (const c of [...children]) c.kill('SIGKILL');
+  for (const c of cleanups) await c();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const BASE_ENV = {
+  CI: '1',
+  NO_COLOR: '1',
+  HOLDFAST_LOG_LEVEL: 'warn',
+  HOLDFAST_SYNC_INTERVAL_SECONDS: '1',
+  HOLDFAST_SYNC_MAX_BACKOFF_SECONDS: '2',
+};
+
+export function holdfast(args: string[], env: Record<string, string> = {}): string {
+  const r = spawnSync(process.execPath, holdfastArgs(...args), {
+    encoding: 'utf8',
+    env: { ...process.env, ...BASE_ENV, ...env },
+    timeout: 60_000,
+  });
+  if (r.status !== 0)
+    throw new Error(`holdfast ${args.join(' ')} failed (${r.status}): ${r.stdout}${r.stderr}`);
+  return r.stdout;
+}
+
+/** A long-running CLI command; resolves once `ready` says so. */
+export async function start(
+  args: string[],
+  env: Record<string, string>,
+  ready: () => Promise<boolean>,
+): Promise<ChildProcess> {
+  const child = spawn(process.execPath, holdfastArgs(...args), {
+    env: { ...process.env, ...BASE_ENV, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${args.join(' ')} exited (${child.exitCode}): ${out}`);
+    if (await ready()) return child;
+    if (Date.now() > deadline) throw new Error(`${args.join(' ')} did not start: ${out}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export const answers = async (url: string) => {
+  try {
+    return (await fetch(url)).ok;
+  } catch {
+    return false;
+  }
+};
+
+export function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill(signal);
+  });
+}
+
+export async function until<T>(
+  what: string,
+  read: () => Promise<T>,
+  ok: (v: T) => boolean,
+  ms = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await read();
+    if (ok(v)) return v;
+    if (Date.now() > deadline) throw new Error(`${what}: still ${JSON.stringify(v)}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
