@@ -1,5 +1,13 @@
-import { nameBasedUuid } from '../node/ids.ts';
-import { nhsNumberIdentifier } from '../fhir/mapping.ts';
+import {
+  caseEncounter,
+  caseSubject,
+  messageBundle,
+  messageResourceId,
+  patientResource,
+  ref,
+  triageResponse,
+  whereNowLocation,
+} from '../fhir/case-message.ts';
 import type { PatientRecordView } from '../patients/service.ts';
 
 /**
@@ -30,30 +38,17 @@ export interface AmbulanceRequestInput {
 }
 
 export function ambulanceRequestBundle(input: AmbulanceRequestInput): Record<string, unknown> {
-  const ref = (type: string, id: string) => ({ reference: `urn:uuid:${id}`, type });
+  const uuidFrom = messageResourceId(input.messageId);
   const ids = {
-    request: uuidFrom(input.messageId, 1),
-    encounter: uuidFrom(input.messageId, 2),
-    location: uuidFrom(input.messageId, 3),
-    caller: uuidFrom(input.messageId, 4),
-    patient: uuidFrom(input.messageId, 5),
-    triage: uuidFrom(input.messageId, 6),
+    request: uuidFrom(1),
+    encounter: uuidFrom(2),
+    location: uuidFrom(3),
+    caller: uuidFrom(4),
+    patient: uuidFrom(5),
+    triage: uuidFrom(6),
   };
-  const p = input.patient;
-  const patient = p
-    ? {
-        resourceType: 'Patient',
-        id: ids.patient,
-        ...(p.nhsNumber ? { identifier: [nhsNumberIdentifier(p.nhsNumber)] } : {}),
-        name: [{ family: p.familyName, given: p.givenName ? [p.givenName] : [] }],
-        ...(p.sex ? { gender: p.sex } : {}),
-        ...(p.dateOfBirth ? { birthDate: p.dateOfBirth } : {}),
-        ...(p.address
-          ? { address: [{ text: p.address, ...(p.postcode ? { postalCode: p.postcode } : {}) }] }
-          : {}),
-      }
-    : null;
-  const subject = patient ? ref('Patient', ids.patient) : { display: 'Patient not yet identified' };
+  const patient = input.patient ? patientResource(ids.patient, input.patient) : null;
+  const subject = caseSubject(patient, ids.patient);
   const entries: Record<string, unknown>[] = [
     {
       resourceType: 'MessageHeader',
@@ -93,20 +88,8 @@ export function ambulanceRequestBundle(input: AmbulanceRequestInput): Record<str
         ? { note: input.specialNotes.map((n) => ({ text: `${n.kind.replace(/_/g, ' ')}: ${n.text}` })) }
         : {}),
     },
-    {
-      resourceType: 'Encounter',
-      id: ids.encounter,
-      identifier: [{ system: 'urn:holdfast:case', value: input.caseId }],
-      status: 'in-progress',
-      class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'VR', display: 'virtual' },
-      subject,
-    },
-    {
-      resourceType: 'Location',
-      id: ids.location,
-      description: 'Where the patient is now, as the caller said',
-      address: { text: input.location },
-    },
+    caseEncounter(ids.encounter, input.caseId, subject),
+    whereNowLocation(ids.location, input.location),
     {
       resourceType: 'RelatedPerson',
       id: ids.caller,
@@ -115,30 +98,8 @@ export function ambulanceRequestBundle(input: AmbulanceRequestInput): Record<str
       name: [{ text: input.caller.name }],
       telecom: [{ system: 'phone', value: input.caller.callbackNumber, use: 'mobile' }],
     },
-    {
-      resourceType: 'QuestionnaireResponse',
-      id: ids.triage,
-      status: 'completed',
-      subject,
-      authored: input.sentAtIso,
-      item: input.triagePath.map((q, i) => ({
-        linkId: String(i + 1),
-        text: q.question,
-        answer: [{ valueString: q.answer }],
-      })),
-    },
+    triageResponse(ids.triage, subject, input.sentAtIso, input.triagePath),
   ];
   if (patient) entries.splice(2, 0, patient);
-  return {
-    resourceType: 'Bundle',
-    id: uuidFrom(input.messageId, 0),
-    type: 'message',
-    timestamp: input.sentAtIso,
-    entry: entries.map((resource) => ({ fullUrl: `urn:uuid:${resource.id as string}`, resource })),
-  };
-}
-
-/** A stable UUID per resource of one message (a rebuilt message keeps its ids). */
-function uuidFrom(messageId: string, n: number): string {
-  return nameBasedUuid(`${messageId}/${n}`);
+  return messageBundle(input.messageId, input.sentAtIso, entries);
 }

@@ -1,6 +1,15 @@
 import { BARS_MESSAGE_EVENTS_SYSTEM, FLAG_CATEGORY_SYSTEM, HOLDFAST_SYSTEM_BASE } from '../fhir/codes.ts';
-import { nhsNumberIdentifier } from '../fhir/mapping.ts';
-import { nameBasedUuid } from '../node/ids.ts';
+import {
+  caseEncounter,
+  caseSubject,
+  messageBundle,
+  messageResourceId,
+  patientResource,
+  ref,
+  triageResponse,
+  whereNowLocation,
+  type Json,
+} from '../fhir/case-message.ts';
 import type { PatientRecordView } from '../patients/service.ts';
 
 /**
@@ -41,24 +50,9 @@ export interface ReferralBundleInput {
   patient: PatientRecordView | null;
 }
 
-type Json = Record<string, unknown>;
-const ref = (type: string, id: string) => ({ reference: `urn:uuid:${id}`, type });
-
-function patientResource(id: string, p: PatientRecordView): Json {
-  return {
-    resourceType: 'Patient',
-    id,
-    ...(p.nhsNumber
-      ? { identifier: [nhsNumberIdentifier(p.nhsNumber, p.nhsNumberVerification?.code ?? '02')] }
-      : {}),
-    name: [{ family: p.familyName, given: p.givenName ? [p.givenName] : [] }],
-    ...(p.sex ? { gender: p.sex } : {}),
-    ...(p.dateOfBirth ? { birthDate: p.dateOfBirth } : {}),
-    ...(p.address
-      ? { address: [{ text: p.address, ...(p.postcode ? { postalCode: p.postcode } : {}) }] }
-      : {}),
-  };
-}
+/** The patient with the NHS number's verification status as the record has it (unknown: '02'). */
+const verifiedPatient = (id: string, p: PatientRecordView): Json =>
+  patientResource(id, p, p.nhsNumberVerification?.code ?? '02');
 
 /** Urgency in FHIR's words from the disposition's timeframe (the receiver's triage decides its own). */
 function priorityOf(timeframeMinutes: number | null): 'asap' | 'urgent' | 'routine' {
@@ -68,10 +62,10 @@ function priorityOf(timeframeMinutes: number | null): 'asap' | 'urgent' | 'routi
 }
 
 export function referralBundle(input: ReferralBundleInput): Json {
-  const id = (n: number) => nameBasedUuid(`${input.messageId}/${n}`);
+  const id = messageResourceId(input.messageId);
   const ids = { request: id(1), encounter: id(2), location: id(3), patient: id(5), triage: id(6) };
-  const patient = input.patient ? patientResource(ids.patient, input.patient) : null;
-  const subject = patient ? ref('Patient', ids.patient) : { display: 'Patient not yet identified' };
+  const patient = input.patient ? verifiedPatient(ids.patient, input.patient) : null;
+  const subject = caseSubject(patient, ids.patient);
   const sentAt = Date.parse(input.sentAtIso);
   const flags: Json[] = [];
   const notes = input.specialNotes.filter((n) => n.kind !== 'safeguarding');
@@ -154,42 +148,13 @@ export function referralBundle(input: ReferralBundleInput): Json {
         ...flags.map((f) => ref('Flag', f.id as string)),
       ],
     },
-    {
-      resourceType: 'Encounter',
-      id: ids.encounter,
-      identifier: [{ system: 'urn:holdfast:case', value: input.caseId }],
-      status: 'in-progress',
-      class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'VR', display: 'virtual' },
-      subject,
-    },
-    {
-      resourceType: 'Location',
-      id: ids.location,
-      description: 'Where the patient is now, as the caller said',
-      address: { text: input.location },
-    },
-    {
-      resourceType: 'QuestionnaireResponse',
-      id: ids.triage,
-      status: 'completed',
-      subject,
-      authored: input.sentAtIso,
-      item: input.triagePath.map((q, i) => ({
-        linkId: String(i + 1),
-        text: q.question,
-        answer: [{ valueString: q.answer }],
-      })),
-    },
+    caseEncounter(ids.encounter, input.caseId, subject),
+    whereNowLocation(ids.location, input.location),
+    triageResponse(ids.triage, subject, input.sentAtIso, input.triagePath),
     ...flags,
   ];
   if (patient) entries.splice(2, 0, patient);
-  return {
-    resourceType: 'Bundle',
-    id: id(0),
-    type: 'message',
-    timestamp: input.sentAtIso,
-    entry: entries.map((resource) => ({ fullUrl: `urn:uuid:${resource.id as string}`, resource })),
-  };
+  return messageBundle(input.messageId, input.sentAtIso, entries);
 }
 
 export interface BookingBundleInput {
@@ -206,9 +171,9 @@ export interface BookingBundleInput {
 
 /** A booking: an Appointment for one of the service's Slots (by its id at the service). */
 export function bookingBundle(input: BookingBundleInput): Json {
-  const id = (n: number) => nameBasedUuid(`${input.messageId}/${n}`);
+  const id = messageResourceId(input.messageId);
   const ids = { appointment: id(1), slot: id(2), patient: id(5) };
-  const patient = input.patient ? patientResource(ids.patient, input.patient) : null;
+  const patient = input.patient ? verifiedPatient(ids.patient, input.patient) : null;
   const entries: Json[] = [
     {
       resourceType: 'MessageHeader',
@@ -237,7 +202,7 @@ export function bookingBundle(input: BookingBundleInput): Json {
       created: input.sentAtIso.slice(0, 10),
       participant: [
         {
-          actor: patient ? ref('Patient', ids.patient) : { display: 'Patient not yet identified' },
+          actor: caseSubject(patient, ids.patient),
           status: 'accepted',
         },
       ],
@@ -254,11 +219,5 @@ export function bookingBundle(input: BookingBundleInput): Json {
     },
   ];
   if (patient) entries.push(patient);
-  return {
-    resourceType: 'Bundle',
-    id: id(0),
-    type: 'message',
-    timestamp: input.sentAtIso,
-    entry: entries.map((resource) => ({ fullUrl: `urn:uuid:${resource.id as string}`, resource })),
-  };
+  return messageBundle(input.messageId, input.sentAtIso, entries);
 }
