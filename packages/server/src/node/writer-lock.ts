@@ -94,9 +94,17 @@ export function acquireWriterLock(dataDir: string, purpose: string, nowMs: () =>
 }
 
 /** A server holds its node for as long as it runs: waiting for it would only hang the command. */
-function isServer(holder: WriterHolder | null): boolean {
-  return holder === null || /\b(serve|start)\b/.test(holder.purpose);
+function isServer(holder: WriterHolder): boolean {
+  return /\b(serve|start)\b/.test(holder.purpose);
 }
+
+/**
+ * How long a lock with no readable holder note is waited for. The holder writes writer.json just
+ * after it takes the lock, so for a moment the lock is held and the note is missing or half written;
+ * two one-off commands started together (a script, or the test harness) would otherwise refuse each
+ * other. A server whose note stays unreadable is refused after this.
+ */
+const UNKNOWN_HOLDER_GRACE_MS = 1_000;
 
 /**
  * Like acquireWriterLock, but waits up to `waitMs` while another one-off command holds the lock
@@ -110,11 +118,19 @@ export async function acquireWriterLockWaiting(
   waitMs: number,
 ): Promise<WriterLock> {
   const deadline = Date.now() + waitMs;
+  let unknownSince: number | null = null;
   for (;;) {
     try {
       return acquireWriterLock(dataDir, purpose, nowMs);
     } catch (error) {
-      if (!(error instanceof NodeBusyError) || isServer(error.holder) || Date.now() >= deadline) throw error;
+      if (!(error instanceof NodeBusyError) || Date.now() >= deadline) throw error;
+      if (error.holder === null) {
+        unknownSince ??= Date.now();
+        if (Date.now() - unknownSince >= UNKNOWN_HOLDER_GRACE_MS) throw error;
+      } else {
+        unknownSince = null;
+        if (isServer(error.holder)) throw error;
+      }
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
