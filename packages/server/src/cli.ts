@@ -41,6 +41,7 @@ import { drillPassed, formatDrill, runSupplierLossDrill } from './drill/supplier
 import { registerBackupCommands, registerTopUpCommand } from './backup/cli.ts';
 import { registerReceiverCommands } from './receiver/cli.ts';
 import { ensureDemoEndpoints, startDemoReceivers } from './receiver/demo.ts';
+import { loadFormularyDir, SAMPLE_FORMULARY_DIR } from './prescribing/formulary-files.ts';
 
 /**
  * `holdfast`: the operator's command line. Every command takes --config and --data-dir; every
@@ -707,6 +708,32 @@ postcodes
         throw new Error('the postcode file was refused: nothing was imported');
       }
     });
+  });
+
+const formulary = program
+  .command('formulary')
+  .description('the formulary prescribers choose from (a directory of JSON files: docs/FORMULARY.md)');
+
+formulary
+  .command('check')
+  .description(
+    'check a formulary directory (schema, duplicate codes, dose bands, interactions, controlled drugs); reads files only',
+  )
+  .argument('[dir]', 'the formulary directory (default: the sample formulary)')
+  .action(async (dir: string | undefined) => {
+    const result = await loadFormularyDir(dir ?? SAMPLE_FORMULARY_DIR);
+    if (!result.ok) {
+      for (const p of result.problems)
+        console.error(
+          `${p.file || '(formulary)'}${p.field ? `: ${p.field}` : ''}${p.code ? ` [${p.code}]` : ''}: ${p.message}`,
+        );
+      throw new Error(`the formulary in ${result.dir} has ${result.problems.length} problem(s)`);
+    }
+    const f = result.formulary;
+    const controlled = f.medicines.filter((m) => m.controlledSchedule !== null).length;
+    console.log(
+      `${f.title} (${f.id} ${f.version}): ${f.medicines.length} medicines (${controlled} controlled) in ${result.files.length} files, no problems${f.notClinicallyValidated && !/not clinically validated/i.test(f.title) ? ' — not clinically validated' : ''}`,
+    );
   });
 
 const users = program.command('users').description("this provider's staff accounts");

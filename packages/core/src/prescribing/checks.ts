@@ -416,7 +416,8 @@ function checkDuration(m: Medicine, draft: PrescriptionDraft): CheckResult {
   const perDose = unitsPerDose(m, draft);
   if (perDose !== null && draft.frequencyPerDay >= 1) {
     const needed = Math.ceil(perDose * draft.frequencyPerDay * draft.durationDays - 1e-9);
-    const allowance = m.packSizes.filter((p) => p >= needed).sort((a, b) => a - b)[0] ?? needed;
+    // Whole packs: the least of any pack size, taken as often as the course needs.
+    const allowance = Math.min(...m.packSizes.map((p) => Math.ceil(needed / p - 1e-9) * p));
     if (draft.quantity < needed - 1e-9) {
       outcome = 'warning';
       notes.push(
@@ -425,7 +426,7 @@ function checkDuration(m: Medicine, draft: PrescriptionDraft): CheckResult {
     } else if (draft.quantity > allowance + 1e-9) {
       outcome = 'warning';
       notes.push(
-        `${draft.quantity} ${m.unit} is more than ${draft.durationDays} days need (${needed}, or a pack of ${allowance})`,
+        `${draft.quantity} ${m.unit} is more than ${draft.durationDays} days need (${needed}, or ${allowance} in whole packs)`,
       );
     }
   }

@@ -52,7 +52,10 @@ export interface Medicine {
   name: string;
   form: string;
   strength: string;
-  /** Milligrams in one `unit` (one tablet, one mL, one puff); null when doses are not counted in mg. */
+  /**
+   * Milligrams in one `unit` (one tablet, one mL, one puff). Null when the quantity is not counted in
+   * doses (a cream, an auto-injector, a spray bottle): the quantity is then not compared with the course.
+   */
   strengthMg: number | null;
   route: string;
   /** What a dose and the quantity are given in: "tablet", "capsule", "mL", "dose", "tube"… */
@@ -89,6 +92,8 @@ export interface Formulary {
    * recorded by name only still meets the interactions that name its class.
    */
   interactionClassMembers?: Record<string, string[]>;
+  /** Free words about the content: where it comes from, and for a sample that it is not validated. */
+  note?: string;
 }
 
 /** The line shown wherever the sample formulary is shown. */
@@ -179,6 +184,24 @@ export const formularySchema: z.ZodType<Formulary> = z.strictObject({
   notClinicallyValidated: z.boolean(),
   medicines: z.array(medicineSchema).min(1).max(5000),
   interactionClassMembers: z.record(classId, z.array(text(120)).max(100)).optional(),
+  note: text(2000).optional(),
+});
+
+/**
+ * A formulary on disk (`docs/FORMULARY.md`): `manifest.json` holds everything but the medicines;
+ * each `medicines*.json` holds `{ "medicines": [...] }` (and an optional note).
+ */
+export const formularyManifestSchema = z.strictObject({
+  id: z.string(),
+  version: z.string(),
+  title: z.string(),
+  notClinicallyValidated: z.boolean(),
+  interactionClassMembers: z.unknown().optional(),
+  note: z.string().optional(),
+});
+export const formularyMedicinesFileSchema = z.strictObject({
+  note: text(2000).optional(),
+  medicines: z.array(z.unknown()).max(5000),
 });
 
 /** Checks the shape; throws a FormularyError whose paths name the field (`medicines.3.doseRules.0.maxDailyMg`). */
