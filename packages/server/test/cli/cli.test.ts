@@ -70,6 +70,8 @@ describe('holdfast CLI', () => {
     ['receiver'],
     ['postcodes'],
     ['postcodes', 'import'],
+    ['formulary'],
+    ['formulary', 'check'],
   ];
 
   it('has --help on every command, and every command is in this list', () => {
@@ -93,6 +95,7 @@ describe('holdfast CLI', () => {
     for (const c of listed(['nodes'])) expect(known).toContain(`nodes ${c}`);
     for (const c of listed(['users'])) expect(known).toContain(`users ${c}`);
     for (const c of listed(['postcodes'])) expect(known).toContain(`postcodes ${c}`);
+    for (const c of listed(['formulary'])) expect(known).toContain(`formulary ${c}`);
   });
 
   it('init creates the key file with mode 0600 and a verifying ledger; init twice is refused', () => {
