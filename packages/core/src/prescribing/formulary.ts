@@ -384,32 +384,30 @@ function checkDoseRules(
   const ages = [...new Set(m.doseRules.map((r) => `${r.minAgeYears}:${upper(r.maxAgeYears)}`))]
     .map((k) => k.split(':').map(Number) as [number, number])
     .sort((a, b) => a[0] - b[0]);
-  let coveredTo = ages[0]![1];
-  for (const [min, max] of ages.slice(1)) {
-    if (min > coveredTo)
+  for (const [from, to] of uncovered(ages))
+    report('band_gap', m.code, `${at}.doseRules`, `${m.name}: no band covers ages ${from} to ${to} years`);
+  for (const [minAge, maxAge] of ages) {
+    const weights = m.doseRules
+      .filter((r) => r.minAgeYears === minAge && upper(r.maxAgeYears) === maxAge)
+      .map((r): [number, number] => [lower(r.minWeightKg), upper(r.maxWeightKg)]);
+    for (const [from, to] of uncovered(weights))
       report(
         'band_gap',
         m.code,
         `${at}.doseRules`,
-        `${m.name}: no band covers ages ${coveredTo} to ${min} years`,
+        `${m.name}: for ages ${range(minAge, maxAge, 'years')}, no band covers ${from} to ${to} kg`,
       );
+  }
+}
+
+/** The holes between the lowest start and the highest end of `[min, max)` intervals. */
+function uncovered(intervals: [number, number][]): [number, number][] {
+  const sorted = [...intervals].sort((x, y) => x[0] - y[0]);
+  const holes: [number, number][] = [];
+  let coveredTo = sorted[0]?.[1] ?? 0;
+  for (const [min, max] of sorted.slice(1)) {
+    if (min > coveredTo) holes.push([coveredTo, min]);
     coveredTo = Math.max(coveredTo, max);
   }
-  for (const [minAge, maxAge] of ages) {
-    const sameAge = m.doseRules
-      .filter((r) => r.minAgeYears === minAge && upper(r.maxAgeYears) === maxAge)
-      .map((r) => [lower(r.minWeightKg), upper(r.maxWeightKg)] as const)
-      .sort((a, b) => a[0] - b[0]);
-    let weightTo = sameAge[0]![1];
-    for (const [min, max] of sameAge.slice(1)) {
-      if (min > weightTo)
-        report(
-          'band_gap',
-          m.code,
-          `${at}.doseRules`,
-          `${m.name}: for ages ${range(minAge, maxAge, 'years')}, no band covers ${weightTo} to ${min} kg`,
-        );
-      weightTo = Math.max(weightTo, max);
-    }
-  }
+  return holes;
 }
