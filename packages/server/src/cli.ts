@@ -88,7 +88,7 @@ interface NodeUse {
 }
 
 const USERS_WHILE_SERVING =
-  'While it runs, do this through it: as a provider admin in the web app (Users), or POST /api/v1/admin/users (…/disable, …/reset-mfa).';
+  'While it runs, do this through it: as a provider admin in the web app (Users), or POST /api/v1/admin/users (…/disable, …/reset-mfa, …/reset-password).';
 
 /** How each command that opens the node uses it, by command path. Absent: a writer with no hint. */
 const NODE_USES: Record<string, Omit<NodeUse, 'purpose'>> = {
@@ -121,6 +121,7 @@ const NODE_USES: Record<string, Omit<NodeUse, 'purpose'>> = {
   },
   'users disable': { whileServing: USERS_WHILE_SERVING },
   'users reset-mfa': { whileServing: USERS_WHILE_SERVING },
+  'users reset-password': { whileServing: USERS_WHILE_SERVING },
 };
 
 /** The node use of the command now running, set before its action (see the preAction hook). */
@@ -766,22 +767,33 @@ users
   .requiredOption('--name <display>', 'name shown to colleagues')
   .requiredOption('--roles <roles>', `comma-separated: ${ROLES.join(', ')}`, (v) => parseRoles(v))
   .option('--sites <ids>', 'comma-separated site ids (default: every site of the provider)')
-  .action(async (opts: { username: string; name: string; roles: Role[]; sites?: string }) => {
-    await withAccounts(async (accounts, node, actor) => {
-      const tenant = node.identity.tenant;
-      const siteIds = opts.sites
-        ? opts.sites.split(',').map((s) => s.trim())
-        : (await accounts.sites(tenant)).map((s) => s.siteId);
-      const password = `${randomBytes(12).toString('base64url')}`;
-      const user = await accounts.create(
-        tenant,
-        { username: opts.username, displayName: opts.name, roles: opts.roles, siteIds, password },
-        actor,
-      );
-      console.log(`created ${user.username} (${user.roles.join(', ')}) in ${tenant}`);
-      console.log(`initial password, shown once: ${password}`);
-    });
-  });
+  .option('--reason <text>', 'why: required for a clinical role (recorded, and shown to the administrators)')
+  .action(
+    async (opts: { username: string; name: string; roles: Role[]; sites?: string; reason?: string }) => {
+      await withAccounts(async (accounts, node, actor) => {
+        const tenant = node.identity.tenant;
+        const siteIds = opts.sites
+          ? opts.sites.split(',').map((s) => s.trim())
+          : (await accounts.sites(tenant)).map((s) => s.siteId);
+        const password = `${randomBytes(12).toString('base64url')}`;
+        const user = await accounts.create(
+          tenant,
+          {
+            username: opts.username,
+            displayName: opts.name,
+            roles: opts.roles,
+            siteIds,
+            password,
+            ...(opts.reason ? { reason: opts.reason } : {}),
+            requireClinicalReason: true,
+          },
+          actor,
+        );
+        console.log(`created ${user.username} (${user.roles.join(', ')}) in ${tenant}`);
+        console.log(`initial password, shown once: ${password}`);
+      });
+    },
+  );
 
 users
   .command('disable')
@@ -806,10 +818,32 @@ users
       throw new InvalidArgumentError('--reason must say why (at least 3 characters)');
     await withAccounts(async (accounts, node, actor) => {
       const user = await userByName(accounts, node.identity.tenant, opts.username);
-      await accounts.resetMfa({ tenant: node.identity.tenant, actor }, user.userId, opts.reason.trim());
-      console.log(
-        `second factors of ${user.username} removed; their sessions ended; they enrol again at next sign-in`,
+      const { enrolmentCode } = await accounts.resetMfa(
+        { tenant: node.identity.tenant, actor },
+        user.userId,
+        opts.reason.trim(),
       );
+      console.log(`second factors of ${user.username} removed; their sessions ended`);
+      console.log(`one-time enrolment code, shown once: ${enrolmentCode}`);
+      console.log(
+        'hand it over out of band (in person or by phone, not by e-mail): they give it, or an old recovery code, before enrolling a new factor',
+      );
+    });
+  });
+
+users
+  .command('reset-password')
+  .description(
+    'set a one-time temporary password (printed once) that the user must change at next sign-in; their sessions end',
+  )
+  .requiredOption('--username <name>', 'the user')
+  .action(async (opts: { username: string }) => {
+    await withAccounts(async (accounts, node, actor) => {
+      const user = await userByName(accounts, node.identity.tenant, opts.username);
+      const { password } = await accounts.resetPassword({ tenant: node.identity.tenant, actor }, user.userId);
+      console.log(`password of ${user.username} reset; their sessions ended`);
+      console.log(`temporary password, shown once: ${password}`);
+      console.log('they must choose their own at next sign-in');
     });
   });
 

@@ -39,21 +39,41 @@ export const siteCreated = defineEventType({
 export const userCreated = defineEventType({
   type: 'user.created',
   v: 1,
-  schema: z.strictObject({ userId: id, username, displayName, roles, siteIds, passwordHash }),
+  schema: z.strictObject({
+    userId: id,
+    username,
+    displayName,
+    roles,
+    siteIds,
+    passwordHash,
+    /** Why, when the new user is given a clinical role (required then, by the service). */
+    reason: z.string().trim().min(3).max(500).optional(),
+  }),
   subjectOf: (p) => `user:${p.userId}`,
 });
 
 export const userRolesChanged = defineEventType({
   type: 'user.roles_changed',
   v: 1,
-  schema: z.strictObject({ userId: id, roles, siteIds }),
+  schema: z.strictObject({
+    userId: id,
+    roles,
+    siteIds,
+    /** Why, when a clinical role is granted (required then, by the service). */
+    reason: z.string().trim().min(3).max(500).optional(),
+  }),
   subjectOf: (p) => `user:${p.userId}`,
 });
 
 export const userPasswordSet = defineEventType({
   type: 'user.password_set',
   v: 1,
-  schema: z.strictObject({ userId: id, passwordHash }),
+  schema: z.strictObject({
+    userId: id,
+    passwordHash,
+    /** A temporary password set by an administrator: it must be changed at the next sign-in. */
+    mustChange: z.boolean().optional(),
+  }),
   subjectOf: (p) => `user:${p.userId}`,
 });
 
@@ -118,7 +138,18 @@ export const userPasskeyUsed = defineEventType({
 export const userMfaReset = defineEventType({
   type: 'user.mfa_reset',
   v: 1,
-  schema: z.strictObject({ userId: id, reason: z.string().trim().min(3).max(500) }),
+  schema: z.strictObject({
+    userId: id,
+    reason: z.string().trim().min(3).max(500),
+    /**
+     * SHA-256 of the one-time enrolment code shown to the administrator: after a reset the password
+     * alone enrols no new factor; the code (handed over out of band) or an old recovery code must.
+     */
+    enrolmentCodeHash: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/)
+      .optional(),
+  }),
   subjectOf: (p) => `user:${p.userId}`,
 });
 

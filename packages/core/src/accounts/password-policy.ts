@@ -31,28 +31,60 @@ export interface PasswordProblem {
   message: string;
 }
 
-export function passwordProblem(
-  password: string,
-  context: { username?: string; displayName?: string } = {},
-): PasswordProblem | null {
+export interface PasswordContext {
+  username?: string;
+  displayName?: string;
+  /** The provider's own name (each word of four letters or more is refused too). */
+  providerName?: string;
+  /**
+   * Whether a folded (NFKC, lower-case) password is in a breached-password corpus. The server ships
+   * the corpus as a file and passes its lookup here; core stays free of I/O.
+   */
+  breached?: (folded: string) => boolean;
+}
+
+/** The names a password must not be, with or without digits appended. */
+function namesOf(context: PasswordContext): string[] {
+  const [local, domain] = (context.username ?? '').split('@');
+  const provider = (context.providerName ?? '').toLowerCase();
+  const words = [
+    local,
+    domain,
+    ...(local ?? '').split(/[._-]+/),
+    context.displayName,
+    provider,
+    provider.replace(/[^\p{L}\p{N}]+/gu, ''),
+    ...provider.split(/[^\p{L}\p{N}]+/u).filter((w) => w.length >= 4),
+  ];
+  return words.filter((n): n is string => !!n && n.length >= 3).map((n) => n.toLowerCase());
+}
+
+export function passwordProblem(password: string, context: PasswordContext = {}): PasswordProblem | null {
   const length = [...password].length;
   if (length < PASSWORD_MIN)
     return { path: 'password', message: `must be at least ${PASSWORD_MIN} characters` };
   if (length > PASSWORD_MAX)
     return { path: 'password', message: `must be at most ${PASSWORD_MAX} characters` };
   const folded = password.normalize('NFKC').toLowerCase();
-  if (COMMON.has(folded))
-    return { path: 'password', message: 'is a commonly used password; choose a longer phrase' };
+  // A common password with digits or symbols tacked on is as guessable as the password itself.
+  const stem = folded.replace(/[\d!?.*#$@_-]+$/u, '');
+  const common = (w: string) => COMMON.has(w) || (context.breached?.(w) ?? false);
+  if (common(folded) || (stem.length >= 4 && common(stem)))
+    return {
+      path: 'password',
+      message: 'is in a list of breached or commonly used passwords; choose a longer phrase',
+    };
   if (/^(.)\1+$/u.test(folded))
     return { path: 'password', message: 'is one character repeated; choose a longer phrase' };
   if ('01234567890123456789'.includes(folded) || 'abcdefghijklmnopqrstuvwxyz'.includes(folded)) {
     return { path: 'password', message: 'is a simple sequence; choose a longer phrase' };
   }
-  const names = [context.username?.split('@')[0], context.displayName]
-    .filter((n): n is string => !!n && n.length >= 3)
-    .map((n) => n.toLowerCase());
-  if (names.some((n) => folded === n || folded.replace(/\d+$/, '') === n)) {
-    return { path: 'password', message: 'must not be your user name or your name' };
+  const names = namesOf(context);
+  if (names.some((n) => folded === n || stem === n || folded.replace(/\d+$/, '') === n)) {
+    return {
+      path: 'password',
+      message: "must not be your user name, your name or your provider's name (even with digits added)",
+    };
   }
   return null;
 }

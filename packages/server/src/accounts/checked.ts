@@ -24,6 +24,18 @@ export interface CheckedUserFacts {
   recoveryCodeHashes: string[];
   /** credential id → public key, of passkeys registered by ledger events and not since reset. */
   passkeys: Map<string, string>;
+  /** The password was set by an administrator: change it before the second factor. */
+  mustChangePassword: boolean;
+  /**
+   * Set by a second-factor reset that issued an enrolment code, until a new factor is enrolled: the
+   * code's hash and the recovery codes the user had before the reset (either unlocks enrolment).
+   */
+  enrolmentGate: EnrolmentGate | null;
+}
+
+export interface EnrolmentGate {
+  codeHash: string;
+  recoveryCodeHashes: string[];
 }
 
 const SECURITY_EVENT_TYPES = [
@@ -75,6 +87,8 @@ export async function checkedUserFacts(
         totpSecret: null,
         recoveryCodeHashes: [],
         passkeys: new Map(),
+        mustChangePassword: false,
+        enrolmentGate: null,
       };
       continue;
     }
@@ -86,6 +100,7 @@ export async function checkedUserFacts(
         break;
       case 'user.password_set':
         facts.passwordHash = String(p.passwordHash);
+        facts.mustChangePassword = p.mustChange === true;
         break;
       case 'user.disabled':
         facts.disabled = true;
@@ -96,6 +111,7 @@ export async function checkedUserFacts(
       case 'user.totp_enrolled':
         facts.totpSecret = String(p.secret);
         facts.recoveryCodeHashes = p.recoveryCodeHashes as string[];
+        facts.enrolmentGate = null;
         break;
       case 'user.recovery_code_used':
         facts.recoveryCodeHashes = facts.recoveryCodeHashes.filter((h) => h !== p.codeHash);
@@ -103,8 +119,17 @@ export async function checkedUserFacts(
       case 'user.passkey_registered':
         if (!facts.passkeys.has(String(p.credentialId)))
           facts.passkeys.set(String(p.credentialId), String(p.publicKey));
+        facts.enrolmentGate = null;
         break;
       case 'user.mfa_reset':
+        facts.enrolmentGate =
+          typeof p.enrolmentCodeHash === 'string'
+            ? {
+                codeHash: p.enrolmentCodeHash,
+                // A second reset keeps the codes of before the first: the user never saw newer ones.
+                recoveryCodeHashes: facts.enrolmentGate?.recoveryCodeHashes ?? facts.recoveryCodeHashes,
+              }
+            : null;
         facts.totpSecret = null;
         facts.recoveryCodeHashes = [];
         facts.passkeys.clear();

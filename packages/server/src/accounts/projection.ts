@@ -63,6 +63,10 @@ export interface UserRecord {
   totpSecret: string | null;
   recoveryCodeHashes: string[];
   passkeys: number;
+  /** From the ledger fold (not the table): a temporary password that must be changed at sign-in. */
+  mustChangePassword?: boolean;
+  /** From the ledger fold: after a second-factor reset, what unlocks enrolling a new factor. */
+  enrolmentGate?: { codeHash: string; recoveryCodeHashes: string[] } | null;
 }
 
 export function toUserRecord(row: UsersTable, passkeys: number): UserRecord {

@@ -4,7 +4,8 @@ import type { UserRecord } from './projection.ts';
 import { actorOf } from '../http/context.ts';
 import type { AppDeps } from '../http/app.ts';
 import { authedRoute, type RouteSpec } from '../http/routes.ts';
-import { NotFoundError, ValidationError } from '@holdfast/core';
+import { requireRecentReauthentication } from '../auth/routes.ts';
+import { ForbiddenError, NotFoundError, ValidationError } from '@holdfast/core';
 
 /** Service checks name fields of the input; on the API those fields live in the body. */
 async function inBody<T>(fn: () => Promise<T>): Promise<T> {
@@ -52,6 +53,31 @@ export function accountRoutes(deps: AppDeps): RouteSpec[] {
       },
     }),
     authedRoute({
+      method: 'GET',
+      url: '/api/v1/admin/alerts',
+      summary:
+        'Clinical roles granted in the last 14 days: who was given which, by whom, and why (each administrator sees the others’ grants)',
+      access: { permission: 'users.manage' },
+      async handler({ ctx }) {
+        const since = deps.clock.nowMs() - 14 * 24 * 60 * 60_000;
+        const grants = await deps.accounts.clinicalGrants(ctx.tenant, since);
+        const names = await deps.accounts.displayNames(ctx.tenant, [
+          ...grants.map((g) => g.userId),
+          ...grants.flatMap((g) => (g.by.startsWith('user:') ? [g.by.slice(5)] : [])),
+        ]);
+        return {
+          clinicalRoleGrants: grants.map((g) => ({
+            at: g.at,
+            user: { userId: g.userId, name: names.get(g.userId) ?? null },
+            roles: g.roles,
+            reason: g.reason,
+            grantedBy: g.by.startsWith('user:') ? (names.get(g.by.slice(5)) ?? g.by) : g.by,
+            byYou: g.by === actorOf(ctx),
+          })),
+        };
+      },
+    }),
+    authedRoute({
       method: 'POST',
       url: '/api/v1/admin/users',
       summary: 'Create a user with an initial password; they enrol a second factor at first sign-in',
@@ -68,9 +94,14 @@ export function accountRoutes(deps: AppDeps): RouteSpec[] {
         roles,
         siteIds,
         password: z.string().max(1024),
+        /** Required when a role is clinical: recorded, in the audit trail and on other admins' alerts. */
+        reason: reason.optional(),
       }),
-      async handler({ ctx, body, reply }) {
-        const user = await inBody(() => deps.accounts.create(ctx.tenant, body, actorOf(ctx)));
+      async handler({ ctx, body, reply, session }) {
+        requireRecentReauthentication(session, deps.clock.nowMs());
+        const user = await inBody(() =>
+          deps.accounts.create(ctx.tenant, { ...body, requireClinicalReason: true }, actorOf(ctx)),
+        );
         // Created all the same (an administrator may add the sites next), but never silently.
         const warning = noSitesWarning(user.roles, user.siteIds);
         return reply.code(201).send({ user: publicUser(user), warnings: warning ? [warning] : [] });
@@ -82,10 +113,11 @@ export function accountRoutes(deps: AppDeps): RouteSpec[] {
       summary: "Set a user's roles and sites (applies to their next request)",
       access: { permission: 'users.manage' },
       params: userIdParams,
-      body: z.strictObject({ roles, siteIds }),
-      async handler({ ctx, params, body }) {
+      body: z.strictObject({ roles, siteIds, reason: reason.optional() }),
+      async handler({ ctx, params, body, session }) {
+        requireRecentReauthentication(session, deps.clock.nowMs());
         const user = await inBody(() =>
-          deps.accounts.changeRoles(ctx, params.userId, body.roles, body.siteIds),
+          deps.accounts.changeRoles(ctx, params.userId, body.roles, body.siteIds, body.reason),
         );
         const warning = noSitesWarning(body.roles, body.siteIds);
         return { user: publicUser(user), warnings: warning ? [warning] : [] };
@@ -98,7 +130,8 @@ export function accountRoutes(deps: AppDeps): RouteSpec[] {
       access: { permission: 'users.manage' },
       params: userIdParams,
       body: z.strictObject({ reason }),
-      async handler({ ctx, params, body, reply }) {
+      async handler({ ctx, params, body, reply, session }) {
+        requireRecentReauthentication(session, deps.clock.nowMs());
         await deps.accounts.disable({ tenant: ctx.tenant, actor: actorOf(ctx) }, params.userId, body.reason);
         return reply.code(204).send();
       },
@@ -109,7 +142,8 @@ export function accountRoutes(deps: AppDeps): RouteSpec[] {
       summary: 'Enable a disabled user',
       access: { permission: 'users.manage' },
       params: userIdParams,
-      async handler({ ctx, params, reply }) {
+      async handler({ ctx, params, reply, session }) {
+        requireRecentReauthentication(session, deps.clock.nowMs());
         await deps.accounts.enable({ tenant: ctx.tenant, actor: actorOf(ctx) }, params.userId);
         return reply.code(204).send();
       },
@@ -117,13 +151,35 @@ export function accountRoutes(deps: AppDeps): RouteSpec[] {
     authedRoute({
       method: 'POST',
       url: '/api/v1/admin/users/:userId/reset-mfa',
-      summary: "Remove a user's second factors (they enrol again); needs a reason, audited",
+      summary:
+        "Remove a user's second factors; answers a one-time enrolment code, shown once, to hand over out of band (they need it to enrol again); needs a reason, audited",
       access: { permission: 'users.manage' },
       params: userIdParams,
       body: z.strictObject({ reason }),
-      async handler({ ctx, params, body, reply }) {
-        await deps.accounts.resetMfa({ tenant: ctx.tenant, actor: actorOf(ctx) }, params.userId, body.reason);
-        return reply.code(204).send();
+      async handler({ ctx, params, body, session }) {
+        requireRecentReauthentication(session, deps.clock.nowMs());
+        if (params.userId === ctx.userId)
+          throw new ForbiddenError('ask another administrator to reset your own second factor');
+        const { enrolmentCode } = await deps.accounts.resetMfa(
+          { tenant: ctx.tenant, actor: actorOf(ctx) },
+          params.userId,
+          body.reason,
+        );
+        return { enrolmentCode };
+      },
+    }),
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/admin/users/:userId/reset-password',
+      summary:
+        'Set a one-time temporary password (answered once, to hand over out of band); the user must change it at next sign-in; their sessions end',
+      access: { permission: 'users.manage' },
+      params: userIdParams,
+      async handler({ ctx, params, session }) {
+        requireRecentReauthentication(session, deps.clock.nowMs());
+        if (params.userId === ctx.userId)
+          throw new ForbiddenError('change your own password from your account page');
+        return deps.accounts.resetPassword({ tenant: ctx.tenant, actor: actorOf(ctx) }, params.userId);
       },
     }),
     authedRoute({

@@ -1,5 +1,14 @@
-import { randomUUID } from 'node:crypto';
-import { ConflictError, NotFoundError, passwordProblem, ValidationError, type Role } from '@holdfast/core';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import {
+  ConflictError,
+  ForbiddenError,
+  hasPermission,
+  NotFoundError,
+  passwordProblem,
+  ValidationError,
+  type Role,
+} from '@holdfast/core';
+import { isBreachedPassword } from '../auth/breached.ts';
 import { hashPassword } from '../auth/passwords.ts';
 import type { SessionStore } from '../auth/sessions.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
@@ -14,6 +23,48 @@ export interface NewUser {
   roles: Role[];
   siteIds: string[];
   password: string;
+  /** Why: recorded when the user is given a clinical role. */
+  reason?: string;
+  /** Refuse a clinical role without a reason (an administrator's request or command; not seeding). */
+  requireClinicalReason?: boolean;
+}
+
+/** A clinical role newly granted (not in `before`) needs a reason of at least 3 characters. */
+export function requireClinicalReason(
+  roles: readonly Role[],
+  before: readonly Role[],
+  reason?: string,
+): Role[] {
+  const granted = clinicalRoles(roles).filter((r) => !before.includes(r));
+  const why = reason?.trim();
+  if (granted.length > 0 && (!why || why.length < 3))
+    throw new ValidationError([
+      {
+        path: 'reason',
+        message: `say why this user needs the clinical role ${granted.join(', ')} (at least 3 characters)`,
+      },
+    ]);
+  return granted;
+}
+
+/** Roles that read clinical notes (and so safeguarding text): granting one needs a recorded reason. */
+export function clinicalRoles(roles: readonly Role[]): Role[] {
+  return roles.filter((r) => hasPermission([r], 'patients.clinical_notes.read'));
+}
+
+/** A one-time enrolment code after a second-factor reset: 16 characters in four groups. */
+export function newEnrolmentCode(): string {
+  const raw = randomBytes(12).toString('base64url').replace(/[-_]/g, 'X').slice(0, 16).toUpperCase();
+  return raw.match(/.{4}/g)!.join('-');
+}
+
+export function hashEnrolmentCode(code: string): string {
+  return createHash('sha256').update(code.replace(/[\s-]/g, '').toUpperCase()).digest('hex');
+}
+
+/** A temporary password an administrator hands over: must be changed at the next sign-in. */
+export function newTemporaryPassword(): string {
+  return randomBytes(12).toString('base64url');
 }
 
 /**
@@ -91,6 +142,8 @@ export class AccountsService {
       passwordHash: facts.passwordHash,
       totpSecret: facts.totpSecret,
       recoveryCodeHashes: facts.recoveryCodeHashes,
+      mustChangePassword: facts.mustChangePassword,
+      enrolmentGate: facts.enrolmentGate,
     };
   }
 
@@ -140,11 +193,38 @@ export class AccountsService {
     return siteId;
   }
 
+  /** The provider's own name, which no password may be. */
+  async providerName(tenant: string): Promise<string | null> {
+    return this.store.withTenant(tenant, async (trx) => {
+      const row = await accountsDb(trx)
+        .selectFrom('tenants')
+        .select('name')
+        .where('tenant', '=', tenant)
+        .executeTakeFirst();
+      return row?.name ?? null;
+    });
+  }
+
+  /** The password policy: length, the breached-password corpus, and no user, person or provider name. */
+  async checkPassword(
+    tenant: string,
+    password: string,
+    who: { username: string; displayName: string },
+  ): Promise<void> {
+    const problem = passwordProblem(password, {
+      ...who,
+      providerName: (await this.providerName(tenant)) ?? undefined,
+      breached: isBreachedPassword,
+    });
+    if (problem) throw new ValidationError([problem]);
+  }
+
   /** Creates a user with an initial password; they enrol a second factor at first sign-in. */
   async create(tenant: string, fields: NewUser, actor: string): Promise<UserRecord> {
     const username = fields.username.trim().toLowerCase();
-    const problem = passwordProblem(fields.password, { username, displayName: fields.displayName });
-    if (problem) throw new ValidationError([problem]);
+    await this.checkPassword(tenant, fields.password, { username, displayName: fields.displayName });
+    const reason = fields.reason?.trim();
+    if (fields.requireClinicalReason) requireClinicalReason(fields.roles, [], reason);
     const known = new Set((await this.sites(tenant)).map((s) => s.siteId));
     const unknown = fields.siteIds.findIndex((s) => !known.has(s));
     if (unknown >= 0)
@@ -163,10 +243,52 @@ export class AccountsService {
           roles: fields.roles,
           siteIds: fields.siteIds,
           passwordHash: await hashPassword(fields.password),
+          ...(reason && reason.length >= 3 && clinicalRoles(fields.roles).length > 0 ? { reason } : {}),
         },
       },
     ]);
     return (await this.get(tenant, userId))!;
+  }
+
+  /**
+   * Clinical roles granted in the last `days` days, with who granted them and why: the alert other
+   * administrators see on their Users and shift screens (and the audit trail keeps for good).
+   */
+  async clinicalGrants(
+    tenant: string,
+    sinceMs: number,
+  ): Promise<{ at: string; userId: string; roles: Role[]; reason: string | null; by: string }[]> {
+    const rows = await this.store.withTenant(tenant, (trx) =>
+      trx
+        .selectFrom('ledger_events')
+        .select(['hlc', 'type', 'actor', 'payload'])
+        .where('tenant', '=', tenant)
+        .where('subject', '>=', 'user:')
+        .where('subject', '<', 'user;')
+        .where('type', 'in', ['user.created', 'user.roles_changed'])
+        .where('hlc', '>=', `${String(sinceMs).padStart(15, '0')}-000000`)
+        .orderBy('hlc', 'desc')
+        .limit(200)
+        .execute(),
+    );
+    return rows.flatMap((r) => {
+      const p = (typeof r.payload === 'string' ? JSON.parse(r.payload) : r.payload) as {
+        userId: string;
+        roles: Role[];
+        reason?: string;
+      };
+      // Only grants that recorded a reason: those are the ones that gave a clinical role.
+      if (!p.reason || clinicalRoles(p.roles).length === 0) return [];
+      return [
+        {
+          at: new Date(Number(r.hlc.slice(0, 15))).toISOString(),
+          userId: p.userId,
+          roles: clinicalRoles(p.roles),
+          reason: p.reason,
+          by: r.actor,
+        },
+      ];
+    });
   }
 
   private async mustGet(ctx: Pick<RequestContext, 'tenant'>, userId: string): Promise<UserRecord> {
@@ -175,13 +297,23 @@ export class AccountsService {
     return user;
   }
 
+  /**
+   * Nobody changes their own roles (an administrator could otherwise make themselves a clinician and
+   * read clinical notes). Granting a clinical role the user did not have needs a recorded reason;
+   * the event, with its reason, is in the audit trail and on the other administrators' alerts.
+   */
   async changeRoles(
     ctx: RequestContext,
     userId: string,
     roles: Role[],
     siteIds: string[],
+    reason?: string,
   ): Promise<UserRecord> {
-    await this.mustGet(ctx, userId);
+    if (userId === ctx.userId)
+      throw new ForbiddenError('nobody may change their own roles: ask another administrator');
+    const before = await this.mustGet(ctx, userId);
+    const granted = requireClinicalReason(roles, before.roles, reason);
+    const why = reason?.trim();
     const known = new Set((await this.sites(ctx.tenant)).map((s) => s.siteId));
     const unknown = siteIds.findIndex((s) => !known.has(s));
     if (unknown >= 0)
@@ -191,7 +323,7 @@ export class AccountsService {
         tenant: ctx.tenant,
         type: 'user.roles_changed',
         actor: actorOf(ctx),
-        payload: { userId, roles, siteIds },
+        payload: { userId, roles, siteIds, ...(granted.length > 0 && why ? { reason: why } : {}) },
       },
     ]);
     return (await this.get(ctx.tenant, userId))!;
@@ -212,30 +344,68 @@ export class AccountsService {
     ]);
   }
 
-  /** Removes every second factor; the user enrols again at next sign-in. Ends their sessions. */
-  async resetMfa(ctx: { tenant: string; actor: string }, userId: string, reason: string): Promise<void> {
+  /**
+   * Removes every second factor and ends the user's sessions. Returns a one-time enrolment code,
+   * shown once to the administrator to hand over out of band: the password alone enrols no new
+   * factor, the code (or one of the user's old recovery codes) must be given first.
+   */
+  async resetMfa(
+    ctx: { tenant: string; actor: string },
+    userId: string,
+    reason: string,
+  ): Promise<{ enrolmentCode: string }> {
     await this.mustGet(ctx, userId);
+    const enrolmentCode = newEnrolmentCode();
     await this.ledger.append([
-      { tenant: ctx.tenant, type: 'user.mfa_reset', actor: ctx.actor, payload: { userId, reason } },
+      {
+        tenant: ctx.tenant,
+        type: 'user.mfa_reset',
+        actor: ctx.actor,
+        payload: { userId, reason, enrolmentCodeHash: hashEnrolmentCode(enrolmentCode) },
+      },
     ]);
     await this.sessions.revokeAllFor(ctx.tenant, userId);
+    return { enrolmentCode };
   }
 
+  /**
+   * Sets a password under the policy. `temporary`: set by an administrator, to be changed at the
+   * next sign-in (and every session of the user ends).
+   */
   async setPassword(
     ctx: { tenant: string; actor: string },
     user: UserRecord,
     password: string,
+    options: { temporary?: boolean } = {},
   ): Promise<void> {
-    const problem = passwordProblem(password, { username: user.username, displayName: user.displayName });
-    if (problem) throw new ValidationError([problem]);
+    await this.checkPassword(ctx.tenant, password, {
+      username: user.username,
+      displayName: user.displayName,
+    });
     await this.ledger.append([
       {
         tenant: ctx.tenant,
         type: 'user.password_set',
         actor: ctx.actor,
-        payload: { userId: user.userId, passwordHash: await hashPassword(password) },
+        payload: {
+          userId: user.userId,
+          passwordHash: await hashPassword(password),
+          ...(options.temporary ? { mustChange: true } : {}),
+        },
       },
     ]);
+    if (options.temporary) await this.sessions.revokeAllFor(ctx.tenant, user.userId);
+  }
+
+  /** An administrator's reset: a random temporary password (returned once) to change at next sign-in. */
+  async resetPassword(ctx: { tenant: string; actor: string }, userId: string): Promise<{ password: string }> {
+    const user = await this.mustGet(ctx, userId);
+    let password = newTemporaryPassword();
+    // A random 16-character password is never in the corpus; loop only for the theoretical case.
+    while (passwordProblem(password, { username: user.username, displayName: user.displayName }))
+      password = newTemporaryPassword();
+    await this.setPassword(ctx, user, password, { temporary: true });
+    return { password };
   }
 
   async enrolTotp(user: UserRecord, secret: string, recoveryCodeHashes: string[]): Promise<void> {

@@ -27,10 +27,52 @@ export function auditDb(db: Db | Tx) {
   return db.withTables<AuditTables>();
 }
 
+/**
+ * Account events an auditor must see: who changed whose account, how, and why. Only safe fields go
+ * into the row: never a password hash, TOTP secret, recovery or enrolment code hash.
+ */
+export const ACCOUNT_EVENTS = new Set([
+  'user.created',
+  'user.roles_changed',
+  'user.password_set',
+  'user.disabled',
+  'user.enabled',
+  'user.mfa_reset',
+  'user.totp_enrolled',
+  'user.passkey_registered',
+  'user.recovery_code_used',
+]);
+
+function accountRow(
+  base: Pick<AuditLogTable, 'tenant' | 'hlc' | 'node' | 'seq' | 'type'>,
+  actor: string,
+  p: Record<string, unknown>,
+): AuditLogTable {
+  const detail: Record<string, unknown> = { actor };
+  for (const field of ['username', 'roles', 'siteIds', 'mustChange', 'label'] as const)
+    if (p[field] !== undefined) detail[field] = p[field];
+  return {
+    ...base,
+    // The one who acted (a user, or an operator's command: then no user id); the account is the record.
+    user_id: actor.startsWith('user:') ? actor.slice(5) : null,
+    // The actor's roles are not in the event; the account's new roles are in `detail`.
+    roles: '[]',
+    site_ids: '[]',
+    action: `account.${base.type.slice('user.'.length)}`,
+    resource_type: 'user',
+    resource_id: typeof p.userId === 'string' ? p.userId : null,
+    outcome: 'success',
+    reason: typeof p.reason === 'string' ? p.reason : null,
+    break_glass: 0,
+    detail: JSON.stringify(detail),
+  };
+}
+
 /** Audit events have no subject: each row depends only on its own event, so arrival order does not matter. */
 export const auditProjection: Projection = {
   name: 'audit_log',
-  version: 1,
+  // 2: account events (user created, roles changed, second factor or password reset, disabled) are rows.
+  version: 2,
   tables: ['audit_log'],
   async create(trx) {
     await sql`create table audit_log (
@@ -56,9 +98,17 @@ export const auditProjection: Projection = {
     await sql`create index audit_log_resource on audit_log (tenant, resource_id, hlc)`.execute(trx);
   },
   async apply(trx, e) {
-    if (!e.type.startsWith('audit.')) return;
     const p = e.payload as Record<string, unknown>;
     const base = { tenant: e.tenant, hlc: e.hlc, node: e.node, seq: e.seq, type: e.type };
+    if (ACCOUNT_EVENTS.has(e.type)) {
+      await auditDb(trx)
+        .insertInto('audit_log')
+        .values(accountRow(base, e.actor, p))
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+      return;
+    }
+    if (!e.type.startsWith('audit.')) return;
     let row: AuditLogTable;
     switch (e.type) {
       case 'audit.sign_in':

@@ -6,7 +6,7 @@ import { authedRoute, type RouteSpec } from '../http/routes.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import { trailCsv, trailPdf, ukTime } from './export.ts';
 import { auditDb } from './projection.ts';
-import type { AuditTrailService, TrailFilters } from './trail.ts';
+import { AUDIT_KINDS, type AuditTrailService, type TrailFilters } from './trail.ts';
 
 const isoInstant = z.iso.datetime({
   offset: true,
@@ -30,6 +30,11 @@ const trailFilters = {
   from: isoInstant.optional(),
   to: isoInstant.optional(),
   breakGlass: z.boolean().optional(),
+  /** Only these kinds of event: access, sign_in, account (users, roles, factors, passwords), denied, export. */
+  kinds: z
+    .array(z.enum(AUDIT_KINDS, { message: `must be one of ${AUDIT_KINDS.join(', ')}` }))
+    .max(AUDIT_KINDS.length)
+    .optional(),
 };
 
 /** The filters in words, for the top of an export (ids as they were resolved, the NHS number spaced). */
@@ -42,6 +47,7 @@ function describeFilters(f: Omit<TrailFilters, 'limit'>): string {
   if (f.from) parts.push(`from ${ukTime(f.from)}`);
   if (f.to) parts.push(`until ${ukTime(f.to)}`);
   if (f.breakGlass !== undefined) parts.push(f.breakGlass ? 'break-glass only' : 'no break-glass');
+  if (f.kinds?.length) parts.push(`kinds: ${f.kinds.join(', ')}`);
   return parts.length ? parts.join('; ') : 'none (the whole trail)';
 }
 

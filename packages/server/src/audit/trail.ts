@@ -19,6 +19,8 @@ export interface TrailFilters {
   from?: string;
   to?: string;
   breakGlass?: boolean;
+  /** Only events of these kinds. */
+  kinds?: AuditKind[];
   limit: number;
   before?: string;
 }
@@ -49,6 +51,42 @@ export interface TrailRow {
   breakGlass: boolean;
   /** The newest event's place in the ledger. */
   ledger: { node: string; seq: number };
+}
+
+/** The kinds of event an auditor can filter by. */
+export const AUDIT_KINDS = ['access', 'sign_in', 'account', 'denied', 'export'] as const;
+export type AuditKind = (typeof AUDIT_KINDS)[number];
+
+/** The audit_log types of each kind. */
+const TYPES_OF_KIND: Record<Exclude<AuditKind, 'account'>, string[]> = {
+  access: ['audit.access'],
+  sign_in: ['audit.sign_in'],
+  denied: ['audit.denied'],
+  export: ['audit.export', 'audit.downtime_pack'],
+};
+
+const ACCOUNT_WORDS: Record<string, string> = {
+  'account.created': 'Created user',
+  'account.roles_changed': 'Changed roles of',
+  'account.password_set': 'Set the password of',
+  'account.disabled': 'Disabled user',
+  'account.enabled': 'Enabled user',
+  'account.mfa_reset': 'Reset the second factor of',
+  'account.totp_enrolled': 'Enrolled an authenticator app:',
+  'account.passkey_registered': 'Registered a passkey:',
+  'account.recovery_code_used': 'Used a recovery code:',
+};
+
+/** Plain words for an account event, naming the account and, for roles, the roles given. */
+function accountWords(row: Pick<AuditLogTable, 'action' | 'detail'>, accountName: string | null): string {
+  const detail = JSON.parse(row.detail || '{}') as { roles?: string[]; mustChange?: boolean; actor?: string };
+  let words = `${ACCOUNT_WORDS[row.action] ?? row.action} ${accountName ?? 'a user'}`;
+  if (row.action === 'account.password_set' && detail.mustChange)
+    words += ' (temporary: to change at sign-in)';
+  if (detail.roles && (row.action === 'account.created' || row.action === 'account.roles_changed'))
+    words += ` (roles: ${detail.roles.join(', ')})`;
+  if (detail.actor && !detail.actor.startsWith('user:')) words += ` by ${detail.actor}`;
+  return words;
 }
 
 const SIGN_IN_STEPS: Record<string, string> = {
@@ -176,6 +214,16 @@ export class AuditTrailService {
       if (filters.from) q = q.where('hlc', '>=', hlcOf(filters.from));
       if (filters.to) q = q.where('hlc', '<', hlcOf(filters.to));
       if (filters.breakGlass !== undefined) q = q.where('break_glass', '=', filters.breakGlass ? 1 : 0);
+      if (filters.kinds && filters.kinds.length > 0) {
+        const kinds = filters.kinds;
+        const types = kinds.flatMap((k) => (k === 'account' ? [] : TYPES_OF_KIND[k]));
+        q = q.where((eb) =>
+          eb.or([
+            eb('type', 'in', ['', ...types]),
+            ...(kinds.includes('account') ? [eb('resource_type', '=', 'user')] : []),
+          ]),
+        );
+      }
       if (filters.before) q = q.where('hlc', '<', filters.before);
       return q.execute();
     });
@@ -189,7 +237,10 @@ export class AuditTrailService {
 
   /** Users' display names and patients' names and NHS numbers for the rows. */
   private async named(ctx: RequestContext, groups: Grouped[]): Promise<TrailRow[]> {
-    const userIds = groups.flatMap((g) => (g.row.user_id ? [g.row.user_id] : []));
+    const userIds = groups.flatMap((g) => [
+      ...(g.row.user_id ? [g.row.user_id] : []),
+      ...(g.row.resource_type === 'user' && g.row.resource_id ? [g.row.resource_id] : []),
+    ]);
     const caseIds = groups.flatMap((g) =>
       g.row.resource_type === 'case' && g.row.resource_id ? [g.row.resource_id] : [],
     );
@@ -209,12 +260,15 @@ export class AuditTrailService {
         row.resource_type === 'case' && row.resource_id
           ? (patientOfCase.get(row.resource_id) ?? null)
           : row.resource_id;
-      const identity = patientId ? (identities.get(patientId) ?? null) : null;
+      const identity = patientId && row.resource_type !== 'user' ? (identities.get(patientId) ?? null) : null;
       return {
         at: instantOf(row.hlc),
         firstAt: instantOf(firstHlc),
         count,
-        event: eventWords(row),
+        event:
+          row.resource_type === 'user'
+            ? accountWords(row, row.resource_id ? (names.get(row.resource_id) ?? null) : null)
+            : eventWords(row),
         type: row.type,
         action: row.action,
         user: row.user_id ? { userId: row.user_id, name: names.get(row.user_id) ?? null } : null,

@@ -11,7 +11,13 @@ import {
 import { z } from 'zod';
 import { accountsDb, type UserRecord } from '../accounts/projection.ts';
 import { authedRoute, type RouteSpec } from '../http/routes.ts';
-import { completeSignIn, REAUTH_WINDOW_MS, requireRecentReauthentication, type AuthDeps } from './routes.ts';
+import {
+  completeSignIn,
+  REAUTH_WINDOW_MS,
+  requireEnrolmentUnlocked,
+  requireRecentReauthentication,
+  type AuthDeps,
+} from './routes.ts';
 
 /**
  * WebAuthn passkeys: phishing-resistant second factor, required for provider admins. The relying
@@ -198,6 +204,7 @@ export function passkeyRoutes(deps: AuthDeps, config: PasskeyConfig): RouteSpec[
       async handler({ user, session }) {
         if (user.totpSecret || user.passkeys > 0)
           throw new ForbiddenError('a second factor is enrolled already: use it to sign in');
+        requireEnrolmentUnlocked(user, session);
         const options = await registrationOptions(user);
         await deps.sessions.update(session.id, { webauthn_challenge: options.challenge });
         return options;
@@ -215,6 +222,7 @@ export function passkeyRoutes(deps: AuthDeps, config: PasskeyConfig): RouteSpec[
       async handler({ user, session, body, reply, ctx }) {
         if (user.totpSecret || user.passkeys > 0)
           throw new ForbiddenError('a second factor is enrolled already: use it to sign in');
+        requireEnrolmentUnlocked(user, session);
         let credential: WebAuthnCredential;
         try {
           credential = await verifyRegistration(body.response, session.webauthn_challenge, user.tenant);

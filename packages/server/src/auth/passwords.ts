@@ -79,3 +79,16 @@ async function verifyUnlimited(phc: string | null, password: string): Promise<bo
 export async function warmPasswordHashing(): Promise<void> {
   await dummy();
 }
+
+/**
+ * Every failed password step answers no sooner than this after the request began. Both paths do the
+ * same argon2 work (the dummy hash), but a known name also costs a ledger read and an audit append:
+ * without a floor, the difference (tens of milliseconds) tells an attacker which names exist.
+ */
+export const SIGN_IN_FAILURE_FLOOR_MS = 200;
+
+/** Waits until SIGN_IN_FAILURE_FLOOR_MS after `startedMs` (a performance.now() reading). */
+export async function equalFailureTime(startedMs: number): Promise<void> {
+  const left = SIGN_IN_FAILURE_FLOOR_MS - (performance.now() - startedMs);
+  if (left > 0) await new Promise((resolve) => setTimeout(resolve, left));
+}

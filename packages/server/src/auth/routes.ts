@@ -1,4 +1,5 @@
 import {
+  DomainError,
   requiresPasskey,
   TooManyRequestsError,
   UnauthenticatedError,
@@ -11,7 +12,8 @@ import type { UserRecord } from '../accounts/projection.ts';
 import { clearSessionCookie, setSessionCookie, type AppDeps } from '../http/app.ts';
 import type { RequestContext } from '../http/context.ts';
 import { authedRoute, publicRoute, type RouteSpec } from '../http/routes.ts';
-import { verifyPassword } from './passwords.ts';
+import { hashEnrolmentCode } from '../accounts/service.ts';
+import { equalFailureTime, verifyPassword } from './passwords.ts';
 import type { Session } from './sessions.ts';
 import type { SignInThrottle } from './throttle.ts';
 import { hashRecoveryCode, matchTotp, newRecoveryCodes, newTotpSecret, totpUri } from './totp.ts';
@@ -24,9 +26,13 @@ export interface AuthDeps extends AppDeps {
 }
 
 /** What the client must do after the password step. */
-export type NextStep = 'enrol_totp' | 'totp' | 'enrol_passkey' | 'passkey' | 'done';
+export type NextStep =
+  'change_password' | 'enrolment_code' | 'enrol_totp' | 'totp' | 'enrol_passkey' | 'passkey' | 'done';
 
-export function nextStepFor(user: UserRecord): NextStep {
+/** `unlocked`: this session has given the enrolment code (or an old recovery code) after a reset. */
+export function nextStepFor(user: UserRecord, unlocked = false): NextStep {
+  if (user.mustChangePassword) return 'change_password';
+  if (user.enrolmentGate && !user.totpSecret && user.passkeys === 0 && !unlocked) return 'enrolment_code';
   if (requiresPasskey(user.roles)) return user.passkeys > 0 ? 'passkey' : 'enrol_passkey';
   // A passkey is the stronger factor: once a user has one, a password alone cannot swap it for an app.
   if (user.passkeys > 0) return 'passkey';
@@ -39,11 +45,43 @@ const FAILED = 'the user name or password is wrong';
 /** Re-authentication counts for this long before an MFA change. */
 export const REAUTH_WINDOW_MS = 5 * 60_000;
 
-/** Changing a second factor needs a re-authentication in the last REAUTH_WINDOW_MS. */
+/**
+ * 403 `reauthentication_required`: the client asks for the password and second factor again
+ * (POST /api/v1/auth/reauthenticate, or the passkey re-authentication routes) and retries.
+ */
+export class ReauthenticationRequiredError extends DomainError {
+  readonly code = 'reauthentication_required';
+}
+
+/** 403 `enrolment_code_required`: after a second-factor reset, give the enrolment code first. */
+export class EnrolmentCodeRequiredError extends DomainError {
+  readonly code = 'enrolment_code_required';
+}
+
+/**
+ * Changing a second factor, a password, or another user's account (administrators) needs a
+ * re-authentication with the second factor in the last REAUTH_WINDOW_MS (a sign-in counts as one).
+ */
 export function requireRecentReauthentication(session: Session, nowMs: number): void {
   if (session.reauthenticated_at === null || nowMs - session.reauthenticated_at > REAUTH_WINDOW_MS) {
-    throw new ForbiddenError('re-authenticate first (POST /api/v1/auth/reauthenticate)');
+    throw new ReauthenticationRequiredError(
+      're-authenticate with your second factor first (POST /api/v1/auth/reauthenticate, or with a passkey POST /api/v1/me/reauthenticate/passkey/options then /verify), then try again',
+    );
   }
+}
+
+/**
+ * Enrolling a factor after an administrator's reset needs the one-time enrolment code (or an old
+ * recovery code) given in this session: a password alone must not enrol an attacker's factor.
+ * The enrolment-code route marks the partial session with `reauthenticated_at`.
+ */
+export function requireEnrolmentUnlocked(user: UserRecord, session: Session): void {
+  if (user.mustChangePassword)
+    throw new ForbiddenError('change your temporary password first (POST /api/v1/auth/password/temporary)');
+  if (user.enrolmentGate && session.reauthenticated_at === null)
+    throw new EnrolmentCodeRequiredError(
+      'your second factor was reset: enter the enrolment code your administrator gave you, or one of your old recovery codes (POST /api/v1/auth/enrolment-code)',
+    );
 }
 
 const signInBody = z.strictObject({
@@ -57,6 +95,19 @@ const codeBody = z.union([
   z.strictObject({ recoveryCode: z.string().min(6).max(40) }),
 ]);
 
+/** The password policy names the field `password`; on these routes it is `body.<field>`. */
+async function inBodyField<T>(field: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (error instanceof ValidationError)
+      throw new ValidationError(
+        error.issues.map((i) => ({ ...i, path: i.path === 'password' ? `body.${field}` : i.path })),
+      );
+    throw error;
+  }
+}
+
 /** Replaces the session by a fresh token at full stage: a new token at every completed sign-in. */
 export async function completeSignIn(
   deps: AuthDeps,
@@ -64,6 +115,8 @@ export async function completeSignIn(
   user: UserRecord,
   reply: Parameters<typeof setSessionCookie>[0],
 ): Promise<{ csrfToken: string }> {
+  if (user.mustChangePassword)
+    throw new ForbiddenError('change your temporary password first (POST /api/v1/auth/password/temporary)');
   await deps.sessions.revoke(session.id);
   const { token, session: full } = await deps.sessions.create({
     tenant: user.tenant,
@@ -85,6 +138,7 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
       access: { public: true },
       body: signInBody,
       async handler({ body, request, reply }) {
+        const startedMs = performance.now();
         const address = request.ip.slice(0, 64);
         const key = body.username.trim().toLowerCase();
         // Throttle before hashing (and before looking the name up): a spray must not cost us an
@@ -118,6 +172,9 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
               outcome: 'failure',
               address,
             });
+          // A known name costs a ledger read and an audit append more than an unknown one: every
+          // failure answers no sooner than a fixed time after the request began, so time tells nothing.
+          await equalFailureTime(startedMs);
           throw new UnauthenticatedError(FAILED);
         }
         deps.throttle.succeeded(`pw:${key}`, address);
@@ -150,6 +207,7 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
           throw new ForbiddenError('a second factor is enrolled already: use it to sign in');
         if (requiresPasskey(user.roles))
           throw new ForbiddenError('your role must use a passkey as its second factor');
+        requireEnrolmentUnlocked(user, session);
         const secret = newTotpSecret();
         await deps.sessions.update(session.id, { pending_totp_secret: secret });
         const uri = totpUri(secret, user.username, deps.issuer);
@@ -169,6 +227,7 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
         // A factor enrolled since the secret was issued (another tab, another node) wins.
         if (user.totpSecret || user.passkeys > 0)
           throw new ForbiddenError('a second factor is enrolled already: use it to sign in');
+        requireEnrolmentUnlocked(user, session);
         const secret = session.pending_totp_secret;
         if (!secret)
           throw new ValidationError([
@@ -239,7 +298,10 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
         } else {
           step = 'recovery_code';
           const hash = hashRecoveryCode(body.recoveryCode);
-          ok = user.recoveryCodeHashes.includes(hash);
+          // Compare-and-set, as for TOTP steps: of sessions sending one code at once, one wins.
+          ok =
+            user.recoveryCodeHashes.includes(hash) &&
+            (await deps.sessions.useRecoveryCodeOnce(user.tenant, user.userId, hash));
           if (ok) await deps.accounts.useRecoveryCode(user, hash);
         }
         if (!ok) {
@@ -338,6 +400,104 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
         deps.throttle.succeeded(key, ctx.address);
         await deps.sessions.update(session.id, { reauthenticated_at: deps.clock.nowMs() });
         return { reauthenticatedUntil: new Date(deps.clock.nowMs() + REAUTH_WINDOW_MS).toISOString() };
+      },
+    }),
+
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/auth/enrolment-code',
+      summary:
+        'After an administrator reset your second factor: the one-time enrolment code they gave you, or one of your old recovery codes, before enrolling a new factor',
+      access: { secondFactor: true },
+      body: z.union([
+        z.strictObject({ enrolmentCode: z.string().trim().min(8).max(40) }),
+        z.strictObject({ recoveryCode: z.string().min(6).max(40) }),
+      ]),
+      async handler({ body, session, user, ctx }) {
+        const gate = user.enrolmentGate;
+        if (!gate || user.totpSecret || user.passkeys > 0)
+          throw new ForbiddenError('no enrolment code is needed: sign in with your second factor');
+        const key = `enrol:${user.tenant}:${user.userId}`;
+        const verdict = deps.throttle.begin(key, ctx.address);
+        if (!verdict.allowed)
+          throw new TooManyRequestsError(
+            'too many wrong codes: wait and try again',
+            verdict.retryAfterSeconds,
+          );
+        const ok =
+          'enrolmentCode' in body
+            ? hashEnrolmentCode(body.enrolmentCode) === gate.codeHash
+            : gate.recoveryCodeHashes.includes(hashRecoveryCode(body.recoveryCode));
+        if (!ok) {
+          await deps.auditor.signIn({
+            tenant: user.tenant,
+            userId: user.userId,
+            step: 'recovery_code',
+            outcome: 'failure',
+            address: ctx.address,
+          });
+          throw new UnauthenticatedError('the code is wrong: ask your administrator for the enrolment code');
+        }
+        deps.throttle.succeeded(key, ctx.address);
+        await deps.sessions.update(session.id, { reauthenticated_at: deps.clock.nowMs() });
+        return { next: nextStepFor(user, true) };
+      },
+    }),
+
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/auth/password/temporary',
+      summary:
+        'Sign-in with a temporary password an administrator set: choose your own before the second factor',
+      access: { secondFactor: true },
+      body: z.strictObject({ newPassword: z.string().min(1).max(1024) }),
+      async handler({ body, user, session }) {
+        if (!user.mustChangePassword)
+          throw new ForbiddenError('your password is not a temporary one: change it from your account page');
+        if (await verifyPassword(user.passwordHash, body.newPassword))
+          throw new ValidationError([
+            { path: 'body.newPassword', message: 'must differ from the temporary password' },
+          ]);
+        await inBodyField('newPassword', () =>
+          deps.accounts.setPassword(
+            { tenant: user.tenant, actor: `user:${user.userId}` },
+            user,
+            body.newPassword,
+          ),
+        );
+        return {
+          next: nextStepFor({ ...user, mustChangePassword: false }, session.reauthenticated_at !== null),
+        };
+      },
+    }),
+
+    authedRoute({
+      method: 'POST',
+      url: '/api/v1/me/password',
+      summary:
+        'Change your password: the current one, and a re-authentication with your second factor in the last 5 minutes',
+      access: { permission: 'session.self' },
+      body: z.strictObject({
+        currentPassword: z.string().min(1).max(1024),
+        newPassword: z.string().min(1).max(1024),
+      }),
+      async handler({ body, user, session, ctx, reply }) {
+        requireRecentReauthentication(session, deps.clock.nowMs());
+        const key = `reauth:${user.tenant}:${user.userId}`;
+        const verdict = deps.throttle.begin(key, ctx.address);
+        if (!verdict.allowed)
+          throw new TooManyRequestsError('too many attempts: wait and try again', verdict.retryAfterSeconds);
+        if (!(await verifyPassword(user.passwordHash, body.currentPassword)))
+          throw new UnauthenticatedError('the current password is wrong');
+        deps.throttle.succeeded(key, ctx.address);
+        await inBodyField('newPassword', () =>
+          deps.accounts.setPassword(
+            { tenant: user.tenant, actor: `user:${user.userId}` },
+            user,
+            body.newPassword,
+          ),
+        );
+        return reply.code(204).send();
       },
     }),
 

@@ -203,6 +203,20 @@ export class SessionStore {
       .executeTakeFirst();
     return Number(result.numInsertedOrUpdatedRows ?? 0) === 1;
   }
+
+  /** True for the one caller that spends this recovery code; false for every other. */
+  useRecoveryCodeOnce(tenant: string, userId: string, storedHash: string): Promise<boolean> {
+    return this.useTotpStep(tenant, userId, recoveryCodeStep(storedHash));
+  }
+}
+
+/**
+ * A recovery code is accepted once, by compare-and-set in the same table as used TOTP steps: its
+ * key is a negative number drawn from the code's stored hash (TOTP steps are positive), so of
+ * several sessions sending one code at once exactly one inserts the row and wins, on either store.
+ */
+export function recoveryCodeStep(storedHash: string): number {
+  return -1 - parseInt(createHash('sha256').update(storedHash).digest('hex').slice(0, 12), 16);
 }
 
 function normalise(row: Session): Session {

@@ -56,6 +56,11 @@ export function toProblem(error: unknown): Problem {
   if (error instanceof UnauthenticatedError) return problem(401, error.code, 'Sign in first', error.message);
   if (error instanceof ForbiddenError)
     return problem(403, error.code, 'Not allowed for your role', error.message);
+  // Re-authenticate (or give the enrolment code) and send the same request again.
+  if (error instanceof DomainError && error.code === 'reauthentication_required')
+    return problem(403, error.code, 'Confirm it is you first', error.message);
+  if (error instanceof DomainError && error.code === 'enrolment_code_required')
+    return problem(403, error.code, 'Enter your enrolment code first', error.message);
   if (error instanceof NotFoundError) return problem(404, error.code, 'Not found', error.message);
   if (error instanceof ConflictError) return problem(409, error.code, 'Conflict', error.message);
   if (error instanceof TooManyRequestsError)

@@ -95,6 +95,7 @@ describe.each(STORE_KINDS)('the queue keeps to a user’s sites on %s', (kind) =
       roles: ['clinician'],
       siteIds: [],
       password: PASSWORD,
+      reason: 'new clinician',
     });
     expect(created.statusCode, created.body).toBe(201);
     const { user, warnings } = created.json() as { user: { userId: string }; warnings: string[] };
@@ -111,6 +112,7 @@ describe.each(STORE_KINDS)('the queue keeps to a user’s sites on %s', (kind) =
       roles: ['clinician'],
       siteIds: [siteA],
       password: PASSWORD,
+      reason: 'new clinician',
     });
     expect((withSite.json() as { warnings: string[] }).warnings).toEqual([]);
 

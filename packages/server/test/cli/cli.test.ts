@@ -59,6 +59,7 @@ describe('holdfast CLI', () => {
     ['users', 'add'],
     ['users', 'disable'],
     ['users', 'reset-mfa'],
+    ['users', 'reset-password'],
     ['simulate'],
     ['backup'],
     ['backup', 'verify'],
@@ -316,6 +317,8 @@ describe('holdfast users', () => {
       'Jo Smith',
       '--roles',
       'clinician,prescriber',
+      '--reason',
+      'new clinician starting Monday',
     ]);
     expect(add.code, add.all).toBe(0);
     expect(add.stdout).toMatch(/initial password, shown once: \S{16}/);
@@ -347,6 +350,20 @@ describe('holdfast users', () => {
       'lost phone, identity checked by phone call',
     ]);
     expect(reset.code, reset.all).toBe(0);
+    // The one-time enrolment code to hand over: without it the password alone enrols no new factor.
+    expect(reset.stdout).toMatch(
+      /one-time enrolment code, shown once: [A-Z0-9x]{4}-[A-Z0-9x]{4}-[A-Z0-9x]{4}-[A-Z0-9x]{4}/i,
+    );
+    const resetPassword = holdfast([
+      '-d',
+      dir,
+      'users',
+      'reset-password',
+      '--username',
+      'j.smith@northshire',
+    ]);
+    expect(resetPassword.code, resetPassword.all).toBe(0);
+    expect(resetPassword.stdout).toMatch(/temporary password, shown once: \S{16}/);
     const disable = holdfast([
       '-d',
       dir,

@@ -246,6 +246,7 @@ class World {
               ...(g.bits & 2 ? [id('site', { reference: true })] : []),
             ],
             password: PASSWORD,
+            reason,
           };
         case 'PUT /api/v1/admin/users/:userId/roles':
           return {
@@ -254,6 +255,7 @@ class World {
               id('site', { reference: true }),
               ...(g.bits & 2 ? [id('site', { reference: true })] : []),
             ],
+            reason,
           };
         case 'POST /api/v1/admin/users/:userId/disable':
         case 'POST /api/v1/admin/users/:userId/reset-mfa':

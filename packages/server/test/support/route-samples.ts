@@ -669,31 +669,69 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
     allowedStatus: 400,
   },
   'GET /api/v1/admin/users': { build: () => ({}) },
+  'GET /api/v1/admin/alerts': { build: () => ({}) },
+  // Administrators' changes to accounts need a fresh re-authentication with the second factor.
   'POST /api/v1/admin/users': {
-    build: (w) => ({
-      body: {
-        username: `new-${w.next()}@${w.provider.tenant}`,
-        displayName: 'New Starter',
-        roles: ['receptionist'],
-        siteIds: [w.site],
-        password: PASSWORD,
-      },
-    }),
+    build: async (w, { client }) => {
+      await reauthenticate(w, client);
+      return {
+        body: {
+          username: `new-${w.next()}@${w.provider.tenant}`,
+          displayName: 'New Starter',
+          roles: ['receptionist'],
+          siteIds: [w.site],
+          password: PASSWORD,
+        },
+      };
+    },
   },
   'PUT /api/v1/admin/users/:userId/roles': {
-    build: (w) => ({
-      params: { userId: w.targetUserId },
-      body: { roles: ['receptionist'], siteIds: [w.site] },
-    }),
+    build: async (w, { client }) => {
+      await reauthenticate(w, client);
+      return { params: { userId: w.targetUserId }, body: { roles: ['receptionist'], siteIds: [w.site] } };
+    },
   },
   'POST /api/v1/admin/users/:userId/disable': {
-    build: (w) => ({ params: { userId: w.targetUserId }, body: { reason: 'left the service' } }),
+    build: async (w, { client }) => {
+      await reauthenticate(w, client);
+      return { params: { userId: w.targetUserId }, body: { reason: 'left the service' } };
+    },
   },
   'POST /api/v1/admin/users/:userId/enable': {
-    build: (w) => ({ params: { userId: w.targetUserId } }),
+    build: async (w, { client }) => {
+      await reauthenticate(w, client);
+      return { params: { userId: w.targetUserId } };
+    },
   },
   'POST /api/v1/admin/users/:userId/reset-mfa': {
-    build: (w) => ({ params: { userId: w.targetUserId }, body: { reason: 'lost their phone' } }),
+    build: async (w, { client }) => {
+      await reauthenticate(w, client);
+      return { params: { userId: w.targetUserId }, body: { reason: 'lost their phone' } };
+    },
+  },
+  'POST /api/v1/admin/users/:userId/reset-password': {
+    build: async (w, { client }) => {
+      await reauthenticate(w, client);
+      return { params: { userId: w.targetUserId } };
+    },
+  },
+  'POST /api/v1/auth/enrolment-code': {
+    // Only after an administrator reset the caller's second factor; the sample users have theirs.
+    build: () => ({ body: { enrolmentCode: 'ABCD-EFGH-JKLM-NPQR' } }),
+    ownRefusal: () => /no enrolment code is needed/,
+  },
+  'POST /api/v1/auth/password/temporary': {
+    // Only for a temporary password an administrator set.
+    build: () => ({ body: { newPassword: 'a new and long passphrase' } }),
+    ownRefusal: () => /not a temporary one/,
+  },
+  'POST /api/v1/me/password': {
+    build: async (w, { client }) => {
+      await reauthenticate(w, client);
+      // The same password again (the sample users sign in with it throughout).
+      return { body: { currentPassword: PASSWORD, newPassword: PASSWORD } };
+    },
+    badInputCaller: 'dispatcher',
   },
   'GET /api/v1/admin/sites': { build: () => ({}) },
   'POST /api/v1/admin/sites': { build: (w) => ({ body: { name: `Overflow site ${w.next()}` } }) },

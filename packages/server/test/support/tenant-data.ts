@@ -151,6 +151,7 @@ export async function seedProviders(t: TestApp): Promise<SeededProvider[]> {
         roles: [ROLES[i % 6]!],
         siteIds: [provider.sites[0]!],
         password: PASSWORD,
+        reason: 'victim account for the isolation test',
       });
       expect(res.statusCode, res.body).toBe(201);
       const userId = (res.json() as { user: { userId: string } }).user.userId;

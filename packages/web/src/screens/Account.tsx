@@ -6,6 +6,7 @@ import { FormAlert } from '../components/FormAlert.tsx';
 import { PageTitle } from '../components/PageTitle.tsx';
 import { api, ApiError } from '../lib/api.ts';
 import { useFormProblems } from '../lib/forms.ts';
+import { withReauthentication } from '../lib/reauth.ts';
 import { useUser } from '../lib/session.tsx';
 
 /** Who is signed in, and adding a passkey (after confirming the password and a current code). */
@@ -22,6 +23,7 @@ export function Account() {
           <List.Item key={r}>{ROLE_LABELS[r]}</List.Item>
         ))}
       </List>
+      <ChangePassword />
       <AddPasskey />
     </Stack>
   );
@@ -103,6 +105,97 @@ function AddPasskey() {
         <Group>
           <Button type="submit" loading={busy}>
             Add a passkey
+          </Button>
+        </Group>
+      </Stack>
+    </Paper>
+  );
+}
+
+/**
+ * Change your password: the current one, and the second factor again (a 6-digit code; users who
+ * sign in with a passkey leave it empty and confirm with their passkey when asked).
+ */
+function ChangePassword() {
+  const [current, setCurrent] = useState('');
+  const [next, setNext] = useState('');
+  const [code, setCode] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [done, setDone] = useState<string | null>(null);
+  const problems = useFormProblems();
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    problems.clear();
+    setDone(null);
+    if (!current) return problems.setField('currentPassword', 'Enter your current password.');
+    if (!next) return problems.setField('newPassword', 'Enter the new password.');
+    setBusy(true);
+    try {
+      if (code.trim())
+        await api('POST', '/api/v1/auth/reauthenticate', { password: current, code: code.trim() });
+      await withReauthentication(() =>
+        api('POST', '/api/v1/me/password', { currentPassword: current, newPassword: next }),
+      );
+      setDone('Password changed. Use the new one at your next sign-in.');
+      setCurrent('');
+      setNext('');
+      setCode('');
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401)
+        problems.setForm('The current password or code is wrong. Try again.');
+      else if (error instanceof ApiError && error.code === 'reauthentication_required')
+        problems.setField('code', 'Enter the 6-digit code your authenticator app shows now.');
+      else problems.fromError(error, ['currentPassword', 'newPassword', 'code']);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <Paper
+      withBorder
+      p="md"
+      component="form"
+      onSubmit={(e: FormEvent) => void submit(e)}
+      aria-labelledby="change-password-heading"
+      noValidate
+    >
+      <Title order={2} size="h3" id="change-password-heading" mb="xs">
+        Change your password
+      </Title>
+      <FormAlert message={problems.form} />
+      {done && (
+        <Text role="status" fw={700} mb="xs">
+          {done}
+        </Text>
+      )}
+      <Stack>
+        <PasswordInput
+          label="Current password"
+          value={current}
+          onChange={(e) => setCurrent(e.currentTarget.value)}
+          error={problems.field('currentPassword')}
+          autoComplete="current-password"
+        />
+        <PasswordInput
+          label="New password"
+          description="At least 8 characters; not a common or breached password, your name or your provider's name."
+          value={next}
+          onChange={(e) => setNext(e.currentTarget.value)}
+          error={problems.field('newPassword')}
+          autoComplete="new-password"
+        />
+        <TextInput
+          label="Current 6-digit code (leave empty if you use a passkey)"
+          inputMode="numeric"
+          maxLength={6}
+          value={code}
+          onChange={(e) => setCode(e.currentTarget.value)}
+          error={problems.field('code')}
+          autoComplete="one-time-code"
+        />
+        <Group>
+          <Button type="submit" loading={busy}>
+            Change password
           </Button>
         </Group>
       </Stack>

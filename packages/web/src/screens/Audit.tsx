@@ -1,5 +1,5 @@
 import { ROLE_LABELS, type Role } from '@holdfast/core';
-import { Button, Checkbox, Group, Paper, Stack, Table, Text, TextInput } from '@mantine/core';
+import { Button, Checkbox, Group, NativeSelect, Paper, Stack, Table, Text, TextInput } from '@mantine/core';
 import { useInfiniteQuery } from '@tanstack/react-query';
 import { useState, type FormEvent } from 'react';
 import { FormAlert } from '../components/FormAlert.tsx';
@@ -34,9 +34,21 @@ interface Filters {
   from: string;
   to: string;
   breakGlass: boolean;
+  /** One kind of event, or '' for every kind. */
+  kind: string;
 }
 
-const EMPTY: Filters = { nhsNumber: '', userName: '', from: '', to: '', breakGlass: false };
+const EMPTY: Filters = { nhsNumber: '', userName: '', from: '', to: '', breakGlass: false, kind: '' };
+
+/** The kinds of event the trail can be filtered by (the server's names). */
+const KINDS = [
+  { value: '', label: 'Every kind' },
+  { value: 'access', label: 'Patient and case access' },
+  { value: 'account', label: 'Accounts: users, roles, second factors, passwords' },
+  { value: 'sign_in', label: 'Sign-ins' },
+  { value: 'denied', label: 'Refusals' },
+  { value: 'export', label: 'Exports and downtime packs' },
+];
 
 /**
  * The filters as a request body (never a URL: an NHS number in a query string would stay in the
@@ -49,6 +61,7 @@ function filterBody(f: Filters): Record<string, unknown> {
     ...(f.from ? { from: londonInputToIso(f.from) } : {}),
     ...(f.to ? { to: londonInputToIso(f.to) } : {}),
     ...(f.breakGlass ? { breakGlass: true } : {}),
+    ...(f.kind ? { kinds: [f.kind] } : {}),
   };
 }
 
@@ -158,6 +171,12 @@ export function Audit() {
             value={draft.to}
             onChange={(e) => setDraft({ ...draft, to: e.currentTarget.value })}
             error={field('to')}
+          />
+          <NativeSelect
+            label="Kind of event"
+            data={KINDS}
+            value={draft.kind}
+            onChange={(e) => setDraft({ ...draft, kind: e.currentTarget.value })}
           />
           <Checkbox
             label="Break-glass only"

@@ -19,7 +19,8 @@ import { api, ApiError, setCsrfToken } from '../lib/api.ts';
 import { useFormProblems } from '../lib/forms.ts';
 import { useSession } from '../lib/session.tsx';
 
-type Next = 'enrol_totp' | 'totp' | 'enrol_passkey' | 'passkey' | 'done';
+type Next =
+  'change_password' | 'enrolment_code' | 'enrol_totp' | 'totp' | 'enrol_passkey' | 'passkey' | 'done';
 
 interface TotpEnrolment {
   secret: string;
@@ -51,6 +52,25 @@ export function SignIn() {
             onNext={(next) => {
               setStep(next);
             }}
+          />
+        ) : step === 'change_password' ? (
+          <OneFieldStep
+            heading="Choose your own password"
+            intro="Your administrator set a temporary password. Choose your own now: at least 8 characters, not a common or breached password, not your name or your provider's name."
+            label="New password"
+            secret
+            field="newPassword"
+            url="/api/v1/auth/password/temporary"
+            onNext={setStep}
+          />
+        ) : step === 'enrolment_code' ? (
+          <OneFieldStep
+            heading="Enter your enrolment code"
+            intro="Your second factor was reset. Enter the one-time enrolment code your administrator gave you (or one of your old recovery codes) before setting up a new one."
+            label="Enrolment code"
+            field="enrolmentCode"
+            url="/api/v1/auth/enrolment-code"
+            onNext={setStep}
           />
         ) : step === 'enrol_totp' ? (
           <EnrolTotp onEnrolled={(codes, csrf) => setRecoveryCodes({ codes, csrf })} />
@@ -126,6 +146,62 @@ function PasswordStep({ onNext, notice }: { onNext: (next: Next) => void; notice
         />
         <Button type="submit" loading={busy}>
           Sign in
+        </Button>
+      </Stack>
+    </form>
+  );
+}
+
+/** A sign-in step of one field whose answer names the next step (new password, enrolment code). */
+function OneFieldStep(props: {
+  heading: string;
+  intro: string;
+  label: string;
+  field: string;
+  url: string;
+  secret?: boolean;
+  onNext: (next: Next) => void;
+}) {
+  const [value, setValue] = useState('');
+  const [busy, setBusy] = useState(false);
+  const problems = useFormProblems();
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    problems.clear();
+    if (!value.trim()) return problems.setField(props.field, `Enter the ${props.label.toLowerCase()}.`);
+    setBusy(true);
+    try {
+      const r = await api<{ next: Next }>('POST', props.url, {
+        [props.field]: props.secret ? value : value.trim(),
+      });
+      props.onNext(r.next);
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401)
+        problems.setForm('The code is wrong. Check it with your administrator.');
+      else problems.fromError(error, [props.field]);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const Input = props.secret ? PasswordInput : TextInput;
+  return (
+    <form onSubmit={(e) => void submit(e)} noValidate aria-labelledby="one-field-heading">
+      <PageTitle text={props.heading}>
+        <span id="one-field-heading">{props.heading}</span>
+      </PageTitle>
+      <Text mb="sm">{props.intro}</Text>
+      <FormAlert message={problems.form} />
+      <Stack>
+        <Input
+          label={props.label}
+          value={value}
+          onChange={(e) => setValue(e.currentTarget.value)}
+          error={problems.field(props.field)}
+          autoComplete={props.secret ? 'new-password' : 'one-time-code'}
+          required
+        />
+        <Button type="submit" loading={busy}>
+          Continue
         </Button>
       </Stack>
     </form>

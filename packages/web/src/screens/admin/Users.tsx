@@ -20,6 +20,8 @@ import { FormAlert } from '../../components/FormAlert.tsx';
 import { PageTitle } from '../../components/PageTitle.tsx';
 import { api } from '../../lib/api.ts';
 import { useFormProblems } from '../../lib/forms.ts';
+import { withReauthentication } from '../../lib/reauth.ts';
+import { londonDateTime } from '../../lib/time.ts';
 import type { Site } from '../../lib/types.ts';
 
 interface AdminUser {
@@ -52,6 +54,7 @@ export function Users() {
   return (
     <Stack maw={1200}>
       <PageTitle>Users</PageTitle>
+      <ClinicalGrants />
       <NewUser sites={sites.data ?? []} />
       <section aria-labelledby="users-heading">
         <Title order={2} size="h3" id="users-heading" mb="xs">
@@ -120,6 +123,38 @@ export function Users() {
   );
 }
 
+interface ClinicalGrant {
+  at: string;
+  user: { userId: string; name: string | null };
+  roles: Role[];
+  reason: string | null;
+  grantedBy: string;
+  byYou: boolean;
+}
+
+/** Clinical roles granted in the last 14 days, with who and why: each admin sees the others' grants. */
+function ClinicalGrants() {
+  const alerts = useQuery({
+    queryKey: ['admin-alerts'],
+    queryFn: async () =>
+      (await api<{ clinicalRoleGrants: ClinicalGrant[] }>('GET', '/api/v1/admin/alerts')).clinicalRoleGrants,
+  });
+  const others = (alerts.data ?? []).filter((g) => !g.byYou);
+  if (others.length === 0) return null;
+  return (
+    <Alert color="orange" title="Clinical roles granted in the last 14 days" data-testid="clinical-grants">
+      <Stack gap={4}>
+        {others.map((g) => (
+          <Text key={`${g.at}-${g.user.userId}`} size="sm">
+            {londonDateTime(g.at)}: {g.grantedBy} gave {g.user.name ?? 'a user'}{' '}
+            {g.roles.map((r) => ROLE_LABELS[r]).join(', ')}. Reason: {g.reason}
+          </Text>
+        ))}
+      </Stack>
+    </Alert>
+  );
+}
+
 function RolesAndSites({
   roles,
   setRoles,
@@ -178,6 +213,7 @@ function NewUser({ sites }: { sites: Omit<Site, 'mine'>[] }) {
   const [password, setPassword] = useState('');
   const [roles, setRoles] = useState<Role[]>([]);
   const [siteIds, setSiteIds] = useState<string[]>([]);
+  const [reason, setReason] = useState('');
   const [created, setCreated] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const problems = useFormProblems();
@@ -187,13 +223,16 @@ function NewUser({ sites }: { sites: Omit<Site, 'mine'>[] }) {
     setCreated(null);
     setBusy(true);
     try {
-      const r = await api<{ user: AdminUser; warnings: string[] }>('POST', '/api/v1/admin/users', {
-        username,
-        displayName,
-        password,
-        roles,
-        siteIds,
-      });
+      const r = await withReauthentication(() =>
+        api<{ user: AdminUser; warnings: string[] }>('POST', '/api/v1/admin/users', {
+          username,
+          displayName,
+          password,
+          roles,
+          siteIds,
+          ...(reason.trim() ? { reason: reason.trim() } : {}),
+        }),
+      );
       setCreated(
         [
           `Created ${r.user.displayName} (${r.user.username}). They set up a second factor at their first sign-in.`,
@@ -205,9 +244,11 @@ function NewUser({ sites }: { sites: Omit<Site, 'mine'>[] }) {
       setPassword('');
       setRoles([]);
       setSiteIds([]);
+      setReason('');
       await queryClient.invalidateQueries({ queryKey: ['admin-users'] });
+      await queryClient.invalidateQueries({ queryKey: ['admin-alerts'] });
     } catch (error) {
-      problems.fromError(error, ['username', 'displayName', 'password', 'roles', 'siteIds']);
+      problems.fromError(error, ['username', 'displayName', 'password', 'roles', 'siteIds', 'reason']);
     } finally {
       setBusy(false);
     }
@@ -250,11 +291,19 @@ function NewUser({ sites }: { sites: Omit<Site, 'mine'>[] }) {
         </Group>
         <PasswordInput
           label="Initial password"
-          description="At least 12 characters; not the user name. Give it to the user in person."
+          description="At least 8 characters; not a breached or common password, the user's name or the provider's name. Give it to the user in person."
           value={password}
           onChange={(e) => setPassword(e.currentTarget.value)}
           error={problems.field('password')}
           autoComplete="new-password"
+        />
+        <TextInput
+          label="Reason"
+          description="Needed for a clinical role: recorded, in the audit trail and shown to the other administrators."
+          value={reason}
+          onChange={(e) => setReason(e.currentTarget.value)}
+          error={problems.field('reason')}
+          autoComplete="off"
         />
         <RolesAndSites
           roles={roles}
@@ -289,6 +338,7 @@ function EditUser({
   const [siteIds, setSiteIds] = useState<string[]>(user.siteIds);
   const [reason, setReason] = useState('');
   const [done, setDone] = useState<string | null>(null);
+  const [handOver, setHandOver] = useState<string | null>(null);
   const problems = useFormProblems();
   const reasonProblems = useFormProblems();
   const refresh = () => queryClient.invalidateQueries({ queryKey: ['admin-users'] });
@@ -296,25 +346,35 @@ function EditUser({
     event.preventDefault();
     problems.clear();
     try {
-      const r = await api<{ warnings: string[] }>('PUT', `/api/v1/admin/users/${user.userId}/roles`, {
-        roles,
-        siteIds,
-      });
+      const r = await withReauthentication(() =>
+        api<{ warnings: string[] }>('PUT', `/api/v1/admin/users/${user.userId}/roles`, {
+          roles,
+          siteIds,
+          ...(reason.trim() ? { reason: reason.trim() } : {}),
+        }),
+      );
       setDone(['Roles and sites saved; they apply to the user’s next request.', ...r.warnings].join(' '));
       await refresh();
+      await queryClient.invalidateQueries({ queryKey: ['admin-alerts'] });
     } catch (error) {
-      problems.fromError(error, ['roles', 'siteIds']);
+      problems.fromError(error, ['roles', 'siteIds', 'reason']);
     }
   };
-  const withReason = async (what: 'disable' | 'enable' | 'reset-mfa', message: string) => {
+  const withReason = async (what: 'disable' | 'enable' | 'reset-mfa' | 'reset-password', message: string) => {
     reasonProblems.clear();
+    setHandOver(null);
     try {
-      await api(
-        'POST',
-        `/api/v1/admin/users/${user.userId}/${what}`,
-        what === 'enable' ? undefined : { reason: reason.trim() },
+      const r = await withReauthentication(() =>
+        api<{ enrolmentCode?: string; password?: string } | undefined>(
+          'POST',
+          `/api/v1/admin/users/${user.userId}/${what}`,
+          what === 'enable' || what === 'reset-password' ? undefined : { reason: reason.trim() },
+        ),
       );
       setDone(message);
+      // Shown once: the administrator hands it over in person or by phone.
+      if (r?.enrolmentCode) setHandOver(`One-time enrolment code (shown once): ${r.enrolmentCode}`);
+      if (r?.password) setHandOver(`Temporary password (shown once): ${r.password}`);
       await refresh();
     } catch (error) {
       reasonProblems.fromError(error, ['reason']);
@@ -329,6 +389,13 @@ function EditUser({
         <Text role="status" fw={700} mb="xs">
           {done}
         </Text>
+      )}
+      {handOver && (
+        <Alert color="blue" mb="xs" title="Hand this over in person or by phone, not by e-mail">
+          <Text ff="monospace" fw={700}>
+            {handOver}
+          </Text>
+        </Alert>
       )}
       <form onSubmit={(e) => void save(e)} noValidate aria-label={`Roles and sites of ${user.displayName}`}>
         <FormAlert message={problems.form} />
@@ -351,7 +418,7 @@ function EditUser({
       <Stack mt="md" maw={640}>
         <FormAlert message={reasonProblems.form} />
         <Textarea
-          label="Reason (needed to disable or reset the second factor)"
+          label="Reason (needed to give a clinical role, disable, or reset the second factor)"
           value={reason}
           onChange={(e) => setReason(e.currentTarget.value)}
           error={reasonProblems.field('reason')}
@@ -378,11 +445,22 @@ function EditUser({
             onClick={() =>
               void withReason(
                 'reset-mfa',
-                'Second factor removed: the user enrols again at their next sign-in.',
+                'Second factor removed: the user enrols again at their next sign-in with the code below.',
               )
             }
           >
             Reset second factor
+          </Button>
+          <Button
+            variant="default"
+            onClick={() =>
+              void withReason(
+                'reset-password',
+                'Password reset: the user signs in with the temporary password below and chooses their own.',
+              )
+            }
+          >
+            Reset password
           </Button>
         </Group>
       </Stack>
