@@ -14,7 +14,14 @@ import { authedRoute, publicRoute, type RouteSpec } from '../http/routes.ts';
 import { verifyPassword } from './passwords.ts';
 import type { Session } from './sessions.ts';
 import type { SignInThrottle } from './throttle.ts';
-import { hashRecoveryCode, matchTotp, newRecoveryCodes, newTotpSecret, totpUri } from './totp.ts';
+import {
+  hashRecoveryCodes,
+  matchRecoveryCode,
+  matchTotp,
+  newRecoveryCodes,
+  newTotpSecret,
+  totpUri,
+} from './totp.ts';
 
 export interface AuthDeps extends AppDeps {
   throttle: SignInThrottle;
@@ -49,6 +56,8 @@ export function requireRecentReauthentication(session: Session, nowMs: number): 
 const signInBody = z.strictObject({
   username: z.string().min(1).max(200),
   password: z.string().min(1).max(1024),
+  /** The provider (tenant id), on a node that serves several whose staff share a user name. */
+  provider: z.string().min(1).max(128).optional(),
 });
 const codeBody = z.union([
   z.strictObject({
@@ -93,7 +102,7 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
         if (!verdict.allowed) {
           // The first refusal of a lock window is audited; the rest are counted, so a spray cannot
           // fill the ledger with one event per attempt.
-          const user = verdict.firstRefusal ? await deps.accounts.findForSignIn(key) : null;
+          const user = verdict.firstRefusal ? await deps.accounts.findForSignIn(key, body.provider) : null;
           if (user)
             await deps.auditor.signIn({
               tenant: user.tenant,
@@ -107,7 +116,7 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
             verdict.retryAfterSeconds,
           );
         }
-        const user = await deps.accounts.findForSignIn(key);
+        const user = await deps.accounts.findForSignIn(key, body.provider);
         const ok = await verifyPassword(user?.passwordHash ?? null, body.password);
         if (!user || !ok || user.disabled) {
           if (user)
@@ -191,7 +200,7 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
           ]);
         }
         const codes = newRecoveryCodes();
-        await deps.accounts.enrolTotp(user, secret, codes.map(hashRecoveryCode));
+        await deps.accounts.enrolTotp(user, secret, await hashRecoveryCodes(codes));
         await deps.auditor.signIn({
           tenant: user.tenant,
           userId: user.userId,
@@ -238,9 +247,9 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
           ok = matched !== null && (await deps.sessions.useTotpStep(user.tenant, user.userId, matched));
         } else {
           step = 'recovery_code';
-          const hash = hashRecoveryCode(body.recoveryCode);
-          ok = user.recoveryCodeHashes.includes(hash);
-          if (ok) await deps.accounts.useRecoveryCode(user, hash);
+          const hash = await matchRecoveryCode(body.recoveryCode, user.recoveryCodeHashes);
+          ok = hash !== null;
+          if (hash !== null) await deps.accounts.useRecoveryCode(user, hash);
         }
         if (!ok) {
           await deps.auditor.signIn({
@@ -381,7 +390,7 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
           ]);
         }
         const codes = newRecoveryCodes();
-        await deps.accounts.enrolTotp(user, secret, codes.map(hashRecoveryCode));
+        await deps.accounts.enrolTotp(user, secret, await hashRecoveryCodes(codes));
         await deps.sessions.update(session.id, { pending_totp_secret: null });
         return { recoveryCodes: codes };
       },
