@@ -127,7 +127,12 @@ async function runServer(config: ServerConfig): Promise<void> {
     },
     { node: 'bench-node-1', tenant: TENANT, role: 'single' },
   );
-  const accounts = new AccountsService(node.store, node.ledger, new SessionStore(node.store, node.clock));
+  const accounts = new AccountsService(
+    node.store,
+    node.ledger,
+    new SessionStore(node.store, node.clock),
+    node.providerKeys,
+  );
   await accounts.createTenant(TENANT, 'Benchshire urgent care', 'system:bench');
   const siteId = await accounts.createSite(TENANT, 'Benchshire hub', 'system:bench');
   for (let i = 0; i < config.users; i++) {

@@ -251,7 +251,12 @@ async function runServer(dataDir: string): Promise<void> {
     { store: 'sqlite', dataDir, checkpointEvery: CONFIG_DEFAULTS.checkpointEvery },
     { node: 'bench-node-1', tenant: TENANT, role: 'single' },
   );
-  const accounts = new AccountsService(node.store, node.ledger, new SessionStore(node.store, node.clock));
+  const accounts = new AccountsService(
+    node.store,
+    node.ledger,
+    new SessionStore(node.store, node.clock),
+    node.providerKeys,
+  );
   await accounts.createTenant(TENANT, 'Benchshire urgent care', 'system:bench');
   const site = await accounts.createSite(TENANT, 'Benchshire hub', 'system:bench');
   await accounts.create(

@@ -344,6 +344,7 @@ async function main(): Promise<void> {
     seeded.node.store,
     seeded.node.ledger,
     new SessionStore(seeded.node.store, seeded.node.clock),
+    seeded.node.providerKeys,
   );
   await accounts.create(
     DEMO_TENANT,

@@ -14,6 +14,8 @@ import { ownChainsOf } from './ledger/own-chains.ts';
 import { ledgerCrypto } from './node/crypto.ts';
 import { identityExists, initNode, openNode, type HoldfastNode, type OpenNodeOptions } from './node/node.ts';
 import { NodeBusyError } from './node/writer-lock.ts';
+import { OWNER_FILE_MODE } from './node/file-modes.ts';
+import { addProvider } from './accounts/providers.ts';
 import { loadNodeKeys } from './projections/node-keys.ts';
 import { checkProjections, describeProjectionCheck } from './projections/check.ts';
 import { createProgress } from './cli/progress.ts';
@@ -113,6 +115,7 @@ const NODE_USES: Record<string, Omit<NodeUse, 'purpose'>> = {
   },
   'nodes register': { whileServing: 'Stop the server first, then register the key.' },
   'users add': { whileServing: USERS_WHILE_SERVING },
+  'providers add': { whileServing: 'Stop the server first, then add the provider.' },
   // The postcode table is not the ledger, but a full import holds the store's writer for a minute:
   // beside a server it would stall every save, so it takes the node's writer lock like the rest.
   'postcodes import': {
@@ -435,6 +438,7 @@ program
               node.store,
               node.ledger,
               new SessionStore(node.store, node.clock),
+              node.providerKeys,
             ).sites(node.identity.tenant)
           ).map((s) => s.siteId),
         );
@@ -479,7 +483,9 @@ ledger
           if (!m) throw new InvalidArgumentError(`--after must look like node=seq, got ${JSON.stringify(a)}`);
           afterSeq.set(m[1]!, Number(m[2]));
         }
-        const out = opts.out ? createWriteStream(opts.out, { flags: 'wx' }) : process.stdout;
+        const out = opts.out
+          ? createWriteStream(opts.out, { flags: 'wx', mode: OWNER_FILE_MODE })
+          : process.stdout;
         let events = 0;
         for await (const batch of exportBatches(node.ledger, tenant, {
           nodes: opts.node,
@@ -737,6 +743,26 @@ formulary
     );
   });
 
+const providers = program
+  .command('providers')
+  .description('the providers this node serves (a hosted node may serve several)');
+
+providers
+  .command('add')
+  .description(
+    "add a provider: its own chain (begun with this node's key) and its own key for account secrets; prints nothing secret",
+  )
+  .argument('<id>', 'provider id: lower-case letters, digits and -; user names of the provider end in @<id>')
+  .requiredOption('--name <name>', "the provider's name")
+  .action(async (id: string, opts: { name: string }) => {
+    await withAccounts(async (accounts, node, actor) => {
+      await addProvider(node, accounts, { tenant: id, name: opts.name, actor });
+      console.log(
+        `added provider ${id} (${opts.name.trim()}); add its first admin with: holdfast users add --provider ${id} --roles provider_admin …`,
+      );
+    });
+  });
+
 const users = program.command('users').description("this provider's staff accounts");
 
 async function withAccounts<T>(
@@ -744,7 +770,12 @@ async function withAccounts<T>(
 ): Promise<T> {
   return withNode((node) =>
     fn(
-      new AccountsService(node.store, node.ledger, new SessionStore(node.store, node.clock)),
+      new AccountsService(
+        node.store,
+        node.ledger,
+        new SessionStore(node.store, node.clock),
+        node.providerKeys,
+      ),
       node,
       `cli:${userInfo().username}@${node.identity.node}`,
     ),
@@ -768,10 +799,20 @@ users
   .requiredOption('--roles <roles>', `comma-separated: ${ROLES.join(', ')}`, (v) => parseRoles(v))
   .option('--sites <ids>', 'comma-separated site ids (default: every site of the provider)')
   .option('--reason <text>', 'why: required for a clinical role (recorded, and shown to the administrators)')
+  .option('--provider <id>', "the user's provider (default: this node's own)", identifier('--provider'))
   .action(
-    async (opts: { username: string; name: string; roles: Role[]; sites?: string; reason?: string }) => {
+    async (opts: {
+      username: string;
+      name: string;
+      roles: Role[];
+      sites?: string;
+      reason?: string;
+      provider?: string;
+    }) => {
       await withAccounts(async (accounts, node, actor) => {
-        const tenant = node.identity.tenant;
+        const tenant = opts.provider ?? node.identity.tenant;
+        if (!(await accounts.providerExists(tenant)))
+          throw new InvalidArgumentError(`no provider ${tenant} on this node (see holdfast providers add)`);
         const siteIds = opts.sites
           ? opts.sites.split(',').map((s) => s.trim())
           : (await accounts.sites(tenant)).map((s) => s.siteId);

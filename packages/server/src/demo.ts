@@ -26,7 +26,12 @@ export interface DemoAccounts {
  * all with one generated password. Each enrols a second factor at first sign-in, like anyone.
  */
 export async function seedDemoProvider(node: HoldfastNode): Promise<DemoAccounts> {
-  const accounts = new AccountsService(node.store, node.ledger, new SessionStore(node.store, node.clock));
+  const accounts = new AccountsService(
+    node.store,
+    node.ledger,
+    new SessionStore(node.store, node.clock),
+    node.providerKeys,
+  );
   const actor = `node:${node.identity.node}`;
   await accounts.createTenant(DEMO_TENANT, DEMO_PROVIDER_NAME, actor);
   const north = await accounts.createSite(DEMO_TENANT, 'Northshire 111 call centre', actor);

@@ -59,6 +59,7 @@ describe('the clinician’s queue at 1366×768', () => {
       seeded.node.store,
       seeded.node.ledger,
       new SessionStore(seeded.node.store, seeded.node.clock),
+      seeded.node.providerKeys,
     ).create(
       DEMO_TENANT,
       {

@@ -17,6 +17,16 @@ const roles = z.array(z.enum(ROLES)).min(1).max(ROLES.length);
 const siteIds = z.array(id).max(50);
 /** An argon2id PHC string. */
 const passwordHash = z.string().startsWith('$argon2id$').max(300);
+/**
+ * A secret sealed under the provider's key (AES-256-GCM), as `hfs1.<key id>.<iv>.<ciphertext>.<tag>`
+ * in base64url: the ledger (and every store and site it reaches) holds only this; the key is a file
+ * beside node.key. Version 2 of the account events carries these; version 1 (plain) stays readable.
+ */
+const sealed = z
+  .string()
+  .regex(/^hfs1\.[a-z0-9]{4,32}\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{1,600}\.[A-Za-z0-9_-]{22}$/);
+/** A recovery code's argon2id hash (version 2; version 1 kept a plain SHA-256). */
+const recoveryCodeHash = z.string().startsWith('$argon2id$').max(300);
 
 export const tenantCreated = defineEventType({
   type: 'tenant.created',
@@ -52,6 +62,14 @@ export const userCreated = defineEventType({
   subjectOf: (p) => `user:${p.userId}`,
 });
 
+/** Version 2: the password hash sealed under the provider key. */
+export const userCreatedV2 = defineEventType({
+  type: 'user.created',
+  v: 2,
+  schema: z.strictObject({ userId: id, username, displayName, roles, siteIds, passwordHashSealed: sealed }),
+  subjectOf: (p) => `user:${p.userId}`,
+});
+
 export const userRolesChanged = defineEventType({
   type: 'user.roles_changed',
   v: 1,
@@ -74,6 +92,13 @@ export const userPasswordSet = defineEventType({
     /** A temporary password set by an administrator: it must be changed at the next sign-in. */
     mustChange: z.boolean().optional(),
   }),
+  subjectOf: (p) => `user:${p.userId}`,
+});
+
+export const userPasswordSetV2 = defineEventType({
+  type: 'user.password_set',
+  v: 2,
+  schema: z.strictObject({ userId: id, passwordHashSealed: sealed }),
   subjectOf: (p) => `user:${p.userId}`,
 });
 
@@ -106,6 +131,28 @@ export const userRecoveryCodeUsed = defineEventType({
   type: 'user.recovery_code_used',
   v: 1,
   schema: z.strictObject({ userId: id, codeHash: z.string().regex(/^[0-9a-f]{64}$/) }),
+  subjectOf: (p) => `user:${p.userId}`,
+});
+
+/** Version 2: the TOTP secret sealed under the provider key; recovery codes under argon2id. */
+export const userTotpEnrolledV2 = defineEventType({
+  type: 'user.totp_enrolled',
+  v: 2,
+  schema: z.strictObject({
+    userId: id,
+    secretSealed: sealed,
+    recoveryCodeHashes: z.array(recoveryCodeHash).length(10),
+  }),
+  subjectOf: (p) => `user:${p.userId}`,
+});
+
+export const userRecoveryCodeUsedV2 = defineEventType({
+  type: 'user.recovery_code_used',
+  v: 2,
+  schema: z.strictObject({
+    userId: id,
+    codeHash: z.union([z.string().regex(/^[0-9a-f]{64}$/), recoveryCodeHash]),
+  }),
   subjectOf: (p) => `user:${p.userId}`,
 });
 
@@ -243,12 +290,16 @@ export const ACCOUNT_EVENT_TYPES = [
   tenantCreated,
   siteCreated,
   userCreated,
+  userCreatedV2,
   userRolesChanged,
   userPasswordSet,
+  userPasswordSetV2,
   userDisabled,
   userEnabled,
   userTotpEnrolled,
+  userTotpEnrolledV2,
   userRecoveryCodeUsed,
+  userRecoveryCodeUsedV2,
   userPasskeyRegistered,
   userPasskeyUsed,
   userMfaReset,

@@ -1,6 +1,7 @@
 import { canonicalBody, type LedgerCrypto, type EventRegistry, type Role } from '@holdfast/core';
 import { LedgerIntegrityError } from '../ledger/ledger.ts';
 import { rowToStored } from '../ledger/rows.ts';
+import type { ProviderKeys } from '../node/provider-keys.ts';
 import type { Db, Tx } from '../store/store.ts';
 
 /**
@@ -38,6 +39,19 @@ export interface EnrolmentGate {
   recoveryCodeHashes: string[];
 }
 
+/** Version-2 account events carry sealed secrets: opened here into the version-1 field names. */
+function unseal(keys: ProviderKeys, tenant: string, userId: string, p: Record<string, unknown>): void {
+  if (typeof p.passwordHashSealed === 'string')
+    p.passwordHash = keys.open(tenant, p.passwordHashSealed, sealContext(userId, 'passwordHash'));
+  if (typeof p.secretSealed === 'string')
+    p.secret = keys.open(tenant, p.secretSealed, sealContext(userId, 'totpSecret'));
+}
+
+/** What a sealed secret is bound to: moved to another user or field, it does not open. */
+export function sealContext(userId: string, field: 'passwordHash' | 'totpSecret'): string {
+  return `user:${userId}\u0000${field}`;
+}
+
 const SECURITY_EVENT_TYPES = [
   'user.created',
   'user.roles_changed',
@@ -55,6 +69,8 @@ export async function checkedUserFacts(
   deps: { crypto: LedgerCrypto; registry: EventRegistry },
   tenant: string,
   userId: string,
+  /** Opens the password hash and TOTP secret of version-2 events (sealed under the provider key). */
+  keys: ProviderKeys,
 ): Promise<CheckedUserFacts | null> {
   const subject = `user:${userId}`;
   const rows = await db
@@ -77,6 +93,7 @@ export async function checkedUserFacts(
     }
     const p = JSON.parse(e.payloadJson) as Record<string, unknown>;
     if (deps.registry.subjectOf(e.type, e.v, p) !== subject) continue;
+    if (e.v >= 2) unseal(keys, tenant, userId, p);
     if (e.type === 'user.created') {
       facts = {
         username: String(p.username),

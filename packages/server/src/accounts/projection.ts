@@ -87,7 +87,7 @@ export function toUserRecord(row: UsersTable, passkeys: number): UserRecord {
 
 export const accountsProjection: Projection = {
   name: 'accounts',
-  version: 2,
+  version: 3,
   tables: ['tenants', 'sites', 'users', 'passkeys'],
   async create(trx) {
     await sql`create table tenants (tenant text primary key, name text not null)`.execute(trx);
@@ -108,8 +108,11 @@ export const accountsProjection: Projection = {
       created_hlc text not null,
       primary key (tenant, user_id)
     )`.execute(trx);
-    // User names are unique on a node across providers: signing in names no provider.
-    await sql`create unique index users_username on users (username)`.execute(trx);
+    // User names are unique within a provider (version 3; version 2 made them unique across the
+    // node, so a 409 revealed another provider's staff). The rebuild that the version bump causes
+    // is the migration: the table is refolded from the ledger, where the names already are.
+    await sql`create unique index users_username on users (tenant, username)`.execute(trx);
+    await sql`create index users_username_any on users (username)`.execute(trx);
     await sql`create table passkeys (
       tenant text not null,
       user_id text not null,
@@ -149,7 +152,8 @@ export const accountsProjection: Projection = {
             display_name: String(p.displayName),
             roles: JSON.stringify(p.roles),
             site_ids: JSON.stringify(p.siteIds),
-            password_hash: String(p.passwordHash),
+            // Version 2 keeps the sealed hash: the table is never believed for it (see checked.ts).
+            password_hash: String(p.passwordHash ?? p.passwordHashSealed),
             disabled: 0,
             totp_secret: null,
             recovery_code_hashes: '[]',
@@ -164,7 +168,7 @@ export const accountsProjection: Projection = {
         return;
       case 'user.password_set':
         await user()
-          .set({ password_hash: String(p.passwordHash) })
+          .set({ password_hash: String(p.passwordHash ?? p.passwordHashSealed) })
           .execute();
         return;
       case 'user.disabled':
@@ -175,7 +179,10 @@ export const accountsProjection: Projection = {
         return;
       case 'user.totp_enrolled':
         await user()
-          .set({ totp_secret: String(p.secret), recovery_code_hashes: JSON.stringify(p.recoveryCodeHashes) })
+          .set({
+            totp_secret: String(p.secret ?? p.secretSealed),
+            recovery_code_hashes: JSON.stringify(p.recoveryCodeHashes),
+          })
           .execute();
         return;
       case 'user.recovery_code_used': {

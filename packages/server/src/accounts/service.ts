@@ -14,7 +14,8 @@ import type { SessionStore } from '../auth/sessions.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { Db, Store, Tx } from '../store/store.ts';
-import { checkedUserFacts } from './checked.ts';
+import type { ProviderKeys } from '../node/provider-keys.ts';
+import { checkedUserFacts, sealContext } from './checked.ts';
 import { accountsDb, toUserRecord, type UserRecord, type UsersTable } from './projection.ts';
 
 export interface NewUser {
@@ -79,18 +80,25 @@ export class AccountsService {
     private readonly store: Store,
     private readonly ledger: Ledger,
     private readonly sessions: SessionStore,
+    /** Seals password hashes and TOTP secrets into account events; opens them when checked. */
+    private readonly keys: ProviderKeys,
     readonly options: { tenantFilter: boolean } = { tenantFilter: true },
   ) {}
 
-  /** Sign-in lookup by user name, before any tenant is known (system access). */
-  async findForSignIn(username: string): Promise<UserRecord | null> {
+  /**
+   * Sign-in lookup by user name, before any tenant is known (system access). User names are unique
+   * within a provider, not across the node: `provider` (a tenant id) picks the provider; without it,
+   * a name held by one provider only is that user, and a name held by several is the one whose
+   * provider the name ends in (`…@<provider>`), else nobody (the user must name their provider).
+   */
+  async findForSignIn(username: string, provider?: string): Promise<UserRecord | null> {
     const folded = username.trim().toLowerCase();
     if (folded.length === 0 || folded.length > 64) return null;
-    const row = await accountsDb(this.store.db)
-      .selectFrom('users')
-      .selectAll()
-      .where('username', '=', folded)
-      .executeTakeFirst();
+    let q = accountsDb(this.store.db).selectFrom('users').selectAll().where('username', '=', folded);
+    if (provider !== undefined) q = q.where('tenant', '=', provider);
+    const rows = await q.limit(50).execute();
+    const suffix = folded.slice(folded.lastIndexOf('@') + 1);
+    const row = rows.length === 1 ? rows[0] : rows.find((r) => r.tenant === suffix);
     if (!row) return null;
     const keys = await accountsDb(this.store.db)
       .selectFrom('passkeys')
@@ -130,7 +138,7 @@ export class AccountsService {
     row: UsersTable,
     keys: readonly { credential_id: string; public_key: string }[],
   ): Promise<UserRecord | null> {
-    const facts = await checkedUserFacts(db, this.ledger, row.tenant, row.user_id);
+    const facts = await checkedUserFacts(db, this.ledger, row.tenant, row.user_id, this.keys);
     if (!facts) return null;
     const passkeys = keys.filter((k) => facts.passkeys.get(k.credential_id) === k.public_key).length;
     return {
@@ -229,7 +237,7 @@ export class AccountsService {
     const unknown = fields.siteIds.findIndex((s) => !known.has(s));
     if (unknown >= 0)
       throw new ValidationError([{ path: `siteIds.${unknown}`, message: 'is not a site of your provider' }]);
-    if (await this.findForSignIn(username)) throw new ConflictError(`the user name ${username} is taken`);
+    await this.checkNameFree(tenant, username);
     const userId = randomUUID();
     await this.ledger.append([
       {
@@ -242,7 +250,11 @@ export class AccountsService {
           displayName: fields.displayName,
           roles: fields.roles,
           siteIds: fields.siteIds,
-          passwordHash: await hashPassword(fields.password),
+          passwordHashSealed: this.keys.seal(
+            tenant,
+            await hashPassword(fields.password),
+            sealContext(userId, 'passwordHash'),
+          ),
           ...(reason && reason.length >= 3 && clinicalRoles(fields.roles).length > 0 ? { reason } : {}),
         },
       },
@@ -289,6 +301,49 @@ export class AccountsService {
         },
       ];
     });
+  }
+
+  /**
+   * A user name is unique within its provider (a name at another provider is neither refused nor
+   * revealed), and no provider takes a name ending in `@<another provider on this node>`, which
+   * would sign in as theirs.
+   */
+  private async checkNameFree(tenant: string, username: string): Promise<void> {
+    const at = username.lastIndexOf('@');
+    if (at >= 0) {
+      const suffix = username.slice(at + 1);
+      const owner = await accountsDb(this.store.db)
+        .selectFrom('tenants')
+        .select('tenant')
+        .where('tenant', '=', suffix)
+        .executeTakeFirst();
+      if (owner && owner.tenant !== tenant)
+        throw new ValidationError([
+          {
+            path: 'username',
+            message: `must not end in @${suffix}: that part names another provider on this node`,
+          },
+        ]);
+    }
+    const taken = await this.store.withTenant(tenant, (trx) =>
+      accountsDb(trx)
+        .selectFrom('users')
+        .select('user_id')
+        .where('tenant', '=', tenant)
+        .where('username', '=', username)
+        .executeTakeFirst(),
+    );
+    if (taken) throw new ConflictError(`the user name ${username} is taken`);
+  }
+
+  /** Whether `tenant` is a provider on this node. */
+  async providerExists(tenant: string): Promise<boolean> {
+    const row = await accountsDb(this.store.db)
+      .selectFrom('tenants')
+      .select('tenant')
+      .where('tenant', '=', tenant)
+      .executeTakeFirst();
+    return row !== undefined;
   }
 
   private async mustGet(ctx: Pick<RequestContext, 'tenant'>, userId: string): Promise<UserRecord> {
@@ -389,7 +444,11 @@ export class AccountsService {
         actor: ctx.actor,
         payload: {
           userId: user.userId,
-          passwordHash: await hashPassword(password),
+          passwordHashSealed: this.keys.seal(
+            ctx.tenant,
+            await hashPassword(password),
+            sealContext(user.userId, 'passwordHash'),
+          ),
           ...(options.temporary ? { mustChange: true } : {}),
         },
       },
@@ -414,7 +473,11 @@ export class AccountsService {
         tenant: user.tenant,
         type: 'user.totp_enrolled',
         actor: `user:${user.userId}`,
-        payload: { userId: user.userId, secret, recoveryCodeHashes },
+        payload: {
+          userId: user.userId,
+          secretSealed: this.keys.seal(user.tenant, secret, sealContext(user.userId, 'totpSecret')),
+          recoveryCodeHashes,
+        },
       },
     ]);
   }
@@ -472,7 +535,8 @@ export class AccountsService {
       .where('user_id', '=', userId)
       .execute();
     // Only passkeys the ledger registered to this user (a row planted in the table is not one).
-    const registered = (await checkedUserFacts(this.store.db, this.ledger, tenant, userId))?.passkeys;
+    const registered = (await checkedUserFacts(this.store.db, this.ledger, tenant, userId, this.keys))
+      ?.passkeys;
     return rows
       .filter((r) => registered?.get(r.credential_id) === r.public_key)
       .map((r) => ({

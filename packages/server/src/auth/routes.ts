@@ -16,7 +16,14 @@ import { hashEnrolmentCode } from '../accounts/service.ts';
 import { equalFailureTime, verifyPassword } from './passwords.ts';
 import type { Session } from './sessions.ts';
 import type { SignInThrottle } from './throttle.ts';
-import { hashRecoveryCode, matchTotp, newRecoveryCodes, newTotpSecret, totpUri } from './totp.ts';
+import {
+  hashRecoveryCodes,
+  matchRecoveryCode,
+  matchTotp,
+  newRecoveryCodes,
+  newTotpSecret,
+  totpUri,
+} from './totp.ts';
 
 export interface AuthDeps extends AppDeps {
   throttle: SignInThrottle;
@@ -87,6 +94,8 @@ export function requireEnrolmentUnlocked(user: UserRecord, session: Session): vo
 const signInBody = z.strictObject({
   username: z.string().min(1).max(200),
   password: z.string().min(1).max(1024),
+  /** The provider (tenant id), on a node that serves several whose staff share a user name. */
+  provider: z.string().min(1).max(128).optional(),
 });
 const codeBody = z.union([
   z.strictObject({
@@ -147,7 +156,7 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
         if (!verdict.allowed) {
           // The first refusal of a lock window is audited; the rest are counted, so a spray cannot
           // fill the ledger with one event per attempt.
-          const user = verdict.firstRefusal ? await deps.accounts.findForSignIn(key) : null;
+          const user = verdict.firstRefusal ? await deps.accounts.findForSignIn(key, body.provider) : null;
           if (user)
             await deps.auditor.signIn({
               tenant: user.tenant,
@@ -161,7 +170,7 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
             verdict.retryAfterSeconds,
           );
         }
-        const user = await deps.accounts.findForSignIn(key);
+        const user = await deps.accounts.findForSignIn(key, body.provider);
         const ok = await verifyPassword(user?.passwordHash ?? null, body.password);
         if (!user || !ok || user.disabled) {
           if (user)
@@ -250,7 +259,7 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
           ]);
         }
         const codes = newRecoveryCodes();
-        await deps.accounts.enrolTotp(user, secret, codes.map(hashRecoveryCode));
+        await deps.accounts.enrolTotp(user, secret, await hashRecoveryCodes(codes));
         await deps.auditor.signIn({
           tenant: user.tenant,
           userId: user.userId,
@@ -297,12 +306,10 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
           ok = matched !== null && (await deps.sessions.useTotpStep(user.tenant, user.userId, matched));
         } else {
           step = 'recovery_code';
-          const hash = hashRecoveryCode(body.recoveryCode);
+          const hash = await matchRecoveryCode(body.recoveryCode, user.recoveryCodeHashes);
           // Compare-and-set, as for TOTP steps: of sessions sending one code at once, one wins.
-          ok =
-            user.recoveryCodeHashes.includes(hash) &&
-            (await deps.sessions.useRecoveryCodeOnce(user.tenant, user.userId, hash));
-          if (ok) await deps.accounts.useRecoveryCode(user, hash);
+          ok = hash !== null && (await deps.sessions.useRecoveryCodeOnce(user.tenant, user.userId, hash));
+          if (ok && hash !== null) await deps.accounts.useRecoveryCode(user, hash);
         }
         if (!ok) {
           await deps.auditor.signIn({
@@ -427,7 +434,7 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
         const ok =
           'enrolmentCode' in body
             ? hashEnrolmentCode(body.enrolmentCode) === gate.codeHash
-            : gate.recoveryCodeHashes.includes(hashRecoveryCode(body.recoveryCode));
+            : (await matchRecoveryCode(body.recoveryCode, gate.recoveryCodeHashes)) !== null;
         if (!ok) {
           await deps.auditor.signIn({
             tenant: user.tenant,
@@ -541,7 +548,7 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
           ]);
         }
         const codes = newRecoveryCodes();
-        await deps.accounts.enrolTotp(user, secret, codes.map(hashRecoveryCode));
+        await deps.accounts.enrolTotp(user, secret, await hashRecoveryCodes(codes));
         await deps.sessions.update(session.id, { pending_totp_secret: null });
         return { recoveryCodes: codes };
       },

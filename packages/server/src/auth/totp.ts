@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Secret, TOTP } from 'otpauth';
+import { hashPassword, verifyPassword } from './passwords.ts';
 
 /** RFC 6238 TOTP: SHA-1, 6 digits, 30 s steps, accepting one step either side of server time. */
 export const TOTP_PERIOD_S = 30;
@@ -47,7 +48,7 @@ export function totpCode(secret: string, nowMs: number): string {
   });
 }
 
-/** Ten single-use recovery codes (50 bits each), shown once; only their SHA-256 is kept. */
+/** Ten single-use recovery codes (50 bits each), shown once; only their argon2id hashes are kept. */
 export function newRecoveryCodes(): string[] {
   const alphabet = 'abcdefghjkmnpqrstuvwxyz23456789';
   return Array.from({ length: 10 }, () => {
@@ -57,6 +58,29 @@ export function newRecoveryCodes(): string[] {
   });
 }
 
-export function hashRecoveryCode(code: string): string {
-  return createHash('sha256').update(code.trim().toLowerCase()).digest('hex');
+/** The plain SHA-256 that version-1 enrolments kept (still matched, never written any more). */
+export function legacyRecoveryCodeHash(code: string): string {
+  return createHash('sha256').update(normaliseRecoveryCode(code)).digest('hex');
+}
+
+function normaliseRecoveryCode(code: string): string {
+  return code.trim().toLowerCase();
+}
+
+/**
+ * Recovery codes are kept as argon2id hashes, as passwords are: a copy of the ledger does not give
+ * them away to a brute force over their 50 bits the way a plain SHA-256 would.
+ */
+export function hashRecoveryCodes(codes: readonly string[]): Promise<string[]> {
+  return Promise.all(codes.map((c) => hashPassword(normaliseRecoveryCode(c))));
+}
+
+/** The stored hash `code` matches (argon2id, or a version-1 SHA-256), or null. */
+export async function matchRecoveryCode(code: string, hashes: readonly string[]): Promise<string | null> {
+  const plain = normaliseRecoveryCode(code);
+  const legacy = legacyRecoveryCodeHash(plain);
+  for (const h of hashes) {
+    if (h.startsWith('$argon2') ? await verifyPassword(h, plain) : h === legacy) return h;
+  }
+  return null;
 }

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Checkpoint } from '@holdfast/core';
 import { KEY_FILE, NODE_FILE } from '../node/identity.ts';
+import { PROVIDER_KEYS_FILE } from '../node/provider-keys.ts';
 import type { HoldfastNode } from '../node/node.ts';
 import { loadNodeKeys } from '../projections/node-keys.ts';
 import type { Store } from '../store/store.ts';
@@ -237,6 +238,9 @@ export async function runBackup(node: HoldfastNode, options: BackupOptions): Pro
     kind: 'identity',
     nodeJson: readFileSync(join(options.dataDir, NODE_FILE), 'utf8'),
     nodeKey: readFileSync(join(options.dataDir, KEY_FILE), 'utf8'),
+    ...(existsSync(join(options.dataDir, PROVIDER_KEYS_FILE))
+      ? { providerKeys: readFileSync(join(options.dataDir, PROVIDER_KEYS_FILE), 'utf8') }
+      : {}),
   };
   const id = writeChunk(dir, keys, Buffer.from(JSON.stringify(identity), 'utf8'));
   if (id.written) {

@@ -255,6 +255,8 @@ export const identityChunkSchema = z.strictObject({
   kind: z.literal('identity'),
   nodeJson: z.string(),
   nodeKey: z.string(),
+  /** provider-keys.json (the keys that seal account secrets); absent from backups made before it. */
+  providerKeys: z.string().optional(),
 });
 export type IdentityChunk = z.infer<typeof identityChunkSchema>;
 

@@ -1,9 +1,11 @@
-import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import pg from 'pg';
 import type { Checkpoint } from '@holdfast/core';
 import type { HoldfastConfig } from '../config.ts';
+import { makeOwnerOnlyDir } from '../node/file-modes.ts';
+import { PROVIDER_KEYS_FILE } from '../node/provider-keys.ts';
 import { KEY_FILE, NODE_FILE } from '../node/identity.ts';
 import { recordStoreKind } from '../node/store-kind.ts';
 import { openNode, type HoldfastNode, type OpenNodeOptions } from '../node/node.ts';
@@ -189,11 +191,16 @@ async function restoreFrom(
     let bulk: BulkWriter | null = null;
     const walk = await walkManifestParallel(options.from, keys, manifest, {
       identity: async (identity) => {
-        mkdirSync(target.dataDir, { recursive: true });
+        makeOwnerOnlyDir(target.dataDir);
         const keyPath = join(target.dataDir, KEY_FILE);
         writeFileSync(keyPath, identity.nodeKey, { mode: 0o600, flag: 'wx' });
         chmodSync(keyPath, 0o600);
-        writeFileSync(join(target.dataDir, NODE_FILE), identity.nodeJson, { flag: 'wx' });
+        writeFileSync(join(target.dataDir, NODE_FILE), identity.nodeJson, { flag: 'wx', mode: 0o600 });
+        if (identity.providerKeys !== undefined)
+          writeFileSync(join(target.dataDir, PROVIDER_KEYS_FILE), identity.providerKeys, {
+            flag: 'wx',
+            mode: 0o600,
+          });
         recordStoreKind(target);
         node = await openNode(target, options.node);
         bulk = await BulkWriter.start(node.store);

@@ -11,7 +11,10 @@ import { walkManifest } from './walk.ts';
  * for the main thread, so memory stays bounded whatever the backup's size.
  */
 export type WalkMessage =
-  | { type: 'identity'; identity: { kind: 'identity'; nodeJson: string; nodeKey: string } }
+  | {
+      type: 'identity';
+      identity: { kind: 'identity'; nodeJson: string; nodeKey: string; providerKeys?: string };
+    }
   | { type: 'chunk'; plaintext: Uint8Array; file: string }
   | { type: 'checkpoints'; checkpoints: import('@holdfast/core').Checkpoint[] }
   | { type: 'progress'; done: number; total: number }

@@ -180,6 +180,7 @@ export async function runSupplierLossDrill(options: DrillOptions): Promise<Drill
         hubNode.store,
         hubNode.ledger,
         new SessionStore(hubNode.store, hubNode.clock),
+        hubNode.providerKeys,
       );
       await accounts.createTenant(TENANT, 'Drill IUC', 'system:drill');
       const siteA = await accounts.createSite(TENANT, 'Drill call centre A', 'system:drill');

@@ -117,7 +117,7 @@ export async function buildHoldfastApp(
       `refusing to run: ${unprotected.length} signed-in session(s) belong to users without a second factor; end them (they are revoked by resetting the user's MFA) and investigate how they were created`,
     );
   }
-  const accounts = new AccountsService(node.store, node.ledger, sessions, filter);
+  const accounts = new AccountsService(node.store, node.ledger, sessions, node.providerKeys, filter);
   const auditor = new Auditor(node.ledger);
   const patients = new PatientService(node.store, node.ledger, auditor, accounts, {
     ...filter,

@@ -1,7 +1,8 @@
-import { existsSync, readFileSync, statSync, writeFileSync, mkdirSync, chmodSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { Ed25519Signer } from './crypto.ts';
+import { makeOwnerOnlyDir, OWNER_FILE_MODE } from './file-modes.ts';
 
 /**
  * A node's identity on disk: `node.json` (who it is) and `node.key` (its Ed25519 private key, file
@@ -46,7 +47,7 @@ export function createIdentity(
 ): NodeIdentity {
   if (identityExists(dataDir))
     throw new Error(`${join(dataDir, NODE_FILE)} exists already: this data directory is initialised`);
-  mkdirSync(dataDir, { recursive: true });
+  makeOwnerOnlyDir(dataDir);
   const { signer, privateKeyPem } = keyPair ?? Ed25519Signer.generate(fields.node);
   if (signer.node !== fields.node)
     throw new Error(`the key pair was made for node ${signer.node}, not ${fields.node}`);
@@ -54,7 +55,10 @@ export function createIdentity(
   writeFileSync(keyPath, privateKeyPem, { mode: 0o600, flag: 'wx' });
   chmodSync(keyPath, 0o600); // the umask may have narrowed it further; never wider
   const file: NodeFile = { ...fields, publicKey: signer.publicKey };
-  writeFileSync(join(dataDir, NODE_FILE), JSON.stringify(file, null, 2) + '\n', { flag: 'wx' });
+  writeFileSync(join(dataDir, NODE_FILE), JSON.stringify(file, null, 2) + '\n', {
+    flag: 'wx',
+    mode: OWNER_FILE_MODE,
+  });
   return { ...file, signer };
 }
 

@@ -35,6 +35,8 @@ import { nodeKeysProjection } from '../projections/node-keys.ts';
 import type { Projection } from '../projections/projection.ts';
 import { Store, type StoreOptions } from '../store/store.ts';
 import { ledgerCrypto } from './crypto.ts';
+import { refuseIfReadableByOthers } from './file-modes.ts';
+import { ProviderKeys, type ProviderKeySet } from './provider-keys.ts';
 import { systemClock, uuidV7Generator } from './ids.ts';
 import { checkStoreKind, recordStoreKind, SQLITE_FILE } from './store-kind.ts';
 import { acquireWriterLockWaiting, NodeBusyError, type WriterLock } from './writer-lock.ts';
@@ -63,6 +65,8 @@ export interface HoldfastNode {
   headMark: HeadMark | null;
   /** Why the head mark could not be read (report mode only; otherwise the node refused to open). */
   headMarkProblem: string | null;
+  /** The keys that seal account secrets of each provider this node serves (a file beside node.key). */
+  providerKeys: ProviderKeys;
   close(): Promise<void>;
 }
 
@@ -140,7 +144,11 @@ export function storeOptionsFor(
 export async function initNode(
   config: Pick<HoldfastConfig, 'store' | 'databaseUrl' | 'dataDir' | 'checkpointEvery'>,
   fields: { node: string; tenant: string; role: NodeFile['role']; hub?: NodeFile['hub'] },
-  options: OpenNodeOptions & { keyPair?: Parameters<typeof createIdentity>[2] } = {},
+  options: OpenNodeOptions & {
+    keyPair?: Parameters<typeof createIdentity>[2];
+    /** A site's provider key set, received at enrolment (a hub or single node makes its own). */
+    providerKeySet?: ProviderKeySet;
+  } = {},
 ): Promise<HoldfastNode> {
   const clock = options.clock ?? systemClock;
   createIdentity(
@@ -149,6 +157,9 @@ export async function initNode(
     options.keyPair,
   );
   recordStoreKind(config);
+  const keys = ProviderKeys.load(config.dataDir);
+  if (options.providerKeySet) keys.adopt(fields.tenant, options.providerKeySet);
+  else if (fields.role !== 'site') keys.ensure(fields.tenant);
   const node = await openNode(config, options);
   await node.ledger.registerSelf(fields.tenant, fields.role);
   return node;
@@ -159,6 +170,13 @@ export async function openNode(
   options: OpenNodeOptions = {},
 ): Promise<HoldfastNode> {
   const identity = loadIdentity(config.dataDir);
+  const providerKeys = ProviderKeys.load(config.dataDir);
+  // The data folder and the SQLite store hold every account's secrets and every patient's record.
+  refuseIfReadableByOthers(config.dataDir, 'folder');
+  if (config.store === 'sqlite') {
+    const file = join(config.dataDir, SQLITE_FILE);
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) refuseIfReadableByOthers(f, 'file');
+  }
   const clock = options.clock ?? systemClock;
   checkStoreKind(config);
   const defaultPurpose = describeProcess();
@@ -237,6 +255,7 @@ export async function openNode(
       access: heldLock ? 'write' : 'read',
       headMark,
       headMarkProblem,
+      providerKeys,
       close: async () => {
         try {
           await mark?.close();

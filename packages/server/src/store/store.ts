@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
+import { createOwnerOnlyFile, OWNER_DIR_MODE } from '../node/file-modes.ts';
 import { Kysely, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
 import pg from 'pg';
 import type { CoreDatabase } from './schema.ts';
@@ -48,7 +49,9 @@ export class Store {
   static async open(options: StoreOptions): Promise<Store> {
     let store: Store;
     if (options.dialect === 'sqlite') {
-      mkdirSync(dirname(options.file), { recursive: true });
+      mkdirSync(dirname(options.file), { recursive: true, mode: OWNER_DIR_MODE });
+      // Owner-only from the first byte; SQLite gives its -wal and -shm files the same mode.
+      createOwnerOnlyFile(options.file);
       const database = new BetterSqlite3(options.file);
       database.pragma('journal_mode = WAL');
       database.pragma('synchronous = FULL');

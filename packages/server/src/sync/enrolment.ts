@@ -7,6 +7,7 @@ import { Ed25519Signer } from '../node/crypto.ts';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NODE_FILE, nodeFileSchema, type NodeFile } from '../node/identity.ts';
+import { unwrapKeySet, wrapKeySet } from '../node/provider-keys.ts';
 import { identityExists, initNode, type HoldfastNode } from '../node/node.ts';
 import { registerPeerKey, SyncEngine, type SyncRoundResult } from './engine.ts';
 import { HttpSyncTransport } from './http-transport.ts';
@@ -55,6 +56,11 @@ export const enrolAnswerSchema = z.strictObject({
   tenant: z.string(),
   hub: z.strictObject({ node: z.string(), publicKey: z.string(), role: z.enum(['hub', 'site', 'single']) }),
   protocol: z.number().int(),
+  /**
+   * The provider's key set (it seals account secrets), AES-256-GCM under a key derived from the
+   * one-time token: only the node that holds the token can open it. Absent from an older hub.
+   */
+  providerKey: z.string().max(4000).optional(),
 });
 export type EnrolAnswer = z.infer<typeof enrolAnswerSchema>;
 
@@ -180,6 +186,9 @@ export async function redeemEnrolmentToken(node: HoldfastNode, body: EnrolBody):
     tenant,
     hub: { node: node.identity.node, publicKey: node.identity.signer.publicKey, role: node.identity.role },
     protocol: SYNC_PROTOCOL_VERSION,
+    ...(node.providerKeys.has(tenant)
+      ? { providerKey: wrapKeySet(node.providerKeys.keySet(tenant), body.token) }
+      : {}),
   };
 }
 
@@ -260,7 +269,10 @@ export async function joinHub(
   const node = await initNode(
     config,
     { node: fields.node, tenant: answer.tenant, role: 'site', hub },
-    { keyPair },
+    {
+      keyPair,
+      ...(answer.providerKey ? { providerKeySet: unwrapKeySet(answer.providerKey, fields.token) } : {}),
+    },
   );
   try {
     await registerPeerKey(node, answer.tenant, hub.node, hub.publicKey, answer.hub.role);
@@ -336,7 +348,10 @@ export async function repinHub(
   const path = join(dataDir, NODE_FILE);
   const file = nodeFileSchema.parse(JSON.parse(readFileSync(path, 'utf8')));
   const temporary = `${path}.repin-${process.pid}`;
-  writeFileSync(temporary, JSON.stringify({ ...file, hub: after }, null, 2) + '\n', { flag: 'w' });
+  writeFileSync(temporary, JSON.stringify({ ...file, hub: after }, null, 2) + '\n', {
+    flag: 'w',
+    mode: 0o600,
+  });
   renameSync(temporary, path);
   return { before, after, changed };
 }

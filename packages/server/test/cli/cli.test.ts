@@ -55,6 +55,8 @@ describe('holdfast CLI', () => {
     ['nodes', 'register'],
     ['nodes', 'repin-hub'],
     ['nodes', 'clear-sync-alarm'],
+    ['providers'],
+    ['providers', 'add'],
     ['users'],
     ['users', 'add'],
     ['users', 'disable'],

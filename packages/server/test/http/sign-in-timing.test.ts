@@ -30,6 +30,7 @@ describe.each(STORE_KINDS)('sign-in timing (%s)', (kind) => {
       t.node.store,
       t.node.ledger,
       new SessionStore(t.node.store, t.clock),
+      t.node.providerKeys,
     );
     for (let i = 0; i < N; i++) {
       const username = `timing${i}@northshire`;

@@ -54,7 +54,12 @@ async function seed(kind: StoreKind): Promise<Seeded> {
   const config = { ...fresh.config, checkpointEvery: 5 };
   const clock = new FixedClock(Date.UTC(2026, 10, 29, 9, 0, 0));
   const node = await initNode(config, { node: NODE, tenant: TENANT, role: 'single' }, { clock });
-  const accounts = new AccountsService(node.store, node.ledger, new SessionStore(node.store, clock));
+  const accounts = new AccountsService(
+    node.store,
+    node.ledger,
+    new SessionStore(node.store, clock),
+    node.providerKeys,
+  );
   await accounts.createTenant(TENANT, 'Northshire provider', 'system:test');
   const siteId = await accounts.createSite(TENANT, 'Northshire site A', 'system:test');
   await accounts.createSite(TENANT, 'Northshire site B', 'system:test');

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { FixedClock, ROLES, type Role } from '@holdfast/core';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { addProvider } from '../../src/accounts/providers.ts';
 import { AccountsService } from '../../src/accounts/service.ts';
 import { SessionStore } from '../../src/auth/sessions.ts';
 import { totpCode } from '../../src/auth/totp.ts';
@@ -68,10 +69,18 @@ export async function startTestApp(
     { node: 'node-1', tenant: tenants[0]!, role: 'single' },
     { clock },
   );
-  const accounts = new AccountsService(node.store, node.ledger, new SessionStore(node.store, clock));
+  const accounts = new AccountsService(
+    node.store,
+    node.ledger,
+    new SessionStore(node.store, clock),
+    node.providerKeys,
+  );
   const providers: Provider[] = [];
   for (const tenant of tenants) {
-    await accounts.createTenant(tenant, `${tenant} provider`, 'system:test');
+    // The first provider is the node's own (made at init); the others are added as `holdfast
+    // providers add` does: their own chain begun with the node's key, their own secrets key.
+    if (tenant === tenants[0]) await accounts.createTenant(tenant, `${tenant} provider`, 'system:test');
+    else await addProvider(node, accounts, { tenant, name: `${tenant} provider`, actor: 'system:test' });
     const sites = [
       await accounts.createSite(tenant, `${tenant} site A`, 'system:test'),
       await accounts.createSite(tenant, `${tenant} site B`, 'system:test'),

@@ -78,7 +78,12 @@ export async function seedQueuedCases(
     { tenant: DEMO_TENANT, node: 'node-1', role: 'single' },
   );
   const demo = await seedDemoProvider(node);
-  const accounts = new AccountsService(node.store, node.ledger, new SessionStore(node.store, node.clock));
+  const accounts = new AccountsService(
+    node.store,
+    node.ledger,
+    new SessionStore(node.store, node.clock),
+    node.providerKeys,
+  );
   const siteIds = (await accounts.sites(DEMO_TENANT)).map((s) => s.siteId);
   const adviser = await accounts.findForSignIn(DEMO.adviser);
   if (!adviser) throw new Error(`the demo provider has no ${DEMO.adviser}`);

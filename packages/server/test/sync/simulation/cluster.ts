@@ -34,7 +34,7 @@ function withServices(
   config: ClinicalNode['config'],
 ): ClinicalNode {
   const sessions = new SessionStore(node.store, clock, DEFAULT_SESSION_POLICY);
-  const accounts = new AccountsService(node.store, node.ledger, sessions);
+  const accounts = new AccountsService(node.store, node.ledger, sessions, node.providerKeys);
   const auditor = new Auditor(node.ledger);
   return {
     name,
@@ -94,6 +94,13 @@ export async function crashAndReopen(n: ClinicalNode): Promise<void> {
 
 /** Keys of every node registered on every other node for `tenant` (what enrolment does). */
 export async function enrolAll(nodes: readonly ClinicalNode[], tenant: string): Promise<void> {
+  // Every node of a provider holds its key (a site receives it at enrolment).
+  const holder = nodes.find((n) => n.node.providerKeys.has(tenant)) ?? nodes[0];
+  if (holder) {
+    holder.node.providerKeys.ensure(tenant);
+    const set = holder.node.providerKeys.keySet(tenant);
+    for (const n of nodes) n.node.providerKeys.adopt(tenant, set);
+  }
   for (const a of nodes) {
     await a.node.ledger.registerSelf(tenant, a.node.identity.role === 'hub' ? 'hub' : 'site');
     for (const b of nodes) {
