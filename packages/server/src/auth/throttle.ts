@@ -140,7 +140,11 @@ export class SignInThrottle {
     name.known = [...name.known.filter((a) => a !== address), address].slice(-KNOWN_ADDRESSES);
     const notice = name.notice;
     name.notice = null;
-    if (notice) notice.failures--;
+    if (notice) {
+      // The attempt that just succeeded is not news, nor is the owner's own address.
+      notice.failures--;
+      notice.addresses.delete(address);
+    }
     return notice && notice.failures + notice.refused > 0
       ? {
           failures: notice.failures,

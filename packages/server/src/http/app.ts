@@ -94,7 +94,13 @@ export async function createApp(
     trustProxy: limits.trustedProxies.length > 0 ? [...limits.trustedProxies] : false,
     requestTimeout: limits.requestTimeoutMs,
     connectionTimeout: limits.idleTimeoutMs,
-    http: { connectionsCheckingInterval: limits.timeoutCheckMs ?? Math.min(limits.requestTimeoutMs, 5_000) },
+    // Node reads these when the server is made (headers must come within the request timeout too),
+    // and checks every connection against them this often.
+    http: {
+      requestTimeout: limits.requestTimeoutMs,
+      headersTimeout: Math.min(60_000, limits.requestTimeoutMs),
+      connectionsCheckingInterval: limits.timeoutCheckMs ?? Math.min(limits.requestTimeoutMs, 5_000),
+    },
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,
     // Query strings are parsed but never logged; how many parameters one request may carry is

@@ -11,6 +11,7 @@ import type { TelephonyCredential } from '../../src/telephony/service.ts';
 import type { ServiceLookup } from '../../src/referrals/service.ts';
 import { initNode, type HoldfastNode } from '../../src/node/node.ts';
 import type { FairUseLimits } from '../../src/http/fair-use.ts';
+import type { HttpServerLimits } from '../../src/http/app.ts';
 import type { DenialLimits } from '../../src/audit/denials.ts';
 import { freshStore, type StoreKind } from './databases.ts';
 
@@ -67,6 +68,7 @@ export async function startTestApp(
     perAddressPerMinute?: number;
     fairUse?: FairUseLimits;
     denialLimits?: DenialLimits;
+    httpLimits?: HttpServerLimits;
   } = {},
 ): Promise<TestApp> {
   const fresh = await freshStore(kind, { dataDir: options.dataDir, pgTablespace: options.pgTablespace });
@@ -120,6 +122,7 @@ export async function startTestApp(
     operatorTokenSha256: createHash('sha256').update(OPERATOR_TOKEN).digest('hex'),
     ...(options.fairUse ? { fairUse: options.fairUse } : {}),
     ...(options.denialLimits ? { denialLimits: options.denialLimits } : {}),
+    ...(options.httpLimits ? { httpLimits: options.httpLimits } : {}),
     passkeys: { rpId: 'localhost', rpName: 'Holdfast test', origins: ['http://localhost:8080'] },
     inboundCredentials: options.inboundCredentials
       ? options.inboundCredentials(providers)
