@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_DENIAL_LIMITS } from '../../src/audit/denials.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { Client, OPERATOR_HEADERS, PASSWORD, startTestApp, type TestApp } from '../support/http.ts';
 
@@ -113,7 +114,7 @@ describe.each(STORE_KINDS)('lockout that cannot be aimed, on %s', (kind) => {
 describe.each(STORE_KINDS)('fair use under load, on %s', (kind) => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp(kind);
+    t = await startTestApp(kind, { denialLimits: DEFAULT_DENIAL_LIMITS });
   });
   afterAll(async () => t?.close());
 

@@ -1,3 +1,4 @@
+import { OPERATOR_HEADERS } from './http.ts';
 import { randomUUID } from 'node:crypto';
 import { hasPermission, ROLES, type Role } from '@holdfast/core';
 import type {
@@ -615,7 +616,7 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
     ]),
   ),
   'GET /health': { build: () => ({}) },
-  'GET /metrics': { build: () => ({}) },
+  'GET /metrics': { build: () => ({ headers: { ...OPERATOR_HEADERS } }) },
   'GET /openapi.json': { build: () => ({}) },
   'GET /docs': { build: () => ({}) },
   'POST /api/v1/auth/sign-in': {
