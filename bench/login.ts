@@ -60,6 +60,11 @@ const CONFIG_ENV = 'HOLDFAST_BENCH_LOGIN_CONFIG';
 
 const TENANT = 'benchshire';
 const USERNAME = `clinician@${TENANT}`;
+/** A second user who misbehaves: floods searches and live streams (the fair-use phase). */
+const FLOODER = `adviser@${TENANT}`;
+/** Searches the flooder keeps in flight, and live streams it tries to hold open. */
+const FLOOD_SEARCHES_IN_FLIGHT = 200;
+const FLOOD_STREAMS = 1000;
 const PASSWORD = 'correct horse battery staple';
 
 interface Plan {
@@ -270,6 +275,17 @@ async function runServer(dataDir: string): Promise<void> {
     },
     'system:bench',
   );
+  await accounts.create(
+    TENANT,
+    {
+      username: FLOODER,
+      displayName: 'Bench adviser who floods',
+      roles: ['health_adviser'],
+      siteIds: [site],
+      password: PASSWORD,
+    },
+    'system:bench',
+  );
   const port = await serveBenchNode(node, TENANT, dataDir);
   toParent({ type: 'ready', port });
 }
@@ -431,6 +447,72 @@ async function legitLoad(
   return result;
 }
 
+interface FloodResult {
+  searches: number;
+  statuses: Record<number, number>;
+  streamsOpened: number;
+  streamsRefused: number;
+}
+
+/**
+ * One user misbehaving: keeps FLOOD_SEARCHES_IN_FLIGHT patient searches in flight for the whole
+ * phase, and tries to open FLOOD_STREAMS live streams and hold them. The fair-use limits should
+ * answer most of it 429 at once.
+ */
+async function flood(
+  port: number,
+  session: { cookie: string; csrf: string },
+  durationMs: number,
+): Promise<FloodResult> {
+  const result: FloodResult = { searches: 0, statuses: {}, streamsOpened: 0, streamsRefused: 0 };
+  const agent = new Agent({ keepAlive: true, maxSockets: FLOOD_SEARCHES_IN_FLIGHT });
+  const headers = { cookie: session.cookie, 'x-csrf-token': session.csrf };
+  const held: ReturnType<typeof httpRequest>[] = [];
+  const opened = await Promise.all(
+    Array.from(
+      { length: FLOOD_STREAMS },
+      () =>
+        new Promise<boolean>((resolve) => {
+          const req = httpRequest(
+            {
+              host: '127.0.0.1',
+              port,
+              path: '/api/v1/queue/stream?follow=true',
+              headers: { cookie: session.cookie },
+              agent: false,
+            },
+            (res) => {
+              if (res.statusCode === 200) held.push(req);
+              else res.resume();
+              resolve(res.statusCode === 200);
+            },
+          );
+          req.on('error', () => resolve(false));
+          req.end();
+        }),
+    ),
+  );
+  result.streamsOpened = opened.filter(Boolean).length;
+  result.streamsRefused = opened.length - result.streamsOpened;
+  const end = performance.now() + durationMs;
+  const worker = async (): Promise<void> => {
+    while (performance.now() < end) {
+      const answer = await send(agent, port, 'POST', '/api/v1/patients/search', headers, {
+        familyName: 'Smith',
+        dateOfBirth: '1980',
+      }).catch(() => null);
+      result.searches++;
+      const status = answer?.status ?? 0;
+      result.statuses[status] = (result.statuses[status] ?? 0) + 1;
+      // A refused search is sent again at once: the client does not back off.
+    }
+  };
+  await Promise.all(Array.from({ length: FLOOD_SEARCHES_IN_FLIGHT }, () => worker()));
+  for (const req of held) req.destroy();
+  agent.destroy();
+  return result;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The orchestration.
 
@@ -496,21 +578,19 @@ async function serverPhase<T>(server: ChildProcess, run: () => Promise<T>): Prom
   return [value, (await stats).stats];
 }
 
-async function ledgerSeq(agent: Agent, port: number): Promise<number> {
-  const health = expect(await send(agent, port, 'GET', '/health'), 200, 'GET /health');
+async function ledgerSeq(agent: Agent, port: number, cookie: string): Promise<number> {
+  // The ledger head is detail for signed-in users (anonymous callers learn up or down only).
+  const health = expect(await send(agent, port, 'GET', '/health', { cookie }), 200, 'GET /health');
   return (health.ledger as { seq: number }).seq;
 }
 
 /** Password, then TOTP enrolment and its first code: a full session over real HTTP. */
-async function signIn(agent: Agent, port: number): Promise<{ cookie: string; csrf: string }> {
-  const first = await send(
-    agent,
-    port,
-    'POST',
-    '/api/v1/auth/sign-in',
-    {},
-    { username: USERNAME, password: PASSWORD },
-  );
+async function signIn(
+  agent: Agent,
+  port: number,
+  username = USERNAME,
+): Promise<{ cookie: string; csrf: string }> {
+  const first = await send(agent, port, 'POST', '/api/v1/auth/sign-in', {}, { username, password: PASSWORD });
   const step1 = expect(first, 200, 'password step');
   if (step1.next !== 'enrol_totp') throw new Error(`unexpected next step ${String(step1.next)}`);
   let cookie = sessionCookie(first);
@@ -539,7 +619,7 @@ async function signIn(agent: Agent, port: number): Promise<{ cookie: string; csr
     200,
     'GET session',
   );
-  if ((session.user as { username: string }).username !== USERNAME)
+  if ((session.user as { username: string }).username !== username)
     throw new Error('signed in as someone else');
   return { cookie, csrf };
 }
@@ -562,7 +642,7 @@ async function main(): Promise<void> {
       note('login bench: overall time limit reached, stopping');
       process.exit(2);
     },
-    plan.baselineMs + plan.sprayMs + plan.drainMs + 120_000,
+    plan.baselineMs + 2 * plan.sprayMs + plan.drainMs + 180_000,
   );
   deadline.unref();
 
@@ -572,6 +652,8 @@ async function main(): Promise<void> {
   const { port } = await nextMessage<Extract<ServerMessage, { type: 'ready' }>>(server, 'ready', 60_000);
   const agent = new Agent({ keepAlive: true, maxSockets: 4 });
   const { cookie } = await signIn(agent, port);
+  // The flooder of the fair-use phase signs in now, before the spray uses up the address's allowance.
+  const flooderSession = await signIn(agent, port, FLOODER);
   note(`login bench: node on 127.0.0.1:${port}; ${USERNAME} signed in with password + TOTP`);
 
   // Warm-up (JIT, SQLite page cache, sockets), then the baseline: the legitimate client alone.
@@ -605,7 +687,7 @@ async function main(): Promise<void> {
       `login bench: the address has used its ${DEFAULT_THROTTLE.perAddressPerMinute} failures for this minute`,
     );
   }
-  const seqBefore = await ledgerSeq(agent, port);
+  const seqBefore = await ledgerSeq(agent, port, cookie);
   note(
     `login bench: spray ${formatRate(plan.sprayPerS)}/s for ${plan.sprayMs / 1000} s ` +
       `(${Math.round(plan.realShare * 100)} % with the real user name) + legitimate client at ${plan.legitPerS}/s`,
@@ -629,7 +711,18 @@ async function main(): Promise<void> {
     const legitResult = await legitLoad(legitAgent, port, cookie, plan.legitPerS, plan.sprayMs);
     return [legitResult, (await sprayDone).result] as const;
   });
-  const seqAfter = await ledgerSeq(agent, port);
+  const seqAfter = await ledgerSeq(agent, port, cookie);
+
+  // Fair use: a second user floods searches and streams while the legitimate client carries on.
+  note(
+    `login bench: ${FLOODER} keeps ${FLOOD_SEARCHES_IN_FLIGHT} searches in flight and opens ${FLOOD_STREAMS} streams for ${plan.sprayMs / 1000} s`,
+  );
+  const [[floodLegit, floodResult], floodServer] = await serverPhase(server, async () => {
+    const flooding = flood(port, flooderSession, plan.sprayMs);
+    const legitResult = await legitLoad(legitAgent, port, cookie, plan.legitPerS, plan.sprayMs);
+    return [legitResult, await flooding] as const;
+  });
+  const floodLat = summariseLatency(floodLegit.latencies);
 
   // After the spray: the legitimate session still works; a fresh sign-in of the sprayed account?
   const sessionAfter = await send(agent, port, 'GET', '/api/v1/auth/session', { cookie });
@@ -804,6 +897,16 @@ async function main(): Promise<void> {
   console.log(
     `target: legitimate p99 < 100 ms during the spray: ${legitP99 < 100 ? 'met' : '**not met**'} (${ms(legitP99)} ms)`,
   );
+  console.log('');
+  console.log(
+    `fair use: ${FLOODER} sent ${floodResult.searches.toLocaleString('en-GB')} searches with ${FLOOD_SEARCHES_IN_FLIGHT} in flight ` +
+      `(answers ${JSON.stringify(floodResult.statuses)}); of ${FLOOD_STREAMS} live streams ${floodResult.streamsOpened} opened, ` +
+      `${floodResult.streamsRefused} refused; server CPU ${cpuShare(floodServer)}`,
+  );
+  console.log(
+    `other user's GET /api/v1/auth/session during the flood: p50 ${ms(floodLat.p50)} / p99 ${ms(floodLat.p99)} / max ${ms(floodLat.max)} ms ` +
+      `(${floodLegit.errors} errors); target p99 < 100 ms: ${floodLat.p99 < 100 ? 'met' : '**not met**'}`,
+  );
   console.log(`total ${((Date.now() - startedAt.getTime()) / 1000).toFixed(1)} s`);
   console.log(
     JSON.stringify({
@@ -816,6 +919,12 @@ async function main(): Promise<void> {
       legit_requests: legitRequests,
       legit_errors: legit.errors,
       legit_steady_p99_ms: round(steady.p99, 2),
+      flood_other_user_p99_ms: round(floodLat.p99, 2),
+      flood_other_user_p50_ms: round(floodLat.p50, 2),
+      flood_other_user_errors: floodLegit.errors,
+      flood_searches: floodResult.searches,
+      flood_search_statuses: floodResult.statuses,
+      flood_streams_opened: floodResult.streamsOpened,
       baseline_p99_ms: round(base.p99, 2),
       spray_sent: s.sent,
       spray_429: s.status429,

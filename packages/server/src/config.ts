@@ -142,6 +142,47 @@ export const configSchema = z.strictObject({
         .max(30),
     )
     .optional(),
+  /**
+   * Proxies (addresses or CIDR ranges) whose X-Forwarded-For is believed for the client address
+   * (sign-in throttling, audit). Nothing is believed when absent. JSON array or comma-separated list
+   * in HOLDFAST_TRUSTED_PROXIES.
+   */
+  trustedProxies: z
+    .preprocess(
+      (v) =>
+        typeof v === 'string' && !v.trim().startsWith('[')
+          ? v.split(',').map((a) => a.trim())
+          : parseJsonText(v),
+      z
+        .array(
+          z
+            .string()
+            .regex(/^[0-9a-fA-F.:]+(\/\d{1,3})?$/, 'must be an IP address or a CIDR range (10.0.0.0/8)'),
+        )
+        .max(100),
+    )
+    .optional(),
+  /**
+   * Failed sign-ins a minute from one address before it is held back (default 300: a call centre
+   * behind one NAT address). A name at an address it has signed in from before is not held back.
+   */
+  signInFailuresPerAddressPerMinute: z.coerce.number().int().min(1).max(100_000).optional(),
+  /** Seconds a client may take to send a whole request, headers and body (default 60). */
+  requestTimeoutSeconds: z.coerce.number().int().min(1).max(3600).optional(),
+  /** Seconds a connection may stay silent, in either direction, before it is closed (default 120). */
+  idleTimeoutSeconds: z.coerce.number().int().min(1).max(3600).optional(),
+  /** Open connections this node accepts at once; more are refused by closing them (default 4000). */
+  maxConnections: z.coerce.number().int().min(1).max(1_000_000).optional(),
+  /** Live streams (server-sent events) open at once on this node (default 1000). */
+  maxStreams: z.coerce.number().int().min(1).max(1_000_000).optional(),
+  /**
+   * SHA-256 (hex) of the operator token: GET /metrics, and /health's detail, need
+   * `Authorization: Bearer <token>`. Without it /metrics is refused and /health says up or down only.
+   */
+  operatorTokenSha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, 'must be the SHA-256 of the token, 64 hex digits')
+    .optional(),
 });
 export type HoldfastConfig = z.infer<typeof configSchema>;
 
@@ -181,6 +222,13 @@ export const ENV_KEYS: Record<keyof HoldfastConfig, string> = {
   inboundValidationMinutes: 'HOLDFAST_INBOUND_VALIDATION_MINUTES',
   telephonyCredentials: 'HOLDFAST_TELEPHONY_CREDENTIALS',
   callOpenTooLongMinutes: 'HOLDFAST_CALL_OPEN_TOO_LONG_MINUTES',
+  trustedProxies: 'HOLDFAST_TRUSTED_PROXIES',
+  signInFailuresPerAddressPerMinute: 'HOLDFAST_SIGN_IN_FAILURES_PER_ADDRESS_PER_MINUTE',
+  requestTimeoutSeconds: 'HOLDFAST_REQUEST_TIMEOUT_SECONDS',
+  idleTimeoutSeconds: 'HOLDFAST_IDLE_TIMEOUT_SECONDS',
+  maxConnections: 'HOLDFAST_MAX_CONNECTIONS',
+  maxStreams: 'HOLDFAST_MAX_STREAMS',
+  operatorTokenSha256: 'HOLDFAST_OPERATOR_TOKEN_SHA256',
 };
 
 const NUMERIC_KEYS = new Set<keyof HoldfastConfig>([

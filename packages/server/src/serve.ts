@@ -1,6 +1,9 @@
 import type { HoldfastConfig } from './config.ts';
 import { buildHoldfastApp } from './http/holdfast-app.ts';
 import { createLogger } from './http/logger.ts';
+import { DEFAULT_HTTP_LIMITS } from './http/app.ts';
+import { DEFAULT_FAIR_USE } from './http/fair-use.ts';
+import { DEFAULT_THROTTLE } from './auth/throttle.ts';
 import { openNode } from './node/node.ts';
 import { createHubRunner } from './sync/runner.ts';
 import { SyncStatusStore } from './sync/status.ts';
@@ -52,6 +55,18 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
     ...(config.inboundValidationMinutes ? { inboundValidationMinutes: config.inboundValidationMinutes } : {}),
     ...(config.callOpenTooLongMinutes ? { callOpenTooLongMinutes: config.callOpenTooLongMinutes } : {}),
     passkeys: { rpId: 'localhost', rpName: 'Holdfast', origins: [origin, `http://127.0.0.1:${config.port}`] },
+    throttle: {
+      ...DEFAULT_THROTTLE,
+      perAddressPerMinute: config.signInFailuresPerAddressPerMinute ?? DEFAULT_THROTTLE.perAddressPerMinute,
+    },
+    httpLimits: {
+      trustedProxies: config.trustedProxies ?? [],
+      requestTimeoutMs: (config.requestTimeoutSeconds ?? DEFAULT_HTTP_LIMITS.requestTimeoutMs / 1000) * 1000,
+      idleTimeoutMs: (config.idleTimeoutSeconds ?? DEFAULT_HTTP_LIMITS.idleTimeoutMs / 1000) * 1000,
+      maxConnections: config.maxConnections ?? DEFAULT_HTTP_LIMITS.maxConnections,
+    },
+    fairUse: { ...DEFAULT_FAIR_USE, streamsPerNode: config.maxStreams ?? DEFAULT_FAIR_USE.streamsPerNode },
+    ...(config.operatorTokenSha256 ? { operatorTokenSha256: config.operatorTokenSha256 } : {}),
   });
   const tenant = node.identity.tenant;
   // Messages to other systems go out from every node, the hub's or not: a site cut off from its hub
@@ -101,7 +116,9 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
   console.log(
     `Holdfast node ${node.identity.node} (${node.identity.role}, tenant ${tenant}, ${node.store.dialect} store) listening on ${url}`,
   );
-  console.log(`  health: ${url}/health   metrics: ${url}/metrics`);
+  console.log(
+    `  health: ${url}/health   metrics: ${url}/metrics${config.operatorTokenSha256 ? ' (operator token)' : ' (off: no operator token set)'}`,
+  );
   onListening?.(url);
   delivery.start();
   if (syncRunner) {

@@ -224,6 +224,13 @@ export const auditDenied = defineEventType({
     siteIds,
     permission: z.enum(PERMISSIONS),
     route: z.string().max(200),
+    /**
+     * Repeats of the same denial coalesced into this one event (server/src/audit/denials.ts): how
+     * many, and the first and last of them. Absent on a single denial.
+     */
+    count: z.number().int().min(1).optional(),
+    firstAt: z.iso.datetime().optional(),
+    lastAt: z.iso.datetime().optional(),
   }),
 });
 

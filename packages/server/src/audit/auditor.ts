@@ -28,13 +28,25 @@ export class Auditor {
     ]);
   }
 
-  async denied(ctx: RequestContext, permission: Permission, route: string): Promise<void> {
+  async denied(
+    ctx: RequestContext,
+    permission: Permission,
+    route: string,
+    repeats?: { count: number; firstAt: string; lastAt: string },
+  ): Promise<void> {
     await this.ledger.append([
       {
         tenant: ctx.tenant,
         type: 'audit.denied',
         actor: actorOf(ctx),
-        payload: { userId: ctx.userId, roles: ctx.roles, siteIds: ctx.siteIds, permission, route },
+        payload: {
+          userId: ctx.userId,
+          roles: ctx.roles,
+          siteIds: ctx.siteIds,
+          permission,
+          route,
+          ...repeats,
+        },
       },
     ]);
   }

@@ -186,7 +186,7 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
           await equalFailureTime(startedMs);
           throw new UnauthenticatedError(FAILED);
         }
-        deps.throttle.succeeded(`pw:${key}`, address);
+        const notice = deps.throttle.succeeded(`pw:${key}`, address);
         await deps.auditor.signIn({
           tenant: user.tenant,
           userId: user.userId,
@@ -202,7 +202,21 @@ export function authRoutes(deps: AuthDeps): RouteSpec[] {
           address,
         });
         setSessionCookie(reply, token, deps);
-        return { next: nextStepFor(user), csrfToken: session.csrf_token };
+        return {
+          next: nextStepFor(user),
+          csrfToken: session.csrf_token,
+          // The owner hears of guessing at their name since they last signed in (see auth/throttle.ts).
+          ...(notice
+            ? {
+                notice: {
+                  failedSignIns: notice.failures,
+                  refusedSignIns: notice.refused,
+                  addresses: notice.addresses,
+                  since: new Date(notice.since).toISOString(),
+                },
+              }
+            : {}),
+        };
       },
     }),
 

@@ -471,6 +471,7 @@ export function triageAndQueueRoutes(
       summary:
         'Case changes as server-sent events (follow=true keeps the stream open); reconnect with Last-Event-ID to resume',
       access: { permission: 'queue.read' },
+      stream: true,
       query: z.strictObject({ follow: z.enum(['true', 'false']).default('false') }),
       async handler({ ctx, request, reply, query }) {
         await streamCaseEvents(store, ledger, ctx, request, reply, query.follow === 'true');

@@ -19,6 +19,8 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { AccountsService } from '../accounts/service.ts';
 import type { Auditor } from '../audit/auditor.ts';
+import type { DenialAudit } from '../audit/denials.ts';
+import type { FairUse } from './fair-use.ts';
 import type { SessionStore, Session } from '../auth/sessions.ts';
 import type { UserRecord } from '../accounts/projection.ts';
 import type { HoldfastNode } from '../node/node.ts';
@@ -44,7 +46,33 @@ export interface AppDeps {
   logger: Logger;
   /** Set cookies with the Secure attribute (browsers accept it on http://localhost too). */
   secureCookies: boolean;
+  /** Requests and live streams in flight per session, user and node (see fair-use.ts). */
+  fairUse: FairUse;
+  /** Denials audited with repeats coalesced, and a client denied again and again slowed (audit/denials.ts). */
+  denials: DenialAudit;
 }
+
+/**
+ * The HTTP server's own limits: which proxies' X-Forwarded-For is believed for the client address,
+ * how long a client may take to send a request (a body sent a byte at a time is cut off), how long
+ * a connection may stay silent, and how many connections are open at once.
+ */
+export interface HttpServerLimits {
+  trustedProxies: readonly string[];
+  requestTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxConnections: number;
+  /** How often Node checks requests against requestTimeoutMs (tests shorten it). */
+  timeoutCheckMs?: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: HttpServerLimits = {
+  trustedProxies: [],
+  requestTimeoutMs: 60_000,
+  // Above the live stream's 15 s heartbeat, with room for a slow report.
+  idleTimeoutMs: 120_000,
+  maxConnections: 4000,
+};
 
 /** Every route registered with `registerRoutes`, in order: the permission test walks this list. */
 export interface RouteRegistry {
@@ -55,9 +83,24 @@ export interface RouteRegistry {
  * The Fastify instance with the cross-cutting parts every route gets: JSON limits, security headers,
  * one error mapper, and a registry of routes each declaring who may call it.
  */
-export async function createApp(deps: AppDeps): Promise<{ app: FastifyInstance; registry: RouteRegistry }> {
+export async function createApp(
+  deps: AppDeps,
+  limits: HttpServerLimits = DEFAULT_HTTP_LIMITS,
+): Promise<{ app: FastifyInstance; registry: RouteRegistry }> {
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
+    // X-Forwarded-For is believed only from the listed proxies (none by default): from anyone else
+    // it would let a client choose the address its sign-in failures count against.
+    trustProxy: limits.trustedProxies.length > 0 ? [...limits.trustedProxies] : false,
+    requestTimeout: limits.requestTimeoutMs,
+    connectionTimeout: limits.idleTimeoutMs,
+    // Node reads these when the server is made (headers must come within the request timeout too),
+    // and checks every connection against them this often.
+    http: {
+      requestTimeout: limits.requestTimeoutMs,
+      headersTimeout: Math.min(60_000, limits.requestTimeoutMs),
+      connectionsCheckingInterval: limits.timeoutCheckMs ?? Math.min(limits.requestTimeoutMs, 5_000),
+    },
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,
     // Query strings are parsed but never logged; how many parameters one request may carry is
@@ -154,6 +197,8 @@ export async function createApp(deps: AppDeps): Promise<{ app: FastifyInstance; 
     }),
   );
 
+  // Connections over the limit are closed as they arrive (Node drops them before any request).
+  app.server.maxConnections = limits.maxConnections;
   return { app, registry: { routes: [] } };
 }
 
@@ -259,9 +304,19 @@ export function registerRoutes(
           return reply.sent ? reply : result;
         }
         const auth = await authenticate(deps, request, spec);
-        const body = parsePart(spec.body, request.body, 'body');
-        const result = await spec.handler({ ...auth, body, query, params, request, reply });
-        return reply.sent ? reply : result;
+        // Fair use: a slot for this session and user, taken before any work is done for the request;
+        // a live stream holds its own slot until the client goes.
+        const release = spec.stream
+          ? deps.fairUse.enterStream(auth.session.id, auth.user.userId)
+          : deps.fairUse.enterRequest(auth.session.id, auth.user.userId);
+        if (spec.stream) reply.raw.once('close', release);
+        try {
+          const body = parsePart(spec.body, request.body, 'body');
+          const result = await spec.handler({ ...auth, body, query, params, request, reply });
+          return reply.sent ? reply : result;
+        } finally {
+          if (!spec.stream || !reply.raw.headersSent) release();
+        }
       },
     });
   }
@@ -373,7 +428,7 @@ async function authenticate(
   }
   if (session.stage !== 'full') throw new UnauthenticatedError('complete the second factor first');
   if ('permission' in spec.access && !hasPermission(user.roles, spec.access.permission)) {
-    await deps.auditor.denied(ctx, spec.access.permission, `${spec.method} ${spec.url}`);
+    await deps.denials.denied(ctx, spec.access.permission, `${spec.method} ${spec.url}`);
     throw new ForbiddenError();
   }
   return { ctx, session, user };

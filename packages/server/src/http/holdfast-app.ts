@@ -1,10 +1,12 @@
-import { hasPermission } from '@holdfast/core';
-import type { FastifyInstance } from 'fastify';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { hasPermission, UnauthenticatedError } from '@holdfast/core';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { accountRoutes } from '../accounts/routes.ts';
 import { AccountsService } from '../accounts/service.ts';
 import { Auditor } from '../audit/auditor.ts';
+import { DEFAULT_DENIAL_LIMITS, DenialAudit, type DenialLimits } from '../audit/denials.ts';
 import { auditRoutes } from '../audit/routes.ts';
 import { AuditTrailService } from '../audit/trail.ts';
 import { authRoutes } from '../auth/routes.ts';
@@ -37,7 +39,16 @@ import { DowntimePackService } from '../downtime/service.ts';
 import type { KeyContact } from '../downtime/pack-data.ts';
 import { installSyncBodyHandling, syncRoutes } from '../sync/routes.ts';
 import { SyncStatusStore } from '../sync/status.ts';
-import { createApp, registerRoutes, type AppDeps, type RouteRegistry } from './app.ts';
+import {
+  createApp,
+  DEFAULT_HTTP_LIMITS,
+  registerRoutes,
+  SESSION_COOKIE,
+  type AppDeps,
+  type HttpServerLimits,
+  type RouteRegistry,
+} from './app.ts';
+import { DEFAULT_FAIR_USE, FairUse, type FairUseLimits } from './fair-use.ts';
 import { openApiDocument, docsPage } from './openapi.ts';
 import { publicRoute } from './routes.ts';
 import { actorOf } from './context.ts';
@@ -87,6 +98,17 @@ export interface HoldfastAppOptions {
   telephonyCredentials?: readonly TelephonyCredential[];
   /** Where referrals find the provider's services (default: the node's directory). */
   serviceLookup?: ServiceLookup;
+  /** Trusted proxies, request and idle timeouts, connection limit (see app.ts). */
+  httpLimits?: HttpServerLimits;
+  /** Requests and streams in flight per session, user and node (see fair-use.ts). */
+  fairUse?: FairUseLimits;
+  /** Coalescing of repeated denials and the point at which a denied client gets 429. */
+  denialLimits?: DenialLimits;
+  /**
+   * SHA-256 (hex) of the operator token: `Authorization: Bearer <token>` reads /metrics and the
+   * detail of /health. Without it /metrics is refused to everyone.
+   */
+  operatorTokenSha256?: string;
 }
 
 export interface HoldfastApp {
@@ -227,12 +249,25 @@ export async function buildHoldfastApp(
     clock: node.clock,
     logger: options.logger,
     secureCookies: options.secureCookies ?? true,
+    fairUse: new FairUse(options.fairUse ?? DEFAULT_FAIR_USE),
+    denials: new DenialAudit(auditor, node.clock, options.denialLimits ?? DEFAULT_DENIAL_LIMITS),
   };
-  const { app, registry } = await createApp(deps);
+  const { app, registry } = await createApp(deps, options.httpLimits ?? DEFAULT_HTTP_LIMITS);
+  const isOperator = operatorCheck(options.operatorTokenSha256);
+  /**
+   * Who may see more than up or down: the operator (bearer token) or a signed-in user of this
+   * node's own provider (the web app's continuity banner, the sync status screens).
+   */
+  const mayReadHealthDetail = async (request: FastifyRequest): Promise<boolean> => {
+    if (isOperator(request.headers.authorization)) return true;
+    const token = request.cookies[SESSION_COOKIE];
+    const session = token ? await sessions.find(token).catch(() => null) : null;
+    return session?.stage === 'full' && session.tenant === node.identity.tenant;
+  };
   await warmPasswordHashing();
 
   const metrics = createMetrics(node, app);
-  installSyncBodyHandling(app);
+  installSyncBodyHandling(app, { node, clock: node.clock });
   installDirectoryBodyHandling(app);
   const passkeyConfig = options.passkeys ?? {
     rpId: 'localhost',
@@ -245,51 +280,25 @@ export async function buildHoldfastApp(
       url: '/health',
       summary: 'Liveness, whether the node can write, and the ledger head, for load balancers and operators',
       access: { public: true },
-      async handler({ reply }) {
-        // A failed integrity check halts the ledger: the node is not healthy, whatever else answers.
-        if (node.ledger.halted) {
-          return reply
-            .code(503)
-            .send({ status: 'integrity_fault', node: node.identity.node, problem: node.ledger.halted });
-        }
-        const unwritable = await writeProblem(node);
-        if (unwritable) {
-          return reply.code(503).send({
-            status: 'unavailable',
-            node: node.identity.node,
-            problem: unwritable.problem,
-            cause: { code: unwritable.code, failedAppends: unwritable.failedAppends },
-          });
-        }
-        try {
-          await node.store.ping();
-          const head = await node.ledger.head(node.identity.tenant);
-          return {
-            status: 'ok',
-            node: node.identity.node,
-            role: node.identity.role,
-            tenant: node.identity.tenant,
-            store: node.store.dialect,
-            ledger: { seq: head.seq, sealedSeq: head.checkpointedSeq },
-          };
-        } catch (error) {
-          // Reading the head re-checks the node's unsealed events: a fault there is not an outage.
-          if (error instanceof LedgerIntegrityError)
-            return reply
-              .code(503)
-              .send({ status: 'integrity_fault', node: node.identity.node, problem: error.message });
-          return reply
-            .code(503)
-            .send({ status: 'unavailable', node: node.identity.node, problem: 'the store does not answer' });
-        }
+      async handler({ request, reply }) {
+        const status = await healthOf(node);
+        // Anonymous callers (a load balancer) learn up or down only: no node, provider or cause.
+        const body = (await mayReadHealthDetail(request)) ? status.detail : { status: status.detail.status };
+        return reply.code(status.code).send(body);
       },
     }),
     publicRoute({
       method: 'GET',
       url: '/metrics',
-      summary: 'Prometheus metrics',
+      summary: 'Prometheus metrics (operator token: Authorization: Bearer)',
       access: { public: true },
-      async handler({ reply }) {
+      async handler({ request, reply }) {
+        if (!isOperator(request.headers.authorization))
+          throw new UnauthenticatedError(
+            options.operatorTokenSha256
+              ? 'metrics need the operator token: send Authorization: Bearer <token>'
+              : 'metrics are off: set operatorTokenSha256 (HOLDFAST_OPERATOR_TOKEN_SHA256) to read them with that token',
+          );
         reply.header('content-type', metrics.contentType);
         return metrics.metrics();
       },
@@ -413,8 +422,78 @@ export async function buildHoldfastApp(
       );
   }, sweepEvery);
   sweeper.unref();
-  app.addHook('onClose', async () => clearInterval(sweeper));
+  // Repeated denials are written as one event with their count when their window ends.
+  const denialFlusher = setInterval(() => {
+    deps.denials
+      .flush()
+      .catch((error: unknown) => options.logger.warn({ err: error }, 'writing coalesced denials failed'));
+  }, 10_000);
+  denialFlusher.unref();
+  app.addHook('onClose', async () => {
+    clearInterval(sweeper);
+    clearInterval(denialFlusher);
+    await deps.denials.flush(true).catch(() => undefined);
+  });
   return { app, registry, deps, accounts, patients, cases, messaging, heldCases, directory };
+}
+
+/** The node's health: status code, and the detail an operator or signed-in user may see. */
+async function healthOf(
+  node: HoldfastNode,
+): Promise<{ code: number; detail: { status: string } & Record<string, unknown> }> {
+  // A failed integrity check halts the ledger: the node is not healthy, whatever else answers.
+  if (node.ledger.halted)
+    return {
+      code: 503,
+      detail: { status: 'integrity_fault', node: node.identity.node, problem: node.ledger.halted },
+    };
+  const unwritable = await writeProblem(node);
+  if (unwritable)
+    return {
+      code: 503,
+      detail: {
+        status: 'unavailable',
+        node: node.identity.node,
+        problem: unwritable.problem,
+        cause: { code: unwritable.code, failedAppends: unwritable.failedAppends },
+      },
+    };
+  try {
+    await node.store.ping();
+    const head = await node.ledger.head(node.identity.tenant);
+    return {
+      code: 200,
+      detail: {
+        status: 'ok',
+        node: node.identity.node,
+        role: node.identity.role,
+        tenant: node.identity.tenant,
+        store: node.store.dialect,
+        ledger: { seq: head.seq, sealedSeq: head.checkpointedSeq },
+      },
+    };
+  } catch (error) {
+    // Reading the head re-checks the node's unsealed events: a fault there is not an outage.
+    if (error instanceof LedgerIntegrityError)
+      return {
+        code: 503,
+        detail: { status: 'integrity_fault', node: node.identity.node, problem: error.message },
+      };
+    return {
+      code: 503,
+      detail: { status: 'unavailable', node: node.identity.node, problem: 'the store does not answer' },
+    };
+  }
+}
+
+/** Whether an Authorization header carries the operator token (never, when none is configured). */
+function operatorCheck(tokenSha256: string | undefined): (header: string | undefined) => boolean {
+  const expected = tokenSha256 ? Buffer.from(tokenSha256, 'hex') : null;
+  return (header) => {
+    if (!expected || !header?.startsWith('Bearer ')) return false;
+    const sent = createHash('sha256').update(header.slice(7).trim()).digest();
+    return timingSafeEqual(sent, expected);
+  };
 }
 
 /**

@@ -39,6 +39,8 @@ interface BaseRoute<B extends Schema, Q extends Schema, P extends Schema> {
   params?: P;
   /** A larger request body limit than the app's (bytes, after decompression): node-to-node sync only. */
   bodyLimit?: number;
+  /** A live stream (server-sent events): counted against the stream limits, not the request limits. */
+  stream?: boolean;
 }
 
 export type PublicRouteSpec<B extends Schema, Q extends Schema, P extends Schema> = BaseRoute<B, Q, P> & {
@@ -61,6 +63,7 @@ export interface RouteSpec {
   query?: z.ZodType;
   params?: z.ZodType;
   bodyLimit?: number;
+  stream?: boolean;
   handler(
     input: AuthedInput<unknown, unknown, unknown> | RouteInput<unknown, unknown, unknown>,
   ): Promise<unknown>;

@@ -86,7 +86,9 @@ export class HttpSyncTransport implements SyncTransport {
   private async post<S extends z.ZodType>(path: string, body: unknown, schema: S): Promise<z.output<S>> {
     const o = this.options;
     const text = JSON.stringify(body);
-    const signed = signRequest(o.signer, o.clock, { method: 'POST', path, tenant: o.tenant, body: text });
+    // The signature covers the body as sent (compressed), so the peer checks it before inflating.
+    const wire = await gzipAsync(text);
+    const signed = signRequest(o.signer, o.clock, { method: 'POST', path, tenant: o.tenant, body: wire });
     const url = new URL(path, o.url);
     let res: Response;
     try {
@@ -99,7 +101,7 @@ export class HttpSyncTransport implements SyncTransport {
           'accept-encoding': 'gzip',
           [HEADER.protocol]: String(SYNC_PROTOCOL_VERSION),
         },
-        body: await gzipAsync(text),
+        body: wire,
         signal: AbortSignal.timeout(o.timeoutMs ?? 60_000),
       });
     } catch (error) {

@@ -1,7 +1,6 @@
-import { createHash } from 'node:crypto';
-import { Transform, type Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { createGunzip, gzip } from 'node:zlib';
+import { gunzip, gzip } from 'node:zlib';
 import { ConflictError, ValidationError, type Clock } from '@holdfast/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -46,15 +45,32 @@ const SYNC_PATHS = new Set([SYNC_PULL_PATH, SYNC_PUSH_PATH]);
 export const SYNC_BODY_LIMIT = 8 * 1024 * 1024;
 
 const gzipAsync = promisify(gzip);
-const bodyDigests = new WeakMap<FastifyRequest, string>();
+const gunzipAsync = promisify(gunzip);
+/** Callers whose signature over the body as sent was verified before the body was inflated or parsed. */
+const verifiedCallers = new WeakMap<FastifyRequest, VerifiedCaller>();
+
+/** How many sync bodies were inflated since start: a test shows a forged one never is. */
+export const syncInflation = { runs: 0 };
+
+const tooLarge = () =>
+  Object.assign(new Error('the sync request body is too large'), {
+    statusCode: 413,
+    code: 'FST_ERR_CTP_BODY_TOO_LARGE',
+  });
 
 /**
- * Request bodies of the sync routes: gunzipped when sent with Content-Encoding: gzip, and hashed
- * as they stream in, so the signature is checked against exactly the bytes that were parsed. A
- * sync request whose protocol header names another version is refused before its body is read.
+ * Request bodies of the sync routes. The body as sent (gzip or not) is read, at most
+ * SYNC_BODY_LIMIT bytes, and the caller's signature is checked over exactly those bytes before
+ * anything else is done with them: a forged request costs one hash and one signature check, never
+ * an inflation or a parse. A signed gzip body is then inflated to at most SYNC_BODY_LIMIT bytes
+ * (more is refused with 413 as soon as it is reached). A sync request whose protocol header names
+ * another version is refused before its body is read.
  */
-export function installSyncBodyHandling(app: FastifyInstance): void {
-  app.addHook('preParsing', async (request, _reply, payload) => {
+export function installSyncBodyHandling(
+  app: FastifyInstance,
+  deps: { node: HoldfastNode; clock: Clock },
+): void {
+  app.addHook('preParsing', async (request, reply, payload) => {
     if (!SYNC_PATHS.has(request.routeOptions.url ?? '')) return payload;
     const encoding = String(request.headers['content-encoding'] ?? 'identity').toLowerCase();
     if (encoding !== 'gzip' && encoding !== 'identity') {
@@ -63,36 +79,45 @@ export function installSyncBodyHandling(app: FastifyInstance): void {
         code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE',
       });
     }
-    const hash = createHash('sha256');
-    const hasher = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        hash.update(chunk);
-        done(null, chunk);
-      },
-      flush(done) {
-        bodyDigests.set(request, hash.digest('hex'));
-        done();
-      },
-    });
-    // Fastify compares Content-Length with the bytes received on the wire: count them here, since
-    // the stream it reads from is the decompressed one.
-    const counted = hasher as Transform & { receivedEncodedLength: number };
-    counted.receivedEncodedLength = 0;
-    (payload as Readable).on('data', (chunk: Buffer) => {
-      counted.receivedEncodedLength += chunk.length;
-    });
-    if (encoding === 'gzip') {
-      const gunzip = createGunzip();
-      gunzip.on('error', () =>
-        hasher.destroy(
-          Object.assign(new Error('the gzip body could not be decompressed'), { statusCode: 400 }),
-        ),
-      );
-      (payload as Readable).pipe(gunzip).pipe(hasher);
-    } else {
-      (payload as Readable).pipe(hasher);
+    const declared = Number(request.headers['content-length'] ?? 0);
+    if (declared > SYNC_BODY_LIMIT) throw tooLarge();
+    const chunks: Buffer[] = [];
+    let received = 0;
+    for await (const chunk of payload as Readable) {
+      received += (chunk as Buffer).length;
+      if (received > SYNC_BODY_LIMIT) throw tooLarge();
+      chunks.push(chunk as Buffer);
     }
-    return hasher;
+    const wire = Buffer.concat(chunks);
+    try {
+      verifiedCallers.set(
+        request,
+        await verifySignedRequest(deps.node.store, deps.clock, {
+          method: 'POST',
+          path: request.routeOptions.url ?? '',
+          headers: request.headers,
+          bodySha256: sha256Hex(wire),
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof SignatureRefusedError)) throw error;
+      void sendProblem(reply, signatureProblem(error));
+      return undefined;
+    }
+    let body = wire;
+    if (encoding === 'gzip') {
+      syncInflation.runs++;
+      try {
+        body = await gunzipAsync(wire, { maxOutputLength: SYNC_BODY_LIMIT });
+      } catch (error) {
+        if ((error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge();
+        throw Object.assign(new Error('the gzip body could not be decompressed'), { statusCode: 400 });
+      }
+    }
+    // Fastify compares Content-Length with the bytes received on the wire.
+    const out = Readable.from([body]) as Readable & { receivedEncodedLength: number };
+    out.receivedEncodedLength = received;
+    return out;
   });
   app.addHook('preHandler', async (request, reply) => {
     if (!SYNC_PATHS.has(request.routeOptions.url ?? '')) return;
@@ -224,18 +249,9 @@ function nodeSignedRoute<S extends typeof pullRequestSchema | typeof pushRequest
         throw new ValidationError([
           { path: 'body.from', message: `is not the node that signed the request (${HEADER.node})` },
         ]);
-      let caller: VerifiedCaller;
-      try {
-        caller = await verifySignedRequest(deps.node.store, deps.clock, {
-          method: 'POST',
-          path,
-          headers: request.headers,
-          bodySha256: bodyDigests.get(request) ?? sha256Hex(JSON.stringify(parsed)),
-        });
-      } catch (error) {
-        if (error instanceof SignatureRefusedError) return sendProblem(reply, signatureProblem(error));
-        throw error;
-      }
+      // Verified over the body as sent before it was inflated or parsed (installSyncBodyHandling).
+      const caller = verifiedCallers.get(request);
+      if (!caller) throw new Error('a sync request reached its handler without a verified signature');
       try {
         const answer = await exchange(b);
         await deps.status.recordSuccess(caller.tenant, caller.node, 'inbound');

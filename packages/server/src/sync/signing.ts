@@ -7,7 +7,7 @@ import type { Store } from '../store/store.ts';
 
 /**
  * Signed sync requests. A node signs each request with its Ed25519 key over what the request is and
- * does: method, path, tenant, node, timestamp, a nonce and the SHA-256 of the (uncompressed) body.
+ * does: method, path, tenant, node, timestamp, a nonce and the SHA-256 of the body as sent (compressed when gzip; checked before it is inflated).
  * The receiver accepts it only from a node registered for that tenant, within ±5 minutes of its own
  * clock, and only once (the nonce is remembered until the timestamp could no longer pass).
  *
@@ -77,7 +77,7 @@ export function responseSigningText(f: {
   ].join('\n');
 }
 
-/** Headers that sign one request (the body as it is before compression). */
+/** Headers that sign one request (the body exactly as sent, compressed if it is sent gzip). */
 export function signRequest(
   signer: NodeSigner,
   clock: Clock,

@@ -5,7 +5,7 @@ import { accessEvent } from '../../src/audit/auditor.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
 import { caseAt } from '../support/cases.ts';
 import { STORE_KINDS } from '../support/databases.ts';
-import { Client, startTestApp, type TestApp } from '../support/http.ts';
+import { Client, startTestApp, type TestApp, OPERATOR_HEADERS } from '../support/http.ts';
 
 /**
  * POST /api/v1/calls: the case, its answered event and the audit of the write are one append (one
@@ -180,7 +180,9 @@ describe.each(STORE_KINDS)('opening a case for a call on %s', (kind) => {
     expect((await ownChain()).length).toBe(before);
     // A refusal of one append is not a failure of the node.
     expect(t.node.ledger.writeHealth.failure).toBeNull();
-    expect((await t.app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
+    expect(
+      (await t.app.inject({ method: 'GET', url: '/health', headers: OPERATOR_HEADERS })).statusCode,
+    ).toBe(200);
   });
 
   it('refuses a malformed Idempotency-Key naming the header', async () => {
@@ -192,7 +194,9 @@ describe.each(STORE_KINDS)('opening a case for a call on %s', (kind) => {
   });
 
   it('while the chain cannot be appended to: the call stores nothing, /health answers 503 naming the cause, then recovers', async () => {
-    expect((await t.app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
+    expect(
+      (await t.app.inject({ method: 'GET', url: '/health', headers: OPERATOR_HEADERS })).statusCode,
+    ).toBe(200);
     const chain = await ownChain();
     const head = chain[chain.length - 1]!;
     // Another writer took the next seq of this node's chain behind the ledger's back.
@@ -219,7 +223,7 @@ describe.each(STORE_KINDS)('opening a case for a call on %s', (kind) => {
       'idempotency-key': randomUUID(),
     });
     expect(failed.statusCode).toBe(500);
-    const health = await t.app.inject({ method: 'GET', url: '/health' });
+    const health = await t.app.inject({ method: 'GET', url: '/health', headers: OPERATOR_HEADERS });
     expect(health.statusCode).toBe(503);
     expect(health.json()).toMatchObject({
       status: 'unavailable',
@@ -239,9 +243,13 @@ describe.each(STORE_KINDS)('opening a case for a call on %s', (kind) => {
 
     await t.node.store.db.deleteFrom('ledger_events').where('id', '=', intruder).execute();
     // Not a write failure: healthy only once an append commits again.
-    expect((await t.app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(503);
+    expect(
+      (await t.app.inject({ method: 'GET', url: '/health', headers: OPERATOR_HEADERS })).statusCode,
+    ).toBe(503);
     const kept = await adviser.request('POST', '/api/v1/calls', call('Kept again'));
     expect(kept.statusCode, kept.body).toBe(201);
-    expect((await t.app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
+    expect(
+      (await t.app.inject({ method: 'GET', url: '/health', headers: OPERATOR_HEADERS })).statusCode,
+    ).toBe(200);
   });
 });

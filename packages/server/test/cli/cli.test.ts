@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -257,9 +258,16 @@ describe('holdfast CLI', () => {
   it('start initialises on first run and serves /health and /metrics', async () => {
     const dir = tempDir();
     const port = await freePort();
+    const token = 'cli-test-operator-token';
     const child = spawn(process.execPath, holdfastArgs('-d', dir, 'start', '--port', String(port)), {
-      env: { ...process.env, CI: '1', NO_COLOR: '1' },
+      env: {
+        ...process.env,
+        CI: '1',
+        NO_COLOR: '1',
+        HOLDFAST_OPERATOR_TOKEN_SHA256: createHash('sha256').update(token).digest('hex'),
+      },
     });
+    const operator = { headers: { authorization: `Bearer ${token}` } };
     try {
       let out = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -270,7 +278,10 @@ describe('holdfast CLI', () => {
       expect(out).toContain('first start: created node node-1 and the demo provider Northshire IUC');
       expect(out).toMatch(/health-adviser@northshire +health_adviser/);
       expect(out).toMatch(/all with the password demo-\S+/);
-      const health = (await (await fetch(`http://127.0.0.1:${port}/health`)).json()) as Record<
+      // Anonymous callers learn up or down only; the operator token reads the detail and the metrics.
+      expect(await (await fetch(`http://127.0.0.1:${port}/health`)).json()).toEqual({ status: 'ok' });
+      expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(401);
+      const health = (await (await fetch(`http://127.0.0.1:${port}/health`, operator)).json()) as Record<
         string,
         unknown
       >;
@@ -282,7 +293,7 @@ describe('holdfast CLI', () => {
         // 30 made-up demo patients, and the 15 services of the sample directory.
         ledger: { seq: 57 },
       });
-      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`, operator)).text();
       expect(metrics).toMatch(/^holdfast_ledger_head_seq 57$/m);
       expect(metrics).toContain('holdfast_http_request_duration_seconds_bucket');
     } finally {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -55,7 +56,13 @@ describe('the demo provider', () => {
 async function startOnce(dataDir: string): Promise<{ output: string; seq: number }> {
   const port = await freePort();
   const child = spawn(process.execPath, holdfastArgs('-d', dataDir, 'start', '--port', String(port)), {
-    env: { ...process.env, CI: '1', NO_COLOR: '1', TZ: 'UTC' },
+    env: {
+      ...process.env,
+      CI: '1',
+      NO_COLOR: '1',
+      TZ: 'UTC',
+      HOLDFAST_OPERATOR_TOKEN_SHA256: createHash('sha256').update('demo-test-operator').digest('hex'),
+    },
   });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
@@ -65,7 +72,11 @@ async function startOnce(dataDir: string): Promise<{ output: string; seq: number
     while (!output.includes('listening on') && Date.now() < deadline && child.exitCode === null)
       await new Promise((r) => setTimeout(r, 100));
     expect(output).toContain(`listening on http://localhost:${port}`);
-    const health = (await (await fetch(`http://127.0.0.1:${port}/health`)).json()) as {
+    const health = (await (
+      await fetch(`http://127.0.0.1:${port}/health`, {
+        headers: { authorization: 'Bearer demo-test-operator' },
+      })
+    ).json()) as {
       ledger: { seq: number };
     };
     return { output, seq: health.ledger.seq };

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../src/auth/passwords.ts';
 import { STORE_KINDS } from '../support/databases.ts';
-import { Client, startTestApp, type TestApp } from '../support/http.ts';
+import { Client, startTestApp, type TestApp, OPERATOR_HEADERS } from '../support/http.ts';
 
 type UsersRow = { tenant: string; user_id: string; roles: string; password_hash: string; disabled: number };
 
@@ -83,7 +83,9 @@ describe.each(STORE_KINDS)('accounts edited in the store on %s', (kind) => {
   });
 
   it('/health answers 503 integrity_fault when an unsealed event of the node was edited under it', async () => {
-    expect((await t.app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
+    expect(
+      (await t.app.inject({ method: 'GET', url: '/health', headers: OPERATOR_HEADERS })).statusCode,
+    ).toBe(200);
     const siteId = await t.accounts.createSite('northshire', 'Annex', 'system:test');
     const [event] = await t.node.ledger
       .readTenant('northshire', null, 100_000)
@@ -96,7 +98,7 @@ describe.each(STORE_KINDS)('accounts edited in the store on %s', (kind) => {
       .where('seq', '=', event!.seq)
       .execute();
     t.node.ledger.resetCache(); // as after a restart: the head is read from the store again
-    const res = await t.app.inject({ method: 'GET', url: '/health' });
+    const res = await t.app.inject({ method: 'GET', url: '/health', headers: OPERATOR_HEADERS });
     expect(res.statusCode).toBe(503);
     expect(res.json()).toMatchObject({
       status: 'integrity_fault',
@@ -108,7 +110,7 @@ describe.each(STORE_KINDS)('accounts edited in the store on %s', (kind) => {
 
   it('/health answers 503 naming the fault once an integrity check has halted the ledger', async () => {
     t.node.ledger.halt('integrity check failed: projection accounts, table users, column roles');
-    const res = await t.app.inject({ method: 'GET', url: '/health' });
+    const res = await t.app.inject({ method: 'GET', url: '/health', headers: OPERATOR_HEADERS });
     expect(res.statusCode).toBe(503);
     expect(res.json()).toMatchObject({
       status: 'integrity_fault',

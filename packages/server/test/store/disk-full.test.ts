@@ -9,7 +9,7 @@ import { verifyStore } from '../../src/ledger/verify.ts';
 import { ledgerCrypto } from '../../src/node/crypto.ts';
 import { openNode } from '../../src/node/node.ts';
 import { DISK_FULL_MESSAGE } from '../../src/store/failures.ts';
-import { Client, startTestApp, type TestApp } from '../support/http.ts';
+import { Client, startTestApp, type TestApp, OPERATOR_HEADERS } from '../support/http.ts';
 
 /**
  * A node whose disk fills up while an adviser keeps taking calls. Every call it acknowledged (2xx)
@@ -141,7 +141,7 @@ async function diskFullRun(t: TestApp, logLines: string[], filler: DiskFiller): 
     expect(a.body).toMatchObject({ code: 'disk_full', detail: DISK_FULL_MESSAGE });
   }
 
-  const health = await t.app.inject({ method: 'GET', url: '/health' });
+  const health = await t.app.inject({ method: 'GET', url: '/health', headers: OPERATOR_HEADERS });
   expect(health.statusCode).toBe(503);
   expect(health.json()).toMatchObject({
     status: 'unavailable',
@@ -156,7 +156,7 @@ async function diskFullRun(t: TestApp, logLines: string[], filler: DiskFiller): 
 
   filler.free(t);
   // The node notices by itself (a load balancer sends no writes to an unhealthy node).
-  const recovered = await t.app.inject({ method: 'GET', url: '/health' });
+  const recovered = await t.app.inject({ method: 'GET', url: '/health', headers: OPERATOR_HEADERS });
   expect(recovered.statusCode, recovered.body).toBe(200);
   // A refused call sent again with its key is opened now; an acknowledged one sent again is not repeated.
   const retried = await post(refused[0]!.marker, refused[0]!.key);

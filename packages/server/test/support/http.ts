@@ -11,11 +11,17 @@ import type { InboundCredential } from '../../src/inbound/service.ts';
 import type { TelephonyCredential } from '../../src/telephony/service.ts';
 import type { ServiceLookup } from '../../src/referrals/service.ts';
 import { initNode, type HoldfastNode } from '../../src/node/node.ts';
+import type { FairUseLimits } from '../../src/http/fair-use.ts';
+import type { HttpServerLimits } from '../../src/http/app.ts';
+import type { DenialLimits } from '../../src/audit/denials.ts';
 import { freshStore, type StoreKind } from './databases.ts';
 
 export const PASSWORD = 'correct horse battery staple';
 /** The bearer token of the sample sending system every test app knows (endpoint `sample-ambulance`). */
 export const SAMPLE_INBOUND_TOKEN = 'sample-ambulance-service-token-0123456789';
+/** The operator token every test app knows: reads /metrics and the detail of /health. */
+export const OPERATOR_TOKEN = 'test-operator-token-0123456789abcdef';
+export const OPERATOR_HEADERS = { authorization: `Bearer ${OPERATOR_TOKEN}` };
 /** The bearer token of the sample telephony every test app knows (system `sample-telephony`, first provider). */
 export const SAMPLE_TELEPHONY_TOKEN = 'sample-telephony-token-0123456789abcdef';
 
@@ -59,6 +65,11 @@ export async function startTestApp(
     telephonyCredentials?: TelephonyCredential[];
     /** Where referrals find services (default: the node's directory). */
     serviceLookup?: ServiceLookup;
+    /** Sign-in failures a minute from one address (default: high enough never to be reached). */
+    perAddressPerMinute?: number;
+    fairUse?: FairUseLimits;
+    denialLimits?: DenialLimits;
+    httpLimits?: HttpServerLimits;
   } = {},
 ): Promise<TestApp> {
   const fresh = await freshStore(kind, { dataDir: options.dataDir, pgTablespace: options.pgTablespace });
@@ -112,7 +123,16 @@ export async function startTestApp(
       idleTimeoutMs: options.idleTimeoutMs ?? 30 * 60_000,
       absoluteTimeoutMs: options.absoluteTimeoutMs ?? 12 * 3600_000,
     },
-    throttle: { maxFailures: 5, lockoutMs: options.lockoutMs ?? 15 * 60_000, perAddressPerMinute: 10_000 },
+    throttle: {
+      maxFailures: 5,
+      lockoutMs: options.lockoutMs ?? 15 * 60_000,
+      perAddressPerMinute: options.perAddressPerMinute ?? 10_000,
+    },
+    operatorTokenSha256: createHash('sha256').update(OPERATOR_TOKEN).digest('hex'),
+    ...(options.fairUse ? { fairUse: options.fairUse } : {}),
+    // Route-walking tests are denied many times a minute on purpose: no 429 for them unless asked.
+    denialLimits: options.denialLimits ?? { windowMs: 60_000, perSessionPerWindow: 1_000_000 },
+    ...(options.httpLimits ? { httpLimits: options.httpLimits } : {}),
     passkeys: { rpId: 'localhost', rpName: 'Holdfast test', origins: ['http://localhost:8080'] },
     inboundCredentials: options.inboundCredentials
       ? options.inboundCredentials(providers)

@@ -1,3 +1,4 @@
+import { OPERATOR_HEADERS } from './http.ts';
 import { randomUUID } from 'node:crypto';
 import { hasPermission, ROLES, type Role } from '@holdfast/core';
 import type {
@@ -189,6 +190,11 @@ export interface SampleRequest {
   body?: unknown;
   /** Headers the request needs (a node's signature on the sync routes); a test's own headers win. */
   headers?: Record<string, string>;
+  /**
+   * Headers for the body actually sent (the sync routes check their signature over it before
+   * reading it): each probe, with whatever body it sends, is signed afresh.
+   */
+  signFor?: (body: string) => Record<string, string>;
 }
 
 export interface Caller {
@@ -436,7 +442,9 @@ export function send(
   extra: { rawBody?: string; headers?: Record<string, string>; url?: string } = {},
 ): Promise<LightMyRequestResponse> {
   const body = extra.rawBody ?? (req.body === undefined ? undefined : JSON.stringify(req.body));
-  const headers = req.headers || extra.headers ? { ...req.headers, ...extra.headers } : undefined;
+  const signed = req.signFor && body !== undefined ? req.signFor(body) : {};
+  const headers =
+    req.headers || extra.headers || req.signFor ? { ...req.headers, ...signed, ...extra.headers } : undefined;
   return client.request(spec.method, extra.url ?? urlFor(spec, req), body, headers);
 }
 
@@ -608,7 +616,7 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
     ]),
   ),
   'GET /health': { build: () => ({}) },
-  'GET /metrics': { build: () => ({}) },
+  'GET /metrics': { build: () => ({ headers: { ...OPERATOR_HEADERS } }) },
   'GET /openapi.json': { build: () => ({}) },
   'GET /docs': { build: () => ({}) },
   'POST /api/v1/auth/sign-in': {
@@ -1225,11 +1233,7 @@ async function signedSyncSample(
     await registerPeerKey(w.t.node, w.provider.tenant, SAMPLE_SITE, signer.publicKey, 'site');
     sampleSigners.set(w, signer);
   }
-  const headers = signRequest(signer, w.t.clock, {
-    method: 'POST',
-    path,
-    tenant: w.provider.tenant,
-    body: JSON.stringify(body),
-  });
-  return { body, headers };
+  const signFor = (text: string) =>
+    signRequest(signer, w.t.clock, { method: 'POST', path, tenant: w.provider.tenant, body: text });
+  return { body, headers: signFor(JSON.stringify(body)), signFor };
 }

@@ -16,6 +16,7 @@ import { readableEventTypes } from '../../src/sync/handlers.ts';
 import { HttpSyncTransport, splitBySize, SyncHttpError } from '../../src/sync/http-transport.ts';
 import { SYNC_PROTOCOL_VERSION, SyncRefusedError } from '../../src/sync/protocol.ts';
 import { backoffMs, SyncRunner, type RunnerTimers } from '../../src/sync/runner.ts';
+import { syncInflation } from '../../src/sync/routes.ts';
 import { HEADER, signRequest } from '../../src/sync/signing.ts';
 import { SyncStatusStore, syncStatusReport } from '../../src/sync/status.ts';
 import { freshStore, STORE_KINDS, type StoreKind } from '../support/databases.ts';
@@ -90,19 +91,20 @@ async function rawSync(
   sign: { signer: Ed25519Signer; clock: Clock; tenant?: string },
   extraHeaders: Record<string, string> = {},
 ): Promise<{ status: number; problem: Record<string, unknown>; headers: Record<string, string> }> {
-  const text = JSON.stringify(body);
+  // Signed over the body as sent: the gzip bytes.
+  const wire = gzipSync(JSON.stringify(body));
   const headers = {
     ...signRequest(sign.signer, sign.clock, {
       method: 'POST',
       path,
       tenant: sign.tenant ?? TENANT,
-      body: text,
+      body: wire,
     }),
     'content-type': 'application/json',
     'content-encoding': 'gzip',
     ...extraHeaders,
   };
-  return sendRaw(hub, path, gzipSync(text), headers);
+  return sendRaw(hub, path, wire, headers);
 }
 
 async function sendRaw(
@@ -330,12 +332,42 @@ describe.each(STORE_KINDS)('sync over HTTP (hub on %s)', (kind) => {
         method: 'POST',
         path: '/api/v1/sync/pull',
         tenant: TENANT,
-        body: 'x',
+        body: Buffer.from('not gzip at all'),
       }),
       'content-type': 'application/json',
       'content-encoding': 'gzip',
     });
     expect(notGzip.status).toBe(400);
+  });
+
+  it('checks the signature over the compressed body before inflating it, and bounds inflation', async () => {
+    // About 16 KB of gzip that inflates to 16 MiB of zeros: twice the sync body limit.
+    const bomb = gzipSync(Buffer.alloc(16 * 1024 * 1024), { level: 9 });
+    expect(bomb.length).toBeLessThan(20_000);
+    const clock = site.clock;
+    const signedFor = (signer: Ed25519Signer, body: Buffer) => ({
+      ...signRequest(signer, clock, { method: 'POST', path: '/api/v1/sync/pull', tenant: TENANT, body }),
+      'content-type': 'application/json',
+      'content-encoding': 'gzip',
+    });
+    // Forged: signed by the registered site's name over other bytes, and by a stranger. Refused
+    // before any inflation: the counter does not move and the answer is quick.
+    const inflatedBefore = syncInflation.runs;
+    const forged = { ...signedFor(site.identity.signer, Buffer.from('other bytes')) };
+    const started = performance.now();
+    const refused = await sendRaw(hub, '/api/v1/sync/pull', bomb, forged);
+    const ms = performance.now() - started;
+    expect(refused.status).toBe(401);
+    expect(refused.problem).toMatchObject({ code: 'sync_bad_signature' });
+    const stranger = Ed25519Signer.generate('stranger').signer;
+    const unknown = await sendRaw(hub, '/api/v1/sync/pull', bomb, signedFor(stranger, bomb));
+    expect(unknown.status).toBe(403);
+    expect(syncInflation.runs).toBe(inflatedBefore);
+    expect(ms).toBeLessThan(250);
+    // Signed by the site itself: inflated, but only up to the limit, then refused with 413.
+    const signed = await sendRaw(hub, '/api/v1/sync/pull', bomb, signedFor(site.identity.signer, bomb));
+    expect(signed.status).toBe(413);
+    expect(syncInflation.runs).toBe(inflatedBefore + 1);
   });
 
   it('the transport turns refusals into errors naming the reason', async () => {
