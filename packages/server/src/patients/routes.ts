@@ -282,7 +282,7 @@ export function patientRoutes(patients: PatientService): RouteSpec[] {
       access: { permission: 'patients.search' },
       body: searchBody,
       async handler({ ctx, body }) {
-        return { patients: await patients.search(ctx, body) };
+        return patients.search(ctx, body);
       },
     }),
     authedRoute({
