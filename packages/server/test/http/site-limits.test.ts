@@ -279,4 +279,27 @@ describe.each(STORE_KINDS)('site limits on every route (%s)', (kind) => {
     }
     expect(mismatches).toEqual([]);
   });
+
+  it('the live stream tells a user only of cases at their sites', async () => {
+    const opened = await w.clients.health_adviser.request('POST', '/api/v1/calls', {
+      siteId: w.site,
+      caller: {
+        name: 'Sam Caller',
+        relationship: 'self',
+        callbackNumber: '0113 496 0123',
+        callbackNumberReadBack: true,
+      },
+      location: 'At home',
+      presentingComplaint: 'Feeling unwell',
+    });
+    const caseId = opened.json<{ caseId: string }>().caseId;
+    const heard = async (client: Client) =>
+      (
+        await client.request('GET', '/api/v1/queue/stream', undefined, { 'last-event-id': '0' })
+      ).body.includes(caseId);
+    expect(await heard(w.clients.clinician)).toBe(true);
+    expect(await heard(w.clients.shift_manager)).toBe(true);
+    expect(await heard(siteB.clinician)).toBe(false);
+    expect(await heard(siteB.dispatcher)).toBe(false);
+  });
 });
