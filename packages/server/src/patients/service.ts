@@ -333,7 +333,7 @@ export class PatientService {
 
   /**
    * The access layer's rules for a write of new records at a home site: the site rule of the record
-   * (own sites, or break-glass, which a registration never states, so refused), and no field the
+   * (own sites, or break-glass with a stated reason: true when it was), and no field the
    * caller's roles cannot read (`clinicalNotes`, `accessInstructions`): 403 naming the field, nothing
    * stored.
    */
@@ -343,8 +343,13 @@ export class PatientService {
     records: readonly PatientRecord[],
     route: string,
     path: (index: number, field: string) => string,
-  ): Promise<void> {
-    await requireSiteAccess(ctx, 'patient', homeSiteId, { auditor: this.auditor, route });
+    breakGlassReason?: string,
+  ): Promise<boolean> {
+    const site = await requireSiteAccess(ctx, 'patient', homeSiteId, {
+      auditor: this.auditor,
+      route,
+      breakGlassReason,
+    });
     const refused = records.flatMap((r, i) => unwritablePatientFields(ctx.roles, r).map((f) => path(i, f)));
     if (refused.length > 0) {
       await this.auditor.denied(
@@ -358,6 +363,7 @@ export class PatientService {
         `your role cannot read, and so cannot write, ${refused.join(', ')}: leave ${refused.length > 1 ? 'them' : 'it'} out, or ask a colleague whose role holds it`,
       );
     }
+    return site.via === 'break_glass';
   }
 
   /**
@@ -365,14 +371,20 @@ export class PatientService {
    * it (checked again inside the commit, so two registrations racing each other make one record):
    * two records for one person split their history and special notes.
    */
-  async register(ctx: RequestContext, homeSiteId: string, whole: PatientRecord): Promise<string> {
+  async register(
+    ctx: RequestContext,
+    homeSiteId: string,
+    whole: PatientRecord,
+    breakGlassReason?: string,
+  ): Promise<string> {
     await this.requireSite(ctx, homeSiteId);
-    await this.requireWritable(
+    const breakGlass = await this.requireWritable(
       ctx,
       homeSiteId,
       [whole],
       'POST /api/v1/patients',
-      (i, f) => `body.record.${f}`,
+      (_, f) => `body.record.${f}`,
+      breakGlassReason,
     );
     const patientId = randomUUID();
     const nhsNumber = whole.nhsNumber;
@@ -389,7 +401,8 @@ export class PatientService {
           action: 'write',
           resourceType: 'patient',
           resourceId: patientId,
-          breakGlass: false,
+          breakGlass,
+          ...(breakGlass ? { reason: breakGlassReason!.trim() } : {}),
           fields: Object.keys(whole),
         }),
       ],
