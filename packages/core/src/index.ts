@@ -9,6 +9,7 @@ export * from './ledger/registry.ts';
 export * from './ledger/chain.ts';
 export * from './ledger/system-events.ts';
 export * from './accounts/roles.ts';
+export * from './accounts/access.ts';
 export * from './accounts/password-policy.ts';
 export * from './accounts/events.ts';
 export * from './patients/nhs-number.ts';

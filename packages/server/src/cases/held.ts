@@ -66,6 +66,7 @@ export class HeldCaseRelease {
         roles: [],
         siteIds: [],
         sessionId: '',
+        system: true,
         address: '',
       };
       try {

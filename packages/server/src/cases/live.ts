@@ -1,5 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { caseListSites } from '@holdfast/core';
 import type { RequestContext } from '../http/context.ts';
+import { casesDb } from './projection.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { Store } from '../store/store.ts';
 
@@ -10,7 +12,9 @@ const PAGE = 500;
  * Server-sent events of case changes (event `case`) and of messages to other systems (event
  * `outbox`, type only) for one provider. Each message's id is the event's position in
  * this node's ledger, so a client that reconnects with Last-Event-ID gets exactly what it missed.
- * Messages carry the case id and the event type only; the client re-reads what it shows.
+ * Messages carry the case id and the event type only; the client re-reads what it shows. The
+ * access layer's list rule applies (core `caseListSites`, as for the queue): only cases at the
+ * user's sites, or every site with `queue.all_sites`; a user with no sites hears of no case.
  */
 export async function streamCaseEvents(
   store: Store,
@@ -70,7 +74,35 @@ export async function streamCaseEvents(
               .execute(),
           );
           if (closed) return;
+          const sites = caseListSites(ctx);
+          const caseIds = [
+            ...new Set(rows.flatMap((r) => (r.subject?.startsWith('case:') ? [r.subject.slice(5)] : []))),
+          ];
+          const siteOf =
+            sites === 'all' || caseIds.length === 0
+              ? new Map<string, string>()
+              : new Map(
+                  (
+                    await store.withTenant(ctx.tenant, (trx) =>
+                      casesDb(trx)
+                        .selectFrom('cases')
+                        .select(['case_id', 'site_id'])
+                        .where('tenant', '=', ctx.tenant)
+                        .where('case_id', 'in', caseIds)
+                        .execute(),
+                    )
+                  ).map((c) => [c.case_id, c.site_id]),
+                );
+          const visible = (subject: string | null): boolean => {
+            if (sites === 'all' || !subject?.startsWith('case:')) return true;
+            const site = siteOf.get(subject.slice(5));
+            return site !== undefined && sites.includes(site);
+          };
           for (const r of rows) {
+            if (!r.type.startsWith('message.') && !visible(r.subject)) {
+              after = Number(r.pos);
+              continue;
+            }
             raw.write(
               r.type.startsWith('message.')
                 ? `id: ${Number(r.pos)}\nevent: outbox\ndata: ${JSON.stringify({ type: r.type })}\n\n`

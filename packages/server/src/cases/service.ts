@@ -14,7 +14,9 @@ import {
 } from '@holdfast/core';
 import type { z } from 'zod';
 import type { callerSchema, consultationRecorded } from '@holdfast/core';
-import { accessEvent, type AccessFields } from '../audit/auditor.ts';
+import { accessEvent, type AccessFields, type Auditor } from '../audit/auditor.ts';
+import { isStaffContext, requireSiteAccess } from '../access/sites.ts';
+import { userIdsIn } from './record.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
 import type { EventDraft, Ledger } from '../ledger/ledger.ts';
 import type { Store, Tx } from '../store/store.ts';
@@ -125,6 +127,7 @@ export class CaseService {
     private readonly ledger: Ledger,
     private readonly clock: Clock,
     private readonly accounts: AccountsService,
+    private readonly auditor: Auditor | null = null,
   ) {}
 
   /**
@@ -348,8 +351,18 @@ export class CaseService {
     return this.clock.nowMs();
   }
 
-  /** The case row, or NotFound (also for another provider's id). */
-  async get(ctx: Pick<RequestContext, 'tenant'>, caseId: string, trx?: Tx): Promise<CasesTable> {
+  /**
+   * The case row, or NotFound (also for another provider's id). For a member of staff (a full
+   * request context) the access layer's site rule applies, to reads and writes alike: the case's own
+   * site, every site with `queue.all_sites`, or a case they worked on; otherwise 403, audited against
+   * `route`. Every module reaches a case through here.
+   */
+  async get(
+    ctx: Pick<RequestContext, 'tenant'>,
+    caseId: string,
+    trx?: Tx,
+    route = 'case outside the caller’s sites',
+  ): Promise<CasesTable> {
     const read = (t: Tx) =>
       casesDb(t)
         .selectFrom('cases')
@@ -359,6 +372,12 @@ export class CaseService {
         .executeTakeFirst();
     const row = trx ? await read(trx) : await this.store.withTenant(ctx.tenant, read);
     if (!row) throw new NotFoundError('case');
+    if (isStaffContext(ctx))
+      await requireSiteAccess(ctx, 'case', row.site_id, {
+        auditor: this.auditor,
+        route,
+        involved: async () => userIdsIn(await this.history(ctx, caseId)).includes(ctx.userId),
+      });
     return row;
   }
 

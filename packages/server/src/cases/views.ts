@@ -30,7 +30,7 @@ import { type CasesTable, type TriageAnswerRecord } from './projection.ts';
 import { caseReference } from '@holdfast/core';
 import { buildCaseRecord, userIdsIn, type CaseRecordView } from './record.ts';
 import type { CaseService } from './service.ts';
-import { queueSitesOf, requireCaseReadable } from './sites.ts';
+import { queueSitesOf } from './sites.ts';
 import type { TriageService } from './triage.ts';
 
 /** At most this many previous encounters are listed on a patient's screen. */
@@ -73,17 +73,11 @@ export class CaseViews {
   ) {}
 
   async detail(ctx: RequestContext, caseId: string) {
-    const row = await this.cases.get(ctx, caseId);
+    // Whoever worked on the case (the adviser who took the call, a clinician who held it) reads it
+    // wherever it is; anyone else only at their own sites (the access layer, in `CaseService.get`).
+    const row = await this.cases.get(ctx, caseId, undefined, 'GET /api/v1/cases/:caseId');
     const history = await this.cases.history(ctx, row.case_id);
     const involved = userIdsIn(history);
-    try {
-      // Whoever worked on the case (the adviser who took the call, a clinician who held it) reads it
-      // wherever it is; anyone else only at their own sites.
-      requireCaseReadable(ctx, row, involved);
-    } catch (error) {
-      await this.auditor.denied(ctx, 'queue.all_sites', 'GET /api/v1/cases/:caseId');
-      throw error;
-    }
     const names = await this.accounts.displayNames(ctx.tenant, [
       ...involved,
       ...(row.claimed_by ? [row.claimed_by] : []),

@@ -1,12 +1,11 @@
 import {
   caseReference,
   currentRecord,
-  hasPermission,
+  mayReadNoteText,
   isRestricted,
   TERMINAL_STATUSES,
   type CaseState,
   type PatientRecord,
-  type Permission,
   type Role,
   type SpecialNoteKind,
 } from '@holdfast/core';
@@ -36,11 +35,6 @@ const WITH_ADVISER_STATUSES = new Set(['call_received', 'answered', 'in_triage',
 
 /** Statuses in which a clinician holds the case. */
 const HELD_STATUSES = new Set(['claimed', 'in_consultation']);
-
-/** The same rule as the patient service: a safeguarding note's text goes to those who act on it. */
-const RESTRICTED_NOTE_KINDS: Partial<Record<SpecialNoteKind, readonly Permission[]>> = {
-  safeguarding: ['patients.clinical_notes.read', 'patients.access_instructions.read'],
-};
 
 export const NOTE_LABELS: Record<SpecialNoteKind, string> = {
   end_of_life: 'End of life',
@@ -247,10 +241,9 @@ function packCase(
         ? receivedAtMs + Number(row.timeframe_minutes) * 60_000
         : null;
   const notes = (patient?.specialNotes ?? []).map((note) => {
-    const needs = RESTRICTED_NOTE_KINDS[note.kind];
     const label = NOTE_LABELS[note.kind];
-    if (needs && !needs.some((p) => hasPermission(roles, p)))
-      return `${label}: a note exists (text for clinical staff only)`;
+    // The access layer's field rule (core accounts/access.ts), as on every screen.
+    if (!mayReadNoteText(roles, note.kind)) return `${label}: a note exists (text for clinical staff only)`;
     return `${label}: ${note.text}`;
   });
   const holderId = HELD_STATUSES.has(state.status)

@@ -70,10 +70,10 @@ export class FhirService {
    * and so is each record read.
    */
   async patientsByNhsNumber(ctx: RequestContext, nhsNumber: string): Promise<Patient[]> {
+    // The search leaves out records outside the caller's sites (the access layer's rule).
     const found = await this.patients.search(ctx, { nhsNumber });
     const out: Patient[] = [];
-    for (const summary of found) {
-      if (!ctx.siteIds.includes(summary.homeSiteId)) continue;
+    for (const summary of found.patients) {
       try {
         out.push(await this.patient(ctx, summary.patientId));
       } catch (error) {

@@ -11,6 +11,11 @@ export interface RequestContext {
   siteIds: string[];
   sessionId: string;
   address: string;
+  /**
+   * A system acting on the provider's behalf (a sending system's message, a hold released at
+   * sign-out), not a member of staff: the site rules of the access layer do not apply.
+   */
+  system?: true;
 }
 
 export function actorOf(ctx: Pick<RequestContext, 'userId'>): string {

@@ -145,7 +145,7 @@ export async function buildHoldfastApp(
     ...filter,
     clock: node.clock,
   });
-  const cases = new CaseService(node.store, node.ledger, node.clock, accounts);
+  const cases = new CaseService(node.store, node.ledger, node.clock, accounts, auditor);
   const messaging = new MessagingService(node.store, node.ledger, node.clock);
   const handover = new HandoverService(node.store, node.ledger, node.clock, messaging, patients, cases);
   const triage = new TriageService(

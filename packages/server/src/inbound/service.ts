@@ -705,6 +705,7 @@ function systemContext(tenant: string, endpointId: string): RequestContext {
     roles: [],
     siteIds: [],
     sessionId: 'inbound',
+    system: true,
     address: 'inbound',
   };
 }

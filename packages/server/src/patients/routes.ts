@@ -142,14 +142,20 @@ export function patientRoutes(patients: PatientService): RouteSpec[] {
     authedRoute({
       method: 'POST',
       url: '/api/v1/patients',
-      summary: 'Register a patient in the local index',
+      summary:
+        'Register a patient in the local index, at one of your sites (another site needs break-glass: X-Break-Glass-Reason); fields your role cannot read (clinical notes, access instructions) are refused by name',
       access: { permission: 'patients.write' },
       body: z.strictObject({
         homeSiteId: z.string().uuid('must be a site id'),
         record: patientRecordSchema.extend({ nhsNumber: nhsNumber.optional() }),
       }),
-      async handler({ ctx, body, reply }) {
-        const patientId = await patients.register(ctx, body.homeSiteId, body.record);
+      async handler({ ctx, body, reply, request }) {
+        const patientId = await patients.register(
+          ctx,
+          body.homeSiteId,
+          body.record,
+          breakGlassReason(request.headers),
+        );
         return reply.code(201).send({ patientId });
       },
     }),
@@ -282,7 +288,7 @@ export function patientRoutes(patients: PatientService): RouteSpec[] {
       access: { permission: 'patients.search' },
       body: searchBody,
       async handler({ ctx, body }) {
-        return { patients: await patients.search(ctx, body) };
+        return patients.search(ctx, body);
       },
     }),
     authedRoute({

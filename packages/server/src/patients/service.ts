@@ -11,8 +11,10 @@ import {
   DATE_OF_BIRTH_RANK,
   ForbiddenError,
   isRestricted,
-  hasPermission,
   matchPatient,
+  redactPatientFields,
+  siteDecision,
+  unwritablePatientFields,
   NotFoundError,
   parseHlc,
   swapDayAndMonth,
@@ -21,7 +23,6 @@ import {
   type FieldIssue,
   type PatientMatch,
   type PatientRecord,
-  type Permission,
   type RestrictedPart,
   type SpecialNoteKind,
   splitRestricted,
@@ -33,23 +34,9 @@ import type { EventDraft, Ledger } from '../ledger/ledger.ts';
 import type { Store, Tx } from '../store/store.ts';
 import type { AccountsService } from '../accounts/service.ts';
 import { casesDb } from '../cases/projection.ts';
+import { requireSiteAccess } from '../access/sites.ts';
 import { ndjsonLines, patientFromFhirLine } from './fhir.ts';
 import { patientsDb, type PatientsTable } from './projection.ts';
-
-/** Fields only some roles may see (field-level rules over the permission table). */
-const PROTECTED_FIELDS = {
-  clinicalNotes: 'patients.clinical_notes.read',
-  accessInstructions: 'patients.access_instructions.read',
-} as const;
-
-/**
- * Special notes whose text only some roles see. Everyone who may read the record sees that such a
- * note exists (it changes what they do next: pass the call to a clinician); the text goes to the
- * roles that act on it: clinical staff and those sending someone to the home.
- */
-const RESTRICTED_NOTE_KINDS: Partial<Record<SpecialNoteKind, readonly Permission[]>> = {
-  safeguarding: ['patients.clinical_notes.read', 'patients.access_instructions.read'],
-};
 
 /** Repeat callers (same patient, 3 or more cases received within 96 hours, the current one included). */
 export const REPEAT_CALLER_WINDOW_MS = 96 * 3600_000;
@@ -345,12 +332,60 @@ export class PatientService {
   }
 
   /**
+   * The access layer's rules for a write of new records at a home site: the site rule of the record
+   * (own sites, or break-glass with a stated reason: true when it was), and no field the
+   * caller's roles cannot read (`clinicalNotes`, `accessInstructions`): 403 naming the field, nothing
+   * stored.
+   */
+  private async requireWritable(
+    ctx: RequestContext,
+    homeSiteId: string,
+    records: readonly PatientRecord[],
+    route: string,
+    path: (index: number, field: string) => string,
+    breakGlassReason?: string,
+  ): Promise<boolean> {
+    const site = await requireSiteAccess(ctx, 'patient', homeSiteId, {
+      auditor: this.auditor,
+      route,
+      breakGlassReason,
+    });
+    const refused = records.flatMap((r, i) => unwritablePatientFields(ctx.roles, r).map((f) => path(i, f)));
+    if (refused.length > 0) {
+      await this.auditor.denied(
+        ctx,
+        refused.some((f) => f.endsWith('clinicalNotes'))
+          ? 'patients.clinical_notes.read'
+          : 'patients.access_instructions.read',
+        route,
+      );
+      throw new ForbiddenError(
+        `your role cannot read, and so cannot write, ${refused.join(', ')}: leave ${refused.length > 1 ? 'them' : 'it'} out, or ask a colleague whose role holds it`,
+      );
+    }
+    return site.via === 'break_glass';
+  }
+
+  /**
    * Registers a patient. An NHS number already in the index is refused, naming the record that has
    * it (checked again inside the commit, so two registrations racing each other make one record):
    * two records for one person split their history and special notes.
    */
-  async register(ctx: RequestContext, homeSiteId: string, whole: PatientRecord): Promise<string> {
+  async register(
+    ctx: RequestContext,
+    homeSiteId: string,
+    whole: PatientRecord,
+    breakGlassReason?: string,
+  ): Promise<string> {
     await this.requireSite(ctx, homeSiteId);
+    const breakGlass = await this.requireWritable(
+      ctx,
+      homeSiteId,
+      [whole],
+      'POST /api/v1/patients',
+      (_, f) => `body.record.${f}`,
+      breakGlassReason,
+    );
     const patientId = randomUUID();
     const nhsNumber = whole.nhsNumber;
     const { record, restricted } = splitRestricted(whole);
@@ -366,7 +401,8 @@ export class PatientService {
           action: 'write',
           resourceType: 'patient',
           resourceId: patientId,
-          breakGlass: false,
+          breakGlass,
+          ...(breakGlass ? { reason: breakGlassReason!.trim() } : {}),
           fields: Object.keys(whole),
         }),
       ],
@@ -410,25 +446,11 @@ export class PatientService {
     const withheld: string[] = [];
     const restricted = isRestricted(full) ? await this.restrictedFieldNames(ctx, patientId) : null;
     if (restricted) withheld.push(...restricted);
-    const { specialNotes, ...rest } = full;
-    const record: Omit<Partial<PatientRecord>, 'specialNotes'> = { ...rest };
-    for (const [field, permission] of Object.entries(PROTECTED_FIELDS) as [
-      keyof typeof PROTECTED_FIELDS,
-      (typeof PROTECTED_FIELDS)[keyof typeof PROTECTED_FIELDS],
-    ][]) {
-      if (!hasPermission(ctx.roles, permission)) {
-        if (record[field] !== undefined) withheld.push(field);
-        delete record[field];
-      }
-    }
-    const notes: SpecialNoteView[] = specialNotes.map((note, i) => {
-      const needs = RESTRICTED_NOTE_KINDS[note.kind];
-      if (needs && !needs.some((p) => hasPermission(ctx.roles, p))) {
-        withheld.push(`specialNotes[${i}].text`);
-        return { kind: note.kind, withheld: true };
-      }
-      return note;
-    });
+    // The field rules of the access policy (core accounts/access.ts), as for every other reader.
+    const redacted = redactPatientFields(ctx.roles, full);
+    withheld.push(...redacted.withheld);
+    const { specialNotes, ...record } = redacted.record;
+    const notes: SpecialNoteView[] = specialNotes ?? [];
     // Special notes and how to get into the home come first in every view: they change what a call
     // handler or a crew does next.
     const { accessInstructions, ...others } = record;
@@ -584,8 +606,9 @@ export class PatientService {
       return q.executeTakeFirst();
     });
     if (!row) throw new NotFoundError('case');
-    if (!ctx.siteIds.includes(row.site_id) && !hasPermission(ctx.roles, 'queue.all_sites'))
-      throw new ForbiddenError('this case is outside your sites');
+    // The access layer's rule for cases (own site, across sites), as `CaseService.get` applies it.
+    const decision = siteDecision(ctx, 'case', row.site_id);
+    if (!decision.allowed) throw new ForbiddenError(decision.reason);
     const patientId = row.patient_id;
     if (!patientId)
       throw new ConflictError(
@@ -738,18 +761,11 @@ export class PatientService {
     breakGlassReason: string | undefined,
     route: string,
   ): Promise<boolean> {
-    if (ctx.siteIds.includes(homeSiteId)) return false;
-    const allowed = hasPermission(ctx.roles, 'patients.break_glass');
-    const reasoned = !!breakGlassReason && breakGlassReason.trim().length >= 10;
-    if (!allowed || !reasoned) {
-      // A refused attempt to open a record outside one's scope is itself worth an auditor's eye.
-      await this.auditor.denied(ctx, 'patients.break_glass', route);
-      if (!allowed) throw new ForbiddenError('this patient is outside your sites');
-      throw new ForbiddenError(
-        'this patient is outside your sites: state a reason (at least 10 characters) in the X-Break-Glass-Reason header; the access is flagged for review',
-      );
-    }
-    return true;
+    const decision = siteDecision(ctx, 'patient', homeSiteId, { breakGlassReason });
+    if (decision.allowed) return decision.via === 'break_glass';
+    // A refused attempt to open a record outside one's scope is itself worth an auditor's eye.
+    await this.auditor.denied(ctx, 'patients.break_glass', route);
+    throw new ForbiddenError(decision.reason);
   }
 
   /**
@@ -831,9 +847,13 @@ export class PatientService {
    * family name is not known, with an optional given name and postcode. The date of birth matches
    * exactly, or with day and month swapped (always listed after the exact ones), or by year when
    * only the year is given; names tolerate typing errors, accents, spacing and Unicode forms; the
-   * candidates come back ranked, best first. Audited like a read.
+   * candidates come back ranked, best first. Audited like a read. Matches outside the caller's
+   * sites are left out of `patients` and only named in `elsewhere` (id and home site).
    */
-  async search(ctx: RequestContext, query: PatientSearch): Promise<PatientSummary[]> {
+  async search(
+    ctx: RequestContext,
+    query: PatientSearch,
+  ): Promise<{ patients: PatientSummary[]; elsewhere: { patientId: string; homeSiteId: string }[] }> {
     let results: PatientSummary[];
     if ('nhsNumber' in query) {
       const rows = await this.store.withTenant(ctx.tenant, async (trx) => {
@@ -888,6 +908,12 @@ export class PatientService {
         )
         .slice(0, SEARCH_RESULT_LIMIT);
     }
+    // The access layer's site rule: a match outside the caller's sites is only named (its id and home
+    // site, for a break-glass read with a reason), never shown.
+    const elsewhere = results
+      .filter((r) => !siteDecision(ctx, 'patient', r.homeSiteId).allowed)
+      .map((r) => ({ patientId: r.patientId, homeSiteId: r.homeSiteId }));
+    results = results.filter((r) => siteDecision(ctx, 'patient', r.homeSiteId).allowed);
     await this.auditor.access(ctx, {
       action: 'search',
       resourceType: 'patient',
@@ -903,7 +929,7 @@ export class PatientService {
         'registeredPractice',
       ],
     });
-    return results;
+    return { patients: results, elsewhere };
   }
 
   /**
@@ -940,6 +966,14 @@ export class PatientService {
       firstLineOf.set(nhs, line);
       lines.push({ line, ok: true, record: r.record, nhsPath: r.nhsNumberPath });
     }
+    const parsed = lines.filter((l) => 'record' in l);
+    await this.requireWritable(
+      ctx,
+      homeSiteId,
+      parsed.map((l) => l.record),
+      'POST /api/v1/patients/import',
+      (i, field) => `line ${parsed[i]!.line}: ${field}`,
+    );
 
     const known = await this.store.withTenant(ctx.tenant, (trx) =>
       this.knownNhsNumbers(trx, ctx.tenant, [...firstLineOf.keys()]),

@@ -95,7 +95,9 @@ describe.each(STORE_KINDS)('the patient index on %s', (kind) => {
   const adviser = () => clients.health_adviser!;
 
   async function register(record: Record<string, unknown>): Promise<string> {
-    const r = await adviser().request('POST', '/api/v1/patients', {
+    // Clinical notes and access instructions are written by a role that may read them (the adviser may not).
+    const protectedFields = 'clinicalNotes' in record || 'accessInstructions' in record;
+    const r = await (protectedFields ? clients.clinician! : adviser()).request('POST', '/api/v1/patients', {
       homeSiteId: site,
       record: { sex: 'unknown', specialNotes: [], ...record },
     });

@@ -1,6 +1,6 @@
 import { OPERATOR_HEADERS } from './http.ts';
 import { randomUUID } from 'node:crypto';
-import { hasPermission, ROLES, type Role } from '@holdfast/core';
+import { hasPermission, mayReadField, ROLES, type Role } from '@holdfast/core';
 import type {
   PublicKeyCredentialCreationOptionsJSON,
   PublicKeyCredentialRequestOptionsJSON,
@@ -493,8 +493,12 @@ function fakeCredential() {
   };
 }
 
-function patientBody(w: World) {
-  return {
+/**
+ * A registration as `role` may send it: clinical notes and access instructions only from a role that
+ * may read them (the access layer refuses the others by name).
+ */
+function patientBody(w: World, role: Role = 'clinician') {
+  const body = {
     homeSiteId: w.site,
     record: {
       nhsNumber: nhsNumberFor(1000 + w.next()),
@@ -508,6 +512,9 @@ function patientBody(w: World) {
       accessInstructions: 'Key safe by the back door',
     },
   };
+  for (const field of ['clinicalNotes', 'accessInstructions'] as const)
+    if (!mayReadField([role], field)) delete body.record[field];
+  return body;
 }
 
 /** One FHIR R4 Patient resource as an NDJSON line, with a fresh NHS number (for the import route). */
@@ -794,7 +801,7 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
     build: (w) => ({ body: { limit: 5, nhsNumber: w.patientNhsNumber, userName: 'health_adviser' } }),
   },
   'POST /api/v1/audit/export': { build: (w) => ({ body: { nhsNumber: w.patientNhsNumber, format: 'csv' } }) },
-  'POST /api/v1/patients': { build: (w) => ({ body: patientBody(w) }) },
+  'POST /api/v1/patients': { build: (w, caller) => ({ body: patientBody(w, caller.role) }) },
   'GET /api/v1/patients/:patientId': { build: (w) => ({ params: { patientId: w.patientId } }) },
   'POST /api/v1/patients/:patientId/restricted': {
     build: async (w) => {
@@ -824,7 +831,7 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
   'PATCH /api/v1/patients/:patientId': {
     build: async (w) => {
       // A patient of its own (version 1), so that every caller's edit is made on the current version.
-      const created = await w.clients.health_adviser.request('POST', '/api/v1/patients', patientBody(w));
+      const created = await w.clients.clinician.request('POST', '/api/v1/patients', patientBody(w));
       const patientId = (created.json() as { patientId: string }).patientId;
       return {
         params: { patientId },

@@ -165,27 +165,36 @@ export async function seedProviders(t: TestApp): Promise<SeededProvider[]> {
       addClientSecrets(p, vc);
     }
 
-    // Patients at both sites, registered by the health adviser, with the marker in every text.
+    // Patients at both sites, with the marker in every text.
     for (let i = 0; i < 6; i++) {
       const homeSiteId = provider.sites[i % 2]!;
       const familyName = `Fenwick${marker}${i}`;
       const dateOfBirth = `19${50 + i}-0${1 + (i % 9)}-1${i}`;
       const nhsNumber = takeNhsNumber(p);
-      const res = await p.clients.health_adviser.request('POST', '/api/v1/patients', {
-        homeSiteId,
-        record: {
-          nhsNumber,
-          givenName: `Alba ${marker}`,
-          familyName,
-          dateOfBirth,
-          sex: 'female',
-          phone: `07700 900${100 + i}`,
-          address: `${i} ${marker} Road`,
-          specialNotes: [{ kind: 'dnacpr', text: `DNACPR in place (${marker})` }],
-          clinicalNotes: `clinical notes ${marker}`,
-          accessInstructions: `key safe ${marker}`,
+      // A clinician (who may read, and so write, clinical notes and access instructions); the records
+      // at site B are registered with break-glass, as the access layer asks outside one's sites.
+      const res = await p.clients.clinician.request(
+        'POST',
+        '/api/v1/patients',
+        {
+          homeSiteId,
+          record: {
+            nhsNumber,
+            givenName: `Alba ${marker}`,
+            familyName,
+            dateOfBirth,
+            sex: 'female',
+            phone: `07700 900${100 + i}`,
+            address: `${i} ${marker} Road`,
+            specialNotes: [{ kind: 'dnacpr', text: `DNACPR in place (${marker})` }],
+            clinicalNotes: `clinical notes ${marker}`,
+            accessInstructions: `key safe ${marker}`,
+          },
         },
-      });
+        homeSiteId === provider.sites[0]
+          ? undefined
+          : { 'x-break-glass-reason': 'Registering for the other site' },
+      );
       expect(res.statusCode, res.body).toBe(201);
       const patientId = (res.json() as { patientId: string }).patientId;
       p.patients.push({ patientId, homeSiteId, familyName, dateOfBirth, nhsNumber });
