@@ -57,6 +57,9 @@ import { ProviderSettingsService, providerSettingsRoutes } from '../reports/prov
 import { referralRoutes } from '../referrals/routes.ts';
 import { ReferralService, type ServiceLookup } from '../referrals/service.ts';
 import { directoryRoutes, installDirectoryBodyHandling } from '../directory/routes.ts';
+import { loadFormularyDir, SAMPLE_FORMULARY_DIR } from '../prescribing/formulary-files.ts';
+import { prescribingRoutes } from '../prescribing/routes.ts';
+import { PrescribingService } from '../prescribing/service.ts';
 import { DirectoryService } from '../directory/service.ts';
 
 export interface HoldfastAppOptions {
@@ -87,6 +90,8 @@ export interface HoldfastAppOptions {
   telephonyCredentials?: readonly TelephonyCredential[];
   /** Where referrals find the provider's services (default: the node's directory). */
   serviceLookup?: ServiceLookup;
+  /** Directory of the formulary (default: the shipped sample, not clinically validated). */
+  formularyDir?: string;
 }
 
 export interface HoldfastApp {
@@ -215,6 +220,18 @@ export async function buildHoldfastApp(
   inbound.addResponseHook((tenant, answered, message) =>
     referrals.didNotAttendDrafts(tenant, answered, message),
   );
+  // Emergency prescribing (C9): a pharmacy's later "dispensed" is recorded in the commit that takes it.
+  const prescribing = new PrescribingService(
+    node.store,
+    node.ledger,
+    node.clock,
+    await loadFormularyDir(options.formularyDir ?? SAMPLE_FORMULARY_DIR),
+    { cases, messaging, patients, accounts, directory: options.serviceLookup ?? directory },
+  );
+  inbound.addResponseHook((tenant, answered, message) =>
+    prescribing.dispensedDrafts(tenant, answered, message),
+  );
+  pem.setPrescriptions((tenant, caseId) => prescribing.pemLines(tenant, caseId));
   const downtime = new DowntimePackService(node.store, node.ledger, node.clock, {
     contacts: options.downtimeContacts ?? [],
   });
@@ -397,6 +414,7 @@ export async function buildHoldfastApp(
     ...messagingRoutes(messaging),
     ...handoverRoutes(handover),
     ...referralRoutes(referrals),
+    ...prescribingRoutes(prescribing),
     ...pemRoutes(pem),
     ...inboundRoutes(inbound),
     ...telephonyRoutes(telephony),
