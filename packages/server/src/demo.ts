@@ -11,6 +11,7 @@ import { AccountsService } from './accounts/service.ts';
 import { SessionStore } from './auth/sessions.ts';
 import { nameBasedUuid } from './node/ids.ts';
 import { seedDemoDirectory } from './directory/demo.ts';
+import { DEMO_PHARMACY_ODS } from './receiver/demo.ts';
 import type { HoldfastNode } from './node/node.ts';
 
 export const DEMO_TENANT = 'northshire-iuc';
@@ -121,6 +122,7 @@ export async function seedDemoPatients(node: HoldfastNode, siteIds: readonly str
         ? { accessInstructions: 'Made-up demo note: key safe by the back door, code given by phone.' }
         : {}),
       registeredPractice: { odsCode: 'A81001', name: 'Riverside Surgery (demo)' },
+      nominatedPharmacy: { odsCode: DEMO_PHARMACY_ODS, name: 'Market Street Pharmacy' },
     };
     return {
       tenant: DEMO_TENANT,

@@ -47,6 +47,8 @@ export const PERMISSIONS = [
   'cases.handle',
   /** Refer a case to a service from the directory, and book its slots (C10). */
   'cases.refer',
+  /** Prescribe from a consultation: check, issue, cancel and print prescriptions (C9). */
+  'cases.prescribe',
   'cases.read',
   /** The clinical assessment queue: see it, claim, release, transfer, call back. */
   'queue.work',
@@ -120,7 +122,7 @@ export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
     'messages.read',
   ],
   clinician: CLINICAL,
-  prescriber: CLINICAL,
+  prescriber: [...CLINICAL, 'cases.prescribe'],
   dispatcher: [...CARE, 'patients.access_instructions.read', 'queue.read'],
   receptionist: [...CARE, 'patients.write'],
   shift_manager: [

@@ -48,6 +48,8 @@ export interface PemCaseFacts {
   /** Consultation outcomes in the order recorded. */
   outcomes: readonly string[];
   closedAtMs: number;
+  /** Prescriptions issued on the case (C9), cancelled ones left out. */
+  prescriptionsIssued?: number;
 }
 
 export type PemType = 'for_action' | 'for_information';
@@ -76,7 +78,7 @@ export function pemContent(facts: PemCaseFacts): PemContent {
     asks.push(
       `The patient was advised to contact the practice (${facts.dispositionLabel ?? facts.dxCode ?? 'primary care'}): expect their contact and see or speak to them`,
     );
-  if (facts.outcomes.includes('prescribe'))
+  if (facts.outcomes.includes('prescribe') || (facts.prescriptionsIssued ?? 0) > 0)
     asks.push('A medicine was prescribed out of hours: review it and update the patient record');
   if (asks.length === 0) return { type: 'for_information', action: null, dueAtMs };
   const endOfCoreHours = londonTimeToUtcMs(nextWorkingDay(facts.closedAtMs), 18) + 30 * 60_000;

@@ -68,6 +68,9 @@ import { ProviderSettingsService, providerSettingsRoutes } from '../reports/prov
 import { referralRoutes } from '../referrals/routes.ts';
 import { ReferralService, type ServiceLookup } from '../referrals/service.ts';
 import { directoryRoutes, installDirectoryBodyHandling } from '../directory/routes.ts';
+import { requireFormularyDir, SAMPLE_FORMULARY_DIR } from '../prescribing/formulary-files.ts';
+import { prescribingRoutes } from '../prescribing/routes.ts';
+import { PrescribingService } from '../prescribing/service.ts';
 import { DirectoryService } from '../directory/service.ts';
 
 export interface HoldfastAppOptions {
@@ -109,6 +112,8 @@ export interface HoldfastAppOptions {
    * detail of /health. Without it /metrics is refused to everyone.
    */
   operatorTokenSha256?: string;
+  /** Directory of the formulary (default: the shipped sample, not clinically validated). */
+  formularyDir?: string;
 }
 
 export interface HoldfastApp {
@@ -237,6 +242,18 @@ export async function buildHoldfastApp(
   inbound.addResponseHook((tenant, answered, message) =>
     referrals.didNotAttendDrafts(tenant, answered, message),
   );
+  // Emergency prescribing (C9): a pharmacy's later "dispensed" is recorded in the commit that takes it.
+  const prescribing = new PrescribingService(
+    node.store,
+    node.ledger,
+    node.clock,
+    await requireFormularyDir(options.formularyDir ?? SAMPLE_FORMULARY_DIR),
+    { cases, messaging, patients, accounts, directory: options.serviceLookup ?? directory },
+  );
+  inbound.addResponseHook((tenant, answered, message) =>
+    prescribing.dispensedDrafts(tenant, answered, message),
+  );
+  pem.setPrescriptions((tenant, caseId) => prescribing.pemLines(tenant, caseId));
   const downtime = new DowntimePackService(node.store, node.ledger, node.clock, {
     contacts: options.downtimeContacts ?? [],
   });
@@ -406,6 +423,7 @@ export async function buildHoldfastApp(
     ...messagingRoutes(messaging),
     ...handoverRoutes(handover),
     ...referralRoutes(referrals),
+    ...prescribingRoutes(prescribing),
     ...pemRoutes(pem),
     ...inboundRoutes(inbound),
     ...telephonyRoutes(telephony),

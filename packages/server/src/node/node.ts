@@ -23,6 +23,8 @@ import { messagingProjection } from '../messaging/projection.ts';
 import { inboundProjection } from '../inbound/projection.ts';
 import { REFERRAL_EVENT_TYPES } from '../referrals/events.ts';
 import { referralsProjection } from '../referrals/projection.ts';
+import { PRESCRIBING_EVENT_TYPES } from '../prescribing/events.ts';
+import { prescribingProjection } from '../prescribing/projection.ts';
 import { telephonyProjection } from '../telephony/projection.ts';
 import { providerSettingsProjection } from '../reports/provider-settings.ts';
 import { directoryProjection } from '../directory/projection.ts';
@@ -105,6 +107,7 @@ export const BUILTIN_PROJECTIONS: readonly Projection[] = [
   messagingProjection,
   inboundProjection,
   referralsProjection,
+  prescribingProjection,
   telephonyProjection,
   providerSettingsProjection,
   directoryProjection,
@@ -121,6 +124,7 @@ export function createServerRegistry(): EventRegistry {
     ...MESSAGING_EVENT_TYPES,
     ...INBOUND_EVENT_TYPES,
     ...REFERRAL_EVENT_TYPES,
+    ...PRESCRIBING_EVENT_TYPES,
     ...TELEPHONY_EVENT_TYPES,
     ...REPORTING_EVENT_TYPES,
     ...DIRECTORY_EVENT_TYPES,

@@ -20,6 +20,7 @@ export const PEM_SECTIONS = [
   'Reason for contact',
   'Triage outcome',
   'Consultation',
+  'Medicines prescribed',
   'Observations (NEWS2)',
   'Advice given',
   'Follow-up',
@@ -63,6 +64,8 @@ export function pemSections(
   c: CaseInput,
   observations: readonly Observation[],
   content: PemContent,
+  /** What was prescribed (C9), a line each: medicine, dose, quantity, pharmacy, sent/printed/cancelled. */
+  prescribed: readonly string[] = [],
 ): PemSection[] {
   const d = c.disposition;
   const triage: string[] = [];
@@ -114,6 +117,11 @@ export function pemSections(
     {
       title: 'Consultation',
       lines: none(consultation, 'No clinician consultation: the case was closed on the advice given'),
+      entries: [],
+    },
+    {
+      title: 'Medicines prescribed',
+      lines: none([...prescribed], 'No medicine was prescribed'),
       entries: [],
     },
     {

@@ -77,10 +77,18 @@ export class PemService {
     },
   ) {}
 
+  private prescribedOf: (tenant: string, caseId: string) => Promise<string[]> = async () => [];
+
+  /** What was prescribed on a case, a line each (the prescribing module's, set when the app is built). */
+  setPrescriptions(read: (tenant: string, caseId: string) => Promise<string[]>): void {
+    this.prescribedOf = read;
+  }
+
   /** The facts a close carries: the queued PEM, or why there is none. */
   async closeDrafts(ctx: RequestContext, closing: ClosingCase): Promise<EventDraft[]> {
     const { row, state, closedAtMs } = closing;
-    const content = pemContent(this.factsOf(row, state, closedAtMs));
+    const prescribed = await this.prescribedOf(ctx.tenant, row.case_id);
+    const content = pemContent(this.factsOf(row, state, closedAtMs, prescribed));
     const notSent = (reason: PemNotSentReason, odsCode: string | null = null): EventDraft[] => [
       {
         tenant: ctx.tenant,
@@ -207,7 +215,7 @@ export class PemService {
     return { from: iso(fromMs), to: iso(toMs), undelivered, notSent };
   }
 
-  private factsOf(row: CasesTable, state: CaseState, closedAtMs: number) {
+  private factsOf(row: CasesTable, state: CaseState, closedAtMs: number, prescribed: readonly string[]) {
     return {
       dxCode: row.dx_code,
       dispositionKind: row.disposition_kind,
@@ -215,6 +223,7 @@ export class PemService {
       timeframeMinutes: row.timeframe_minutes === null ? null : Number(row.timeframe_minutes),
       outcomes: state.outcomes,
       closedAtMs,
+      prescriptionsIssued: prescribed.filter((l) => !l.endsWith(', cancelled')).length,
     };
   }
 
@@ -226,8 +235,10 @@ export class PemService {
     patient: Omit<Partial<PatientRecord>, 'specialNotes'>,
     closedAtMs: number,
     /** The PEM's type and due time, when the caller has worked them out already. */
-    content: PemContent = pemContent(this.factsOf(row, state, closedAtMs)),
+    given?: PemContent,
   ): Promise<{ doc: PemDocument; input: CaseBundleInput } | null> {
+    const prescribed = await this.prescribedOf(ctx.tenant, row.case_id);
+    const content = given ?? pemContent(this.factsOf(row, state, closedAtMs, prescribed));
     const { givenName, familyName, dateOfBirth, registeredPractice } = patient;
     if (!givenName || !familyName || !dateOfBirth || !registeredPractice) return null;
     const organizationId = fhirId(ctx.tenant);
@@ -282,7 +293,7 @@ export class PemService {
       content,
       closedAtMs,
       sample: caseInput.disposition?.sample ?? false,
-      sections: pemSections(caseInput, observations, content),
+      sections: pemSections(caseInput, observations, content, prescribed),
     };
     return { doc, input };
   }

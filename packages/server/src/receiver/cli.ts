@@ -12,13 +12,13 @@ export function registerReceiverCommands(program: Command): void {
   program
     .command('receiver')
     .description(
-      'run a FHIR messaging endpoint that is not ours (an ambulance service or GP practice) for demos and drills; it holds each message once by its id in --store',
+      'run a FHIR messaging endpoint that is not ours (an ambulance service, GP practice, ED or pharmacy) for demos and drills; it holds each message once by its id in --store',
     )
     .option('--port <n>', 'port to listen on', port, 8090)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option(
       '--kind <kind>',
-      'ambulance, gp, or service (an ED, UTC or treatment centre: referrals, bookable slots, POST /control/next-answer and /control/did-not-attend)',
+      'ambulance, gp, service (an ED, UTC or treatment centre: referrals, bookable slots, POST /control/next-answer and /control/did-not-attend) or pharmacy (prescriptions: checks the prescription id, takes cancellations, POST /control/dispensed)',
       kind,
       'ambulance' as ReceiverKind,
     )
@@ -101,7 +101,7 @@ function port(value: string): number {
 }
 
 function kind(value: string): ReceiverKind {
-  if (value !== 'ambulance' && value !== 'gp' && value !== 'service')
-    throw new InvalidArgumentError('--kind must be ambulance, gp or service');
+  if (value !== 'ambulance' && value !== 'gp' && value !== 'service' && value !== 'pharmacy')
+    throw new InvalidArgumentError('--kind must be ambulance, gp, service or pharmacy');
   return value;
 }

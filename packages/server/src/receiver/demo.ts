@@ -5,11 +5,14 @@ import { openNode } from '../node/node.ts';
 import { FhirReceiver } from './receiver.ts';
 
 /**
- * The demo's ambulance service, GP practice and emergency department: receivers that are not ours (receiver.ts) in
- * the `holdfast start` process, on the three ports after the node's, each keeping what it received in
+ * The demo's ambulance service, GP practice, emergency department and pharmacy: receivers that are not ours (receiver.ts) in
+ * the `holdfast start` process, on the four ports after the node's, each keeping what it received in
  * the data directory; and the provider's endpoints pointing at them (set once, as a provider admin
  * would), so a confirmed ambulance disposition is accepted with an incident number on screen.
  */
+/** The demo pharmacy's ODS code: the sample directory's Market Street Pharmacy, which demo patients nominate. */
+export const DEMO_PHARMACY_ODS = 'NSX10';
+
 export const DEMO_RECEIVERS = [
   {
     endpointId: 'ambulance',
@@ -45,6 +48,19 @@ export const DEMO_RECEIVERS = [
     acceptWithinSeconds: 1_800,
     offset: 3,
     path: '/fhir',
+  },
+  {
+    // A community pharmacy that takes prescriptions (C9): Market Street Pharmacy of the sample
+    // directory (ODS NSX10), which the demo patients nominate, so their prescriptions reach it.
+    endpointId: 'demo-pharmacy',
+    kind: 'pharmacy' as const,
+    name: 'Market Street Pharmacy (demo)',
+    kinds: ['prescription' as const],
+    odsCode: DEMO_PHARMACY_ODS,
+    phone: '0300 000 2001',
+    acceptWithinSeconds: 600,
+    offset: 4,
+    path: '/messages',
   },
 ];
 

