@@ -34,3 +34,4 @@ export * from './directory/events.ts';
 export * from './directory/search.ts';
 // Directory files (CSV/JSON) are read with csv-parse, which needs Node's Buffer: import them from
 // '@holdfast/core/directory/files' on the server, so the browser's bundle never loads them.
+export * from './prescribing/index.ts';

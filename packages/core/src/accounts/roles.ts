@@ -51,6 +51,8 @@ export const PERMISSIONS = [
   /** The clinical assessment queue: see it, claim, release, transfer, call back. */
   'queue.work',
   'queue.read',
+  /** Prescribe from a consultation (C9): the prescriber role only. */
+  'cases.prescribe',
   /** Record consultations and their outcomes. */
   'consultations.write',
   /** National reporting (IUC ADC) and dashboards. */
@@ -120,7 +122,7 @@ export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
     'messages.read',
   ],
   clinician: CLINICAL,
-  prescriber: CLINICAL,
+  prescriber: [...CLINICAL, 'cases.prescribe'],
   dispatcher: [...CARE, 'patients.access_instructions.read', 'queue.read'],
   receptionist: [...CARE, 'patients.write'],
   shift_manager: [

@@ -54,6 +54,9 @@ import { InboundService, type InboundCredential } from '../inbound/service.ts';
 import { telephonyRoutes } from '../telephony/routes.ts';
 import { TelephonyService, type TelephonyCredential } from '../telephony/service.ts';
 import { ProviderSettingsService, providerSettingsRoutes } from '../reports/provider-settings.ts';
+import { loadFormularyDir, SAMPLE_FORMULARY_DIR } from '../prescribing/formulary-files.ts';
+import { prescribingRoutes } from '../prescribing/routes.ts';
+import { PrescribingService } from '../prescribing/service.ts';
 import { referralRoutes } from '../referrals/routes.ts';
 import { ReferralService, type ServiceLookup } from '../referrals/service.ts';
 import { directoryRoutes, installDirectoryBodyHandling } from '../directory/routes.ts';
@@ -215,6 +218,14 @@ export async function buildHoldfastApp(
   inbound.addResponseHook((tenant, answered, message) =>
     referrals.didNotAttendDrafts(tenant, answered, message),
   );
+  // Emergency prescribing (C9) from the sample formulary (not clinically validated).
+  const prescribing = new PrescribingService(node.store, node.ledger, node.clock, {
+    cases,
+    patients,
+    messaging,
+    directory,
+    formulary: await loadFormularyDir(SAMPLE_FORMULARY_DIR),
+  });
   const downtime = new DowntimePackService(node.store, node.ledger, node.clock, {
     contacts: options.downtimeContacts ?? [],
   });
@@ -397,6 +408,7 @@ export async function buildHoldfastApp(
     ...messagingRoutes(messaging),
     ...handoverRoutes(handover),
     ...referralRoutes(referrals),
+    ...prescribingRoutes(prescribing),
     ...pemRoutes(pem),
     ...inboundRoutes(inbound),
     ...telephonyRoutes(telephony),

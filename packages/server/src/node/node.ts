@@ -21,6 +21,7 @@ import { patientsProjection } from '../patients/projection.ts';
 import { casesProjection } from '../cases/projection.ts';
 import { messagingProjection } from '../messaging/projection.ts';
 import { inboundProjection } from '../inbound/projection.ts';
+import { PRESCRIBING_EVENT_TYPES } from '../prescribing/events.ts';
 import { REFERRAL_EVENT_TYPES } from '../referrals/events.ts';
 import { referralsProjection } from '../referrals/projection.ts';
 import { telephonyProjection } from '../telephony/projection.ts';
@@ -117,6 +118,7 @@ export function createServerRegistry(): EventRegistry {
     ...MESSAGING_EVENT_TYPES,
     ...INBOUND_EVENT_TYPES,
     ...REFERRAL_EVENT_TYPES,
+    ...PRESCRIBING_EVENT_TYPES,
     ...TELEPHONY_EVENT_TYPES,
     ...REPORTING_EVENT_TYPES,
     ...DIRECTORY_EVENT_TYPES,

@@ -26,6 +26,17 @@ import { readableEventTypes } from '../../src/sync/handlers.ts';
 import { SYNC_PROTOCOL_VERSION } from '../../src/sync/protocol.ts';
 import { signRequest } from '../../src/sync/signing.ts';
 
+/** A prescription the sample formulary can check: paracetamol for an adult. */
+const SAMPLE_PRESCRIPTION_DRAFT = {
+  medicineCode: '322236009',
+  doseMg: 1000,
+  frequencyPerDay: 4,
+  durationDays: 3,
+  quantity: 24,
+  quantityWords: null,
+  directions: 'Two tablets four times a day',
+};
+
 /** A service id the sample world's directory does not have (referrals and bookings are refused by name). */
 const SAMPLE_UNKNOWN_SERVICE = '0e0d0000-0000-4000-8000-0000000000ff';
 
@@ -1012,6 +1023,77 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
     }),
   },
   'GET /api/v1/referrals': { build: () => ({ query: { needsAttention: 'true' } }) },
+  // Prescribing (C9; h18-web's stand-in routes). The sample case has no identified patient, so a
+  // check or a prescription is refused by the case's rules (409) past the permission check.
+  'GET /api/v1/formulary': { build: () => ({}) },
+  'GET /api/v1/patients/:patientId/allergies-medication': {
+    build: (w) => ({ params: { patientId: w.patientId } }),
+  },
+  'POST /api/v1/patients/:patientId/allergies': {
+    build: (w) => ({
+      params: { patientId: w.patientId },
+      body: {
+        allergen: 'Penicillin',
+        allergyClass: 'penicillin',
+        source: 'caller',
+        reportedBy: 'the patient',
+      },
+    }),
+  },
+  'POST /api/v1/patients/:patientId/allergies/:allergyId/remove': {
+    build: (w) => ({
+      params: { patientId: w.patientId, allergyId: randomUUID() },
+      body: { reason: 'recorded in error' },
+    }),
+    allowedStatus: 404,
+  },
+  'POST /api/v1/patients/:patientId/medication': {
+    build: (w) => ({
+      params: { patientId: w.patientId },
+      body: {
+        name: 'Ibuprofen 400 mg tablets',
+        code: '329652003',
+        source: 'record',
+        reportedBy: 'GP record',
+      },
+    }),
+  },
+  'POST /api/v1/patients/:patientId/medication/:medicationId/stop': {
+    build: (w) => ({
+      params: { patientId: w.patientId, medicationId: randomUUID() },
+      body: { reason: 'stopped by the GP' },
+    }),
+    allowedStatus: 404,
+  },
+  'POST /api/v1/cases/:caseId/prescriptions/check': {
+    build: async (w, { client }) => ({
+      params: { caseId: await claimedCase(w, client, true) },
+      body: { draft: SAMPLE_PRESCRIPTION_DRAFT },
+    }),
+    allowedStatus: 409,
+  },
+  'POST /api/v1/cases/:caseId/prescriptions': {
+    build: async (w, { client }) => ({
+      params: { caseId: await claimedCase(w, client, true) },
+      body: { draft: SAMPLE_PRESCRIPTION_DRAFT, overrides: [], pharmacy: 'nominated' },
+    }),
+    allowedStatus: 409,
+  },
+  'GET /api/v1/cases/:caseId/prescriptions': {
+    build: async (w) => ({ params: { caseId: await queuedCase(w) } }),
+  },
+  'POST /api/v1/prescriptions/:prescriptionId/cancel': {
+    build: () => ({ params: { prescriptionId: randomUUID() }, body: { reason: 'patient has a supply' } }),
+    allowedStatus: 404,
+  },
+  'POST /api/v1/prescriptions/:prescriptionId/print': {
+    build: () => ({ params: { prescriptionId: randomUUID() }, body: { reason: 'pharmacy unreachable' } }),
+    allowedStatus: 404,
+  },
+  'GET /api/v1/prescriptions/:prescriptionId/pdf': {
+    build: () => ({ params: { prescriptionId: randomUUID() } }),
+    allowedStatus: 404,
+  },
   'POST /api/v1/referrals/:referralId/acknowledge': {
     build: () => ({
       params: { referralId: randomUUID() },
