@@ -31,6 +31,11 @@ import { CaseRecord } from '../../components/CaseRecord.tsx';
 import { ServiceChoice } from '../../components/ServiceChoice.tsx';
 import { useConsultationDraft } from '../../lib/drafts.ts';
 import { FormAlert } from '../../components/FormAlert.tsx';
+import {
+  AllergiesMedicationPanel,
+  PrescribingPanel,
+  PrescriptionList,
+} from '../../components/Prescribing.tsx';
 import { PageTitle } from '../../components/PageTitle.tsx';
 import { SampleNotice } from '../../components/SampleNotice.tsx';
 import { DeceasedBanner } from '../../components/PatientIdentity.tsx';
@@ -42,6 +47,7 @@ import { useFormProblems } from '../../lib/forms.ts';
 import { useCaseEvents, useNow } from '../../lib/live.ts';
 import { siteName, STATUS_LABELS, useCase, useSites } from '../../lib/queries.ts';
 import { Link, navigate } from '../../lib/router.tsx';
+import { PRESCRIBE_PERMISSION } from '../../lib/prescribing.ts';
 import { useSession, useUser } from '../../lib/session.tsx';
 import { londonDateTime, londonTime, londonWhen } from '../../lib/time.ts';
 import type { CaseDetail, PatientView, WalkResult } from '../../lib/types.ts';
@@ -288,7 +294,16 @@ export function ClinicianCase({ caseId }: { caseId: string }) {
       )}
 
       {mine && c.status === 'in_consultation' && (
-        <Consultation caseDetail={c} patient={patientAge} onSaved={() => void refresh()} />
+        <Consultation
+          caseDetail={c}
+          patient={patientAge}
+          prescribing={{ can: can(PRESCRIBE_PERMISSION), patient: patient.data ?? null }}
+          onSaved={() => void refresh()}
+        />
+      )}
+      <PrescriptionList caseId={caseId} canPrescribe={mine && can(PRESCRIBE_PERMISSION)} />
+      {c.patientId && patient.data && (
+        <AllergiesMedicationPanel patientId={c.patientId} canEdit={can('patients.edit')} />
       )}
 
       {c.status === 'follow_up_arranged' ||
@@ -400,10 +415,13 @@ function CallbackAttempt({
 function Consultation({
   caseDetail,
   patient,
+  prescribing,
   onSaved,
 }: {
   caseDetail: CaseDetail;
   patient: { identified: boolean; ageYears: number | null };
+  /** Whether this user may prescribe (the prescriber role), and the identified patient. */
+  prescribing: { can: boolean; patient: PatientView | null };
   onSaved: () => void;
 }) {
   const caseId = caseDetail.caseId;
@@ -598,6 +616,15 @@ function Consultation({
           </Text>
         )}
       </Paper>
+      {/* Prescribing: the prescriber role only; anyone else is told who can. */}
+      {outcome === 'prescribe' &&
+        (prescribing.can ? (
+          <PrescribingPanel caseId={caseId} patient={prescribing.patient} />
+        ) : (
+          <Alert color="orange" data-testid="not-a-prescriber">
+            Only a prescriber can prescribe: hand the case to a prescriber, or choose another outcome.
+          </Alert>
+        ))}
     </>
   );
 }
