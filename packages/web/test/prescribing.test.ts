@@ -190,7 +190,7 @@ describe('prescribing in the browser', () => {
     const medicationForm = page.getByRole('form', { name: 'Record a current medicine' });
     await medicationForm
       .getByLabel('Formulary medicine (if it is one)')
-      .selectOption({ label: 'Ibuprofen 400 mg tablets' });
+      .selectOption({ label: 'Ibuprofen 200 mg tablet' });
     await medicationForm
       .getByLabel('Where the medicine came from')
       .selectOption({ label: 'The patient’s record' });
@@ -198,7 +198,7 @@ describe('prescribing in the browser', () => {
     await medicationForm.getByRole('button', { name: 'Record medication' }).click();
     await page
       .getByTestId('medication')
-      .filter({ hasText: /Ibuprofen 400 mg tablets — from the patient’s record/ })
+      .filter({ hasText: /Ibuprofen 200 mg tablet — from the patient’s record/ })
       .waitFor(POLL);
 
     // The formulary is sample content, and says so where it is shown.
@@ -208,7 +208,7 @@ describe('prescribing in the browser', () => {
 
     // Amoxicillin with a penicillin allergy: a hard stop, and Send stays unavailable.
     await fillPrescription(page, {
-      medicine: 'Amoxicillin 500 mg capsules',
+      medicine: 'Amoxicillin 500 mg capsule',
       dose: '500',
       times: '3',
       days: '5',
@@ -226,7 +226,7 @@ describe('prescribing in the browser', () => {
 
     // Naproxen with ibuprofen taken already: a warning, sent only with a reason.
     await fillPrescription(page, {
-      medicine: 'Naproxen 250 mg tablets',
+      medicine: 'Naproxen 250 mg tablet',
       dose: '250',
       times: '2',
       days: '5',
@@ -235,7 +235,7 @@ describe('prescribing in the browser', () => {
     await checks.locator('tr[data-check="duplicate"][data-outcome="warning"]').waitFor(POLL);
     expect(await checks.locator('[data-outcome="hard_stop"]').count()).toBe(0);
     expect(await send.isDisabled()).toBe(true);
-    expect(await page.getByTestId('send-blocked').innerText()).toMatch(/give a reason to override/);
+    expect(await page.getByTestId('send-blocked').innerText()).toMatch(/give a reason to go ahead/);
     await page
       .getByLabel('Reason to override: Duplicate therapy')
       .fill('Ibuprofen stopped today; naproxen replaces it');
@@ -259,7 +259,7 @@ describe('prescribing in the browser', () => {
     await send.click();
 
     // Queued, not yet received, for as long as the pharmacy has not answered.
-    const naproxen = page.getByRole('article', { name: 'Prescription of Naproxen 250 mg tablets' });
+    const naproxen = page.getByRole('article', { name: 'Prescription of Naproxen 250 mg tablet' });
     await naproxen
       .getByTestId('prescription-state')
       .filter({ hasText: /not yet received by the pharmacy/ })
@@ -283,7 +283,7 @@ describe('prescribing in the browser', () => {
 
     // A pharmacy that cannot be reached: the message fails and a paper prescription is offered.
     await fillPrescription(page, {
-      medicine: 'Paracetamol 500 mg tablets',
+      medicine: 'Paracetamol 500 mg tablet',
       dose: '1000',
       times: '4',
       days: '3',
@@ -294,7 +294,7 @@ describe('prescribing in the browser', () => {
     await page.getByLabel('Community pharmacy').selectOption({ label: `${DOWN_PHARMACY}, SP1 1AA` });
     await expect.poll(() => send.isDisabled(), POLL).toBe(false);
     await send.click();
-    const paracetamol = page.getByRole('article', { name: 'Prescription of Paracetamol 500 mg tablets' });
+    const paracetamol = page.getByRole('article', { name: 'Prescription of Paracetamol 500 mg tablet' });
     await paracetamol
       .first()
       .getByTestId('prescription-state')

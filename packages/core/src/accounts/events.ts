@@ -66,7 +66,16 @@ export const userCreated = defineEventType({
 export const userCreatedV2 = defineEventType({
   type: 'user.created',
   v: 2,
-  schema: z.strictObject({ userId: id, username, displayName, roles, siteIds, passwordHashSealed: sealed }),
+  schema: z.strictObject({
+    userId: id,
+    username,
+    displayName,
+    roles,
+    siteIds,
+    passwordHashSealed: sealed,
+    /** Why, when the new user is given a clinical role (required then, by the service). */
+    reason: z.string().trim().min(3).max(500).optional(),
+  }),
   subjectOf: (p) => `user:${p.userId}`,
 });
 
@@ -98,7 +107,12 @@ export const userPasswordSet = defineEventType({
 export const userPasswordSetV2 = defineEventType({
   type: 'user.password_set',
   v: 2,
-  schema: z.strictObject({ userId: id, passwordHashSealed: sealed }),
+  schema: z.strictObject({
+    userId: id,
+    passwordHashSealed: sealed,
+    /** A temporary password set by an administrator: it must be changed at the next sign-in. */
+    mustChange: z.boolean().optional(),
+  }),
   subjectOf: (p) => `user:${p.userId}`,
 });
 

@@ -397,7 +397,8 @@ export class PrescribingService {
     const now = this.clock.nowMs();
     const prescriptionId = randomUUID();
     const messageId = pharmacy.endpoint ? randomUUID() : null;
-    const sequence = Number.parseInt(randomBytes(3).toString('hex'), 16);
+    // Five hex characters: the short form's sequence block (0 to 0xFFFFF).
+    const sequence = Number.parseInt(randomBytes(3).toString('hex').slice(0, 5), 16);
     const issued: PrescriptionIssued = {
       prescriptionId,
       caseId,
@@ -789,7 +790,7 @@ export class PrescribingService {
                 ? `sent to ${p.pharmacy.name}`
                 : 'not sent';
         const words = p.draft.quantityWords ? ` (${p.draft.quantityWords})` : '';
-        return `${p.medicine.name}: ${p.draft.doseMg} mg ${p.draft.frequencyPerDay} times a day for ${p.draft.durationDays} days; quantity ${p.draft.quantity} ${p.medicine.unit}${words}; ${p.draft.directions} — prescription ${p.shortFormId}, ${how}`;
+        return `${p.medicine.name} ${p.medicine.strength} ${p.medicine.form}: ${p.draft.doseMg} mg ${p.draft.frequencyPerDay} times a day for ${p.draft.durationDays} days; quantity ${p.draft.quantity} ${p.medicine.unit}${words}; ${p.draft.directions} — prescription ${p.shortFormId}, ${how}`;
       })
       .reverse();
   }

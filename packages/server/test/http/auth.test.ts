@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashToken } from '../../src/auth/sessions.ts';
-import { totpCode } from '../../src/auth/totp.ts';
+import { hashRecoveryCodes, totpCode } from '../../src/auth/totp.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { Client, PASSWORD, startTestApp, type TestApp } from '../support/http.ts';
 
@@ -332,7 +332,7 @@ describe.each(STORE_KINDS)('authentication on %s', (kind) => {
     await t.accounts.enrolTotp(
       admin!,
       'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP',
-      Array.from({ length: 10 }, (_, i) => String(i).repeat(64)),
+      await hashRecoveryCodes(Array.from({ length: 10 }, (_, i) => `recovery-${i}`)),
     );
     const { token, session } = await t.deps.sessions.create({
       tenant: south.tenant,

@@ -155,6 +155,7 @@ describe('a site whose hub is lost', () => {
         draft: draftOf(PARACETAMOL, {
           doseMg: 1000,
           frequencyPerDay: 4,
+          durationDays: 3,
           quantity: 24,
           directions: 'Two tablets four times a day',
         }),

@@ -134,6 +134,7 @@ describe.each(STORE_KINDS)('prescribing on %s', (kind) => {
         draft: draftOf(PARACETAMOL, {
           doseMg: 1000,
           frequencyPerDay: 4,
+          durationDays: 3,
           quantity: 24,
           directions: 'Two tablets four times a day',
         }),
@@ -201,7 +202,7 @@ describe.each(STORE_KINDS)('prescribing on %s', (kind) => {
       {
         draft: draftOf(IBUPROFEN, {
           doseMg: 400,
-          quantity: 15,
+          quantity: 30,
           directions: 'One tablet three times a day with food',
         }),
         overrides: [],
@@ -246,7 +247,7 @@ describe.each(STORE_KINDS)('prescribing on %s', (kind) => {
       w.clients.prescriber.request('POST', `/api/v1/cases/${caseId}/prescriptions`, {
         draft: draftOf(IBUPROFEN, {
           doseMg: 400,
-          quantity: 15,
+          quantity: 30,
           directions: 'One tablet three times a day with food',
         }),
         overrides: [],
@@ -314,7 +315,7 @@ describe.each(STORE_KINDS)('prescribing on %s', (kind) => {
     expect(pem).toBeDefined();
     const text = JSON.stringify(pem!.payload.bundle);
     expect(text).toContain('Medicines prescribed');
-    expect(text).toContain('Morphine sulfate 10 mg/5 mL oral solution');
+    expect(text).toContain('Morphine sulfate 20 mg/mL concentrated oral solution');
     expect(text).toContain(issued.prescription.shortFormId);
     expect(text).toContain('(thirty)');
     expect(text).toContain('For action');

@@ -32,6 +32,7 @@ import {
   cancelPrescription,
   CHECK_WORDS,
   FACT_SOURCE_WORDS,
+  medicineLabel,
   prescriptionPdfUrl,
   recordAllergy,
   recordMedication,
@@ -126,7 +127,7 @@ export function AllergiesMedicationPanel({ patientId, canEdit }: { patientId: st
           <FactForm
             kind="medication"
             classes={[]}
-            medicines={(formulary.data?.medicines ?? []).map((m) => ({ value: m.code, label: m.name }))}
+            medicines={(formulary.data?.medicines ?? []).map((m) => ({ value: m.code, label: medicineLabel(m) }))}
             onSave={async (v) => {
               await recordMedication(patientId, {
                 name: v.name,
@@ -358,7 +359,7 @@ export function PrescribingPanel({ caseId, patient }: { caseId: string; patient:
         weightKg: forChecks?.weightKg ?? null,
         pregnant: forChecks?.pregnant ?? null,
       });
-      setSent(`${r.prescription.medicine.name}: ${r.prescription.stateText}.`);
+      setSent(`${medicineLabel(r.prescription.medicine)}: ${r.prescription.stateText}.`);
       setCode('');
       setReasons({});
       await queryClient.invalidateQueries({ queryKey: ['prescriptions', caseId] });
@@ -401,7 +402,7 @@ export function PrescribingPanel({ caseId, patient }: { caseId: string; patient:
             { value: '', label: 'Choose a medicine from the formulary' },
             ...(formulary.data?.medicines ?? []).map((m) => ({
               value: m.code,
-              label: `${m.name}${m.controlledSchedule ? ` (schedule ${m.controlledSchedule})` : ''}`,
+              label: `${medicineLabel(m)}${m.controlledSchedule ? ` (schedule ${m.controlledSchedule})` : ''}`,
             })),
           ]}
           value={code}
@@ -640,7 +641,7 @@ function PrescriptionRow({
     }
   };
   const waiting = WAITING_STATES.includes(p.state);
-  const name = p.medicine.name;
+  const name = medicineLabel(p.medicine);
   return (
     <Paper
       withBorder
