@@ -44,21 +44,32 @@ describe.each(STORE_KINDS)('editing a patient on %s', (kind) => {
   const adviser = () => clients.health_adviser!;
 
   async function register(record: Record<string, unknown> = {}, homeSiteId = siteA): Promise<string> {
-    const r = await adviser().request('POST', '/api/v1/patients', {
-      homeSiteId,
-      record: {
-        nhsNumber: nhsNumberFor(seed++),
-        givenName: 'Edna',
-        familyName: 'Edited',
-        dateOfBirth: '1950-03-04',
-        sex: 'female',
-        phone: '0113 496 0001',
-        address: '1 Old Road, Leeds',
-        postcode: 'LS1 1AA',
-        specialNotes: [],
-        ...record,
+    // The adviser works at site A; a record homed at another site is registered with break-glass.
+    const elsewhere = homeSiteId !== siteA;
+    const by = elsewhere ? clients.clinician! : adviser();
+    const headers = elsewhere
+      ? { 'x-break-glass-reason': 'Registering a visitor from another area' }
+      : undefined;
+    const r = await by.request(
+      'POST',
+      '/api/v1/patients',
+      {
+        homeSiteId,
+        record: {
+          nhsNumber: nhsNumberFor(seed++),
+          givenName: 'Edna',
+          familyName: 'Edited',
+          dateOfBirth: '1950-03-04',
+          sex: 'female',
+          phone: '0113 496 0001',
+          address: '1 Old Road, Leeds',
+          postcode: 'LS1 1AA',
+          specialNotes: [],
+          ...record,
+        },
       },
-    });
+      headers,
+    );
     expect(r.statusCode, r.body).toBe(201);
     return (r.json() as { patientId: string }).patientId;
   }
