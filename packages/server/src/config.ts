@@ -121,6 +121,11 @@ export const configSchema = z.strictObject({
     )
     .optional(),
   /** Minutes without activity after which a call still with an adviser is listed for the shift manager. */
+  /**
+   * How long a prescription message may go unreceived before it is failed and the prescriber is
+   * offered the paper route (default 600 s). Until then it may still arrive, so it is not printed.
+   */
+  prescriptionFailAfterSeconds: z.coerce.number().int().min(10).max(86_400).optional(),
   callOpenTooLongMinutes: z.coerce
     .number()
     .int()
@@ -222,6 +227,7 @@ export const ENV_KEYS: Record<keyof HoldfastConfig, string> = {
   inboundValidationMinutes: 'HOLDFAST_INBOUND_VALIDATION_MINUTES',
   telephonyCredentials: 'HOLDFAST_TELEPHONY_CREDENTIALS',
   callOpenTooLongMinutes: 'HOLDFAST_CALL_OPEN_TOO_LONG_MINUTES',
+  prescriptionFailAfterSeconds: 'HOLDFAST_PRESCRIPTION_FAIL_AFTER_SECONDS',
   trustedProxies: 'HOLDFAST_TRUSTED_PROXIES',
   signInFailuresPerAddressPerMinute: 'HOLDFAST_SIGN_IN_FAILURES_PER_ADDRESS_PER_MINUTE',
   requestTimeoutSeconds: 'HOLDFAST_REQUEST_TIMEOUT_SECONDS',
@@ -239,6 +245,7 @@ const NUMERIC_KEYS = new Set<keyof HoldfastConfig>([
   'downtimePackKeep',
   'integrityCheckMinutes',
   'callOpenTooLongMinutes',
+  'prescriptionFailAfterSeconds',
 ]);
 
 export class ConfigError extends Error {}

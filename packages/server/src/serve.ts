@@ -54,6 +54,9 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
     telephonyCredentials: config.telephonyCredentials ?? [],
     ...(config.inboundValidationMinutes ? { inboundValidationMinutes: config.inboundValidationMinutes } : {}),
     ...(config.callOpenTooLongMinutes ? { callOpenTooLongMinutes: config.callOpenTooLongMinutes } : {}),
+    ...(config.prescriptionFailAfterSeconds
+      ? { prescriptionFailAfterMs: config.prescriptionFailAfterSeconds * 1000 }
+      : {}),
     passkeys: { rpId: 'localhost', rpName: 'Holdfast', origins: [origin, `http://127.0.0.1:${config.port}`] },
     throttle: {
       ...DEFAULT_THROTTLE,

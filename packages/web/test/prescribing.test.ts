@@ -58,7 +58,13 @@ describe('prescribing in the browser', () => {
   }
 
   beforeAll(async () => {
-    [server, browser] = await Promise.all([startHoldfast(), launchChromium(), receiver.start()]);
+    // A prescription nobody received fails after 20 s here (10 minutes by default), so that the
+    // paper route is offered within the test.
+    [server, browser] = await Promise.all([
+      startHoldfast({ env: { HOLDFAST_PRESCRIPTION_FAIL_AFTER_SECONDS: '20' } }),
+      launchChromium(),
+      receiver.start(),
+    ]);
     gate = new Gate(receiver.url);
     const gateUrl = await gate.start();
     const nowhere = `http://127.0.0.1:${await freePort()}/messages`;
@@ -320,7 +326,7 @@ describe('prescribing in the browser', () => {
     ).prescriptions.find((p) => p.state === 'printed')!;
     await expect(
       prescriberUser.call('POST', `/api/v1/cases/${caseId}/prescriptions`, {
-        draft: printed.draft,
+        draft: { ...(printed.draft as object), medicineCode: printed.medicine.code },
         overrides: printed.overrides,
         pharmacy: { odsCode: 'FHB22' },
       }),

@@ -93,6 +93,8 @@ export interface HoldfastAppOptions {
   inboundCredentials?: readonly InboundCredential[];
   /** Minutes without activity after which a call with an adviser is listed for the shift manager (20). */
   callOpenTooLongMinutes?: number;
+  /** How long a prescription message may go unreceived before it fails (default 10 minutes). */
+  prescriptionFailAfterMs?: number;
   /** How often cases held by clinicians whose sessions ended are released (default a minute). */
   heldCaseSweepMs?: number;
   /** Minutes to validate a 999 Category 3/4 call when the request gives no deadline (sample defaults). */
@@ -248,7 +250,14 @@ export async function buildHoldfastApp(
     node.ledger,
     node.clock,
     await requireFormularyDir(options.formularyDir ?? SAMPLE_FORMULARY_DIR),
-    { cases, messaging, patients, accounts, directory: options.serviceLookup ?? directory },
+    {
+      cases,
+      messaging,
+      patients,
+      accounts,
+      directory: options.serviceLookup ?? directory,
+      ...(options.prescriptionFailAfterMs ? { failAfterMs: options.prescriptionFailAfterMs } : {}),
+    },
   );
   inbound.addResponseHook((tenant, answered, message) =>
     prescribing.dispensedDrafts(tenant, answered, message),

@@ -115,6 +115,8 @@ export class PrescribingService {
       patients: PatientService;
       accounts: AccountsService;
       directory: ServiceLookup;
+      /** How long a prescription message may go unreceived before it fails (config). */
+      failAfterMs?: number;
     },
   ) {}
 
@@ -461,7 +463,7 @@ export class PrescribingService {
             patient: patient.record,
           }),
           summary: `Prescription ${issued.shortFormId} to ${pharmacy.name}`.slice(0, 200),
-          failAfterMs: PRESCRIPTION_FAIL_AFTER_MS,
+          failAfterMs: this.deps.failAfterMs ?? PRESCRIPTION_FAIL_AFTER_MS,
         }),
       );
     facts2.push(this.caseWrite(ctx, caseId));
@@ -671,7 +673,7 @@ export class PrescribingService {
               cancel: { reason },
             }),
             summary: `Cancellation of prescription ${issued.shortFormId}`.slice(0, 200),
-            failAfterMs: PRESCRIPTION_FAIL_AFTER_MS,
+            failAfterMs: this.deps.failAfterMs ?? PRESCRIPTION_FAIL_AFTER_MS,
           }),
         );
       }

@@ -127,7 +127,10 @@ export function AllergiesMedicationPanel({ patientId, canEdit }: { patientId: st
           <FactForm
             kind="medication"
             classes={[]}
-            medicines={(formulary.data?.medicines ?? []).map((m) => ({ value: m.code, label: medicineLabel(m) }))}
+            medicines={(formulary.data?.medicines ?? []).map((m) => ({
+              value: m.code,
+              label: medicineLabel(m),
+            }))}
             onSave={async (v) => {
               await recordMedication(patientId, {
                 name: v.name,
@@ -703,7 +706,8 @@ function PrescriptionRow({
               onClick={() =>
                 void run(() =>
                   sendPrescription(caseId, {
-                    draft: p.draft,
+                    // The server keeps the medicine beside the draft, not in it.
+                    draft: { ...p.draft, medicineCode: p.medicine.code },
                     overrides: p.overrides,
                     pharmacy: { odsCode: p.pharmacy.odsCode },
                   }),

@@ -73,7 +73,8 @@ export interface PrescriptionView {
     route: string;
     schedule: number | null;
   };
-  draft: PrescriptionDraft;
+  /** As sent, without the medicine (that is `medicine.code`). */
+  draft: Omit<PrescriptionDraft, 'medicineCode'>;
   checks: CheckResult[];
   overrides: Override[];
   pharmacy: { odsCode: string; name: string; endpointId: string | null };

@@ -126,12 +126,20 @@ export async function stopChild(child: ChildProcess): Promise<void> {
  * or, given a data directory seeded already (see seed.ts), `holdfast serve` on it.
  */
 export async function startHoldfast(
-  options: { seeded?: { dataDir: string; demoPassword: string }; keepDataDir?: boolean } = {},
+  options: {
+    seeded?: { dataDir: string; demoPassword: string };
+    keepDataDir?: boolean;
+    /** HOLDFAST_* settings for this server (for example a shorter message deadline). */
+    env?: Record<string, string>;
+  } = {},
 ): Promise<RunningHoldfast> {
   await ensureWebBuild();
   const dataDir = options.seeded?.dataDir ?? mkdtempSync(join(tmpdir(), 'holdfast-web-'));
   const port = await freePort();
-  const child = spawnHoldfast(['-d', dataDir, options.seeded ? 'serve' : 'start', '--port', String(port)]);
+  const child = spawnHoldfast(
+    ['-d', dataDir, options.seeded ? 'serve' : 'start', '--port', String(port)],
+    options.env ?? {},
+  );
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
