@@ -305,26 +305,17 @@ export class AccountsService {
 
   /**
    * A user name is unique within its provider (a name at another provider is neither refused nor
-   * revealed), and no provider takes a name ending in `@<another provider on this node>`, which
-   * would sign in as theirs.
+
+
    */
   private async checkNameFree(tenant: string, username: string): Promise<void> {
+    // Any @ part must be this provider's own: refusing only other providers' ids would tell
+    // anyone who tries which providers this node serves.
     const at = username.lastIndexOf('@');
-    if (at >= 0) {
-      const suffix = username.slice(at + 1);
-      const owner = await accountsDb(this.store.db)
-        .selectFrom('tenants')
-        .select('tenant')
-        .where('tenant', '=', suffix)
-        .executeTakeFirst();
-      if (owner && owner.tenant !== tenant)
-        throw new ValidationError([
-          {
-            path: 'username',
-            message: `must not end in @${suffix}: that part names another provider on this node`,
-          },
-        ]);
-    }
+    if (at >= 0 && username.slice(at + 1) !== tenant)
+      throw new ValidationError([
+        { path: 'username', message: `must end in @${tenant} (this provider's part) or have no @ part` },
+      ]);
     const taken = await this.store.withTenant(tenant, (trx) =>
       accountsDb(trx)
         .selectFrom('users')

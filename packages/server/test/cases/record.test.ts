@@ -54,17 +54,24 @@ describe.each(STORE_KINDS)('the readable record on %s', (kind) => {
   afterAll(async () => t?.close());
 
   const register = async (homeSiteId: string, familyName: string, nhsNumber: string) => {
-    const r = await adviser.request('POST', '/api/v1/patients', {
-      homeSiteId,
-      record: {
-        givenName: 'Rita',
-        familyName,
-        dateOfBirth: '1960-02-03',
-        sex: 'female',
-        nhsNumber,
-        specialNotes: [],
+    // Every test user works at site A: a record homed elsewhere is registered with break-glass.
+    const elsewhere = homeSiteId !== siteA;
+    const r = await (elsewhere ? clinician : adviser).request(
+      'POST',
+      '/api/v1/patients',
+      {
+        homeSiteId,
+        record: {
+          givenName: 'Rita',
+          familyName,
+          dateOfBirth: '1960-02-03',
+          sex: 'female',
+          nhsNumber,
+          specialNotes: [],
+        },
       },
-    });
+      elsewhere ? { 'x-break-glass-reason': 'Registering a visitor from another area' } : undefined,
+    );
     expect(r.statusCode, r.body).toBe(201);
     return (r.json() as { patientId: string }).patientId;
   };

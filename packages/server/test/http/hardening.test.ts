@@ -30,7 +30,10 @@ describe('hardening', () => {
     const adviser = new Client(t.app, t.clock);
     expect((await adviser.signIn('health_adviser@northshire')).statusCode).toBe(200);
     const marker = 'Zebedee-Quillfeather';
-    const created = await adviser.request('POST', '/api/v1/patients', {
+    // Registered by a clinician: an adviser's role may not write access instructions.
+    const clinician = new Client(t.app, t.clock);
+    expect((await clinician.signIn('clinician@northshire')).statusCode).toBe(200);
+    const created = await clinician.request('POST', '/api/v1/patients', {
       homeSiteId: t.providers[0]!.sites[0],
       record: {
         givenName: marker,
