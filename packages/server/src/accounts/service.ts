@@ -309,13 +309,20 @@ export class AccountsService {
 
    */
   private async checkNameFree(tenant: string, username: string): Promise<void> {
-    // Any @ part must be this provider's own: refusing only other providers' ids would tell
-    // anyone who tries which providers this node serves.
     const at = username.lastIndexOf('@');
-    if (at >= 0 && username.slice(at + 1) !== tenant)
-      throw new ValidationError([
-        { path: 'username', message: `must end in @${tenant} (this provider's part) or have no @ part` },
-      ]);
+    if (at >= 0) {
+      const suffix = username.slice(at + 1);
+      const owner = await accountsDb(this.store.db)
+        .selectFrom('tenants')
+        .select('tenant')
+        .where('tenant', '=', suffix)
+        .executeTakeFirst();
+      // The words name no provider (the answer must not hand one provider's admin another's id).
+      if (owner && owner.tenant !== tenant)
+        throw new ValidationError([
+          { path: 'username', message: "must not end in another provider's @ part: choose another name" },
+        ]);
+    }
     const taken = await this.store.withTenant(tenant, (trx) =>
       accountsDb(trx)
         .selectFrom('users')
