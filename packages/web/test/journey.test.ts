@@ -53,6 +53,8 @@ describe('the journey of a case through the web app', () => {
     await form.getByLabel('Full name').fill(user.name);
     await form.getByLabel('User name').fill(user.username);
     await form.getByLabel('Initial password').fill(user.password);
+    // A clinical role is granted with a reason (recorded and shown to the other administrators).
+    await form.getByLabel('Reason', { exact: true }).fill('Starts on tonight’s rota');
     await form.getByRole('checkbox', { name: role, exact: true }).check();
     await form.getByRole('checkbox', { name: 'Northshire 111 call centre' }).check();
     await form.getByRole('button', { name: 'Create user' }).click();

@@ -227,6 +227,7 @@ describe('the clinician’s queue at 1366×768', () => {
     await page.getByLabel('Full name').fill('Dr Siteless');
     await page.getByLabel('User name').fill('siteless@northshire');
     await page.getByLabel('Initial password').fill(PASSWORD);
+    await page.getByLabel('Reason', { exact: true }).fill('Joins the clinical rota');
     await page.getByRole('checkbox', { name: 'Clinician' }).check();
     // Warned while choosing, before anything is saved.
     await expect
@@ -243,7 +244,7 @@ describe('the clinician’s queue at 1366×768', () => {
     const queue = await siteless.call<{ cases: unknown[] }>('GET', '/api/v1/queue');
     expect(queue.cases).toEqual([]);
     await expect(siteless.call('POST', `/api/v1/cases/${southPatientCase}/claim`)).rejects.toThrow(
-      /: 403 .*not one of yours/,
+      /: 403 .*you have no sites yet/,
     );
     await expect(siteless.call('GET', `/api/v1/cases/${southPatientCase}`)).rejects.toThrow(
       /: 403 .*you have no sites yet/,
