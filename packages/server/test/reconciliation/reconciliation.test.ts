@@ -28,7 +28,7 @@ describe.each(STORE_KINDS)('reconciliation on %s', (kind) => {
   let siteId: string;
   const adviser = randomUUID();
   const manager = ctxFor(TENANT, randomUUID(), ['shift_manager']);
-  const as = (userId: string) => ctxFor(TENANT, userId, ['clinician']);
+  const as = (userId: string) => ctxFor(TENANT, userId, ['clinician'], [siteId]);
 
   beforeAll(async () => {
     a = await startClinicalNode(kind, 'node-a', TENANT, { role: 'hub' });
@@ -55,7 +55,7 @@ describe.each(STORE_KINDS)('reconciliation on %s', (kind) => {
 
   /** A case opened on A and queued for a clinician, known to both nodes. */
   async function queuedCase(): Promise<string> {
-    const caseId = await a.cases.open(ctxFor(TENANT, adviser, ['health_adviser']), {
+    const caseId = await a.cases.open(ctxFor(TENANT, adviser, ['health_adviser'], [siteId]), {
       siteId,
       answered: true,
       caller: { name: 'Sam Caller', relationship: 'self', callbackNumber: '07700 900123' },
