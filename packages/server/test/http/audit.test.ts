@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyStore } from '../../src/ledger/verify.ts';
 import { ledgerCrypto } from '../../src/node/crypto.ts';
 import { STORE_KINDS } from '../support/databases.ts';
-import { Client, startTestApp, type TestApp } from '../support/http.ts';
+import { Client, PASSWORD, startTestApp, type TestApp } from '../support/http.ts';
 
 /**
  * Acceptance: reading a patient-like protected record yields exactly one audit event with the right
@@ -39,16 +39,33 @@ describe.each(STORE_KINDS)('audit of patient data on %s', (kind) => {
       clinicalNotes: 'COPD, home oxygen',
       accessInstructions: 'Key safe by the back door, code 4321',
     };
-    const created = await clients.health_adviser!.request('POST', '/api/v1/patients', {
+    // Registered by a clinician: an adviser's role may not write clinical notes or access instructions.
+    const created = await clients.clinician!.request('POST', '/api/v1/patients', {
       homeSiteId: north.sites[0],
       record,
     });
     expect(created.statusCode, created.body).toBe(201);
     patientId = (created.json() as { patientId: string }).patientId;
-    const other = await clients.health_adviser!.request('POST', '/api/v1/patients', {
+    // The other site's patient is registered by a clinician who works there (every test user
+    // works at site A, and clinical notes are only written by a role that reads them).
+    await t.accounts.create(
+      north.tenant,
+      {
+        username: `clinician.b@${north.tenant}`,
+        displayName: 'Clinician at site B',
+        roles: ['clinician'],
+        siteIds: [north.sites[1]!],
+        password: PASSWORD,
+      },
+      'system:test',
+    );
+    const clinicianB = new Client(t.app, t.clock);
+    expect((await clinicianB.signIn(`clinician.b@${north.tenant}`)).statusCode).toBe(200);
+    const other = await clinicianB.request('POST', '/api/v1/patients', {
       homeSiteId: north.sites[1],
       record: { ...record, nhsNumber: undefined, givenName: 'Bo' },
     });
+    expect(other.statusCode, other.body).toBe(201);
     otherSitePatient = (other.json() as { patientId: string }).patientId;
   });
   afterAll(async () => t?.close());
