@@ -411,3 +411,11 @@ function uncovered(intervals: [number, number][]): [number, number][] {
   }
   return holes;
 }
+
+/**
+ * How a medicine is named to people (screens, the PEM): name, strength and form ("Amoxicillin 500 mg
+ * capsule"), since one medicine comes in several strengths and forms (a capsule and a suspension).
+ */
+export function medicineLabel(m: { name: string; strength: string; form: string }): string {
+  return `${m.name} ${m.strength} ${m.form}`;
+}

@@ -310,19 +310,12 @@ export class AccountsService {
    */
   private async checkNameFree(tenant: string, username: string): Promise<void> {
     const at = username.lastIndexOf('@');
-    if (at >= 0) {
-      const suffix = username.slice(at + 1);
-      const owner = await accountsDb(this.store.db)
-        .selectFrom('tenants')
-        .select('tenant')
-        .where('tenant', '=', suffix)
-        .executeTakeFirst();
-      // The words name no provider (the answer must not hand one provider's admin another's id).
-      if (owner && owner.tenant !== tenant)
-        throw new ValidationError([
-          { path: 'username', message: "must not end in another provider's @ part: choose another name" },
-        ]);
-    }
+    const suffix = at >= 0 ? username.slice(at + 1) : null;
+    // The words name no provider (the answer must not hand one provider's admin another's id).
+    if (suffix !== null && suffix !== tenant && (await this.providerExists(suffix)))
+      throw new ValidationError([
+        { path: 'username', message: "must not end in another provider's @ part: choose another name" },
+      ]);
     const taken = await this.store.withTenant(tenant, (trx) =>
       accountsDb(trx)
         .selectFrom('users')

@@ -167,12 +167,7 @@ export function patientRoutes(patients: PatientService): RouteSpec[] {
       access: { permission: 'patients.read' },
       params: z.strictObject({ patientId: z.string().uuid('must be a patient id') }),
       async handler({ ctx, params, request }) {
-        const reason = request.headers['x-break-glass-reason'];
-        return patients.read(
-          ctx,
-          params.patientId,
-          typeof reason === 'string' ? reason.slice(0, 500) : undefined,
-        );
+        return patients.read(ctx, params.patientId, breakGlassReason(request.headers));
       },
     }),
     authedRoute({

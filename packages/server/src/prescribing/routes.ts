@@ -14,10 +14,11 @@ const source = z.enum(ALLERGY_SOURCES, {
 });
 const reason = z.strictObject({ reason: words('give the reason') });
 
+const medicineCode = (missing: string) =>
+  z.string(missing).regex(/^\d{6,18}$/, 'must be a medicine code from the formulary');
+
 const draft = z.strictObject({
-  medicineCode: z
-    .string('choose a medicine')
-    .regex(/^\d{6,18}$/, 'must be a medicine code from the formulary'),
+  medicineCode: medicineCode('choose a medicine'),
   doseMg: z.number('give the dose in mg').positive('must be more than 0 mg').max(100_000, 'is far too large'),
   frequencyPerDay: z
     .number('say how many times a day')
@@ -118,10 +119,7 @@ export function prescribingRoutes(prescribing: PrescribingService): RouteSpec[] 
       params: patientParams,
       body: z.strictObject({
         name: words('name the medicine', 200),
-        code: z
-          .string()
-          .regex(/^\d{6,18}$/, 'must be a medicine code from the formulary')
-          .optional(),
+        code: medicineCode('must be a medicine code from the formulary').optional(),
         dose: words('give the dose', 200).optional(),
         source,
         reportedBy: words('say who said so', 200),

@@ -4,6 +4,7 @@ import {
   checkPrescription,
   ConflictError,
   makePrescriptionId,
+  medicineLabel,
   NotFoundError,
   NOT_CLINICALLY_VALIDATED_FORMULARY,
   ValidationError,
@@ -792,7 +793,7 @@ export class PrescribingService {
                 ? `sent to ${p.pharmacy.name}`
                 : 'not sent';
         const words = p.draft.quantityWords ? ` (${p.draft.quantityWords})` : '';
-        return `${p.medicine.name} ${p.medicine.strength} ${p.medicine.form}: ${p.draft.doseMg} mg ${p.draft.frequencyPerDay} times a day for ${p.draft.durationDays} days; quantity ${p.draft.quantity} ${p.medicine.unit}${words}; ${p.draft.directions} — prescription ${p.shortFormId}, ${how}`;
+        return `${medicineLabel(p.medicine)}: ${p.draft.doseMg} mg ${p.draft.frequencyPerDay} times a day for ${p.draft.durationDays} days; quantity ${p.draft.quantity} ${p.medicine.unit}${words}; ${p.draft.directions} — prescription ${p.shortFormId}, ${how}`;
       })
       .reverse();
   }

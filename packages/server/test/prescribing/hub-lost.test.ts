@@ -12,7 +12,17 @@ import { caseAt } from '../support/cases.ts';
 import { createPgDatabase } from '../support/databases.ts';
 import type { Client } from '../support/http.ts';
 import { freePort } from '../support/postgres.ts';
-import { answers, cleanups, holdfast, start, stop, tempDir, until } from '../support/processes.ts';
+import {
+  answers,
+  cleanups,
+  holdfast,
+  initSite,
+  serve,
+  start,
+  stop,
+  tempDir,
+  until,
+} from '../support/processes.ts';
 import { draftOf, PARACETAMOL } from './support.ts';
 
 /** The request shape the case helpers use, over a real HTTP session. */
@@ -67,34 +77,11 @@ describe('a site whose hub is lost', () => {
       await node.close();
     }
     const hubPort = await freePort();
-    const serveArgs = (dir: string, port: number) => [
-      '-d',
-      dir,
-      'serve',
-      '--port',
-      String(port),
-      '--host',
-      '127.0.0.1',
-    ];
-    const hub = await start(serveArgs(hubDir, hubPort), hubEnv, () =>
-      answers(`http://127.0.0.1:${hubPort}/health`),
-    );
+    const hub = await serve(hubDir, hubPort, hubEnv);
     const siteDir = tempDir('site-a');
-    holdfast([
-      '-d',
-      siteDir,
-      'init',
-      '--role',
-      'site',
-      '--node',
-      'site-a',
-      '--hub',
-      `http://127.0.0.1:${hubPort}`,
-      '--token',
-      token,
-    ]);
+    initSite(siteDir, 'site-a', `http://127.0.0.1:${hubPort}`, token);
     const sitePort = await freePort();
-    await start(serveArgs(siteDir, sitePort), {}, () => answers(`http://127.0.0.1:${sitePort}/health`));
+    await serve(siteDir, sitePort);
     await start(
       [
         'receiver',

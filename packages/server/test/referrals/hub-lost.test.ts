@@ -12,7 +12,17 @@ import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts'
 import { answersTo } from '../support/cases.ts';
 import { createPgDatabase } from '../support/databases.ts';
 import { freePort } from '../support/postgres.ts';
-import { answers, cleanups, holdfast, start, stop, tempDir, until } from '../support/processes.ts';
+import {
+  answers,
+  cleanups,
+  holdfast,
+  initSite,
+  serve,
+  start,
+  stop,
+  tempDir,
+  until,
+} from '../support/processes.ts';
 
 /**
  * A site whose hub is lost still refers: real processes on loopback, a hub on PostgreSQL, a site on
@@ -68,34 +78,11 @@ describe('a site whose hub is lost', () => {
       await node.close();
     }
     const hubPort = await freePort();
-    const serveArgs = (dir: string, port: number) => [
-      '-d',
-      dir,
-      'serve',
-      '--port',
-      String(port),
-      '--host',
-      '127.0.0.1',
-    ];
-    let hub = await start(serveArgs(hubDir, hubPort), hubEnv, () =>
-      answers(`http://127.0.0.1:${hubPort}/health`),
-    );
+    let hub = await serve(hubDir, hubPort, hubEnv);
     const siteDir = tempDir('site-a');
-    holdfast([
-      '-d',
-      siteDir,
-      'init',
-      '--role',
-      'site',
-      '--node',
-      'site-a',
-      '--hub',
-      `http://127.0.0.1:${hubPort}`,
-      '--token',
-      token,
-    ]);
+    initSite(siteDir, 'site-a', `http://127.0.0.1:${hubPort}`, token);
     const sitePort = await freePort();
-    await start(serveArgs(siteDir, sitePort), {}, () => answers(`http://127.0.0.1:${sitePort}/health`));
+    await serve(siteDir, sitePort);
     const receiverFile = join(tempDir('ed'), 'received.ndjson');
     await start(
       ['receiver', '--port', String(receiverPort), '--kind', 'service', '--store', receiverFile],
@@ -208,9 +195,7 @@ describe('a site whose hub is lost', () => {
     expect(await answers(`http://127.0.0.1:${hubPort}/health`)).toBe(false);
 
     // The hub returns and hears of it by sync: it holds it accepted and does not send it again.
-    hub = await start(serveArgs(hubDir, hubPort), hubEnv, () =>
-      answers(`http://127.0.0.1:${hubPort}/health`),
-    );
+    hub = await serve(hubDir, hubPort, hubEnv);
     await until(
       'the hub holds the referral accepted',
       async () => {

@@ -70,6 +70,18 @@ export async function start(
   }
 }
 
+/** `holdfast serve` of the node in `dir` on a loopback `port`, once its /health answers. */
+export function serve(dir: string, port: number, env: Record<string, string> = {}): Promise<ChildProcess> {
+  return start(['-d', dir, 'serve', '--port', String(port), '--host', '127.0.0.1'], env, () =>
+    answers(`http://127.0.0.1:${port}/health`),
+  );
+}
+
+/** `holdfast init` of a site node enrolled at the hub with a one-time token. */
+export function initSite(dir: string, node: string, hubUrl: string, token: string): string {
+  return holdfast(['-d', dir, 'init', '--role', 'site', '--node', node, '--hub', hubUrl, '--token', token]);
+}
+
 export const answers = async (url: string) => {
   try {
     return (await fetch(url)).ok;

@@ -1,6 +1,7 @@
 import {
   blockingProblems,
   checkPrescription,
+  medicineLabel,
   NOT_CLINICALLY_VALIDATED_FORMULARY,
   quantityInWords,
   type CheckResult,
@@ -32,7 +33,6 @@ import {
   cancelPrescription,
   CHECK_WORDS,
   FACT_SOURCE_WORDS,
-  medicineLabel,
   prescriptionPdfUrl,
   recordAllergy,
   recordMedication,

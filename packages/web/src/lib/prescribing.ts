@@ -15,14 +15,6 @@ import { api } from './api.ts';
  * with the server.
  */
 
-/**
- * How a medicine is named on every screen: name, strength and form ("Amoxicillin 500 mg capsule"),
- * since one medicine comes in several strengths and forms (a capsule and a suspension for a child).
- */
-export function medicineLabel(m: { name: string; strength: string; form: string }): string {
-  return `${m.name} ${m.strength} ${m.form}`;
-}
-
 export const PRESCRIBE_PERMISSION = 'cases.prescribe' as const;
 
 export type FactSource = 'caller' | 'record' | 'clinician';

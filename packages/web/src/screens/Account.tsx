@@ -1,7 +1,7 @@
 import { ROLE_LABELS } from '@holdfast/core';
 import { startRegistration } from '@simplewebauthn/browser';
 import { Button, Group, List, Paper, PasswordInput, Stack, Text, TextInput, Title } from '@mantine/core';
-import { useState, type FormEvent } from 'react';
+import { useState, type FormEvent, type ReactNode } from 'react';
 import { FormAlert } from '../components/FormAlert.tsx';
 import { PageTitle } from '../components/PageTitle.tsx';
 import { api, ApiError } from '../lib/api.ts';
@@ -65,50 +65,30 @@ function AddPasskey() {
     }
   };
   return (
-    <Paper
-      withBorder
-      p="md"
-      component="form"
-      onSubmit={(e: FormEvent) => void submit(e)}
-      aria-labelledby="add-passkey-heading"
-      noValidate
+    <AccountForm
+      id="add-passkey-heading"
+      title="Add a passkey"
+      intro="A passkey (this device or a security key) is the stronger second factor. Confirm it is you first."
+      problems={problems}
+      done={done}
+      busy={busy}
+      submitLabel="Add a passkey"
+      onSubmit={submit}
     >
-      <Title order={2} size="h3" id="add-passkey-heading" mb="xs">
-        Add a passkey
-      </Title>
-      <Text size="sm" mb="xs">
-        A passkey (this device or a security key) is the stronger second factor. Confirm it is you first.
-      </Text>
-      <FormAlert message={problems.form} />
-      {done && (
-        <Text role="status" fw={700} mb="xs">
-          {done}
-        </Text>
-      )}
-      <Stack>
-        <PasswordInput
-          label="Your password"
-          value={password}
-          onChange={(e) => setPassword(e.currentTarget.value)}
-          error={problems.field('password')}
-          autoComplete="current-password"
-        />
-        <TextInput
-          label="Current 6-digit code"
-          inputMode="numeric"
-          maxLength={6}
-          value={code}
-          onChange={(e) => setCode(e.currentTarget.value)}
-          error={problems.field('code')}
-          autoComplete="one-time-code"
-        />
-        <Group>
-          <Button type="submit" loading={busy}>
-            Add a passkey
-          </Button>
-        </Group>
-      </Stack>
-    </Paper>
+      <PasswordInput
+        label="Your password"
+        value={password}
+        onChange={(e) => setPassword(e.currentTarget.value)}
+        error={problems.field('password')}
+        autoComplete="current-password"
+      />
+      <CodeInput
+        label="Current 6-digit code"
+        value={code}
+        onChange={setCode}
+        error={problems.field('code')}
+      />
+    </AccountForm>
   );
 }
 
@@ -151,54 +131,98 @@ function ChangePassword() {
     }
   };
   return (
+    <AccountForm
+      id="change-password-heading"
+      title="Change your password"
+      problems={problems}
+      done={done}
+      busy={busy}
+      submitLabel="Change password"
+      onSubmit={submit}
+    >
+      <PasswordInput
+        label="Current password"
+        value={current}
+        onChange={(e) => setCurrent(e.currentTarget.value)}
+        error={problems.field('currentPassword')}
+        autoComplete="current-password"
+      />
+      <PasswordInput
+        label="New password"
+        description="At least 8 characters; not a common or breached password, your name or your provider's name."
+        value={next}
+        onChange={(e) => setNext(e.currentTarget.value)}
+        error={problems.field('newPassword')}
+        autoComplete="new-password"
+      />
+      <CodeInput
+        label="Current 6-digit code (leave empty if you use a passkey)"
+        value={code}
+        onChange={setCode}
+        error={problems.field('code')}
+      />
+    </AccountForm>
+  );
+}
+
+/** The frame both account forms share: a titled form with its problems, what was done, and its button. */
+function AccountForm(props: {
+  id: string;
+  title: string;
+  intro?: string;
+  problems: ReturnType<typeof useFormProblems>;
+  done: string | null;
+  busy: boolean;
+  submitLabel: string;
+  onSubmit: (event: FormEvent) => Promise<void>;
+  children: ReactNode;
+}) {
+  return (
     <Paper
       withBorder
       p="md"
       component="form"
-      onSubmit={(e: FormEvent) => void submit(e)}
-      aria-labelledby="change-password-heading"
+      onSubmit={(e: FormEvent) => void props.onSubmit(e)}
+      aria-labelledby={props.id}
       noValidate
     >
-      <Title order={2} size="h3" id="change-password-heading" mb="xs">
-        Change your password
+      <Title order={2} size="h3" id={props.id} mb="xs">
+        {props.title}
       </Title>
-      <FormAlert message={problems.form} />
-      {done && (
+      {props.intro && (
+        <Text size="sm" mb="xs">
+          {props.intro}
+        </Text>
+      )}
+      <FormAlert message={props.problems.form} />
+      {props.done && (
         <Text role="status" fw={700} mb="xs">
-          {done}
+          {props.done}
         </Text>
       )}
       <Stack>
-        <PasswordInput
-          label="Current password"
-          value={current}
-          onChange={(e) => setCurrent(e.currentTarget.value)}
-          error={problems.field('currentPassword')}
-          autoComplete="current-password"
-        />
-        <PasswordInput
-          label="New password"
-          description="At least 8 characters; not a common or breached password, your name or your provider's name."
-          value={next}
-          onChange={(e) => setNext(e.currentTarget.value)}
-          error={problems.field('newPassword')}
-          autoComplete="new-password"
-        />
-        <TextInput
-          label="Current 6-digit code (leave empty if you use a passkey)"
-          inputMode="numeric"
-          maxLength={6}
-          value={code}
-          onChange={(e) => setCode(e.currentTarget.value)}
-          error={problems.field('code')}
-          autoComplete="one-time-code"
-        />
+        {props.children}
         <Group>
-          <Button type="submit" loading={busy}>
-            Change password
+          <Button type="submit" loading={props.busy}>
+            {props.submitLabel}
           </Button>
         </Group>
       </Stack>
     </Paper>
+  );
+}
+
+/** The authenticator app's current 6-digit code. */
+function CodeInput(props: { label: string; value: string; onChange: (v: string) => void; error: ReactNode }) {
+  return (
+    <TextInput
+      label={props.label}
+      inputMode="numeric"
+      maxLength={6}
+      value={props.value}
+      onChange={(e) => props.onChange(e.currentTarget.value)}
+      error={props.error}
+      autoComplete="one-time-code"
+    />
   );
 }
