@@ -11,6 +11,10 @@ export default defineConfig({
     // Generous: property and crash tests run minutes on a loaded 2-core CI machine.
     testTimeout: 600_000,
     hookTimeout: 120_000,
-    reporters: ['default', ['json', { outputFile: '.test-results/vitest.json' }]],
+    // scripts/test.mjs names the report of each of its runs.
+    reporters: [
+      'default',
+      ['json', { outputFile: process.env.HOLDFAST_VITEST_REPORT ?? '.test-results/vitest.json' }],
+    ],
   },
 });
