@@ -9,6 +9,7 @@ export const ROLES = [
   'prescriber',
   'dispatcher',
   'receptionist',
+  'driver',
   'shift_manager',
   'provider_admin',
   'auditor',
@@ -21,6 +22,7 @@ export const ROLE_LABELS: Record<Role, string> = {
   prescriber: 'Prescriber',
   dispatcher: 'Dispatcher',
   receptionist: 'Receptionist',
+  driver: 'Driver',
   shift_manager: 'Shift manager',
   provider_admin: 'Provider admin',
   auditor: 'Auditor',
@@ -84,6 +86,24 @@ export const PERMISSIONS = [
   'directory.edit',
   /** Set a service's capacity (green, amber, red). */
   'directory.capacity',
+  /** Book, rebook and cancel a treatment-centre appointment for a case (C6). */
+  'appointments.book',
+  /** Treatment centres: rooms, clinician sessions, slot templates, blocking slots, allocations (C6). */
+  'diaries.manage',
+  /** A centre's reception: the day's list, arrivals, did-not-attend, walk-ins (C6). */
+  'reception.work',
+  /** See the rota: who is on duty where, now and next (C12). */
+  'rota.read',
+  /** Enter and import shifts and set the minimum staffing per role and site (C12). */
+  'rota.manage',
+  /** See the home-visit queue and the cars (C7). */
+  'visits.read',
+  /** Allocate and re-allocate cars to home visits (C7). */
+  'visits.dispatch',
+  /** A car's crew: status, position and the visit's outcome from the crew's phone (C7). */
+  'visits.crew',
+  /** Add and retire cars (C7). */
+  'vehicles.manage',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
@@ -94,6 +114,7 @@ const CARE: Permission[] = [
   'cases.read',
   'downtime.pack',
   'directory.read',
+  'rota.read',
 ];
 const CLINICAL: Permission[] = [
   ...CARE,
@@ -109,6 +130,10 @@ const CLINICAL: Permission[] = [
   'consultations.write',
   'messages.read',
   'directory.capacity',
+  'appointments.book',
+  'reception.work',
+  'visits.read',
+  'visits.crew',
 ];
 
 export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
@@ -120,11 +145,14 @@ export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
     'cases.refer',
     'queue.read',
     'messages.read',
+    'appointments.book',
   ],
   clinician: CLINICAL,
   prescriber: [...CLINICAL, 'cases.prescribe'],
-  dispatcher: [...CARE, 'patients.access_instructions.read', 'queue.read'],
-  receptionist: [...CARE, 'patients.write'],
+  dispatcher: [...CARE, 'patients.access_instructions.read', 'queue.read', 'visits.read', 'visits.dispatch'],
+  receptionist: [...CARE, 'patients.write', 'appointments.book', 'reception.work'],
+  // A driver sees only the car's own work, on the crew's phone.
+  driver: ['session.self', 'rota.read', 'visits.crew'],
   shift_manager: [
     ...CARE,
     'patients.clinical_notes.read',
@@ -137,6 +165,12 @@ export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
     'messages.manage',
     'queue.all_sites',
     'directory.capacity',
+    'diaries.manage',
+    'reception.work',
+    'rota.manage',
+    'visits.read',
+    'visits.dispatch',
+    'vehicles.manage',
   ],
   // Administrators manage people, not patients: they see no patient data.
   provider_admin: [
@@ -146,6 +180,9 @@ export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
     'sessions.manage',
     'endpoints.manage',
     'directory.edit',
+    'diaries.manage',
+    'rota.manage',
+    'vehicles.manage',
   ],
   auditor: ['session.self', 'audit.read', 'reports.read'],
 };

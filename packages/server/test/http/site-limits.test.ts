@@ -256,7 +256,9 @@ describe.each(STORE_KINDS)('site limits on every route (%s)', (kind) => {
       ] as const) {
         const viewer = { roles: [role], siteIds };
         const patient = await client.request('GET', `/api/v1/patients/${w.patientId}`);
-        const patientAllowed = siteDecision(viewer, 'patient', w.site).allowed;
+        // A role without patients.read (the driver) is refused by permission before any site rule.
+        const patientAllowed =
+          hasPermission([role], 'patients.read') && siteDecision(viewer, 'patient', w.site).allowed;
         if ((patient.statusCode === 200) !== patientAllowed)
           mismatches.push(`${role} at ${where}: patient ${patient.statusCode}, policy ${patientAllowed}`);
         if (hasPermission([role], 'cases.read')) {
