@@ -38,3 +38,7 @@ export * from './directory/search.ts';
 export * from './prescribing/formulary.ts';
 export * from './prescribing/checks.ts';
 export * from './prescribing/prescription-id.ts';
+export * from './booking/time.ts';
+export * from './booking/diary.ts';
+export * from './booking/custody.ts';
+export * from './booking/suggest.ts';
