@@ -94,6 +94,11 @@ interface SessionPlanned {
   session?: DiarySession;
   homeNodeId?: string;
   sessionId?: string;
+  /**
+   * The slots as the planner generated them. When present they are taken as written, so every node
+   * agrees even if its time-zone database differs from the planner's.
+   */
+  slots?: { slotId: string; startMs: number; endMs: number; startLocal: string }[];
 }
 interface SessionCancelled {
   sessionId: string;
@@ -148,7 +153,7 @@ export function applyCustodyEvent(state: CustodyState, event: CustodyInputEvent)
         break;
       }
       state.sessions.add(session.sessionId);
-      for (const slot of generateSlots(session)) {
+      for (const slot of plannedSlots(session, p.slots)) {
         state.slots.set(slot.slotId, {
           ...slot,
           ownerNodeId: owner,
@@ -226,6 +231,23 @@ export function applyCustodyEvent(state: CustodyState, event: CustodyInputEvent)
       break;
   }
   return raised;
+}
+
+function plannedSlots(session: DiarySession, written: SessionPlanned['slots']): Slot[] {
+  if (written === undefined) return generateSlots(session);
+  return written.map((w) => ({
+    slotId: w.slotId,
+    sessionId: session.sessionId,
+    centreId: session.centreId,
+    roomId: session.roomId,
+    startMs: w.startMs,
+    endMs: w.endMs,
+    startLocal: w.startLocal,
+    // The wall clock read as if it were UTC, less the instant: the offset, without a zone database.
+    utcOffsetMinutes: Math.round((Date.parse(`${w.startLocal.replace(' ', 'T')}:00Z`) - w.startMs) / 60_000),
+    capacity: session.template.patientsPerSlot,
+    kinds: [...session.template.kinds],
+  }));
 }
 
 /** Folds events given in ledger order (hlc, node, seq) into a new state. */
