@@ -25,6 +25,8 @@ const NAV: NavItem[] = [
   { to: '/admin/users', label: 'Users', permission: 'users.manage' },
   { to: '/admin/sites', label: 'Sites', permission: 'sites.manage' },
   { to: '/admin/directory', label: 'Directory', permission: DIRECTORY_PERMISSIONS.edit },
+  { to: '/reception', label: 'Reception', permission: 'reception.work' },
+  { to: '/admin/centres', label: 'Diaries', permission: 'diaries.manage' },
   { to: '/audit', label: 'Audit trail', permission: 'audit.read' },
   { to: '/account', label: 'My account', permission: 'session.self' },
 ];

@@ -14,6 +14,8 @@ import { Users } from './admin/Users.tsx';
 import { Sites } from './admin/Sites.tsx';
 import { Directory } from './admin/Directory.tsx';
 import { Audit } from './Audit.tsx';
+import { Centres } from './booking/Centres.tsx';
+import { Reception } from './booking/Reception.tsx';
 import { CaseSummary } from './records/CaseSummary.tsx';
 import { PatientRecord } from './records/PatientRecord.tsx';
 
@@ -63,6 +65,9 @@ export const SCREENS: Screen[] = [
     orPermission: DIRECTORY_PERMISSIONS.edit,
     render: () => <Directory />,
   },
+  // Treatment-centre appointments (C6): the diaries and the centre's reception desk.
+  { path: '/admin/centres', permission: 'diaries.manage', render: () => <Centres /> },
+  { path: '/reception', permission: 'reception.work', render: () => <Reception /> },
   { path: '/audit', permission: 'audit.read', render: () => <Audit /> },
   { path: '/account', permission: 'session.self', render: () => <Account /> },
 ];

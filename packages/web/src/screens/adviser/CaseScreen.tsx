@@ -27,6 +27,8 @@ import type {
 import { PatientSearch, PatientSummaryCard } from './PatientPanel.tsx';
 import { AmbulanceHandover, handedOver, useAmbulanceHandover } from '../../components/AmbulanceHandover.tsx';
 import { ServiceChoice } from '../../components/ServiceChoice.tsx';
+import { BookingPanel } from '../../components/BookingPanel.tsx';
+import { dispositionBooking } from '../../lib/booking.ts';
 import { recallQuestion, TriagePath, TriageRunner } from './TriageRunner.tsx';
 import { useLeaveWarning } from '../../lib/leave-warning.ts';
 import { CaseNotes, CorrectDisposition, EndCall } from './OpenCalls.tsx';
@@ -384,6 +386,7 @@ function Disposition({
   const ambulanceRequested = caseDetail.status === 'ambulance_requested';
   const ambulance = useAmbulanceHandover(caseId, ambulanceRequested);
   const mustStay = ambulanceRequested && !handedOver(ambulance.data);
+  const booking = dispositionBooking(d);
 
   if (changing)
     return (
@@ -515,6 +518,10 @@ function Disposition({
         </Paper>
         <TriagePath path={result.path} {...(proposed || retriaging ? { onChange: change } : {})} />
       </Group>
+      {/* A bookable disposition, once confirmed: a treatment-centre appointment while on the call. */}
+      {!proposed && !retriaging && booking && session.can('appointments.book') && (
+        <BookingPanel caseId={caseId} kind={booking.kind} />
+      )}
       {/* Full width below: the ranked list has six columns and must fit a 1366-pixel screen. */}
       {caseDetail.status === 'referral_pending' && (
         <ServiceChoice caseDetail={caseDetail} patientPostcode={patientPostcode} />

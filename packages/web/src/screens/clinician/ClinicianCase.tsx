@@ -29,6 +29,8 @@ import { AmbulanceHandover } from '../../components/AmbulanceHandover.tsx';
 import { CaseMessages } from '../../components/CaseMessages.tsx';
 import { CaseRecord } from '../../components/CaseRecord.tsx';
 import { ServiceChoice } from '../../components/ServiceChoice.tsx';
+import { BookingPanel } from '../../components/BookingPanel.tsx';
+import { outcomeBooking } from '../../lib/booking.ts';
 import { useConsultationDraft } from '../../lib/drafts.ts';
 import { FormAlert } from '../../components/FormAlert.tsx';
 import {
@@ -319,6 +321,9 @@ export function ClinicianCase({ caseId }: { caseId: string }) {
         </Group>
       ) : null}
 
+      {c.status === 'follow_up_arranged' && c.outcomes.includes('book_appointment') && (
+        <BookingPanel caseId={caseId} kind={outcomeBooking()?.kind ?? null} />
+      )}
       {c.status === 'ambulance_requested' && <AmbulanceHandover caseDetail={c} />}
       {/* A referring outcome: the same ranked services and choice as the adviser's disposition. */}
       {c.status === 'referral_pending' && (
@@ -616,6 +621,10 @@ function Consultation({
           </Text>
         )}
       </Paper>
+      {/* "Book an appointment": the treatment-centre booking panel, as on the adviser's call. */}
+      {outcome === 'book_appointment' && (
+        <BookingPanel caseId={caseId} kind={outcomeBooking()?.kind ?? null} />
+      )}
       {/* Prescribing: the prescriber role only; anyone else is told who can. */}
       {outcome === 'prescribe' &&
         (prescribing.can ? (
