@@ -208,6 +208,21 @@ function describe(
       return "Safeguarding concern raised (a safeguarding note was added to the patient's record)";
     case 'reconciliation.resolved':
       return 'A shift manager decided a collision between two records of this case';
+    // Treatment-centre appointments (C6, server/src/booking).
+    case 'booking.booked':
+      return `Appointment ${p.rebookOf ? 'moved to' : 'booked for'} ${String(p.startLocal)} at centre ${String(p.centreId)}${
+        p.outsideTimeframeReason ? `, outside the timeframe: ${String(p.outsideTimeframeReason)}` : ''
+      }`;
+    case 'booking.cancelled':
+      return `Appointment cancelled: ${String(p.reason)}`;
+    case 'booking.walk_in':
+      return `Walked in at centre ${String(p.centreId)}`;
+    case 'booking.arrived':
+      return 'Arrived at the treatment centre';
+    case 'booking.seen':
+      return `Seen at the treatment centre by ${name(p.clinicianId)}`;
+    case 'booking.did_not_attend':
+      return 'Did not attend the appointment';
     default:
       return e.type;
   }

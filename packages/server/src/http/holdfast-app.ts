@@ -71,6 +71,8 @@ import { directoryRoutes, installDirectoryBodyHandling } from '../directory/rout
 import { requireFormularyDir, SAMPLE_FORMULARY_DIR } from '../prescribing/formulary-files.ts';
 import { prescribingRoutes } from '../prescribing/routes.ts';
 import { PrescribingService } from '../prescribing/service.ts';
+import { bookingRoutes } from '../booking/routes.ts';
+import { BookingService } from '../booking/service.ts';
 import { DirectoryService } from '../directory/service.ts';
 
 export interface HoldfastAppOptions {
@@ -263,6 +265,8 @@ export async function buildHoldfastApp(
     prescribing.dispensedDrafts(tenant, answered, message),
   );
   pem.setPrescriptions((tenant, caseId) => prescribing.pemLines(tenant, caseId));
+  // Treatment-centre appointments (C6): diaries, the custody of slots, booking, reception.
+  const booking = new BookingService(node.store, node.ledger, node.clock, { cases, patients, accounts });
   const downtime = new DowntimePackService(node.store, node.ledger, node.clock, {
     contacts: options.downtimeContacts ?? [],
   });
@@ -433,6 +437,7 @@ export async function buildHoldfastApp(
     ...handoverRoutes(handover),
     ...referralRoutes(referrals),
     ...prescribingRoutes(prescribing),
+    ...bookingRoutes(booking),
     ...pemRoutes(pem),
     ...inboundRoutes(inbound),
     ...telephonyRoutes(telephony),

@@ -25,6 +25,8 @@ import { REFERRAL_EVENT_TYPES } from '../referrals/events.ts';
 import { referralsProjection } from '../referrals/projection.ts';
 import { PRESCRIBING_EVENT_TYPES } from '../prescribing/events.ts';
 import { prescribingProjection } from '../prescribing/projection.ts';
+import { BOOKING_EVENT_TYPES } from '../booking/events.ts';
+import { bookingProjection } from '../booking/projection.ts';
 import { telephonyProjection } from '../telephony/projection.ts';
 import { providerSettingsProjection } from '../reports/provider-settings.ts';
 import { directoryProjection } from '../directory/projection.ts';
@@ -108,6 +110,7 @@ export const BUILTIN_PROJECTIONS: readonly Projection[] = [
   inboundProjection,
   referralsProjection,
   prescribingProjection,
+  bookingProjection,
   telephonyProjection,
   providerSettingsProjection,
   directoryProjection,
@@ -125,6 +128,7 @@ export function createServerRegistry(): EventRegistry {
     ...INBOUND_EVENT_TYPES,
     ...REFERRAL_EVENT_TYPES,
     ...PRESCRIBING_EVENT_TYPES,
+    ...BOOKING_EVENT_TYPES,
     ...TELEPHONY_EVENT_TYPES,
     ...REPORTING_EVENT_TYPES,
     ...DIRECTORY_EVENT_TYPES,

@@ -1,6 +1,6 @@
 import { OPERATOR_HEADERS } from './http.ts';
 import { randomUUID } from 'node:crypto';
-import { hasPermission, mayReadField, ROLES, type Role } from '@holdfast/core';
+import { formatLocal, hasPermission, mayReadField, ROLES, type Role } from '@holdfast/core';
 import type {
   PublicKeyCredentialCreationOptionsJSON,
   PublicKeyCredentialRequestOptionsJSON,
@@ -575,6 +575,87 @@ function sampleDirectoryService(serviceId: string) {
     booking: null,
     notClinicallyValidated: true,
   };
+}
+
+/** The world's treatment centre (C6), made once: a room, a template taking 50 patients a slot. */
+const sampleCentres = new WeakMap<World, Promise<string>>();
+function sampleCentre(w: World): Promise<string> {
+  let made = sampleCentres.get(w);
+  if (!made) {
+    made = (async () => {
+      const manager = await w.freshClient('shift_manager');
+      await mustOk(
+        await manager.request('POST', '/api/v1/centres', {
+          centreId: 'sample-tc',
+          siteId: w.site,
+          name: 'Sample Treatment Centre',
+          address: '1 Sample Street',
+          postcode: 'NS1 1AA',
+          lat: 54,
+          lon: -1.5,
+          phone: '01632 960222',
+          rooms: [{ roomId: 'room-1', name: 'Room 1' }],
+        }),
+        'centre',
+      );
+      await mustOk(
+        await manager.request('POST', '/api/v1/centres/sample-tc/templates', {
+          templateId: 'urgent',
+          name: 'Urgent',
+          slotMinutes: 15,
+          patientsPerSlot: 50,
+          kinds: ['urgent_face_to_face'],
+        }),
+        'template',
+      );
+      return 'sample-tc';
+    })();
+    sampleCentres.set(w, made);
+  }
+  return made;
+}
+
+/** The local date and time (Europe/London) `hoursAhead` from the world's clock, whole hour. */
+function sampleLocal(w: World, hoursAhead: number): { date: string; time: string } {
+  const at = new Date(Math.ceil(w.t.clock.nowMs() / 3_600_000) * 3_600_000 + hoursAhead * 3_600_000);
+  const [date, time] = formatLocal(at.getTime()).split(' ') as [string, string];
+  return { date, time };
+}
+
+/** A new one-hour session of the sample centre two hours ahead: its id and slot ids. */
+async function sampleSession(w: World): Promise<{ sessionId: string; slotIds: string[] }> {
+  const centreId = await sampleCentre(w);
+  const { date, time } = sampleLocal(w, 2);
+  const end = sampleLocal(w, 3).time;
+  const manager = await w.freshClient('shift_manager');
+  const r = await mustOk(
+    await manager.request('POST', `/api/v1/centres/${centreId}/sessions`, {
+      templateId: 'urgent',
+      roomId: 'room-1',
+      clinicianName: 'Dr Sample',
+      date,
+      startLocal: time,
+      endLocal: end,
+    }),
+    'session',
+  );
+  const body = r.json() as { session: { sessionId: string }; slots: { slotId: string }[] };
+  return { sessionId: body.session.sessionId, slotIds: body.slots.map((s) => s.slotId) };
+}
+
+/** An appointment booked by the clinician on a queued case (optionally arrived). */
+async function sampleAppointment(w: World, arrived = false): Promise<string> {
+  const caseId = await queuedCase(w);
+  const { slotIds } = await sampleSession(w);
+  const clinician = await w.freshClient('clinician');
+  const r = await mustOk(
+    await clinician.request('POST', `/api/v1/cases/${caseId}/appointments`, { slotId: slotIds[0] }),
+    'appointment',
+  );
+  const bookingId = (r.json() as { appointment: { bookingId: string } }).appointment.bookingId;
+  if (arrived)
+    await mustOk(await clinician.request('POST', `/api/v1/appointments/${bookingId}/arrived`), 'arrived');
+  return bookingId;
 }
 
 /** A directory service of the world's provider, added for a sample that acts on one. */
@@ -1171,6 +1252,134 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
   'GET /api/v1/prescriptions/:prescriptionId/pdf': {
     build: () => ({ params: { prescriptionId: randomUUID() } }),
     allowedStatus: 404,
+  },
+  // Treatment-centre appointments (C6). A queued case's disposition is not booked at a centre, so an
+  // adviser or receptionist is refused by the case's rule (409); a clinician books it.
+  'GET /api/v1/centres': { build: () => ({}) },
+  'POST /api/v1/centres': {
+    build: (w) => ({
+      body: {
+        centreId: `tc-${w.next()}`,
+        siteId: w.site,
+        name: 'Another Centre',
+        address: '2 Sample Street',
+        postcode: 'NS1 1AB',
+        lat: 54.1,
+        lon: -1.4,
+        phone: '01632 960333',
+        rooms: [{ roomId: 'room-1', name: 'Room 1' }],
+      },
+    }),
+  },
+  'POST /api/v1/centres/:centreId/templates': {
+    build: async (w) => ({
+      params: { centreId: await sampleCentre(w) },
+      body: {
+        templateId: 'dressing',
+        name: 'Dressings',
+        slotMinutes: 10,
+        patientsPerSlot: 2,
+        kinds: ['dressing'],
+      },
+    }),
+  },
+  'POST /api/v1/centres/:centreId/sessions': {
+    build: async (w) => {
+      const { date, time } = sampleLocal(w, 5);
+      return {
+        params: { centreId: await sampleCentre(w) },
+        body: {
+          templateId: 'urgent',
+          roomId: 'room-1',
+          clinicianName: 'Dr Sample',
+          date,
+          startLocal: time,
+          endLocal: sampleLocal(w, 6).time,
+        },
+      };
+    },
+  },
+  'POST /api/v1/centres/:centreId/sessions/:sessionId/cancel': {
+    build: async (w) => ({
+      params: { centreId: await sampleCentre(w), sessionId: (await sampleSession(w)).sessionId },
+      body: { reason: 'Clinician off sick' },
+    }),
+  },
+  'POST /api/v1/centres/:centreId/allocation-policy': {
+    build: async (w) => ({
+      params: { centreId: await sampleCentre(w) },
+      body: { toNodeId: 'sample-111', toNodeName: 'Sample 111', count: 0, cutoffMinutesBeforeStart: 30 },
+    }),
+  },
+  'POST /api/v1/slots/block': {
+    build: async (w) => ({
+      body: { slotIds: (await sampleSession(w)).slotIds.slice(0, 1), reason: 'Room closed' },
+    }),
+  },
+  'POST /api/v1/slots/release': {
+    build: async (w) => ({
+      body: { slotIds: (await sampleSession(w)).slotIds.slice(0, 1), reason: 'Room open' },
+    }),
+  },
+  'POST /api/v1/slots/return': {
+    // This node holds no slots by allocation: refused naming body.slotIds.
+    build: async (w) => ({ body: { slotIds: (await sampleSession(w)).slotIds.slice(0, 1) } }),
+    allowedStatus: 400,
+  },
+  'GET /api/v1/centres/:centreId/diary': {
+    build: async (w) => ({
+      params: { centreId: await sampleCentre(w) },
+      query: { date: sampleLocal(w, 2).date },
+    }),
+  },
+  'GET /api/v1/booking/custody-check': { build: () => ({}) },
+  'GET /api/v1/cases/:caseId/appointment-options': {
+    build: async (w) => ({ params: { caseId: await queuedCase(w) }, query: { limit: '5' } }),
+    allowedStatus: 409,
+  },
+  'POST /api/v1/cases/:caseId/appointments': {
+    build: async (w) => ({
+      params: { caseId: await queuedCase(w) },
+      body: { slotId: (await sampleSession(w)).slotIds[0] },
+    }),
+    allowedStatus: 409,
+  },
+  'GET /api/v1/cases/:caseId/appointments': {
+    build: async (w) => ({ params: { caseId: await queuedCase(w) } }),
+  },
+  'POST /api/v1/appointments/:bookingId/cancel': {
+    build: async (w) => ({
+      params: { bookingId: await sampleAppointment(w) },
+      body: { reason: 'Feeling better' },
+    }),
+  },
+  'POST /api/v1/appointments/:bookingId/rebook': {
+    build: async (w) => ({
+      params: { bookingId: await sampleAppointment(w) },
+      body: { slotId: (await sampleSession(w)).slotIds[1], reason: 'Later suits the patient' },
+    }),
+    allowedStatus: 409,
+  },
+  'GET /api/v1/centres/:centreId/reception': {
+    build: async (w) => ({
+      params: { centreId: await sampleCentre(w) },
+      query: { date: sampleLocal(w, 2).date },
+    }),
+  },
+  'POST /api/v1/appointments/:bookingId/arrived': {
+    build: async (w) => ({ params: { bookingId: await sampleAppointment(w) } }),
+  },
+  'POST /api/v1/appointments/:bookingId/did-not-attend': {
+    build: async (w) => ({ params: { bookingId: await sampleAppointment(w) } }),
+  },
+  'POST /api/v1/appointments/:bookingId/seen': {
+    build: async (w) => ({ params: { bookingId: await sampleAppointment(w, true) }, body: {} }),
+  },
+  'POST /api/v1/centres/:centreId/walk-ins': {
+    build: async (w) => ({
+      params: { centreId: await sampleCentre(w) },
+      body: { patientName: 'Walk In', callbackNumber: '07700 900123', presentingComplaint: 'Sprained ankle' },
+    }),
   },
   'GET /api/v1/messages': { build: () => ({ query: { needsAttention: 'true' } }) },
   'GET /api/v1/messages/:messageId': {

@@ -1,0 +1,488 @@
+import { sql } from 'kysely';
+import type { ProjectedEvent, Projection } from '../projections/projection.ts';
+import type { Db, Tx } from '../store/store.ts';
+import type {
+  AllocationPolicySet,
+  Booked,
+  CentreDefined,
+  SessionPlanned,
+  SlotsAllocated,
+  SlotsReturned,
+  SlotTemplateData,
+  WalkIn,
+} from './events.ts';
+
+/**
+ * Diaries, custody of slots and appointments as rows. A centre's rows (its definition, templates,
+ * sessions, slots, who owns each slot, allocations, policies) depend only on the centre's events, folded
+ * in ledger order; an appointment's row only on its case's booking events. The scheme's invariant
+ * (each booking written by the slot's owner at that point of ledger order, never more bookings than
+ * places) is re-checked by core's custody fold over the ledger (service.ts `custodyViolations`).
+ */
+export interface BookingCentresTable {
+  tenant: string;
+  centre_id: string;
+  site_id: string;
+  home_node_id: string;
+  /** The latest `booking.centre_defined` payload, JSON. */
+  defined: string;
+}
+
+export interface BookingTemplatesTable {
+  tenant: string;
+  centre_id: string;
+  template_id: string;
+  template: string;
+}
+
+export interface BookingSessionsTable {
+  tenant: string;
+  centre_id: string;
+  session_id: string;
+  date: string;
+  /** The session as planned (with its template), JSON. */
+  session: string;
+  cancelled_reason: string | null;
+}
+
+export interface BookingSlotsTable {
+  tenant: string;
+  slot_id: string;
+  centre_id: string;
+  session_id: string;
+  date: string;
+  start_ms: number | string;
+  end_ms: number | string;
+  start_local: string;
+  capacity: number | string;
+  kinds: string;
+  /** The node that owns the slot at the end of the centre's events in ledger order. */
+  owner_node: string;
+  blocked_reason: string | null;
+  session_cancelled: number | string;
+}
+
+export interface BookingAllocationsTable {
+  tenant: string;
+  centre_id: string;
+  session_id: string;
+  from_node: string;
+  to_node: string;
+  slot_ids: string;
+  return_at_ms: number | string;
+  hlc: string;
+}
+
+export interface BookingPoliciesTable {
+  tenant: string;
+  centre_id: string;
+  to_node: string;
+  policy: string;
+}
+
+export interface BookingAppointmentsTable {
+  tenant: string;
+  booking_id: string;
+  case_id: string;
+  centre_id: string;
+  slot_id: string | null;
+  kind: string;
+  /** booked | arrived | seen | did_not_attend | cancelled */
+  status: string;
+  start_ms: number | string;
+  /** The `booking.booked` (or `booking.walk_in`) payload, JSON. */
+  booked: string;
+  walk_in: number | string;
+  /** Where the booking sits in ledger order, and which node wrote it. */
+  hlc: string;
+  node: string;
+  seq: number | string;
+  arrived_at_ms: number | string | null;
+  seen: string | null;
+  dna_at_ms: number | string | null;
+  cancelled: string | null;
+  cancelled_hlc: string | null;
+  cancelled_node: string | null;
+  cancelled_seq: number | string | null;
+}
+
+export type BookingTables = {
+  booking_centres: BookingCentresTable;
+  booking_templates: BookingTemplatesTable;
+  booking_sessions: BookingSessionsTable;
+  booking_slots: BookingSlotsTable;
+  booking_allocations: BookingAllocationsTable;
+  booking_policies: BookingPoliciesTable;
+  booking_appointments: BookingAppointmentsTable;
+};
+
+export function bookingDb(db: Db | Tx) {
+  return db.withTables<BookingTables>();
+}
+
+const CENTRE_TABLES = [
+  'booking_centres',
+  'booking_templates',
+  'booking_sessions',
+  'booking_slots',
+  'booking_allocations',
+  'booking_policies',
+] as const;
+
+async function applyCentreEvent(trx: Tx, e: ProjectedEvent): Promise<void> {
+  const db = bookingDb(trx);
+  const tenant = e.tenant;
+  switch (e.type) {
+    case 'booking.centre_defined': {
+      const p = e.payload as CentreDefined;
+      await db
+        .insertInto('booking_centres')
+        .values({
+          tenant,
+          centre_id: p.centreId,
+          site_id: p.siteId,
+          home_node_id: p.homeNodeId,
+          defined: JSON.stringify(p),
+        })
+        .onConflict((oc) =>
+          oc.columns(['tenant', 'centre_id']).doUpdateSet({
+            site_id: p.siteId,
+            home_node_id: p.homeNodeId,
+            defined: JSON.stringify(p),
+          }),
+        )
+        .execute();
+      return;
+    }
+    case 'booking.template_defined': {
+      const p = e.payload as { centreId: string; template: SlotTemplateData };
+      await db
+        .insertInto('booking_templates')
+        .values({
+          tenant,
+          centre_id: p.centreId,
+          template_id: p.template.templateId,
+          template: JSON.stringify(p.template),
+        })
+        .onConflict((oc) =>
+          oc
+            .columns(['tenant', 'centre_id', 'template_id'])
+            .doUpdateSet({ template: JSON.stringify(p.template) }),
+        )
+        .execute();
+      return;
+    }
+    case 'booking.session_planned': {
+      const p = e.payload as SessionPlanned;
+      const s = p.session;
+      await db
+        .insertInto('booking_sessions')
+        .values({
+          tenant,
+          centre_id: p.centreId,
+          session_id: s.sessionId,
+          date: s.date,
+          session: JSON.stringify(s),
+          cancelled_reason: null,
+        })
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+      for (const slot of p.slots) {
+        await db
+          .insertInto('booking_slots')
+          .values({
+            tenant,
+            slot_id: slot.slotId,
+            centre_id: p.centreId,
+            session_id: s.sessionId,
+            date: s.date,
+            start_ms: slot.startMs,
+            end_ms: slot.endMs,
+            start_local: slot.startLocal,
+            capacity: s.template.patientsPerSlot,
+            kinds: JSON.stringify(s.template.kinds),
+            owner_node: p.homeNodeId,
+            blocked_reason: null,
+            session_cancelled: 0,
+          })
+          .onConflict((oc) => oc.doNothing())
+          .execute();
+      }
+      return;
+    }
+    case 'booking.session_cancelled': {
+      const p = e.payload as { centreId: string; sessionId: string; reason: string };
+      await db
+        .updateTable('booking_sessions')
+        .set({ cancelled_reason: p.reason })
+        .where('tenant', '=', tenant)
+        .where('session_id', '=', p.sessionId)
+        .where('cancelled_reason', 'is', null)
+        .execute();
+      await db
+        .updateTable('booking_slots')
+        .set({ session_cancelled: 1 })
+        .where('tenant', '=', tenant)
+        .where('session_id', '=', p.sessionId)
+        .execute();
+      return;
+    }
+    case 'booking.allocation_policy_set': {
+      const p = e.payload as AllocationPolicySet;
+      await db
+        .insertInto('booking_policies')
+        .values({ tenant, centre_id: p.centreId, to_node: p.toNodeId, policy: JSON.stringify(p) })
+        .onConflict((oc) =>
+          oc.columns(['tenant', 'centre_id', 'to_node']).doUpdateSet({ policy: JSON.stringify(p) }),
+        )
+        .execute();
+      return;
+    }
+    case 'booking.slots_allocated':
+    case 'booking.slots_returned': {
+      const p = e.payload as SlotsAllocated | SlotsReturned;
+      const moved: string[] = [];
+      for (const slotId of p.slotIds) {
+        const slot = await db
+          .selectFrom('booking_slots')
+          .select('owner_node')
+          .where('tenant', '=', tenant)
+          .where('slot_id', '=', slotId)
+          .executeTakeFirst();
+        // Only the owner hands a slot on: a hand-over by anyone else changes nothing here, and the
+        // invariant check (core's custody fold over the ledger) raises it.
+        const owned = slot?.owner_node === e.node && p.toNodeId !== e.node;
+        if (owned) moved.push(slotId);
+      }
+      if (moved.length > 0)
+        await db
+          .updateTable('booking_slots')
+          .set({ owner_node: p.toNodeId })
+          .where('tenant', '=', tenant)
+          .where('slot_id', 'in', moved)
+          .execute();
+      if (e.type === 'booking.slots_allocated') {
+        const a = p as SlotsAllocated;
+        await db
+          .insertInto('booking_allocations')
+          .values({
+            tenant,
+            centre_id: a.centreId,
+            session_id: a.sessionId,
+            from_node: e.node,
+            to_node: a.toNodeId,
+            slot_ids: JSON.stringify(moved),
+            return_at_ms: a.returnAtMs,
+            hlc: e.hlc,
+          })
+          .onConflict((oc) => oc.doNothing())
+          .execute();
+      }
+      return;
+    }
+    case 'booking.slots_blocked':
+    case 'booking.slots_released': {
+      const p = e.payload as { slotIds: string[]; reason: string };
+      await db
+        .updateTable('booking_slots')
+        .set({ blocked_reason: e.type === 'booking.slots_blocked' ? p.reason : null })
+        .where('tenant', '=', tenant)
+        .where('slot_id', 'in', p.slotIds)
+        .execute();
+      return;
+    }
+  }
+}
+
+async function applyAppointmentEvent(trx: Tx, e: ProjectedEvent): Promise<void> {
+  const db = bookingDb(trx);
+  const tenant = e.tenant;
+  const p = e.payload as { bookingId: string; atMs: number };
+  const one = () =>
+    db.updateTable('booking_appointments').where('tenant', '=', tenant).where('booking_id', '=', p.bookingId);
+  switch (e.type) {
+    case 'booking.booked':
+    case 'booking.walk_in': {
+      const b = e.payload as Booked | WalkIn;
+      const walk = e.type === 'booking.walk_in';
+      await db
+        .insertInto('booking_appointments')
+        .values({
+          tenant,
+          booking_id: b.bookingId,
+          case_id: b.caseId,
+          centre_id: b.centreId,
+          slot_id: walk ? null : (b as Booked).slotId,
+          kind: b.kind,
+          status: 'booked',
+          start_ms: walk ? b.atMs : (b as Booked).startMs,
+          booked: JSON.stringify(b),
+          walk_in: walk ? 1 : 0,
+          hlc: e.hlc,
+          node: e.node,
+          seq: e.seq,
+          arrived_at_ms: null,
+          seen: null,
+          dna_at_ms: null,
+          cancelled: null,
+          cancelled_hlc: null,
+          cancelled_node: null,
+          cancelled_seq: null,
+        })
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+      return;
+    }
+    case 'booking.cancelled':
+      await one()
+        .set({
+          status: 'cancelled',
+          cancelled: JSON.stringify({ ...p, actor: e.actor }),
+          cancelled_hlc: e.hlc,
+          cancelled_node: e.node,
+          cancelled_seq: e.seq,
+        })
+        .where('cancelled', 'is', null)
+        .execute();
+      return;
+    case 'booking.arrived':
+      await one()
+        .set({ arrived_at_ms: p.atMs, status: 'arrived' })
+        .where('arrived_at_ms', 'is', null)
+        .where('status', 'in', ['booked', 'did_not_attend'])
+        .execute();
+      return;
+    case 'booking.seen':
+      await one()
+        .set({ seen: JSON.stringify(e.payload), status: 'seen' })
+        .where('seen', 'is', null)
+        .where('status', '!=', 'cancelled')
+        .execute();
+      return;
+    case 'booking.did_not_attend':
+      await one()
+        .set({ dna_at_ms: p.atMs, status: 'did_not_attend' })
+        .where('status', '=', 'booked')
+        .execute();
+      return;
+  }
+}
+
+export const bookingProjection: Projection = {
+  name: 'booking',
+  version: 1,
+  tables: [...CENTRE_TABLES, 'booking_appointments'],
+  async create(trx) {
+    await sql`create table booking_centres (
+      tenant text not null,
+      centre_id text not null,
+      site_id text not null,
+      home_node_id text not null,
+      defined text not null,
+      primary key (tenant, centre_id)
+    )`.execute(trx);
+    await sql`create table booking_templates (
+      tenant text not null,
+      centre_id text not null,
+      template_id text not null,
+      template text not null,
+      primary key (tenant, centre_id, template_id)
+    )`.execute(trx);
+    await sql`create table booking_sessions (
+      tenant text not null,
+      centre_id text not null,
+      session_id text not null,
+      date text not null,
+      session text not null,
+      cancelled_reason text,
+      primary key (tenant, session_id)
+    )`.execute(trx);
+    await sql`create index booking_sessions_day on booking_sessions (tenant, centre_id, date)`.execute(trx);
+    await sql`create table booking_slots (
+      tenant text not null,
+      slot_id text not null,
+      centre_id text not null,
+      session_id text not null,
+      date text not null,
+      start_ms bigint not null,
+      end_ms bigint not null,
+      start_local text not null,
+      capacity integer not null,
+      kinds text not null,
+      owner_node text not null,
+      blocked_reason text,
+      session_cancelled integer not null,
+      primary key (tenant, slot_id)
+    )`.execute(trx);
+    await sql`create index booking_slots_day on booking_slots (tenant, centre_id, date)`.execute(trx);
+    await sql`create index booking_slots_start on booking_slots (tenant, start_ms)`.execute(trx);
+    await sql`create table booking_allocations (
+      tenant text not null,
+      centre_id text not null,
+      session_id text not null,
+      from_node text not null,
+      to_node text not null,
+      slot_ids text not null,
+      return_at_ms bigint not null,
+      hlc text not null,
+      primary key (tenant, session_id, to_node, hlc)
+    )`.execute(trx);
+    await sql`create index booking_allocations_due on booking_allocations (tenant, to_node, return_at_ms)`.execute(
+      trx,
+    );
+    await sql`create table booking_policies (
+      tenant text not null,
+      centre_id text not null,
+      to_node text not null,
+      policy text not null,
+      primary key (tenant, centre_id, to_node)
+    )`.execute(trx);
+    await sql`create table booking_appointments (
+      tenant text not null,
+      booking_id text not null,
+      case_id text not null,
+      centre_id text not null,
+      slot_id text,
+      kind text not null,
+      status text not null,
+      start_ms bigint not null,
+      booked text not null,
+      walk_in integer not null,
+      hlc text not null,
+      node text not null,
+      seq bigint not null,
+      arrived_at_ms bigint,
+      seen text,
+      dna_at_ms bigint,
+      cancelled text,
+      cancelled_hlc text,
+      cancelled_node text,
+      cancelled_seq bigint,
+      primary key (tenant, booking_id)
+    )`.execute(trx);
+    await sql`create index booking_appointments_case on booking_appointments (tenant, case_id)`.execute(trx);
+    await sql`create index booking_appointments_slot on booking_appointments (tenant, slot_id)`.execute(trx);
+    await sql`create index booking_appointments_day on booking_appointments (tenant, centre_id, start_ms)`.execute(
+      trx,
+    );
+  },
+  async apply(trx, e) {
+    if (!e.type.startsWith('booking.')) return;
+    if (e.subject?.startsWith('centre:')) await applyCentreEvent(trx, e);
+    else await applyAppointmentEvent(trx, e);
+  },
+  async resetSubject(trx, tenant, subject) {
+    const db = bookingDb(trx);
+    if (subject.startsWith('centre:')) {
+      const centreId = subject.slice('centre:'.length);
+      for (const table of CENTRE_TABLES)
+        await db.deleteFrom(table).where('tenant', '=', tenant).where('centre_id', '=', centreId).execute();
+    } else if (subject.startsWith('case:')) {
+      await db
+        .deleteFrom('booking_appointments')
+        .where('tenant', '=', tenant)
+        .where('case_id', '=', subject.slice('case:'.length))
+        .execute();
+    }
+  },
+};
