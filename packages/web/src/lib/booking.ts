@@ -210,7 +210,7 @@ export function useAppointmentOptions(caseId: string, kind: string | null) {
     queryFn: () =>
       api<AppointmentOptions>(
         'GET',
-        `/api/v1/cases/${caseId}/appointment-options?${new URLSearchParams(kind ? { kind, limit: '8' } : { limit: '8' }).toString()}`,
+        `/api/v1/cases/${caseId}/appointment-options?${new URLSearchParams(kind ? { kind, limit: '12' } : { limit: '12' }).toString()}`,
       ),
   });
 }

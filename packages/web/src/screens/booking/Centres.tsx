@@ -370,7 +370,7 @@ function NewTemplate({ centre }: { centre: CentreView }) {
         onChange={setKinds}
         error={f.problems.field('kinds')}
       >
-        <Stack gap={2} mt={4}>
+        <Stack gap="xs" mt={4}>
           {Object.entries(APPOINTMENT_KIND_WORDS).map(([value, label]) => (
             <Checkbox key={value} value={value} label={label} />
           ))}

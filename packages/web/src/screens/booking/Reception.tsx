@@ -112,7 +112,7 @@ function ReceptionTable({ rows, canOpen }: { rows: ReceptionRow[]; canOpen: bool
         <Table.Tr>
           <Table.Th scope="col">Time</Table.Th>
           <Table.Th scope="col">Patient</Table.Th>
-          <Table.Th scope="col">Where the patient is</Table.Th>
+          <Table.Th scope="col">State</Table.Th>
           <Table.Th scope="col">Arrived</Table.Th>
           <Table.Th scope="col">Waiting</Table.Th>
           <Table.Th scope="col">Seen by</Table.Th>
@@ -197,7 +197,7 @@ function ReceptionListRow({
               </Button>
             </>
           )}
-          {r.state === 'arrived' && canOpen && (
+          {(r.state === 'arrived' || r.state === 'seen') && canOpen && (
             <Button
               size="compact-sm"
               aria-label={`Open the case: ${who}`}
