@@ -118,6 +118,11 @@ export interface HoldfastAppOptions {
   operatorTokenSha256?: string;
   /** Directory of the formulary (default: the shipped sample, not clinically validated). */
   formularyDir?: string;
+  /**
+   * How often this node applies allocation policies to the sessions of centres it is home to and
+   * gives back allocated slots past their cut-off (default 30 s; 0: never, tests call `booking.tick`).
+   */
+  bookingTimerMs?: number;
 }
 
 export interface HoldfastApp {
@@ -130,6 +135,8 @@ export interface HoldfastApp {
   messaging: MessagingService;
   /** Releases cases held by clinicians who are no longer signed in (run every minute). */
   heldCases: HeldCaseRelease;
+  /** Treatment-centre appointments (C6); its timer applies allocation policies and returns slots at the cut-off. */
+  booking: BookingService;
   /** The Directory of Services (C10): services, search, postcodes. */
   directory: DirectoryService;
 }
@@ -267,6 +274,7 @@ export async function buildHoldfastApp(
   pem.setPrescriptions((tenant, caseId) => prescribing.pemLines(tenant, caseId));
   // Treatment-centre appointments (C6): diaries, the custody of slots, booking, reception.
   const booking = new BookingService(node.store, node.ledger, node.clock, { cases, patients, accounts });
+  pem.setAppointments((tenant, caseId) => booking.pemLines(tenant, caseId));
   const downtime = new DowntimePackService(node.store, node.ledger, node.clock, {
     contacts: options.downtimeContacts ?? [],
   });
@@ -461,12 +469,32 @@ export async function buildHoldfastApp(
       .catch((error: unknown) => options.logger.warn({ err: error }, 'writing coalesced denials failed'));
   }, 10_000);
   denialFlusher.unref();
+  // The booking timer (C6): each node hands over and gives back only slots it owns (see booking/).
+  const bookingEvery = options.bookingTimerMs ?? 30_000;
+  let bookingTicking = false;
+  const bookingTimer =
+    bookingEvery > 0
+      ? setInterval(() => {
+          if (bookingTicking) return;
+          bookingTicking = true;
+          booking
+            .tick(node.identity.tenant)
+            .catch((error: unknown) =>
+              options.logger.warn({ err: error }, 'the booking timer (allocations, returns) failed'),
+            )
+            .finally(() => {
+              bookingTicking = false;
+            });
+        }, bookingEvery)
+      : null;
+  bookingTimer?.unref();
   app.addHook('onClose', async () => {
+    if (bookingTimer) clearInterval(bookingTimer);
     clearInterval(sweeper);
     clearInterval(denialFlusher);
     await deps.denials.flush(true).catch(() => undefined);
   });
-  return { app, registry, deps, accounts, patients, cases, messaging, heldCases, directory };
+  return { app, registry, deps, accounts, patients, cases, messaging, heldCases, directory, booking };
 }
 
 /** The node's health: status code, and the detail an operator or signed-in user may see. */

@@ -66,6 +66,8 @@ export function pemSections(
   content: PemContent,
   /** What was prescribed (C9), a line each: medicine, dose, quantity, pharmacy, sent/printed/cancelled. */
   prescribed: readonly string[] = [],
+  /** Treatment-centre appointments (C6), a line each: kind, centre, address, local time, state. */
+  appointments: readonly string[] = [],
 ): PemSection[] {
   const d = c.disposition;
   const triage: string[] = [];
@@ -130,7 +132,12 @@ export function pemSections(
       entries: observations.map((o) => `Observation/${o.id!}`),
     },
     { title: 'Advice given', lines: none(advice, 'No advice recorded'), entries: [] },
-    { title: 'Follow-up', lines: followUp, entries: [] },
+    // The treatment-centre appointment (C6), where and when, on its own "Appointment:" line.
+    {
+      title: 'Follow-up',
+      lines: [...followUp, ...appointments.map((a) => `Appointment: ${a}`)],
+      entries: [],
+    },
   ];
 }
 

@@ -84,6 +84,13 @@ export class PemService {
     this.prescribedOf = read;
   }
 
+  private appointmentsOf: (tenant: string, caseId: string) => Promise<string[]> = async () => [];
+
+  /** The case's treatment-centre appointments, a line each (the booking module's, set when the app is built). */
+  setAppointments(read: (tenant: string, caseId: string) => Promise<string[]>): void {
+    this.appointmentsOf = read;
+  }
+
   /** The facts a close carries: the queued PEM, or why there is none. */
   async closeDrafts(ctx: RequestContext, closing: ClosingCase): Promise<EventDraft[]> {
     const { row, state, closedAtMs } = closing;
@@ -293,7 +300,13 @@ export class PemService {
       content,
       closedAtMs,
       sample: caseInput.disposition?.sample ?? false,
-      sections: pemSections(caseInput, observations, content, prescribed),
+      sections: pemSections(
+        caseInput,
+        observations,
+        content,
+        prescribed,
+        await this.appointmentsOf(ctx.tenant, row.case_id),
+      ),
     };
     return { doc, input };
   }

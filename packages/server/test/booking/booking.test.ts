@@ -105,7 +105,11 @@ describe.each(STORE_KINDS)('treatment-centre appointments on %s', (kind) => {
       'GET',
       `/api/v1/cases/${caseId}`,
     );
-    expect(JSON.stringify(record.record.timeline)).toMatch(/ppointment/);
+    expect(JSON.stringify(record.record.timeline)).toContain(`Appointment booked for ${DAY} 11:00 at centre north-tc`);
+    // The PEM's "Appointment:" line (Follow-up section) reads these lines.
+    expect(await w.t.booking.pemLines('northshire', caseId)).toEqual([
+      `Urgent face to face at Centre north-tc, 1 High Street, Northtown, NS1 1AA on ${DAY} 11:00`,
+    ]);
   });
 
   it('outside the timeframe: an adviser is refused naming outsideTimeframeReason; a clinician books with a reason', async () => {
@@ -200,7 +204,7 @@ describe.each(STORE_KINDS)('treatment-centre appointments on %s', (kind) => {
     expect((await w.book(w.clients.adviser, caseId, slots[0]!.slotId)).statusCode).toBe(201);
   });
 
-  it('only the owner books: slots allocated to another node are 409 slot_not_owned_here naming it, and come back at the cut-off', async () => {
+  it('only the owner books: slots allocated to another node are 409 slot_not_owned_here naming it, shown as held there, and cannot be returned by this node', async () => {
     await w.centre('east-tc');
     await w.json(w.clients.manager, 'POST', '/api/v1/centres/east-tc/allocation-policy', {
       toNodeId: 'node-111',
