@@ -105,7 +105,9 @@ describe.each(STORE_KINDS)('treatment-centre appointments on %s', (kind) => {
       'GET',
       `/api/v1/cases/${caseId}`,
     );
-    expect(JSON.stringify(record.record.timeline)).toContain(`Appointment booked for ${DAY} 11:00 at centre north-tc`);
+    expect(JSON.stringify(record.record.timeline)).toContain(
+      `Appointment booked for ${DAY} 11:00 at centre north-tc`,
+    );
     // The PEM's "Appointment:" line (Follow-up section) reads these lines.
     expect(await w.t.booking.pemLines('northshire', caseId)).toEqual([
       `Urgent face to face at Centre north-tc, 1 High Street, Northtown, NS1 1AA on ${DAY} 11:00`,
