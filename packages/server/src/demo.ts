@@ -11,6 +11,7 @@ import { AccountsService } from './accounts/service.ts';
 import { SessionStore } from './auth/sessions.ts';
 import { nameBasedUuid } from './node/ids.ts';
 import { seedDemoDirectory } from './directory/demo.ts';
+import { seedDemoCentres } from './booking/demo.ts';
 import { DEMO_PHARMACY_ODS } from './receiver/demo.ts';
 import type { HoldfastNode } from './node/node.ts';
 
@@ -57,6 +58,8 @@ export async function seedDemoProvider(node: HoldfastNode): Promise<DemoAccounts
   await seedDemoPatients(node, [north, south]);
   // The demo region's postcodes and Directory of Services (made-up, not clinically validated).
   await seedDemoDirectory(node, DEMO_TENANT);
+  // Two demo treatment centres with a diary for the next days (C6).
+  await seedDemoCentres(node, DEMO_TENANT, south);
   return { password, users };
 }
 
