@@ -144,6 +144,23 @@ describe('treatment-centre appointments in the browser', () => {
         endLocal: sessionEnd(start.time),
       });
     }
+    // The demo's own centres (holdfast start makes two) are closed for this test, so that the list
+    // shows this test's centres, the other node's slots among them.
+    const all = await managerUser.call<{ centres: { centreId: string }[] }>('GET', '/api/v1/centres');
+    for (const c of all.centres.filter((c) => !['quayside', 'millbrook'].includes(c.centreId))) {
+      for (const day of [0, 1, 2, 3, 4].map((d) => utcMsToLocal(start.ms + d * 24 * 3600_000).date)) {
+        const diary = await managerUser.call<{ slots: { slotId: string; blocked: boolean }[] }>(
+          'GET',
+          `/api/v1/centres/${c.centreId}/diary?date=${day}`,
+        );
+        const open = diary.slots.filter((s) => !s.blocked).map((s) => s.slotId);
+        for (let i = 0; i < open.length; i += 500)
+          await managerUser.call('POST', '/api/v1/slots/block', {
+            slotIds: open.slice(i, i + 500),
+            reason: 'Closed for this test',
+          });
+      }
+    }
     const later = utcMsToLocal(start.ms + 2 * 24 * 3600_000);
     await managerUser.call('POST', '/api/v1/centres/quayside/sessions', {
       templateId: 'urgent-15',
