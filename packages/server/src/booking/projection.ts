@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { canonicalJson } from '@holdfast/core';
 import type { ProjectedEvent, Projection } from '../projections/projection.ts';
 import type { Db, Tx } from '../store/store.ts';
 import type {
@@ -142,13 +143,13 @@ async function applyCentreEvent(trx: Tx, e: ProjectedEvent): Promise<void> {
           centre_id: p.centreId,
           site_id: p.siteId,
           home_node_id: p.homeNodeId,
-          defined: JSON.stringify(p),
+          defined: canonicalJson(p),
         })
         .onConflict((oc) =>
           oc.columns(['tenant', 'centre_id']).doUpdateSet({
             site_id: p.siteId,
             home_node_id: p.homeNodeId,
-            defined: JSON.stringify(p),
+            defined: canonicalJson(p),
           }),
         )
         .execute();
@@ -162,12 +163,12 @@ async function applyCentreEvent(trx: Tx, e: ProjectedEvent): Promise<void> {
           tenant,
           centre_id: p.centreId,
           template_id: p.template.templateId,
-          template: JSON.stringify(p.template),
+          template: canonicalJson(p.template),
         })
         .onConflict((oc) =>
           oc
             .columns(['tenant', 'centre_id', 'template_id'])
-            .doUpdateSet({ template: JSON.stringify(p.template) }),
+            .doUpdateSet({ template: canonicalJson(p.template) }),
         )
         .execute();
       return;
@@ -182,7 +183,7 @@ async function applyCentreEvent(trx: Tx, e: ProjectedEvent): Promise<void> {
           centre_id: p.centreId,
           session_id: s.sessionId,
           date: s.date,
-          session: JSON.stringify(s),
+          session: canonicalJson(s),
           cancelled_reason: null,
         })
         .onConflict((oc) => oc.doNothing())
@@ -200,7 +201,7 @@ async function applyCentreEvent(trx: Tx, e: ProjectedEvent): Promise<void> {
             end_ms: slot.endMs,
             start_local: slot.startLocal,
             capacity: s.template.patientsPerSlot,
-            kinds: JSON.stringify(s.template.kinds),
+            kinds: canonicalJson(s.template.kinds),
             owner_node: p.homeNodeId,
             blocked_reason: null,
             session_cancelled: 0,
@@ -231,9 +232,9 @@ async function applyCentreEvent(trx: Tx, e: ProjectedEvent): Promise<void> {
       const p = e.payload as AllocationPolicySet;
       await db
         .insertInto('booking_policies')
-        .values({ tenant, centre_id: p.centreId, to_node: p.toNodeId, policy: JSON.stringify(p) })
+        .values({ tenant, centre_id: p.centreId, to_node: p.toNodeId, policy: canonicalJson(p) })
         .onConflict((oc) =>
-          oc.columns(['tenant', 'centre_id', 'to_node']).doUpdateSet({ policy: JSON.stringify(p) }),
+          oc.columns(['tenant', 'centre_id', 'to_node']).doUpdateSet({ policy: canonicalJson(p) }),
         )
         .execute();
       return;
@@ -271,7 +272,7 @@ async function applyCentreEvent(trx: Tx, e: ProjectedEvent): Promise<void> {
             session_id: a.sessionId,
             from_node: e.node,
             to_node: a.toNodeId,
-            slot_ids: JSON.stringify(moved),
+            slot_ids: canonicalJson(moved),
             return_at_ms: a.returnAtMs,
             hlc: e.hlc,
           })
@@ -316,7 +317,7 @@ async function applyAppointmentEvent(trx: Tx, e: ProjectedEvent): Promise<void> 
           kind: b.kind,
           status: 'booked',
           start_ms: walk ? b.atMs : (b as Booked).startMs,
-          booked: JSON.stringify(b),
+          booked: canonicalJson(b),
           walk_in: walk ? 1 : 0,
           hlc: e.hlc,
           node: e.node,
@@ -337,7 +338,7 @@ async function applyAppointmentEvent(trx: Tx, e: ProjectedEvent): Promise<void> 
       await one()
         .set({
           status: 'cancelled',
-          cancelled: JSON.stringify({ ...p, actor: e.actor }),
+          cancelled: canonicalJson({ ...p, actor: e.actor }),
           cancelled_hlc: e.hlc,
           cancelled_node: e.node,
           cancelled_seq: e.seq,
@@ -354,7 +355,7 @@ async function applyAppointmentEvent(trx: Tx, e: ProjectedEvent): Promise<void> 
       return;
     case 'booking.seen':
       await one()
-        .set({ seen: JSON.stringify(e.payload), status: 'seen' })
+        .set({ seen: canonicalJson(e.payload), status: 'seen' })
         .where('seen', 'is', null)
         .where('status', '!=', 'cancelled')
         .execute();
@@ -370,7 +371,7 @@ async function applyAppointmentEvent(trx: Tx, e: ProjectedEvent): Promise<void> 
 
 export const bookingProjection: Projection = {
   name: 'booking',
-  version: 1,
+  version: 2,
   tables: [...CENTRE_TABLES, 'booking_appointments'],
   async create(trx) {
     await sql`create table booking_centres (
