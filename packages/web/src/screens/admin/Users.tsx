@@ -22,7 +22,6 @@ import { PageTitle } from '../../components/PageTitle.tsx';
 import { api } from '../../lib/api.ts';
 import { useFormProblems } from '../../lib/forms.ts';
 import { withReauthentication } from '../../lib/reauth.ts';
-import { londonDateTime } from '../../lib/time.ts';
 import type { Site } from '../../lib/types.ts';
 
 interface AdminUser {
