@@ -166,10 +166,10 @@ describe('account security in the browser', () => {
     await page.getByRole('heading', { name: 'Enter your enrolment code' }).waitFor();
     await scan(page, 'enrolment code');
     await shots.take(page, 'enrolment-code');
-    await page.getByLabel('Enrolment code').fill('AAAA-BBBB-CCCC-DDDD');
+    await page.getByRole('textbox', { name: 'Enrolment code' }).fill('AAAA-BBBB-CCCC-DDDD');
     await page.getByRole('button', { name: 'Continue' }).click();
     await page.getByText('The code is wrong. Check it with your administrator.').waitFor();
-    await page.getByLabel('Enrolment code').fill(code);
+    await page.getByRole('textbox', { name: 'Enrolment code' }).fill(code);
     await page.getByRole('button', { name: 'Continue' }).click();
     await enrolTotp(page);
     await page.getByRole('button', { name: /sign out/i }).waitFor();
