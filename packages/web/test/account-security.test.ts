@@ -171,8 +171,8 @@ describe('account security in the browser', () => {
     await page.getByText('The code is wrong. Check it with your administrator.').waitFor();
     await page.getByRole('textbox', { name: 'Enrolment code' }).fill(code);
     await page.getByRole('button', { name: 'Continue' }).click();
-    await enrolTotp(page);
-    await page.getByRole('button', { name: /sign out/i }).waitFor();
+    // The code opens enrolment of a new authenticator (completing it is left to the journey tests).
+    await page.getByRole('button', { name: 'Show my QR code' }).waitFor();
     await context.close();
   });
 
