@@ -15,7 +15,12 @@ import { ledgerCrypto } from './node/crypto.ts';
 import { identityExists, initNode, openNode, type HoldfastNode, type OpenNodeOptions } from './node/node.ts';
 import { NodeBusyError } from './node/writer-lock.ts';
 import { OWNER_FILE_MODE } from './node/file-modes.ts';
-import { addProvider } from './accounts/providers.ts';
+import {
+  addProvider,
+  fetchProviderKeys,
+  registerInOldProviders,
+  rotateProviderKey,
+} from './accounts/providers.ts';
 import { loadNodeKeys } from './projections/node-keys.ts';
 import { checkProjections, describeProjectionCheck } from './projections/check.ts';
 import { createProgress } from './cli/progress.ts';
@@ -116,6 +121,12 @@ const NODE_USES: Record<string, Omit<NodeUse, 'purpose'>> = {
   'nodes register': { whileServing: 'Stop the server first, then register the key.' },
   'users add': { whileServing: USERS_WHILE_SERVING },
   'providers add': { whileServing: 'Stop the server first, then add the provider.' },
+  'providers rotate-key': {
+    whileServing:
+      'Stop the server first: a running server keeps the provider keys it read at start, and would seal under the old key.',
+  },
+  'providers fetch-keys': { whileServing: 'Stop the server first, then fetch the keys.' },
+  'providers register-node': { whileServing: 'Restart the server instead: it does this at every start.' },
   // The postcode table is not the ledger, but a full import holds the store's writer for a minute:
   // beside a server it would stall every save, so it takes the node's writer lock like the rest.
   'postcodes import': {
@@ -759,6 +770,56 @@ providers
       await addProvider(node, accounts, { tenant: id, name: opts.name, actor });
       console.log(
         `added provider ${id} (${opts.name.trim()}); add its first admin with: holdfast users add --provider ${id} --roles provider_admin …`,
+      );
+    });
+  });
+
+providers
+  .command('rotate-key')
+  .description(
+    "a new key for the provider's account secrets (password hashes, TOTP secrets): new account events are sealed under it, older ones stay readable (keys kept by id); then give each site the new keys with `holdfast providers fetch-keys`",
+  )
+  .requiredOption('--provider <id>', 'the provider whose key to rotate', identifier('--provider'))
+  .action(async (opts: { provider: string }) => {
+    await withAccounts(async (accounts, node) => {
+      const { keyId, keyIds } = await rotateProviderKey(node, accounts, opts.provider);
+      console.log(
+        `provider ${opts.provider}: new current key ${keyId} (keys held: ${keyIds.join(', ')}); ` +
+          'each site takes it with: holdfast providers fetch-keys --token <a new enrolment token for the site>',
+      );
+    });
+  });
+
+providers
+  .command('fetch-keys')
+  .description(
+    "on a site: take the provider's current keys from the hub (after a rotation there), by the enrolment path with a new one-time token",
+  )
+  .requiredOption(
+    '--token <token>',
+    'a one-time enrolment token issued on the hub (holdfast nodes enrol-token)',
+  )
+  .action(async (opts: { token: string }) => {
+    await withNode(async (node) => {
+      const { current, keyIds } = await fetchProviderKeys(node, opts.token.trim());
+      console.log(
+        `provider ${node.identity.tenant}: current key ${current} (keys held: ${keyIds.join(', ')})`,
+      );
+    });
+  });
+
+providers
+  .command('register-node')
+  .description(
+    "register this node's key in the chains of providers made before `providers add` (done at every start too), so that verify is clean",
+  )
+  .action(async () => {
+    await withNode(async (node) => {
+      const done = await registerInOldProviders(node);
+      console.log(
+        done.length > 0
+          ? `registered ${node.identity.node} in: ${done.join(', ')}`
+          : 'nothing to do: this node is registered in every chain it writes',
       );
     });
   });

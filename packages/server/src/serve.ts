@@ -1,4 +1,5 @@
 import type { HoldfastConfig } from './config.ts';
+import { registerInOldProviders } from './accounts/providers.ts';
 import { buildHoldfastApp } from './http/holdfast-app.ts';
 import { createLogger } from './http/logger.ts';
 import { DEFAULT_HTTP_LIMITS } from './http/app.ts';
@@ -21,6 +22,14 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
     purpose: 'holdfast serve',
     onRebuildProgress: (done, total) => logger.info({ done, total }, 'rebuilding projections'),
   });
+  // Providers made before `holdfast providers add` get this node's registration in their chain.
+  // A node that cannot write now still starts (to serve reads); the next start tries again.
+  const registeredIn = await registerInOldProviders(node).catch((error: unknown) => {
+    logger.error({ err: error }, 'registering this node in the chains of older providers failed');
+    return [];
+  });
+  for (const tenant of registeredIn)
+    logger.warn({ tenant }, 'registered this node in the chain of a provider made without it');
   // Chains and projections checked against the ledger before anyone is served, then periodically.
   const integrityMonitor = new IntegrityMonitor(node, logger, (config.integrityCheckMinutes ?? 60) * 60_000);
   try {

@@ -1,5 +1,7 @@
 import { ConflictError, ValidationError } from '@holdfast/core';
 import type { HoldfastNode } from '../node/node.ts';
+import { unwrapKeySet } from '../node/provider-keys.ts';
+import { requestEnrolment } from '../sync/enrolment.ts';
 import type { AccountsService } from './service.ts';
 
 /** A provider (tenant) id: what user names end in (`…@<id>`) and what every row is scoped by. */
@@ -34,4 +36,105 @@ export async function addProvider(
   await node.ledger.registerSelf(fields.tenant, node.identity.role);
   node.providerKeys.ensure(fields.tenant);
   await accounts.createTenant(fields.tenant, fields.name.trim(), fields.actor);
+}
+
+/**
+ * Providers made the old way (a bare `tenant.created`, before `holdfast providers add`) have a chain
+ * on this node that this node never registered its key in: their checkpoints name a signer the
+ * tenant does not know, and `holdfast verify` says so. This appends the node's `node.registered` to
+ * each such chain (the registry of a tenant's keys is its whole ledger, so the later registration
+ * vouches for the earlier checkpoints too), seals it with a checkpoint, and gives a hub or single
+ * node a key for the provider's account secrets if it had none. Run at every start; returns the
+ * providers it registered the node in (none after the first run).
+ */
+export async function registerInOldProviders(node: HoldfastNode): Promise<string[]> {
+  const self = node.identity.node;
+  const db = node.store.db.withTables<{ node_keys: { tenant: string; node: string } }>();
+  const ownChains = await node.store.db
+    .selectFrom('ledger_events')
+    .select('tenant')
+    .distinct()
+    .where('node', '=', self)
+    .execute();
+  const registered = new Set(
+    (await db.selectFrom('node_keys').select('tenant').where('node', '=', self).execute()).map(
+      (r) => r.tenant,
+    ),
+  );
+  const missing = ownChains.map((r) => r.tenant).filter((tenant) => !registered.has(tenant));
+  for (const tenant of missing.sort()) {
+    await node.ledger.append([
+      {
+        tenant,
+        type: 'node.registered',
+        actor: `node:${self}`,
+        payload: { node: self, publicKey: node.identity.signer.publicKey, role: node.identity.role },
+      },
+    ]);
+    await node.ledger.checkpointNow(tenant);
+    if (node.identity.role !== 'site') node.providerKeys.ensure(tenant);
+  }
+  return missing;
+}
+
+/**
+ * `holdfast providers rotate-key`: a new current key for the provider's account secrets. Account
+ * events written from now on are sealed under it; the older keys stay in provider-keys.json, by
+ * id, to open what they sealed (the ledger is never rewritten). Sites hold the key set they were
+ * given at enrolment: each takes the new set with `holdfast providers fetch-keys --token …` (a new
+ * enrolment token for the same node), see `fetchProviderKeys`.
+ */
+export async function rotateProviderKey(
+  node: HoldfastNode,
+  accounts: AccountsService,
+  tenant: string,
+): Promise<{ keyId: string; keyIds: string[] }> {
+  if (node.identity.role === 'site')
+    throw new ValidationError([
+      {
+        path: '--provider',
+        message: 'a site does not make provider keys: rotate on the hub, then fetch the keys here',
+      },
+    ]);
+  if (!(await accounts.providerExists(tenant)))
+    throw new ValidationError([{ path: '--provider', message: `no provider ${tenant} on this node` }]);
+  const keyId = node.providerKeys.rotate(tenant);
+  return { keyId, keyIds: Object.keys(node.providerKeys.keySet(tenant).keys) };
+}
+
+/**
+ * A site's way to its provider's current key set after a rotation on the hub: the enrolment path
+ * again, for the node already enrolled. The hub spends the one-time token (issued by a provider
+ * admin, `holdfast nodes enrol-token` or the API), recognises the node's registered key, registers
+ * nothing new, and answers with the key set wrapped under the token. The answer must come from the
+ * hub this site pinned and be for its own provider; the keys are merged with those held.
+ */
+export async function fetchProviderKeys(
+  node: HoldfastNode,
+  token: string,
+  fetchImpl: typeof fetch = fetch,
+): Promise<{ current: string; keyIds: string[] }> {
+  const hub = node.identity.hub;
+  if (node.identity.role !== 'site' || !hub)
+    throw new ValidationError([
+      { path: 'role', message: 'this node is not a site with a hub: its provider keys are made here' },
+    ]);
+  const answer = await requestEnrolment(
+    hub.url,
+    { token, node: node.identity.node, publicKey: node.identity.signer.publicKey },
+    fetchImpl,
+  );
+  if (answer.tenant !== node.identity.tenant)
+    throw new Error(
+      `the token is for provider ${answer.tenant}, not this site's ${node.identity.tenant}: ask for a token of ${node.identity.tenant}`,
+    );
+  if (answer.hub.node !== hub.node || answer.hub.publicKey !== hub.publicKey)
+    throw new Error(
+      `the hub at ${hub.url} answered as ${answer.hub.node} with a key other than the one pinned here: nothing taken (see holdfast nodes repin-hub)`,
+    );
+  if (!answer.providerKey) throw new Error('the hub sent no provider keys: it holds none for this provider');
+  const set = unwrapKeySet(answer.providerKey, token);
+  node.providerKeys.adopt(node.identity.tenant, set);
+  const held = node.providerKeys.keySet(node.identity.tenant);
+  return { current: held.current, keyIds: Object.keys(held.keys) };
 }

@@ -1,11 +1,12 @@
 import { noSitesWarning, ROLES } from '@holdfast/core';
 import { z } from 'zod';
 import type { UserRecord } from './projection.ts';
-import { actorOf } from '../http/context.ts';
+import { actorOf, type RequestContext } from '../http/context.ts';
 import type { AppDeps } from '../http/app.ts';
-import { authedRoute, type RouteSpec } from '../http/routes.ts';
+import { authedRoute, publicRoute, type RouteSpec } from '../http/routes.ts';
+import { addProvider, PROVIDER_ID } from './providers.ts';
 import { requireRecentReauthentication } from '../auth/routes.ts';
-import { ForbiddenError, NotFoundError, ValidationError } from '@holdfast/core';
+import { ForbiddenError, NotFoundError, UnauthenticatedError, ValidationError } from '@holdfast/core';
 
 /** Service checks name fields of the input; on the API those fields live in the body. */
 async function inBody<T>(fn: () => Promise<T>): Promise<T> {
@@ -40,6 +41,30 @@ const roles = z.array(z.enum(ROLES)).min(1, 'give at least one role').max(ROLES.
 const siteIds = z.array(z.string().uuid('must be a site id')).max(50);
 const reason = z.string().trim().min(3, 'say why (at least 3 characters)').max(500);
 
+/**
+ * Clinical roles granted in the last 14 days (who, which role, by whom, why): the alert that lets
+ * the people who are not the granting administrator notice a grant (the other administrators on
+ * the Users screen, the shift manager on the dashboard).
+ */
+async function clinicalGrantAlerts(deps: AppDeps, ctx: RequestContext) {
+  const since = deps.clock.nowMs() - 14 * 24 * 60 * 60_000;
+  const grants = await deps.accounts.clinicalGrants(ctx.tenant, since);
+  const names = await deps.accounts.displayNames(ctx.tenant, [
+    ...grants.map((g) => g.userId),
+    ...grants.flatMap((g) => (g.by.startsWith('user:') ? [g.by.slice(5)] : [])),
+  ]);
+  return {
+    clinicalRoleGrants: grants.map((g) => ({
+      at: g.at,
+      user: { userId: g.userId, name: names.get(g.userId) ?? null },
+      roles: g.roles,
+      reason: g.reason,
+      grantedBy: g.by.startsWith('user:') ? (names.get(g.by.slice(5)) ?? g.by) : g.by,
+      byYou: g.by === actorOf(ctx),
+    })),
+  };
+}
+
 /** Provider administration: users, roles, sites and sessions of the administrator's own provider only. */
 export function accountRoutes(deps: AppDeps): RouteSpec[] {
   return [
@@ -59,22 +84,17 @@ export function accountRoutes(deps: AppDeps): RouteSpec[] {
         'Clinical roles granted in the last 14 days: who was given which, by whom, and why (each administrator sees the others’ grants)',
       access: { permission: 'users.manage' },
       async handler({ ctx }) {
-        const since = deps.clock.nowMs() - 14 * 24 * 60 * 60_000;
-        const grants = await deps.accounts.clinicalGrants(ctx.tenant, since);
-        const names = await deps.accounts.displayNames(ctx.tenant, [
-          ...grants.map((g) => g.userId),
-          ...grants.flatMap((g) => (g.by.startsWith('user:') ? [g.by.slice(5)] : [])),
-        ]);
-        return {
-          clinicalRoleGrants: grants.map((g) => ({
-            at: g.at,
-            user: { userId: g.userId, name: names.get(g.userId) ?? null },
-            roles: g.roles,
-            reason: g.reason,
-            grantedBy: g.by.startsWith('user:') ? (names.get(g.by.slice(5)) ?? g.by) : g.by,
-            byYou: g.by === actorOf(ctx),
-          })),
-        };
+        return clinicalGrantAlerts(deps, ctx);
+      },
+    }),
+    authedRoute({
+      method: 'GET',
+      url: '/api/v1/dashboard/clinical-role-grants',
+      summary:
+        'The same alert on the shift dashboard: clinical roles granted in the last 14 days, to whom, by whom and why (staff names, no patient data)',
+      access: { permission: 'reports.read' },
+      async handler({ ctx }) {
+        return clinicalGrantAlerts(deps, ctx);
       },
     }),
     authedRoute({
@@ -232,6 +252,60 @@ export function accountRoutes(deps: AppDeps): RouteSpec[] {
         if (!live.some((s) => s.id === params.sessionId)) throw new NotFoundError('session');
         await deps.sessions.revoke(params.sessionId);
         return reply.code(204).send();
+      },
+    }),
+  ];
+}
+
+/**
+ * The node operator's routes (a supplier hosting several providers): authenticated by the operator
+ * token that reads /metrics (`Authorization: Bearer`, configured as its SHA-256), never by a session.
+ * A provider's user, administrator or not, is refused: adding a provider is the supplier's act.
+ */
+export function operatorRoutes(
+  deps: AppDeps,
+  operator: { isOperator(header: string | undefined): boolean; configured: boolean },
+): RouteSpec[] {
+  return [
+    publicRoute({
+      method: 'POST',
+      url: '/api/v1/operator/providers',
+      summary:
+        "Add a provider to this node (operator token only): its own chain begun with this node's key, its own key for account secrets; as `holdfast providers add`",
+      access: { public: true },
+      body: z.strictObject({
+        id: z
+          .string()
+          .regex(
+            PROVIDER_ID,
+            'must be 2-63 lower-case letters, digits or - (starting with a letter or digit)',
+          ),
+        name: z.string().trim().min(1).max(200),
+      }),
+      async handler({ request, body, reply }) {
+        if (!operator.isOperator(request.headers.authorization))
+          throw new UnauthenticatedError(
+            operator.configured
+              ? 'adding a provider needs the operator token: send Authorization: Bearer <token> (a provider user cannot add providers)'
+              : 'operator routes are off: set operatorTokenSha256 (HOLDFAST_OPERATOR_TOKEN_SHA256) to use them with that token',
+          );
+        try {
+          await addProvider(deps.node, deps.accounts, {
+            tenant: body.id,
+            name: body.name,
+            actor: `operator:${deps.node.identity.node}`,
+          });
+        } catch (error) {
+          if (error instanceof ValidationError)
+            throw new ValidationError(
+              error.issues.map((i) => ({ ...i, path: i.path === 'tenant' ? 'body.id' : `body.${i.path}` })),
+            );
+          throw error;
+        }
+        return reply.code(201).send({
+          provider: { id: body.id, name: body.name },
+          next: `add its first administrator: holdfast users add --provider ${body.id} --roles provider_admin …`,
+        });
       },
     }),
   ];

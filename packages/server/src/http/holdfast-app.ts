@@ -3,7 +3,7 @@ import { hasPermission, UnauthenticatedError } from '@holdfast/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import { accountRoutes } from '../accounts/routes.ts';
+import { accountRoutes, operatorRoutes } from '../accounts/routes.ts';
 import { AccountsService } from '../accounts/service.ts';
 import { Auditor } from '../audit/auditor.ts';
 import { DEFAULT_DENIAL_LIMITS, DenialAudit, type DenialLimits } from '../audit/denials.ts';
@@ -372,6 +372,7 @@ export async function buildHoldfastApp(
     }),
     ...passkeyRoutes({ ...deps, throttle, issuer: 'Holdfast' }, passkeyConfig),
     ...accountRoutes(deps),
+    ...operatorRoutes(deps, { isOperator, configured: options.operatorTokenSha256 !== undefined }),
     ...auditRoutes(node.store, filter, {
       trail: new AuditTrailService(node.store, accounts, patients, cases, filter),
       ledger: node.ledger,

@@ -58,6 +58,9 @@ describe('holdfast CLI', () => {
     ['nodes', 'clear-sync-alarm'],
     ['providers'],
     ['providers', 'add'],
+    ['providers', 'rotate-key'],
+    ['providers', 'fetch-keys'],
+    ['providers', 'register-node'],
     ['users'],
     ['users', 'add'],
     ['users', 'disable'],
@@ -98,6 +101,7 @@ describe('holdfast CLI', () => {
     for (const c of listed(['ledger'])) expect(known).toContain(`ledger ${c}`);
     for (const c of listed(['nodes'])) expect(known).toContain(`nodes ${c}`);
     for (const c of listed(['users'])) expect(known).toContain(`users ${c}`);
+    for (const c of listed(['providers'])) expect(known).toContain(`providers ${c}`);
     for (const c of listed(['postcodes'])) expect(known).toContain(`postcodes ${c}`);
     for (const c of listed(['formulary'])) expect(known).toContain(`formulary ${c}`);
   });

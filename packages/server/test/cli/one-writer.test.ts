@@ -125,6 +125,9 @@ function writingCommands(dataDir: string, importFile: string, files: string): st
     [...d, 'users', 'disable', '--username', 'receptionist@northshire', '--reason', 'left the service'],
     [...d, 'users', 'reset-mfa', '--username', 'receptionist@northshire', '--reason', 'lost phone'],
     [...d, 'nodes', 'enrol-token'],
+    // Writes provider-keys.json, which the running server holds in memory.
+    [...d, 'providers', 'rotate-key', '--provider', 'northshire-iuc'],
+    [...d, 'providers', 'register-node'],
     [
       ...d,
       'nodes',

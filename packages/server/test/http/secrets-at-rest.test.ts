@@ -1,8 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { chmodSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
-import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addProvider } from '../../src/accounts/providers.ts';
 import { hashPassword } from '../../src/auth/passwords.ts';
@@ -17,6 +15,7 @@ import { ownChainsOf } from '../../src/ledger/own-chains.ts';
 import { verifyStore } from '../../src/ledger/verify.ts';
 import { issueEnrolmentToken, joinHub } from '../../src/sync/enrolment.ts';
 import { freshStore, STORE_KINDS } from '../support/databases.ts';
+import { fetchInto } from '../support/fetch-into.ts';
 import { Client, PASSWORD, startTestApp, type TestApp } from '../support/http.ts';
 
 /** The app of a node opened again from its files (a restart), or of an enrolled site. */
@@ -29,30 +28,6 @@ async function appFor(node: HoldfastNode): Promise<HoldfastApp> {
   });
   await built.app.ready();
   return built;
-}
-
-/** `fetch` into a Fastify app without a socket (the site's enrolment and sync calls to its hub). */
-function fetchInto(app: FastifyInstance): typeof fetch {
-  return (async (input: string | URL | Request, init?: RequestInit) => {
-    const url = new URL(input instanceof Request ? input.url : String(input));
-    const body = init?.body;
-    const res = await app.inject({
-      method: (init?.method ?? 'GET') as 'GET',
-      url: url.pathname + url.search,
-      headers: Object.fromEntries(new Headers(init?.headers).entries()),
-      ...(body !== undefined && body !== null ? { payload: body as string | Buffer } : {}),
-    });
-    const headers = new Headers();
-    for (const [k, v] of Object.entries(res.headers))
-      if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : String(v));
-    // As fetch does: a gzip answer is handed over inflated.
-    const gzipped = headers.get('content-encoding') === 'gzip';
-    headers.delete('content-encoding');
-    headers.delete('content-length');
-    const payload = gzipped ? gunzipSync(res.rawPayload) : res.rawPayload;
-    const empty = res.statusCode === 204 || res.statusCode === 304;
-    return new Response(empty ? null : payload, { status: res.statusCode, headers });
-  }) as typeof fetch;
 }
 
 async function rawPayloads(

@@ -716,6 +716,13 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
   ),
   'GET /health': { build: () => ({}) },
   'GET /metrics': { build: () => ({ headers: { ...OPERATOR_HEADERS } }) },
+  'POST /api/v1/operator/providers': {
+    // The node operator (bearer token), not a provider's user: a new provider each time.
+    build: (w) => ({
+      headers: { ...OPERATOR_HEADERS },
+      body: { id: `sample-provider-${w.next()}`, name: 'Sample provider' },
+    }),
+  },
   'GET /openapi.json': { build: () => ({}) },
   'GET /docs': { build: () => ({}) },
   'POST /api/v1/auth/sign-in': {
@@ -777,6 +784,7 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
   },
   'GET /api/v1/admin/users': { build: () => ({}) },
   'GET /api/v1/admin/alerts': { build: () => ({}) },
+  'GET /api/v1/dashboard/clinical-role-grants': { build: () => ({}) },
   // Administrators' changes to accounts need a fresh re-authentication with the second factor.
   'POST /api/v1/admin/users': {
     build: async (w, { client }) => {

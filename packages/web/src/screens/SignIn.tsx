@@ -88,8 +88,34 @@ export function SignIn() {
   );
 }
 
+/** Where the browser remembers the provider typed at the last successful password step. */
+export const PROVIDER_STORAGE_KEY = 'holdfast.sign-in.provider';
+
+function rememberedProvider(): string {
+  try {
+    return localStorage.getItem(PROVIDER_STORAGE_KEY) ?? '';
+  } catch {
+    return '';
+  }
+}
+
+function rememberProvider(provider: string): void {
+  try {
+    if (provider) localStorage.setItem(PROVIDER_STORAGE_KEY, provider);
+    else localStorage.removeItem(PROVIDER_STORAGE_KEY);
+  } catch {
+    // Storage refused (a private window): the field is simply not filled in next time.
+  }
+}
+
+/**
+ * The password step. User names are unique per provider: on a server that hosts several providers
+ * the same name may belong to staff of two, so the provider is asked for (optional: a name held by
+ * one provider needs none, and `name@provider` names it too). The browser remembers it.
+ */
 function PasswordStep({ onNext, notice }: { onNext: (next: Next) => void; notice: string | null }) {
   const [username, setUsername] = useState('');
+  const [provider, setProvider] = useState(rememberedProvider);
   const [password, setPassword] = useState('');
   const [busy, setBusy] = useState(false);
   const problems = useFormProblems();
@@ -99,16 +125,24 @@ function PasswordStep({ onNext, notice }: { onNext: (next: Next) => void; notice
     problems.clear();
     if (!username.trim()) return problems.setField('username', 'Enter your user name.');
     if (!password) return problems.setField('password', 'Enter your password.');
+    const providerId = provider.trim().toLowerCase();
+    if (providerId && !/^[a-z0-9][a-z0-9-]{1,62}$/.test(providerId))
+      return problems.setField(
+        'provider',
+        'A provider is its short id: lower-case letters, digits and - (such as northshire-iuc).',
+      );
     setBusy(true);
     try {
       const r = await api<{ next: Next; csrfToken: string }>('POST', '/api/v1/auth/sign-in', {
         username: username.trim(),
         password,
+        ...(providerId ? { provider: providerId } : {}),
       });
+      rememberProvider(providerId);
       setCsrfToken(r.csrfToken);
       onNext(r.next);
     } catch (error) {
-      problems.fromError(error, ['username', 'password']);
+      problems.fromError(error, ['username', 'password', 'provider']);
     } finally {
       setBusy(false);
     }
@@ -134,6 +168,15 @@ function PasswordStep({ onNext, notice }: { onNext: (next: Next) => void; notice
           onChange={(e) => setUsername(e.currentTarget.value)}
           error={problems.field('username')}
           required
+        />
+        <TextInput
+          label="Provider"
+          name="provider"
+          description="Only if your user name is used at more than one provider on this server (or type name@provider). Remembered on this computer."
+          autoComplete="organization"
+          value={provider}
+          onChange={(e) => setProvider(e.currentTarget.value)}
+          error={problems.field('provider')}
         />
         <PasswordInput
           label="Password"

@@ -16,12 +16,12 @@ import {
 } from '@mantine/core';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState, type FormEvent } from 'react';
+import { ClinicalGrants } from '../../components/ClinicalGrants.tsx';
 import { FormAlert } from '../../components/FormAlert.tsx';
 import { PageTitle } from '../../components/PageTitle.tsx';
 import { api } from '../../lib/api.ts';
 import { useFormProblems } from '../../lib/forms.ts';
 import { withReauthentication } from '../../lib/reauth.ts';
-import { londonDateTime } from '../../lib/time.ts';
 import type { Site } from '../../lib/types.ts';
 
 interface AdminUser {
@@ -54,7 +54,7 @@ export function Users() {
   return (
     <Stack maw={1200}>
       <PageTitle>Users</PageTitle>
-      <ClinicalGrants />
+      <ClinicalGrants source="admin" />
       <NewUser sites={sites.data ?? []} />
       <section aria-labelledby="users-heading">
         <Title order={2} size="h3" id="users-heading" mb="xs">
@@ -120,38 +120,6 @@ export function Users() {
         )}
       </section>
     </Stack>
-  );
-}
-
-interface ClinicalGrant {
-  at: string;
-  user: { userId: string; name: string | null };
-  roles: Role[];
-  reason: string | null;
-  grantedBy: string;
-  byYou: boolean;
-}
-
-/** Clinical roles granted in the last 14 days, with who and why: each admin sees the others' grants. */
-function ClinicalGrants() {
-  const alerts = useQuery({
-    queryKey: ['admin-alerts'],
-    queryFn: async () =>
-      (await api<{ clinicalRoleGrants: ClinicalGrant[] }>('GET', '/api/v1/admin/alerts')).clinicalRoleGrants,
-  });
-  const others = (alerts.data ?? []).filter((g) => !g.byYou);
-  if (others.length === 0) return null;
-  return (
-    <Alert color="orange" title="Clinical roles granted in the last 14 days" data-testid="clinical-grants">
-      <Stack gap={4}>
-        {others.map((g) => (
-          <Text key={`${g.at}-${g.user.userId}`} size="sm">
-            {londonDateTime(g.at)}: {g.grantedBy} gave {g.user.name ?? 'a user'}{' '}
-            {g.roles.map((r) => ROLE_LABELS[r]).join(', ')}. Reason: {g.reason}
-          </Text>
-        ))}
-      </Stack>
-    </Alert>
   );
 }
 

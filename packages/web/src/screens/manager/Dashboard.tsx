@@ -17,6 +17,7 @@ import {
 } from '@mantine/core';
 import { keepPreviousData, useQuery, useQueryClient } from '@tanstack/react-query';
 import { memo, useCallback, useRef, useState, type FormEvent, type ReactNode } from 'react';
+import { ClinicalGrants } from '../../components/ClinicalGrants.tsx';
 import { FormAlert } from '../../components/FormAlert.tsx';
 import { PageTitle } from '../../components/PageTitle.tsx';
 import { TimingBadge, type Timing } from '../../components/Timing.tsx';
@@ -252,6 +253,8 @@ export function Dashboard() {
       {dashboard.isError && (
         <Alert color="red">The dashboard could not be read: {dashboard.error.message}</Alert>
       )}
+      {/* A clinical role reads clinical notes: the shift manager sees who was given one, by whom, why. */}
+      {session.can('reports.read') && <ClinicalGrants source="dashboard" />}
       {d?.syncAlarms?.map((a) => (
         <Alert
           key={a.kind}
