@@ -1,54 +1,25 @@
-import { DirectoryFileError } from '@holdfast/core/directory/files';
-import { PostcodeStore } from './directory/postcodes.ts';
-import { createReadStream, createWriteStream, existsSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { userInfo } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import pc from 'picocolors';
-import { DomainError, ImportRefusedError, ValidationError } from '@holdfast/core';
+import { DomainError, ImportRefusedError, ROLES, ValidationError, type Role } from '@holdfast/core';
 import { ConfigError, loadConfig, type HoldfastConfig } from './config.ts';
-import { exportBatches } from './ledger/export.ts';
-import { importBatch } from './ledger/import.ts';
 import type { NumberedLine } from './ledger/ndjson.ts';
-import { verifyStore } from './ledger/verify.ts';
-import { ownChainsOf } from './ledger/own-chains.ts';
-import { ledgerCrypto } from './node/crypto.ts';
-import { identityExists, initNode, openNode, type HoldfastNode, type OpenNodeOptions } from './node/node.ts';
-import { NodeBusyError } from './node/writer-lock.ts';
-import { OWNER_FILE_MODE } from './node/file-modes.ts';
-import {
-  addProvider,
-  fetchProviderKeys,
-  registerInOldProviders,
-  rotateProviderKey,
-} from './accounts/providers.ts';
-import { loadNodeKeys } from './projections/node-keys.ts';
-import { checkProjections, describeProjectionCheck } from './projections/check.ts';
-import { createProgress } from './cli/progress.ts';
-import { serve } from './serve.ts';
-import {
-  DEFAULT_TOKEN_TTL_MINUTES,
-  issueEnrolmentToken,
-  joinHub,
-  MAX_TOKEN_TTL_MINUTES,
-  repinHub,
-} from './sync/enrolment.ts';
-import { SyncStatusStore } from './sync/status.ts';
-import { randomBytes } from 'node:crypto';
-import { userInfo } from 'node:os';
-import { ROLES, type Role } from '@holdfast/core';
-import { AccountsService } from './accounts/service.ts';
-import { SessionStore } from './auth/sessions.ts';
-import { DEMO_PROVIDER_NAME, DEMO_TENANT, seedDemoProvider, type DemoAccounts } from './demo.ts';
-import { formatSummary, parseDuration, runSimulation } from './simulate/simulator.ts';
-import { join } from 'node:path';
-import { writeFileSync } from 'node:fs';
-import { DowntimePackService } from './downtime/service.ts';
-import { packFileName } from './downtime/writer.ts';
-import { drillPassed, formatDrill, runSupplierLossDrill } from './drill/supplier-loss.ts';
+import type { HoldfastNode, OpenNodeOptions } from './node/node.ts';
+import type { AccountsService } from './accounts/service.ts';
+import type { DemoAccounts } from './demo.ts';
+import { DEMO_PROVIDER_NAME, DEMO_TENANT } from './demo-names.ts';
+import { DEFAULT_TOKEN_TTL_MINUTES, MAX_TOKEN_TTL_MINUTES } from './sync/enrolment-limits.ts';
 import { registerBackupCommands, registerTopUpCommand } from './backup/cli.ts';
 import { registerReceiverCommands } from './receiver/cli.ts';
-import { ensureDemoEndpoints, startDemoReceivers } from './receiver/demo.ts';
-import { loadFormularyDir, SAMPLE_FORMULARY_DIR } from './prescribing/formulary-files.ts';
+import { parseDuration } from './simulate/simulator.ts';
+
+// Each command loads what it needs when it runs (the `await import` in its action), so
+// `holdfast --help`, `holdfast receiver` or `holdfast users add` do not load the HTTP server, the
+// PDF writer and the FHIR validator first. Tests start hundreds of these processes.
 
 /**
  * `holdfast`: the operator's command line. Every command takes --config and --data-dir; every
@@ -147,6 +118,11 @@ async function withNode<T>(
   use: NodeUse = currentUse,
 ): Promise<T> {
   const cfg = config();
+  const [{ createProgress }, { openNode }, { NodeBusyError }] = await Promise.all([
+    import('./cli/progress.ts'),
+    import('./node/node.ts'),
+    import('./node/writer-lock.ts'),
+  ]);
   const progress = createProgress('rebuilding projections');
   let node: HoldfastNode;
   try {
@@ -213,6 +189,7 @@ program
         if (opts.demo)
           throw new InvalidArgumentError('--demo is for the hub: a site gets the provider from it');
         const tenantGiven = program.commands.find((c) => c.name() === 'init')?.getOptionValueSource('tenant');
+        const { joinHub } = await import('./sync/enrolment.ts');
         const joined = await joinHub(cfg, {
           node: opts.node,
           hubUrl: opts.hub,
@@ -233,6 +210,10 @@ program
       }
       if (opts.demo && opts.tenant !== DEMO_TENANT)
         throw new InvalidArgumentError(`--demo creates the demo provider ${DEMO_TENANT}: leave out --tenant`);
+      const [{ initNode }, { seedDemoProvider }] = await Promise.all([
+        import('./node/node.ts'),
+        import('./demo.ts'),
+      ]);
       const node = await initNode(
         cfg,
         { tenant: opts.tenant, node: opts.node, role: opts.role },
@@ -264,6 +245,7 @@ program
       ...(opts.port !== undefined ? { port: opts.port } : {}),
       ...(opts.host ? { host: opts.host } : {}),
     };
+    const { serve } = await import('./serve.ts');
     await serve(cfg);
   });
 
@@ -284,6 +266,11 @@ program
   )
   .action(async (opts: { port?: number; simulate?: number; receivers?: boolean }) => {
     const cfg = { ...config(), ...(opts.port !== undefined ? { port: opts.port } : {}) };
+    const [{ identityExists, initNode }, { seedDemoProvider }, { serve }] = await Promise.all([
+      import('./node/node.ts'),
+      import('./demo.ts'),
+      import('./serve.ts'),
+    ]);
     let demo: DemoAccounts | null = null;
     if (!identityExists(cfg.dataDir)) {
       const node = await initNode(
@@ -298,6 +285,7 @@ program
       );
     }
     if (opts.receivers) {
+      const { ensureDemoEndpoints, startDemoReceivers } = await import('./receiver/demo.ts');
       await ensureDemoEndpoints(cfg, DEMO_TENANT);
       await startDemoReceivers(cfg);
     }
@@ -324,6 +312,7 @@ program
         return;
       }
       const url = `http://127.0.0.1:${cfg.port}`;
+      const { runSimulation } = await import('./simulate/simulator.ts');
       console.log(
         `simulator: ${opts.simulate} calls an hour against ${url} (as health-adviser@northshire and clinician@northshire)`,
       );
@@ -353,6 +342,16 @@ program
   )
   .option('--json', 'print the report as JSON')
   .action(async (opts: { tenant?: string; json?: boolean; projections?: boolean }) => {
+    const [{ createProgress }, { verifyStore }, { ledgerCrypto }, { ownChainsOf }, check] = await Promise.all(
+      [
+        import('./cli/progress.ts'),
+        import('./ledger/verify.ts'),
+        import('./node/crypto.ts'),
+        import('./ledger/own-chains.ts'),
+        import('./projections/check.ts'),
+      ],
+    );
+    const { checkProjections, describeProjectionCheck } = check;
     await withNode(
       async (node, cfg) => {
         const progress = createProgress('verifying');
@@ -422,6 +421,7 @@ program
   .command('rebuild')
   .description('drop every projection and fold the whole ledger into them again')
   .action(async () => {
+    const { createProgress } = await import('./cli/progress.ts');
     await withNode(async (node) => {
       const progress = createProgress('rebuilding');
       const n = await node.projections.rebuild(undefined, (d, t) => progress.update(d, t));
@@ -438,6 +438,13 @@ program
   .option('-o, --out <file>', 'where to write it (default: downtime-pack-<time>.pdf here)')
   .option('--site <ids...>', "only these sites' cases (default: every site of the provider)")
   .action(async (opts: { out?: string; site?: string[] }) => {
+    const [{ DowntimePackService }, { packFileName }, { AccountsService }, { SessionStore }] =
+      await Promise.all([
+        import('./downtime/service.ts'),
+        import('./downtime/writer.ts'),
+        import('./accounts/service.ts'),
+        import('./auth/sessions.ts'),
+      ]);
     await withNode(async (node, cfg) => {
       const packs = new DowntimePackService(node.store, node.ledger, node.clock, {
         contacts: cfg.downtimeContacts ?? [],
@@ -486,6 +493,10 @@ ledger
   .option('-o, --out <file>', 'output file (default: standard output)')
   .action(
     async (opts: { tenant?: string; node?: string[]; after?: string[]; batchSize: number; out?: string }) => {
+      const [{ exportBatches }, { OWNER_FILE_MODE }] = await Promise.all([
+        import('./ledger/export.ts'),
+        import('./node/file-modes.ts'),
+      ]);
       await withNode(async (node) => {
         const tenant = opts.tenant ?? node.identity.tenant;
         const afterSeq = new Map<string, number>();
@@ -533,6 +544,7 @@ ledger
   )
   .action(async (file: string, opts: { tenant?: string; batchSize: number }) => {
     if (file !== '-' && !existsSync(file)) throw new InvalidArgumentError(`${file} does not exist`);
+    const { importBatch } = await import('./ledger/import.ts');
     await withNode(async (node) => {
       const tenant = opts.tenant ?? node.identity.tenant;
       const input = file === '-' ? process.stdin : createReadStream(file);
@@ -577,6 +589,7 @@ nodes
   .description('list registered nodes and their public keys')
   .option('--tenant <id>', "tenant (default: this node's)", identifier('--tenant'))
   .action(async (opts: { tenant?: string }) => {
+    const { loadNodeKeys } = await import('./projections/node-keys.ts');
     await withNode(async (node) => {
       const keys = await loadNodeKeys(node.store.db, opts.tenant ?? node.identity.tenant);
       for (const [id, key] of keys) console.log(`${id}\t${key}`);
@@ -597,6 +610,7 @@ nodes
   .action(async (opts: { expiresIn: number }) => {
     if (opts.expiresIn > MAX_TOKEN_TTL_MINUTES)
       throw new InvalidArgumentError(`--expires-in must be at most ${MAX_TOKEN_TTL_MINUTES} minutes`);
+    const { issueEnrolmentToken } = await import('./sync/enrolment.ts');
     await withNode(async (node) => {
       if (node.identity.role === 'site')
         throw new InvalidArgumentError("this node is a site: issue enrolment tokens on the provider's hub");
@@ -660,6 +674,7 @@ nodes
         process.exitCode = 1;
         return;
       }
+      const { repinHub } = await import('./sync/enrolment.ts');
       const r = await repinHub(node, cfg.dataDir, {
         node: opts.node,
         publicKey: opts.publicKey,
@@ -685,6 +700,7 @@ nodes
   .action(async (opts: { reason: string; kind: string }) => {
     if (opts.reason.trim().length < 5)
       throw new InvalidArgumentError('--reason must say what was done (at least 5 characters)');
+    const { SyncStatusStore } = await import('./sync/status.ts');
     await withNode(async (node) => {
       const cleared = await new SyncStatusStore(node.store, node.clock).clearAlarm(
         node.identity.tenant,
@@ -713,6 +729,10 @@ postcodes
   )
   .argument('<file>', 'the CSV file (the full ONSPD has about 2.7 million rows)')
   .action(async (file: string) => {
+    const [{ PostcodeStore }, { DirectoryFileError }] = await Promise.all([
+      import('./directory/postcodes.ts'),
+      import('@holdfast/core/directory/files'),
+    ]);
     await withNode(async (node) => {
       const store = new PostcodeStore(node.store);
       try {
@@ -739,6 +759,7 @@ formulary
   )
   .argument('[dir]', 'the formulary directory (default: the sample formulary)')
   .action(async (dir: string | undefined) => {
+    const { loadFormularyDir, SAMPLE_FORMULARY_DIR } = await import('./prescribing/formulary-files.ts');
     const result = await loadFormularyDir(dir ?? SAMPLE_FORMULARY_DIR);
     if (!result.ok) {
       for (const p of result.problems)
@@ -766,6 +787,7 @@ providers
   .argument('<id>', 'provider id: lower-case letters, digits and -; user names of the provider end in @<id>')
   .requiredOption('--name <name>', "the provider's name")
   .action(async (id: string, opts: { name: string }) => {
+    const { addProvider } = await import('./accounts/providers.ts');
     await withAccounts(async (accounts, node, actor) => {
       await addProvider(node, accounts, { tenant: id, name: opts.name, actor });
       console.log(
@@ -782,6 +804,7 @@ providers
   .requiredOption('--provider <id>', 'the provider whose key to rotate', identifier('--provider'))
   .action(async (opts: { provider: string }) => {
     await withAccounts(async (accounts, node) => {
+      const { rotateProviderKey } = await import('./accounts/providers.ts');
       const { keyId, keyIds } = await rotateProviderKey(node, accounts, opts.provider);
       console.log(
         `provider ${opts.provider}: new current key ${keyId} (keys held: ${keyIds.join(', ')}); ` +
@@ -801,6 +824,7 @@ providers
   )
   .action(async (opts: { token: string }) => {
     await withNode(async (node) => {
+      const { fetchProviderKeys } = await import('./accounts/providers.ts');
       const { current, keyIds } = await fetchProviderKeys(node, opts.token.trim());
       console.log(
         `provider ${node.identity.tenant}: current key ${current} (keys held: ${keyIds.join(', ')})`,
@@ -815,6 +839,7 @@ providers
   )
   .action(async () => {
     await withNode(async (node) => {
+      const { registerInOldProviders } = await import('./accounts/providers.ts');
       const done = await registerInOldProviders(node);
       console.log(
         done.length > 0
@@ -829,6 +854,10 @@ const users = program.command('users').description("this provider's staff accoun
 async function withAccounts<T>(
   fn: (accounts: AccountsService, node: HoldfastNode, actor: string) => Promise<T>,
 ): Promise<T> {
+  const [{ AccountsService }, { SessionStore }] = await Promise.all([
+    import('./accounts/service.ts'),
+    import('./auth/sessions.ts'),
+  ]);
   return withNode((node) =>
     fn(
       new AccountsService(
@@ -1012,6 +1041,7 @@ program
         throw new InvalidArgumentError(`--url must be a URL such as http://localhost:8080, got ${opts.url}`);
       }
       const seed = opts.seed ?? randomBytes(4).readUInt32BE(0);
+      const { formatSummary, runSimulation } = await import('./simulate/simulator.ts');
       const controller = new AbortController();
       const interrupt = () => {
         process.stderr.write('stopping: finishing the calls in hand (Ctrl-C again to quit at once)\n');
@@ -1054,6 +1084,7 @@ drill
   // Test-only: proves the count can fail (deletes one acknowledged case from a site before counting).
   .addOption(new Option('--inject-loss').hideHelp())
   .action(async (opts: { quick?: boolean; keep?: boolean; injectLoss?: boolean }) => {
+    const { drillPassed, formatDrill, runSupplierLossDrill } = await import('./drill/supplier-loss.ts');
     const report = await runSupplierLossDrill({
       quick: !!opts.quick,
       keep: opts.keep,

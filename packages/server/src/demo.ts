@@ -14,9 +14,9 @@ import { seedDemoDirectory } from './directory/demo.ts';
 import { seedDemoCentres } from './booking/demo.ts';
 import { DEMO_PHARMACY_ODS } from './receiver/demo.ts';
 import type { HoldfastNode } from './node/node.ts';
+import { DEMO_PROVIDER_NAME, DEMO_TENANT } from './demo-names.ts';
 
-export const DEMO_TENANT = 'northshire-iuc';
-export const DEMO_PROVIDER_NAME = 'Northshire IUC';
+export { DEMO_PROVIDER_NAME, DEMO_TENANT } from './demo-names.ts';
 
 export interface DemoAccounts {
   password: string;

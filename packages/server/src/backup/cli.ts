@@ -1,13 +1,29 @@
 import type { Command } from 'commander';
 import pc from 'picocolors';
-import { createProgress, type Progress } from '../cli/progress.ts';
+import type { Progress } from '../cli/progress.ts';
 import { loadConfig, type HoldfastConfig } from '../config.ts';
 import type { HoldfastNode } from '../node/node.ts';
-import { runBackup } from './backup.ts';
-import { resolveKeySource } from './keys.ts';
-import { restoreBackup, type RestoreReport } from './restore.ts';
-import { topUpFromPeer } from './top-up.ts';
-import { verifyBackup } from './verify-backup.ts';
+import type { RestoreReport } from './restore.ts';
+
+/** What the backup commands run, loaded when one runs (not by every `holdfast` command: see cli.ts). */
+async function backupModules() {
+  const [
+    { createProgress },
+    { runBackup },
+    { resolveKeySource },
+    { restoreBackup },
+    { topUpFromPeer },
+    { verifyBackup },
+  ] = await Promise.all([
+    import('../cli/progress.ts'),
+    import('./backup.ts'),
+    import('./keys.ts'),
+    import('./restore.ts'),
+    import('./top-up.ts'),
+    import('./verify-backup.ts'),
+  ]);
+  return { createProgress, runBackup, resolveKeySource, restoreBackup, topUpFromPeer, verifyBackup };
+}
 
 interface KeyOptions {
   passphraseFile?: string;
@@ -40,6 +56,7 @@ export function registerBackupCommands(
     .option('--key-file <file>', KEY_HELP.keyFile)
     .action(async (opts: KeyOptions & { to?: string }) => {
       if (!opts.to) throw new Error('give the backup directory with --to DIR');
+      const { createProgress, resolveKeySource, runBackup } = await backupModules();
       const key = resolveKeySource(opts);
       await deps.withNode(async (node, cfg) => {
         const progress = createProgress('backing up');
@@ -74,6 +91,7 @@ export function registerBackupCommands(
     )
     .option('--json', 'print the report as JSON')
     .action(async (dir: string, opts: KeyOptions & { all?: boolean; json?: boolean }) => {
+      const { createProgress, resolveKeySource, verifyBackup } = await backupModules();
       const progress = createProgress('verifying backup');
       // `backup` has the same key options: whichever of the two commander gave them to counts.
       const key = resolveKeySource({ ...backup.opts<KeyOptions>(), ...opts });
@@ -132,6 +150,7 @@ export function registerBackupCommands(
         if (opts.store) overrides.store = opts.store as HoldfastConfig['store'];
         if (opts.databaseUrl) overrides.databaseUrl = opts.databaseUrl;
         const cfg = loadConfig({ file: global.config, overrides });
+        const { createProgress, resolveKeySource, restoreBackup, topUpFromPeer } = await backupModules();
         const key = resolveKeySource(opts);
         let progress: Progress | null = null;
         let phase = '';
@@ -175,6 +194,7 @@ export function registerTopUpCommand(
     )
     .requiredOption('--peer <url...>', 'peers to sync with (URL, or node-id=URL)')
     .action(async (opts: { peer: string[] }) => {
+      const { topUpFromPeer } = await backupModules();
       await deps.withNode(async (node) => {
         let failed = 0;
         for (const peer of opts.peer) {

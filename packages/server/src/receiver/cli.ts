@@ -1,8 +1,7 @@
 import { resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { FaultProxy } from './fault-proxy.ts';
-import { MailboxPickup } from './mailbox.ts';
-import { FhirReceiver, type ReceiverKind } from './receiver.ts';
+import type { FaultProxy } from './fault-proxy.ts';
+import type { ReceiverKind } from './receiver.ts';
 
 /**
  * `holdfast receiver`: an ambulance service or GP practice that is not ours, for the demo and
@@ -54,6 +53,8 @@ export function registerReceiverCommands(program: Command): void {
         const rule = opts.rejectWhen === undefined ? null : /^always:(.+)$/.exec(opts.rejectWhen);
         if (opts.rejectWhen !== undefined && !rule)
           throw new InvalidArgumentError('--reject-when must be always:REASON');
+        // Loaded here, not by every `holdfast` command (see cli.ts).
+        const { FhirReceiver } = await import('./receiver.ts');
         const receiver = new FhirReceiver({
           kind: opts.kind,
           name: opts.name,
@@ -70,6 +71,7 @@ export function registerReceiverCommands(program: Command): void {
         let front = url;
         let proxy: FaultProxy | null = null;
         if (seed !== null) {
+          const { FaultProxy } = await import('./fault-proxy.ts');
           proxy = new FaultProxy(url, { seed });
           front = await proxy.start(opts.port, opts.host);
         }
@@ -77,7 +79,9 @@ export function registerReceiverCommands(program: Command): void {
           `${opts.name} (${opts.kind} receiver) listening on ${front}${proxy ? ` through a faulty network (seed ${seed})` : ''}; ${receiver.count} messages held in ${opts.store}`,
         );
         console.log(`  POST message Bundles to ${front}/messages   what it holds: ${url}/received`);
-        const pickup = opts.mailbox ? new MailboxPickup(receiver, resolve(opts.mailbox)) : null;
+        const pickup = opts.mailbox
+          ? new (await import('./mailbox.ts')).MailboxPickup(receiver, resolve(opts.mailbox))
+          : null;
         if (pickup) {
           await pickup.start();
           console.log(`  collecting from mailbox ${pickup.dir}/out, answering into ${pickup.dir}/in`);

@@ -13,6 +13,7 @@ import { registerPeerKey, SyncEngine, type SyncRoundResult } from './engine.ts';
 import { HttpSyncTransport } from './http-transport.ts';
 import type { Store } from '../store/store.ts';
 import { SYNC_PROTOCOL_VERSION } from './protocol.ts';
+import { DEFAULT_TOKEN_TTL_MINUTES, MAX_TOKEN_TTL_MINUTES } from './enrolment-limits.ts';
 
 /**
  * Enrolment: how a site joins its provider's hub.
@@ -29,8 +30,7 @@ import { SYNC_PROTOCOL_VERSION } from './protocol.ts';
  */
 
 export const ENROLMENT_TOKEN_PREFIX = 'hfe_';
-export const DEFAULT_TOKEN_TTL_MINUTES = 24 * 60;
-export const MAX_TOKEN_TTL_MINUTES = 7 * 24 * 60;
+export { DEFAULT_TOKEN_TTL_MINUTES, MAX_TOKEN_TTL_MINUTES } from './enrolment-limits.ts';
 
 const nodeIdSchema = z
   .string()

@@ -226,15 +226,20 @@ describe.each(STORE_KINDS)('a case from call to close on %s', (kind) => {
     expect((await t.node.ledger.readTenant('northshire', null, 1_000_000)).length).toBe(before);
   });
 
-  it(`two clinicians claiming one case at the same moment: exactly one wins (${CLAIM_TRIALS} trials)`, async () => {
+  it(`two clinicians claiming one case at the same moment: exactly one wins, and each order of arrival wins sometimes (${CLAIM_TRIALS} trials)`, async () => {
+    const wins = { clinician: 0, prescriber: 0 };
+    const tick = () => new Promise<void>((r) => setImmediate(r));
     for (let trial = 0; trial < CLAIM_TRIALS; trial++) {
-      const { caseId } = await caseAt(adviser, protocols, site, 'speak_to_primary_care', {
-        pathwayId: trial === 0 ? undefined : undefined,
-      });
-      const [a, b] = await Promise.all([
-        clinician.request('POST', `/api/v1/cases/${caseId}/claim`),
-        prescriber.request('POST', `/api/v1/cases/${caseId}/claim`),
-      ]);
+      const { caseId } = await caseAt(adviser, protocols, site, 'speak_to_primary_care');
+      // Who sends first alternates, and the second follows after 0-2 turns of the event loop, so
+      // the race is run in both orders and at different overlaps (a fixed order would only ever
+      // show the first sender winning).
+      const [first, second] = trial % 2 === 0 ? [clinician, prescriber] : [prescriber, clinician];
+      const firstSent = first.request('POST', `/api/v1/cases/${caseId}/claim`);
+      for (let i = 0; i < Math.floor(trial / 2) % 3; i++) await tick();
+      const secondSent = second.request('POST', `/api/v1/cases/${caseId}/claim`);
+      const [x, y] = await Promise.all([firstSent, secondSent]);
+      const [a, b] = first === clinician ? [x, y] : [y, x];
       const statuses = [a.statusCode, b.statusCode].sort();
       expect(statuses, `trial ${trial}`).toEqual([200, 409]);
       const loser = a.statusCode === 409 ? a : b;
@@ -247,6 +252,13 @@ describe.each(STORE_KINDS)('a case from call to close on %s', (kind) => {
         (e) => e.type === 'case.claimed' && e.payloadJson.includes(caseId),
       );
       expect(claims).toHaveLength(1);
+      wins[a.statusCode === 200 ? 'clinician' : 'prescriber']++;
+    }
+    // Both arrival orders were run and each clinician won some: a claim that always went to one of
+    // them (whoever the server happened to take first) would not show that the check decides.
+    if (CLAIM_TRIALS >= 4) {
+      expect(wins.clinician, JSON.stringify(wins)).toBeGreaterThan(0);
+      expect(wins.prescriber, JSON.stringify(wins)).toBeGreaterThan(0);
     }
   });
 });

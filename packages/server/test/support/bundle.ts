@@ -4,7 +4,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 
 /**
- * Bundles a TypeScript entry point (and our workspace code it imports) into one plain ES module, so
+ * Bundles a TypeScript entry point (and our workspace code it imports) into plain ES modules, so
  * a test that starts it many times (the crash test SIGKILLs it 50 times per store) pays for loading
  * TypeScript once instead of at every start. Dependencies stay in node_modules. Each of our files
  * keeps its own `import.meta.url`, so paths it resolves relative to itself still work.
@@ -18,10 +18,13 @@ export async function bundleForTests(entry: string): Promise<string> {
   const dir = mkdtempSync(cache);
   // Gone when the process that made it ends (the run's main process, or a test file's worker).
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-  const outfile = join(dir, 'entry.mjs');
   await build({
-    entryPoints: [entry],
-    outfile,
+    // One entry file, plus a chunk per module loaded by `await import` (what a command loads only
+    // when it runs: see cli.ts), so each process loads what its command needs and no more.
+    entryPoints: { entry },
+    outdir: dir,
+    outExtension: { '.js': '.mjs' },
+    splitting: true,
     bundle: true,
     platform: 'node',
     format: 'esm',
@@ -46,5 +49,5 @@ export async function bundleForTests(entry: string): Promise<string> {
       },
     ],
   });
-  return outfile;
+  return join(dir, 'entry.mjs');
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyStore } from '../../src/ledger/verify.ts';
+import { checkProjections, describeProjectionCheck } from '../../src/projections/check.ts';
 import { ledgerCrypto } from '../../src/node/crypto.ts';
 import { ledgerRows } from '../support/nodes.ts';
 import {
@@ -23,24 +24,41 @@ import { runScenario, scenarioArb, SITES, type Scenario } from './simulation/mod
  * ledgers verify, projections are identical everywhere, and each collision produced exactly one
  * reconciliation item — and a decision on every item reaches every node.
  *
- * HOLDFAST_SIM_RUNS sets the number of runs (200 in CI); HOLDFAST_SIM_SEED (and HOLDFAST_SIM_PATH)
- * replay a run that failed. Seeds worth keeping go in simulation/kept-seeds.json.
+ * A crash is a kill with work in flight: the node's files are copied as they are at an instant
+ * while it appends, and it is reopened from the copy (see killAndReopen).
+ *
+ * HOLDFAST_SIM_RUNS sets the number of runs (200 in CI): the recorded schedule's runs (an entry of
+ * simulation/kept-seeds.json with `runs`, the same scenarios every time, so what they must exercise
+ * can be counted on) and the rest from a fresh seed, printed if a run fails. HOLDFAST_SIM_SEED (and
+ * HOLDFAST_SIM_PATH) replay a run that failed. Seeds worth keeping go in kept-seeds.json.
  */
 const RUNS = Number(process.env.HOLDFAST_SIM_RUNS ?? 200);
 const SEED = process.env.HOLDFAST_SIM_SEED === undefined ? undefined : Number(process.env.HOLDFAST_SIM_SEED);
 const PATH = process.env.HOLDFAST_SIM_PATH;
-const KEPT = JSON.parse(readFileSync(join(import.meta.dirname, 'simulation', 'kept-seeds.json'), 'utf8')) as {
-  seed: number;
-  path?: string;
-  why: string;
-}[];
+const RECORDED = JSON.parse(
+  readFileSync(join(import.meta.dirname, 'simulation', 'kept-seeds.json'), 'utf8'),
+) as { seed: number; path?: string; runs?: number; why: string }[];
+/** The recorded schedule: `runs` scenarios from one seed, run every time. */
+const SCHEDULE = RECORDED.find((k) => k.runs !== undefined);
+const KEPT = RECORDED.filter((k) => k.runs === undefined);
+const SCHEDULED_RUNS = Math.min(SCHEDULE?.runs ?? 0, RUNS);
 const DAY = 86_400_000;
 
 describe('deterministic simulation: hub and sites on a faulty network', () => {
   let dir: string;
   let nodes: (ClinicalNode & { destroy(): Promise<void> })[];
   let run = 0;
-  const totals = { runs: 0, collisions: 0, items: 0, acked: 0, crashes: 0, calls: 0, faults: 0 };
+  const totals = {
+    runs: 0,
+    collisions: 0,
+    items: 0,
+    acked: 0,
+    crashes: 0,
+    inFlightKept: 0,
+    inFlightLost: 0,
+    calls: 0,
+    faults: 0,
+  };
 
   beforeAll(async () => {
     dir = simulationTmpDir();
@@ -64,6 +82,8 @@ describe('deterministic simulation: hub and sites on a faulty network', () => {
     totals.collisions += outcome.collisions;
     totals.acked += outcome.acked.length;
     totals.crashes += s.commands.filter((c) => c.k === 'crash').length;
+    totals.inFlightKept += outcome.kills.kept;
+    totals.inFlightLost += outcome.kills.lost;
     totals.calls += outcome.stats.calls;
     totals.faults += outcome.stats.dropped + outcome.stats.answersLost + outcome.stats.duplicated;
 
@@ -112,11 +132,13 @@ describe('deterministic simulation: hub and sites on a faulty network', () => {
 
   const prop = fc.asyncProperty(scenarioArb, property);
 
-  it(`${RUNS} seeded runs converge with one reconciliation item per collision`, async () => {
+  /** Runs `numRuns` scenarios from `seed` (fresh when undefined); a failure says how to replay it. */
+  async function runs(numRuns: number, seed: number | undefined, path?: string): Promise<void> {
+    if (numRuns === 0) return;
     const details = await fc.check(prop, {
-      numRuns: SEED === undefined ? RUNS : 1,
-      ...(SEED === undefined ? {} : { seed: SEED }),
-      ...(PATH === undefined ? {} : { path: PATH }),
+      numRuns,
+      ...(seed === undefined ? {} : { seed }),
+      ...(path === undefined ? {} : { path }),
       endOnFailure: true,
     });
     if (details.failed) {
@@ -130,7 +152,26 @@ describe('deterministic simulation: hub and sites on a faulty network', () => {
           `Error: ${details.errorInstance instanceof Error ? (details.errorInstance.stack ?? details.errorInstance.message) : String(details.errorInstance)}`,
       );
     }
-  }, 600_000);
+  }
+
+  it(`${RUNS} seeded runs (${SCHEDULED_RUNS} recorded, the rest fresh) converge with one reconciliation item per collision, through collisions, kills and network faults`, async () => {
+    if (SEED !== undefined) return runs(1, SEED, PATH);
+    await runs(SCHEDULED_RUNS, SCHEDULE?.seed);
+    // The recorded schedule must have exercised what this test is about: a run of quiet networks
+    // and no collisions would pass every check above without showing anything.
+    if (SCHEDULED_RUNS >= 100) {
+      const seen = { ...totals };
+      // Not yet asserted: collisions. The schedule measured 0 of them in 150 runs (and the kept
+      // seeds none either) since clinicians are scoped to their sites; see issue 13, section 4.
+      expect(seen.crashes, JSON.stringify(seen)).toBeGreaterThanOrEqual(SCHEDULED_RUNS / 4);
+      // Kills caught the appended event both before and after it reached the files.
+      expect(seen.inFlightKept, JSON.stringify(seen)).toBeGreaterThan(0);
+      expect(seen.inFlightLost, JSON.stringify(seen)).toBeGreaterThan(0);
+      expect(seen.faults, JSON.stringify(seen)).toBeGreaterThanOrEqual(SCHEDULED_RUNS);
+    }
+    await runs(RUNS - SCHEDULED_RUNS, undefined);
+    expect(totals.runs).toBe(RUNS);
+  }, 900_000);
 
   for (const kept of KEPT) {
     it(`kept seed ${kept.seed}: ${kept.why}`, async () => {
@@ -142,4 +183,13 @@ describe('deterministic simulation: hub and sites on a faulty network', () => {
       });
     }, 60_000);
   }
+  it("every node's projections (the real ones: cases, queues, reconciliation items, …) equal a fold of its whole ledger from scratch", async () => {
+    // Incremental after every kind of arrival above (local commands, merges in any order, replays,
+    // kills and reopening) against a rebuild: the same check `holdfast verify --projections` makes.
+    for (const n of nodes) {
+      const report = await checkProjections(n.node.store, n.node.projections.projections, n.node.registry);
+      expect(report.ok, `${n.name}: ${describeProjectionCheck(report)}`).toBe(true);
+      expect(report.tablesCompared, n.name).toBeGreaterThan(5);
+    }
+  }, 300_000);
 });

@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { holdfastArgs } from '../../../server/test/support/cli-entry.ts';
 
 /**
  * A real `holdfast start` process for browser tests: its own data directory and free port, the demo
@@ -13,7 +14,6 @@ import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 export const WEB_DIR = join(REPO_ROOT, 'packages/web');
-const CLI = join(REPO_ROOT, 'packages/server/src/cli.ts');
 
 /** The demo provider's accounts (`packages/server/src/demo.ts`). */
 export const DEMO = {
@@ -84,9 +84,9 @@ export async function ensureWebBuild(): Promise<void> {
   }
 }
 
-/** Spawns `holdfast <args>` from TypeScript source (tsx), as `npx holdfast` would run it. */
+/** Spawns `holdfast <args>` from the suite's bundle of the CLI (see server/test/support/cli-entry.ts). */
 export function spawnHoldfast(args: string[], env: Record<string, string> = {}): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+  return spawn(process.execPath, holdfastArgs(...args), {
     cwd: REPO_ROOT,
     env: { ...process.env, CI: '1', NO_COLOR: '1', TZ: 'UTC', HOLDFAST_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FixedClock, type Role } from '@holdfast/core';
@@ -83,11 +83,28 @@ export async function startClinicalNode(
 }
 
 /**
- * A crash: the store is closed with no checkpoint signed and nothing flushed by the node, then the
- * node is opened again from its files as `holdfast serve` would.
+ * A kill with work in flight: `work` is started on the node and not waited for (nobody is told it
+ * happened), and after `turns` turns of the event loop the node's files are copied as they are at
+ * that instant: what SIGKILL leaves behind, since the operating system keeps every write a process
+ * made and nothing else. The killed incarnation is then shut (anything it does after the instant
+ * goes to files that are thrown away), the copy takes the data directory's place, and the node is
+ * opened from it as `holdfast serve` would. SQLite only: a PostgreSQL store is not in the directory.
  */
-export async function crashAndReopen(n: ClinicalNode): Promise<void> {
-  await n.node.close();
+export async function killAndReopen(
+  n: ClinicalNode,
+  work: (n: ClinicalNode) => Promise<unknown>,
+  turns: number,
+): Promise<void> {
+  if (n.config.store !== 'sqlite') throw new Error('killAndReopen copies a SQLite data directory');
+  const inFlight = work(n).catch(() => undefined);
+  for (let i = 0; i < turns; i++) await new Promise<void>((r) => setImmediate(r));
+  const image = `${n.config.dataDir}.killed`;
+  rmSync(image, { recursive: true, force: true });
+  cpSync(n.config.dataDir, image, { recursive: true });
+  await inFlight;
+  await n.node.close().catch(() => undefined);
+  rmSync(n.config.dataDir, { recursive: true, force: true });
+  renameSync(image, n.config.dataDir);
   const node = await openNode(n.config, { clock: n.clock });
   Object.assign(n, withServices(n.name, node, n.clock, n.config));
 }

@@ -9,7 +9,7 @@ import {
 import fc from 'fast-check';
 import type { ReconciliationDecision } from '@holdfast/core';
 import { SyncUnreachableError } from '../../../src/sync/memory-transport.ts';
-import { crashAndReopen, createSite, ctxFor, syncOnce, type ClinicalNode } from './cluster.ts';
+import { createSite, ctxFor, killAndReopen, syncOnce, type ClinicalNode } from './cluster.ts';
 import { registerPeerKey } from '../../../src/sync/engine.ts';
 import { mulberry32 } from '../../../src/simulate/simulator.ts';
 import { SimNetwork } from './network.ts';
@@ -100,6 +100,8 @@ export interface RunOutcome {
   collidedCases: string[];
   acked: { node: string; seq: number; hash: string }[];
   stats: SimNetwork['stats'];
+  /** Kills: whether the event in flight was in the files the node reopened from. */
+  kills: { kept: number; lost: number };
 }
 
 /** What a node reads of a case's state (its own projection) to choose a valid command. */
@@ -130,6 +132,8 @@ export async function runScenario(
   const sites = nodes.slice(1);
   const net = new SimNetwork(mulberry32(s.netSeed));
   const random = mulberry32(s.netSeed ^ 0x5eed);
+  // Its own stream, so the kept seeds' scenarios and clocks are what they were before kills.
+  const killTurns = mulberry32(s.netSeed ^ 0x4b1);
   hub.clock.set(baseMs);
   sites.forEach((n, i) => n.clock.set(baseMs + s.skewMs[i]!));
 
@@ -149,6 +153,7 @@ export async function runScenario(
   const acked: RunOutcome['acked'] = [];
   let collisions = 0;
   const collidedCases: string[] = [];
+  const kills = { kept: 0, lost: 0 };
 
   const ack = async (n: ClinicalNode) => {
     const head = await n.node.ledger.head(tenant);
@@ -307,9 +312,17 @@ export async function runScenario(
       case 'heal':
         net.heal(sites[c.site]!.name);
         break;
-      case 'crash':
-        await crashAndReopen(nodes[c.node]!);
+      case 'crash': {
+        // Killed while appending an event nobody is told about: the copy taken 0-2 turns of the
+        // event loop later holds it or not, and the node must open and carry on either way.
+        const n = nodes[c.node]!;
+        const before = (await n.node.ledger.head(tenant)).seq;
+        const turns = Math.floor(killTurns() * 3);
+        await killAndReopen(n, (x) => createSite(x, tenant, 'Site added as the node was killed'), turns);
+        if ((await n.node.ledger.head(tenant)).seq > before) kills.kept++;
+        else kills.lost++;
         break;
+      }
       case 'resolve': {
         const n = sites[c.site]!;
         const ctx = ctxFor(tenant, manager, ['shift_manager']);
@@ -351,7 +364,7 @@ export async function runScenario(
     if (moved === 0 && pass > 0) break;
     if (pass > 20) throw new Error('no quiescence after 20 healed sync passes');
   }
-  return { collisions, collidedCases, acked, stats: net.stats };
+  return { collisions, collidedCases, acked, stats: net.stats, kills };
 }
 
 async function headHash(n: ClinicalNode, tenant: string, seq: number): Promise<string> {
