@@ -38,3 +38,7 @@ export * from './directory/search.ts';
 export * from './prescribing/formulary.ts';
 export * from './prescribing/checks.ts';
 export * from './prescribing/prescription-id.ts';
+// The rota (C12) and home-visit dispatch (C7). Rota CSV files are read with csv-parse, like directory
+// files: import parseRotaCsv from '@holdfast/core/rota/csv' on the server.
+export * from './rota/shifts.ts';
+export * from './dispatch/suggest.ts';
