@@ -259,6 +259,13 @@ describe('suggestCars: hand-worked cases', () => {
     expect(s!.reason).toMatch(/; position 25 min old$/);
   });
 
+  it('gives only the best few when asked (the board shows three), in the same order', () => {
+    const c = CASES[3]!;
+    const all = suggestCars(c.visit, c.cars, NOW);
+    expect(suggestCars(c.visit, c.cars, NOW, { limit: 1 })).toEqual(all.slice(0, 1));
+    expect(suggestCars(c.visit, c.cars, NOW, { limit: 5 })).toEqual(all);
+  });
+
   it('takes a road factor and speed from the caller', () => {
     // 10 km × 1.0 = 10 km at 60 km/h = 10 min.
     const [s] = suggestCars(visit(120), [car('A', south(10))], NOW, { roadFactor: 1, averageSpeedKmh: 60 });

@@ -92,6 +92,11 @@ export interface EstimateOptions {
   averageSpeedKmh?: number;
 }
 
+export interface SuggestOptions extends EstimateOptions {
+  /** Only the best this many (the board shows three): the others' reasons are never worded. */
+  limit?: number;
+}
+
 export interface CarSuggestion {
   vehicleId: string;
   callSign: string;
@@ -116,33 +121,33 @@ function optionsOf(opts: EstimateOptions | undefined): { roadFactor: number; ave
   return { roadFactor, averageSpeedKmh };
 }
 
-function pointIssues(lat: number, lon: number, prefix: string): FieldIssue[] {
-  const issues: FieldIssue[] = [];
+// The checks run for every car of every suggestion: field paths are only put into words when wrong.
+function checkPoint(lat: number, lon: number, prefix: () => string, issues: FieldIssue[]): void {
   if (!(Number.isFinite(lat) && lat >= -90 && lat <= 90))
-    issues.push({ path: `${prefix}.lat`, message: 'latitude must be between -90 and 90' });
+    issues.push({ path: `${prefix()}.lat`, message: 'latitude must be between -90 and 90' });
   if (!(Number.isFinite(lon) && lon >= -180 && lon <= 180))
-    issues.push({ path: `${prefix}.lon`, message: 'longitude must be between -180 and 180' });
-  return issues;
+    issues.push({ path: `${prefix()}.lon`, message: 'longitude must be between -180 and 180' });
 }
 
-function assertInstant(ms: number | null, path: string, issues: FieldIssue[]): void {
+function checkInstant(ms: number | null, path: () => string, issues: FieldIssue[]): void {
   if (ms !== null && !(Number.isInteger(ms) && ms >= 0 && ms <= 8.64e15))
-    issues.push({ path, message: `${path} must be a time (whole epoch milliseconds)` });
+    issues.push({ path: path(), message: `${path()} must be a time (whole epoch milliseconds)` });
 }
 
-function checkCar(car: CarForSuggestion, prefix: string, issues: FieldIssue[]): void {
-  issues.push(...pointIssues(car.lat, car.lon, prefix));
-  if (car.freeAt) issues.push(...pointIssues(car.freeAt.lat, car.freeAt.lon, `${prefix}.freeAt`));
-  assertInstant(car.positionAtMs, `${prefix}.positionAtMs`, issues);
-  assertInstant(car.busyUntilMs, `${prefix}.busyUntilMs`, issues);
+function checkCar(car: CarForSuggestion, i: number, issues: FieldIssue[]): void {
+  const prefix = () => `cars.${i}`;
+  checkPoint(car.lat, car.lon, prefix, issues);
+  if (car.freeAt) checkPoint(car.freeAt.lat, car.freeAt.lon, () => `${prefix()}.freeAt`, issues);
+  checkInstant(car.positionAtMs, () => `${prefix()}.positionAtMs`, issues);
+  checkInstant(car.busyUntilMs, () => `${prefix()}.busyUntilMs`, issues);
   if (!(VEHICLE_STATUSES as readonly string[]).includes(car.status))
-    issues.push({ path: `${prefix}.status`, message: 'status is not a known car status' });
+    issues.push({ path: `${prefix()}.status`, message: 'status is not a known car status' });
 }
 
 function checkVisit(visit: VisitForSuggestion, nowMs: number, issues: FieldIssue[]): void {
-  issues.push(...pointIssues(visit.lat, visit.lon, 'visit'));
-  assertInstant(visit.deadlineMs, 'visit.deadlineMs', issues);
-  assertInstant(nowMs, 'nowMs', issues);
+  checkPoint(visit.lat, visit.lon, () => 'visit', issues);
+  checkInstant(visit.deadlineMs, () => 'visit.deadlineMs', issues);
+  checkInstant(nowMs, () => 'nowMs', issues);
 }
 
 /**
@@ -222,6 +227,20 @@ export function estimateBusyUntilMs(
   }
 }
 
+// Clock words are wanted for hundreds of cars per visit and hundreds of visits per board: worded
+// once per minute (through Intl, which is slow) and remembered; emptied when large (no answer changes).
+const clockWordsCache = new Map<number, string>();
+function clockWords(ms: number): string {
+  const minute = Math.floor(ms / MINUTE_MS);
+  let words = clockWordsCache.get(minute);
+  if (words === undefined) {
+    if (clockWordsCache.size > 10_000) clockWordsCache.clear();
+    words = formatLondonTime(minute * MINUTE_MS);
+    clockWordsCache.set(minute, words);
+  }
+  return words;
+}
+
 function minutesWords(ms: number): string {
   const minutes = Math.ceil(ms / MINUTE_MS);
   return minutes === 1 ? '1 min' : `${minutes} min`;
@@ -239,9 +258,9 @@ function reasonFor(
     freeAt === nowMs
       ? 'free now,'
       : car.busyUntilMs === null
-        ? `busy (finish not known, taken as ${formatLondonTime(freeAt)}), then`
-        : `busy until ${formatLondonTime(freeAt)}, then`,
-    `${distanceKm.toFixed(1)} km by road: arrives about ${formatLondonTime(etaMs)}`,
+        ? `busy (finish not known, taken as ${clockWords(freeAt)}), then`
+        : `busy until ${clockWords(freeAt)}, then`,
+    `${distanceKm.toFixed(1)} km by road: arrives about ${clockWords(etaMs)}`,
   ];
   const slack = deadlineMs - etaMs;
   parts.push(
@@ -269,40 +288,38 @@ export function suggestCars(
   visit: VisitForSuggestion,
   cars: readonly CarForSuggestion[],
   nowMs: number,
-  opts?: EstimateOptions,
+  opts?: SuggestOptions,
 ): CarSuggestion[] {
   const options = optionsOf(opts);
   const issues: FieldIssue[] = [];
   checkVisit(visit, nowMs, issues);
-  cars.forEach((car, i) => checkCar(car, `cars.${i}`, issues));
+  cars.forEach((car, i) => checkCar(car, i, issues));
   if (issues.length > 0) throw new ValidationError(issues);
+  const to = { latitude: visit.lat, longitude: visit.lon };
   const ranked = cars.filter(isDispatchable).map((car) => {
     const start = journeyStart(car, nowMs);
-    const distanceKm = roadDistanceKm(start, visit, options);
-    const etaMs = start.atMs + travelMs(distanceKm, options);
-    const free = start.atMs === nowMs;
-    return {
-      free,
-      suggestion: {
-        vehicleId: car.vehicleId,
-        callSign: car.callSign,
-        etaMs,
-        distanceKm,
-        meetsDeadline: etaMs <= visit.deadlineMs,
-        reason: reasonFor(car, nowMs, distanceKm, etaMs, visit.deadlineMs),
-      },
-    };
+    const distanceKm = greatCircleKm({ latitude: start.lat, longitude: start.lon }, to) * options.roadFactor;
+    const etaMs = start.atMs + Math.ceil((distanceKm / options.averageSpeedKmh) * HOUR_MS);
+    return { car, free: start.atMs === nowMs, etaMs, distanceKm, meetsDeadline: etaMs <= visit.deadlineMs };
   });
   ranked.sort(
     (a, b) =>
-      Number(b.suggestion.meetsDeadline) - Number(a.suggestion.meetsDeadline) ||
-      a.suggestion.etaMs - b.suggestion.etaMs ||
+      Number(b.meetsDeadline) - Number(a.meetsDeadline) ||
+      a.etaMs - b.etaMs ||
       Number(b.free) - Number(a.free) ||
-      a.suggestion.distanceKm - b.suggestion.distanceKm ||
-      cmp(a.suggestion.callSign, b.suggestion.callSign) ||
-      cmp(a.suggestion.vehicleId, b.suggestion.vehicleId),
+      a.distanceKm - b.distanceKm ||
+      cmp(a.car.callSign, b.car.callSign) ||
+      cmp(a.car.vehicleId, b.car.vehicleId),
   );
-  return ranked.map((r) => r.suggestion);
+  const best = opts?.limit === undefined ? ranked : ranked.slice(0, Math.max(0, opts.limit));
+  return best.map((r) => ({
+    vehicleId: r.car.vehicleId,
+    callSign: r.car.callSign,
+    etaMs: r.etaMs,
+    distanceKm: r.distanceKm,
+    meetsDeadline: r.meetsDeadline,
+    reason: reasonFor(r.car, nowMs, r.distanceKm, r.etaMs, visit.deadlineMs),
+  }));
 }
 
 function cmp(a: string, b: string): number {
