@@ -25,6 +25,10 @@ const NAV: NavItem[] = [
   { to: '/admin/users', label: 'Users', permission: 'users.manage' },
   { to: '/admin/sites', label: 'Sites', permission: 'sites.manage' },
   { to: '/admin/directory', label: 'Directory', permission: DIRECTORY_PERMISSIONS.edit },
+  { to: '/dispatch', label: 'Dispatch', permission: 'visits.dispatch' },
+  // The crew's phone page: drivers, and clinicians who crew a car.
+  { to: '/crew', label: 'My car', permission: 'visits.crew' },
+  { to: '/rota', label: 'Rota', permission: 'rota.read' },
   { to: '/audit', label: 'Audit trail', permission: 'audit.read' },
   { to: '/account', label: 'My account', permission: 'session.self' },
 ];

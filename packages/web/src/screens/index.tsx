@@ -16,6 +16,9 @@ import { Directory } from './admin/Directory.tsx';
 import { Audit } from './Audit.tsx';
 import { CaseSummary } from './records/CaseSummary.tsx';
 import { PatientRecord } from './records/PatientRecord.tsx';
+import { Crew } from './crew/Crew.tsx';
+import { DispatchBoard } from './dispatch/Board.tsx';
+import { Rota } from './rota/Rota.tsx';
 
 export interface Screen {
   path: string;
@@ -64,5 +67,9 @@ export const SCREENS: Screen[] = [
     render: () => <Directory />,
   },
   { path: '/audit', permission: 'audit.read', render: () => <Audit /> },
+  // Home visits, dispatch and the rota (C7, C12).
+  { path: '/dispatch', permission: 'visits.read', render: () => <DispatchBoard /> },
+  { path: '/crew', permission: 'visits.crew', render: () => <Crew /> },
+  { path: '/rota', permission: 'rota.read', render: () => <Rota /> },
   { path: '/account', permission: 'session.self', render: () => <Account /> },
 ];
