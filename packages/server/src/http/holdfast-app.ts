@@ -72,6 +72,11 @@ import { requireFormularyDir, SAMPLE_FORMULARY_DIR } from '../prescribing/formul
 import { prescribingRoutes } from '../prescribing/routes.ts';
 import { PrescribingService } from '../prescribing/service.ts';
 import { DirectoryService } from '../directory/service.ts';
+import { rotaRoutes } from '../rota/routes.ts';
+import { RotaService } from '../rota/service.ts';
+import { dispatchRoutes } from '../dispatch/routes.ts';
+import { DispatchService } from '../dispatch/service.ts';
+import { dispatchReconciliationSource } from '../dispatch/reconciliation.ts';
 
 export interface HoldfastAppOptions {
   logger: Logger;
@@ -263,6 +268,21 @@ export async function buildHoldfastApp(
     prescribing.dispensedDrafts(tenant, answered, message),
   );
   pem.setPrescriptions((tenant, caseId) => prescribing.pemLines(tenant, caseId));
+  // The rota (C12) and home visits (C7): a clinician's "home visit within N hours" creates the visit
+  // in the outcome's commit; double allocations from nodes apart join the reconciliation list.
+  const rota = new RotaService(node.store, node.ledger, node.clock, accounts);
+  const dispatch = new DispatchService(node.store, node.ledger, node.clock, {
+    rota,
+    cases,
+    patients,
+    accounts,
+    auditor,
+    handover,
+    locate: (postcode) => directory.locate(postcode),
+  });
+  cases.addCommandHook((ctx, outcome) => dispatch.visitRequestDrafts(ctx, outcome));
+  const reconciliation = new ReconciliationService(node.store, node.ledger, auditor);
+  reconciliation.addSource(dispatchReconciliationSource(dispatch));
   const downtime = new DowntimePackService(node.store, node.ledger, node.clock, {
     contacts: options.downtimeContacts ?? [],
   });
@@ -428,7 +448,7 @@ export async function buildHoldfastApp(
       peerPositions: options.syncPeerPositions ?? (() => null),
     }),
     ...downtimeRoutes(downtime),
-    ...reconciliationRoutes(new ReconciliationService(node.store, node.ledger, auditor)),
+    ...reconciliationRoutes(reconciliation),
     ...messagingRoutes(messaging),
     ...handoverRoutes(handover),
     ...referralRoutes(referrals),
@@ -438,6 +458,8 @@ export async function buildHoldfastApp(
     ...telephonyRoutes(telephony),
     ...providerSettingsRoutes(new ProviderSettingsService(node.store, node.ledger, filter)),
     ...directoryRoutes(directory),
+    ...rotaRoutes(rota),
+    ...dispatchRoutes(dispatch),
   ]);
   // Cases held by clinicians whose sessions ended go back to the queue (see cases/held.ts).
   const sweepEvery = options.heldCaseSweepMs ?? 60_000;

@@ -25,6 +25,10 @@ import { REFERRAL_EVENT_TYPES } from '../referrals/events.ts';
 import { referralsProjection } from '../referrals/projection.ts';
 import { PRESCRIBING_EVENT_TYPES } from '../prescribing/events.ts';
 import { prescribingProjection } from '../prescribing/projection.ts';
+import { ROTA_EVENT_TYPES } from '../rota/events.ts';
+import { rotaProjection } from '../rota/projection.ts';
+import { DISPATCH_EVENT_TYPES } from '../dispatch/events.ts';
+import { dispatchProjection } from '../dispatch/projection.ts';
 import { telephonyProjection } from '../telephony/projection.ts';
 import { providerSettingsProjection } from '../reports/provider-settings.ts';
 import { directoryProjection } from '../directory/projection.ts';
@@ -111,6 +115,8 @@ export const BUILTIN_PROJECTIONS: readonly Projection[] = [
   telephonyProjection,
   providerSettingsProjection,
   directoryProjection,
+  rotaProjection,
+  dispatchProjection,
 ];
 
 /** Every event type the server's modules define. */
@@ -128,6 +134,8 @@ export function createServerRegistry(): EventRegistry {
     ...TELEPHONY_EVENT_TYPES,
     ...REPORTING_EVENT_TYPES,
     ...DIRECTORY_EVENT_TYPES,
+    ...ROTA_EVENT_TYPES,
+    ...DISPATCH_EVENT_TYPES,
   );
 }
 

@@ -1,4 +1,3 @@
-import { reconciliationDecisionSchema } from '@holdfast/core';
 import { z } from 'zod';
 import { authedRoute, type RouteSpec } from '../http/routes.ts';
 import type { ReconciliationService } from './service.ts';
@@ -50,7 +49,7 @@ export function reconciliationRoutes(reconciliation: ReconciliationService): Rou
       access: { permission: 'reconciliation.resolve' },
       params: itemParams,
       body: z.strictObject({
-        decision: reconciliationDecisionSchema,
+        decision: reconciliation.decisionSchema(),
         reason: z
           .string()
           .trim()
