@@ -85,6 +85,8 @@ export interface Visit {
   patientName: string | null;
   phone: string | null;
   outcome: string | null;
+  /** Open double-allocation items about this visit (decided in the reconciliation list). */
+  conflicts: string[];
 }
 
 export interface Vehicle {
@@ -119,6 +121,8 @@ export interface Board {
   visits: Visit[];
   vehicles: Vehicle[];
   sites: MapSite[];
+  /** Double allocations not yet decided (the reconciliation list), when the server says. */
+  openItems: number;
 }
 
 export interface CrewView {
@@ -128,6 +132,8 @@ export interface CrewView {
   /** When the car last entered each status (for the buttons' times). */
   statusTimes: Partial<Record<VehicleStatus, number>>;
   shift: { startMs: number; endMs: number } | null;
+  /** Why there is no car (not on a car's shift now), in the server's words. */
+  notice: string | null;
 }
 
 // ---- reading the server's answers -------------------------------------------------------------
@@ -181,7 +187,10 @@ export function readVisit(o: Json): Visit {
     siteId: str(o.siteId),
     lat: num(position.lat),
     lon: num(position.lon),
-    address: addressText(o.address),
+    address:
+      typeof o.address === 'string' && typeof o.postcode === 'string' && !o.address.includes(o.postcode)
+        ? `${o.address}, ${o.postcode}`
+        : addressText(o.address ?? o.postcode),
     vehicleId: str(o.vehicleId),
     timing: typeof o.timing === 'string' && TIMINGS.includes(o.timing) ? (o.timing as Timing) : null,
     suggestions: suggestions.map((s) => ({
@@ -194,7 +203,10 @@ export function readVisit(o: Json): Visit {
     accessInstructions: str(o.accessInstructions),
     patientName: str(o.patientName),
     phone: str(o.phone) ?? str(o.callbackNumber),
-    outcome: str(o.outcome),
+    outcome: isObject(o.outcome) ? str(o.outcome.outcome) : str(o.outcome),
+    conflicts: Array.isArray(o.conflicts)
+      ? o.conflicts.filter((c): c is string => typeof c === 'string')
+      : [],
   };
 }
 
@@ -229,6 +241,7 @@ export function readBoard(raw: unknown, receivedAtMs: number): Board {
     nowMs: instantOf(o, 'now') ?? receivedAtMs,
     visits: list(o.visits).map(readVisit),
     vehicles: list(o.vehicles ?? o.cars).map(readVehicle),
+    openItems: num(o.openItems) ?? 0,
     sites: list(o.sites).flatMap((s) => {
       const lat = num(s.lat);
       const lon = num(s.lon);
@@ -262,6 +275,7 @@ export function readCrew(raw: unknown, receivedAtMs: number): CrewView {
     visit: isObject(o.visit) ? readVisit(o.visit) : null,
     statusTimes: times,
     shift: shift ? { startMs: instantOf(shift, 'start') ?? 0, endMs: instantOf(shift, 'end') ?? 0 } : null,
+    notice: str(o.notice),
   };
 }
 
@@ -437,11 +451,21 @@ export const reallocate = (visitId: string, vehicleId: string, reason: string) =
 
 export const crewStatus = (status: VehicleStatus) => api('POST', '/api/v1/crew/status', { status });
 
+/** Kept or not: positions are kept at most every 15 s unless the car moved far (the server's reason). */
 export const crewPosition = (p: { lat: number; lon: number; accuracyM: number }) =>
-  api('POST', '/api/v1/crew/position', p);
+  api<{ recorded?: boolean; reason?: string }>('POST', '/api/v1/crew/position', p);
 
-export const visitOutcome = (visitId: string, outcome: VisitOutcome, note: string) =>
-  api('POST', `/api/v1/visits/${visitId}/outcome`, { outcome, note });
+export const visitOutcome = (
+  visitId: string,
+  outcome: VisitOutcome,
+  note: string,
+  ambulanceCategory: number | null,
+) =>
+  api('POST', `/api/v1/visits/${visitId}/outcome`, {
+    outcome,
+    note,
+    ...(ambulanceCategory !== null ? { ambulanceCategory } : {}),
+  });
 
 export const CREW_KEY = ['crew', 'me'] as const;
 

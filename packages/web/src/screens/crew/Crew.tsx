@@ -70,7 +70,8 @@ export function Crew() {
       )}
       {!vehicle ? (
         <Text data-testid="crew-no-car">
-          You are not on a car’s crew now. The rota puts you on a car for your shift.
+          You are not on a car’s crew now{crew.data.notice ? `: ${crew.data.notice}` : ''}. The rota puts you
+          on a car for your shift.
         </Text>
       ) : (
         <>
@@ -225,8 +226,12 @@ function PositionPanel({
   const send = async (p: { lat: number; lon: number; accuracyM: number }) => {
     setBusy(true);
     try {
-      await crewPosition(p);
-      setSent(`Position sent at ${londonTime(Date.now())}.`);
+      const r = await crewPosition(p);
+      setSent(
+        r.recorded === false
+          ? `Not kept: ${r.reason ?? 'a position was kept moments ago'}.`
+          : `Position sent at ${londonTime(Date.now())}.`,
+      );
       await onDone();
     } catch (error) {
       problems.fromError(error, ['lat', 'lon', 'accuracyM']);
@@ -343,6 +348,8 @@ function OutcomeForm({
   const problems = useFormProblems();
   const [outcome, setOutcome] = useState<VisitOutcome | ''>('');
   const [note, setNote] = useState('');
+  // Never preselected: the crew chooses the category every time.
+  const [category, setCategory] = useState('');
   const [busy, setBusy] = useState(false);
   if (recorded)
     return (
@@ -356,10 +363,15 @@ function OutcomeForm({
     if (!outcome) return problems.setField('outcome', 'Choose the outcome of the visit.');
     setBusy(true);
     try {
-      await visitOutcome(visitId, outcome, note.trim());
+      await visitOutcome(
+        visitId,
+        outcome,
+        note.trim(),
+        outcome === 'converted_to_ambulance' && category !== '' ? Number(category) : null,
+      );
       await onDone(VISIT_OUTCOME_WORDS[outcome]);
     } catch (error) {
-      problems.fromError(error, ['outcome', 'note']);
+      problems.fromError(error, ['outcome', 'note', 'ambulanceCategory']);
     } finally {
       setBusy(false);
     }
@@ -380,6 +392,18 @@ function OutcomeForm({
         onChange={(e) => setOutcome(e.currentTarget.value as VisitOutcome | '')}
         error={problems.field('outcome')}
       />
+      {outcome === 'converted_to_ambulance' && (
+        <NativeSelect
+          label="Ambulance category"
+          data={[
+            { value: '', label: 'Choose a category' },
+            ...['1', '2', '3', '4'].map((v) => ({ value: v, label: `Category ${v}` })),
+          ]}
+          value={category}
+          onChange={(e) => setCategory(e.currentTarget.value)}
+          error={problems.field('ambulanceCategory')}
+        />
+      )}
       <Textarea
         label="Note"
         value={note}

@@ -97,6 +97,12 @@ export function DispatchBoard() {
             ? `The board could not be read: ${board.error.message}. It is read again by itself.`
             : `${timed.length} ${timed.length === 1 ? 'visit' : 'visits'}: ${counts.breached} breached, ${counts.at_risk} at risk, ${counts.on_time} on time · ${offered} of ${vehicles.length} cars available with a crew on shift${board.isError ? ` · last read ${ageText(board.dataUpdatedAt, Date.now())}: the server is not answering` : ''}`}
       </Text>
+      {(board.data?.openItems ?? 0) > 0 && (
+        <Text className="board-warning" role="alert" data-testid="board-open-items">
+          ! {board.data?.openItems} double {board.data?.openItems === 1 ? 'allocation' : 'allocations'} to
+          decide: a shift manager decides them on the dashboard&apos;s reconciliation list.
+        </Text>
+      )}
       {board.isError && board.data && !isServerUnavailable(board.error) && (
         <Text c="red.9" role="alert">
           The board could not be read again: {board.error.message}
@@ -258,6 +264,12 @@ function VisitRow({
           )}
         </div>
       </Group>
+      {visit.conflicts.length > 0 && (
+        <Text size="sm" className="board-warning" role="alert" data-testid="visit-conflict">
+          ! Allocated twice while sites could not see each other: check with both crews; a shift manager
+          decides it in the reconciliation list.
+        </Text>
+      )}
       {waiting && (
         <Text size="sm" data-testid="visit-suggestion">
           {best
