@@ -186,7 +186,8 @@ export const dispatchProjection: Projection = {
             vehicle_id: p.vehicleId,
             registered: JSON.stringify(p),
             retired: 0,
-            status: 'off_duty',
+            // A new car waits at its base until its crew says otherwise.
+            status: 'back_at_base',
             status_visit_id: null,
             status_at_ms: 0,
           })
