@@ -73,7 +73,7 @@ import { prescribingRoutes } from '../prescribing/routes.ts';
 import { PrescribingService } from '../prescribing/service.ts';
 import { DirectoryService } from '../directory/service.ts';
 import { rotaRoutes } from '../rota/routes.ts';
-import { RotaService } from '../rota/service.ts';
+import { refuseClaimOffDuty, RotaService } from '../rota/service.ts';
 import { dispatchRoutes } from '../dispatch/routes.ts';
 import { DispatchService } from '../dispatch/service.ts';
 import { dispatchReconciliationSource } from '../dispatch/reconciliation.ts';
@@ -281,6 +281,9 @@ export async function buildHoldfastApp(
     locate: (postcode) => directory.locate(postcode),
   });
   cases.addCommandHook((ctx, outcome) => dispatch.visitRequestDrafts(ctx, outcome));
+  // Where a rota covers a site now, only the clinicians on duty there are offered its work.
+  cases.addCommandHook(refuseClaimOffDuty(rota));
+  queue.setRota((tenant, siteIds) => rota.clinicianFilter(tenant, siteIds));
   const reconciliation = new ReconciliationService(node.store, node.ledger, auditor);
   reconciliation.addSource(dispatchReconciliationSource(dispatch));
   const downtime = new DowntimePackService(node.store, node.ledger, node.clock, {

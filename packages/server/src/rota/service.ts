@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import {
   ConflictError,
+  ForbiddenError,
   NotFoundError,
   ValidationError,
   compareShifts,
@@ -347,6 +348,25 @@ export class RotaService {
     }
     return out;
   }
+}
+
+/**
+ * The claim guard (a case command hook): where a rota covers the case's site now, only a clinician
+ * on duty there (or in the CAS) may take a waiting case.
+ */
+export function refuseClaimOffDuty(rota: RotaService) {
+  return async (
+    ctx: { tenant: string; userId: string; system?: true },
+    outcome: { row: { site_id: string }; events: readonly { type: string }[] },
+  ): Promise<never[]> => {
+    if (ctx.system || !outcome.events.some((e) => e.type === 'case.claimed')) return [];
+    const covered = (await rota.clinicianFilter(ctx.tenant, [outcome.row.site_id])).get(outcome.row.site_id);
+    if (covered && !covered.has(ctx.userId))
+      throw new ForbiddenError(
+        'you are not on duty on the rota now at this site: the case is offered to the clinicians on duty',
+      );
+    return [];
+  };
 }
 
 /** A rota file with problems: 400 listing each by line and column (answered by the route). */
