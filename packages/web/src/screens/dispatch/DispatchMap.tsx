@@ -96,7 +96,8 @@ export const DispatchMap = memo(function DispatchMap({
             <g key={`site-${s.siteId}`} data-site-id={s.siteId} className="dispatch-map-site">
               <title>{`Site: ${s.name}`}</title>
               <rect x={x - 6} y={y - 6} width={12} height={12} />
-              <text x={x + 9} y={y + 4}>
+              {/* Below the square (a car at its base is drawn on it), towards the middle of the map. */}
+              <text x={x > WIDTH / 2 ? x + 6 : x - 6} y={y + 22} textAnchor={x > WIDTH / 2 ? 'end' : 'start'}>
                 {s.name}
               </text>
             </g>
