@@ -3,12 +3,14 @@ import { AccountsService } from '../../../src/accounts/service.ts';
 import { Auditor } from '../../../src/audit/auditor.ts';
 import { DEFAULT_SESSION_POLICY, SessionStore } from '../../../src/auth/sessions.ts';
 import { CaseService } from '../../../src/cases/service.ts';
+import { dispatchReconciliationSource } from '../../../src/dispatch/reconciliation.ts';
 import { DispatchService } from '../../../src/dispatch/service.ts';
 import { HandoverService } from '../../../src/handover/service.ts';
 import { MessagingService } from '../../../src/messaging/service.ts';
 import type { EventDraft } from '../../../src/ledger/ledger.ts';
 import type { HoldfastNode } from '../../../src/node/node.ts';
 import { PatientService } from '../../../src/patients/service.ts';
+import { ReconciliationService } from '../../../src/reconciliation/service.ts';
 import { RotaService } from '../../../src/rota/service.ts';
 import { ctxFor, type ClinicalNode } from './cluster.ts';
 
@@ -43,10 +45,13 @@ export interface SimItem {
   vehicleIds: string[];
   visitIds: string[];
   allocationIds: string[];
+  /** The allocation that stands while the item is open. */
+  standing: string;
 }
 
 interface Services {
   dispatch: DispatchService;
+  reconciliation: ReconciliationService;
   cases: CaseService;
   accounts: AccountsService;
 }
@@ -81,7 +86,10 @@ function servicesOf(n: ClinicalNode): Services {
     handover,
     locate: () => Promise.resolve(null),
   });
-  const services = { dispatch, cases, accounts };
+  // Double allocations are listed and decided in the reconciliation list, as node.ts wires it.
+  const reconciliation = new ReconciliationService(node.store, node.ledger, auditor);
+  reconciliation.addSource(dispatchReconciliationSource(dispatch));
+  const services = { dispatch, reconciliation, cases, accounts };
   built.set(n.node, services);
   return services;
 }
@@ -90,6 +98,7 @@ export function dispatchOps(tenant: string) {
   const dispatcher = (siteIds: string[]) => ctxFor(tenant, DISPATCHER, ['dispatcher'], siteIds);
   const allSites = async (n: ClinicalNode) =>
     (await servicesOf(n).accounts.sites(tenant)).map((site) => site.siteId);
+  const manager = (siteIds: string[]) => ctxFor(tenant, MANAGER, ['shift_manager'], siteIds);
   const crewCtx = (crew: SimCrew, who: 'driver' | 'clinician') =>
     who === 'driver'
       ? ctxFor(tenant, crew.driverId, ['driver'], [crew.siteId])
@@ -255,36 +264,40 @@ export function dispatchOps(tenant: string) {
       }));
     },
 
+    /** The open items of the reconciliation list, as the shift manager sees them. */
     async openItems(n: ClinicalNode): Promise<SimItem[]> {
-      const { dispatch } = servicesOf(n);
-      const { snap, items } = await dispatch.allocationItems(tenant);
-      return items
-        .filter((i) => !i.decision)
-        .map((i) => {
-          const view = dispatch.itemView(snap, i);
-          return {
-            itemId: view.itemId,
-            kind: view.kind,
-            vehicleIds: [...new Set(view.allocations.map((a) => a.vehicleId))],
-            visitIds: [...new Set(view.allocations.map((a) => a.visitId))],
-            allocationIds: view.allocations.map((a) => a.allocationId),
-          };
-        });
+      const { reconciliation } = servicesOf(n);
+      const listed = await reconciliation.list(manager(await allSites(n)), { status: 'open' });
+      return listed.map((item) => {
+        const allocations = ((item as { allocations?: unknown }).allocations ?? []) as {
+          allocationId: string;
+          vehicleId: string;
+          visitId: string;
+          standsNow: boolean;
+        }[];
+        return {
+          itemId: item.itemId,
+          kind: item.kind,
+          vehicleIds: [...new Set(allocations.map((a) => a.vehicleId))],
+          visitIds: [...new Set(allocations.map((a) => a.visitId))],
+          allocationIds: allocations.map((a) => a.allocationId),
+          standing: allocations.find((a) => a.standsNow)?.allocationId ?? allocations[0]?.allocationId ?? '',
+        };
+      });
     },
 
-    /** A shift manager keeps the allocation made first in ledger order (the one standing now). */
+    /** The shift manager keeps the allocation that stands now (the first in ledger order). */
     async resolve(n: ClinicalNode, item: SimItem): Promise<void> {
       n.clock.advance(1000);
-      const { dispatch } = servicesOf(n);
-      const { snap, items } = await dispatch.allocationItems(tenant);
-      const found = items.find((i) => i.itemId === item.itemId)!;
-      const standing = dispatch.itemView(snap, found).allocations.find((a) => a.standsNow) ?? found.kept[0]!;
-      await dispatch.decideItem(
-        ctxFor(tenant, MANAGER, ['shift_manager'], await allSites(n)),
-        item.itemId,
-        standing.allocationId,
-        'checked with the crews: end of simulated shift',
-      );
+      // The route parses the body with the source's decision schema; the service takes it as parsed.
+      const decision: { action: string; allocationId: string } = {
+        action: 'keep_allocation',
+        allocationId: item.standing,
+      };
+      await servicesOf(n).reconciliation.resolve(manager(await allSites(n)), item.itemId, {
+        decision,
+        reason: 'checked with the crews: end of simulated shift',
+      });
     },
 
     /** Every dispatch projection row, sorted, without store-local columns. */
