@@ -252,7 +252,7 @@ function DayShifts({
                           size="compact-xs"
                           variant="default"
                           onClick={() => setCancelling(s.shiftId)}
-                          aria-label={`Cancel the shift of ${who}, ${londonWhen(s.startMs)}`}
+                          aria-label={`Cancel shift: ${who}, ${londonWhen(s.startMs)}`}
                         >
                           Cancel shift…
                         </Button>
