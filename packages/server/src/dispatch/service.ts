@@ -13,6 +13,9 @@ import {
   mayReadVisitAccessInstructions,
   suggestCars,
   visitTiming,
+  caseReference,
+  VEHICLE_STATUS_LABELS,
+  type Role,
   type CarForSuggestion,
   type CarSuggestion,
   type Clock,
@@ -20,6 +23,7 @@ import {
   type VehicleStatus,
   type VisitOutcome,
 } from '@holdfast/core';
+import { formatLondonDateTime } from '@holdfast/core/queue/priority';
 import type { AccountsService } from '../accounts/service.ts';
 import { accessEvent, type Auditor } from '../audit/auditor.ts';
 import type { CaseService, CommandOutcome } from '../cases/service.ts';
@@ -27,6 +31,7 @@ import type { HandoverService } from '../handover/service.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
 import type { EventDraft, Ledger } from '../ledger/ledger.ts';
 import type { PatientService } from '../patients/service.ts';
+import type { PackDispatch } from '../downtime/pack-data.ts';
 import type { RotaService } from '../rota/service.ts';
 import type { Store, Tx } from '../store/store.ts';
 import {
@@ -1003,14 +1008,41 @@ export class DispatchService {
 
   // ---- downtime pack -------------------------------------------------------------------------------
 
-  /** Cars, crews and visits in progress, as a member of staff at these sites would see them. */
-  async packSection(tenant: string, siteIds: readonly string[] | 'all', roles: RequestContext['roles']) {
+  /** Cars, crews and visits in progress for the downtime pack, as a member of staff with `roles` would see them. */
+  async packSection(
+    tenant: string,
+    siteIds: readonly string[] | 'all',
+    roles: readonly Role[],
+  ): Promise<PackDispatch> {
     const snap = await this.snapshot(tenant);
+    const cars = snap.vehicles.filter((v) => !v.retired);
+    const callSign = (id: string | null) => cars.find((c) => c.vehicleId === id)?.callSign ?? null;
     const visits = [...snap.visits.values()]
       .filter((v) => v.state === 'open' && (siteIds === 'all' || siteIds.includes(v.site_id)))
-      .map((r) => this.visitView(snap, r, { roles, userId: '' }))
+      .map((r) => this.visitView(snap, r, { roles: [...roles], userId: '' }))
       .sort((a, b) => compareVisits(a, b));
-    return { vehicles: snap.vehicles.filter((v) => !v.retired), visits };
+    return {
+      vehicles: cars.map((v) => ({
+        callSign: v.callSign,
+        status: VEHICLE_STATUS_LABELS[v.status],
+        crew: `${v.crew.driver ?? 'no driver on shift'}, ${v.crew.clinician ?? 'no clinician on shift'}`,
+        position:
+          v.positionAtMs === null
+            ? 'no position reported'
+            : `last position ${v.lat!.toFixed(4)}, ${v.lon!.toFixed(4)} at ${formatLondonDateTime(v.positionAtMs)}`,
+        visit: v.visitId ? caseReference(snap.visits.get(v.visitId)?.case_id ?? v.visitId) : null,
+      })),
+      visits: visits.map((v) => ({
+        caseId: v.caseId,
+        reference: caseReference(v.caseId),
+        deadlineMs: v.deadlineMs,
+        timing: v.timing,
+        address: [v.address, v.postcode].filter(Boolean).join(', ') || 'address not known',
+        reason: v.reason,
+        car: callSign(v.vehicleId),
+        accessInstructions: v.accessInstructions ?? null,
+      })),
+    };
   }
 }
 

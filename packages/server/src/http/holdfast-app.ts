@@ -289,6 +289,7 @@ export async function buildHoldfastApp(
   const downtime = new DowntimePackService(node.store, node.ledger, node.clock, {
     contacts: options.downtimeContacts ?? [],
   });
+  downtime.setDispatch((tenant, siteIds, roles) => dispatch.packSection(tenant, siteIds, roles));
   const throttle = new SignInThrottle(node.clock, options.throttle ?? DEFAULT_THROTTLE);
   const deps: AppDeps = {
     node,

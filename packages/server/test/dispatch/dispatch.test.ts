@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pdfTexts, textWith } from '../downtime/pdf-text.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { DispatchWorld, HOUR, type VehicleJson, type VisitJson } from './support.ts';
 
@@ -121,6 +122,15 @@ describe.each(STORE_KINDS)('home visits and dispatch on %s', (kind) => {
       vehicleId: chosen,
     });
     expect(again.statusCode).toBe(409);
+
+    // The downtime pack carries the cars, crews and visits in progress; the way in only for clinicians.
+    const dispatcherPack = await w.clients.dispatcher.request('GET', '/api/v1/downtime-pack.pdf');
+    expect(dispatcherPack.statusCode).toBe(200);
+    textWith(dispatcherPack.rawPayload, ['Cars and crews', 'Home visits in progress']);
+    textWith(dispatcherPack.rawPayload, ['3 Sample Row', 'Alpha 1']);
+    expect(pdfTexts(dispatcherPack.rawPayload).join('\n')).not.toContain('4321');
+    const clinicianPack = await w.clients.clinician.request('GET', '/api/v1/downtime-pack.pdf');
+    textWith(clinicianPack.rawPayload, ['3 Sample Row', 'code 4321']);
 
     // The crew's phone: the car, the visit with the access instructions.
     const me = await w.json<{ vehicle: VehicleJson; visit: VisitJson }>('driver', 'GET', '/api/v1/crew/me');
