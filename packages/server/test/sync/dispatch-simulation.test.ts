@@ -2,6 +2,7 @@ import { rmSync } from 'node:fs';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyStore } from '../../src/ledger/verify.ts';
+import { checkProjections } from '../../src/projections/check.ts';
 import { ledgerCrypto } from '../../src/node/crypto.ts';
 import { ledgerRows } from '../support/nodes.ts';
 import { simulationTmpDir, startClinicalNode, syncOnce, type ClinicalNode } from './simulation/cluster.ts';
@@ -167,4 +168,13 @@ describe('deterministic simulation: home-visit dispatch across partitions and cr
       expect(totals.faults).toBeGreaterThan(0);
     }
   }, 900_000);
+
+  it("every node's projections are exactly what its ledger folds to (as the start-up check demands)", async () => {
+    // After all the runs: each node, crashed and reopened along the way, would start again.
+    for (const n of nodes) {
+      const check = await checkProjections(n.node.store, n.node.projections.projections, n.node.registry);
+      expect(check.subjectFault, n.name).toBeNull();
+      expect(check.difference, n.name).toBeNull();
+    }
+  }, 300_000);
 });
