@@ -1,3 +1,4 @@
+import { canonicalJson } from '@holdfast/core';
 import { sql } from 'kysely';
 import type { Projection } from '../projections/projection.ts';
 import type { Db, StoreDialect, Tx } from '../store/store.ts';
@@ -184,7 +185,7 @@ export const dispatchProjection: Projection = {
           .values({
             tenant: e.tenant,
             vehicle_id: p.vehicleId,
-            registered: JSON.stringify(p),
+            registered: canonicalJson(p),
             retired: 0,
             // A new car waits at its base until its crew says otherwise.
             status: 'back_at_base',
@@ -247,7 +248,7 @@ export const dispatchProjection: Projection = {
             visit_id: p.visitId,
             case_id: p.caseId,
             site_id: p.siteId,
-            requested: JSON.stringify(p),
+            requested: canonicalJson(p),
             deadline_ms: p.deadlineMs,
             priority: p.priority,
             state: 'open',
@@ -291,7 +292,7 @@ export const dispatchProjection: Projection = {
           .updateTable('dispatch_visits')
           .set({
             state: e.type === 'visit.cancelled' ? 'cancelled' : 'done',
-            ended: JSON.stringify({ ...p, actor: e.actor }),
+            ended: canonicalJson({ ...p, actor: e.actor }),
           })
           .where('tenant', '=', e.tenant)
           .where('visit_id', '=', p.visitId)
