@@ -29,7 +29,7 @@ export function reconciliationRoutes(reconciliation: ReconciliationService): Rou
         siteId: z.string().uuid('must be a site id').optional(),
       }),
       async handler({ ctx, query }) {
-        return { items: await reconciliation.list(ctx, query) };
+        return { items: await reconciliation.listAll(ctx, query) };
       },
     }),
     authedRoute({
@@ -39,7 +39,7 @@ export function reconciliationRoutes(reconciliation: ReconciliationService): Rou
       access: { permission: 'reconciliation.read' },
       params: itemParams,
       async handler({ ctx, params }) {
-        return reconciliation.get(ctx, itemIdOf(params.itemId));
+        return reconciliation.getAny(ctx, itemIdOf(params.itemId));
       },
     }),
     authedRoute({

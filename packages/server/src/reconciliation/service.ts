@@ -107,11 +107,12 @@ export class ReconciliationService {
         });
   }
 
-  async list(
+  /** The cases' items and every source's, oldest first (the list the shift manager reads). */
+  async listAll(
     ctx: RequestContext,
     filters: ReconciliationFilters,
   ): Promise<(ReconciliationItemView | OwnedItemView)[]> {
-    const own = await this.listCases(ctx, filters);
+    const own = await this.list(ctx, filters);
     if (this.sources.length === 0) return own;
     const others: OwnedItemView[] = [];
     for (const source of this.sources) others.push(...(await source.list(ctx, filters)));
@@ -120,10 +121,8 @@ export class ReconciliationService {
     );
   }
 
-  private async listCases(
-    ctx: RequestContext,
-    filters: ReconciliationFilters,
-  ): Promise<ReconciliationItemView[]> {
+  /** The cases' own items. */
+  async list(ctx: RequestContext, filters: ReconciliationFilters): Promise<ReconciliationItemView[]> {
     const rows = await this.store.withTenant(ctx.tenant, (trx) => {
       let q = reconciliationDb(trx)
         .selectFrom('reconciliation_items')
@@ -142,15 +141,18 @@ export class ReconciliationService {
     return rows.map(itemView);
   }
 
-  async get(ctx: RequestContext, itemId: string): Promise<ReconciliationItemView | OwnedItemView> {
-    const row = await this.store.withTenant(ctx.tenant, (trx) => this.readItem(trx, ctx.tenant, itemId));
-    if (!row) {
-      for (const source of this.sources) {
-        const owned = await source.get(ctx, itemId);
-        if (owned) return owned;
-      }
-      throw new NotFoundError('reconciliation item');
+  /** An item of the cases or of any source. */
+  async getAny(ctx: RequestContext, itemId: string): Promise<ReconciliationItemView | OwnedItemView> {
+    for (const source of this.sources) {
+      const owned = await source.get(ctx, itemId);
+      if (owned) return owned;
     }
+    return this.get(ctx, itemId);
+  }
+
+  async get(ctx: RequestContext, itemId: string): Promise<ReconciliationItemView> {
+    const row = await this.store.withTenant(ctx.tenant, (trx) => this.readItem(trx, ctx.tenant, itemId));
+    if (!row) throw new NotFoundError('reconciliation item');
     await this.auditor.access(ctx, itemRead(row.case_id));
     return itemView(row);
   }
