@@ -42,3 +42,7 @@ export * from './booking/time.ts';
 export * from './booking/diary.ts';
 export * from './booking/custody.ts';
 export * from './booking/suggest.ts';
+// The rota (C12) and home-visit dispatch (C7). Rota CSV files are read with csv-parse, like directory
+// files: import parseRotaCsv from '@holdfast/core/rota/csv' on the server.
+export * from './rota/shifts.ts';
+export * from './dispatch/suggest.ts';

@@ -156,3 +156,16 @@ export function unwritablePatientFields(
     (field) => write[field] !== undefined && write[field] !== null && !mayReadField(roles, field),
   );
 }
+
+/**
+ * Home visits (C7): how to get into the home (a key-safe code, entry arrangements) goes to the crew
+ * of the car sent to the visit while they are on shift for it, and to clinicians (who arrange and
+ * review visits); the dispatcher sees the address, not the way in. The one rule for every reader of
+ * a visit (the visit, the board, the crew's phone, the downtime pack).
+ */
+export function mayReadVisitAccessInstructions(
+  roles: readonly Role[],
+  context: { crewOfAllocatedCar: boolean },
+): boolean {
+  return context.crewOfAllocatedCar || hasPermission(roles, 'consultations.write');
+}

@@ -208,6 +208,12 @@ const dispositionTimeframe = z
   .min(1)
   .max(60 * 24 * 14);
 const ambulanceCategory = z.union([z.literal(1), z.literal(2), z.literal(3), z.literal(4)]);
+/** A clinician's "home visit within N hours", with the reason the crew reads. */
+export const homeVisitRequest = z.strictObject({
+  withinHours: z.number().int().min(1).max(72),
+  reason: z.string().trim().min(1).max(1000),
+});
+export type HomeVisitRequest = z.infer<typeof homeVisitRequest>;
 
 /** Commands as the server receives them; `clinicianId` is the acting clinician, from the session. */
 export const caseCommandSchema = z.discriminatedUnion('type', [
@@ -249,6 +255,8 @@ export const caseCommandSchema = z.discriminatedUnion('type', [
     outcome: z.enum(CONSULTATION_OUTCOMES),
     /** Required when the outcome is upgrade_to_ambulance. */
     ambulanceCategory: ambulanceCategory.optional(),
+    /** A home visit's timeframe and reason (the dispatch module creates the visit from them). */
+    homeVisit: homeVisitRequest.optional(),
   }),
   z.strictObject({ type: z.literal('close') }),
   z.strictObject({
@@ -413,7 +421,14 @@ export const outcomeRecorded = defineEventType({
 export const followUpArranged = defineEventType({
   type: 'case.follow_up_arranged',
   v: 1,
-  schema: z.strictObject({ caseId, clinicianId: id, kind: z.enum(['appointment', 'home_visit']) }),
+  schema: z.strictObject({
+    caseId,
+    clinicianId: id,
+    kind: z.enum(['appointment', 'home_visit']),
+    /** A home visit: within how many hours, and why (optional: events from before visits were dispatched have neither). */
+    withinHours: homeVisitRequest.shape.withinHours.optional(),
+    reason: homeVisitRequest.shape.reason.optional(),
+  }),
   subjectOf: subject,
 });
 export const caseClosed = defineEventType({
@@ -813,7 +828,17 @@ function outcomeEvents(
     case 'home_visit':
       return [
         recorded,
-        { type: 'case.follow_up_arranged', payload: { caseId, clinicianId, kind: 'home_visit' } },
+        {
+          type: 'case.follow_up_arranged',
+          payload: {
+            caseId,
+            clinicianId,
+            kind: 'home_visit',
+            ...(command.homeVisit
+              ? { withinHours: command.homeVisit.withinHours, reason: command.homeVisit.reason }
+              : {}),
+          },
+        },
       ];
     case 'prescribe':
       // A prescription is part of a consultation, not its end: a final outcome still follows.

@@ -66,13 +66,24 @@ export class QueueService {
     private readonly holders: HolderNames = async () => new Map(),
   ) {}
 
+  /**
+   * The rota (C12): per site, the clinicians on duty there now, for the sites whose rota covers now
+   * (a site with no clinical shift now is absent, and its queue behaves as before rotas).
+   */
+  private onDuty: ((tenant: string, siteIds: readonly string[]) => Promise<Map<string, Set<string>>>) | null =
+    null;
+
+  setRota(onDuty: (tenant: string, siteIds: readonly string[]) => Promise<Map<string, Set<string>>>): void {
+    this.onDuty = onDuty;
+  }
+
   async list(ctx: RequestContext, filters: QueueFilters) {
     const sites = queueSitesOf(ctx);
     if (filters.siteId && sites !== 'all' && !sites.includes(filters.siteId))
       throw new ForbiddenError(
         'that site is not one of your sites: the queue shows the work of your own sites',
       );
-    const rows = await this.store.withTenant(ctx.tenant, async (trx) => {
+    let rows = await this.store.withTenant(ctx.tenant, async (trx) => {
       let q = casesDb(trx)
         .selectFrom('cases')
         .selectAll()
@@ -86,6 +97,15 @@ export class QueueService {
       if (filters.mine) q = q.where('claimed_by', '=', ctx.userId);
       return q.limit(5000).execute();
     });
+    // Only clinicians on duty are offered work where a rota covers the site now: others see the
+    // cases they hold, not the waiting ones (shift managers, who take no work, see everything).
+    let notOnDuty: string[] = [];
+    if (this.onDuty && hasPermission(ctx.roles, 'queue.work')) {
+      const rota = await this.onDuty(ctx.tenant, [...new Set(rows.map((r) => r.site_id))]);
+      notOnDuty = [...rota].filter(([, users]) => !users.has(ctx.userId)).map(([siteId]) => siteId);
+      if (notOnDuty.length > 0)
+        rows = rows.filter((r) => r.claimed_by === ctx.userId || !notOnDuty.includes(r.site_id));
+    }
     const now = this.clock.nowMs();
     const byId = new Map(rows.map((row) => [row.case_id, row]));
     const entries = rows.map((row) => ({
@@ -114,6 +134,15 @@ export class QueueService {
     const holders = await this.holders(ctx.tenant, [...new Set(holderIds)]);
     return {
       now: new Date(now).toISOString(),
+      ...(notOnDuty.length > 0
+        ? {
+            rota: {
+              notOnDutySiteIds: notOnDuty,
+              notice:
+                'you are not on duty on the rota now at some of your sites: their waiting cases are offered to the clinicians on duty',
+            },
+          }
+        : {}),
       cases: ordered.map(({ row, ...entry }) => {
         const timing = queueTiming(entry, now);
         const state = JSON.parse(row.state) as CaseState;

@@ -341,11 +341,27 @@ export function caseRoutes(cases: CaseService, views: CaseViews, drafts: DraftSt
           ambulanceCategory: z.union([z.literal(1), z.literal(2), z.literal(3), z.literal(4)]).optional(),
           /** Why a non-urgent outcome is right although NEWS2 asked for an urgent response. */
           news2Reason: note(2000).min(1, 'say why this outcome is right for the patient').optional(),
+          /** A home visit: within how many hours, and why (the visit is created for dispatch). */
+          homeVisit: z
+            .strictObject({
+              withinHours: z
+                .number('give the number of hours')
+                .int('must be a whole number of hours')
+                .min(1, 'must be at least 1 hour')
+                .max(72, 'must be at most 72 hours'),
+              reason: note(1000).min(1, 'say why the patient needs a visit'),
+            })
+            .optional(),
         })
         // The category of an upgrade is the clinician's choice, never a default.
         .refine((b) => b.outcome !== 'upgrade_to_ambulance' || b.ambulanceCategory !== undefined, {
           path: ['ambulanceCategory'],
           message: 'choose the ambulance category (1 to 4) for an upgrade to an ambulance',
+        })
+        // A home visit is dispatched by its deadline: the clinician says within how many hours, and why.
+        .refine((b) => b.outcome !== 'home_visit' || b.homeVisit !== undefined, {
+          path: ['homeVisit'],
+          message: 'say within how many hours the visit is needed, and why',
         }),
       async handler({ ctx, params, body }) {
         return views.recordOutcome(ctx, params.caseId, body);

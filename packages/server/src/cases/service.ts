@@ -422,6 +422,9 @@ export class CaseService {
             (d.type.startsWith('case.') ||
               d.type.startsWith('message.') ||
               d.type.startsWith('referral.') ||
+              // A home visit's outcome closes its case in the same commit (dispatch module).
+              d.type.startsWith('visit.') ||
+              d.type.startsWith('vehicle.') ||
               d.type === 'audit.access') &&
             !isLifecycle(d.type) &&
             d.tenant === ctx.tenant,

@@ -199,7 +199,12 @@ export class CaseViews {
   async recordOutcome(
     ctx: RequestContext,
     caseId: string,
-    input: { outcome: ConsultationOutcome; ambulanceCategory?: 1 | 2 | 3 | 4; news2Reason?: string },
+    input: {
+      outcome: ConsultationOutcome;
+      ambulanceCategory?: 1 | 2 | 3 | 4;
+      news2Reason?: string;
+      homeVisit?: { withinHours: number; reason: string };
+    },
   ) {
     return this.commandThenDetail(
       ctx,
@@ -209,6 +214,7 @@ export class CaseViews {
         clinicianId: ctx.userId,
         outcome: input.outcome,
         ...(input.ambulanceCategory ? { ambulanceCategory: input.ambulanceCategory } : {}),
+        ...(input.outcome === 'home_visit' && input.homeVisit ? { homeVisit: input.homeVisit } : {}),
       },
       (row) => {
         const news2 = news2View(row);

@@ -98,6 +98,24 @@ export interface DowntimePackData {
   /** True when there were more open cases than `PACK_CASE_LIMIT`. */
   truncated: boolean;
   contacts: KeyContact[];
+  /** Cars, crews and home visits in progress (the dispatch module's), when the node dispatches. */
+  dispatch?: PackDispatch;
+}
+
+/** Home visits (C7) on paper: each car with its crew and status, each open visit with its car. */
+export interface PackDispatch {
+  vehicles: { callSign: string; status: string; crew: string; position: string; visit: string | null }[];
+  visits: {
+    caseId: string;
+    reference: string;
+    deadlineMs: number;
+    timing: string;
+    address: string;
+    reason: string;
+    car: string | null;
+    /** Only where the reader's role may see the way in (core mayReadVisitAccessInstructions). */
+    accessInstructions: string | null;
+  }[];
 }
 
 export interface PackScope {

@@ -202,6 +202,35 @@ export function renderDowntimePack(data: DowntimePackData, options: RenderOption
   );
   table('Other open cases, in deadline order', data.otherOpen);
 
+  // ---- home visits: cars, crews, visits in progress ------------------------------------------------
+  if (data.dispatch) {
+    const lines = (title: string, rows: string[]) => {
+      if (doc.y + 40 > bottom()) newPage();
+      doc.font('bold').fontSize(12).text(`${title} (${rows.length})`, MARGIN, doc.y);
+      doc.font('regular').fontSize(FONT_SIZE);
+      if (rows.length === 0) doc.text('None.', MARGIN, doc.y);
+      for (const row of rows) {
+        if (doc.y + doc.heightOfString(row, { width: pageWidth }) > bottom()) newPage();
+        doc.text(row, MARGIN, doc.y, { width: pageWidth });
+      }
+      doc.moveDown(0.8);
+    };
+    lines(
+      'Cars and crews',
+      data.dispatch.vehicles.map(
+        (v) =>
+          `${v.callSign} — ${v.status}; crew: ${v.crew}; ${v.position}${v.visit ? `; working visit ${v.visit}` : ''}`,
+      ),
+    );
+    lines(
+      'Home visits in progress, in deadline order',
+      data.dispatch.visits.map(
+        (v) =>
+          `${v.reference} — due ${londonTime(v.deadlineMs)} (${v.timing.replace('_', ' ')}); ${v.address}; ${v.reason}; car: ${v.car ?? 'none yet'}${v.accessInstructions ? `; access: ${v.accessInstructions}` : ''}`,
+      ),
+    );
+  }
+
   // ---- contacts -----------------------------------------------------------------------------------
   if (doc.y + 120 > bottom()) newPage();
   doc.font('bold').fontSize(12).text('Key contacts', MARGIN, doc.y);

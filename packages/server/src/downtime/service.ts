@@ -1,9 +1,9 @@
-import type { Clock } from '@holdfast/core';
+import type { Clock, Role } from '@holdfast/core';
 import type { RequestContext } from '../http/context.ts';
 import { actorOf } from '../http/context.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { Store } from '../store/store.ts';
-import { collectPackData, type DowntimePackData, type KeyContact } from './pack-data.ts';
+import { collectPackData, type DowntimePackData, type KeyContact, type PackDispatch } from './pack-data.ts';
 import { renderDowntimePack, type RenderOptions } from './pdf.ts';
 
 export interface DowntimePack {
@@ -23,16 +23,43 @@ export class DowntimePackService {
     private readonly options: { contacts?: readonly KeyContact[]; render?: RenderOptions } = {},
   ) {}
 
+  /** Cars, crews and visits in progress for the pack (set when the node runs the dispatch module). */
+  private dispatch:
+    | ((tenant: string, siteIds: readonly string[] | 'all', roles: readonly Role[]) => Promise<PackDispatch>)
+    | null = null;
+
+  setDispatch(
+    section: (
+      tenant: string,
+      siteIds: readonly string[] | 'all',
+      roles: readonly Role[],
+    ) => Promise<PackDispatch>,
+  ): void {
+    this.dispatch = section;
+  }
+
+  private async withDispatch(
+    data: DowntimePackData,
+    siteIds: readonly string[] | 'all',
+    roles: readonly Role[],
+  ): Promise<DowntimePackData> {
+    return this.dispatch ? { ...data, dispatch: await this.dispatch(data.tenant, siteIds, roles) } : data;
+  }
+
   /** For a signed-in member of staff: the open cases of their own sites, as their role may see them. */
   async forUser(ctx: RequestContext): Promise<DowntimePack> {
-    const data = await collectPackData(this.store, {
-      tenant: ctx.tenant,
-      siteIds: ctx.siteIds,
-      roles: ctx.roles,
-      generatedBy: ctx.username,
-      nowMs: this.clock.nowMs(),
-      contacts: this.options.contacts ?? [],
-    });
+    const data = await this.withDispatch(
+      await collectPackData(this.store, {
+        tenant: ctx.tenant,
+        siteIds: ctx.siteIds,
+        roles: ctx.roles,
+        generatedBy: ctx.username,
+        nowMs: this.clock.nowMs(),
+        contacts: this.options.contacts ?? [],
+      }),
+      ctx.siteIds,
+      ctx.roles,
+    );
     await this.audit(data, actorOf(ctx), {
       trigger: 'request',
       userId: ctx.userId,
@@ -50,14 +77,18 @@ export class DowntimePackService {
     by: { trigger: 'command' | 'timer'; actor: string; operator?: string },
     siteIds?: readonly string[],
   ): Promise<DowntimePack> {
-    const data = await collectPackData(this.store, {
-      tenant,
-      ...(siteIds ? { siteIds } : {}),
-      roles: ['clinician'],
-      generatedBy: by.operator ? `${by.operator} (command line)` : 'the node (timer)',
-      nowMs: this.clock.nowMs(),
-      contacts: this.options.contacts ?? [],
-    });
+    const data = await this.withDispatch(
+      await collectPackData(this.store, {
+        tenant,
+        ...(siteIds ? { siteIds } : {}),
+        roles: ['clinician'],
+        generatedBy: by.operator ? `${by.operator} (command line)` : 'the node (timer)',
+        nowMs: this.clock.nowMs(),
+        contacts: this.options.contacts ?? [],
+      }),
+      siteIds ?? 'all',
+      ['clinician'],
+    );
     await this.audit(data, by.actor, {
       trigger: by.trigger,
       ...(by.operator ? { operator: by.operator.slice(0, 100) } : {}),
@@ -74,7 +105,12 @@ export class DowntimePackService {
         payload: {
           ...fields,
           siteIds: data.sites.map((s) => s.siteId),
-          caseIds: [...data.callbacks, ...data.withAdvisers, ...data.otherOpen].map((c) => c.caseId),
+          caseIds: [
+            ...new Set([
+              ...[...data.callbacks, ...data.withAdvisers, ...data.otherOpen].map((c) => c.caseId),
+              ...(data.dispatch?.visits ?? []).map((v) => v.caseId),
+            ]),
+          ],
         },
       },
     ]);

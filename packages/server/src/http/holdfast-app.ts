@@ -74,6 +74,11 @@ import { PrescribingService } from '../prescribing/service.ts';
 import { bookingRoutes } from '../booking/routes.ts';
 import { BookingService } from '../booking/service.ts';
 import { DirectoryService } from '../directory/service.ts';
+import { rotaRoutes } from '../rota/routes.ts';
+import { refuseClaimOffDuty, RotaService } from '../rota/service.ts';
+import { dispatchRoutes } from '../dispatch/routes.ts';
+import { DispatchService } from '../dispatch/service.ts';
+import { dispatchReconciliationSource } from '../dispatch/reconciliation.ts';
 
 export interface HoldfastAppOptions {
   logger: Logger;
@@ -275,9 +280,28 @@ export async function buildHoldfastApp(
   // Treatment-centre appointments (C6): diaries, the custody of slots, booking, reception.
   const booking = new BookingService(node.store, node.ledger, node.clock, { cases, patients, accounts });
   pem.setAppointments((tenant, caseId) => booking.pemLines(tenant, caseId));
+  // The rota (C12) and home visits (C7): a clinician's "home visit within N hours" creates the visit
+  // in the outcome's commit; double allocations from nodes apart join the reconciliation list.
+  const rota = new RotaService(node.store, node.ledger, node.clock, accounts);
+  const dispatch = new DispatchService(node.store, node.ledger, node.clock, {
+    rota,
+    cases,
+    patients,
+    accounts,
+    auditor,
+    handover,
+    locate: (postcode) => directory.locate(postcode),
+  });
+  cases.addCommandHook((ctx, outcome) => dispatch.visitRequestDrafts(ctx, outcome));
+  // Where a rota covers a site now, only the clinicians on duty there are offered its work.
+  cases.addCommandHook(refuseClaimOffDuty(rota));
+  queue.setRota((tenant, siteIds) => rota.clinicianFilter(tenant, siteIds));
+  const reconciliation = new ReconciliationService(node.store, node.ledger, auditor);
+  reconciliation.addSource(dispatchReconciliationSource(dispatch));
   const downtime = new DowntimePackService(node.store, node.ledger, node.clock, {
     contacts: options.downtimeContacts ?? [],
   });
+  downtime.setDispatch((tenant, siteIds, roles) => dispatch.packSection(tenant, siteIds, roles));
   const throttle = new SignInThrottle(node.clock, options.throttle ?? DEFAULT_THROTTLE);
   const deps: AppDeps = {
     node,
@@ -441,7 +465,7 @@ export async function buildHoldfastApp(
       peerPositions: options.syncPeerPositions ?? (() => null),
     }),
     ...downtimeRoutes(downtime),
-    ...reconciliationRoutes(new ReconciliationService(node.store, node.ledger, auditor)),
+    ...reconciliationRoutes(reconciliation),
     ...messagingRoutes(messaging),
     ...handoverRoutes(handover),
     ...referralRoutes(referrals),
@@ -452,6 +476,8 @@ export async function buildHoldfastApp(
     ...telephonyRoutes(telephony),
     ...providerSettingsRoutes(new ProviderSettingsService(node.store, node.ledger, filter)),
     ...directoryRoutes(directory),
+    ...rotaRoutes(rota),
+    ...dispatchRoutes(dispatch),
   ]);
   // Cases held by clinicians whose sessions ended go back to the queue (see cases/held.ts).
   const sweepEvery = options.heldCaseSweepMs ?? 60_000;

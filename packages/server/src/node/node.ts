@@ -27,6 +27,10 @@ import { PRESCRIBING_EVENT_TYPES } from '../prescribing/events.ts';
 import { prescribingProjection } from '../prescribing/projection.ts';
 import { BOOKING_EVENT_TYPES } from '../booking/events.ts';
 import { bookingProjection } from '../booking/projection.ts';
+import { ROTA_EVENT_TYPES } from '../rota/events.ts';
+import { rotaProjection } from '../rota/projection.ts';
+import { DISPATCH_EVENT_TYPES } from '../dispatch/events.ts';
+import { dispatchProjection } from '../dispatch/projection.ts';
 import { telephonyProjection } from '../telephony/projection.ts';
 import { providerSettingsProjection } from '../reports/provider-settings.ts';
 import { directoryProjection } from '../directory/projection.ts';
@@ -114,6 +118,8 @@ export const BUILTIN_PROJECTIONS: readonly Projection[] = [
   telephonyProjection,
   providerSettingsProjection,
   directoryProjection,
+  rotaProjection,
+  dispatchProjection,
 ];
 
 /** Every event type the server's modules define. */
@@ -132,6 +138,8 @@ export function createServerRegistry(): EventRegistry {
     ...TELEPHONY_EVENT_TYPES,
     ...REPORTING_EVENT_TYPES,
     ...DIRECTORY_EVENT_TYPES,
+    ...ROTA_EVENT_TYPES,
+    ...DISPATCH_EVENT_TYPES,
   );
 }
 

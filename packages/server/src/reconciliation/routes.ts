@@ -1,4 +1,3 @@
-import { reconciliationDecisionSchema } from '@holdfast/core';
 import { z } from 'zod';
 import { authedRoute, type RouteSpec } from '../http/routes.ts';
 import type { ReconciliationService } from './service.ts';
@@ -30,7 +29,7 @@ export function reconciliationRoutes(reconciliation: ReconciliationService): Rou
         siteId: z.string().uuid('must be a site id').optional(),
       }),
       async handler({ ctx, query }) {
-        return { items: await reconciliation.list(ctx, query) };
+        return { items: await reconciliation.listAll(ctx, query) };
       },
     }),
     authedRoute({
@@ -40,7 +39,7 @@ export function reconciliationRoutes(reconciliation: ReconciliationService): Rou
       access: { permission: 'reconciliation.read' },
       params: itemParams,
       async handler({ ctx, params }) {
-        return reconciliation.get(ctx, itemIdOf(params.itemId));
+        return reconciliation.getAny(ctx, itemIdOf(params.itemId));
       },
     }),
     authedRoute({
@@ -50,7 +49,7 @@ export function reconciliationRoutes(reconciliation: ReconciliationService): Rou
       access: { permission: 'reconciliation.resolve' },
       params: itemParams,
       body: z.strictObject({
-        decision: reconciliationDecisionSchema,
+        decision: reconciliation.decisionSchema(),
         reason: z
           .string()
           .trim()

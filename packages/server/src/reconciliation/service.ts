@@ -3,6 +3,7 @@ import {
   DECISIONS_BY_KIND,
   NotFoundError,
   planDecision,
+  reconciliationDecisionSchema,
   reconciliationResolved,
   ValidationError,
   type CaseFold,
@@ -11,6 +12,7 @@ import {
   type ReconciliationFold,
   type ReconciliationItem,
 } from '@holdfast/core';
+import { z } from 'zod';
 import { accessEvent, type AccessFields, type Auditor } from '../audit/auditor.ts';
 import { casesDb } from '../cases/projection.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
@@ -50,17 +52,76 @@ export function itemView(row: ReconciliationItemsTable) {
 export type ReconciliationItemView = ReturnType<typeof itemView>;
 
 /**
+ * Items another module raises and owns (dispatch's double allocations): it keeps them in its own
+ * tables and decides them with its own events; this service lists them beside the cases' items,
+ * finds them by id and hands a decision to the module that owns the item.
+ */
+export interface ReconciliationSource {
+  /** The decisions this module's items take (added to the route's body schema). */
+  readonly decisionSchema: z.ZodType<{ action: string }>;
+  list(ctx: RequestContext, filters: ReconciliationFilters): Promise<OwnedItemView[]>;
+  get(ctx: RequestContext, itemId: string): Promise<OwnedItemView | null>;
+  /** null when the item is not this module's; refuses (400/409) a decision that does not fit. */
+  resolve(
+    ctx: RequestContext,
+    itemId: string,
+    input: { decision: { action: string }; reason: string },
+  ): Promise<OwnedItemView | null>;
+}
+
+/** An item of another module as listed: the same fields as a case's item, and its own beside them. */
+export type OwnedItemView = Record<string, unknown> & {
+  itemId: string;
+  kind: string;
+  status: 'open' | 'resolved';
+  detectedAt: string;
+  siteId: string | null;
+};
+
+/**
  * Reconciliation items (raised by the cases projection when events from nodes that were apart
- * collide) and the decisions that resolve them. A decision is a ledger event, so every node applies
- * it to the case in the same place of the ledger order.
+ * collide, and by other modules through `addSource`) and the decisions that resolve them. A
+ * decision is a ledger event, so every node applies it in the same place of the ledger order.
  */
 export class ReconciliationService {
+  private readonly sources: ReconciliationSource[] = [];
+
   constructor(
     private readonly store: Store,
     private readonly ledger: Ledger,
     private readonly auditor: Auditor,
   ) {}
 
+  /** Another module's items join the list and its decisions go to it (before the routes are built). */
+  addSource(source: ReconciliationSource): void {
+    this.sources.push(source);
+  }
+
+  /** The body schema of a decision: the cases' decisions and those of every source. */
+  decisionSchema(): z.ZodType<ReconciliationDecision | { action: string }> {
+    const schemas = this.sources.map((s) => s.decisionSchema);
+    return schemas.length === 0
+      ? reconciliationDecisionSchema
+      : z.union([reconciliationDecisionSchema, ...schemas], {
+          message: "must be a decision this kind of item takes (see the item's decisions)",
+        });
+  }
+
+  /** The cases' items and every source's, oldest first (the list the shift manager reads). */
+  async listAll(
+    ctx: RequestContext,
+    filters: ReconciliationFilters,
+  ): Promise<(ReconciliationItemView | OwnedItemView)[]> {
+    const own = await this.list(ctx, filters);
+    if (this.sources.length === 0) return own;
+    const others: OwnedItemView[] = [];
+    for (const source of this.sources) others.push(...(await source.list(ctx, filters)));
+    return [...own, ...others].sort((a, b) =>
+      a.detectedAt < b.detectedAt ? -1 : a.detectedAt > b.detectedAt ? 1 : a.itemId < b.itemId ? -1 : 1,
+    );
+  }
+
+  /** The cases' own items. */
   async list(ctx: RequestContext, filters: ReconciliationFilters): Promise<ReconciliationItemView[]> {
     const rows = await this.store.withTenant(ctx.tenant, (trx) => {
       let q = reconciliationDb(trx)
@@ -80,6 +141,15 @@ export class ReconciliationService {
     return rows.map(itemView);
   }
 
+  /** An item of the cases or of any source. */
+  async getAny(ctx: RequestContext, itemId: string): Promise<ReconciliationItemView | OwnedItemView> {
+    for (const source of this.sources) {
+      const owned = await source.get(ctx, itemId);
+      if (owned) return owned;
+    }
+    return this.get(ctx, itemId);
+  }
+
   async get(ctx: RequestContext, itemId: string): Promise<ReconciliationItemView> {
     const row = await this.store.withTenant(ctx.tenant, (trx) => this.readItem(trx, ctx.tenant, itemId));
     if (!row) throw new NotFoundError('reconciliation item');
@@ -93,6 +163,29 @@ export class ReconciliationService {
    * this kind of item or names someone or something outside it.
    */
   async resolve(
+    ctx: RequestContext,
+    itemId: string,
+    input: { decision: ReconciliationDecision | { action: string }; reason: string },
+  ): Promise<ReconciliationItemView | OwnedItemView> {
+    const isCases = await this.store.withTenant(ctx.tenant, (trx) => this.readItem(trx, ctx.tenant, itemId));
+    if (!isCases) {
+      for (const source of this.sources) {
+        const owned = await source.resolve(ctx, itemId, input);
+        if (owned) return owned;
+      }
+      throw new NotFoundError('reconciliation item');
+    }
+    if (!reconciliationDecisionSchema.safeParse(input.decision).success)
+      throw new ValidationError([
+        { path: 'body.decision.action', message: `does not answer a ${isCases.kind} item` },
+      ]);
+    return this.resolveCase(ctx, itemId, {
+      decision: input.decision as ReconciliationDecision,
+      reason: input.reason,
+    });
+  }
+
+  private async resolveCase(
     ctx: RequestContext,
     itemId: string,
     input: { decision: ReconciliationDecision; reason: string },

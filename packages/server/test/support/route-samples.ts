@@ -184,6 +184,79 @@ async function firstPathway(): Promise<string> {
   return [...(await samplePack()).protocols.keys()][0]!;
 }
 
+/** A car of the world's site, written to the ledger as a shift manager's registration would be. */
+async function sampleVehicle(w: World): Promise<string> {
+  const vehicleId = randomUUID();
+  await w.t.node.ledger.append([
+    {
+      tenant: w.provider.tenant,
+      type: 'vehicle.registered',
+      actor: 'user:sample',
+      payload: {
+        vehicleId,
+        callSign: `Car ${w.next()}`,
+        registration: 'NS26 ABC',
+        baseSiteId: w.site,
+        baseLat: 54,
+        baseLon: -1.5,
+      },
+    },
+  ]);
+  return vehicleId;
+}
+
+/** A home visit of a queued case of the world's site (as a clinician's outcome would create it). */
+async function sampleVisit(w: World): Promise<string> {
+  const visitId = randomUUID();
+  const now = w.t.clock.nowMs();
+  await w.t.node.ledger.append([
+    {
+      tenant: w.provider.tenant,
+      type: 'visit.requested',
+      actor: 'user:sample',
+      payload: {
+        visitId,
+        caseId: await queuedCase(w),
+        patientId: w.patientId,
+        siteId: w.site,
+        address: { text: '1 Sample Street', postcode: 'NS1 1AA', lat: 54.01, lon: -1.51 },
+        accessInstructions: 'Key safe 1234 (sample)',
+        reason: 'Frail, cannot get to the centre (sample, not clinically validated)',
+        withinHours: 4,
+        deadlineMs: now + 4 * 3_600_000,
+        priority: 2,
+        requestedBy: w.provider.users.clinician.userId,
+        atMs: now,
+      },
+    },
+  ]);
+  return visitId;
+}
+
+/** A shift of the role's user on a new car now, so the crew routes find the caller's car. */
+async function onShiftOnCar(w: World, role: Role): Promise<string> {
+  const vehicleId = await sampleVehicle(w);
+  const now = w.t.clock.nowMs();
+  await w.t.node.ledger.append([
+    {
+      tenant: w.provider.tenant,
+      type: 'rota.shift_planned',
+      actor: 'user:sample',
+      payload: {
+        shiftId: randomUUID(),
+        userId: w.provider.users[role].userId,
+        userName: w.provider.users[role].username,
+        role,
+        location: { kind: 'car', id: vehicleId },
+        startMs: now - 3_600_000,
+        endMs: now + 3_600_000,
+        source: 'entered',
+      },
+    },
+  ]);
+  return vehicleId;
+}
+
 /**
  * Shared by the permission and bad-input tests: one valid-looking request for every route, and a
  * "world" of signed-in clients (one per role), a patient, and a user for the admin routes to act on.
@@ -1388,6 +1461,110 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
       params: { centreId: await sampleCentre(w) },
       body: { patientName: 'Walk In', callbackNumber: '07700 900123', presentingComplaint: 'Sprained ankle' },
     }),
+  },
+  // The rota (C12) and home visits and dispatch (C7).
+  'GET /api/v1/rota/shifts': {
+    build: () => ({ query: { from: '2026-12-01T00:00:00Z', to: '2026-12-08T00:00:00Z' } }),
+  },
+  'POST /api/v1/rota/shifts': {
+    build: (w) => {
+      const start = w.t.clock.nowMs() + 30 * 24 * 3_600_000 + w.next() * 13 * 3_600_000;
+      return {
+        body: {
+          userId: w.provider.users.clinician.userId,
+          role: 'clinician',
+          location: { kind: 'site', id: w.site },
+          startMs: start,
+          endMs: start + 8 * 3_600_000,
+        },
+      };
+    },
+  },
+  'POST /api/v1/rota/shifts/:shiftId/cancel': {
+    build: () => ({ params: { shiftId: randomUUID() }, body: { reason: 'Off sick' } }),
+    allowedStatus: 404,
+  },
+  'GET /api/v1/rota/staff': { build: () => ({}) },
+  'POST /api/v1/rota/import': {
+    build: (w) => ({
+      body: {
+        csv: `user,role,location,locationId,start,end\n${w.provider.users.clinician.username},clinician,cas,,2027-03-0${1 + (w.next() % 9)} 08:00,2027-03-0${1 + (w.next() % 9)} 07:00\n`,
+      },
+    }),
+    allowedStatus: 400,
+  },
+  'GET /api/v1/rota/now': { build: () => ({}) },
+  'GET /api/v1/rota/minimums': { build: () => ({}) },
+  'POST /api/v1/rota/minimums': {
+    build: (w) => ({ body: { role: 'clinician', location: { kind: 'site', id: w.site }, minimum: 2 } }),
+  },
+  'GET /api/v1/rota/gaps': {
+    build: () => ({ query: { from: '2026-12-01T00:00:00Z', to: '2026-12-02T00:00:00Z' } }),
+  },
+  'GET /api/v1/vehicles': { build: () => ({}) },
+  'POST /api/v1/vehicles': {
+    build: (w) => ({
+      body: {
+        callSign: `Car ${w.next()}`,
+        registration: 'NS26 XYZ',
+        baseSiteId: w.site,
+        baseLat: 54,
+        baseLon: -1.5,
+      },
+    }),
+  },
+  'POST /api/v1/vehicles/:vehicleId/retire': {
+    build: async (w) => ({ params: { vehicleId: await sampleVehicle(w) }, body: { reason: 'Written off' } }),
+  },
+  'GET /api/v1/visits': { build: () => ({ query: { state: 'open' } }) },
+  'GET /api/v1/visits/:visitId': { build: async (w) => ({ params: { visitId: await sampleVisit(w) } }) },
+  'GET /api/v1/visits/:visitId/suggestions': {
+    build: async (w) => ({ params: { visitId: await sampleVisit(w) } }),
+  },
+  // No crew is on shift on the sample car: allocation is refused by the rota (409), past the permission.
+  'POST /api/v1/visits/:visitId/allocate': {
+    build: async (w) => ({
+      params: { visitId: await sampleVisit(w) },
+      body: { vehicleId: await sampleVehicle(w) },
+    }),
+    allowedStatus: 409,
+  },
+  'POST /api/v1/visits/:visitId/reallocate': {
+    build: async (w) => ({
+      params: { visitId: await sampleVisit(w) },
+      body: { vehicleId: await sampleVehicle(w), reason: 'Nearer car free' },
+    }),
+    allowedStatus: 409,
+  },
+  'POST /api/v1/visits/:visitId/cancel': {
+    build: async (w) => ({
+      params: { visitId: await sampleVisit(w) },
+      body: { reason: 'Patient went to hospital' },
+    }),
+  },
+  'GET /api/v1/dispatch/board': { build: () => ({}) },
+  'GET /api/v1/crew/me': { build: () => ({}) },
+  'POST /api/v1/crew/status': {
+    build: async (w, { role }) => {
+      await onShiftOnCar(w, role);
+      return { body: { status: 'travelling' } };
+    },
+    ownRefusal: () => /not on shift on a car/,
+  },
+  'POST /api/v1/crew/position': {
+    build: async (w, { role }) => {
+      await onShiftOnCar(w, role);
+      return { body: { lat: 54.001, lon: -1.501, accuracyM: 12 } };
+    },
+    ownRefusal: () => /not on shift on a car/,
+  },
+  // The sample visit has no car: only its crew may record the outcome.
+  'POST /api/v1/visits/:visitId/outcome': {
+    build: async (w) => ({
+      params: { visitId: await sampleVisit(w) },
+      body: { outcome: 'seen', note: 'Seen at home' },
+    }),
+    ownRefusal: () => /crew of the car/,
   },
   'GET /api/v1/messages': { build: () => ({ query: { needsAttention: 'true' } }) },
   'GET /api/v1/messages/:messageId': {

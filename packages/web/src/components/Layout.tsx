@@ -27,6 +27,10 @@ const NAV: NavItem[] = [
   { to: '/admin/directory', label: 'Directory', permission: DIRECTORY_PERMISSIONS.edit },
   { to: '/reception', label: 'Reception', permission: 'reception.work' },
   { to: '/admin/centres', label: 'Diaries', permission: 'diaries.manage' },
+  { to: '/dispatch', label: 'Dispatch', permission: 'visits.dispatch' },
+  // The crew's phone page: drivers, and clinicians who crew a car.
+  { to: '/crew', label: 'My car', permission: 'visits.crew' },
+  { to: '/rota', label: 'Rota', permission: 'rota.read' },
   { to: '/audit', label: 'Audit trail', permission: 'audit.read' },
   { to: '/account', label: 'My account', permission: 'session.self' },
 ];

@@ -137,6 +137,9 @@ export function homeFor(user: SessionUser): string {
   if (can('queue.work')) return '/queue';
   if (can('cases.handle')) return '/calls/new';
   if (can('reports.read') && can('queue.read')) return '/dashboard';
+  // The dispatcher works the board, not the CAS queue; a driver works from the phone page.
+  if (can('visits.dispatch')) return '/dispatch';
+  if (can('visits.crew')) return '/crew';
   if (can('users.manage')) return '/admin/users';
   if (can('audit.read')) return '/audit';
   if (can('queue.read')) return '/queue';

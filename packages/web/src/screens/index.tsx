@@ -18,6 +18,9 @@ import { Centres } from './booking/Centres.tsx';
 import { Reception } from './booking/Reception.tsx';
 import { CaseSummary } from './records/CaseSummary.tsx';
 import { PatientRecord } from './records/PatientRecord.tsx';
+import { Crew } from './crew/Crew.tsx';
+import { DispatchBoard } from './dispatch/Board.tsx';
+import { Rota } from './rota/Rota.tsx';
 
 export interface Screen {
   path: string;
@@ -69,5 +72,9 @@ export const SCREENS: Screen[] = [
   { path: '/admin/centres', permission: 'diaries.manage', render: () => <Centres /> },
   { path: '/reception', permission: 'reception.work', render: () => <Reception /> },
   { path: '/audit', permission: 'audit.read', render: () => <Audit /> },
+  // Home visits, dispatch and the rota (C7, C12).
+  { path: '/dispatch', permission: 'visits.read', render: () => <DispatchBoard /> },
+  { path: '/crew', permission: 'visits.crew', render: () => <Crew /> },
+  { path: '/rota', permission: 'rota.read', render: () => <Rota /> },
   { path: '/account', permission: 'session.self', render: () => <Account /> },
 ];

@@ -109,6 +109,17 @@ export async function killAndReopen(
   Object.assign(n, withServices(n.name, node, n.clock, n.config));
 }
 
+/**
+ * A crash as the dispatch simulation makes it: the store is closed with no checkpoint signed and
+ * nothing flushed by the node (work it started may be cut short), then the node is opened again from
+ * its files as `holdfast serve` would.
+ */
+export async function crashAndReopen(n: ClinicalNode): Promise<void> {
+  await n.node.close();
+  const node = await openNode(n.config, { clock: n.clock });
+  Object.assign(n, withServices(n.name, node, n.clock, n.config));
+}
+
 /** Keys of every node registered on every other node for `tenant` (what enrolment does). */
 export async function enrolAll(nodes: readonly ClinicalNode[], tenant: string): Promise<void> {
   // Every node of a provider holds its key (a site receives it at enrolment).

@@ -21,6 +21,7 @@ import {
   Stack,
   Text,
   Textarea,
+  TextInput,
   Title,
 } from '@mantine/core';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
@@ -446,6 +447,9 @@ function Consultation({
   // Never preselected: the clinician chooses the category every time.
   const [category, setCategory] = useState('');
   const [outcomeDone, setOutcomeDone] = useState<string | null>(null);
+  // A home visit (C7): within how many hours, and why; the server creates the visit from them.
+  const [visitHours, setVisitHours] = useState('');
+  const [visitReason, setVisitReason] = useState('');
   // What is typed is kept as a draft on the server: a reload or an idle sign-out loses nothing.
   const draftStatus = useConsultationDraft(caseId, { notes, observations: obs }, (draft) => {
     const { observations, ...typed } = draft;
@@ -504,11 +508,30 @@ function Consultation({
           ? { ambulanceCategory: Number(category) }
           : {}),
         ...(needsReason && news2Reason.trim() !== '' ? { news2Reason } : {}),
+        ...(outcome === 'home_visit'
+          ? {
+              homeVisit: {
+                withinHours: visitHours.trim() === '' ? null : Number(visitHours),
+                reason: visitReason.trim(),
+              },
+            }
+          : {}),
       });
-      setOutcomeDone(OUTCOME_WORDS[outcome] ?? outcome);
+      setOutcomeDone(
+        outcome === 'home_visit'
+          ? `Home visit requested within ${visitHours.trim()} ${visitHours.trim() === '1' ? 'hour' : 'hours'}: the dispatcher allocates a car`
+          : (OUTCOME_WORDS[outcome] ?? outcome),
+      );
       onSaved();
     } catch (error) {
-      outcomeProblems.fromError(error, ['outcome', 'ambulanceCategory', 'news2Reason']);
+      outcomeProblems.fromError(error, [
+        'outcome',
+        'ambulanceCategory',
+        'news2Reason',
+        'homeVisit.withinHours',
+        'homeVisit.reason',
+        'homeVisit',
+      ]);
     } finally {
       setBusy(false);
     }
@@ -599,10 +622,32 @@ function Consultation({
               error={outcomeProblems.field('ambulanceCategory')}
             />
           )}
+          {outcome === 'home_visit' && (
+            <TextInput
+              label="Home visit within (hours)"
+              inputMode="numeric"
+              w={180}
+              value={visitHours}
+              onChange={(e) => setVisitHours(e.currentTarget.value)}
+              error={outcomeProblems.field('homeVisit.withinHours')}
+            />
+          )}
           <Button type="submit" loading={busy}>
             Record outcome
           </Button>
         </Group>
+        {outcome === 'home_visit' && (
+          <Textarea
+            mt="sm"
+            label="Reason for the home visit"
+            description="Shown to the dispatcher and the car's crew."
+            value={visitReason}
+            onChange={(e) => setVisitReason(e.currentTarget.value)}
+            error={outcomeProblems.field('homeVisit.reason') ?? outcomeProblems.field('homeVisit')}
+            autosize
+            minRows={2}
+          />
+        )}
         {needsReason && (
           <Textarea
             mt="sm"
