@@ -12,6 +12,7 @@ import {
   localToUtcMs,
   NotFoundError,
   pickAllocation,
+  DEFAULT_SUGGESTION_LIMIT,
   suggestSlots,
   ValidationError,
   waitingAtRisk,
@@ -504,18 +505,28 @@ export class BookingService {
     const kind = input.kind ?? timeframe.kind;
     const now = this.clock.nowMs();
     const centres = await this.centres(ctx.tenant);
-    const slots = (await this.slotViews(ctx.tenant, null, { fromMs: now, toMs: now + LOOK_AHEAD_MS })).filter(
-      (s) => !s.blocked && !s.sessionCancelled,
-    );
-    const suggested = suggestSlots({
-      slots: slots.map((s) => ({ ...s, utcOffsetMinutes: 0 })),
-      centres: centres.map((c) => ({ centreId: c.centreId, name: c.name, lat: c.lat, lon: c.lon })),
-      from: null,
-      nowMs: now,
-      deadlineMs,
-      kind,
-      ...(input.limit !== undefined ? { limit: input.limit } : {}),
-    });
+    const suggestFrom = async (toMs: number) => {
+      const slots = (await this.slotViews(ctx.tenant, null, { fromMs: now, toMs })).filter(
+        (s) => !s.blocked && !s.sessionCancelled,
+      );
+      return suggestSlots({
+        slots: slots.map((s) => ({ ...s, utcOffsetMinutes: 0 })),
+        centres: centres.map((c) => ({ centreId: c.centreId, name: c.name, lat: c.lat, lon: c.lon })),
+        from: null,
+        nowMs: now,
+        deadlineMs,
+        kind,
+        ...(input.limit !== undefined ? { limit: input.limit } : {}),
+      });
+    };
+    // Slots within the timeframe come first in the order, so when they alone fill the list the
+    // slots after the deadline cannot change it: read the diary up to the deadline first (a few
+    // hundred slots, not the fortnight's thousands) and the whole look-ahead only when the list is
+    // short.
+    const limit = Math.min(100, Math.max(0, Math.floor(input.limit ?? DEFAULT_SUGGESTION_LIMIT)));
+    const horizon = now + LOOK_AHEAD_MS;
+    let suggested = await suggestFrom(Math.min(deadlineMs, horizon));
+    if (suggested.length < limit && deadlineMs < horizon) suggested = await suggestFrom(horizon);
     const byId = new Map(centres.map((c) => [c.centreId, c]));
     return {
       kind,
