@@ -9,8 +9,9 @@ const HEARTBEAT_MS = 15_000;
 const PAGE = 500;
 
 /**
- * Server-sent events of case changes (event `case`) and of messages to other systems (event
- * `outbox`, type only) for one provider. Each message's id is the event's position in
+ * Server-sent events of case changes (event `case`), of messages to other systems (event
+ * `outbox`, type only) and of home visits and cars (event `dispatch`, type and subject id) for one
+ * provider. Each message's id is the event's position in
  * this node's ledger, so a client that reconnects with Last-Event-ID gets exactly what it missed.
  * Messages carry the case id and the event type only; the client re-reads what it shows. The
  * access layer's list rule applies (core `caseListSites`, as for the queue): only cases at the
@@ -68,7 +69,16 @@ export async function streamCaseEvents(
               .where('pos', '>', since)
               // Messages to other systems too (an ambulance request accepted moves the dashboard);
               // they are sent as their own event name, which the queue's listeners do not read.
-              .where((eb) => eb.or([eb('type', 'like', 'case.%'), eb('type', 'like', 'message.%')]))
+              // And home visits and cars (event `dispatch`, type and subject id only): the dispatcher's
+              // board re-reads on them, so a car's new position shows in well under a second.
+              .where((eb) =>
+                eb.or([
+                  eb('type', 'like', 'case.%'),
+                  eb('type', 'like', 'message.%'),
+                  eb('type', 'like', 'visit.%'),
+                  eb('type', 'like', 'vehicle.%'),
+                ]),
+              )
               .orderBy('pos')
               .limit(PAGE)
               .execute(),
@@ -99,6 +109,14 @@ export async function streamCaseEvents(
             return site !== undefined && sites.includes(site);
           };
           for (const r of rows) {
+            if (r.type.startsWith('visit.') || r.type.startsWith('vehicle.')) {
+              // No case id and no payload: which visit or car changed is all the board needs.
+              raw.write(
+                `id: ${Number(r.pos)}\nevent: dispatch\ndata: ${JSON.stringify({ type: r.type, subject: r.subject })}\n\n`,
+              );
+              after = Number(r.pos);
+              continue;
+            }
             if (!r.type.startsWith('message.') && !visible(r.subject)) {
               after = Number(r.pos);
               continue;

@@ -61,6 +61,37 @@ describe.each(STORE_KINDS)('live queue updates on %s', (kind) => {
     expect(caughtUp).toEqual([]);
   });
 
+  it('tells of a car or a home visit changing as a dispatch event: its type and subject, nothing more', async () => {
+    const before = await clinician.request('GET', '/api/v1/queue/stream', undefined, {
+      'last-event-id': '0',
+    });
+    const last = Math.max(0, ...[...before.body.matchAll(/id: (\d+)/g)].map((m) => Number(m[1])));
+    const vehicleId = '5f0c1f64-8a7e-4d1b-9a55-0c3f7b1e2d41';
+    await t.node.ledger.append([
+      {
+        tenant: t.providers[0]!.tenant,
+        type: 'vehicle.registered',
+        actor: 'user:test',
+        payload: {
+          vehicleId,
+          callSign: 'Car 9',
+          registration: 'NS26 XYZ',
+          baseSiteId: site,
+          baseLat: 54,
+          baseLon: -1.5,
+        },
+      },
+    ]);
+    const body = (
+      await clinician.request('GET', '/api/v1/queue/stream', undefined, { 'last-event-id': String(last) })
+    ).body;
+    const events = [...body.matchAll(/id: (\d+)\nevent: dispatch\ndata: (.*)\n\n/g)].map(
+      (m) => JSON.parse(m[2]!) as Record<string, unknown>,
+    );
+    expect(events).toEqual([{ type: 'vehicle.registered', subject: `vehicle:${vehicleId}` }]);
+    expect(body).not.toContain('NS26 XYZ');
+  });
+
   it('pushes a change to a following client without it asking again', async () => {
     await t.app.listen({ port: 0, host: '127.0.0.1' });
     const address = t.app.server.address();
