@@ -335,7 +335,7 @@ export function bookingRoutes(booking: BookingService): RouteSpec[] {
       summary: 'Record that the patient was seen, and by whom (default: you)',
       access: { permission: 'reception.work' },
       params: bookingParams,
-      body: z.strictObject({ clinicianId: z.string().uuid('must be a user id').optional() }).optional(),
+      body: z.strictObject({ clinicianId: z.string().uuid('must be a user id').optional() }),
       async handler({ ctx, params, body }) {
         return { appointment: await booking.seen(ctx, params.bookingId, body?.clinicianId) };
       },

@@ -570,7 +570,10 @@ export async function runSimulation(options: SimulatorOptions): Promise<Simulati
         summary.clinician.outcomes.prescribe++;
         steps.push('prescribe');
       }
-      const outcome = finalOutcome(random, news2?.band ?? null);
+      const drawn = finalOutcome(random, news2?.band ?? null);
+      // Simulated callers are never identified, and a home visit needs the patient's address (the
+      // server refuses it): the simulated clinician closes with advice instead.
+      const outcome: ConsultationOutcome = drawn === 'home_visit' ? 'advice_and_close' : drawn;
       await clinician.call('POST', `/api/v1/cases/${caseId}/outcome`, {
         outcome,
         ...(outcome === 'upgrade_to_ambulance' ? { ambulanceCategory: news2?.band === 'high' ? 2 : 3 } : {}),

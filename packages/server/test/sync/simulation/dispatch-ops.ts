@@ -267,7 +267,7 @@ export function dispatchOps(tenant: string) {
     /** The open items of the reconciliation list, as the shift manager sees them. */
     async openItems(n: ClinicalNode): Promise<SimItem[]> {
       const { reconciliation } = servicesOf(n);
-      const listed = await reconciliation.list(manager(await allSites(n)), { status: 'open' });
+      const listed = await reconciliation.listAll(manager(await allSites(n)), { status: 'open' });
       return listed.map((item) => {
         const allocations = ((item as { allocations?: unknown }).allocations ?? []) as {
           allocationId: string;
