@@ -824,7 +824,7 @@ providers
   )
   .action(async (opts: { token: string }) => {
     await withNode(async (node) => {
-      const { fetchProviderKeys } = await import('./accounts/providers.ts');
+      const { fetchProviderKeys } = await import('./sync/provider-keys.ts');
       const { current, keyIds } = await fetchProviderKeys(node, opts.token.trim());
       console.log(
         `provider ${node.identity.tenant}: current key ${current} (keys held: ${keyIds.join(', ')})`,

@@ -135,7 +135,10 @@ export function rotaRoutes(rota: RotaService): RouteSpec[] {
           return reply.code(201).send(await rota.import(ctx, body.csv));
         } catch (error) {
           if (!(error instanceof RotaImportError)) throw error;
-          const problems = error.problems.slice(0, 200);
+          // A problem may quote what it found; a quote is cut short so an answer never echoes a file.
+          const problems = error.problems
+            .slice(0, 200)
+            .map((p) => ({ line: p.line, field: cut(p.field, 64), message: cut(p.message, 160) }));
           return sendProblem(reply, {
             type: 'urn:holdfast:problem:rota_file_refused',
             title: 'The rota file was refused: nothing was imported',
@@ -209,4 +212,9 @@ export function rotaRoutes(rota: RotaService): RouteSpec[] {
       },
     }),
   ];
+}
+
+/** Text cut to at most `max` characters, marked when cut. */
+function cut(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
 }

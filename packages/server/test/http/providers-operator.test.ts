@@ -2,11 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  fetchProviderKeys,
-  registerInOldProviders,
-  rotateProviderKey,
-} from '../../src/accounts/providers.ts';
+import { registerInOldProviders, rotateProviderKey } from '../../src/accounts/providers.ts';
+import { fetchProviderKeys } from '../../src/sync/provider-keys.ts';
 import { hashPassword } from '../../src/auth/passwords.ts';
 import { buildHoldfastApp, type HoldfastApp } from '../../src/http/holdfast-app.ts';
 import { createLogger } from '../../src/http/logger.ts';
