@@ -306,6 +306,17 @@ export class BookingService {
 
   async cancelSession(ctx: RequestContext, centreId: string, sessionId: string, reason: string) {
     await this.centre(ctx.tenant, centreId);
+    // Only a session this centre's diary holds: an unknown id is a 404 and writes nothing.
+    const session = await this.store.withTenant(ctx.tenant, (trx) =>
+      bookingDb(trx)
+        .selectFrom('booking_sessions')
+        .select('session_id')
+        .where('tenant', '=', ctx.tenant)
+        .where('centre_id', '=', centreId)
+        .where('session_id', '=', sessionId)
+        .executeTakeFirst(),
+    );
+    if (!session) throw new NotFoundError('session');
     await this.ledger.append([this.draft(ctx, 'booking.session_cancelled', { centreId, sessionId, reason })]);
   }
 
