@@ -823,6 +823,8 @@ export class DispatchService {
     visitId: string,
     input: { outcome: VisitOutcome; note: string; ambulanceCategory?: 1 | 2 | 3 | 4 | undefined },
   ): Promise<VisitView> {
+    // An unknown visit is a 404 for anyone allowed the route, before asking whose car it is.
+    if (!(await this.visitRow(ctx.tenant, visitId))) throw new NotFoundError('visit');
     const { car, snap } = await this.crewCar(ctx).catch(() => {
       throw new ForbiddenError('only the crew of the car sent to this visit, on shift, records its outcome');
     });
