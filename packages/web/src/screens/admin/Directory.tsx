@@ -14,6 +14,7 @@ import {
   TextInput,
   Title,
 } from '@mantine/core';
+import { ImportProblems } from '../../components/ImportProblems.tsx';
 import { useQueryClient } from '@tanstack/react-query';
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { CapacityBadge, CapacityControl } from '../../components/CapacityControl.tsx';
@@ -532,37 +533,7 @@ function ImportExport({ onImported }: { onImported: (message: string) => void })
           An import replaces services with the same service ID. If any row is wrong, nothing is imported.
         </Text>
       </form>
-      {refused && (
-        <Alert
-          ref={refusedRef}
-          tabIndex={-1}
-          color="red"
-          variant="light"
-          role="alert"
-          mt="sm"
-          title={refused.title}
-          data-testid="import-problems"
-        >
-          <Table>
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th scope="col">Line</Table.Th>
-                <Table.Th scope="col">Field</Table.Th>
-                <Table.Th scope="col">Problem</Table.Th>
-              </Table.Tr>
-            </Table.Thead>
-            <Table.Tbody>
-              {refused.rows.map((r, i) => (
-                <Table.Tr key={i}>
-                  <Table.Td>{r.line}</Table.Td>
-                  <Table.Td>{r.field}</Table.Td>
-                  <Table.Td>{r.message}</Table.Td>
-                </Table.Tr>
-              ))}
-            </Table.Tbody>
-          </Table>
-        </Alert>
-      )}
+      {refused && <ImportProblems refused={refused} alertRef={refusedRef} />}
       <Group mt="sm">
         <Text size="sm">Export:</Text>
         <Anchor href="/api/v1/admin/directory/export?format=csv" download="directory.csv">

@@ -1,4 +1,5 @@
 import { ROLES, ROTA_LOCATION_KINDS, ROTA_LOCATION_LABELS, type Role } from '@holdfast/core';
+import { ImportProblems } from '../../components/ImportProblems.tsx';
 import { addDays } from '@holdfast/core/directory/opening-times';
 import {
   Alert,
@@ -558,37 +559,7 @@ function ImportRota({ onChanged }: { onChanged: () => Promise<unknown> }) {
           )}
         </Group>
       </form>
-      {refused && (
-        <Alert
-          ref={refusedRef}
-          tabIndex={-1}
-          color="red"
-          variant="light"
-          role="alert"
-          mt="sm"
-          title={refused.title}
-          data-testid="import-problems"
-        >
-          <Table>
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th scope="col">Line</Table.Th>
-                <Table.Th scope="col">Field</Table.Th>
-                <Table.Th scope="col">Problem</Table.Th>
-              </Table.Tr>
-            </Table.Thead>
-            <Table.Tbody>
-              {refused.rows.map((r, i) => (
-                <Table.Tr key={i} data-line={r.line} data-field={r.field}>
-                  <Table.Td>{r.line}</Table.Td>
-                  <Table.Td>{r.field}</Table.Td>
-                  <Table.Td>{r.message}</Table.Td>
-                </Table.Tr>
-              ))}
-            </Table.Tbody>
-          </Table>
-        </Alert>
-      )}
+      {refused && <ImportProblems refused={refused} alertRef={refusedRef} />}
     </Paper>
   );
 }
