@@ -1051,15 +1051,25 @@ export class BookingService {
       if (centre.homeNodeId !== this.nodeId || (onlyCentre && centre.centreId !== onlyCentre)) continue;
       for (const policy of centre.allocationPolicies) {
         if (policy.toNodeId === this.nodeId) continue;
+        // A policy that hands over nothing has nothing to do (and must not cost a read per session).
+        if (policy.count === 0 || (policy.count === null && !policy.share)) continue;
         const cutoffMs = policy.cutoffMinutesBeforeStart * 60_000;
         const pending = await this.store.withTenant(tenant, async (trx) => {
           const db = bookingDb(trx);
+          // Only sessions whose first slot is still beyond the cut-off: a session that has started,
+          // or is inside its cut-off, would come straight back, so it is never handed over. Past
+          // sessions are most of a diary's history, so they are left out in the query.
           const sessions = await db
-            .selectFrom('booking_sessions')
-            .select(['session_id'])
-            .where('tenant', '=', tenant)
-            .where('centre_id', '=', centre.centreId)
-            .where('cancelled_reason', 'is', null)
+            .selectFrom('booking_sessions as s')
+            .innerJoin('booking_slots as slot', (join) =>
+              join.onRef('slot.tenant', '=', 's.tenant').onRef('slot.session_id', '=', 's.session_id'),
+            )
+            .select('s.session_id')
+            .where('s.tenant', '=', tenant)
+            .where('s.centre_id', '=', centre.centreId)
+            .where('s.cancelled_reason', 'is', null)
+            .groupBy('s.session_id')
+            .having((eb) => eb.fn.min('slot.start_ms'), '>', now + cutoffMs)
             .execute();
           const done = new Set(
             (
