@@ -3,7 +3,17 @@
 // PostgreSQL; the harness starts a throwaway PostgreSQL itself), and ends with one line
 // `N passed, N failed` that CI reads. Type-check and lint count as one check each.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statfsSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
 
 process.env.TZ = 'UTC';
 const results = '.test-results';
@@ -74,6 +84,33 @@ function vitestRun(name, args, report) {
   if (vitest.status !== 0 && r.numFailedTests === 0 && brokenFiles === 0) failed++;
 }
 
+/**
+ * The tests' stores, PostgreSQL's data directory and every other temporary file go to a directory in
+ * memory (/dev/shm) where the machine has one with room. Nearly half of a route-sweeping test's time
+ * on a virtual disk was spent waiting for fsync, and no test here is about a power cut: the crash
+ * tests kill processes, and what a killed process wrote is kept by the kernel either way, so every
+ * test means the same on either. `HOLDFAST_TEST_ON_DISK=1` keeps the usual temporary directory
+ * (the stores' durability on a real disk is measured by the benchmarks and `npm run test:crash`).
+ */
+function temporaryDirectoryInMemory() {
+  if (process.env.HOLDFAST_TEST_ON_DISK === '1' || !existsSync('/dev/shm')) return null;
+  try {
+    const fs = statfsSync('/dev/shm');
+    if (fs.bavail * fs.bsize < 6 * 1024 ** 3) return null;
+    const dir = mkdtempSync(join('/dev/shm', 'holdfast-tests-'));
+    // As /tmp: PostgreSQL runs as its own user when the suite runs as root, and must reach its directory.
+    chmodSync(dir, 0o1777);
+    return dir;
+  } catch {
+    return null;
+  }
+}
+const inMemory = temporaryDirectoryInMemory();
+if (inMemory) {
+  process.env.TMPDIR = inMemory;
+  console.log(`\n== temporary files (stores, PostgreSQL) in memory: ${inMemory}`);
+}
+
 const chosen = process.argv.slice(2);
 if (chosen.length > 0) vitestRun('chosen', chosen, `${results}/vitest.json`);
 else {
@@ -84,6 +121,7 @@ else {
   );
   vitestRun('alone', ['--maxWorkers=1', ...SERIAL], `${results}/vitest-serial.json`);
 }
+if (inMemory) rmSync(inMemory, { recursive: true, force: true });
 const summary = `${passed} passed, ${failed} failed`;
 writeFileSync(`${results}/summary.txt`, summary + '\n');
 console.log(summary);

@@ -21,7 +21,7 @@ import { DEMO, startHoldfast, type RunningHoldfast } from './support/server.ts';
  * loopback standing in for the ambulance service: an ambulance disposition is only proposed until
  * the adviser confirms it (nothing is sent before); the accepted request shows the ambulance
  * service's incident reference; with the receiver stopped, "Phone the ambulance service now" appears
- * once its 30-second window has passed, the phone handover is recorded, and the shift manager's
+ * once its window (set to 15 s here; 999 uses 30 s) has passed, the phone handover is recorded, and the shift manager's
  * Messages screen lists the overdue request. Screenshots go to .test-results/screenshots/handover/.
  */
 
@@ -121,7 +121,8 @@ describe('the 999 handover in the browser', () => {
             odsCode: 'RX6',
             transport: { type: 'http', url },
             phone,
-            acceptWithinSeconds: 30,
+            // 999's window is 30 s; a shorter one shows the same behaviour in half the time.
+            acceptWithinSeconds: 15,
           }),
         });
         return { status: res.status, body: await res.text() };
@@ -212,11 +213,11 @@ describe('the 999 handover in the browser', () => {
       .waitFor();
     const confirmedAt = Date.now();
     await shots.take(adviser, 'ambulance-waiting');
-    // Not accepted within the service's 30 s: the adviser is told to phone, with the number.
-    await panel.filter({ hasText: 'Phone the ambulance service now' }).waitFor({ timeout: 45_000 });
+    // Not accepted within the endpoint's 15 s: the adviser is told to phone, with the number.
+    await panel.filter({ hasText: 'Phone the ambulance service now' }).waitFor({ timeout: 30_000 });
     const waited = (Date.now() - confirmedAt) / 1000;
-    expect(waited).toBeGreaterThan(20);
-    expect(waited).toBeLessThan(40);
+    expect(waited).toBeGreaterThan(12);
+    expect(waited).toBeLessThan(25);
     expect(await adviser.getByTestId('ambulance-phone').innerText()).toBe(AMBULANCE_PHONE);
     // Until the ambulance service has the patient the adviser is kept with the caller.
     await adviser.getByTestId('stay-with-caller').waitFor();
@@ -301,7 +302,7 @@ describe('the 999 handover in the browser', () => {
     // Still "not sent yet" (what the server last said), then "phone now" at the deadline, the
     // server being silent; never "accepted" or "sent".
     await panel.filter({ hasText: 'The server is not answering' }).waitFor({ timeout: 15_000 });
-    await panel.filter({ hasText: 'Phone the ambulance service now' }).waitFor({ timeout: 45_000 });
+    await panel.filter({ hasText: 'Phone the ambulance service now' }).waitFor({ timeout: 30_000 });
     expect(await panel.innerText()).not.toMatch(/The ambulance service accepted the request|Request sent:/);
     await shots.take(adviser, 'ambulance-phone-now-server-stopped');
     // The Messages screen says it cannot read, and never that nothing needs attention.
