@@ -6,7 +6,10 @@ import type { SyncTransport } from './engine.ts';
 import {
   pullResponseSchema,
   pushResponseSchema,
+  SYNC_BODY_LIMIT,
   SYNC_PROTOCOL_VERSION,
+  SYNC_PULL_PATH,
+  SYNC_PUSH_PATH,
   SyncRefusedError,
   syncRefusalSchema,
   type PullRequest,
@@ -14,7 +17,6 @@ import {
   type PushRequest,
   type PushResponse,
 } from './protocol.ts';
-import { SYNC_BODY_LIMIT, SYNC_PULL_PATH, SYNC_PUSH_PATH } from './routes.ts';
 import { HEADER, sha256Hex, signRequest, SignatureRefusedError, verifySignedResponse } from './signing.ts';
 
 const gzipAsync = promisify(gzip);

@@ -201,3 +201,14 @@ export function mapToPositions(m: ReadonlyMap<string, number>): Positions {
   for (const [k, v] of [...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) out[k] = v;
   return out;
 }
+
+/** Where a hub serves sync: the HTTP transport posts to these, the routes serve them. */
+export const SYNC_PULL_PATH = '/api/v1/sync/pull';
+export const SYNC_PUSH_PATH = '/api/v1/sync/push';
+
+/**
+ * Sync request bodies may be larger than a user's (1 MiB), but stay bounded: 8 MiB of JSON after
+ * decompression (about ten thousand events; the HTTP transport splits a larger push). It is checked
+ * on the decompressed bytes, so a small compressed body cannot expand without limit.
+ */
+export const SYNC_BODY_LIMIT = 8 * 1024 * 1024;

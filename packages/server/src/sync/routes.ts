@@ -19,7 +19,10 @@ import { handlePull, handlePush } from './handlers.ts';
 import {
   pullRequestSchema,
   pushRequestSchema,
+  SYNC_BODY_LIMIT,
   SYNC_PROTOCOL_VERSION,
+  SYNC_PULL_PATH,
+  SYNC_PUSH_PATH,
   SyncRefusedError,
   type SyncRefusalReason,
 } from './protocol.ts';
@@ -33,16 +36,7 @@ import {
 } from './signing.ts';
 import { emptySyncStatus, SyncStatusStore, syncStatusReport } from './status.ts';
 
-export const SYNC_PULL_PATH = '/api/v1/sync/pull';
-export const SYNC_PUSH_PATH = '/api/v1/sync/push';
 const SYNC_PATHS = new Set([SYNC_PULL_PATH, SYNC_PUSH_PATH]);
-
-/**
- * Sync request bodies may be larger than a user's (1 MiB), but stay bounded: 8 MiB of JSON after
- * decompression (about ten thousand events; the HTTP transport splits a larger push). It is checked
- * on the decompressed bytes, so a small compressed body cannot expand without limit.
- */
-export const SYNC_BODY_LIMIT = 8 * 1024 * 1024;
 
 const gzipAsync = promisify(gzip);
 const gunzipAsync = promisify(gunzip);
