@@ -161,8 +161,9 @@ describe('deterministic simulation: hub and sites on a faulty network', () => {
     // and no collisions would pass every check above without showing anything.
     if (SCHEDULED_RUNS >= 100) {
       const seen = { ...totals };
-      // Not yet asserted: collisions. The schedule measured 0 of them in 150 runs (and the kept
-      // seeds none either) since clinicians are scoped to their sites; see issue 13, section 4.
+      // Collisions need a clinician who may work at both sites (each site's second clinician covers
+      // every site); each must have produced exactly one reconciliation item (checked per run).
+      expect(seen.collisions, JSON.stringify(seen)).toBeGreaterThanOrEqual(SCHEDULED_RUNS / 4);
       expect(seen.crashes, JSON.stringify(seen)).toBeGreaterThanOrEqual(SCHEDULED_RUNS / 4);
       // Kills caught the appended event both before and after it reached the files.
       expect(seen.inFlightKept, JSON.stringify(seen)).toBeGreaterThan(0);

@@ -147,6 +147,14 @@ export async function runScenario(
     siteIds.push(await createSite(n, tenant, `Site ${n.name}`));
   }
   const clinicians = sites.map(() => [randomUUID(), randomUUID()]);
+  // Each site's first clinician works at that site only; its second covers every site (a CAS
+  // clinician assigned to several), so two partitioned sites can both act on one case: a collision.
+  const sitesOf = new Map<string, string[]>(
+    clinicians.flatMap(([own, covering], i) => [
+      [own!, [siteIds[i]!]],
+      [covering!, [...siteIds]],
+    ]),
+  );
   const adviser = randomUUID();
   const manager = randomUUID();
   const cases: ModelCase[] = [];
@@ -167,7 +175,7 @@ export async function runScenario(
   ) => {
     n.clock.advance(1 + Math.floor(random() * 1500));
     try {
-      await n.cases.command(ctxFor(tenant, userId, ['clinician']), caseId, command);
+      await n.cases.command(ctxFor(tenant, userId, ['clinician'], sitesOf.get(userId)), caseId, command);
       await ack(n);
       return true;
     } catch (error) {
