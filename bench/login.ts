@@ -30,7 +30,7 @@ import { Agent, request as httpRequest } from 'node:http';
 
 import { loadavg } from 'node:os';
 
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
 import { AccountsService } from '../packages/server/src/accounts/service.ts';
@@ -717,11 +717,14 @@ async function main(): Promise<void> {
   note(
     `login bench: ${FLOODER} keeps ${FLOOD_SEARCHES_IN_FLIGHT} searches in flight and opens ${FLOOD_STREAMS} streams for ${plan.sprayMs / 1000} s`,
   );
+  const clientEld = monitorEventLoopDelay({ resolution: 1 });
+  clientEld.enable();
   const [[floodLegit, floodResult], floodServer] = await serverPhase(server, async () => {
     const flooding = flood(port, flooderSession, plan.sprayMs);
     const legitResult = await legitLoad(legitAgent, port, cookie, plan.legitPerS, plan.sprayMs);
     return [legitResult, await flooding] as const;
   });
+  clientEld.disable();
   const floodLat = summariseLatency(floodLegit.latencies);
 
   // After the spray: the legitimate session still works; a fresh sign-in of the sprayed account?
@@ -901,11 +904,19 @@ async function main(): Promise<void> {
   console.log(
     `fair use: ${FLOODER} sent ${floodResult.searches.toLocaleString('en-GB')} searches with ${FLOOD_SEARCHES_IN_FLIGHT} in flight ` +
       `(answers ${JSON.stringify(floodResult.statuses)}); of ${FLOOD_STREAMS} live streams ${floodResult.streamsOpened} opened, ` +
-      `${floodResult.streamsRefused} refused; server CPU ${cpuShare(floodServer)}`,
+      `${floodResult.streamsRefused} refused; server CPU ${cpuShare(floodServer)}, server ELD p99/max ` +
+      `${ms(floodServer.eldP99Ms)} / ${ms(floodServer.eldMaxMs)} ms; bench client ELD p99/max ` +
+      `${ms(clientEld.percentile(99) / 1e6)} / ${ms(clientEld.max / 1e6)} ms`,
   );
   console.log(
     `other user's GET /api/v1/auth/session during the flood: p50 ${ms(floodLat.p50)} / p99 ${ms(floodLat.p99)} / max ${ms(floodLat.max)} ms ` +
       `(${floodLegit.errors} errors); target p99 < 100 ms: ${floodLat.p99 < 100 ? 'met' : '**not met**'}`,
+  );
+  console.log(
+    `slowest during the flood (sent at s: ms): ` +
+      floodLegit.slowest
+        .map((x) => `${x.atS.toFixed(2)}: ${ms(x.ms)}${x.newConnection ? ' (new connection)' : ''}`)
+        .join(', '),
   );
   console.log(`total ${((Date.now() - startedAt.getTime()) / 1000).toFixed(1)} s`);
   console.log(
