@@ -949,6 +949,8 @@ async function main(): Promise<void> {
     `other user's GET /api/v1/auth/session during the flood: p50 ${ms(floodLat.p50)} / p99 ${ms(floodLat.p99)} / max ${ms(floodLat.max)} ms ` +
       `(${floodLegit.errors} errors); target p99 < 100 ms: ${floodLat.p99 < 100 ? 'met' : '**not met**'}`,
   );
+  if (floodLegit.errors > 0)
+    console.log(`other user's statuses during the flood: ${JSON.stringify(floodLegit.statuses)}`);
   console.log(
     `slowest during the flood (sent at s: ms): ` +
       floodLegit.slowest

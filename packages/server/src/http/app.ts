@@ -292,7 +292,9 @@ export function registerRoutes(
       method: spec.method,
       url: spec.url,
       ...(spec.bodyLimit !== undefined ? { bodyLimit: spec.bodyLimit } : {}),
-      ...('public' in spec.access ? {} : fairUseHooks(deps.fairUse, spec.stream === true)),
+      ...('public' in spec.access
+        ? {}
+        : fairUseHooks(deps.fairUse, spec.stream === true, spec.search === true)),
       handler: async (request, reply) => {
         if (Object.keys(request.query as object).length > MAX_QUERY_PARAMS)
           throw new ValidationError([
@@ -334,13 +336,14 @@ const fairUseTickets = new WeakMap<FastifyRequest, FairUseTicket>();
 function fairUseHooks(
   fairUse: FairUse,
   stream: boolean,
+  search: boolean,
 ): Pick<RouteOptions, 'onRequest' | 'onResponse' | 'onRequestAbort'> {
   const release = (request: FastifyRequest): void => fairUseTickets.get(request)?.release();
   return {
     onRequest: (request, reply, done) => {
       const token = request.cookies[SESSION_COOKIE];
       if (!token) return done();
-      const admitted = fairUse.admit(hashToken(token), stream);
+      const admitted = fairUse.admit(hashToken(token), stream, search);
       if ('release' in admitted) {
         fairUseTickets.set(request, admitted);
         if (stream) reply.raw.once('close', admitted.release);

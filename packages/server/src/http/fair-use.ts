@@ -19,6 +19,11 @@ export interface FairUseLimits {
   streamsPerUser: number;
   streamsPerNode: number;
   /**
+   * Searches (routes that scan: patients, directory, audit) one user may have in flight, within
+   * their requests: a user keeping many in flight would otherwise take most of the node's time.
+   */
+  searchesPerUser?: number;
+  /**
    * How long a request refused before its session is looked up waits for its 429. A client that
    * sends again as soon as it is refused would otherwise turn cheap refusals into a loop that keeps
    * the node busy; held for this long, a refusal costs a timer. Bounded by the connection limit
@@ -36,6 +41,8 @@ export const DEFAULT_FAIR_USE: FairUseLimits = {
   streamsPerSession: 4,
   streamsPerUser: 8,
   streamsPerNode: 1000,
+  // A search box sends one as the user types; a few may overlap.
+  searchesPerUser: 4,
   // Below the Retry-After (1 s): a client that waits as told loses nothing.
   refusalDelayMs: 500,
 };
@@ -73,6 +80,8 @@ export class FairUse {
   private readonly requests: Pool;
   private readonly streams: Pool;
   private streamsOnNode = 0;
+  /** Searches in flight by user. */
+  private readonly searches = new Map<string, number>();
   /** Requests and streams refused so far (for tests and metrics). */
   refused = 0;
 
@@ -104,12 +113,16 @@ export class FairUse {
    * or answers the refusal (no exception: a flood of refusals should cost as little as possible).
    * `tokenKey` is the token's hash, never the token itself.
    */
-  admit(tokenKey: string, stream: boolean): FairUseTicket | FairUseRefusal {
+  admit(tokenKey: string, stream: boolean, search = false): FairUseTicket | FairUseRefusal {
     const pool = stream ? this.streams : this.requests;
+    const searchLimit = this.limits.searchesPerUser ?? Infinity;
     const entry = pool.tokens.get(tokenKey);
-    if (entry && entry.count >= pool.perSession) return this.refusal(pool, 'one session', pool.perSession);
+    if (entry && entry.count >= pool.perSession)
+      return this.refusal(pool, pool.what, 'one session', pool.perSession);
     if (entry?.userId && (pool.users.get(entry.userId) ?? 0) >= pool.perUser)
-      return this.refusal(pool, 'one user', pool.perUser);
+      return this.refusal(pool, pool.what, 'one user', pool.perUser);
+    if (search && entry?.userId && (this.searches.get(entry.userId) ?? 0) >= searchLimit)
+      return this.refusal(pool, 'searches in flight', 'one user', searchLimit);
     if (entry) entry.count++;
     else pool.tokens.set(tokenKey, { count: 1, userId: null });
     let userId: string | null = null;
@@ -118,10 +131,13 @@ export class FairUse {
     return {
       confirm: (user: string) => {
         if (released || userId !== null) return;
-        if ((pool.users.get(user) ?? 0) >= pool.perUser) {
-          const r = this.refusal(pool, 'one user', pool.perUser);
-          throw new TooManyRequestsError(r.message, r.retryAfterSeconds);
-        }
+        const over =
+          (pool.users.get(user) ?? 0) >= pool.perUser
+            ? this.refusal(pool, pool.what, 'one user', pool.perUser)
+            : search && (this.searches.get(user) ?? 0) >= searchLimit
+              ? this.refusal(pool, 'searches in flight', 'one user', searchLimit)
+              : null;
+        if (over) throw new TooManyRequestsError(over.message, pool.retryAfterSeconds);
         if (stream && this.streamsOnNode >= this.limits.streamsPerNode) {
           this.refused++;
           throw new TooManyRequestsError(
@@ -130,7 +146,8 @@ export class FairUse {
           );
         }
         userId = user;
-        pool.users.set(user, (pool.users.get(user) ?? 0) + 1);
+        count(pool.users, user, 1);
+        if (search) count(this.searches, user, 1);
         const own = pool.tokens.get(tokenKey);
         if (own) own.userId = user;
         if (stream) {
@@ -144,20 +161,25 @@ export class FairUse {
         const own = pool.tokens.get(tokenKey);
         if (own && --own.count <= 0) pool.tokens.delete(tokenKey);
         if (userId !== null) {
-          const left = (pool.users.get(userId) ?? 1) - 1;
-          if (left <= 0) pool.users.delete(userId);
-          else pool.users.set(userId, left);
+          count(pool.users, userId, -1);
+          if (search) count(this.searches, userId, -1);
         }
         if (onNode) this.streamsOnNode--;
       },
     };
   }
 
-  private refusal(pool: Pool, whose: string, limit: number): FairUseRefusal {
+  private refusal(pool: Pool, what: string, whose: string, limit: number): FairUseRefusal {
     this.refused++;
     return {
-      message: `too many ${pool.what} for ${whose}: at most ${limit} at once; wait for some to finish`,
+      message: `too many ${what} for ${whose}: at most ${limit} at once; wait for some to finish`,
       retryAfterSeconds: pool.retryAfterSeconds,
     };
   }
+}
+
+function count(map: Map<string, number>, key: string, by: 1 | -1): void {
+  const n = (map.get(key) ?? 0) + by;
+  if (n <= 0) map.delete(key);
+  else map.set(key, n);
 }
