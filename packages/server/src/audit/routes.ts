@@ -69,6 +69,7 @@ export function auditRoutes(
           summary:
             'The audit trail with names and NHS numbers, filtered by NHS number, user name, time range or break-glass (filters in the body: no patient data in URLs); repeated reads grouped',
           access: { permission: 'audit.read' },
+          search: true,
           body: z.strictObject({
             ...trailFilters,
             limit: z.number().int().min(1).max(500).default(100),

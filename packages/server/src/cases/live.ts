@@ -7,6 +7,8 @@ import type { Store } from '../store/store.ts';
 
 const HEARTBEAT_MS = 15_000;
 const PAGE = 500;
+/** The event types a stream tells of. */
+const STREAMED = ['case.', 'message.', 'visit.', 'vehicle.'];
 
 /**
  * Server-sent events of case changes (event `case`), of messages to other systems (event
@@ -61,29 +63,27 @@ export async function streamCaseEvents(
         again = false;
         for (;;) {
           const since: number = after ?? 0;
-          const rows = await store.withTenant(ctx.tenant, (trx) =>
+          // Every new event is read once, whatever its type, and the position moves past all of
+          // them: filtered in the query, each wake-up (every append on the node) would read again
+          // every other event since the last one sent — a node busy with audited reads would make
+          // each open stream slower with every read.
+          const read = await store.withTenant(ctx.tenant, (trx) =>
             trx
               .selectFrom('ledger_events')
               .select(['pos', 'type', 'subject'])
               .where('tenant', '=', ctx.tenant)
               .where('pos', '>', since)
-              // Messages to other systems too (an ambulance request accepted moves the dashboard);
-              // they are sent as their own event name, which the queue's listeners do not read.
-              // And home visits and cars (event `dispatch`, type and subject id only): the dispatcher's
-              // board re-reads on them, so a car's new position shows in well under a second.
-              .where((eb) =>
-                eb.or([
-                  eb('type', 'like', 'case.%'),
-                  eb('type', 'like', 'message.%'),
-                  eb('type', 'like', 'visit.%'),
-                  eb('type', 'like', 'vehicle.%'),
-                ]),
-              )
               .orderBy('pos')
               .limit(PAGE)
               .execute(),
           );
           if (closed) return;
+          const last = read.at(-1);
+          // Messages to other systems too (an ambulance request accepted moves the dashboard);
+          // they are sent as their own event name, which the queue's listeners do not read.
+          // And home visits and cars (event `dispatch`, type and subject id only): the dispatcher's
+          // board re-reads on them, so a car's new position shows in well under a second.
+          const rows = read.filter((r) => STREAMED.some((prefix) => r.type.startsWith(prefix)));
           const sites = caseListSites(ctx);
           const caseIds = [
             ...new Set(rows.flatMap((r) => (r.subject?.startsWith('case:') ? [r.subject.slice(5)] : []))),
@@ -128,10 +128,9 @@ export async function streamCaseEvents(
             );
             after = Number(r.pos);
           }
-          if (rows.length < PAGE) {
-            // Keep the position moving past non-case events so a resume starts from here.
-            break;
-          }
+          // Keep the position moving past the events not sent, so the next read starts from here.
+          if (last) after = Math.max(after ?? 0, Number(last.pos));
+          if (read.length < PAGE) break;
         }
       } while (again && !closed);
     } finally {

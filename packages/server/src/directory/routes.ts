@@ -124,6 +124,7 @@ export function directoryRoutes(directory: DirectoryService): RouteSpec[] {
       summary:
         'Services for a case: its disposition, symptom group, age and sex, from a postcode or coordinates; ranked, with every left-out service and why (the read of the case is audited)',
       access: { permission: 'directory.read' },
+      search: true,
       query: searchQuery,
       async handler({ ctx, query }) {
         // The search reads the case (disposition, age, sex): only roles that may read cases.

@@ -14,18 +14,19 @@ import Fastify, {
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
+  type RouteOptions,
 } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { AccountsService } from '../accounts/service.ts';
 import type { Auditor } from '../audit/auditor.ts';
 import type { DenialAudit } from '../audit/denials.ts';
-import type { FairUse } from './fair-use.ts';
-import type { SessionStore, Session } from '../auth/sessions.ts';
+import type { FairUse, FairUseTicket } from './fair-use.ts';
+import { hashToken, type SessionStore, type Session } from '../auth/sessions.ts';
 import type { UserRecord } from '../accounts/projection.ts';
 import type { HoldfastNode } from '../node/node.ts';
 import type { RequestContext } from './context.ts';
-import { errorHandler, sendProblem, toProblem } from './errors.ts';
+import { errorHandler, sendProblem, toProblem, tooManyRequestsProblem } from './errors.ts';
 import type { RouteSpec } from './routes.ts';
 
 export const SESSION_COOKIE = 'hf_session';
@@ -291,6 +292,9 @@ export function registerRoutes(
       method: spec.method,
       url: spec.url,
       ...(spec.bodyLimit !== undefined ? { bodyLimit: spec.bodyLimit } : {}),
+      ...('public' in spec.access
+        ? {}
+        : fairUseHooks(deps.fairUse, spec.stream === true, spec.search === true)),
       handler: async (request, reply) => {
         if (Object.keys(request.query as object).length > MAX_QUERY_PARAMS)
           throw new ValidationError([
@@ -303,23 +307,65 @@ export function registerRoutes(
           const result = await spec.handler({ body, query, params, request, reply });
           return reply.sent ? reply : result;
         }
-        const auth = await authenticate(deps, request, spec);
-        // Fair use: a slot for this session and user, taken before any work is done for the request;
-        // a live stream holds its own slot until the client goes.
-        const release = spec.stream
-          ? deps.fairUse.enterStream(auth.session.id, auth.user.userId)
-          : deps.fairUse.enterRequest(auth.session.id, auth.user.userId);
-        if (spec.stream) reply.raw.once('close', release);
+        // The session's place was taken before the request was read (fairUseHooks); now that the
+        // session is found, the user's (and for a live stream the node's) is taken too.
+        const ticket = fairUseTickets.get(request);
         try {
+          const auth = await authenticate(deps, request, spec);
+          ticket?.confirm(auth.user.userId);
           const body = parsePart(spec.body, request.body, 'body');
           const result = await spec.handler({ ...auth, body, query, params, request, reply });
           return reply.sent ? reply : result;
         } finally {
-          if (!spec.stream || !reply.raw.headersSent) release();
+          // A live stream holds its place until the client goes.
+          if (!spec.stream || !reply.raw.headersSent) ticket?.release();
         }
       },
     });
   }
+}
+
+const fairUseTickets = new WeakMap<FastifyRequest, FairUseTicket>();
+
+/**
+ * Fair use, first of all for a signed-in route: the session token's place is taken as the request
+ * arrives, before its body is read or its session looked up, and a request over the limit is
+ * answered 429 there and then (no exception, no store work). The place is given back when the
+ * answer is sent or the client goes, whichever comes first.
+ */
+function fairUseHooks(
+  fairUse: FairUse,
+  stream: boolean,
+  search: boolean,
+): Pick<RouteOptions, 'onRequest' | 'onResponse' | 'onRequestAbort'> {
+  const release = (request: FastifyRequest): void => fairUseTickets.get(request)?.release();
+  return {
+    onRequest: (request, reply, done) => {
+      const token = request.cookies[SESSION_COOKIE];
+      if (!token) return done();
+      const admitted = fairUse.admit(hashToken(token), stream, search);
+      if ('release' in admitted) {
+        fairUseTickets.set(request, admitted);
+        if (stream) reply.raw.once('close', admitted.release);
+        return done();
+      }
+      // Held before it is answered, so a client that sends again at once is slowed (fair-use.ts).
+      const answer = (): void =>
+        void sendProblem(reply, tooManyRequestsProblem(admitted.message), admitted.retryAfterSeconds);
+      const delayMs = fairUse.limits.refusalDelayMs ?? 0;
+      if (delayMs <= 0) return answer();
+      const timer = setTimeout(answer, delayMs);
+      reply.raw.once('close', () => clearTimeout(timer));
+    },
+    onResponse: (request, _reply, done) => {
+      release(request);
+      done();
+    },
+    onRequestAbort: (request, done) => {
+      release(request);
+      done();
+    },
+  };
 }
 
 /** Checks one part of a request against its schema: a ValidationError naming each field at fault. */

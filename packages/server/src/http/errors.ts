@@ -46,6 +46,11 @@ function problem(
   };
 }
 
+/** The 429 answer, for callers that refuse without raising an error (a flood's refusals stay cheap). */
+export function tooManyRequestsProblem(detail: string): Problem {
+  return problem(429, 'too_many_requests', 'Too many attempts', detail);
+}
+
 export function toProblem(error: unknown): Problem {
   if (error instanceof ValidationError)
     return problem(400, error.code, 'Some of what was sent is not valid', error.message, error.issues);
@@ -63,8 +68,7 @@ export function toProblem(error: unknown): Problem {
     return problem(403, error.code, 'Enter your enrolment code first', error.message);
   if (error instanceof NotFoundError) return problem(404, error.code, 'Not found', error.message);
   if (error instanceof ConflictError) return problem(409, error.code, 'Conflict', error.message);
-  if (error instanceof TooManyRequestsError)
-    return problem(429, error.code, 'Too many attempts', error.message);
+  if (error instanceof TooManyRequestsError) return tooManyRequestsProblem(error.message);
   // Case and triage rules: a command the case's state does not allow is a conflict with that state;
   // an answer the question does not offer is bad input naming the answer.
   if (error instanceof DomainError && error.constructor.name === 'CaseTransitionError') {

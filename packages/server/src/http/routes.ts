@@ -41,6 +41,8 @@ interface BaseRoute<B extends Schema, Q extends Schema, P extends Schema> {
   bodyLimit?: number;
   /** A live stream (server-sent events): counted against the stream limits, not the request limits. */
   stream?: boolean;
+  /** A search (it scans): counted against the searches-per-user limit too (fair-use.ts). */
+  search?: boolean;
 }
 
 export type PublicRouteSpec<B extends Schema, Q extends Schema, P extends Schema> = BaseRoute<B, Q, P> & {
@@ -64,6 +66,7 @@ export interface RouteSpec {
   params?: z.ZodType;
   bodyLimit?: number;
   stream?: boolean;
+  search?: boolean;
   handler(
     input: AuthedInput<unknown, unknown, unknown> | RouteInput<unknown, unknown, unknown>,
   ): Promise<unknown>;

@@ -281,6 +281,7 @@ export function patientRoutes(patients: PatientService): RouteSpec[] {
       summary:
         'Find patients by NHS number; or by date of birth (dd/mm/yyyy, ISO, or a year alone) with the family name; or by full date of birth and postcode. Given name and postcode narrow and rank. Typo-tolerant, a day/month-swapped date found after exact ones; in the body, never the URL',
       access: { permission: 'patients.search' },
+      search: true,
       body: searchBody,
       async handler({ ctx, body }) {
         return patients.search(ctx, body);

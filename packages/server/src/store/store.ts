@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { createOwnerOnlyFile, OWNER_DIR_MODE } from '../node/file-modes.ts';
-import { Kysely, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase, type Transaction } from 'kysely';
 import pg from 'pg';
 import type { CoreDatabase } from './schema.ts';
 import { runMigrations } from './migrations.ts';
@@ -21,6 +21,31 @@ export type StoreOptions =
  */
 export type Db = Kysely<CoreDatabase>;
 export type Tx = Transaction<CoreDatabase>;
+
+/** Prepared statements kept per SQLite connection (the most recently used). */
+const STATEMENT_CACHE_SIZE = 500;
+
+/**
+ * Kysely's SQLite driver prepares every query's text again each time it runs; compiling the SQL
+ * was the largest single cost of a signed-in request (the session, the user and their account
+ * events are read on every one). The connection keeps the statements it prepared, by text, and
+ * runs them again. Safe because Kysely runs one query at a time on the connection and Holdfast
+ * never streams a query (a statement still iterating could not be run again).
+ */
+function withStatementCache(database: BetterSqlite3.Database): SqliteDatabase {
+  const statements = new Map<string, BetterSqlite3.Statement>();
+  return {
+    close: () => database.close(),
+    prepare: (text) => {
+      let statement = statements.get(text);
+      if (statement) statements.delete(text);
+      else statement = database.prepare(text);
+      statements.set(text, statement);
+      if (statements.size > STATEMENT_CACHE_SIZE) statements.delete(statements.keys().next().value!);
+      return statement;
+    },
+  };
+}
 
 /**
  * One store: a SQLite file or a PostgreSQL database behind the same Kysely interface.
@@ -57,7 +82,9 @@ export class Store {
       database.pragma('synchronous = FULL');
       database.pragma('foreign_keys = ON');
       database.pragma('busy_timeout = 10000');
-      const db = new Kysely<CoreDatabase>({ dialect: new SqliteDialect({ database }) });
+      const db = new Kysely<CoreDatabase>({
+        dialect: new SqliteDialect({ database: withStatementCache(database) }),
+      });
       store = new Store('sqlite', db, database);
     } else {
       const pool = new pg.Pool({

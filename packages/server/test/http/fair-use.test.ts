@@ -1,6 +1,7 @@
 import { connect, type Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_DENIAL_LIMITS } from '../../src/audit/denials.ts';
+import { DEFAULT_FAIR_USE, FairUse } from '../../src/http/fair-use.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { Client, OPERATOR_HEADERS, PASSWORD, startTestApp, type TestApp } from '../support/http.ts';
 
@@ -123,22 +124,39 @@ describe.each(STORE_KINDS)('fair use under load, on %s', (kind) => {
     await flooder.signIn(t.providers[0]!.users.health_adviser.username);
     const other = new Client(t.app, t.clock);
     await other.signIn(t.providers[0]!.users.clinician.username);
+    const lookups = vi.spyOn(t.deps.sessions, 'find');
+    const floodStarted = performance.now();
     const flood = Promise.all(
       Array.from({ length: 200 }, (_, i) =>
-        flooder.request('POST', '/api/v1/patients/search', {
-          familyName: `Smith${i % 7}`,
-          dateOfBirth: '1980',
-        }),
+        flooder
+          .request('POST', '/api/v1/patients/search', {
+            familyName: `Smith${i % 7}`,
+            dateOfBirth: '1980',
+          })
+          .then((r) => Object.assign(r, { ms: performance.now() - floodStarted })),
       ),
     );
     const started = performance.now();
     const check = await other.request('GET', '/api/v1/auth/session');
     const checkMs = performance.now() - started;
     const answers = await flood;
+    const lookedUp = lookups.mock.calls.length;
+    lookups.mockRestore();
     expect(check.statusCode).toBe(200);
+    // A request over the session's limit is refused before its session is looked up: the store is
+    // asked for the requests served (the flooder's and the other user's) and at most one session's
+    // allowance refused after the lookup (the user's search limit), never for the rest …
+    const served = answers.filter((r) => r.statusCode === 200).length;
+    expect(lookedUp).toBeLessThanOrEqual(served + 1 + DEFAULT_FAIR_USE.requestsPerSession);
+    // … whose 429s are held for a while, so a client that sends again at once is slowed.
+    const held = answers.filter((r) => r.statusCode === 429 && r.ms >= DEFAULT_FAIR_USE.refusalDelayMs! - 20);
+    expect(held.length).toBeGreaterThan(150);
     const statuses = answers.map((r) => r.statusCode);
     const limited = answers.filter((r) => r.statusCode === 429);
-    expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(12);
+    // At most four of one user's searches run at once (searchesPerUser), the rest wait their turn.
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(
+      DEFAULT_FAIR_USE.searchesPerUser!,
+    );
     expect(limited.length).toBeGreaterThan(100);
     expect(
       statuses.every((s) => s === 200 || s === 429),
@@ -146,7 +164,7 @@ describe.each(STORE_KINDS)('fair use under load, on %s', (kind) => {
     ).toBe(true);
     expect(limited[0]!.headers['retry-after']).toBe('1');
     expect(limited[0]!.json()).toMatchObject({
-      detail: expect.stringMatching(/requests in flight for one (session|user)/),
+      detail: expect.stringMatching(/(requests|searches) in flight for one (session|user)/),
     });
     // Generous bound (a shared test machine); bench:login measures the p99.
     expect(checkMs).toBeLessThan(1_500);
@@ -210,6 +228,71 @@ describe.each(STORE_KINDS)('fair use under load, on %s', (kind) => {
     const metrics = await t.app.inject({ method: 'GET', url: '/metrics', headers: OPERATOR_HEADERS });
     expect(metrics.statusCode).toBe(200);
     expect(metrics.body).toContain('holdfast_ledger_head_seq');
+  });
+});
+
+describe('fair use before the session is looked up', () => {
+  const limits = { ...DEFAULT_FAIR_USE, requestsPerSession: 2, requestsPerUser: 3 };
+  const refused = (answer: ReturnType<FairUse['admit']>): string | null =>
+    'release' in answer ? null : answer.message;
+
+  it('a session token over its limit is refused at once; its places come back when requests end', () => {
+    const fairUse = new FairUse(limits);
+    const a = fairUse.admit('token-a', false);
+    const b = fairUse.admit('token-a', false);
+    expect(refused(fairUse.admit('token-a', false))).toMatch(/requests in flight for one session: at most 2/);
+    if (!('release' in a) || !('release' in b)) throw new Error('admitted');
+    a.release();
+    a.release();
+    expect(refused(fairUse.admit('token-a', false))).toBeNull();
+    expect(refused(fairUse.admit('token-a', false))).toMatch(/one session/);
+    expect(fairUse.refused).toBe(2);
+  });
+
+  it('once a token’s user is known, the user’s limit refuses its next request before any lookup', () => {
+    const fairUse = new FairUse(limits);
+    const first = fairUse.admit('token-1', false);
+    const second = fairUse.admit('token-2', false);
+    const third = fairUse.admit('token-3', false);
+    if (!('release' in first) || !('release' in second) || !('release' in third)) throw new Error('admitted');
+    first.confirm('user-1');
+    second.confirm('user-1');
+    third.confirm('user-1');
+    // token-1 is under its session limit, but its user has 3 in flight: refused without a lookup.
+    expect(refused(fairUse.admit('token-1', false))).toMatch(/requests in flight for one user: at most 3/);
+    // A fourth session of that user is not known yet: admitted, then refused once its user is.
+    const fourth = fairUse.admit('token-4', false);
+    if (!('release' in fourth)) throw new Error('admitted');
+    expect(() => fourth.confirm('user-1')).toThrow(/one user: at most 3/);
+    fourth.release();
+    // A search is refused once the user has as many searches in flight as allowed, early when the
+    // token tells whose it is; other requests of that user are not.
+    const searches = new FairUse({
+      ...limits,
+      requestsPerSession: 10,
+      requestsPerUser: 10,
+      searchesPerUser: 2,
+    });
+    const s1 = searches.admit('token-s', false, true);
+    const s2 = searches.admit('token-s', false, true);
+    if (!('release' in s1) || !('release' in s2)) throw new Error('admitted');
+    s1.confirm('user-s');
+    s2.confirm('user-s');
+    expect(refused(searches.admit('token-s', false, true))).toMatch(
+      /searches in flight for one user: at most 2/,
+    );
+    const late = searches.admit('token-t', false, true);
+    if (!('release' in late)) throw new Error('admitted');
+    expect(() => late.confirm('user-s')).toThrow(/searches in flight for one user/);
+    expect(refused(searches.admit('token-s', false, false))).toBeNull();
+    s1.release();
+    expect(refused(searches.admit('token-s', false, true))).toBeNull();
+    // Another user is untouched.
+    const other = fairUse.admit('token-9', false);
+    if (!('release' in other)) throw new Error('admitted');
+    expect(() => other.confirm('user-2')).not.toThrow();
+    first.release();
+    expect(refused(fairUse.admit('token-1', false))).toBeNull();
   });
 });
 
