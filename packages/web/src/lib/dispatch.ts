@@ -350,7 +350,7 @@ export interface DispatchEvent {
   name: string;
   caseId: string | null;
   type: string | null;
-  /** `vehicle:<id>` or `visit:<id>` for a dispatch event. */
+  /** The event's subject for a dispatch event (`vehicle:<id>`, `vehicle-position:<id>`, `visit:<id>`). */
   subject: string | null;
 }
 
@@ -480,8 +480,12 @@ export function useBoard(live: boolean) {
   const caseIds = useRef(new Set<string>());
   caseIds.current = new Set(board.data?.visits.map((v) => v.caseId));
   const state = useDispatchEvents(live, (event) => {
-    if (event.type === 'vehicle.position_reported' && event.subject?.startsWith('vehicle:')) {
-      const vehicleId = event.subject.slice('vehicle:'.length);
+    // A position's subject is `vehicle-position:<id>` (the server's event), a car's `vehicle:<id>`.
+    const vehicleId =
+      event.type === 'vehicle.position_reported'
+        ? /^vehicle(?:-position)?:(.+)$/.exec(event.subject ?? '')?.[1]
+        : undefined;
+    if (vehicleId) {
       void api<{ vehicle?: unknown }>('GET', `/api/v1/vehicles/${encodeURIComponent(vehicleId)}`)
         .then((answer) => {
           if (!isObject(answer.vehicle)) return;
