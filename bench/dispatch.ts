@@ -29,6 +29,7 @@ import type { Page } from 'playwright-core';
 import { AccountsService } from '../packages/server/src/accounts/service.ts';
 import { SessionStore } from '../packages/server/src/auth/sessions.ts';
 import { DEMO_TENANT } from '../packages/server/src/demo.ts';
+import { DEMO_CARS, demoVehicleId } from '../packages/server/src/dispatch/demo.ts';
 import type { EventDraft } from '../packages/server/src/ledger/ledger.ts';
 import { ApiUser } from '../packages/web/test/support/api.ts';
 import { CHROMIUM, launchChromium, staffContext } from '../packages/web/test/support/browser.ts';
@@ -110,6 +111,17 @@ async function seed(dataDir: string): Promise<Seeded> {
   const actor = `user:${dispatcherId}`;
   const drafts: EventDraft[] = [];
   const vehicleIds: string[] = [];
+  // The demo provider's sample cars are retired: the board holds exactly the bench's cars.
+  for (const car of DEMO_CARS)
+    drafts.push({
+      tenant: DEMO_TENANT,
+      type: 'vehicle.retired',
+      actor,
+      payload: {
+        vehicleId: demoVehicleId(car),
+        reason: 'Not part of the benchmark',
+      },
+    });
   note(`bench:dispatch: ${CARS} cars with crews, ${VISITS} visits`);
   for (let i = 0; i < CARS; i++) {
     const vehicleId = randomUUID();

@@ -12,6 +12,7 @@ import { SessionStore } from './auth/sessions.ts';
 import { nameBasedUuid } from './node/ids.ts';
 import { seedDemoDirectory } from './directory/demo.ts';
 import { seedDemoCentres } from './booking/demo.ts';
+import { seedDemoFleet } from './dispatch/demo.ts';
 import { DEMO_PHARMACY_ODS } from './receiver/demo.ts';
 import type { HoldfastNode } from './node/node.ts';
 import { DEMO_PROVIDER_NAME, DEMO_TENANT } from './demo-names.ts';
@@ -60,6 +61,8 @@ export async function seedDemoProvider(node: HoldfastNode): Promise<DemoAccounts
   await seedDemoDirectory(node, DEMO_TENANT);
   // Two demo treatment centres with a diary for the next days (C6).
   await seedDemoCentres(node, DEMO_TENANT, south);
+  // Three sample home-visit cars with made-up crews on the rota, so the dispatch board is not empty (C7).
+  await seedDemoFleet(node, DEMO_TENANT, [north, south]);
   return { password, users };
 }
 

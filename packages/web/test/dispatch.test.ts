@@ -11,6 +11,7 @@ import {
 import { AdminSession, POSTCODES_CSV } from './support/directory.ts';
 import { HEADACHE_TO_CALLBACK } from './support/fixtures.ts';
 import { takeCallToCallback, useSessionCookie } from './support/flows.ts';
+import { DEMO_CARS, demoVehicleId } from '../../server/src/dispatch/demo.ts';
 import { DEMO, freePort, startHoldfast, type RunningHoldfast } from './support/server.ts';
 
 /**
@@ -221,6 +222,40 @@ describe('home visits and dispatch in the browser', () => {
       .waitFor(POLL);
     expect(await row.getByTestId('visit-status').innerText()).toMatch(/Car allocated: NQ1/);
     await shots.take(dispatcher.page, 'board-allocated');
+
+    // Re-allocation: the visit moves to the demo's sample car (a reason is asked for at its field
+    // first), NQ1 is free again; then it moves back to NQ1, whose crew works it below.
+    const sample = demoVehicleId(DEMO_CARS[0]!);
+    const reallocateTo = async (vehicle: string, callSign: string, reason: string) => {
+      await row.getByRole('button', { name: /^Re-allocate the visit at/ }).click();
+      const form = row.getByRole('form', { name: 'Re-allocate the visit' });
+      await form.getByLabel('New car').selectOption(vehicle);
+      await form.getByRole('button', { name: 'Re-allocate', exact: true }).click();
+      await form.getByText('Say why the visit is moved to another car').waitFor(POLL);
+      await form.getByLabel('Reason for re-allocating').fill(reason);
+      await form.getByRole('button', { name: 'Re-allocate', exact: true }).click();
+      await row
+        .getByTestId('visit-status')
+        .filter({ hasText: new RegExp(`Car allocated: ${callSign.replace(/[()]/g, '\\$&')}`) })
+        .waitFor(POLL);
+    };
+    await reallocateTo(sample, DEMO_CARS[0]!.callSign, 'NQ1 has a flat tyre');
+    await dispatcher.page
+      .locator(`[data-testid="board-vehicle"][data-vehicle-id="${vehicleId}"][data-status="available"]`)
+      .waitFor(POLL);
+    await dispatcher.page
+      .locator(`[data-testid="board-vehicle"][data-vehicle-id="${sample}"][data-status="allocated"]`)
+      .waitFor(POLL);
+    await shots.take(dispatcher.page, 'board-reallocated');
+    await reallocateTo(vehicleId, 'NQ1', 'Tyre changed: NQ1 is nearer');
+    await dispatcher.page
+      .locator(`[data-testid="board-vehicle"][data-vehicle-id="${sample}"][data-status="available"]`)
+      .waitFor(POLL);
+    const moved = await dispatcherUser.call<{ visit: { vehicleId: string } }>(
+      'GET',
+      `/api/v1/visits/${visitId}`,
+    );
+    expect(moved.visit.vehicleId).toBe(vehicleId);
 
     // The crew's phone: the visit with the address and access instructions; statuses; position.
     const crew = await pageAs(driverUser, { viewport: { width: 390, height: 844 } });

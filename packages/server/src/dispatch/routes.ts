@@ -25,6 +25,17 @@ export function dispatchRoutes(dispatch: DispatchService): RouteSpec[] {
       },
     }),
     authedRoute({
+      method: 'GET',
+      url: '/api/v1/vehicles/:vehicleId',
+      summary:
+        'One car as the board shows it (what the board reads when the live stream says that car changed)',
+      access: { permission: 'visits.read' },
+      params: z.strictObject({ vehicleId: z.string().uuid('must be a vehicle id') }),
+      async handler({ ctx, params }) {
+        return { vehicle: await dispatch.vehicleOf(ctx, params.vehicleId) };
+      },
+    }),
+    authedRoute({
       method: 'POST',
       url: '/api/v1/vehicles',
       summary: 'Add a car: call sign, registration, base site and the base position',

@@ -42,7 +42,12 @@ import {
   type AllocationState,
 } from './allocations.ts';
 import type { VehicleRegistered, VisitRequested } from './events.ts';
-import { dispatchDb, type DispatchAllocationsTable, type DispatchVisitsTable } from './projection.ts';
+import {
+  dispatchDb,
+  type DispatchAllocationsTable,
+  type DispatchPositionsTable,
+  type DispatchVisitsTable,
+} from './projection.ts';
 
 const HOUR_MS = 3_600_000;
 /** Position reports: at most one per car per this many ms, unless the car moved more than POSITION_MIN_MOVE_M. */
@@ -109,6 +114,21 @@ export interface VisitView {
   suggestions?: CarSuggestion[];
 }
 
+/** How long the rows of `fleetRows` are kept at most (node clock), when nothing is committed. */
+const FLEET_ROWS_MAX_AGE_MS = 30_000;
+
+interface FleetRows {
+  vehicleRows: Awaited<ReturnType<DispatchService['vehicleRows']>>;
+  positions: Map<string, DispatchPositionsTable>;
+  visits: Map<string, DispatchVisitsTable>;
+  rows: AllocationRow[];
+  state: AllocationState;
+  shifts: Shift[];
+  names: Map<string, string>;
+  /** Per car, its open visits in ledger order of their allocations (the first is the current one). */
+  queued: Map<string, string[]>;
+}
+
 interface Snapshot {
   nowMs: number;
   vehicles: VehicleView[];
@@ -116,6 +136,8 @@ interface Snapshot {
   state: AllocationState;
   rows: AllocationRow[];
   shifts: Shift[];
+  /** The cars as suggestCars takes them, worked out once per snapshot (see `suggestFor`). */
+  suggestionCars?: { car: CarForSuggestion; visitId: string | null; free: CarForSuggestion }[];
 }
 
 /** Thrown by an allocation's compare-and-set when the visit or car moved on since it was read. */
@@ -129,6 +151,9 @@ class StaleAllocation extends Error {}
  * to an ambulance, queues the request through the 999 handover service in the same commit.
  */
 export class DispatchService {
+  private readonly fleet = new Map<string, { readAtMs: number; rows: Promise<FleetRows> }>();
+  private readonly generations = new Map<string, number>();
+
   constructor(
     private readonly store: Store,
     private readonly ledger: Ledger,
@@ -143,7 +168,9 @@ export class DispatchService {
       /** The place of a postcode, for the visit's position (the directory's postcode table). */
       locate: (postcode: string) => Promise<{ latitude: number; longitude: number } | null>;
     },
-  ) {}
+  ) {
+    ledger.subscribe((tenants) => this.forgetFleet(tenants));
+  }
 
   // ---- cars ----------------------------------------------------------------------------------------
 
@@ -181,6 +208,11 @@ export class DispatchService {
 
   async vehicles(ctx: RequestContext): Promise<VehicleView[]> {
     return (await this.snapshot(ctx.tenant)).vehicles;
+  }
+
+  /** One car, as in the list (404 when the provider has no such car). */
+  async vehicleOf(ctx: RequestContext, vehicleId: string): Promise<VehicleView> {
+    return this.vehicle(ctx.tenant, vehicleId);
   }
 
   private async vehicle(tenant: string, vehicleId: string): Promise<VehicleView> {
@@ -247,8 +279,101 @@ export class DispatchService {
 
   // ---- reading ---------------------------------------------------------------------------------------
 
+  /**
+   * What every read of dispatch starts from: the cars, their positions and crews, the open and
+   * recent visits, the allocations and who stands. The rows are read once and kept per provider
+   * (`fleetRows`) until the ledger commits anything for it; what depends on the time (crew on shift
+   * now, a position's age) is worked out on each call from them, in one pass over each list.
+   */
   private async snapshot(tenant: string): Promise<Snapshot> {
     const nowMs = this.clock.nowMs();
+    const fleet = await this.fleetRows(tenant, nowMs);
+    const carShifts = new Map<string, Shift[]>();
+    for (const s of fleet.shifts)
+      if (s.location.kind === 'car' && s.location.id !== null) {
+        const list = carShifts.get(s.location.id);
+        if (list) list.push(s);
+        else carShifts.set(s.location.id, [s]);
+      }
+    const vehicles = fleet.vehicleRows.map((v): VehicleView => {
+      const pos = fleet.positions.get(v.vehicleId);
+      const crew = crewOf(v.vehicleId, carShifts.get(v.vehicleId) ?? [], nowMs);
+      const queued = fleet.queued.get(v.vehicleId) ?? [];
+      const status = v.retired ? 'off_duty' : (v.row.status as VehicleStatus);
+      return {
+        vehicleId: v.vehicleId,
+        callSign: v.callSign,
+        registration: v.registration,
+        baseSiteId: v.baseSiteId,
+        baseLat: v.baseLat,
+        baseLon: v.baseLon,
+        retired: v.retired,
+        status,
+        statusAtMs: Number(v.row.status_at_ms) || null,
+        visitId: queued[0] ?? null,
+        queuedVisitIds: [...queued],
+        lat: pos ? Number(pos.lat) : null,
+        lon: pos ? Number(pos.lon) : null,
+        positionAtMs: pos ? Number(pos.at_ms) : null,
+        positionAgeMs: pos ? Math.max(0, nowMs - Number(pos.at_ms)) : null,
+        accuracyM: pos ? Number(pos.accuracy_m) : null,
+        crew: {
+          driver: crew.driver ? (fleet.names.get(crew.driver.userId) ?? crew.driver.userName) : null,
+          clinician: crew.clinician
+            ? (fleet.names.get(crew.clinician.userId) ?? crew.clinician.userName)
+            : null,
+          driverUserId: crew.driver?.userId ?? null,
+          clinicianUserId: crew.clinician?.userId ?? null,
+        },
+        available: !v.retired && crew.available && status !== 'off_duty',
+      };
+    });
+    return {
+      nowMs,
+      vehicles,
+      // A copy: a reader may add a visit it read on its own (an old one), never into the kept rows.
+      visits: new Map(fleet.visits),
+      state: fleet.state,
+      rows: fleet.rows,
+      shifts: fleet.shifts,
+    };
+  }
+
+  /**
+   * The dispatch rows of a provider, kept between requests: the board, every suggestion and the
+   * crew's phone read the same few hundred rows, and re-reading them (seven queries, a JSON parse of
+   * each visit) was most of a suggestion's time. Dropped when the ledger commits anything for the
+   * provider (a local append or events arriving by sync: the projections are written in that
+   * commit), and after FLEET_ROWS_MAX_AGE_MS on the node's clock (the time windows of the reads move
+   * on). A read that overlaps a commit is not kept (the generation moved on while it ran).
+   */
+  private fleetRows(tenant: string, nowMs: number): Promise<FleetRows> {
+    const kept = this.fleet.get(tenant);
+    if (kept && nowMs >= kept.readAtMs && nowMs - kept.readAtMs < FLEET_ROWS_MAX_AGE_MS) return kept.rows;
+    const generation = this.generations.get(tenant) ?? 0;
+    const rows = this.readFleetRows(tenant, nowMs);
+    const entry = { readAtMs: nowMs, rows };
+    this.fleet.set(tenant, entry);
+    rows.then(
+      () => {
+        if ((this.generations.get(tenant) ?? 0) !== generation && this.fleet.get(tenant) === entry)
+          this.fleet.delete(tenant);
+      },
+      () => {
+        if (this.fleet.get(tenant) === entry) this.fleet.delete(tenant);
+      },
+    );
+    return rows;
+  }
+
+  private forgetFleet(tenants: ReadonlySet<string>): void {
+    for (const tenant of tenants) {
+      this.generations.set(tenant, (this.generations.get(tenant) ?? 0) + 1);
+      this.fleet.delete(tenant);
+    }
+  }
+
+  private async readFleetRows(tenant: string, nowMs: number): Promise<FleetRows> {
     const [vehicleRows, positions, visits, allocationRows, decisionRows, shifts] = await Promise.all([
       this.vehicleRows(tenant),
       this.store.withTenant(tenant, (trx) =>
@@ -267,7 +392,8 @@ export class DispatchService {
       this.store.withTenant(tenant, (trx) =>
         dispatchDb(trx).selectFrom('dispatch_decisions').selectAll().where('tenant', '=', tenant).execute(),
       ),
-      this.deps.rota.shifts(tenant, nowMs - 24 * HOUR_MS, nowMs + 1),
+      // Past the kept rows' lifetime, so a shift starting while they are kept is among them.
+      this.deps.rota.shifts(tenant, nowMs - 24 * HOUR_MS, nowMs + FLEET_ROWS_MAX_AGE_MS + 1),
     ]);
     const rows = allocationRows.map(toAllocation);
     const state = allocationState(
@@ -286,46 +412,28 @@ export class DispatchService {
       ),
     );
     const visitMap = new Map(visits.map((v) => [v.visit_id, v]));
+    const queued = new Map<string, AllocationRow[]>();
+    for (const a of state.current.values()) {
+      if (visitMap.get(a.visitId)?.state !== 'open') continue;
+      const list = queued.get(a.vehicleId);
+      if (list) list.push(a);
+      else queued.set(a.vehicleId, [a]);
+    }
     const names = await this.deps.accounts.displayNames(
       tenant,
       shifts.map((s) => s.userId),
     );
-    const vehicles = vehicleRows.map((v): VehicleView => {
-      const pos = positions.find((p) => p.vehicle_id === v.vehicleId);
-      const crew = crewOf(v.vehicleId, shifts, nowMs);
-      const queued = [...state.current.values()]
-        .filter((a) => a.vehicleId === v.vehicleId && visitMap.get(a.visitId)?.state === 'open')
-        .sort(ledgerOrder)
-        .map((a) => a.visitId);
-      const status = v.retired ? 'off_duty' : (v.row.status as VehicleStatus);
-      return {
-        vehicleId: v.vehicleId,
-        callSign: v.callSign,
-        registration: v.registration,
-        baseSiteId: v.baseSiteId,
-        baseLat: v.baseLat,
-        baseLon: v.baseLon,
-        retired: v.retired,
-        status,
-        statusAtMs: Number(v.row.status_at_ms) || null,
-        visitId: queued[0] ?? null,
-        queuedVisitIds: queued,
-        lat: pos ? Number(pos.lat) : null,
-        lon: pos ? Number(pos.lon) : null,
-        positionAtMs: pos ? Number(pos.at_ms) : null,
-        positionAgeMs: pos ? Math.max(0, nowMs - Number(pos.at_ms)) : null,
-        accuracyM: pos ? Number(pos.accuracy_m) : null,
-        crew: {
-          driver: crew.driver ? (names.get(crew.driver.userId) ?? crew.driver.userName) : null,
-          clinician: crew.clinician ? (names.get(crew.clinician.userId) ?? crew.clinician.userName) : null,
-          driverUserId: crew.driver?.userId ?? null,
-          clinicianUserId: crew.clinician?.userId ?? null,
-        },
-        available: !v.retired && crew.available && status !== 'off_duty',
-      };
-    });
-    vehicles.sort((a, b) => (a.callSign < b.callSign ? -1 : a.callSign > b.callSign ? 1 : 0));
-    return { nowMs, vehicles, visits: visitMap, state, rows, shifts };
+    vehicleRows.sort((a, b) => (a.callSign < b.callSign ? -1 : a.callSign > b.callSign ? 1 : 0));
+    return {
+      vehicleRows,
+      positions: new Map(positions.map((p) => [p.vehicle_id, p])),
+      visits: visitMap,
+      rows,
+      state,
+      shifts,
+      names,
+      queued: new Map([...queued].map(([id, list]) => [id, list.sort(ledgerOrder).map((a) => a.visitId)])),
+    };
   }
 
   private async recentAllocations(
@@ -413,41 +521,16 @@ export class DispatchService {
     };
   }
 
-  private suggestFor(snap: Snapshot, view: VisitView): CarSuggestion[] {
+  /**
+   * The cars for a visit's suggestions, best first (`limit`: only the best few, as on the board).
+   * The cars are put in suggestCars' terms once per snapshot; for each visit only its own car (one
+   * already allocated to it) differs: it is not busy with the visit it would be sent to.
+   */
+  private suggestFor(snap: Snapshot, view: VisitView, limit?: number): CarSuggestion[] {
     if (view.lat === null || view.lon === null || view.status === 'completed' || view.status === 'cancelled')
       return [];
-    const cars: CarForSuggestion[] = snap.vehicles
-      .filter((v) => !v.retired)
-      .map((v) => {
-        const lat = v.lat ?? v.baseLat;
-        const lon = v.lon ?? v.baseLon;
-        const currentVisit = v.visitId ? snap.visits.get(v.visitId) : undefined;
-        const at = currentVisit ? (JSON.parse(currentVisit.requested) as VisitRequested).address : null;
-        const freeAt = at && at.lat !== null && at.lon !== null ? { lat: at.lat, lon: at.lon } : null;
-        const busy = v.visitId !== null && v.visitId !== view.visitId;
-        return {
-          vehicleId: v.vehicleId,
-          callSign: v.callSign,
-          status: v.status,
-          lat,
-          lon,
-          positionAtMs: Math.min(v.positionAtMs ?? snap.nowMs, snap.nowMs),
-          busyUntilMs: busy
-            ? estimateBusyUntilMs(
-                {
-                  status: BUSY_VEHICLE_STATUSES.includes(v.status) ? v.status : 'allocated',
-                  statusSinceMs: v.statusAtMs ?? snap.nowMs,
-                  lat,
-                  lon,
-                },
-                freeAt,
-                snap.nowMs,
-              )
-            : null,
-          freeAt: busy ? freeAt : null,
-          crewOnShift: v.available,
-        };
-      });
+    snap.suggestionCars ??= this.suggestionCars(snap);
+    const cars = snap.suggestionCars.map((c) => (c.visitId === view.visitId ? c.free : c.car));
     return suggestCars(
       {
         visitId: view.visitId,
@@ -458,7 +541,49 @@ export class DispatchService {
       },
       cars,
       snap.nowMs,
+      limit === undefined ? undefined : { limit },
     );
+  }
+
+  private suggestionCars(snap: Snapshot): NonNullable<Snapshot['suggestionCars']> {
+    return snap.vehicles
+      .filter((v) => !v.retired)
+      .map((v) => {
+        const lat = v.lat ?? v.baseLat;
+        const lon = v.lon ?? v.baseLon;
+        const currentVisit = v.visitId ? snap.visits.get(v.visitId) : undefined;
+        const at = currentVisit ? (JSON.parse(currentVisit.requested) as VisitRequested).address : null;
+        const freeAt = at && at.lat !== null && at.lon !== null ? { lat: at.lat, lon: at.lon } : null;
+        const free: CarForSuggestion = {
+          vehicleId: v.vehicleId,
+          callSign: v.callSign,
+          status: v.status,
+          lat,
+          lon,
+          positionAtMs: Math.min(v.positionAtMs ?? snap.nowMs, snap.nowMs),
+          busyUntilMs: null,
+          freeAt: null,
+          crewOnShift: v.available,
+        };
+        const car: CarForSuggestion =
+          v.visitId === null
+            ? free
+            : {
+                ...free,
+                busyUntilMs: estimateBusyUntilMs(
+                  {
+                    status: BUSY_VEHICLE_STATUSES.includes(v.status) ? v.status : 'allocated',
+                    statusSinceMs: v.statusAtMs ?? snap.nowMs,
+                    lat,
+                    lon,
+                  },
+                  freeAt,
+                  snap.nowMs,
+                ),
+                freeAt,
+              };
+        return { car, visitId: v.visitId, free };
+      });
   }
 
   /** The visits queue of the reader's sites, by deadline (on time, at risk, breached). */
@@ -547,7 +672,7 @@ export class DispatchService {
       .filter((v) => v.state === 'open' && (sites === 'all' || sites.includes(v.site_id)))
       .map((r) => this.visitView(snap, r, ctx))
       .sort((a, b) => compareVisits(a, b));
-    for (const v of visits) v.suggestions = v.vehicleId ? [] : this.suggestFor(snap, v).slice(0, 3);
+    for (const v of visits) v.suggestions = v.vehicleId ? [] : this.suggestFor(snap, v, 3);
     const siteNames = await this.deps.accounts.sites(ctx.tenant);
     await this.deps.auditor.access(ctx, {
       action: 'search',

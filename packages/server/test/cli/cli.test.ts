@@ -294,11 +294,12 @@ describe('holdfast CLI', () => {
         node: 'node-1',
         store: 'sqlite',
         // The node's registration, the demo provider, its two sites, one user per role, and the
-        // 30 made-up demo patients, and the 15 services of the sample directory.
-        ledger: { seq: 78 },
+        // 30 made-up demo patients, the 15 services of the sample directory, the two demo centres with
+        // their diaries, and three sample cars with their positions and made-up crews on the rota.
+        ledger: { seq: 124 },
       });
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`, operator)).text();
-      expect(metrics).toMatch(/^holdfast_ledger_head_seq 78$/m);
+      expect(metrics).toMatch(/^holdfast_ledger_head_seq 124$/m);
       expect(metrics).toContain('holdfast_http_request_duration_seconds_bucket');
     } finally {
       child.kill('SIGTERM');

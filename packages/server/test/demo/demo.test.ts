@@ -3,9 +3,16 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { normaliseNhsNumber, SPECIAL_NOTE_KINDS, type PatientRecord } from '@holdfast/core';
+import {
+  crewOf,
+  normaliseNhsNumber,
+  SPECIAL_NOTE_KINDS,
+  type PatientRecord,
+  type Shift,
+} from '@holdfast/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEMO_TENANT, seedDemoProvider } from '../../src/demo.ts';
+import { DEMO_CARS } from '../../src/dispatch/demo.ts';
 import { initNode, openNode, type HoldfastNode } from '../../src/node/node.ts';
 import { holdfastArgs } from '../support/cli-entry.ts';
 import { freePort } from '../support/postgres.ts';
@@ -49,6 +56,41 @@ describe('the demo provider', () => {
     // key order of the append, which a rebuild does not reproduce).
     const check = await checkProjections(node.store, node.projections.projections, node.registry);
     expect(check.ok, describeProjectionCheck(check)).toBe(true);
+  });
+
+  it('has sample home-visit cars on the board: two with a made-up driver and clinician on shift now, one not offered', async () => {
+    const now = node.clock.nowMs();
+    const cars = (
+      await node.store.db
+        .selectFrom('ledger_events')
+        .select('payload')
+        .where('type', '=', 'vehicle.registered')
+        .execute()
+    ).map((r) => JSON.parse(r.payload) as { vehicleId: string; callSign: string; registration: string });
+    expect(cars).toHaveLength(DEMO_CARS.length);
+    for (const car of cars) {
+      expect(car.callSign).toMatch(/\(sample\)$/);
+      expect(car.registration).toMatch(/^SAMPLE /);
+    }
+    const shifts = (
+      await node.store.db
+        .selectFrom('ledger_events')
+        .select('payload')
+        .where('type', '=', 'rota.shift_planned')
+        .execute()
+    ).map((r) => JSON.parse(r.payload) as Shift);
+    for (const s of shifts) expect(s.userName).toMatch(/\(demo, not a real person\)$/);
+    // Crewed now and for the next days (the demo is started again on later days).
+    const crewed = (at: number) => cars.filter((c) => crewOf(c.vehicleId, shifts, at).available).length;
+    expect(crewed(now)).toBe(2);
+    expect(crewed(now + 3 * 24 * 3_600_000)).toBe(2);
+    // The board the dispatcher opens: the cars with their positions, two offered.
+    const rows = await node.store.db
+      .withTables<{ dispatch_positions: { vehicle_id: string } }>()
+      .selectFrom('dispatch_positions')
+      .select('vehicle_id')
+      .execute();
+    expect(rows.map((r) => r.vehicle_id).sort()).toEqual(cars.map((c) => c.vehicleId).sort());
   });
 });
 

@@ -10,10 +10,10 @@ import { messagingDb } from '../../src/messaging/projection.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
 import { caseAt } from '../support/cases.ts';
 import { createPgDatabase } from '../support/databases.ts';
-import type { Client } from '../support/http.ts';
 import { freePort } from '../support/postgres.ts';
 import {
   answers,
+  asClient,
   cleanups,
   holdfast,
   initSite,
@@ -24,16 +24,6 @@ import {
   until,
 } from '../support/processes.ts';
 import { draftOf, PARACETAMOL } from './support.ts';
-
-/** The request shape the case helpers use, over a real HTTP session. */
-function asClient(session: ApiSession): Client {
-  return {
-    async request(method: string, url: string, body?: unknown) {
-      const r = await session.call(method, url, body);
-      return { statusCode: r.status, body: JSON.stringify(r.json), json: () => r.json };
-    },
-  } as unknown as Client;
-}
 
 /**
  * A site whose hub is lost still prescribes: real processes on loopback, a hub on PostgreSQL, a

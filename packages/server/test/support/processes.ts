@@ -3,7 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
+import type { ApiSession } from '../../src/simulate/api-client.ts';
 import { holdfastArgs } from './cli-entry.ts';
+import type { Client } from './http.ts';
 
 /**
  * Real `holdfast` processes for tests that run a hub, sites and receivers on loopback: one-shot
@@ -111,4 +113,14 @@ export async function until<T>(
     if (Date.now() > deadline) throw new Error(`${what}: still ${JSON.stringify(v)}`);
     await new Promise((r) => setTimeout(r, 300));
   }
+}
+
+/** The request shape the case helpers (support/cases.ts) use, over a real process's HTTP session. */
+export function asClient(session: ApiSession): Client {
+  return {
+    async request(method: string, url: string, body?: unknown) {
+      const r = await session.call(method, url, body);
+      return { statusCode: r.status, body: JSON.stringify(r.json), json: () => r.json };
+    },
+  } as unknown as Client;
 }

@@ -1513,6 +1513,9 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
       },
     }),
   },
+  'GET /api/v1/vehicles/:vehicleId': {
+    build: async (w) => ({ params: { vehicleId: await sampleVehicle(w) } }),
+  },
   'POST /api/v1/vehicles/:vehicleId/retire': {
     build: async (w) => ({ params: { vehicleId: await sampleVehicle(w) }, body: { reason: 'Written off' } }),
   },

@@ -345,16 +345,22 @@ export function fitProjection(
 
 // ---- live updates ----------------------------------------------------------------------------------
 
+/** A message of the stream: a case's (case id and type) or a visit's or car's (type and subject). */
+export interface DispatchEvent {
+  name: string;
+  caseId: string | null;
+  type: string | null;
+  /** The event's subject for a dispatch event (`vehicle:<id>`, `vehicle-position:<id>`, `visit:<id>`). */
+  subject: string | null;
+}
+
 /**
  * Follows the server-sent events for dispatch (the stream `/api/v1/queue/stream?follow=true` with its
  * `dispatch` events, and the `case` events: a case closing closes its visit). Each event calls
  * `onChange`; a dropped stream re-reads once when it comes back. Users without `queue.read` cannot
  * open the stream: `enabled` false leaves it closed (the screen then reads on a timer).
  */
-export function useDispatchEvents(
-  enabled: boolean,
-  onChange: (event: { name: string; caseId: string | null; type: string | null }) => void,
-): LiveState {
+export function useDispatchEvents(enabled: boolean, onChange: (event: DispatchEvent) => void): LiveState {
   const [state, setState] = useState<LiveState>('connecting');
   const handler = useRef(onChange);
   handler.current = onChange;
@@ -364,7 +370,7 @@ export function useDispatchEvents(
     let dropped = false;
     source.addEventListener('open', () => {
       setState('live');
-      if (dropped) handler.current({ name: 'reconnect', caseId: null, type: null });
+      if (dropped) handler.current({ name: 'reconnect', caseId: null, type: null, subject: null });
       dropped = false;
     });
     source.addEventListener('error', () => {
@@ -380,7 +386,7 @@ export function useDispatchEvents(
         } catch {
           // Unreadable: still a change, read the board.
         }
-        handler.current({ name, caseId: str(data.caseId), type: str(data.type) });
+        handler.current({ name, caseId: str(data.caseId), type: str(data.type), subject: str(data.subject) });
       });
     return () => source.close();
   }, [enabled]);
@@ -413,21 +419,86 @@ export function coalesced(read: () => Promise<unknown>): () => void {
 
 export const BOARD_KEY = ['dispatch', 'board'] as const;
 
-/** The board, read again on every dispatch or case event (coalesced) and every 15 s regardless. */
+/**
+ * After a car's new position the suggestions (arrival estimates) are read again with the board, at
+ * most this long after: the car itself is patched at once from a read of that one car.
+ */
+export const SUGGESTIONS_REREAD_MS = 2_000;
+
+/** The board with one car replaced; a position older than the one shown is never put back. */
+export function patchVehicle(board: Board, car: Vehicle): Board {
+  const i = board.vehicles.findIndex((v) => v.vehicleId === car.vehicleId);
+  if (i < 0) return board;
+  const shown = board.vehicles[i]!;
+  if ((shown.positionAtMs ?? -Infinity) > (car.positionAtMs ?? -Infinity)) return board;
+  const vehicles = [...board.vehicles];
+  vehicles[i] = car;
+  return { ...board, vehicles };
+}
+
+/**
+ * A board just read, with any car's position that the board shown holds newer (patched from a read
+ * of that car while this board's read was under way) kept: a car is never drawn back in time.
+ */
+function keepNewerPositions(read: Board, shown: Board | undefined): Board {
+  if (!shown) return read;
+  const newer = new Map(shown.vehicles.map((v) => [v.vehicleId, v]));
+  let changed = false;
+  const vehicles = read.vehicles.map((v) => {
+    const s = newer.get(v.vehicleId);
+    if (!s || (s.positionAtMs ?? -Infinity) <= (v.positionAtMs ?? -Infinity)) return v;
+    changed = true;
+    return { ...v, lat: s.lat, lon: s.lon, positionAtMs: s.positionAtMs, accuracyM: s.accuracyM };
+  });
+  return changed ? { ...read, vehicles } : read;
+}
+
+/**
+ * The board, read again on every dispatch or case event (coalesced) and every 15 s regardless. A
+ * car's new position reads that car alone and patches it into the board (one row and one marker
+ * change); the board's suggestions follow within SUGGESTIONS_REREAD_MS.
+ */
 export function useBoard(live: boolean) {
   const queryClient = useQueryClient();
   const board = useQuery({
     queryKey: BOARD_KEY,
-    queryFn: async () => readBoard(await api<unknown>('GET', '/api/v1/dispatch/board'), Date.now()),
+    queryFn: async () =>
+      keepNewerPositions(
+        readBoard(await api<unknown>('GET', '/api/v1/dispatch/board'), Date.now()),
+        queryClient.getQueryData<Board>(BOARD_KEY),
+      ),
     refetchInterval: live ? 15_000 : 5_000,
   });
   const reread = useRef<() => void>(() => undefined);
+  const later = useRef<ReturnType<typeof setTimeout> | null>(null);
   useEffect(() => {
     reread.current = coalesced(() => queryClient.refetchQueries({ queryKey: BOARD_KEY, exact: true }));
+    return () => {
+      if (later.current) clearTimeout(later.current);
+    };
   }, [queryClient]);
   const caseIds = useRef(new Set<string>());
   caseIds.current = new Set(board.data?.visits.map((v) => v.caseId));
   const state = useDispatchEvents(live, (event) => {
+    // A position's subject is `vehicle-position:<id>` (the server's event), a car's `vehicle:<id>`.
+    const vehicleId =
+      event.type === 'vehicle.position_reported'
+        ? /^vehicle(?:-position)?:(.+)$/.exec(event.subject ?? '')?.[1]
+        : undefined;
+    if (vehicleId) {
+      void api<{ vehicle?: unknown }>('GET', `/api/v1/vehicles/${encodeURIComponent(vehicleId)}`)
+        .then((answer) => {
+          if (!isObject(answer.vehicle)) return;
+          const car = readVehicle(answer.vehicle);
+          queryClient.setQueryData<Board>(BOARD_KEY, (b) => (b ? patchVehicle(b, car) : b));
+        })
+        .catch(() => reread.current());
+      later.current ??= setTimeout(() => {
+        later.current = null;
+        reread.current();
+      }, SUGGESTIONS_REREAD_MS);
+      return;
+    }
     // Most case events are about cases with no visit: only a follow-up (a visit may have been
     // requested) or a change to a case on the board is worth a read.
     if (

@@ -1,6 +1,6 @@
 import { Badge, Button, Grid, Group, NativeSelect, Paper, Stack, Text, Textarea, Title } from '@mantine/core';
 import './dispatch.css';
-import { memo, useMemo, useState, type FormEvent } from 'react';
+import { createContext, memo, useCallback, useContext, useMemo, useState, type FormEvent } from 'react';
 import { PageTitle } from '../../components/PageTitle.tsx';
 import { TimingBadge, TIMING_WORDS, type Timing } from '../../components/Timing.tsx';
 import { ApiError, isServerUnavailable } from '../../lib/api.ts';
@@ -56,7 +56,13 @@ export function DispatchBoard() {
         .sort((a, b) => a.deadlineMs - b.deadlineMs || (a.visitId < b.visitId ? -1 : 1)),
     [board.data],
   );
-  const timed = visits.map((visit) => ({ visit, timing: visitTimingOf(visit, now) }));
+  // Each visit's state against its deadline: the list (and the map) change only when one does.
+  const timingKey = visits.map((v) => visitTimingOf(v, now)).join();
+  const timed = useMemo(
+    () => visits.map((visit) => ({ visit, timing: visitTimingOf(visit, now) })),
+    // `now` counts only through timingKey: the list is the same object until a timing changes.
+    [visits, timingKey],
+  );
   const vehicles = useMemo(
     () =>
       [...(board.data?.vehicles ?? [])].sort(
@@ -67,6 +73,10 @@ export function DispatchBoard() {
     [board.data],
   );
   const carsById = useMemo(() => new Map(vehicles.map((v) => [v.vehicleId, v])), [vehicles]);
+  const visitsById = useMemo(() => new Map(visits.map((v) => [v.visitId, v])), [visits]);
+  const refetch = board.refetch;
+  const onDone = useCallback(() => refetch(), [refetch]);
+  const nowMinute = Math.floor(now / 60_000) * 60_000;
   const counts = { breached: 0, at_risk: 0, on_time: 0 };
   for (const t of timed) counts[t.timing]++;
   const offered = vehicles.filter((v) => v.available && v.status === 'available').length;
@@ -119,18 +129,23 @@ export function DispatchBoard() {
                 <Text data-testid="no-visits">No home visits are waiting or under way.</Text>
               )}
               <ul className="board-list" aria-label="Home visits, earliest deadline first">
-                {timed.map(({ visit, timing }) => (
-                  <VisitRow
-                    key={visit.visitId}
-                    visit={visit}
-                    timing={timing}
-                    now={now}
-                    cars={vehicles}
-                    car={visit.vehicleId ? carsById.get(visit.vehicleId) : undefined}
-                    canDispatch={canDispatch}
-                    onDone={() => board.refetch()}
-                  />
-                ))}
+                <CarsContext.Provider value={vehicles}>
+                  {timed.map(({ visit, timing }) => (
+                    <VisitRow
+                      key={visit.visitId}
+                      visit={visit}
+                      timing={timing}
+                      remainingSeconds={shownRemaining(visit.deadlineMs, now)}
+                      nowMinute={nowMinute}
+                      car={visit.vehicleId ? carsById.get(visit.vehicleId) : undefined}
+                      bestCar={
+                        visit.suggestions[0] ? carsById.get(visit.suggestions[0].vehicleId) : undefined
+                      }
+                      canDispatch={canDispatch}
+                      onDone={onDone}
+                    />
+                  ))}
+                </CarsContext.Provider>
               </ul>
             </section>
             <section aria-labelledby="cars-heading">
@@ -155,7 +170,7 @@ export function DispatchBoard() {
                       key={v.vehicleId}
                       car={v}
                       nowBucket={Math.floor(now / 5000) * 5000}
-                      visit={v.visitId ? visits.find((x) => x.visitId === v.visitId) : undefined}
+                      visit={v.visitId ? visitsById.get(v.visitId) : undefined}
                     />
                   ))}
                 </tbody>
@@ -184,30 +199,69 @@ function suggestionWords(s: Suggestion, car: Vehicle | undefined, nowDay: number
   return `${car?.callSign ?? 'A car'}: arrives about ${londonWhen(s.etaMs, nowDay)} (${s.distanceKm.toFixed(1)} km)${s.meetsDeadline ? ', within the deadline' : ', after the deadline'}`;
 }
 
-/** One visit: its deadline state, where, why, the car (allocated or suggested) and the actions. */
-function VisitRow({
-  visit,
-  timing,
-  now,
-  cars,
-  car,
-  canDispatch,
-  onDone,
-}: {
+/** Every car, for choosing one by hand (read only by an open choice, so a car's change re-renders no row). */
+const CarsContext = createContext<Vehicle[]>([]);
+
+/**
+ * The time left to a deadline as the badge words it: to the second within the hour, to the minute
+ * beyond (so a row far from its deadline is drawn again once a minute, not every second).
+ */
+function shownRemaining(deadlineMs: number, now: number): number {
+  const s = Math.round((deadlineMs - now) / 1000);
+  return Math.abs(s) < 3600 ? s : Math.sign(s) * Math.floor(Math.abs(s) / 60) * 60;
+}
+
+/** What a row shows of a suggestion: its car, arrival to the minute, distance, deadline and reason. */
+function suggestionShown(s: Suggestion | undefined): string {
+  return s
+    ? `${s.vehicleId} ${Math.floor(s.etaMs / 60_000)} ${s.distanceKm.toFixed(1)} ${s.meetsDeadline} ${s.reason}`
+    : '';
+}
+
+/**
+ * A row is drawn again only when something it shows changed: a board read gives every waiting
+ * visit new arrival estimates (the clock moved on) that mostly read the same to the minute.
+ */
+function sameVisitRow(a: VisitRowProps, b: VisitRowProps): boolean {
+  for (const key of Object.keys(a) as (keyof VisitRowProps)[])
+    if (key !== 'visit' && a[key] !== b[key]) return false;
+  if (a.visit === b.visit) return true;
+  const { suggestions: sa, ...restA } = a.visit;
+  const { suggestions: sb, ...restB } = b.visit;
+  for (const key of Object.keys(restA) as (keyof typeof restA)[]) {
+    const x = restA[key];
+    const y = restB[key];
+    if (x !== y && !(Array.isArray(x) && Array.isArray(y) && x.join() === y.join())) return false;
+  }
+  return sa.length === sb.length && sa.every((s, i) => suggestionShown(s) === suggestionShown(sb[i]));
+}
+
+interface VisitRowProps {
   visit: Visit;
   timing: Timing;
-  now: number;
-  cars: Vehicle[];
+  remainingSeconds: number;
+  nowMinute: number;
   car: Vehicle | undefined;
+  bestCar: Vehicle | undefined;
   canDispatch: boolean;
   onDone: () => Promise<unknown>;
-}) {
+}
+
+/** One visit: its deadline state, where, why, the car (allocated or suggested) and the actions. */
+const VisitRow = memo(function VisitRow({
+  visit,
+  timing,
+  remainingSeconds,
+  nowMinute: now,
+  car,
+  bestCar,
+  canDispatch,
+  onDone,
+}: VisitRowProps) {
   const [busy, setBusy] = useState(false);
   const [problem, setProblem] = useState<string | null>(null);
   const [choosing, setChoosing] = useState<'allocate' | 'reallocate' | null>(null);
-  const carsById = new Map(cars.map((c) => [c.vehicleId, c]));
   const best = visit.suggestions[0];
-  const bestCar = best ? carsById.get(best.vehicleId) : undefined;
   const waiting = visit.vehicleId === null;
   const where = visit.address;
   const run = async (action: () => Promise<unknown>) => {
@@ -242,7 +296,7 @@ function VisitRow({
     >
       <Group justify="space-between" align="flex-start" wrap="wrap" gap="xs">
         <div>
-          <TimingBadge timing={timing} remainingSeconds={Math.round((visit.deadlineMs - now) / 1000)} />{' '}
+          <TimingBadge timing={timing} remainingSeconds={remainingSeconds} />{' '}
           <Text span size="sm">
             due by {londonWhen(visit.deadlineMs, now)}
           </Text>
@@ -315,7 +369,6 @@ function VisitRow({
       {choosing && (
         <CarChoice
           visit={visit}
-          cars={cars}
           reallocating={choosing === 'reallocate'}
           busy={busy}
           onSubmit={(vehicleId, reason) =>
@@ -334,23 +387,22 @@ function VisitRow({
       )}
     </li>
   );
-}
+}, sameVisitRow);
 
 /** Choosing a car by hand (suggested ones first, with their arrival), and for a re-allocation, why. */
 function CarChoice({
   visit,
-  cars,
   reallocating,
   busy,
   onSubmit,
 }: {
   visit: Visit;
-  cars: Vehicle[];
   reallocating: boolean;
   busy: boolean;
   onSubmit: (vehicleId: string, reason: string) => Promise<void>;
 }) {
   const problems = useFormProblems();
+  const cars = useContext(CarsContext);
   const suggested = new Map(visit.suggestions.map((s) => [s.vehicleId, s]));
   const options = cars
     .filter((c) => c.vehicleId !== visit.vehicleId)

@@ -106,42 +106,28 @@ export const DispatchMap = memo(function DispatchMap({
         {placedVisits.map(({ visit, timing }) => {
           const { x, y } = project(visit);
           return (
-            <g
+            <VisitMarker
               key={`visit-${visit.visitId}`}
-              data-visit-id={visit.visitId}
-              data-timing={timing}
-              className="dispatch-map-visit"
-            >
-              <title>{`Visit: ${visit.reason || 'home visit'} (${timing.replace('_', ' ')})`}</title>
-              <circle cx={x} cy={y} r={9} fill={TIMING_FILL[timing]} />
-              <text x={x} y={y + 4} textAnchor="middle" className="dispatch-map-sign">
-                {TIMING_SIGN[timing]}
-              </text>
-            </g>
+              visitId={visit.visitId}
+              reason={visit.reason}
+              timing={timing}
+              x={x}
+              y={y}
+            />
           );
         })}
         {placedCars.map(({ vehicle, point }) => {
           const { x, y } = project(point);
-          const w = Math.max(34, vehicle.callSign.length * 7 + 10);
           return (
-            <g
+            <CarMarker
               key={`car-${vehicle.vehicleId}`}
-              data-vehicle-id={vehicle.vehicleId}
-              data-position-at={vehicle.positionAtMs ?? ''}
-              data-lat={point.lat}
-              data-lon={point.lon}
-              data-status={vehicle.status}
-              className={`dispatch-map-car dispatch-map-car-${vehicle.status}`}
-              transform={`translate(${x.toFixed(1)} ${y.toFixed(1)})`}
-            >
-              <title>
-                {`Car ${vehicle.callSign}: ${VEHICLE_STATUS_WORDS[vehicle.status]}${point.atBase ? ' (at its base: no position reported)' : ''}`}
-              </title>
-              <rect x={-w / 2} y={-10} width={w} height={20} rx={4} />
-              <text x={0} y={4} textAnchor="middle">
-                {vehicle.callSign}
-              </text>
-            </g>
+              vehicle={vehicle}
+              atBase={point.atBase}
+              lat={point.lat}
+              lon={point.lon}
+              x={x}
+              y={y}
+            />
           );
         })}
       </svg>
@@ -151,5 +137,68 @@ export const DispatchMap = memo(function DispatchMap({
         {unplaced > 0 && <span> · {unplaced} without a position are in the lists only</span>}
       </figcaption>
     </figure>
+  );
+});
+
+/** A visit on the map (drawn again only when it moves or its state changes). */
+const VisitMarker = memo(function VisitMarker({
+  visitId,
+  reason,
+  timing,
+  x,
+  y,
+}: {
+  visitId: string;
+  reason: string;
+  timing: Timing;
+  x: number;
+  y: number;
+}) {
+  return (
+    <g data-visit-id={visitId} data-timing={timing} className="dispatch-map-visit">
+      <title>{`Visit: ${reason || 'home visit'} (${timing.replace('_', ' ')})`}</title>
+      <circle cx={x} cy={y} r={9} fill={TIMING_FILL[timing]} />
+      <text x={x} y={y + 4} textAnchor="middle" className="dispatch-map-sign">
+        {TIMING_SIGN[timing]}
+      </text>
+    </g>
+  );
+});
+
+/** A car on the map: a position report redraws this car alone (the others' props are unchanged). */
+const CarMarker = memo(function CarMarker({
+  vehicle,
+  atBase,
+  lat,
+  lon,
+  x,
+  y,
+}: {
+  vehicle: Vehicle;
+  atBase: boolean;
+  lat: number;
+  lon: number;
+  x: number;
+  y: number;
+}) {
+  const w = Math.max(34, vehicle.callSign.length * 7 + 10);
+  return (
+    <g
+      data-vehicle-id={vehicle.vehicleId}
+      data-position-at={vehicle.positionAtMs ?? ''}
+      data-lat={lat}
+      data-lon={lon}
+      data-status={vehicle.status}
+      className={`dispatch-map-car dispatch-map-car-${vehicle.status}`}
+      transform={`translate(${x.toFixed(1)} ${y.toFixed(1)})`}
+    >
+      <title>
+        {`Car ${vehicle.callSign}: ${VEHICLE_STATUS_WORDS[vehicle.status]}${atBase ? ' (at its base: no position reported)' : ''}`}
+      </title>
+      <rect x={-w / 2} y={-10} width={w} height={20} rx={4} />
+      <text x={0} y={4} textAnchor="middle">
+        {vehicle.callSign}
+      </text>
+    </g>
   );
 });
