@@ -173,7 +173,13 @@ export class BookingService {
     private readonly store: Store,
     private readonly ledger: Ledger,
     private readonly clock: Clock,
-    private readonly deps: { cases: CaseService; patients: PatientService; accounts: AccountsService },
+    private readonly deps: {
+      cases: CaseService;
+      patients: PatientService;
+      accounts: AccountsService;
+      /** The place of a postcode (the directory's postcode table), for "nearest first". */
+      locate?: (postcode: string) => Promise<{ latitude: number; longitude: number } | null>;
+    },
   ) {}
 
   get nodeId(): string {
@@ -502,9 +508,15 @@ export class BookingService {
   async options(
     ctx: RequestContext,
     caseId: string,
-    input: { kind?: AppointmentKind | undefined; limit?: number | undefined },
+    input: {
+      kind?: AppointmentKind | undefined;
+      limit?: number | undefined;
+      /** Where the patient is: the options come nearest first (core suggestSlots); none: by time only. */
+      from?: { postcode: string } | { latitude: number; longitude: number } | null | undefined;
+    },
   ) {
     const { timeframe, deadlineMs } = await this.bookableCase(ctx, caseId);
+    const from = input.from ? await this.place(input.from) : null;
     const kind = input.kind ?? timeframe.kind;
     const now = this.clock.nowMs();
     const limit = Math.min(
@@ -528,7 +540,7 @@ export class BookingService {
     const suggested = suggestSlots({
       slots: slots.map((s) => ({ ...s, utcOffsetMinutes: 0 })),
       centres: centres.map((c) => ({ centreId: c.centreId, name: c.name, lat: c.lat, lon: c.lon })),
-      from: null,
+      from,
       nowMs: now,
       deadlineMs,
       kind,
@@ -560,6 +572,22 @@ export class BookingService {
         };
       }),
     };
+  }
+
+  /** The patient's place: coordinates as given, or a postcode's from the postcode table (400 when unknown). */
+  private async place(
+    from: { postcode: string } | { latitude: number; longitude: number },
+  ): Promise<{ lat: number; lon: number }> {
+    if (!('postcode' in from)) return { lat: from.latitude, lon: from.longitude };
+    const found = this.deps.locate ? await this.deps.locate(from.postcode) : null;
+    if (!found)
+      throw new ValidationError([
+        {
+          path: 'query.postcode',
+          message: 'is not in the postcode table: check it, or give the latitude and longitude instead',
+        },
+      ]);
+    return { lat: found.latitude, lon: found.longitude };
   }
 
   /**

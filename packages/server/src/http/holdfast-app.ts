@@ -280,7 +280,12 @@ export async function buildHoldfastApp(
   );
   pem.setPrescriptions((tenant, caseId) => prescribing.pemLines(tenant, caseId));
   // Treatment-centre appointments (C6): diaries, the custody of slots, booking, reception.
-  const booking = new BookingService(node.store, node.ledger, node.clock, { cases, patients, accounts });
+  const booking = new BookingService(node.store, node.ledger, node.clock, {
+    cases,
+    patients,
+    accounts,
+    locate: (postcode) => directory.locate(postcode),
+  });
   pem.setAppointments((tenant, caseId) => booking.pemLines(tenant, caseId));
   // The rota (C12) and home visits (C7): a clinician's "home visit within N hours" creates the visit
   // in the outcome's commit; double allocations from nodes apart join the reconciliation list.

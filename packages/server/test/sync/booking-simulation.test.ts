@@ -182,7 +182,9 @@ describe('deterministic simulation: bookings on a hub, a 111 site and two centre
     return { ...outcome, tenant };
   }
 
-  const prop = fc.asyncProperty(bookingScenarioArb, property);
+  const prop = fc.asyncProperty(bookingScenarioArb, async (s) => {
+    await property(s);
+  });
 
   it(
     `${RUNS} seeded runs: no double booking, no acknowledged booking lost, ledgers and projections agree`,
