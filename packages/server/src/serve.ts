@@ -8,7 +8,6 @@ import { DEFAULT_THROTTLE } from './auth/throttle.ts';
 import { openNode } from './node/node.ts';
 import { createHubRunner } from './sync/runner.ts';
 import { SyncStatusStore } from './sync/status.ts';
-import { DowntimePackService } from './downtime/service.ts';
 import { PeriodicPackWriter } from './downtime/writer.ts';
 import { DeliveryWorker } from './messaging/delivery.ts';
 import { HttpTransport } from './messaging/transport-http.ts';
@@ -54,7 +53,7 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
       else logger.warn({ problem: o.diagnosis.problem, detail: o.error.message }, 'sync round failed');
     },
   );
-  const { app } = await buildHoldfastApp(node, {
+  const { app, downtime } = await buildHoldfastApp(node, {
     logger,
     syncPeerPositions: () => syncRunner?.peerPositions ?? null,
     ...(config.protocolsDir ? { protocolsDir: config.protocolsDir } : {}),
@@ -112,12 +111,9 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
         keep: config.downtimePackKeep ?? 5,
         clock: node.clock,
         logger,
+        // The application's pack service: with the home visits and appointments sections.
         make: async () =>
-          (
-            await new DowntimePackService(node.store, node.ledger, node.clock, {
-              contacts: config.downtimeContacts ?? [],
-            }).forNode(tenant, { trigger: 'timer', actor: `node:${node.identity.node}` })
-          ).pdf,
+          (await downtime.forNode(tenant, { trigger: 'timer', actor: `node:${node.identity.node}` })).pdf,
       })
     : null;
   packWriter?.start();

@@ -130,7 +130,7 @@ export interface SuggestInput<S extends SlotForSuggestion> {
 }
 
 export const DEFAULT_SUGGESTION_LIMIT = 10;
-const MAX_SUGGESTION_LIMIT = 100;
+export const MAX_SUGGESTION_LIMIT = 100;
 
 /**
  * The slots to offer while on the call. Suitable: the slot takes the kind, has a free place, has not

@@ -59,6 +59,13 @@ export interface BookingSlotsTable {
   kinds: string;
   /** The node that owns the slot at the end of the centre's events in ledger order. */
   owner_node: string;
+  /**
+   * The standing (not cancelled) appointments in the slot: always the count of its rows in
+   * booking_appointments, recounted whenever a booking or cancellation of the slot is folded, a
+   * case's appointments are refolded, or the slot is (re)made. Kept here so the booking path and the
+   * options read one row per slot instead of counting appointments on every call.
+   */
+  booked: number | string;
   blocked_reason: string | null;
   session_cancelled: number | string;
 }
@@ -129,6 +136,25 @@ const CENTRE_TABLES = [
   'booking_allocations',
   'booking_policies',
 ] as const;
+
+/**
+ * Sets each given slot's `booked` to the number of its standing appointments. A recount, not an
+ * increment: the result depends only on the appointment rows, so it is the same whichever subject
+ * (the centre's or a case's) was folded or refolded last.
+ */
+async function recountSlots(
+  trx: Tx,
+  tenant: string,
+  where: { slotIds: readonly string[] } | { sessionId: string },
+) {
+  if ('slotIds' in where && where.slotIds.length === 0) return;
+  const which =
+    'slotIds' in where ? sql`slot_id in (${sql.join(where.slotIds)})` : sql`session_id = ${where.sessionId}`;
+  await sql`update booking_slots set booked = (
+      select count(*) from booking_appointments a
+      where a.tenant = booking_slots.tenant and a.slot_id = booking_slots.slot_id and a.status <> 'cancelled'
+    ) where tenant = ${tenant} and ${which}`.execute(trx);
+}
 
 async function applyCentreEvent(trx: Tx, e: ProjectedEvent): Promise<void> {
   const db = bookingDb(trx);
@@ -203,12 +229,16 @@ async function applyCentreEvent(trx: Tx, e: ProjectedEvent): Promise<void> {
             capacity: s.template.patientsPerSlot,
             kinds: canonicalJson(s.template.kinds),
             owner_node: p.homeNodeId,
+            booked: 0,
             blocked_reason: null,
             session_cancelled: 0,
           })
           .onConflict((oc) => oc.doNothing())
           .execute();
       }
+      // Bookings of these slots may have been read before the session (from another node, or when
+      // the centre is refolded).
+      await recountSlots(trx, tenant, { sessionId: s.sessionId });
       return;
     }
     case 'booking.session_cancelled': {
@@ -332,9 +362,10 @@ async function applyAppointmentEvent(trx: Tx, e: ProjectedEvent): Promise<void> 
         })
         .onConflict((oc) => oc.doNothing())
         .execute();
+      if (!walk) await recountSlots(trx, tenant, { slotIds: [(b as Booked).slotId] });
       return;
     }
-    case 'booking.cancelled':
+    case 'booking.cancelled': {
       await one()
         .set({
           status: 'cancelled',
@@ -345,7 +376,15 @@ async function applyAppointmentEvent(trx: Tx, e: ProjectedEvent): Promise<void> 
         })
         .where('cancelled', 'is', null)
         .execute();
+      const row = await db
+        .selectFrom('booking_appointments')
+        .select('slot_id')
+        .where('tenant', '=', tenant)
+        .where('booking_id', '=', p.bookingId)
+        .executeTakeFirst();
+      if (row?.slot_id) await recountSlots(trx, tenant, { slotIds: [row.slot_id] });
       return;
+    }
     case 'booking.arrived':
       await one()
         .set({ arrived_at_ms: p.atMs, status: 'arrived' })
@@ -371,9 +410,9 @@ async function applyAppointmentEvent(trx: Tx, e: ProjectedEvent): Promise<void> 
 
 export const bookingProjection: Projection = {
   name: 'booking',
-  version: 2,
+  version: 3,
   tables: [...CENTRE_TABLES, 'booking_appointments'],
-  async create(trx) {
+  async create(trx, dialect) {
     await sql`create table booking_centres (
       tenant text not null,
       centre_id text not null,
@@ -411,12 +450,22 @@ export const bookingProjection: Projection = {
       capacity integer not null,
       kinds text not null,
       owner_node text not null,
+      booked integer not null,
       blocked_reason text,
       session_cancelled integer not null,
       primary key (tenant, slot_id)
     )`.execute(trx);
     await sql`create index booking_slots_day on booking_slots (tenant, centre_id, date)`.execute(trx);
     await sql`create index booking_slots_start on booking_slots (tenant, start_ms)`.execute(trx);
+    // The open slots (a place free, not blocked, session not cancelled) of a centre in time order,
+    // by owner and across owners: the booking options read each centre's first few through these
+    // (service.ts candidateSlots). Slot ids in byte order, as core breaks ties in time.
+    const slotIdBytes = dialect === 'postgres' ? sql`slot_id collate "C"` : sql`slot_id`;
+    const open = sql`where booked < capacity and blocked_reason is null and session_cancelled = 0`;
+    await sql`create index booking_slots_open_owner on booking_slots
+      (tenant, centre_id, owner_node, start_ms, ${slotIdBytes}) ${open}`.execute(trx);
+    await sql`create index booking_slots_open on booking_slots
+      (tenant, centre_id, start_ms, ${slotIdBytes}) ${open}`.execute(trx);
     await sql`create table booking_allocations (
       tenant text not null,
       centre_id text not null,
@@ -479,11 +528,20 @@ export const bookingProjection: Projection = {
       for (const table of CENTRE_TABLES)
         await db.deleteFrom(table).where('tenant', '=', tenant).where('centre_id', '=', centreId).execute();
     } else if (subject.startsWith('case:')) {
+      const caseId = subject.slice('case:'.length);
+      const slots = await db
+        .selectFrom('booking_appointments')
+        .select('slot_id')
+        .where('tenant', '=', tenant)
+        .where('case_id', '=', caseId)
+        .where('slot_id', 'is not', null)
+        .execute();
       await db
         .deleteFrom('booking_appointments')
         .where('tenant', '=', tenant)
-        .where('case_id', '=', subject.slice('case:'.length))
+        .where('case_id', '=', caseId)
         .execute();
+      await recountSlots(trx, tenant, { slotIds: [...new Set(slots.map((r) => r.slot_id!))] });
     }
   },
 };

@@ -17,6 +17,11 @@ const slotId = z.string('choose a slot').min(1, 'choose a slot').max(200, 'must 
 const kind = z.enum(APPOINTMENT_KINDS, { message: `must be one of ${APPOINTMENT_KINDS.join(', ')}` });
 const date = z.string('give the date').regex(LOCAL_DATE, 'must be a date as YYYY-MM-DD');
 const time = (what: string) => z.string(what).regex(LOCAL_TIME, 'must be a time as HH:mm');
+const coordinate = (min: number, max: number, what: string) =>
+  z.coerce
+    .number(`must be a ${what}`)
+    .min(min, `must be a UK ${what} (${min} to ${max})`)
+    .max(max, `must be a UK ${what} (${min} to ${max})`);
 const nodeId = z
   .string('name the node')
   .trim()
@@ -222,17 +227,44 @@ export function bookingRoutes(booking: BookingService): RouteSpec[] {
         'The earliest suitable slots across the centres within the case’s timeframe (then after it, flagged), each saying whether this node can book it',
       access: { permission: 'appointments.book' },
       params: caseParams,
-      query: z.strictObject({
-        kind: kind.optional(),
-        limit: z.coerce
-          .number('must be a number')
-          .int('must be a whole number')
-          .min(1, 'must be at least 1')
-          .max(100, 'must be at most 100')
-          .optional(),
-      }),
+      query: z
+        .strictObject({
+          kind: kind.optional(),
+          limit: z.coerce
+            .number('must be a number')
+            .int('must be a whole number')
+            .min(1, 'must be at least 1')
+            .max(100, 'must be at most 100')
+            .optional(),
+          // Where the patient is (as the caller says, like the directory search): nearest first.
+          postcode: z.string('give the postcode').trim().min(5, 'must be a postcode').max(10).optional(),
+          latitude: coordinate(49, 61, 'latitude').optional(),
+          longitude: coordinate(-9, 2.1, 'longitude').optional(),
+        })
+        .superRefine((q, c) => {
+          const coordinates = q.latitude !== undefined || q.longitude !== undefined;
+          if (q.postcode !== undefined && coordinates)
+            c.addIssue({
+              code: 'custom',
+              path: ['postcode'],
+              message: 'give a postcode or coordinates, not both',
+            });
+          if (coordinates && q.latitude === undefined)
+            c.addIssue({ code: 'custom', path: ['latitude'], message: 'is required with a longitude' });
+          if (coordinates && q.longitude === undefined)
+            c.addIssue({ code: 'custom', path: ['longitude'], message: 'is required with a latitude' });
+        }),
       async handler({ ctx, params, query }) {
-        return booking.options(ctx, params.caseId, query);
+        const { postcode, latitude, longitude, ...rest } = query;
+        return booking.options(ctx, params.caseId, {
+          ...rest,
+          from:
+            postcode !== undefined
+              ? { postcode }
+              : latitude !== undefined && longitude !== undefined
+                ? { latitude, longitude }
+                : null,
+        });
       },
     }),
     authedRoute({

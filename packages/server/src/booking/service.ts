@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import {
   addLocalDays,
   APPOINTMENT_KIND_WORDS,
   bookingTimeframe,
+  caseReference,
   ConflictError,
   decide,
   foldCustody,
@@ -13,6 +15,7 @@ import {
   NotFoundError,
   pickAllocation,
   DEFAULT_SUGGESTION_LIMIT,
+  MAX_SUGGESTION_LIMIT,
   suggestSlots,
   ValidationError,
   waitingAtRisk,
@@ -32,6 +35,7 @@ import type { CaseService } from '../cases/service.ts';
 import type { CasesTable } from '../cases/projection.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
 import type { EventDraft, Ledger } from '../ledger/ledger.ts';
+import type { PackAppointments } from '../downtime/pack-data.ts';
 import type { PatientService } from '../patients/service.ts';
 import type { Store, Tx } from '../store/store.ts';
 import type { AllocationPolicySet, Booked, CentreDefined, SessionPlanned, WalkIn } from './events.ts';
@@ -147,6 +151,8 @@ export interface PolicyInput {
   cutoffMinutesBeforeStart: number;
 }
 
+/** How far ahead the downtime pack lists each centre's appointments, in hours. */
+export const PACK_APPOINTMENT_HOURS = 12;
 /** How far ahead the booking panel looks: the diary's fortnight. */
 const LOOK_AHEAD_MS = 14 * 24 * 3600_000;
 /** The window at the centre for a walk-in (an urgent face-to-face attendance), in minutes. */
@@ -167,7 +173,13 @@ export class BookingService {
     private readonly store: Store,
     private readonly ledger: Ledger,
     private readonly clock: Clock,
-    private readonly deps: { cases: CaseService; patients: PatientService; accounts: AccountsService },
+    private readonly deps: {
+      cases: CaseService;
+      patients: PatientService;
+      accounts: AccountsService;
+      /** The place of a postcode (the directory's postcode table), for "nearest first". */
+      locate?: (postcode: string) => Promise<{ latitude: number; longitude: number } | null>;
+    },
   ) {}
 
   get nodeId(): string {
@@ -177,24 +189,25 @@ export class BookingService {
   // ---- centres, templates, sessions, policies -----------------------------------------------------
 
   async centres(tenant: string): Promise<CentreView[]> {
+    return this.readCentres(tenant, null);
+  }
+
+  /** The provider's centres, or one of them (three reads either way, whatever the number of centres). */
+  private async readCentres(tenant: string, onlyCentre: string | null): Promise<CentreView[]> {
     return this.store.withTenant(tenant, async (trx) => {
       const db = bookingDb(trx);
-      const centres = await db
-        .selectFrom('booking_centres')
-        .selectAll()
-        .where('tenant', '=', tenant)
-        .orderBy('centre_id')
-        .execute();
-      const templates = await db
-        .selectFrom('booking_templates')
-        .selectAll()
-        .where('tenant', '=', tenant)
-        .execute();
-      const policies = await db
-        .selectFrom('booking_policies')
-        .selectAll()
-        .where('tenant', '=', tenant)
-        .execute();
+      let centresQ = db.selectFrom('booking_centres').selectAll().where('tenant', '=', tenant);
+      let templatesQ = db.selectFrom('booking_templates').selectAll().where('tenant', '=', tenant);
+      let policiesQ = db.selectFrom('booking_policies').selectAll().where('tenant', '=', tenant);
+      if (onlyCentre !== null) {
+        centresQ = centresQ.where('centre_id', '=', onlyCentre);
+        templatesQ = templatesQ.where('centre_id', '=', onlyCentre);
+        policiesQ = policiesQ.where('centre_id', '=', onlyCentre);
+      }
+      const centres = await centresQ.orderBy('centre_id').execute();
+      if (centres.length === 0) return [];
+      const templates = await templatesQ.execute();
+      const policies = await policiesQ.execute();
       return centres.map((c) => ({
         ...(JSON.parse(c.defined) as CentreDefined),
         templates: templates
@@ -209,7 +222,7 @@ export class BookingService {
   }
 
   private async centre(tenant: string, centreId: string, path = 'params.centreId'): Promise<CentreView> {
-    const found = (await this.centres(tenant)).find((c) => c.centreId === centreId);
+    const [found] = await this.readCentres(tenant, centreId);
     if (!found)
       throw path.startsWith('params')
         ? new NotFoundError('centre')
@@ -229,7 +242,7 @@ export class BookingService {
   async defineCentre(ctx: RequestContext, input: CentreInput): Promise<CentreView> {
     if (!(await this.deps.accounts.sites(ctx.tenant)).some((s) => s.siteId === input.siteId))
       throw new ValidationError([{ path: 'body.siteId', message: 'is not a site of your provider' }]);
-    const existing = (await this.centres(ctx.tenant)).find((c) => c.centreId === input.centreId);
+    const [existing] = await this.readCentres(ctx.tenant, input.centreId);
     const homeNodeId = input.homeNodeId ?? existing?.homeNodeId ?? this.nodeId;
     const payload: CentreDefined = {
       centreId: input.centreId,
@@ -377,9 +390,9 @@ export class BookingService {
   }
 
   /** Names of nodes as the diaries know them (a centre's home node, a policy's receiver). */
-  private async nodeNames(tenant: string): Promise<Map<string, string>> {
+  private async nodeNames(tenant: string, known?: readonly CentreView[]): Promise<Map<string, string>> {
     const names = new Map<string, string>();
-    for (const c of await this.centres(tenant)) {
+    for (const c of known ?? (await this.centres(tenant))) {
       names.set(c.homeNodeId, c.homeNodeName);
       for (const p of c.allocationPolicies) names.set(p.toNodeId, p.toNodeName);
     }
@@ -391,8 +404,7 @@ export class BookingService {
     centreId: string | null,
     where: { date?: string; sessionId?: string; fromMs?: number; toMs?: number },
   ): Promise<DiarySlotView[]> {
-    const names = await this.nodeNames(tenant);
-    const centres = new Map((await this.centres(tenant)).map((c) => [c.centreId, c]));
+    const centres = await this.centres(tenant);
     return this.store.withTenant(tenant, async (trx) => {
       const db = bookingDb(trx);
       let q = db.selectFrom('booking_slots').selectAll().where('tenant', '=', tenant);
@@ -402,72 +414,58 @@ export class BookingService {
       if (where.fromMs !== undefined) q = q.where('start_ms', '>=', where.fromMs);
       if (where.toMs !== undefined) q = q.where('start_ms', '<=', where.toMs);
       const slots = await q.orderBy('start_ms').orderBy('slot_id').execute();
-      if (slots.length === 0) return [];
-      const counts = await this.activeCounts(
-        trx,
-        tenant,
-        slots.map((s) => s.slot_id),
-      );
-      const sessions = new Map(
-        (
-          await db
-            .selectFrom('booking_sessions')
-            .select(['session_id', 'session'])
-            .where('tenant', '=', tenant)
-            .where('session_id', 'in', [...new Set(slots.map((s) => s.session_id))])
-            .execute()
-        ).map((s) => [s.session_id, JSON.parse(s.session) as DiarySession]),
-      );
-      return slots.map((s) => {
-        const session = sessions.get(s.session_id);
-        const bookings = counts.get(s.slot_id) ?? 0;
-        const capacity = Number(s.capacity);
-        const roomId = session?.roomId ?? '';
-        return {
-          slotId: s.slot_id,
-          sessionId: s.session_id,
-          centreId: s.centre_id,
-          roomId,
-          date: s.date,
-          startMs: Number(s.start_ms),
-          endMs: Number(s.end_ms),
-          startLocal: s.start_local,
-          capacity,
-          kinds: JSON.parse(s.kinds) as AppointmentKind[],
-          ownerNodeId: s.owner_node,
-          ownerNodeName: names.get(s.owner_node) ?? s.owner_node,
-          bookableHere: s.owner_node === this.nodeId,
-          bookings,
-          free: Math.max(0, capacity - bookings),
-          blocked: s.blocked_reason !== null,
-          blockReason: s.blocked_reason,
-          sessionCancelled: Number(s.session_cancelled) === 1,
-          clinicianName: session?.clinicianName ?? '',
-          roomName: centres.get(s.centre_id)?.rooms.find((r) => r.roomId === roomId)?.name ?? roomId,
-        };
-      });
+      return this.toSlotViews(trx, tenant, slots, centres);
     });
   }
 
-  private async activeCounts(
+  /** Slot rows as the diary shows them: with the session's clinician and room and the owner's name. */
+  private async toSlotViews(
     trx: Tx,
     tenant: string,
-    slotIds: readonly string[],
-  ): Promise<Map<string, number>> {
-    const out = new Map<string, number>();
-    for (let i = 0; i < slotIds.length; i += 500) {
-      const rows = await bookingDb(trx)
-        .selectFrom('booking_appointments')
-        .select(['slot_id'])
-        .select((eb) => eb.fn.countAll<number | string>().as('n'))
-        .where('tenant', '=', tenant)
-        .where('slot_id', 'in', slotIds.slice(i, i + 500))
-        .where('status', '!=', 'cancelled')
-        .groupBy('slot_id')
-        .execute();
-      for (const r of rows) out.set(r.slot_id!, Number(r.n));
-    }
-    return out;
+    slots: readonly BookingSlotsTable[],
+    centreList: readonly CentreView[],
+  ): Promise<DiarySlotView[]> {
+    if (slots.length === 0) return [];
+    const names = await this.nodeNames(tenant, centreList);
+    const centres = new Map(centreList.map((c) => [c.centreId, c]));
+    const sessions = new Map(
+      (
+        await bookingDb(trx)
+          .selectFrom('booking_sessions')
+          .select(['session_id', 'session'])
+          .where('tenant', '=', tenant)
+          .where('session_id', 'in', [...new Set(slots.map((s) => s.session_id))])
+          .execute()
+      ).map((s) => [s.session_id, JSON.parse(s.session) as DiarySession]),
+    );
+    return slots.map((s) => {
+      const session = sessions.get(s.session_id);
+      const bookings = Number(s.booked);
+      const capacity = Number(s.capacity);
+      const roomId = session?.roomId ?? '';
+      return {
+        slotId: s.slot_id,
+        sessionId: s.session_id,
+        centreId: s.centre_id,
+        roomId,
+        date: s.date,
+        startMs: Number(s.start_ms),
+        endMs: Number(s.end_ms),
+        startLocal: s.start_local,
+        capacity,
+        kinds: JSON.parse(s.kinds) as AppointmentKind[],
+        ownerNodeId: s.owner_node,
+        ownerNodeName: names.get(s.owner_node) ?? s.owner_node,
+        bookableHere: s.owner_node === this.nodeId,
+        bookings,
+        free: Math.max(0, capacity - bookings),
+        blocked: s.blocked_reason !== null,
+        blockReason: s.blocked_reason,
+        sessionCancelled: Number(s.session_cancelled) === 1,
+        clinicianName: session?.clinicianName ?? '',
+        roomName: centres.get(s.centre_id)?.rooms.find((r) => r.roomId === roomId)?.name ?? roomId,
+      };
+    });
   }
 
   // ---- booking ------------------------------------------------------------------------------------
@@ -510,34 +508,44 @@ export class BookingService {
   async options(
     ctx: RequestContext,
     caseId: string,
-    input: { kind?: AppointmentKind | undefined; limit?: number | undefined },
+    input: {
+      kind?: AppointmentKind | undefined;
+      limit?: number | undefined;
+      /** Where the patient is: the options come nearest first (core suggestSlots); none: by time only. */
+      from?: { postcode: string } | { latitude: number; longitude: number } | null | undefined;
+    },
   ) {
     const { timeframe, deadlineMs } = await this.bookableCase(ctx, caseId);
+    const from = input.from ? await this.place(input.from) : null;
     const kind = input.kind ?? timeframe.kind;
     const now = this.clock.nowMs();
+    const limit = Math.min(
+      MAX_SUGGESTION_LIMIT,
+      Math.max(0, Math.floor(input.limit ?? DEFAULT_SUGGESTION_LIMIT)),
+    );
     const centres = await this.centres(ctx.tenant);
-    const suggestFrom = async (toMs: number) => {
-      const slots = (await this.slotViews(ctx.tenant, null, { fromMs: now, toMs })).filter(
-        (s) => !s.blocked && !s.sessionCancelled,
-      );
-      return suggestSlots({
-        slots: slots.map((s) => ({ ...s, utcOffsetMinutes: 0 })),
-        centres: centres.map((c) => ({ centreId: c.centreId, name: c.name, lat: c.lat, lon: c.lon })),
-        from: null,
-        nowMs: now,
-        deadlineMs,
-        kind,
-        ...(input.limit !== undefined ? { limit: input.limit } : {}),
-      });
-    };
-    // Slots within the timeframe come first in the order, so when they alone fill the list the
-    // slots after the deadline cannot change it: read the diary up to the deadline first (a few
-    // hundred slots, not the fortnight's thousands) and the whole look-ahead only when the list is
-    // short.
-    const limit = Math.min(100, Math.max(0, Math.floor(input.limit ?? DEFAULT_SUGGESTION_LIMIT)));
-    const horizon = now + LOOK_AHEAD_MS;
-    let suggested = await suggestFrom(Math.min(deadlineMs, horizon));
-    if (suggested.length < limit && deadlineMs < horizon) suggested = await suggestFrom(horizon);
+    const slots = await this.store.withTenant(ctx.tenant, async (trx) =>
+      this.toSlotViews(
+        trx,
+        ctx.tenant,
+        await this.candidateSlots(
+          trx,
+          ctx.tenant,
+          centres.map((c) => c.centreId),
+          { now, deadlineMs, kind, limit },
+        ),
+        centres,
+      ),
+    );
+    const suggested = suggestSlots({
+      slots: slots.map((s) => ({ ...s, utcOffsetMinutes: 0 })),
+      centres: centres.map((c) => ({ centreId: c.centreId, name: c.name, lat: c.lat, lon: c.lon })),
+      from,
+      nowMs: now,
+      deadlineMs,
+      kind,
+      limit,
+    });
     const byId = new Map(centres.map((c) => [c.centreId, c]));
     return {
       kind,
@@ -564,6 +572,90 @@ export class BookingService {
         };
       }),
     };
+  }
+
+  /** The patient's place: coordinates as given, or a postcode's from the postcode table (400 when unknown). */
+  private async place(
+    from: { postcode: string } | { latitude: number; longitude: number },
+  ): Promise<{ lat: number; lon: number }> {
+    if (!('postcode' in from)) return { lat: from.latitude, lon: from.longitude };
+    const found = this.deps.locate ? await this.deps.locate(from.postcode) : null;
+    if (!found)
+      throw new ValidationError([
+        {
+          path: 'query.postcode',
+          message: 'is not in the postcode table: check it, or give the latitude and longitude instead',
+        },
+      ]);
+    return { lat: found.latitude, lon: found.longitude };
+  }
+
+  /**
+   * The only slots that can reach the first `limit` suggestions, read through the open-slot indexes
+   * (projection.ts) without the rest of the fortnight. Core's order (suggestSlots) puts the groups
+   * first (in the timeframe and bookable here, in the timeframe held elsewhere, after it and
+   * bookable here, after it held elsewhere) and within a group takes the centres' earliest suitable
+   * slots in turns: a slot is in the first `limit` only if its group's earlier groups leave room and
+   * fewer than `limit` suitable slots of its centre and group come before it. So each group is read
+   * only while the list is short, as each centre's first `k` slots of the group (one statement per
+   * group), with `k` the centres' fair share of the room left, and again with `k` = the room left
+   * when a centre had more and the share did not fill it. Ties in time are broken by slot id in
+   * byte order as core breaks them (`collate "C"` on PostgreSQL).
+   */
+  private async candidateSlots(
+    trx: Tx,
+    tenant: string,
+    centreIds: readonly string[],
+    at: { now: number; deadlineMs: number; kind: AppointmentKind; limit: number },
+  ): Promise<BookingSlotsTable[]> {
+    const horizon = at.now + LOOK_AHEAD_MS;
+    const groups = [
+      { ownedHere: true, within: true },
+      { ownedHere: false, within: true },
+      { ownedHere: true, within: false },
+      { ownedHere: false, within: false },
+    ];
+    const kindLike = `%"${at.kind.replace(/[\\%_]/g, (c) => `\\${c}`)}"%`;
+    const bySlotId = this.store.dialect === 'postgres' ? sql`slot_id collate "C"` : sql`slot_id`;
+    const read = async (g: (typeof groups)[number], k: number): Promise<BookingSlotsTable[]> => {
+      const out: BookingSlotsTable[] = [];
+      // SQLite takes at most 500 selects in a compound statement.
+      for (let i = 0; i < centreIds.length; i += 100) {
+        const branches = centreIds.slice(i, i + 100).map(
+          (centreId, j) => sql`select * from (
+            select * from booking_slots
+            where tenant = ${tenant} and centre_id = ${centreId}
+              and ${g.ownedHere ? sql`owner_node = ${this.nodeId}` : sql`owner_node <> ${this.nodeId}`}
+              and start_ms >= ${at.now} and start_ms <= ${horizon}
+              and start_ms ${g.within ? sql`<=` : sql`>`} ${at.deadlineMs}
+              and booked < capacity and blocked_reason is null and session_cancelled = 0
+              and kinds like ${kindLike} escape '\\'
+            order by start_ms, ${bySlotId}
+            limit ${k}
+          ) as ${sql.raw(`c${j}`)}`,
+        );
+        out.push(
+          ...(await sql<BookingSlotsTable>`${sql.join(branches, sql` union all `)}`.execute(trx)).rows,
+        );
+      }
+      return out;
+    };
+    const found: BookingSlotsTable[] = [];
+    let room = at.limit;
+    for (const g of groups) {
+      if (room <= 0 || centreIds.length === 0) break;
+      // The timeframe is over, or ends after the look-ahead: that group has no slots.
+      if (g.within ? at.deadlineMs < at.now : at.deadlineMs >= horizon) continue;
+      const share = Math.ceil(room / centreIds.length);
+      let rows = await read(g, share);
+      const perCentre = new Map<string, number>();
+      for (const r of rows) perCentre.set(r.centre_id, (perCentre.get(r.centre_id) ?? 0) + 1);
+      if (rows.length < room && share < room && [...perCentre.values()].some((n) => n === share))
+        rows = await read(g, room);
+      found.push(...rows);
+      room -= rows.length;
+    }
+    return found;
   }
 
   /**
@@ -609,13 +701,8 @@ export class BookingService {
           message: 'the slot is within the timeframe: no reason is needed',
         },
       ]);
-    const names = await this.nodeNames(ctx.tenant);
-    const check = (s: BookingSlotsTable, booked: number) => this.refusal(s, booked, kind, names);
-    const first = check(
-      slot,
-      await this.store.withTenant(ctx.tenant, (trx) => this.countOf(trx, ctx.tenant, slot.slot_id)),
-    );
-    if (first) throw first;
+    const first = this.refusal(slot, kind);
+    if (first) throw await this.named(ctx.tenant, first);
     const bookingId = randomUUID();
     const now = this.clock.nowMs();
     const payload: Booked = {
@@ -645,38 +732,41 @@ export class BookingService {
         }),
       );
     drafts.push(this.draft(ctx, 'booking.booked', { ...payload }), this.caseWrite(ctx, caseId));
-    await this.ledger.append(drafts, {
-      // The database is the last line of defence: owner, block and places read again in the commit,
-      // after every append queued before this one.
-      guard: async (trx) => {
-        const now2 = await this.slotRow(ctx.tenant, slot.slot_id, trx);
-        const refused = now2 ? check(now2, await this.countOf(trx, ctx.tenant, slot.slot_id)) : null;
-        if (refused) throw refused;
-        if (rebook) {
-          const still = await this.appointmentRow(ctx.tenant, rebook.of.booking_id, trx);
-          if (still?.status !== 'booked')
-            throw new ConflictError('the appointment changed while you were rebooking it: reload');
-        }
-      },
-    });
+    try {
+      await this.ledger.append(drafts, {
+        // The database is the last line of defence: owner, block and places (the slot row's booked
+        // count, which every append before this one in the commit has updated) read again in the
+        // commit.
+        guard: async (trx) => {
+          const now2 = await this.slotRow(ctx.tenant, slot.slot_id, trx);
+          const refused = now2 ? this.refusal(now2, kind) : null;
+          if (refused) throw refused;
+          if (rebook) {
+            const still = await this.appointmentRow(ctx.tenant, rebook.of.booking_id, trx);
+            if (still?.status !== 'booked')
+              throw new ConflictError('the appointment changed while you were rebooking it: reload');
+          }
+        },
+      });
+    } catch (error) {
+      throw error instanceof BookingRefusedError ? await this.named(ctx.tenant, error) : error;
+    }
     return (await this.appointment(ctx.tenant, bookingId))!;
   }
 
-  private refusal(
-    s: BookingSlotsTable,
-    booked: number,
-    kind: AppointmentKind,
-    names: Map<string, string>,
-  ): BookingRefusedError | null {
-    if (s.owner_node !== this.nodeId) {
-      const name = names.get(s.owner_node) ?? s.owner_node;
+  /**
+   * Why this node may not book the slot now, from its row alone (owner, block, start, kinds, and the
+   * standing bookings the projection keeps on it), or null. A `slot_not_owned_here` names the owner
+   * by its id; `named` gives it the diaries' name for the answer.
+   */
+  private refusal(s: BookingSlotsTable, kind: AppointmentKind): BookingRefusedError | null {
+    if (s.owner_node !== this.nodeId)
       return new BookingRefusedError(
         'slot_not_owned_here',
-        `this slot is held by ${name}: only that node can book it`,
+        `this slot is held by ${s.owner_node}: only that node can book it`,
         s.owner_node,
-        name,
+        s.owner_node,
       );
-    }
     if (s.blocked_reason !== null || Number(s.session_cancelled) === 1)
       return new BookingRefusedError('slot_blocked', 'this slot is blocked: choose another');
     if (Number(s.start_ms) < this.clock.nowMs())
@@ -686,9 +776,21 @@ export class BookingService {
         'wrong_kind',
         `this slot does not take ${APPOINTMENT_KIND_WORDS[kind].toLowerCase()} appointments`,
       );
-    if (booked >= Number(s.capacity))
+    if (Number(s.booked) >= Number(s.capacity))
       return new BookingRefusedError('slot_full', 'this slot was just taken: choose another');
     return null;
+  }
+
+  /** A refusal naming the owner node as the diaries know it (read only when there is one to name). */
+  private async named(tenant: string, refusal: BookingRefusedError): Promise<BookingRefusedError> {
+    if (refusal.reason !== 'slot_not_owned_here' || !refusal.ownerNodeId) return refusal;
+    const name = (await this.nodeNames(tenant)).get(refusal.ownerNodeId) ?? refusal.ownerNodeId;
+    return new BookingRefusedError(
+      'slot_not_owned_here',
+      `this slot is held by ${name}: only that node can book it`,
+      refusal.ownerNodeId,
+      name,
+    );
   }
 
   private async patientName(ctx: RequestContext, row: CasesTable): Promise<string> {
@@ -713,10 +815,6 @@ export class BookingService {
         .where('slot_id', '=', slotId)
         .executeTakeFirst();
     return trx ? read(trx) : this.store.withTenant(tenant, read);
-  }
-
-  private async countOf(trx: Tx, tenant: string, slotId: string): Promise<number> {
-    return (await this.activeCounts(trx, tenant, [slotId])).get(slotId) ?? 0;
   }
 
   private async appointmentRow(tenant: string, bookingId: string, trx?: Tx) {
@@ -807,11 +905,18 @@ export class BookingService {
   private async appointment(tenant: string, bookingId: string): Promise<AppointmentView | null> {
     const row = await this.appointmentRow(tenant, bookingId);
     if (!row) return null;
-    const centre = (await this.centres(tenant)).find((c) => c.centreId === row.centre_id);
-    return this.view(row, centre);
+    const centre = await this.store.withTenant(tenant, (trx) =>
+      bookingDb(trx)
+        .selectFrom('booking_centres')
+        .select('defined')
+        .where('tenant', '=', tenant)
+        .where('centre_id', '=', row.centre_id)
+        .executeTakeFirst(),
+    );
+    return this.view(row, centre ? (JSON.parse(centre.defined) as CentreDefined) : undefined);
   }
 
-  private view(r: BookingAppointmentsTable, centre: CentreView | undefined): AppointmentView {
+  private view(r: BookingAppointmentsTable, centre: CentreDefined | undefined): AppointmentView {
     const b = JSON.parse(r.booked) as Partial<Booked> & WalkIn;
     const startMs = Number(r.start_ms);
     return {
@@ -1125,14 +1230,13 @@ export class BookingService {
   private async stillOwnedAndFree(trx: Tx, tenant: string, slotIds: string[]): Promise<void> {
     const rows = await bookingDb(trx)
       .selectFrom('booking_slots')
-      .select(['slot_id', 'owner_node'])
+      .select(['slot_id', 'owner_node', 'booked'])
       .where('tenant', '=', tenant)
       .where('slot_id', 'in', slotIds)
       .execute();
-    const counts = await this.activeCounts(trx, tenant, slotIds);
     if (
       rows.length !== slotIds.length ||
-      rows.some((r) => r.owner_node !== this.nodeId || (counts.get(r.slot_id) ?? 0) > 0)
+      rows.some((r) => r.owner_node !== this.nodeId || Number(r.booked) > 0)
     )
       throw new ConflictError('the slots changed while they were being allocated');
   }
@@ -1276,25 +1380,62 @@ export class BookingService {
     );
   }
 
-  /** Each centre's appointments from `fromMs` for `hours`, for the downtime pack. */
-  async upcoming(tenant: string, fromMs: number, hours: number) {
+  /**
+   * The downtime pack's appointments (issue 16 item 6): each centre of the given sites (all when
+   * 'all') with its standing appointments (booked or arrived) starting from an hour ago (a patient
+   * may be late or waiting) to `hours` ahead, in time order. Patient name, time, kind, state and
+   * the case reference: what a receptionist needs to run the day on paper, no clinical notes.
+   */
+  async packSection(
+    tenant: string,
+    siteIds: readonly string[] | 'all',
+    fromMs: number,
+    hours: number,
+  ): Promise<PackAppointments> {
+    const centres = (await this.centres(tenant)).filter(
+      (c) => siteIds === 'all' || siteIds.includes(c.siteId),
+    );
+    if (centres.length === 0) return { fromMs, hours, centres: [] };
     const rows = await this.store.withTenant(tenant, (trx) =>
       bookingDb(trx)
         .selectFrom('booking_appointments')
         .selectAll()
         .where('tenant', '=', tenant)
+        .where(
+          'centre_id',
+          'in',
+          centres.map((c) => c.centreId),
+        )
         .where('start_ms', '>=', fromMs - 3600_000)
         .where('start_ms', '<', fromMs + hours * 3600_000)
         .where('status', 'in', ['booked', 'arrived'])
-        .orderBy('centre_id')
         .orderBy('start_ms')
+        .orderBy('booking_id')
         .execute(),
     );
-    const centres = new Map((await this.centres(tenant)).map((c) => [c.centreId, c]));
-    return rows.map((r) => {
-      const b = JSON.parse(r.booked) as { patientName: string };
-      return { ...this.view(r, centres.get(r.centre_id)), patientName: b.patientName };
-    });
+    return {
+      fromMs,
+      hours,
+      centres: centres.map((c) => ({
+        centreId: c.centreId,
+        name: c.name,
+        address: `${c.address}, ${c.postcode}`,
+        phone: c.phone,
+        appointments: rows
+          .filter((r) => r.centre_id === c.centreId)
+          .map((r) => {
+            const v = this.view(r, c);
+            return {
+              caseId: r.case_id,
+              reference: caseReference(r.case_id),
+              startLocal: v.startLocal,
+              patientName: (JSON.parse(r.booked) as { patientName: string }).patientName,
+              kind: v.kindText,
+              state: v.state === 'arrived' ? ('arrived' as const) : ('booked' as const),
+            };
+          }),
+      })),
+    };
   }
 
   // ---- helpers -------------------------------------------------------------------------------------

@@ -100,6 +100,29 @@ export interface DowntimePackData {
   contacts: KeyContact[];
   /** Cars, crews and home visits in progress (the dispatch module's), when the node dispatches. */
   dispatch?: PackDispatch;
+  /** Each treatment centre's appointments for the next hours (the booking module's), when it has centres. */
+  appointments?: PackAppointments;
+}
+
+/** Treatment-centre appointments (C6) on paper: each centre of the pack's sites with its list. */
+export interface PackAppointments {
+  /** The list runs from an hour before this (a patient late or waiting) to `hours` after it. */
+  fromMs: number;
+  hours: number;
+  centres: {
+    centreId: string;
+    name: string;
+    address: string;
+    phone: string;
+    appointments: {
+      caseId: string;
+      reference: string;
+      startLocal: string;
+      patientName: string;
+      kind: string;
+      state: 'booked' | 'arrived';
+    }[];
+  }[];
 }
 
 /** Home visits (C7) on paper: each car with its crew and status, each open visit with its car. */

@@ -202,19 +202,21 @@ export function renderDowntimePack(data: DowntimePackData, options: RenderOption
   );
   table('Other open cases, in deadline order', data.otherOpen);
 
+  /** A titled list of one-line entries (the other modules' sections), "None." when empty. */
+  const lines = (title: string, rows: string[]) => {
+    if (doc.y + 40 > bottom()) newPage();
+    doc.font('bold').fontSize(12).text(`${title} (${rows.length})`, MARGIN, doc.y);
+    doc.font('regular').fontSize(FONT_SIZE);
+    if (rows.length === 0) doc.text('None.', MARGIN, doc.y);
+    for (const row of rows) {
+      if (doc.y + doc.heightOfString(row, { width: pageWidth }) > bottom()) newPage();
+      doc.text(row, MARGIN, doc.y, { width: pageWidth });
+    }
+    doc.moveDown(0.8);
+  };
+
   // ---- home visits: cars, crews, visits in progress ------------------------------------------------
   if (data.dispatch) {
-    const lines = (title: string, rows: string[]) => {
-      if (doc.y + 40 > bottom()) newPage();
-      doc.font('bold').fontSize(12).text(`${title} (${rows.length})`, MARGIN, doc.y);
-      doc.font('regular').fontSize(FONT_SIZE);
-      if (rows.length === 0) doc.text('None.', MARGIN, doc.y);
-      for (const row of rows) {
-        if (doc.y + doc.heightOfString(row, { width: pageWidth }) > bottom()) newPage();
-        doc.text(row, MARGIN, doc.y, { width: pageWidth });
-      }
-      doc.moveDown(0.8);
-    };
     lines(
       'Cars and crews',
       data.dispatch.vehicles.map(
@@ -229,6 +231,19 @@ export function renderDowntimePack(data: DowntimePackData, options: RenderOption
           `${v.reference} — due ${londonTime(v.deadlineMs)} (${v.timing.replace('_', ' ')}); ${v.address}; ${v.reason}; car: ${v.car ?? 'none yet'}${v.accessInstructions ? `; access: ${v.accessInstructions}` : ''}`,
       ),
     );
+  }
+
+  // ---- treatment-centre appointments for the next hours ----------------------------------------------
+  if (data.appointments) {
+    const { fromMs, hours } = data.appointments;
+    for (const centre of data.appointments.centres)
+      lines(
+        `Appointments at ${centre.name} (${centre.address}; ${centre.phone}), ` +
+          `${londonTime(fromMs - 3600_000)} to ${londonTime(fromMs + hours * 3600_000)}`,
+        centre.appointments.map(
+          (a) => `${a.startLocal} — ${a.patientName}; ${a.kind}; ${a.state}; case ${a.reference}`,
+        ),
+      );
   }
 
   // ---- contacts -----------------------------------------------------------------------------------

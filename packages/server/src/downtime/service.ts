@@ -3,7 +3,13 @@ import type { RequestContext } from '../http/context.ts';
 import { actorOf } from '../http/context.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { Store } from '../store/store.ts';
-import { collectPackData, type DowntimePackData, type KeyContact, type PackDispatch } from './pack-data.ts';
+import {
+  collectPackData,
+  type DowntimePackData,
+  type KeyContact,
+  type PackAppointments,
+  type PackDispatch,
+} from './pack-data.ts';
 import { renderDowntimePack, type RenderOptions } from './pdf.ts';
 
 export interface DowntimePack {
@@ -38,12 +44,36 @@ export class DowntimePackService {
     this.dispatch = section;
   }
 
+  /** Treatment-centre appointments for the pack (set when the node runs the booking module). */
+  private appointments:
+    | ((tenant: string, siteIds: readonly string[] | 'all', fromMs: number) => Promise<PackAppointments>)
+    | null = null;
+
+  setAppointments(
+    section: (
+      tenant: string,
+      siteIds: readonly string[] | 'all',
+      fromMs: number,
+    ) => Promise<PackAppointments>,
+  ): void {
+    this.appointments = section;
+  }
+
+  /** The other modules' sections (dispatch, appointments), each read through its module's service. */
   private async withDispatch(
     data: DowntimePackData,
     siteIds: readonly string[] | 'all',
     roles: readonly Role[],
   ): Promise<DowntimePackData> {
-    return this.dispatch ? { ...data, dispatch: await this.dispatch(data.tenant, siteIds, roles) } : data;
+    const dispatch = this.dispatch ? await this.dispatch(data.tenant, siteIds, roles) : null;
+    const appointments = this.appointments
+      ? await this.appointments(data.tenant, siteIds, data.generatedAtMs)
+      : null;
+    return {
+      ...data,
+      ...(dispatch ? { dispatch } : {}),
+      ...(appointments && appointments.centres.length > 0 ? { appointments } : {}),
+    };
   }
 
   /** For a signed-in member of staff: the open cases of their own sites, as their role may see them. */
@@ -109,6 +139,7 @@ export class DowntimePackService {
             ...new Set([
               ...[...data.callbacks, ...data.withAdvisers, ...data.otherOpen].map((c) => c.caseId),
               ...(data.dispatch?.visits ?? []).map((v) => v.caseId),
+              ...(data.appointments?.centres ?? []).flatMap((c) => c.appointments.map((a) => a.caseId)),
             ]),
           ],
         },

@@ -72,7 +72,7 @@ import { requireFormularyDir, SAMPLE_FORMULARY_DIR } from '../prescribing/formul
 import { prescribingRoutes } from '../prescribing/routes.ts';
 import { PrescribingService } from '../prescribing/service.ts';
 import { bookingRoutes } from '../booking/routes.ts';
-import { BookingService } from '../booking/service.ts';
+import { BookingService, PACK_APPOINTMENT_HOURS } from '../booking/service.ts';
 import { DirectoryService } from '../directory/service.ts';
 import { rotaRoutes } from '../rota/routes.ts';
 import { refuseClaimOffDuty, RotaService } from '../rota/service.ts';
@@ -144,6 +144,8 @@ export interface HoldfastApp {
   booking: BookingService;
   /** The Directory of Services (C10): services, search, postcodes. */
   directory: DirectoryService;
+  /** Downtime packs with the other modules' sections (home visits, appointments), for the node's timer too. */
+  downtime: DowntimePackService;
 }
 
 /** The whole HTTP application of one node: every module's routes over its services. */
@@ -278,7 +280,12 @@ export async function buildHoldfastApp(
   );
   pem.setPrescriptions((tenant, caseId) => prescribing.pemLines(tenant, caseId));
   // Treatment-centre appointments (C6): diaries, the custody of slots, booking, reception.
-  const booking = new BookingService(node.store, node.ledger, node.clock, { cases, patients, accounts });
+  const booking = new BookingService(node.store, node.ledger, node.clock, {
+    cases,
+    patients,
+    accounts,
+    locate: (postcode) => directory.locate(postcode),
+  });
   pem.setAppointments((tenant, caseId) => booking.pemLines(tenant, caseId));
   // The rota (C12) and home visits (C7): a clinician's "home visit within N hours" creates the visit
   // in the outcome's commit; double allocations from nodes apart join the reconciliation list.
@@ -302,6 +309,9 @@ export async function buildHoldfastApp(
     contacts: options.downtimeContacts ?? [],
   });
   downtime.setDispatch((tenant, siteIds, roles) => dispatch.packSection(tenant, siteIds, roles));
+  downtime.setAppointments((tenant, siteIds, fromMs) =>
+    booking.packSection(tenant, siteIds, fromMs, PACK_APPOINTMENT_HOURS),
+  );
   const throttle = new SignInThrottle(node.clock, options.throttle ?? DEFAULT_THROTTLE);
   const deps: AppDeps = {
     node,
@@ -521,7 +531,19 @@ export async function buildHoldfastApp(
     clearInterval(denialFlusher);
     await deps.denials.flush(true).catch(() => undefined);
   });
-  return { app, registry, deps, accounts, patients, cases, messaging, heldCases, directory, booking };
+  return {
+    app,
+    registry,
+    deps,
+    accounts,
+    patients,
+    cases,
+    messaging,
+    heldCases,
+    directory,
+    booking,
+    downtime,
+  };
 }
 
 /** The node's health: status code, and the detail an operator or signed-in user may see. */

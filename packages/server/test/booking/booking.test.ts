@@ -1,3 +1,4 @@
+import { formatLocal } from '@holdfast/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STORE_KINDS } from '../support/databases.ts';
 import { BookingWorld, type AppointmentJson, type SlotJson } from './support.ts';
@@ -351,5 +352,48 @@ describe.each(STORE_KINDS)('treatment-centre appointments on %s', (kind) => {
     });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().errors[0].path).toBe('body.patientName');
+  });
+
+  it("suggests the nearest centre first within the timeframe when the patient's place is given; an unknown postcode is 400 naming it", async () => {
+    await w.centre('near-tc', { lat: 53.8, lon: -1.55 });
+    await w.centre('far-tc', { lat: 54.89, lon: -2.93 });
+    // One slot at each, at the same time, within the timeframe of a case opened now.
+    const start = formatLocal(w.t.clock.nowMs() + 3600_000);
+    const [date, hour] = [start.slice(0, 10), start.slice(11, 13)];
+    await w.session('near-tc', date, `${hour}:00`, `${hour}:15`);
+    await w.session('far-tc', date, `${hour}:00`, `${hour}:15`);
+    const caseId = await w.utcCase();
+    type Options = {
+      options: { centre: { centreId: string }; distanceKm: number | null; withinTimeframe: boolean }[];
+    };
+    const ask = (query: string) =>
+      w.json<Options>(
+        w.clients.adviser,
+        'GET',
+        `/api/v1/cases/${caseId}/appointment-options?limit=100${query}`,
+      );
+    const order = (o: Options) =>
+      o.options
+        .filter((x) => x.withinTimeframe && ['near-tc', 'far-tc'].includes(x.centre.centreId))
+        .map((x) => x.centre.centreId);
+    // A patient in Leeds: the Leeds centre first; in Carlisle: the Carlisle one.
+    const fromLeeds = await ask('&latitude=53.79&longitude=-1.54');
+    expect(order(fromLeeds)).toEqual(['near-tc', 'far-tc']);
+    expect(fromLeeds.options.find((x) => x.centre.centreId === 'near-tc')!.distanceKm).toBeLessThan(2);
+    expect(order(await ask('&latitude=54.9&longitude=-2.94'))).toEqual(['far-tc', 'near-tc']);
+    // No place given: by time only, no distances.
+    expect((await ask('')).options.every((x) => x.distanceKm === null)).toBe(true);
+    const unknown = await w.clients.adviser.request(
+      'GET',
+      `/api/v1/cases/${caseId}/appointment-options?postcode=ZZ99%209ZZ`,
+    );
+    expect(unknown.statusCode).toBe(400);
+    expect(unknown.json().errors[0].path).toBe('query.postcode');
+    const half = await w.clients.adviser.request(
+      'GET',
+      `/api/v1/cases/${caseId}/appointment-options?latitude=53.79`,
+    );
+    expect(half.statusCode).toBe(400);
+    expect(half.json().errors[0].path).toBe('query.longitude');
   });
 });

@@ -92,7 +92,14 @@ export class BookingWorld {
   /** A centre with one room per `rooms`, a template and (optionally) a home node. */
   async centre(
     centreId: string,
-    options: { rooms?: number; patientsPerSlot?: number; slotMinutes?: number; homeNodeId?: string } = {},
+    options: {
+      rooms?: number;
+      patientsPerSlot?: number;
+      slotMinutes?: number;
+      homeNodeId?: string;
+      lat?: number;
+      lon?: number;
+    } = {},
   ): Promise<void> {
     const rooms = Array.from({ length: options.rooms ?? 1 }, (_, i) => ({
       roomId: `room-${i + 1}`,
@@ -104,8 +111,8 @@ export class BookingWorld {
       name: `Centre ${centreId}`,
       address: '1 High Street, Northtown',
       postcode: 'NS1 1AA',
-      lat: 54,
-      lon: -1.5,
+      lat: options.lat ?? 54,
+      lon: options.lon ?? -1.5,
       phone: '01632 960111',
       rooms,
       ...(options.homeNodeId

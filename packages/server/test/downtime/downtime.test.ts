@@ -1,11 +1,12 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { caseReference, FixedClock } from '@holdfast/core';
+import { addLocalDays, caseReference, FixedClock, formatLocal } from '@holdfast/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collectPackData } from '../../src/downtime/pack-data.ts';
 import { DowntimePackService } from '../../src/downtime/service.ts';
 import { listPacks, PeriodicPackWriter } from '../../src/downtime/writer.ts';
+import type { RequestContext } from '../../src/http/context.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
 import { caseAt } from '../support/cases.ts';
 import { STORE_KINDS } from '../support/databases.ts';
@@ -237,6 +238,76 @@ describe.each(STORE_KINDS)('downtime pack on %s', (kind) => {
       expect(logs).not.toContain(p.name.split(' ')[1]!);
     }
     expect(logs).not.toContain('Dilys');
+  });
+
+  it("lists each centre's appointments for the next hours, from the booking service, and audits their cases", async () => {
+    const provider = t.providers[0]!;
+    const admin: RequestContext = {
+      tenant: provider.tenant,
+      userId: provider.users.clinician.userId,
+      username: 'x',
+      roles: ['provider_admin'],
+      siteIds: [...provider.sites],
+      sessionId: 'test',
+      address: '127.0.0.1',
+    };
+    await t.booking.defineCentre(admin, {
+      centreId: 'pack-centre',
+      siteId: siteA,
+      name: 'Northtown Treatment Centre',
+      address: '1 Pack Street, Northtown',
+      postcode: 'NS1 1AA',
+      lat: 54,
+      lon: -1.5,
+      phone: '01632 960222',
+      rooms: [{ roomId: 'room-1', name: 'Room 1' }],
+    });
+    await t.booking.defineTemplate(admin, 'pack-centre', {
+      templateId: 'urgent',
+      name: 'Urgent',
+      slotMinutes: 15,
+      patientsPerSlot: 1,
+      kinds: ['urgent_face_to_face', 'routine'],
+    });
+    const today = formatLocal(t.clock.nowMs()).slice(0, 10);
+    const tomorrow = addLocalDays(today, 1);
+    const plan = (date: string) =>
+      t.booking.planSession(admin, 'pack-centre', {
+        templateId: 'urgent',
+        roomId: 'room-1',
+        clinicianName: 'Dr Pack',
+        date,
+        startLocal: '12:00',
+        endLocal: '13:00',
+      });
+    const [carys, ada] = [patients[2]!, patients[0]!];
+    const book = async (caseId: string, slotId: string, extra: Record<string, string> = {}) => {
+      const r = await clinician.request('POST', `/api/v1/cases/${caseId}/appointments`, { slotId, ...extra });
+      expect(r.statusCode, r.body).toBe(201);
+    };
+    // Carys at noon today: in the pack. Ada tomorrow: past the pack's hours, so not in it.
+    await book(caseIds[carys.name]!, (await plan(today)).slots[0]!.slotId);
+    await book(caseIds[ada.name]!, (await plan(tomorrow)).slots[0]!.slotId, {
+      outsideTimeframeReason: 'The patient asked for the next day',
+    });
+
+    const before = await ledgerPosition(t);
+    const res = await adviser.request('GET', '/api/v1/downtime-pack.pdf');
+    expect(res.statusCode).toBe(200);
+    const reference = caseReference(caseIds[carys.name]!);
+    const title = textWith(res.rawPayload, ['Appointments at Northtown']).replace(/\n/g, ' ');
+    expect(title).toContain('Appointments at Northtown Treatment Centre (1 Pack Street, Northtown, NS1 1AA');
+    const text = textWith(res.rawPayload, [`case ${reference}`]).replace(/\n/g, ' ');
+    expect(text).toContain(`${today} 12:00 — ${carys.name}; Urgent face to face; booked; case ${reference}`);
+    expect(text).not.toContain(`${tomorrow} 12:00`);
+    const audits = (await eventsAfter(t, before)).filter((e) => e.type === 'audit.downtime_pack');
+    expect(audits[0]!.payload.caseIds as string[]).toContain(caseIds[carys.name]);
+
+    // The node's own pack (the timer's) carries the section too.
+    const timer = await t.downtime.forNode(provider.tenant, { trigger: 'timer', actor: 'node:node-1' });
+    expect(timer.data.appointments?.centres.map((c) => c.appointments.map((a) => a.patientName))).toEqual([
+      [carys.name],
+    ]);
   });
 
   it('writes a pack every N minutes to a folder, whole files only, keeping the newest few', async () => {

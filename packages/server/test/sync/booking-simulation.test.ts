@@ -18,10 +18,12 @@ import {
   runBookingScenario,
   slotLoad,
   withBooking,
+  type BookingCommand,
   type BookingNode,
   type BookingRunOutcome,
   type BookingScenario,
 } from './simulation/booking-model.ts';
+import { bookingDb } from '../../src/booking/projection.ts';
 
 /**
  * Acceptance (issue 16): the deterministic multi-node simulation gains bookings. A hub, an NHS 111
@@ -139,7 +141,7 @@ describe('deterministic simulation: bookings on a hub, a 111 site and two centre
   });
 
   /** One run under its own tenant: nodes are reused across runs and runs cannot see each other. */
-  async function property(s: BookingScenario): Promise<void> {
+  async function property(s: BookingScenario): Promise<BookingRunOutcome & { tenant: string }> {
     run++;
     const tenant = `bsim-${run}`;
     const outcome = await runBookingScenario(nodes, tenant, BASE_MS + run * DAY, s);
@@ -177,9 +179,12 @@ describe('deterministic simulation: bookings on a hub, a 111 site and two centre
       expect(await overCapacity(n, tenant), n.name).toEqual([]);
       expect(await n.booking.custodyViolations(tenant), n.name).toEqual([]);
     }
+    return { ...outcome, tenant };
   }
 
-  const prop = fc.asyncProperty(bookingScenarioArb, property);
+  const prop = fc.asyncProperty(bookingScenarioArb, async (s) => {
+    await property(s);
+  });
 
   it(
     `${RUNS} seeded runs: no double booking, no acknowledged booking lost, ledgers and projections agree`,
@@ -220,4 +225,116 @@ describe('deterministic simulation: bookings on a hub, a 111 site and two centre
     },
     Math.max(900_000, RUNS * 10_000),
   );
+
+  /** Each slot of a run on a node: its centre, owner and standing bookings (the projection's count). */
+  const slotsOn = (n: BookingNode, tenant: string) =>
+    n.node.store.withTenant(tenant, (trx) =>
+      bookingDb(trx)
+        .selectFrom('booking_slots')
+        .select(['slot_id', 'centre_id', 'owner_node', 'booked'])
+        .where('tenant', '=', tenant)
+        .orderBy('slot_id')
+        .execute(),
+    );
+  /**
+   * A scenario of the given steps, after rounds that carry the centres' allocations to the 111 site
+   * (the run's setup syncs the 111 site before the centres have pushed them to the hub).
+   */
+  const fixed = (commands: BookingCommand[]): BookingScenario => ({
+    netSeed: 16,
+    skewMs: [0, 0, 0],
+    patientsPerSlot: 1,
+    commands: [
+      { k: 'sync', sites: [2] },
+      { k: 'sync', sites: [3] },
+      { k: 'sync', sites: [1] },
+      { k: 'sync', sites: [1] },
+      ...commands,
+    ],
+  });
+  const returnsBy = async (tenant: string) =>
+    (
+      await nodes[0]!.node.store.db
+        .selectFrom('ledger_events')
+        .select(['node', 'payload'])
+        .where('tenant', '=', tenant)
+        .where('type', '=', 'booking.slots_returned')
+        .execute()
+    ).map((r) => ({ node: r.node, ...(JSON.parse(r.payload) as { centreId: string; toNodeId: string }) }));
+
+  // Issue 16 item 3 (hub gone), on the simulation's SQLite world only: its four nodes and network
+  // are in-process SQLite nodes (the booking service is the same code on PostgreSQL, where
+  // booking.test.ts and race.test.ts run it). About 2 s.
+  it('with its hub gone, the 111 site books a slot allocated to it (and a centre its own); both reach the hub and the centre once the hub is back', async () => {
+    const outcome = await property(
+      fixed([
+        // The hub is lost: no site can reach it, and its process dies and starts again meanwhile.
+        { k: 'partition', site: 1 },
+        { k: 'partition', site: 2 },
+        { k: 'partition', site: 3 },
+        { k: 'crash', node: 0, inFlight: 1 },
+        { k: 'book', node: 1, pick: 0, ownOnly: true },
+        { k: 'book', node: 2, pick: 0, ownOnly: true },
+        // Trying to sync while it is gone changes nothing.
+        { k: 'sync', sites: [1, 2, 3] },
+      ]),
+    );
+    // (The run then heals every link and syncs until nothing moves: the hub is back.)
+    expect(outcome.counts.bookedBy111WhileCut).toBe(1);
+    expect(outcome.counts.bookedWhileCut).toBe(2);
+    const by111 = outcome.acked.find((a) => a.node === 'nhs111')!;
+    const slot = (await slotsOn(nodes[1]!, outcome.tenant)).find((x) => x.slot_id === by111.slotId)!;
+    const centreNode = nodes.find((n) => n.name === slot.centre_id)!;
+    for (const n of [nodes[0]!, centreNode]) {
+      const { booked } = await slotLoad(n, outcome.tenant);
+      expect(booked.find((b) => b.booking_id === by111.bookingId)?.status, n.name).toBe('booked');
+      const there = (await slotsOn(n, outcome.tenant)).find((x) => x.slot_id === by111.slotId)!;
+      expect([there.owner_node, Number(there.booked)], n.name).toEqual(['nhs111', 1]);
+    }
+  }, 60_000);
+
+  // Issue 16 item 4: the cut-off return by the holder's timer (the policy's cut-off is 60 minutes
+  // before the session; centre A's session is at 18:00, centre B's at 19:00, the runs start at 08:00).
+  it("gives allocated slots back to the centre's node at the cut-off, by the holder's timer, and not before", async () => {
+    // 16:59: a minute before centre A's cut-off, nothing goes back.
+    const before = await property(
+      fixed([
+        { k: 'book', node: 1, pick: 0, ownOnly: true },
+        { k: 'tick', node: 1, minutes: 8 * 60 + 59 },
+      ]),
+    );
+    expect(before.counts.returned).toBe(0);
+    expect(await returnsBy(before.tenant)).toEqual([]);
+    const heldBefore = (await slotsOn(nodes[2]!, before.tenant)).filter((x) => x.owner_node === 'nhs111');
+    expect(heldBefore.length).toBeGreaterThan(0);
+
+    // 17:01: centre A's allocation (used or not) goes back to centre A's node, written by the 111 site;
+    // centre B's (cut-off 18:00) stays with the 111 site.
+    const after = await property(
+      fixed([
+        { k: 'book', node: 1, pick: 0, ownOnly: true },
+        { k: 'tick', node: 1, minutes: 8 * 60 + 59 },
+        { k: 'tick', node: 1, minutes: 2 },
+      ]),
+    );
+    expect(after.counts.returned).toBe(1);
+    expect(await returnsBy(after.tenant)).toEqual([
+      expect.objectContaining({ node: 'nhs111', centreId: 'centre-a', toNodeId: 'centre-a' }),
+    ]);
+    for (const n of nodes) {
+      const slots = await slotsOn(n, after.tenant);
+      expect(
+        slots.filter((x) => x.centre_id === 'centre-a' && x.owner_node !== 'centre-a'),
+        n.name,
+      ).toEqual([]);
+      expect(
+        slots.filter((x) => x.centre_id === 'centre-b' && x.owner_node === 'nhs111').length,
+        n.name,
+      ).toBeGreaterThan(0);
+    }
+    // The booking made on an allocated slot stands after its slot went back.
+    const made = after.acked.find((a) => a.node === 'nhs111')!;
+    const { booked } = await slotLoad(nodes[2]!, after.tenant);
+    expect(booked.find((b) => b.booking_id === made.bookingId)?.status).toBe('booked');
+  }, 60_000);
 });
