@@ -59,7 +59,10 @@ describe('the directory editor in the browser', () => {
     await page.getByRole('link', { name: 'Directory' }).click();
     await page.getByRole('heading', { level: 1, name: 'Directory of services' }).waitFor();
     const table = page.getByTestId('directory-services');
+    // The demo's sample services are listed before anything is counted (the list loads after the heading).
+    await table.locator('tbody tr').first().waitFor(POLL);
     const countBefore = await table.locator('tbody tr').count();
+    expect(countBefore).toBeGreaterThan(0);
 
     // A file with a bad row: refused whole, the row named by line and field; nothing imported.
     const file = page.getByLabel('Directory file (CSV or JSON)');

@@ -276,7 +276,8 @@ describe('holdfast CLI', () => {
       let out = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
       const deadline = Date.now() + 30_000;
-      while (!out.includes('listening on') && Date.now() < deadline)
+      // The demo's users are printed after the listening line, possibly in a later chunk: wait for the last line.
+      while (!out.includes('This password is shown only now') && Date.now() < deadline)
         await new Promise((r) => setTimeout(r, 100));
       expect(out).toContain(`listening on http://localhost:${port}`);
       expect(out).toContain('first start: created node node-1 and the demo provider Northshire IUC');

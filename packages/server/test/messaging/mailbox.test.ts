@@ -31,7 +31,8 @@ const MAILBOX = 'north-ambulance';
 const AWAIT_MS = 600_000;
 const QUIET = 'quiet-box';
 
-async function waitFor(what: string, condition: () => boolean | Promise<boolean>, ms = 30_000) {
+// Generous: the receiver is a process of its own, polling its inbox, on a loaded two-core machine.
+async function waitFor(what: string, condition: () => boolean | Promise<boolean>, ms = 90_000) {
   const deadline = Date.now() + ms;
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
