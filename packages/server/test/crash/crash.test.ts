@@ -7,7 +7,7 @@ import { appenderArgs, checkAfterCrash, runAppenderUntilKilled } from './harness
  * random moments; after each restart every acknowledged event is present and the ledger verifies.
  * The long version: `npm run test:crash -- --cycles 1000`.
  */
-const CYCLES = Number(process.env.HOLDFAST_CRASH_CYCLES ?? 50);
+const CYCLES = Number(process.env.HOLDFAST_CRASH_CYCLES ?? 25);
 
 describe.each(STORE_KINDS)('crash safety on %s', (kind) => {
   const cleanups: (() => Promise<void>)[] = [];
