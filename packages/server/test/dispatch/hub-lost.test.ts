@@ -6,13 +6,11 @@ import { ApiSession, MemoryTotpSecrets } from '../../src/simulate/api-client.ts'
 import { Store } from '../../src/store/store.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
 import { caseAt } from '../support/cases.ts';
-import { createPgDatabase } from '../support/databases.ts';
 import { freePort } from '../support/postgres.ts';
 import {
   answers,
   asClient,
-  cleanups,
-  holdfast,
+  initDemoHubOnPostgres,
   initSite,
   serve,
   stop,
@@ -55,13 +53,7 @@ async function dispatchRows(store: Store, visitId: string, vehicleId: string) {
  */
 describe('a dispatch site whose hub is lost', () => {
   it('allocates a car and the crew records its status; after the hub returns everything has synced', async () => {
-    const db = await createPgDatabase();
-    cleanups.push(db.drop);
-    const hubEnv = { HOLDFAST_STORE: 'postgres', HOLDFAST_DATABASE_URL: db.url };
-    const hubDir = tempDir('hub');
-    const init = holdfast(['-d', hubDir, 'init', '--role', 'hub', '--node', 'hub-1', '--demo'], hubEnv);
-    const password = /password, shown once: (\S+)/.exec(init)![1]!;
-    const token = holdfast(['-d', hubDir, 'nodes', 'enrol-token'], hubEnv).split('\n')[0]!.trim();
+    const { hubDir, hubEnv, databaseUrl, password, token } = await initDemoHubOnPostgres();
     const hubPort = await freePort();
     let hub = await serve(hubDir, hubPort, hubEnv);
     const siteDir = tempDir('site-a');
@@ -179,7 +171,11 @@ describe('a dispatch site whose hub is lost', () => {
     await until(
       'the hub holds the visit, the allocation and the car travelling',
       async () =>
-        dispatchRows(await Store.open({ dialect: 'postgres', connectionString: db.url }), visitId, vehicleId),
+        dispatchRows(
+          await Store.open({ dialect: 'postgres', connectionString: databaseUrl }),
+          visitId,
+          vehicleId,
+        ),
       (rows) => JSON.stringify(rows) === JSON.stringify(atSite),
     );
   }, 240_000);

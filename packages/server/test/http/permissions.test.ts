@@ -11,6 +11,7 @@ import {
   routeKey,
   send,
   setUpWorld,
+  type SampleRequest,
   type World,
 } from '../support/route-samples.ts';
 
@@ -68,7 +69,7 @@ describe.each(STORE_KINDS)('route permissions (%s)', (kind) => {
       // A role without the permission is refused before the route's handler runs, and a refusal
       // stores only its audit event, so one request built for the route serves every such role.
       // Building a sample (a case at the right step …) is most of this test's time.
-      let forRolesWithout: Awaited<ReturnType<typeof sample.build>> | null = null;
+      let forRolesWithout: SampleRequest | null = null;
       for (const role of ROLES) {
         const client = sample.endsSession ? await w.freshClient(role) : w.clients[role];
         const holds = ROLE_PERMISSIONS[role].includes(permission);

@@ -9,12 +9,10 @@ import { ApiSession, MemoryTotpSecrets } from '../../src/simulate/api-client.ts'
 import { Store } from '../../src/store/store.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
 import { answersTo } from '../support/cases.ts';
-import { createPgDatabase } from '../support/databases.ts';
 import { freePort } from '../support/postgres.ts';
 import {
   answers,
-  cleanups,
-  holdfast,
+  initDemoHubOnPostgres,
   initSite,
   serve,
   start,
@@ -33,13 +31,7 @@ import {
  */
 describe('a site whose hub is lost', () => {
   it('delivers its ambulance requests directly; after the hub returns none is delivered twice', async () => {
-    const db = await createPgDatabase();
-    cleanups.push(db.drop);
-    const hubEnv = { HOLDFAST_STORE: 'postgres', HOLDFAST_DATABASE_URL: db.url };
-    const hubDir = tempDir('hub');
-    const init = holdfast(['-d', hubDir, 'init', '--role', 'hub', '--node', 'hub-1', '--demo'], hubEnv);
-    const password = /password, shown once: (\S+)/.exec(init)![1]!;
-    const token = holdfast(['-d', hubDir, 'nodes', 'enrol-token'], hubEnv).split('\n')[0]!.trim();
+    const { hubDir, hubEnv, databaseUrl, password, token } = await initDemoHubOnPostgres();
     const receiverPort = await freePort();
     const receiverUrl = `http://127.0.0.1:${receiverPort}`;
     // The ambulance service as a provider admin sets it (the admin signs in with a passkey, which
@@ -64,7 +56,7 @@ describe('a site whose hub is lost', () => {
         await node.close();
       }
     };
-    await setEndpoint({ store: 'postgres', databaseUrl: db.url, dataDir: hubDir, checkpointEvery: 100 });
+    await setEndpoint({ store: 'postgres', databaseUrl: databaseUrl, dataDir: hubDir, checkpointEvery: 100 });
     const hubPort = await freePort();
     let hub = await serve(hubDir, hubPort, hubEnv);
     const siteDir = tempDir('site-a');
@@ -168,7 +160,7 @@ describe('a site whose hub is lost', () => {
     const atHub = await until(
       'the hub holds them accepted',
       async () => {
-        const store = await Store.open({ dialect: 'postgres', connectionString: db.url });
+        const store = await Store.open({ dialect: 'postgres', connectionString: databaseUrl });
         try {
           return (
             await messagingDb(store.db).selectFrom('messages').select(['status', 'endpoint_id']).execute()

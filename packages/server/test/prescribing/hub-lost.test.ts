@@ -9,13 +9,11 @@ import { Store } from '../../src/store/store.ts';
 import { messagingDb } from '../../src/messaging/projection.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
 import { caseAt } from '../support/cases.ts';
-import { createPgDatabase } from '../support/databases.ts';
 import { freePort } from '../support/postgres.ts';
 import {
   answers,
   asClient,
-  cleanups,
-  holdfast,
+  initDemoHubOnPostgres,
   initSite,
   serve,
   start,
@@ -34,18 +32,12 @@ import { draftOf, PARACETAMOL } from './support.ts';
  */
 describe('a site whose hub is lost', () => {
   it('prescribes and sends the prescription to the pharmacy directly', async () => {
-    const db = await createPgDatabase();
-    cleanups.push(db.drop);
-    const hubEnv = { HOLDFAST_STORE: 'postgres', HOLDFAST_DATABASE_URL: db.url };
-    const hubDir = tempDir('hub');
-    const init = holdfast(['-d', hubDir, 'init', '--role', 'hub', '--node', 'hub-1', '--demo'], hubEnv);
-    const password = /password, shown once: (\S+)/.exec(init)![1]!;
-    const token = holdfast(['-d', hubDir, 'nodes', 'enrol-token'], hubEnv).split('\n')[0]!.trim();
+    const { hubDir, hubEnv, databaseUrl, password, token } = await initDemoHubOnPostgres();
     const receiverPort = await freePort();
     const receiverUrl = `http://127.0.0.1:${receiverPort}`;
     const node = await openNode({
       store: 'postgres',
-      databaseUrl: db.url,
+      databaseUrl: databaseUrl,
       dataDir: hubDir,
       checkpointEvery: 100,
     });

@@ -10,12 +10,10 @@ import { ApiSession, MemoryTotpSecrets } from '../../src/simulate/api-client.ts'
 import { Store } from '../../src/store/store.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
 import { answersTo } from '../support/cases.ts';
-import { createPgDatabase } from '../support/databases.ts';
 import { freePort } from '../support/postgres.ts';
 import {
   answers,
-  cleanups,
-  holdfast,
+  initDemoHubOnPostgres,
   initSite,
   serve,
   start,
@@ -35,20 +33,14 @@ import {
  */
 describe('a site whose hub is lost', () => {
   it('refers to a service from the directory it holds and sends the referral directly; accepted once', async () => {
-    const db = await createPgDatabase();
-    cleanups.push(db.drop);
-    const hubEnv = { HOLDFAST_STORE: 'postgres', HOLDFAST_DATABASE_URL: db.url };
-    const hubDir = tempDir('hub');
-    const init = holdfast(['-d', hubDir, 'init', '--role', 'hub', '--node', 'hub-1', '--demo'], hubEnv);
-    const password = /password, shown once: (\S+)/.exec(init)![1]!;
-    const token = holdfast(['-d', hubDir, 'nodes', 'enrol-token'], hubEnv).split('\n')[0]!.trim();
+    const { hubDir, hubEnv, databaseUrl, password, token } = await initDemoHubOnPostgres();
     const receiverPort = await freePort();
     const receiverUrl = `http://127.0.0.1:${receiverPort}`;
     // The department and its endpoint as a provider admin sets them (the admin signs in with a
     // passkey, which this test cannot hold: the same ledger facts are written while the hub is stopped).
     const node = await openNode({
       store: 'postgres',
-      databaseUrl: db.url,
+      databaseUrl: databaseUrl,
       dataDir: hubDir,
       checkpointEvery: 100,
     });
@@ -199,7 +191,7 @@ describe('a site whose hub is lost', () => {
     await until(
       'the hub holds the referral accepted',
       async () => {
-        const store = await Store.open({ dialect: 'postgres', connectionString: db.url });
+        const store = await Store.open({ dialect: 'postgres', connectionString: databaseUrl });
         try {
           return (
             await messagingDb(store.db).selectFrom('messages').select(['status', 'endpoint_id']).execute()

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll } from 'vitest';
 import type { ApiSession } from '../../src/simulate/api-client.ts';
 import { holdfastArgs } from './cli-entry.ts';
+import { createPgDatabase } from './databases.ts';
 import type { Client } from './http.ts';
 
 /**
@@ -77,6 +78,28 @@ export function serve(dir: string, port: number, env: Record<string, string> = {
   return start(['-d', dir, 'serve', '--port', String(port), '--host', '127.0.0.1'], env, () =>
     answers(`http://127.0.0.1:${port}/health`),
   );
+}
+
+/**
+ * A hub on a fresh PostgreSQL database, initialised with the demo provider (not started): its
+ * directory, the environment its commands need, the demo password and a one-time enrolment token
+ * for a site. The database is dropped after the file's tests.
+ */
+export async function initDemoHubOnPostgres(): Promise<{
+  hubDir: string;
+  hubEnv: Record<string, string>;
+  databaseUrl: string;
+  password: string;
+  token: string;
+}> {
+  const db = await createPgDatabase();
+  cleanups.push(db.drop);
+  const hubEnv = { HOLDFAST_STORE: 'postgres', HOLDFAST_DATABASE_URL: db.url };
+  const hubDir = tempDir('hub');
+  const init = holdfast(['-d', hubDir, 'init', '--role', 'hub', '--node', 'hub-1', '--demo'], hubEnv);
+  const password = /password, shown once: (\S+)/.exec(init)![1]!;
+  const token = holdfast(['-d', hubDir, 'nodes', 'enrol-token'], hubEnv).split('\n')[0]!.trim();
+  return { hubDir, hubEnv, databaseUrl: db.url, password, token };
 }
 
 /** `holdfast init` of a site node enrolled at the hub with a one-time token. */
