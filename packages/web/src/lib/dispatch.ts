@@ -68,6 +68,8 @@ export interface Visit {
   caseId: string;
   status: string;
   reason: string;
+  /** The clinician's "home visit within N hours". */
+  withinHours: number | null;
   priority: string;
   deadlineMs: number;
   requestedAtMs: number;
@@ -181,6 +183,7 @@ export function readVisit(o: Json): Visit {
     caseId: str(o.caseId) ?? '',
     status: str(o.status) ?? 'requested',
     reason: str(o.reason) ?? '',
+    withinHours: num(o.withinHours),
     priority: String(o.priority ?? ''),
     deadlineMs: instantOf(o, 'deadline') ?? 0,
     requestedAtMs: instantOf(o, 'requestedAt') ?? instantOf(o, 'requested') ?? instantOf(o, 'created') ?? 0,
@@ -537,6 +540,21 @@ export const visitOutcome = (
     note,
     ...(ambulanceCategory !== null ? { ambulanceCategory } : {}),
   });
+
+/** A case's home visits (the clinician's case page); re-read every 10 s, as dispatch moves them on. */
+export function useCaseVisits(caseId: string) {
+  return useQuery({
+    queryKey: ['visits', 'case', caseId],
+    queryFn: async () => {
+      const raw = await api<{ visits?: unknown }>(
+        'GET',
+        `/api/v1/visits?caseId=${encodeURIComponent(caseId)}&state=all`,
+      );
+      return (Array.isArray(raw.visits) ? raw.visits.filter(isObject) : []).map(readVisit);
+    },
+    refetchInterval: 10_000,
+  });
+}
 
 export const CREW_KEY = ['crew', 'me'] as const;
 

@@ -31,6 +31,7 @@ import { CaseMessages } from '../../components/CaseMessages.tsx';
 import { CaseRecord } from '../../components/CaseRecord.tsx';
 import { ServiceChoice } from '../../components/ServiceChoice.tsx';
 import { BookingPanel } from '../../components/BookingPanel.tsx';
+import { HomeVisitPanel } from '../../components/HomeVisitPanel.tsx';
 import { outcomeBooking } from '../../lib/booking.ts';
 import { useConsultationDraft } from '../../lib/drafts.ts';
 import { FormAlert } from '../../components/FormAlert.tsx';
@@ -326,6 +327,7 @@ export function ClinicianCase({ caseId }: { caseId: string }) {
         <BookingPanel caseId={caseId} kind={outcomeBooking()?.kind ?? null} />
       )}
       {c.status === 'ambulance_requested' && <AmbulanceHandover caseDetail={c} />}
+      {c.outcomes.includes('home_visit') && <HomeVisitPanel caseId={caseId} />}
       {/* A referring outcome: the same ranked services and choice as the adviser's disposition. */}
       {c.status === 'referral_pending' && (
         <ServiceChoice caseDetail={c} patientPostcode={patient.data?.record.postcode ?? null} />
