@@ -70,6 +70,59 @@ function cycles(graph: Map<string, string[]>): string[][] {
   return found;
 }
 
+const SERVER = join(ROOT, 'packages/server/src');
+/**
+ * Folders whose tables every module may use: the store's own (the ledger, sessions, sync state) and
+ * the projection framework's. Everything else belongs to the module that creates it.
+ */
+const SHARED_TABLE_OWNERS = new Set(['store', 'projections']);
+
+/** The module (top folder under packages/server/src) a file belongs to; a file at the top is its own. */
+function moduleOf(file: string): string {
+  const [top, ...rest] = relative(SERVER, file).split('/');
+  return rest.length > 0 ? top! : `(${top})`;
+}
+
+/** Each table and the module whose projection creates it (`create table x`). */
+function tableOwners(files: readonly string[]): Map<string, string> {
+  const owners = new Map<string, string>();
+  for (const file of files)
+    for (const m of readFileSync(file, 'utf8').matchAll(/\bcreate table (?:if not exists )?([a-z_]+)/gi))
+      if (!owners.has(m[1]!.toLowerCase())) owners.set(m[1]!.toLowerCase(), moduleOf(file));
+  return owners;
+}
+
+/**
+ * The tables a file's code queries: Kysely's builders (selectFrom, updateTable, insertInto,
+ * deleteFrom, joins) and raw SQL in `sql` templates (from, join, update, into).
+ */
+function tablesQueried(text: string): string[] {
+  const found = [
+    ...text.matchAll(
+      /\.(?:selectFrom|updateTable|insertInto|deleteFrom|innerJoin|leftJoin)\(\s*['"]([a-z_]+)/g,
+    ),
+  ].map((m) => m[1]!);
+  for (const template of text.matchAll(/\bsql(?:<[^`]*?>)?`([^`]*)`/g))
+    for (const m of template[1]!.matchAll(/\b(?:from|join|update|into)\s+([a-z_]+)/gi))
+      found.push(m[1]!.toLowerCase());
+  return found;
+}
+
+/** `module file → table (owner)` for every query of a table another module owns. */
+function foreignTableQueries(files: readonly string[]): string[] {
+  const owners = tableOwners(files);
+  const found: string[] = [];
+  for (const file of files) {
+    const mine = moduleOf(file);
+    for (const table of new Set(tablesQueried(readFileSync(file, 'utf8')))) {
+      const owner = owners.get(table);
+      if (owner && owner !== mine && !SHARED_TABLE_OWNERS.has(owner))
+        found.push(`${relative(SERVER, file)} → ${table} (${owner})`);
+    }
+  }
+  return found;
+}
+
 describe('the shape of the code', () => {
   it.each(SOURCES)('%s has no import cycle', (folder) => {
     const files = sourceFiles(join(ROOT, folder));
@@ -88,5 +141,22 @@ describe('the shape of the code', () => {
       ['d', ['a']],
     ]);
     expect(cycles(graph)).toEqual([['a', 'b', 'c']]);
+  });
+
+  it('no module queries another module’s tables: it calls that module’s reads or service', () => {
+    const files = sourceFiles(SERVER);
+    expect(tableOwners(files).get('cases')).toBe('cases');
+    expect(tableOwners(files).get('patients')).toBe('patients');
+    expect(tableOwners(files).size).toBeGreaterThan(30);
+    expect(foreignTableQueries(files)).toEqual([]);
+  });
+
+  it('the check can fail: it finds Kysely and raw-SQL queries of tables by name', () => {
+    expect(
+      tablesQueried(
+        "casesDb(trx)\n  .selectFrom('cases')\n  .innerJoin('patients', 'x', 'y');\nsql`select 1 from users u join passkeys p on true`",
+      ),
+    ).toEqual(['cases', 'patients', 'users', 'passkeys']);
+    expect(moduleOf(join(SERVER, 'reports/iuc-adc.ts'))).toBe('reports');
   });
 });

@@ -9,7 +9,8 @@ import {
   type WebAuthnCredential,
 } from '@simplewebauthn/server';
 import { z } from 'zod';
-import { accountsDb, type UserRecord } from '../accounts/projection.ts';
+import type { UserRecord } from '../accounts/projection.ts';
+import { passkeyOwner } from '../accounts/reads.ts';
 import { authedRoute, type RouteSpec } from '../http/routes.ts';
 import {
   completeSignIn,
@@ -86,14 +87,7 @@ export function passkeyRoutes(deps: AuthDeps, config: PasskeyConfig): RouteSpec[
     }
     // Credential ids are unique per tenant (the projection keeps the first and drops a repeat):
     // accepting a repeat would complete a sign-in with no passkey stored for this user.
-    const taken = await deps.node.store.withTenant(tenant, (trx) =>
-      accountsDb(trx)
-        .selectFrom('passkeys')
-        .select('user_id')
-        .where('tenant', '=', tenant)
-        .where('credential_id', '=', credential.id)
-        .executeTakeFirst(),
-    );
+    const taken = await deps.node.store.withTenant(tenant, (trx) => passkeyOwner(trx, tenant, credential.id));
     if (taken) throw new ValidationError([{ path: 'body', message: 'this passkey is registered already' }]);
     return credential;
   };

@@ -1,6 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Clock } from '@holdfast/core';
-import { sql, type Selectable } from 'kysely';
+import type { Selectable } from 'kysely';
+import { fullSessionsWithoutSecondFactor } from '../accounts/reads.ts';
 import type { SessionsTable } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
 
@@ -184,14 +185,8 @@ export class SessionStore {
    * Start-up check: no live, fully signed-in session may belong to a user without a second factor
    * (which would mean a path around MFA existed). Returns the offending session ids.
    */
-  async sessionsWithoutSecondFactor(): Promise<string[]> {
-    const rows = await sql<{ id: string }>`
-      select s.id from sessions s join users u on u.tenant = s.tenant and u.user_id = s.user_id
-      where s.stage = 'full' and s.revoked_at is null and u.totp_secret is null
-        and not exists (select 1 from passkeys p where p.tenant = s.tenant and p.user_id = s.user_id)`.execute(
-      this.store.db,
-    );
-    return rows.rows.map((r) => r.id);
+  sessionsWithoutSecondFactor(): Promise<string[]> {
+    return fullSessionsWithoutSecondFactor(this.store.db);
   }
 
   /** Records a TOTP step as used; false if it was used already (a replay). */

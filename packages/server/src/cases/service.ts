@@ -22,7 +22,8 @@ import type { EventDraft, Ledger } from '../ledger/ledger.ts';
 import type { Store, Tx } from '../store/store.ts';
 import { casesDb, type CasesTable } from './projection.ts';
 import type { AccountsService } from '../accounts/service.ts';
-import { patientsDb } from '../patients/projection.ts';
+import { patientOnFile } from '../patients/reads.ts';
+import { caseVersion } from './reads.ts';
 
 export interface OpenCaseInput {
   siteId: string;
@@ -597,27 +598,12 @@ export class CaseService {
   }
 
   /** Whether the patient is in the provider's index, and whether their record says they have died. */
-  private async patientOnFile(tenant: string, patientId: string): Promise<{ deceased: boolean } | null> {
-    const row = await this.store.withTenant(tenant, (trx) =>
-      patientsDb(trx)
-        .selectFrom('patients')
-        .select('record')
-        .where('tenant', '=', tenant)
-        .where('patient_id', '=', patientId)
-        .executeTakeFirst(),
-    );
-    if (!row) return null;
-    return { deceased: (JSON.parse(row.record) as { deceasedAt?: string }).deceasedAt !== undefined };
+  private patientOnFile(tenant: string, patientId: string): Promise<{ deceased: boolean } | null> {
+    return this.store.withTenant(tenant, (trx) => patientOnFile(trx, tenant, patientId));
   }
 
   private async expectVersion(trx: Tx, tenant: string, caseId: string, version: number): Promise<void> {
-    const row = await casesDb(trx)
-      .selectFrom('cases')
-      .select('version')
-      .where('tenant', '=', tenant)
-      .where('case_id', '=', caseId)
-      .executeTakeFirst();
-    if (!row || Number(row.version) !== version) throw new StaleCase();
+    if ((await caseVersion(trx, tenant, caseId)) !== version) throw new StaleCase();
   }
 }
 

@@ -2,7 +2,7 @@ import { hasPermission, ValidationError, type Clock } from '@holdfast/core';
 import { queueTiming } from '@holdfast/core/queue/priority';
 import { z } from 'zod';
 import type { AccountsService } from '../accounts/service.ts';
-import { casesDb } from '../cases/projection.ts';
+import { breachedDeadlines, casesInStatuses, receivedTimes } from '../cases/reads.ts';
 import type { RequestContext } from '../http/context.ts';
 import { authedRoute, type RouteSpec } from '../http/routes.ts';
 import type { Store } from '../store/store.ts';
@@ -118,25 +118,12 @@ export function dashboardRoutes(deps: {
         const now = deps.clock.nowMs();
         const [sites, rows] = await Promise.all([
           deps.accounts.sites(ctx.tenant),
-          deps.store.withTenant(ctx.tenant, async (trx) => {
-            let q = casesDb(trx)
-              .selectFrom('cases')
-              .select([
-                'case_id',
-                'site_id',
-                'status',
-                'received_at',
-                'timeframe_minutes',
-                'escalated',
-                'failed_callbacks',
-                'disposition_label',
-                'claimed_by',
-              ])
-              .where('status', 'in', [...WITH_ADVISER, ...IN_QUEUE]);
-            if (deps.tenantFilter) q = q.where('tenant', '=', ctx.tenant);
-            if (query.siteId) q = q.where('site_id', '=', query.siteId);
-            return q.execute();
-          }),
+          deps.store.withTenant(ctx.tenant, (trx) =>
+            casesInStatuses(trx, ctx.tenant, [...WITH_ADVISER, ...IN_QUEUE], {
+              tenantFilter: deps.tenantFilter,
+              siteId: query.siteId,
+            }),
+          ),
         ]);
         // Another provider's site is refused by name, not answered with an empty dashboard.
         if (query.siteId && !sites.some((s) => s.siteId === query.siteId))
@@ -306,41 +293,15 @@ export function dashboardRoutes(deps: {
         const count = async (hours: DayHour[]) => {
           const from = hours[0]!.startMs;
           const to = hours[hours.length - 1]!.endMs;
-          const [received, deadlines] = await deps.store.withTenant(ctx.tenant, async (trx) => {
-            let calls = casesDb(trx)
-              .selectFrom('cases')
-              .select('received_at')
-              .where('received_at', '>=', from)
-              .where('received_at', '<', to);
-            // A breach: the case's deadline passed (by now) while it was still open.
-            let breaches = casesDb(trx)
-              .selectFrom('cases')
-              .select(['deadline_at', 'closed_at'])
-              .where('deadline_at', '>=', from)
-              .where('deadline_at', '<', Math.min(to, now + 1));
-            if (deps.tenantFilter) {
-              calls = calls.where('tenant', '=', ctx.tenant);
-              breaches = breaches.where('tenant', '=', ctx.tenant);
-            }
-            if (query.siteId) {
-              calls = calls.where('site_id', '=', query.siteId);
-              breaches = breaches.where('site_id', '=', query.siteId);
-            }
-            return Promise.all([calls.execute(), breaches.execute()]);
-          });
-          return {
-            hours,
-            calls: countPerHour(
-              hours,
-              received.map((r) => Number(r.received_at)),
-            ),
-            breaches: countPerHour(
-              hours,
-              deadlines
-                .filter((r) => r.closed_at === null || Number(r.closed_at) > Number(r.deadline_at))
-                .map((r) => Number(r.deadline_at)),
-            ),
-          };
+          const scope = { tenantFilter: deps.tenantFilter, siteId: query.siteId };
+          const [received, breached] = await deps.store.withTenant(ctx.tenant, (trx) =>
+            Promise.all([
+              receivedTimes(trx, ctx.tenant, from, to, scope),
+              // A breach: the case's deadline passed (by now) while it was still open.
+              breachedDeadlines(trx, ctx.tenant, from, Math.min(to, now + 1), scope),
+            ]),
+          );
+          return { hours, calls: countPerHour(hours, received), breaches: countPerHour(hours, breached) };
         };
         const [today, lastWeek] = await Promise.all([
           count(hoursOfLondonDay(date)),

@@ -1,18 +1,17 @@
 import {
   caseReference,
-  currentRecord,
   mayReadNoteText,
   isRestricted,
-  TERMINAL_STATUSES,
   type CaseState,
   type PatientRecord,
   type Role,
   type SpecialNoteKind,
 } from '@holdfast/core';
 import { formatLondonDateTime } from '@holdfast/core/queue/priority';
-import { accountsDb } from '../accounts/projection.ts';
-import { casesDb, type CasesTable } from '../cases/projection.ts';
-import { patientsDb } from '../patients/projection.ts';
+import { displayNamesOf, providerName, sitesOf } from '../accounts/reads.ts';
+import type { CasesTable } from '../cases/projection.ts';
+import { openCasesOfSites } from '../cases/reads.ts';
+import { currentRecordsOf } from '../patients/reads.ts';
 import type { Store } from '../store/store.ts';
 
 /**
@@ -163,49 +162,19 @@ export function byDeadline(a: PackCase, b: PackCase): number {
 export async function collectPackData(store: Store, scope: PackScope): Promise<DowntimePackData> {
   const { tenant } = scope;
   return store.withTenant(tenant, async (trx) => {
-    const allSites = (
-      await accountsDb(trx)
-        .selectFrom('sites')
-        .select(['site_id', 'name'])
-        .where('tenant', '=', tenant)
-        .orderBy('name')
-        .execute()
-    ).map((s) => ({ siteId: s.site_id, name: s.name }));
+    const allSites = await sitesOf(trx, tenant);
     const sites = scope.siteIds ? allSites.filter((s) => scope.siteIds!.includes(s.siteId)) : allSites;
-    const providerRow = await accountsDb(trx)
-      .selectFrom('tenants')
-      .select('name')
-      .where('tenant', '=', tenant)
-      .executeTakeFirst();
-    const siteIds = sites.map((s) => s.siteId);
-    const rows: CasesTable[] =
-      siteIds.length === 0
-        ? []
-        : await casesDb(trx)
-            .selectFrom('cases')
-            .selectAll()
-            .where('tenant', '=', tenant)
-            .where('site_id', 'in', siteIds)
-            .where('status', 'not in', [...TERMINAL_STATUSES])
-            .orderBy('received_at')
-            .limit(PACK_CASE_LIMIT + 1)
-            .execute();
+    const name = await providerName(trx, tenant);
+    const rows = await openCasesOfSites(
+      trx,
+      tenant,
+      sites.map((s) => s.siteId),
+      PACK_CASE_LIMIT + 1,
+    );
     const truncated = rows.length > PACK_CASE_LIMIT;
     const kept = rows.slice(0, PACK_CASE_LIMIT);
     const patientIds = [...new Set(kept.map((r) => r.patient_id).filter((p): p is string => !!p))];
-    const patients = new Map<string, PatientRecord>();
-    for (let i = 0; i < patientIds.length; i += 500) {
-      const chunk = patientIds.slice(i, i + 500);
-      const found = await patientsDb(trx)
-        .selectFrom('patients')
-        .select(['patient_id', 'record'])
-        .where('tenant', '=', tenant)
-        .where('patient_id', 'in', chunk)
-        .execute();
-      // Names with history: the current one by the pack's clock.
-      for (const p of found)
-        patients.set(p.patient_id, currentRecord(JSON.parse(p.record) as PatientRecord, scope.nowMs));
-    }
+    const patients = await currentRecordsOf(trx, tenant, patientIds, scope.nowMs);
     // Who took the calls still with advisers: the user who recorded each call (its case.opened).
     const takenBy = new Map<string, string>();
     const inProgress = kept.filter((r) => WITH_ADVISER_STATUSES.has(r.status));
@@ -229,23 +198,14 @@ export async function collectPackData(store: Store, scope: PackScope): Promise<D
     const holderIds = [
       ...new Set([...kept.map((r) => r.claimed_by), ...takenBy.values()].filter((u): u is string => !!u)),
     ];
-    const holders = new Map<string, string>();
-    for (let i = 0; i < holderIds.length; i += 500) {
-      const found = await accountsDb(trx)
-        .selectFrom('users')
-        .select(['user_id', 'display_name'])
-        .where('tenant', '=', tenant)
-        .where('user_id', 'in', holderIds.slice(i, i + 500))
-        .execute();
-      for (const u of found) holders.set(u.user_id, u.display_name);
-    }
+    const holders = await displayNamesOf(trx, tenant, holderIds);
     const siteName = new Map(sites.map((s) => [s.siteId, s.name]));
     const cases = kept.map((row) =>
       packCase(row, siteName.get(row.site_id) ?? row.site_id, patients, holders, takenBy, scope.roles),
     );
     cases.sort(byDeadline);
     return {
-      providerName: providerRow?.name ?? tenant,
+      providerName: name ?? tenant,
       tenant,
       sites,
       generatedAtMs: scope.nowMs,

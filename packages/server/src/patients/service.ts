@@ -33,7 +33,7 @@ import { actorOf, type RequestContext } from '../http/context.ts';
 import type { EventDraft, Ledger } from '../ledger/ledger.ts';
 import type { Store, Tx } from '../store/store.ts';
 import type { AccountsService } from '../accounts/service.ts';
-import { casesDb } from '../cases/projection.ts';
+import { caseSiteAndPatient, casesPerPatient } from '../cases/reads.ts';
 import { requireSiteAccess } from '../access/sites.ts';
 import { ndjsonLines, patientFromFhirLine } from './fhir.ts';
 import { patientsDb, type PatientsTable } from './projection.ts';
@@ -303,17 +303,12 @@ export class PatientService {
           .where('patient_id', 'in', chunk);
         if (this.options.tenantFilter) q = q.where('tenant', '=', ctx.tenant);
         // Cases received in the repeat-caller window, counted per patient in one read.
-        let c = casesDb(trx)
-          .selectFrom('cases')
-          .select(['patient_id', (eb) => eb.fn.countAll<number | string>().as('n')])
-          .where('patient_id', 'in', chunk)
-          .where('received_at', '>=', nowMs - REPEAT_CALLER_WINDOW_MS)
-          .where('received_at', '<=', nowMs)
-          .groupBy('patient_id');
-        if (this.options.tenantFilter) c = c.where('tenant', '=', ctx.tenant);
-        return Promise.all([q.execute(), c.execute()]);
+        const perPatient = casesPerPatient(trx, ctx.tenant, chunk, nowMs - REPEAT_CALLER_WINDOW_MS, nowMs, {
+          tenantFilter: this.options.tenantFilter,
+        });
+        return Promise.all([q.execute(), perPatient]);
       });
-      const counts = new Map(recent.map((r) => [r.patient_id, Number(r.n)]));
+      const counts = recent;
       for (const row of rows) {
         const record = currentRecord(JSON.parse(row.record) as PatientRecord, nowMs);
         const atOwnSite = ctx.siteIds.includes(row.home_site_id);
@@ -597,14 +592,9 @@ export class PatientService {
     caseId: string,
     concern: string,
   ): Promise<{ caseId: string; patientId: string }> {
-    const row = await this.store.withTenant(ctx.tenant, async (trx) => {
-      let q = casesDb(trx)
-        .selectFrom('cases')
-        .select(['site_id', 'patient_id'])
-        .where('case_id', '=', caseId);
-      if (this.options.tenantFilter) q = q.where('tenant', '=', ctx.tenant);
-      return q.executeTakeFirst();
-    });
+    const row = await this.store.withTenant(ctx.tenant, (trx) =>
+      caseSiteAndPatient(trx, ctx.tenant, caseId, { tenantFilter: this.options.tenantFilter }),
+    );
     if (!row) throw new NotFoundError('case');
     // The access layer's rule for cases (own site, across sites), as `CaseService.get` applies it.
     const decision = siteDecision(ctx, 'case', row.site_id);
@@ -828,17 +818,12 @@ export class PatientService {
    * itself: callers audit the view it is part of.
    */
   async repeatCaller(ctx: RequestContext, patientId: string, atMs: number): Promise<RepeatCallerStatus> {
-    const row = await this.store.withTenant(ctx.tenant, async (trx) => {
-      let q = casesDb(trx)
-        .selectFrom('cases')
-        .select((eb) => eb.fn.countAll<number | string>().as('n'))
-        .where('patient_id', '=', patientId)
-        .where('received_at', '>=', atMs - REPEAT_CALLER_WINDOW_MS)
-        .where('received_at', '<=', atMs);
-      if (this.options.tenantFilter) q = q.where('tenant', '=', ctx.tenant);
-      return q.executeTakeFirst();
-    });
-    const cases96h = Number(row?.n ?? 0);
+    const perPatient = await this.store.withTenant(ctx.tenant, (trx) =>
+      casesPerPatient(trx, ctx.tenant, [patientId], atMs - REPEAT_CALLER_WINDOW_MS, atMs, {
+        tenantFilter: this.options.tenantFilter,
+      }),
+    );
+    const cases96h = perPatient.get(patientId) ?? 0;
     return { cases96h, flagged: cases96h >= REPEAT_CALLER_THRESHOLD };
   }
 

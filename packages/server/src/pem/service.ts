@@ -9,7 +9,7 @@ import {
   type PemContent,
   type PemNotSentReason,
 } from '@holdfast/core';
-import { accountsDb } from '../accounts/projection.ts';
+import { providerName } from '../accounts/reads.ts';
 import type { AccountsService } from '../accounts/service.ts';
 import type { Auditor } from '../audit/auditor.ts';
 import type { CasesTable } from '../cases/projection.ts';
@@ -312,9 +312,6 @@ export class PemService {
   }
 
   private async providerName(tenant: string): Promise<string> {
-    const row = await this.store.withTenant(tenant, (trx) =>
-      accountsDb(trx).selectFrom('tenants').select('name').where('tenant', '=', tenant).executeTakeFirst(),
-    );
-    return row?.name ?? tenant;
+    return (await this.store.withTenant(tenant, (trx) => providerName(trx, tenant))) ?? tenant;
   }
 }

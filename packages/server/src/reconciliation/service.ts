@@ -14,7 +14,7 @@ import {
 } from '@holdfast/core';
 import { z } from 'zod';
 import { accessEvent, type AccessFields, type Auditor } from '../audit/auditor.ts';
-import { casesDb } from '../cases/projection.ts';
+import { caseFoldRow, caseVersion } from '../cases/reads.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { Store, Tx } from '../store/store.ts';
@@ -194,12 +194,7 @@ export class ReconciliationService {
       const read = await this.store.withTenant(ctx.tenant, async (trx) => {
         const row = await this.readItem(trx, ctx.tenant, itemId);
         if (!row) return null;
-        const caseRow = await casesDb(trx)
-          .selectFrom('cases')
-          .select(['state', 'reconciliation', 'version'])
-          .where('tenant', '=', ctx.tenant)
-          .where('case_id', '=', row.case_id)
-          .executeTakeFirst();
+        const caseRow = await caseFoldRow(trx, ctx.tenant, row.case_id);
         return caseRow ? { row, caseRow } : null;
       });
       if (!read) throw new NotFoundError('reconciliation item');
@@ -228,13 +223,8 @@ export class ReconciliationService {
           ],
           {
             guard: async (trx) => {
-              const now = await casesDb(trx)
-                .selectFrom('cases')
-                .select('version')
-                .where('tenant', '=', ctx.tenant)
-                .where('case_id', '=', item.caseId)
-                .executeTakeFirst();
-              if (!now || Number(now.version) !== Number(read.caseRow.version)) throw new StaleCase();
+              const now = await caseVersion(trx, ctx.tenant, item.caseId);
+              if (now !== Number(read.caseRow.version)) throw new StaleCase();
             },
           },
         );

@@ -8,12 +8,11 @@ import {
   type Clock,
 } from '@holdfast/core';
 import { SAMPLE_DX_CODES, type DxCodeTable } from '@holdfast/core/triage/dx-codes';
-import { sql } from 'kysely';
 import { z } from 'zod';
-import { accountsDb } from '../accounts/projection.ts';
-import { casesDb } from '../cases/projection.ts';
+import { providerName } from '../accounts/reads.ts';
+import { tallyCases, type CaseTally } from '../cases/reads.ts';
 import { authedRoute, type RouteSpec } from '../http/routes.ts';
-import { toNumber, type Store, type Tx } from '../store/store.ts';
+import type { Store } from '../store/store.ts';
 import { telephonyMonth, type TelephonyMonth } from '../telephony/service.ts';
 import { readProviderSettings, type ProviderSettingsView } from './provider-settings.ts';
 
@@ -145,31 +144,8 @@ export function parseReportingPeriod(text: string, path = 'query.period'): Repor
 
 // ---- items ------------------------------------------------------------------------------------------
 
-/**
- * Cases of one month grouped by latest disposition kind and status, with the call facts summed:
- * what the `cases` read model gives for the month, and all the items need. One case is a tally of
- * `calls: 1`.
- */
-export interface CaseTally {
-  /** The latest disposition reached, or null if none was. */
-  dispositionKind: string | null;
-  /** Its Dx code (which service an ed_utc disposition sends the patient to). */
-  dxCode: string | null;
-  status: string;
-  /** The latest consultation outcome (an upgrade to an ambulance changes the final disposition). */
-  outcome: string | null;
-  /** 1 when the case is tied to a telephony call: the call is counted from the telephony's record. */
-  linked: number;
-  calls: number;
-  /** Calls answered (`answered_at` set). */
-  answered: number;
-  /** Calls abandoned before they were answered (`abandoned_at` set). */
-  abandoned: number;
-  /** Calls on which triage was started (`triaged = 1`). */
-  triaged: number;
-  /** Cases on which a clinician started a consultation (`assessed = 1`). */
-  assessed: number;
-}
+/** A group of the month's cases (the `cases` module reads them: `tallyCases`). */
+export type { CaseTally } from '../cases/reads.ts';
 
 /**
  * The case's final disposition for reporting, or null: the latest one reached, unless the case is
@@ -365,48 +341,6 @@ export interface TenantScope {
   tenantFilter: boolean;
 }
 
-/** The month's cases of `tenant`, grouped (a few dozen rows however many calls). */
-async function tallyCases(
-  trx: Tx,
-  tenant: string,
-  period: ReportingPeriod,
-  scope: TenantScope,
-): Promise<CaseTally[]> {
-  // Whether the case is tied to a telephony call (then the call counts from the telephony's record).
-  const linked = sql<number>`case when exists (select 1 from telephony_calls t where t.tenant = cases.tenant and t.case_id = cases.case_id) then 1 else 0 end`;
-  let q = casesDb(trx)
-    .selectFrom('cases')
-    .select([
-      'disposition_kind',
-      'dx_code',
-      'status',
-      'outcome',
-      linked.as('linked'),
-      sql<string | number>`count(*)`.as('calls'),
-      sql<string | number>`count(answered_at)`.as('answered'),
-      sql<string | number>`count(abandoned_at)`.as('abandoned'),
-      sql<string | number>`sum(triaged)`.as('triaged'),
-      sql<string | number>`sum(assessed)`.as('assessed'),
-    ])
-    .where('received_at', '>=', period.startMs)
-    .where('received_at', '<', period.endMs)
-    .groupBy(['disposition_kind', 'dx_code', 'status', 'outcome', sql`5`]);
-  if (scope.tenantFilter) q = q.where('tenant', '=', tenant);
-  const rows = await q.execute();
-  return rows.map((r) => ({
-    dispositionKind: r.disposition_kind,
-    dxCode: r.dx_code,
-    status: r.status,
-    outcome: r.outcome,
-    linked: toNumber(r.linked),
-    calls: toNumber(r.calls),
-    answered: toNumber(r.answered),
-    abandoned: toNumber(r.abandoned),
-    triaged: toNumber(r.triaged),
-    assessed: toNumber(r.assessed),
-  }));
-}
-
 export interface IucAdcReport {
   period: string;
   /** The month as UTC instants: [from, to). */
@@ -438,12 +372,6 @@ export interface IucAdcOptions extends TenantScope {
 
 const wallClock: Clock = { nowMs: () => Date.now() };
 
-async function tenantName(trx: Tx, tenant: string, options: IucAdcOptions): Promise<string> {
-  let q = accountsDb(trx).selectFrom('tenants').select('name');
-  if (options.tenantFilter) q = q.where('tenant', '=', tenant);
-  return (await q.executeTakeFirst())?.name ?? tenant;
-}
-
 /**
  * The month's return for one tenant, read in one transaction scoped to it (RLS on PostgreSQL) and,
  * unless the test switch says otherwise, with a tenant condition on every query.
@@ -455,10 +383,10 @@ export async function computeIucAdc(
   options: IucAdcOptions = { tenantFilter: true },
 ): Promise<IucAdcReport> {
   const { tallies, telephony, settings, name } = await store.withTenant(tenant, async (trx) => ({
-    tallies: await tallyCases(trx, tenant, period, options),
+    tallies: await tallyCases(trx, tenant, period.startMs, period.endMs, options),
     telephony: await telephonyMonth(trx, tenant, period, options.tenantFilter),
     settings: await readProviderSettings(trx, tenant, options.tenantFilter),
-    name: await tenantName(trx, tenant, options),
+    name: (await providerName(trx, tenant, options)) ?? tenant,
   }));
   const s = settings.settings;
   const sources = callSources(tallies, telephony);
