@@ -4,6 +4,7 @@ import {
   hasPermission,
   redactPatientFields,
   ROLES,
+  rolesReadingConfidences,
   siteDecision,
   unwritablePatientFields,
 } from '../src/index.ts';
@@ -69,5 +70,24 @@ describe('access policy', () => {
     expect(unwritablePatientFields(['dispatcher'], record)).toEqual(['clinicalNotes']);
     expect(unwritablePatientFields(['clinician'], record)).toEqual([]);
     expect(unwritablePatientFields(['receptionist'], {})).toEqual([]);
+  });
+
+  it('the roles whose grant is clinical are exactly those that read clinical notes or safeguarding text', () => {
+    expect(rolesReadingConfidences([...ROLES])).toEqual([
+      'clinician',
+      'prescriber',
+      'dispatcher',
+      'shift_manager',
+    ]);
+    for (const role of ROLES) {
+      const { record } = redactPatientFields([role], {
+        clinicalNotes: 'notes',
+        specialNotes: [{ kind: 'safeguarding' as const, text: 'concern' }],
+      });
+      const readsSomething =
+        record.clinicalNotes !== undefined ||
+        (record.specialNotes?.[0] as { text?: string })?.text === 'concern';
+      expect(rolesReadingConfidences([role]).length === 1, role).toBe(readsSomething);
+    }
   });
 });

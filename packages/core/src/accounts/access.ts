@@ -110,6 +110,20 @@ export function mayReadNoteText(roles: readonly Role[], kind: SpecialNoteKind): 
 }
 
 /**
+ * The roles among `roles` that read what a patient told a clinician in confidence: clinical notes, or
+ * the text of a restricted special note (a safeguarding concern). Granting one is a clinical grant (a
+ * recorded reason, an alert to the other administrators): the same rule as the reads above, so a
+ * role that reads safeguarding text can never be granted as if it were clerical.
+ */
+export function rolesReadingConfidences(roles: readonly Role[]): Role[] {
+  const restrictedKinds = Object.keys(RESTRICTED_NOTE_KINDS) as SpecialNoteKind[];
+  return roles.filter(
+    (role) =>
+      mayReadField([role], 'clinicalNotes') || restrictedKinds.some((kind) => mayReadNoteText([role], kind)),
+  );
+}
+
+/**
  * A patient's record as the viewer's roles may see it: protected fields they cannot read are left
  * out and a restricted note keeps its kind but not its text. `withheld` names what was left out
  * (`clinicalNotes`, `specialNotes[2].text`).

@@ -2,7 +2,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import {
   ConflictError,
   ForbiddenError,
-  hasPermission,
+  rolesReadingConfidences,
   NotFoundError,
   passwordProblem,
   ValidationError,
@@ -48,9 +48,12 @@ export function requireClinicalReason(
   return granted;
 }
 
-/** Roles that read clinical notes (and so safeguarding text): granting one needs a recorded reason. */
+/**
+ * Roles that read clinical notes or safeguarding text (core's one rule, `rolesReadingConfidences`):
+ * granting one needs a recorded reason.
+ */
 export function clinicalRoles(roles: readonly Role[]): Role[] {
-  return roles.filter((r) => hasPermission([r], 'patients.clinical_notes.read'));
+  return rolesReadingConfidences(roles);
 }
 
 /** A one-time enrolment code after a second-factor reset: 16 characters in four groups. */

@@ -54,9 +54,16 @@ describe.each(STORE_KINDS)('privilege and audit (%s)', (kind) => {
     });
     expect(noReason.statusCode, noReason.body).toBe(400);
     expect(noReason.json()).toMatchObject({ errors: [{ path: 'body.reason' }] });
+    // A dispatcher reads safeguarding text (core's rule for restricted notes): the same grant.
+    const dispatcherNoReason = await admin.request('PUT', `/api/v1/admin/users/${target}/roles`, {
+      roles: ['receptionist', 'dispatcher'],
+      siteIds: [site],
+    });
+    expect(dispatcherNoReason.statusCode, dispatcherNoReason.body).toBe(400);
+    expect(dispatcherNoReason.json()).toMatchObject({ errors: [{ path: 'body.reason' }] });
     // A non-clinical change needs none.
     const plain = await admin.request('PUT', `/api/v1/admin/users/${target}/roles`, {
-      roles: ['receptionist', 'dispatcher'],
+      roles: ['receptionist', 'driver'],
       siteIds: [site],
     });
     expect(plain.statusCode, plain.body).toBe(200);
