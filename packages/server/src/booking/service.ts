@@ -34,6 +34,7 @@ import type { AccountsService } from '../accounts/service.ts';
 import type { CaseService } from '../cases/service.ts';
 import type { CasesTable } from '../cases/projection.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
+import { CommitCache } from '../ledger/commit-cache.ts';
 import type { EventDraft, Ledger } from '../ledger/ledger.ts';
 import type { PackAppointments } from '../downtime/pack-data.ts';
 import type { PatientService } from '../patients/service.ts';
@@ -151,6 +152,13 @@ export interface PolicyInput {
   cutoffMinutesBeforeStart: number;
 }
 
+/** The events that change what `centres` reads (booking_centres, _templates and _policies). */
+const CENTRE_EVENT_TYPES: ReadonlySet<string> = new Set([
+  'booking.centre_defined',
+  'booking.template_defined',
+  'booking.allocation_policy_set',
+]);
+
 /** How far ahead the downtime pack lists each centre's appointments, in hours. */
 export const PACK_APPOINTMENT_HOURS = 12;
 /** How far ahead the booking panel looks: the diary's fortnight. */
@@ -180,7 +188,16 @@ export class BookingService {
       /** The place of a postcode (the directory's postcode table), for "nearest first". */
       locate?: (postcode: string) => Promise<{ latitude: number; longitude: number } | null>;
     },
-  ) {}
+  ) {
+    this.centreCache = new CommitCache(ledger, (type) => CENTRE_EVENT_TYPES.has(type));
+  }
+
+  /**
+   * The provider's centres as the projection holds them, kept until a commit brings an event that
+   * changes a centre, its templates or its policies (every options call and booking answer reads
+   * them: three reads each time otherwise).
+   */
+  private readonly centreCache: CommitCache<CentreView[]>;
 
   get nodeId(): string {
     return this.ledger.node;
@@ -189,25 +206,30 @@ export class BookingService {
   // ---- centres, templates, sessions, policies -----------------------------------------------------
 
   async centres(tenant: string): Promise<CentreView[]> {
-    return this.readCentres(tenant, null);
+    return this.centreCache.get(tenant, 'centres', () => this.readCentres(tenant));
   }
 
-  /** The provider's centres, or one of them (three reads either way, whatever the number of centres). */
-  private async readCentres(tenant: string, onlyCentre: string | null): Promise<CentreView[]> {
+  /** The provider's centres (three reads, whatever the number of centres). */
+  private async readCentres(tenant: string): Promise<CentreView[]> {
     return this.store.withTenant(tenant, async (trx) => {
       const db = bookingDb(trx);
-      let centresQ = db.selectFrom('booking_centres').selectAll().where('tenant', '=', tenant);
-      let templatesQ = db.selectFrom('booking_templates').selectAll().where('tenant', '=', tenant);
-      let policiesQ = db.selectFrom('booking_policies').selectAll().where('tenant', '=', tenant);
-      if (onlyCentre !== null) {
-        centresQ = centresQ.where('centre_id', '=', onlyCentre);
-        templatesQ = templatesQ.where('centre_id', '=', onlyCentre);
-        policiesQ = policiesQ.where('centre_id', '=', onlyCentre);
-      }
-      const centres = await centresQ.orderBy('centre_id').execute();
+      const centres = await db
+        .selectFrom('booking_centres')
+        .selectAll()
+        .where('tenant', '=', tenant)
+        .orderBy('centre_id')
+        .execute();
       if (centres.length === 0) return [];
-      const templates = await templatesQ.execute();
-      const policies = await policiesQ.execute();
+      const templates = await db
+        .selectFrom('booking_templates')
+        .selectAll()
+        .where('tenant', '=', tenant)
+        .execute();
+      const policies = await db
+        .selectFrom('booking_policies')
+        .selectAll()
+        .where('tenant', '=', tenant)
+        .execute();
       return centres.map((c) => ({
         ...(JSON.parse(c.defined) as CentreDefined),
         templates: templates
@@ -222,7 +244,7 @@ export class BookingService {
   }
 
   private async centre(tenant: string, centreId: string, path = 'params.centreId'): Promise<CentreView> {
-    const [found] = await this.readCentres(tenant, centreId);
+    const found = (await this.centres(tenant)).find((c) => c.centreId === centreId);
     if (!found)
       throw path.startsWith('params')
         ? new NotFoundError('centre')
@@ -242,7 +264,7 @@ export class BookingService {
   async defineCentre(ctx: RequestContext, input: CentreInput): Promise<CentreView> {
     if (!(await this.deps.accounts.sites(ctx.tenant)).some((s) => s.siteId === input.siteId))
       throw new ValidationError([{ path: 'body.siteId', message: 'is not a site of your provider' }]);
-    const [existing] = await this.readCentres(ctx.tenant, input.centreId);
+    const existing = (await this.centres(ctx.tenant)).find((c) => c.centreId === input.centreId);
     const homeNodeId = input.homeNodeId ?? existing?.homeNodeId ?? this.nodeId;
     const payload: CentreDefined = {
       centreId: input.centreId,
@@ -916,15 +938,10 @@ export class BookingService {
   private async appointment(tenant: string, bookingId: string): Promise<AppointmentView | null> {
     const row = await this.appointmentRow(tenant, bookingId);
     if (!row) return null;
-    const centre = await this.store.withTenant(tenant, (trx) =>
-      bookingDb(trx)
-        .selectFrom('booking_centres')
-        .select('defined')
-        .where('tenant', '=', tenant)
-        .where('centre_id', '=', row.centre_id)
-        .executeTakeFirst(),
+    return this.view(
+      row,
+      (await this.centres(tenant)).find((c) => c.centreId === row.centre_id),
     );
-    return this.view(row, centre ? (JSON.parse(centre.defined) as CentreDefined) : undefined);
   }
 
   private view(r: BookingAppointmentsTable, centre: CentreDefined | undefined): AppointmentView {
