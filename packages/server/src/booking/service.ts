@@ -166,6 +166,9 @@ const LOOK_AHEAD_MS = 14 * 24 * 3600_000;
 /** The window at the centre for a walk-in (an urgent face-to-face attendance), in minutes. */
 const WALK_IN_TIMEFRAME_MINUTES = 120;
 
+/** A case's booking window: the kind of appointment and its length from the call, in minutes. */
+type Timeframe = { kind: AppointmentKind; minutes: number };
+
 const num = (v: number | string | null): number | null => (v === null ? null : Number(v));
 const slotPath = 'body.slotId';
 
@@ -493,10 +496,7 @@ export class BookingService {
   // ---- booking ------------------------------------------------------------------------------------
 
   /** The case's booking window: from its disposition, or a clinician's outcome "book an appointment". */
-  private timeframeOf(
-    ctx: RequestContext,
-    row: CasesTable,
-  ): { kind: AppointmentKind; minutes: number } | null {
+  private timeframeOf(ctx: RequestContext, row: CasesTable): Timeframe | null {
     const state = JSON.parse(row.state) as CaseState;
     if (state.outcomes.includes('book_appointment')) return bookingTimeframe({ outcome: 'book_appointment' });
     const fromDisposition = row.disposition_kind
@@ -513,18 +513,39 @@ export class BookingService {
     return null;
   }
 
-  private async bookableCase(ctx: RequestContext, caseId: string) {
-    const row = await this.deps.cases.get(ctx, caseId);
+  /**
+   * A case one can book for, with its window, and `also` read in the same transaction as the case
+   * (given the window, only when the case is bookable as stored; the checks still run after it).
+   */
+  private async bookableCase<T = undefined>(
+    ctx: RequestContext,
+    caseId: string,
+    also?: (trx: Tx, window: { timeframe: Timeframe; deadlineMs: number }) => Promise<T>,
+  ) {
+    const read = await this.deps.cases.getWith(ctx, caseId, async (trx, stored) => {
+      const window = stored && also ? this.bookingWindow(ctx, stored) : null;
+      return window && !(window instanceof ConflictError) ? also!(trx, window) : undefined;
+    });
+    const window = this.bookingWindow(ctx, read.row);
+    if (window instanceof ConflictError) throw window;
+    return { row: read.row, ...window, also: read.also };
+  }
+
+  /** The case's window (kind, minutes, deadline), or why nothing can be booked for it. */
+  private bookingWindow(
+    ctx: RequestContext,
+    row: CasesTable,
+  ): { timeframe: Timeframe; deadlineMs: number } | ConflictError {
     if (['closed', 'abandoned', 'call_ended'].includes(row.status))
-      throw new ConflictError(
+      return new ConflictError(
         `the case is ${row.status.replace('_', ' ')}: nothing more can be booked for it`,
       );
     const timeframe = this.timeframeOf(ctx, row);
     if (!timeframe)
-      throw new ConflictError(
+      return new ConflictError(
         "the case's disposition is not seen at a treatment centre: a clinician may book one from the consultation",
       );
-    return { row, timeframe, deadlineMs: Number(row.received_at) + timeframe.minutes * 60_000 };
+    return { timeframe, deadlineMs: Number(row.received_at) + timeframe.minutes * 60_000 };
   }
 
   async options(
@@ -537,16 +558,14 @@ export class BookingService {
       from?: { postcode: string } | { latitude: number; longitude: number } | null | undefined;
     },
   ) {
-    const { timeframe, deadlineMs } = await this.bookableCase(ctx, caseId);
-    const from = input.from ? await this.place(input.from) : null;
-    const kind = input.kind ?? timeframe.kind;
     const now = this.clock.nowMs();
     const limit = Math.min(
       MAX_SUGGESTION_LIMIT,
       Math.max(0, Math.floor(input.limit ?? DEFAULT_SUGGESTION_LIMIT)),
     );
     const centres = await this.centres(ctx.tenant);
-    const slots = await this.store.withTenant(ctx.tenant, async (trx) =>
+    // The case and the only slots that can reach the list, in one transaction.
+    const { timeframe, deadlineMs, also } = await this.bookableCase(ctx, caseId, async (trx, window) =>
       this.toSlotViews(
         trx,
         ctx.tenant,
@@ -554,11 +573,14 @@ export class BookingService {
           trx,
           ctx.tenant,
           centres.map((c) => c.centreId),
-          { now, deadlineMs, kind, limit },
+          { now, deadlineMs: window.deadlineMs, kind: input.kind ?? window.timeframe.kind, limit },
         ),
         centres,
       ),
     );
+    const slots = also ?? [];
+    const from = input.from ? await this.place(input.from) : null;
+    const kind = input.kind ?? timeframe.kind;
     const suggested = suggestSlots({
       slots: slots.map((s) => ({ ...s, utcOffsetMinutes: 0 })),
       centres: centres.map((c) => ({ centreId: c.centreId, name: c.name, lat: c.lat, lon: c.lon })),
@@ -707,9 +729,11 @@ export class BookingService {
     },
     rebook: { of: BookingAppointmentsTable; reason: string } | null = null,
   ): Promise<AppointmentView> {
-    const { row, timeframe, deadlineMs } = await this.bookableCase(ctx, caseId);
+    const { row, timeframe, deadlineMs, also } = await this.bookableCase(ctx, caseId, (trx) =>
+      this.slotRow(ctx.tenant, input.slotId, trx),
+    );
     const kind = input.kind ?? timeframe.kind;
-    const slot = await this.slotRow(ctx.tenant, input.slotId);
+    const slot = also;
     if (!slot) throw new ValidationError([{ path: slotPath, message: 'is not a slot in any diary' }]);
     const outside = Number(slot.start_ms) > deadlineMs;
     const reason = input.outsideTimeframeReason?.trim() || null;
