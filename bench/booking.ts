@@ -23,6 +23,8 @@
  * more standing bookings than places, plus core's custody fold over the whole ledger (a booking by a
  * node that did not own the slot, or beyond capacity). It must be 0. The client shares the machine's
  * cores with the server (and PostgreSQL), so the figures are a lower bound.
+ * `-- --cpu-prof DIR` writes a V8 CPU profile of the server child over the measured time to DIR; the
+ * report gives the server's CPU time and event-loop delay over it either way.
  * Progress goes to stderr; stdout gets the report and, as its last line, one JSON object:
  * `{"bench":"booking","bookings_per_s":…,"p99_ms":…,"double_bookings":0}` (over all stores run: the
  * slowest store's rate, the highest p99, the sum of double bookings).
