@@ -23,12 +23,17 @@
  * more standing bookings than places, plus core's custody fold over the whole ledger (a booking by a
  * node that did not own the slot, or beyond capacity). It must be 0. The client shares the machine's
  * cores with the server (and PostgreSQL), so the figures are a lower bound.
+ * `-- --cpu-prof DIR` writes a V8 CPU profile of the server child over the measured time to DIR; the
+ * report gives the server's CPU time and event-loop delay over it either way.
  * Progress goes to stderr; stdout gets the report and, as its last line, one JSON object:
  * `{"bench":"booking","bookings_per_s":…,"p99_ms":…,"double_bookings":0}` (over all stores run: the
  * slowest store's rate, the highest p99, the sum of double bookings).
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { Agent } from 'node:http';
+import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { addLocalDays, formatLocal } from '@holdfast/core';
@@ -55,13 +60,14 @@ import {
   machineInfo,
   note,
   onExit,
-  parseBenchArgs,
+  parseBenchArgsWithProfile,
   round,
   serveBenchNode,
   startBenchPostgres,
   tempDir,
   type BenchPostgres,
   type ServerCommand,
+  type ServerPhaseStats,
 } from './support.ts';
 
 const ROLE_ENV = 'HOLDFAST_BENCH_BOOKING_ROLE';
@@ -91,8 +97,13 @@ interface ServerConfig {
   store: StoreKind;
   dataDir: string;
   databaseUrl?: string;
+  /** `-- --cpu-prof DIR`: a V8 CPU profile of the server over the measured time, written there. */
+  cpuProf?: string;
 }
-type ServerMessage = { type: 'ready'; port: number; cases: string[]; slots: number } | { type: 'stopped' };
+type ServerMessage =
+  | { type: 'ready'; port: number; cases: string[]; slots: number }
+  | { type: 'phase'; stats: ServerPhaseStats }
+  | { type: 'stopped' };
 
 const clinicianName = (i: number): string => `clinician-${i}@${TENANT}`;
 
@@ -207,7 +218,28 @@ async function runServer(config: ServerConfig): Promise<void> {
     caseIds.push(caseId);
   }
   const port = await serveBenchNode(node, TENANT, config.dataDir);
+  if (config.cpuProf) profileMeasuredPhase(config.cpuProf, config.store);
   process.send?.({ type: 'ready', port, cases: caseIds, slots } satisfies ServerMessage);
+}
+
+/** A CPU profile of this (server) process from the parent's phase-start to its phase-end. */
+function profileMeasuredPhase(dir: string, store: StoreKind): void {
+  let session: Session | null = null;
+  process.on('message', (m: ServerCommand) => {
+    void (async () => {
+      if (m.type === 'phase-start') {
+        session = new Session();
+        session.connect();
+        await session.post('Profiler.enable');
+        await session.post('Profiler.start');
+      } else if (m.type === 'phase-end' && session) {
+        const { profile } = await session.post('Profiler.stop');
+        writeFileSync(join(dir, `booking-${store}-${process.pid}.cpuprofile`), JSON.stringify(profile));
+        session.disconnect();
+        session = null;
+      }
+    })();
+  });
 }
 
 // ---- the client ---------------------------------------------------------------------------------
@@ -279,6 +311,8 @@ interface StoreResult {
   custodyViolations: number;
   standing: number;
   diaryFull: boolean;
+  /** The server process over the measured time: its CPU time and event-loop delay. */
+  server: ServerPhaseStats;
 }
 
 /** Slots over their places and custody violations, counted from the node's store after it stopped. */
@@ -330,6 +364,7 @@ async function benchStore(
   plan: Plan,
   pg: BenchPostgres | null,
   children: Set<ChildProcess>,
+  cpuProf: string | null,
 ): Promise<StoreResult> {
   const dir = tempDir(`holdfast-bench-booking-${store}-`);
   const database = store === 'postgres' ? await pg!.createDatabase() : null;
@@ -337,6 +372,7 @@ async function benchStore(
     store,
     dataDir: dir.path,
     ...(database ? { databaseUrl: database.url } : {}),
+    ...(cpuProf ? { cpuProf } : {}),
   };
   try {
     note(`booking bench (${store}): starting a node and planning the diary in ${dir.path}`);
@@ -412,12 +448,16 @@ async function benchStore(
     stopAt = performance.now() + plan.warmupMs;
     await Promise.all(sessions.map((_, i) => client(i)));
     note(`booking bench (${store}): ${CLIENTS} clients for ${plan.measureMs} ms`);
+    child.send({ type: 'phase-start' } satisfies ServerCommand);
     measuring = true;
     const started = performance.now();
     stopAt = started + plan.measureMs;
     await Promise.all(sessions.map((_, i) => client(i)));
     const elapsedMs = performance.now() - started;
     measuring = false;
+    const phase = nextMessage<Extract<ServerMessage, { type: 'phase' }>>(child, 'phase', 30_000);
+    child.send({ type: 'phase-end' } satisfies ServerCommand);
+    const server = (await phase).stats;
     agent.destroy();
 
     child.send({ type: 'stop' } satisfies ServerCommand);
@@ -440,6 +480,7 @@ async function benchStore(
       custodyViolations: counted.violations,
       standing: counted.standing,
       diaryFull,
+      server,
     };
   } finally {
     await database?.drop().catch(() => undefined);
@@ -448,7 +489,7 @@ async function benchStore(
 }
 
 async function main(): Promise<void> {
-  const args = parseBenchArgs();
+  const args = parseBenchArgsWithProfile('the booking server');
   const plan = args.quick ? QUICK : FULL;
   const stores: StoreKind[] = args.only ? [args.only] : ['sqlite', 'postgres'];
   const children = new Set<ChildProcess>();
@@ -460,7 +501,7 @@ async function main(): Promise<void> {
   if (stores.includes('postgres')) pg = await startBenchPostgres();
   const results: StoreResult[] = [];
   try {
-    for (const store of stores) results.push(await benchStore(store, plan, pg, children));
+    for (const store of stores) results.push(await benchStore(store, plan, pg, children, args.cpuProf));
   } finally {
     pg?.stop();
     pg = null;
@@ -507,7 +548,9 @@ async function main(): Promise<void> {
       (r) =>
         `${r.store}: ${r.standing} bookings stand in the store; custody violations ${r.custodyViolations}; ` +
         `${r.diaryFull ? 'the diary filled up' : 'the diary did not fill'} in ${(r.elapsedMs / 1000).toFixed(1)} s; ` +
-        `booking p99 ${fmt(r.book.p99)} ms (target < ${TARGET_P99_MS} ms)${r.firstError ? `; first error: ${r.firstError}` : ''}`,
+        `booking p99 ${fmt(r.book.p99)} ms (target < ${TARGET_P99_MS} ms); ` +
+        `server CPU ${Math.round((100 * r.server.cpuMs) / r.server.wallMs)}% of one core, event-loop delay p99 ${fmt(r.server.eldP99Ms)} ms` +
+        `${r.firstError ? `; first error: ${r.firstError}` : ''}`,
     ),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);

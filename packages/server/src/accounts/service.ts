@@ -12,6 +12,7 @@ import { isBreachedPassword } from '../auth/breached.ts';
 import { hashPassword } from '../auth/passwords.ts';
 import type { SessionStore } from '../auth/sessions.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
+import { CommitCache } from '../ledger/commit-cache.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { Db, Store, Tx } from '../store/store.ts';
 import type { ProviderKeys } from '../node/provider-keys.ts';
@@ -86,7 +87,16 @@ export class AccountsService {
     /** Seals password hashes and TOTP secrets into account events; opens them when checked. */
     private readonly keys: ProviderKeys,
     readonly options: { tenantFilter: boolean } = { tenantFilter: true },
-  ) {}
+  ) {
+    this.users = new CommitCache(ledger, (type) => type.startsWith('user.'));
+  }
+
+  /**
+   * Users as `get` checks them, kept until a commit (here or imported) brings any `user.` event of
+   * their provider: every signed-in request re-reads its user, and between account changes the
+   * answer is the same (the fold of the same ledger events, already re-hashed when read).
+   */
+  private readonly users: CommitCache<UserRecord | null>;
 
   /**
    * Sign-in lookup by user name, before any tenant is known (system access). User names are unique
@@ -114,8 +124,15 @@ export class AccountsService {
     return user && user.username === folded ? user : null;
   }
 
-  /** A user of the caller's tenant; the session's user is re-read on every request. */
+  /**
+   * A user of the caller's tenant; the session's user is looked up on every request, and read again
+   * after any account event of the provider commits (so disabling or changing roles applies at once).
+   */
   async get(tenant: string, userId: string): Promise<UserRecord | null> {
+    return this.users.get(tenant, userId, () => this.read(tenant, userId));
+  }
+
+  private async read(tenant: string, userId: string): Promise<UserRecord | null> {
     return this.store.withTenant(tenant, async (trx) => {
       let q = accountsDb(trx).selectFrom('users').selectAll().where('user_id', '=', userId);
       if (this.options.tenantFilter) q = q.where('tenant', '=', tenant);

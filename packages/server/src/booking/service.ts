@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { sql } from 'kysely';
+import { sql, type RawBuilder } from 'kysely';
 import {
   addLocalDays,
   APPOINTMENT_KIND_WORDS,
@@ -34,6 +34,7 @@ import type { AccountsService } from '../accounts/service.ts';
 import type { CaseService } from '../cases/service.ts';
 import type { CasesTable } from '../cases/projection.ts';
 import { actorOf, type RequestContext } from '../http/context.ts';
+import { CommitCache } from '../ledger/commit-cache.ts';
 import type { EventDraft, Ledger } from '../ledger/ledger.ts';
 import type { PackAppointments } from '../downtime/pack-data.ts';
 import type { PatientService } from '../patients/service.ts';
@@ -151,12 +152,22 @@ export interface PolicyInput {
   cutoffMinutesBeforeStart: number;
 }
 
+/** The events that change what `centres` reads (booking_centres, _templates and _policies). */
+const CENTRE_EVENT_TYPES: ReadonlySet<string> = new Set([
+  'booking.centre_defined',
+  'booking.template_defined',
+  'booking.allocation_policy_set',
+]);
+
 /** How far ahead the downtime pack lists each centre's appointments, in hours. */
 export const PACK_APPOINTMENT_HOURS = 12;
 /** How far ahead the booking panel looks: the diary's fortnight. */
 const LOOK_AHEAD_MS = 14 * 24 * 3600_000;
 /** The window at the centre for a walk-in (an urgent face-to-face attendance), in minutes. */
 const WALK_IN_TIMEFRAME_MINUTES = 120;
+
+/** A case's booking window: the kind of appointment and its length from the call, in minutes. */
+type Timeframe = { kind: AppointmentKind; minutes: number };
 
 const num = (v: number | string | null): number | null => (v === null ? null : Number(v));
 const slotPath = 'body.slotId';
@@ -180,7 +191,16 @@ export class BookingService {
       /** The place of a postcode (the directory's postcode table), for "nearest first". */
       locate?: (postcode: string) => Promise<{ latitude: number; longitude: number } | null>;
     },
-  ) {}
+  ) {
+    this.centreCache = new CommitCache(ledger, (type) => CENTRE_EVENT_TYPES.has(type));
+  }
+
+  /**
+   * The provider's centres as the projection holds them, kept until a commit brings an event that
+   * changes a centre, its templates or its policies (every options call and booking answer reads
+   * them: three reads each time otherwise).
+   */
+  private readonly centreCache: CommitCache<CentreView[]>;
 
   get nodeId(): string {
     return this.ledger.node;
@@ -189,25 +209,30 @@ export class BookingService {
   // ---- centres, templates, sessions, policies -----------------------------------------------------
 
   async centres(tenant: string): Promise<CentreView[]> {
-    return this.readCentres(tenant, null);
+    return this.centreCache.get(tenant, 'centres', () => this.readCentres(tenant));
   }
 
-  /** The provider's centres, or one of them (three reads either way, whatever the number of centres). */
-  private async readCentres(tenant: string, onlyCentre: string | null): Promise<CentreView[]> {
+  /** The provider's centres (three reads, whatever the number of centres). */
+  private async readCentres(tenant: string): Promise<CentreView[]> {
     return this.store.withTenant(tenant, async (trx) => {
       const db = bookingDb(trx);
-      let centresQ = db.selectFrom('booking_centres').selectAll().where('tenant', '=', tenant);
-      let templatesQ = db.selectFrom('booking_templates').selectAll().where('tenant', '=', tenant);
-      let policiesQ = db.selectFrom('booking_policies').selectAll().where('tenant', '=', tenant);
-      if (onlyCentre !== null) {
-        centresQ = centresQ.where('centre_id', '=', onlyCentre);
-        templatesQ = templatesQ.where('centre_id', '=', onlyCentre);
-        policiesQ = policiesQ.where('centre_id', '=', onlyCentre);
-      }
-      const centres = await centresQ.orderBy('centre_id').execute();
+      const centres = await db
+        .selectFrom('booking_centres')
+        .selectAll()
+        .where('tenant', '=', tenant)
+        .orderBy('centre_id')
+        .execute();
       if (centres.length === 0) return [];
-      const templates = await templatesQ.execute();
-      const policies = await policiesQ.execute();
+      const templates = await db
+        .selectFrom('booking_templates')
+        .selectAll()
+        .where('tenant', '=', tenant)
+        .execute();
+      const policies = await db
+        .selectFrom('booking_policies')
+        .selectAll()
+        .where('tenant', '=', tenant)
+        .execute();
       return centres.map((c) => ({
         ...(JSON.parse(c.defined) as CentreDefined),
         templates: templates
@@ -222,7 +247,7 @@ export class BookingService {
   }
 
   private async centre(tenant: string, centreId: string, path = 'params.centreId'): Promise<CentreView> {
-    const [found] = await this.readCentres(tenant, centreId);
+    const found = (await this.centres(tenant)).find((c) => c.centreId === centreId);
     if (!found)
       throw path.startsWith('params')
         ? new NotFoundError('centre')
@@ -242,7 +267,7 @@ export class BookingService {
   async defineCentre(ctx: RequestContext, input: CentreInput): Promise<CentreView> {
     if (!(await this.deps.accounts.sites(ctx.tenant)).some((s) => s.siteId === input.siteId))
       throw new ValidationError([{ path: 'body.siteId', message: 'is not a site of your provider' }]);
-    const [existing] = await this.readCentres(ctx.tenant, input.centreId);
+    const existing = (await this.centres(ctx.tenant)).find((c) => c.centreId === input.centreId);
     const homeNodeId = input.homeNodeId ?? existing?.homeNodeId ?? this.nodeId;
     const payload: CentreDefined = {
       centreId: input.centreId,
@@ -471,10 +496,7 @@ export class BookingService {
   // ---- booking ------------------------------------------------------------------------------------
 
   /** The case's booking window: from its disposition, or a clinician's outcome "book an appointment". */
-  private timeframeOf(
-    ctx: RequestContext,
-    row: CasesTable,
-  ): { kind: AppointmentKind; minutes: number } | null {
+  private timeframeOf(ctx: RequestContext, row: CasesTable): Timeframe | null {
     const state = JSON.parse(row.state) as CaseState;
     if (state.outcomes.includes('book_appointment')) return bookingTimeframe({ outcome: 'book_appointment' });
     const fromDisposition = row.disposition_kind
@@ -491,18 +513,39 @@ export class BookingService {
     return null;
   }
 
-  private async bookableCase(ctx: RequestContext, caseId: string) {
-    const row = await this.deps.cases.get(ctx, caseId);
+  /**
+   * A case one can book for, with its window, and `also` read in the same transaction as the case
+   * (given the window, only when the case is bookable as stored; the checks still run after it).
+   */
+  private async bookableCase<T = undefined>(
+    ctx: RequestContext,
+    caseId: string,
+    also?: (trx: Tx, window: { timeframe: Timeframe; deadlineMs: number }) => Promise<T>,
+  ) {
+    const read = await this.deps.cases.getWith(ctx, caseId, async (trx, stored) => {
+      const window = stored && also ? this.bookingWindow(ctx, stored) : null;
+      return window && !(window instanceof ConflictError) ? also!(trx, window) : undefined;
+    });
+    const window = this.bookingWindow(ctx, read.row);
+    if (window instanceof ConflictError) throw window;
+    return { row: read.row, ...window, also: read.also };
+  }
+
+  /** The case's window (kind, minutes, deadline), or why nothing can be booked for it. */
+  private bookingWindow(
+    ctx: RequestContext,
+    row: CasesTable,
+  ): { timeframe: Timeframe; deadlineMs: number } | ConflictError {
     if (['closed', 'abandoned', 'call_ended'].includes(row.status))
-      throw new ConflictError(
+      return new ConflictError(
         `the case is ${row.status.replace('_', ' ')}: nothing more can be booked for it`,
       );
     const timeframe = this.timeframeOf(ctx, row);
     if (!timeframe)
-      throw new ConflictError(
+      return new ConflictError(
         "the case's disposition is not seen at a treatment centre: a clinician may book one from the consultation",
       );
-    return { row, timeframe, deadlineMs: Number(row.received_at) + timeframe.minutes * 60_000 };
+    return { timeframe, deadlineMs: Number(row.received_at) + timeframe.minutes * 60_000 };
   }
 
   async options(
@@ -515,16 +558,14 @@ export class BookingService {
       from?: { postcode: string } | { latitude: number; longitude: number } | null | undefined;
     },
   ) {
-    const { timeframe, deadlineMs } = await this.bookableCase(ctx, caseId);
-    const from = input.from ? await this.place(input.from) : null;
-    const kind = input.kind ?? timeframe.kind;
     const now = this.clock.nowMs();
     const limit = Math.min(
       MAX_SUGGESTION_LIMIT,
       Math.max(0, Math.floor(input.limit ?? DEFAULT_SUGGESTION_LIMIT)),
     );
     const centres = await this.centres(ctx.tenant);
-    const slots = await this.store.withTenant(ctx.tenant, async (trx) =>
+    // The case and the only slots that can reach the list, in one transaction.
+    const { timeframe, deadlineMs, also } = await this.bookableCase(ctx, caseId, async (trx, window) =>
       this.toSlotViews(
         trx,
         ctx.tenant,
@@ -532,11 +573,14 @@ export class BookingService {
           trx,
           ctx.tenant,
           centres.map((c) => c.centreId),
-          { now, deadlineMs, kind, limit },
+          { now, deadlineMs: window.deadlineMs, kind: input.kind ?? window.timeframe.kind, limit },
         ),
         centres,
       ),
     );
+    const slots = also ?? [];
+    const from = input.from ? await this.place(input.from) : null;
+    const kind = input.kind ?? timeframe.kind;
     const suggested = suggestSlots({
       slots: slots.map((s) => ({ ...s, utcOffsetMinutes: 0 })),
       centres: centres.map((c) => ({ centreId: c.centreId, name: c.name, lat: c.lat, lon: c.lon })),
@@ -617,23 +661,34 @@ export class BookingService {
     ];
     const kindLike = `%"${at.kind.replace(/[\\%_]/g, (c) => `\\${c}`)}"%`;
     const bySlotId = this.store.dialect === 'postgres' ? sql`slot_id collate "C"` : sql`slot_id`;
+    // One centre's first `k` open slots of a group, the centre given as SQL.
+    const firstOf = (centre: RawBuilder<unknown>, g: (typeof groups)[number], k: number) => sql`
+      select * from booking_slots
+      where tenant = ${tenant} and centre_id = ${centre}
+        and ${g.ownedHere ? sql`owner_node = ${this.nodeId}` : sql`owner_node <> ${this.nodeId}`}
+        and start_ms >= ${at.now} and start_ms <= ${horizon}
+        and start_ms ${g.within ? sql`<=` : sql`>`} ${at.deadlineMs}
+        and booked < capacity and blocked_reason is null and session_cancelled = 0
+        and kinds like ${kindLike} escape '\\'
+      order by start_ms, ${bySlotId}
+      limit ${k}`;
     const read = async (g: (typeof groups)[number], k: number): Promise<BookingSlotsTable[]> => {
+      // PostgreSQL: one lateral subquery run per centre. A union of one branch per centre took
+      // PostgreSQL 20-35 ms to plan (each branch matched against every index, under row-level
+      // security) on every options call; this plans in about 2 ms.
+      if (this.store.dialect === 'postgres')
+        return (
+          await sql<BookingSlotsTable>`select s.* from unnest(cast(${[...centreIds]} as text[])) as c(centre_id)
+            cross join lateral (${firstOf(sql`c.centre_id`, g, k)}) as s`.execute(trx)
+        ).rows;
+      // SQLite has no lateral join: a union of one branch per centre, at most 500 selects a statement.
       const out: BookingSlotsTable[] = [];
-      // SQLite takes at most 500 selects in a compound statement.
       for (let i = 0; i < centreIds.length; i += 100) {
-        const branches = centreIds.slice(i, i + 100).map(
-          (centreId, j) => sql`select * from (
-            select * from booking_slots
-            where tenant = ${tenant} and centre_id = ${centreId}
-              and ${g.ownedHere ? sql`owner_node = ${this.nodeId}` : sql`owner_node <> ${this.nodeId}`}
-              and start_ms >= ${at.now} and start_ms <= ${horizon}
-              and start_ms ${g.within ? sql`<=` : sql`>`} ${at.deadlineMs}
-              and booked < capacity and blocked_reason is null and session_cancelled = 0
-              and kinds like ${kindLike} escape '\\'
-            order by start_ms, ${bySlotId}
-            limit ${k}
-          ) as ${sql.raw(`c${j}`)}`,
-        );
+        const branches = centreIds
+          .slice(i, i + 100)
+          .map(
+            (centreId, j) => sql`select * from (${firstOf(sql`${centreId}`, g, k)}) as ${sql.raw(`c${j}`)}`,
+          );
         out.push(
           ...(await sql<BookingSlotsTable>`${sql.join(branches, sql` union all `)}`.execute(trx)).rows,
         );
@@ -674,9 +729,11 @@ export class BookingService {
     },
     rebook: { of: BookingAppointmentsTable; reason: string } | null = null,
   ): Promise<AppointmentView> {
-    const { row, timeframe, deadlineMs } = await this.bookableCase(ctx, caseId);
+    const { row, timeframe, deadlineMs, also } = await this.bookableCase(ctx, caseId, (trx) =>
+      this.slotRow(ctx.tenant, input.slotId, trx),
+    );
     const kind = input.kind ?? timeframe.kind;
-    const slot = await this.slotRow(ctx.tenant, input.slotId);
+    const slot = also;
     if (!slot) throw new ValidationError([{ path: slotPath, message: 'is not a slot in any diary' }]);
     const outside = Number(slot.start_ms) > deadlineMs;
     const reason = input.outsideTimeframeReason?.trim() || null;
@@ -905,15 +962,10 @@ export class BookingService {
   private async appointment(tenant: string, bookingId: string): Promise<AppointmentView | null> {
     const row = await this.appointmentRow(tenant, bookingId);
     if (!row) return null;
-    const centre = await this.store.withTenant(tenant, (trx) =>
-      bookingDb(trx)
-        .selectFrom('booking_centres')
-        .select('defined')
-        .where('tenant', '=', tenant)
-        .where('centre_id', '=', row.centre_id)
-        .executeTakeFirst(),
+    return this.view(
+      row,
+      (await this.centres(tenant)).find((c) => c.centreId === row.centre_id),
     );
-    return this.view(row, centre ? (JSON.parse(centre.defined) as CentreDefined) : undefined);
   }
 
   private view(r: BookingAppointmentsTable, centre: CentreDefined | undefined): AppointmentView {

@@ -55,6 +55,7 @@ export async function importBatch(
     .withWriteLock(async () => {
       ledger.refuseIfHalted();
       let ownChainMoved = false;
+      let stored: ProjectedEvent[] = [];
       const result = await ledger.store.transaction(async (trx) => {
         const plan = await planImport(ledger, trx, tenant, parsed);
         const subjects = new Set(
@@ -65,6 +66,7 @@ export async function importBatch(
           .map((e) => e.event)
           .sort((a, b) => a.node.localeCompare(b.node) || a.seq - b.seq);
         await insertEvents(trx, events);
+        stored = events;
         const witnesses = await witnessCheckpoints(ledger, trx, tenant, plan.newCheckpoints);
         const checkpoints = [...plan.newCheckpoints, ...witnesses];
         if (checkpoints.length > 0) {
@@ -88,10 +90,10 @@ export async function importBatch(
         };
       });
       if (ownChainMoved) await ledger.markStoredHead(tenant);
-      return result;
+      return { result, stored };
     })
-    .then((result) => {
-      if (result.inserted > 0) ledger.notifyCommitted([tenant]);
+    .then(({ result, stored }) => {
+      if (result.inserted > 0) ledger.notifyCommitted([tenant], stored);
       return result;
     });
 }

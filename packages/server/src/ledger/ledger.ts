@@ -89,6 +89,10 @@ export class LedgerIntegrityError extends Error {
   }
 }
 
+/** What a commit listener is told of each event a commit made durable. */
+export type CommittedEvent = Pick<StoredEvent, 'tenant' | 'type'>;
+export type CommitListener = (tenants: ReadonlySet<string>, events: readonly CommittedEvent[]) => void;
+
 /** A stored event whose hybrid clock is not an HLC value, found while resuming the clock. */
 export interface ClockFault {
   tenant: string;
@@ -117,7 +121,7 @@ export class Ledger {
   readonly hlc: HybridLogicalClock;
   /** Called after each commit with the events it made durable (metrics). */
   onCommitted: (events: readonly StoredEvent[]) => void = () => undefined;
-  private readonly commitListeners = new Set<(tenants: ReadonlySet<string>) => void>();
+  private readonly commitListeners = new Set<CommitListener>();
   /** Whether appends commit: /health turns unhealthy while they fail for the node's own reasons. */
   readonly writeHealth = new WriteHealth();
   /** Errors thrown by an append's own guard: a refusal of that append, not a failure of the node. */
@@ -127,17 +131,20 @@ export class Ledger {
   /** Why this node refuses to append or sign, or null (see `halt`). */
   private haltedBecause: string | null = null;
 
-  /** Live updates: `fn` hears which tenants got new events after every commit (local or imported). */
-  subscribe(fn: (tenants: ReadonlySet<string>) => void): () => void {
+  /**
+   * Live updates: `fn` hears which tenants got new events after every commit (local or imported),
+   * and the tenant and type of each of those events.
+   */
+  subscribe(fn: CommitListener): () => void {
     this.commitListeners.add(fn);
     return () => this.commitListeners.delete(fn);
   }
 
-  /** Tells subscribers that these tenants have new durable events. */
-  notifyCommitted(tenants: Iterable<string>): void {
+  /** Tells subscribers that these tenants have these new durable events. */
+  notifyCommitted(tenants: Iterable<string>, events: readonly CommittedEvent[]): void {
     const set = new Set(tenants);
     if (set.size === 0) return;
-    for (const fn of this.commitListeners) fn(set);
+    for (const fn of this.commitListeners) fn(set, events);
   }
 
   private constructor(
@@ -298,11 +305,19 @@ export class Ledger {
     }
   }
 
-  /** One transaction for the group; if it fails, each append is retried alone so one bad append fails alone. */
+  /**
+   * One transaction for the group; an append whose guard refuses it is left out of that transaction
+   * (the others go on), and if the transaction fails, each append is retried alone so one bad append
+   * fails alone.
+   */
   private async commitGroupOrSingly(group: PendingAppend[]): Promise<void> {
     try {
       const results = await this.commitGroup(group);
-      group.forEach((g, i) => g.resolve(results[i]!));
+      group.forEach((g, i) => {
+        const r = results[i]!;
+        if ('refused' in r) this.rejectAppend(g, r.refused);
+        else g.resolve(r);
+      });
     } catch (error) {
       if (group.length === 1) {
         this.rejectAppend(group[0]!, error);
@@ -310,7 +325,9 @@ export class Ledger {
       }
       for (const g of group) {
         try {
-          g.resolve((await this.commitGroup([g]))[0]!);
+          const [r] = await this.commitGroup([g]);
+          if ('refused' in r!) this.rejectAppend(g, r.refused);
+          else g.resolve(r!);
         } catch (singleError) {
           this.rejectAppend(g, singleError);
         }
@@ -357,11 +374,18 @@ export class Ledger {
     await this.confirmHeadMark();
   }
 
+  /**
+   * Commits the group's appends in one transaction, each after everything before it. A guard sees
+   * the appends before its own; when the group has more than one append, a guard that throws is
+   * undone to a savepoint (guards only read, but a failed statement must not spoil the transaction
+   * on PostgreSQL) and its append is left out: `{ refused }` in its place, exactly as if it had been
+   * committed alone at that point and refused. Alone, a guard's refusal fails the transaction.
+   */
   private async commitGroup(
     groups: readonly Pick<PendingAppend, 'drafts' | 'guard'>[],
-  ): Promise<StoredEvent[][]> {
+  ): Promise<(StoredEvent[] | { refused: unknown })[]> {
     const workingHeads = new Map<string, ChainHead>();
-    const results: StoredEvent[][] = [];
+    const results: (StoredEvent[] | { refused: unknown })[] = [];
     const all: StoredEvent[] = [];
     const checkpoints: Checkpoint[] = [];
     await this.store.transaction(async (trx) => {
@@ -376,10 +400,23 @@ export class Ledger {
       for (const { drafts, guard } of groups) {
         if (guard) {
           await flush();
-          await guard(trx).catch((refusal: unknown) => {
-            if (typeof refusal === 'object' && refusal !== null) this.guardRefusals.add(refusal);
-            throw refusal;
-          });
+          const alone = groups.length === 1;
+          if (!alone) await sql`savepoint holdfast_guard`.execute(trx);
+          const refused = await guard(trx).then(
+            () => null,
+            (refusal: unknown) => {
+              if (typeof refusal === 'object' && refusal !== null) this.guardRefusals.add(refusal);
+              if (alone) throw refusal;
+              return { refusal };
+            },
+          );
+          if (refused) {
+            await sql`rollback to savepoint holdfast_guard`.execute(trx);
+            await sql`release savepoint holdfast_guard`.execute(trx);
+            results.push({ refused: refused.refusal });
+            continue;
+          }
+          if (!alone) await sql`release savepoint holdfast_guard`.execute(trx);
         }
         const sealedOfAppend: StoredEvent[] = [];
         for (const d of drafts) {
@@ -421,13 +458,13 @@ export class Ledger {
       // Write-ahead, as the last step before the commit: the node's own record of where its chains
       // will be. If the commit then fails or the process dies, the store stays at the head the mark
       // had before, which it accepts too.
-      if (this.headMark) await this.headMark.writeAhead(markedHeads(workingHeads));
+      if (this.headMark && workingHeads.size > 0) await this.headMark.writeAhead(markedHeads(workingHeads));
     });
     for (const [tenant, head] of markedHeads(workingHeads)) this.unconfirmedHeads.set(tenant, head);
     for (const [tenant, head] of workingHeads) this.heads.set(tenant, head);
     this.writeHealth.committed();
     this.onCommitted(all);
-    this.notifyCommitted(workingHeads.keys());
+    this.notifyCommitted(workingHeads.keys(), all);
     return results;
   }
 

@@ -1,9 +1,11 @@
-import { ValidationError } from '@holdfast/core';
+import { ConflictError, ValidationError } from '@holdfast/core';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyStore } from '../../src/ledger/verify.ts';
 import { ledgerCrypto } from '../../src/node/crypto.ts';
 import { openNode } from '../../src/node/node.ts';
 import type { Projection } from '../../src/projections/projection.ts';
+import type { Tx } from '../../src/store/store.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { snapshotTestTables, testItemsProjection, testRegistry } from '../support/ledger-fixture.ts';
 import { ledgerRows, startTestNode, type TestNode } from '../support/nodes.ts';
@@ -63,6 +65,57 @@ describe.each(STORE_KINDS)('ledger on %s', (kind) => {
     const report = await verifyStore(node.store, ledgerCrypto, { tenant: T });
     expect(report.faults).toEqual([]);
     expect(report.eventsChecked).toBe(head.seq);
+  });
+
+  it('a guard that refuses inside a group leaves out its own append only: the rest commit, gap-free, each guard seeing those before it', async () => {
+    const start = (await node.ledger.head(T)).seq;
+    const noted = (trx: Tx) =>
+      trx
+        .selectFrom('ledger_events')
+        .select((eb) => eb.fn.countAll().as('n'))
+        .where('tenant', '=', T)
+        .where('payload', 'like', '%"text":"g%')
+        .executeTakeFirstOrThrow()
+        .then((r) => Number(r.n));
+    const seenBefore: number[] = [];
+    const appends = Array.from({ length: 30 }, (_, i) =>
+      node.ledger
+        .append(
+          [{ tenant: T, type: 'test.item.noted', actor: 'user:u', payload: { item: 'g', text: `g${i}` } }],
+          {
+            guard: async (trx) => {
+              seenBefore[i] = await noted(trx);
+              if (i % 3 === 1) throw new ConflictError(`refused ${i}`);
+              // A failing statement (PostgreSQL then refuses the rest of the transaction): undone too.
+              if (i % 10 === 2) await sql`select * from no_such_table`.execute(trx);
+            },
+          },
+        )
+        .then(
+          (events) => ({ i, events }),
+          (error: unknown) => ({ i, error }),
+        ),
+    );
+    const results = await Promise.all(appends);
+    const refused = results.filter((r) => 'error' in r).map((r) => r.i);
+    expect(refused).toEqual(
+      Array.from({ length: 30 }, (_, i) => i).filter((i) => i % 3 === 1 || i % 10 === 2),
+    );
+    const committed = results.flatMap((r) => ('events' in r ? r.events : []));
+    expect(committed.map((e) => e.seq).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: committed.length }, (_, k) => start + 1 + k),
+    );
+    // Each guard saw exactly the appends queued before it that were not refused.
+    for (let i = 0; i < 30; i++)
+      expect(seenBefore[i]).toBe(
+        Array.from({ length: i }, (_, k) => k).filter((k) => !refused.includes(k)).length,
+      );
+    const stored = (await ledgerRows(node, T)).filter((r) =>
+      (r as { payload: string }).payload.includes('"text":"g'),
+    );
+    expect(stored.length).toBe(committed.length);
+    const report = await verifyStore(node.store, ledgerCrypto, { tenant: T });
+    expect(report.faults).toEqual([]);
   });
 
   it('reads by node and seq range, and by tenant in ledger order', async () => {
