@@ -117,7 +117,9 @@ export class Ledger {
   readonly hlc: HybridLogicalClock;
   /** Called after each commit with the events it made durable (metrics). */
   onCommitted: (events: readonly StoredEvent[]) => void = () => undefined;
-  private readonly commitListeners = new Set<(tenants: ReadonlySet<string>) => void>();
+  private readonly commitListeners = new Set<
+    (tenants: ReadonlySet<string>, events?: readonly StoredEvent[]) => void
+  >();
   /** Whether appends commit: /health turns unhealthy while they fail for the node's own reasons. */
   readonly writeHealth = new WriteHealth();
   /** Errors thrown by an append's own guard: a refusal of that append, not a failure of the node. */
@@ -127,17 +129,20 @@ export class Ledger {
   /** Why this node refuses to append or sign, or null (see `halt`). */
   private haltedBecause: string | null = null;
 
-  /** Live updates: `fn` hears which tenants got new events after every commit (local or imported). */
-  subscribe(fn: (tenants: ReadonlySet<string>) => void): () => void {
+  /**
+   * Live updates: `fn` hears which tenants got new events after every commit (local or imported),
+   * and, for this node's own appends, the events committed (an import says only the tenants).
+   */
+  subscribe(fn: (tenants: ReadonlySet<string>, events?: readonly StoredEvent[]) => void): () => void {
     this.commitListeners.add(fn);
     return () => this.commitListeners.delete(fn);
   }
 
-  /** Tells subscribers that these tenants have new durable events. */
-  notifyCommitted(tenants: Iterable<string>): void {
+  /** Tells subscribers that these tenants have new durable events (`events`: which, when known). */
+  notifyCommitted(tenants: Iterable<string>, events?: readonly StoredEvent[]): void {
     const set = new Set(tenants);
     if (set.size === 0) return;
-    for (const fn of this.commitListeners) fn(set);
+    for (const fn of this.commitListeners) fn(set, events);
   }
 
   private constructor(
@@ -427,7 +432,7 @@ export class Ledger {
     for (const [tenant, head] of workingHeads) this.heads.set(tenant, head);
     this.writeHealth.committed();
     this.onCommitted(all);
-    this.notifyCommitted(workingHeads.keys());
+    this.notifyCommitted(workingHeads.keys(), all);
     return results;
   }
 
