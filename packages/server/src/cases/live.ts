@@ -1,5 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { caseListSites } from '@holdfast/core';
+import { sql } from 'kysely';
+import { caseListSites, hasPermission } from '@holdfast/core';
+import { livePosition } from '../dispatch/events.ts';
 import type { RequestContext } from '../http/context.ts';
 import { casesDb } from './projection.ts';
 import type { Ledger } from '../ledger/ledger.ts';
@@ -9,6 +11,7 @@ const HEARTBEAT_MS = 15_000;
 const PAGE = 500;
 /** The event types a stream tells of. */
 const STREAMED = ['case.', 'message.', 'visit.', 'vehicle.'];
+const POSITION = 'vehicle.position_reported';
 
 /**
  * Server-sent events of case changes (event `case`), of messages to other systems (event
@@ -39,6 +42,9 @@ export async function streamCaseEvents(
     );
     after = Number(row?.pos ?? 0);
   }
+  // A car's position goes in its message only to those who may read the cars (as
+  // GET /api/v1/vehicles/:vehicleId): the board moves the car without reading it back.
+  const readsCars = hasPermission(ctx.roles, 'visits.read');
   reply.hijack();
   const raw = reply.raw;
   raw.writeHead(200, {
@@ -71,6 +77,8 @@ export async function streamCaseEvents(
             trx
               .selectFrom('ledger_events')
               .select(['pos', 'type', 'subject'])
+              // The payload of position reports only (a few numbers), never of any other event.
+              .select(sql<string | null>`case when type = ${POSITION} then payload end`.as('position'))
               .where('tenant', '=', ctx.tenant)
               .where('pos', '>', since)
               .orderBy('pos')
@@ -110,9 +118,12 @@ export async function streamCaseEvents(
           };
           for (const r of rows) {
             if (r.type.startsWith('visit.') || r.type.startsWith('vehicle.')) {
-              // No case id and no payload: which visit or car changed is all the board needs.
+              // No case id and no payload: which visit or car changed is all the board needs; a
+              // car's new position (car, where, when, accuracy) to readers of the cars.
+              const position =
+                readsCars && r.type === POSITION && r.position !== null ? livePosition(r.position) : null;
               raw.write(
-                `id: ${Number(r.pos)}\nevent: dispatch\ndata: ${JSON.stringify({ type: r.type, subject: r.subject })}\n\n`,
+                `id: ${Number(r.pos)}\nevent: dispatch\ndata: ${JSON.stringify({ type: r.type, subject: r.subject, ...(position ? { position } : {}) })}\n\n`,
               );
               after = Number(r.pos);
               continue;

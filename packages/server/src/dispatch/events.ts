@@ -68,6 +68,34 @@ export const vehiclePositionReported = defineEventType({
   subjectOf: (p) => `vehicle-position:${p.vehicleId}`,
 });
 
+/** A car's new position as the live stream carries it (no one's identity, no patient data). */
+export interface LivePosition {
+  vehicleId: string;
+  lat: number;
+  lon: number;
+  accuracyM: number;
+  positionAtMs: number;
+}
+
+/**
+ * The position a `vehicle.position_reported` event's stored payload gives, for the live stream's
+ * `dispatch` message, so the dispatcher's board moves the car without reading it back. Only the car
+ * and where and when it was, picked field by field; null when the payload is not such a position.
+ * Who may receive it is the stream's to decide (readers of the cars: `visits.read`).
+ */
+export function livePosition(payloadJson: string): LivePosition | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(payloadJson);
+  } catch {
+    return null;
+  }
+  const p = vehiclePositionReported.schema.safeParse(parsed);
+  if (!p.success) return null;
+  const { vehicleId, lat, lon, accuracyM, atMs } = p.data;
+  return { vehicleId, lat, lon, accuracyM, positionAtMs: atMs };
+}
+
 export const visitRequested = defineEventType({
   type: 'visit.requested',
   v: 1,

@@ -20,6 +20,7 @@ import {
   type CarSuggestion,
   type Clock,
   type Shift,
+  type StoredEvent,
   type VehicleStatus,
   type VisitOutcome,
 } from '@holdfast/core';
@@ -41,7 +42,7 @@ import {
   type AllocationRow,
   type AllocationState,
 } from './allocations.ts';
-import type { VehicleRegistered, VisitRequested } from './events.ts';
+import { livePosition, type VehicleRegistered, type VisitRequested } from './events.ts';
 import {
   dispatchDb,
   type DispatchAllocationsTable,
@@ -116,6 +117,11 @@ export interface VisitView {
 
 /** How long the rows of `fleetRows` are kept at most (node clock), when nothing is committed. */
 const FLEET_ROWS_MAX_AGE_MS = 30_000;
+/** Events that change none of the kept rows: the audit of a read (every board read appends one). */
+const FLEET_UNCHANGED_BY = new Set(['audit.access']);
+const POSITION_REPORTED = 'vehicle.position_reported';
+/** The board's suggestions are worked out this many visits at a time (see `board`). */
+const BOARD_SLICE_VISITS = 25;
 
 interface FleetRows {
   vehicleRows: Awaited<ReturnType<DispatchService['vehicleRows']>>;
@@ -151,7 +157,10 @@ class StaleAllocation extends Error {}
  * to an ambulance, queues the request through the 999 handover service in the same commit.
  */
 export class DispatchService {
-  private readonly fleet = new Map<string, { readAtMs: number; rows: Promise<FleetRows> }>();
+  private readonly fleet = new Map<
+    string,
+    { readAtMs: number; rows: Promise<FleetRows>; read?: FleetRows }
+  >();
   private readonly generations = new Map<string, number>();
 
   constructor(
@@ -169,7 +178,7 @@ export class DispatchService {
       locate: (postcode: string) => Promise<{ latitude: number; longitude: number } | null>;
     },
   ) {
-    ledger.subscribe((tenants) => this.forgetFleet(tenants));
+    ledger.subscribe((tenants, events) => this.committed(tenants, events));
   }
 
   // ---- cars ----------------------------------------------------------------------------------------
@@ -352,12 +361,13 @@ export class DispatchService {
     if (kept && nowMs >= kept.readAtMs && nowMs - kept.readAtMs < FLEET_ROWS_MAX_AGE_MS) return kept.rows;
     const generation = this.generations.get(tenant) ?? 0;
     const rows = this.readFleetRows(tenant, nowMs);
-    const entry = { readAtMs: nowMs, rows };
+    const entry: { readAtMs: number; rows: Promise<FleetRows>; read?: FleetRows } = { readAtMs: nowMs, rows };
     this.fleet.set(tenant, entry);
     rows.then(
-      () => {
+      (read) => {
         if ((this.generations.get(tenant) ?? 0) !== generation && this.fleet.get(tenant) === entry)
           this.fleet.delete(tenant);
+        else entry.read = read;
       },
       () => {
         if (this.fleet.get(tenant) === entry) this.fleet.delete(tenant);
@@ -366,11 +376,50 @@ export class DispatchService {
     return rows;
   }
 
-  private forgetFleet(tenants: ReadonlySet<string>): void {
+  /**
+   * After a commit: the kept rows of a provider stand when its events change none of them (the
+   * audit of a read), take a car's new position in place when those are all its events (a crew's
+   * phone reports every few seconds per car: re-reading every row for each report would cost each
+   * report, and the board's reads behind it, a whole read), and are dropped otherwise — or when
+   * the events are not known (an import), or the rows are still being read.
+   */
+  private committed(tenants: ReadonlySet<string>, events: readonly StoredEvent[] | undefined): void {
     for (const tenant of tenants) {
+      const own = events?.filter((e) => e.tenant === tenant);
+      if (own?.every((e) => FLEET_UNCHANGED_BY.has(e.type))) continue;
+      if (own && this.keepPositions(tenant, own)) continue;
       this.generations.set(tenant, (this.generations.get(tenant) ?? 0) + 1);
       this.fleet.delete(tenant);
     }
+  }
+
+  /** Puts the positions reported into the kept rows, as the projection does (the newest by time stands). */
+  private keepPositions(tenant: string, events: readonly StoredEvent[]): boolean {
+    const kept = this.fleet.get(tenant);
+    if (!kept?.read) return false;
+    const reported = [];
+    for (const e of events) {
+      if (FLEET_UNCHANGED_BY.has(e.type)) continue;
+      const position = e.type === POSITION_REPORTED ? livePosition(e.payloadJson) : null;
+      if (!position) return false;
+      reported.push(position);
+    }
+    const positions = new Map(kept.read.positions);
+    for (const p of reported) {
+      const shown = positions.get(p.vehicleId);
+      if (shown && Number(shown.at_ms) >= p.positionAtMs) continue;
+      positions.set(p.vehicleId, {
+        tenant,
+        vehicle_id: p.vehicleId,
+        lat: p.lat,
+        lon: p.lon,
+        accuracy_m: p.accuracyM,
+        at_ms: p.positionAtMs,
+      });
+    }
+    const read = { ...kept.read, positions };
+    this.fleet.set(tenant, { readAtMs: kept.readAtMs, rows: Promise.resolve(read), read });
+    return true;
   }
 
   private async readFleetRows(tenant: string, nowMs: number): Promise<FleetRows> {
@@ -672,7 +721,14 @@ export class DispatchService {
       .filter((v) => v.state === 'open' && (sites === 'all' || sites.includes(v.site_id)))
       .map((r) => this.visitView(snap, r, ctx))
       .sort((a, b) => compareVisits(a, b));
-    for (const v of visits) v.suggestions = v.vehicleId ? [] : this.suggestFor(snap, v, 3);
+    // In slices, letting other requests in between: ranking every car for a few hundred visits
+    // takes tens of milliseconds, and a crew's position report (or any request) waiting behind all
+    // of it is what the board then shows late. The snapshot read above is what every slice uses.
+    for (let i = 0; i < visits.length; i++) {
+      if (i > 0 && i % BOARD_SLICE_VISITS === 0) await new Promise((resolve) => setImmediate(resolve));
+      const v = visits[i]!;
+      v.suggestions = v.vehicleId ? [] : this.suggestFor(snap, v, 3);
+    }
     const siteNames = await this.deps.accounts.sites(ctx.tenant);
     await this.deps.auditor.access(ctx, {
       action: 'search',

@@ -1,4 +1,12 @@
-import type { Ledger } from './ledger.ts';
+import type { StoredEvent } from '@holdfast/core';
+
+/** The tenant and type of each committed event: all a commit cache needs to know. */
+export type CommittedEventKind = Pick<StoredEvent, 'tenant' | 'type'>;
+
+/** What a commit cache subscribes to (a `Ledger`, or a test's stand-in). */
+export interface CommitSource {
+  subscribe(fn: (tenants: ReadonlySet<string>, events: readonly CommittedEventKind[]) => void): unknown;
+}
 
 /**
  * Values read from projections that only some events change, kept per tenant and key until a
@@ -11,7 +19,7 @@ export class CommitCache<T> {
   private readonly values = new Map<string, Map<string, Promise<T>>>();
 
   constructor(
-    ledger: Pick<Ledger, 'subscribe'>,
+    ledger: CommitSource,
     /** Whether an event of this type can change a kept value. */
     changes: (type: string) => boolean,
     /** At most this many keys per tenant (the oldest go first). */

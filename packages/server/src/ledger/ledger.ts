@@ -89,8 +89,8 @@ export class LedgerIntegrityError extends Error {
   }
 }
 
-/** What a commit listener is told of each event a commit made durable. */
-export type CommittedEvent = Pick<StoredEvent, 'tenant' | 'type'>;
+/** What a commit listener is told of each event a commit made durable (local or imported). */
+export type CommittedEvent = StoredEvent;
 export type CommitListener = (tenants: ReadonlySet<string>, events: readonly CommittedEvent[]) => void;
 
 /** A stored event whose hybrid clock is not an HLC value, found while resuming the clock. */

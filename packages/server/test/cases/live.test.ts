@@ -13,7 +13,7 @@ describe.each(STORE_KINDS)('live queue updates on %s', (kind) => {
   let site: string;
 
   beforeAll(async () => {
-    t = await startTestApp(kind, { providers: ['northshire'] });
+    t = await startTestApp(kind, { providers: ['northshire', 'southshire'] });
     protocols = (await requireProtocolPack(SAMPLE_PACK_DIR)).protocols;
     site = t.providers[0]!.sites[0]!;
     adviser = new Client(t.app, t.clock);
@@ -61,7 +61,7 @@ describe.each(STORE_KINDS)('live queue updates on %s', (kind) => {
     expect(caughtUp).toEqual([]);
   });
 
-  it('tells of a car or a home visit changing as a dispatch event: its type and subject, nothing more', async () => {
+  it('tells of a car or a home visit changing as a dispatch event: its type and subject, nothing more; a position to readers of the cars', async () => {
     const before = await clinician.request('GET', '/api/v1/queue/stream', undefined, {
       'last-event-id': '0',
     });
@@ -82,14 +82,47 @@ describe.each(STORE_KINDS)('live queue updates on %s', (kind) => {
         },
       },
     ]);
-    const body = (
-      await clinician.request('GET', '/api/v1/queue/stream', undefined, { 'last-event-id': String(last) })
+    const position = { vehicleId, lat: 54.01, lon: -1.52, accuracyM: 12, atMs: 1_765_000_000_000 };
+    await t.node.ledger.append([
+      {
+        tenant: t.providers[0]!.tenant,
+        type: 'vehicle.position_reported',
+        actor: 'user:test',
+        payload: position,
+      },
+    ]);
+    const dispatchEvents = async (reader: Client) => {
+      const body = (
+        await reader.request('GET', '/api/v1/queue/stream', undefined, { 'last-event-id': String(last) })
+      ).body;
+      expect(body).not.toContain('NS26 XYZ');
+      return [...body.matchAll(/id: (\d+)\nevent: dispatch\ndata: (.*)\n\n/g)].map(
+        (m) => JSON.parse(m[2]!) as Record<string, unknown>,
+      );
+    };
+    // A clinician reads the cars (visits.read): the new position comes in the message, so the
+    // board moves the car without reading it back.
+    expect(await dispatchEvents(clinician)).toEqual([
+      { type: 'vehicle.registered', subject: `vehicle:${vehicleId}` },
+      {
+        type: 'vehicle.position_reported',
+        subject: `vehicle-position:${vehicleId}`,
+        position: { vehicleId, lat: 54.01, lon: -1.52, accuracyM: 12, positionAtMs: position.atMs },
+      },
+    ]);
+    // A health adviser follows the queue but may not read the cars: told of the change, not where.
+    expect(await dispatchEvents(adviser)).toEqual([
+      { type: 'vehicle.registered', subject: `vehicle:${vehicleId}` },
+      { type: 'vehicle.position_reported', subject: `vehicle-position:${vehicleId}` },
+    ]);
+    // A dispatcher of another provider hears nothing of this provider's cars.
+    const elsewhere = new Client(t.app, t.clock);
+    expect((await elsewhere.signIn('dispatcher@southshire')).statusCode).toBe(200);
+    const theirs = (
+      await elsewhere.request('GET', '/api/v1/queue/stream', undefined, { 'last-event-id': '0' })
     ).body;
-    const events = [...body.matchAll(/id: (\d+)\nevent: dispatch\ndata: (.*)\n\n/g)].map(
-      (m) => JSON.parse(m[2]!) as Record<string, unknown>,
-    );
-    expect(events).toEqual([{ type: 'vehicle.registered', subject: `vehicle:${vehicleId}` }]);
-    expect(body).not.toContain('NS26 XYZ');
+    expect(theirs).not.toContain(vehicleId);
+    expect(theirs).not.toContain('54.01');
   });
 
   it('pushes a change to a following client without it asking again', async () => {

@@ -1,16 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { CommitCache } from '../../src/ledger/commit-cache.ts';
-import type { CommitListener, CommittedEvent } from '../../src/ledger/ledger.ts';
+import { CommitCache, type CommittedEventKind } from '../../src/ledger/commit-cache.ts';
 
 /** A ledger that only tells of commits, as Ledger.subscribe does after each append or import. */
 function fakeLedger() {
-  const listeners = new Set<CommitListener>();
+  type Listener = (tenants: ReadonlySet<string>, events: readonly CommittedEventKind[]) => void;
+  const listeners = new Set<Listener>();
   return {
-    subscribe(fn: CommitListener) {
+    subscribe(fn: Listener) {
       listeners.add(fn);
       return () => listeners.delete(fn);
     },
-    commit(events: CommittedEvent[]) {
+    commit(events: CommittedEventKind[]) {
       for (const fn of listeners) fn(new Set(events.map((e) => e.tenant)), events);
     },
   };

@@ -1,4 +1,5 @@
 import { Badge } from '@mantine/core';
+import { memo } from 'react';
 import { duration } from '../lib/time.ts';
 
 export type Timing = 'on_time' | 'at_risk' | 'breached';
@@ -43,18 +44,24 @@ export function TimingBadge({
     );
   return (
     <span className={`timing-${timing}`} data-timing={timing}>
-      <Badge
-        color={COLORS[timing]}
-        variant={timing === 'on_time' ? 'outline' : 'filled'}
-        radius="sm"
-        size="md"
-        leftSection={<span aria-hidden="true">{ICONS[timing]}</span>}
-      >
-        {WORDS[timing]}
-      </Badge>{' '}
-      <span>{left}</span>
+      <TimingWords timing={timing} /> <span>{left}</span>
     </span>
   );
 }
+
+/** The badge's words and sign: drawn again when the state changes, not as the seconds count. */
+const TimingWords = memo(function TimingWords({ timing }: { timing: Timing }) {
+  return (
+    <Badge
+      color={COLORS[timing]}
+      variant={timing === 'on_time' ? 'outline' : 'filled'}
+      radius="sm"
+      size="md"
+      leftSection={<span aria-hidden="true">{ICONS[timing]}</span>}
+    >
+      {WORDS[timing]}
+    </Badge>
+  );
+});
 
 export const TIMING_WORDS = WORDS;

@@ -355,6 +355,27 @@ export interface DispatchEvent {
   type: string | null;
   /** The event's subject for a dispatch event (`vehicle:<id>`, `vehicle-position:<id>`, `visit:<id>`). */
   subject: string | null;
+  /** A car's new position, carried by its `vehicle.position_reported` message (to readers of the cars). */
+  position: LivePosition | null;
+}
+
+/** What a position message carries: the car, where, how accurately, and when (the server's time). */
+export interface LivePosition {
+  vehicleId: string;
+  lat: number;
+  lon: number;
+  accuracyM: number | null;
+  positionAtMs: number;
+}
+
+function readLivePosition(v: unknown): LivePosition | null {
+  if (!isObject(v)) return null;
+  const vehicleId = str(v.vehicleId);
+  const lat = num(v.lat);
+  const lon = num(v.lon);
+  const positionAtMs = num(v.positionAtMs);
+  if (vehicleId === null || lat === null || lon === null || positionAtMs === null) return null;
+  return { vehicleId, lat, lon, accuracyM: num(v.accuracyM), positionAtMs };
 }
 
 /**
@@ -373,7 +394,8 @@ export function useDispatchEvents(enabled: boolean, onChange: (event: DispatchEv
     let dropped = false;
     source.addEventListener('open', () => {
       setState('live');
-      if (dropped) handler.current({ name: 'reconnect', caseId: null, type: null, subject: null });
+      if (dropped)
+        handler.current({ name: 'reconnect', caseId: null, type: null, subject: null, position: null });
       dropped = false;
     });
     source.addEventListener('error', () => {
@@ -389,7 +411,13 @@ export function useDispatchEvents(enabled: boolean, onChange: (event: DispatchEv
         } catch {
           // Unreadable: still a change, read the board.
         }
-        handler.current({ name, caseId: str(data.caseId), type: str(data.type), subject: str(data.subject) });
+        handler.current({
+          name,
+          caseId: str(data.caseId),
+          type: str(data.type),
+          subject: str(data.subject),
+          position: readLivePosition(data.position),
+        });
       });
     return () => source.close();
   }, [enabled]);
@@ -424,7 +452,8 @@ export const BOARD_KEY = ['dispatch', 'board'] as const;
 
 /**
  * After a car's new position the suggestions (arrival estimates) are read again with the board, at
- * most this long after: the car itself is patched at once from a read of that one car.
+ * most this long after: the car itself is patched at once, from the position in the stream's message
+ * (or, when the message has none, a read of that one car).
  */
 export const SUGGESTIONS_REREAD_MS = 2_000;
 
@@ -437,6 +466,19 @@ export function patchVehicle(board: Board, car: Vehicle): Board {
   const vehicles = [...board.vehicles];
   vehicles[i] = car;
   return { ...board, vehicles };
+}
+
+/** The board with one car's position moved (as `patchVehicle`: never back in time). */
+export function patchPosition(board: Board, p: LivePosition): Board {
+  const shown = board.vehicles.find((v) => v.vehicleId === p.vehicleId);
+  if (!shown || (shown.positionAtMs ?? -Infinity) >= p.positionAtMs) return board;
+  return patchVehicle(board, {
+    ...shown,
+    lat: p.lat,
+    lon: p.lon,
+    accuracyM: p.accuracyM,
+    positionAtMs: p.positionAtMs,
+  });
 }
 
 /**
@@ -458,8 +500,8 @@ function keepNewerPositions(read: Board, shown: Board | undefined): Board {
 
 /**
  * The board, read again on every dispatch or case event (coalesced) and every 15 s regardless. A
- * car's new position reads that car alone and patches it into the board (one row and one marker
- * change); the board's suggestions follow within SUGGESTIONS_REREAD_MS.
+ * car's new position is patched into the board from the stream's message (one row and one marker
+ * change; no read); the board's suggestions follow within SUGGESTIONS_REREAD_MS.
  */
 export function useBoard(live: boolean) {
   const queryClient = useQueryClient();
@@ -489,13 +531,16 @@ export function useBoard(live: boolean) {
         ? /^vehicle(?:-position)?:(.+)$/.exec(event.subject ?? '')?.[1]
         : undefined;
     if (vehicleId) {
-      void api<{ vehicle?: unknown }>('GET', `/api/v1/vehicles/${encodeURIComponent(vehicleId)}`)
-        .then((answer) => {
-          if (!isObject(answer.vehicle)) return;
-          const car = readVehicle(answer.vehicle);
-          queryClient.setQueryData<Board>(BOARD_KEY, (b) => (b ? patchVehicle(b, car) : b));
-        })
-        .catch(() => reread.current());
+      const position = event.position?.vehicleId === vehicleId ? event.position : null;
+      if (position) queryClient.setQueryData<Board>(BOARD_KEY, (b) => (b ? patchPosition(b, position) : b));
+      else
+        void api<{ vehicle?: unknown }>('GET', `/api/v1/vehicles/${encodeURIComponent(vehicleId)}`)
+          .then((answer) => {
+            if (!isObject(answer.vehicle)) return;
+            const car = readVehicle(answer.vehicle);
+            queryClient.setQueryData<Board>(BOARD_KEY, (b) => (b ? patchVehicle(b, car) : b));
+          })
+          .catch(() => reread.current());
       later.current ??= setTimeout(() => {
         later.current = null;
         reread.current();

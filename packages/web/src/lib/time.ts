@@ -72,6 +72,11 @@ const dayKey = new Intl.DateTimeFormat('en-GB', {
   day: '2-digit',
 });
 
+/** The UK day of an instant ("05/12/2026"): `londonWhen` words times on another day with their date. */
+export function londonDay(at: string | number | Date): string {
+  return dayKey.format(new Date(at));
+}
+
 /** "21:15 GMT" today, "Mon 30 Nov 21:15 GMT" on another day (UK dates). */
 export function londonWhen(at: string | number | Date, nowMs: number = Date.now()): string {
   const d = new Date(at);

@@ -1,6 +1,17 @@
-import { Badge, Button, Grid, Group, NativeSelect, Paper, Stack, Text, Textarea, Title } from '@mantine/core';
+import { Badge, Button, Group, NativeSelect, Paper, Stack, Text, Textarea, Title } from '@mantine/core';
 import './dispatch.css';
-import { createContext, memo, useCallback, useContext, useMemo, useState, type FormEvent } from 'react';
+import {
+  createContext,
+  memo,
+  useCallback,
+  useContext,
+  useDeferredValue,
+  useEffect,
+  useMemo,
+  useState,
+  useSyncExternalStore,
+  type FormEvent,
+} from 'react';
 import { PageTitle } from '../../components/PageTitle.tsx';
 import { TimingBadge, TIMING_WORDS, type Timing } from '../../components/Timing.tsx';
 import { ApiError, isServerUnavailable } from '../../lib/api.ts';
@@ -22,7 +33,7 @@ import { useFormProblems } from '../../lib/forms.ts';
 import { useNow } from '../../lib/live.ts';
 import { Link } from '../../lib/router.tsx';
 import { useSession } from '../../lib/session.tsx';
-import { londonTime, londonWhen } from '../../lib/time.ts';
+import { londonDay, londonTime, londonWhen } from '../../lib/time.ts';
 import { DispatchMap } from './DispatchMap.tsx';
 
 /** Visits still needing or having a car; the rest (done, cancelled) leave the board. */
@@ -49,12 +60,19 @@ export function DispatchBoard() {
   const offset = board.data ? board.data.nowMs - board.dataUpdatedAt : 0;
   const now = useNow(1000) + offset;
 
+  // From the board's lists, not the board: a car's new position (a new board with the same
+  // visits) must not make every visit row and marker compare again.
+  // The visits deferred (drawn in an interruptible render after the urgent ones): a board read
+  // every few seconds changes many of them, and drawing those must not hold up a car's new
+  // position, which comes as an urgent patch of the cars alone.
+  const boardVisits = useDeferredValue(board.data?.visits);
+  const boardVehicles = board.data?.vehicles;
   const visits = useMemo(
     () =>
-      (board.data?.visits ?? [])
+      (boardVisits ?? [])
         .filter((v) => OPEN_VISIT.has(v.status))
         .sort((a, b) => a.deadlineMs - b.deadlineMs || (a.visitId < b.visitId ? -1 : 1)),
-    [board.data],
+    [boardVisits],
   );
   // Each visit's state against its deadline: the list (and the map) change only when one does.
   const timingKey = visits.map((v) => visitTimingOf(v, now)).join();
@@ -65,18 +83,31 @@ export function DispatchBoard() {
   );
   const vehicles = useMemo(
     () =>
-      [...(board.data?.vehicles ?? [])].sort(
+      [...(boardVehicles ?? [])].sort(
         (a, b) =>
           VEHICLE_STATUS_ORDER.indexOf(a.status) - VEHICLE_STATUS_ORDER.indexOf(b.status) ||
           a.callSign.localeCompare(b.callSign),
       ),
-    [board.data],
+    [boardVehicles],
   );
   const carsById = useMemo(() => new Map(vehicles.map((v) => [v.vehicleId, v])), [vehicles]);
   const visitsById = useMemo(() => new Map(visits.map((v) => [v.visitId, v])), [visits]);
+  // The cars for a choice by hand and the clock for the countdowns: each read by the few parts
+  // that show them, so neither draws every row again when it changes.
+  const [carsStore] = useState(() => new Kept<Vehicle[]>([]));
+  const [clockStore] = useState(() => new Kept<number>(now));
+  useEffect(() => carsStore.set(vehicles), [carsStore, vehicles]);
+  useEffect(() => clockStore.set(now), [clockStore, now]);
   const refetch = board.refetch;
   const onDone = useCallback(() => refetch(), [refetch]);
-  const nowMinute = Math.floor(now / 60_000) * 60_000;
+  // Times are worded with their date only on another UK day: rows compare the day, not the minute.
+  const today = londonDay(now);
+  const nowDay = useMemo(
+    () => now,
+    // `now` counts only through `today`: the same value all day.
+    [today],
+  );
+  const carBucket = Math.floor(now / 5000) * 5000;
   const counts = { breached: 0, at_risk: 0, on_time: 0 };
   for (const t of timed) counts[t.timing]++;
   const offered = vehicles.filter((v) => v.available && v.status === 'available').length;
@@ -101,7 +132,7 @@ export function DispatchBoard() {
         </Badge>
       </Group>
       <Text role="status" aria-live="polite" fw={700} data-testid="board-summary">
-        {board.isPending
+        {board.isPending || (board.data && !boardVisits)
           ? 'Loading the board…'
           : board.isError && !board.data
             ? `The board could not be read: ${board.error.message}. It is read again by itself.`
@@ -118,33 +149,38 @@ export function DispatchBoard() {
           The board could not be read again: {board.error.message}
         </Text>
       )}
-      <Grid gap="md">
-        <Grid.Col span={{ base: 12, lg: 7 }}>
+      {/* Plain columns, not Mantine's Grid: its context value is new on each render, and the
+          board renders every second, which made React search all 500 rows for readers of it. */}
+      <div className="board-columns">
+        <div>
           <Stack gap="md">
             <section aria-labelledby="visits-heading">
               <Title order={2} size="h4" id="visits-heading" mb={4}>
                 Visits by deadline
               </Title>
-              {board.isSuccess && timed.length === 0 && (
+              {board.isSuccess && boardVisits && timed.length === 0 && (
                 <Text data-testid="no-visits">No home visits are waiting or under way.</Text>
               )}
               <ul className="board-list" aria-label="Home visits, earliest deadline first">
-                <CarsContext.Provider value={vehicles}>
-                  {timed.map(({ visit, timing }) => (
-                    <VisitRow
-                      key={visit.visitId}
-                      visit={visit}
-                      timing={timing}
-                      remainingSeconds={shownRemaining(visit.deadlineMs, now)}
-                      nowMinute={nowMinute}
-                      car={visit.vehicleId ? carsById.get(visit.vehicleId) : undefined}
-                      bestCar={
-                        visit.suggestions[0] ? carsById.get(visit.suggestions[0].vehicleId) : undefined
-                      }
-                      canDispatch={canDispatch}
-                      onDone={onDone}
-                    />
-                  ))}
+                <CarsContext.Provider value={carsStore}>
+                  <ClockContext.Provider value={clockStore}>
+                    {timed.map(({ visit, timing }) => {
+                      const car = visit.vehicleId ? carsById.get(visit.vehicleId) : undefined;
+                      const best = visit.suggestions[0];
+                      return (
+                        <VisitRow
+                          key={visit.visitId}
+                          visit={visit}
+                          timing={timing}
+                          nowDay={nowDay}
+                          carWords={car ? `${car.callSign} (${VEHICLE_STATUS_WORDS[car.status]})` : ''}
+                          bestCallSign={best ? carsById.get(best.vehicleId)?.callSign : undefined}
+                          canDispatch={canDispatch}
+                          onDone={onDone}
+                        />
+                      );
+                    })}
+                  </ClockContext.Provider>
                 </CarsContext.Provider>
               </ul>
             </section>
@@ -169,7 +205,9 @@ export function DispatchBoard() {
                     <CarRow
                       key={v.vehicleId}
                       car={v}
-                      nowBucket={Math.floor(now / 5000) * 5000}
+                      age={v.positionAtMs !== null ? ageText(v.positionAtMs, carBucket) : ''}
+                      old={v.positionAtMs !== null && carBucket - v.positionAtMs > POSITION_OLD_AFTER_MS}
+                      nowDay={nowDay}
                       visit={v.visitId ? visitsById.get(v.visitId) : undefined}
                     />
                   ))}
@@ -177,16 +215,16 @@ export function DispatchBoard() {
               </table>
             </section>
           </Stack>
-        </Grid.Col>
-        <Grid.Col span={{ base: 12, lg: 5 }}>
+        </div>
+        <div>
           <section aria-labelledby="map-heading" className="board-map-section">
             <Title order={2} size="h4" id="map-heading" mb={4}>
               Map
             </Title>
             <DispatchMap visits={timed} vehicles={vehicles} sites={board.data?.sites ?? []} />
           </section>
-        </Grid.Col>
-      </Grid>
+        </div>
+      </div>
       <Text size="sm" c="dimmed">
         States: {Object.values(TIMING_WORDS).join(', ')}. Arrival times are estimates: straight-line distance
         with a road factor, plus the time to finish a current visit. Times are UK time.
@@ -195,12 +233,42 @@ export function DispatchBoard() {
   );
 }
 
-function suggestionWords(s: Suggestion, car: Vehicle | undefined, nowDay: number): string {
-  return `${car?.callSign ?? 'A car'}: arrives about ${londonWhen(s.etaMs, nowDay)} (${s.distanceKm.toFixed(1)} km)${s.meetsDeadline ? ', within the deadline' : ', after the deadline'}`;
+function suggestionWords(s: Suggestion, callSign: string | undefined, nowDay: number): string {
+  return `${callSign ?? 'A car'}: arrives about ${londonWhen(s.etaMs, nowDay)} (${s.distanceKm.toFixed(1)} km)${s.meetsDeadline ? ', within the deadline' : ', after the deadline'}`;
 }
 
-/** Every car, for choosing one by hand (read only by an open choice, so a car's change re-renders no row). */
-const CarsContext = createContext<Vehicle[]>([]);
+/**
+ * A value that changes while the board stays up, read through `useSyncExternalStore` by only the
+ * parts that show it: a context holding it never changes, so a change draws none of the rows again.
+ */
+class Kept<T> {
+  private readonly listeners = new Set<() => void>();
+  constructor(private value: T) {}
+  readonly get = (): T => this.value;
+  readonly subscribe = (listener: () => void): (() => void) => {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  };
+  set(value: T): void {
+    if (Object.is(value, this.value)) return;
+    this.value = value;
+    for (const listener of this.listeners) listener();
+  }
+}
+
+/** Every car, for choosing one by hand (read only by an open choice). */
+const CarsContext = createContext<Kept<Vehicle[]>>(new Kept<Vehicle[]>([]));
+/** The board's clock (server time), read by each countdown: a second passing redraws the badges only. */
+const ClockContext = createContext<Kept<number>>(new Kept<number>(0));
+
+/** A visit's deadline badge with the time left, drawn again only when what it shows changes. */
+const Countdown = memo(function Countdown({ timing, deadlineMs }: { timing: Timing; deadlineMs: number }) {
+  const clock = useContext(ClockContext);
+  const remainingSeconds = useSyncExternalStore(clock.subscribe, () =>
+    shownRemaining(deadlineMs, clock.get()),
+  );
+  return <TimingBadge timing={timing} remainingSeconds={remainingSeconds} />;
+});
 
 /**
  * The time left to a deadline as the badge words it: to the second within the hour, to the minute
@@ -239,10 +307,12 @@ function sameVisitRow(a: VisitRowProps, b: VisitRowProps): boolean {
 interface VisitRowProps {
   visit: Visit;
   timing: Timing;
-  remainingSeconds: number;
-  nowMinute: number;
-  car: Vehicle | undefined;
-  bestCar: Vehicle | undefined;
+  /** An instant of today (UK): times on another day are worded with their date. */
+  nowDay: number;
+  /** The allocated car's call sign and status in words, or ''. */
+  carWords: string;
+  /** The suggested car's call sign. */
+  bestCallSign: string | undefined;
   canDispatch: boolean;
   onDone: () => Promise<unknown>;
 }
@@ -251,10 +321,9 @@ interface VisitRowProps {
 const VisitRow = memo(function VisitRow({
   visit,
   timing,
-  remainingSeconds,
-  nowMinute: now,
-  car,
-  bestCar,
+  nowDay: now,
+  carWords,
+  bestCallSign,
   canDispatch,
   onDone,
 }: VisitRowProps) {
@@ -296,7 +365,7 @@ const VisitRow = memo(function VisitRow({
     >
       <Group justify="space-between" align="flex-start" wrap="wrap" gap="xs">
         <div>
-          <TimingBadge timing={timing} remainingSeconds={remainingSeconds} />{' '}
+          <Countdown timing={timing} deadlineMs={visit.deadlineMs} />{' '}
           <Text span size="sm">
             due by {londonWhen(visit.deadlineMs, now)}
           </Text>
@@ -309,7 +378,7 @@ const VisitRow = memo(function VisitRow({
         <div>
           <Text size="sm" fw={700} data-testid="visit-status">
             {VISIT_STATUS_WORDS[visit.status] ?? visit.status}
-            {car ? `: ${car.callSign} (${VEHICLE_STATUS_WORDS[car.status]})` : ''}
+            {carWords ? `: ${carWords}` : ''}
           </Text>
           {visit.caseId && (
             <Link to={`/cases/${visit.caseId}/summary`} className="board-link">
@@ -327,20 +396,20 @@ const VisitRow = memo(function VisitRow({
       {waiting && (
         <Text size="sm" data-testid="visit-suggestion">
           {best
-            ? `Suggested: ${suggestionWords(best, bestCar, now)}${best.reason ? ` — ${best.reason}` : ''}`
+            ? `Suggested: ${suggestionWords(best, bestCallSign, now)}${best.reason ? ` — ${best.reason}` : ''}`
             : 'No car can be suggested: none is available with a crew on shift.'}
         </Text>
       )}
       {canDispatch && waiting && (
         <Group gap="xs" mt={4}>
-          {best && bestCar && (
+          {best && bestCallSign && (
             <Button
               size="compact-sm"
               loading={busy}
               onClick={() => void run(() => allocate(visit.visitId, best.vehicleId))}
-              aria-label={`Allocate ${bestCar.callSign} to the visit at ${where}`}
+              aria-label={`Allocate ${bestCallSign} to the visit at ${where}`}
             >
-              Allocate {bestCar.callSign}
+              Allocate {bestCallSign}
             </Button>
           )}
           <Button
@@ -402,7 +471,8 @@ function CarChoice({
   onSubmit: (vehicleId: string, reason: string) => Promise<void>;
 }) {
   const problems = useFormProblems();
-  const cars = useContext(CarsContext);
+  const carsStore = useContext(CarsContext);
+  const cars = useSyncExternalStore(carsStore.subscribe, carsStore.get);
   const suggested = new Map(visit.suggestions.map((s) => [s.vehicleId, s]));
   const options = cars
     .filter((c) => c.vehicleId !== visit.vehicleId)
@@ -474,14 +544,18 @@ function CarChoice({
 /** One car: status and since when, crew, last position and its age (old ones said so). */
 const CarRow = memo(function CarRow({
   car,
-  nowBucket,
+  age,
+  old,
+  nowDay,
   visit,
 }: {
   car: Vehicle;
-  nowBucket: number;
+  /** The position's age in words ('' without one). */
+  age: string;
+  old: boolean;
+  nowDay: number;
   visit: Visit | undefined;
 }) {
-  const old = car.positionAtMs !== null && nowBucket - car.positionAtMs > POSITION_OLD_AFTER_MS;
   return (
     <tr
       data-testid="board-vehicle"
@@ -501,7 +575,7 @@ const CarRow = memo(function CarRow({
       </th>
       <td data-col="status">
         {VEHICLE_STATUS_WORDS[car.status]}
-        {car.statusAtMs !== null && ` since ${londonWhen(car.statusAtMs, nowBucket)}`}
+        {car.statusAtMs !== null && ` since ${londonWhen(car.statusAtMs, nowDay)}`}
       </td>
       <td data-col="crew">
         {car.available ? (
@@ -515,7 +589,7 @@ const CarRow = memo(function CarRow({
           <>
             {car.lat.toFixed(4)}, {car.lon.toFixed(4)} ·{' '}
             <span className={old ? 'board-warning' : undefined}>
-              {ageText(car.positionAtMs, nowBucket)}
+              {age}
               {old ? ' (old)' : ''}
             </span>
           </>
