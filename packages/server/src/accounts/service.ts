@@ -31,13 +31,16 @@ export interface NewUser {
   requireClinicalReason?: boolean;
 }
 
-/** A clinical role newly granted (not in `before`) needs a reason of at least 3 characters. */
+/**
+ * A clinical role (one that reads clinical notes or safeguarding text: core's `rolesReadingConfidences`)
+ * newly granted (not in `before`) needs a reason of at least 3 characters.
+ */
 export function requireClinicalReason(
   roles: readonly Role[],
   before: readonly Role[],
   reason?: string,
 ): Role[] {
-  const granted = clinicalRoles(roles).filter((r) => !before.includes(r));
+  const granted = rolesReadingConfidences(roles).filter((r) => !before.includes(r));
   const why = reason?.trim();
   if (granted.length > 0 && (!why || why.length < 3))
     throw new ValidationError([
@@ -47,14 +50,6 @@ export function requireClinicalReason(
       },
     ]);
   return granted;
-}
-
-/**
- * Roles that read clinical notes or safeguarding text (core's one rule, `rolesReadingConfidences`):
- * granting one needs a recorded reason.
- */
-export function clinicalRoles(roles: readonly Role[]): Role[] {
-  return rolesReadingConfidences(roles);
 }
 
 /** A one-time enrolment code after a second-factor reset: 16 characters in four groups. */
@@ -275,7 +270,9 @@ export class AccountsService {
             await hashPassword(fields.password),
             sealContext(userId, 'passwordHash'),
           ),
-          ...(reason && reason.length >= 3 && clinicalRoles(fields.roles).length > 0 ? { reason } : {}),
+          ...(reason && reason.length >= 3 && rolesReadingConfidences(fields.roles).length > 0
+            ? { reason }
+            : {}),
         },
       },
     ]);
@@ -310,12 +307,12 @@ export class AccountsService {
         reason?: string;
       };
       // Only grants that recorded a reason: those are the ones that gave a clinical role.
-      if (!p.reason || clinicalRoles(p.roles).length === 0) return [];
+      if (!p.reason || rolesReadingConfidences(p.roles).length === 0) return [];
       return [
         {
           at: new Date(Number(r.hlc.slice(0, 15))).toISOString(),
           userId: p.userId,
-          roles: clinicalRoles(p.roles),
+          roles: rolesReadingConfidences(p.roles),
           reason: p.reason,
           by: r.actor,
         },

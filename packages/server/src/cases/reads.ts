@@ -17,7 +17,7 @@ export interface CaseReadScope {
 
 /** The queue figures' columns of the cases in `statuses` (the shift dashboard). */
 export function casesInStatuses(trx: Tx, tenant: string, statuses: readonly string[], scope: CaseReadScope) {
-  let q = casesDb(trx)
+  return casesDb(trx)
     .selectFrom('cases')
     .select([
       'case_id',
@@ -30,10 +30,33 @@ export function casesInStatuses(trx: Tx, tenant: string, statuses: readonly stri
       'disposition_label',
       'claimed_by',
     ])
-    .where('status', 'in', [...statuses]);
-  if (scope.tenantFilter) q = q.where('tenant', '=', tenant);
-  if (scope.siteId) q = q.where('site_id', '=', scope.siteId);
-  return q.execute();
+    .where('status', 'in', [...statuses])
+    .$if(scope.tenantFilter, (q) => q.where('tenant', '=', tenant))
+    .$if(scope.siteId !== undefined, (q) => q.where('site_id', '=', scope.siteId!))
+    .execute();
+}
+
+/** The cases whose `column` falls in [fromMs, toMs), with `column` and `closed_at` (per-hour figures). */
+async function casesWithin(
+  trx: Tx,
+  tenant: string,
+  column: 'received_at' | 'deadline_at',
+  fromMs: number,
+  toMs: number,
+  scope: CaseReadScope,
+) {
+  const rows = await casesDb(trx)
+    .selectFrom('cases')
+    .select([column, 'closed_at'])
+    .where(column, '>=', fromMs)
+    .where(column, '<', toMs)
+    .$if(scope.tenantFilter, (q) => q.where('tenant', '=', tenant))
+    .$if(scope.siteId !== undefined, (q) => q.where('site_id', '=', scope.siteId!))
+    .execute();
+  return rows.map((r) => ({
+    at: Number(r[column]),
+    closedAt: r.closed_at === null ? null : Number(r.closed_at),
+  }));
 }
 
 /** When each case received in [fromMs, toMs) was received (calls per hour). */
@@ -44,14 +67,7 @@ export async function receivedTimes(
   toMs: number,
   scope: CaseReadScope,
 ): Promise<number[]> {
-  let q = casesDb(trx)
-    .selectFrom('cases')
-    .select('received_at')
-    .where('received_at', '>=', fromMs)
-    .where('received_at', '<', toMs);
-  if (scope.tenantFilter) q = q.where('tenant', '=', tenant);
-  if (scope.siteId) q = q.where('site_id', '=', scope.siteId);
-  return (await q.execute()).map((r) => Number(r.received_at));
+  return (await casesWithin(trx, tenant, 'received_at', fromMs, toMs, scope)).map((r) => r.at);
 }
 
 /** The deadlines in [fromMs, toMs) that passed while their case was still open (breaches per hour). */
@@ -62,16 +78,9 @@ export async function breachedDeadlines(
   toMs: number,
   scope: CaseReadScope,
 ): Promise<number[]> {
-  let q = casesDb(trx)
-    .selectFrom('cases')
-    .select(['deadline_at', 'closed_at'])
-    .where('deadline_at', '>=', fromMs)
-    .where('deadline_at', '<', toMs);
-  if (scope.tenantFilter) q = q.where('tenant', '=', tenant);
-  if (scope.siteId) q = q.where('site_id', '=', scope.siteId);
-  return (await q.execute())
-    .filter((r) => r.closed_at === null || Number(r.closed_at) > Number(r.deadline_at))
-    .map((r) => Number(r.deadline_at));
+  return (await casesWithin(trx, tenant, 'deadline_at', fromMs, toMs, scope))
+    .filter((r) => r.closedAt === null || r.closedAt > r.at)
+    .map((r) => r.at);
 }
 
 /** A case's lifecycle fold and its compare-and-set version (deciding a reconciliation item). */
@@ -97,9 +106,12 @@ export async function caseVersion(trx: Tx, tenant: string, caseId: string): Prom
 
 /** The site a case belongs to and the patient identified on it. */
 export function caseSiteAndPatient(trx: Tx, tenant: string, caseId: string, scope: CaseReadScope) {
-  let q = casesDb(trx).selectFrom('cases').select(['site_id', 'patient_id']).where('case_id', '=', caseId);
-  if (scope.tenantFilter) q = q.where('tenant', '=', tenant);
-  return q.executeTakeFirst();
+  return casesDb(trx)
+    .selectFrom('cases')
+    .select(['site_id', 'patient_id'])
+    .where('case_id', '=', caseId)
+    .$if(scope.tenantFilter, (q) => q.where('tenant', '=', tenant))
+    .executeTakeFirst();
 }
 
 /** How many cases each patient had received in [fromMs, toMs] (the repeat-caller rule). */
@@ -112,15 +124,16 @@ export async function casesPerPatient(
   scope: CaseReadScope,
 ): Promise<Map<string, number>> {
   if (patientIds.length === 0) return new Map();
-  let q = casesDb(trx)
+  const rows = await casesDb(trx)
     .selectFrom('cases')
     .select(['patient_id', (eb) => eb.fn.countAll<number | string>().as('n')])
     .where('patient_id', 'in', [...patientIds])
     .where('received_at', '>=', fromMs)
     .where('received_at', '<=', toMs)
-    .groupBy('patient_id');
-  if (scope.tenantFilter) q = q.where('tenant', '=', tenant);
-  return new Map((await q.execute()).map((r) => [r.patient_id!, Number(r.n)]));
+    .$if(scope.tenantFilter, (q) => q.where('tenant', '=', tenant))
+    .groupBy('patient_id')
+    .execute();
+  return new Map(rows.map((r) => [r.patient_id!, Number(r.n)]));
 }
 
 /** The open cases of `siteIds`, oldest call first, at most `limit` (the downtime pack). */
@@ -177,7 +190,7 @@ export async function tallyCases(
   scope: CaseReadScope,
 ): Promise<CaseTally[]> {
   const linked = sql<number>`case when ${caseHasTelephonyCall(sql.ref('cases.tenant'), sql.ref('cases.case_id'))} then 1 else 0 end`;
-  let q = casesDb(trx)
+  const rows = await casesDb(trx)
     .selectFrom('cases')
     .select([
       'disposition_kind',
@@ -193,9 +206,9 @@ export async function tallyCases(
     ])
     .where('received_at', '>=', fromMs)
     .where('received_at', '<', toMs)
-    .groupBy(['disposition_kind', 'dx_code', 'status', 'outcome', sql`5`]);
-  if (scope.tenantFilter) q = q.where('tenant', '=', tenant);
-  const rows = await q.execute();
+    .$if(scope.tenantFilter, (q) => q.where('tenant', '=', tenant))
+    .groupBy(['disposition_kind', 'dx_code', 'status', 'outcome', sql`5`])
+    .execute();
   return rows.map((r) => ({
     dispositionKind: r.disposition_kind,
     dxCode: r.dx_code,

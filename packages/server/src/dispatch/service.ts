@@ -381,13 +381,13 @@ export class DispatchService {
    * audit of a read), take a car's new position in place when those are all its events (a crew's
    * phone reports every few seconds per car: re-reading every row for each report would cost each
    * report, and the board's reads behind it, a whole read), and are dropped otherwise — or when
-   * the events are not known (an import), or the rows are still being read.
+   * the rows are still being read. Imported events are told of as appended ones are.
    */
-  private committed(tenants: ReadonlySet<string>, events: readonly StoredEvent[] | undefined): void {
+  private committed(tenants: ReadonlySet<string>, events: readonly StoredEvent[]): void {
     for (const tenant of tenants) {
-      const own = events?.filter((e) => e.tenant === tenant);
-      if (own?.every((e) => FLEET_UNCHANGED_BY.has(e.type))) continue;
-      if (own && this.keepPositions(tenant, own)) continue;
+      const own = events.filter((e) => e.tenant === tenant);
+      if (own.every((e) => FLEET_UNCHANGED_BY.has(e.type))) continue;
+      if (this.keepPositions(tenant, own)) continue;
       this.generations.set(tenant, (this.generations.get(tenant) ?? 0) + 1);
       this.fleet.delete(tenant);
     }

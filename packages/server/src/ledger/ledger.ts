@@ -89,9 +89,8 @@ export class LedgerIntegrityError extends Error {
   }
 }
 
-/** What a commit listener is told of each event a commit made durable (local or imported). */
-export type CommittedEvent = StoredEvent;
-export type CommitListener = (tenants: ReadonlySet<string>, events: readonly CommittedEvent[]) => void;
+/** Told after each commit (local or imported) of the tenants with new events and those events. */
+export type CommitListener = (tenants: ReadonlySet<string>, events: readonly StoredEvent[]) => void;
 
 /** A stored event whose hybrid clock is not an HLC value, found while resuming the clock. */
 export interface ClockFault {
@@ -141,7 +140,7 @@ export class Ledger {
   }
 
   /** Tells subscribers that these tenants have these new durable events. */
-  notifyCommitted(tenants: Iterable<string>, events: readonly CommittedEvent[]): void {
+  notifyCommitted(tenants: Iterable<string>, events: readonly StoredEvent[]): void {
     const set = new Set(tenants);
     if (set.size === 0) return;
     for (const fn of this.commitListeners) fn(set, events);

@@ -296,7 +296,7 @@ export class PatientService {
     const today = new Date(nowMs).toISOString();
     for (let i = 0; i < patientIds.length; i += LOOKUP_CHUNK) {
       const chunk = patientIds.slice(i, i + LOOKUP_CHUNK);
-      const [rows, recent] = await this.store.withTenant(ctx.tenant, async (trx) => {
+      const [rows, counts] = await this.store.withTenant(ctx.tenant, async (trx) => {
         let q = patientsDb(trx)
           .selectFrom('patients')
           .select(['patient_id', 'home_site_id', 'record', 'date_of_birth'])
@@ -308,7 +308,6 @@ export class PatientService {
         });
         return Promise.all([q.execute(), perPatient]);
       });
-      const counts = recent;
       for (const row of rows) {
         const record = currentRecord(JSON.parse(row.record) as PatientRecord, nowMs);
         const atOwnSite = ctx.siteIds.includes(row.home_site_id);

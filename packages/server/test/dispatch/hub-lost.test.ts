@@ -6,15 +6,13 @@ import { ApiSession, MemoryTotpSecrets } from '../../src/simulate/api-client.ts'
 import { Store } from '../../src/store/store.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
 import { caseAt } from '../support/cases.ts';
-import { freePort } from '../support/postgres.ts';
 import {
   answers,
   asClient,
   initDemoHubOnPostgres,
-  initSite,
+  serveHubAndSite,
   serve,
   stop,
-  tempDir,
   until,
 } from '../support/processes.ts';
 
@@ -54,12 +52,9 @@ async function dispatchRows(store: Store, visitId: string, vehicleId: string) {
 describe('a dispatch site whose hub is lost', () => {
   it('allocates a car and the crew records its status; after the hub returns everything has synced', async () => {
     const { hubDir, hubEnv, databaseUrl, password, token } = await initDemoHubOnPostgres();
-    const hubPort = await freePort();
-    let hub = await serve(hubDir, hubPort, hubEnv);
-    const siteDir = tempDir('site-a');
-    initSite(siteDir, 'site-a', `http://127.0.0.1:${hubPort}`, token);
-    const sitePort = await freePort();
-    await serve(siteDir, sitePort);
+    const started = await serveHubAndSite(hubDir, hubEnv, token);
+    const { hubPort, siteDir, sitePort } = started;
+    let hub = started.hub;
     const siteStore = () => Store.open({ dialect: 'sqlite', file: join(siteDir, 'holdfast.sqlite') });
     // The demo's sample cars (two crewed now by made-up staff on the rota) reach the site by sync.
     const vehicleId = demoVehicleId(DEMO_CARS[0]!);

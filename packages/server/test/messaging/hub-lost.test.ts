@@ -13,7 +13,7 @@ import { freePort } from '../support/postgres.ts';
 import {
   answers,
   initDemoHubOnPostgres,
-  initSite,
+  serveHubAndSite,
   serve,
   start,
   stop,
@@ -57,12 +57,9 @@ describe('a site whose hub is lost', () => {
       }
     };
     await setEndpoint({ store: 'postgres', databaseUrl: databaseUrl, dataDir: hubDir, checkpointEvery: 100 });
-    const hubPort = await freePort();
-    let hub = await serve(hubDir, hubPort, hubEnv);
-    const siteDir = tempDir('site-a');
-    initSite(siteDir, 'site-a', `http://127.0.0.1:${hubPort}`, token);
-    const sitePort = await freePort();
-    await serve(siteDir, sitePort);
+    const started = await serveHubAndSite(hubDir, hubEnv, token);
+    const { hubPort, siteDir, sitePort } = started;
+    let hub = started.hub;
 
     // The ambulance service: not ours, its own process.
     const receiverFile = join(tempDir('ambulance'), 'received.ndjson');

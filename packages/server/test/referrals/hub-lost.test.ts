@@ -14,7 +14,7 @@ import { freePort } from '../support/postgres.ts';
 import {
   answers,
   initDemoHubOnPostgres,
-  initSite,
+  serveHubAndSite,
   serve,
   start,
   stop,
@@ -69,12 +69,9 @@ describe('a site whose hub is lost', () => {
     } finally {
       await node.close();
     }
-    const hubPort = await freePort();
-    let hub = await serve(hubDir, hubPort, hubEnv);
-    const siteDir = tempDir('site-a');
-    initSite(siteDir, 'site-a', `http://127.0.0.1:${hubPort}`, token);
-    const sitePort = await freePort();
-    await serve(siteDir, sitePort);
+    const started = await serveHubAndSite(hubDir, hubEnv, token);
+    const { hubPort, siteDir, sitePort } = started;
+    let hub = started.hub;
     const receiverFile = join(tempDir('ed'), 'received.ndjson');
     await start(
       ['receiver', '--port', String(receiverPort), '--kind', 'service', '--store', receiverFile],

@@ -6,6 +6,7 @@ import { afterAll } from 'vitest';
 import type { ApiSession } from '../../src/simulate/api-client.ts';
 import { holdfastArgs } from './cli-entry.ts';
 import { createPgDatabase } from './databases.ts';
+import { freePort } from './postgres.ts';
 import type { Client } from './http.ts';
 
 /**
@@ -105,6 +106,24 @@ export async function initDemoHubOnPostgres(): Promise<{
 /** `holdfast init` of a site node enrolled at the hub with a one-time token. */
 export function initSite(dir: string, node: string, hubUrl: string, token: string): string {
   return holdfast(['-d', dir, 'init', '--role', 'site', '--node', node, '--hub', hubUrl, '--token', token]);
+}
+
+/**
+ * The hub of `initDemoHubOnPostgres` serving, and a SQLite site `site-a` enrolled with it and serving:
+ * the start of every hub-lost test. `hub` is the hub's process (the tests kill it and serve again).
+ */
+export async function serveHubAndSite(
+  hubDir: string,
+  hubEnv: Record<string, string>,
+  token: string,
+): Promise<{ hub: ChildProcess; hubPort: number; siteDir: string; sitePort: number }> {
+  const hubPort = await freePort();
+  const hub = await serve(hubDir, hubPort, hubEnv);
+  const siteDir = tempDir('site-a');
+  initSite(siteDir, 'site-a', `http://127.0.0.1:${hubPort}`, token);
+  const sitePort = await freePort();
+  await serve(siteDir, sitePort);
+  return { hub, hubPort, siteDir, sitePort };
 }
 
 export const answers = async (url: string) => {
