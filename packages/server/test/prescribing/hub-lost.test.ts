@@ -14,8 +14,7 @@ import {
   answers,
   asClient,
   initDemoHubOnPostgres,
-  initSite,
-  serve,
+  serveHubAndSite,
   start,
   stop,
   tempDir,
@@ -58,12 +57,7 @@ describe('a site whose hub is lost', () => {
     } finally {
       await node.close();
     }
-    const hubPort = await freePort();
-    const hub = await serve(hubDir, hubPort, hubEnv);
-    const siteDir = tempDir('site-a');
-    initSite(siteDir, 'site-a', `http://127.0.0.1:${hubPort}`, token);
-    const sitePort = await freePort();
-    await serve(siteDir, sitePort);
+    const { hub, hubPort, siteDir, sitePort } = await serveHubAndSite(hubDir, hubEnv, token);
     await start(
       [
         'receiver',
