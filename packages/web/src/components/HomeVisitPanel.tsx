@@ -28,7 +28,11 @@ export function HomeVisitPanel({ caseId }: { caseId: string }) {
         Home visit
       </Title>
       {visits.isError && (
-        <Alert color="red">The case’s home visit could not be read: {visits.error.message}</Alert>
+        <Alert color="red">
+          The case’s home visit could not be read: {visits.error.message}
+          {visits.data !== undefined &&
+            ` What follows is what the server said at ${londonTime(visits.dataUpdatedAt)}.`}
+        </Alert>
       )}
       {visits.isPending ? (
         <Text>Reading the case’s home visit…</Text>
