@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildHoldfastApp } from '../../src/http/holdfast-app.ts';
 import { createLogger } from '../../src/http/logger.ts';
 import { verifyStore } from '../../src/ledger/verify.ts';
+import { commitNoticeText, parseCommitNotice } from '../../src/ledger/commit-notice.ts';
 import { CommitFanIn } from '../../src/node/commit-fan-in.ts';
 import { ledgerCrypto } from '../../src/node/crypto.ts';
 import { initNode, openNode, type HoldfastNode } from '../../src/node/node.ts';
@@ -183,9 +184,6 @@ describe('two hub processes over one PostgreSQL database', () => {
     const url = await a.app.listen({ port: 0, host: '127.0.0.1' });
     const address = b.app.server.address();
     const urlB = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
-    // Each hub process vouches for the other (`holdfast nodes register --role hub`).
-    await endorse(a.node, b.node);
-    await endorse(b.node, a.node);
     const siteDir = mkdtempSync(join(tmpdir(), 'holdfast-site-'));
     const siteNode = await initNode(
       { store: 'sqlite', dataDir: siteDir, checkpointEvery: 5 },
@@ -229,6 +227,15 @@ describe('two hub processes over one PostgreSQL database', () => {
         },
       });
       const engine = new SyncEngine(siteNode, TENANT, transport);
+      // B is no hub the site knows of yet: its answer is refused, whatever it says.
+      turn = 1;
+      await expect(engine.syncOnce()).rejects.toThrow(
+        /signed by node node-2, but this node's peer is node-1/,
+      );
+      // Each hub process vouches for the other (`holdfast nodes register --role hub`).
+      await endorse(a.node, b.node);
+      await endorse(b.node, a.node);
+      turn = 0;
       for (let round = 0; round < 4; round++) {
         await siteNode.ledger.append([
           {
@@ -266,5 +273,40 @@ describe('two hub processes over one PostgreSQL database', () => {
     } finally {
       rmSync(copy, { recursive: true, force: true });
     }
+  });
+});
+
+describe('commit notices', () => {
+  const event = (tenant: string, node: string, seq: number, type: string) => ({ tenant, node, seq, type });
+
+  it('name each chain with its seq range and the types per provider, and nothing else', () => {
+    const text = commitNoticeText('origin-1', [
+      event('northshire', 'hub-1', 7, 'case.opened'),
+      event('northshire', 'hub-1', 8, 'audit.access'),
+      event('southshire', 'hub-1', 3, 'user.disabled'),
+    ]);
+    expect(parseCommitNotice(text)).toEqual({
+      origin: 'origin-1',
+      chains: [
+        { tenant: 'northshire', node: 'hub-1', fromSeq: 7, toSeq: 8 },
+        { tenant: 'southshire', node: 'hub-1', fromSeq: 3, toSeq: 3 },
+      ],
+      types: { northshire: ['audit.access', 'case.opened'], southshire: ['user.disabled'] },
+    });
+  });
+
+  it('leave out the types, then the chains, rather than exceed what PostgreSQL carries', () => {
+    const manyTypes = Array.from({ length: 400 }, (_, i) =>
+      event('northshire', 'hub-1', i + 1, `an.event.type.with.a.long.name.${i}`),
+    );
+    const withoutTypes = parseCommitNotice(commitNoticeText('o', manyTypes))!;
+    expect(withoutTypes.types).toBeNull();
+    expect(withoutTypes.chains).toEqual([{ tenant: 'northshire', node: 'hub-1', fromSeq: 1, toSeq: 400 }]);
+    const manyChains = Array.from({ length: 400 }, (_, i) => event(`provider-${i}`, 'hub-1', 1, 'x'));
+    const text = commitNoticeText('o', manyChains);
+    expect(Buffer.byteLength(text)).toBeLessThan(8000);
+    expect(parseCommitNotice(text)).toEqual({ origin: 'o', chains: null, types: null });
+    expect(parseCommitNotice('not json')).toBeNull();
+    expect(parseCommitNotice('{"o":"x","c":[["t","n","1",2]]}')).toBeNull();
   });
 });
