@@ -142,14 +142,31 @@ export class CommitFanIn {
     });
   }
 
-  /** The highest seq of every chain in the store. */
+  /**
+   * The highest seq of every chain in the store, read per chain from the (tenant, node, seq) index
+   * (a grouped scan would read every event of a large store). Chains exist only for registered
+   * nodes, so the key registry lists them.
+   */
   private async positionsNow(): Promise<CommittedChain[]> {
-    const rows = await this.ledger.store.db
-      .selectFrom('ledger_events')
-      .select(['tenant', 'node', (eb) => eb.fn.max('seq').as('seq')])
-      .groupBy(['tenant', 'node'])
+    const db = this.ledger.store.db;
+    const registered = await db
+      .withTables<{ node_keys: { tenant: string; node: string } }>()
+      .selectFrom('node_keys')
+      .select(['tenant', 'node'])
       .execute();
-    return rows.map((r) => ({ tenant: r.tenant, node: r.node, fromSeq: 1, toSeq: Number(r.seq) }));
+    const chains: CommittedChain[] = [];
+    for (const { tenant, node } of registered) {
+      const last = await db
+        .selectFrom('ledger_events')
+        .select('seq')
+        .where('tenant', '=', tenant)
+        .where('node', '=', node)
+        .orderBy('seq', 'desc')
+        .limit(1)
+        .executeTakeFirst();
+      if (last) chains.push({ tenant, node, fromSeq: 1, toSeq: Number(last.seq) });
+    }
+    return chains;
   }
 
   /** Reads each chain's events past what was heard, up to the noticed seq, and tells the listeners. */
