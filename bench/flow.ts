@@ -29,9 +29,18 @@
  * measured together); `target_rate_p99_ms` is the p99 at 30,000 an hour. The client shares the
  * machine's cores with the server (and PostgreSQL), so the capacity found is a lower bound.
  * `-- --cpu-prof <dir>` writes a V8 CPU profile of the server process there.
+ *
+ * `-- --hub-processes N` (PostgreSQL only) measures the same flows against one hub process and then
+ * against N hub processes over one database, each its own node in its own child process (a second
+ * process gets the first one's provider keys, as docs/OPERATIONS.md says), hearing each other's
+ * commits through LISTEN/NOTIFY. The client plays a load balancer that keeps a user on one process:
+ * adviser i on process i mod N, clinician i on the next, so every case is opened through one process
+ * and worked through another. The report gives flows per hour for 1 and for N processes.
  * Progress goes to stderr; stdout gets the report and, as its last line, one JSON object.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { copyFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Agent } from 'node:http';
 
 import { loadavg } from 'node:os';
@@ -47,6 +56,7 @@ import { SessionStore } from '../packages/server/src/auth/sessions.ts';
 import { CONFIG_DEFAULTS } from '../packages/server/src/config.ts';
 
 import { initNode } from '../packages/server/src/node/node.ts';
+import { PROVIDER_KEYS_FILE } from '../packages/server/src/node/provider-keys.ts';
 import {
   ApiSession,
   MemoryTotpSecrets,
@@ -103,6 +113,8 @@ interface ServerConfig {
   dataDir: string;
   databaseUrl?: string;
   users: number;
+  /** Another hub process over the first one's database: its node id and the first one's data directory. */
+  join?: { node: string; firstDataDir: string };
 }
 
 type ServerMessage =
@@ -118,6 +130,24 @@ const clinicianName = (i: number): string => `clinician-${i}@${TENANT}`;
 
 async function runServer(config: ServerConfig): Promise<void> {
   const toParent = (m: ServerMessage): void => void process.send?.(m);
+  if (config.join) {
+    copyFileSync(
+      join(config.join.firstDataDir, PROVIDER_KEYS_FILE),
+      join(config.dataDir, PROVIDER_KEYS_FILE),
+    );
+    const joined = await initNode(
+      {
+        store: config.store,
+        dataDir: config.dataDir,
+        ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
+        checkpointEvery: CONFIG_DEFAULTS.checkpointEvery,
+      },
+      { node: config.join.node, tenant: TENANT, role: 'hub' },
+    );
+    const port = await serveBenchNode(joined, TENANT, config.dataDir, config.databaseUrl);
+    toParent({ type: 'ready', port, siteId: '' });
+    return;
+  }
   const node = await initNode(
     {
       store: config.store,
@@ -146,7 +176,7 @@ async function runServer(config: ServerConfig): Promise<void> {
         'system:bench',
       );
   }
-  const port = await serveBenchNode(node, TENANT, config.dataDir);
+  const port = await serveBenchNode(node, TENANT, config.dataDir, config.databaseUrl);
   toParent({ type: 'ready', port, siteId });
 }
 
@@ -362,6 +392,8 @@ interface StepResult {
 
 interface StoreResult {
   store: StoreKind;
+  /** Hub processes over the one store (1 unless --hub-processes). */
+  processes: number;
   steps: StepResult[];
   /** The step at the target rate. */
   atTarget: StepResult;
@@ -374,9 +406,25 @@ interface StoreResult {
 /** Flows running at once beyond which a due flow is skipped: the node is not keeping up. */
 const MAX_IN_FLIGHT = 64;
 
-async function ledgerSeq(session: ApiSession): Promise<number> {
-  const health = await session.call<{ ledger: { seq: number } }>('GET', '/health');
-  return health.json.ledger.seq;
+/** Events of the processes' own chains: one session per process. */
+async function ledgerSeq(sessions: readonly ApiSession[]): Promise<number> {
+  let sum = 0;
+  for (const session of sessions) {
+    const health = await session.call<{ ledger: { seq: number } }>('GET', '/health');
+    sum += health.json.ledger.seq;
+  }
+  return sum;
+}
+
+/** The server figures of several processes as one: CPU added up, the worst event-loop delay. */
+function combined(stats: readonly ServerPhaseStats[]): ServerPhaseStats {
+  return {
+    eldP50Ms: Math.max(...stats.map((x) => x.eldP50Ms)),
+    eldP99Ms: Math.max(...stats.map((x) => x.eldP99Ms)),
+    eldMaxMs: Math.max(...stats.map((x) => x.eldMaxMs)),
+    cpuMs: stats.reduce((sum, x) => sum + x.cpuMs, 0),
+    wallMs: Math.max(...stats.map((x) => x.wallMs)),
+  };
 }
 
 const sleep = (msToWait: number): Promise<void> =>
@@ -389,15 +437,17 @@ async function benchStore(
   pg: BenchPostgres | null,
   children: Set<ChildProcess>,
   cpuProfileDir: string | null,
+  processes = 1,
 ): Promise<StoreResult> {
-  const dir = tempDir(`holdfast-bench-flow-${store}-`);
+  const dirs = Array.from({ length: processes }, (_, k) => tempDir(`holdfast-bench-flow-${store}-${k + 1}-`));
   const database = store === 'postgres' ? await pg!.createDatabase() : null;
+  const label = processes > 1 ? `${store}, ${processes} hub processes` : store;
   try {
-    note(`flow bench (${store}): starting a node in ${dir.path}`);
+    note(`flow bench (${label}): starting a node in ${dirs[0]!.path}`);
     const server = forkServer(
       {
         store,
-        dataDir: dir.path,
+        dataDir: dirs[0]!.path,
         ...(database ? { databaseUrl: database.url } : {}),
         users: USERS,
       },
@@ -409,27 +459,48 @@ async function benchStore(
       'ready',
       120_000,
     );
-    const baseUrl = new URL(`http://127.0.0.1:${port}`);
+    const servers = [server];
+    const ports = [port];
+    for (let k = 1; k < processes; k++) {
+      const other = forkServer(
+        {
+          store,
+          dataDir: dirs[k]!.path,
+          ...(database ? { databaseUrl: database.url } : {}),
+          users: USERS,
+          join: { node: `bench-node-${k + 1}`, firstDataDir: dirs[0]!.path },
+        },
+        null,
+      );
+      children.add(other);
+      servers.push(other);
+      ports.push(
+        (await nextMessage<Extract<ServerMessage, { type: 'ready' }>>(other, 'ready', 120_000)).port,
+      );
+    }
+    const baseUrls = ports.map((p) => new URL(`http://127.0.0.1:${p}`));
     const recorder = new Recorder();
     const agent = new Agent({ keepAlive: true, maxSockets: MAX_IN_FLIGHT * 2 });
     const secrets = new MemoryTotpSecrets();
-    const session = (username: string): ApiSession =>
+    const session = (username: string, at: number): ApiSession =>
       new ApiSession(
-        baseUrl,
+        baseUrls[at % processes]!,
         { username, password: PASSWORD },
         { secrets, agent, observe: recorder.observe },
       );
+    // A load balancer that keeps each user on one process; a case is worked through the next one.
     const workers: Worker[] = Array.from({ length: USERS }, (_, i) => ({
-      adviser: session(adviserName(i)),
-      clinician: session(clinicianName(i)),
+      adviser: session(adviserName(i), i),
+      clinician: session(clinicianName(i), i + 1),
     }));
+    const perProcess = baseUrls.map((_, k) => workers[k % USERS]!.adviser);
     // Sign-ins one at a time: the server hashes passwords on a bounded pool.
     for (const w of workers) {
       await w.adviser.signIn();
       await w.clinician.signIn();
     }
     note(
-      `flow bench (${store}): node on 127.0.0.1:${port}; ${workers.length * 2} users signed in with password + TOTP`,
+      `flow bench (${label}): node${processes > 1 ? 's' : ''} on 127.0.0.1:${ports.join(', ')}; ${workers.length * 2} users signed in with password + TOTP`,
     );
 
     let planIndex = 0;
@@ -448,13 +519,13 @@ async function benchStore(
       }),
     );
     note(
-      `flow bench (${store}): ${plan.backlog} cases waiting in the queue, ${plan.warmupFlows} warm-up flows done`,
+      `flow bench (${label}): ${plan.backlog} cases waiting in the queue, ${plan.warmupFlows} warm-up flows done`,
     );
 
     let flowNumber = 0;
     const step = async (perHour: number, durationMs: number): Promise<StepResult> => {
       recorder.reset();
-      const seqBefore = await ledgerSeq(workers[0]!.adviser);
+      const seqBefore = await ledgerSeq(perProcess);
       const flowTimes: number[] = [];
       let flows = 0;
       let failedFlows = 0;
@@ -482,7 +553,7 @@ async function benchStore(
           lastDone = performance.now();
         }
       };
-      server.send({ type: 'phase-start' } satisfies ServerCommand);
+      for (const x of servers) x.send({ type: 'phase-start' } satisfies ServerCommand);
       recorder.measuring = true;
       // Open loop: a flow starts on schedule whether or not the earlier ones have finished.
       const interval = 3_600_000 / perHour;
@@ -501,10 +572,12 @@ async function benchStore(
       await Promise.all(running);
       const elapsedMs = Math.max(offered * interval, lastDone - started);
       recorder.measuring = false;
-      const statsPromise = nextMessage<Extract<ServerMessage, { type: 'phase' }>>(server, 'phase', 10_000);
-      server.send({ type: 'phase-end' } satisfies ServerCommand);
-      const serverStats = (await statsPromise).stats;
-      const seqAfter = await ledgerSeq(workers[0]!.adviser);
+      const statsPromises = servers.map((x) =>
+        nextMessage<Extract<ServerMessage, { type: 'phase' }>>(x, 'phase', 10_000),
+      );
+      for (const x of servers) x.send({ type: 'phase-end' } satisfies ServerCommand);
+      const serverStats = combined((await Promise.all(statsPromises)).map((m) => m.stats));
+      const seqAfter = await ledgerSeq(perProcess);
       const all = [...recorder.all].sort((a, b) => a - b);
       const sortedFlows = [...flowTimes].sort((a, b) => a - b);
       const p99 = percentile(all, 99);
@@ -553,13 +626,13 @@ async function benchStore(
     const steps: StepResult[] = [];
     for (let i = 0, rate = TARGET_FLOWS_PER_HOUR; i < plan.maxSteps; i++, rate = Math.round(rate * 1.5)) {
       note(
-        `flow bench (${store}): ${formatRate(rate)} flows/hour (one every ${(3_600_000 / rate).toFixed(0)} ms) ` +
+        `flow bench (${label}): ${formatRate(rate)} flows/hour (one every ${(3_600_000 / rate).toFixed(0)} ms) ` +
           `for ${plan.stepMs / 1000} s`,
       );
       const result = await step(rate, plan.stepMs);
       steps.push(result);
       note(
-        `flow bench (${store}):   ${result.flows}/${result.offered} flows, p99 ${ms(result.p99)} ms, ` +
+        `flow bench (${label}):   ${result.flows}/${result.offered} flows, p99 ${ms(result.p99)} ms, ` +
           `server CPU ${Math.round((result.server.cpuMs / result.server.wallMs) * 100)} %` +
           `${result.sustained ? '' : ' (not sustained: stop)'}`,
       );
@@ -571,16 +644,19 @@ async function benchStore(
       w.clinician.close();
     }
     agent.destroy();
-    server.send({ type: 'stop' } satisfies ServerCommand);
-    await nextMessage<Extract<ServerMessage, { type: 'stopped' }>>(server, 'stopped', 60_000);
-    await new Promise<void>((resolve) =>
-      server.exitCode !== null ? resolve() : server.once('exit', () => resolve()),
-    );
-    children.delete(server);
+    for (const x of servers) {
+      x.send({ type: 'stop' } satisfies ServerCommand);
+      await nextMessage<Extract<ServerMessage, { type: 'stopped' }>>(x, 'stopped', 60_000);
+      await new Promise<void>((resolve) =>
+        x.exitCode !== null ? resolve() : x.once('exit', () => resolve()),
+      );
+      children.delete(x);
+    }
     const atTarget = steps[0]!;
     const sustained = steps.filter((x) => x.sustained);
     return {
       store,
+      processes,
       steps,
       atTarget,
       best: sustained[sustained.length - 1] ?? atTarget,
@@ -588,11 +664,15 @@ async function benchStore(
     };
   } finally {
     await database?.drop().catch((error: unknown) => note(`dropping the database failed: ${String(error)}`));
-    dir.remove();
+    for (const dir of dirs) dir.remove();
   }
 }
 
-function stepReport(store: StoreKind, r: StepResult): string {
+function labelOf(r: StoreResult): string {
+  return r.processes > 1 ? `${r.store} ×${r.processes} hub processes` : r.store;
+}
+
+function stepReport(store: string, r: StepResult): string {
   const lines: string[] = [];
   lines.push(
     `${store} at ${formatRate(r.offeredPerHour)} flows/hour offered: ${r.flows.toLocaleString('en-GB')} of ` +
@@ -626,7 +706,7 @@ function stepReport(store: StoreKind, r: StepResult): string {
 function stepsTable(r: StoreResult): string {
   return formatTable(
     [
-      `${r.store}: offered/hour`,
+      `${labelOf(r)}: offered/hour`,
       'completed/hour',
       'p50 ms',
       'p95 ms',
@@ -651,16 +731,33 @@ function stepsTable(r: StoreResult): string {
 function verdict(r: StoreResult): string {
   const met = r.atTarget.sustained && r.atTarget.flowsPerHour >= TARGET_FLOWS_PER_HOUR * 0.99;
   return (
-    `${r.store}: target ≥ ${formatRate(TARGET_FLOWS_PER_HOUR)} flows/hour with p99 < ${TARGET_P99_MS} ms: ` +
+    `${labelOf(r)}: target ≥ ${formatRate(TARGET_FLOWS_PER_HOUR)} flows/hour with p99 < ${TARGET_P99_MS} ms: ` +
     `${met ? 'met' : '**not met**'} (at ${formatRate(r.atTarget.offeredPerHour)}/hour p99 ${ms(r.atTarget.p99)} ms; ` +
     `fastest sustained ${formatRate(r.best.flowsPerHour)} flows/hour with p99 ${ms(r.best.p99)} ms)`
   );
 }
 
+/** `--hub-processes N`, taken out of the arguments (the common parser knows the rest). */
+function takeHubProcesses(): number | null {
+  const i = process.argv.indexOf('--hub-processes');
+  if (i < 0) return null;
+  const n = Number(process.argv[i + 1]);
+  if (!Number.isInteger(n) || n < 1 || n > 8)
+    throw new Error('--hub-processes takes a whole number of hub processes from 1 to 8');
+  process.argv.splice(i, 2);
+  return n;
+}
+
 async function main(): Promise<void> {
+  const hubProcesses = takeHubProcesses();
   const args = parseBenchArgsWithProfile('the server process profile');
   const plan = args.quick ? QUICK : FULL;
-  const stores: StoreKind[] = args.only ? [args.only] : ['sqlite', 'postgres'];
+  if (hubProcesses !== null && args.only === 'sqlite')
+    throw new Error('--hub-processes is for PostgreSQL: several processes share one database');
+  const stores: StoreKind[] =
+    hubProcesses !== null ? ['postgres'] : args.only ? [args.only] : ['sqlite', 'postgres'];
+  // One process first, then N over one database: the same flows, the same rates.
+  const counts = hubProcesses === null ? [1] : [...new Set([1, hubProcesses])];
   const machine = machineInfo();
   const startedAt = new Date();
   const loadAtStart = loadavg();
@@ -675,7 +772,7 @@ async function main(): Promise<void> {
       note('flow bench: overall time limit reached, stopping');
       process.exit(2);
     },
-    stores.length * (plan.maxSteps * (plan.stepMs + 30_000) + 180_000),
+    stores.length * counts.length * (plan.maxSteps * (plan.stepMs + 30_000) + 180_000),
   );
   deadline.unref();
 
@@ -686,7 +783,7 @@ async function main(): Promise<void> {
       note('flow bench: starting PostgreSQL');
       pg = await startBenchPostgres();
     }
-    results.push(await benchStore(store, plan, plans, pg, children, args.cpuProf));
+    for (const n of counts) results.push(await benchStore(store, plan, plans, pg, children, args.cpuProf, n));
   }
   pg?.stop();
 
@@ -711,11 +808,11 @@ async function main(): Promise<void> {
     console.log('');
     console.log(stepsTable(r));
     console.log('');
-    console.log(stepReport(r.store, r.atTarget));
+    console.log(stepReport(labelOf(r), r.atTarget));
     for (const x of [r.best, r.failed])
       if (x && x !== r.atTarget) {
         console.log('');
-        console.log(stepReport(r.store, x));
+        console.log(stepReport(labelOf(r), x));
       }
   }
   console.log('');
@@ -747,7 +844,12 @@ async function main(): Promise<void> {
     JSON.stringify({
       bench: 'flow',
       sqlite: figures(results.find((r) => r.store === 'sqlite')),
-      postgres: figures(results.find((r) => r.store === 'postgres')),
+      postgres: figures(results.find((r) => r.store === 'postgres' && r.processes === 1)),
+      ...(hubProcesses !== null
+        ? {
+            hub_processes: Object.fromEntries(results.map((r) => [String(r.processes), figures(r)] as const)),
+          }
+        : {}),
       quick: args.quick,
       load_1m: round(loadAtStart[0] ?? 0, 2),
       machine: { cpu: machine.cpu, cores: machine.cores, node: machine.node },

@@ -16,6 +16,7 @@ import { CONFIG_DEFAULTS } from '../packages/server/src/config.ts';
 import { buildHoldfastApp } from '../packages/server/src/http/holdfast-app.ts';
 import { createLogger } from '../packages/server/src/http/logger.ts';
 import type { HoldfastNode } from '../packages/server/src/node/node.ts';
+import { CommitFanIn } from '../packages/server/src/node/commit-fan-in.ts';
 import pg from 'pg';
 import { startTestPostgres } from '../packages/server/test/support/postgres.ts';
 
@@ -228,11 +229,19 @@ export type ServerCommand = { type: 'phase-start' } | { type: 'phase-end' } | { 
  * loopback port, and answers the parent's phase and stop commands with `phase` and `stopped`
  * messages. Returns the port; the caller sends its own `ready` message.
  */
-export async function serveBenchNode(node: HoldfastNode, tenant: string, dataDir: string): Promise<number> {
+export async function serveBenchNode(
+  node: HoldfastNode,
+  tenant: string,
+  dataDir: string,
+  /** PostgreSQL: hear the other hub processes' commits, as `holdfast serve` does. */
+  databaseUrl?: string,
+): Promise<number> {
   const toParent = (m: { type: 'phase'; stats: ServerPhaseStats } | { type: 'stopped' }): void =>
     void process.send?.(m);
   const logger = createLogger('info', pino.destination({ dest: join(dataDir, 'server.log'), sync: false }));
   const { app } = await buildHoldfastApp(node, { logger });
+  const fanIn = databaseUrl ? new CommitFanIn(node.ledger, databaseUrl) : null;
+  await fanIn?.start();
   const checkpoints = setInterval(() => {
     node.ledger.checkpointNow(tenant).catch((error: unknown) => note(`checkpoint failed: ${String(error)}`));
   }, CONFIG_DEFAULTS.checkpointIntervalSeconds * 1000);
@@ -265,6 +274,7 @@ export async function serveBenchNode(node: HoldfastNode, tenant: string, dataDir
       clearInterval(checkpoints);
       void (async () => {
         await app.close();
+        await fanIn?.stop();
         await node.ledger.checkpointNow(tenant).catch(() => null);
         await node.close();
         logger.flush();

@@ -6,6 +6,7 @@ import { DEFAULT_HTTP_LIMITS } from './http/app.ts';
 import { DEFAULT_FAIR_USE } from './http/fair-use.ts';
 import { DEFAULT_THROTTLE } from './auth/throttle.ts';
 import { openNode } from './node/node.ts';
+import { CommitFanIn } from './node/commit-fan-in.ts';
 import { createHubRunner } from './sync/runner.ts';
 import { SyncStatusStore } from './sync/status.ts';
 import { PeriodicPackWriter } from './downtime/writer.ts';
@@ -38,6 +39,19 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
     throw error;
   }
   integrityMonitor.start();
+  // On PostgreSQL other hub processes may share the database: their commits reach this process's
+  // caches and live streams as its own do (a single process hears nothing and pays one connection).
+  const fanIn =
+    node.store.dialect === 'postgres' && config.databaseUrl
+      ? new CommitFanIn(node.ledger, config.databaseUrl, { logger })
+      : null;
+  try {
+    await fanIn?.start();
+  } catch (error) {
+    await integrityMonitor.stop();
+    await node.close();
+    throw error;
+  }
   const origin = `http://localhost:${config.port}`;
   // A site syncs with its hub in the background; nothing a user does waits for it.
   const syncRunner = createHubRunner(
@@ -145,6 +159,7 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
     await delivery.stop();
     await packWriter?.stop();
     await app.close();
+    await fanIn?.stop();
     await node.ledger.checkpointNow(tenant).catch(() => null);
     await node.close();
     process.exit(0);

@@ -57,6 +57,8 @@ export async function importBatch(
       let ownChainMoved = false;
       let stored: ProjectedEvent[] = [];
       const result = await ledger.store.transaction(async (trx) => {
+        // Another hub process importing the same batch waits here, then finds it held.
+        await ledger.beginWrite(trx, [tenant]);
         const plan = await planImport(ledger, trx, tenant, parsed);
         const subjects = new Set(
           plan.newEvents.map((e) => e.event.subject).filter((s): s is string => s !== null),
@@ -82,6 +84,7 @@ export async function importBatch(
         // the cached head would otherwise make the next append reuse a seq.
         ownChainMoved = events.some((e) => e.node === ledger.node);
         if (ownChainMoved) ledger.resetCache();
+        await ledger.endWrite(trx, events);
         return {
           inserted: events.length,
           alreadyHeld: plan.alreadyHeld,

@@ -16,10 +16,12 @@ import {
   type ChainFault,
   type StoredEvent,
 } from '@holdfast/core';
+import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { ProjectionEngine } from '../projections/engine.ts';
 import { toProjected, type ProjectedEvent } from '../projections/projection.ts';
 import type { Store, Tx } from '../store/store.ts';
+import { announceCommit, lockTenantsForCommit } from './commit-notice.ts';
 import type { HeadMark, MarkedHead } from './head-mark.ts';
 import { rowToStored, storedToRow } from './rows.ts';
 import { WriteHealth } from './write-health.ts';
@@ -129,6 +131,11 @@ export class Ledger {
   private readonly unconfirmedHeads = new Map<string, MarkedHead>();
   /** Why this node refuses to append or sign, or null (see `halt`). */
   private haltedBecause: string | null = null;
+  /**
+   * This ledger among the processes writing one PostgreSQL database: its commit notices carry it,
+   * so its own fan-in (which has told the listeners already) passes them over.
+   */
+  readonly origin = randomUUID();
 
   /**
    * Live updates: `fn` hears which tenants got new events after every commit (local or imported),
@@ -388,6 +395,11 @@ export class Ledger {
     const all: StoredEvent[] = [];
     const checkpoints: Checkpoint[] = [];
     await this.store.transaction(async (trx) => {
+      // Other hub processes over the same PostgreSQL database commit these providers in turn with us.
+      await this.beginWrite(
+        trx,
+        groups.flatMap((g) => g.drafts.map((d) => d.tenant)),
+      );
       // Unguarded appends are inserted and projected together; a guard first sees everything before it.
       let projected: ProjectedEvent[] = [];
       const flush = async () => {
@@ -454,6 +466,7 @@ export class Ledger {
         }
       }
       if (checkpoints.length > 0) await trx.insertInto('checkpoints').values(checkpoints).execute();
+      await this.endWrite(trx, all);
       // Write-ahead, as the last step before the commit: the node's own record of where its chains
       // will be. If the commit then fails or the process dies, the store stays at the head the mark
       // had before, which it accepts too.
@@ -465,6 +478,19 @@ export class Ledger {
     this.onCommitted(all);
     this.notifyCommitted(workingHeads.keys(), all);
     return results;
+  }
+
+  /**
+   * First in every transaction that adds events (append, import): on PostgreSQL, waits for the other
+   * processes committing these providers (see `commit-notice.ts`).
+   */
+  beginWrite(trx: Tx, tenants: Iterable<string>): Promise<void> {
+    return lockTenantsForCommit(trx, this.store.dialect, tenants);
+  }
+
+  /** Last in every such transaction: on PostgreSQL, tells the other processes what commits. */
+  endWrite(trx: Tx, events: readonly StoredEvent[]): Promise<void> {
+    return announceCommit(trx, this.store.dialect, this.origin, events);
   }
 
   private async loadHead(trx: Tx, tenant: string): Promise<ChainHead> {

@@ -44,7 +44,7 @@ import type { Projection } from '../projections/projection.ts';
 import { Store, type StoreOptions } from '../store/store.ts';
 import { ledgerCrypto } from './crypto.ts';
 import { refuseIfReadableByOthers } from './file-modes.ts';
-import { ProviderKeys, type ProviderKeySet } from './provider-keys.ts';
+import { PROVIDER_KEYS_FILE, ProviderKeys, type ProviderKeySet } from './provider-keys.ts';
 import { systemClock, uuidV7Generator } from './ids.ts';
 import { checkStoreKind, recordStoreKind, SQLITE_FILE } from './store-kind.ts';
 import { acquireWriterLockWaiting, NodeBusyError, type WriterLock } from './writer-lock.ts';
@@ -167,6 +167,8 @@ export async function initNode(
   } = {},
 ): Promise<HoldfastNode> {
   const clock = options.clock ?? systemClock;
+  if (fields.role !== 'site' && !options.providerKeySet)
+    await refuseSecondHubWithoutProviderKeys(config, fields.tenant);
   createIdentity(
     config.dataDir,
     { ...fields, createdAt: new Date(clock.nowMs()).toISOString() },
@@ -288,6 +290,34 @@ export async function openNode(
     await store.close();
     lock?.release();
     throw error;
+  }
+}
+
+/**
+ * A second hub process over a PostgreSQL database that holds the provider already must seal and
+ * open account secrets with the provider's key, not a new one of its own: without it, a user
+ * added through one process could not sign in through the other. Its data directory gets the
+ * first hub's `provider-keys.json` before `holdfast init` (docs/OPERATIONS.md).
+ */
+async function refuseSecondHubWithoutProviderKeys(
+  config: Pick<HoldfastConfig, 'store' | 'databaseUrl' | 'dataDir'>,
+  tenant: string,
+): Promise<void> {
+  if (config.store !== 'postgres' || ProviderKeys.load(config.dataDir).has(tenant)) return;
+  const store = await Store.open(storeOptionsFor(config));
+  try {
+    const held = await store.db
+      .selectFrom('ledger_events')
+      .select('node')
+      .where('tenant', '=', tenant)
+      .limit(1)
+      .executeTakeFirst();
+    if (held)
+      throw new Error(
+        `provider ${tenant} is in this PostgreSQL database already (node ${held.node} writes it): a second hub process needs the provider's keys. Copy ${PROVIDER_KEYS_FILE} from that node's data directory into ${config.dataDir} (mode 0600) and run this again. Nothing was written.`,
+      );
+  } finally {
+    await store.close();
   }
 }
 

@@ -104,3 +104,34 @@ export async function loadCheckedNodeKeys(db: Db | Tx, tenant: string): Promise<
   }
   return keys;
 }
+
+/**
+ * The key of `node` if `endorser` (a site's pinned hub) registered it as a hub process of the
+ * provider in its own chain: the only way a site comes to believe a second hub process behind the
+ * same address. Read from the hashed events, like `loadCheckedNodeKeys`; the newest registration
+ * counts, and one that no longer says "hub" ends the endorsement.
+ */
+export async function loadEndorsedHubKey(
+  db: Db | Tx,
+  tenant: string,
+  endorser: string,
+  node: string,
+): Promise<string | null> {
+  const rows = await db
+    .selectFrom('ledger_events')
+    .selectAll()
+    .where('tenant', '=', tenant)
+    .where('subject', '=', `node:${node}`)
+    .where('node', '=', endorser)
+    .where('type', '=', 'node.registered')
+    .orderBy('seq', 'desc')
+    .limit(1)
+    .execute();
+  const row = rows[0];
+  if (!row) return null;
+  const e = rowToStored(row);
+  if (ledgerCrypto.sha256Hex(canonicalBody(e)) !== e.hash) return null;
+  const p = JSON.parse(e.payloadJson) as { node?: unknown; publicKey?: unknown; role?: unknown };
+  if (p.node !== node || p.role !== 'hub' || typeof p.publicKey !== 'string') return null;
+  return p.publicKey;
+}

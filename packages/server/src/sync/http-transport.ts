@@ -46,6 +46,12 @@ export interface HttpSyncTransportOptions {
   signer: NodeSigner;
   tenant: string;
   clock: Clock;
+  /**
+   * The key of another hub process of the provider that answered (several hub processes behind one
+   * load balancer), or null: a key counts only if the pinned hub registered it as a hub in its own
+   * chain (see `loadEndorsedHubKey`). Without it, only the pinned hub is believed.
+   */
+  endorsedPeerKey?: (node: string) => Promise<string | null>;
   fetch?: typeof fetch;
   /** Per request; a slow peer counts as away. */
   timeoutMs?: number;
@@ -115,8 +121,14 @@ export class HttpSyncTransport implements SyncTransport {
     const nonce = signed[HEADER.nonce]!;
     const signedByPeer = res.headers.get(HEADER.signature) !== null;
     if (signedByPeer || res.ok) {
+      const answeredBy = res.headers.get(HEADER.node);
+      let peer = { node: o.peerNode, publicKey: o.peerPublicKey };
+      if (answeredBy && answeredBy !== o.peerNode && o.endorsedPeerKey) {
+        const publicKey = await o.endorsedPeerKey(answeredBy);
+        if (publicKey) peer = { node: answeredBy, publicKey };
+      }
       verifySignedResponse(
-        { peerNode: o.peerNode, peerPublicKey: o.peerPublicKey, tenant: o.tenant, path, requestNonce: nonce },
+        { peerNode: peer.node, peerPublicKey: peer.publicKey, tenant: o.tenant, path, requestNonce: nonce },
         { status: res.status, headers: res.headers, bodySha256: sha256Hex(answer) },
       );
     }

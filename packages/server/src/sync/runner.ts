@@ -1,4 +1,5 @@
 import type { HoldfastNode } from '../node/node.ts';
+import { loadEndorsedHubKey } from '../projections/node-keys.ts';
 import { diagnoseSyncFailure, type SyncDiagnosis } from './diagnosis.ts';
 import { SyncEngine, type SyncRoundResult } from './engine.ts';
 import { HttpSyncTransport } from './http-transport.ts';
@@ -257,6 +258,8 @@ export function createHubRunner(
     signer: node.identity.signer,
     tenant,
     clock: node.clock,
+    // Behind a load balancer another hub process of the provider may answer.
+    endorsedPeerKey: (other) => loadEndorsedHubKey(node.store.db, tenant, hub.node, other),
   });
   return new SyncRunner(
     new SyncEngine(node, tenant, transport),
