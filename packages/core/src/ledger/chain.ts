@@ -1,6 +1,6 @@
 import type { LedgerCrypto, NodeSigner } from '../ports.ts';
 import { canonicalJson } from './canonical.ts';
-import { canonicalBody, GENESIS_HASH, HLC_PATTERN, type StoredEvent } from './envelope.ts';
+import { canonicalBody, GENESIS_HASH, HLC_PATTERN, type StoredEvent } from './body.ts';
 
 /** Fills in `hash` for an event whose other fields are final. */
 export function sealEvent(crypto: LedgerCrypto, e: Omit<StoredEvent, 'hash'>): StoredEvent {

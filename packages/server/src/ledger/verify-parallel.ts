@@ -1,6 +1,6 @@
 import type { Worker } from 'node:worker_threads';
 import type { Checkpoint, LedgerCrypto } from '@holdfast/core';
-import { startWorker } from '../node/threads.ts';
+import { startBundledWorker } from '../node/threads.ts';
 import type { WorkerStoreSource } from '../store/store.ts';
 import {
   checkRange,
@@ -139,7 +139,8 @@ function samePosition(a: ChainPosition | null, b: ChainPosition | null): boolean
 
 /** A worker thread kept between checks. */
 interface PoolWorker {
-  worker: Worker;
+  /** Set once the worker is started. */
+  worker: Worker | null;
   /** Settles once the worker has loaded its module. */
   booted: Promise<void>;
   isBooted: boolean;
@@ -152,23 +153,27 @@ const pool = new Set<PoolWorker>();
 export const workerStats = { ranges: 0 };
 
 function startPoolWorker(): PoolWorker {
-  const worker = startWorker(new URL('./verify-worker.ts', import.meta.url), null);
-  const entry: PoolWorker = { worker, booted: Promise.resolve(), isBooted: false, busy: false };
-  entry.booted = new Promise<void>((resolve, reject) => {
-    const onMessage = (m: FromVerifyWorker) => {
-      if (m.type !== 'booted') return;
-      entry.isBooted = true;
-      worker.off('message', onMessage);
-      resolve();
-    };
-    worker.on('message', onMessage);
-    worker.once('error', reject);
-  });
-  // A worker that never boots is dropped with its error; the check goes on without it.
-  entry.booted.catch(() => undefined);
-  worker.on('error', () => undefined);
-  worker.once('exit', () => pool.delete(entry));
-  worker.unref();
+  const entry: PoolWorker = { worker: null, booted: Promise.resolve(), isBooted: false, busy: false };
+  entry.booted = startBundledWorker(new URL('./verify-worker.ts', import.meta.url), null).then(
+    (worker) =>
+      new Promise<void>((resolve, reject) => {
+        entry.worker = worker;
+        worker.on('error', () => undefined);
+        worker.once('exit', () => pool.delete(entry));
+        // An idle worker does not keep the process alive.
+        worker.unref();
+        const onMessage = (m: FromVerifyWorker) => {
+          if (m.type !== 'booted') return;
+          entry.isBooted = true;
+          worker.off('message', onMessage);
+          resolve();
+        };
+        worker.on('message', onMessage);
+        worker.once('error', reject);
+      }),
+  );
+  // A worker that never boots is dropped; checks go on without it.
+  entry.booted.catch(() => pool.delete(entry));
   pool.add(entry);
   return entry;
 }
@@ -217,7 +222,7 @@ async function runTasks(
     entry.booted.then(
       () =>
         new Promise<void>((resolve) => {
-          const { worker } = entry;
+          const worker = entry.worker!;
           if (finished || queue.length === 0) return resolve();
           worker.ref();
           let inFlight: RangeTask | null = null;

@@ -95,9 +95,13 @@ export async function verifyStore(
   return verifyIn(store.db, store, crypto, options, source ? { workers, source, snapshot: null } : null);
 }
 
-/** verify's worker count when none is given: the cores this process may use. */
+/**
+ * verify's thread count when none is given: HOLDFAST_VERIFY_WORKERS (the `verifyWorkers` setting,
+ * for callers that do not read the config), else the cores this process may use.
+ */
 export function defaultVerifyWorkers(): number {
-  return availableParallelism();
+  const set = Number(process.env.HOLDFAST_VERIFY_WORKERS);
+  return Number.isInteger(set) && set >= 1 ? set : availableParallelism();
 }
 
 /** Below this many events per worker, starting workers costs more than it saves. */
