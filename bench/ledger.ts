@@ -23,6 +23,7 @@ import { canonicalBody, createEventRegistry, defineEventType, type EventRegistry
 import { z } from 'zod';
 import type { EventDraft } from '../packages/server/src/ledger/ledger.ts';
 import { rowToStored } from '../packages/server/src/ledger/rows.ts';
+import { workerStats } from '../packages/server/src/ledger/verify-parallel.ts';
 import { verifyStore, type VerifyReport } from '../packages/server/src/ledger/verify.ts';
 import { ledgerCrypto } from '../packages/server/src/node/crypto.ts';
 import { initNode, type HoldfastNode } from '../packages/server/src/node/node.ts';
@@ -344,6 +345,7 @@ async function measureVerify(node: HoldfastNode, factory: DraftFactory, sizes: S
   let sink = 0;
   for (let r = 0; r < sizes.verifyRuns; r++) {
     let report: VerifyReport | null = null;
+    const inWorkers = workerStats.ranges;
     times.verify.push(
       await timeMs(async () => {
         report = await verifyStore(node.store, ledgerCrypto);
@@ -373,7 +375,8 @@ async function measureVerify(node: HoldfastNode, factory: DraftFactory, sizes: S
     note(
       `  verify run ${r + 1}/${sizes.verifyRuns}: verify ${formatRate(perSecond(events, times.verify[r]!))}/s` +
         `, sha256 ${formatRate(perSecond(events, times.sha256[r]!))}/s` +
-        `, read only ${formatRate(perSecond(events, times.read[r]!))}/s`,
+        `, read only ${formatRate(perSecond(events, times.read[r]!))}/s` +
+        ` (verify: ${workerStats.ranges - inWorkers} seq ranges checked in worker threads)`,
     );
   }
   if (sink === 0.5) note('unreachable'); // keeps the loops' results observable

@@ -362,6 +362,7 @@ program
           own: ownChainsOf(node.identity, node.headMark),
           maxUnsealed: cfg.checkpointEvery - 1,
           onProgress: (d, t) => progress.update(d, t),
+          workers: cfg.verifyWorkers,
         });
         progress.stop();
         if (node.headMarkProblem) {

@@ -40,6 +40,11 @@ export const configSchema = z.strictObject({
   downtimePackEveryMinutes: z.number().int().min(1).max(1440).optional(),
   /** How often `serve` re-checks chains and projections against the ledger (default 60). */
   integrityCheckMinutes: z.number().int().min(1).max(10_080).optional(),
+  /**
+   * Threads that verify chains at once (`holdfast verify`, the integrity checks), this one included:
+   * default the cores available; 1 checks everything in one thread.
+   */
+  verifyWorkers: z.number().int().min(1).max(64).optional(),
   /** How many packs the folder keeps (they hold patient data: only the newest few). */
   downtimePackKeep: z.number().int().min(1).max(100).optional(),
   /**
@@ -219,6 +224,7 @@ export const ENV_KEYS: Record<keyof HoldfastConfig, string> = {
   downtimePackDir: 'HOLDFAST_DOWNTIME_PACK_DIR',
   downtimePackEveryMinutes: 'HOLDFAST_DOWNTIME_PACK_EVERY_MINUTES',
   integrityCheckMinutes: 'HOLDFAST_INTEGRITY_CHECK_MINUTES',
+  verifyWorkers: 'HOLDFAST_VERIFY_WORKERS',
   downtimePackKeep: 'HOLDFAST_DOWNTIME_PACK_KEEP',
   downtimeContacts: 'HOLDFAST_DOWNTIME_CONTACTS',
   messagingClientCertificates: 'HOLDFAST_MESSAGING_CLIENT_CERTIFICATES',
@@ -244,6 +250,7 @@ const NUMERIC_KEYS = new Set<keyof HoldfastConfig>([
   'downtimePackEveryMinutes',
   'downtimePackKeep',
   'integrityCheckMinutes',
+  'verifyWorkers',
   'callOpenTooLongMinutes',
   'prescriptionFailAfterSeconds',
 ]);

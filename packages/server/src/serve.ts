@@ -31,7 +31,12 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
   for (const tenant of registeredIn)
     logger.warn({ tenant }, 'registered this node in the chain of a provider made without it');
   // Chains and projections checked against the ledger before anyone is served, then periodically.
-  const integrityMonitor = new IntegrityMonitor(node, logger, (config.integrityCheckMinutes ?? 60) * 60_000);
+  const integrityMonitor = new IntegrityMonitor(
+    node,
+    logger,
+    (config.integrityCheckMinutes ?? 60) * 60_000,
+    config.verifyWorkers,
+  );
   try {
     await startupIntegrityCheck(node, logger, integrityMonitor);
   } catch (error) {

@@ -1,6 +1,6 @@
 import type { LedgerCrypto, NodeSigner } from '../ports.ts';
 import { canonicalJson } from './canonical.ts';
-import { canonicalBody, GENESIS_HASH, HLC_PATTERN, type StoredEvent } from './envelope.ts';
+import { canonicalBody, GENESIS_HASH, HLC_PATTERN, type StoredEvent } from './body.ts';
 
 /** Fills in `hash` for an event whose other fields are final. */
 export function sealEvent(crypto: LedgerCrypto, e: Omit<StoredEvent, 'hash'>): StoredEvent {
@@ -85,9 +85,11 @@ export interface ChainVerifierOptions {
   selfKey?: string;
   /**
    * Start after a position already trusted (the node's head mark): the first event pushed must be
-   * the next seq and link to this hash.
+   * the next seq and link to this hash. `lastMatchedCheckpointSeq` (default `seq`) is the last seq
+   * before it whose checkpoints all matched, when the position is another range's end rather than
+   * a mark: a re-hashed range is then named from there, exactly as one pass over the chain would.
    */
-  resumeAfter?: { seq: number; hash: string; hlc: string };
+  resumeAfter?: { seq: number; hash: string; hlc: string; lastMatchedCheckpointSeq?: number };
 }
 
 /**
@@ -123,7 +125,7 @@ export class ChainVerifier {
       this.expectedSeq = options.resumeAfter.seq + 1;
       this.prevHash = options.resumeAfter.hash;
       this.prevHlc = options.resumeAfter.hlc;
-      this.lastMatchedCheckpointSeq = options.resumeAfter.seq;
+      this.lastMatchedCheckpointSeq = options.resumeAfter.lastMatchedCheckpointSeq ?? options.resumeAfter.seq;
     }
     for (const c of checkpoints) {
       const list = this.checkpointsBySeq.get(c.seq) ?? [];

@@ -1,4 +1,4 @@
-import { Worker } from 'node:worker_threads';
+import { startWorker } from '../node/threads.ts';
 import { ChainFaultError } from './chain-check.ts';
 import { BackupFormatError, decodeEventsChunk, type Manifest } from './format.ts';
 import type { BackupKeys } from './keys.ts';
@@ -18,17 +18,14 @@ export async function walkManifestParallel(
   sink: WalkSink,
 ): Promise<WalkReport> {
   if (process.env.HOLDFAST_RESTORE_WORKER === '0') return walkManifest(dir, keys, manifest, sink);
-  const worker = new Worker(new URL('./walk-boot.mjs', import.meta.url), {
-    workerData: {
-      module: new URL('./walk-worker.ts', import.meta.url).href,
-      dir,
-      manifest,
-      keys: {
-        keyId: keys.keyId,
-        tenant: keys.tenant,
-        encryptionKey: new Uint8Array(keys.encryptionKey),
-        addressKey: new Uint8Array(keys.addressKey),
-      },
+  const worker = startWorker(new URL('./walk-worker.ts', import.meta.url), {
+    dir,
+    manifest,
+    keys: {
+      keyId: keys.keyId,
+      tenant: keys.tenant,
+      encryptionKey: new Uint8Array(keys.encryptionKey),
+      addressKey: new Uint8Array(keys.addressKey),
     },
   });
   try {

@@ -29,7 +29,7 @@ export type WalkMessage =
 
 const MAX_AHEAD = 3;
 const port = parentPort!;
-const data = workerData as {
+const data = (workerData as { data: unknown }).data as {
   dir: string;
   manifest: Manifest;
   keys: { keyId: string; tenant: string; encryptionKey: Uint8Array; addressKey: Uint8Array };

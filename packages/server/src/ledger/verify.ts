@@ -1,10 +1,28 @@
-import { ChainVerifier, type ChainFault, type ChainReport } from '@holdfast/core';
-import type { Selectable } from 'kysely';
+import { availableParallelism } from 'node:os';
+import { ChainVerifier, type ChainFault, type ChainReport, type Checkpoint } from '@holdfast/core';
+import { sql } from 'kysely';
 import { loadNodeKeys } from '../projections/node-keys.ts';
-import type { LedgerEventsTable } from '../store/schema.ts';
 import type { Db, Store } from '../store/store.ts';
 import type { NodeLedgerCrypto } from '../node/crypto.ts';
 import type { HeadMarkEntry } from './head-mark.ts';
+import {
+  lastCheckpointUpTo,
+  verifyInWorkers,
+  type ChainInput,
+  type CheckHere,
+  type WorkerPlan,
+} from './verify-parallel.ts';
+import {
+  NO_END,
+  PAGE,
+  sqliteRangeReader,
+  verifyRows,
+  type ChainPosition,
+  type ChainRowTuple,
+  type PageReader,
+  type RangeReader,
+  type RangeResult,
+} from './verify-range.ts';
 
 /**
  * What the node running verify knows about its own chains from outside the store: its key (the
@@ -30,6 +48,14 @@ export interface VerifyOptions {
    */
   maxUnsealed?: number;
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Threads that check chains and seq ranges at once (default: the cores available; 1: all in this
+   * thread). Fewer are used on a small store: at most one per `minEventsPerWorker` events.
+   */
+  workers?: number;
+  minEventsPerWorker?: number;
+  /** Events per seq range handed to a worker (default: a quarter of each worker's share). */
+  rangeEvents?: number;
 }
 
 export interface VerifyReport {
@@ -42,189 +68,145 @@ export interface VerifyReport {
 }
 
 /**
- * Rows per read: a page and the one read ahead stay small (a few MB, short-lived for the garbage
- * collector) while the per-query cost stays noise. 1,000-2,000 measured at least as fast as 10,000
- * (bench/ledger.ts).
- */
-const PAGE = 2_000;
-
-type ChainRow = Pick<
-  Selectable<LedgerEventsTable>,
-  'seq' | 'id' | 'hlc' | 'type' | 'v' | 'actor' | 'payload' | 'prev_hash' | 'hash'
->;
-
-/**
- * One page of a chain, in seq order: only the columns the hash covers besides the chain key. The
- * tenant and node of every row are the ones asked for (the query selects by them), so they are not
- * read back: every string column read costs time, and verify is bound by reading and hashing.
- */
-function readChainPage(db: Db, tenant: string, node: string, afterSeq: number): Promise<ChainRow[]> {
-  return db
-    .selectFrom('ledger_events')
-    .select(['seq', 'id', 'hlc', 'type', 'v', 'actor', 'payload', 'prev_hash', 'hash'])
-    .where('tenant', '=', tenant)
-    .where('node', '=', node)
-    .where('seq', '>', afterSeq)
-    .orderBy('seq')
-    .limit(PAGE)
-    .execute();
-}
-
-/**
  * Re-hashes every chain in the store (or one tenant's), checks every link and every checkpoint
  * signature against the tenant's registered keys, and names the first bad event of each chain.
+ * With `workers` above 1 (default: the cores available) and a large enough store, chains and seq
+ * ranges of long chains are checked in worker threads (verify-parallel.ts); the report is the same.
  */
 export async function verifyStore(
   store: Store,
   crypto: NodeLedgerCrypto,
   options: VerifyOptions = {},
 ): Promise<VerifyReport> {
-  const db = store.db;
-  let chainQuery = db.selectFrom('ledger_events').select(['tenant', 'node']).distinct();
-  let cpChainQuery = db.selectFrom('checkpoints').select(['tenant', 'node']).distinct();
-  let countQuery = db.selectFrom('ledger_events').select((eb) => eb.fn.countAll<number>().as('n'));
+  const workers = Math.max(1, Math.floor(options.workers ?? defaultVerifyWorkers()));
+  const source = workers > 1 ? store.workerSource() : null;
+  if (source?.dialect === 'postgres') {
+    // Everything the coordinator reads, and every worker, sees the state of one snapshot.
+    return store.db
+      .transaction()
+      .setIsolationLevel('repeatable read')
+      .execute(async (trx) => {
+        const { rows } = await sql<{ snapshot: string }>`select pg_export_snapshot() as snapshot`.execute(
+          trx,
+        );
+        return verifyIn(trx, store, crypto, options, { workers, source, snapshot: rows[0]!.snapshot });
+      });
+  }
+  return verifyIn(store.db, store, crypto, options, source ? { workers, source, snapshot: null } : null);
+}
+
+/**
+ * verify's thread count when none is given: HOLDFAST_VERIFY_WORKERS (the `verifyWorkers` setting,
+ * for callers that do not read the config), else the cores this process may use.
+ */
+export function defaultVerifyWorkers(): number {
+  const set = Number(process.env.HOLDFAST_VERIFY_WORKERS);
+  return Number.isInteger(set) && set >= 1 ? set : availableParallelism();
+}
+
+/** Below this many events per worker, starting workers costs more than it saves. */
+export const MIN_EVENTS_PER_WORKER = 10_000;
+
+async function verifyIn(
+  db: Db,
+  store: Store,
+  crypto: NodeLedgerCrypto,
+  options: VerifyOptions,
+  pool: WorkerPlan | null,
+): Promise<VerifyReport> {
+  // Checkpoints before events: a checkpoint is committed with the events it seals, so every one
+  // read here is covered by the events read after it, even while the node appends.
+  let cpQuery = db.selectFrom('checkpoints').selectAll();
+  let chainQuery = db
+    .selectFrom('ledger_events')
+    .select((eb) => ['tenant', 'node', eb.fn.max('seq').as('top'), eb.fn.countAll<number>().as('n')])
+    .groupBy(['tenant', 'node']);
   if (options.tenant) {
+    cpQuery = cpQuery.where('tenant', '=', options.tenant);
     chainQuery = chainQuery.where('tenant', '=', options.tenant);
-    cpChainQuery = cpChainQuery.where('tenant', '=', options.tenant);
-    countQuery = countQuery.where('tenant', '=', options.tenant);
   }
   if (options.node) {
+    cpQuery = cpQuery.where('node', '=', options.node);
     chainQuery = chainQuery.where('node', '=', options.node);
-    cpChainQuery = cpChainQuery.where('node', '=', options.node);
-    countQuery = countQuery.where('node', '=', options.node);
+  }
+  const checkpointsOf = new Map<string, Checkpoint[]>();
+  for (const c of await cpQuery.execute()) {
+    const key = chainKey(c);
+    const list = checkpointsOf.get(key) ?? [];
+    list.push({ ...c, seq: Number(c.seq) });
+    checkpointsOf.set(key, list);
   }
   // A chain whose events were all deleted still has checkpoints, or a line in the head mark: it must
   // be checked too.
-  const chainKeys = new Map<string, { tenant: string; node: string }>();
-  for (const r of [...(await chainQuery.execute()), ...(await cpChainQuery.execute())])
-    chainKeys.set(`${r.tenant}\u0000${r.node}`, r);
+  const chainKeys = new Map<string, { tenant: string; node: string; top: number }>();
+  let total = 0;
+  for (const r of await chainQuery.execute()) {
+    total += Number(r.n);
+    chainKeys.set(chainKey(r), { tenant: r.tenant, node: r.node, top: Number(r.top) });
+  }
+  for (const [key, list] of checkpointsOf)
+    if (!chainKeys.has(key)) chainKeys.set(key, { tenant: list[0]!.tenant, node: list[0]!.node, top: 0 });
   const own = options.own;
   if (own?.mark && (!options.node || options.node === own.node)) {
-    for (const tenant of own.mark.keys())
-      if (!options.tenant || options.tenant === tenant)
-        chainKeys.set(`${tenant}\u0000${own.node}`, { tenant, node: own.node });
+    for (const tenant of own.mark.keys()) {
+      const key = chainKey({ tenant, node: own.node });
+      if ((!options.tenant || options.tenant === tenant) && !chainKeys.has(key))
+        chainKeys.set(key, { tenant, node: own.node, top: 0 });
+    }
   }
   const chains = [...chainKeys.values()].sort(
     (a, b) => a.tenant.localeCompare(b.tenant) || a.node.localeCompare(b.node),
   );
-  const total = Number((await countQuery.executeTakeFirstOrThrow()).n);
   let done = 0;
   options.onProgress?.(0, total);
+  const onRows = (rows: number) => {
+    done += rows;
+    options.onProgress?.(done, total);
+  };
 
   const keysByTenant = new Map<string, Map<string, string>>();
-  const reports: ChainReport[] = [];
-  for (const { tenant, node } of chains) {
-    let keys = keysByTenant.get(tenant);
+  const toCheck: ChainInput[] = [];
+  for (const chain of chains) {
+    let keys = keysByTenant.get(chain.tenant);
     if (!keys) {
-      keys = await loadNodeKeys(db, tenant);
+      keys = await loadNodeKeys(db, chain.tenant);
       // The node's own key comes from its identity file, never from the store.
       if (own) keys.set(own.node, own.publicKey);
-      keysByTenant.set(tenant, keys);
+      keysByTenant.set(chain.tenant, keys);
     }
-    const isOwn = own !== undefined && node === own.node;
-    const checkpoints = (
-      await db
-        .selectFrom('checkpoints')
-        .selectAll()
-        .where('tenant', '=', tenant)
-        .where('node', '=', node)
-        .execute()
-    ).map((c) => ({ ...c, seq: Number(c.seq) }));
-    const verifier = new ChainVerifier(
-      crypto,
-      tenant,
-      node,
+    toCheck.push({
+      ...chain,
       keys,
-      checkpoints,
-      isOwn ? { selfKey: own.publicKey } : {},
-    );
-    const sqlite = store.sqliteHandle();
-    if (sqlite) {
-      // SQLite is in this process: read pages as plain arrays from one prepared statement, which
-      // costs a fraction of building row objects through the query builder.
-      const statement = sqlite
-        .prepare(
-          'select seq, id, hlc, type, v, actor, payload, prev_hash, hash from ledger_events where tenant = ? and node = ? and seq > ? order by seq limit ?',
+      checkpoints: checkpointsOf.get(chainKey(chain)) ?? [],
+      selfKey: own !== undefined && chain.node === own.node ? own.publicKey : undefined,
+    });
+  }
+
+  const workers = pool
+    ? Math.min(pool.workers, Math.floor(total / (options.minEventsPerWorker ?? MIN_EVENTS_PER_WORKER)))
+    : 1;
+  const here: CheckHere = (chain, start, hi) =>
+    verifyChainFrom(crypto, chain, start, localRanges(db, store).pages(chain.tenant, chain.node, hi), onRows);
+  const results =
+    pool && workers > 1
+      ? await verifyInWorkers(
+          {
+            ...pool,
+            workers,
+            rangeEvents: options.rangeEvents ?? Math.max(1_000, Math.ceil(total / (workers * 4))),
+          },
+          toCheck,
+          crypto,
+          localRanges(db, store),
+          here,
+          onRows,
         )
-        .raw(true);
-      let afterSeq = 0;
-      for (;;) {
-        const rows = statement.all(tenant, node, afterSeq, PAGE) as [
-          number,
-          string,
-          string,
-          string,
-          number,
-          string,
-          string,
-          string,
-          string,
-        ][];
-        let going = true;
-        for (const r of rows) {
-          const event = {
-            id: r[1],
-            tenant,
-            node,
-            seq: r[0],
-            hlc: r[2],
-            type: r[3],
-            v: r[4],
-            actor: r[5],
-            payloadJson: r[6],
-            prevHash: r[7],
-            hash: r[8],
-          };
-          if (!verifier.push(event)) {
-            going = false;
-            break;
-          }
-        }
-        done += rows.length;
-        options.onProgress?.(done, total);
-        if (!going || rows.length < PAGE) break;
-        afterSeq = rows[rows.length - 1]![0];
-      }
-      reports.push(await checkTail(db, verifier.finish(), isOwn ? own : undefined, options.maxUnsealed));
-      continue;
-    }
-    let page: Promise<ChainRow[]> | null = readChainPage(db, tenant, node, 0);
-    try {
-      while (page) {
-        const rows: ChainRow[] = await page;
-        // Read ahead: the store works on the next page while this one is hashed (PostgreSQL runs
-        // the query in its own process; on SQLite it simply runs next).
-        page =
-          rows.length === PAGE ? readChainPage(db, tenant, node, Number(rows[rows.length - 1]!.seq)) : null;
-        let going = true;
-        for (const row of rows) {
-          const event = {
-            id: row.id,
-            tenant,
-            node,
-            seq: Number(row.seq),
-            hlc: row.hlc,
-            type: row.type,
-            v: Number(row.v),
-            actor: row.actor,
-            payloadJson: row.payload,
-            prevHash: row.prev_hash,
-            hash: row.hash,
-          };
-          if (!verifier.push(event)) {
-            going = false;
-            break;
-          }
-        }
-        done += rows.length;
-        options.onProgress?.(done, total);
-        if (!going) break;
-      }
-    } finally {
-      // A page read ahead but not needed (a fault ended the chain, or onProgress threw).
-      if (page) await page.catch(() => undefined);
-    }
-    reports.push(await checkTail(db, verifier.finish(), isOwn ? own : undefined, options.maxUnsealed));
+      : await inTurn(toCheck, (chain) => here(chain, null, NO_END));
+
+  const reports: ChainReport[] = [];
+  for (const [i, result] of results.entries()) {
+    const isOwn = toCheck[i]!.selfKey !== undefined;
+    reports.push(await checkTail(db, result.report, isOwn ? own : undefined, options.maxUnsealed));
   }
   const faults = reports.flatMap((r) => (r.fault ? [r.fault] : []));
   return {
@@ -233,6 +215,78 @@ export async function verifyStore(
     eventsChecked: reports.reduce((n, r) => n + r.eventsChecked, 0),
     checkpointsChecked: reports.reduce((n, r) => n + r.checkpointsChecked, 0),
     faults,
+  };
+}
+
+function chainKey(c: { tenant: string; node: string }): string {
+  return `${c.tenant}\u0000${c.node}`;
+}
+
+async function inTurn<T, R>(items: readonly T[], run: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = [];
+  for (const item of items) out.push(await run(item));
+  return out;
+}
+
+/**
+ * Checks one chain in this thread after `start` (from its first event when null) up to seq `hi`:
+ * one pass over a whole chain, or what follows the last range that checked out in
+ * verify-parallel.ts.
+ */
+function verifyChainFrom(
+  crypto: NodeLedgerCrypto,
+  chain: ChainInput,
+  start: ChainPosition | null,
+  read: PageReader,
+  onRows: (rows: number) => void,
+): Promise<RangeResult> {
+  const after = start?.seq ?? 0;
+  const verifier = new ChainVerifier(
+    crypto,
+    chain.tenant,
+    chain.node,
+    chain.keys,
+    start ? chain.checkpoints.filter((c) => c.seq > after) : chain.checkpoints,
+    {
+      ...(chain.selfKey !== undefined ? { selfKey: chain.selfKey } : {}),
+      ...(start
+        ? {
+            resumeAfter: { ...start, lastMatchedCheckpointSeq: lastCheckpointUpTo(chain.checkpoints, after) },
+          }
+        : {}),
+    },
+  );
+  return verifyRows(verifier, start, read, onRows);
+}
+
+/** This thread's own reading of the store: chains' pages and single positions. */
+function localRanges(db: Db, store: Store): RangeReader {
+  const sqlite = store.sqliteHandle();
+  if (sqlite) return sqliteRangeReader(sqlite);
+  return {
+    position: async (tenant, node, seq) => {
+      const row = await db
+        .selectFrom('ledger_events')
+        .select(['hash', 'hlc'])
+        .where('tenant', '=', tenant)
+        .where('node', '=', node)
+        .where('seq', '=', seq)
+        .executeTakeFirst();
+      return row ? { seq, hash: row.hash, hlc: row.hlc } : null;
+    },
+    pages: (tenant, node, hi) => async (afterSeq) =>
+      (
+        await db
+          .selectFrom('ledger_events')
+          .select(['seq', 'id', 'hlc', 'type', 'v', 'actor', 'payload', 'prev_hash', 'hash'])
+          .where('tenant', '=', tenant)
+          .where('node', '=', node)
+          .where('seq', '>', afterSeq)
+          .where('seq', '<=', hi)
+          .orderBy('seq')
+          .limit(PAGE)
+          .execute()
+      ).map((r): ChainRowTuple => [r.seq, r.id, r.hlc, r.type, r.v, r.actor, r.payload, r.prev_hash, r.hash]),
   };
 }
 

@@ -22,8 +22,12 @@ export interface IntegrityReport {
  * Everything a node's security decisions rest on, checked against the ledger: every chain re-hashed
  * with its checkpoints, then every projection folded afresh and compared with the live tables.
  */
-export async function checkNodeIntegrity(node: HoldfastNode): Promise<IntegrityReport> {
-  const chains = await verifyStore(node.store, ledgerCrypto);
+export async function checkNodeIntegrity(
+  node: HoldfastNode,
+  /** Threads that verify chains at once (config `verifyWorkers`; default the cores available). */
+  verifyWorkers?: number,
+): Promise<IntegrityReport> {
+  const chains = await verifyStore(node.store, ledgerCrypto, { workers: verifyWorkers });
   const projections = await checkProjections(node.store, node.projections.projections, node.registry);
   const problems = chains.faults.map((f) => {
     const where = f.fromSeq < f.seq ? `in seq ${f.fromSeq}-${f.seq}` : `at seq ${f.seq}`;
@@ -69,15 +73,16 @@ export async function startupIntegrityCheck(
     void monitor.runOnce();
     return;
   }
-  await refuseToStartIfTampered(node, logger);
+  await refuseToStartIfTampered(node, logger, monitor.verifyWorkers);
 }
 
 /** Runs both checks and throws, naming every fault, if any fails. */
 export async function refuseToStartIfTampered(
   node: HoldfastNode,
   logger: Pick<Logger, 'info' | 'error'>,
+  verifyWorkers?: number,
 ): Promise<IntegrityReport> {
-  const report = await checkNodeIntegrity(node);
+  const report = await checkNodeIntegrity(node, verifyWorkers);
   if (!report.ok) {
     logger.error({ problems: report.problems }, 'INTEGRITY CHECK FAILED: refusing to start');
     throw new LedgerIntegrityError(
@@ -106,6 +111,7 @@ export class IntegrityMonitor {
     private readonly node: HoldfastNode,
     private readonly logger: Pick<Logger, 'info' | 'warn' | 'error'>,
     private readonly intervalMs: number,
+    readonly verifyWorkers?: number,
   ) {}
 
   /**
@@ -147,7 +153,7 @@ export class IntegrityMonitor {
 
   private async check(): Promise<IntegrityReport | null> {
     try {
-      const report = await checkNodeIntegrity(this.node);
+      const report = await checkNodeIntegrity(this.node, this.verifyWorkers);
       this.last = report;
       if (report.ok) {
         this.logger.info(

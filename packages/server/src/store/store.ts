@@ -15,6 +15,9 @@ export type StoreOptions =
   | { dialect: 'sqlite'; file: string }
   | { dialect: 'postgres'; connectionString: string; maxConnections?: number };
 
+export type WorkerStoreSource =
+  { dialect: 'sqlite'; file: string } | { dialect: 'postgres'; connectionString: string };
+
 /**
  * Kysely over either store. Projection tables are not in CoreDatabase's type, so they are reached
  * through `Kysely<any>`-free helpers: projections type their own tables with `withTables`.
@@ -234,6 +237,18 @@ export class Store {
   /** The better-sqlite3 handle, for online backups (`.backup()`, never a file copy). */
   sqliteHandle(): BetterSqlite3.Database | null {
     return this.sqlite;
+  }
+
+  /**
+   * Where another thread can open this store itself (verify's workers): the SQLite file, or the
+   * PostgreSQL database. Null for a SQLite store that is not a file.
+   */
+  workerSource(): WorkerStoreSource | null {
+    if (this.sqlite) {
+      const file = this.sqlite.name;
+      return this.sqlite.memory || !file ? null : { dialect: 'sqlite', file };
+    }
+    return this.connectionString ? { dialect: 'postgres', connectionString: this.connectionString } : null;
   }
 
   async ping(): Promise<void> {

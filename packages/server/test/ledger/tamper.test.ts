@@ -2,7 +2,9 @@ import fc from 'fast-check';
 import type { Selectable } from 'kysely';
 import type { LedgerEventsTable } from '../../src/store/schema.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyStore } from '../../src/ledger/verify.ts';
+import { sealEvent } from '@holdfast/core';
+import { startVerifyWorkers, workerStats } from '../../src/ledger/verify-parallel.ts';
+import { verifyStore, type VerifyReport } from '../../src/ledger/verify.ts';
 import { ledgerCrypto } from '../../src/node/crypto.ts';
 import { BUILTIN_PROJECTIONS } from '../../src/node/node.ts';
 import { ProjectionEngine } from '../../src/projections/engine.ts';
@@ -15,6 +17,9 @@ import { buildChain, insertFixture, type FixtureChain } from '../support/ledger-
  * and `verify` names the exact first bad event every time.
  */
 const RUNS = Number(process.env.HOLDFAST_TAMPER_RUNS ?? 1000);
+
+/** Verify in this thread and two worker threads however small the store. */
+const IN_WORKERS = { workers: 3, minEventsPerWorker: 1 };
 
 type Tamper =
   | { kind: 'edit-payload'; seq: number; at: number }
@@ -326,8 +331,9 @@ describe.each(STORE_KINDS)('tamper detection on %s', (kind) => {
     expect(report.chains.map((c) => c.sealedSeq)).toEqual([41, 42, 43]);
   });
 
-  it(`verify names the exact first bad event after any one tampering (${RUNS} runs)`, async () => {
-    await fc.assert(
+  /** One random tampering, checked by `check` (the store's verify, or verify through workers). */
+  const tamperProperty = (runs: number, check: (tenant: string) => Promise<VerifyReport>) =>
+    fc.assert(
       fc.asyncProperty(arbScenario(), async (s) => {
         run++;
         const tenant = `t${run}`;
@@ -354,18 +360,89 @@ describe.each(STORE_KINDS)('tamper detection on %s', (kind) => {
               })
             : chains[(s.target + 1) % chains.length]!;
         await insertFixture(store, donor.tenant === donorTenant ? [...chains, donor] : chains);
-        const before = await verifyStore(store, ledgerCrypto, { tenant });
+        const before = await check(tenant);
         expect(before.faults).toEqual([]);
 
         await applyTamper(store, target, donor, s.tamper);
-        const after = await verifyStore(store, ledgerCrypto, { tenant });
+        const after = await check(tenant);
         expect(after.ok).toBe(false);
         expect(after.faults.map((f) => ({ node: f.node, seq: f.seq }))).toEqual([
           { node: target.node, seq: expectedFirstBad(s.tamper) },
         ]);
         expect(after.faults[0]!.problem.length).toBeGreaterThan(10);
       }),
-      { numRuns: RUNS, seed: process.env.HOLDFAST_SEED ? Number(process.env.HOLDFAST_SEED) : undefined },
+      { numRuns: runs, seed: process.env.HOLDFAST_SEED ? Number(process.env.HOLDFAST_SEED) : undefined },
     );
+
+  it(`verify names the exact first bad event after any one tampering (${RUNS} runs)`, async () => {
+    await tamperProperty(RUNS, (tenant) => verifyStore(store, ledgerCrypto, { tenant, workers: 1 }));
+  });
+
+  it('verify in worker threads, seq ranges of 3 events, names the same first bad event as one pass (10 runs)', async () => {
+    await startVerifyWorkers(IN_WORKERS.workers);
+    const before = workerStats.ranges;
+    await tamperProperty(10, async (tenant) => {
+      const inWorkers = await verifyStore(store, ledgerCrypto, { tenant, ...IN_WORKERS, rangeEvents: 3 });
+      // Everything a single pass reports, to the counts and the wording of the fault.
+      expect(inWorkers).toEqual(await verifyStore(store, ledgerCrypto, { tenant, workers: 1 }));
+      return inWorkers;
+    });
+    expect(workerStats.ranges).toBeGreaterThan(before);
+  });
+
+  it('verify in worker threads names a fault at a range boundary and one deep inside a range by their seq', async () => {
+    const tenant = 'ranges';
+    // Seq ranges of 10 events: 1-10, 11-20, ... Each chain is tampered with in one place.
+    const chains = ['edit-last', 'edit-first', 'edit-deep', 'delete-last', 'delete-first', 'rehash'].map(
+      (node, i) =>
+        buildChain({ tenant, node, count: 59, checkpointEvery: 7, startMs: 1_764_000_000_000 + i }),
+    );
+    await insertFixture(store, chains);
+    const options = { tenant, ...IN_WORKERS, rangeEvents: 10 };
+    await startVerifyWorkers(IN_WORKERS.workers);
+    const before = workerStats.ranges;
+    expect((await verifyStore(store, ledgerCrypto, options)).faults).toEqual([]);
+    const where = (node: string, seq: number) =>
+      store.db
+        .updateTable('ledger_events')
+        .where('tenant', '=', tenant)
+        .where('node', '=', node)
+        .where('seq', '=', seq);
+    const remove = (node: string, seq: number) =>
+      store.db
+        .deleteFrom('ledger_events')
+        .where('tenant', '=', tenant)
+        .where('node', '=', node)
+        .where('seq', '=', seq)
+        .execute();
+    await where('edit-last', 30).set({ payload: '{"n":30}' }).execute();
+    await where('edit-first', 31).set({ payload: '{"n":31}' }).execute();
+    await where('edit-deep', 45).set({ payload: '{"n":45}' }).execute();
+    await remove('delete-last', 20);
+    await remove('delete-first', 41);
+    // Re-hashed from seq 31 (a range's first) to the chain's end: the checkpoint at 35 no longer
+    // matches, and the edit lies after the one at 28 (in the range before).
+    const rehash = chains[5]!;
+    const edited = rehash.events.map((e) => ({ ...e }));
+    edited[30]!.payloadJson = '{"n":31}';
+    for (let i = 30; i < edited.length; i++) {
+      const { hash: _old, ...rest } = { ...edited[i]!, prevHash: edited[i - 1]!.hash };
+      edited[i] = sealEvent(ledgerCrypto, rest);
+      await where('rehash', i + 1)
+        .set({ payload: edited[i]!.payloadJson, prev_hash: edited[i]!.prevHash, hash: edited[i]!.hash })
+        .execute();
+    }
+
+    const report = await verifyStore(store, ledgerCrypto, options);
+    expect(report.faults.map((f) => [f.node, f.fromSeq, f.seq])).toEqual([
+      ['delete-first', 41, 41],
+      ['delete-last', 20, 20],
+      ['edit-deep', 45, 45],
+      ['edit-first', 31, 31],
+      ['edit-last', 30, 30],
+      ['rehash', 29, 35],
+    ]);
+    expect(report).toEqual(await verifyStore(store, ledgerCrypto, { tenant, workers: 1 }));
+    expect(workerStats.ranges).toBeGreaterThan(before);
   });
 });
