@@ -556,6 +556,18 @@ async function healthOf(
       code: 503,
       detail: { status: 'integrity_fault', node: node.identity.node, problem: node.ledger.halted },
     };
+  // PostgreSQL's primary was lost: requests answer 503 until the store finds the writable host.
+  const lost = node.store.unavailable;
+  if (lost)
+    return {
+      code: 503,
+      detail: {
+        status: 'unavailable',
+        node: node.identity.node,
+        problem: lost.problem,
+        since: new Date(lost.sinceMs).toISOString(),
+      },
+    };
   const unwritable = await writeProblem(node);
   if (unwritable)
     return {
