@@ -259,6 +259,19 @@ export class Store {
     return this.locator?.losses ?? 0;
   }
 
+  /**
+   * PostgreSQL: how many commits have waited longer than 3 seconds for the
+   * synchronous standby to confirm them (0 on SQLite). Normally such a wait lasts milliseconds; a
+   * long one means no standby is attached (it went, or a promoted standby kept
+   * `synchronous_standby_names` and has none yet), and every save hangs until one is.
+   */
+  async commitsWaitingForStandby(): Promise<number> {
+    if (this.dialect !== 'postgres') return 0;
+    const r = await sql<{ n: string | number }>`select count(*) as n from pg_stat_activity
+      where wait_event = 'SyncRep' and now() - state_change > interval '3 seconds'`.execute(this.db);
+    return toNumber(r.rows[0]?.n);
+  }
+
   /** PostgreSQL: the writable primary's URL now (throws StoreUnavailableError while there is none). */
   primaryUrl(): string {
     if (!this.locator) throw new Error('not a PostgreSQL store');

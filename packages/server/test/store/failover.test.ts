@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -30,7 +30,12 @@ describe('the hub on a primary with a synchronous standby', () => {
     await admin.query('create database holdfast');
     await admin.end();
     const databaseUrl = `postgres://postgres@127.0.0.1:${pgs.primaryPort},127.0.0.1:${pgs.standbyPort}/holdfast`;
-    const hubEnv = { HOLDFAST_STORE: 'postgres', HOLDFAST_DATABASE_URL: databaseUrl };
+    const operatorToken = randomUUID();
+    const hubEnv = {
+      HOLDFAST_STORE: 'postgres',
+      HOLDFAST_DATABASE_URL: databaseUrl,
+      HOLDFAST_OPERATOR_TOKEN_SHA256: createHash('sha256').update(operatorToken).digest('hex'),
+    };
     const hubDir = tempDir('failover-hub');
     const init = holdfast(['-d', hubDir, 'init', '--role', 'hub', '--node', 'hub-1', '--demo'], hubEnv);
     const password = /password, shown once: (\S+)/.exec(init)![1]!;
@@ -109,23 +114,34 @@ describe('the hub on a primary with a synchronous standby', () => {
     await until(
       'calls acknowledged before the failover',
       async () => acknowledged.size,
-      (n) => n >= 20,
+      (n) => n >= 10,
     );
     pgs.killPrimary();
     // The operator (or their failover manager) sees the primary gone and promotes the standby.
     await new Promise((r) => setTimeout(r, 1000));
-    const lostHealth = await fetch(`http://127.0.0.1:${port}/health`);
-    expect(lostHealth.status).toBe(503);
+    const healthProblem = async () =>
+      (
+        (await (
+          await fetch(`http://127.0.0.1:${port}/health`, {
+            headers: { authorization: `Bearer ${operatorToken}` },
+            signal: AbortSignal.timeout(10_000),
+          })
+        ).json()) as { problem?: string }
+      ).problem ?? '';
+    expect(await healthProblem()).toMatch(/looking for the writable PostgreSQL primary/);
     pgs.promoteStandby();
-    // The promoted standby inherited synchronous_standby_names: with no standby of its own yet,
-    // every commit would wait for one forever. The operator runs without one until the old
-    // machine is rebuilt as the new standby (docs/OPERATIONS.md, step 3 of a failover).
+    // The promoted standby inherited synchronous_standby_names and has no standby of its own: its
+    // commits wait, and /health says so. The operator runs without one until the old machine is
+    // rebuilt as the new standby (docs/OPERATIONS.md, failing over, step 3).
+    await until('the hub says its commits wait for a standby', healthProblem, (p) =>
+      /synchronous standby/.test(p),
+    );
     await pgs.withoutSynchronousStandby(pgs.standbyPort);
     phase = 'after';
     await until(
       'calls acknowledged on the promoted standby',
       async () => acknowledgedAfterPromotion,
-      (n) => n >= 20,
+      (n) => n >= 10,
     );
     phase = 'stop';
     await Promise.all(running);
