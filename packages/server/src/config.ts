@@ -20,6 +20,10 @@ function parseJsonText(v: unknown): unknown {
 export const configSchema = z.strictObject({
   dataDir: z.string().min(1),
   store: z.enum(['sqlite', 'postgres']),
+  /**
+   * postgres:// URL of the store; several hosts in libpq's way (`postgres://u@db1:5432,db2:5432/db`)
+   * for a primary and its standbys: only the one that accepts writes is used (store/primary.ts).
+   */
   databaseUrl: z
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// connection URL')

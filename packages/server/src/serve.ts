@@ -1,4 +1,5 @@
 import type { HoldfastConfig } from './config.ts';
+import { StoreUnavailableError } from './store/primary.ts';
 import { registerInOldProviders } from './accounts/providers.ts';
 import { buildHoldfastApp } from './http/holdfast-app.ts';
 import { createLogger } from './http/logger.ts';
@@ -47,8 +48,8 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
   // On PostgreSQL other hub processes may share the database: their commits reach this process's
   // caches and live streams as its own do (a single process hears nothing and pays one connection).
   const fanIn =
-    node.store.dialect === 'postgres' && config.databaseUrl
-      ? new CommitFanIn(node.ledger, config.databaseUrl, { logger })
+    node.store.dialect === 'postgres'
+      ? new CommitFanIn(node.ledger, () => node.store.primaryUrl(), { logger })
       : null;
   try {
     await fanIn?.start();
@@ -118,9 +119,12 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
     );
   // The "every T seconds" half of the checkpoint rule: a quiet node still seals what it wrote.
   const checkpointTimer = setInterval(() => {
-    node.ledger
-      .checkpointNow(tenant)
-      .catch((error: unknown) => logger.error({ err: error }, 'checkpoint failed'));
+    node.ledger.checkpointNow(tenant).catch((error: unknown) =>
+      // While the database fails over the store reports itself (on /health); the next tick seals.
+      error instanceof StoreUnavailableError
+        ? logger.warn({ problem: error.message }, 'checkpoint not signed: the database is not reachable')
+        : logger.error({ err: error }, 'checkpoint failed'),
+    );
   }, config.checkpointIntervalSeconds * 1000);
   checkpointTimer.unref();
   const packWriter = config.downtimePackDir

@@ -66,12 +66,8 @@ function idOf(user: string): { uid: number; gid: number } | null {
   return { uid: Number(result.stdout.trim()), gid: Number(group.stdout.trim()) };
 }
 
-export async function startTestPostgres(): Promise<TestPostgres> {
-  const existing = process.env.HOLDFAST_TEST_DATABASE_URL;
-  if (existing) return { adminUrl: existing, stop: () => undefined };
-
-  const binDir = findPostgresBinDir();
-  if (!binDir) throw new Error(INSTALL_HINT);
+/** Who PostgreSQL runs as: as root, the `postgres` user (it refuses root); otherwise null (oneself). */
+export function postgresOwner(): { uid: number; gid: number } | null {
   const isRoot = process.getuid?.() === 0;
   const owner = isRoot ? idOf('postgres') : null;
   if (isRoot && !owner) {
@@ -79,23 +75,29 @@ export async function startTestPostgres(): Promise<TestPostgres> {
       'running as root, PostgreSQL needs an unprivileged user to run as, and there is no `postgres` user: useradd --system postgres',
     );
   }
-  const dir = mkdtempSync(join(tmpdir(), 'holdfast-pg-'));
-  const dataDir = join(dir, 'data');
-  const socketDir = join(dir, 'sock');
-  execFileSync('mkdir', ['-p', socketDir]);
-  if (owner) {
-    for (const path of [dir, socketDir]) chownSync(path, owner.uid, owner.gid);
-  }
-  const run = (cmd: string, args: string[]): void => {
+  return owner;
+}
+
+/** Runs one of PostgreSQL's programs (initdb, pg_ctl, pg_basebackup) as `owner`, in `cwd`. */
+export function postgresRunner(
+  binDir: string,
+  owner: { uid: number; gid: number } | null,
+  cwd: string,
+): (cmd: string, args: string[]) => void {
+  return (cmd, args) => {
     const full = owner
       ? (['runuser', ['-u', 'postgres', '--', join(binDir, cmd), ...args]] as const)
       : ([join(binDir, cmd), args] as const);
-    const result = spawnSync(full[0], full[1], { encoding: 'utf8', cwd: dir });
+    const result = spawnSync(full[0], full[1], { encoding: 'utf8', cwd });
     if (result.status !== 0) {
       throw new Error(`${cmd} failed (exit ${result.status}): ${result.stderr || result.stdout}`);
     }
   };
-  run('initdb', [
+}
+
+/** A test cluster: superuser postgres, trusted local connections (replication too), UTF-8, C locale. */
+export function initdbArgs(dataDir: string): string[] {
+  return [
     '-D',
     dataDir,
     '-U',
@@ -107,7 +109,25 @@ export async function startTestPostgres(): Promise<TestPostgres> {
     '--locale=C',
     '--no-instructions',
     '--no-sync',
-  ]);
+  ];
+}
+
+export async function startTestPostgres(): Promise<TestPostgres> {
+  const existing = process.env.HOLDFAST_TEST_DATABASE_URL;
+  if (existing) return { adminUrl: existing, stop: () => undefined };
+
+  const binDir = findPostgresBinDir();
+  if (!binDir) throw new Error(INSTALL_HINT);
+  const owner = postgresOwner();
+  const dir = mkdtempSync(join(tmpdir(), 'holdfast-pg-'));
+  const dataDir = join(dir, 'data');
+  const socketDir = join(dir, 'sock');
+  execFileSync('mkdir', ['-p', socketDir]);
+  if (owner) {
+    for (const path of [dir, socketDir]) chownSync(path, owner.uid, owner.gid);
+  }
+  const run = postgresRunner(binDir, owner, dir);
+  run('initdb', initdbArgs(dataDir));
   // Durability stays at PostgreSQL's defaults (fsync on, synchronous_commit on): the ledger's
   // acknowledgement promise is tested against the real thing.
   const port = await freePort();

@@ -12,6 +12,7 @@ import {
 } from '@holdfast/core';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { DISK_FULL_MESSAGE, storeFailureOf } from '../store/failures.ts';
+import { CommitOutcomeUnknownError, StoreUnavailableError } from '../store/primary.ts';
 import { FHIR_CONTENT_TYPE, isFhirPath, operationOutcomeOf } from '../fhir/outcome.ts';
 import { InvalidFhirResourceError } from '../fhir/errors.ts';
 
@@ -95,6 +96,22 @@ export function toProblem(error: unknown): Problem {
       error.issues.map((i) => ({ path: i.path, message: i.message })),
     );
   if (error instanceof DomainError) return problem(400, error.code, error.message);
+  // The database went while this was being saved (a failover to the standby, a restart): the
+  // client must not be told it was saved, nor that it was not (see store/primary.ts).
+  if (error instanceof CommitOutcomeUnknownError)
+    return problem(
+      503,
+      'outcome_unknown',
+      'It is not known whether this was saved',
+      'the connection to the database was lost while saving: check whether it was saved before entering it again (a retry with the same Idempotency-Key cannot record it twice)',
+    );
+  if (error instanceof StoreUnavailableError)
+    return problem(
+      503,
+      'store_unavailable',
+      'Nothing was saved',
+      'the database cannot be reached just now (it may be switching to its standby): send it again in a few seconds',
+    );
   // Nothing of the request was stored; the client may send it again once the operator has freed
   // space (with the same Idempotency-Key, a retry cannot record it twice).
   if (storeFailureOf(error)?.kind === 'disk_full')
@@ -156,12 +173,18 @@ export function sendProblem(reply: FastifyReply, p: Problem, retryAfterSeconds?:
 
 /** How long a client should wait before sending a write again to a node whose disk is full. */
 const DISK_FULL_RETRY_AFTER_SECONDS = 30;
+/** How long a client should wait while the database fails over (a promotion takes seconds). */
+const STORE_UNAVAILABLE_RETRY_AFTER_SECONDS = 2;
 
 export function errorHandler(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const p = toProblem(error);
   const route = request.routeOptions.url;
   const storeFailure = storeFailureOf(error);
-  if (storeFailure) {
+  if (error instanceof StoreUnavailableError) {
+    // Expected while the database fails over; the cause's code and message name no row values.
+    const cause = storeFailureOf(error.cause) ?? { message: (error.cause as Error | undefined)?.message };
+    request.log.warn({ cause, route, status: p.status, code: p.code }, error.message);
+  } else if (storeFailure) {
     // The store's own code and message name the cause (SQLITE_FULL, 53100, a constraint); the
     // driver's other fields are left out, as PostgreSQL's `detail` quotes the row's values.
     request.log.error(
@@ -177,6 +200,8 @@ export function errorHandler(error: unknown, request: FastifyRequest, reply: Fas
       ? error.retryAfterSeconds
       : p.code === 'disk_full'
         ? DISK_FULL_RETRY_AFTER_SECONDS
-        : undefined;
+        : p.code === 'store_unavailable' || p.code === 'outcome_unknown'
+          ? STORE_UNAVAILABLE_RETRY_AFTER_SECONDS
+          : undefined;
   return sendProblem(reply, p, retryAfter);
 }

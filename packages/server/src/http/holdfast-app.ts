@@ -556,6 +556,29 @@ async function healthOf(
       code: 503,
       detail: { status: 'integrity_fault', node: node.identity.node, problem: node.ledger.halted },
     };
+  // PostgreSQL's primary was lost: requests answer 503 until the store finds the writable host.
+  const lost = node.store.unavailable;
+  if (lost)
+    return {
+      code: 503,
+      detail: {
+        status: 'unavailable',
+        node: node.identity.node,
+        problem: lost.problem,
+        since: new Date(lost.sinceMs).toISOString(),
+      },
+    };
+  // Commits that wait on and on for the synchronous standby: every save hangs, though reads answer.
+  const waiting = await node.store.commitsWaitingForStandby().catch(() => 0);
+  if (waiting > 0)
+    return {
+      code: 503,
+      detail: {
+        status: 'unavailable',
+        node: node.identity.node,
+        problem: `${waiting} commit(s) have waited more than a few seconds for the synchronous standby: no standby is attached (attach one, or clear synchronous_standby_names knowingly: docs/OPERATIONS.md)`,
+      },
+    };
   const unwritable = await writeProblem(node);
   if (unwritable)
     return {
@@ -569,7 +592,18 @@ async function healthOf(
     };
   try {
     await node.store.ping();
-    const head = await node.ledger.head(node.identity.tenant);
+    // The head waits for the commit under way: a commit that does not finish (the database waiting
+    // for a standby) must not make /health hang too.
+    const head = await withinMs(HEALTH_HEAD_WAIT_MS, node.ledger.head(node.identity.tenant));
+    if (!head)
+      return {
+        code: 503,
+        detail: {
+          status: 'unavailable',
+          node: node.identity.node,
+          problem: `a commit has not finished within ${HEALTH_HEAD_WAIT_MS / 1000} s: saves are waiting on the database`,
+        },
+      };
     return {
       code: 200,
       detail: {
@@ -592,6 +626,19 @@ async function healthOf(
       code: 503,
       detail: { status: 'unavailable', node: node.identity.node, problem: 'the store does not answer' },
     };
+  }
+}
+
+const HEALTH_HEAD_WAIT_MS = 2000;
+
+/** `promise`'s value, or null if it has not settled within `ms` (it is left to settle on its own). */
+async function withinMs<T>(ms: number, promise: Promise<T>): Promise<T | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), ms)));
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

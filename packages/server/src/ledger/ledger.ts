@@ -22,6 +22,7 @@ import type { ProjectionEngine } from '../projections/engine.ts';
 import { toProjected, type ProjectedEvent } from '../projections/projection.ts';
 import type { Store, Tx } from '../store/store.ts';
 import { announceCommit, lockTenantsForCommit } from './commit-notice.ts';
+import { StoreUnavailableError } from '../store/primary.ts';
 import type { HeadMark, MarkedHead } from './head-mark.ts';
 import { rowToStored, storedToRow } from './rows.ts';
 import { WriteHealth } from './write-health.ts';
@@ -136,6 +137,10 @@ export class Ledger {
    * so its own fan-in (which has told the listeners already) passes them over.
    */
   readonly origin = randomUUID();
+  /** `store.losses` when the heads were last settled (see settleHeadsAfterStoreLoss). */
+  private storeLossesSettled = 0;
+  /** The heads acknowledged before the store was lost, kept until they are settled. */
+  private acknowledgedBeforeLoss: Map<string, MarkedHead> | null = null;
 
   /**
    * Live updates: `fn` hears which tenants got new events after every commit (local or imported),
@@ -325,8 +330,10 @@ export class Ledger {
         else g.resolve(r);
       });
     } catch (error) {
-      if (group.length === 1) {
-        this.rejectAppend(group[0]!, error);
+      // After a lost connection nothing is retried here: a commit whose outcome is unknown may have
+      // landed, and committing its appends again would record them twice.
+      if (group.length === 1 || error instanceof StoreUnavailableError) {
+        for (const g of group) this.rejectAppend(g, error);
         return;
       }
       for (const g of group) {
@@ -344,8 +351,9 @@ export class Ledger {
   }
 
   private rejectAppend(append: PendingAppend, error: unknown): void {
-    if (!(typeof error === 'object' && error !== null && this.guardRefusals.has(error)))
-      this.writeHealth.appendFailed(error);
+    // A lost database is the store's to report (/health asks it), and clears when it is found again.
+    const refused = typeof error === 'object' && error !== null && this.guardRefusals.has(error);
+    if (!refused && !(error instanceof StoreUnavailableError)) this.writeHealth.appendFailed(error);
     append.reject(error);
   }
 
@@ -364,6 +372,54 @@ export class Ledger {
     } catch {
       // Kept in unconfirmedHeads: tried again after the next commit.
     }
+  }
+
+  /**
+   * After the store lost its database connection (a failover to a standby, a restart), the chain
+   * heads kept in memory may be wrong either way: a commit whose answer was lost may have landed
+   * after all (its commit record reached the disk and the synchronous standby), and a database
+   * promoted from a standby that was not synchronous may lack commits that were acknowledged.
+   * Appending on a wrong head either collides on seq (every later save fails, as with a second
+   * writer) or forks the chain. So before the next write each chain this node writes is read again
+   * from the store (its unsealed tail re-checked) and compared with what the node knows it
+   * committed: the store must still hold the last acknowledged head, and may be beyond it only by
+   * the commit written ahead in the head mark (the one whose outcome was unknown, which is then
+   * known: landed). Anything else halts the ledger. Landed events are told to the commit listeners
+   * (caches, live updates), as a commit would have. Call under the write lock.
+   */
+  private async settleHeadsAfterStoreLoss(): Promise<void> {
+    const losses = this.store.losses;
+    if (losses === this.storeLossesSettled) return;
+    // Kept across attempts: if the store goes again mid-way, the next attempt checks the same heads.
+    const acknowledged = (this.acknowledgedBeforeLoss ??= new Map([
+      ...[...(this.headMark?.entries() ?? [])].map(([t, e]) => [t, e.committed] as const),
+      ...this.unconfirmedHeads,
+      ...markedHeads(this.heads),
+    ]));
+    const marked = this.headMark?.entries();
+    this.heads.clear();
+    const landed: StoredEvent[] = [];
+    for (const [tenant, known] of acknowledged) {
+      const stored = await this.store.transaction((trx) => this.loadHead(trx, tenant));
+      const atKnown =
+        known.seq === 0 ? known : (await this.readChain(tenant, this.node, known.seq, known.seq))[0];
+      const pending = marked?.get(tenant)?.pending;
+      const holdsAcknowledged = atKnown?.hash === known.hash;
+      const beyondIsOurs =
+        stored.seq === known.seq ||
+        (pending ? pending.seq === stored.seq && pending.hash === stored.hash : !this.headMark);
+      if (!holdsAcknowledged || !beyondIsOurs || stored.seq < known.seq) {
+        const reason = `after the database connection was lost, the store's chain ${tenant} / ${this.node} is at seq ${stored.seq}, but this node had committed up to seq ${known.seq}${holdsAcknowledged ? ' and did not write what lies beyond it' : ' and the store does not hold it'}: the database it reconnected to is not the one it wrote to (a standby that was not synchronous promoted?). Nothing more is written or signed; run holdfast verify and see docs/OPERATIONS.md`;
+        this.halt(reason);
+        throw new LedgerIntegrityError(`refusing to write or sign: ${reason}`);
+      }
+      if (stored.seq > known.seq) landed.push(...(await this.readChain(tenant, this.node, known.seq + 1)));
+      this.unconfirmedHeads.set(tenant, { seq: stored.seq, hash: stored.hash });
+    }
+    await this.confirmHeadMark();
+    this.acknowledgedBeforeLoss = null;
+    this.storeLossesSettled = losses;
+    if (landed.length > 0) this.notifyCommitted(new Set(landed.map((e) => e.tenant)), landed);
   }
 
   /**
@@ -390,6 +446,7 @@ export class Ledger {
   private async commitGroup(
     groups: readonly Pick<PendingAppend, 'drafts' | 'guard'>[],
   ): Promise<(StoredEvent[] | { refused: unknown })[]> {
+    await this.settleHeadsAfterStoreLoss();
     const workingHeads = new Map<string, ChainHead>();
     const results: (StoredEvent[] | { refused: unknown })[] = [];
     const all: StoredEvent[] = [];
@@ -582,6 +639,7 @@ export class Ledger {
     if (this.readOnly) return Promise.resolve(null);
     return this.withWriteLock(async () => {
       this.refuseIfHalted();
+      await this.settleHeadsAfterStoreLoss();
       return this.store.transaction(async (trx) => {
         const head = await this.loadHead(trx, tenant);
         if (head.seq === 0 || head.checkpointedSeq >= head.seq) return null;
@@ -615,7 +673,10 @@ export class Ledger {
       this.heads.delete(tenant);
       return read();
     }
-    return this.withWriteLock(read);
+    return this.withWriteLock(async () => {
+      await this.settleHeadsAfterStoreLoss();
+      return read();
+    });
   }
 
   /** One node's events with seq in [fromSeq, toSeq], in seq order. */

@@ -35,7 +35,8 @@ export class CommitFanIn {
 
   constructor(
     private readonly ledger: Ledger,
-    private readonly connectionString: string,
+    /** The database to listen on; a function when it can move (the primary after a failover). */
+    private readonly connectionString: string | (() => string),
     private readonly options: { logger?: FanInLogger; reconnectMs?: number } = {},
   ) {}
 
@@ -76,7 +77,8 @@ export class CommitFanIn {
 
   private async connect(catchUp: boolean): Promise<void> {
     const client = new pg.Client({
-      connectionString: this.connectionString,
+      connectionString:
+        typeof this.connectionString === 'string' ? this.connectionString : this.connectionString(),
       application_name: `holdfast fan-in ${this.ledger.node}`.slice(0, 63),
     });
     client.on('notification', (n) => {

@@ -182,8 +182,16 @@ export class ApiSession {
     return `${this.baseUrl.origin} ${this.account.username.trim().toLowerCase()}`;
   }
 
-  /** One HTTP request with this session's cookie and CSRF token; no retry, no status check. */
-  async raw(method: string, path: string, body?: unknown): Promise<HttpAnswer> {
+  /**
+   * One HTTP request with this session's cookie and CSRF token; no retry, no status check.
+   * `headers` adds request headers (an Idempotency-Key).
+   */
+  async raw(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<HttpAnswer> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const url = new URL(path, this.baseUrl);
     if (url.origin !== this.baseUrl.origin) throw new Error(`refusing to leave ${this.baseUrl.origin}`);
@@ -195,6 +203,7 @@ export class ApiSession {
           method,
           agent: this.agent,
           headers: {
+            ...headers,
             accept: 'application/json',
             ...(this.cookie ? { cookie: this.cookie } : {}),
             ...(this.csrf && method !== 'GET' ? { 'x-csrf-token': this.csrf } : {}),

@@ -3,17 +3,45 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { createOwnerOnlyFile, OWNER_DIR_MODE } from '../node/file-modes.ts';
-import { Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase, type Transaction } from 'kysely';
+import {
+  Kysely,
+  PostgresDialect,
+  SqliteDialect,
+  sql,
+  type PostgresPool,
+  type SqliteDatabase,
+  type Transaction,
+} from 'kysely';
 import pg from 'pg';
 import type { CoreDatabase } from './schema.ts';
 import { runMigrations } from './migrations.ts';
 import { APP_ROLE, checkRls, ensureAppRole, secureTenantTables } from './rls.ts';
+import {
+  CommitOutcomeUnknownError,
+  FailoverPool,
+  PrimaryLocator,
+  splitHosts,
+  StoreUnavailableError,
+} from './primary.ts';
 
 export type StoreDialect = 'sqlite' | 'postgres';
 
 export type StoreOptions =
   | { dialect: 'sqlite'; file: string }
-  | { dialect: 'postgres'; connectionString: string; maxConnections?: number };
+  | {
+      dialect: 'postgres';
+      /** One URL, or libpq's several hosts (`postgres://u@db1:5432,db2:5432/db`): see primary.ts. */
+      connectionString: string;
+      maxConnections?: number;
+    };
+
+/** A chain lock this store holds (see lockChain), re-taken on the new primary after a failover. */
+interface HeldChainLock {
+  key: string;
+  node: string;
+  purpose: string;
+  client: pg.Client | null;
+}
 
 export type WorkerStoreSource =
   { dialect: 'sqlite'; file: string } | { dialect: 'postgres'; connectionString: string };
@@ -69,7 +97,9 @@ export class Store {
     readonly db: Db,
     private readonly sqlite: BetterSqlite3.Database | null,
     appDb?: Db,
-    private readonly connectionString?: string,
+    /** PostgreSQL: which configured host is the writable primary (null on SQLite). */
+    private readonly locator: PrimaryLocator | null = null,
+    private readonly chainLocks: Set<HeldChainLock> = new Set(),
   ) {
     this.appDb = appDb ?? db;
   }
@@ -90,22 +120,24 @@ export class Store {
       });
       store = new Store('sqlite', db, database);
     } else {
-      const pool = new pg.Pool({
-        connectionString: options.connectionString,
-        max: options.maxConnections ?? 10,
-      });
-      // Without a listener an idle client's error (the server restarting) would crash the process.
-      pool.on('error', () => undefined);
-      const db = new Kysely<CoreDatabase>({ dialect: new PostgresDialect({ pool }) });
-      const appPool = new pg.Pool({
-        connectionString: options.connectionString,
-        max: options.maxConnections ?? 10,
+      const chainLocks = new Set<HeldChainLock>();
+      // A new primary is used only once this process's chain locks are held there too.
+      const locator: PrimaryLocator = new PrimaryLocator(splitHosts(options.connectionString), (url) =>
+        retakeChainLocks(url, chainLocks, locator),
+      );
+      await locator.connect();
+      const poolConfig = { max: options.maxConnections ?? 10, connectionTimeoutMillis: 5000 };
+      const pool = new FailoverPool(locator, poolConfig);
+      const db = new Kysely<CoreDatabase>({ dialect: new PostgresDialect({ pool: asKyselyPool(pool) }) });
+      const appPool = new FailoverPool(locator, {
+        ...poolConfig,
         // Every session of this pool switches to the unprivileged role before its first query.
         options: `-c role=${APP_ROLE}`,
       });
-      appPool.on('error', () => undefined);
-      const appDb = new Kysely<CoreDatabase>({ dialect: new PostgresDialect({ pool: appPool }) });
-      store = new Store('postgres', db, null, appDb, options.connectionString);
+      const appDb = new Kysely<CoreDatabase>({
+        dialect: new PostgresDialect({ pool: asKyselyPool(appPool) }),
+      });
+      store = new Store('postgres', db, null, appDb, locator, chainLocks);
     }
     try {
       await runMigrations(store);
@@ -194,44 +226,59 @@ export class Store {
    * PostgreSQL: takes the session-level advisory lock that makes this process the only writer of
    * one node's chain in this database, on a connection of its own held until the returned release
    * is called (or the process ends: the server drops a dead session's locks). Throws at once if
-   * another session holds it. SQLite needs nothing here: its file is reached only through the data
+   * another session holds it. If that connection drops (the primary failed over or restarted), the
+   * store treats it as a loss of the primary and takes the lock again on the primary it finds before
+   * it serves anything there. SQLite needs nothing here: its file is reached only through the data
    * directory, whose writer lock covers it.
    */
   async lockChain(tenant: string, node: string, purpose: string): Promise<() => Promise<void>> {
-    if (this.dialect !== 'postgres' || !this.connectionString) return async () => undefined;
-    const client = new pg.Client({
-      connectionString: this.connectionString,
-      application_name: `holdfast writer ${node}`.slice(0, 63),
-    });
-    // A dropped connection loses the lock; the file lock still guards this data directory.
-    client.on('error', () => undefined);
-    await client.connect();
-    const key = `holdfast.writer:${tenant}:${node}`;
-    try {
-      const r = await client.query<{ locked: boolean }>(
-        'select pg_try_advisory_lock(hashtextextended($1, 0)) as locked',
-        [key],
-      );
-      if (!r.rows[0]?.locked) {
-        const holder = await client.query<{ application_name: string; client_addr: string | null }>(
-          `select a.application_name, a.client_addr::text as client_addr from pg_locks l
-             join pg_stat_activity a on a.pid = l.pid
-            where l.locktype = 'advisory' and l.granted
-              and ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended($1, 0)`,
-          [key],
-        );
-        const who = holder.rows[0]
-          ? `${holder.rows[0].application_name || 'a session'}${holder.rows[0].client_addr ? ` from ${holder.rows[0].client_addr}` : ''}`
-          : 'another session';
-        throw new ChainLockedError(node, who, purpose);
-      }
-    } catch (error) {
-      await client.end().catch(() => undefined);
-      throw error;
-    }
+    const locator = this.locator;
+    if (this.dialect !== 'postgres' || !locator) return async () => undefined;
+    const held: HeldChainLock = { key: `holdfast.writer:${tenant}:${node}`, node, purpose, client: null };
+    await takeChainLock(locator.current(), held, locator);
+    this.chainLocks.add(held);
     return async () => {
-      await client.end().catch(() => undefined);
+      this.chainLocks.delete(held);
+      const client = held.client;
+      held.client = null;
+      await client?.end().catch(() => undefined);
     };
+  }
+
+  /**
+   * Why this store cannot be written now (PostgreSQL: its primary was lost and another is being
+   * looked for), with since when; null when it can.
+   */
+  get unavailable(): { problem: string; sinceMs: number } | null {
+    return this.locator?.unavailable ?? null;
+  }
+
+  /**
+   * How many times the database connection was lost (0 on SQLite). Anything a process keeps in
+   * memory about what the database holds must be read again after it changes: a commit whose answer
+   * was lost may have landed, and a promoted standby may differ from the old primary.
+   */
+  get losses(): number {
+    return this.locator?.losses ?? 0;
+  }
+
+  /**
+   * PostgreSQL: how many commits have waited longer than 3 seconds for the
+   * synchronous standby to confirm them (0 on SQLite). Normally such a wait lasts milliseconds; a
+   * long one means no standby is attached (it went, or a promoted standby kept
+   * `synchronous_standby_names` and has none yet), and every save hangs until one is.
+   */
+  async commitsWaitingForStandby(): Promise<number> {
+    if (this.dialect !== 'postgres') return 0;
+    const r = await sql<{ n: string | number }>`select count(*) as n from pg_stat_activity
+      where wait_event = 'SyncRep' and now() - state_change > interval '3 seconds'`.execute(this.db);
+    return toNumber(r.rows[0]?.n);
+  }
+
+  /** PostgreSQL: the writable primary's URL now (throws StoreUnavailableError while there is none). */
+  primaryUrl(): string {
+    if (!this.locator) throw new Error('not a PostgreSQL store');
+    return this.locator.current();
   }
 
   /** The better-sqlite3 handle, for online backups (`.backup()`, never a file copy). */
@@ -248,7 +295,8 @@ export class Store {
       const file = this.sqlite.name;
       return this.sqlite.memory || !file ? null : { dialect: 'sqlite', file };
     }
-    return this.connectionString ? { dialect: 'postgres', connectionString: this.connectionString } : null;
+    // The primary's URL now: a worker reads the same database this process writes.
+    return this.locator ? { dialect: 'postgres', connectionString: this.locator.current() } : null;
   }
 
   async ping(): Promise<void> {
@@ -256,6 +304,7 @@ export class Store {
   }
 
   async close(): Promise<void> {
+    this.locator?.close();
     await this.db.destroy();
     if (this.appDb !== this.db) await this.appDb.destroy();
   }
@@ -271,6 +320,65 @@ export class ChainLockedError extends Error {
   }
 }
 
+/** Takes `held`'s advisory lock on `url` on a connection of its own (see Store.lockChain). */
+async function takeChainLock(url: string, held: HeldChainLock, locator: PrimaryLocator): Promise<void> {
+  const client = new pg.Client({
+    connectionString: url,
+    application_name: `holdfast writer ${held.node}`.slice(0, 63),
+    connectionTimeoutMillis: 5000,
+  });
+  // The lock lives as long as this session: when it drops, the lock is gone, and the store looks
+  // for the primary again (re-taking the lock there) before anything else is written.
+  client.on('error', (error) => {
+    if (held.client !== client) return;
+    held.client = null;
+    locator.lost(url, error);
+  });
+  await client.connect();
+  try {
+    const r = await client.query<{ locked: boolean }>(
+      'select pg_try_advisory_lock(hashtextextended($1, 0)) as locked',
+      [held.key],
+    );
+    if (!r.rows[0]?.locked) {
+      const holder = await client.query<{ application_name: string; client_addr: string | null }>(
+        `select a.application_name, a.client_addr::text as client_addr from pg_locks l
+           join pg_stat_activity a on a.pid = l.pid
+          where l.locktype = 'advisory' and l.granted
+            and ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended($1, 0)`,
+        [held.key],
+      );
+      const who = holder.rows[0]
+        ? `${holder.rows[0].application_name || 'a session'}${holder.rows[0].client_addr ? ` from ${holder.rows[0].client_addr}` : ''}`
+        : 'another session';
+      throw new ChainLockedError(held.node, who, held.purpose);
+    }
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    throw error;
+  }
+  held.client = client;
+}
+
+/** Before a new primary is used: every chain lock this process held is taken there. */
+async function retakeChainLocks(
+  url: string,
+  locks: ReadonlySet<HeldChainLock>,
+  locator: PrimaryLocator,
+): Promise<void> {
+  for (const held of locks) {
+    const old = held.client;
+    held.client = null;
+    await old?.end().catch(() => undefined);
+    await takeChainLock(url, held, locator);
+  }
+}
+
+/** FailoverPool has the shape Kysely's dialect needs; its query overload for cursors is never used. */
+function asKyselyPool(pool: FailoverPool): PostgresPool {
+  return pool as unknown as PostgresPool;
+}
+
 /** See `Store.probeWrite`. */
 const WRITE_PROBE_BYTES = 256 * 1024;
 
@@ -284,7 +392,13 @@ async function runTransaction<T>(db: Db, fn: (trx: Tx) => Promise<T>): Promise<T
   const trx = await db.startTransaction().execute();
   try {
     const result = await fn(trx);
-    await trx.commit().execute();
+    try {
+      await trx.commit().execute();
+    } catch (error) {
+      // The connection went during COMMIT: whether it committed is not known here (see primary.ts).
+      if (error instanceof StoreUnavailableError) throw new CommitOutcomeUnknownError({ cause: error });
+      throw error;
+    }
     return result;
   } catch (error) {
     if (!trx.isCommitted && !trx.isRolledBack) {
