@@ -29,6 +29,7 @@ import {
 } from 'kysely';
 import type { ProjectionEngine } from '../projections/engine.ts';
 import { toProjected, type ProjectedEvent } from '../projections/projection.ts';
+import { GUARD_SAVEPOINT } from '../store/held-begin.ts';
 import type { Store, Tx } from '../store/store.ts';
 import type { HeadMark, MarkedHead } from './head-mark.ts';
 import { rowToStored, storedToRow } from './rows.ts';
@@ -464,31 +465,30 @@ export class Ledger {
         results.push(sealedOfAppend);
         all.push(...sealedOfAppend);
       }
-      await flush();
-      for (const [tenant, head] of workingHeads) {
-        if (head.seq - head.checkpointedSeq >= this.options.checkpointEvery) {
-          const c = signCheckpoint(this.signer, {
-            tenant,
-            node: this.node,
-            seq: head.seq,
-            hash: head.hash,
-            hlc: head.hlc,
-          });
-          checkpoints.push(c);
-          head.checkpointedSeq = head.seq;
+      // The heads are final once every append is sealed. Write-ahead: the node's own record of where
+      // its chains will be, durable before the commit. If the commit then fails or the process dies,
+      // the store stays at the head the mark had before, which it accepts too. Heads earlier commits
+      // left and no confirmation recorded yet are recorded as committed in the same write. It is
+      // written while the last appends' rows go in (both before the commit).
+      const markWritten = this.writeAheadMark(workingHeads);
+      const rowsWritten = (async () => {
+        await flush();
+        for (const [tenant, head] of workingHeads) {
+          if (head.seq - head.checkpointedSeq >= this.options.checkpointEvery) {
+            const c = signCheckpoint(this.signer, {
+              tenant,
+              node: this.node,
+              seq: head.seq,
+              hash: head.hash,
+              hlc: head.hlc,
+            });
+            checkpoints.push(c);
+            head.checkpointedSeq = head.seq;
+          }
         }
-      }
-      if (checkpoints.length > 0) await trx.insertInto('checkpoints').values(checkpoints).execute();
-      // Write-ahead, as the last step before the commit: the node's own record of where its chains
-      // will be. If the commit then fails or the process dies, the store stays at the head the mark
-      // had before, which it accepts too. Heads earlier commits left and no confirmation recorded
-      // yet are recorded as committed in the same write.
-      if (this.headMark && workingHeads.size > 0) {
-        const confirmed = new Map(this.unconfirmedHeads);
-        await this.headMark.writeAhead(markedHeads(workingHeads), confirmed);
-        for (const [tenant, head] of confirmed)
-          if (this.unconfirmedHeads.get(tenant) === head) this.unconfirmedHeads.delete(tenant);
-      }
+        if (checkpoints.length > 0) await trx.insertInto('checkpoints').values(checkpoints).execute();
+      })();
+      await Promise.all([markWritten, rowsWritten]);
     });
     for (const [tenant, head] of markedHeads(workingHeads)) this.unconfirmedHeads.set(tenant, head);
     for (const [tenant, head] of workingHeads) this.heads.set(tenant, head);
@@ -498,12 +498,22 @@ export class Ledger {
     return results;
   }
 
+  /** See `commitGroup`: the write-ahead of these heads, with the unconfirmed ones as committed. */
+  private async writeAheadMark(heads: ReadonlyMap<string, ChainHead>): Promise<void> {
+    if (!this.headMark || heads.size === 0) return;
+    const confirmed = new Map(this.unconfirmedHeads);
+    await this.headMark.writeAhead(markedHeads(heads), confirmed);
+    for (const [tenant, head] of confirmed)
+      if (this.unconfirmedHeads.get(tenant) === head) this.unconfirmedHeads.delete(tenant);
+  }
+
   /**
    * A savepoint for the guards that follow; `replace` releases the one taken before the writes since
-   * (on PostgreSQL in the same round trip: statements without parameters may go together).
+   * (on PostgreSQL in the same round trip: statements without parameters may go together, and the
+   * first savepoint of a commit goes with its `begin`, see store/held-begin.ts).
    */
   private async takeGuardSavepoint(trx: Tx, replace: boolean): Promise<void> {
-    if (!replace) await sql`savepoint holdfast_guard`.execute(trx);
+    if (!replace) await sql.raw(GUARD_SAVEPOINT).execute(trx);
     else if (this.store.dialect === 'postgres')
       await sql`release savepoint holdfast_guard; savepoint holdfast_guard`.execute(trx);
     else {

@@ -3,11 +3,12 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { createOwnerOnlyFile, OWNER_DIR_MODE } from '../node/file-modes.ts';
-import { Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase, type Transaction } from 'kysely';
+import { Kysely, SqliteDialect, sql, type SqliteDatabase, type Transaction } from 'kysely';
 import pg from 'pg';
 import type { CoreDatabase } from './schema.ts';
 import { runMigrations } from './migrations.ts';
 import { APP_ROLE, checkRls, ensureAppRole, secureTenantTables } from './rls.ts';
+import { HeldBeginDialect, LITERAL_TENANT } from './held-begin.ts';
 
 export type StoreDialect = 'sqlite' | 'postgres';
 
@@ -93,7 +94,7 @@ export class Store {
       });
       // Without a listener an idle client's error (the server restarting) would crash the process.
       pool.on('error', () => undefined);
-      const db = new Kysely<CoreDatabase>({ dialect: new PostgresDialect({ pool }) });
+      const db = new Kysely<CoreDatabase>({ dialect: new HeldBeginDialect({ pool }) });
       const appPool = new pg.Pool({
         connectionString: options.connectionString,
         max: options.maxConnections ?? 10,
@@ -101,7 +102,7 @@ export class Store {
         options: `-c role=${APP_ROLE}`,
       });
       appPool.on('error', () => undefined);
-      const appDb = new Kysely<CoreDatabase>({ dialect: new PostgresDialect({ pool: appPool }) });
+      const appDb = new Kysely<CoreDatabase>({ dialect: new HeldBeginDialect({ pool: appPool }) });
       store = new Store('postgres', db, null, appDb, options.connectionString);
     }
     try {
@@ -148,8 +149,11 @@ export class Store {
    */
   withTenant<T>(tenant: string, fn: (trx: Tx) => Promise<T>): Promise<T> {
     return runTransaction(this.appDb, async (trx) => {
-      if (this.dialect === 'postgres')
-        await sql`select set_config('holdfast.tenant', ${tenant}, true)`.execute(trx);
+      if (this.dialect === 'postgres') {
+        // Holdfast's own tenant ids go as a literal, so the setting travels with `begin` (held-begin.ts).
+        const value = LITERAL_TENANT.test(tenant) ? sql.lit(tenant) : sql`${tenant}`;
+        await sql`select set_config('holdfast.tenant', ${value}, true)`.execute(trx);
+      }
       return fn(trx);
     });
   }
