@@ -325,6 +325,44 @@ async function applyCentreEvent(trx: Tx, e: ProjectedEvent): Promise<void> {
   }
 }
 
+/**
+ * The appointment row a `booking.booked` or `booking.walk_in` event makes: what the projection
+ * stores, and what the booking service answers with once the event has committed.
+ */
+export function newAppointmentRow(e: {
+  tenant: string;
+  type: string;
+  payload: unknown;
+  hlc: string;
+  node: string;
+  seq: number;
+}): BookingAppointmentsTable {
+  const b = e.payload as Booked | WalkIn;
+  const walk = e.type === 'booking.walk_in';
+  return {
+    tenant: e.tenant,
+    booking_id: b.bookingId,
+    case_id: b.caseId,
+    centre_id: b.centreId,
+    slot_id: walk ? null : (b as Booked).slotId,
+    kind: b.kind,
+    status: 'booked',
+    start_ms: walk ? b.atMs : (b as Booked).startMs,
+    booked: canonicalJson(b),
+    walk_in: walk ? 1 : 0,
+    hlc: e.hlc,
+    node: e.node,
+    seq: e.seq,
+    arrived_at_ms: null,
+    seen: null,
+    dna_at_ms: null,
+    cancelled: null,
+    cancelled_hlc: null,
+    cancelled_node: null,
+    cancelled_seq: null,
+  };
+}
+
 async function applyAppointmentEvent(trx: Tx, e: ProjectedEvent): Promise<void> {
   const db = bookingDb(trx);
   const tenant = e.tenant;
@@ -334,35 +372,13 @@ async function applyAppointmentEvent(trx: Tx, e: ProjectedEvent): Promise<void> 
   switch (e.type) {
     case 'booking.booked':
     case 'booking.walk_in': {
-      const b = e.payload as Booked | WalkIn;
-      const walk = e.type === 'booking.walk_in';
+      const row = newAppointmentRow(e);
       await db
         .insertInto('booking_appointments')
-        .values({
-          tenant,
-          booking_id: b.bookingId,
-          case_id: b.caseId,
-          centre_id: b.centreId,
-          slot_id: walk ? null : (b as Booked).slotId,
-          kind: b.kind,
-          status: 'booked',
-          start_ms: walk ? b.atMs : (b as Booked).startMs,
-          booked: canonicalJson(b),
-          walk_in: walk ? 1 : 0,
-          hlc: e.hlc,
-          node: e.node,
-          seq: e.seq,
-          arrived_at_ms: null,
-          seen: null,
-          dna_at_ms: null,
-          cancelled: null,
-          cancelled_hlc: null,
-          cancelled_node: null,
-          cancelled_seq: null,
-        })
+        .values(row)
         .onConflict((oc) => oc.doNothing())
         .execute();
-      if (!walk) await recountSlots(trx, tenant, { slotIds: [(b as Booked).slotId] });
+      if (row.slot_id !== null) await recountSlots(trx, tenant, { slotIds: [row.slot_id] });
       return;
     }
     case 'booking.cancelled': {

@@ -27,6 +27,7 @@ import {
   type DispositionKind,
   type Slot,
   type SlotTemplate,
+  type StoredEvent,
 } from '@holdfast/core';
 import { requireSiteAccess } from '../access/sites.ts';
 import { accessEvent } from '../audit/auditor.ts';
@@ -40,7 +41,12 @@ import type { PackAppointments } from '../downtime/pack-data.ts';
 import type { PatientService } from '../patients/service.ts';
 import type { Store, Tx } from '../store/store.ts';
 import type { AllocationPolicySet, Booked, CentreDefined, SessionPlanned, WalkIn } from './events.ts';
-import { bookingDb, type BookingAppointmentsTable, type BookingSlotsTable } from './projection.ts';
+import {
+  bookingDb,
+  newAppointmentRow,
+  type BookingAppointmentsTable,
+  type BookingSlotsTable,
+} from './projection.ts';
 
 export type BookingRefusal =
   'slot_not_owned_here' | 'slot_full' | 'slot_blocked' | 'slot_in_past' | 'wrong_kind';
@@ -789,8 +795,9 @@ export class BookingService {
         }),
       );
     drafts.push(this.draft(ctx, 'booking.booked', { ...payload }), this.caseWrite(ctx, caseId));
+    let stored: StoredEvent[];
     try {
-      await this.ledger.append(drafts, {
+      stored = await this.ledger.append(drafts, {
         // The database is the last line of defence: owner, block and places (the slot row's booked
         // count, which every append before this one in the commit has updated) read again in the
         // commit.
@@ -808,7 +815,11 @@ export class BookingService {
     } catch (error) {
       throw error instanceof BookingRefusedError ? await this.named(ctx.tenant, error) : error;
     }
-    return (await this.appointment(ctx.tenant, bookingId))!;
+    // Answered from the committed event (the row its projection stored in the same commit), not
+    // read back: a booking's answer is on the critical path of every client waiting for a place.
+    const booked = stored.find((e) => e.type === 'booking.booked')!;
+    const centre = (await this.centres(ctx.tenant)).find((c) => c.centreId === slot.centre_id);
+    return this.view(newAppointmentRow({ ...booked, payload: JSON.parse(booked.payloadJson) }), centre);
   }
 
   /**

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { COMMIT_LOCK_PREFIX, LITERAL_TENANT } from '../store/held-begin.ts';
 import type { StoreDialect, Tx } from '../store/store.ts';
 
 /**
@@ -50,7 +51,15 @@ export async function lockTenantsForCommit(
   tenants: Iterable<string>,
 ): Promise<void> {
   if (dialect !== 'postgres') return;
-  for (const tenant of [...new Set(tenants)].sort())
+  const sorted = [...new Set(tenants)].sort();
+  if (sorted.every((t) => LITERAL_TENANT.test(t))) {
+    // Literals only (the providers' ids Holdfast makes): no parameters, so the statements travel
+    // with the transaction's `begin` in one round trip (store/held-begin.ts), and in name order.
+    const locks = sorted.map((t) => `${COMMIT_LOCK_PREFIX}'holdfast.commit:${t}', 0))`);
+    await sql.raw(locks.join('; ')).execute(trx);
+    return;
+  }
+  for (const tenant of sorted)
     await sql`select pg_advisory_xact_lock(hashtextextended(${`holdfast.commit:${tenant}`}, 0))`.execute(trx);
 }
 

@@ -146,8 +146,16 @@ export class HeadMark {
     return this.chains;
   }
 
-  /** Before a commit: these chains will reach these heads. */
-  async writeAhead(heads: ReadonlyMap<string, MarkedHead>): Promise<void> {
+  /**
+   * Before a commit: these chains will reach these heads. `committed`: heads earlier commits left
+   * that were not confirmed yet (the ledger folds their confirmation into this write while appends
+   * keep coming); their pending heads are settled with them.
+   */
+  async writeAhead(
+    heads: ReadonlyMap<string, MarkedHead>,
+    committed: ReadonlyMap<string, MarkedHead> = new Map(),
+  ): Promise<void> {
+    for (const [tenant, head] of committed) this.chains.set(tenant, { committed: head });
     for (const [tenant, head] of heads) {
       const entry = this.chains.get(tenant);
       this.chains.set(tenant, {

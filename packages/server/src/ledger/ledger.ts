@@ -17,9 +17,20 @@ import {
   type StoredEvent,
 } from '@holdfast/core';
 import { randomUUID } from 'node:crypto';
-import { sql } from 'kysely';
+import {
+  SelectQueryNode,
+  sql,
+  type KyselyPlugin,
+  type PluginTransformQueryArgs,
+  type PluginTransformResultArgs,
+  type QueryId,
+  type QueryResult,
+  type RootOperationNode,
+  type UnknownRow,
+} from 'kysely';
 import type { ProjectionEngine } from '../projections/engine.ts';
 import { toProjected, type ProjectedEvent } from '../projections/projection.ts';
+import { GUARD_SAVEPOINT } from '../store/held-begin.ts';
 import type { Store, Tx } from '../store/store.ts';
 import { announceCommit, lockTenantsForCommit } from './commit-notice.ts';
 import { StoreUnavailableError } from '../store/primary.ts';
@@ -346,7 +357,9 @@ export class Ledger {
         }
       }
     } finally {
-      await this.confirmHeadMark();
+      // With more appends waiting, their commit's write-ahead records these heads as committed: one
+      // write (and one fdatasync) of the mark per commit instead of two, while appends keep coming.
+      if (this.queue.length === 0) await this.confirmHeadMark();
     }
   }
 
@@ -359,8 +372,9 @@ export class Ledger {
 
   /**
    * Records the committed heads in the head mark, still under the write lock but after the callers
-   * were answered. If it fails the mark keeps the write-ahead (`pending`) head, which the start-up
-   * check accepts as well, and the next commit writes everything again.
+   * were answered (when no other append is waiting: see `commitGroupOrSingly`). If it fails the mark
+   * keeps the write-ahead (`pending`) head, which the start-up check accepts as well, and the next
+   * commit writes everything again.
    */
   private async confirmHeadMark(): Promise<void> {
     if (!this.headMark || this.unconfirmedHeads.size === 0) return;
@@ -438,10 +452,14 @@ export class Ledger {
 
   /**
    * Commits the group's appends in one transaction, each after everything before it. A guard sees
-   * the appends before its own; when the group has more than one append, a guard that throws is
-   * undone to a savepoint (guards only read, but a failed statement must not spoil the transaction
-   * on PostgreSQL) and its append is left out: `{ refused }` in its place, exactly as if it had been
-   * committed alone at that point and refused. Alone, a guard's refusal fails the transaction.
+   * the appends before its own. When the group has more than one append, a guard that throws leaves
+   * its append out (`{ refused }` in its place, exactly as if it had been committed alone at that
+   * point and refused) and the transaction goes on: if the guard only read, and every read finished,
+   * there is nothing to undo; otherwise (a failed statement, which spoils the transaction on
+   * PostgreSQL, or a write) the transaction goes back to a savepoint taken before the guard. That
+   * savepoint is taken only when something was written since the last one, so a run of refusals
+   * (most bookings racing for the same slots) costs each only its own reads. Alone, a guard's
+   * refusal fails the transaction.
    */
   private async commitGroup(
     groups: readonly Pick<PendingAppend, 'drafts' | 'guard'>[],
@@ -459,18 +477,25 @@ export class Ledger {
       );
       // Unguarded appends are inserted and projected together; a guard first sees everything before it.
       let projected: ProjectedEvent[] = [];
+      /** The guards' savepoint: none yet, taken since the last write, or taken before a write. */
+      let undoPoint: 'none' | 'current' | 'stale' = 'none';
       const flush = async () => {
         if (projected.length === 0) return;
         await insertEvents(trx, projected);
         await this.projections.applyAppended(trx, projected);
         projected = [];
+        if (undoPoint === 'current') undoPoint = 'stale';
       };
       for (const { drafts, guard } of groups) {
         if (guard) {
           await flush();
           const alone = groups.length === 1;
-          if (!alone) await sql`savepoint holdfast_guard`.execute(trx);
-          const refused = await guard(trx).then(
+          if (!alone && undoPoint !== 'current') {
+            await this.takeGuardSavepoint(trx, undoPoint === 'stale');
+            undoPoint = 'current';
+          }
+          const watch = new ReadWatch();
+          const refused = await guard(alone ? trx : trx.withPlugin(watch)).then(
             () => null,
             (refusal: unknown) => {
               if (typeof refusal === 'object' && refusal !== null) this.guardRefusals.add(refusal);
@@ -478,13 +503,14 @@ export class Ledger {
               return { refusal };
             },
           );
+          if (!watch.nothingToUndo) {
+            if (refused) await sql`rollback to savepoint holdfast_guard`.execute(trx);
+            else undoPoint = 'stale';
+          }
           if (refused) {
-            await sql`rollback to savepoint holdfast_guard`.execute(trx);
-            await sql`release savepoint holdfast_guard`.execute(trx);
             results.push({ refused: refused.refusal });
             continue;
           }
-          if (!alone) await sql`release savepoint holdfast_guard`.execute(trx);
         }
         const sealedOfAppend: StoredEvent[] = [];
         for (const d of drafts) {
@@ -508,26 +534,32 @@ export class Ledger {
         results.push(sealedOfAppend);
         all.push(...sealedOfAppend);
       }
-      await flush();
-      for (const [tenant, head] of workingHeads) {
-        if (head.seq - head.checkpointedSeq >= this.options.checkpointEvery) {
-          const c = signCheckpoint(this.signer, {
-            tenant,
-            node: this.node,
-            seq: head.seq,
-            hash: head.hash,
-            hlc: head.hlc,
-          });
-          checkpoints.push(c);
-          head.checkpointedSeq = head.seq;
+      // The heads are final once every append is sealed. Write-ahead: the node's own record of where
+      // its chains will be, durable before the commit. If the commit then fails or the process dies,
+      // the store stays at the head the mark had before, which it accepts too. Heads earlier commits
+      // left and no confirmation recorded yet are recorded as committed in the same write. It is
+      // written while the last appends' rows go in (both before the commit).
+      const markWritten = this.writeAheadMark(workingHeads);
+      const rowsWritten = (async () => {
+        await flush();
+        for (const [tenant, head] of workingHeads) {
+          if (head.seq - head.checkpointedSeq >= this.options.checkpointEvery) {
+            const c = signCheckpoint(this.signer, {
+              tenant,
+              node: this.node,
+              seq: head.seq,
+              hash: head.hash,
+              hlc: head.hlc,
+            });
+            checkpoints.push(c);
+            head.checkpointedSeq = head.seq;
+          }
         }
-      }
-      if (checkpoints.length > 0) await trx.insertInto('checkpoints').values(checkpoints).execute();
-      await this.endWrite(trx, all);
-      // Write-ahead, as the last step before the commit: the node's own record of where its chains
-      // will be. If the commit then fails or the process dies, the store stays at the head the mark
-      // had before, which it accepts too.
-      if (this.headMark && workingHeads.size > 0) await this.headMark.writeAhead(markedHeads(workingHeads));
+        if (checkpoints.length > 0) await trx.insertInto('checkpoints').values(checkpoints).execute();
+        // Last: tell the other hub processes over this database what commits (PostgreSQL only).
+        await this.endWrite(trx, all);
+      })();
+      await Promise.all([markWritten, rowsWritten]);
     });
     for (const [tenant, head] of markedHeads(workingHeads)) this.unconfirmedHeads.set(tenant, head);
     for (const [tenant, head] of workingHeads) this.heads.set(tenant, head);
@@ -548,6 +580,30 @@ export class Ledger {
   /** Last in every such transaction: on PostgreSQL, tells the other processes what commits. */
   endWrite(trx: Tx, events: readonly StoredEvent[]): Promise<void> {
     return announceCommit(trx, this.store.dialect, this.origin, events);
+  }
+
+  /** See `commitGroup`: the write-ahead of these heads, with the unconfirmed ones as committed. */
+  private async writeAheadMark(heads: ReadonlyMap<string, ChainHead>): Promise<void> {
+    if (!this.headMark || heads.size === 0) return;
+    const confirmed = new Map(this.unconfirmedHeads);
+    await this.headMark.writeAhead(markedHeads(heads), confirmed);
+    for (const [tenant, head] of confirmed)
+      if (this.unconfirmedHeads.get(tenant) === head) this.unconfirmedHeads.delete(tenant);
+  }
+
+  /**
+   * A savepoint for the guards that follow; `replace` releases the one taken before the writes since
+   * (on PostgreSQL in the same round trip: statements without parameters may go together, and the
+   * first savepoint of a commit goes with its `begin`, see store/held-begin.ts).
+   */
+  private async takeGuardSavepoint(trx: Tx, replace: boolean): Promise<void> {
+    if (!replace) await sql.raw(GUARD_SAVEPOINT).execute(trx);
+    else if (this.store.dialect === 'postgres')
+      await sql`release savepoint holdfast_guard; savepoint holdfast_guard`.execute(trx);
+    else {
+      await sql`release savepoint holdfast_guard`.execute(trx);
+      await sql`savepoint holdfast_guard`.execute(trx);
+    }
   }
 
   private async loadHead(trx: Tx, tenant: string): Promise<ChainHead> {
@@ -799,5 +855,30 @@ export async function insertEvents(trx: Tx, events: readonly ProjectedEvent[]): 
       .insertInto('ledger_events')
       .values(chunk.map((e) => storedToRow(e, e.subject)))
       .execute();
+  }
+}
+
+/**
+ * Watches a guard's statements: whether each was a plain read (a select without a `with`, which
+ * could hold a write) that finished. Then a refusal leaves nothing to undo.
+ */
+class ReadWatch implements KyselyPlugin {
+  private readonly running = new Set<QueryId>();
+  private onlyReads = true;
+
+  transformQuery({ node, queryId }: PluginTransformQueryArgs): RootOperationNode {
+    if (!(SelectQueryNode.is(node) && !node.with)) this.onlyReads = false;
+    this.running.add(queryId);
+    return node;
+  }
+
+  transformResult({ result, queryId }: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    // A result for a statement not seen starting (a precompiled query): not known to be a read.
+    if (!this.running.delete(queryId)) this.onlyReads = false;
+    return Promise.resolve(result);
+  }
+
+  get nothingToUndo(): boolean {
+    return this.onlyReads && this.running.size === 0;
   }
 }

@@ -3,15 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { createOwnerOnlyFile, OWNER_DIR_MODE } from '../node/file-modes.ts';
-import {
-  Kysely,
-  PostgresDialect,
-  SqliteDialect,
-  sql,
-  type PostgresPool,
-  type SqliteDatabase,
-  type Transaction,
-} from 'kysely';
+import { Kysely, SqliteDialect, sql, type PostgresPool, type SqliteDatabase, type Transaction } from 'kysely';
 import pg from 'pg';
 import type { CoreDatabase } from './schema.ts';
 import { runMigrations } from './migrations.ts';
@@ -23,6 +15,7 @@ import {
   splitHosts,
   StoreUnavailableError,
 } from './primary.ts';
+import { HeldBeginDialect, LITERAL_TENANT } from './held-begin.ts';
 
 export type StoreDialect = 'sqlite' | 'postgres';
 
@@ -128,14 +121,14 @@ export class Store {
       await locator.connect();
       const poolConfig = { max: options.maxConnections ?? 10, connectionTimeoutMillis: 5000 };
       const pool = new FailoverPool(locator, poolConfig);
-      const db = new Kysely<CoreDatabase>({ dialect: new PostgresDialect({ pool: asKyselyPool(pool) }) });
+      const db = new Kysely<CoreDatabase>({ dialect: new HeldBeginDialect({ pool: asKyselyPool(pool) }) });
       const appPool = new FailoverPool(locator, {
         ...poolConfig,
         // Every session of this pool switches to the unprivileged role before its first query.
         options: `-c role=${APP_ROLE}`,
       });
       const appDb = new Kysely<CoreDatabase>({
-        dialect: new PostgresDialect({ pool: asKyselyPool(appPool) }),
+        dialect: new HeldBeginDialect({ pool: asKyselyPool(appPool) }),
       });
       store = new Store('postgres', db, null, appDb, locator, chainLocks);
     }
@@ -183,8 +176,11 @@ export class Store {
    */
   withTenant<T>(tenant: string, fn: (trx: Tx) => Promise<T>): Promise<T> {
     return runTransaction(this.appDb, async (trx) => {
-      if (this.dialect === 'postgres')
-        await sql`select set_config('holdfast.tenant', ${tenant}, true)`.execute(trx);
+      if (this.dialect === 'postgres') {
+        // Holdfast's own tenant ids go as a literal, so the setting travels with `begin` (held-begin.ts).
+        const value = LITERAL_TENANT.test(tenant) ? sql.lit(tenant) : sql`${tenant}`;
+        await sql`select set_config('holdfast.tenant', ${value}, true)`.execute(trx);
+      }
       return fn(trx);
     });
   }

@@ -41,6 +41,22 @@ describe('head mark file', () => {
     expect(readHeadMark(dir, signer, ledgerCrypto)?.chains.get('t1')).toEqual({ committed: head(5) });
   });
 
+  it("a write-ahead can record earlier commits' heads as committed in the same write", async () => {
+    const dir = dataDir();
+    const { signer } = Ed25519Signer.generate('node-1');
+    const mark = HeadMark.open(dir, signer, ledgerCrypto);
+    await mark.writeAhead(new Map([['t1', head(5)]]));
+    await mark.writeAhead(new Map([['t2', head(2)]]), new Map([['t1', head(5)]]));
+    await mark.writeAhead(new Map([['t1', head(9)]]), new Map([['t2', head(2)]]));
+    await mark.close();
+    const read = readHeadMark(dir, signer, ledgerCrypto)!;
+    expect(read.counter).toBe(3);
+    expect(Object.fromEntries(read.chains)).toEqual({
+      t1: { committed: head(5), pending: head(9) },
+      t2: { committed: head(2) },
+    });
+  });
+
   it('refuses a mark signed by another key, or one that holds no whole slot', async () => {
     const dir = dataDir();
     const { signer } = Ed25519Signer.generate('node-1');

@@ -1,6 +1,7 @@
 import { ConflictError, ValidationError } from '@holdfast/core';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { readHeadMark } from '../../src/ledger/head-mark.ts';
 import { verifyStore } from '../../src/ledger/verify.ts';
 import { ledgerCrypto } from '../../src/node/crypto.ts';
 import { openNode } from '../../src/node/node.ts';
@@ -67,6 +68,34 @@ describe.each(STORE_KINDS)('ledger on %s', (kind) => {
     expect(report.eventsChecked).toBe(head.seq);
   });
 
+  it('while appends keep coming the head mark is written once per commit, and ends confirmed at the head', async () => {
+    const markBefore = readHeadMark(node.config.dataDir, node.identity.signer, ledgerCrypto)!.counter;
+    let commits = 0;
+    onTestFinished(node.ledger.subscribe(() => commits++));
+    const note = (text: string) => ({
+      tenant: T,
+      type: 'test.item.noted',
+      actor: 'user:u',
+      payload: { item: 'm', text },
+    });
+    // The first append's commit waits in its guard until the others are queued behind it.
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const first = node.ledger.append([note('m0')], { guard: () => gate });
+    await new Promise((resolve) => setImmediate(resolve));
+    const rest = Array.from({ length: 20 }, (_, i) => node.ledger.append([note(`m${i + 1}`)]));
+    open();
+    await Promise.all([first, ...rest]);
+    expect(commits).toBe(2);
+    // The callers are answered before the last confirmation; head() waits for the write lock.
+    const head = await node.ledger.head(T);
+    const mark = readHeadMark(node.config.dataDir, node.identity.signer, ledgerCrypto)!;
+    // Before: write-ahead and confirmation for each commit (4). Now the second commit's write-ahead
+    // also records the first commit's head as committed, and only the last commit is confirmed alone.
+    expect(mark.counter - markBefore).toBe(3);
+    expect(mark.chains.get(T)).toEqual({ committed: { seq: head.seq, hash: expect.any(String) } });
+  });
+
   it('a guard that refuses inside a group leaves out its own append only: the rest commit, gap-free, each guard seeing those before it', async () => {
     const start = (await node.ledger.head(T)).seq;
     const noted = (trx: Tx) =>
@@ -85,6 +114,13 @@ describe.each(STORE_KINDS)('ledger on %s', (kind) => {
           {
             guard: async (trx) => {
               seenBefore[i] = await noted(trx);
+              // A guard that wrote before refusing (guards should only read): its write is undone.
+              if (i === 7)
+                await trx
+                  .withTables<{ test_ticks: { tenant: string; type: string; n: number } }>()
+                  .insertInto('test_ticks')
+                  .values({ tenant: T, type: 'written-by-a-refusing-guard', n: 1 })
+                  .execute();
               if (i % 3 === 1) throw new ConflictError(`refused ${i}`);
               // A failing statement (PostgreSQL then refuses the rest of the transaction): undone too.
               if (i % 10 === 2) await sql`select * from no_such_table`.execute(trx);
@@ -114,6 +150,8 @@ describe.each(STORE_KINDS)('ledger on %s', (kind) => {
       (r as { payload: string }).payload.includes('"text":"g'),
     );
     expect(stored.length).toBe(committed.length);
+    const ticks = await sql<{ type: string }>`select type from test_ticks`.execute(node.store.db);
+    expect(ticks.rows.map((r) => r.type)).not.toContain('written-by-a-refusing-guard');
     const report = await verifyStore(node.store, ledgerCrypto, { tenant: T });
     expect(report.faults).toEqual([]);
   });

@@ -1,6 +1,8 @@
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { initNode, type HoldfastNode } from '../../src/node/node.ts';
+import { GUARD_SAVEPOINT } from '../../src/store/held-begin.ts';
 import { freshStore } from '../support/databases.ts';
 
 /**
@@ -70,6 +72,57 @@ describe('row-level security on postgres', () => {
           .execute(),
       ),
     ).rejects.toThrow(/row-level security/);
+  });
+
+  it('opens a request transaction and sets its tenant in one round trip, and still undoes it as a whole', async () => {
+    const sent = vi.spyOn(pg.Client.prototype, 'query');
+    onTestFinished(() => sent.mockRestore());
+    const checkpoint = (tenant: string, node: string) => ({
+      tenant,
+      node,
+      seq: 1,
+      hash: 'h',
+      hlc: 'h',
+      signer: node,
+      signature: 's',
+    });
+    const failed = await node.store
+      .withTenant('north', async (trx) => {
+        await trx.insertInto('checkpoints').values(checkpoint('north', 'undone')).execute();
+        throw new Error('after the write');
+      })
+      .catch((e: unknown) => e);
+    expect(String(failed)).toMatch(/after the write/);
+    const texts = sent.mock.calls.map(([q]) => (typeof q === 'string' ? q : (q as { text: string }).text));
+    expect(texts[0]).toBe("begin; select set_config('holdfast.tenant', 'north', true)");
+    expect(texts).not.toContain('begin');
+    expect(texts.at(-1)).toBe('rollback');
+    const stored = await node.store.db
+      .selectFrom('checkpoints')
+      .select('node')
+      .where('node', '=', 'undone')
+      .execute();
+    expect(stored).toEqual([]);
+    // A tenant that is not one of Holdfast's ids travels as a parameter, after its own begin.
+    sent.mockClear();
+    const quoted = "o'brien";
+    await node.store.withTenant(quoted, (trx) =>
+      trx.insertInto('checkpoints').values(checkpoint(quoted, 'kept')).execute(),
+    );
+    const texts2 = sent.mock.calls.map(([q]) => (typeof q === 'string' ? q : (q as { text: string }).text));
+    expect(texts2.slice(0, 2)).toEqual(['begin', "select set_config('holdfast.tenant', $1, true)"]);
+    const seen = await node.store.withTenant(quoted, (trx) =>
+      trx.selectFrom('checkpoints').select(['tenant', 'node']).execute(),
+    );
+    expect(seen).toEqual([{ tenant: quoted, node: 'kept' }]);
+    // The ledger's guard savepoint opening a system transaction goes with its begin too.
+    sent.mockClear();
+    await node.store.transaction(async (trx) => {
+      await sql.raw(GUARD_SAVEPOINT).execute(trx);
+      await sql`select 1`.execute(trx);
+    });
+    const texts3 = sent.mock.calls.map(([q]) => (typeof q === 'string' ? q : (q as { text: string }).text));
+    expect(texts3).toEqual(['begin; savepoint holdfast_guard', 'select 1', 'commit']);
   });
 
   it('refuses to run when a tenant table has RLS off, or the application role owns a table', async () => {
