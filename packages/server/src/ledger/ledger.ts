@@ -544,14 +544,7 @@ export class Ledger {
         await flush();
         for (const [tenant, head] of workingHeads) {
           if (head.seq - head.checkpointedSeq >= this.options.checkpointEvery) {
-            const c = signCheckpoint(this.signer, {
-              tenant,
-              node: this.node,
-              seq: head.seq,
-              hash: head.hash,
-              hlc: head.hlc,
-            });
-            checkpoints.push(c);
+            checkpoints.push(this.checkpointOf(tenant, head));
             head.checkpointedSeq = head.seq;
           }
         }
@@ -604,6 +597,17 @@ export class Ledger {
       await sql`release savepoint holdfast_guard`.execute(trx);
       await sql`savepoint holdfast_guard`.execute(trx);
     }
+  }
+
+  /** This node's signed checkpoint over its chain's head. */
+  private checkpointOf(tenant: string, head: ChainHead): Checkpoint {
+    return signCheckpoint(this.signer, {
+      tenant,
+      node: this.node,
+      seq: head.seq,
+      hash: head.hash,
+      hlc: head.hlc,
+    });
   }
 
   private async loadHead(trx: Tx, tenant: string): Promise<ChainHead> {
@@ -699,13 +703,7 @@ export class Ledger {
       return this.store.transaction(async (trx) => {
         const head = await this.loadHead(trx, tenant);
         if (head.seq === 0 || head.checkpointedSeq >= head.seq) return null;
-        const c = signCheckpoint(this.signer, {
-          tenant,
-          node: this.node,
-          seq: head.seq,
-          hash: head.hash,
-          hlc: head.hlc,
-        });
+        const c = this.checkpointOf(tenant, head);
         await trx
           .insertInto('checkpoints')
           .values(c)

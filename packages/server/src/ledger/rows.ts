@@ -1,6 +1,7 @@
 import type { StoredEvent } from '@holdfast/core';
 import type { Selectable } from 'kysely';
 import type { LedgerEventsTable } from '../store/schema.ts';
+import type { Db, Tx } from '../store/store.ts';
 
 export function rowToStored(row: Selectable<LedgerEventsTable>): StoredEvent {
   return {
@@ -33,4 +34,17 @@ export function storedToRow(e: StoredEvent, subject: string | null): Omit<Ledger
     hash: e.hash,
     subject,
   };
+}
+
+/** The highest seq stored for one chain, 0 when it has none (one index probe on (tenant, node, seq)). */
+export async function storedChainHead(db: Db | Tx, tenant: string, node: string): Promise<number> {
+  const row = await db
+    .selectFrom('ledger_events')
+    .select('seq')
+    .where('tenant', '=', tenant)
+    .where('node', '=', node)
+    .orderBy('seq', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return row ? Number(row.seq) : 0;
 }

@@ -1,3 +1,4 @@
+import { storedChainHead } from '../ledger/rows.ts';
 import type { StoredEvent } from '@holdfast/core';
 import pg from 'pg';
 import { COMMIT_CHANNEL, parseCommitNotice, type CommittedChain } from '../ledger/commit-notice.ts';
@@ -158,15 +159,8 @@ export class CommitFanIn {
       .execute();
     const chains: CommittedChain[] = [];
     for (const { tenant, node } of registered) {
-      const last = await db
-        .selectFrom('ledger_events')
-        .select('seq')
-        .where('tenant', '=', tenant)
-        .where('node', '=', node)
-        .orderBy('seq', 'desc')
-        .limit(1)
-        .executeTakeFirst();
-      if (last) chains.push({ tenant, node, fromSeq: 1, toSeq: Number(last.seq) });
+      const last = await storedChainHead(db, tenant, node);
+      if (last > 0) chains.push({ tenant, node, fromSeq: 1, toSeq: last });
     }
     return chains;
   }

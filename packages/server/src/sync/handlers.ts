@@ -1,3 +1,4 @@
+import { storedChainHead } from '../ledger/rows.ts';
 import { ImportRefusedError } from '@holdfast/core';
 import { exportBatches } from '../ledger/export.ts';
 import { importBatch } from '../ledger/import.ts';
@@ -40,16 +41,8 @@ export async function localPositions(ledger: Ledger, tenant: string): Promise<Ma
   return out;
 }
 
-async function chainHead(ledger: Ledger, tenant: string, node: string): Promise<number> {
-  const row = await ledger.store.db
-    .selectFrom('ledger_events')
-    .select('seq')
-    .where('tenant', '=', tenant)
-    .where('node', '=', node)
-    .orderBy('seq', 'desc')
-    .limit(1)
-    .executeTakeFirst();
-  return row ? Number(row.seq) : 0;
+function chainHead(ledger: Ledger, tenant: string, node: string): Promise<number> {
+  return storedChainHead(ledger.store.db, tenant, node);
 }
 
 /** Event type -> highest schema version this node can read. */
