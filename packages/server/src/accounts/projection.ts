@@ -1,6 +1,6 @@
 import type { Role } from '@holdfast/core';
 import { sql } from 'kysely';
-import type { Projection } from '../projections/projection.ts';
+import { foldsTypes, type Projection } from '../projections/projection.ts';
 import type { Db, Tx } from '../store/store.ts';
 
 /** Read model of a provider's organisation and staff, folded from account events. */
@@ -85,10 +85,13 @@ export function toUserRecord(row: UsersTable, passkeys: number): UserRecord {
   };
 }
 
+const folds = foldsTypes('tenant.', 'site.', 'user.');
+
 export const accountsProjection: Projection = {
   name: 'accounts',
   version: 3,
   tables: ['tenants', 'sites', 'users', 'passkeys'],
+  folds,
   async create(trx) {
     await sql`create table tenants (tenant text primary key, name text not null)`.execute(trx);
     await sql`create table sites (tenant text not null, site_id text not null, name text not null, primary key (tenant, site_id))`.execute(
@@ -125,6 +128,7 @@ export const accountsProjection: Projection = {
     )`.execute(trx);
   },
   async apply(trx, e) {
+    if (!folds(e.type)) return;
     const db = accountsDb(trx);
     const p = e.payload as Record<string, unknown> & { userId: string };
     const user = () => db.updateTable('users').where('tenant', '=', e.tenant).where('user_id', '=', p.userId);

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Projection } from '../projections/projection.ts';
+import { foldsTypes, type Projection } from '../projections/projection.ts';
 import type { Db, Tx } from '../store/store.ts';
 
 /** The audit trail as a queryable table, folded from audit.* events (the ledger stays the record). */
@@ -69,11 +69,14 @@ function accountRow(
 }
 
 /** Audit events have no subject: each row depends only on its own event, so arrival order does not matter. */
+const folds = foldsTypes('audit.', ...ACCOUNT_EVENTS);
+
 export const auditProjection: Projection = {
   name: 'audit_log',
   // 2: account events (user created, roles changed, second factor or password reset, disabled) are rows.
   version: 2,
   tables: ['audit_log'],
+  folds,
   async create(trx) {
     await sql`create table audit_log (
       tenant text not null,
@@ -98,6 +101,7 @@ export const auditProjection: Projection = {
     await sql`create index audit_log_resource on audit_log (tenant, resource_id, hlc)`.execute(trx);
   },
   async apply(trx, e) {
+    if (!folds(e.type)) return;
     const p = e.payload as Record<string, unknown>;
     const base = { tenant: e.tenant, hlc: e.hlc, node: e.node, seq: e.seq, type: e.type };
     if (ACCOUNT_EVENTS.has(e.type)) {

@@ -25,6 +25,8 @@ export interface WalkReport {
   checkpoints: CheckpointTally;
   chunks: number;
   bytes: number;
+  /** The event types the backup holds (which projections a rebuild must read for). */
+  types: string[];
 }
 
 export interface WalkSink {
@@ -59,7 +61,9 @@ export async function walkManifest(
     checkpoints: { own: 0, witnessed: 0 },
     chunks: 0,
     bytes: 0,
+    types: [],
   };
+  const types = new Set<string>();
   const tenant = manifest.tenant;
 
   // 1. Identity.
@@ -132,6 +136,7 @@ export async function walkManifest(
       throw new BackupFormatError(file, 'does not hold what the manifest lists for it');
     for (const e of events) {
       check.push(e, file);
+      types.add(e.type);
       if (e.type === 'node.registered') {
         const p = JSON.parse(e.payloadJson) as { node?: unknown; publicKey?: unknown };
         if (typeof p.node === 'string' && typeof p.publicKey === 'string') {
@@ -183,6 +188,7 @@ export async function walkManifest(
       `is signed by a key that the backed-up ledger does not register for node ${manifest.node}`,
     );
   await sink.checkpoints?.(all);
+  report.types = [...types].sort();
   report.chains = [...checks]
     .map(([node, c]) => ({ node, lastSeq: c.lastSeq }))
     .sort((a, b) => a.node.localeCompare(b.node));

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { canonicalJson } from '@holdfast/core';
-import type { ProjectedEvent, Projection } from '../projections/projection.ts';
+import { foldsTypes, type ProjectedEvent, type Projection } from '../projections/projection.ts';
 import type { Db, Tx } from '../store/store.ts';
 import type {
   AllocationPolicySet,
@@ -424,10 +424,13 @@ async function applyAppointmentEvent(trx: Tx, e: ProjectedEvent): Promise<void> 
   }
 }
 
+const folds = foldsTypes('booking.');
+
 export const bookingProjection: Projection = {
   name: 'booking',
   version: 3,
   tables: [...CENTRE_TABLES, 'booking_appointments'],
+  folds,
   async create(trx, dialect) {
     await sql`create table booking_centres (
       tenant text not null,
@@ -533,7 +536,7 @@ export const bookingProjection: Projection = {
     );
   },
   async apply(trx, e) {
-    if (!e.type.startsWith('booking.')) return;
+    if (!folds(e.type)) return;
     if (e.subject?.startsWith('centre:')) await applyCentreEvent(trx, e);
     else await applyAppointmentEvent(trx, e);
   },

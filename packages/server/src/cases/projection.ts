@@ -12,7 +12,7 @@ import {
   type ReconciliationFold,
 } from '@holdfast/core';
 import { sql } from 'kysely';
-import type { Projection, ProjectedEvent } from '../projections/projection.ts';
+import { foldsTypes, type Projection, type ProjectedEvent } from '../projections/projection.ts';
 import type { Db, Tx } from '../store/store.ts';
 import {
   createReconciliationTable,
@@ -106,6 +106,8 @@ export interface TriageAnswerRecord {
   at: number;
 }
 
+const folds = foldsTypes('case.', reconciliationResolved.type);
+
 export const casesProjection: Projection = {
   name: 'cases',
   // 2: reconciliation (collisions become items instead of failing the fold).
@@ -114,6 +116,7 @@ export const casesProjection: Projection = {
   // 5: opened_by (each adviser's open calls), calls ended without a disposition.
   version: 5,
   tables: ['cases', 'reconciliation_items', 'call_requests'],
+  folds,
   async create(trx) {
     await sql`create table cases (
       tenant text not null,
@@ -176,7 +179,7 @@ export const casesProjection: Projection = {
     await sql`create index call_requests_case on call_requests (tenant, case_id)`.execute(trx);
   },
   async apply(trx, e) {
-    if (!e.type.startsWith('case.') && e.type !== reconciliationResolved.type) return;
+    if (!folds(e.type)) return;
     const db = casesDb(trx);
     const p = e.payload as Record<string, unknown> & { caseId: string };
     if (e.type === 'case.opened') {

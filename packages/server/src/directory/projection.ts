@@ -8,7 +8,7 @@ import {
   type DirectoryServiceRemoved,
   type DirectoryServiceSet,
 } from '@holdfast/core';
-import type { Projection } from '../projections/projection.ts';
+import { foldsTypes, type Projection } from '../projections/projection.ts';
 import type { Db, Tx } from '../store/store.ts';
 
 /**
@@ -40,10 +40,13 @@ export function serviceOf(row: Pick<DirectoryServicesTable, 'definition' | 'capa
   };
 }
 
+const folds = foldsTypes('directory.');
+
 export const directoryProjection: Projection = {
   name: 'directory',
   version: 2,
   tables: ['directory_services'],
+  folds,
   async create(trx) {
     await sql`create table directory_services (
       tenant text not null,
@@ -56,7 +59,7 @@ export const directoryProjection: Projection = {
     )`.execute(trx);
   },
   async apply(trx, e) {
-    if (!e.type.startsWith('directory.')) return;
+    if (!folds(e.type)) return;
     const db = directoryDb(trx);
     const serviceId =
       e.type === 'directory.service_set'

@@ -1,6 +1,6 @@
 import { canonicalJson } from '@holdfast/core';
 import { sql } from 'kysely';
-import type { Projection } from '../projections/projection.ts';
+import { foldsTypes, type Projection } from '../projections/projection.ts';
 import type { Db, StoreDialect, Tx } from '../store/store.ts';
 import type {
   AllocationDecided,
@@ -93,6 +93,8 @@ export function dispatchDb(db: Db | Tx) {
   return db.withTables<DispatchTables>();
 }
 
+const folds = foldsTypes('vehicle.', 'visit.');
+
 export const dispatchProjection: Projection = {
   name: 'dispatch',
   version: 1,
@@ -103,6 +105,7 @@ export const dispatchProjection: Projection = {
     'dispatch_allocations',
     'dispatch_decisions',
   ],
+  folds,
   async create(trx, dialect: StoreDialect) {
     const real = dialect === 'sqlite' ? sql`real` : sql`double precision`;
     await sql`create table dispatch_vehicles (
@@ -176,6 +179,7 @@ export const dispatchProjection: Projection = {
     )`.execute(trx);
   },
   async apply(trx, e) {
+    if (!folds(e.type)) return;
     const db = dispatchDb(trx);
     switch (e.type) {
       case 'vehicle.registered': {

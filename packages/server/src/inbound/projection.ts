@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { InboundReceived, ValidationRequested } from '@holdfast/core';
-import type { Projection } from '../projections/projection.ts';
+import { foldsTypes, type Projection } from '../projections/projection.ts';
 import type { Db, Tx } from '../store/store.ts';
 
 /**
@@ -40,10 +40,13 @@ export function inboundDb(db: Db | Tx) {
   return db.withTables<InboundTables>();
 }
 
+const folds = foldsTypes('inbound.');
+
 export const inboundProjection: Projection = {
   name: 'inbound',
   version: 1,
   tables: ['inbound_messages', 'ambulance_validations'],
+  folds,
   async create(trx) {
     // The primary key is the last line of defence against one message taken twice on one node.
     await sql`create table inbound_messages (
@@ -71,6 +74,7 @@ export const inboundProjection: Projection = {
     )`.execute(trx);
   },
   async apply(trx, e) {
+    if (!folds(e.type)) return;
     const db = inboundDb(trx);
     if (e.type === 'inbound.received') {
       const p = e.payload as InboundReceived;

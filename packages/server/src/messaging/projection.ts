@@ -7,7 +7,7 @@ import {
   type MessageStatus,
 } from '@holdfast/core';
 import { sql } from 'kysely';
-import type { Projection } from '../projections/projection.ts';
+import { foldsTypes, type Projection } from '../projections/projection.ts';
 import type { Db, Tx } from '../store/store.ts';
 
 /**
@@ -70,10 +70,13 @@ export function endpointOf(row: Pick<MessageEndpointsTable, 'endpoint'>): Endpoi
   return endpointSchema.parse(JSON.parse(row.endpoint));
 }
 
+const folds = foldsTypes('message.');
+
 export const messagingProjection: Projection = {
   name: 'messaging',
   version: 1,
   tables: ['messages', 'message_endpoints'],
+  folds,
   async create(trx) {
     await sql`create table messages (
       tenant text not null,
@@ -106,7 +109,7 @@ export const messagingProjection: Projection = {
     )`.execute(trx);
   },
   async apply(trx, e) {
-    if (!e.type.startsWith('message.')) return;
+    if (!folds(e.type)) return;
     const db = messagingDb(trx);
     if (e.type === 'message.endpoint_set') {
       const endpoint = endpointSchema.parse(e.payload);

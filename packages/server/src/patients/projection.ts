@@ -7,7 +7,7 @@ import {
   type RestrictedPart,
 } from '@holdfast/core';
 import { sql } from 'kysely';
-import type { Projection } from '../projections/projection.ts';
+import { foldsTypes, type Projection } from '../projections/projection.ts';
 import type { Db, Tx } from '../store/store.ts';
 
 export interface PatientsTable {
@@ -55,6 +55,8 @@ export function postcodesOf(record: Pick<PatientRecord, 'postcode' | 'otherAddre
   return [...new Set(all)];
 }
 
+const folds = foldsTypes('patient.');
+
 export const patientsProjection: Projection = {
   name: 'patients',
   // 2: folded given name and postcodes; search by date of birth (fuzzy name matching in the service).
@@ -63,6 +65,7 @@ export const patientsProjection: Projection = {
   //    the record's version.
   version: 5,
   tables: ['patients', 'patient_restricted'],
+  folds,
   async create(trx) {
     await sql`create table patients (
       tenant text not null,
@@ -87,6 +90,7 @@ export const patientsProjection: Projection = {
     )`.execute(trx);
   },
   async apply(trx, e) {
+    if (!folds(e.type)) return;
     if (e.type === 'patient.details_changed') return applyChanges(trx, e.tenant, e.payload as DetailsChanged);
     if (e.type === 'patient.special_note_added') return addNote(trx, e.tenant, e.payload as NoteAdded);
     if (e.type !== 'patient.registered') return;

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Projection } from '../projections/projection.ts';
+import { foldsTypes, type Projection } from '../projections/projection.ts';
 import type { Db, Tx } from '../store/store.ts';
 import type { AllergyRecorded, MedicationRecorded, PrescriptionIssued } from './events.ts';
 
@@ -58,10 +58,13 @@ const LATER: Record<string, 'cancelled' | 'printed' | 'dispensed'> = {
   'prescription.dispensed': 'dispensed',
 };
 
+const folds = foldsTypes('patient.', 'prescription.');
+
 export const prescribingProjection: Projection = {
   name: 'prescribing',
   version: 1,
   tables: ['patient_allergies', 'patient_medication', 'prescriptions'],
+  folds,
   async create(trx) {
     await sql`create table patient_allergies (
       tenant text not null,
@@ -102,6 +105,7 @@ export const prescribingProjection: Projection = {
     await sql`create index prescriptions_message on prescriptions (tenant, message_id)`.execute(trx);
   },
   async apply(trx, e) {
+    if (!folds(e.type)) return;
     const db = prescribingDb(trx);
     if (e.type === 'patient.allergy_recorded') {
       const p = e.payload as AllergyRecorded;

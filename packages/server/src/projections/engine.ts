@@ -118,8 +118,15 @@ export class ProjectionEngine {
   }
 
   private toProjectedRow(row: Selectable<LedgerEventsTable>): ProjectedEvent {
-    const stored = rowToStored(row);
-    if (!this.subjectOf) return toProjected(stored, row.subject);
+    return this.projectStored(rowToStored(row), row.subject);
+  }
+
+  /**
+   * A stored event as projections see it: its payload parsed and its subject derived from its type
+   * and payload (the stored column only where the engine has no registry).
+   */
+  projectStored(stored: StoredEvent, storedSubject: string | null): ProjectedEvent {
+    if (!this.subjectOf) return toProjected(stored, storedSubject);
     const payload = JSON.parse(stored.payloadJson) as Record<string, unknown>;
     return { ...stored, payload, subject: this.subjectOf(stored.type, stored.v, payload) };
   }

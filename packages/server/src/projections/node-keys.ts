@@ -2,7 +2,7 @@ import { canonicalBody } from '@holdfast/core';
 import { sql } from 'kysely';
 import { rowToStored } from '../ledger/rows.ts';
 import { ledgerCrypto } from '../node/crypto.ts';
-import type { Projection } from './projection.ts';
+import { foldsTypes, type Projection } from './projection.ts';
 import type { Db, Tx } from '../store/store.ts';
 
 export interface NodeKeysTable {
@@ -17,10 +17,13 @@ export interface NodeKeysTable {
 type WithNodeKeys = { node_keys: NodeKeysTable };
 
 /** The registry of node public keys per tenant, folded from `node.registered` events. */
+const folds = foldsTypes('node.registered');
+
 export const nodeKeysProjection: Projection = {
   name: 'node_keys',
   version: 1,
   tables: ['node_keys'],
+  folds,
   async create(trx) {
     await sql`create table node_keys (
       tenant text not null,
@@ -33,7 +36,7 @@ export const nodeKeysProjection: Projection = {
     )`.execute(trx);
   },
   async apply(trx, e) {
-    if (e.type !== 'node.registered') return;
+    if (!folds(e.type)) return;
     const p = e.payload as { node: string; publicKey: string; role: string };
     // Key rotation is a later registration: the newest in ledger order is the current key.
     await trx

@@ -23,9 +23,24 @@ export interface Projection {
   readonly version: number;
   /** Tables this projection owns; dropped and re-created on rebuild. */
   readonly tables: readonly string[];
+  /**
+   * The event types `apply` acts on; it returns at once for any other (its first line says
+   * `if (!folds(e.type)) return`), so a rebuild skips the rest without reading them. Absent: every type.
+   */
+  readonly folds?: (type: string) => boolean;
   create(trx: Tx, dialect: StoreDialect): Promise<void>;
   apply(trx: Tx, event: ProjectedEvent): Promise<void>;
   resetSubject(trx: Tx, tenant: string, subject: string): Promise<void>;
+}
+
+/**
+ * A `folds` predicate: a pattern ending in '.' takes every type it begins (`'case.'`), any other
+ * pattern one type exactly (`'node.registered'`).
+ */
+export function foldsTypes(...patterns: string[]): (type: string) => boolean {
+  const exact = new Set(patterns.filter((p) => !p.endsWith('.')));
+  const prefixes = patterns.filter((p) => p.endsWith('.'));
+  return (type) => exact.has(type) || prefixes.some((p) => type.startsWith(p));
 }
 
 export function toProjected(e: StoredEvent, subject: string | null): ProjectedEvent {

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Projection } from '../projections/projection.ts';
+import { foldsTypes, type Projection } from '../projections/projection.ts';
 import type { Db, Tx } from '../store/store.ts';
 import type { BookingRequested, ReferralChosen, ReferralDidNotAttend } from './events.ts';
 
@@ -52,10 +52,13 @@ export interface AcknowledgedAlert {
   actor: string;
 }
 
+const folds = foldsTypes('referral.');
+
 export const referralsProjection: Projection = {
   name: 'referrals',
   version: 1,
   tables: ['referrals', 'referral_bookings'],
+  folds,
   async create(trx) {
     await sql`create table referrals (
       tenant text not null,
@@ -87,7 +90,7 @@ export const referralsProjection: Projection = {
     await sql`create index referral_bookings_case on referral_bookings (tenant, case_id)`.execute(trx);
   },
   async apply(trx, e) {
-    if (!e.type.startsWith('referral.')) return;
+    if (!folds(e.type)) return;
     const db = referralsDb(trx);
     if (e.type === 'referral.chosen') {
       const p = e.payload as ReferralChosen;

@@ -7,7 +7,7 @@ import { sql } from 'kysely';
 import { actorOf, type RequestContext } from '../http/context.ts';
 import { authedRoute, type RouteSpec } from '../http/routes.ts';
 import type { Ledger } from '../ledger/ledger.ts';
-import type { Projection } from '../projections/projection.ts';
+import { foldsTypes, type Projection } from '../projections/projection.ts';
 import type { Db, Store, Tx } from '../store/store.ts';
 
 /**
@@ -29,10 +29,13 @@ export function providerSettingsDb(db: Db | Tx) {
   return db.withTables<ProviderSettingsTables>();
 }
 
+const folds = foldsTypes('provider.reporting_settings_set');
+
 export const providerSettingsProjection: Projection = {
   name: 'provider_settings',
   version: 1,
   tables: ['provider_settings'],
+  folds,
   async create(trx) {
     await sql`create table provider_settings (
       tenant text not null primary key,
@@ -42,7 +45,7 @@ export const providerSettingsProjection: Projection = {
     )`.execute(trx);
   },
   async apply(trx, e) {
-    if (e.type !== 'provider.reporting_settings_set') return;
+    if (!folds(e.type)) return;
     const db = providerSettingsDb(trx);
     const row = {
       tenant: e.tenant,

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Projection } from '../projections/projection.ts';
+import { foldsTypes, type Projection } from '../projections/projection.ts';
 import type { Db, Tx } from '../store/store.ts';
 import type { MinimumSet, ShiftChanged, ShiftPlanned } from './events.ts';
 
@@ -35,10 +35,13 @@ export function rotaDb(db: Db | Tx) {
   return db.withTables<RotaTables>();
 }
 
+const folds = foldsTypes('rota.');
+
 export const rotaProjection: Projection = {
   name: 'rota',
   version: 1,
   tables: ['rota_shifts', 'rota_minimums'],
+  folds,
   async create(trx) {
     await sql`create table rota_shifts (
       tenant text not null,
@@ -68,6 +71,7 @@ export const rotaProjection: Projection = {
     )`.execute(trx);
   },
   async apply(trx, e) {
+    if (!folds(e.type)) return;
     const db = rotaDb(trx);
     if (e.type === 'rota.shift_planned' || e.type === 'rota.shift_changed') {
       const p = e.payload as ShiftPlanned | ShiftChanged;

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { TelephonyCallEvent, TelephonyCallLinked } from '@holdfast/core';
-import type { Projection } from '../projections/projection.ts';
+import { foldsTypes, type Projection } from '../projections/projection.ts';
 import type { Db, Tx } from '../store/store.ts';
 
 /**
@@ -29,10 +29,13 @@ export function telephonyDb(db: Db | Tx) {
 
 const COLUMN = { offered: 'offered_at', answered: 'answered_at', abandoned: 'abandoned_at' } as const;
 
+const folds = foldsTypes('telephony.');
+
 export const telephonyProjection: Projection = {
   name: 'telephony',
   version: 1,
   tables: ['telephony_calls'],
+  folds,
   async create(trx) {
     await sql`create table telephony_calls (
       tenant text not null,
@@ -53,6 +56,7 @@ export const telephonyProjection: Projection = {
     await sql`create index telephony_calls_case on telephony_calls (tenant, case_id)`.execute(trx);
   },
   async apply(trx, e) {
+    if (!folds(e.type)) return;
     if (e.type !== 'telephony.call_event' && e.type !== 'telephony.call_linked') return;
     const db = telephonyDb(trx);
     const callId = (e.payload as { callId: string }).callId;
