@@ -19,18 +19,15 @@
  */
 import {
   canonicalJson,
-  createEventRegistry,
-  defineEventType,
   formatHlc,
   GENESIS_HASH,
   sealEvent,
   signCheckpoint,
   FixedClock,
   type Checkpoint,
-  type EventRegistry,
   type StoredEvent,
 } from '@holdfast/core';
-import { z } from 'zod';
+import { benchRegistry, caseClosed, caseOpened, noteAdded } from './sync-registry.ts';
 import { ledgerCrypto } from '../packages/server/src/node/crypto.ts';
 import { initNode, type HoldfastNode } from '../packages/server/src/node/node.ts';
 import { verifyStore } from '../packages/server/src/ledger/verify.ts';
@@ -72,43 +69,6 @@ interface Sizes {
 const FULL: Sizes = { casesPerHour: 1_000 };
 /** About 100,000 events. */
 const QUICK: Sizes = { casesPerHour: 46 };
-
-const caseId = z.string().regex(/^[0-9a-f-]{36}$/);
-const caseOpened = defineEventType({
-  type: 'bench.case.opened',
-  v: 1,
-  schema: z.strictObject({
-    caseId,
-    site: z.string().min(1).max(64),
-    priority: z.enum(['p1', 'p2', 'p3', 'p4']),
-    presenting: z.string().min(1).max(200),
-    callbackNumber: z.string().regex(/^0[0-9]{10}$/),
-  }),
-  subjectOf: (p) => `case:${p.caseId}`,
-});
-const noteAdded = defineEventType({
-  type: 'bench.case.note_added',
-  v: 1,
-  schema: z.strictObject({
-    caseId,
-    noteId: caseId,
-    author: z.string().min(1).max(100),
-    role: z.enum(['call_handler', 'clinician', 'dispatcher']),
-    text: z.string().min(1).max(2000),
-    codes: z.array(z.string().regex(/^[0-9]{6,18}$/)).max(10),
-  }),
-  subjectOf: (p) => `case:${p.caseId}`,
-});
-const caseClosed = defineEventType({
-  type: 'bench.case.closed',
-  v: 1,
-  schema: z.strictObject({ caseId, outcome: z.enum(['advice', 'referred', 'ambulance', 'gp']) }),
-  subjectOf: (p) => `case:${p.caseId}`,
-});
-
-function benchRegistry(): EventRegistry {
-  return createEventRegistry().register(caseOpened, noteAdded, caseClosed);
-}
 
 /** UUIDv7-shaped ids from a counter (time-ordered, unique within the run). */
 function uuidFrom(ms: number, n: number): string {
@@ -248,7 +208,12 @@ async function openBenchNode(
   return initNode(
     { ...storeOptions, checkpointEvery: CHECKPOINT_EVERY },
     { node, tenant: TENANT, role },
-    { clock: new FixedClock(startMs), registry: benchRegistry(), ledger: { maxGroupEvents: 5_000 } },
+    {
+      clock: new FixedClock(startMs),
+      registry: benchRegistry(),
+      registrySource: { module: new URL('./sync-registry.ts', import.meta.url), name: 'benchRegistry' },
+      ledger: { maxGroupEvents: 5_000 },
+    },
   );
 }
 

@@ -2,22 +2,23 @@ import {
   checkpointSignatureProblem,
   compareLedgerOrder,
   GENESIS_HASH,
-  ImportRefusedError,
-  sealEvent,
   signCheckpoint,
-  toStored,
-  ValidationError,
-  zodIssuesToFieldIssues,
   type Checkpoint,
   type FieldIssue,
-  type StoredEvent,
 } from '@holdfast/core';
-import type { z } from 'zod';
 import { loadNodeKeys } from '../projections/node-keys.ts';
 import type { ProjectedEvent } from '../projections/projection.ts';
 import type { Tx } from '../store/store.ts';
-import { insertEvents, type Ledger } from './ledger.ts';
-import { checkpointLineSchema, eventLineSchema, type NumberedLine, type ParsedLine } from './ndjson.ts';
+import {
+  parseLines,
+  refuse,
+  type ImportedEvent,
+  type LineCheckpoint,
+  type ParsedBatch,
+} from './import-parse.ts';
+import { copyEvents } from './import-copy.ts';
+import type { Ledger } from './ledger.ts';
+import type { NumberedLine } from './ndjson.ts';
 
 export interface ImportResult {
   /** Events stored by this batch. */
@@ -29,14 +30,6 @@ export interface ImportResult {
   witnessed: number;
 }
 
-/** Stop collecting after this many problems: the first ones say what is wrong. */
-const MAX_ISSUES = 50;
-
-interface ImportedEvent {
-  lineNo: number;
-  event: ProjectedEvent;
-}
-
 /**
  * Imports one batch of another node's events into `tenant`, atomically: every line is parsed and
  * checked against its schema, every hash recomputed, every checkpoint signature checked against the
@@ -44,13 +37,17 @@ interface ImportedEvent {
  * signed checkpoint of its own node (directly, or through the hash links below one). Only then is
  * anything stored, in one transaction with the projections. Any problem refuses the whole batch
  * with errors naming the line and field.
+ *
+ * `parsed` is the first step's result when a worker thread already produced it from these lines
+ * (import-parallel.ts); it refuses the batch the same way when the lines were bad.
  */
 export async function importBatch(
   ledger: Ledger,
   tenant: string,
   lines: readonly NumberedLine[],
+  parsed: Promise<ParsedBatch> | null = null,
 ): Promise<ImportResult> {
-  const parsed = parseLines(ledger, tenant, lines);
+  const checked = parsed ? await parsed : parseLines(ledger, tenant, lines);
   return ledger
     .withWriteLock(async () => {
       ledger.refuseIfHalted();
@@ -59,7 +56,7 @@ export async function importBatch(
       const result = await ledger.store.transaction(async (trx) => {
         // Another hub process importing the same batch waits here, then finds it held.
         await ledger.beginWrite(trx, [tenant]);
-        const plan = await planImport(ledger, trx, tenant, parsed);
+        const plan = await planImport(ledger, trx, tenant, checked);
         const subjects = new Set(
           plan.newEvents.map((e) => e.event.subject).filter((s): s is string => s !== null),
         );
@@ -67,7 +64,7 @@ export async function importBatch(
         const events = plan.newEvents
           .map((e) => e.event)
           .sort((a, b) => a.node.localeCompare(b.node) || a.seq - b.seq);
-        await insertEvents(trx, events);
+        await copyEvents(ledger.store, trx, events);
         stored = events;
         const witnesses = await witnessCheckpoints(ledger, trx, tenant, plan.newCheckpoints);
         const checkpoints = [...plan.newCheckpoints, ...witnesses];
@@ -201,111 +198,6 @@ async function latestPerSubject(
   return result;
 }
 
-function refuse(issues: FieldIssue[]): never {
-  throw new ImportRefusedError(issues.slice(0, MAX_ISSUES));
-}
-
-/** Step 1: every line on its own: JSON, envelope schema, tenant, event type and payload schema, hash. */
-function parseLines(
-  ledger: Ledger,
-  tenant: string,
-  lines: readonly NumberedLine[],
-): { events: ImportedEvent[]; checkpoints: (Checkpoint & { lineNo: number })[] } {
-  const issues: FieldIssue[] = [];
-  const events: ImportedEvent[] = [];
-  const checkpoints: (Checkpoint & { lineNo: number })[] = [];
-  for (const { lineNo, text } of lines) {
-    if (issues.length >= MAX_ISSUES) break;
-    const at = `line ${lineNo}`;
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      issues.push({ path: at, message: 'not valid JSON' });
-      continue;
-    }
-    const kind = typeof value === 'object' && value !== null ? (value as { kind?: unknown }).kind : undefined;
-    let line: ParsedLine;
-    if (kind === 'event') {
-      const r = eventLineSchema.safeParse(value);
-      if (!r.success) {
-        issues.push(...prefixed(at, r.error));
-        continue;
-      }
-      const { kind: _kind, ...event } = r.data;
-      line = { lineNo, kind: 'event', event };
-    } else if (kind === 'checkpoint') {
-      const r = checkpointLineSchema.safeParse(value);
-      if (!r.success) {
-        issues.push(...prefixed(at, r.error));
-        continue;
-      }
-      const { kind: _kind, ...checkpoint } = r.data;
-      line = { lineNo, kind: 'checkpoint', checkpoint };
-    } else {
-      issues.push({ path: `${at}: kind`, message: 'must be "event" or "checkpoint"' });
-      continue;
-    }
-    const lineTenant = line.kind === 'event' ? line.event.tenant : line.checkpoint.tenant;
-    if (lineTenant !== tenant) {
-      issues.push({
-        path: `${at}: tenant`,
-        message: `belongs to tenant ${lineTenant}, but this import is for tenant ${tenant}`,
-      });
-      continue;
-    }
-    if (line.kind === 'checkpoint') {
-      checkpoints.push({ ...line.checkpoint, lineNo });
-      continue;
-    }
-    const e = line.event;
-    if (!ledger.registry.has(e.type, e.v)) {
-      issues.push({
-        path: `${at}: type`,
-        message: `event type ${e.type} version ${e.v} is not registered on this node`,
-      });
-      continue;
-    }
-    let subject: string | null;
-    try {
-      const payload = ledger.registry.parsePayload(e.type, e.v, e.payload);
-      subject = ledger.registry.subjectOf(e.type, e.v, payload);
-    } catch (error) {
-      if (error instanceof ValidationError) {
-        issues.push(...error.issues.map((i) => ({ path: `${at}: ${i.path}`, message: i.message })));
-        continue;
-      }
-      throw error;
-    }
-    // The hash covers the payload exactly as the origin wrote it, so it is recomputed from that.
-    let stored: StoredEvent;
-    try {
-      stored = toStored(e);
-    } catch {
-      issues.push({
-        path: `${at}: payload`,
-        message: 'cannot be canonicalised (lone surrogate or non-finite number)',
-      });
-      continue;
-    }
-    const { hash: claimedHash, ...unsealed } = stored;
-    if (sealEvent(ledger.crypto, unsealed).hash !== claimedHash) {
-      issues.push({ path: `${at}: hash`, message: 'does not match the event content' });
-      continue;
-    }
-    events.push({ lineNo, event: { ...stored, payload: e.payload, subject } });
-  }
-  if (issues.length > 0) refuse(issues);
-  return { events, checkpoints };
-}
-
-function prefixed(at: string, error: z.ZodError): FieldIssue[] {
-  return zodIssuesToFieldIssues(error, '').map((i) => ({
-    path: i.path ? `${at}: ${i.path}` : at,
-    message: i.message,
-  }));
-}
-
 interface ImportPlan {
   newEvents: ImportedEvent[];
   newCheckpoints: Checkpoint[];
@@ -313,17 +205,12 @@ interface ImportPlan {
 }
 
 /** Step 2: against the store: keys, signatures, duplicates and forks, chain links, checkpoint coverage. */
-async function planImport(
-  ledger: Ledger,
-  trx: Tx,
-  tenant: string,
-  parsed: { events: ImportedEvent[]; checkpoints: (Checkpoint & { lineNo: number })[] },
-): Promise<ImportPlan> {
+async function planImport(ledger: Ledger, trx: Tx, tenant: string, parsed: ParsedBatch): Promise<ImportPlan> {
   const issues: FieldIssue[] = [];
   const keys = await loadNodeKeys(trx, tenant);
 
   // Checkpoint signatures first: a checkpoint is what makes events trustworthy.
-  const validCheckpoints: (Checkpoint & { lineNo: number })[] = [];
+  const validCheckpoints: LineCheckpoint[] = [];
   for (const c of parsed.checkpoints) {
     const problem = checkpointSignatureProblem(ledger.crypto, keys, c);
     if (problem) issues.push({ path: `line ${c.lineNo}: signature`, message: problem });

@@ -1,3 +1,4 @@
+import type { ImportWorkers } from './import-parallel.ts';
 import {
   assertInvariant,
   canonicalJson,
@@ -53,6 +54,8 @@ export interface LedgerOptions {
   checkpointEvery: number;
   /** At most this many events go into one group commit. */
   maxGroupEvents: number;
+  /** Import checks a pushed backlog's lines in these worker threads (none: in the calling thread). */
+  importWorkers?: ImportWorkers;
 }
 
 export const DEFAULT_LEDGER_OPTIONS: LedgerOptions = { checkpointEvery: 100, maxGroupEvents: 1000 };

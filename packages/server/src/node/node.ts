@@ -1,35 +1,16 @@
 import { join } from 'node:path';
-import {
-  ACCOUNT_EVENT_TYPES,
-  CASE_FACT_EVENT_TYPES,
-  CASE_LIFECYCLE_EVENT_TYPES,
-  createEventRegistry,
-  PATIENT_EVENT_TYPES,
-  RECONCILIATION_EVENT_TYPES,
-  MESSAGING_EVENT_TYPES,
-  INBOUND_EVENT_TYPES,
-  TELEPHONY_EVENT_TYPES,
-  REPORTING_EVENT_TYPES,
-  DIRECTORY_EVENT_TYPES,
-  type Clock,
-  type EventRegistry,
-  type IdGenerator,
-} from '@holdfast/core';
+import { availableParallelism } from 'node:os';
+import { type Clock, type EventRegistry, type IdGenerator } from '@holdfast/core';
 import { accountsProjection } from '../accounts/projection.ts';
 import { auditProjection } from '../audit/projection.ts';
 import { patientsProjection } from '../patients/projection.ts';
 import { casesProjection } from '../cases/projection.ts';
 import { messagingProjection } from '../messaging/projection.ts';
 import { inboundProjection } from '../inbound/projection.ts';
-import { REFERRAL_EVENT_TYPES } from '../referrals/events.ts';
 import { referralsProjection } from '../referrals/projection.ts';
-import { PRESCRIBING_EVENT_TYPES } from '../prescribing/events.ts';
 import { prescribingProjection } from '../prescribing/projection.ts';
-import { BOOKING_EVENT_TYPES } from '../booking/events.ts';
 import { bookingProjection } from '../booking/projection.ts';
-import { ROTA_EVENT_TYPES } from '../rota/events.ts';
 import { rotaProjection } from '../rota/projection.ts';
-import { DISPATCH_EVENT_TYPES } from '../dispatch/events.ts';
 import { dispatchProjection } from '../dispatch/projection.ts';
 import { telephonyProjection } from '../telephony/projection.ts';
 import { providerSettingsProjection } from '../reports/provider-settings.ts';
@@ -43,6 +24,7 @@ import { nodeKeysProjection } from '../projections/node-keys.ts';
 import type { Projection } from '../projections/projection.ts';
 import { Store, type StoreOptions } from '../store/store.ts';
 import { ledgerCrypto } from './crypto.ts';
+import { createServerRegistry } from './registry.ts';
 import { refuseIfReadableByOthers } from './file-modes.ts';
 import { PROVIDER_KEYS_FILE, ProviderKeys, type ProviderKeySet } from './provider-keys.ts';
 import { systemClock, uuidV7Generator } from './ids.ts';
@@ -83,6 +65,13 @@ export interface OpenNodeOptions {
   ids?: IdGenerator;
   /** Extra event types and projections (domain modules; tests). */
   registry?: EventRegistry;
+  /**
+   * Where `registry` comes from (a module and the name of its exported function that makes it):
+   * import then checks a pushed backlog's lines in worker threads, which build the registry
+   * themselves (ledger/import-parallel.ts). Without it a custom registry's lines are checked in
+   * this thread; the server's own registry (the default) always has one.
+   */
+  registrySource?: { module: URL; name: string };
   projections?: readonly Projection[];
   ledger?: Partial<LedgerOptions>;
   onRebuildProgress?: ProgressFn;
@@ -122,26 +111,7 @@ export const BUILTIN_PROJECTIONS: readonly Projection[] = [
   dispatchProjection,
 ];
 
-/** Every event type the server's modules define. */
-export function createServerRegistry(): EventRegistry {
-  return createEventRegistry().register(
-    ...ACCOUNT_EVENT_TYPES,
-    ...PATIENT_EVENT_TYPES,
-    ...CASE_FACT_EVENT_TYPES,
-    ...CASE_LIFECYCLE_EVENT_TYPES,
-    ...RECONCILIATION_EVENT_TYPES,
-    ...MESSAGING_EVENT_TYPES,
-    ...INBOUND_EVENT_TYPES,
-    ...REFERRAL_EVENT_TYPES,
-    ...PRESCRIBING_EVENT_TYPES,
-    ...BOOKING_EVENT_TYPES,
-    ...TELEPHONY_EVENT_TYPES,
-    ...REPORTING_EVENT_TYPES,
-    ...DIRECTORY_EVENT_TYPES,
-    ...ROTA_EVENT_TYPES,
-    ...DISPATCH_EVENT_TYPES,
-  );
-}
+export { createServerRegistry };
 
 export function storeOptionsFor(
   config: Pick<HoldfastConfig, 'store' | 'databaseUrl' | 'dataDir'>,
@@ -225,7 +195,16 @@ export async function openNode(
         options.purpose ?? defaultPurpose,
       );
     }
-    const ledgerOptions = { checkpointEvery: config.checkpointEvery, ...options.ledger };
+    const registrySource =
+      options.registrySource ??
+      (options.registry
+        ? undefined
+        : { module: new URL('./registry.ts', import.meta.url), name: 'createServerRegistry' });
+    const ledgerOptions: Partial<LedgerOptions> = {
+      checkpointEvery: config.checkpointEvery,
+      ...(registrySource ? { importWorkers: { registry: registrySource, threads: importThreads() } } : {}),
+      ...options.ledger,
+    };
     let headMarkProblem: string | null = null;
     // A reader beside the running writer only reports: the head mark is the writer's to keep.
     const report = options.ownChains === 'report' || !lock;
@@ -327,3 +306,8 @@ function describeProcess(): string {
 }
 
 export { identityExists };
+
+/** Import's worker threads: one core is left to the thread that writes (and to PostgreSQL). */
+function importThreads(): number {
+  return Math.max(1, Math.min(2, availableParallelism() - 1));
+}

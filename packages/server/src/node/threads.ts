@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { builtinModules, createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { build } from 'esbuild';
@@ -27,27 +27,49 @@ let bundleDir: string | null = null;
  * so it starts without tsx: a fraction of the time, which matters where a worker must join work
  * already under way. Packages stay outside the bundle, loaded from where this process loads them.
  */
-export async function startBundledWorker(module: URL, data: unknown): Promise<Worker> {
-  let file = bundles.get(module.href);
+export async function startBundledWorker(
+  module: URL,
+  data: unknown,
+  /**
+   * A function the worker needs from a module chosen at run time (the node's event registry):
+   * bundled with `module` (one copy of everything they share), which must export
+   * `run(made: unknown)`; the worker calls `run(name())` at start.
+   */
+  withExport?: { module: URL; name: string },
+): Promise<Worker> {
+  const key = withExport ? `${module.href} ${withExport.module.href}#${withExport.name}` : module.href;
+  let file = bundles.get(key);
   if (!file) {
-    file = bundle(module);
-    bundles.set(module.href, file);
-    file.catch(() => bundles.delete(module.href));
+    file = bundle(module, withExport);
+    bundles.set(key, file);
+    file.catch(() => bundles.delete(key));
   }
   return new Worker(await file, { workerData: { data } });
 }
 
-async function bundle(module: URL): Promise<string> {
+async function bundle(module: URL, withExport?: { module: URL; name: string }): Promise<string> {
   if (!bundleDir) {
     const dir = mkdtempSync(join(tmpdir(), 'holdfast-workers-'));
     bundleDir = dir;
     process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   }
   const entry = fileURLToPath(module);
-  const outfile = join(bundleDir, basename(entry).replace(/\.ts$/, '.mjs'));
+  const outfile = join(bundleDir, `${bundles.size}-${basename(entry).replace(/\.ts$/, '.mjs')}`);
   const require = createRequire(module);
+  const from = withExport ? fileURLToPath(withExport.module) : '';
+  if (withExport && !/^[A-Za-z_$][\w$]*$/.test(withExport.name))
+    throw new Error(`not an export name: ${withExport.name}`);
   await build({
-    entryPoints: [entry],
+    ...(withExport
+      ? {
+          stdin: {
+            contents: `import { run } from ${JSON.stringify(entry)};\nimport { ${withExport.name} as made } from ${JSON.stringify(from)};\nrun(made());\n`,
+            resolveDir: dirname(entry),
+            sourcefile: `${basename(entry)}-entry.ts`,
+            loader: 'ts' as const,
+          },
+        }
+      : { entryPoints: [entry] }),
     outfile,
     bundle: true,
     platform: 'node',

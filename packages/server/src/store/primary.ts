@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 
 /**
  * The hub on a replicated PostgreSQL (a primary with streaming standbys): which host to write to,
@@ -314,6 +315,8 @@ export class FailoverClient {
 
   async query<R>(text: string, values: readonly unknown[]): Promise<pg.QueryResult & { rows: R[] }> {
     try {
+      if (isCopyIn(text, values))
+        return (await this.copyIn(text, values[0])) as pg.QueryResult & { rows: R[] };
       return await this.client.query(text, values as unknown[]);
     } catch (error) {
       if (!isConnectionLoss(error)) throw error;
@@ -325,8 +328,30 @@ export class FailoverClient {
     }
   }
 
+  /** Sends `data` (COPY's text format) through a `copy … from stdin` statement (pg-copy-streams). */
+  private async copyIn(text: string, data: string): Promise<pg.QueryResult> {
+    const stream = this.client.query(copyFrom(text));
+    await new Promise<void>((resolve, reject) => {
+      stream.on('finish', resolve);
+      stream.on('error', reject);
+      stream.end(data);
+    });
+    return { command: 'COPY', rowCount: stream.rowCount, rows: [], oid: 0, fields: [] };
+  }
+
   release(destroy?: boolean): void {
     // A connection that saw a loss is never handed out again (a demoted primary keeps it open).
     this.client.release(destroy === true || this.broken ? true : undefined);
   }
 }
+
+/**
+ * A `copy <table> (<columns>) from stdin` statement whose one parameter is the data to send, in
+ * COPY's text format: how a Kysely query (which knows only text and parameters) asks for COPY on
+ * its transaction's connection (ledger/import-copy.ts).
+ */
+export function isCopyIn(text: string, values: readonly unknown[]): values is [string] {
+  return values.length === 1 && typeof values[0] === 'string' && COPY_IN.test(text);
+}
+
+const COPY_IN = /^copy [a-z_]+ \([a-z_, ]+\) from stdin$/;

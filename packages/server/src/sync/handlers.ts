@@ -2,6 +2,8 @@ import { storedChainHead } from '../ledger/rows.ts';
 import { ImportRefusedError } from '@holdfast/core';
 import { exportBatches } from '../ledger/export.ts';
 import { importBatch } from '../ledger/import.ts';
+import { parseInWorkers } from '../ledger/import-parallel.ts';
+import type { ParsedBatch } from '../ledger/import-parse.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { NumberedLine } from '../ledger/ndjson.ts';
 import type { HoldfastNode } from '../node/node.ts';
@@ -109,6 +111,8 @@ export async function importSyncBatch(
   ledger: Ledger,
   tenant: string,
   lines: readonly string[],
+  /** The lines already checked on their own by a worker thread (see handlePush), if they were. */
+  parsed: Promise<ParsedBatch> | null = null,
 ): Promise<SyncImportOutcome> {
   const span = batchSpan(lines);
   if (span && span.lastSeq - span.firstSeq + 1 !== span.events) refuseHoles(ledger, span, lines);
@@ -118,7 +122,7 @@ export async function importSyncBatch(
   }
   const numbered: NumberedLine[] = lines.map((text, i) => ({ lineNo: i + 1, text }));
   try {
-    const r = await importBatch(ledger, tenant, numbered);
+    const r = await importBatch(ledger, tenant, numbered, parsed);
     return { status: 'imported', inserted: r.inserted, alreadyHeld: r.alreadyHeld, span };
   } catch (error) {
     if (!(error instanceof ImportRefusedError)) throw error;
@@ -405,12 +409,13 @@ export async function handlePush(node: SyncNode, body: unknown): Promise<PushRes
   let inserted = 0;
   let alreadyHeld = 0;
   let pending = req.batches;
+  const parsed = parseAhead(ledger, req.tenant, pending);
   let lastUnknown: SyncRefusedError | null = null;
   for (;;) {
     const retry: string[][] = [];
     lastUnknown = null;
     for (const batch of pending) {
-      const r = await importSyncBatch(ledger, req.tenant, batch);
+      const r = await importSyncBatch(ledger, req.tenant, batch, parsed.get(batch) ?? null);
       if (r.status === 'imported') {
         accepted++;
         inserted += r.inserted;
@@ -443,6 +448,25 @@ export async function handlePush(node: SyncNode, body: unknown): Promise<PushRes
     deferred: pending.length,
     positions: mapToPositions(heads),
   };
+}
+
+/**
+ * A push of several batches (a backlog) has each batch's lines checked in worker threads ahead of
+ * its turn, while this thread writes the batches before it; a single batch is checked here, as
+ * starting a worker would cost more than it saves.
+ */
+function parseAhead(
+  ledger: Ledger,
+  tenant: string,
+  batches: readonly string[][],
+): Map<readonly string[], Promise<ParsedBatch>> {
+  const out = new Map<readonly string[], Promise<ParsedBatch>>();
+  const workers = ledger.options.importWorkers;
+  if (!workers || batches.length < 2) return out;
+  parseInWorkers(workers, ledger, tenant, batches).forEach((p, i) => {
+    if (p) out.set(batches[i]!, p);
+  });
+  return out;
 }
 
 export type { Positions };

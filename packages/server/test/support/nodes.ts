@@ -18,7 +18,12 @@ export interface TestNode extends HoldfastNode {
 export async function startTestNode(
   kind: StoreKind,
   fields: { node: string; tenant: string; role?: 'hub' | 'site' | 'single' },
-  options: { checkpointEvery?: number; startMs?: number } = {},
+  options: {
+    checkpointEvery?: number;
+    startMs?: number;
+    /** Import checks pushed backlogs in worker threads that build the test registry themselves. */
+    importWorkers?: boolean;
+  } = {},
 ): Promise<TestNode> {
   const fresh = await freshStore(kind);
   const clock = new FixedClock(options.startMs ?? 1_764_000_000_000);
@@ -26,7 +31,16 @@ export async function startTestNode(
   const node = await initNode(
     config,
     { node: fields.node, tenant: fields.tenant, role: fields.role ?? 'site' },
-    { clock, registry: testRegistry(), projections: [testItemsProjection] },
+    {
+      clock,
+      registry: testRegistry(),
+      ...(options.importWorkers
+        ? {
+            registrySource: { module: new URL('./ledger-fixture.ts', import.meta.url), name: 'testRegistry' },
+          }
+        : {}),
+      projections: [testItemsProjection],
+    },
   );
   return {
     ...node,

@@ -1,6 +1,7 @@
 import { defineEventType, FixedClock } from '@holdfast/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { importWorkerStats, startImportWorkers } from '../../src/ledger/import-parallel.ts';
 import { verifyStore } from '../../src/ledger/verify.ts';
 import { ledgerCrypto } from '../../src/node/crypto.ts';
 import { initNode, type HoldfastNode } from '../../src/node/node.ts';
@@ -82,7 +83,14 @@ describe.each(['sqlite', 'postgres'] as StoreKind[])('sync engine, hub on %s', (
   let b: TestNode;
 
   beforeAll(async () => {
-    hub = await startTestNode(hubKind, { node: HUB, tenant: TENANT, role: 'hub' }, { checkpointEvery: 4 });
+    // The hub checks pushed backlogs in worker threads (started now, so every push of several
+    // batches below goes through them).
+    hub = await startTestNode(
+      hubKind,
+      { node: HUB, tenant: TENANT, role: 'hub' },
+      { checkpointEvery: 4, importWorkers: true },
+    );
+    await startImportWorkers(hub.ledger.options.importWorkers!);
     a = await startTestNode(
       'sqlite',
       { node: 'site-a', tenant: TENANT },
@@ -310,6 +318,49 @@ describe.each(['sqlite', 'postgres'] as StoreKind[])('sync engine, hub on %s', (
     // The honest copy then goes through.
     const ok = await new SyncEngine(a, TENANT, new MemoryTransport(hub)).syncOnce();
     expect(ok.pushed).toBe(4);
+  });
+
+  it('a merge of many batches, checked in worker threads, refuses a tampered batch in the middle: the batches before it stay, nothing of it or after it is stored', async () => {
+    await note(a, 16, 'backlog');
+    const tamper: SyncInterceptor = (call, deliver) => {
+      if (call.kind !== 'push') return deliver(call);
+      const batches = call.request.batches.map((batch) =>
+        batch.map((line) => line.replace('backlog note 11', 'backlog note X')),
+      );
+      return deliver({ ...call, request: { ...call.request, batches } });
+    };
+    const aRows = (await ledgerRows(a, TENANT)) as { node: string; seq: number; payload: string }[];
+    const target = aRows.find((r) => r.node === 'site-a' && r.payload.includes('backlog note 11'))!;
+    const heldBefore = (await ledgerRows(hub, TENANT)) as { node: string; seq: number }[];
+    const headBefore = Math.max(0, ...heldBefore.filter((r) => r.node === 'site-a').map((r) => r.seq));
+    const checkedInWorkers = importWorkerStats.batches;
+    const err = await refusal(
+      new SyncEngine(a, TENANT, new MemoryTransport(hub, { interceptor: tamper }), {
+        maxEventsPerRequest: 100,
+        batchEvents: 4,
+      }).syncOnce(),
+    );
+    expect(importWorkerStats.batches).toBeGreaterThan(checkedInWorkers);
+    expect(err.reason).toBe('bad_history');
+    expect(err.issues).toContainEqual(
+      expect.objectContaining({ node: 'site-a', seq: target.seq, path: expect.stringMatching(/hash/) }),
+    );
+    const held = ((await ledgerRows(hub, TENANT)) as { node: string; seq: number }[])
+      .filter((r) => r.node === 'site-a')
+      .map((r) => r.seq);
+    const headAfter = Math.max(...held);
+    // Whole batches before the bad one went in; the bad one (up to its checkpoint) and the rest did not.
+    expect(headAfter).toBeGreaterThan(headBefore);
+    expect(headAfter).toBeLessThan(target.seq);
+    expect(target.seq - headAfter).toBeLessThanOrEqual(4);
+    expect(held).toEqual(Array.from({ length: headAfter }, (_, i) => i + 1));
+    expect((await verifyStore(hub.store, ledgerCrypto, { tenant: TENANT })).faults).toEqual([]);
+    // The honest copy then goes through, also in workers.
+    const ok = await new SyncEngine(a, TENANT, new MemoryTransport(hub), {
+      maxEventsPerRequest: 100,
+      batchEvents: 4,
+    }).syncOnce();
+    expect(ok.pushed).toBe(aRows.filter((r) => r.node === 'site-a').length - headAfter);
   });
 
   it("a hub whose store was edited directly is caught by a site's next sync, naming the event", async () => {
