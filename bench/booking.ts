@@ -217,7 +217,9 @@ async function runServer(config: ServerConfig): Promise<void> {
     ]);
     caseIds.push(caseId);
   }
-  const port = await serveBenchNode(node, TENANT, config.dataDir);
+  // PostgreSQL: the node listens for other hub processes' commits and session notices, as
+  // `holdfast serve` does (it keeps sessions in the process only while it hears them).
+  const port = await serveBenchNode(node, TENANT, config.dataDir, config.databaseUrl);
   if (config.cpuProf) profileMeasuredPhase(config.cpuProf, config.store);
   process.send?.({ type: 'ready', port, cases: caseIds, slots } satisfies ServerMessage);
 }

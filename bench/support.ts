@@ -17,6 +17,7 @@ import { buildHoldfastApp } from '../packages/server/src/http/holdfast-app.ts';
 import { createLogger } from '../packages/server/src/http/logger.ts';
 import type { HoldfastNode } from '../packages/server/src/node/node.ts';
 import { CommitFanIn } from '../packages/server/src/node/commit-fan-in.ts';
+import { sessionNotices } from '../packages/server/src/auth/sessions.ts';
 import pg from 'pg';
 import { startTestPostgres } from '../packages/server/test/support/postgres.ts';
 
@@ -240,7 +241,9 @@ export async function serveBenchNode(
     void process.send?.(m);
   const logger = createLogger('info', pino.destination({ dest: join(dataDir, 'server.log'), sync: false }));
   const { app } = await buildHoldfastApp(node, { logger });
-  const fanIn = databaseUrl ? new CommitFanIn(node.ledger, databaseUrl) : null;
+  const fanIn = databaseUrl
+    ? new CommitFanIn(node.ledger, databaseUrl, { channels: [sessionNotices(node.store)] })
+    : null;
   await fanIn?.start();
   const checkpoints = setInterval(() => {
     node.ledger.checkpointNow(tenant).catch((error: unknown) => note(`checkpoint failed: ${String(error)}`));

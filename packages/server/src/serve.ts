@@ -8,6 +8,7 @@ import { DEFAULT_FAIR_USE } from './http/fair-use.ts';
 import { DEFAULT_THROTTLE } from './auth/throttle.ts';
 import { openNode } from './node/node.ts';
 import { CommitFanIn } from './node/commit-fan-in.ts';
+import { sessionNotices } from './auth/sessions.ts';
 import { createHubRunner } from './sync/runner.ts';
 import { SyncStatusStore } from './sync/status.ts';
 import { PeriodicPackWriter } from './downtime/writer.ts';
@@ -49,7 +50,11 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
   // caches and live streams as its own do (a single process hears nothing and pays one connection).
   const fanIn =
     node.store.dialect === 'postgres'
-      ? new CommitFanIn(node.ledger, () => node.store.primaryUrl(), { logger })
+      ? new CommitFanIn(node.ledger, () => node.store.primaryUrl(), {
+          logger,
+          // Their session notices too: sessions are kept in this process while they are heard.
+          channels: [sessionNotices(node.store)],
+        })
       : null;
   try {
     await fanIn?.start();

@@ -1,9 +1,9 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Clock } from '@holdfast/core';
-import type { Selectable } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import { fullSessionsWithoutSecondFactor } from '../accounts/reads.ts';
 import type { SessionsTable } from '../store/schema.ts';
-import type { Store } from '../store/store.ts';
+import type { Db, Store, Tx } from '../store/store.ts';
 
 export interface SessionPolicy {
   idleTimeoutMs: number;
@@ -28,6 +28,118 @@ export function hashToken(token: string): string {
 
 /** last_seen_at is written at most this often, so reading a page does not cost a durable write. */
 const TOUCH_EVERY_MS = 60_000;
+
+/**
+ * The PostgreSQL channel on which a process says which sessions it changed (revoked, signed out,
+ * updated), for the other hub processes over the same database to forget their copies. The notice
+ * names session or user ids only.
+ */
+export const SESSION_CHANNEL = 'holdfast_sessions';
+
+/** One session changed, or every session of one user; null: any session may have changed. */
+type SessionChange = { session: string } | { tenant: string; user: string } | null;
+
+/** Kept sessions at most (the oldest go first). */
+const MAX_KEPT = 10_000;
+
+/**
+ * Fully signed-in sessions kept in this process by token hash, so that a signed-in request does not
+ * read its session from the store (one round trip on every request to PostgreSQL). Shared by every
+ * SessionStore over one Store in the process. Kept only while nobody can change a session unheard:
+ * always on SQLite (one process writes a data directory: its writer lock), and on PostgreSQL only
+ * while this process hears the other processes' session notices (`sessionNotices`, on the commit
+ * fan-in's connection), and never before it first does. Every change of a session row forgets the
+ * copies it touches, here and, through its notice, in the other processes; a read of the store in
+ * flight when anything was forgotten is not kept (so a copy read before a revocation never comes
+ * back after it). A kept copy is used only until the session would be touched again (one minute
+ * after its last_seen_at): then it is read from the store again, as before, and an idle or expired
+ * session ends as it did; so a notice lost without the connection noticing (a silent network
+ * fault) leaves another process's copy in use for a minute at most (H297).
+ */
+class KeptSessions {
+  private readonly byHash = new Map<string, Session>();
+  /** Counts forgets: a read that started before one is not kept. */
+  generation = 0;
+
+  constructor(private keeping: boolean) {}
+
+  get(hash: string): Session | undefined {
+    return this.keeping ? this.byHash.get(hash) : undefined;
+  }
+
+  keep(hash: string, session: Session, generation: number): void {
+    if (!this.keeping || generation !== this.generation || session.stage !== 'full') return;
+    this.byHash.delete(hash);
+    this.byHash.set(hash, { ...session });
+    if (this.byHash.size > MAX_KEPT) this.byHash.delete(this.byHash.keys().next().value!);
+  }
+
+  forget(change: SessionChange): void {
+    this.generation++;
+    if (change === null) {
+      this.byHash.clear();
+      return;
+    }
+    for (const [hash, kept] of this.byHash)
+      if (
+        'session' in change
+          ? kept.id === change.session
+          : kept.tenant === change.tenant && kept.user_id === change.user
+      )
+        this.byHash.delete(hash);
+  }
+
+  /** PostgreSQL: whether the other processes' notices are heard now; either way, nothing kept stays. */
+  hearing(on: boolean): void {
+    this.forget(null);
+    this.keeping = on;
+  }
+}
+
+const keptByStore = new WeakMap<Store, KeptSessions>();
+
+function keptSessions(store: Store): KeptSessions {
+  let kept = keptByStore.get(store);
+  if (!kept) keptByStore.set(store, (kept = new KeptSessions(store.dialect === 'sqlite')));
+  return kept;
+}
+
+/** A channel of notices the commit fan-in listens on besides its own (node/commit-fan-in.ts). */
+export interface NoticeChannel {
+  channel: string;
+  heard(payload: string | undefined): void;
+  /** The connection listens (true), or went (false): whatever was missed meanwhile is unknown. */
+  listening(on: boolean): void;
+}
+
+/**
+ * PostgreSQL: the session notices of the other processes over the database, for the commit fan-in
+ * to listen to: this process keeps sessions only while it hears them.
+ */
+export function sessionNotices(store: Store): NoticeChannel {
+  const kept = keptSessions(store);
+  return {
+    channel: SESSION_CHANNEL,
+    heard: (payload) => kept.forget(parseSessionChange(payload)),
+    listening: (on) => kept.hearing(on),
+  };
+}
+
+/** A notice's change; null (forget everything) when it is not one. */
+function parseSessionChange(payload: string | undefined): SessionChange {
+  try {
+    const raw = JSON.parse(payload ?? '') as { s?: unknown; t?: unknown; u?: unknown };
+    if (typeof raw.s === 'string') return { session: raw.s };
+    if (typeof raw.t === 'string' && typeof raw.u === 'string') return { tenant: raw.t, user: raw.u };
+  } catch {
+    // Not a notice of ours: forget everything rather than guess.
+  }
+  return null;
+}
+
+function sessionChangeText(change: Exclude<SessionChange, null>): string {
+  return JSON.stringify('session' in change ? { s: change.session } : { t: change.tenant, u: change.user });
+}
 
 /**
  * Node-local sessions. A session starts at the password step (`stage: password`, good only for the
@@ -76,10 +188,23 @@ export class SessionStore {
    */
   async find(token: string): Promise<Session | null> {
     if (!/^[A-Za-z0-9_-]{43}$/.test(token)) return null;
+    const hash = hashToken(token);
+    const kept = keptSessions(this.store);
+    const hit = kept.get(hash);
+    if (hit) {
+      const now = this.clock.nowMs();
+      // Kept until it would be touched again (or be idle or expired): then read as below.
+      if (
+        now < hit.absolute_expires_at &&
+        now - hit.last_seen_at < Math.min(TOUCH_EVERY_MS, this.policy.idleTimeoutMs)
+      )
+        return { ...hit };
+    }
+    const generation = kept.generation;
     const row = await this.store.db
       .selectFrom('sessions')
       .selectAll()
-      .where('token_hash', '=', hashToken(token))
+      .where('token_hash', '=', hash)
       .executeTakeFirst();
     if (!row) return null;
     const session = normalise(row);
@@ -97,6 +222,7 @@ export class SessionStore {
         .execute();
       session.last_seen_at = now;
     }
+    kept.keep(hash, session, generation);
     return session;
   }
 
@@ -104,26 +230,54 @@ export class SessionStore {
     id: string,
     fields: Partial<Pick<Session, 'pending_totp_secret' | 'webauthn_challenge' | 'reauthenticated_at'>>,
   ): Promise<void> {
-    await this.store.db.updateTable('sessions').set(fields).where('id', '=', id).execute();
+    await this.change({ session: id }, (db) =>
+      db.updateTable('sessions').set(fields).where('id', '=', id).execute(),
+    );
   }
 
   async revoke(id: string): Promise<void> {
-    await this.store.db
-      .updateTable('sessions')
-      .set({ revoked_at: this.clock.nowMs() })
-      .where('id', '=', id)
-      .where('revoked_at', 'is', null)
-      .execute();
+    await this.change({ session: id }, (db) =>
+      db
+        .updateTable('sessions')
+        .set({ revoked_at: this.clock.nowMs() })
+        .where('id', '=', id)
+        .where('revoked_at', 'is', null)
+        .execute(),
+    );
   }
 
   async revokeAllFor(tenant: string, userId: string): Promise<void> {
-    await this.store.db
-      .updateTable('sessions')
-      .set({ revoked_at: this.clock.nowMs() })
-      .where('tenant', '=', tenant)
-      .where('user_id', '=', userId)
-      .where('revoked_at', 'is', null)
-      .execute();
+    await this.change({ tenant, user: userId }, (db) =>
+      db
+        .updateTable('sessions')
+        .set({ revoked_at: this.clock.nowMs() })
+        .where('tenant', '=', tenant)
+        .where('user_id', '=', userId)
+        .where('revoked_at', 'is', null)
+        .execute(),
+    );
+  }
+
+  /**
+   * Writes a change of session rows: the copies kept here are forgotten before it and again once
+   * it committed, and on PostgreSQL its notice goes in the same transaction, so the other processes
+   * hear of it when, and only if, it commits.
+   */
+  private async change(change: Exclude<SessionChange, null>, write: (db: Db | Tx) => Promise<unknown>) {
+    const kept = keptSessions(this.store);
+    kept.forget(change);
+    try {
+      if (this.store.dialect !== 'postgres') {
+        await write(this.store.db);
+        return;
+      }
+      await this.store.transaction(async (trx) => {
+        await write(trx);
+        await sql`select pg_notify(${SESSION_CHANNEL}, ${sessionChangeText(change)})`.execute(trx);
+      });
+    } finally {
+      kept.forget(change);
+    }
   }
 
   /** Live sessions of a provider, for its administrators. */

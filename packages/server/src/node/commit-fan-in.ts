@@ -3,6 +3,7 @@ import type { StoredEvent } from '@holdfast/core';
 import pg from 'pg';
 import { COMMIT_CHANNEL, parseCommitNotice, type CommittedChain } from '../ledger/commit-notice.ts';
 import type { Ledger } from '../ledger/ledger.ts';
+import type { NoticeChannel } from '../auth/sessions.ts';
 
 export interface FanInLogger {
   warn(obj: object, msg: string): void;
@@ -38,8 +39,17 @@ export class CommitFanIn {
     private readonly ledger: Ledger,
     /** The database to listen on; a function when it can move (the primary after a failover). */
     private readonly connectionString: string | (() => string),
-    private readonly options: { logger?: FanInLogger; reconnectMs?: number } = {},
+    private readonly options: {
+      logger?: FanInLogger;
+      reconnectMs?: number;
+      /** Other notices heard on the same connection (the session notices: auth/sessions.ts). */
+      channels?: readonly NoticeChannel[];
+    } = {},
   ) {}
+
+  private get channels(): readonly NoticeChannel[] {
+    return this.options.channels ?? [];
+  }
 
   /** Listens from now on; resolves once the first connection listens. */
   async start(): Promise<void> {
@@ -53,6 +63,7 @@ export class CommitFanIn {
   async stop(): Promise<void> {
     this.stopped = true;
     this.unsubscribe?.();
+    for (const c of this.channels) c.listening(false);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     const client = this.client;
     this.client = null;
@@ -83,7 +94,9 @@ export class CommitFanIn {
       application_name: `holdfast fan-in ${this.ledger.node}`.slice(0, 63),
     });
     client.on('notification', (n) => {
-      if (n.channel !== COMMIT_CHANNEL || this.client !== client) return;
+      if (this.client !== client) return;
+      for (const c of this.channels) if (n.channel === c.channel) c.heard(n.payload);
+      if (n.channel !== COMMIT_CHANNEL) return;
       const notice = parseCommitNotice(n.payload);
       if (!notice || notice.origin === this.ledger.origin) return;
       this.enqueue(() => this.catchUp(notice.chains));
@@ -91,6 +104,7 @@ export class CommitFanIn {
     const dropped = () => {
       if (this.client !== client) return;
       this.client = null;
+      for (const c of this.channels) c.listening(false);
       if (!this.stopped) {
         this.options.logger?.warn({}, 'commit notices: connection lost; reconnecting');
         this.scheduleReconnect();
@@ -100,7 +114,9 @@ export class CommitFanIn {
     client.on('end', dropped);
     try {
       await client.connect();
-      await client.query(`listen ${COMMIT_CHANNEL}`);
+      await client.query(
+        [COMMIT_CHANNEL, ...this.channels.map((c) => c.channel)].map((c) => `listen ${c}`).join('; '),
+      );
     } catch (error) {
       await client.end().catch(() => undefined);
       throw error;
@@ -111,6 +127,7 @@ export class CommitFanIn {
     }
     this.client = client;
     this.connects++;
+    for (const c of this.channels) c.listening(true);
     // Listening now: anything committed from here on is noticed. What committed before is read from
     // the store: on the first connection only to know where every chain stands (the projections have
     // it already), after a reconnect as news (notices were missed).

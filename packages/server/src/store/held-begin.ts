@@ -1,6 +1,7 @@
 import {
   CompiledQuery,
   PostgresDialect,
+  type PostgresDialectConfig,
   type DatabaseConnection,
   type Driver,
   type QueryCompiler,
@@ -27,6 +28,35 @@ export const GUARD_SAVEPOINT = 'savepoint holdfast_guard';
  */
 export const COMMIT_LOCK_PREFIX = 'select pg_advisory_xact_lock(hashtextextended(';
 
+/** A request transaction's tenant setting as `Store.withTenant` sends it, the tenant a literal. */
+const TENANT_SETTING = /^select set_config\('holdfast\.tenant', '([A-Za-z0-9_.:-]{1,100})', true\)$/;
+
+/** The tenant setting of a connection's session (the statement runs outside any transaction). */
+const sessionTenantSetting = (tenant: string): string =>
+  `select set_config('holdfast.tenant', '${tenant}', false)`;
+
+/**
+ * A statement that only reads: a `select` with no locking clause and none of the functions that act
+ * (locks, notices, settings, sequences). Under PostgreSQL's default isolation (read committed) each
+ * statement sees what was committed when it started, inside a transaction or not, so such reads
+ * answer the same outside the transaction as in it.
+ */
+function onlyReads(query: CompiledQuery): boolean {
+  return (
+    /^select\s/i.test(query.sql) &&
+    !/\b(for\s+(update|no\s+key\s+update|share|key\s+share)|pg_advisory\w*|pg_notify|set_config|nextval|setval|pg_sleep)\b/i.test(
+      query.sql,
+    )
+  );
+}
+
+/**
+ * The tenant each connection's session is set to (`set_config(…, false)`), by connection: only ever
+ * set by a statement of its own outside a transaction, so no rollback takes it back, and forgotten
+ * before it is set again (a failure leaves it unknown, and it is set again before the next read).
+ */
+const sessionTenants = new WeakMap<DatabaseConnection, string>();
+
 /** Whether a transaction's first statement may go with its `begin`: one of the three above. */
 function goesWithBegin(query: CompiledQuery): boolean {
   return (
@@ -46,20 +76,34 @@ function goesWithBegin(query: CompiledQuery): boolean {
  * it, as usual; a transaction with no statement sends nothing.
  */
 export class HeldBeginDialect extends PostgresDialect {
+  constructor(
+    config: PostgresDialectConfig,
+    /**
+     * The request pool (`Store.withTenant`, and nothing else): a request transaction's reads before
+     * its first write go without the transaction (see `HeldBeginConnection`).
+     */
+    private readonly readsFirst = false,
+  ) {
+    super(config);
+  }
+
   override createDriver(): Driver {
-    return new HeldBeginDriver(super.createDriver());
+    return new HeldBeginDriver(super.createDriver(), this.readsFirst);
   }
 }
 
-class HeldBeginDriver implements Driver {
-  constructor(private readonly inner: Driver) {}
+export class HeldBeginDriver implements Driver {
+  constructor(
+    private readonly inner: Driver,
+    private readonly readsFirst = false,
+  ) {}
 
   init(): Promise<void> {
     return this.inner.init();
   }
 
   async acquireConnection(): Promise<DatabaseConnection> {
-    return new HeldBeginConnection(await this.inner.acquireConnection());
+    return new HeldBeginConnection(await this.inner.acquireConnection(), this.readsFirst);
   }
 
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
@@ -70,13 +114,14 @@ class HeldBeginDriver implements Driver {
 
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
     const c = connection as HeldBeginConnection;
-    if (c.beginHeld) c.beginHeld = false;
+    // A transaction that only read (or did nothing) was never begun: nothing to end.
+    if (c.beginHeld) c.endHeld();
     else await this.inner.commitTransaction(c.inner);
   }
 
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
     const c = connection as HeldBeginConnection;
-    if (c.beginHeld) c.beginHeld = false;
+    if (c.beginHeld) c.endHeld();
     else await this.inner.rollbackTransaction(c.inner);
   }
 
@@ -108,7 +153,7 @@ class HeldBeginDriver implements Driver {
 
   releaseConnection(connection: DatabaseConnection): Promise<void> {
     const c = connection as HeldBeginConnection;
-    c.beginHeld = false;
+    c.endHeld();
     return this.inner.releaseConnection(c.inner);
   }
 
@@ -117,19 +162,66 @@ class HeldBeginDriver implements Driver {
   }
 }
 
+/**
+ * On the request pool (`readsFirst`) a request transaction's tenant setting is held with its
+ * `begin`, and its statements that only read (`onlyReads`) run before the transaction is begun,
+ * under the tenant set for the connection's session: one statement, sent only when the connection's
+ * session was last set to another tenant (or never), and row-level security admits that tenant's
+ * rows as it does for the transaction's own setting. The first statement that may write begins the
+ * transaction, with the tenant set for the transaction as before (`begin; select set_config(…,
+ * true)`), and everything from there on is one transaction. A request that only reads sends its
+ * reads and nothing else: no `begin`, no tenant setting (the connection's session has it), no
+ * `commit` — three round trips fewer. Every use of the request pool sets its tenant first
+ * (`Store.withTenant` is its only door), so a session's tenant left from an earlier request is
+ * never what a read runs under.
+ */
 class HeldBeginConnection implements DatabaseConnection {
   /** `begin` was asked for and not sent yet. */
   beginHeld = false;
+  /** The tenant of the transaction held (request pool only): set when its `begin` is sent. */
+  private tenant: string | null = null;
 
-  constructor(readonly inner: DatabaseConnection) {}
+  constructor(
+    readonly inner: DatabaseConnection,
+    private readonly readsFirst: boolean,
+  ) {}
+
+  endHeld(): void {
+    this.beginHeld = false;
+    this.tenant = null;
+  }
 
   async sendHeldBegin(): Promise<void> {
     if (!this.beginHeld) return;
-    this.beginHeld = false;
-    await this.inner.executeQuery(CompiledQuery.raw('begin'));
+    const tenant = this.tenant;
+    this.endHeld();
+    await this.inner.executeQuery(
+      CompiledQuery.raw(
+        tenant === null ? 'begin' : `begin; select set_config('holdfast.tenant', '${tenant}', true)`,
+      ),
+    );
+  }
+
+  /** Sets the connection's session to `tenant` unless it is set to it already. */
+  private async sessionTenant(tenant: string): Promise<void> {
+    if (sessionTenants.get(this.inner) === tenant) return;
+    sessionTenants.delete(this.inner);
+    await this.inner.executeQuery(CompiledQuery.raw(sessionTenantSetting(tenant)));
+    sessionTenants.set(this.inner, tenant);
   }
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    if (this.readsFirst && this.beginHeld) {
+      const setting = this.tenant === null ? TENANT_SETTING.exec(query.sql) : null;
+      if (setting && query.parameters.length === 0) {
+        this.tenant = setting[1]!;
+        return { rows: [] };
+      }
+      if (this.tenant !== null && onlyReads(query)) {
+        await this.sessionTenant(this.tenant);
+        return this.inner.executeQuery(query);
+      }
+    }
     if (this.beginHeld && goesWithBegin(query)) {
       this.beginHeld = false;
       // Two statements in one simple query; the second one's result is not used.

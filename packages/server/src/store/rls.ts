@@ -7,7 +7,9 @@ import type { Db, Tx } from './store.ts';
  * - Every table with a `tenant` column has RLS enabled and FORCED (so even the owner is subject to it).
  * - The application's request handling runs as `holdfast_app`, a role that owns nothing and cannot
  *   bypass RLS; its policy admits only rows of the tenant set for the transaction
- *   (`holdfast.tenant`, set by `Store.withTenant`). With no tenant set it sees nothing.
+ *   (`holdfast.tenant`, set by `Store.withTenant` before any statement of a request: for its
+ *   transaction, or for the connection's session before the reads that go ahead of the transaction,
+ *   see store/held-begin.ts). With no tenant set it sees nothing.
  * - The owner (migrations, the ledger's own writes, verify, rebuild) has a policy of its own that
  *   admits every row: system work spans tenants by nature.
  */

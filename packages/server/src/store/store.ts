@@ -128,7 +128,7 @@ export class Store {
         options: `-c role=${APP_ROLE}`,
       });
       const appDb = new Kysely<CoreDatabase>({
-        dialect: new HeldBeginDialect({ pool: asKyselyPool(appPool) }),
+        dialect: new HeldBeginDialect({ pool: asKyselyPool(appPool) }, true),
       });
       store = new Store('postgres', db, null, appDb, locator, chainLocks);
     }
@@ -173,6 +173,8 @@ export class Store {
   /**
    * Runs `fn` in one transaction scoped to `tenant`: on PostgreSQL as `holdfast_app` with
    * `holdfast.tenant` set for the transaction, so row-level security admits that tenant's rows only.
+   * Its reads before its first write run under the same tenant set for the connection's session,
+   * before the transaction begins, and a request that only reads begins none (held-begin.ts).
    */
   withTenant<T>(tenant: string, fn: (trx: Tx) => Promise<T>): Promise<T> {
     return runTransaction(this.appDb, async (trx) => {

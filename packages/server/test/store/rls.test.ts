@@ -125,6 +125,76 @@ describe('row-level security on postgres', () => {
     expect(texts3).toEqual(['begin; savepoint holdfast_guard', 'select 1', 'commit']);
   });
 
+  it('answers a request that only reads with its reads alone, under its own tenant, and begins at its first write', async () => {
+    const sent = vi.spyOn(pg.Client.prototype, 'query');
+    onTestFinished(() => sent.mockRestore());
+    const texts = () =>
+      sent.mock.calls.map(([q]) => (typeof q === 'string' ? q : (q as { text: string }).text));
+    const tenantsSeen = (tenant: string) =>
+      node.store.withTenant(tenant, (trx) =>
+        trx.selectFrom('ledger_events').select('tenant').distinct().execute(),
+      );
+    for (const tenant of ['north', 'south', 'north', 'north'])
+      expect((await tenantsSeen(tenant)).map((r) => r.tenant)).toEqual([tenant]);
+    // No begin, commit or per-transaction setting: the connection's session is set when the tenant
+    // changes (the pool hands the same idle connection back), not for every request.
+    expect(texts().filter((t) => /^(begin|commit|rollback)/.test(t))).toEqual([]);
+    expect(texts().filter((t) => t.includes('set_config'))).toEqual([
+      "select set_config('holdfast.tenant', 'north', false)",
+      "select set_config('holdfast.tenant', 'south', false)",
+      "select set_config('holdfast.tenant', 'north', false)",
+    ]);
+    expect(texts().filter((t) => t.startsWith('select distinct'))).toHaveLength(4);
+    // Reads, then a write: the transaction begins at the write, with its own tenant setting, and
+    // is undone as a whole.
+    sent.mockClear();
+    const failed = await node.store
+      .withTenant('north', async (trx) => {
+        await trx.selectFrom('checkpoints').select('node').execute();
+        await trx
+          .insertInto('checkpoints')
+          .values({
+            tenant: 'north',
+            node: 'undone-2',
+            seq: 1,
+            hash: 'h',
+            hlc: 'h',
+            signer: 'x',
+            signature: 's',
+          })
+          .execute();
+        await trx.selectFrom('checkpoints').select('node').execute();
+        throw new Error('after the write');
+      })
+      .catch((e: unknown) => e);
+    expect(String(failed)).toMatch(/after the write/);
+    expect(texts().map((t) => t.split(' (')[0])).toEqual([
+      'select "node" from "checkpoints"',
+      "begin; select set_config('holdfast.tenant', 'north', true)",
+      'insert into "checkpoints"',
+      'select "node" from "checkpoints"',
+      'rollback',
+    ]);
+    expect(
+      await node.store.db.selectFrom('checkpoints').select('node').where('node', '=', 'undone-2').execute(),
+    ).toEqual([]);
+    // A statement that locks or acts is never sent outside the transaction.
+    sent.mockClear();
+    await node.store.withTenant('north', async (trx) => {
+      await sql`select pg_advisory_xact_lock(1)`.execute(trx);
+      await sql`select 1 from checkpoints for update`.execute(trx);
+    });
+    expect(texts()).toEqual([
+      "begin; select set_config('holdfast.tenant', 'north', true)",
+      'select pg_advisory_xact_lock(1)',
+      'select 1 from checkpoints for update',
+      'commit',
+    ]);
+    // After all that, each tenant still reads its own rows only.
+    expect((await tenantsSeen('south')).map((r) => r.tenant)).toEqual(['south']);
+    expect((await tenantsSeen('north')).map((r) => r.tenant)).toEqual(['north']);
+  });
+
   it('refuses to run when a tenant table has RLS off, or the application role owns a table', async () => {
     await sql`alter table patients no force row level security`.execute(node.store.db);
     await expect(node.store.checkTenantIsolation()).rejects.toThrow(

@@ -3,8 +3,10 @@ import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { buildHoldfastApp } from '../../src/http/holdfast-app.ts';
+import { sessionNotices } from '../../src/auth/sessions.ts';
 import { createLogger } from '../../src/http/logger.ts';
 import { verifyStore } from '../../src/ledger/verify.ts';
 import { commitNoticeText, parseCommitNotice } from '../../src/ledger/commit-notice.ts';
@@ -78,8 +80,16 @@ describe('two hub processes over one PostgreSQL database', () => {
     });
     await built.app.ready();
     b = { node, app: built.app, dir };
-    fanInA = new CommitFanIn(a.node.ledger, a.config.databaseUrl!, { reconnectMs: 100 });
-    fanInB = new CommitFanIn(b.node.ledger, a.config.databaseUrl!, { reconnectMs: 100 });
+    // As `holdfast serve` does: each hears the other's session notices too, and keeps sessions
+    // in its process only while it does.
+    fanInA = new CommitFanIn(a.node.ledger, a.config.databaseUrl!, {
+      reconnectMs: 100,
+      channels: [sessionNotices(a.node.store)],
+    });
+    fanInB = new CommitFanIn(b.node.ledger, a.config.databaseUrl!, {
+      reconnectMs: 100,
+      channels: [sessionNotices(b.node.store)],
+    });
     await fanInA.start();
     await fanInB.start();
   });
@@ -177,6 +187,47 @@ describe('two hub processes over one PostgreSQL database', () => {
         if (status === 200) await new Promise((r) => setTimeout(r, 50));
       }
       expect(status).toBe(401);
+    }
+  });
+
+  it('refuses at B a session signed out through A, also after B lost its notice connection', async () => {
+    const sent = vi.spyOn(pg.Client.prototype, 'query');
+    onTestFinished(() => sent.mockRestore());
+    const sessionReads = () =>
+      sent.mock.calls.filter(([q]) =>
+        String(typeof q === 'string' ? q : (q as { text: string }).text).includes('from "sessions"'),
+      ).length;
+    for (const drop of [false, true]) {
+      // Signed in through A; a load balancer sends the same browser's requests to B as well.
+      const viaA = await signedIn(a.app, `health_adviser@${TENANT}`);
+      const viaB = new Client(b.app, a.clock);
+      viaB.cookie = viaA.cookie;
+      viaB.csrf = viaA.csrf;
+      expect((await viaB.request('GET', '/api/v1/auth/session')).statusCode).toBe(200);
+      // B keeps the session in its process: the next request reads no session from the database.
+      const before = sessionReads();
+      expect((await viaB.request('GET', '/api/v1/auth/session')).statusCode).toBe(200);
+      expect(sessionReads()).toBe(before);
+      const connects = fanInB.connects;
+      if (drop) {
+        // B does not hear notices now: it keeps nothing, and reads the session every time.
+        await fanInB.dropConnection();
+        expect((await viaB.request('GET', '/api/v1/auth/session')).statusCode).toBe(200);
+        expect(sessionReads()).toBe(before + 1);
+      }
+      expect((await viaA.request('POST', '/api/v1/auth/sign-out')).statusCode).toBeLessThan(300);
+      const deadline = Date.now() + 5000;
+      let status = 200;
+      while (status === 200 && Date.now() < deadline) {
+        status = (await viaB.request('GET', '/api/v1/auth/session')).statusCode;
+        if (status === 200) await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(status).toBe(401);
+      if (drop) {
+        while (fanInB.connects === connects && Date.now() < deadline + 5000)
+          await new Promise((r) => setTimeout(r, 50));
+        expect(fanInB.connects).toBe(connects + 1);
+      }
     }
   });
 
