@@ -346,6 +346,10 @@ export async function buildHoldfastApp(
     rpName: 'Holdfast',
     origins: ['http://localhost:8080'],
   };
+  // The API's description, made at its first request (every route is registered by then): it does
+  // not change while the process runs, and making it converts every route's schemas.
+  let apiDocument: Record<string, unknown> | undefined;
+  let apiPage: string | undefined;
   registerRoutes(app, deps, registry, [
     publicRoute({
       method: 'GET',
@@ -381,7 +385,7 @@ export async function buildHoldfastApp(
       summary: 'This API described in OpenAPI 3.1',
       access: { public: true },
       async handler() {
-        return openApiDocument(registry.routes, { title: 'Holdfast API', version: '1' });
+        return (apiDocument ??= openApiDocument(registry.routes, { title: 'Holdfast API', version: '1' }));
       },
     }),
     publicRoute({
@@ -390,7 +394,7 @@ export async function buildHoldfastApp(
       summary: 'This API as a readable page',
       access: { public: true },
       async handler({ reply }) {
-        return reply.type('text/html; charset=utf-8').send(docsPage(registry.routes));
+        return reply.type('text/html; charset=utf-8').send((apiPage ??= docsPage(registry.routes)));
       },
     }),
     ...authRoutes({

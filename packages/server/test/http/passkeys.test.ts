@@ -3,11 +3,16 @@ import type {
   PublicKeyCredentialCreationOptionsJSON,
   PublicKeyCredentialRequestOptionsJSON,
 } from '@simplewebauthn/server';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { totpCode } from '../../src/auth/totp.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { Client, PASSWORD, startTestApp, type TestApp } from '../support/http.ts';
 import { newEs256KeyPair, SoftAuthenticator } from '../support/webauthn.ts';
+
+// Not a test of password hashing: hashes at the smallest argon2id cost (support/cheap-hashing.ts).
+vi.mock('../../src/auth/passwords.ts', async () =>
+  (await import('../support/cheap-hashing.ts')).cheapPasswordHashing(),
+);
 
 /**
  * The WebAuthn passkey second factor end to end, through the real HTTP application, with a software

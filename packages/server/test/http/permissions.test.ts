@@ -1,5 +1,5 @@
 import { PERMISSIONS, ROLE_PERMISSIONS, ROLES, type Role } from '@holdfast/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { RouteSpec } from '../../src/http/routes.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { Client, startTestApp, type TestApp } from '../support/http.ts';
@@ -14,6 +14,11 @@ import {
   type SampleRequest,
   type World,
 } from '../support/route-samples.ts';
+
+// Not a test of password hashing: hashes at the smallest argon2id cost (support/cheap-hashing.ts).
+vi.mock('../../src/auth/passwords.ts', async () =>
+  (await import('../support/cheap-hashing.ts')).cheapPasswordHashing(),
+);
 
 /**
  * Function-level access control, table-driven: every route the running app serves × every role.

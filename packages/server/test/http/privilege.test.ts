@@ -1,8 +1,14 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { totpCode } from '../../src/auth/totp.ts';
 import { reauthenticateAdmin, signedInAdmin } from '../support/admin.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { Client, PASSWORD, startTestApp, type TestApp } from '../support/http.ts';
+import { withRealPasswordHashing } from '../support/cheap-hashing.ts';
+
+// Not a test of password hashing: hashes at the smallest argon2id cost (support/cheap-hashing.ts).
+vi.mock('../../src/auth/passwords.ts', async () =>
+  (await import('../support/cheap-hashing.ts')).cheapPasswordHashing(),
+);
 
 /**
  * Issue 14, privilege and audit: nobody changes their own roles; a clinical role is granted only
@@ -417,7 +423,10 @@ describe.each(STORE_KINDS)('privilege and audit (%s)', (kind) => {
   it('one recovery code sent from five sessions at once gives exactly one session', async () => {
     const user = users().health_adviser;
     const first = client();
-    const codes = ((await first.signIn(user.username)).json() as { recoveryCodes: string[] }).recoveryCodes;
+    // Recovery codes at the real argon2id cost, so the five checks overlap as they would in service.
+    const codes = (
+      (await withRealPasswordHashing(() => first.signIn(user.username))).json() as { recoveryCodes: string[] }
+    ).recoveryCodes;
     const sessions = await Promise.all(
       Array.from({ length: 5 }, async () => {
         const c = client();

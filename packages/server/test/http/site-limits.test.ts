@@ -1,5 +1,5 @@
 import { hasPermission, redactPatientFields, ROLES, siteDecision, type Role } from '@holdfast/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { STORE_KINDS } from '../support/databases.ts';
 import { Client, PASSWORD, startTestApp, type TestApp } from '../support/http.ts';
 import {
@@ -10,6 +10,11 @@ import {
   type SampleRequest,
   type World,
 } from '../support/route-samples.ts';
+
+// Not a test of password hashing: hashes at the smallest argon2id cost (support/cheap-hashing.ts).
+vi.mock('../../src/auth/passwords.ts', async () =>
+  (await import('../support/cheap-hashing.ts')).cheapPasswordHashing(),
+);
 
 /**
  * Site limits on every route, table-driven from the app's own route registry and the shared request

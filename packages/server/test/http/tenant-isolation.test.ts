@@ -1,7 +1,7 @@
 import { hasPermission, ROLES, type Role } from '@holdfast/core';
 import fc from 'fast-check';
 import type { LightMyRequestResponse } from 'fastify';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Client, PASSWORD, startTestApp, type TestApp } from '../support/http.ts';
 import type { StoreKind } from '../support/databases.ts';
 import {
@@ -11,6 +11,11 @@ import {
   takeNhsNumber,
   type SeededProvider,
 } from '../support/tenant-data.ts';
+
+// Not a test of password hashing: hashes at the smallest argon2id cost (support/cheap-hashing.ts).
+vi.mock('../../src/auth/passwords.ts', async () =>
+  (await import('../support/cheap-hashing.ts')).cheapPasswordHashing(),
+);
 
 /**
  * The cross-tenant acceptance test. Two providers share one node; each is seeded through the API

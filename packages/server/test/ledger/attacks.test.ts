@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
 import { FixedClock, canonicalJson, sealEvent, signCheckpoint, type StoredEvent } from '@holdfast/core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { HEAD_MARK_FILE } from '../../src/ledger/head-mark.ts';
 import { OwnChainRefusal, ownChainsOf } from '../../src/ledger/own-chains.ts';
 import { verifyStore, type VerifyReport } from '../../src/ledger/verify.ts';
@@ -14,6 +14,11 @@ import { initNode, openNode } from '../../src/node/node.ts';
 import { Store } from '../../src/store/store.ts';
 import { freshStore, STORE_KINDS, type StoreKind } from '../support/databases.ts';
 import { holdfastArgs } from '../support/cli-entry.ts';
+
+// Not a test of password hashing: hashes at the smallest argon2id cost (support/cheap-hashing.ts).
+vi.mock('../../src/auth/passwords.ts', async () =>
+  (await import('../support/cheap-hashing.ts')).cheapPasswordHashing(),
+);
 
 /**
  * Issue 19: attacks by someone who can write the database (SQLite file, PostgreSQL tables) but not

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { FixedClock, sealEvent } from '@holdfast/core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AccountsService } from '../../src/accounts/service.ts';
 import { SessionStore } from '../../src/auth/sessions.ts';
 import { importBatch } from '../../src/ledger/import.ts';
@@ -20,6 +20,11 @@ import { checkProjections } from '../../src/projections/check.ts';
 import { freshStore, STORE_KINDS, type StoreKind } from '../support/databases.ts';
 import { freePort } from '../support/postgres.ts';
 import { holdfastArgs } from '../support/cli-entry.ts';
+
+// Not a test of password hashing: hashes at the smallest argon2id cost (support/cheap-hashing.ts).
+vi.mock('../../src/auth/passwords.ts', async () =>
+  (await import('../support/cheap-hashing.ts')).cheapPasswordHashing(),
+);
 
 /**
  * Acceptance for tamper evidence beyond the hash chain: direct edits of projection tables, of the
