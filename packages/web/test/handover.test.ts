@@ -170,24 +170,30 @@ describe('the 999 handover in the browser', () => {
       const found = await seriousAxeViolations(page);
       if (found.length > 0) violations.push(describeViolations(screen, found));
     };
-    await configureAmbulanceService();
-
-    // A call-centre monitor.
-    const adviserContext = await staffContext(browser, server.url, {
-      bypassCSP: true,
-      viewport: { width: 1366, height: 768 },
-    });
-    await useSessionCookie(adviserContext, server.url, adviserUser.sessionToken);
-    const adviser = await adviserContext.newPage();
+    // A call-centre monitor, opened while the admin sets up the ambulance service in another window.
+    const openAdviser = async () => {
+      const context = await staffContext(browser, server.url, {
+        bypassCSP: true,
+        viewport: { width: 1366, height: 768 },
+      });
+      await useSessionCookie(context, server.url, adviserUser.sessionToken);
+      return { context, page: await context.newPage() };
+    };
+    const [, { context: adviserContext, page: adviser }] = await Promise.all([
+      configureAmbulanceService(),
+      openAdviser(),
+    ]);
 
     // --- First call: proposed, nothing sent; confirmed; accepted with the incident reference.
     const firstCase = await triageToAmbulance(adviser, 'Collapsed in the kitchen and is not breathing');
     await adviser.getByText('Confirm before anything is done').waitFor();
     const confirmButton = adviser.getByRole('button', { name: /^Confirm: request an ambulance/ });
     await confirmButton.waitFor();
+    // Proposed only: the ambulance service has received nothing (a second for the worker to act, if
+    // it would; the screenshot is taken meanwhile).
+    const aSecondAndAHalf = new Promise((r) => setTimeout(r, 1500));
     await shots.take(adviser, 'ambulance-proposed');
-    // Proposed only: the ambulance service has received nothing (a second for the worker to act, if it would).
-    await new Promise((r) => setTimeout(r, 1500));
+    await aSecondAndAHalf;
     expect(receiver.received).toBe(0);
     await confirmButton.click();
     const panel = adviser.getByTestId('ambulance-handover');
@@ -213,6 +219,22 @@ describe('the 999 handover in the browser', () => {
       .waitFor();
     const confirmedAt = Date.now();
     await shots.take(adviser, 'ambulance-waiting');
+    // Meanwhile the shift manager's window opens (the app loaded once, so that reading the dashboard
+    // after the deadline is a reload, not a first load).
+    const openManager = (async () => {
+      const context = await staffContext(browser, server.url, {
+        bypassCSP: true,
+        viewport: { width: 1366, height: 768 },
+      });
+      await useSessionCookie(context, server.url, managerUser.sessionToken);
+      const page = await context.newPage();
+      await page.goto('/dashboard');
+      await page.getByRole('heading', { level: 1, name: 'Shift dashboard' }).waitFor();
+      return { context, page };
+    })().then(
+      (opened) => ({ opened, error: null }),
+      (error: unknown) => ({ opened: null, error }),
+    );
     // Not accepted within the endpoint's 15 s: the adviser is told to phone, with the number.
     await panel.filter({ hasText: 'Phone the ambulance service now' }).waitFor({ timeout: 30_000 });
     const waited = (Date.now() - confirmedAt) / 1000;
@@ -226,12 +248,9 @@ describe('the 999 handover in the browser', () => {
     await scan(adviser, 'disposition: phone the ambulance service now');
 
     // --- The shift manager sees the overdue request on the Messages screen (and on the dashboard).
-    const managerContext = await staffContext(browser, server.url, {
-      bypassCSP: true,
-      viewport: { width: 1366, height: 768 },
-    });
-    await useSessionCookie(managerContext, server.url, managerUser.sessionToken);
-    const manager = await managerContext.newPage();
+    const managerWindow = await openManager;
+    if (!managerWindow.opened) throw managerWindow.error;
+    const { context: managerContext, page: manager } = managerWindow.opened;
     await manager.goto('/dashboard');
     await manager.getByRole('heading', { level: 1, name: 'Shift dashboard' }).waitFor();
     await expect
@@ -299,14 +318,24 @@ describe('the 999 handover in the browser', () => {
       .filter({ hasText: 'Request not sent yet: waiting for the ambulance service to accept it' })
       .waitFor();
     await server.stop();
+    // The Messages screen says it cannot read (watched from now, while the adviser's screen runs to
+    // its deadline: as long as it had before, 15 s after the adviser's two waits).
+    const cannotRead = manager
+      .getByText(/The messages could not be read/)
+      .waitFor({ timeout: 60_000 })
+      .then(
+        () => null,
+        (error: unknown) => error,
+      );
     // Still "not sent yet" (what the server last said), then "phone now" at the deadline, the
     // server being silent; never "accepted" or "sent".
     await panel.filter({ hasText: 'The server is not answering' }).waitFor({ timeout: 15_000 });
     await panel.filter({ hasText: 'Phone the ambulance service now' }).waitFor({ timeout: 30_000 });
     expect(await panel.innerText()).not.toMatch(/The ambulance service accepted the request|Request sent:/);
     await shots.take(adviser, 'ambulance-phone-now-server-stopped');
-    // The Messages screen says it cannot read, and never that nothing needs attention.
-    await manager.getByText(/The messages could not be read/).waitFor({ timeout: 15_000 });
+    // ... and never that nothing needs attention.
+    const unread = await cannotRead;
+    if (unread) throw unread;
     expect(await manager.getByTestId('messages-attention-empty').count()).toBe(0);
     await shots.take(manager, 'messages-server-stopped');
 

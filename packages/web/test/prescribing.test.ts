@@ -1,6 +1,6 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiUser } from './support/api.ts';
+import { ApiUser, callToDispositionOverApi } from './support/api.ts';
 import {
   describeViolations,
   launchChromium,
@@ -50,6 +50,8 @@ describe('prescribing in the browser', () => {
   let adviserUser: ApiUser;
   let prescriberUser: ApiUser;
   let clinicianUser: ApiUser;
+  let siteId = '';
+  let patientId = '';
   const violations: string[] = [];
 
   async function scan(page: Page, screen: string): Promise<void> {
@@ -72,10 +74,11 @@ describe('prescribing in the browser', () => {
     prescriberUser = await ApiUser.signIn(server.url, 'prescriber@northshire', server.demoPassword);
     clinicianUser = await ApiUser.signIn(server.url, DEMO.clinician, server.demoPassword);
     const sites = await adviserUser.call<{ sites: { siteId: string }[] }>('GET', '/api/v1/sites');
-    await adviserUser.call('POST', '/api/v1/patients', {
-      homeSiteId: sites.sites[0]!.siteId,
+    siteId = sites.sites[0]!.siteId;
+    ({ patientId } = await adviserUser.call<{ patientId: string }>('POST', '/api/v1/patients', {
+      homeSiteId: siteId,
       record: PATIENT,
-    });
+    }));
 
     // Two pharmacies take electronic prescriptions: one answers (through the gate), one is unreachable.
     const admin = await AdminSession.open(browser, server);
@@ -144,6 +147,23 @@ describe('prescribing in the browser', () => {
     );
     await context.close();
     return caseId;
+  }
+
+  /**
+   * The same call over the API (the patient identified, the headache pathway walked to a clinician
+   * call-back, confirmed): for a test whose subject is the clinician's screen, once the adviser's
+   * screens have taken this call in the browser (callToCallback, in readyToSend).
+   */
+  function callToCallbackOverApi(): Promise<string> {
+    return callToDispositionOverApi(adviserUser, {
+      siteId,
+      patientId,
+      caller: { name: 'Priya Lennox', relationship: 'self', callbackNumber: '0113 496 0888' },
+      location: 'At home, 3 Mill Lane, SP2 7QT',
+      presentingComplaint: 'Headache',
+      pathwayId: 'headache',
+      want: (d) => d.kind === 'speak_to_primary_care',
+    });
   }
 
   async function consult(user: ApiUser, caseId: string) {
@@ -253,15 +273,21 @@ describe('prescribing in the browser', () => {
     ).toBe(true);
     return { shots, caseId, context, page, send };
   }
+  /**
+   * One consultation made ready to send serves both of the first two tests: the first checks what
+   * it shows before anything is sent (every check is in readyToSend), the second sends from it.
+   * Either test run alone prepares it itself.
+   */
+  let ready: ReturnType<typeof readyToSend> | null = null;
+  const readyToSendOnce = () => (ready ??= readyToSend());
 
   it('a penicillin allergy stops amoxicillin; a warning needs a reason before Send; the formulary says it is not clinically validated', async () => {
-    const { context } = await readyToSend();
-    await context.close();
+    await readyToSendOnce();
     expect(violations, violations.join('\n\n')).toEqual([]);
   }, 300_000);
 
   it('sent shows not yet received until the pharmacy says so; a failed send prints, and sending again needs a cancellation', async () => {
-    const { shots, caseId, context, page, send } = await readyToSend();
+    const { shots, caseId, context, page, send } = await readyToSendOnce();
     await send.click();
 
     // Queued, not yet received, for as long as the pharmacy has not answered.
@@ -349,7 +375,7 @@ describe('prescribing in the browser', () => {
   }, 300_000);
 
   it('a clinician without the prescriber role sees no prescribing controls, and the server refuses them', async () => {
-    const caseId = await callToCallback();
+    const caseId = await callToCallbackOverApi();
     const { context, page } = await consult(clinicianUser, caseId);
     await page.getByTestId('not-a-prescriber').waitFor(POLL);
     expect(await page.getByTestId('prescribing-panel').count()).toBe(0);

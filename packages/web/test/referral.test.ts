@@ -1,6 +1,6 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiUser } from './support/api.ts';
+import { ApiUser, callToDispositionOverApi } from './support/api.ts';
 import {
   describeViolations,
   launchChromium,
@@ -9,8 +9,8 @@ import {
   staffContext,
 } from './support/browser.ts';
 import { AdminSession, Gate, POSTCODES_CSV, service, ServiceReceiver } from './support/directory.ts';
-import { HEADACHE_TO_CALLBACK, PATIENTS, registerPatients } from './support/fixtures.ts';
-import { takeCallToCallback, useSessionCookie } from './support/flows.ts';
+import { PATIENTS, registerPatients } from './support/fixtures.ts';
+import { useSessionCookie } from './support/flows.ts';
 import { DEMO, startHoldfast, type RunningHoldfast } from './support/server.ts';
 
 /**
@@ -35,6 +35,8 @@ describe('referrals in the browser', () => {
   let adviserUser: ApiUser;
   let managerUser: ApiUser;
   let clinicianUser: ApiUser;
+  let siteId = '';
+  let patientIds: Record<keyof typeof PATIENTS, string>;
   const violations: string[] = [];
 
   async function scan(page: Page, screen: string): Promise<void> {
@@ -50,7 +52,8 @@ describe('referrals in the browser', () => {
     managerUser = await ApiUser.signIn(server.url, DEMO.shiftManager, server.demoPassword);
     clinicianUser = await ApiUser.signIn(server.url, DEMO.clinician, server.demoPassword);
     const sites = await adviserUser.call<{ sites: { siteId: string }[] }>('GET', '/api/v1/sites');
-    await registerPatients(adviserUser, sites.sites[0]!.siteId);
+    siteId = sites.sites[0]!.siteId;
+    patientIds = await registerPatients(adviserUser, siteId);
 
     // The provider admin sets up the receiving service, the region's postcodes and the directory.
     const admin = await AdminSession.open(browser, server);
@@ -289,7 +292,17 @@ describe('referrals in the browser', () => {
     });
     await useSessionCookie(context, server.url, adviserUser.sessionToken);
     const page = await context.newPage();
-    await callToEd(page);
+    // The first test's call, taken over the API (the first test takes it on the adviser's screens).
+    const caseId = await callToDispositionOverApi(adviserUser, {
+      siteId,
+      patientId: patientIds.david,
+      caller: { name: 'Grace Okonjo', relationship: 'relative', callbackNumber: '0113 496 0321' },
+      location: 'At home, 3 Mill Lane, SP2 7QT',
+      presentingComplaint: 'Headache after hitting his head',
+      pathwayId: 'headache',
+      want: (d) => d.dxCode === 'SAMPLE-ED-1H',
+    });
+    await page.goto(`/cases/${caseId}`);
     await receiver.refuseNext('No beds in the department tonight');
     gate.letThrough();
     await page.getByRole('button', { name: `Choose ${ED}` }).click();
@@ -329,26 +342,17 @@ describe('referrals in the browser', () => {
 
   it("a clinician's refer outcome shows the same list; a walk-in service tells the caller where to go", async () => {
     const shots = new Screenshots('referral-clinician');
-    // The adviser's call to a clinical call-back (Dx11), the patient now at SP2 7QT.
-    const adviserContext = await staffContext(browser, server.url);
-    await useSessionCookie(adviserContext, server.url, adviserUser.sessionToken);
-    const adviser = await adviserContext.newPage();
-    await adviser.goto('/calls/new');
-    const caseId = await takeCallToCallback(
-      adviser,
-      {
-        callerName: 'Margaret Holloway',
-        relationship: 'The patient (self)',
-        callbackNumber: '0113 496 0777',
-        location: 'Visiting her son at 3 Mill Lane, SP2 7QT',
-        problem: 'Headache',
-        nhsNumber: PATIENTS.margaret.nhsNumber,
-        patient: /Select Margaret Holloway/,
-        hasSpecialNotes: true,
-      },
-      { pathwayLabel: 'Headache (sample, not clinically validated)', answers: HEADACHE_TO_CALLBACK.answers },
-    );
-    await adviserContext.close();
+    // The adviser's call to a clinical call-back (Dx11), the patient now at SP2 7QT, taken over the
+    // API (the adviser's screens are the first test's).
+    const caseId = await callToDispositionOverApi(adviserUser, {
+      siteId,
+      patientId: patientIds.margaret,
+      caller: { name: 'Margaret Holloway', relationship: 'self', callbackNumber: '0113 496 0777' },
+      location: 'Visiting her son at 3 Mill Lane, SP2 7QT',
+      presentingComplaint: 'Headache',
+      pathwayId: 'headache',
+      want: (d) => d.dxCode === 'Dx11',
+    });
 
     const context = await staffContext(browser, server.url, {
       bypassCSP: true,

@@ -1,3 +1,5 @@
+import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../../server/src/triage/packs.ts';
+import { answersTo } from '../../../server/test/support/cases.ts';
 import { TotpDevice } from './browser.ts';
 
 /**
@@ -54,4 +56,50 @@ export class ApiUser {
     if (typeof json.csrfToken === 'string') this.csrf = json.csrfToken;
     return json;
   }
+}
+
+type Disposition = { dxCode: string; kind: string };
+let samplePack: ReturnType<typeof requireProtocolPack> | null = null;
+
+/**
+ * A call taken over the API by an adviser: the call opened for a patient of the index, the shipped
+ * pack's pathway walked (answers found by the engine itself) to a disposition `want` accepts, and
+ * confirmed, which queues or routes the case as the adviser's screen would. For a test whose subject
+ * comes after the call, in a file that takes such a call through the adviser's screens elsewhere.
+ * Returns the case id.
+ */
+export async function callToDispositionOverApi(
+  adviser: ApiUser,
+  call: {
+    siteId: string;
+    patientId: string;
+    caller: { name: string; relationship: string; callbackNumber: string };
+    location: string;
+    presentingComplaint: string;
+    pathwayId: string;
+    want: (disposition: Disposition) => boolean;
+  },
+): Promise<string> {
+  const { caseId } = await adviser.call<{ caseId: string }>('POST', '/api/v1/calls', {
+    siteId: call.siteId,
+    caller: { ...call.caller, callbackNumberReadBack: true },
+    patientId: call.patientId,
+    location: call.location,
+    presentingComplaint: call.presentingComplaint,
+  });
+  const protocol = (await (samplePack ??= requireProtocolPack(SAMPLE_PACK_DIR))).protocols.get(
+    call.pathwayId,
+  );
+  if (!protocol) throw new Error(`the sample pack has no pathway ${call.pathwayId}`);
+  const answers = answersTo(protocol, call.want);
+  if (!answers) throw new Error(`no walk of ${call.pathwayId} reaches the disposition wanted`);
+  await adviser.call('POST', `/api/v1/cases/${caseId}/triage`, { pathwayId: protocol.content.pathwayId });
+  let last: { status: string; disposition?: Disposition } = { status: 'question' };
+  for (const a of answers) last = await adviser.call('POST', `/api/v1/cases/${caseId}/triage/answers`, a);
+  if (last.status !== 'disposition' || !call.want(last.disposition!))
+    throw new Error(`triage of ${call.pathwayId} over the API did not reach the disposition wanted`);
+  await adviser.call('POST', `/api/v1/cases/${caseId}/disposition/confirm`, {
+    dxCode: last.disposition!.dxCode,
+  });
+  return caseId;
 }
