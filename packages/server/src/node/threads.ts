@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { build } from 'esbuild';
 
 /**
  * Starts a worker thread running one of the server's TypeScript modules. The server runs from
@@ -46,6 +45,9 @@ async function bundle(module: URL): Promise<string> {
   const entry = fileURLToPath(module);
   const outfile = join(bundleDir, basename(entry).replace(/\.ts$/, '.mjs'));
   const require = createRequire(module);
+  // Loaded here, not with this module: every command that opens a node imports this file, and only
+  // the first bundled worker of a process needs esbuild.
+  const { build } = await import('esbuild');
   await build({
     entryPoints: [entry],
     outfile,
