@@ -5,7 +5,10 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import pc from 'picocolors';
-import { DomainError, ImportRefusedError, ROLES, ValidationError, type Role } from '@holdfast/core';
+// Core's error classes and role list from their own modules: the package's index loads every
+// event schema and the phone-number metadata, which `--help` and most commands' parsing never need.
+import { DomainError, ImportRefusedError, ValidationError } from '@holdfast/core/errors';
+import { ROLES, type Role } from '@holdfast/core/accounts/roles';
 import { ConfigError, loadConfig, type HoldfastConfig } from './config.ts';
 import type { NumberedLine } from './ledger/ndjson.ts';
 import type { HoldfastNode, OpenNodeOptions } from './node/node.ts';
@@ -15,7 +18,7 @@ import { DEMO_PROVIDER_NAME, DEMO_TENANT } from './demo-names.ts';
 import { DEFAULT_TOKEN_TTL_MINUTES, MAX_TOKEN_TTL_MINUTES } from './sync/enrolment-limits.ts';
 import { registerBackupCommands, registerTopUpCommand } from './backup/cli.ts';
 import { registerReceiverCommands } from './receiver/cli.ts';
-import { parseDuration } from './simulate/simulator.ts';
+import { parseDuration } from './simulate/duration.ts';
 
 // Each command loads what it needs when it runs (the `await import` in its action), so
 // `holdfast --help`, `holdfast receiver` or `holdfast users add` do not load the HTTP server, the

@@ -1,6 +1,6 @@
-import PDFDocument from 'pdfkit';
 import { FONT_DIR } from '../downtime/pdf.ts';
 import type { TrailRow } from './trail.ts';
+import { loadPdfKit } from '../pdf-kit.ts';
 
 const london = new Intl.DateTimeFormat('en-GB', {
   timeZone: 'Europe/London',
@@ -91,11 +91,12 @@ const FONT_SIZE = 7.5;
 const PAD = 3;
 
 /** The filtered trail as a PDF (A4 landscape), its table laid out by hand with the header on every page. */
-export function trailPdf(
+export async function trailPdf(
   rows: readonly TrailRow[],
   meta: { title: string; filters: string; generatedAt: string; generatedBy: string },
   options: { compress?: boolean } = {},
 ): Promise<Buffer> {
+  const PDFDocument = await loadPdfKit();
   const doc = new PDFDocument({
     size: 'A4',
     layout: 'landscape',

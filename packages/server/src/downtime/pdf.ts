@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
-import PDFDocument from 'pdfkit';
 import { londonTime, type DowntimePackData, type KeyContact, type PackCase } from './pack-data.ts';
+import { loadPdfKit } from '../pdf-kit.ts';
 
 /**
  * Draws the downtime pack as a PDF (A4 landscape): the caseload tables, key contacts, then blank
@@ -98,6 +98,7 @@ export async function renderDowntimePack(
   data: DowntimePackData,
   options: RenderOptions = {},
 ): Promise<Buffer> {
+  const PDFDocument = await loadPdfKit();
   const doc = new PDFDocument({
     size: 'A4',
     layout: 'landscape',

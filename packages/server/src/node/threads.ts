@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { build } from 'esbuild';
 
 /**
  * Starts a worker thread running one of the server's TypeScript modules. The server runs from
@@ -59,6 +58,9 @@ async function bundle(module: URL, withExport?: { module: URL; name: string }): 
   const from = withExport ? fileURLToPath(withExport.module) : '';
   if (withExport && !/^[A-Za-z_$][\w$]*$/.test(withExport.name))
     throw new Error(`not an export name: ${withExport.name}`);
+  // Loaded here, not with this module: every command that opens a node imports this file, and only
+  // the first bundled worker of a process needs esbuild.
+  const { build } = await import('esbuild');
   await build({
     ...(withExport
       ? {

@@ -1,7 +1,7 @@
 import { formatLondonDateTime } from '@holdfast/core/queue/priority';
-import PDFDocument from 'pdfkit';
 import { FONT_DIR, SAMPLE_TRIAGE_NOTICE } from '../downtime/pdf.ts';
 import { pemTypeLabel, type PemDocument } from './document.ts';
+import { loadPdfKit } from '../pdf-kit.ts';
 
 /**
  * The Post Event Message as a PDF, for a practice that cannot take the structured message (and to
@@ -10,7 +10,8 @@ import { pemTypeLabel, type PemDocument } from './document.ts';
  */
 const MARGIN = 48;
 
-export function renderPemPdf(doc: PemDocument, options: { compress?: boolean } = {}): Promise<Buffer> {
+export async function renderPemPdf(doc: PemDocument, options: { compress?: boolean } = {}): Promise<Buffer> {
+  const PDFDocument = await loadPdfKit();
   const pdf = new PDFDocument({
     size: 'A4',
     margin: MARGIN,

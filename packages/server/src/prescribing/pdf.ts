@@ -1,9 +1,9 @@
 import { formatLondonDateTime } from '@holdfast/core/queue/priority';
 import { NOT_CLINICALLY_VALIDATED_FORMULARY, type Formulary } from '@holdfast/core';
-import PDFDocument from 'pdfkit';
 import { FONT_DIR } from '../downtime/pdf.ts';
 import type { PatientRecordView } from '../patients/service.ts';
 import type { PrescriptionIssued } from './events.ts';
+import { loadPdfKit } from '../pdf-kit.ts';
 
 /**
  * The paper prescription (FP10-like) for when the message cannot go: the prescription id with its
@@ -11,7 +11,7 @@ import type { PrescriptionIssued } from './events.ts';
  * controlled drug) and directions, the pharmacy, the prescriber, and the formulary's
  * "not clinically validated" line when it is sample content.
  */
-export function renderPrescriptionPdf(input: {
+export async function renderPrescriptionPdf(input: {
   issued: PrescriptionIssued;
   patient: PatientRecordView;
   prescriber: string;
@@ -19,6 +19,7 @@ export function renderPrescriptionPdf(input: {
   formulary: Formulary;
 }): Promise<Buffer> {
   const p = input.issued;
+  const PDFDocument = await loadPdfKit();
   const pdf = new PDFDocument({
     size: 'A5',
     margin: 36,

@@ -32,7 +32,11 @@ function drill(args: string[]) {
   const r = spawnSync(process.execPath, [BIN, 'drill', 'supplier-loss', '--quick', ...args], {
     encoding: 'utf8',
     timeout: 400_000,
-    env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('HOLDFAST_'))),
+    // No HOLDFAST_* setting of this run reaches the drill, except the CLI bundle: the drill starts its
+    // hub, sites, backup and restore from it too (without it, each of those six starts through tsx).
+    env: Object.fromEntries(
+      Object.entries(process.env).filter(([k]) => !k.startsWith('HOLDFAST_') || k === 'HOLDFAST_CLI_BUNDLE'),
+    ),
   });
   const lines = r.stdout.trim().split('\n');
   let last: DrillLine | null = null;

@@ -259,15 +259,23 @@ describe('hub and two sites as real processes', () => {
         1_000,
       ),
     ).toEqual([]);
-    await new Promise((r) => setTimeout(r, 1_500));
-    const away = (
-      await adviserA.call<{
-        connected: boolean;
-        unsentEvents: number;
-        lastError: string | null;
-        peer: { node: string };
-      }>('GET', '/api/v1/sync/status')
-    ).json;
+    // The site's next sync round (every second here) finds the hub gone: wait for that round's
+    // result rather than a fixed time, then check all it says.
+    type Away = {
+      connected: boolean;
+      unsentEvents: number;
+      lastError: string | null;
+      peer: { node: string };
+    };
+    const readAway = async () => (await adviserA.call<Away>('GET', '/api/v1/sync/status')).json;
+    let away = await readAway();
+    for (
+      const until = Date.now() + 15_000;
+      (away.connected || !/unreachable/.test(away.lastError ?? '')) && Date.now() < until;
+    ) {
+      await new Promise((r) => setTimeout(r, 100));
+      away = await readAway();
+    }
     expect(away.connected).toBe(false);
     expect(away.peer.node).toBe('hub-1');
     expect(away.unsentEvents).toBeGreaterThan(0);
