@@ -33,10 +33,18 @@ const CENTRE_ADDRESS = '4 Harbour Road, Southport';
 const OTHER = 'Millbrook Treatment Centre';
 const OTHER_NODE = 'Millbrook site node';
 
-/** The first whole quarter hour at least 20 minutes from now, as UK date and time. */
+/**
+ * The first whole quarter hour at least 20 minutes from now, as UK date and time; or the next UK
+ * midnight when fewer than three quarter hours are left of the day, because the test books one slot
+ * and then moves the booking to another of the same session (a session starting at 23:45 has one).
+ */
 function sessionStart(nowMs: number): { date: string; time: string; ms: number } {
   const quarter = 15 * 60_000;
-  const ms = Math.ceil((nowMs + 20 * 60_000) / quarter) * quarter;
+  let ms = Math.ceil((nowMs + 20 * 60_000) / quarter) * quarter;
+  const minutesIntoDay = (local: { time: string }) =>
+    Number(local.time.slice(0, 2)) * 60 + Number(local.time.slice(3, 5));
+  const leftOfDay = 24 * 60 - minutesIntoDay(utcMsToLocal(ms));
+  if (leftOfDay < 45) ms += leftOfDay * 60_000;
   const local = utcMsToLocal(ms);
   return { date: local.date, time: local.time, ms };
 }
@@ -347,6 +355,9 @@ describe('treatment-centre appointments in the browser', () => {
     await reception.page.getByLabel('Why have they come?').fill('Cut hand');
     await scan(reception.page, 'walk-in form');
     await reception.page.getByRole('button', { name: 'Open a case and mark arrived' }).click();
+    // A walk-in arrives today; the booked session may be tomorrow's (see sessionStart).
+    const today = utcMsToLocal(Date.now()).date;
+    if (today !== start.date) await reception.page.getByLabel('Day', { exact: true }).fill(today);
     await reception.page
       .getByRole('button', { name: /Open the case|Seen: Rosa Finch/ })
       .first()
