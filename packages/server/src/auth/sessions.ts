@@ -45,10 +45,11 @@ const MAX_KEPT = 10_000;
 /**
  * Fully signed-in sessions kept in this process by token hash, so that a signed-in request does not
  * read its session from the store (one round trip on every request to PostgreSQL). Shared by every
- * SessionStore over one Store in the process. Kept only while nobody can change a session unheard:
- * always on SQLite (one process writes a data directory: its writer lock), and on PostgreSQL only
- * while this process hears the other processes' session notices (`sessionNotices`, on the commit
- * fan-in's connection), and never before it first does. Every change of a session row forgets the
+ * SessionStore over one Store in the process. Only on PostgreSQL, where the read is a round trip
+ * to another process (on SQLite it is a read of the process's own file, microseconds, and keeping
+ * would only add a way to be wrong), and there only while this process hears the other processes'
+ * session notices (`sessionNotices`, on the commit fan-in's connection), and never before it first
+ * does. Every change of a session row forgets the
  * copies it touches, here and, through its notice, in the other processes; a read of the store in
  * flight when anything was forgotten is not kept (so a copy read before a revocation never comes
  * back after it). A kept copy is used only until the session would be touched again (one minute
@@ -100,7 +101,7 @@ const keptByStore = new WeakMap<Store, KeptSessions>();
 
 function keptSessions(store: Store): KeptSessions {
   let kept = keptByStore.get(store);
-  if (!kept) keptByStore.set(store, (kept = new KeptSessions(store.dialect === 'sqlite')));
+  if (!kept) keptByStore.set(store, (kept = new KeptSessions(false)));
   return kept;
 }
 
