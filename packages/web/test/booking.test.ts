@@ -41,17 +41,20 @@ const OTHER_NODE = 'Millbrook site node';
 function sessionStart(nowMs: number): { date: string; time: string; ms: number } {
   const quarter = 15 * 60_000;
   let ms = Math.ceil((nowMs + 20 * 60_000) / quarter) * quarter;
-  const minutesIntoDay = (local: { time: string }) =>
-    Number(local.time.slice(0, 2)) * 60 + Number(local.time.slice(3, 5));
-  const leftOfDay = 24 * 60 - minutesIntoDay(utcMsToLocal(ms));
+  const leftOfDay = 24 * 60 - minutesOf(utcMsToLocal(ms).time);
   if (leftOfDay < 45) ms += leftOfDay * 60_000;
   const local = utcMsToLocal(ms);
   return { date: local.date, time: local.time, ms };
 }
 
+/** Minutes into the day of an 'HH:mm' time. */
+function minutesOf(time: string): number {
+  return Number(time.slice(0, 2)) * 60 + Number(time.slice(3, 5));
+}
+
 /** 'HH:mm' an hour after a UK start time, kept within the day ('24:00' at most). */
 function sessionEnd(startTime: string): string {
-  const minutes = Math.min(24 * 60, Number(startTime.slice(0, 2)) * 60 + Number(startTime.slice(3)) + 60);
+  const minutes = Math.min(24 * 60, minutesOf(startTime) + 60);
   return minutes === 24 * 60
     ? '24:00'
     : `${String(Math.floor(minutes / 60)).padStart(2, '0')}:${String(minutes % 60).padStart(2, '0')}`;
