@@ -334,7 +334,7 @@ describe('treatment-centre appointments in the browser', () => {
     const reception = await pageAs(receptionistUser);
     await reception.page.goto('/reception');
     await reception.page.getByRole('heading', { level: 1, name: 'Reception' }).waitFor();
-    await reception.page.getByLabel('Treatment centre').selectOption({ label: CENTRE });
+    await reception.page.getByLabel('Treatment centre', { exact: true }).selectOption({ label: CENTRE });
     await reception.page.getByLabel('Day', { exact: true }).fill(start.date);
     const list = reception.page.getByTestId('reception-list');
     const patientRow = list.locator('tbody tr', { hasText: /Okonjo/i }).first();
@@ -370,7 +370,7 @@ describe('treatment-centre appointments in the browser', () => {
     // --- The clinician opens the case from reception, records the patient seen, and closes it.
     const clinician = await pageAs(clinicianUser);
     await clinician.page.goto('/reception');
-    await clinician.page.getByLabel('Treatment centre').selectOption({ label: CENTRE });
+    await clinician.page.getByLabel('Treatment centre', { exact: true }).selectOption({ label: CENTRE });
     await clinician.page.getByLabel('Day', { exact: true }).fill(start.date);
     const row = clinician.page
       .getByTestId('reception-list')

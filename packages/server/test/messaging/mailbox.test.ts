@@ -484,7 +484,10 @@ describe.each(STORE_KINDS)('the mailbox transport on %s', (kind) => {
     // A message queued in the same pass is still placed.
     const id = await queue();
     expect(await worker.runOnce()).toBe(1);
-    expect((await status(id)).state).toBe('sent');
+    // Placed. The receiver is a process of its own, polling every 250 ms: it may already have
+    // answered before this same pass read the inbox, so the state is sent or already accepted.
+    expect((await facts(id)).map((f) => f.type)).toContain('message.sent');
+    expect(['sent', 'accepted']).toContain((await status(id)).state);
 
     expect(ctlFiles(inbox)).not.toContain(`${stranger}.report.ctl`);
     expect(readdirSync(join(inbox, 'unmatched'))).toEqual([`${stranger}.report.ctl`]);
@@ -501,7 +504,10 @@ describe.each(STORE_KINDS)('the mailbox transport on %s', (kind) => {
       ],
     ]);
     // The message placed in the same pass goes on to be accepted.
-    await waitFor('the receiver to answer', answered(id));
+    await waitFor(
+      'the receiver to answer',
+      async () => answered(id)() || (await status(id)).state === 'accepted',
+    );
     clock.advance(1_000);
     await worker.runOnce();
     expect((await status(id)).state).toBe('accepted');
