@@ -271,7 +271,7 @@ export function bookingRoutes(booking: BookingService): RouteSpec[] {
       method: 'POST',
       url: '/api/v1/cases/:caseId/appointments',
       summary:
-        "Book a slot for the case: only the node that owns the slot can (409 slot_not_owned_here naming it, slot_full, slot_blocked); outside the timeframe only with a clinician's reason",
+        "Book a slot for the case: only the node that owns the slot can (409 slot_not_owned_here naming it, slot_full, slot_being_booked, slot_blocked); outside the timeframe only with a clinician's reason",
       access: { permission: 'appointments.book' },
       params: caseParams,
       body: z.strictObject({

@@ -49,7 +49,7 @@ import {
 } from './projection.ts';
 
 export type BookingRefusal =
-  'slot_not_owned_here' | 'slot_full' | 'slot_blocked' | 'slot_in_past' | 'wrong_kind';
+  'slot_not_owned_here' | 'slot_full' | 'slot_being_booked' | 'slot_blocked' | 'slot_in_past' | 'wrong_kind';
 
 /**
  * A booking this node may not write (409 with the reason as the problem's code). `slot_not_owned_here`
@@ -766,6 +766,53 @@ export class BookingService {
       ]);
     const first = this.refusal(slot, kind);
     if (first) throw await this.named(ctx.tenant, first);
+    // Bookings of this slot from this node already on their way to the ledger count as taken
+    // places: a booking that could only succeed if one of them failed is refused now, with what is
+    // true at this moment, instead of joining the same group commit to be refused there by the
+    // guard (a round trip with the write lock held while every other booking waits).
+    const key = `${ctx.tenant}/${slot.slot_id}`;
+    const going = this.bookingsGoing.get(key) ?? 0;
+    if (Number(slot.booked) + going >= Number(slot.capacity))
+      throw new BookingRefusedError(
+        'slot_being_booked',
+        'another booking of this slot is being made at this moment: choose another slot, or try this one again in a moment',
+      );
+    this.bookingsGoing.set(key, going + 1);
+    try {
+      return await this.commitBooking(
+        ctx,
+        caseId,
+        row,
+        slot,
+        kind,
+        timeframe,
+        outside ? reason : null,
+        rebook,
+      );
+    } finally {
+      const left = (this.bookingsGoing.get(key) ?? 1) - 1;
+      if (left > 0) this.bookingsGoing.set(key, left);
+      else this.bookingsGoing.delete(key);
+    }
+  }
+
+  /**
+   * Per tenant and slot, this node's bookings of it sent to the ledger and not yet committed or
+   * refused. Only a way to keep bookings that cannot succeed out of the commit: the guard inside the
+   * commit still decides (and this node is the only one that can book its slots).
+   */
+  private readonly bookingsGoing = new Map<string, number>();
+
+  private async commitBooking(
+    ctx: RequestContext,
+    caseId: string,
+    row: CasesTable,
+    slot: BookingSlotsTable,
+    kind: AppointmentKind,
+    timeframe: Timeframe,
+    outsideTimeframeReason: string | null,
+    rebook: { of: BookingAppointmentsTable; reason: string } | null,
+  ): Promise<AppointmentView> {
     const bookingId = randomUUID();
     const now = this.clock.nowMs();
     const payload: Booked = {
@@ -779,7 +826,7 @@ export class BookingService {
       startMs: Number(slot.start_ms),
       startLocal: slot.start_local,
       timeframeMinutes: timeframe.minutes,
-      outsideTimeframeReason: outside ? reason : null,
+      outsideTimeframeReason,
       rebookOf: rebook?.of.booking_id ?? null,
       byUserId: ctx.userId,
       atMs: now,

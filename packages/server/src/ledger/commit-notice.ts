@@ -1,5 +1,11 @@
 import { sql } from 'kysely';
-import { COMMIT_LOCK_PREFIX, LITERAL_TENANT } from '../store/held-begin.ts';
+import pg from 'pg';
+import {
+  COMMIT_CHANNEL,
+  COMMIT_LOCK_PREFIX,
+  COMMIT_NOTICE_PREFIX,
+  LITERAL_TENANT,
+} from '../store/held-begin.ts';
 import type { StoreDialect, Tx } from '../store/store.ts';
 
 /**
@@ -15,9 +21,10 @@ import type { StoreDialect, Tx } from '../store/store.ts';
  * The notice is `pg_notify` inside the transaction, so PostgreSQL delivers it when, and only if, the
  * transaction commits. It names what committed, never what it says: provider, node, the seq range
  * of each chain and the event types (no payload, no patient data). Listeners read the events
- * themselves from the store (see `node/commit-fan-in.ts`).
+ * themselves from the store (see `node/commit-fan-in.ts`). The channel's name is in
+ * store/held-begin.ts, which sends the notice with the transaction's `commit`.
  */
-export const COMMIT_CHANNEL = 'holdfast_commits';
+export { COMMIT_CHANNEL };
 
 /** PostgreSQL refuses a notification payload of 8000 bytes or more. */
 const MAX_NOTICE_BYTES = 7900;
@@ -70,7 +77,8 @@ export async function announceCommit(
   events: readonly EventPosition[],
 ): Promise<void> {
   if (dialect !== 'postgres' || events.length === 0) return;
-  await sql`select pg_notify(${COMMIT_CHANNEL}, ${commitNoticeText(origin, events)})`.execute(trx);
+  // Written as a literal so that it travels with the `commit` (store/held-begin.ts).
+  await sql.raw(`${COMMIT_NOTICE_PREFIX}${pg.escapeLiteral(commitNoticeText(origin, events))})`).execute(trx);
 }
 
 /** The notice's text: chains and types; without the types if too long; "everything" if still too long. */

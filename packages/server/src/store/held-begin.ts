@@ -28,6 +28,18 @@ export const GUARD_SAVEPOINT = 'savepoint holdfast_guard';
  */
 export const COMMIT_LOCK_PREFIX = 'select pg_advisory_xact_lock(hashtextextended(';
 
+/**
+ * The ledger's commit notice (ledger/commit-notice.ts), its text written as a literal: held back and
+ * sent with the transaction's `commit` in one round trip (`select pg_notify(…); commit`). PostgreSQL
+ * delivers a notice only when its transaction commits, so it means the same whenever it is sent
+ * inside the transaction; if it fails, the `commit` after it in the same query does not run and the
+ * transaction is rolled back as for any failed commit.
+ */
+export const COMMIT_NOTICE_PREFIX = "select pg_notify('holdfast_commits', ";
+
+/** The channel of the commit notices (the name in `COMMIT_NOTICE_PREFIX`). */
+export const COMMIT_CHANNEL = 'holdfast_commits';
+
 /** A request transaction's tenant setting as `Store.withTenant` sends it, the tenant a literal. */
 const TENANT_SETTING = /^select set_config\('holdfast\.tenant', '([A-Za-z0-9_.:-]{1,100})', true\)$/;
 
@@ -108,19 +120,27 @@ export class HeldBeginDriver implements Driver {
 
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
     const c = connection as HeldBeginConnection;
+    c.inTransaction = true;
     if (settings.isolationLevel || settings.accessMode) await this.inner.beginTransaction(c.inner, settings);
     else c.beginHeld = true;
   }
 
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
     const c = connection as HeldBeginConnection;
+    const notice = c.takeNotice();
+    if (notice !== null) {
+      const begin = c.beginHeld ? 'begin; ' : '';
+      c.endHeld();
+      await c.inner.executeQuery(CompiledQuery.raw(`${begin}${notice}; commit`));
+    }
     // A transaction that only read (or did nothing) was never begun: nothing to end.
-    if (c.beginHeld) c.endHeld();
+    else if (c.beginHeld) c.endHeld();
     else await this.inner.commitTransaction(c.inner);
   }
 
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
     const c = connection as HeldBeginConnection;
+    c.takeNotice();
     if (c.beginHeld) c.endHeld();
     else await this.inner.rollbackTransaction(c.inner);
   }
@@ -154,6 +174,7 @@ export class HeldBeginDriver implements Driver {
   releaseConnection(connection: DatabaseConnection): Promise<void> {
     const c = connection as HeldBeginConnection;
     c.endHeld();
+    c.takeNotice();
     return this.inner.releaseConnection(c.inner);
   }
 
@@ -180,6 +201,10 @@ class HeldBeginConnection implements DatabaseConnection {
   beginHeld = false;
   /** The tenant of the transaction held (request pool only): set when its `begin` is sent. */
   private tenant: string | null = null;
+  /** Inside a transaction (between the driver's begin and its commit or rollback). */
+  inTransaction = false;
+  /** The commit notice held for the `commit` (`COMMIT_NOTICE_PREFIX`). */
+  private notice: string | null = null;
 
   constructor(
     readonly inner: DatabaseConnection,
@@ -189,6 +214,14 @@ class HeldBeginConnection implements DatabaseConnection {
   endHeld(): void {
     this.beginHeld = false;
     this.tenant = null;
+  }
+
+  /** The held commit notice, if any, forgotten here; the transaction ends with this call. */
+  takeNotice(): string | null {
+    const notice = this.notice;
+    this.notice = null;
+    this.inTransaction = false;
+    return notice;
   }
 
   async sendHeldBegin(): Promise<void> {
@@ -211,6 +244,15 @@ class HeldBeginConnection implements DatabaseConnection {
   }
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    if (
+      this.inTransaction &&
+      this.notice === null &&
+      query.parameters.length === 0 &&
+      query.sql.startsWith(COMMIT_NOTICE_PREFIX)
+    ) {
+      this.notice = query.sql;
+      return { rows: [] };
+    }
     if (this.readsFirst && this.beginHeld) {
       const setting = this.tenant === null ? TENANT_SETTING.exec(query.sql) : null;
       if (setting && query.parameters.length === 0) {

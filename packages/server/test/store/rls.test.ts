@@ -2,7 +2,8 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { initNode, type HoldfastNode } from '../../src/node/node.ts';
-import { GUARD_SAVEPOINT } from '../../src/store/held-begin.ts';
+import { announceCommit, parseCommitNotice } from '../../src/ledger/commit-notice.ts';
+import { COMMIT_CHANNEL, GUARD_SAVEPOINT } from '../../src/store/held-begin.ts';
 import { freshStore } from '../support/databases.ts';
 
 /**
@@ -12,9 +13,11 @@ import { freshStore } from '../support/databases.ts';
 describe('row-level security on postgres', () => {
   let node: HoldfastNode;
   let cleanup: () => Promise<void>;
+  let databaseUrl = '';
   beforeAll(async () => {
     const fresh = await freshStore('postgres');
     cleanup = fresh.cleanup;
+    databaseUrl = fresh.config.databaseUrl!;
     node = await initNode(fresh.config, { node: 'hub', tenant: 'north', role: 'hub' });
     await node.ledger.append([
       { tenant: 'south', type: 'tenant.created', actor: 'system:test', payload: { name: 'South' } },
@@ -193,6 +196,64 @@ describe('row-level security on postgres', () => {
     // After all that, each tenant still reads its own rows only.
     expect((await tenantsSeen('south')).map((r) => r.tenant)).toEqual(['south']);
     expect((await tenantsSeen('north')).map((r) => r.tenant)).toEqual(['north']);
+  });
+
+  it('sends a commit notice with its commit, in one round trip; a listener hears it, and nothing from a transaction undone', async () => {
+    const listener = new pg.Client({ connectionString: databaseUrl });
+    await listener.connect();
+    onTestFinished(() => listener.end());
+    const heard: string[] = [];
+    listener.on('notification', (n) => {
+      if (n.channel === COMMIT_CHANNEL) heard.push(n.payload ?? '');
+    });
+    await listener.query(`listen ${COMMIT_CHANNEL}`);
+    const sent = vi.spyOn(pg.Client.prototype, 'query');
+    onTestFinished(() => sent.mockRestore());
+    const texts = () =>
+      sent.mock.calls.map(([q]) => (typeof q === 'string' ? q : (q as { text: string }).text));
+
+    // Held, then undone: the notice is never sent, so nobody hears of a commit that did not happen.
+    const undone = await node.store
+      .transaction(async (trx) => {
+        await announceCommit(trx, 'postgres', 'hub', [
+          { tenant: 'north', node: 'ghost', seq: 7, type: 'x.y' },
+        ]);
+        await trx.selectFrom('checkpoints').select('node').execute();
+        throw new Error('undone after the notice');
+      })
+      .catch((e: unknown) => e);
+    expect(String(undone)).toMatch(/undone after the notice/);
+    expect(texts().some((t) => t.includes('pg_notify'))).toBe(false);
+    expect(texts().at(-1)).toBe('rollback');
+
+    // Committed: the notice travels with the commit, with a text (quotes and all) the listener reads.
+    sent.mockClear();
+    const [stored] = await node.ledger.append([
+      { tenant: 'north', type: 'tenant.created', actor: 'system:test', payload: { name: "North's second" } },
+    ]);
+    const ends = texts().filter((t) => t === 'commit' || t.includes('pg_notify'));
+    expect(ends, ends.join('\n')).toHaveLength(1);
+    expect(ends[0]).toMatch(/^select pg_notify\('holdfast_commits', .*\); commit$/);
+    // A text with quotes and a backslash arrives as it was written (the literal is escaped).
+    const odd = `it's \\ "odd"`;
+    await node.store.transaction((trx) =>
+      announceCommit(trx, 'postgres', 'hub', [{ tenant: 'north', node: odd, seq: 3, type: 'x.y' }]),
+    );
+    const deadline = Date.now() + 10_000;
+    while (heard.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    // Notices come in commit order on one connection: the undone transaction's never arrives.
+    expect(heard.map((text) => parseCommitNotice(text))).toEqual([
+      {
+        origin: expect.any(String),
+        chains: [{ tenant: 'north', node: 'hub', fromSeq: stored!.seq, toSeq: stored!.seq }],
+        types: { north: ['tenant.created'] },
+      },
+      {
+        origin: 'hub',
+        chains: [{ tenant: 'north', node: odd, fromSeq: 3, toSeq: 3 }],
+        types: { north: ['x.y'] },
+      },
+    ]);
   });
 
   it('refuses to run when a tenant table has RLS off, or the application role owns a table', async () => {
