@@ -12,7 +12,7 @@
  * to book for) compete for the diary through the API, each in a closed loop:
  *   GET  /api/v1/cases/:caseId/appointment-options?limit=20  (the earliest suitable slots)
  *   POST /api/v1/cases/:caseId/appointments {slotId}          (one of the first five left, at random)
- * booking down its list (a 409 `slot_full`: another client took it, try the next) and asking for
+ * booking down its list (a 409 `slot_full` or `slot_being_booked`: another client took it or is taking it, try the next) and asking for
  * options again when the list is used up, so many clients go for the same slots at once. A slot after the case's timeframe is booked with a clinician's
  * reason, as the rule asks. Each booking is a new appointment for the client's case (the booking path
  * does not depend on how many a case has).

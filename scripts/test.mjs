@@ -136,12 +136,15 @@ if (inMemory) {
   console.log(`\n== temporary files (stores, PostgreSQL) in memory: ${inMemory}`);
 }
 
+/** Files run at once outside the serial list (`HOLDFAST_TEST_WORKERS`, default 2: see `vitestRun`). */
+const WORKERS = Number(process.env.HOLDFAST_TEST_WORKERS ?? 2) || 2;
+
 const chosen = process.argv.slice(2);
 if (chosen.length > 0) vitestRun('chosen', chosen, `${results}/vitest.json`);
 else {
   vitestRun(
-    'two at a time',
-    ['--maxWorkers=2', ...SERIAL.flatMap((f) => ['--exclude', f])],
+    `${WORKERS} at a time`,
+    [`--maxWorkers=${WORKERS}`, ...SERIAL.flatMap((f) => ['--exclude', f])],
     `${results}/vitest-parallel.json`,
   );
   vitestRun('alone', ['--maxWorkers=1', ...SERIAL], `${results}/vitest-serial.json`);
