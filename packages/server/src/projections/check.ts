@@ -4,7 +4,7 @@ import { Kysely, SqliteDialect, sql, type Transaction } from 'kysely';
 import { rowToStored } from '../ledger/rows.ts';
 import type { CoreDatabase } from '../store/schema.ts';
 import type { Store, Tx } from '../store/store.ts';
-import { toProjected, type Projection } from './projection.ts';
+import { applyToFolding, toProjected, type Projection } from './projection.ts';
 
 /** The first row where a live projection table differs from a fresh fold of the ledger. */
 export interface ProjectionDifference {
@@ -175,7 +175,7 @@ async function foldLedger(
         };
       }
       const event = { ...toProjected(stored, subject), payload };
-      for (const p of projections) await p.apply(trx, event);
+      await applyToFolding(projections, trx, event);
       eventsFolded++;
     }
     const last = rows[rows.length - 1]!;

@@ -3,7 +3,7 @@ import { sql, type Selectable } from 'kysely';
 import type { LedgerEventsTable } from '../store/schema.ts';
 import type { Store, Tx } from '../store/store.ts';
 import { rowToStored } from '../ledger/rows.ts';
-import { toProjected, type ProjectedEvent, type Projection } from './projection.ts';
+import { applyToFolding, toProjected, type ProjectedEvent, type Projection } from './projection.ts';
 
 export type ProgressFn = (done: number, total: number) => void;
 
@@ -47,7 +47,7 @@ export class ProjectionEngine {
 
   /** Local appends: always newer than anything already applied on this node, so applied in order. */
   async applyAppended(trx: Tx, events: readonly ProjectedEvent[]): Promise<void> {
-    for (const e of events) for (const p of this.projections) await p.apply(trx, e);
+    for (const e of events) await applyToFolding(this.projections, trx, e);
   }
 
   /**
@@ -70,7 +70,7 @@ export class ProjectionEngine {
     }
     for (const e of sorted) {
       if (e.subject !== null && refold.has(e.subject)) continue;
-      for (const p of this.projections) await p.apply(trx, e);
+      await applyToFolding(this.projections, trx, e);
     }
     for (const subject of refold) await this.refoldSubject(trx, tenant, subject);
   }
@@ -113,7 +113,7 @@ export class ProjectionEngine {
       const e = this.toProjectedRow(row);
       // Found through the (unhashed) subject column but about another subject: not this fold's.
       if (e.subject !== subject) continue;
-      for (const p of this.projections) await p.apply(trx, e);
+      await applyToFolding(this.projections, trx, e);
     }
   }
 
@@ -168,7 +168,7 @@ export class ProjectionEngine {
       await this.store.transaction(async (trx) => {
         for (const row of rows) {
           const e = this.toProjectedRow(row);
-          for (const p of which) await p.apply(trx, e);
+          await applyToFolding(which, trx, e);
         }
       });
       done += rows.length;

@@ -43,6 +43,19 @@ export function foldsTypes(...patterns: string[]): (type: string) => boolean {
   return (type) => exact.has(type) || prefixes.some((p) => type.startsWith(p));
 }
 
+/**
+ * One event to every projection that folds its type. The others' `apply` would return at once (the
+ * `folds` contract, test/projections/folds.test.ts); not calling them spares a merge or a rebuild of
+ * millions of events a few microseconds per event and projection.
+ */
+export async function applyToFolding(
+  projections: readonly Projection[],
+  trx: Tx,
+  e: ProjectedEvent,
+): Promise<void> {
+  for (const p of projections) if (!p.folds || p.folds(e.type)) await p.apply(trx, e);
+}
+
 export function toProjected(e: StoredEvent, subject: string | null): ProjectedEvent {
   return { ...e, payload: JSON.parse(e.payloadJson) as Record<string, unknown>, subject };
 }

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { BUILTIN_PROJECTIONS, createServerRegistry } from '../../src/node/node.ts';
-import { foldsTypes, type ProjectedEvent } from '../../src/projections/projection.ts';
+import { ProjectionEngine } from '../../src/projections/engine.ts';
+import { foldsTypes, type ProjectedEvent, type Projection } from '../../src/projections/projection.ts';
+import type { Store } from '../../src/store/store.ts';
 import type { Tx } from '../../src/store/store.ts';
 
 /**
@@ -62,5 +64,40 @@ describe('projections declare the event types they fold', () => {
       }
     }
     expect(skipped).toBeGreaterThan(BUILTIN_PROJECTIONS.length * 10);
+  });
+
+  it('the engine hands an appended event only to the projections that fold its type', async () => {
+    const calls: string[] = [];
+    const projection = (name: string, folds?: (type: string) => boolean): Projection => ({
+      name,
+      version: 1,
+      tables: [],
+      folds,
+      create: async () => undefined,
+      apply: async (_trx, e) => void calls.push(`${name}:${e.type}`),
+      resetSubject: async () => undefined,
+    });
+    const engine = new ProjectionEngine(
+      {} as Store,
+      [
+        projection('cases', foldsTypes('case.')),
+        projection('nodes', foldsTypes('node.registered')),
+        projection('everything'),
+      ],
+      () => 'now',
+    );
+    const event = (type: string) => ({ type, subject: null }) as ProjectedEvent;
+    await engine.applyAppended({} as Tx, [
+      event('case.opened'),
+      event('node.registered'),
+      event('audit.access'),
+    ]);
+    expect(calls).toEqual([
+      'cases:case.opened',
+      'everything:case.opened',
+      'nodes:node.registered',
+      'everything:node.registered',
+      'everything:audit.access',
+    ]);
   });
 });
