@@ -3,6 +3,7 @@ import { nodeFileSchema } from '../node/identity.ts';
 import {
   ChainFaultError,
   checkCheckpoints,
+  detached,
   StreamingChainCheck,
   type CheckpointTally,
 } from './chain-check.ts';
@@ -136,13 +137,19 @@ export async function walkManifest(
       throw new BackupFormatError(file, 'does not hold what the manifest lists for it');
     for (const e of events) {
       check.push(e, file);
-      types.add(e.type);
+      // Kept for the whole walk: copies, not cuts of this chunk's text (see `detached`).
+      if (!types.has(e.type)) types.add(detached(e.type));
       if (e.type === 'node.registered') {
         const p = JSON.parse(e.payloadJson) as { node?: unknown; publicKey?: unknown };
         if (typeof p.node === 'string' && typeof p.publicKey === 'string') {
           const held = registrations.get(p.node);
           if (!held || compareLedgerOrder(e, held) > 0)
-            registrations.set(p.node, { publicKey: p.publicKey, hlc: e.hlc, node: e.node, seq: e.seq });
+            registrations.set(detached(p.node), {
+              publicKey: detached(p.publicKey),
+              hlc: detached(e.hlc),
+              node: detached(e.node),
+              seq: e.seq,
+            });
         }
       }
     }
