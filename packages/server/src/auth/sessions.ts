@@ -62,7 +62,8 @@ class KeptSessions {
   /** Counts forgets: a read that started before one is not kept. */
   generation = 0;
 
-  constructor(private keeping: boolean) {}
+  /** Off until this process first hears the other processes' session notices (`hearing`). */
+  private keeping = false;
 
   get(hash: string): Session | undefined {
     return this.keeping ? this.byHash.get(hash) : undefined;
@@ -101,7 +102,7 @@ const keptByStore = new WeakMap<Store, KeptSessions>();
 
 function keptSessions(store: Store): KeptSessions {
   let kept = keptByStore.get(store);
-  if (!kept) keptByStore.set(store, (kept = new KeptSessions(false)));
+  if (!kept) keptByStore.set(store, (kept = new KeptSessions()));
   return kept;
 }
 

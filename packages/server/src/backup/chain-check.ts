@@ -23,13 +23,6 @@ export class ChainFaultError extends Error {
 }
 
 /**
- * Checks one chain as it streams past, resumable from a known position (an incremental backup
- * starts after the last backed-up event): contiguous seqs, each hash recomputed from the content,
- * each prevHash linking to the previous hash, hybrid clocks strictly increasing. It remembers the
- * hash and clock at the seqs that checkpoints cover, so the checkpoints can be checked afterwards,
- * when every node's registered key is known.
- */
-/**
  * A copy of `s` that keeps no reference to the string it was cut from. V8 makes a substring of 13
  * characters or more point into its parent, so a hash split out of a decoded chunk keeps that
  * chunk's whole text alive: remembering one checkpointed head per chunk kept every chunk of a
@@ -39,6 +32,13 @@ export function detached(s: string): string {
   return Buffer.from(s, 'utf8').toString('utf8');
 }
 
+/**
+ * Checks one chain as it streams past, resumable from a known position (an incremental backup
+ * starts after the last backed-up event): contiguous seqs, each hash recomputed from the content,
+ * each prevHash linking to the previous hash, hybrid clocks strictly increasing. It remembers the
+ * hash and clock at the seqs that checkpoints cover, so the checkpoints can be checked afterwards,
+ * when every node's registered key is known.
+ */
 export class StreamingChainCheck {
   private expectedSeq: number;
   private prevHash: string;

@@ -28,6 +28,9 @@ export const GUARD_SAVEPOINT = 'savepoint holdfast_guard';
  */
 export const COMMIT_LOCK_PREFIX = 'select pg_advisory_xact_lock(hashtextextended(';
 
+/** The channel of the ledger's commit notices. */
+export const COMMIT_CHANNEL = 'holdfast_commits';
+
 /**
  * The ledger's commit notice (ledger/commit-notice.ts), its text written as a literal: held back and
  * sent with the transaction's `commit` in one round trip (`select pg_notify(…); commit`). PostgreSQL
@@ -35,10 +38,7 @@ export const COMMIT_LOCK_PREFIX = 'select pg_advisory_xact_lock(hashtextextended
  * inside the transaction; if it fails, the `commit` after it in the same query does not run and the
  * transaction is rolled back as for any failed commit.
  */
-export const COMMIT_NOTICE_PREFIX = "select pg_notify('holdfast_commits', ";
-
-/** The channel of the commit notices (the name in `COMMIT_NOTICE_PREFIX`). */
-export const COMMIT_CHANNEL = 'holdfast_commits';
+export const COMMIT_NOTICE_PREFIX = `select pg_notify('${COMMIT_CHANNEL}', `;
 
 /** A request transaction's tenant setting as `Store.withTenant` sends it, the tenant a literal. */
 const TENANT_SETTING = /^select set_config\('holdfast\.tenant', '([A-Za-z0-9_.:-]{1,100})', true\)$/;
