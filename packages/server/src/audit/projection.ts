@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { foldsTypes, type Projection } from '../projections/projection.ts';
+import { foldsTypes, type ProjectedEvent, type Projection } from '../projections/projection.ts';
 import type { Db, Tx } from '../store/store.ts';
 
 /** The audit trail as a queryable table, folded from audit.* events (the ledger stays the record). */
@@ -68,6 +68,111 @@ function accountRow(
   };
 }
 
+/**
+ * The audit row of an event this projection folds (null for an `audit.` type it does not know). It
+ * depends only on that one event.
+ */
+function auditRowOf(e: ProjectedEvent): AuditLogTable | null {
+  const p = e.payload as Record<string, unknown>;
+  const base = { tenant: e.tenant, hlc: e.hlc, node: e.node, seq: e.seq, type: e.type };
+  if (ACCOUNT_EVENTS.has(e.type)) return accountRow(base, e.actor, p);
+  if (!e.type.startsWith('audit.')) return null;
+  let row: AuditLogTable;
+  switch (e.type) {
+    case 'audit.sign_in':
+      row = {
+        ...base,
+        user_id: (p.userId as string | undefined) ?? null,
+        roles: '[]',
+        site_ids: '[]',
+        action: `sign_in.${String(p.step)}`,
+        resource_type: null,
+        resource_id: null,
+        outcome: String(p.outcome),
+        reason: null,
+        break_glass: 0,
+        detail: JSON.stringify({ address: p.address }),
+      };
+      break;
+    case 'audit.denied':
+      row = {
+        ...base,
+        user_id: String(p.userId),
+        roles: JSON.stringify(p.roles),
+        site_ids: JSON.stringify(p.siteIds),
+        action: 'denied',
+        resource_type: null,
+        resource_id: null,
+        outcome: 'denied',
+        reason: null,
+        break_glass: 0,
+        detail: JSON.stringify({ permission: p.permission, route: p.route }),
+      };
+      break;
+    case 'audit.access':
+      row = {
+        ...base,
+        user_id: String(p.userId),
+        roles: JSON.stringify(p.roles),
+        site_ids: JSON.stringify(p.siteIds),
+        action: String(p.action),
+        resource_type: String(p.resourceType),
+        resource_id: (p.resourceId as string | undefined) ?? null,
+        outcome: 'success',
+        reason: (p.reason as string | undefined) ?? null,
+        break_glass: p.breakGlass ? 1 : 0,
+        detail: JSON.stringify({ fields: p.fields }),
+      };
+      break;
+    case 'audit.downtime_pack':
+      // A new event type (no earlier rows to refold), so the projection's version stays.
+      row = {
+        ...base,
+        user_id: (p.userId as string | undefined) ?? null,
+        roles: JSON.stringify(p.roles ?? []),
+        site_ids: JSON.stringify(p.siteIds),
+        action: 'downtime_pack',
+        resource_type: 'case',
+        resource_id: null,
+        outcome: 'success',
+        reason: null,
+        break_glass: 0,
+        detail: JSON.stringify({ trigger: p.trigger, operator: p.operator, caseIds: p.caseIds }),
+      };
+      break;
+    case 'audit.export':
+      // A new event type, like the downtime pack's: the projection's version stays.
+      row = {
+        ...base,
+        user_id: String(p.userId),
+        roles: JSON.stringify(p.roles),
+        site_ids: JSON.stringify(p.siteIds),
+        action: `export.${String(p.format)}`,
+        resource_type: null,
+        resource_id: null,
+        outcome: 'success',
+        reason: null,
+        break_glass: 0,
+        detail: JSON.stringify({ rows: p.rows, filters: p.filters }),
+      };
+      break;
+    default:
+      return null;
+  }
+  return row;
+}
+
+/** Rows a commit of appends writes together, a chunk a statement (well inside both stores' limits on parameters). */
+const AUDIT_ROWS_A_STATEMENT = 500;
+
+async function insertAuditRows(trx: Tx, rows: AuditLogTable[]): Promise<void> {
+  await auditDb(trx)
+    .insertInto('audit_log')
+    .values(rows)
+    .onConflict((oc) => oc.doNothing())
+    .execute();
+}
+
 /** Audit events have no subject: each row depends only on its own event, so arrival order does not matter. */
 const folds = foldsTypes('audit.', ...ACCOUNT_EVENTS);
 
@@ -102,104 +207,18 @@ export const auditProjection: Projection = {
   },
   async apply(trx, e) {
     if (!folds(e.type)) return;
-    const p = e.payload as Record<string, unknown>;
-    const base = { tenant: e.tenant, hlc: e.hlc, node: e.node, seq: e.seq, type: e.type };
-    if (ACCOUNT_EVENTS.has(e.type)) {
-      await auditDb(trx)
-        .insertInto('audit_log')
-        .values(accountRow(base, e.actor, p))
-        .onConflict((oc) => oc.doNothing())
-        .execute();
-      return;
-    }
-    if (!e.type.startsWith('audit.')) return;
-    let row: AuditLogTable;
-    switch (e.type) {
-      case 'audit.sign_in':
-        row = {
-          ...base,
-          user_id: (p.userId as string | undefined) ?? null,
-          roles: '[]',
-          site_ids: '[]',
-          action: `sign_in.${String(p.step)}`,
-          resource_type: null,
-          resource_id: null,
-          outcome: String(p.outcome),
-          reason: null,
-          break_glass: 0,
-          detail: JSON.stringify({ address: p.address }),
-        };
-        break;
-      case 'audit.denied':
-        row = {
-          ...base,
-          user_id: String(p.userId),
-          roles: JSON.stringify(p.roles),
-          site_ids: JSON.stringify(p.siteIds),
-          action: 'denied',
-          resource_type: null,
-          resource_id: null,
-          outcome: 'denied',
-          reason: null,
-          break_glass: 0,
-          detail: JSON.stringify({ permission: p.permission, route: p.route }),
-        };
-        break;
-      case 'audit.access':
-        row = {
-          ...base,
-          user_id: String(p.userId),
-          roles: JSON.stringify(p.roles),
-          site_ids: JSON.stringify(p.siteIds),
-          action: String(p.action),
-          resource_type: String(p.resourceType),
-          resource_id: (p.resourceId as string | undefined) ?? null,
-          outcome: 'success',
-          reason: (p.reason as string | undefined) ?? null,
-          break_glass: p.breakGlass ? 1 : 0,
-          detail: JSON.stringify({ fields: p.fields }),
-        };
-        break;
-      case 'audit.downtime_pack':
-        // A new event type (no earlier rows to refold), so the projection's version stays.
-        row = {
-          ...base,
-          user_id: (p.userId as string | undefined) ?? null,
-          roles: JSON.stringify(p.roles ?? []),
-          site_ids: JSON.stringify(p.siteIds),
-          action: 'downtime_pack',
-          resource_type: 'case',
-          resource_id: null,
-          outcome: 'success',
-          reason: null,
-          break_glass: 0,
-          detail: JSON.stringify({ trigger: p.trigger, operator: p.operator, caseIds: p.caseIds }),
-        };
-        break;
-      case 'audit.export':
-        // A new event type, like the downtime pack's: the projection's version stays.
-        row = {
-          ...base,
-          user_id: String(p.userId),
-          roles: JSON.stringify(p.roles),
-          site_ids: JSON.stringify(p.siteIds),
-          action: `export.${String(p.format)}`,
-          resource_type: null,
-          resource_id: null,
-          outcome: 'success',
-          reason: null,
-          break_glass: 0,
-          detail: JSON.stringify({ rows: p.rows, filters: p.filters }),
-        };
-        break;
-      default:
-        return;
-    }
-    await auditDb(trx)
-      .insertInto('audit_log')
-      .values(row)
-      .onConflict((oc) => oc.doNothing())
-      .execute();
+    const row = auditRowOf(e);
+    if (row) await insertAuditRows(trx, [row]);
+  },
+  // Each row depends only on its own event and nothing reads audit_log while a commit is written,
+  // so a commit's audit rows go in together at its end: one statement instead of one an event.
+  async applyBatch(trx, events) {
+    const rows = events.flatMap((e) => {
+      const row = folds(e.type) ? auditRowOf(e) : null;
+      return row ? [row] : [];
+    });
+    for (let i = 0; i < rows.length; i += AUDIT_ROWS_A_STATEMENT)
+      await insertAuditRows(trx, rows.slice(i, i + AUDIT_ROWS_A_STATEMENT));
   },
   async resetSubject(trx, tenant, subject) {
     // Sign-in events carry a subject only so that per-user history can be refolded; rows are keyed

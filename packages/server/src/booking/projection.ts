@@ -1,6 +1,7 @@
-import { sql } from 'kysely';
+import { PostgresAdapter, sql, type QueryCreator } from 'kysely';
 import { canonicalJson } from '@holdfast/core';
 import { foldsTypes, type ProjectedEvent, type Projection } from '../projections/projection.ts';
+import type { CoreDatabase } from '../store/schema.ts';
 import type { Db, Tx } from '../store/store.ts';
 import type {
   AllocationPolicySet,
@@ -150,10 +151,44 @@ async function recountSlots(
   if ('slotIds' in where && where.slotIds.length === 0) return;
   const which =
     'slotIds' in where ? sql`slot_id in (${sql.join(where.slotIds)})` : sql`session_id = ${where.sessionId}`;
-  await sql`update booking_slots set booked = (
-      select count(*) from booking_appointments a
-      where a.tenant = booking_slots.tenant and a.slot_id = booking_slots.slot_id and a.status <> 'cancelled'
-    ) where tenant = ${tenant} and ${which}`.execute(trx);
+  await sql`update booking_slots set booked = ${STANDING_IN_SLOT} where tenant = ${tenant} and ${which}`.execute(
+    trx,
+  );
+}
+
+/** The number of standing appointments of the `booking_slots` row being updated. */
+const STANDING_IN_SLOT = sql<number>`(
+  select count(*) from booking_appointments a
+  where a.tenant = booking_slots.tenant and a.slot_id = booking_slots.slot_id and a.status <> 'cancelled'
+)`;
+
+/**
+ * Stores a new appointment and recounts its slot (if it has one). On PostgreSQL in one statement: the
+ * insert in a `with`, whose row the recount's snapshot does not yet see, so it is added (none when the
+ * appointment was already stored). Booking is on the critical path of every adviser waiting for a place,
+ * and each statement is a round trip with the ledger's write lock held.
+ */
+async function insertAppointment(trx: Tx, row: BookingAppointmentsTable): Promise<void> {
+  const db = bookingDb(trx);
+  const insert = (into: QueryCreator<CoreDatabase & BookingTables>) =>
+    into
+      .insertInto('booking_appointments')
+      .values(row)
+      .onConflict((oc) => oc.doNothing());
+  if (row.slot_id === null) {
+    await insert(db).execute();
+  } else if (trx.getExecutor().adapter instanceof PostgresAdapter) {
+    await db
+      .with('inserted', (w) => insert(w).returning('slot_id'))
+      .updateTable('booking_slots')
+      .set({ booked: sql<number>`${STANDING_IN_SLOT} + (select count(*) from inserted)` })
+      .where('tenant', '=', row.tenant)
+      .where('slot_id', '=', row.slot_id)
+      .execute();
+  } else {
+    await insert(db).execute();
+    await recountSlots(trx, row.tenant, { slotIds: [row.slot_id] });
+  }
 }
 
 async function applyCentreEvent(trx: Tx, e: ProjectedEvent): Promise<void> {
@@ -372,13 +407,7 @@ async function applyAppointmentEvent(trx: Tx, e: ProjectedEvent): Promise<void> 
   switch (e.type) {
     case 'booking.booked':
     case 'booking.walk_in': {
-      const row = newAppointmentRow(e);
-      await db
-        .insertInto('booking_appointments')
-        .values(row)
-        .onConflict((oc) => oc.doNothing())
-        .execute();
-      if (row.slot_id !== null) await recountSlots(trx, tenant, { slotIds: [row.slot_id] });
+      await insertAppointment(trx, newAppointmentRow(e));
       return;
     }
     case 'booking.cancelled': {

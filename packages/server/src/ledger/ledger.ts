@@ -31,7 +31,6 @@ import {
 } from 'kysely';
 import type { ProjectionEngine } from '../projections/engine.ts';
 import { toProjected, type ProjectedEvent } from '../projections/projection.ts';
-import { GUARD_SAVEPOINT } from '../store/held-begin.ts';
 import type { Store, Tx } from '../store/store.ts';
 import { announceCommit, lockTenantsForCommit } from './commit-notice.ts';
 import { StoreUnavailableError } from '../store/primary.ts';
@@ -457,12 +456,12 @@ export class Ledger {
    * Commits the group's appends in one transaction, each after everything before it. A guard sees
    * the appends before its own. When the group has more than one append, a guard that throws leaves
    * its append out (`{ refused }` in its place, exactly as if it had been committed alone at that
-   * point and refused) and the transaction goes on: if the guard only read, and every read finished,
-   * there is nothing to undo; otherwise (a failed statement, which spoils the transaction on
-   * PostgreSQL, or a write) the transaction goes back to a savepoint taken before the guard. That
-   * savepoint is taken only when something was written since the last one, so a run of refusals
-   * (most bookings racing for the same slots) costs each only its own reads. Alone, a guard's
-   * refusal fails the transaction.
+   * point and refused) and the transaction goes on, provided the guard only read and every read
+   * finished: then there is nothing to undo. A refusing guard that wrote, or whose statement failed
+   * (which spoils the transaction on PostgreSQL), abandons the whole transaction instead
+   * (`GuardLeftWork`), and `commitGroupOrSingly` commits each append of the group alone. Guards only
+   * read, so that path is for mistakes; in exchange no append pays a savepoint's round trip. Alone, a
+   * guard's refusal fails the transaction.
    */
   private async commitGroup(
     groups: readonly Pick<PendingAppend, 'drafts' | 'guard'>[],
@@ -480,23 +479,17 @@ export class Ledger {
       );
       // Unguarded appends are inserted and projected together; a guard first sees everything before it.
       let projected: ProjectedEvent[] = [];
-      /** The guards' savepoint: none yet, taken since the last write, or taken before a write. */
-      let undoPoint: 'none' | 'current' | 'stale' = 'none';
+      const projecting = this.projections.appending(trx);
       const flush = async () => {
         if (projected.length === 0) return;
         await insertEvents(trx, projected);
-        await this.projections.applyAppended(trx, projected);
+        await projecting.apply(projected);
         projected = [];
-        if (undoPoint === 'current') undoPoint = 'stale';
       };
       for (const { drafts, guard } of groups) {
         if (guard) {
           await flush();
           const alone = groups.length === 1;
-          if (!alone && undoPoint !== 'current') {
-            await this.takeGuardSavepoint(trx, undoPoint === 'stale');
-            undoPoint = 'current';
-          }
           const watch = new ReadWatch();
           const refused = await guard(alone ? trx : trx.withPlugin(watch)).then(
             () => null,
@@ -506,11 +499,8 @@ export class Ledger {
               return { refusal };
             },
           );
-          if (!watch.nothingToUndo) {
-            if (refused) await sql`rollback to savepoint holdfast_guard`.execute(trx);
-            else undoPoint = 'stale';
-          }
           if (refused) {
+            if (!watch.nothingToUndo) throw new GuardLeftWork();
             results.push({ refused: refused.refusal });
             continue;
           }
@@ -545,6 +535,7 @@ export class Ledger {
       const markWritten = this.writeAheadMark(workingHeads);
       const rowsWritten = (async () => {
         await flush();
+        await projecting.finish();
         for (const [tenant, head] of workingHeads) {
           if (head.seq - head.checkpointedSeq >= this.options.checkpointEvery) {
             checkpoints.push(this.checkpointOf(tenant, head));
@@ -585,21 +576,6 @@ export class Ledger {
     await this.headMark.writeAhead(markedHeads(heads), confirmed);
     for (const [tenant, head] of confirmed)
       if (this.unconfirmedHeads.get(tenant) === head) this.unconfirmedHeads.delete(tenant);
-  }
-
-  /**
-   * A savepoint for the guards that follow; `replace` releases the one taken before the writes since
-   * (on PostgreSQL in the same round trip: statements without parameters may go together, and the
-   * first savepoint of a commit goes with its `begin`, see store/held-begin.ts).
-   */
-  private async takeGuardSavepoint(trx: Tx, replace: boolean): Promise<void> {
-    if (!replace) await sql.raw(GUARD_SAVEPOINT).execute(trx);
-    else if (this.store.dialect === 'postgres')
-      await sql`release savepoint holdfast_guard; savepoint holdfast_guard`.execute(trx);
-    else {
-      await sql`release savepoint holdfast_guard`.execute(trx);
-      await sql`savepoint holdfast_guard`.execute(trx);
-    }
   }
 
   /** This node's signed checkpoint over its chain's head. */
@@ -856,6 +832,16 @@ export async function insertEvents(trx: Tx, events: readonly ProjectedEvent[]): 
       .insertInto('ledger_events')
       .values(chunk.map((e) => storedToRow(e, e.subject)))
       .execute();
+  }
+}
+
+/**
+ * A refusing guard of a group commit left something to undo (a write, or a failed or unfinished
+ * statement): the group's transaction is abandoned and each append committed alone.
+ */
+class GuardLeftWork extends Error {
+  constructor() {
+    super('a refusing guard left work to undo: the group is committed append by append');
   }
 }
 

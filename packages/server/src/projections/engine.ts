@@ -45,9 +45,12 @@ export class ProjectionEngine {
     return stale.map((p) => p.name);
   }
 
-  /** Local appends: always newer than anything already applied on this node, so applied in order. */
-  async applyAppended(trx: Tx, events: readonly ProjectedEvent[]): Promise<void> {
-    for (const e of events) await applyToFolding(this.projections, trx, e);
+  /**
+   * The projections' side of one commit of local appends, whose events are always newer than
+   * anything already applied on this node, so applied in order as they are inserted.
+   */
+  appending(trx: Tx): AppendedInCommit {
+    return new AppendedInCommit(this.projections, trx);
   }
 
   /**
@@ -186,5 +189,40 @@ export class ProjectionEngine {
       }
     });
     return done;
+  }
+}
+
+/**
+ * One commit of local appends, as the projections see it: `apply` folds each event into the
+ * projections that fold it in order, as the ledger inserts it (a guard later in the commit sees the
+ * result), except those with `applyBatch`, which `finish` hands the commit's events together before
+ * the commit ends.
+ */
+export class AppendedInCommit {
+  private readonly inOrder: readonly Projection[];
+  private readonly batched: readonly Projection[];
+  private readonly held: ProjectedEvent[] = [];
+
+  constructor(
+    projections: readonly Projection[],
+    private readonly trx: Tx,
+  ) {
+    this.inOrder = projections.filter((p) => !p.applyBatch);
+    this.batched = projections.filter((p) => p.applyBatch);
+  }
+
+  async apply(events: readonly ProjectedEvent[]): Promise<void> {
+    for (const e of events) {
+      await applyToFolding(this.inOrder, this.trx, e);
+      if (this.batched.some((p) => !p.folds || p.folds(e.type))) this.held.push(e);
+    }
+  }
+
+  async finish(): Promise<void> {
+    const held = this.held.splice(0);
+    for (const p of this.batched) {
+      const folded = p.folds ? held.filter((e) => p.folds!(e.type)) : held;
+      if (folded.length > 0) await p.applyBatch!(this.trx, folded);
+    }
   }
 }

@@ -30,6 +30,13 @@ export interface Projection {
   readonly folds?: (type: string) => boolean;
   create(trx: Tx, dialect: StoreDialect): Promise<void>;
   apply(trx: Tx, event: ProjectedEvent): Promise<void>;
+  /**
+   * Only for a projection whose rows each depend on their own event alone, and which nothing reads
+   * while a commit of local appends is being written (no guard, no other projection): the engine
+   * then hands it a commit's events together at the commit's end (`AppendedInCommit.finish`), one
+   * call instead of one `apply` an event. It must store exactly what `apply` would for each.
+   */
+  applyBatch?(trx: Tx, events: readonly ProjectedEvent[]): Promise<void>;
   resetSubject(trx: Tx, tenant: string, subject: string): Promise<void>;
 }
 

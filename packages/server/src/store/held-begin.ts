@@ -18,9 +18,6 @@ export const TENANT_SETTING_PREFIX = "select set_config('holdfast.tenant', ";
 /** Tenants written as a literal: the ids Holdfast makes; any other tenant is sent as a parameter. */
 export const LITERAL_TENANT = /^[A-Za-z0-9_.:-]{1,100}$/;
 
-/** The ledger's savepoint before the guards of a group commit (ledger.ts), often its first statement. */
-export const GUARD_SAVEPOINT = 'savepoint holdfast_guard';
-
 /**
  * How the ledger's writing transactions start on PostgreSQL (ledger/commit-notice.ts): the
  * provider's commit lock, shared by every hub process over the database, the provider written as a
@@ -69,22 +66,19 @@ function onlyReads(query: CompiledQuery): boolean {
  */
 const sessionTenants = new WeakMap<DatabaseConnection, string>();
 
-/** Whether a transaction's first statement may go with its `begin`: one of the three above. */
+/** Whether a transaction's first statement may go with its `begin`: one of the two above. */
 function goesWithBegin(query: CompiledQuery): boolean {
   return (
     query.parameters.length === 0 &&
-    (query.sql.startsWith(TENANT_SETTING_PREFIX) ||
-      query.sql === GUARD_SAVEPOINT ||
-      query.sql.startsWith(COMMIT_LOCK_PREFIX))
+    (query.sql.startsWith(TENANT_SETTING_PREFIX) || query.sql.startsWith(COMMIT_LOCK_PREFIX))
   );
 }
 
 /**
  * PostgreSQL with a transaction's `begin` held back and sent with its first statement when that is
- * the tenant setting of a request's transaction, the ledger's commit lock or its guard savepoint,
- * as one simple
- * query (`begin; select set_config(…)`): one round trip instead of two, on every request and every
- * group commit of guarded appends. Any other first statement gets its `begin` on its own before
+ * the tenant setting of a request's transaction or the ledger's commit lock, as one simple query
+ * (`begin; select set_config(…)`): one round trip instead of two, on every request and every
+ * group commit. Any other first statement gets its `begin` on its own before
  * it, as usual; a transaction with no statement sends nothing.
  */
 export class HeldBeginDialect extends PostgresDialect {

@@ -87,6 +87,16 @@ describe.each(STORE_KINDS)('the last place, two advisers at once, %s', (kind) =>
     for (const r of rows) perSlot.set(r.slot_id!, (perSlot.get(r.slot_id!) ?? 0) + 1);
     expect(perSlot.size).toBe(TRIALS);
     expect([...perSlot.values()].every((n) => n === 2)).toBe(true);
+    // The slots' own counts (kept by the projection as each booking is stored) agree.
+    const counted = await w.t.node.store.withTenant('northshire', (trx) =>
+      bookingDb(trx)
+        .selectFrom('booking_slots')
+        .select(['booked'])
+        .where('tenant', '=', 'northshire')
+        .where('slot_id', 'in', slotIds)
+        .execute(),
+    );
+    expect(counted.map((r) => Number(r.booked))).toEqual(slotIds.map(() => 2));
     // And by the ledger: exactly 2 × TRIALS booking events (the place taken beforehand and the winner), none refused by the custody fold.
     const booked = await w.t.node.store.db
       .selectFrom('ledger_events')

@@ -156,6 +156,45 @@ describe.each(STORE_KINDS)('ledger on %s', (kind) => {
     expect(report.faults).toEqual([]);
   });
 
+  it('keeps a group in one transaction when its guards refuse after plain reads, and commits it append by append when a refusing guard wrote', async () => {
+    const runs = (guarded: number, wrote: number | null) => {
+      const calls = new Array<number>(guarded).fill(0);
+      const appends = calls.map((_, i) =>
+        node.ledger
+          .append([{ tenant: T, type: 'test.tick', actor: 'user:u', payload: { n: i } }], {
+            guard: async (trx) => {
+              calls[i]!++;
+              await trx.selectFrom('ledger_events').select('seq').limit(1).execute();
+              if (i === wrote)
+                await trx
+                  .withTables<{ test_ticks: { tenant: string; type: string; n: number } }>()
+                  .insertInto('test_ticks')
+                  .values({ tenant: T, type: 'written-by-a-refusing-guard', n: 2 })
+                  .execute();
+              if (i % 2 === 1) throw new ConflictError(`refused ${i}`);
+            },
+          })
+          .then(
+            () => 'committed',
+            () => 'refused',
+          ),
+      );
+      return Promise.all(appends).then((outcomes) => ({ outcomes, calls }));
+    };
+    // Appended together, so one group: every guard runs once (no second try of the group).
+    const plain = await runs(12, null);
+    expect(plain.outcomes).toEqual(plain.calls.map((_, i) => (i % 2 === 1 ? 'refused' : 'committed')));
+    expect(plain.calls.slice(1)).toEqual(new Array(11).fill(1));
+    // A refusal that wrote abandons the group's transaction: the appends are committed one by one
+    // (their guards run again), with the same outcomes, and the write is undone.
+    const wrote = await runs(12, 5);
+    expect(wrote.outcomes).toEqual(plain.outcomes);
+    expect(wrote.calls.filter((n) => n === 2).length).toBeGreaterThan(1);
+    const ticks = await sql<{ type: string }>`select type from test_ticks`.execute(node.store.db);
+    expect(ticks.rows.map((r) => r.type)).not.toContain('written-by-a-refusing-guard');
+    expect((await verifyStore(node.store, ledgerCrypto, { tenant: T })).faults).toEqual([]);
+  });
+
   it('reads by node and seq range, and by tenant in ledger order', async () => {
     const chain = await node.ledger.readChain(T, 'site-1', 5, 9);
     expect(chain.map((e) => e.seq)).toEqual([5, 6, 7, 8, 9]);

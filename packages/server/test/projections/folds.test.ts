@@ -66,7 +66,7 @@ describe('projections declare the event types they fold', () => {
     expect(skipped).toBeGreaterThan(BUILTIN_PROJECTIONS.length * 10);
   });
 
-  it('the engine hands an appended event only to the projections that fold its type', async () => {
+  it("the engine hands an appended event only to the projections that fold its type, and batched ones the commit's events at its end", async () => {
     const calls: string[] = [];
     const projection = (name: string, folds?: (type: string) => boolean): Projection => ({
       name,
@@ -77,27 +77,38 @@ describe('projections declare the event types they fold', () => {
       apply: async (_trx, e) => void calls.push(`${name}:${e.type}`),
       resetSubject: async () => undefined,
     });
+    const batched: Projection = {
+      ...projection('audit', foldsTypes('audit.')),
+      applyBatch: async (_trx, events) =>
+        void calls.push(`audit batch:${events.map((e) => e.type).join(',')}`),
+    };
     const engine = new ProjectionEngine(
       {} as Store,
       [
         projection('cases', foldsTypes('case.')),
+        batched,
         projection('nodes', foldsTypes('node.registered')),
         projection('everything'),
       ],
       () => 'now',
     );
     const event = (type: string) => ({ type, subject: null }) as ProjectedEvent;
-    await engine.applyAppended({} as Tx, [
-      event('case.opened'),
-      event('node.registered'),
-      event('audit.access'),
-    ]);
+    const commit = engine.appending({} as Tx);
+    await commit.apply([event('case.opened'), event('audit.access')]);
+    await commit.apply([event('node.registered'), event('audit.denied')]);
     expect(calls).toEqual([
       'cases:case.opened',
       'everything:case.opened',
+      'everything:audit.access',
       'nodes:node.registered',
       'everything:node.registered',
-      'everything:audit.access',
+      'everything:audit.denied',
     ]);
+    calls.length = 0;
+    await commit.finish();
+    expect(calls).toEqual(['audit batch:audit.access,audit.denied']);
+    calls.length = 0;
+    await commit.finish();
+    expect(calls).toEqual([]);
   });
 });

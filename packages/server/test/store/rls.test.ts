@@ -3,7 +3,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { initNode, type HoldfastNode } from '../../src/node/node.ts';
 import { announceCommit, parseCommitNotice } from '../../src/ledger/commit-notice.ts';
-import { COMMIT_CHANNEL, GUARD_SAVEPOINT } from '../../src/store/held-begin.ts';
+import { COMMIT_CHANNEL } from '../../src/store/held-begin.ts';
 import { freshStore } from '../support/databases.ts';
 
 /**
@@ -118,14 +118,14 @@ describe('row-level security on postgres', () => {
       trx.selectFrom('checkpoints').select(['tenant', 'node']).execute(),
     );
     expect(seen).toEqual([{ tenant: quoted, node: 'kept' }]);
-    // The ledger's guard savepoint opening a system transaction goes with its begin too.
+    // Any other first statement of a system transaction gets its begin on its own.
     sent.mockClear();
     await node.store.transaction(async (trx) => {
-      await sql.raw(GUARD_SAVEPOINT).execute(trx);
+      await sql`savepoint other`.execute(trx);
       await sql`select 1`.execute(trx);
     });
     const texts3 = sent.mock.calls.map(([q]) => (typeof q === 'string' ? q : (q as { text: string }).text));
-    expect(texts3).toEqual(['begin; savepoint holdfast_guard', 'select 1', 'commit']);
+    expect(texts3).toEqual(['begin', 'savepoint other', 'select 1', 'commit']);
   });
 
   it('answers a request that only reads with its reads alone, under its own tenant, and begins at its first write', async () => {
