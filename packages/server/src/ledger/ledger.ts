@@ -500,6 +500,8 @@ export class Ledger {
             },
           );
           if (refused) {
+            // A lost database is not retried (see commitGroupOrSingly): it is reported as it is.
+            if (refused.refusal instanceof StoreUnavailableError) throw refused.refusal;
             if (!watch.nothingToUndo) throw new GuardLeftWork();
             results.push({ refused: refused.refusal });
             continue;

@@ -3,7 +3,7 @@ import { LedgerIntegrityError } from '../../src/ledger/ledger.ts';
 import { readHeadMark } from '../../src/ledger/head-mark.ts';
 import { verifyStore } from '../../src/ledger/verify.ts';
 import { ledgerCrypto } from '../../src/node/crypto.ts';
-import { CommitOutcomeUnknownError } from '../../src/store/primary.ts';
+import { CommitOutcomeUnknownError, StoreUnavailableError } from '../../src/store/primary.ts';
 import type { Store } from '../../src/store/store.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { startTestNode, type TestNode } from '../support/nodes.ts';
@@ -104,6 +104,32 @@ describe.each(STORE_KINDS)('the ledger after a lost database connection, on %s',
     expect(after.seq).toBe(before + 5);
     const all = await texts();
     for (const t of ['g0', 'g1', 'g2', 'g3']) expect(all.filter((x) => x === t)).toEqual([t]);
+    expect(await verified()).toEqual([]);
+  });
+
+  it('fails every append of a group whose guard lost the database, and retries none of them', async () => {
+    const before = (await node.ledger.head(T)).seq;
+    let guardRuns = 0;
+    const answers = await Promise.all(
+      ['s0', 's1', 's2', 's3'].map((t, i) =>
+        node.ledger
+          .append([note(t)], {
+            guard: async (trx) => {
+              guardRuns++;
+              await trx.selectFrom('ledger_events').select('seq').limit(1).execute();
+              // As a guard's read does when the connection goes under it.
+              if (i === 2) throw new StoreUnavailableError('the database connection was lost');
+            },
+          })
+          .catch((e: unknown) => e),
+      ),
+    );
+    for (const a of answers) expect(a).toBeInstanceOf(StoreUnavailableError);
+    // The guards before it and its own ran once; nothing was tried again append by append.
+    expect(guardRuns).toBe(3);
+    expect((await node.ledger.head(T)).seq).toBe(before);
+    const all = await texts();
+    for (const t of ['s0', 's1', 's2', 's3']) expect(all).not.toContain(t);
     expect(await verified()).toEqual([]);
   });
 

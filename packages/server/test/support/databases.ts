@@ -34,13 +34,30 @@ export async function createPgDatabase(
       const c = new pg.Client({ connectionString: adminUrl });
       await c.connect();
       try {
-        await c.query(`drop database if exists ${name} with (force)`);
+        // Dropping a database asks for a checkpoint of the whole server, which every test shares.
+        // While another test holds its own tablespace's small file system full (disk-full.test.ts),
+        // that checkpoint can fail ("checkpoint request failed"): try again once that test has
+        // freed the space, rather than failing this test's clean-up for another's deliberate fault.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await c.query(`drop database if exists ${name} with (force)`);
+            return;
+          } catch (error) {
+            const checkpointFailed =
+              error instanceof Error && /checkpoint request failed/.test(error.message);
+            if (!checkpointFailed || attempt >= DROP_ATTEMPTS) throw error;
+            await new Promise((resolve) => setTimeout(resolve, 1000));
+          }
+        }
       } finally {
         await c.end();
       }
     },
   };
 }
+
+/** Tries at dropping a test database while the shared server's checkpoints fail, a second apart. */
+const DROP_ATTEMPTS = 120;
 
 export type StoreKind = 'sqlite' | 'postgres';
 export const STORE_KINDS: StoreKind[] = ['sqlite', 'postgres'];
