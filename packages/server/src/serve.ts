@@ -9,6 +9,7 @@ import { DEFAULT_THROTTLE } from './auth/throttle.ts';
 import { openNode } from './node/node.ts';
 import { CommitFanIn } from './node/commit-fan-in.ts';
 import { sessionNotices } from './auth/sessions.ts';
+import { signInNotices } from './auth/throttle-notices.ts';
 import { createHubRunner } from './sync/runner.ts';
 import { SyncStatusStore } from './sync/status.ts';
 import { PeriodicPackWriter } from './downtime/writer.ts';
@@ -52,8 +53,9 @@ export async function serve(config: HoldfastConfig, onListening?: (url: string) 
     node.store.dialect === 'postgres'
       ? new CommitFanIn(node.ledger, () => node.store.primaryUrl(), {
           logger,
-          // Their session notices too: sessions are kept in this process while they are heard.
-          channels: [sessionNotices(node.store)],
+          // Their session notices too (sessions are kept in this process while they are heard), and
+          // their sign-in attempts (one throttle across the processes).
+          channels: [sessionNotices(node.store), signInNotices(node.store)],
         })
       : null;
   try {

@@ -17,8 +17,18 @@ import type { Clock } from '@holdfast/core';
  *
  * The owner is told: the next successful password step answers with what was refused or failed
  * at their name meanwhile (`notice`), and the first refusal of each lock is audited for admins.
- * Held in memory: a node restart clears it, which an attacker cannot cause from outside.
+ * Held in memory: a node restart clears it, which an attacker cannot cause from outside. Several hub
+ * processes over one PostgreSQL database tell each other every attempt they count and every
+ * success (`shareWith`, `heard`; auth/throttle-notices.ts), so a guesser spreading attempts across
+ * them behind a load balancer meets the same limits as at one.
  */
+
+/** An attempt counted, or a success, at one process, for the others over the same database. */
+export interface ThrottleNotice {
+  kind: 'attempt' | 'success';
+  accountKey: string;
+  address: string;
+}
 export interface ThrottleOptions {
   maxFailures: number;
   lockoutMs: number;
@@ -76,6 +86,8 @@ export class SignInThrottle {
   private readonly options: Required<ThrottleOptions>;
   /** Refusals not audited one by one (after the first of each lock window). */
   refusalsCounted = 0;
+  /** Where this process's attempts and successes are told (the other hub processes), if anywhere. */
+  private tell: ((notice: ThrottleNotice) => void) | null = null;
 
   constructor(
     private readonly clock: Clock,
@@ -122,7 +134,29 @@ export class SignInThrottle {
       return this.refuse(name, address, 'throttled', retryAt - now, first, now);
     }
     this.countFailure(pairKey, name, address, entry, now);
+    this.tell?.({ kind: 'attempt', accountKey, address });
     return { allowed: true };
+  }
+
+  /** From now on every attempt counted here and every success is told to `send`. */
+  shareWith(send: (notice: ThrottleNotice) => void): void {
+    this.tell = send;
+  }
+
+  /**
+   * An attempt or a success another process counted, applied as if it had happened here (at this
+   * process's time): its failures count against the same pair, name and address limits, and its
+   * success takes its attempt back and clears what the owner was to be told.
+   */
+  heard(notice: ThrottleNotice): void {
+    const { accountKey, address } = notice;
+    if (notice.kind === 'success') {
+      this.takeBack(accountKey, address);
+      return;
+    }
+    const now = this.clock.nowMs();
+    const name = this.nameEntry(accountKey, now);
+    this.countFailure(`${accountKey}\n${address}`, name, address, this.addressEntry(address, now), now);
   }
 
   /**
@@ -131,6 +165,12 @@ export class SignInThrottle {
    * last success (null if nothing), once.
    */
   succeeded(accountKey: string, address: string): SignInNotice | null {
+    this.tell?.({ kind: 'success', accountKey, address });
+    return this.takeBack(accountKey, address);
+  }
+
+  /** `succeeded`, without telling anyone: also what a success at another process does here. */
+  private takeBack(accountKey: string, address: string): SignInNotice | null {
     this.pairs.delete(`${accountKey}\n${address}`);
     const entry = this.addresses.get(address);
     if (entry) entry.failures.pop();

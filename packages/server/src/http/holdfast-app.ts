@@ -13,6 +13,7 @@ import { authRoutes } from '../auth/routes.ts';
 import { passkeyRoutes, type PasskeyConfig } from '../auth/passkeys.ts';
 import { DEFAULT_SESSION_POLICY, SessionStore, type SessionPolicy } from '../auth/sessions.ts';
 import { DEFAULT_THROTTLE, SignInThrottle, type ThrottleOptions } from '../auth/throttle.ts';
+import { shareSignInThrottle } from '../auth/throttle-notices.ts';
 import { LedgerIntegrityError } from '../ledger/ledger.ts';
 import { warmPasswordHashing } from '../auth/passwords.ts';
 import type { HoldfastNode } from '../node/node.ts';
@@ -313,6 +314,8 @@ export async function buildHoldfastApp(
     booking.packSection(tenant, siteIds, fromMs, PACK_APPOINTMENT_HOURS),
   );
   const throttle = new SignInThrottle(node.clock, options.throttle ?? DEFAULT_THROTTLE);
+  // Other hub processes over the same PostgreSQL database count this one's attempts, and it theirs.
+  shareSignInThrottle(node.store, throttle);
   const deps: AppDeps = {
     node,
     accounts,

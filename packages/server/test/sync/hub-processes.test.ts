@@ -7,6 +7,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { buildHoldfastApp } from '../../src/http/holdfast-app.ts';
 import { sessionNotices } from '../../src/auth/sessions.ts';
+import { signInNotices, signInNoticesHeard } from '../../src/auth/throttle-notices.ts';
 import { createLogger } from '../../src/http/logger.ts';
 import { verifyStore } from '../../src/ledger/verify.ts';
 import { commitNoticeText, parseCommitNotice } from '../../src/ledger/commit-notice.ts';
@@ -19,7 +20,7 @@ import { SyncEngine } from '../../src/sync/engine.ts';
 import { HttpSyncTransport } from '../../src/sync/http-transport.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
 import { caseAt } from '../support/cases.ts';
-import { Client, startTestApp, type TestApp } from '../support/http.ts';
+import { Client, PASSWORD, startTestApp, type TestApp } from '../support/http.ts';
 
 const TENANT = 'northshire';
 
@@ -84,11 +85,11 @@ describe('two hub processes over one PostgreSQL database', () => {
     // in its process only while it does.
     fanInA = new CommitFanIn(a.node.ledger, a.config.databaseUrl!, {
       reconnectMs: 100,
-      channels: [sessionNotices(a.node.store)],
+      channels: [sessionNotices(a.node.store), signInNotices(a.node.store)],
     });
     fanInB = new CommitFanIn(b.node.ledger, a.config.databaseUrl!, {
       reconnectMs: 100,
-      channels: [sessionNotices(b.node.store)],
+      channels: [sessionNotices(b.node.store), signInNotices(b.node.store)],
     });
     await fanInA.start();
     await fanInB.start();
@@ -320,6 +321,36 @@ describe('two hub processes over one PostgreSQL database', () => {
       await siteNode.close();
       rmSync(siteDir, { recursive: true, force: true });
     }
+  });
+
+  it('counts sign-in attempts at A and B together: a guesser alternating between them is locked after five in all, and the owner hears of all of them', async () => {
+    const name = `advisor_typo@${TENANT}`;
+    const at = (app: FastifyInstance) => ({ app, store: app === a.app ? a.node.store : b.node.store });
+    const other = (app: FastifyInstance) => at(app === a.app ? b.app : a.app);
+    /** A wrong password at `app`, once the other process has heard of it. */
+    const guess = async (app: FastifyInstance, username = name) => {
+      const heardBefore = signInNoticesHeard(other(app).store);
+      const answer = await new Client(app, a.clock).signIn(username, 'not the password');
+      await vi.waitFor(() => expect(signInNoticesHeard(other(app).store)).toBeGreaterThan(heardBefore));
+      return answer;
+    };
+    // Three at A and two at B: each process alone has seen fewer than its limit of five.
+    for (const app of [a.app, b.app, a.app, b.app, a.app]) expect((await guess(app)).statusCode).toBe(401);
+    for (const app of [a.app, b.app]) {
+      const refused = await new Client(app, a.clock).signIn(name, 'not the password');
+      expect(refused.statusCode, refused.body).toBe(429);
+      expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+    }
+    // A real user guessed at through A is told of it when they sign in through B.
+    const owner = `driver@${TENANT}`;
+    expect((await guess(a.app, owner)).statusCode).toBe(401);
+    expect((await guess(a.app, owner)).statusCode).toBe(401);
+    const signedInAtB = await new Client(b.app, a.clock).request('POST', '/api/v1/auth/sign-in', {
+      username: owner,
+      password: PASSWORD,
+    });
+    expect(signedInAtB.statusCode, signedInAtB.body).toBe(200);
+    expect((signedInAtB.json() as { notice?: { failedSignIns: number } }).notice?.failedSignIns).toBe(2);
   });
 
   it("never lets a second process write a hub process's chain", async () => {
