@@ -23,6 +23,8 @@ class SignInShare {
   heard = 0;
   /** Notices that could not be sent (the database unreachable): the other processes missed them. */
   unsent = 0;
+  /** The notices go one after another, so the others hear an attempt before its success. */
+  sending: Promise<void> = Promise.resolve();
 }
 
 const shares = new WeakMap<Store, SignInShare>();
@@ -46,9 +48,14 @@ export function shareSignInThrottle(store: Store, throttle: SignInThrottle): voi
     const text = JSON.stringify({ o: share.origin, k: notice.kind, n: notice.accountKey, a: notice.address });
     // Not awaited: a sign-in never waits for the other processes. An attempt whose notice cannot be
     // sent is still counted here.
-    sql`select pg_notify(${SIGN_IN_CHANNEL}, ${text})`.execute(store.db).catch(() => {
-      share.unsent++;
-    });
+    share.sending = share.sending
+      .then(() => sql`select pg_notify(${SIGN_IN_CHANNEL}, ${text})`.execute(store.db))
+      .then(
+        () => undefined,
+        () => {
+          share.unsent++;
+        },
+      );
   });
 }
 

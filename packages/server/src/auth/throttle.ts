@@ -146,12 +146,18 @@ export class SignInThrottle {
   /**
    * An attempt or a success another process counted, applied as if it had happened here (at this
    * process's time): its failures count against the same pair, name and address limits, and its
-   * success takes its attempt back and clears what the owner was to be told.
+   * success takes its attempt back. The owner was told there of the failures (every process hears
+   * them all), so they are cleared from what the owner is to be told here; refusals are not sent
+   * (each would cost a notice, and a spray is mostly refusals), so those made here are kept for the
+   * owner's next sign-in through this process.
    */
   heard(notice: ThrottleNotice): void {
     const { accountKey, address } = notice;
     if (notice.kind === 'success') {
+      const name = this.names.get(accountKey);
+      const refusedHere = name?.notice && name.notice.refused > 0 ? name.notice : null;
       this.takeBack(accountKey, address);
+      if (name && refusedHere) name.notice = { ...refusedHere, failures: 0 };
       return;
     }
     const now = this.clock.nowMs();
@@ -169,7 +175,10 @@ export class SignInThrottle {
     return this.takeBack(accountKey, address);
   }
 
-  /** `succeeded`, without telling anyone: also what a success at another process does here. */
+  /**
+   * `succeeded`, without telling anyone. After a success at another process (`heard`) the notice it
+   * answers is dropped: what the owner is still to be told here is kept by the caller.
+   */
   private takeBack(accountKey: string, address: string): SignInNotice | null {
     this.pairs.delete(`${accountKey}\n${address}`);
     const entry = this.addresses.get(address);
