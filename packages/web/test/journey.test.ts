@@ -1,5 +1,5 @@
 import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { ApiUser } from './support/api.ts';
 import { addVirtualAuthenticator, launchChromium, Screenshots, staffContext } from './support/browser.ts';
 import { HEADACHE_TO_CALLBACK, PATIENTS, registerPatients } from './support/fixtures.ts';
@@ -100,6 +100,15 @@ describe('the journey of a case through the web app', () => {
     // --- The clinician signs in and opens the CAS queue before the call; the page is never reloaded.
     const clinicianContext = await staffContext(browser, server.url);
     const clinician = await clinicianContext.newPage();
+    // A failure once left nothing to go on: the screens as they were, and what the server printed.
+    onTestFailed(async () => {
+      for (const [who, page] of [
+        ['adviser', adviser],
+        ['clinician', clinician],
+      ] as const)
+        await shots.take(page, `failed-${who}`).catch(() => undefined);
+      console.error(`holdfast's last output:\n${server.output().split('\n').slice(-80).join('\n')}`);
+    });
     await enterPassword(clinician, CLINICIAN.username, CLINICIAN.password);
     await enrolTotp(clinician);
     await clinician
