@@ -22,19 +22,19 @@ import type { Clock } from '@holdfast/core';
  * success (`shareWith`, `heard`; auth/throttle-notices.ts), so a guesser spreading attempts across
  * them behind a load balancer meets the same limits as at one.
  */
-
-/** An attempt counted, or a success, at one process, for the others over the same database. */
-export interface ThrottleNotice {
-  kind: 'attempt' | 'success';
-  accountKey: string;
-  address: string;
-}
 export interface ThrottleOptions {
   maxFailures: number;
   lockoutMs: number;
   perAddressPerMinute: number;
   nameSlowAfter?: number;
   nameMaxDelayMs?: number;
+}
+
+/** An attempt counted, or a success, at one process, for the others over the same database. */
+export interface ThrottleNotice {
+  kind: 'attempt' | 'success';
+  accountKey: string;
+  address: string;
 }
 
 export const DEFAULT_THROTTLE: ThrottleOptions = {
