@@ -882,28 +882,38 @@ describe('case lifecycle: model-based', () => {
       ...weighted.map((a) => a.map((c) => new LifecycleCommand(c))),
       fc.constant(new NextCase()),
     ];
-    fc.assert(
-      fc.property(fc.commands(modelCommands, { maxCommands: 300, size: 'max' }), (cmds) => {
-        fc.modelRun(() => ({ model: freshModel(), real: { state: initialCaseState(CASE), log: [] } }), cmds);
-      }),
-      // 1,000 walks: end call is a terminal reachable from most early states, so with 400 walks the
-      // coverage below missed a state or a refusal in about one run in three.
-      { numRuns: 1000 },
-    );
+    const allStatuses = CASE_STATUSES.filter((s) => s !== 'call_received').sort();
+    const allErrors = [
+      'case_closed',
+      'illegal_transition',
+      'already_claimed',
+      'not_claimant',
+      'disposition_not_acted_on',
+      'disposition_mismatch',
+      'transfer_to_self',
+      'missing_detail',
+    ].sort();
+    const coveredAll = () =>
+      coverage.statuses.size === allStatuses.length &&
+      coverage.errors.size === allErrors.length &&
+      coverage.escalations > 0;
+    // Rounds of 1,000 walks until they have gone everywhere (at most 5). One round misses a refusal
+    // now and then (about one run in ten: a walk must reach an unacted disposition and then try to
+    // close); every walk of every round is checked against the model all the same.
+    for (let round = 0; round < 5 && (round === 0 || !coveredAll()); round++) {
+      fc.assert(
+        fc.property(fc.commands(modelCommands, { maxCommands: 300, size: 'max' }), (cmds) => {
+          fc.modelRun(
+            () => ({ model: freshModel(), real: { state: initialCaseState(CASE), log: [] } }),
+            cmds,
+          );
+        }),
+        { numRuns: 1000 },
+      );
+    }
     // The walks must have gone everywhere, or the property proves little.
-    expect([...coverage.statuses].sort()).toEqual(CASE_STATUSES.filter((s) => s !== 'call_received').sort());
-    expect([...coverage.errors].sort()).toEqual(
-      [
-        'case_closed',
-        'illegal_transition',
-        'already_claimed',
-        'not_claimant',
-        'disposition_not_acted_on',
-        'disposition_mismatch',
-        'transfer_to_self',
-        'missing_detail',
-      ].sort(),
-    );
+    expect([...coverage.statuses].sort()).toEqual(allStatuses);
+    expect([...coverage.errors].sort()).toEqual(allErrors);
     expect(coverage.escalations).toBeGreaterThan(0);
   });
 
