@@ -24,6 +24,13 @@ import { z } from 'zod';
 import type { EventDraft } from '../packages/server/src/ledger/ledger.ts';
 import { rowToStored } from '../packages/server/src/ledger/rows.ts';
 import { workerStats } from '../packages/server/src/ledger/verify-parallel.ts';
+import {
+  bodyStats,
+  NO_END,
+  openPostgresRangeReader,
+  PAGE,
+  sqliteRangeReader,
+} from '../packages/server/src/ledger/verify-range.ts';
 import { verifyStore, type VerifyReport } from '../packages/server/src/ledger/verify.ts';
 import { ledgerCrypto } from '../packages/server/src/node/crypto.ts';
 import { initNode, type HoldfastNode } from '../packages/server/src/node/node.ts';
@@ -346,6 +353,7 @@ async function measureVerify(node: HoldfastNode, factory: DraftFactory, sizes: S
   for (let r = 0; r < sizes.verifyRuns; r++) {
     let report: VerifyReport | null = null;
     const inWorkers = workerStats.ranges;
+    const rebuiltBefore = bodyStats.rebuilt;
     times.verify.push(
       await timeMs(async () => {
         report = await verifyStore(node.store, ledgerCrypto);
@@ -376,7 +384,8 @@ async function measureVerify(node: HoldfastNode, factory: DraftFactory, sizes: S
       `  verify run ${r + 1}/${sizes.verifyRuns}: verify ${formatRate(perSecond(events, times.verify[r]!))}/s` +
         `, sha256 ${formatRate(perSecond(events, times.sha256[r]!))}/s` +
         `, read only ${formatRate(perSecond(events, times.read[r]!))}/s` +
-        ` (verify: ${workerStats.ranges - inWorkers} seq ranges checked in worker threads)`,
+        ` (verify: ${workerStats.ranges - inWorkers} seq ranges checked in worker threads,` +
+        ` ${bodyStats.rebuilt - rebuiltBefore} events whose body the store did not build right)`,
     );
   }
   if (sink === 0.5) note('unreachable'); // keeps the loops' results observable
@@ -393,25 +402,31 @@ async function measureVerify(node: HoldfastNode, factory: DraftFactory, sizes: S
 }
 
 /**
- * Reference only: reads the chain's rows the way verify does (the same columns, pages and store)
- * and does nothing with them, to show how much of verify's time is the store's.
+ * Reference only: reads the chain's rows the way verify does (the same query, with the canonical
+ * bodies the store builds, the same pages and the same readers) in one thread and does nothing with
+ * them, to show how much of verify's time is the store's.
  */
 async function readOnly(store: Store): Promise<number> {
-  let afterSeq = 0;
-  let rowsRead = 0;
-  for (;;) {
-    const page = await store.db
-      .selectFrom('ledger_events')
-      .select(['seq', 'id', 'hlc', 'type', 'v', 'actor', 'payload', 'prev_hash', 'hash'])
-      .where('tenant', '=', TENANT)
-      .where('node', '=', NODE)
-      .where('seq', '>', afterSeq)
-      .orderBy('seq')
-      .limit(2_000)
-      .execute();
-    rowsRead += page.length;
-    if (page.length < 2_000) return rowsRead;
-    afterSeq = Number(page[page.length - 1]!.seq);
+  const sqlite = store.sqliteHandle();
+  const source = store.workerSource();
+  const reader = sqlite
+    ? { ...sqliteRangeReader(sqlite), close: async () => undefined }
+    : source?.dialect === 'postgres'
+      ? await openPostgresRangeReader(source.connectionString, null)
+      : null;
+  if (!reader) throw new Error('the benchmark store has no reader verify would use');
+  try {
+    const read = reader.pages(TENANT, NODE, NO_END);
+    let afterSeq = 0;
+    let rowsRead = 0;
+    for (;;) {
+      const page = await read(afterSeq);
+      rowsRead += page.length;
+      if (page.length < PAGE) return rowsRead;
+      afterSeq = Number(page[page.length - 1]![0]);
+    }
+  } finally {
+    await reader.close();
   }
 }
 

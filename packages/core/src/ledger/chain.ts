@@ -92,6 +92,17 @@ export interface ChainVerifierOptions {
   resumeAfter?: { seq: number; hash: string; hlc: string; lastMatchedCheckpointSeq?: number };
 }
 
+/** An event as verify reads it when the store builds its canonical body: see `pushHashedBody`. */
+export interface HashedBodyEvent {
+  seq: number;
+  hlc: string;
+  prevHash: string;
+  hash: string;
+  /** The canonical body as the store built it from the event's columns, or null if it would not. */
+  body: string | null;
+  registeredPayload: string | null;
+}
+
 /**
  * Streams one node's chain, in seq order as read from a store, and finds the first bad event:
  * a gap, a duplicate, a changed byte (hash mismatch), a broken link, a clock going backwards, an event
@@ -137,15 +148,7 @@ export class ChainVerifier {
   /** Returns false once a fault has been found (the caller may stop reading). */
   push(e: StoredEvent): boolean {
     if (this.fault) return false;
-    if (e.seq !== this.expectedSeq) {
-      if (e.seq > this.expectedSeq) {
-        return this.fail(
-          this.expectedSeq,
-          `event missing: seq ${this.expectedSeq} is absent (the next present is ${e.seq})`,
-        );
-      }
-      return this.fail(e.seq, `seq ${e.seq} appears more than once or out of order`);
-    }
+    if (!this.inSequence(e.seq)) return false;
     if (e.tenant !== this.tenant || e.node !== this.node) {
       return this.fail(e.seq, `event belongs to tenant ${e.tenant} node ${e.node}, not to this chain`);
     }
@@ -153,6 +156,56 @@ export class ChainVerifier {
     if (recomputed !== e.hash) {
       return this.fail(e.seq, 'content does not match its hash (the event was changed after it was written)');
     }
+    return this.afterContent(
+      e.seq,
+      e.hlc,
+      e.prevHash,
+      e.hash,
+      e.type === 'node.registered' ? e.payloadJson : null,
+    );
+  }
+
+  /**
+   * An event of this chain whose canonical body the store built itself from the event's columns
+   * (verify's usual path: one string per row instead of nine columns, docs/ARCHITECTURE.md, Verify).
+   * Returns 'rebuild' when `body` is null (the store would not build it: a column of the wrong type)
+   * or does not hash to `hash`, having changed nothing: the caller then pushes the stored event
+   * itself, whose body this verifier builds, and that decides. A body that hashes to the event's hash
+   * vouches for every column it was built from, provided the store's encoding is injective (each
+   * string a JSON string literal, each number its decimal digits), which verify's SQL ensures.
+   *
+   * `registeredPayload` is the payload of a `node.registered` event (null for any other type).
+   */
+  pushHashedBody(e: HashedBodyEvent): boolean | 'rebuild' {
+    if (this.fault) return false;
+    if (e.body === null || this.crypto.sha256Hex(e.body) !== e.hash) return 'rebuild';
+    if (!this.inSequence(e.seq)) return false;
+    return this.afterContent(e.seq, e.hlc, e.prevHash, e.hash, e.registeredPayload);
+  }
+
+  /** Checks that `seq` is the next one expected (recording the fault when it is not). */
+  private inSequence(seq: number): boolean {
+    if (seq !== this.expectedSeq) {
+      if (seq > this.expectedSeq) {
+        return this.fail(
+          this.expectedSeq,
+          `event missing: seq ${this.expectedSeq} is absent (the next present is ${seq})`,
+        );
+      }
+      return this.fail(seq, `seq ${seq} appears more than once or out of order`);
+    }
+    return true;
+  }
+
+  /** The checks after an event's content matched its hash: link, clock, registration, checkpoints. */
+  private afterContent(
+    seq: number,
+    hlc: string,
+    prevHash: string,
+    hash: string,
+    registeredPayload: string | null,
+  ): boolean {
+    const e = { seq, hlc, prevHash, hash }; // what the checks below need of the event
     if (e.prevHash !== this.prevHash) {
       return this.fail(
         e.seq,
@@ -167,8 +220,8 @@ export class ChainVerifier {
     if (e.hlc <= this.prevHlc) {
       return this.fail(e.seq, `hybrid clock ${e.hlc} is not after the previous event's ${this.prevHlc}`);
     }
-    if (this.selfKey !== undefined && e.type === 'node.registered') {
-      const registered = registeredKey(e.payloadJson);
+    if (this.selfKey !== undefined && registeredPayload !== null) {
+      const registered = registeredKey(registeredPayload);
       if (registered && registered.node === this.node && registered.publicKey !== this.selfKey) {
         return this.fail(
           e.seq,

@@ -3,6 +3,7 @@ import type { Checkpoint, LedgerCrypto } from '@holdfast/core';
 import { startBundledWorker } from '../node/threads.ts';
 import type { WorkerStoreSource } from '../store/store.ts';
 import {
+  bodyStats,
   checkRange,
   type ChainPosition,
   type RangeAnswer,
@@ -103,8 +104,10 @@ async function joinRanges(
   let events = 0;
   let checkpoints = 0;
   let sealed = 0;
+  let rebuilt = 0;
   const withEarlier = (r: RangeResult): RangeResult => ({
     ...r,
+    rebuilt: rebuilt + r.rebuilt,
     report: {
       ...r.report,
       eventsChecked: events + r.report.eventsChecked,
@@ -124,6 +127,7 @@ async function joinRanges(
     events += range.report.eventsChecked;
     checkpoints += range.report.checkpointsChecked;
     sealed = Math.max(sealed, range.report.sealedSeq);
+    rebuilt += range.rebuilt;
     end = range.end;
     // Rows missing at the end of a range: a single pass meets the next present event (or the chain's
     // end) right there, and so does this thread.
@@ -255,6 +259,8 @@ async function runTasks(
                 return onRows(m.rows);
               case 'result':
                 workerStats.ranges++;
+                // The worker counted its rows in its own copy of the module: add them here.
+                bodyStats.rebuilt += m.answer?.range.rebuilt ?? 0;
                 answers.set(m.id, m.answer);
                 inFlight = null;
                 settled();

@@ -1,4 +1,4 @@
-import type { LedgerCrypto } from '@holdfast/core';
+import type { LedgerCrypto, StoredEvent } from '@holdfast/core';
 // The chain module alone: verify's workers load this file, and a worker starts faster the less it loads.
 import { ChainVerifier, type ChainReport, type Checkpoint } from '@holdfast/core/ledger/chain';
 import type BetterSqlite3 from 'better-sqlite3';
@@ -14,10 +14,10 @@ export const PAGE = 2_000;
 export const NO_END = Number.MAX_SAFE_INTEGER;
 
 /**
- * A chain's row as verify reads it, as a plain array: seq, id, hlc, type, v, actor, payload,
- * prev_hash, hash. Only the columns the hash covers besides the chain key: the tenant and node are
- * the ones asked for, and every string column read costs time (verify is bound by reading and
- * hashing). PostgreSQL hands bigint columns over as strings.
+ * A chain's row as stored, as a plain array: seq, id, hlc, type, v, actor, payload, prev_hash, hash.
+ * Only the columns the hash covers besides the chain key: the tenant and node are the ones asked
+ * for. PostgreSQL hands bigint columns over as strings. Verify reads a row this way only when the
+ * store's own canonical body of it does not hash to its hash (see `VerifyRowTuple`).
  */
 export type ChainRowTuple = [
   number | string,
@@ -31,10 +31,84 @@ export type ChainRowTuple = [
   string,
 ];
 
-/** The page of a chain's rows after `afterSeq`, in seq order, at most PAGE rows. */
-export type PageReader = (afterSeq: number) => ChainRowTuple[] | Promise<ChainRowTuple[]>;
+export const EVENT_COLUMNS = 'seq, id, hlc, type, v, actor, payload, prev_hash, hash';
 
-export const PAGE_COLUMNS = 'seq, id, hlc, type, v, actor, payload, prev_hash, hash';
+/**
+ * A chain's row as verify reads it: seq, hlc, prev_hash, hash, the event's canonical body built by
+ * the store (null where it would not build it), and the payload of a `node.registered` event (null
+ * for any other type). Verify is bound by reading and hashing (docs/BENCHMARKS.md, Ledger): one
+ * string built in the store's own code costs a fraction of handing nine columns to JavaScript and
+ * concatenating them there.
+ */
+export type VerifyRowTuple = [number | string, string, string, string, string | null, string | null];
+
+/**
+ * The canonical body of an event (core's `canonicalBody`), built by the store: keys in RFC 8785
+ * order, each string as a JSON string literal (SQLite's `json_quote`, PostgreSQL's `to_json`, both
+ * escaping exactly as JSON.stringify does: quote, backslash, \b \f \n \r \t, other controls as
+ * lowercase \u00xx), the payload as stored (its canonical text), seq and v as decimal digits. A test
+ * holds it equal to `canonicalBody` for awkward strings on both stores.
+ *
+ * It only has to be injective to be safe: a body that hashes to the event's hash then vouches for
+ * every column in it. SQLite's columns hold whatever type was written, so its body is null unless
+ * every column has the type the ledger writes (`json_quote` of an integer would drop the quotes,
+ * and of a blob would fail the query); verify then checks that row the slow way.
+ */
+function bodySql(dialect: 'sqlite' | 'postgres'): string {
+  const q = (column: string) => (dialect === 'sqlite' ? `json_quote(${column})` : `to_json(${column})::text`);
+  // The envelope's keys in RFC 8785 order, each with the SQL of its JSON value.
+  const fields: [string, string][] = [
+    ['actor', q('actor')],
+    ['hlc', q('hlc')],
+    ['id', q('id')],
+    ['node', q('node')],
+    ['payload', 'payload'],
+    ['prevHash', q('prev_hash')],
+    ['seq', 'seq'],
+    ['tenant', q('tenant')],
+    ['type', q('type')],
+    ['v', 'v'],
+  ];
+  const parts = fields.flatMap(([key, value], i) => [`'${i === 0 ? '{' : ','}"${key}":'`, value]);
+  parts.push(`'}'`);
+  // PostgreSQL: || gives null if any column is null (none is, by the table's constraints).
+  if (dialect === 'postgres') return parts.join(' || ');
+  // SQLite: concat() builds the string once where a chain of || copies it at every step; it would
+  // skip a null, but the types are checked first.
+  const body = `concat(${parts.join(', ')})`;
+  const texts = ['actor', 'hlc', 'id', 'node', 'payload', 'prev_hash', 'tenant', 'type'];
+  const typed = [
+    "typeof(seq) = 'integer'",
+    "typeof(v) = 'integer'",
+    ...texts.map((c) => `typeof(${c}) = 'text'`),
+  ].join(' and ');
+  return `case when ${typed} then ${body} end`;
+}
+
+/** The columns of a `VerifyRowTuple`, in order. */
+export function verifyColumnsSql(dialect: 'sqlite' | 'postgres'): string {
+  return (
+    `seq, hlc, prev_hash, hash, ${bodySql(dialect)} as body, ` +
+    `case when type = 'node.registered' then payload end as registered`
+  );
+}
+
+/** Verify's page query: the rows after a seq up to a last seq, in seq order, at most PAGE of them. */
+export function verifyPageSql(dialect: 'sqlite' | 'postgres'): string {
+  const [tenant, node, after, last, limit] =
+    dialect === 'sqlite' ? ['?', '?', '?', '?', '?'] : ['$1', '$2', '$3', '$4', '$5'];
+  return (
+    `select ${verifyColumnsSql(dialect)} from ledger_events ` +
+    `where tenant = ${tenant} and node = ${node} and seq > ${after} and seq <= ${last} ` +
+    `order by seq limit ${limit}`
+  );
+}
+
+/** The page of a chain's rows after `afterSeq`, in seq order, at most PAGE rows. */
+export type PageReader = (afterSeq: number) => VerifyRowTuple[] | Promise<VerifyRowTuple[]>;
+
+/** A chain's event at a seq as stored, or null. */
+export type EventReader = (seq: number) => ChainRowTuple | null | Promise<ChainRowTuple | null>;
 
 /** A position in a chain: an event's seq, hash and clock. */
 export interface ChainPosition {
@@ -45,6 +119,8 @@ export interface ChainPosition {
 
 export interface RangeResult {
   report: ChainReport;
+  /** Rows whose body verify had to build itself (the store's did not hash to the event's hash). */
+  rebuilt: number;
   /** The verifier stopped at an event: `report.fault` is the chain's first bad event from the start given. */
   stopped: boolean;
   /** The last event that checked out, or the start when none did (null: the chain's start). */
@@ -61,48 +137,51 @@ export function sqlitePages(
   node: string,
   hi: number,
 ): PageReader {
-  const statement = database
-    .prepare(
-      `select ${PAGE_COLUMNS} from ledger_events where tenant = ? and node = ? and seq > ? and seq <= ? order by seq limit ?`,
-    )
-    .raw(true);
-  return (afterSeq) => statement.all(tenant, node, afterSeq, hi, PAGE) as ChainRowTuple[];
+  const statement = database.prepare(verifyPageSql('sqlite')).raw(true);
+  return (afterSeq) => statement.all(tenant, node, afterSeq, hi, PAGE) as VerifyRowTuple[];
 }
+
+/** Counts kept across checks in this thread (tests and the benchmark read them). */
+export const bodyStats = { rebuilt: 0 };
 
 /**
  * Pushes a chain's rows after `start` (or from its first) through `verifier` until they run out or
  * it finds a fault, reading the next page ahead while it hashes the current one (PostgreSQL works on
- * it in its own process meanwhile). One pass over a whole chain, or one seq range of it in a worker.
+ * it in its own process meanwhile). A row whose store-built body does not hash to its hash is read
+ * again whole and checked as stored, which finds the fault or clears it. One pass over a whole
+ * chain, or one seq range of it in a worker.
  */
 export async function verifyRows(
   verifier: ChainVerifier,
   start: ChainPosition | null,
   read: PageReader,
+  readEvent: EventReader,
   onRows?: (rows: number) => void,
 ): Promise<RangeResult> {
   const { tenant, node } = verifier;
-  let last: ChainRowTuple | null = null;
+  let last: VerifyRowTuple | null = null;
   let stopped = false;
-  let page: Promise<ChainRowTuple[]> | null = Promise.resolve(read(start?.seq ?? 0));
+  let rebuilt = 0;
+  let page: Promise<VerifyRowTuple[]> | null = Promise.resolve(read(start?.seq ?? 0));
   try {
     while (page) {
-      const rows: ChainRowTuple[] = await page;
+      const rows: VerifyRowTuple[] = await page;
       page = rows.length === PAGE ? Promise.resolve(read(Number(rows[rows.length - 1]![0]))) : null;
       for (const r of rows) {
-        const event = {
-          id: r[1],
-          tenant,
-          node,
-          seq: Number(r[0]),
-          hlc: r[2],
-          type: r[3],
-          v: Number(r[4]),
-          actor: r[5],
-          payloadJson: r[6],
-          prevHash: r[7],
-          hash: r[8],
-        };
-        if (!verifier.push(event)) {
+        const seq = Number(r[0]);
+        let ok = verifier.pushHashedBody({
+          seq,
+          hlc: r[1],
+          prevHash: r[2],
+          hash: r[3],
+          body: r[4],
+          registeredPayload: r[5],
+        });
+        if (ok === 'rebuild') {
+          rebuilt++;
+          ok = verifier.push(storedEvent(tenant, node, r, await readEvent(seq)));
+        }
+        if (!ok) {
           stopped = true;
           break;
         }
@@ -110,15 +189,61 @@ export async function verifyRows(
       }
       onRows?.(rows.length);
       if (stopped) break;
+      // SQLite reads synchronously, so without this a range would run to its end without letting
+      // this thread hear its workers: a worker whose range was done would wait for its next one.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
   } finally {
     // A page read ahead but not needed (a fault ended the chain, or onRows threw).
     if (page) await page.catch(() => undefined);
   }
+  bodyStats.rebuilt += rebuilt;
   return {
     report: verifier.finish(),
+    rebuilt,
     stopped,
-    end: last ? { seq: Number(last[0]), hash: last[8], hlc: last[2] } : start,
+    end: last ? { seq: Number(last[0]), hash: last[3], hlc: last[1] } : start,
+  };
+}
+
+/**
+ * The stored event behind a verify row, from its whole row. A row gone between the two reads (only
+ * someone writing the store behind the ledger's back removes one) is checked with empty columns, so
+ * its content does not match its hash and it is reported as changed.
+ */
+function storedEvent(
+  tenant: string,
+  node: string,
+  r: VerifyRowTuple,
+  row: ChainRowTuple | null,
+): StoredEvent {
+  if (!row) {
+    return {
+      id: '',
+      tenant,
+      node,
+      seq: Number(r[0]),
+      hlc: r[1],
+      type: '',
+      v: 0,
+      actor: '',
+      payloadJson: '',
+      prevHash: r[2],
+      hash: r[3],
+    };
+  }
+  return {
+    id: row[1],
+    tenant,
+    node,
+    seq: Number(row[0]),
+    hlc: row[2],
+    type: row[3],
+    v: Number(row[4]),
+    actor: row[5],
+    payloadJson: row[6],
+    prevHash: row[7],
+    hash: row[8],
   };
 }
 
@@ -147,6 +272,8 @@ export interface RangeReader {
   /** The event at `seq` as stored (its hash and clock, unchecked), or null. */
   position(tenant: string, node: string, seq: number): Promise<ChainPosition | null>;
   pages(tenant: string, node: string, hi: number): PageReader;
+  /** Whole events of a chain, by seq (for a row whose store-built body did not check out). */
+  events(tenant: string, node: string): EventReader;
 }
 
 /**
@@ -166,7 +293,16 @@ export async function checkRange(
     ...(task.selfKey !== undefined ? { selfKey: task.selfKey } : {}),
     ...(start ? { resumeAfter: { ...start, lastMatchedCheckpointSeq: task.matchedBefore } } : {}),
   });
-  return { start, range: await verifyRows(verifier, start, reader.pages(tenant, node, hi), onRows) };
+  return {
+    start,
+    range: await verifyRows(
+      verifier,
+      start,
+      reader.pages(tenant, node, hi),
+      reader.events(tenant, node),
+      onRows,
+    ),
+  };
 }
 
 /** Reads ranges from a SQLite database: verify's own handle, or a worker's read-only one. */
@@ -180,5 +316,61 @@ export function sqliteRangeReader(database: BetterSqlite3.Database): RangeReader
       return row ? { seq, hash: row.hash, hlc: row.hlc } : null;
     },
     pages: (tenant, node, hi) => sqlitePages(database, tenant, node, hi),
+    events: (tenant, node) => {
+      const one = database
+        .prepare(`select ${EVENT_COLUMNS} from ledger_events where tenant = ? and node = ? and seq = ?`)
+        .raw(true);
+      return (seq) => (one.get(tenant, node, seq) as ChainRowTuple | undefined) ?? null;
+    },
+  };
+}
+
+/**
+ * Reads ranges from PostgreSQL on a connection of its own, in a REPEATABLE READ transaction on
+ * `snapshot` (the coordinator's, exported) when given, so every reader sees one state. Rows come as
+ * plain arrays from named (prepared) statements: cheaper than row objects through the query builder.
+ */
+export async function openPostgresRangeReader(
+  connectionString: string,
+  snapshot: string | null,
+): Promise<RangeReader & { close(): Promise<void> }> {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString, application_name: 'holdfast verify' });
+  client.on('error', () => undefined);
+  await client.connect();
+  await client.query('begin isolation level repeatable read read only');
+  if (snapshot) {
+    if (!/^[0-9A-Fa-f-]+$/.test(snapshot)) throw new Error('not a PostgreSQL snapshot id');
+    await client.query(`set transaction snapshot '${snapshot}'`);
+  }
+  return {
+    position: async (tenant, node, seq) => {
+      const { rows } = await client.query<{ hash: string; hlc: string }>(
+        'select hash, hlc from ledger_events where tenant = $1 and node = $2 and seq = $3',
+        [tenant, node, seq],
+      );
+      return rows[0] ? { seq, hash: rows[0].hash, hlc: rows[0].hlc } : null;
+    },
+    pages: (tenant, node, hi) => async (afterSeq) =>
+      (
+        await client.query<VerifyRowTuple>({
+          name: 'holdfast-verify-page',
+          text: verifyPageSql('postgres'),
+          values: [tenant, node, afterSeq, hi, PAGE],
+          rowMode: 'array',
+        })
+      ).rows,
+    events: (tenant, node) => async (seq) =>
+      (
+        await client.query<ChainRowTuple>({
+          text: `select ${EVENT_COLUMNS} from ledger_events where tenant = $1 and node = $2 and seq = $3`,
+          values: [tenant, node, seq],
+          rowMode: 'array',
+        })
+      ).rows[0] ?? null,
+    close: async () => {
+      await client.query('commit').catch(() => undefined);
+      await client.end();
+    },
   };
 }

@@ -4,10 +4,8 @@ import { ledgerCrypto } from '../node/crypto.ts';
 import type { WorkerStoreSource } from '../store/store.ts';
 import {
   checkRange,
-  PAGE,
-  PAGE_COLUMNS,
+  openPostgresRangeReader,
   sqliteRangeReader,
-  type ChainRowTuple,
   type RangeAnswer,
   type RangeReader,
   type RangeTask,
@@ -36,47 +34,12 @@ async function openReader(
   source: WorkerStoreSource,
   snapshot: string | null,
 ): Promise<RangeReader & { close(): Promise<void> }> {
-  if (source.dialect === 'sqlite') {
-    const database = new BetterSqlite3(source.file, { readonly: true, fileMustExist: true });
-    return {
-      ...sqliteRangeReader(database),
-      close: async () => {
-        database.close();
-      },
-    };
-  }
-  const { default: pg } = await import('pg');
-  const client = new pg.Client({
-    connectionString: source.connectionString,
-    application_name: 'holdfast verify',
-  });
-  client.on('error', () => undefined);
-  await client.connect();
-  await client.query('begin isolation level repeatable read read only');
-  if (snapshot) {
-    if (!/^[0-9A-Fa-f-]+$/.test(snapshot)) throw new Error('not a PostgreSQL snapshot id');
-    await client.query(`set transaction snapshot '${snapshot}'`);
-  }
+  if (source.dialect === 'postgres') return openPostgresRangeReader(source.connectionString, snapshot);
+  const database = new BetterSqlite3(source.file, { readonly: true, fileMustExist: true });
   return {
-    position: async (tenant, node, seq) => {
-      const { rows } = await client.query<{ hash: string; hlc: string }>(
-        'select hash, hlc from ledger_events where tenant = $1 and node = $2 and seq = $3',
-        [tenant, node, seq],
-      );
-      return rows[0] ? { seq, hash: rows[0].hash, hlc: rows[0].hlc } : null;
-    },
-    pages: (tenant, node, hi) => async (afterSeq) =>
-      (
-        await client.query<ChainRowTuple>({
-          name: 'holdfast-verify-page',
-          text: `select ${PAGE_COLUMNS} from ledger_events where tenant = $1 and node = $2 and seq > $3 and seq <= $4 order by seq limit $5`,
-          values: [tenant, node, afterSeq, hi, PAGE],
-          rowMode: 'array',
-        })
-      ).rows,
+    ...sqliteRangeReader(database),
     close: async () => {
-      await client.query('commit').catch(() => undefined);
-      await client.end();
+      database.close();
     },
   };
 }

@@ -14,14 +14,17 @@ import {
 } from './verify-parallel.ts';
 import {
   NO_END,
+  openPostgresRangeReader,
   PAGE,
   sqliteRangeReader,
   verifyRows,
+  verifyColumnsSql,
   type ChainPosition,
-  type ChainRowTuple,
+  type EventReader,
   type PageReader,
   type RangeReader,
   type RangeResult,
+  type VerifyRowTuple,
 } from './verify-range.ts';
 
 /**
@@ -54,7 +57,7 @@ export interface VerifyOptions {
    */
   workers?: number;
   minEventsPerWorker?: number;
-  /** Events per seq range handed to a worker (default: a quarter of each worker's share). */
+  /** Events per seq range handed to a worker (default: an eighth of each thread's share). */
   rangeEvents?: number;
 }
 
@@ -185,23 +188,42 @@ async function verifyIn(
   const workers = pool
     ? Math.min(pool.workers, Math.floor(total / (options.minEventsPerWorker ?? MIN_EVENTS_PER_WORKER)))
     : 1;
+  // With workers on PostgreSQL this thread reads on a connection of its own on the same snapshot,
+  // as the workers do: plain arrays from a prepared statement rather than the query builder's rows.
+  const inWorkers = pool !== null && workers > 1;
+  const ownConnection =
+    inWorkers && pool.source.dialect === 'postgres' && pool.snapshot
+      ? await openPostgresRangeReader(pool.source.connectionString, pool.snapshot)
+      : null;
+  const local = ownConnection ?? localRanges(db, store);
   const here: CheckHere = (chain, start, hi) =>
-    verifyChainFrom(crypto, chain, start, localRanges(db, store).pages(chain.tenant, chain.node, hi), onRows);
-  const results =
-    pool && workers > 1
+    verifyChainFrom(
+      crypto,
+      chain,
+      start,
+      local.pages(chain.tenant, chain.node, hi),
+      local.events(chain.tenant, chain.node),
+      onRows,
+    );
+  let results: RangeResult[];
+  try {
+    results = inWorkers
       ? await verifyInWorkers(
           {
             ...pool,
             workers,
-            rangeEvents: options.rangeEvents ?? Math.max(1_000, Math.ceil(total / (workers * 4))),
+            rangeEvents: options.rangeEvents ?? Math.max(1_000, Math.ceil(total / (workers * 8))),
           },
           toCheck,
           crypto,
-          localRanges(db, store),
+          local,
           here,
           onRows,
         )
       : await inTurn(toCheck, (chain) => here(chain, null, NO_END));
+  } finally {
+    await ownConnection?.close();
+  }
 
   const reports: ChainReport[] = [];
   for (const [i, result] of results.entries()) {
@@ -238,6 +260,7 @@ function verifyChainFrom(
   chain: ChainInput,
   start: ChainPosition | null,
   read: PageReader,
+  readEvent: EventReader,
   onRows: (rows: number) => void,
 ): Promise<RangeResult> {
   const after = start?.seq ?? 0;
@@ -256,7 +279,7 @@ function verifyChainFrom(
         : {}),
     },
   );
-  return verifyRows(verifier, start, read, onRows);
+  return verifyRows(verifier, start, read, readEvent, onRows);
 }
 
 /** This thread's own reading of the store: chains' pages and single positions. */
@@ -276,18 +299,31 @@ function localRanges(db: Db, store: Store): RangeReader {
     },
     pages: (tenant, node, hi) => async (afterSeq) =>
       (
-        await db
-          .selectFrom('ledger_events')
-          .select(['seq', 'id', 'hlc', 'type', 'v', 'actor', 'payload', 'prev_hash', 'hash'])
-          .where('tenant', '=', tenant)
-          .where('node', '=', node)
-          .where('seq', '>', afterSeq)
-          .where('seq', '<=', hi)
-          .orderBy('seq')
-          .limit(PAGE)
-          .execute()
-      ).map((r): ChainRowTuple => [r.seq, r.id, r.hlc, r.type, r.v, r.actor, r.payload, r.prev_hash, r.hash]),
+        await sql<VerifyRow>`select ${sql.raw(verifyColumnsSql('postgres'))} from ledger_events
+          where tenant = ${tenant} and node = ${node} and seq > ${afterSeq} and seq <= ${hi}
+          order by seq limit ${PAGE}`.execute(db)
+      ).rows.map((r): VerifyRowTuple => [r.seq, r.hlc, r.prev_hash, r.hash, r.body, r.registered]),
+    events: (tenant, node) => async (seq) => {
+      const r = await db
+        .selectFrom('ledger_events')
+        .select(['seq', 'id', 'hlc', 'type', 'v', 'actor', 'payload', 'prev_hash', 'hash'])
+        .where('tenant', '=', tenant)
+        .where('node', '=', node)
+        .where('seq', '=', seq)
+        .executeTakeFirst();
+      return r ? [r.seq, r.id, r.hlc, r.type, r.v, r.actor, r.payload, r.prev_hash, r.hash] : null;
+    },
   };
+}
+
+/** A row of verify's page query (`verifyColumnsSql`) as an object. */
+interface VerifyRow {
+  seq: number | string;
+  hlc: string;
+  prev_hash: string;
+  hash: string;
+  body: string | null;
+  registered: string | null;
 }
 
 /**
