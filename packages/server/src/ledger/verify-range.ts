@@ -1,5 +1,6 @@
 import type { LedgerCrypto, StoredEvent } from '@holdfast/core';
 // The chain module alone: verify's workers load this file, and a worker starts faster the less it loads.
+import { canonicalBody } from '@holdfast/core/ledger/body';
 import { ChainVerifier, type ChainReport, type Checkpoint } from '@holdfast/core/ledger/chain';
 import type BetterSqlite3 from 'better-sqlite3';
 
@@ -34,28 +35,30 @@ export type ChainRowTuple = [
 export const EVENT_COLUMNS = 'seq, id, hlc, type, v, actor, payload, prev_hash, hash';
 
 /**
- * A chain's row as verify reads it: seq, hlc, prev_hash, hash, the event's canonical body built by
- * the store (null where it would not build it), and the payload of a `node.registered` event (null
- * for any other type). Verify is bound by reading and hashing (docs/BENCHMARKS.md, Ledger): one
- * string built in the store's own code costs a fraction of handing nine columns to JavaScript and
- * concatenating them there.
+ * A chain's row as verify reads it: seq, hlc, prev_hash, hash, the event's canonical body (null
+ * where SQLite would not build it), and the payload of a `node.registered` event (null for any other
+ * type). Verify is bound by reading and hashing (docs/BENCHMARKS.md, Ledger). On SQLite the store
+ * builds the body in the page query: one string built in SQLite's own code costs less than handing
+ * nine columns to JavaScript and concatenating them there. On PostgreSQL verify's thread builds it
+ * from the nine columns (`postgresRow`): there the server's `to_json` cost more than it saved, and
+ * node-postgres spends about as long on a row of six columns as on one of nine.
  */
 export type VerifyRowTuple = [number | string, string, string, string, string | null, string | null];
 
 /**
- * The canonical body of an event (core's `canonicalBody`), built by the store: keys in RFC 8785
- * order, each string as a JSON string literal (SQLite's `json_quote`, PostgreSQL's `to_json`, both
- * escaping exactly as JSON.stringify does: quote, backslash, \b \f \n \r \t, other controls as
- * lowercase \u00xx), the payload as stored (its canonical text), seq and v as decimal digits. A test
- * holds it equal to `canonicalBody` for awkward strings on both stores.
+ * The canonical body of an event (core's `canonicalBody`), built by SQLite: keys in RFC 8785 order,
+ * each string as a JSON string literal (`json_quote`, which escapes exactly as JSON.stringify does:
+ * quote, backslash, \b \f \n \r \t, other controls as lowercase \u00xx), the payload as stored
+ * (its canonical text), seq and v as decimal digits. `verify-body.test.ts` holds it equal to
+ * `canonicalBody` for strings that need escaping.
  *
  * It only has to be injective to be safe: a body that hashes to the event's hash then vouches for
- * every column in it. SQLite's columns hold whatever type was written, so its body is null unless
- * every column has the type the ledger writes (`json_quote` of an integer would drop the quotes,
- * and of a blob would fail the query); verify then checks that row the slow way.
+ * every column in it. SQLite's columns hold whatever type was written, so the body is null unless
+ * every column has the type the ledger writes (`json_quote` of an integer would drop the quotes, and
+ * of a blob would fail the query); verify then checks that row the slow way.
  */
-function bodySql(dialect: 'sqlite' | 'postgres'): string {
-  const q = (column: string) => (dialect === 'sqlite' ? `json_quote(${column})` : `to_json(${column})::text`);
+function sqliteBodySql(): string {
+  const q = (column: string) => `json_quote(${column})`;
   // The envelope's keys in RFC 8785 order, each with the SQL of its JSON value.
   const fields: [string, string][] = [
     ['actor', q('actor')],
@@ -71,37 +74,33 @@ function bodySql(dialect: 'sqlite' | 'postgres'): string {
   ];
   const parts = fields.flatMap(([key, value], i) => [`'${i === 0 ? '{' : ','}"${key}":'`, value]);
   parts.push(`'}'`);
-  // PostgreSQL: || gives null if any column is null (none is, by the table's constraints).
-  if (dialect === 'postgres') return parts.join(' || ');
-  // SQLite: concat() builds the string once where a chain of || copies it at every step; it would
-  // skip a null, but the types are checked first.
-  const body = `concat(${parts.join(', ')})`;
+  // concat() builds the string once where a chain of || copies it at every step; it would skip a
+  // null, but the types are checked first.
   const texts = ['actor', 'hlc', 'id', 'node', 'payload', 'prev_hash', 'tenant', 'type'];
   const typed = [
     "typeof(seq) = 'integer'",
     "typeof(v) = 'integer'",
     ...texts.map((c) => `typeof(${c}) = 'text'`),
   ].join(' and ');
-  return `case when ${typed} then ${body} end`;
+  return `case when ${typed} then concat(${parts.join(', ')}) end`;
 }
 
-/** The columns of a `VerifyRowTuple`, in order. */
-export function verifyColumnsSql(dialect: 'sqlite' | 'postgres'): string {
-  return (
-    `seq, hlc, prev_hash, hash, ${bodySql(dialect)} as body, ` +
-    `case when type = 'node.registered' then payload end as registered`
-  );
-}
+/** The columns of a `VerifyRowTuple` as SQLite builds them, in order. */
+export const SQLITE_VERIFY_COLUMNS =
+  `seq, hlc, prev_hash, hash, ${sqliteBodySql()} as body, ` +
+  `case when type = 'node.registered' then payload end as registered`;
 
-/** Verify's page query: the rows after a seq up to a last seq, in seq order, at most PAGE of them. */
-export function verifyPageSql(dialect: 'sqlite' | 'postgres'): string {
-  const [tenant, node, after, last, limit] =
-    dialect === 'sqlite' ? ['?', '?', '?', '?', '?'] : ['$1', '$2', '$3', '$4', '$5'];
-  return (
-    `select ${verifyColumnsSql(dialect)} from ledger_events ` +
-    `where tenant = ${tenant} and node = ${node} and seq > ${after} and seq <= ${last} ` +
-    `order by seq limit ${limit}`
-  );
+/** A whole stored row (`EVENT_COLUMNS`) as verify reads it, its body built in this thread. */
+export function postgresRow(tenant: string, node: string, r: ChainRowTuple): VerifyRowTuple {
+  const event = storedEvent(tenant, node, r);
+  return [
+    r[0],
+    event.hlc,
+    event.prevHash,
+    event.hash,
+    canonicalBody(event),
+    event.type === 'node.registered' ? event.payloadJson : null,
+  ];
 }
 
 /** The page of a chain's rows after `afterSeq`, in seq order, at most PAGE rows. */
@@ -137,7 +136,11 @@ export function sqlitePages(
   node: string,
   hi: number,
 ): PageReader {
-  const statement = database.prepare(verifyPageSql('sqlite')).raw(true);
+  const statement = database
+    .prepare(
+      `select ${SQLITE_VERIFY_COLUMNS} from ledger_events where tenant = ? and node = ? and seq > ? and seq <= ? order by seq limit ?`,
+    )
+    .raw(true);
   return (afterSeq) => statement.all(tenant, node, afterSeq, hi, PAGE) as VerifyRowTuple[];
 }
 
@@ -179,7 +182,8 @@ export async function verifyRows(
         });
         if (ok === 'rebuild') {
           rebuilt++;
-          ok = verifier.push(storedEvent(tenant, node, r, await readEvent(seq)));
+          const whole = await readEvent(seq);
+          ok = verifier.push(whole ? storedEvent(tenant, node, whole) : vanishedEvent(tenant, node, r));
         }
         if (!ok) {
           stopped = true;
@@ -206,32 +210,8 @@ export async function verifyRows(
   };
 }
 
-/**
- * The stored event behind a verify row, from its whole row. A row gone between the two reads (only
- * someone writing the store behind the ledger's back removes one) is checked with empty columns, so
- * its content does not match its hash and it is reported as changed.
- */
-function storedEvent(
-  tenant: string,
-  node: string,
-  r: VerifyRowTuple,
-  row: ChainRowTuple | null,
-): StoredEvent {
-  if (!row) {
-    return {
-      id: '',
-      tenant,
-      node,
-      seq: Number(r[0]),
-      hlc: r[1],
-      type: '',
-      v: 0,
-      actor: '',
-      payloadJson: '',
-      prevHash: r[2],
-      hash: r[3],
-    };
-  }
+/** The stored event of a whole row (`EVENT_COLUMNS`) of a chain. */
+function storedEvent(tenant: string, node: string, row: ChainRowTuple): StoredEvent {
   return {
     id: row[1],
     tenant,
@@ -244,6 +224,27 @@ function storedEvent(
     payloadJson: row[6],
     prevHash: row[7],
     hash: row[8],
+  };
+}
+
+/**
+ * A row gone between verify's two reads of it (only someone writing the store behind the ledger's
+ * back removes one) is checked with empty columns, so its content does not match its hash and it is
+ * reported as changed.
+ */
+function vanishedEvent(tenant: string, node: string, r: VerifyRowTuple): StoredEvent {
+  return {
+    id: '',
+    tenant,
+    node,
+    seq: Number(r[0]),
+    hlc: r[1],
+    type: '',
+    v: 0,
+    actor: '',
+    payloadJson: '',
+    prevHash: r[2],
+    hash: r[3],
   };
 }
 
@@ -328,7 +329,9 @@ export function sqliteRangeReader(database: BetterSqlite3.Database): RangeReader
 /**
  * Reads ranges from PostgreSQL on a connection of its own, in a REPEATABLE READ transaction on
  * `snapshot` (the coordinator's, exported) when given, so every reader sees one state. Rows come as
- * plain arrays from named (prepared) statements: cheaper than row objects through the query builder.
+ * plain arrays, cheaper than row objects through the query builder. The page query is not a named
+ * (prepared) statement: after five runs PostgreSQL may give it a generic plan, which for these range
+ * bounds halved verify's speed (bench/ledger.ts, 79k against 161-179k events/s).
  */
 export async function openPostgresRangeReader(
   connectionString: string,
@@ -353,13 +356,12 @@ export async function openPostgresRangeReader(
     },
     pages: (tenant, node, hi) => async (afterSeq) =>
       (
-        await client.query<VerifyRowTuple>({
-          name: 'holdfast-verify-page',
-          text: verifyPageSql('postgres'),
+        await client.query<ChainRowTuple>({
+          text: `select ${EVENT_COLUMNS} from ledger_events where tenant = $1 and node = $2 and seq > $3 and seq <= $4 order by seq limit $5`,
           values: [tenant, node, afterSeq, hi, PAGE],
           rowMode: 'array',
         })
-      ).rows,
+      ).rows.map((r) => postgresRow(tenant, node, r)),
     events: (tenant, node) => async (seq) =>
       (
         await client.query<ChainRowTuple>({

@@ -18,13 +18,12 @@ import {
   PAGE,
   sqliteRangeReader,
   verifyRows,
-  verifyColumnsSql,
+  postgresRow,
   type ChainPosition,
   type EventReader,
   type PageReader,
   type RangeReader,
   type RangeResult,
-  type VerifyRowTuple,
 } from './verify-range.ts';
 
 /**
@@ -299,10 +298,19 @@ function localRanges(db: Db, store: Store): RangeReader {
     },
     pages: (tenant, node, hi) => async (afterSeq) =>
       (
-        await sql<VerifyRow>`select ${sql.raw(verifyColumnsSql('postgres'))} from ledger_events
-          where tenant = ${tenant} and node = ${node} and seq > ${afterSeq} and seq <= ${hi}
-          order by seq limit ${PAGE}`.execute(db)
-      ).rows.map((r): VerifyRowTuple => [r.seq, r.hlc, r.prev_hash, r.hash, r.body, r.registered]),
+        await db
+          .selectFrom('ledger_events')
+          .select(['seq', 'id', 'hlc', 'type', 'v', 'actor', 'payload', 'prev_hash', 'hash'])
+          .where('tenant', '=', tenant)
+          .where('node', '=', node)
+          .where('seq', '>', afterSeq)
+          .where('seq', '<=', hi)
+          .orderBy('seq')
+          .limit(PAGE)
+          .execute()
+      ).map((r) =>
+        postgresRow(tenant, node, [r.seq, r.id, r.hlc, r.type, r.v, r.actor, r.payload, r.prev_hash, r.hash]),
+      ),
     events: (tenant, node) => async (seq) => {
       const r = await db
         .selectFrom('ledger_events')
@@ -314,16 +322,6 @@ function localRanges(db: Db, store: Store): RangeReader {
       return r ? [r.seq, r.id, r.hlc, r.type, r.v, r.actor, r.payload, r.prev_hash, r.hash] : null;
     },
   };
-}
-
-/** A row of verify's page query (`verifyColumnsSql`) as an object. */
-interface VerifyRow {
-  seq: number | string;
-  hlc: string;
-  prev_hash: string;
-  hash: string;
-  body: string | null;
-  registered: string | null;
 }
 
 /**
