@@ -65,8 +65,19 @@ await staticChecks([
 
 /**
  * Test files that measure wall-clock time (a sign-in timing comparison, fair use under load, sync
- * and process start-up bounds, the drill's recovery time, crash cycles): they run alone, after the
- * rest, so another file's work cannot push them past their bounds.
+ * and process start-up bounds, the drill's recovery time, the live dashboard's second, the handover
+ * window): they run alone, after the rest, so another file's work cannot push them past their bounds.
+ *
+ * Not here, though they once were, because they hold no bound of time:
+ * - the outbox soak (messaging/soak.test.ts): its deadlines are generous (two minutes to start a
+ *   process, or to see every message accepted, against about 20 s taken when measured), and it
+ *   kills its sender when the receiver has taken a given number of messages, not after a given time;
+ * - the crash cycles (crash/crash.test.ts): every acknowledged event must survive each SIGKILL
+ *   however many there were. Its kills come a random 0-250 ms after the appender is ready, and on a
+ *   busy machine it still acknowledges thousands before them (measured beside the bad-input sweep:
+ *   7,891 and 2,572 events over the 25 cycles on SQLite and PostgreSQL, against 9,252 and 2,792
+ *   alone; one or two cycles killed before any, either way).
+ * A busy machine changes only how long they take; alone, each left more than one of the two cores idle.
  */
 const SERIAL = [
   'packages/server/test/http/sign-in-timing.test.ts',
@@ -74,9 +85,7 @@ const SERIAL = [
   'packages/server/test/sync/http.test.ts',
   'packages/server/test/sync/processes.test.ts',
   'packages/server/test/cli/writer-lock.test.ts',
-  'packages/server/test/crash/crash.test.ts',
   'packages/server/test/drill/drill.test.ts',
-  'packages/server/test/messaging/soak.test.ts',
   'packages/web/test/dashboard-live.test.ts',
   'packages/web/test/handover.test.ts',
 ];

@@ -21,11 +21,19 @@ import { DEMO, startHoldfast, type RunningHoldfast } from './support/server.ts';
  * loopback standing in for the ambulance service: an ambulance disposition is only proposed until
  * the adviser confirms it (nothing is sent before); the accepted request shows the ambulance
  * service's incident reference; with the receiver stopped, "Phone the ambulance service now" appears
- * once its window (set to 15 s here; 999 uses 30 s) has passed, the phone handover is recorded, and the shift manager's
- * Messages screen lists the overdue request. Screenshots go to .test-results/screenshots/handover/.
+ * once its window (ACCEPT_WITHIN_S here; 999 uses 30 s) has passed, the phone handover is recorded,
+ * and the shift manager's Messages screen lists the overdue request. Screenshots go to
+ * .test-results/screenshots/handover/.
  */
 
 const POLL = { timeout: 15_000 };
+/**
+ * The ambulance service's window to accept. 999's is 30 s; a shorter one shows the same behaviour
+ * sooner, and the file waits it out twice. What must happen inside it took well under 3 s when
+ * measured (the "waiting" panel 0.2 s after Confirm; with the node stopped, "not answering" 2.4 s
+ * after), and the file runs alone (scripts/test.mjs, SERIAL), so 8 s leaves room for a slow machine.
+ */
+const ACCEPT_WITHIN_S = 8;
 const AMBULANCE_PHONE = '01632 960999';
 
 /**
@@ -109,7 +117,7 @@ describe('the 999 handover in the browser', () => {
     await page.getByRole('button', { name: 'Create a passkey' }).click();
     await page.getByRole('heading', { level: 1, name: 'Users' }).waitFor();
     const answer = await page.evaluate(
-      async ({ url, phone }) => {
+      async ({ url, phone, acceptWithinSeconds }) => {
         const session = (await (await fetch('/api/v1/auth/session')).json()) as { csrfToken: string };
         const res = await fetch('/api/v1/admin/endpoints', {
           method: 'POST',
@@ -121,13 +129,16 @@ describe('the 999 handover in the browser', () => {
             odsCode: 'RX6',
             transport: { type: 'http', url },
             phone,
-            // 999's window is 30 s; a shorter one shows the same behaviour in half the time.
-            acceptWithinSeconds: 15,
+            acceptWithinSeconds,
           }),
         });
         return { status: res.status, body: await res.text() };
       },
-      { url: `http://127.0.0.1:${receiver.port}/fhir/$process-message`, phone: AMBULANCE_PHONE },
+      {
+        url: `http://127.0.0.1:${receiver.port}/fhir/$process-message`,
+        phone: AMBULANCE_PHONE,
+        acceptWithinSeconds: ACCEPT_WITHIN_S,
+      },
     );
     expect(answer.status, answer.body).toBe(200);
     await context.close();
@@ -235,11 +246,13 @@ describe('the 999 handover in the browser', () => {
       (opened) => ({ opened, error: null }),
       (error: unknown) => ({ opened: null, error }),
     );
-    // Not accepted within the endpoint's 15 s: the adviser is told to phone, with the number.
+    // Not accepted within the endpoint's window: the adviser is told to phone, with the number. Not
+    // before the deadline (the "waiting" panel, when `confirmedAt` is read, may show up to 3 s after
+    // the request was queued), nor long after it.
     await panel.filter({ hasText: 'Phone the ambulance service now' }).waitFor({ timeout: 30_000 });
     const waited = (Date.now() - confirmedAt) / 1000;
-    expect(waited).toBeGreaterThan(12);
-    expect(waited).toBeLessThan(25);
+    expect(waited).toBeGreaterThan(ACCEPT_WITHIN_S - 3);
+    expect(waited).toBeLessThan(ACCEPT_WITHIN_S + 10);
     expect(await adviser.getByTestId('ambulance-phone').innerText()).toBe(AMBULANCE_PHONE);
     // Until the ambulance service has the patient the adviser is kept with the caller.
     await adviser.getByTestId('stay-with-caller').waitFor();
@@ -304,9 +317,11 @@ describe('the 999 handover in the browser', () => {
         state: 'detached',
         timeout: 15_000,
       });
+    // The two lists are read separately, so the row can reach "recent" a refresh before its new state
+    // does: read until it says Cancelled.
     const cancelledRow = recent.getByRole('row').filter({ hasText: caseReference(secondCase) });
     await cancelledRow.waitFor();
-    expect(await cancelledRow.innerText()).toMatch(/Cancelled/);
+    await expect.poll(() => cancelledRow.innerText(), POLL).toMatch(/Cancelled/);
     expect(await cancelledRow.innerText()).toMatch(/handed over to the ambulance service by phone/);
     await shots.take(manager, 'messages-after-phone-handover');
 
@@ -319,7 +334,7 @@ describe('the 999 handover in the browser', () => {
       .waitFor();
     await server.stop();
     // The Messages screen says it cannot read (watched from now, while the adviser's screen runs to
-    // its deadline: as long as it had before, 15 s after the adviser's two waits).
+    // its deadline, and for up to a minute).
     const cannotRead = manager
       .getByText(/The messages could not be read/)
       .waitFor({ timeout: 60_000 })
@@ -329,7 +344,11 @@ describe('the 999 handover in the browser', () => {
       );
     // Still "not sent yet" (what the server last said), then "phone now" at the deadline, the
     // server being silent; never "accepted" or "sent".
-    await panel.filter({ hasText: 'The server is not answering' }).waitFor({ timeout: 15_000 });
+    // (The "waiting" panel's own words: "phone now" says the server is not answering too, so this
+    // shows that the silence was noticed before the deadline.)
+    await panel
+      .filter({ hasText: 'The server is not answering: this is what it last said' })
+      .waitFor({ timeout: 15_000 });
     await panel.filter({ hasText: 'Phone the ambulance service now' }).waitFor({ timeout: 30_000 });
     expect(await panel.innerText()).not.toMatch(/The ambulance service accepted the request|Request sent:/);
     await shots.take(adviser, 'ambulance-phone-now-server-stopped');
