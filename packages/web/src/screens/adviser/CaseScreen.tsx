@@ -221,8 +221,13 @@ function Triage({
     ...RETRY_WHILE_UNAVAILABLE,
   });
   const onResult = (r: WalkResult) => {
-    queryClient.setQueryData(['triage', caseId], r);
-    if (r.status === 'disposition') void queryClient.invalidateQueries({ queryKey: ['case', caseId] });
+    // A read of the walk still in flight began before this step was taken: landing after it, it
+    // would put the screen back a step (to "Start triage", with the walk already started). Cancel
+    // it before showing the step.
+    void queryClient.cancelQueries({ queryKey: ['triage', caseId] }).then(() => {
+      queryClient.setQueryData(['triage', caseId], r);
+      if (r.status === 'disposition') void queryClient.invalidateQueries({ queryKey: ['case', caseId] });
+    });
   };
   if (walk.isPending) return <Text>Loading triage…</Text>;
   if (!walk.data) return <Alert color="red">Triage could not be loaded: {walk.error?.message}</Alert>;

@@ -151,7 +151,11 @@ export function NewCall() {
               data={(sites.data ?? []).map((s) => ({ value: s.siteId, label: s.name }))}
               value={siteId ?? ''}
               onChange={(e) => setSiteId(e.currentTarget.value)}
-              error={problems.field('siteId')}
+              description={sites.isPending ? 'Loading the sites…' : undefined}
+              error={
+                problems.field('siteId') ??
+                (sites.isError ? 'The sites could not be loaded: reload the page.' : undefined)
+              }
               required
             />
             <TextInput
@@ -226,7 +230,10 @@ export function NewCall() {
             />
           </SimpleGrid>
           <Group mt="sm">
-            <Button type="submit" loading={busy}>
+            {/* Not before the sites are in: pressed earlier, the case would be refused for want of
+                a site the adviser could not yet choose (the site the user works at is chosen for
+                them as soon as the list arrives). */}
+            <Button type="submit" loading={busy} disabled={sites.isPending}>
               Open case
             </Button>
           </Group>
