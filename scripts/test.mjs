@@ -93,7 +93,7 @@ const SERIAL = [
 
 /**
  * One vitest run, its JSON report added to the totals. Much of the suite waits on child processes,
- * PostgreSQL and Chromium, so the rest runs several files at a time even on two cores (vitest's own
+ * PostgreSQL and Chromium, so the rest runs two files at a time even on two cores (vitest's own
  * default there is one).
  */
 async function vitestRun(name, args, report) {
@@ -149,11 +149,8 @@ if (inMemory) {
   console.log(`\n== temporary files (stores, PostgreSQL) in memory: ${inMemory}`);
 }
 
-/**
- * Files run at once outside the serial list (`HOLDFAST_TEST_WORKERS`, default 3: see `vitestRun`).
- * Two at a time, with the static checks beside them, still left the two cores idle part of the time.
- */
-const WORKERS = Number(process.env.HOLDFAST_TEST_WORKERS ?? 3) || 3;
+/** Files run at once outside the serial list (`HOLDFAST_TEST_WORKERS`, default 2: see `vitestRun`). */
+const WORKERS = Number(process.env.HOLDFAST_TEST_WORKERS ?? 2) || 2;
 
 const chosen = process.argv.slice(2);
 if (chosen.length > 0) {
