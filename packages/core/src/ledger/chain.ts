@@ -205,38 +205,37 @@ export class ChainVerifier {
     hash: string,
     registeredPayload: string | null,
   ): boolean {
-    const e = { seq, hlc, prevHash, hash }; // what the checks below need of the event
-    if (e.prevHash !== this.prevHash) {
+    if (prevHash !== this.prevHash) {
       return this.fail(
-        e.seq,
-        `prevHash does not match the hash of seq ${e.seq - 1} (the chain was broken or spliced)`,
+        seq,
+        `prevHash does not match the hash of seq ${seq - 1} (the chain was broken or spliced)`,
       );
     }
     // A clock that is not an HLC value at all is a fault at this event like any other (the hash
     // check above catches a changed byte unless the event was re-hashed too).
-    if (!HLC_PATTERN.test(e.hlc)) {
-      return this.fail(e.seq, `hybrid clock ${JSON.stringify(e.hlc.slice(0, 40))} is not an HLC value`);
+    if (!HLC_PATTERN.test(hlc)) {
+      return this.fail(seq, `hybrid clock ${JSON.stringify(hlc.slice(0, 40))} is not an HLC value`);
     }
-    if (e.hlc <= this.prevHlc) {
-      return this.fail(e.seq, `hybrid clock ${e.hlc} is not after the previous event's ${this.prevHlc}`);
+    if (hlc <= this.prevHlc) {
+      return this.fail(seq, `hybrid clock ${hlc} is not after the previous event's ${this.prevHlc}`);
     }
     if (this.selfKey !== undefined && registeredPayload !== null) {
       const registered = registeredKey(registeredPayload);
       if (registered && registered.node === this.node && registered.publicKey !== this.selfKey) {
         return this.fail(
-          e.seq,
+          seq,
           `registers node ${this.node} with a key that is not the one in its identity file (node.json): the chain was re-signed with another key`,
         );
       }
     }
-    const checkpoints = this.checkpointsBySeq.get(e.seq);
+    const checkpoints = this.checkpointsBySeq.get(seq);
     if (checkpoints) {
       for (const c of checkpoints) {
         this.checkpointsChecked++;
-        if (c.hash !== e.hash || c.hlc !== e.hlc) {
+        if (c.hash !== hash || c.hlc !== hlc) {
           if (checkpointSignatureProblem(this.crypto, this.publicKeys, c) !== null) {
             return this.fail(
-              e.seq,
+              seq,
               `checkpoint by ${c.signer} does not match the event at this seq (and its signature fails)`,
             );
           }
@@ -244,21 +243,21 @@ export class ChainVerifier {
           // matching checkpoint was re-hashed to fit, so the edit is somewhere in that range.
           const fromSeq = this.lastMatchedCheckpointSeq + 1;
           return this.fail(
-            e.seq,
-            `checkpoint by ${c.signer} does not match the event at this seq: the chain was rewritten and re-hashed somewhere in seq ${fromSeq}-${e.seq} (after the previous matching checkpoint)`,
+            seq,
+            `checkpoint by ${c.signer} does not match the event at this seq: the chain was rewritten and re-hashed somewhere in seq ${fromSeq}-${seq} (after the previous matching checkpoint)`,
             fromSeq,
           );
         }
         const problem = checkpointSignatureProblem(this.crypto, this.publicKeys, c);
-        if (problem) return this.fail(e.seq, problem);
-        if (c.signer === this.node) this.sealedSeq = e.seq;
+        if (problem) return this.fail(seq, problem);
+        if (c.signer === this.node) this.sealedSeq = seq;
       }
-      this.lastMatchedCheckpointSeq = e.seq;
+      this.lastMatchedCheckpointSeq = seq;
     }
     this.eventsChecked++;
-    this.expectedSeq = e.seq + 1;
-    this.prevHash = e.hash;
-    this.prevHlc = e.hlc;
+    this.expectedSeq = seq + 1;
+    this.prevHash = hash;
+    this.prevHlc = hlc;
     return true;
   }
 

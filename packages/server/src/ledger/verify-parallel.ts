@@ -104,10 +104,8 @@ async function joinRanges(
   let events = 0;
   let checkpoints = 0;
   let sealed = 0;
-  let rebuilt = 0;
   const withEarlier = (r: RangeResult): RangeResult => ({
     ...r,
-    rebuilt: rebuilt + r.rebuilt,
     report: {
       ...r.report,
       eventsChecked: events + r.report.eventsChecked,
@@ -127,7 +125,6 @@ async function joinRanges(
     events += range.report.eventsChecked;
     checkpoints += range.report.checkpointsChecked;
     sealed = Math.max(sealed, range.report.sealedSeq);
-    rebuilt += range.rebuilt;
     end = range.end;
     // Rows missing at the end of a range: a single pass meets the next present event (or the chain's
     // end) right there, and so does this thread.

@@ -118,7 +118,10 @@ export interface ChainPosition {
 
 export interface RangeResult {
   report: ChainReport;
-  /** Rows whose body verify had to build itself (the store's did not hash to the event's hash). */
+  /**
+   * Rows of this range whose body verify had to build itself (the store's did not hash to the
+   * event's hash): carried back from a worker into `bodyStats`.
+   */
   rebuilt: number;
   /** The verifier stopped at an event: `report.fault` is the chain's first bad event from the start given. */
   stopped: boolean;

@@ -1,8 +1,9 @@
 import { availableParallelism } from 'node:os';
 import { ChainVerifier, type ChainFault, type ChainReport, type Checkpoint } from '@holdfast/core';
-import { sql } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import { loadNodeKeys } from '../projections/node-keys.ts';
 import type { Db, Store } from '../store/store.ts';
+import type { LedgerEventsTable } from '../store/schema.ts';
 import type { NodeLedgerCrypto } from '../node/crypto.ts';
 import type { HeadMarkEntry } from './head-mark.ts';
 import {
@@ -20,6 +21,7 @@ import {
   verifyRows,
   postgresRow,
   type ChainPosition,
+  type ChainRowTuple,
   type EventReader,
   type PageReader,
   type RangeReader,
@@ -281,6 +283,13 @@ function verifyChainFrom(
   return verifyRows(verifier, start, read, readEvent, onRows);
 }
 
+/** The columns of a `ChainRowTuple` (`EVENT_COLUMNS`), for the query builder. */
+const EVENT_FIELDS = ['seq', 'id', 'hlc', 'type', 'v', 'actor', 'payload', 'prev_hash', 'hash'] as const;
+
+function eventTuple(r: Pick<Selectable<LedgerEventsTable>, (typeof EVENT_FIELDS)[number]>): ChainRowTuple {
+  return [r.seq, r.id, r.hlc, r.type, r.v, r.actor, r.payload, r.prev_hash, r.hash];
+}
+
 /** This thread's own reading of the store: chains' pages and single positions. */
 function localRanges(db: Db, store: Store): RangeReader {
   const sqlite = store.sqliteHandle();
@@ -300,7 +309,7 @@ function localRanges(db: Db, store: Store): RangeReader {
       (
         await db
           .selectFrom('ledger_events')
-          .select(['seq', 'id', 'hlc', 'type', 'v', 'actor', 'payload', 'prev_hash', 'hash'])
+          .select(EVENT_FIELDS)
           .where('tenant', '=', tenant)
           .where('node', '=', node)
           .where('seq', '>', afterSeq)
@@ -308,18 +317,16 @@ function localRanges(db: Db, store: Store): RangeReader {
           .orderBy('seq')
           .limit(PAGE)
           .execute()
-      ).map((r) =>
-        postgresRow(tenant, node, [r.seq, r.id, r.hlc, r.type, r.v, r.actor, r.payload, r.prev_hash, r.hash]),
-      ),
+      ).map((r) => postgresRow(tenant, node, eventTuple(r))),
     events: (tenant, node) => async (seq) => {
       const r = await db
         .selectFrom('ledger_events')
-        .select(['seq', 'id', 'hlc', 'type', 'v', 'actor', 'payload', 'prev_hash', 'hash'])
+        .select(EVENT_FIELDS)
         .where('tenant', '=', tenant)
         .where('node', '=', node)
         .where('seq', '=', seq)
         .executeTakeFirst();
-      return r ? [r.seq, r.id, r.hlc, r.type, r.v, r.actor, r.payload, r.prev_hash, r.hash] : null;
+      return r ? eventTuple(r) : null;
     },
   };
 }
