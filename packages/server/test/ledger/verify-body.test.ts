@@ -107,11 +107,15 @@ describe.each(STORE_KINDS)('verify with bodies built by the store (%s)', (kind) 
       expect(built).toHaveLength(AWKWARD.length * 4);
       for (const b of built) expect(b.store).toBe(b.core);
     }
-    const before = bodyStats.rebuilt;
-    const report = await verifyStore(store, ledgerCrypto, { tenant, workers: 1 });
-    expect(report.faults).toEqual([]);
-    expect(report.eventsChecked).toBe(AWKWARD.length * 4);
-    expect(bodyStats.rebuilt).toBe(before);
+    // In this thread, and in workers (on PostgreSQL they read on connections of their own).
+    await startVerifyWorkers(3);
+    for (const options of [{ workers: 1 }, { workers: 3, minEventsPerWorker: 1, rangeEvents: 5 }]) {
+      const before = bodyStats.rebuilt;
+      const report = await verifyStore(store, ledgerCrypto, { tenant, ...options });
+      expect(report.faults).toEqual([]);
+      expect(report.eventsChecked).toBe(AWKWARD.length * 4);
+      expect(bodyStats.rebuilt).toBe(before);
+    }
   });
 
   it('checks a row the slow way where the store’s body does not match, and still finds an edit', async () => {
