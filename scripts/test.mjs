@@ -38,12 +38,7 @@ async function staticChecks(checks, lanes) {
       if (resultsFile) rmSync(resultsFile, { force: true });
       const started = Date.now();
       const { status, output } = await new Promise((resolve) => {
-        // At low priority (nice 10): a check only fills time the tests leave idle, and never slows
-        // the build of better-sqlite3 that the tests wait for.
-        const child =
-          process.platform === 'win32'
-            ? spawn(command, args, { env: process.env })
-            : spawn('nice', ['-n', '10', command, ...args], { env: process.env });
+        const child = spawn(command, args, { env: process.env });
         let out = '';
         child.stdout.on('data', (d) => (out += d));
         child.stderr.on('data', (d) => (out += d));
