@@ -1,11 +1,16 @@
 import type { StoredEvent } from '@holdfast/core';
 import type { TriageProtocol } from '@holdfast/core/triage/pack';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { computeIucAdc, parseReportingPeriod } from '../../src/reports/iuc-adc.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
 import { caseAt } from '../support/cases.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { Client, startTestApp, type TestApp } from '../support/http.ts';
+
+// Not a test of password hashing: cheap hashes (test/support/cheap-hashing.ts).
+vi.mock('../../src/auth/passwords.ts', async () =>
+  (await import('../support/cheap-hashing.ts')).cheapPasswordHashing(),
+);
 
 /**
  * Calls never drop out of sight (issue 12, "The adviser"): each adviser's open calls, ending a call

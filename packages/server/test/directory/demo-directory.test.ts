@@ -1,8 +1,13 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { seedDemoDirectory } from '../../src/directory/demo.ts';
 import { checkProjections, describeProjectionCheck } from '../../src/projections/check.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { startTestApp, type TestApp } from '../support/http.ts';
+
+// Not a test of password hashing: cheap hashes (test/support/cheap-hashing.ts).
+vi.mock('../../src/auth/passwords.ts', async () =>
+  (await import('../support/cheap-hashing.ts')).cheapPasswordHashing(),
+);
 
 /** The demo region's directory: made-up postcodes and fifteen sample services, each flagged. */
 describe.each(STORE_KINDS)('demo directory (%s)', (kind) => {

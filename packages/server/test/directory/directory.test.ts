@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { DirectoryServiceDefinition } from '@holdfast/core';
 import { nameBasedUuid } from '../../src/node/ids.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
@@ -6,6 +6,11 @@ import { caseAt } from '../support/cases.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { startTestApp, type TestApp } from '../support/http.ts';
 import { eventsAfter, ledgerPosition, setUpWorld, type World } from '../support/route-samples.ts';
+
+// Not a test of password hashing: cheap hashes (test/support/cheap-hashing.ts).
+vi.mock('../../src/auth/passwords.ts', async () =>
+  (await import('../support/cheap-hashing.ts')).cheapPasswordHashing(),
+);
 
 /**
  * The Directory of Services through the HTTP API on both stores: services set, changed and removed

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addLocalDays, caseReference, FixedClock, formatLocal } from '@holdfast/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { collectPackData } from '../../src/downtime/pack-data.ts';
 import { DowntimePackService } from '../../src/downtime/service.ts';
 import { listPacks, PeriodicPackWriter } from '../../src/downtime/writer.ts';
@@ -13,6 +13,11 @@ import { STORE_KINDS } from '../support/databases.ts';
 import { Client, startTestApp, type TestApp } from '../support/http.ts';
 import { eventsAfter, ledgerPosition, nhsNumberFor } from '../support/route-samples.ts';
 import { textWith } from './pdf-text.ts';
+
+// Not a test of password hashing: cheap hashes (test/support/cheap-hashing.ts).
+vi.mock('../../src/auth/passwords.ts', async () =>
+  (await import('../support/cheap-hashing.ts')).cheapPasswordHashing(),
+);
 
 /**
  * The downtime pack (C18): the PDF served to staff holds their sites' open cases in deadline order

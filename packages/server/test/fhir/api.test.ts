@@ -1,12 +1,17 @@
 import type { AddressInfo } from 'node:net';
 import type { Bundle, Observation, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { Client } from 'fhir-kit-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { outgoingIssues } from '../../src/fhir/validate.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
 import { caseAt } from '../support/cases.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { Client as HttpClient, startTestApp, type TestApp } from '../support/http.ts';
+
+// Not a test of password hashing: cheap hashes (test/support/cheap-hashing.ts).
+vi.mock('../../src/auth/passwords.ts', async () =>
+  (await import('../support/cheap-hashing.ts')).cheapPasswordHashing(),
+);
 
 /**
  * The read-only FHIR API through a real FHIR client library (fhir-kit-client) against a listening

@@ -1,8 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { verifyStore } from '../../src/ledger/verify.ts';
 import { ledgerCrypto } from '../../src/node/crypto.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { Client, PASSWORD, startTestApp, type TestApp } from '../support/http.ts';
+
+// Not a test of password hashing: cheap hashes (test/support/cheap-hashing.ts).
+vi.mock('../../src/auth/passwords.ts', async () =>
+  (await import('../support/cheap-hashing.ts')).cheapPasswordHashing(),
+);
 
 /**
  * Acceptance: reading a patient-like protected record yields exactly one audit event with the right

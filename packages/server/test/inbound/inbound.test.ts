@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { caseReference } from '@holdfast/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { outgoingIssues } from '../../src/fhir/validate.ts';
 import { DeliveryWorker } from '../../src/messaging/delivery.ts';
 import { HttpTransport } from '../../src/messaging/transport-http.ts';
@@ -12,6 +12,11 @@ import { STORE_KINDS } from '../support/databases.ts';
 import { Client, startTestApp, type TestApp } from '../support/http.ts';
 import { answerTo, validationRequest, type Bundle, type Json } from '../support/inbound-bundles.ts';
 import { messageBundle } from '../support/message-bundle.ts';
+
+// Not a test of password hashing: cheap hashes (test/support/cheap-hashing.ts).
+vi.mock('../../src/auth/passwords.ts', async () =>
+  (await import('../support/cheap-hashing.ts')).cheapPasswordHashing(),
+);
 
 /**
  * Messages in, on both stores, through the real HTTP application: a sending system authenticated by

@@ -1,9 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { patientsDb } from '../../src/patients/projection.ts';
 import { checkProjections, describeProjectionCheck } from '../../src/projections/check.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { Client, startTestApp, type TestApp } from '../support/http.ts';
 import { eventsAfter, ledgerPosition, nhsNumberFor } from '../support/route-samples.ts';
+
+// Not a test of password hashing: cheap hashes (test/support/cheap-hashing.ts).
+vi.mock('../../src/auth/passwords.ts', async () =>
+  (await import('../support/cheap-hashing.ts')).cheapPasswordHashing(),
+);
 
 /**
  * Changing a registered patient's details through HTTP on both stores (issue 11, patient identity):

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { patientsDb } from '../../src/patients/projection.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
 import { caseAt } from '../support/cases.ts';
@@ -6,6 +6,11 @@ import { textWith } from '../downtime/pdf-text.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { Client, startTestApp, type TestApp } from '../support/http.ts';
 import { eventsAfter, ledgerPosition, nhsNumberFor } from '../support/route-samples.ts';
+
+// Not a test of password hashing: cheap hashes (test/support/cheap-hashing.ts).
+vi.mock('../../src/auth/passwords.ts', async () =>
+  (await import('../support/cheap-hashing.ts')).cheapPasswordHashing(),
+);
 
 /**
  * What PDS records carry, through HTTP on both stores (issue 11, patient identity): security labels

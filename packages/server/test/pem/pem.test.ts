@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { outgoingIssues } from '../../src/fhir/validate.ts';
 import { DeliveryWorker } from '../../src/messaging/delivery.ts';
 import { HttpTransport } from '../../src/messaging/transport-http.ts';
@@ -9,6 +9,11 @@ import { caseAt } from '../support/cases.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { Client, PASSWORD, startTestApp, type TestApp } from '../support/http.ts';
 import { ScriptedReceiver } from '../support/scripted-receiver.ts';
+
+// Not a test of password hashing: cheap hashes (test/support/cheap-hashing.ts).
+vi.mock('../../src/auth/passwords.ts', async () =>
+  (await import('../support/cheap-hashing.ts')).cheapPasswordHashing(),
+);
 
 /**
  * The Post Event Message through HTTP on both stores: a closed case's practice gets a FHIR document

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DeliveryWorker } from '../../src/messaging/delivery.ts';
 import { HttpTransport } from '../../src/messaging/transport-http.ts';
 import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts';
@@ -16,6 +16,11 @@ import {
 } from '../support/service-receiver.ts';
 import { nhsNumberFor } from '../support/tenant-data.ts';
 import { validationRequest } from '../support/inbound-bundles.ts';
+
+// Not a test of password hashing: cheap hashes (test/support/cheap-hashing.ts).
+vi.mock('../../src/auth/passwords.ts', async () =>
+  (await import('../support/cheap-hashing.ts')).cheapPasswordHashing(),
+);
 
 /** The bearer token the ED's system uses to post to us (its did-not-attend messages). */
 const ED_TOKEN = 'emergency-department-north-token-0123456789';

@@ -1,6 +1,6 @@
 import type { TriageProtocol } from '@holdfast/core/triage/pack';
 import type { WalkResult } from '@holdfast/core/triage/engine';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   computeIucAdc,
   iucAdcItems,
@@ -11,6 +11,11 @@ import { requireProtocolPack, SAMPLE_PACK_DIR } from '../../src/triage/packs.ts'
 import { answersTo } from '../support/cases.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { Client, startTestApp, type TestApp } from '../support/http.ts';
+
+// Not a test of password hashing: cheap hashes (test/support/cheap-hashing.ts).
+vi.mock('../../src/auth/passwords.ts', async () =>
+  (await import('../support/cheap-hashing.ts')).cheapPasswordHashing(),
+);
 
 /**
  * IUC ADC E items by what the patient was sent to (C13): E04 counts type 1/2 emergency departments

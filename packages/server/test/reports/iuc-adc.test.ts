@@ -1,7 +1,7 @@
 import { ValidationError } from '@holdfast/core';
 import type { TriageProtocol } from '@holdfast/core/triage/pack';
 import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createApp, registerRoutes } from '../../src/http/app.ts';
 import {
   computeIucAdc,
@@ -20,6 +20,11 @@ import { signedInAdmin } from '../support/admin.ts';
 import { answersTo, caseAt } from '../support/cases.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { Client, startTestApp, type TestApp } from '../support/http.ts';
+
+// Not a test of password hashing: cheap hashes (test/support/cheap-hashing.ts).
+vi.mock('../../src/auth/passwords.ts', async () =>
+  (await import('../support/cheap-hashing.ts')).cheapPasswordHashing(),
+);
 
 /**
  * IUC ADC (C13): a known mix of calls driven end to end through HTTP, around the March 2026 clock

@@ -1,8 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { computeIucAdc, parseReportingPeriod, type IucAdcReport } from '../../src/reports/iuc-adc.ts';
 import { telephonyDb } from '../../src/telephony/projection.ts';
 import { STORE_KINDS } from '../support/databases.ts';
 import { Client, SAMPLE_TELEPHONY_TOKEN, startTestApp, type TestApp } from '../support/http.ts';
+
+// Not a test of password hashing: cheap hashes (test/support/cheap-hashing.ts).
+vi.mock('../../src/auth/passwords.ts', async () =>
+  (await import('../support/cheap-hashing.ts')).cheapPasswordHashing(),
+);
 
 /**
  * Call timings from the telephony (C13): call events posted by the provider's telephony with its

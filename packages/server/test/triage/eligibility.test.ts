@@ -1,8 +1,13 @@
 import { ageInYears, describeAges, pathwayNotForAge } from '@holdfast/core/triage/eligibility';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { STORE_KINDS } from '../support/databases.ts';
 import { Client, startTestApp, type TestApp } from '../support/http.ts';
 import { nhsNumberFor } from '../support/route-samples.ts';
+
+// Not a test of password hashing: cheap hashes (test/support/cheap-hashing.ts).
+vi.mock('../../src/auth/passwords.ts', async () =>
+  (await import('../support/cheap-hashing.ts')).cheapPasswordHashing(),
+);
 
 describe('pathway age ranges (pure)', () => {
   it('counts whole years by the calendar, the birthday itself included', () => {
