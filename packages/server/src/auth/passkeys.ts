@@ -1,12 +1,8 @@
 import { ForbiddenError, TooManyRequestsError, UnauthenticatedError, ValidationError } from '@holdfast/core';
-import {
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
-  type AuthenticationResponseJSON,
-  type RegistrationResponseJSON,
-  type WebAuthnCredential,
+import type {
+  AuthenticationResponseJSON,
+  RegistrationResponseJSON,
+  WebAuthnCredential,
 } from '@simplewebauthn/server';
 import { z } from 'zod';
 import type { UserRecord } from '../accounts/projection.ts';
@@ -19,6 +15,17 @@ import {
   requireRecentReauthentication,
   type AuthDeps,
 } from './routes.ts';
+
+/**
+ * The WebAuthn library, loaded at the first passkey request: it and its ASN.1 and CBOR libraries
+ * took about 190 ms to load, paid by every start of the server (and every test app) whether or not
+ * anyone uses a passkey.
+ */
+let webauthnLibrary: Promise<typeof import('@simplewebauthn/server')> | null = null;
+function webauthn(): Promise<typeof import('@simplewebauthn/server')> {
+  webauthnLibrary ??= import('@simplewebauthn/server');
+  return webauthnLibrary;
+}
 
 /**
  * WebAuthn passkeys: phishing-resistant second factor, required for provider admins. The relying
@@ -54,6 +61,7 @@ export function passkeyRoutes(deps: AuthDeps, config: PasskeyConfig): RouteSpec[
     tenant: string;
   }) => {
     const existing = await deps.accounts.passkeys(user.tenant, user.userId);
+    const { generateRegistrationOptions } = await webauthn();
     return generateRegistrationOptions({
       rpName: config.rpName,
       rpID: config.rpId,
@@ -70,6 +78,7 @@ export function passkeyRoutes(deps: AuthDeps, config: PasskeyConfig): RouteSpec[
     if (!challenge)
       throw new ValidationError([{ path: 'body', message: 'ask for registration options first' }]);
     let credential: WebAuthnCredential;
+    const { verifyRegistrationResponse } = await webauthn();
     try {
       const result = await verifyRegistrationResponse({
         response: response as RegistrationResponseJSON,
@@ -109,6 +118,7 @@ export function passkeyRoutes(deps: AuthDeps, config: PasskeyConfig): RouteSpec[
   const assertionOptions = async (user: { tenant: string; userId: string }, sessionId: string) => {
     const keys = await deps.accounts.passkeys(user.tenant, user.userId);
     if (keys.length === 0) throw new ForbiddenError('you have no passkey: enrol one first');
+    const { generateAuthenticationOptions } = await webauthn();
     const options = await generateAuthenticationOptions({
       rpID: config.rpId,
       allowCredentials: keys.map((k) => ({ id: k.credentialId, transports: k.transports })),
@@ -131,6 +141,7 @@ export function passkeyRoutes(deps: AuthDeps, config: PasskeyConfig): RouteSpec[
       (k) => k.credentialId === response.id,
     );
     if (!key) return false;
+    const { verifyAuthenticationResponse } = await webauthn();
     try {
       const result = await verifyAuthenticationResponse({
         response: response as unknown as AuthenticationResponseJSON,
