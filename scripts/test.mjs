@@ -24,6 +24,18 @@ mkdirSync(results, { recursive: true });
 let passed = 0;
 let failed = 0;
 
+/** Runs a command to its end, its stdout and stderr kept together to print at once. */
+function run(command, args) {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { env: process.env });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    child.on('error', (error) => resolve({ status: 1, output: `${output}${error.message}\n` }));
+    child.on('close', (status) => resolve({ status, output }));
+  });
+}
+
 /**
  * The static checks, `lanes` at a time: each is one process. A check's output is printed whole when
  * it ends, so two checks' lines never interleave (nor with vitest's, beyond whole blocks). A check
@@ -37,13 +49,7 @@ async function staticChecks(checks, lanes) {
       const [name, command, args, resultsFile] = c;
       if (resultsFile) rmSync(resultsFile, { force: true });
       const started = Date.now();
-      const { status, output } = await new Promise((resolve) => {
-        const child = spawn(command, args, { env: process.env });
-        let out = '';
-        child.stdout.on('data', (d) => (out += d));
-        child.stderr.on('data', (d) => (out += d));
-        child.on('close', (code) => resolve({ status: code, output: out }));
-      });
+      const { status, output } = await run(command, args);
       const seconds = ((Date.now() - started) / 1000).toFixed(1);
       console.log(`\n== ${name}: ${command} ${args.join(' ')} (${seconds} s)`);
       if (output) process.stdout.write(output);
@@ -97,13 +103,7 @@ async function nativeSqlite() {
   const pkg = dirname(createRequire(import.meta.url).resolve('better-sqlite3/package.json'));
   if (existsSync(join(pkg, 'build', 'Release', 'better_sqlite3.node'))) return true;
   const started = Date.now();
-  const { status, output } = await new Promise((resolve) => {
-    const child = spawn('npm', ['rebuild', 'better-sqlite3', '--foreground-scripts'], { env: process.env });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    child.on('close', (code) => resolve({ status: code, output: out }));
-  });
+  const { status, output } = await run('npm', ['rebuild', 'better-sqlite3', '--foreground-scripts']);
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   console.log(
     `\n== build better-sqlite3 (npm rebuild better-sqlite3): ${status === 0 ? 'done' : 'FAILED'} (${seconds} s)`,
