@@ -43,9 +43,9 @@ const formatHost = {
   getNewLine: () => '\n',
 };
 
-function timed(name, work) {
+async function timed(name, work) {
   const started = Date.now();
-  const ok = work();
+  const ok = await work();
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   console.log(`== ${name}: ${ok ? 'passed' : 'FAILED'} (${seconds} s)`);
   results.push(`${ok ? 'ok' : 'failed'} ${name}`);
@@ -55,7 +55,7 @@ function timed(name, work) {
 /** One program per tsconfig, type-checked as `tsc -p` would (the same options, noEmit). */
 const programs = [];
 for (const [name, configPath] of TSCONFIGS) {
-  timed(name, () => {
+  await timed(name, () => {
     const parsed = ts.getParsedCommandLineOfConfigFile(
       configPath,
       {},
@@ -91,14 +91,12 @@ const eslint = new ESLint({
     languageOptions: { parserOptions: { projectService: false, programs } },
   },
 });
-const started = Date.now();
-const lintResults = await eslint.lintFiles(['.']);
-const formatter = await eslint.loadFormatter('stylish');
-const report = await formatter.format(lintResults);
-if (report) process.stdout.write(report);
-const lintOk = lintResults.every((r) => r.errorCount === 0 && r.fatalErrorCount === 0);
-console.log(`== lint: ${lintOk ? 'passed' : 'FAILED'} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
-results.push(`${lintOk ? 'ok' : 'failed'} lint`);
+await timed('lint', async () => {
+  const lintResults = await eslint.lintFiles(['.']);
+  const report = await (await eslint.loadFormatter('stylish')).format(lintResults);
+  if (report) process.stdout.write(report);
+  return lintResults.every((r) => r.errorCount === 0 && r.fatalErrorCount === 0);
+});
 
 if (resultsFile) writeFileSync(resultsFile, results.join('\n') + '\n');
 process.exitCode = results.every((r) => r.startsWith('ok ')) ? 0 : 1;

@@ -207,8 +207,8 @@ const WORKERS = Number(process.env.HOLDFAST_TEST_WORKERS ?? 2) || 2;
 const chosen = process.argv.slice(2);
 const sqliteReady = nativeSqlite();
 if (chosen.length > 0) {
-  await Promise.all([staticChecks(STATIC_CHECKS, 2), sqliteReady]);
-  if (await sqliteReady) await vitestRun('chosen', chosen, `${results}/vitest.json`);
+  const [, built] = await Promise.all([staticChecks(STATIC_CHECKS, 2), sqliteReady]);
+  if (built) await vitestRun('chosen', chosen, `${results}/vitest.json`);
 } else {
   // The static checks run one at a time beside the files run two at a time: those wait much of
   // their time on child processes, PostgreSQL and Chromium (the browser tests' processes used about

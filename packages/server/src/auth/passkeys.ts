@@ -19,13 +19,9 @@ import {
 /**
  * The WebAuthn library, loaded at the first passkey request: it and its ASN.1 and CBOR libraries
  * took about 190 ms to load, paid by every start of the server (and every test app) whether or not
- * anyone uses a passkey.
+ * anyone uses a passkey. Node loads a module once; later calls get the same one.
  */
-let webauthnLibrary: Promise<typeof import('@simplewebauthn/server')> | null = null;
-function webauthn(): Promise<typeof import('@simplewebauthn/server')> {
-  webauthnLibrary ??= import('@simplewebauthn/server');
-  return webauthnLibrary;
-}
+const webauthn = () => import('@simplewebauthn/server');
 
 /**
  * WebAuthn passkeys: phishing-resistant second factor, required for provider admins. The relying
