@@ -19,7 +19,7 @@ import {
   PAGE,
   sqliteRangeReader,
   verifyRows,
-  postgresRow,
+  rowWithBody,
   type ChainPosition,
   type ChainRowTuple,
   type EventReader,
@@ -121,18 +121,8 @@ async function verifyIn(
   // Checkpoints before events: a checkpoint is committed with the events it seals, so every one
   // read here is covered by the events read after it, even while the node appends.
   let cpQuery = db.selectFrom('checkpoints').selectAll();
-  let chainQuery = db
-    .selectFrom('ledger_events')
-    .select((eb) => ['tenant', 'node', eb.fn.max('seq').as('top'), eb.fn.countAll<number>().as('n')])
-    .groupBy(['tenant', 'node']);
-  if (options.tenant) {
-    cpQuery = cpQuery.where('tenant', '=', options.tenant);
-    chainQuery = chainQuery.where('tenant', '=', options.tenant);
-  }
-  if (options.node) {
-    cpQuery = cpQuery.where('node', '=', options.node);
-    chainQuery = chainQuery.where('node', '=', options.node);
-  }
+  if (options.tenant) cpQuery = cpQuery.where('tenant', '=', options.tenant);
+  if (options.node) cpQuery = cpQuery.where('node', '=', options.node);
   const checkpointsOf = new Map<string, Checkpoint[]>();
   for (const c of await cpQuery.execute()) {
     const key = chainKey(c);
@@ -143,10 +133,12 @@ async function verifyIn(
   // A chain whose events were all deleted still has checkpoints, or a line in the head mark: it must
   // be checked too.
   const chainKeys = new Map<string, { tenant: string; node: string; top: number }>();
+  // Events to read, for progress and for sharing out the work: each chain's highest seq (more than
+  // its events only where some are missing, which verify reports).
   let total = 0;
-  for (const r of await chainQuery.execute()) {
-    total += Number(r.n);
-    chainKeys.set(chainKey(r), { tenant: r.tenant, node: r.node, top: Number(r.top) });
+  for (const chain of await chainsWithEvents(db, options)) {
+    total += chain.top;
+    chainKeys.set(chainKey(chain), chain);
   }
   for (const [key, list] of checkpointsOf)
     if (!chainKeys.has(key)) chainKeys.set(key, { tenant: list[0]!.tenant, node: list[0]!.node, top: 0 });
@@ -241,6 +233,53 @@ async function verifyIn(
   };
 }
 
+/**
+ * The chains that have events, with each one's highest seq, in tenant and node order. It steps
+ * through the chain index (tenant, node, seq) with a few short queries per chain instead of one
+ * query that groups and counts every event, whose time grew with the store (13 ms of a 260 ms check
+ * of 120,000 events here).
+ */
+async function chainsWithEvents(
+  db: Db,
+  only: { tenant?: string; node?: string },
+): Promise<{ tenant: string; node: string; top: number }[]> {
+  const events = () => db.selectFrom('ledger_events');
+  const tenants: string[] = [];
+  if (only.tenant) tenants.push(only.tenant);
+  else {
+    for (let after: string | null = null; ;) {
+      let next = events().select('tenant').orderBy('tenant').limit(1);
+      if (after !== null) next = next.where('tenant', '>', after);
+      const row = await next.executeTakeFirst();
+      if (!row) break;
+      tenants.push((after = row.tenant));
+    }
+  }
+  const chains: { tenant: string; node: string; top: number }[] = [];
+  for (const tenant of tenants) {
+    const nodes: string[] = [];
+    if (only.node) nodes.push(only.node);
+    else {
+      for (let after: string | null = null; ;) {
+        let next = events().select('node').where('tenant', '=', tenant).orderBy('node').limit(1);
+        if (after !== null) next = next.where('node', '>', after);
+        const row = await next.executeTakeFirst();
+        if (!row) break;
+        nodes.push((after = row.node));
+      }
+    }
+    for (const node of nodes) {
+      const { top } = await events()
+        .select((eb) => eb.fn.max('seq').as('top'))
+        .where('tenant', '=', tenant)
+        .where('node', '=', node)
+        .executeTakeFirstOrThrow();
+      if (top !== null) chains.push({ tenant, node, top: Number(top) });
+    }
+  }
+  return chains;
+}
+
 function chainKey(c: { tenant: string; node: string }): string {
   return `${c.tenant}\u0000${c.node}`;
 }
@@ -317,7 +356,7 @@ function localRanges(db: Db, store: Store): RangeReader {
           .orderBy('seq')
           .limit(PAGE)
           .execute()
-      ).map((r) => postgresRow(tenant, node, eventTuple(r))),
+      ).map((r) => rowWithBody(tenant, node, eventTuple(r))),
     events: (tenant, node) => async (seq) => {
       const r = await db
         .selectFrom('ledger_events')
