@@ -98,8 +98,8 @@ export interface HashedBodyEvent {
   hlc: string;
   prevHash: string;
   hash: string;
-  /** The canonical body as the store built it from the event's columns. */
-  body: string;
+  /** The canonical body as the store built it from the event's columns, or null if it would not. */
+  body: string | null;
   registeredPayload: string | null;
 }
 
@@ -168,7 +168,8 @@ export class ChainVerifier {
   /**
    * An event of this chain whose canonical body the store built itself from the event's columns
    * (verify's usual path: one string per row instead of nine columns, docs/ARCHITECTURE.md, Verify).
-   * Returns 'rebuild' when `body` does not hash to `hash`, having changed nothing: the caller then pushes the stored event
+   * Returns 'rebuild' when `body` is null (the store would not build it: a column of the wrong type)
+   * or does not hash to `hash`, having changed nothing: the caller then pushes the stored event
    * itself, whose body this verifier builds, and that decides. A body that hashes to the event's hash
    * vouches for every column it was built from, provided the store's encoding is injective (each
    * string a JSON string literal, each number its decimal digits), which verify's SQL ensures.
@@ -177,7 +178,7 @@ export class ChainVerifier {
    */
   pushHashedBody(e: HashedBodyEvent): boolean | 'rebuild' {
     if (this.fault) return false;
-    if (this.crypto.sha256Hex(e.body) !== e.hash) return 'rebuild';
+    if (e.body === null || this.crypto.sha256Hex(e.body) !== e.hash) return 'rebuild';
     if (!this.inSequence(e.seq)) return false;
     return this.afterContent(e.seq, e.hlc, e.prevHash, e.hash, e.registeredPayload);
   }

@@ -35,14 +35,15 @@ export type ChainRowTuple = [
 export const EVENT_COLUMNS = 'seq, id, hlc, type, v, actor, payload, prev_hash, hash';
 
 /**
- * A chain's row as verify reads it: seq, hlc, prev_hash, hash, the event's canonical body, and the payload of a `node.registered` event (null for any other
+ * A chain's row as verify reads it: seq, hlc, prev_hash, hash, the event's canonical body (null
+ * where SQLite would not build it), and the payload of a `node.registered` event (null for any other
  * type). Verify is bound by reading and hashing (docs/BENCHMARKS.md, Ledger). On SQLite the store
  * builds the body in the page query: one string built in SQLite's own code costs less than handing
  * nine columns to JavaScript and concatenating them there. On PostgreSQL verify's thread builds it
  * from the nine columns (`rowWithBody`): there the server's `to_json` cost more than it saved, and
  * node-postgres spends about as long on a row of six columns as on one of nine.
  */
-export type VerifyRowTuple = [number | string, string, string, string, string, string | null];
+export type VerifyRowTuple = [number | string, string, string, string, string | null, string | null];
 
 /**
  * The canonical body of an event (core's `canonicalBody`), built by SQLite: keys in RFC 8785 order,
@@ -52,13 +53,18 @@ export type VerifyRowTuple = [number | string, string, string, string, string, s
  * `canonicalBody` for strings that need escaping.
  *
  * It only has to be injective to be safe: a body that hashes to the event's hash then vouches for
- * every column in it, read as verify's own body reads them. No column is checked for its type, which
- * cost about a tenth of the query: SQLite's columns hold whatever type was written, but a TEXT
- * column keeps any number written to it as text (its affinity), so a string is quoted whatever was
- * written, and an integer column that holds anything but an integer (text that is no number, a real
- * with a fraction) gives a body the original hash does not fit; a blob gives its bytes as text, as
- * verify's own body of the row does. The one type json_quote refuses is a blob: the page query then
- * fails, and that page is read whole and checked the slow way (`sqlitePages`).
+ * every column in it, read as verify's own body reads them. The payload is the one column put in
+ * unquoted, so the body is injective while the payload is fenced in on both sides: on the left by
+ * the quoted actor, clock, id and node, on the right by the quoted prevHash, tenant and type and the
+ * digits of seq and v. SQLite's columns hold whatever type was written, so:
+ * - a TEXT column keeps any number written to it as text (its affinity): each string column is
+ *   quoted, whatever was written; a blob in one makes json_quote fail the page query, and that page
+ *   is read whole and checked the slow way (`sqlitePages`);
+ * - seq is a number: the page query's range leaves out text and blobs, which sort above any number;
+ * - v is checked to be an integer, and the body is null otherwise (that row is read whole and
+ *   checked the slow way). As text it could carry the envelope's tail: a payload cut short, with the
+ *   columns after it shifted into v, would build the very body of the original event.
+ * Checking every column's type instead cost about a tenth of the query.
  */
 function sqliteBodySql(): string {
   const q = (column: string) => `json_quote(${column})`;
@@ -79,7 +85,7 @@ function sqliteBodySql(): string {
   parts.push(`'}'`);
   // concat() builds the string once where a chain of || copies it at every step. Every column is
   // NOT NULL (a null would be left out, and the body would not fit the hash).
-  return `concat(${parts.join(', ')})`;
+  return `case when typeof(v) = 'integer' then concat(${parts.join(', ')}) end`;
 }
 
 /** The columns of a `VerifyRowTuple` as SQLite builds them, in order. */

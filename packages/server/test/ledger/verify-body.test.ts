@@ -152,6 +152,74 @@ describe.each(STORE_KINDS)('verify with bodies built by the store (%s)', (kind) 
       expect(bodyStats).toEqual(before);
     });
 
+    it('refuses an event whose payload was cut short and whose v took the rest (the body would be the original)', async () => {
+      const tenant = 'shifted';
+      const node = 'node-a';
+      const signer = fixtureSigner(node);
+      const events: StoredEvent[] = [];
+      let prevHash = GENESIS_HASH;
+      for (let seq = 1; seq <= 3; seq++) {
+        const type = 'test.item.noted';
+        // The second event's payload ends with what the envelope's own tail would be.
+        const payload = seq === 2 ? { a: 1, prevHash, seq, tenant, type, v: 1 } : { item: 'i1', text: 't' };
+        const e = sealEvent(ledgerCrypto, {
+          id: fixtureId((nextId += 10)),
+          tenant,
+          node,
+          seq,
+          hlc: formatHlc({ wallMs: 1_765_000_000_000 + seq * 10, counter: 0 }),
+          type,
+          v: 1,
+          actor: 'user:u1',
+          payloadJson: canonicalJson(payload),
+          prevHash,
+        });
+        events.push(e);
+        prevHash = e.hash;
+      }
+      await insertFixture(store, [
+        { tenant, node, signer, events, checkpoints: [signCheckpoint(signer, events[2]!)] },
+      ]);
+      // Cut the payload before its nested keys and put them, with the rest of the envelope, in v:
+      // concatenated, the columns give the original body, which fits the stored hash.
+      const original = events[1]!;
+      const body = canonicalBody(original);
+      const payloadEnd = body.indexOf('"payload":') + '"payload":'.length + original.payloadJson.length;
+      const envelopeTail = body.slice(payloadEnd); // ,"prevHash":…,"v":1}
+      const cut = '{"a":1';
+      const shiftedV = `1}${envelopeTail.slice(0, -1)}`;
+      await sql`update ledger_events set payload = ${cut}, v = ${shiftedV} where tenant = ${tenant} and seq = 2`.execute(
+        store.db,
+      );
+      const shifted = await store.db
+        .selectFrom('ledger_events')
+        .select(['payload', 'v'])
+        .where('tenant', '=', tenant)
+        .where('seq', '=', 2)
+        .executeTakeFirstOrThrow();
+      // Without the check on v the store would build the original body from these columns.
+      const unchecked = SQLITE_VERIFY_COLUMNS.replace("case when typeof(v) = 'integer' then ", '').replace(
+        ' end as body',
+        ' as body',
+      );
+      const rebuiltByStore = await sql<{
+        body: string;
+      }>`select ${sql.raw(unchecked)} from ledger_events where tenant = ${tenant} and seq = 2`.execute(
+        store.db,
+      );
+      expect(rebuiltByStore.rows[0]!.body).toBe(body);
+      expect(typeof shifted.v).toBe('string');
+      // The store builds no body for it; the row is checked whole, and its content does not fit.
+      expect((await bodies(tenant))[1]!.store).toBeNull();
+      await startVerifyWorkers(3);
+      for (const options of [{ workers: 1 }, { workers: 3, minEventsPerWorker: 1, rangeEvents: 1 }]) {
+        const report = await verifyStore(store, ledgerCrypto, { tenant, ...options });
+        expect(report.faults.map((f) => [f.seq, f.problem])).toEqual([
+          [2, 'content does not match its hash (the event was changed after it was written)'],
+        ]);
+      }
+    });
+
     it('reads a page whole where a quoted column holds a blob (json_quote refuses one), with the same result', async () => {
       // Two chains: in one the blob holds the actor's own bytes, in the other a changed actor.
       const same = 'blob-same';
