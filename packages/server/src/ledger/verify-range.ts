@@ -40,7 +40,7 @@ export const EVENT_COLUMNS = 'seq, id, hlc, type, v, actor, payload, prev_hash, 
  * type). Verify is bound by reading and hashing (docs/BENCHMARKS.md, Ledger). On SQLite the store
  * builds the body in the page query: one string built in SQLite's own code costs less than handing
  * nine columns to JavaScript and concatenating them there. On PostgreSQL verify's thread builds it
- * from the nine columns (`rowWithBody`): there the server's `to_json` cost more than it saved, and
+ * from the nine columns (`postgresRow`): there the server's `to_json` cost more than it saved, and
  * node-postgres spends about as long on a row of six columns as on one of nine.
  */
 export type VerifyRowTuple = [number | string, string, string, string, string | null, string | null];
@@ -53,18 +53,9 @@ export type VerifyRowTuple = [number | string, string, string, string, string | 
  * `canonicalBody` for strings that need escaping.
  *
  * It only has to be injective to be safe: a body that hashes to the event's hash then vouches for
- * every column in it, read as verify's own body reads them. The payload is the one column put in
- * unquoted, so the body is injective while the payload is fenced in on both sides: on the left by
- * the quoted actor, clock, id and node, on the right by the quoted prevHash, tenant and type and the
- * digits of seq and v. SQLite's columns hold whatever type was written, so:
- * - a TEXT column keeps any number written to it as text (its affinity): each string column is
- *   quoted, whatever was written; a blob in one makes json_quote fail the page query, and that page
- *   is read whole and checked the slow way (`sqlitePages`);
- * - seq is a number: the page query's range leaves out text and blobs, which sort above any number;
- * - v is checked to be an integer, and the body is null otherwise (that row is read whole and
- *   checked the slow way). As text it could carry the envelope's tail: a payload cut short, with the
- *   columns after it shifted into v, would build the very body of the original event.
- * Checking every column's type instead cost about a tenth of the query.
+ * every column in it. SQLite's columns hold whatever type was written, so the body is null unless
+ * every column has the type the ledger writes (`json_quote` of an integer would drop the quotes, and
+ * of a blob would fail the query); verify then checks that row the slow way.
  */
 function sqliteBodySql(): string {
   const q = (column: string) => `json_quote(${column})`;
@@ -83,9 +74,15 @@ function sqliteBodySql(): string {
   ];
   const parts = fields.flatMap(([key, value], i) => [`'${i === 0 ? '{' : ','}"${key}":'`, value]);
   parts.push(`'}'`);
-  // concat() builds the string once where a chain of || copies it at every step. Every column is
-  // NOT NULL (a null would be left out, and the body would not fit the hash).
-  return `case when typeof(v) = 'integer' then concat(${parts.join(', ')}) end`;
+  // concat() builds the string once where a chain of || copies it at every step; it would skip a
+  // null, but the types are checked first.
+  const texts = ['actor', 'hlc', 'id', 'node', 'payload', 'prev_hash', 'tenant', 'type'];
+  const typed = [
+    "typeof(seq) = 'integer'",
+    "typeof(v) = 'integer'",
+    ...texts.map((c) => `typeof(${c}) = 'text'`),
+  ].join(' and ');
+  return `case when ${typed} then concat(${parts.join(', ')}) end`;
 }
 
 /** The columns of a `VerifyRowTuple` as SQLite builds them, in order. */
@@ -93,11 +90,8 @@ export const SQLITE_VERIFY_COLUMNS =
   `seq, hlc, prev_hash, hash, ${sqliteBodySql()} as body, ` +
   `case when type = 'node.registered' then payload end as registered`;
 
-/**
- * A whole stored row (`EVENT_COLUMNS`) as verify reads it, its body built in this thread: always on
- * PostgreSQL, on SQLite for a page where the store would not build the bodies.
- */
-export function rowWithBody(tenant: string, node: string, r: ChainRowTuple): VerifyRowTuple {
+/** A whole stored row (`EVENT_COLUMNS`) as verify reads it, its body built in this thread. */
+export function postgresRow(tenant: string, node: string, r: ChainRowTuple): VerifyRowTuple {
   const event = storedEvent(tenant, node, r);
   return [
     r[0],
@@ -137,9 +131,7 @@ export interface RangeResult {
 
 /**
  * SQLite pages as plain arrays from one prepared statement, which costs a fraction of building row
- * objects through the query builder. `hi` is the last seq to read. A page with a blob where the
- * ledger writes a string, which SQLite's json_quote refuses, is read again as whole rows and its
- * bodies built here.
+ * objects through the query builder. `hi` is the last seq to read.
  */
 export function sqlitePages(
   database: BetterSqlite3.Database,
@@ -147,33 +139,16 @@ export function sqlitePages(
   node: string,
   hi: number,
 ): PageReader {
-  const page = (columns: string) =>
-    database
-      .prepare(
-        `select ${columns} from ledger_events where tenant = ? and node = ? and seq > ? and seq <= ? order by seq limit ?`,
-      )
-      .raw(true);
-  const withBodies = page(SQLITE_VERIFY_COLUMNS);
-  let whole: BetterSqlite3.Statement | null = null;
-  return (afterSeq) => {
-    try {
-      return withBodies.all(tenant, node, afterSeq, hi, PAGE) as VerifyRowTuple[];
-    } catch (error) {
-      if (!/cannot hold BLOB/i.test((error as Error).message)) throw error;
-      whole ??= page(EVENT_COLUMNS);
-      bodyStats.wholePages++;
-      return (whole.all(tenant, node, afterSeq, hi, PAGE) as ChainRowTuple[]).map((r) =>
-        rowWithBody(tenant, node, r),
-      );
-    }
-  };
+  const statement = database
+    .prepare(
+      `select ${SQLITE_VERIFY_COLUMNS} from ledger_events where tenant = ? and node = ? and seq > ? and seq <= ? order by seq limit ?`,
+    )
+    .raw(true);
+  return (afterSeq) => statement.all(tenant, node, afterSeq, hi, PAGE) as VerifyRowTuple[];
 }
 
-/**
- * Counts kept across checks in this thread (tests and the benchmark read them): rows whose body was
- * built here because the store's did not fit, and SQLite pages read whole because it would not build them.
- */
-export const bodyStats = { rebuilt: 0, wholePages: 0 };
+/** Counts kept across checks in this thread (tests and the benchmark read them). */
+export const bodyStats = { rebuilt: 0 };
 
 /**
  * Pushes a chain's rows after `start` (or from its first) through `verifier` until they run out or
@@ -388,7 +363,7 @@ export async function openPostgresRangeReader(
           values: [tenant, node, afterSeq, hi, PAGE],
           rowMode: 'array',
         })
-      ).rows.map((r) => rowWithBody(tenant, node, r)),
+      ).rows.map((r) => postgresRow(tenant, node, r)),
     events: (tenant, node) => async (seq) =>
       (
         await client.query<ChainRowTuple>({

@@ -19,7 +19,7 @@ import {
   PAGE,
   sqliteRangeReader,
   verifyRows,
-  rowWithBody,
+  postgresRow,
   type ChainPosition,
   type ChainRowTuple,
   type EventReader,
@@ -234,10 +234,11 @@ async function verifyIn(
 }
 
 /**
- * The chains that have events, with each one's highest seq, in tenant and node order. It steps
- * through the chain index (tenant, node, seq) with a few short queries per chain instead of one
- * query that groups and counts every event, whose time grew with the store (13 ms of a 260 ms check
- * of 120,000 events here).
+ * The chains that have events, with each one's highest seq. It steps through the chain index
+ * (tenant, node, seq) with a few short queries per chain instead of one query that grouped and
+ * counted every event, whose time grew with the store (16 ms of a 260 ms check of 120,000 events
+ * here). A row without a tenant or node (the columns are NOT NULL; only someone rebuilding the table
+ * could write one) belongs to no chain: its chain is checked without it, and reported short.
  */
 async function chainsWithEvents(
   db: Db,
@@ -247,12 +248,12 @@ async function chainsWithEvents(
   const tenants: string[] = [];
   if (only.tenant) tenants.push(only.tenant);
   else {
-    for (let after: string | null = null; ;) {
-      let next = events().select('tenant').orderBy('tenant').limit(1);
-      if (after !== null) next = next.where('tenant', '>', after);
+    for (let first = true; ; first = false) {
+      let next = events().select('tenant').where('tenant', 'is not', null).orderBy('tenant').limit(1);
+      if (!first) next = next.where('tenant', '>', tenants[tenants.length - 1]!);
       const row = await next.executeTakeFirst();
       if (!row) break;
-      tenants.push((after = row.tenant));
+      tenants.push(row.tenant);
     }
   }
   const chains: { tenant: string; node: string; top: number }[] = [];
@@ -260,12 +261,17 @@ async function chainsWithEvents(
     const nodes: string[] = [];
     if (only.node) nodes.push(only.node);
     else {
-      for (let after: string | null = null; ;) {
-        let next = events().select('node').where('tenant', '=', tenant).orderBy('node').limit(1);
-        if (after !== null) next = next.where('node', '>', after);
+      for (let first = true; ; first = false) {
+        let next = events()
+          .select('node')
+          .where('tenant', '=', tenant)
+          .where('node', 'is not', null)
+          .orderBy('node')
+          .limit(1);
+        if (!first) next = next.where('node', '>', nodes[nodes.length - 1]!);
         const row = await next.executeTakeFirst();
         if (!row) break;
-        nodes.push((after = row.node));
+        nodes.push(row.node);
       }
     }
     for (const node of nodes) {
@@ -356,7 +362,7 @@ function localRanges(db: Db, store: Store): RangeReader {
           .orderBy('seq')
           .limit(PAGE)
           .execute()
-      ).map((r) => rowWithBody(tenant, node, eventTuple(r))),
+      ).map((r) => postgresRow(tenant, node, eventTuple(r))),
     events: (tenant, node) => async (seq) => {
       const r = await db
         .selectFrom('ledger_events')
