@@ -212,9 +212,10 @@ export class ChainVerifier {
       );
     }
     // A clock that is not an HLC value at all is a fault at this event like any other (the hash
-    // check above catches a changed byte unless the event was re-hashed too).
+    // check above catches a changed byte unless the event was re-hashed too). Not always a string: a
+    // store whose table was rebuilt without column types hands back a number as written.
     if (!HLC_PATTERN.test(hlc)) {
-      return this.fail(seq, `hybrid clock ${JSON.stringify(hlc.slice(0, 40))} is not an HLC value`);
+      return this.fail(seq, `hybrid clock ${JSON.stringify(String(hlc).slice(0, 40))} is not an HLC value`);
     }
     if (hlc <= this.prevHlc) {
       return this.fail(seq, `hybrid clock ${hlc} is not after the previous event's ${this.prevHlc}`);

@@ -69,6 +69,38 @@ function awkwardChain(tenant: string, node: string): FixtureChain {
   return { tenant, node, signer, events, checkpoints };
 }
 
+/**
+ * A chain of three plain events, sealed and checkpointed at its end; `second` changes the second
+ * event's clock or payload before it is sealed (it is given the tenant and the event's prevHash).
+ */
+function threeEventChain(
+  tenant: string,
+  second: (prevHash: string) => { hlc?: string; payload?: Record<string, unknown> },
+): FixtureChain {
+  const node = 'node-a';
+  const signer = fixtureSigner(node);
+  const events: StoredEvent[] = [];
+  let prevHash = GENESIS_HASH;
+  for (let seq = 1; seq <= 3; seq++) {
+    const changed = seq === 2 ? second(prevHash) : {};
+    const e = sealEvent(ledgerCrypto, {
+      id: fixtureId((nextId += 10)),
+      tenant,
+      node,
+      seq,
+      hlc: changed.hlc ?? formatHlc({ wallMs: 1_765_000_000_000 + seq * 10, counter: 0 }),
+      type: 'test.item.noted',
+      v: 1,
+      actor: 'user:u1',
+      payloadJson: canonicalJson(changed.payload ?? { item: 'i1', text: 't' }),
+      prevHash,
+    });
+    events.push(e);
+    prevHash = e.hash;
+  }
+  return { tenant, node, signer, events, checkpoints: [signCheckpoint(signer, events[2]!)] };
+}
+
 describe.each(STORE_KINDS)('verify with bodies built by the store (%s)', (kind) => {
   let store: Store;
   let cleanup: () => Promise<void>;
@@ -139,35 +171,14 @@ describe.each(STORE_KINDS)('verify with bodies built by the store (%s)', (kind) 
   if (kind === 'sqlite') {
     it('refuses an event whose payload was cut short and whose v took the rest (the body would be the original)', async () => {
       const tenant = 'shifted';
-      const node = 'node-a';
-      const signer = fixtureSigner(node);
-      const events: StoredEvent[] = [];
-      let prevHash = GENESIS_HASH;
-      for (let seq = 1; seq <= 3; seq++) {
-        const type = 'test.item.noted';
-        // The second event's payload ends with what the envelope's own tail would be.
-        const payload = seq === 2 ? { a: 1, prevHash, seq, tenant, type, v: 1 } : { item: 'i1', text: 't' };
-        const e = sealEvent(ledgerCrypto, {
-          id: fixtureId((nextId += 10)),
-          tenant,
-          node,
-          seq,
-          hlc: formatHlc({ wallMs: 1_765_000_000_000 + seq * 10, counter: 0 }),
-          type,
-          v: 1,
-          actor: 'user:u1',
-          payloadJson: canonicalJson(payload),
-          prevHash,
-        });
-        events.push(e);
-        prevHash = e.hash;
-      }
-      await insertFixture(store, [
-        { tenant, node, signer, events, checkpoints: [signCheckpoint(signer, events[2]!)] },
-      ]);
+      // The second event's payload ends with what the envelope's own tail would be.
+      const chain = threeEventChain(tenant, (prevHash) => ({
+        payload: { a: 1, prevHash, seq: 2, tenant, type: 'test.item.noted', v: 1 },
+      }));
+      await insertFixture(store, [chain]);
       // Cut the payload before its nested keys and put them, with the rest of the envelope, in v:
       // concatenated, the columns give the original body, which fits the stored hash.
-      const original = events[1]!;
+      const original = chain.events[1]!;
       const body = canonicalBody(original);
       const payloadEnd = body.indexOf('"payload":') + '"payload":'.length + original.payloadJson.length;
       const envelopeTail = body.slice(payloadEnd); // ,"prevHash":…,"v":1}
@@ -225,30 +236,71 @@ describe.each(STORE_KINDS)('verify with bodies built by the store (%s)', (kind) 
       }
     });
 
-    it('finishes, reporting the chain short, where a row has no tenant (a table rebuilt without NOT NULL)', async () => {
-      // A store of its own: this rebuilds the events table.
+    /**
+     * A store of its own whose events table was rebuilt as someone with the file could: `columns` is
+     * the new table's column list (no NOT NULL; types as given), the rows copied over, then `edit`.
+     */
+    async function rebuiltEventsTable(
+      chains: FixtureChain[],
+      columns: string,
+      edit: string,
+    ): Promise<{ store: Store; done(): Promise<void> }> {
       const fresh = await freshStore('sqlite');
       const own = await Store.open(fresh.storeOptions);
+      await new ProjectionEngine(own, BUILTIN_PROJECTIONS, () => '2026-01-01T00:00:00Z').ensureUpToDate();
+      await insertFixture(own, chains);
+      own.sqliteHandle()!.exec(`create table loose (${columns});
+        insert into loose select * from ledger_events; drop table ledger_events;
+        alter table loose rename to ledger_events;
+        create unique index ledger_events_chain on ledger_events (tenant, node, seq); ${edit}`);
+      return {
+        store: own,
+        done: async () => {
+          await own.close();
+          await fresh.cleanup();
+        },
+      };
+    }
+
+    it('finishes, reporting the chain short, where a row has no tenant (a table rebuilt without NOT NULL)', async () => {
+      const { store: own, done } = await rebuiltEventsTable(
+        [awkwardChain('nulled', 'node-a'), awkwardChain('other', 'node-a')],
+        `pos integer primary key autoincrement, tenant text, node text, seq bigint, id text, hlc text,
+          type text, v integer, actor text, payload text, prev_hash text, hash text, subject text`,
+        `update ledger_events set tenant = null where tenant = 'nulled' and seq = 3`,
+      );
       try {
-        await new ProjectionEngine(own, BUILTIN_PROJECTIONS, () => '2026-01-01T00:00:00Z').ensureUpToDate();
-        await insertFixture(own, [awkwardChain('nulled', 'node-a'), awkwardChain('other', 'node-a')]);
-        const database = own.sqliteHandle()!;
-        database.exec(`create table loose as select * from ledger_events;
-          drop table ledger_events; alter table loose rename to ledger_events;
-          create unique index ledger_events_chain on ledger_events (tenant, node, seq);`);
-        database.exec(`update ledger_events set tenant = null where tenant = 'nulled' and seq = 3`);
-        const report = await Promise.race([
-          verifyStore(own, ledgerCrypto, { workers: 1 }),
-          new Promise<never>((_, reject) =>
-            setTimeout(() => reject(new Error('verify did not finish')), 20_000),
-          ),
-        ]);
+        // Listing the chains once stepped back to the start at a null tenant and never returned.
+        const report = await verifyStore(own, ledgerCrypto, { workers: 1 });
         expect(report.faults.map((f) => [f.tenant, f.seq])).toEqual([['nulled', 3]]);
         expect(report.faults[0]!.problem).toContain('event missing: seq 3 is absent');
         expect(report.chains.map((c) => c.tenant).sort()).toEqual(['nulled', 'other']);
       } finally {
-        await own.close();
-        await fresh.cleanup();
+        await done();
+      }
+    });
+
+    it('reports, not throws, a clock stored as a number whose event was sealed with it (a table rebuilt without types)', async () => {
+      // Sealed with digits as the clock: stored as a number, it reads back as the same body.
+      const chain = threeEventChain('numbered', () => ({ hlc: '12345' }));
+      const { store: own, done } = await rebuiltEventsTable(
+        [chain],
+        'pos integer primary key autoincrement, tenant, node, seq, id, hlc, type, v, actor, payload, prev_hash, hash, subject',
+        'update ledger_events set hlc = 12345 where seq = 2',
+      );
+      try {
+        for (const workers of [1, 3]) {
+          const report = await verifyStore(own, ledgerCrypto, {
+            workers,
+            minEventsPerWorker: 1,
+            rangeEvents: 1,
+          });
+          expect(report.faults.map((f) => [f.seq, f.problem])).toEqual([
+            [2, 'hybrid clock "12345" is not an HLC value'],
+          ]);
+        }
+      } finally {
+        await done();
       }
     });
 
