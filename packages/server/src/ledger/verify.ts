@@ -245,36 +245,25 @@ async function chainsWithEvents(
   only: { tenant?: string; node?: string },
 ): Promise<{ tenant: string; node: string; top: number }[]> {
   const events = () => db.selectFrom('ledger_events');
-  const tenants: string[] = [];
-  if (only.tenant) tenants.push(only.tenant);
-  else {
-    for (let first = true; ; first = false) {
-      let next = events().select('tenant').where('tenant', 'is not', null).orderBy('tenant').limit(1);
-      if (!first) next = next.where('tenant', '>', tenants[tenants.length - 1]!);
+  /** Every value of `column` in the index, in order, one short query each (within `tenant` for nodes). */
+  const stepThrough = async (column: 'tenant' | 'node', tenant?: string): Promise<string[]> => {
+    const values: string[] = [];
+    for (;;) {
+      let next = events()
+        .select((eb) => eb.ref(column).as('value'))
+        .where(column, 'is not', null)
+        .orderBy(column)
+        .limit(1);
+      if (tenant !== undefined) next = next.where('tenant', '=', tenant);
+      if (values.length > 0) next = next.where(column, '>', values[values.length - 1]!);
       const row = await next.executeTakeFirst();
-      if (!row) break;
-      tenants.push(row.tenant);
+      if (!row) return values;
+      values.push(row.value);
     }
-  }
+  };
   const chains: { tenant: string; node: string; top: number }[] = [];
-  for (const tenant of tenants) {
-    const nodes: string[] = [];
-    if (only.node) nodes.push(only.node);
-    else {
-      for (let first = true; ; first = false) {
-        let next = events()
-          .select('node')
-          .where('tenant', '=', tenant)
-          .where('node', 'is not', null)
-          .orderBy('node')
-          .limit(1);
-        if (!first) next = next.where('node', '>', nodes[nodes.length - 1]!);
-        const row = await next.executeTakeFirst();
-        if (!row) break;
-        nodes.push(row.node);
-      }
-    }
-    for (const node of nodes) {
+  for (const tenant of only.tenant ? [only.tenant] : await stepThrough('tenant')) {
+    for (const node of only.node ? [only.node] : await stepThrough('node', tenant)) {
       const { top } = await events()
         .select((eb) => eb.fn.max('seq').as('top'))
         .where('tenant', '=', tenant)

@@ -71,7 +71,7 @@ function awkwardChain(tenant: string, node: string): FixtureChain {
 
 /**
  * A chain of three plain events, sealed and checkpointed at its end; `second` changes the second
- * event's clock or payload before it is sealed (it is given the tenant and the event's prevHash).
+ * event's clock or payload before it is sealed (it is given that event's prevHash).
  */
 function threeEventChain(
   tenant: string,
@@ -129,6 +129,17 @@ describe.each(STORE_KINDS)('verify with bodies built by the store (%s)', (kind) 
       from ledger_events where tenant = ${tenant} order by node, seq`.execute(store.db);
     expect(built.rows).toHaveLength(stored.length);
     return stored.map((row, i) => ({ store: built.rows[i]!.body, core: canonicalBody(rowToStored(row)) }));
+  }
+
+  /** Verify, in this thread and in workers, names `seq` of `tenant` as changed after it was written. */
+  async function expectChangedAt(tenant: string, seq: number, rangeEvents: number): Promise<void> {
+    await startVerifyWorkers(3);
+    for (const options of [{ workers: 1 }, { workers: 3, minEventsPerWorker: 1, rangeEvents }]) {
+      const report = await verifyStore(store, ledgerCrypto, { tenant, ...options });
+      expect(report.faults.map((f) => [f.seq, f.problem])).toEqual([
+        [seq, 'content does not match its hash (the event was changed after it was written)'],
+      ]);
+    }
   }
 
   it('verifies events whose strings need escaping without checking any of them twice', async () => {
@@ -207,13 +218,7 @@ describe.each(STORE_KINDS)('verify with bodies built by the store (%s)', (kind) 
       expect(typeof shifted.v).toBe('string');
       // The store builds no body for it; the row is checked whole, and its content does not fit.
       expect((await bodies(tenant))[1]!.store).toBeNull();
-      await startVerifyWorkers(3);
-      for (const options of [{ workers: 1 }, { workers: 3, minEventsPerWorker: 1, rangeEvents: 1 }]) {
-        const report = await verifyStore(store, ledgerCrypto, { tenant, ...options });
-        expect(report.faults.map((f) => [f.seq, f.problem])).toEqual([
-          [2, 'content does not match its hash (the event was changed after it was written)'],
-        ]);
-      }
+      await expectChangedAt(tenant, 2, 1);
     });
 
     it('refuses an event whose strings were rewritten as JSONB blobs that SQLite would quote back to the same body', async () => {
@@ -227,13 +232,7 @@ describe.each(STORE_KINDS)('verify with bodies built by the store (%s)', (kind) 
         where tenant = ${tenant} and seq = 5`.execute(store.db);
       expect(retyped.rows[0]!.t).toBe('blob');
       expect((await bodies(tenant))[4]!.store).toBeNull();
-      await startVerifyWorkers(3);
-      for (const options of [{ workers: 1 }, { workers: 3, minEventsPerWorker: 1, rangeEvents: 2 }]) {
-        const report = await verifyStore(store, ledgerCrypto, { tenant, ...options });
-        expect(report.faults.map((f) => [f.seq, f.problem])).toEqual([
-          [5, 'content does not match its hash (the event was changed after it was written)'],
-        ]);
-      }
+      await expectChangedAt(tenant, 5, 2);
     });
 
     /**
