@@ -127,6 +127,24 @@ describe('the readable record in the browser', () => {
     await page.getByRole('button', { name: 'Sign out' }).waitFor(POLL);
   }
 
+  /**
+   * Holds the consultation screen's read of its draft until the returned function is called, as a
+   * slow network would: what the clinician types meanwhile must still be kept, and not overwritten.
+   */
+  async function holdDraftRead(page: Page): Promise<() => Promise<void>> {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const pattern = `**/api/v1/cases/${openCase}/consultation/draft`;
+    await page.route(pattern, async (route) => {
+      if (route.request().method() === 'GET') await released;
+      await route.fallback();
+    });
+    return async () => {
+      release();
+      await page.unroute(pattern);
+    };
+  }
+
   async function clinicianPage(): Promise<Page> {
     // bypassCSP only lets axe-core be injected for the accessibility checks.
     const context = await staffContext(browser, server.url, { bypassCSP: true });
@@ -213,9 +231,12 @@ describe('the readable record in the browser', () => {
     await signInAsClinician(page);
     await page.goto(`/queue/${openCase}`);
     await page.getByRole('button', { name: 'Claim this case' }).click();
+    // Typed before the screen has heard whether there is a draft: kept all the same, without another key.
+    const releaseFirstRead = await holdDraftRead(page);
     await page.getByRole('button', { name: 'Start consultation' }).click();
     await page.getByLabel('History').fill('Worse than last time, woke her at 4am');
     await page.getByLabel('Pulse (beats per minute)').fill('92');
+    await releaseFirstRead();
     await page.getByText(/Draft kept at/).waitFor(POLL);
 
     await page.reload();
@@ -253,11 +274,18 @@ describe('the readable record in the browser', () => {
     await signInAsClinician(page);
     await page.goto(`/queue/${openCase}`);
     await page.getByRole('button', { name: 'Claim this case' }).click();
+    // A field typed before the draft arrives keeps what was typed; the draft fills the untouched ones.
+    const releaseSecondRead = await holdDraftRead(page);
     await page.getByRole('button', { name: 'Start consultation' }).click();
+    await page.getByLabel('Examination').fill('Pupils equal and reactive');
+    await page.getByLabel('Pulse (beats per minute)').fill('88');
+    await releaseSecondRead();
     await expect
       .poll(() => page.getByLabel('History').inputValue(), POLL)
       .toBe('Worse than last time, woke her at 4am');
     expect(await page.getByLabel('Plan').inputValue()).toBe('Review by GP');
+    expect(await page.getByLabel('Examination').inputValue()).toBe('Pupils equal and reactive');
+    expect(await page.getByLabel('Pulse (beats per minute)').inputValue()).toBe('88');
     // Saved, it is in the record and the draft is gone.
     await page.getByRole('button', { name: 'Save consultation' }).click();
     await page.getByText(/Consultation saved at/).waitFor(POLL);

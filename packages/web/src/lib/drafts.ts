@@ -22,12 +22,15 @@ export function useConsultationDraft<N extends object, O extends object>(
   restore: (draft: Partial<N> & { observations?: Partial<O> }) => void,
 ): string | null {
   const [status, setStatus] = useState<string | null>(null);
-  const loaded = useRef(false);
+  // State, not a ref: when the draft arrives after the clinician has already typed (a slow network),
+  // the save below must run then, not wait for the next key.
+  const [loaded, setLoaded] = useState(false);
   const lastSent = useRef<string | null>(null);
   const url = `/api/v1/cases/${caseId}/consultation/draft`;
 
   useEffect(() => {
     let cancelled = false;
+    setLoaded(false);
     void api<{ draft: (Partial<N> & { observations?: Partial<O> }) | null; updatedAt: string | null }>(
       'GET',
       url,
@@ -44,7 +47,7 @@ export function useConsultationDraft<N extends object, O extends object>(
       })
       .catch(() => undefined)
       .finally(() => {
-        loaded.current = true;
+        if (!cancelled) setLoaded(true);
       });
     return () => {
       cancelled = true;
@@ -54,7 +57,7 @@ export function useConsultationDraft<N extends object, O extends object>(
 
   const body = JSON.stringify({ ...current.notes, observations: current.observations });
   useEffect(() => {
-    if (!loaded.current || body === lastSent.current) return;
+    if (!loaded || body === lastSent.current) return;
     const timer = setTimeout(() => {
       lastSent.current = body;
       api<{ updatedAt: string }>('PUT', url, JSON.parse(body) as unknown)
@@ -62,7 +65,19 @@ export function useConsultationDraft<N extends object, O extends object>(
         .catch(() => setStatus('The draft could not be kept: save the consultation to be sure.'));
     }, SAVE_AFTER_MS);
     return () => clearTimeout(timer);
-  }, [body, url]);
+  }, [body, url, loaded]);
 
   return status;
+}
+
+/**
+ * `current` with each field the clinician has not touched (still as on the `blank` form) taken from
+ * `kept`: what was typed before the draft arrived is newer and is never overwritten.
+ */
+export function fillUntouched<T extends object>(current: T, blank: T, kept: Partial<T>): T {
+  const filled = { ...current };
+  for (const [key, value] of Object.entries(kept) as [keyof T, T[keyof T]][]) {
+    if (value !== undefined && key in blank && filled[key] === blank[key]) filled[key] = value;
+  }
+  return filled;
 }

@@ -33,7 +33,7 @@ import { ServiceChoice } from '../../components/ServiceChoice.tsx';
 import { BookingPanel } from '../../components/BookingPanel.tsx';
 import { HomeVisitPanel } from '../../components/HomeVisitPanel.tsx';
 import { outcomeBooking } from '../../lib/booking.ts';
-import { useConsultationDraft } from '../../lib/drafts.ts';
+import { fillUntouched, useConsultationDraft } from '../../lib/drafts.ts';
 import { FormAlert } from '../../components/FormAlert.tsx';
 import {
   AllergiesMedicationPanel,
@@ -66,6 +66,9 @@ import {
   toObservations,
   type ObservationInputs,
 } from './News2Panel.tsx';
+
+/** The consultation's notes as the form opens, before anything is typed or a draft is brought back. */
+const EMPTY_NOTES = { history: '', examination: '', assessment: '', plan: '', safetyNetting: '' };
 
 const CALLBACK_WORDS: Record<string, string> = {
   answered: 'Answered',
@@ -433,13 +436,7 @@ function Consultation({
   onSaved: () => void;
 }) {
   const caseId = caseDetail.caseId;
-  const [notes, setNotes] = useState({
-    history: '',
-    examination: '',
-    assessment: '',
-    plan: '',
-    safetyNetting: '',
-  });
+  const [notes, setNotes] = useState(EMPTY_NOTES);
   const [obs, setObs] = useState<ObservationInputs>(EMPTY_OBSERVATIONS);
   const [saved, setSaved] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -453,10 +450,11 @@ function Consultation({
   const [visitHours, setVisitHours] = useState('');
   const [visitReason, setVisitReason] = useState('');
   // What is typed is kept as a draft on the server: a reload or an idle sign-out loses nothing.
+  // A field typed before the draft arrived keeps what was typed (it is newer); the draft fills the rest.
   const draftStatus = useConsultationDraft(caseId, { notes, observations: obs }, (draft) => {
     const { observations, ...typed } = draft;
-    setNotes((n) => ({ ...n, ...typed }));
-    if (observations) setObs((o) => ({ ...o, ...observations }));
+    setNotes((n) => fillUntouched(n, EMPTY_NOTES, typed));
+    if (observations) setObs((o) => fillUntouched(o, EMPTY_OBSERVATIONS, observations));
   });
   const [news2Reason, setNews2Reason] = useState('');
   // A raised NEWS2 (5 or more, or a single 3) with an outcome that is not urgent: the clinician says why.
