@@ -158,9 +158,9 @@ const SERIAL = [
  * idle (one file at a time, much of it waiting on its processes), and at nice 19 a process gets
  * about 1.5% of a core that one of them wants (CFS weights 15 against 1024). The two vCPUs may share
  * a physical core, though, so it is not free: beside it the browser files took about 5 s longer
- * (handover 35 s against 30 s). A fresh-clone run with it beside them took 870 s, against 909 and
- * 959 s without (6 Dec 2026); with the sync simulation beside them too, 868 s and the timed files
- * slower still, so the simulation stays with the rest. Not the bad-input sweep: it bounds a
+ * (handover 35 s against 30 s). Fresh-clone runs with it beside them took 870 and 864 s, against
+ * 909 and 959 s without (6 Dec 2026); with the sync simulation beside them too, 868 s and the timed
+ * files slower still, so the simulation stays with the rest. Not the bad-input sweep: it bounds a
  * pg_sleep injection's answer at 2.9 s, which a starved process could miss.
  */
 const BESIDE_ALONE = ['packages/server/test/http/tenant-isolation.test.ts'];
