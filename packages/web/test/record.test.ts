@@ -286,6 +286,9 @@ describe('the readable record in the browser', () => {
     expect(await page.getByLabel('Plan').inputValue()).toBe('Review by GP');
     expect(await page.getByLabel('Examination').inputValue()).toBe('Pupils equal and reactive');
     expect(await page.getByLabel('Pulse (beats per minute)').inputValue()).toBe('88');
+    // The merged form is kept at once, and the screen still says that fields came from the draft.
+    await page.getByText(/Draft kept at/).waitFor(POLL);
+    await page.getByText(/Unsaved notes from .* brought back/).waitFor(POLL);
     // Saved, it is in the record and the draft is gone.
     await page.getByRole('button', { name: 'Save consultation' }).click();
     await page.getByText(/Consultation saved at/).waitFor(POLL);

@@ -13,14 +13,17 @@ interface Draft<N, O> {
 /**
  * Keeps what the clinician types into a consultation as a draft on the server (per user and case,
  * not in the record and not in the browser: a shared PC keeps nothing after sign-out), and puts it
- * back when the screen opens again, after a reload or an idle sign-out. Returns a line saying when
- * the draft was last kept, for a status next to the form.
+ * back when the screen opens again, after a reload or an idle sign-out. Returns a line saying whether
+ * a draft was brought back and when the draft was last kept, for a status next to the form.
  */
 export function useConsultationDraft<N extends object, O extends object>(
   caseId: string,
   current: Draft<N, O>,
   restore: (draft: Partial<N> & { observations?: Partial<O> }) => void,
 ): string | null {
+  // Two lines: that a draft was brought back (kept in view until the screen closes, so a clinician
+  // who typed before it arrived still sees that fields were filled from it), and the last keeping.
+  const [restored, setRestored] = useState<string | null>(null);
   const [status, setStatus] = useState<string | null>(null);
   // State, not a ref: when the draft arrives after the clinician has already typed (a slow network),
   // the save below must run then, not wait for the next key.
@@ -40,7 +43,7 @@ export function useConsultationDraft<N extends object, O extends object>(
         if (r.draft) {
           restore(r.draft);
           lastSent.current = JSON.stringify(r.draft);
-          setStatus(
+          setRestored(
             `Unsaved notes from ${londonTime(r.updatedAt!)} brought back: save them to put them in the record.`,
           );
         }
@@ -67,7 +70,7 @@ export function useConsultationDraft<N extends object, O extends object>(
     return () => clearTimeout(timer);
   }, [body, url, loaded]);
 
-  return status;
+  return restored && status ? `${restored} ${status}` : (restored ?? status);
 }
 
 /**
