@@ -24,17 +24,24 @@ mkdirSync(results, { recursive: true });
 let passed = 0;
 let failed = 0;
 
-/** `nice`, where the machine has it (coreutils): the static checks run at the lowest priority. */
+/** `nice`, where the machine has it (coreutils). */
 const NICE = ['/usr/bin/nice', '/bin/nice'].find((path) => existsSync(path));
 
 /**
+ * The file and arguments to spawn for `command`: with `lowest`, through `nice -n 19`, so it and
+ * every process it starts run at the lowest CPU priority (where the machine has `nice`).
+ */
+function spawnArgs(command, args, lowest) {
+  return lowest && NICE ? [NICE, ['-n', '19', command, ...args]] : [command, args];
+}
+
+/**
  * Runs a command to its end, its stdout and stderr kept together to print at once; `lowest` runs it
- * (and every process it starts) at the lowest CPU priority where `nice` is there.
+ * at the lowest CPU priority.
  */
 function run(command, args, { lowest = false } = {}) {
   return new Promise((resolve) => {
-    const [file, argv] = lowest && NICE ? [NICE, ['-n', '19', command, ...args]] : [command, args];
-    const child = spawn(file, argv, { env: process.env });
+    const child = spawn(...spawnArgs(command, args, lowest), { env: process.env });
     let output = '';
     child.stdout.on('data', (d) => (output += d));
     child.stderr.on('data', (d) => (output += d));
@@ -174,9 +181,7 @@ async function vitestRun(name, args, report, { lowest = false } = {}) {
   console.log(`\n== tests: ${name}: vitest run ${args.join(' ')}`);
   rmSync(report, { force: true });
   const status = await new Promise((resolve) => {
-    const command = ['npx', 'vitest', 'run', ...args];
-    const [file, ...argv] = lowest && NICE ? [NICE, '-n', '19', ...command] : command;
-    const vitest = spawn(file, argv, {
+    const vitest = spawn(...spawnArgs('npx', ['vitest', 'run', ...args], lowest), {
       stdio: 'inherit',
       env: { ...process.env, HOLDFAST_VITEST_REPORT: report },
     });
@@ -254,9 +259,7 @@ if (chosen.length > 0) {
         'beside those, at the lowest priority',
         ['--maxWorkers=1', ...BESIDE_ALONE],
         `${results}/vitest-beside.json`,
-        {
-          lowest: true,
-        },
+        { lowest: true },
       ),
     ]);
   }

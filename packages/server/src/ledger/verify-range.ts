@@ -58,30 +58,30 @@ export type VerifyRowTuple = [number | string, string, string, string, string | 
  * of a blob would fail the query); verify then checks that row the slow way.
  */
 function sqliteBodySql(): string {
-  const q = (column: string) => `json_quote(${column})`;
-  // The envelope's keys in RFC 8785 order, each with the SQL of its JSON value.
-  const fields: [string, string][] = [
-    ['actor', q('actor')],
-    ['hlc', q('hlc')],
-    ['id', q('id')],
-    ['node', q('node')],
-    ['payload', 'payload'],
-    ['prevHash', q('prev_hash')],
-    ['seq', 'seq'],
-    ['tenant', q('tenant')],
-    ['type', q('type')],
-    ['v', 'v'],
+  // The envelope's keys in RFC 8785 order, each with its column and the type the ledger writes there:
+  // a string is quoted, the payload is its canonical JSON text as stored, seq and v are integers.
+  const fields: [key: string, column: string, kind: 'string' | 'json' | 'integer'][] = [
+    ['actor', 'actor', 'string'],
+    ['hlc', 'hlc', 'string'],
+    ['id', 'id', 'string'],
+    ['node', 'node', 'string'],
+    ['payload', 'payload', 'json'],
+    ['prevHash', 'prev_hash', 'string'],
+    ['seq', 'seq', 'integer'],
+    ['tenant', 'tenant', 'string'],
+    ['type', 'type', 'string'],
+    ['v', 'v', 'integer'],
   ];
-  const parts = fields.flatMap(([key, value], i) => [`'${i === 0 ? '{' : ','}"${key}":'`, value]);
+  const parts = fields.flatMap(([key, column, kind], i) => [
+    `'${i === 0 ? '{' : ','}"${key}":'`,
+    kind === 'string' ? `json_quote(${column})` : column,
+  ]);
   parts.push(`'}'`);
+  const typed = fields
+    .map(([, column, kind]) => `typeof(${column}) = '${kind === 'integer' ? 'integer' : 'text'}'`)
+    .join(' and ');
   // concat() builds the string once where a chain of || copies it at every step; it would skip a
   // null, but the types are checked first.
-  const texts = ['actor', 'hlc', 'id', 'node', 'payload', 'prev_hash', 'tenant', 'type'];
-  const typed = [
-    "typeof(seq) = 'integer'",
-    "typeof(v) = 'integer'",
-    ...texts.map((c) => `typeof(${c}) = 'text'`),
-  ].join(' and ');
   return `case when ${typed} then concat(${parts.join(', ')}) end`;
 }
 

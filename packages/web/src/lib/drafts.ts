@@ -70,7 +70,7 @@ export function useConsultationDraft<N extends object, O extends object>(
     return () => clearTimeout(timer);
   }, [body, url, loaded]);
 
-  return restored && status ? `${restored} ${status}` : (restored ?? status);
+  return [restored, status].filter(Boolean).join(' ') || null;
 }
 
 /**
