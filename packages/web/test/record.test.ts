@@ -244,7 +244,10 @@ describe('the readable record in the browser', () => {
       .poll(() => page.getByLabel('History').inputValue(), POLL)
       .toBe('Worse than last time, woke her at 4am');
     expect(await page.getByLabel('Pulse (beats per minute)').inputValue()).toBe('92');
-    await page.getByText(/Unsaved notes from .* brought back/).waitFor(POLL);
+    await page
+      .getByText(/Unsaved notes from .* brought back into History and Pulse \(beats per minute\):/)
+      .waitFor(POLL);
+    expect(await page.getByTestId('draft-differing').count()).toBe(0);
 
     // Nothing done for 30 minutes: the screen signs out, and the case goes back to the queue.
     await page.getByLabel('Plan').fill('Review by GP');
@@ -286,9 +289,16 @@ describe('the readable record in the browser', () => {
     expect(await page.getByLabel('Plan').inputValue()).toBe('Review by GP');
     expect(await page.getByLabel('Examination').inputValue()).toBe('Pupils equal and reactive');
     expect(await page.getByLabel('Pulse (beats per minute)').inputValue()).toBe('88');
-    // The merged form is kept at once, and the screen still says that fields came from the draft.
+    // The merged form is kept at once, and the screen still says which fields came from the draft,
+    // and shows the draft's pulse, which differed from the one typed: not settled silently.
     await page.getByText(/Draft kept at/).waitFor(POLL);
-    await page.getByText(/Unsaved notes from .* brought back/).waitFor(POLL);
+    await page.getByText(/Unsaved notes from .* brought back into History and Plan:/).waitFor(POLL);
+    const differing = page.getByTestId('draft-differing');
+    await differing.waitFor(POLL);
+    expect(await differing.innerText()).toMatch(/What you typed is kept/);
+    expect((await differing.getByRole('listitem').allInnerTexts()).map((t) => t.trim())).toEqual([
+      'Pulse (beats per minute): 92',
+    ]);
     // Saved, it is in the record and the draft is gone.
     await page.getByRole('button', { name: 'Save consultation' }).click();
     await page.getByText(/Consultation saved at/).waitFor(POLL);

@@ -10,20 +10,34 @@ interface Draft<N, O> {
   observations: O;
 }
 
+/** What bringing a draft back did to the form, in the words the form uses. */
+export interface DraftRestore {
+  /** Fields the draft filled (they were still blank on the form). */
+  filled: string[];
+  /** Fields where the clinician had already typed something else: theirs is kept; the draft's words are shown. */
+  differing: { field: string; draft: string }[];
+}
+
+/** Whether a draft was brought back and what it did, and when the draft was last kept. */
+export interface DraftState {
+  restored: (DraftRestore & { line: string }) | null;
+  status: string | null;
+}
+
 /**
  * Keeps what the clinician types into a consultation as a draft on the server (per user and case,
  * not in the record and not in the browser: a shared PC keeps nothing after sign-out), and puts it
- * back when the screen opens again, after a reload or an idle sign-out. Returns a line saying whether
- * a draft was brought back and when the draft was last kept, for a status next to the form.
+ * back when the screen opens again, after a reload or an idle sign-out. `restore` merges a draft into
+ * the form and says what it did. Returns that (kept in view until the screen closes, so a clinician
+ * who typed before the draft arrived still sees which fields were filled from it, and the draft's
+ * words wherever theirs differed) and a line saying when the draft was last kept.
  */
 export function useConsultationDraft<N extends object, O extends object>(
   caseId: string,
   current: Draft<N, O>,
-  restore: (draft: Partial<N> & { observations?: Partial<O> }) => void,
-): string | null {
-  // Two lines: that a draft was brought back (kept in view until the screen closes, so a clinician
-  // who typed before it arrived still sees that fields were filled from it), and the last keeping.
-  const [restored, setRestored] = useState<string | null>(null);
+  restore: (draft: Partial<N> & { observations?: Partial<O> }) => DraftRestore,
+): DraftState {
+  const [restored, setRestored] = useState<DraftState['restored']>(null);
   const [status, setStatus] = useState<string | null>(null);
   // State, not a ref: when the draft arrives after the clinician has already typed (a slow network),
   // the save below must run then, not wait for the next key.
@@ -41,11 +55,9 @@ export function useConsultationDraft<N extends object, O extends object>(
       .then((r) => {
         if (cancelled) return;
         if (r.draft) {
-          restore(r.draft);
+          const what = restore(r.draft);
           lastSent.current = JSON.stringify(r.draft);
-          setRestored(
-            `Unsaved notes from ${londonTime(r.updatedAt!)} brought back: save them to put them in the record.`,
-          );
+          setRestored({ ...what, line: restoredLine(londonTime(r.updatedAt!), what.filled) });
         }
       })
       .catch(() => undefined)
@@ -70,17 +82,36 @@ export function useConsultationDraft<N extends object, O extends object>(
     return () => clearTimeout(timer);
   }, [body, url, loaded]);
 
-  return [restored, status].filter(Boolean).join(' ') || null;
+  return { restored, status };
+}
+
+function restoredLine(at: string, filled: string[]): string {
+  if (filled.length === 0)
+    return `Unsaved notes from ${at} found: the form already held what they held, or you had typed there since.`;
+  const fields = filled.length === 1 ? filled[0] : `${filled.slice(0, -1).join(', ')} and ${filled.at(-1)}`;
+  return `Unsaved notes from ${at} brought back into ${fields}: save them to put them in the record.`;
 }
 
 /**
  * `current` with each field the clinician has not touched (still as on the `blank` form) taken from
- * `kept`: what was typed before the draft arrived is newer and is never overwritten.
+ * `kept`: what was typed before the draft arrived is newer and is never overwritten. Says which
+ * fields were filled, and which held something else already where the draft had words of its own
+ * (never settled silently: the screen shows the draft's words beside what is kept).
  */
-export function fillUntouched<T extends object>(current: T, blank: T, kept: Partial<T>): T {
-  const filled = { ...current };
+export function mergeDraft<T extends object>(
+  current: T,
+  blank: T,
+  kept: Partial<T>,
+): { merged: T; filled: (keyof T)[]; differing: (keyof T)[] } {
+  const merged = { ...current };
+  const filled: (keyof T)[] = [];
+  const differing: (keyof T)[] = [];
   for (const [key, value] of Object.entries(kept) as [keyof T, T[keyof T]][]) {
-    if (value !== undefined && key in blank && filled[key] === blank[key]) filled[key] = value;
+    if (value === undefined || !(key in blank) || value === current[key]) continue;
+    if (current[key] === blank[key]) {
+      merged[key] = value;
+      filled.push(key);
+    } else if (value !== blank[key]) differing.push(key);
   }
-  return filled;
+  return { merged, filled, differing };
 }

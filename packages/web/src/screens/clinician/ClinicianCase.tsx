@@ -16,6 +16,7 @@ import {
   Badge,
   Button,
   Group,
+  List,
   NativeSelect,
   Paper,
   Stack,
@@ -25,7 +26,7 @@ import {
   Title,
 } from '@mantine/core';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { useState, type FormEvent } from 'react';
+import { useRef, useState, type FormEvent } from 'react';
 import { AmbulanceHandover } from '../../components/AmbulanceHandover.tsx';
 import { CaseMessages } from '../../components/CaseMessages.tsx';
 import { CaseRecord } from '../../components/CaseRecord.tsx';
@@ -33,7 +34,7 @@ import { ServiceChoice } from '../../components/ServiceChoice.tsx';
 import { BookingPanel } from '../../components/BookingPanel.tsx';
 import { HomeVisitPanel } from '../../components/HomeVisitPanel.tsx';
 import { outcomeBooking } from '../../lib/booking.ts';
-import { fillUntouched, useConsultationDraft } from '../../lib/drafts.ts';
+import { mergeDraft, useConsultationDraft } from '../../lib/drafts.ts';
 import { FormAlert } from '../../components/FormAlert.tsx';
 import {
   AllergiesMedicationPanel,
@@ -61,6 +62,8 @@ import {
   EMPTY_OBSERVATIONS,
   hasObservations,
   news2BadgeText,
+  OBSERVATION_FIELDS,
+  observationWords,
   ObservationsFields,
   patientFacts,
   toObservations,
@@ -69,6 +72,15 @@ import {
 
 /** The consultation's notes as the form opens, before anything is typed or a draft is brought back. */
 const EMPTY_NOTES = { history: '', examination: '', assessment: '', plan: '', safetyNetting: '' };
+
+/** The notes' fields as the form labels them (and a draft brought back names them). */
+const NOTE_LABELS: Record<keyof typeof EMPTY_NOTES, string> = {
+  history: 'History',
+  examination: 'Examination',
+  assessment: 'Assessment',
+  plan: 'Plan',
+  safetyNetting: 'Safety-netting advice',
+};
 
 const CALLBACK_WORDS: Record<string, string> = {
   answered: 'Answered',
@@ -450,12 +462,30 @@ function Consultation({
   const [visitHours, setVisitHours] = useState('');
   const [visitReason, setVisitReason] = useState('');
   // What is typed is kept as a draft on the server: a reload or an idle sign-out loses nothing.
-  // A field typed before the draft arrived keeps what was typed (it is newer); the draft fills the rest.
-  const draftStatus = useConsultationDraft(caseId, { notes, observations: obs }, (draft) => {
-    const { observations, ...typed } = draft;
-    setNotes((n) => fillUntouched(n, EMPTY_NOTES, typed));
-    if (observations) setObs((o) => fillUntouched(o, EMPTY_OBSERVATIONS, observations));
+  // A field typed before the draft arrived keeps what was typed (it is newer); the draft fills the
+  // rest, and where the draft had other words for a typed field the screen shows them.
+  // The draft is merged into the latest form: it arrives in a task of its own, after React has
+  // rendered every key typed before it.
+  const latest = useRef({ notes, obs });
+  latest.current = { notes, obs };
+  const draft = useConsultationDraft(caseId, { notes, observations: obs }, (kept) => {
+    const { observations = {}, ...keptNotes } = kept;
+    const n = mergeDraft(latest.current.notes, EMPTY_NOTES, keptNotes);
+    const o = mergeDraft(latest.current.obs, EMPTY_OBSERVATIONS, observations);
+    setNotes(n.merged);
+    setObs(o.merged);
+    return {
+      filled: [...n.filled.map((k) => NOTE_LABELS[k]), ...o.filled.map((k) => OBSERVATION_FIELDS[k].label)],
+      differing: [
+        ...n.differing.map((k) => ({ field: NOTE_LABELS[k], draft: keptNotes[k]! })),
+        ...o.differing.map((k) => ({
+          field: OBSERVATION_FIELDS[k].label,
+          draft: observationWords(k, observations[k]!),
+        })),
+      ],
+    };
   });
+  const draftStatus = [draft.restored?.line, draft.status].filter(Boolean).join(' ');
   const [news2Reason, setNews2Reason] = useState('');
   // A raised NEWS2 (5 or more, or a single 3) with an outcome that is not urgent: the clinician says why.
   const needsReason =
@@ -537,9 +567,9 @@ function Consultation({
     }
   };
 
-  const text = (key: keyof typeof notes, label: string) => (
+  const text = (key: keyof typeof notes) => (
     <Textarea
-      label={label}
+      label={NOTE_LABELS[key]}
       value={notes[key]}
       onChange={(e) => {
         const v = e.currentTarget.value;
@@ -566,17 +596,17 @@ function Consultation({
         </Title>
         <FormAlert message={problems.form} />
         <Stack>
-          {text('history', 'History')}
-          {text('examination', 'Examination')}
+          {text('history')}
+          {text('examination')}
           <ObservationsFields
             value={obs}
             onChange={setObs}
             serverErrors={problems.fields}
             patient={patient}
           />
-          {text('assessment', 'Assessment')}
-          {text('plan', 'Plan')}
-          {text('safetyNetting', 'Safety-netting advice')}
+          {text('assessment')}
+          {text('plan')}
+          {text('safetyNetting')}
           <Group>
             <Button type="submit" loading={busy}>
               Save consultation
@@ -587,6 +617,24 @@ function Consultation({
             <Text size="sm" role="status" data-testid="draft-status">
               {draftStatus}
             </Text>
+          )}
+          {draft.restored && draft.restored.differing.length > 0 && (
+            <Alert
+              color="yellow"
+              title="The unsaved notes had other words where you had already typed"
+              data-testid="draft-differing"
+            >
+              <Text size="sm">
+                What you typed is kept. The unsaved notes said this instead; copy anything that was right:
+              </Text>
+              <List size="sm">
+                {draft.restored.differing.map((d) => (
+                  <List.Item key={d.field}>
+                    <b>{d.field}:</b> <span style={{ whiteSpace: 'pre-wrap' }}>{d.draft}</span>
+                  </List.Item>
+                ))}
+              </List>
+            </Alert>
           )}
         </Stack>
       </Paper>

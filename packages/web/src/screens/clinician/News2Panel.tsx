@@ -37,6 +37,62 @@ export const EMPTY_OBSERVATIONS: ObservationInputs = {
   statedAge: '',
 };
 
+interface ObservationField {
+  label: string;
+  /** A field chosen from a list: each value with its words. */
+  choices?: { value: string; label: string }[];
+}
+
+/** Each observation field as the form labels it (and a draft brought back names it), with its choices. */
+export const OBSERVATION_FIELDS: Record<keyof ObservationInputs, ObservationField> = {
+  respirationRate: { label: 'Respiration rate (breaths per minute)' },
+  spo2: { label: 'SpO2 (%)' },
+  spo2Scale: {
+    label: 'SpO2 scale',
+    choices: [
+      { value: '1', label: 'Scale 1 (default)' },
+      { value: '2', label: 'Scale 2 (hypercapnic respiratory failure)' },
+    ],
+  },
+  airOrOxygen: {
+    label: 'Air or oxygen',
+    choices: [
+      { value: '', label: 'Not recorded' },
+      { value: 'air', label: 'Air' },
+      { value: 'oxygen', label: 'Supplemental oxygen' },
+    ],
+  },
+  systolicBp: { label: 'Systolic blood pressure (mmHg)' },
+  pulse: { label: 'Pulse (beats per minute)' },
+  consciousness: {
+    label: 'Consciousness (ACVPU)',
+    choices: [
+      { value: '', label: 'Not recorded' },
+      { value: 'alert', label: 'Alert' },
+      { value: 'new_confusion', label: 'New confusion' },
+      { value: 'voice', label: 'Responds to voice' },
+      { value: 'pain', label: 'Responds to pain' },
+      { value: 'unresponsive', label: 'Unresponsive' },
+    ],
+  },
+  temperature: { label: 'Temperature (°C)' },
+  pregnancy: {
+    label: 'Pregnant or given birth in the last 6 weeks',
+    choices: [
+      { value: '', label: 'Not asked' },
+      { value: 'no', label: 'No' },
+      { value: 'yes', label: 'Yes' },
+      { value: 'unknown', label: 'Not known' },
+    ],
+  },
+  statedAge: { label: "Patient's age (years, as given at the call)" },
+};
+
+/** An observation's value in the form's words (a choice by its label). */
+export function observationWords(key: keyof ObservationInputs, value: string): string {
+  return OBSERVATION_FIELDS[key].choices?.find((c) => c.value === value)?.label ?? value;
+}
+
 /** Fields of the form that are not NEWS2 parameters. */
 const NOT_PARAMETERS = new Set(['spo2Scale', 'pregnancy', 'statedAge']);
 
@@ -172,9 +228,9 @@ export function ObservationsFields({
   const { result, errors } = liveNews2(value);
   const notApplicable = notApplicableFor(value, patient);
   const err = (k: keyof ObservationInputs) => errors[k] ?? serverErrors[`observations.${k}`];
-  const field = (k: keyof ObservationInputs, label: string, unit: string) => (
+  const field = (k: keyof ObservationInputs) => (
     <TextInput
-      label={`${label} (${unit})`}
+      label={OBSERVATION_FIELDS[k].label}
       inputMode="decimal"
       value={value[k]}
       onChange={(e) => onChange({ ...value, [k]: e.currentTarget.value })}
@@ -188,60 +244,41 @@ export function ObservationsFields({
         Observations
       </Title>
       <SimpleGrid cols={{ base: 1, sm: 2, md: 4 }}>
-        {field('respirationRate', 'Respiration rate', 'breaths per minute')}
-        {field('spo2', 'SpO2', '%')}
+        {field('respirationRate')}
+        {field('spo2')}
         <NativeSelect
-          label="SpO2 scale"
-          data={[
-            { value: '1', label: 'Scale 1 (default)' },
-            { value: '2', label: 'Scale 2 (hypercapnic respiratory failure)' },
-          ]}
+          label={OBSERVATION_FIELDS.spo2Scale.label}
+          data={OBSERVATION_FIELDS.spo2Scale.choices}
           value={value.spo2Scale}
           onChange={(e) => onChange({ ...value, spo2Scale: e.currentTarget.value })}
         />
         <NativeSelect
-          label="Air or oxygen"
-          data={[
-            { value: '', label: 'Not recorded' },
-            { value: 'air', label: 'Air' },
-            { value: 'oxygen', label: 'Supplemental oxygen' },
-          ]}
+          label={OBSERVATION_FIELDS.airOrOxygen.label}
+          data={OBSERVATION_FIELDS.airOrOxygen.choices}
           value={value.airOrOxygen}
           onChange={(e) => onChange({ ...value, airOrOxygen: e.currentTarget.value })}
           error={err('airOrOxygen')}
         />
-        {field('systolicBp', 'Systolic blood pressure', 'mmHg')}
-        {field('pulse', 'Pulse', 'beats per minute')}
+        {field('systolicBp')}
+        {field('pulse')}
         <NativeSelect
-          label="Consciousness (ACVPU)"
-          data={[
-            { value: '', label: 'Not recorded' },
-            { value: 'alert', label: 'Alert' },
-            { value: 'new_confusion', label: 'New confusion' },
-            { value: 'voice', label: 'Responds to voice' },
-            { value: 'pain', label: 'Responds to pain' },
-            { value: 'unresponsive', label: 'Unresponsive' },
-          ]}
+          label={OBSERVATION_FIELDS.consciousness.label}
+          data={OBSERVATION_FIELDS.consciousness.choices}
           value={value.consciousness}
           onChange={(e) => onChange({ ...value, consciousness: e.currentTarget.value })}
           error={err('consciousness')}
         />
-        {field('temperature', 'Temperature', '°C')}
+        {field('temperature')}
         <NativeSelect
-          label="Pregnant or given birth in the last 6 weeks"
-          data={[
-            { value: '', label: 'Not asked' },
-            { value: 'no', label: 'No' },
-            { value: 'yes', label: 'Yes' },
-            { value: 'unknown', label: 'Not known' },
-          ]}
+          label={OBSERVATION_FIELDS.pregnancy.label}
+          data={OBSERVATION_FIELDS.pregnancy.choices}
           value={value.pregnancy}
           onChange={(e) => onChange({ ...value, pregnancy: e.currentTarget.value })}
           error={serverErrors['pregnancy']}
         />
         {!patient.identified && (
           <TextInput
-            label="Patient's age (years, as given at the call)"
+            label={OBSERVATION_FIELDS.statedAge.label}
             inputMode="numeric"
             value={value.statedAge}
             onChange={(e) => onChange({ ...value, statedAge: e.currentTarget.value })}
