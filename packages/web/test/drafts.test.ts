@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { mergeDraft } from '../src/lib/drafts.ts';
+import { OBSERVATION_FIELDS, observationWords } from '../src/screens/clinician/News2Panel.tsx';
 
 /**
  * A draft brought back into a consultation form (lib/drafts.ts): it fills what is still blank, never
@@ -18,15 +19,29 @@ describe('merging an unsaved draft into the form', () => {
     expect(differing).toEqual(['pulse']);
   });
 
-  it('a draft with nothing in a typed field does not count as differing; a changed default does', () => {
+  it('a draft with nothing in a typed field is not differing; a changed default in the draft fills a field left at the default', () => {
     const typed = { ...blank, history: 'Cough', spo2Scale: '2' };
     const { merged, filled, differing } = mergeDraft(typed, blank, { history: '', spo2Scale: '1' });
     expect(merged).toEqual(typed);
     expect(filled).toEqual([]);
     expect(differing).toEqual([]);
-    const other = mergeDraft({ ...blank }, blank, { spo2Scale: '2', unknown: 'x' } as never);
+    const other = mergeDraft({ ...blank }, blank, {
+      spo2Scale: '2',
+      unknown: 'x',
+      constructor: 'x',
+      toString: 'x',
+    } as never);
     expect(other.merged.spo2Scale).toBe('2');
     expect(other.filled).toEqual(['spo2Scale']);
-    expect(Object.keys(other.merged)).not.toContain('unknown');
+    // Only the form's own fields: never a key the draft added, nor one every object has.
+    expect(Object.keys(other.merged).sort()).toEqual(Object.keys(blank).sort());
+    expect(Object.hasOwn(other.merged, 'constructor')).toBe(false);
+  });
+
+  it('names a chosen observation by the words the form shows for it', () => {
+    expect(observationWords('consciousness', 'new_confusion')).toBe('New confusion');
+    expect(observationWords('airOrOxygen', 'oxygen')).toBe('Supplemental oxygen');
+    expect(observationWords('pulse', '92')).toBe('92');
+    expect(OBSERVATION_FIELDS.pulse.label).toBe('Pulse (beats per minute)');
   });
 });

@@ -145,6 +145,32 @@ describe('the readable record in the browser', () => {
     };
   }
 
+  /**
+   * The consultation screen's first read of its draft answers 503 (a server restarting), once the
+   * returned function is called; later reads reach the server. Records the order of the screen's
+   * draft requests, each as `GET 503`, `GET 200` or `PUT`.
+   */
+  async function failFirstDraftRead(page: Page): Promise<{ fail: () => void; sent: string[] }> {
+    let fail!: () => void;
+    const failed = new Promise<void>((resolve) => (fail = resolve));
+    const sent: string[] = [];
+    let first = true;
+    const pattern = `**/api/v1/cases/${openCase}/consultation/draft`;
+    await page.route(pattern, async (route) => {
+      const method = route.request().method();
+      if (method === 'GET' && first) {
+        first = false;
+        await failed;
+        sent.push('GET 503');
+        await route.fulfill({ status: 503, contentType: 'application/json', body: '{}' });
+        return;
+      }
+      sent.push(method === 'GET' ? 'GET 200' : method);
+      await route.fallback();
+    });
+    return { fail, sent };
+  }
+
   async function clinicianPage(): Promise<Page> {
     // bypassCSP only lets axe-core be injected for the accessibility checks.
     const context = await staffContext(browser, server.url, { bypassCSP: true });
@@ -278,11 +304,13 @@ describe('the readable record in the browser', () => {
     await page.goto(`/queue/${openCase}`);
     await page.getByRole('button', { name: 'Claim this case' }).click();
     // A field typed before the draft arrives keeps what was typed; the draft fills the untouched ones.
-    const releaseSecondRead = await holdDraftRead(page);
+    // The first read of the draft fails: nothing is kept over it until a read has answered.
+    const firstRead = await failFirstDraftRead(page);
     await page.getByRole('button', { name: 'Start consultation' }).click();
     await page.getByLabel('Examination').fill('Pupils equal and reactive');
     await page.getByLabel('Pulse (beats per minute)').fill('88');
-    await releaseSecondRead();
+    firstRead.fail();
+    await page.getByText(/Could not check for unsaved notes on this case: trying again/).waitFor(POLL);
     await expect
       .poll(() => page.getByLabel('History').inputValue(), POLL)
       .toBe('Worse than last time, woke her at 4am');
@@ -293,12 +321,25 @@ describe('the readable record in the browser', () => {
     // and shows the draft's pulse, which differed from the one typed: not settled silently.
     await page.getByText(/Draft kept at/).waitFor(POLL);
     await page.getByText(/Unsaved notes from .* brought back into History and Plan:/).waitFor(POLL);
+    expect(firstRead.sent.slice(0, 2)).toEqual(['GET 503', 'GET 200']);
+    expect(firstRead.sent).toContain('PUT');
+    expect(await page.getByText(/Could not check for unsaved notes/).count()).toBe(0);
     const differing = page.getByTestId('draft-differing');
     await differing.waitFor(POLL);
     expect(await differing.innerText()).toMatch(/What you typed is kept/);
     expect((await differing.getByRole('listitem').allInnerTexts()).map((t) => t.trim())).toEqual([
       'Pulse (beats per minute): 92',
     ]);
+    // ... and at the field itself, as its description.
+    const pulse = page.getByLabel('Pulse (beats per minute)');
+    const describedBy = (await pulse.getAttribute('aria-describedby')) ?? '';
+    expect(
+      await page.evaluate(
+        (ids) => ids.map((id) => document.getElementById(id)?.textContent ?? '').join(' '),
+        describedBy.split(' ').filter(Boolean),
+      ),
+    ).toContain('Unsaved notes said: 92');
+    expect(await page.getByText(/^Unsaved notes said:/).count()).toBe(1);
     // Saved, it is in the record and the draft is gone.
     await page.getByRole('button', { name: 'Save consultation' }).click();
     await page.getByText(/Consultation saved at/).waitFor(POLL);

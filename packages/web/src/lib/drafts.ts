@@ -1,9 +1,13 @@
 import { useEffect, useRef, useState } from 'react';
+import { flushSync } from 'react-dom';
 import { api } from './api.ts';
 import { londonTime } from './time.ts';
 
 /** Keep the draft this long after the last key: often enough that a reload loses at most a word. */
 const SAVE_AFTER_MS = 500;
+
+/** Ask again this long after the draft could not be read (a network fault, a server restarting). */
+const READ_AGAIN_MS = [1000, 2000, 5000];
 
 interface Draft<N, O> {
   notes: N;
@@ -47,25 +51,50 @@ export function useConsultationDraft<N extends object, O extends object>(
 
   useEffect(() => {
     let cancelled = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     setLoaded(false);
-    void api<{ draft: (Partial<N> & { observations?: Partial<O> }) | null; updatedAt: string | null }>(
-      'GET',
-      url,
-    )
-      .then((r) => {
-        if (cancelled) return;
-        if (r.draft) {
-          const what = restore(r.draft);
-          lastSent.current = JSON.stringify(r.draft);
-          setRestored({ ...what, line: restoredLine(londonTime(r.updatedAt!), what.filled) });
-        }
-      })
-      .catch(() => undefined)
-      .finally(() => {
-        if (!cancelled) setLoaded(true);
-      });
+    setRestored(null);
+    setStatus(null);
+    lastSent.current = null;
+    const read = (attempt: number): void => {
+      void api<{
+        draft: (Partial<N> & { observations?: Partial<O> }) | null;
+        updatedAt: string | null;
+      }>('GET', url).then(
+        (r) => {
+          if (cancelled) return;
+          setStatus(null);
+          if (r.draft) {
+            const draft = r.draft;
+            let what: DraftRestore = { filled: [], differing: [] };
+            // Drawn at once: a key pressed before React would otherwise draw the merged form would
+            // be applied to the form as it was before the merge, and put it back.
+            flushSync(() => {
+              what = restore(draft);
+            });
+            lastSent.current = JSON.stringify(draft);
+            setRestored({ ...what, line: restoredLine(londonTime(r.updatedAt!), what.filled) });
+          }
+          setLoaded(true);
+        },
+        () => {
+          if (cancelled) return;
+          // Not known whether there is a draft: nothing is kept until there is an answer, or a
+          // blank form would be kept over the unsaved notes the server still holds.
+          setStatus(
+            'Could not check for unsaved notes on this case: trying again. What you type is not kept as a draft until then.',
+          );
+          timer = setTimeout(
+            () => read(attempt + 1),
+            READ_AGAIN_MS[Math.min(attempt, READ_AGAIN_MS.length - 1)],
+          );
+        },
+      );
+    };
+    read(0);
     return () => {
       cancelled = true;
+      clearTimeout(timer);
     };
     // Loaded once per case: `restore` changes identity with every render.
   }, [url]);
@@ -107,7 +136,7 @@ export function mergeDraft<T extends object>(
   const filled: (keyof T)[] = [];
   const differing: (keyof T)[] = [];
   for (const [key, value] of Object.entries(kept) as [keyof T, T[keyof T]][]) {
-    if (value === undefined || !(key in blank) || value === current[key]) continue;
+    if (value === undefined || !Object.hasOwn(blank, key) || value === current[key]) continue;
     if (current[key] === blank[key]) {
       merged[key] = value;
       filled.push(key);

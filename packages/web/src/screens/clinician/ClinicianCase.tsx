@@ -468,12 +468,21 @@ function Consultation({
   // rendered every key typed before it.
   const latest = useRef({ notes, obs });
   latest.current = { notes, obs };
+  // The draft's words for each field where they differed from what was typed, shown at the field.
+  const [draftWords, setDraftWords] = useState<{
+    notes: Partial<Record<keyof typeof EMPTY_NOTES, string>>;
+    obs: Partial<Record<keyof ObservationInputs, string>>;
+  }>({ notes: {}, obs: {} });
   const draft = useConsultationDraft(caseId, { notes, observations: obs }, (kept) => {
     const { observations = {}, ...keptNotes } = kept;
     const n = mergeDraft(latest.current.notes, EMPTY_NOTES, keptNotes);
     const o = mergeDraft(latest.current.obs, EMPTY_OBSERVATIONS, observations);
     setNotes(n.merged);
     setObs(o.merged);
+    setDraftWords({
+      notes: Object.fromEntries(n.differing.map((k) => [k, keptNotes[k]!])),
+      obs: Object.fromEntries(o.differing.map((k) => [k, observationWords(k, observations[k]!)])),
+    });
     return {
       filled: [...n.filled.map((k) => NOTE_LABELS[k]), ...o.filled.map((k) => OBSERVATION_FIELDS[k].label)],
       differing: [
@@ -485,7 +494,7 @@ function Consultation({
       ],
     };
   });
-  const draftStatus = [draft.restored?.line, draft.status].filter(Boolean).join(' ');
+
   const [news2Reason, setNews2Reason] = useState('');
   // A raised NEWS2 (5 or more, or a single 3) with an outcome that is not urgent: the clinician says why.
   const needsReason =
@@ -570,6 +579,9 @@ function Consultation({
   const text = (key: keyof typeof notes) => (
     <Textarea
       label={NOTE_LABELS[key]}
+      description={
+        draftWords.notes[key] === undefined ? undefined : `Unsaved notes said: ${draftWords.notes[key]}`
+      }
       value={notes[key]}
       onChange={(e) => {
         const v = e.currentTarget.value;
@@ -596,11 +608,31 @@ function Consultation({
         </Title>
         <FormAlert message={problems.form} />
         <Stack>
+          {draft.restored && draft.restored.differing.length > 0 && (
+            <Alert
+              color="yellow"
+              title="The unsaved notes had other words where you had already typed"
+              data-testid="draft-differing"
+            >
+              <Text size="sm">
+                What you typed is kept. The unsaved notes said this instead (shown under each field too); copy
+                anything that was right:
+              </Text>
+              <List size="sm">
+                {draft.restored.differing.map((d) => (
+                  <List.Item key={d.field}>
+                    <b>{d.field}:</b> <span style={{ whiteSpace: 'pre-wrap' }}>{d.draft}</span>
+                  </List.Item>
+                ))}
+              </List>
+            </Alert>
+          )}
           {text('history')}
           {text('examination')}
           <ObservationsFields
             value={obs}
-            onChange={setObs}
+            onChange={(key, v) => setObs((o) => ({ ...o, [key]: v }))}
+            draftWords={draftWords.obs}
             serverErrors={problems.fields}
             patient={patient}
           />
@@ -613,28 +645,15 @@ function Consultation({
             </Button>
             {saved && <Text role="status">{saved}</Text>}
           </Group>
-          {draftStatus && (
-            <Text size="sm" role="status" data-testid="draft-status">
-              {draftStatus}
+          {draft.restored && (
+            <Text size="sm" role="status" data-testid="draft-restored">
+              {draft.restored.line}
             </Text>
           )}
-          {draft.restored && draft.restored.differing.length > 0 && (
-            <Alert
-              color="yellow"
-              title="The unsaved notes had other words where you had already typed"
-              data-testid="draft-differing"
-            >
-              <Text size="sm">
-                What you typed is kept. The unsaved notes said this instead; copy anything that was right:
-              </Text>
-              <List size="sm">
-                {draft.restored.differing.map((d) => (
-                  <List.Item key={d.field}>
-                    <b>{d.field}:</b> <span style={{ whiteSpace: 'pre-wrap' }}>{d.draft}</span>
-                  </List.Item>
-                ))}
-              </List>
-            </Alert>
+          {draft.status && (
+            <Text size="sm" role="status" data-testid="draft-status">
+              {draft.status}
+            </Text>
           )}
         </Stack>
       </Paper>

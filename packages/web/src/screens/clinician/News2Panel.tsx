@@ -218,22 +218,29 @@ export function ObservationsFields({
   onChange,
   serverErrors,
   patient,
+  draftWords = {},
 }: {
   value: ObservationInputs;
-  onChange: (v: ObservationInputs) => void;
+  /** One field's new value: the caller applies it to the form as it is then (a functional update). */
+  onChange: (key: keyof ObservationInputs, v: string) => void;
   serverErrors: Record<string, string | undefined>;
+  /** Fields where unsaved notes brought back had other words than those typed: the notes' words. */
+  draftWords?: Partial<Record<keyof ObservationInputs, string>>;
   /** Whether the patient is identified, and their age at the call from the date of birth. */
   patient: { identified: boolean; ageYears: number | null };
 }) {
   const { result, errors } = liveNews2(value);
   const notApplicable = notApplicableFor(value, patient);
   const err = (k: keyof ObservationInputs) => errors[k] ?? serverErrors[`observations.${k}`];
+  const said = (k: keyof ObservationInputs) =>
+    draftWords[k] === undefined ? undefined : `Unsaved notes said: ${draftWords[k]}`;
   const field = (k: keyof ObservationInputs) => (
     <TextInput
       label={OBSERVATION_FIELDS[k].label}
+      description={said(k)}
       inputMode="decimal"
       value={value[k]}
-      onChange={(e) => onChange({ ...value, [k]: e.currentTarget.value })}
+      onChange={(e) => onChange(k, e.currentTarget.value)}
       error={err(k)}
       autoComplete="off"
     />
@@ -248,40 +255,45 @@ export function ObservationsFields({
         {field('spo2')}
         <NativeSelect
           label={OBSERVATION_FIELDS.spo2Scale.label}
+          description={said('spo2Scale')}
           data={OBSERVATION_FIELDS.spo2Scale.choices}
           value={value.spo2Scale}
-          onChange={(e) => onChange({ ...value, spo2Scale: e.currentTarget.value })}
+          onChange={(e) => onChange('spo2Scale', e.currentTarget.value)}
         />
         <NativeSelect
           label={OBSERVATION_FIELDS.airOrOxygen.label}
+          description={said('airOrOxygen')}
           data={OBSERVATION_FIELDS.airOrOxygen.choices}
           value={value.airOrOxygen}
-          onChange={(e) => onChange({ ...value, airOrOxygen: e.currentTarget.value })}
+          onChange={(e) => onChange('airOrOxygen', e.currentTarget.value)}
           error={err('airOrOxygen')}
         />
         {field('systolicBp')}
         {field('pulse')}
         <NativeSelect
           label={OBSERVATION_FIELDS.consciousness.label}
+          description={said('consciousness')}
           data={OBSERVATION_FIELDS.consciousness.choices}
           value={value.consciousness}
-          onChange={(e) => onChange({ ...value, consciousness: e.currentTarget.value })}
+          onChange={(e) => onChange('consciousness', e.currentTarget.value)}
           error={err('consciousness')}
         />
         {field('temperature')}
         <NativeSelect
           label={OBSERVATION_FIELDS.pregnancy.label}
+          description={said('pregnancy')}
           data={OBSERVATION_FIELDS.pregnancy.choices}
           value={value.pregnancy}
-          onChange={(e) => onChange({ ...value, pregnancy: e.currentTarget.value })}
+          onChange={(e) => onChange('pregnancy', e.currentTarget.value)}
           error={serverErrors['pregnancy']}
         />
         {!patient.identified && (
           <TextInput
             label={OBSERVATION_FIELDS.statedAge.label}
+            description={said('statedAge')}
             inputMode="numeric"
             value={value.statedAge}
-            onChange={(e) => onChange({ ...value, statedAge: e.currentTarget.value })}
+            onChange={(e) => onChange('statedAge', e.currentTarget.value)}
             error={serverErrors['statedAgeYears']}
             autoComplete="off"
           />
