@@ -332,6 +332,33 @@ export const dispositionCorrected = defineEventType({
   subjectOf: subject,
 });
 
+/** What a paper record entered back after an outage is (the downtime pack's forms). */
+export const PAPER_RECORD_KINDS = ['call', 'triage', 'clinical', 'callback', 'outcome', 'other'] as const;
+export type PaperRecordKind = (typeof PAPER_RECORD_KINDS)[number];
+
+/** The longest paper record entered in one go, in characters. */
+export const PAPER_RECORD_MAX = 5000;
+
+/**
+ * Something done on paper while the system could not be used (the downtime pack), typed into the
+ * case it belongs to afterwards: what it was, when it happened (the time written on the paper, not
+ * the time of typing), who wrote it, and what it says. The actor is whoever typed it in, who answers
+ * for the match; the record shows it at the time it happened, marked as entered from paper. Never
+ * changed afterwards; a correction is another entry.
+ */
+export const paperRecordEntered = defineEventType({
+  type: 'case.paper_record_entered',
+  v: 1,
+  schema: z.strictObject({
+    caseId: id,
+    kind: z.enum(PAPER_RECORD_KINDS),
+    happenedAt: z.iso.datetime(),
+    writtenBy: text(120).min(1),
+    text: text(PAPER_RECORD_MAX).min(1),
+  }),
+  subjectOf: subject,
+});
+
 export const CASE_FACT_EVENT_TYPES = [
   caseOpened,
   callbackNumberConfirmed,
@@ -347,4 +374,5 @@ export const CASE_FACT_EVENT_TYPES = [
   caseReleasedAtSessionEnd,
   caseNoteAdded,
   dispositionCorrected,
+  paperRecordEntered,
 ];

@@ -341,6 +341,7 @@ function applyFact(e: ProjectedEvent, row: CasesTable, changes: Partial<CasesTab
     case 'case.released_at_session_end':
     case 'case.note_added':
     case 'case.disposition_corrected':
+    case 'case.paper_record_entered':
       return true;
     default:
       return false;

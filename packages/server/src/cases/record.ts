@@ -33,12 +33,25 @@ export type ConsultationView = {
 );
 
 export interface TimelineEntry {
+  /** When it happened: for a record entered from paper, the time written on the paper. */
   at: string;
   type: string;
-  /** Who did it (a member of staff's name), or null for the system or another service. */
+  /** Who did it (a member of staff's name), or null for the system or another service. For a record
+   * entered from paper, who typed it in (who wrote it is in `what`). */
   by: string | null;
   what: string;
+  /** Set only for a record entered from paper: when it was typed into the system. */
+  enteredAt?: string;
 }
+
+const PAPER_KIND_WORDS: Record<string, string> = {
+  call: 'call record',
+  triage: 'triage record',
+  clinical: 'clinical notes',
+  callback: 'call-back',
+  outcome: 'outcome',
+  other: 'other',
+};
 
 const CALLBACK_WORDS: Record<string, string> = {
   answered: 'answered',
@@ -123,12 +136,27 @@ export function buildCaseRecord(input: {
           : { ...base, withheld: true },
       );
     }
+    if (e.type === 'case.paper_record_entered') {
+      // Shown at the time written on the paper; clinical notes follow the consultation notes' rule.
+      const words = clinical || p.kind !== 'clinical' ? `: ${String(p.text)}` : ' (withheld for this role)';
+      timeline.push({
+        at: String(p.happenedAt),
+        type: e.type,
+        by,
+        what: `On paper, ${PAPER_KIND_WORDS[String(p.kind)] ?? String(p.kind)} written by ${String(p.writtenBy)}${words}`,
+        enteredAt: at,
+      });
+      continue;
+    }
     const what = describe(e, name, input.pathwayTitle);
     // A release at sign-out is stored as its reason then the release itself: one line says both.
     const explained = e.type === 'case.released' && timeline.at(-1)?.type === 'case.released_at_session_end';
     if (what !== null && !QUIET_TYPES.has(e.type) && !explained)
       timeline.push({ at, type: e.type, by, what });
   }
+  // In the order things happened: records entered from paper go back to their own time (the sort is
+  // stable, and every other entry is already in the ledger's order of time).
+  timeline.sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
   return {
     triagePath: input.triagePath,
     consultations,

@@ -4,10 +4,12 @@ import {
   ConflictError,
   decide,
   evolve,
+  ForbiddenError,
   initialCaseState,
   NotFoundError,
   ValidationError,
   type CaseCommand,
+  type PaperRecordKind,
   type CaseEvent,
   type CaseState,
   type Clock,
@@ -24,6 +26,9 @@ import { casesDb, type CasesTable } from './projection.ts';
 import type { AccountsService } from '../accounts/service.ts';
 import { patientOnFile } from '../patients/reads.ts';
 import { caseVersion } from './reads.ts';
+
+/** Clocks on paper and on the server disagree by a few minutes: a written time this far out is taken. */
+const PAPER_CLOCK_SLACK_MS = 5 * 60_000;
 
 export interface OpenCaseInput {
   siteId: string;
@@ -511,6 +516,88 @@ export class CaseService {
         throw new ConflictError('the case changed while you were acting on it: reload and try again');
       throw error;
     }
+  }
+
+  /**
+   * The cases a short reference written on paper may name ("3F2A-9C1B": the first eight hex digits
+   * of the case id, `caseReference`), among those the caller may open; usually one, and two only by
+   * a rare clash, which the caller tells apart by the patient and call-back number. A whole case id
+   * finds that case. One that names no case the caller may see is a 404, as an unknown id is.
+   */
+  async findByReference(
+    ctx: RequestContext,
+    reference: string,
+  ): Promise<{ caseId: string; status: string; siteId: string; receivedAt: string }[]> {
+    const written = reference.trim().toLowerCase();
+    const wholeId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(written);
+    const hex = written.replace(/[\s-]/g, '');
+    if (!wholeId && !/^[0-9a-f]{8}$/.test(hex))
+      throw new ValidationError([
+        { path: 'params.reference', message: 'must be a case reference such as 3F2A-9C1B' },
+      ]);
+    const rows = await this.store.withTenant(ctx.tenant, (trx) =>
+      casesDb(trx)
+        .selectFrom('cases')
+        .select('case_id')
+        .where('tenant', '=', ctx.tenant)
+        .where('case_id', wholeId ? '=' : 'like', wholeId ? written : `${hex}-%`)
+        .orderBy('received_at', 'desc')
+        .limit(10)
+        .execute(),
+    );
+    const found = [];
+    for (const { case_id } of rows) {
+      // Through `get`: the site rule applies (a case of a site the caller does not work at is left
+      // out, and the refusal audited, as any other read of it would be).
+      const row = await this.get(ctx, case_id, undefined, 'case by reference').catch((error: unknown) => {
+        if (error instanceof ForbiddenError) return null;
+        throw error;
+      });
+      if (row)
+        found.push({
+          caseId: row.case_id,
+          status: row.status,
+          siteId: row.site_id,
+          receivedAt: new Date(Number(row.received_at)).toISOString(),
+        });
+    }
+    if (found.length === 0) throw new NotFoundError('case with that reference at your sites');
+    return found;
+  }
+
+  /**
+   * Records something done on paper while the system could not be used, on the case it belongs to
+   * (`case.paper_record_entered`). Its time is the one written on the paper: not in the future, and
+   * not before the case's call came in (paper about another case would be). Clinical notes are
+   * entered by someone who may write consultations.
+   */
+  async enterPaperRecord(
+    ctx: RequestContext,
+    caseId: string,
+    input: { kind: PaperRecordKind; happenedAt: string; writtenBy: string; text: string },
+    mayWriteClinicalNotes: boolean,
+  ): Promise<void> {
+    if (input.kind === 'clinical' && !mayWriteClinicalNotes)
+      throw new ForbiddenError('clinical notes from paper are entered by a clinician');
+    const row = await this.get(ctx, caseId);
+    const happened = Date.parse(input.happenedAt);
+    if (happened > this.clock.nowMs() + PAPER_CLOCK_SLACK_MS)
+      throw new ValidationError([{ path: 'body.happenedAt', message: 'is in the future' }]);
+    if (happened < Number(row.received_at) - PAPER_CLOCK_SLACK_MS)
+      throw new ValidationError([
+        {
+          path: 'body.happenedAt',
+          message: `is before this case's call came in (${new Date(Number(row.received_at)).toISOString()}): check the case reference and the time on the paper`,
+        },
+      ]);
+    await this.ledger.append([
+      {
+        tenant: ctx.tenant,
+        type: 'case.paper_record_entered',
+        actor: actorOf(ctx),
+        payload: { caseId, ...input, happenedAt: new Date(happened).toISOString() },
+      },
+    ]);
   }
 
   /** The patient each case is about (cases with no patient identified are left out), for the audit trail. */

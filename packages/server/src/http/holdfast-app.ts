@@ -21,6 +21,7 @@ import type { WriteFailure } from '../ledger/write-health.ts';
 import { patientRoutes } from '../patients/routes.ts';
 import { caseRoutes, triageAndQueueRoutes } from '../cases/routes.ts';
 import { adviserRoutes } from '../cases/adviser-routes.ts';
+import { paperRecordRoutes } from '../cases/paper-routes.ts';
 import { DEFAULT_CALL_OPEN_TOO_LONG_MINUTES, OpenCalls } from '../cases/open-calls.ts';
 import { pemRoutes } from '../pem/routes.ts';
 import { PemService } from '../pem/service.ts';
@@ -422,6 +423,7 @@ export async function buildHoldfastApp(
     ...patientRoutes(patients),
     ...caseRoutes(cases, caseViews, drafts),
     ...adviserRoutes(cases, openCalls),
+    ...paperRecordRoutes(cases),
     ...triageAndQueueRoutes(triage, queue, node.store, node.ledger),
     ...reportRoutes(node.store, { ...filter, clock: node.clock }),
     ...dashboardRoutes({

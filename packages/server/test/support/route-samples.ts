@@ -1,6 +1,6 @@
 import { OPERATOR_HEADERS } from './http.ts';
 import { randomUUID } from 'node:crypto';
-import { formatLocal, hasPermission, mayReadField, ROLES, type Role } from '@holdfast/core';
+import { caseReference, formatLocal, hasPermission, mayReadField, ROLES, type Role } from '@holdfast/core';
 import type {
   PublicKeyCredentialCreationOptionsJSON,
   PublicKeyCredentialRequestOptionsJSON,
@@ -1105,6 +1105,20 @@ export const ROUTE_SAMPLES: Record<string, RouteSample> = {
   },
   'POST /api/v1/cases/:caseId/notes': {
     build: async (w) => ({ params: { caseId: await openCall(w) }, body: { text: 'Caller is a neighbour' } }),
+  },
+  'GET /api/v1/cases/by-reference/:reference': {
+    build: async (w) => ({ params: { reference: caseReference(await openCall(w)) } }),
+  },
+  'POST /api/v1/cases/:caseId/paper-records': {
+    build: async (w) => ({
+      params: { caseId: await openCall(w) },
+      body: {
+        kind: 'callback',
+        happenedAt: new Date(w.t.clock.nowMs()).toISOString(),
+        writtenBy: 'Sam Reid, adviser',
+        text: 'Rang back at the time written: no answer, voicemail left',
+      },
+    }),
   },
   'POST /api/v1/cases/:caseId/disposition/correct': {
     build: async (w) => ({

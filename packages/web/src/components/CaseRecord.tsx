@@ -74,7 +74,11 @@ export function CaseRecord({ record, caseId }: { record: CaseRecordData; caseId?
               <Table.Tr key={i} data-type={e.type}>
                 <Table.Td>{londonDateTime(e.at)}</Table.Td>
                 <Table.Td>{e.what}</Table.Td>
-                <Table.Td>{e.by ?? 'System'}</Table.Td>
+                <Table.Td>
+                  {e.enteredAt
+                    ? `${e.by ?? 'System'}, entered from paper ${londonDateTime(e.enteredAt)}`
+                    : (e.by ?? 'System')}
+                </Table.Td>
               </Table.Tr>
             ))}
           </Table.Tbody>

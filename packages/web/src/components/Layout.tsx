@@ -18,6 +18,7 @@ interface NavItem {
 const NAV: NavItem[] = [
   { to: '/calls/new', label: 'New call', permission: 'cases.handle' },
   { to: '/calls/mine', label: 'My open calls', permission: 'cases.handle' },
+  { to: '/paper', label: 'From paper', permission: 'cases.handle' },
   { to: '/queue', label: 'CAS queue', permission: 'queue.read' },
   { to: '/dashboard', label: 'Dashboard', permission: 'reports.read', also: 'queue.read' },
   // Advisers may read a case's messages, but the list of all of them is the manager's screen.

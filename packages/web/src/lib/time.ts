@@ -83,3 +83,16 @@ export function londonWhen(at: string | number | Date, nowMs: number = Date.now(
   const sameDay = dayKey.format(d) === dayKey.format(new Date(nowMs));
   return sameDay ? londonTime(d) : `${dayFormat.format(d)} ${londonTime(d)}`;
 }
+
+/** A UK wall-clock "2026-11-29T08:00" from a datetime-local field as an instant (ISO, with offset). */
+export function londonInputToIso(value: string): string {
+  // The browser reads a datetime-local value in its own zone; staff enter UK time. Work out the
+  // London offset at that moment and apply it.
+  const asUtc = Date.parse(`${value}:00Z`);
+  const parts = new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/London', timeZoneName: 'shortOffset' })
+    .formatToParts(new Date(asUtc))
+    .find((p) => p.type === 'timeZoneName')?.value;
+  const m = /GMT([+-]\d+)?/.exec(parts ?? 'GMT');
+  const hours = m?.[1] ? Number(m[1]) : 0;
+  return new Date(asUtc - hours * 3600_000).toISOString();
+}

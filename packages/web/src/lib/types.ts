@@ -85,7 +85,8 @@ export interface CaseDetail {
 export interface CaseRecord {
   triagePath: { question: string; answer: string }[];
   consultations: ConsultationRecord[];
-  timeline: { at: string; type: string; by: string | null; what: string }[];
+  /** `enteredAt`: only for a record entered from paper, when it was typed in (`at` is the paper's time). */
+  timeline: { at: string; type: string; by: string | null; what: string; enteredAt?: string }[];
   withheld: string[];
 }
 

@@ -6,7 +6,7 @@ import { FormAlert } from '../components/FormAlert.tsx';
 import { PageTitle } from '../components/PageTitle.tsx';
 import { api, apiDownload, ApiError } from '../lib/api.ts';
 import { sentence } from '../lib/forms.ts';
-import { londonDateTime } from '../lib/time.ts';
+import { londonDateTime, londonInputToIso } from '../lib/time.ts';
 
 /** One row of the trail as the server names it (repeated reads of one record grouped, with a count). */
 interface TrailRow {
@@ -66,19 +66,6 @@ function filterBody(f: Filters): Record<string, unknown> {
 }
 
 const spacedNhs = (n: string) => (n.length === 10 ? `${n.slice(0, 3)} ${n.slice(3, 6)} ${n.slice(6)}` : n);
-
-/** A UK wall-clock "2026-11-29T08:00" from a datetime-local field as an instant (ISO, with offset). */
-function londonInputToIso(value: string): string {
-  // The browser reads a datetime-local value in its own zone; staff enter UK time. Work out the
-  // London offset at that moment and apply it.
-  const asUtc = Date.parse(`${value}:00Z`);
-  const parts = new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/London', timeZoneName: 'shortOffset' })
-    .formatToParts(new Date(asUtc))
-    .find((p) => p.type === 'timeZoneName')?.value;
-  const m = /GMT([+-]\d+)?/.exec(parts ?? 'GMT');
-  const hours = m?.[1] ? Number(m[1]) : 0;
-  return new Date(asUtc - hours * 3600_000).toISOString();
-}
 
 /** The auditor's trail: who did what to whose record, by name and NHS number; grouped reads; exports. */
 export function Audit() {

@@ -17,6 +17,7 @@ import { Audit } from './Audit.tsx';
 import { Centres } from './booking/Centres.tsx';
 import { Reception } from './booking/Reception.tsx';
 import { CaseSummary } from './records/CaseSummary.tsx';
+import { PaperRecords } from './records/PaperRecords.tsx';
 import { PatientRecord } from './records/PatientRecord.tsx';
 import { Crew } from './crew/Crew.tsx';
 import { DispatchBoard } from './dispatch/Board.tsx';
@@ -34,6 +35,7 @@ export interface Screen {
 export const SCREENS: Screen[] = [
   { path: '/calls/new', permission: 'cases.handle', render: () => <NewCall /> },
   { path: '/calls/mine', permission: 'cases.handle', render: () => <MyOpenCallsScreen /> },
+  { path: '/paper', permission: 'cases.handle', render: () => <PaperRecords /> },
   { path: '/calls/open-too-long', permission: 'reports.read', render: () => <CallsOpenTooLongScreen /> },
   {
     path: '/cases/:caseId',
