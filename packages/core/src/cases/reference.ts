@@ -9,3 +9,15 @@ export function caseReference(caseId: string): string {
   const hex = caseId.replace(/-/g, '').slice(0, 8).toUpperCase();
   return `${hex.slice(0, 4)}-${hex.slice(4, 8)}`;
 }
+
+/**
+ * What a reference typed back in names: a whole case id, or the eight hex digits of a short
+ * reference however it was written (either case, with a dash, a space or neither); null when it is
+ * neither.
+ */
+export function parseCaseReference(written: string): { caseId: string } | { prefix: string } | null {
+  const s = written.trim().toLowerCase();
+  if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(s)) return { caseId: s };
+  const m = /^([0-9a-f]{4})[\s-]?([0-9a-f]{4})$/.exec(s);
+  return m ? { prefix: `${m[1]}${m[2]}` } : null;
+}

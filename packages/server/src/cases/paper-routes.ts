@@ -1,4 +1,4 @@
-import { hasPermission, PAPER_RECORD_KINDS, PAPER_RECORD_MAX } from '@holdfast/core';
+import { PAPER_RECORD_KINDS, PAPER_RECORD_MAX, parseCaseReference } from '@holdfast/core';
 import { z } from 'zod';
 import { authedRoute, type RouteSpec } from '../http/routes.ts';
 import type { CaseService } from './service.ts';
@@ -18,15 +18,11 @@ export function paperRecordRoutes(cases: CaseService): RouteSpec[] {
       summary:
         'The cases a short case reference written on paper names (as the downtime pack prints it, e.g. 3F2A-9C1B), among those you may open; 404 when none',
       access: { permission: 'cases.handle' },
-      // The short reference in any usual writing (upper or lower case, with a dash, a space or
-      // neither), or a whole case id.
+      // The short reference in any usual writing, or a whole case id (`parseCaseReference`).
       params: z.strictObject({
         reference: z
           .string()
-          .regex(
-            /^\s*(?:[0-9a-f]{4}[\s-]?[0-9a-f]{4}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\s*$/i,
-            'must be a case reference such as 3F2A-9C1B',
-          ),
+          .refine((s) => parseCaseReference(s) !== null, 'must be a case reference such as 3F2A-9C1B'),
       }),
       async handler({ ctx, params }) {
         return { cases: await cases.findByReference(ctx, params.reference) };
@@ -49,12 +45,7 @@ export function paperRecordRoutes(cases: CaseService): RouteSpec[] {
         text: text(PAPER_RECORD_MAX).min(1, 'type what the paper says'),
       }),
       async handler({ ctx, params, body, reply }) {
-        await cases.enterPaperRecord(
-          ctx,
-          params.caseId,
-          body,
-          hasPermission(ctx.roles, 'consultations.write'),
-        );
+        await cases.enterPaperRecord(ctx, params.caseId, body);
         return reply.code(201).send({ entered: true });
       },
     }),

@@ -5,7 +5,9 @@ import {
   decide,
   evolve,
   ForbiddenError,
+  hasPermission,
   initialCaseState,
+  parseCaseReference,
   NotFoundError,
   ValidationError,
   type CaseCommand,
@@ -528,32 +530,36 @@ export class CaseService {
     ctx: RequestContext,
     reference: string,
   ): Promise<{ caseId: string; status: string; siteId: string; receivedAt: string }[]> {
-    const written = reference.trim().toLowerCase();
-    const wholeId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(written);
-    const hex = written.replace(/[\s-]/g, '');
-    if (!wholeId && !/^[0-9a-f]{8}$/.test(hex))
+    const named = parseCaseReference(reference);
+    if (!named)
       throw new ValidationError([
         { path: 'params.reference', message: 'must be a case reference such as 3F2A-9C1B' },
       ]);
     const rows = await this.store.withTenant(ctx.tenant, (trx) =>
       casesDb(trx)
         .selectFrom('cases')
-        .select('case_id')
+        .selectAll()
         .where('tenant', '=', ctx.tenant)
-        .where('case_id', wholeId ? '=' : 'like', wholeId ? written : `${hex}-%`)
+        .where(
+          'case_id',
+          'caseId' in named ? '=' : 'like',
+          'caseId' in named ? named.caseId : `${named.prefix}-%`,
+        )
         .orderBy('received_at', 'desc')
         .limit(10)
         .execute(),
     );
     const found = [];
-    for (const { case_id } of rows) {
-      // Through `get`: the site rule applies (a case of a site the caller does not work at is left
-      // out, and the refusal audited, as any other read of it would be).
-      const row = await this.get(ctx, case_id, undefined, 'case by reference').catch((error: unknown) => {
-        if (error instanceof ForbiddenError) return null;
-        throw error;
-      });
-      if (row)
+    for (const row of rows) {
+      // The site rule `get` applies: a case of a site the caller does not work at is left out, and
+      // the refusal audited, as any other read of it would be.
+      const allowed = await this.allowed(ctx, row.case_id, row, 'case by reference').catch(
+        (error: unknown) => {
+          if (error instanceof ForbiddenError) return null;
+          throw error;
+        },
+      );
+      if (allowed)
         found.push({
           caseId: row.case_id,
           status: row.status,
@@ -575,9 +581,8 @@ export class CaseService {
     ctx: RequestContext,
     caseId: string,
     input: { kind: PaperRecordKind; happenedAt: string; writtenBy: string; text: string },
-    mayWriteClinicalNotes: boolean,
   ): Promise<void> {
-    if (input.kind === 'clinical' && !mayWriteClinicalNotes)
+    if (input.kind === 'clinical' && !hasPermission(ctx.roles, 'consultations.write'))
       throw new ForbiddenError('clinical notes from paper are entered by a clinician');
     const row = await this.get(ctx, caseId);
     const happened = Date.parse(input.happenedAt);

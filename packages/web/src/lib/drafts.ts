@@ -14,17 +14,9 @@ interface Draft<N, O> {
   observations: O;
 }
 
-/** What bringing a draft back did to the form, in the words the form uses. */
-export interface DraftRestore {
-  /** Fields the draft filled (they were still blank on the form). */
-  filled: string[];
-  /** Fields where the clinician had already typed something else: theirs is kept; the draft's words are shown. */
-  differing: { field: string; draft: string }[];
-}
-
-/** Whether a draft was brought back and what it did, and when the draft was last kept. */
+/** A line saying which fields a draft brought back filled, and a line saying when it was last kept. */
 export interface DraftState {
-  restored: (DraftRestore & { line: string }) | null;
+  restored: string | null;
   status: string | null;
 }
 
@@ -32,16 +24,17 @@ export interface DraftState {
  * Keeps what the clinician types into a consultation as a draft on the server (per user and case,
  * not in the record and not in the browser: a shared PC keeps nothing after sign-out), and puts it
  * back when the screen opens again, after a reload or an idle sign-out. `restore` merges a draft into
- * the form and says what it did. Returns that (kept in view until the screen closes, so a clinician
- * who typed before the draft arrived still sees which fields were filled from it, and the draft's
- * words wherever theirs differed) and a line saying when the draft was last kept.
+ * the form and names the fields it filled (the screen itself shows the draft's words wherever the
+ * clinician's differed). Returns a line naming those fields (kept in view until the screen closes,
+ * so a clinician who typed before the draft arrived still sees them) and a line saying when the
+ * draft was last kept.
  */
 export function useConsultationDraft<N extends object, O extends object>(
   caseId: string,
   current: Draft<N, O>,
-  restore: (draft: Partial<N> & { observations?: Partial<O> }) => DraftRestore,
+  restore: (draft: Partial<N> & { observations?: Partial<O> }) => string[],
 ): DraftState {
-  const [restored, setRestored] = useState<DraftState['restored']>(null);
+  const [restored, setRestored] = useState<string | null>(null);
   const [status, setStatus] = useState<string | null>(null);
   // State, not a ref: when the draft arrives after the clinician has already typed (a slow network),
   // the save below must run then, not wait for the next key.
@@ -66,14 +59,14 @@ export function useConsultationDraft<N extends object, O extends object>(
           setStatus(null);
           if (r.draft) {
             const draft = r.draft;
-            let what: DraftRestore = { filled: [], differing: [] };
+            let filled: string[] = [];
             // Drawn at once: a key pressed before React would otherwise draw the merged form would
             // be applied to the form as it was before the merge, and put it back.
             flushSync(() => {
-              what = restore(draft);
+              filled = restore(draft);
             });
             lastSent.current = JSON.stringify(draft);
-            setRestored({ ...what, line: restoredLine(londonTime(r.updatedAt!), what.filled) });
+            setRestored(restoredLine(londonTime(r.updatedAt!), filled));
           }
           setLoaded(true);
         },

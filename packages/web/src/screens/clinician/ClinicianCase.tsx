@@ -483,17 +483,19 @@ function Consultation({
       notes: Object.fromEntries(n.differing.map((k) => [k, keptNotes[k]!])),
       obs: Object.fromEntries(o.differing.map((k) => [k, observationWords(k, observations[k]!)])),
     });
-    return {
-      filled: [...n.filled.map((k) => NOTE_LABELS[k]), ...o.filled.map((k) => OBSERVATION_FIELDS[k].label)],
-      differing: [
-        ...n.differing.map((k) => ({ field: NOTE_LABELS[k], draft: keptNotes[k]! })),
-        ...o.differing.map((k) => ({
-          field: OBSERVATION_FIELDS[k].label,
-          draft: observationWords(k, observations[k]!),
-        })),
-      ],
-    };
+    return [...n.filled.map((k) => NOTE_LABELS[k]), ...o.filled.map((k) => OBSERVATION_FIELDS[k].label)];
   });
+  // The same words listed above the form, by the fields' labels.
+  const differing = [
+    ...Object.entries(draftWords.notes).map(([k, words]) => ({
+      field: NOTE_LABELS[k as keyof typeof EMPTY_NOTES],
+      words,
+    })),
+    ...Object.entries(draftWords.obs).map(([k, words]) => ({
+      field: OBSERVATION_FIELDS[k as keyof ObservationInputs].label,
+      words,
+    })),
+  ];
 
   const [news2Reason, setNews2Reason] = useState('');
   // A raised NEWS2 (5 or more, or a single 3) with an outcome that is not urgent: the clinician says why.
@@ -608,7 +610,7 @@ function Consultation({
         </Title>
         <FormAlert message={problems.form} />
         <Stack>
-          {draft.restored && draft.restored.differing.length > 0 && (
+          {differing.length > 0 && (
             <Alert
               color="yellow"
               title="The unsaved notes had other words where you had already typed"
@@ -619,9 +621,9 @@ function Consultation({
                 anything that was right:
               </Text>
               <List size="sm">
-                {draft.restored.differing.map((d) => (
+                {differing.map((d) => (
                   <List.Item key={d.field}>
-                    <b>{d.field}:</b> <span style={{ whiteSpace: 'pre-wrap' }}>{d.draft}</span>
+                    <b>{d.field}:</b> <span style={{ whiteSpace: 'pre-wrap' }}>{d.words}</span>
                   </List.Item>
                 ))}
               </List>
@@ -647,7 +649,7 @@ function Consultation({
           </Group>
           {draft.restored && (
             <Text size="sm" role="status" data-testid="draft-restored">
-              {draft.restored.line}
+              {draft.restored}
             </Text>
           )}
           {draft.status && (
